@@ -1,0 +1,35 @@
+// Capture-file probe: format, link type and packet count of a pcap/pcapng
+// file, read with libpcap before the EAL starts. Control core only; allocates.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "spanfeed/packet.h"
+
+namespace spanfeed {
+
+struct CaptureFileInfo {
+  std::string format;      // "pcap", "pcap-nsec", "pcap-swapped", "pcapng"...
+  LinkType link = LinkType::kEthernet;
+  int dlt = 0;             // libpcap DLT_* value as read
+  std::string dlt_name;    // e.g. "EN10MB"
+  uint64_t packets = 0;    // records in the file
+  uint64_t bytes = 0;      // sum of captured lengths
+  uint32_t snaplen = 0;
+  // Set when the file's header had to be repaired to be readable (a classic
+  // pcap whose version field was written in the wrong byte order): the path
+  // of the repaired temporary copy to read instead. The caller removes it.
+  std::string repaired_path;
+  std::string warning;  // what was repaired, for the operator
+};
+
+// Reads the whole file once. On failure returns nullopt and sets `error` to a
+// message naming the file and what was found.
+std::optional<CaptureFileInfo> probe_capture_file(const std::string& path, std::string& error);
+
+// Maps a libpcap DLT value to our link type; nullopt when unsupported.
+std::optional<LinkType> link_type_from_dlt(int dlt);
+
+}  // namespace spanfeed

@@ -1,0 +1,78 @@
+// Run configuration: defaults, YAML loading, validation. Control core only,
+// at start-up; allocates and throws ConfigError (never on the data path).
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace spanfeed {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class RunMode {
+  kAuto,     // offline for a capture file (unless replayed infinitely), live otherwise
+  kOffline,  // lossless: RX waits for ring space; the run ends at end of input
+  kLive,     // RX never blocks: a full ring is a counted drop
+};
+
+enum class JobKind {
+  kPayloadSum,  // sum IP payload bytes per worker (the foundation job)
+};
+
+struct Config {
+  // --- capture source (exactly one of pcap / iface / eal vdev) ---
+  std::string pcap_file;    // net_pcap vdev over a capture file
+  bool pcap_infinite = false;  // replay the file from memory (throughput runs)
+  std::string iface;        // net_af_packet vdev on a Linux interface
+  std::string eal_args;     // raw EAL arguments, appended (or the whole source)
+  RunMode mode = RunMode::kAuto;
+  double duration_s = 0;    // stop after this long; 0 = end of input / signal
+
+  // --- lcore layout ---
+  uint32_t rx_lcores = 1;
+  uint32_t workers = 2;
+  std::vector<int> cpus;    // CPUs to place lcores on; empty = this process's affinity
+
+  // --- sizes ---
+  uint32_t ring_size = 4096;   // per (RX, worker) ring; power of two
+  uint32_t burst_size = 32;    // rte_eth_rx_burst / ring burst size
+  uint32_t mempool_size = 0;   // mbufs; 0 = sized from rings and bursts
+  uint32_t mempool_cache = 256;
+  uint32_t mbuf_data_room = 2048 + 128;  // RTE_MBUF_DEFAULT_BUF_SIZE
+  uint32_t eal_memory_mb = 512;          // -m for --no-huge runs
+
+  // --- flow hashing ---
+  bool hash_vlan = true;  // VLAN ids part of the flow key and hash
+
+  // --- job and reporting ---
+  JobKind job = JobKind::kPayloadSum;
+  std::string summary_json;  // write the end-of-run summary here
+  std::string log_level = "warning";  // DPDK log level
+  bool quiet = false;        // no human summary on stdout
+
+  // Derived: offline (lossless) or live.
+  bool offline() const {
+    if (mode == RunMode::kOffline) return true;
+    if (mode == RunMode::kLive) return false;
+    return !pcap_file.empty() && !pcap_infinite;
+  }
+};
+
+// Loads a YAML config file over the defaults in `cfg`. Unknown keys, wrong
+// types and out-of-range values throw ConfigError naming the file and key.
+void load_config_file(const std::string& path, Config& cfg);
+
+// Checks cross-field rules (one source, sizes, counts). Throws ConfigError.
+void validate_config(const Config& cfg);
+
+RunMode parse_run_mode(const std::string& s);
+JobKind parse_job(const std::string& s);
+const char* to_string(RunMode m);
+const char* to_string(JobKind j);
+
+}  // namespace spanfeed

@@ -1,0 +1,270 @@
+// Per-worker flow table: canonical 5-tuple+VLAN keys, fixed-capacity slots, idle timers, LRU eviction.
+// Runs on one worker lcore (no locks); allocates only in the constructor, never per packet.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "spanfeed/packet.h"
+
+namespace spanfeed {
+
+// Direction of a packet inside its flow. The client is the sender of the SYN
+// (without ACK) when it was seen, the receiver of the SYN-ACK when only that
+// was seen, otherwise the endpoint with the higher port number (ephemeral
+// ports are high, service ports low). Equal ports: the sender of the first
+// packet seen.
+enum class Direction : uint8_t {
+  kClientToServer = 0,
+  kServerToClient = 1,
+};
+
+inline constexpr Direction opposite(Direction d) {
+  return d == Direction::kClientToServer ? Direction::kServerToClient : Direction::kClientToServer;
+}
+inline constexpr size_t index_of(Direction d) { return static_cast<size_t>(d); }
+std::string_view to_string(Direction d);
+
+// Canonical flow key: the two (address, port) endpoints ordered so that A->B
+// and B->A give the same key; endpoint A is the lexicographically smaller
+// (address bytes, then port). Compared exactly (all 48 bytes), never by hash
+// alone. Padding is always zero so keys compare and hash as six words.
+struct FlowKey {
+  IpAddr addr_a;
+  IpAddr addr_b;
+  uint16_t port_a;
+  uint16_t port_b;
+  uint32_t vlan;
+  uint8_t proto;
+  uint8_t ip_version;
+  uint8_t pad[6];
+};
+static_assert(sizeof(FlowKey) == 48, "FlowKey is hashed and compared as six 64-bit words");
+
+bool operator==(const FlowKey& x, const FlowKey& y);
+
+// A key plus which endpoint sent the packet it was built from.
+struct OrientedKey {
+  FlowKey key;
+  bool from_a;  // the packet's source is endpoint A of the canonical key
+};
+
+// Builds the canonical key of a parsed packet (no allocation).
+OrientedKey make_flow_key(const ParsedPacket& p);
+
+// Lifecycle of a flow as the reassembler tracks it. UDP flows are kEstablished
+// from their first datagram until they time out.
+enum class FlowState : uint8_t {
+  kSynSent,      // client SYN seen
+  kSynReceived,  // server SYN-ACK seen
+  kEstablished,  // handshake done, data seen, or picked up mid-stream
+  kClosing,      // a FIN has been seen in at least one direction
+  kClosed,       // FIN in both directions delivered, or RST: consumer already told
+  kCount,
+};
+std::string_view to_string(FlowState s);
+
+// Which idle timeout applies to a flow. Each class has its own LRU list, so the
+// head of a list is always the next flow of that class to time out.
+enum class TimeoutClass : uint8_t {
+  kTcpOpening,      // handshake seen, no data yet
+  kTcpEstablished,  // TCP exchanging data
+  kTcpClosing,      // FIN seen, waiting for the other side (or for holes to fill)
+  kClosed,          // closed record kept a little so late packets count as after-close
+  kUdp,             // UDP (DNS, ...)
+  kCount,
+};
+inline constexpr size_t kTimeoutClassCount = static_cast<size_t>(TimeoutClass::kCount);
+std::string_view to_string(TimeoutClass c);
+
+struct DirectionStats {
+  uint64_t packets = 0;
+  uint64_t payload_bytes = 0;  // L4 payload bytes captured
+  uint64_t wire_bytes = 0;     // whole captured frames
+  uint64_t first_ts_ns = 0;    // 0 until the first packet in this direction
+  uint64_t last_ts_ns = 0;
+};
+
+// One flow record. The table owns it; callers may read everything and update
+// `state` and `stats` (the reassembler does), never `key`/`slot`/`serial`.
+struct Flow {
+  FlowKey key;
+  uint64_t serial = 0;          // unique per table for its lifetime (1, 2, 3, ...)
+  uint32_t slot = 0;            // stable index in [0, capacity): index for per-flow side arrays
+  bool client_is_a = false;     // endpoint A of the key is the client
+  FlowState state = FlowState::kEstablished;
+  TimeoutClass timeout_class = TimeoutClass::kTcpEstablished;
+  uint64_t first_ts_ns = 0;     // first packet of the flow (either direction)
+  uint64_t last_ts_ns = 0;      // newest packet time seen for the flow
+  uint64_t last_active_ns = 0;  // table time at the last touch: drives timers and eviction
+  std::array<DirectionStats, 2> stats{};
+
+  Direction direction_of(bool from_a) const {
+    return from_a == client_is_a ? Direction::kClientToServer : Direction::kServerToClient;
+  }
+  const IpAddr& client_addr() const { return client_is_a ? key.addr_a : key.addr_b; }
+  const IpAddr& server_addr() const { return client_is_a ? key.addr_b : key.addr_a; }
+  uint16_t client_port() const { return client_is_a ? key.port_a : key.port_b; }
+  uint16_t server_port() const { return client_is_a ? key.port_b : key.port_a; }
+  const DirectionStats& dir_stats(Direction d) const { return stats[index_of(d)]; }
+};
+
+inline constexpr uint64_t kNsPerSec = 1'000'000'000ull;
+
+struct FlowTableConfig {
+  uint32_t capacity = 65536;                             // flows per worker; slots preallocated
+  uint64_t tcp_opening_timeout_ns = 20 * kNsPerSec;      // short: half-open flows (SYN floods) go fast
+  uint64_t tcp_established_timeout_ns = 300 * kNsPerSec;
+  uint64_t tcp_closing_timeout_ns = 30 * kNsPerSec;      // one FIN seen, or FINs with holes left
+  uint64_t closed_linger_ns = 5 * kNsPerSec;             // absorbs retransmitted FINs / last ACKs
+  uint64_t udp_timeout_ns = 30 * kNsPerSec;
+  uint64_t evict_min_idle_ns = 10 * kNsPerSec;           // table full: evict LRU only if idle this long
+  uint64_t hash_seed = 0x9e3779b97f4a7c15ull;            // vary per process to resist crafted collisions
+};
+
+// Empty when the config is usable, else a message for the start-up error.
+std::string validate(const FlowTableConfig& cfg);
+
+// Why the table removed a flow on its own (it tells the listener first).
+enum class RemoveReason : uint8_t {
+  kExpired,  // idle longer than its class timeout
+  kEvicted,  // table full, least-recently-active flow idle > evict_min_idle (or a closed record)
+};
+
+// Told before the table frees a slot on its own, so the owner can flush the
+// flow. Must not insert or remove flows from inside the callback.
+class FlowTableListener {
+ public:
+  virtual ~FlowTableListener() = default;
+  virtual void on_flow_removed(Flow& flow, RemoveReason reason, uint64_t now_ns) = 0;
+};
+
+enum class InsertOutcome : uint8_t {
+  kInserted,               // a free slot was used
+  kInsertedAfterEviction,  // the least-recently-active (or a closed) flow was evicted for it
+  kRefused,                // table full and no flow idle long enough: nothing inserted
+  kCount,
+};
+std::string_view to_string(InsertOutcome o);
+
+struct FlowTableCounters {
+  uint64_t inserted = 0;         // flows created (includes after eviction)
+  uint64_t refused = 0;          // table full, nothing evictable
+  uint64_t evicted_live = 0;     // evicted flows that were still open (their consumer heard kEvicted)
+  uint64_t evicted_closed = 0;   // lingering closed records reused for a new flow (harmless)
+  uint64_t expired = 0;          // removed by an idle timeout (live or lingering closed record)
+  uint64_t removed = 0;          // removed explicitly by the owner
+  uint64_t active = 0;           // records in use now
+  uint64_t active_high_water = 0;
+};
+
+struct FlowLookup {
+  Flow* flow = nullptr;  // nullptr: not found / refused
+  Direction dir = Direction::kClientToServer;
+};
+
+struct FlowInsert {
+  Flow* flow = nullptr;
+  Direction dir = Direction::kClientToServer;
+  InsertOutcome outcome = InsertOutcome::kRefused;
+};
+
+// Fixed-capacity hash table of flows with chaining through slot indices
+// (buckets = next power of two >= capacity, so chains average <= 1), a free
+// list of slots, and one intrusive LRU list per timeout class. Time only ever
+// comes in as an argument; the table keeps the newest time it was given so
+// timestamps that step backwards (two RX queues) cannot reorder its lists.
+class FlowTable {
+ public:
+  static constexpr uint32_t kNone = UINT32_MAX;
+
+  explicit FlowTable(const FlowTableConfig& cfg, FlowTableListener* listener = nullptr);
+  FlowTable(const FlowTable&) = delete;
+  FlowTable& operator=(const FlowTable&) = delete;
+
+  void set_listener(FlowTableListener* listener) { listener_ = listener; }
+
+  // Finds the flow of `key`; dir is the packet's direction when found.
+  FlowLookup find(const OrientedKey& ok);
+
+  // Inserts a flow that find() did not return. client_is_a chooses the client.
+  // When full: first expires due flows, then evicts a closed record, then the
+  // least-recently-active flow if idle >= evict_min_idle_ns; else refuses.
+  FlowInsert insert(const OrientedKey& ok, bool client_is_a, TimeoutClass cls, uint64_t ts_ns);
+
+  // Marks activity at ts_ns (the table time becomes max(now, ts_ns)) and puts
+  // the flow at the tail of `cls`'s list. O(1).
+  void touch(Flow& flow, TimeoutClass cls, uint64_t ts_ns);
+
+  // Removes a flow; the listener is not called (the owner is doing it).
+  void remove(Flow& flow);
+
+  // Removes up to `budget` flows whose class timeout has passed at now_ns,
+  // oldest first, calling the listener for each. Returns how many.
+  uint32_t expire(uint64_t now_ns, uint32_t budget = UINT32_MAX);
+
+  // Timeout of a class in nanoseconds.
+  uint64_t timeout_ns(TimeoutClass cls) const { return timeout_[static_cast<size_t>(cls)]; }
+
+  uint32_t capacity() const { return capacity_; }
+  uint32_t size() const { return static_cast<uint32_t>(counters_.active); }
+  bool full() const { return free_head_ == kNone; }
+  uint64_t now_ns() const { return now_ns_; }
+  const FlowTableCounters& counters() const { return counters_; }
+  Flow& at(uint32_t slot) { return nodes_[slot].flow; }
+  bool in_use(uint32_t slot) const { return nodes_[slot].in_use; }
+
+  // Calls f(Flow&) for every flow in use (shutdown, tests). May not insert;
+  // f may not remove other flows than the one it is given.
+  template <typename F>
+  void for_each(F&& f) {
+    for (uint32_t i = 0; i < capacity_; ++i) {
+      if (nodes_[i].in_use) f(nodes_[i].flow);
+    }
+  }
+
+  // Longest hash chain right now (tests and the bench check spreading).
+  uint32_t longest_chain() const;
+
+ private:
+  struct Node {
+    Flow flow;
+    uint32_t hash_next = kNone;
+    uint32_t lru_prev = kNone;
+    uint32_t lru_next = kNone;
+    bool in_use = false;
+  };
+  struct LruList {
+    uint32_t head = kNone;
+    uint32_t tail = kNone;
+  };
+
+  uint64_t hash(const FlowKey& k) const;
+  uint32_t bucket_of(const FlowKey& k) const {
+    return static_cast<uint32_t>(hash(k) >> 32) & bucket_mask_;
+  }
+  void lru_unlink(uint32_t i);
+  void lru_append(uint32_t i, TimeoutClass cls);
+  void unlink_and_free(uint32_t i);
+  bool make_room(uint64_t now_ns, InsertOutcome* outcome);
+
+  FlowTableListener* listener_;
+  uint32_t capacity_;
+  uint32_t bucket_mask_;
+  uint64_t seed_;
+  uint64_t evict_min_idle_ns_;
+  std::array<uint64_t, kTimeoutClassCount> timeout_{};
+  std::vector<Node> nodes_;
+  std::vector<uint32_t> buckets_;
+  std::array<LruList, kTimeoutClassCount> lru_{};
+  uint32_t free_head_ = kNone;  // free slots chained through hash_next
+  uint64_t now_ns_ = 0;
+  uint64_t next_serial_ = 1;
+  FlowTableCounters counters_;
+};
+
+}  // namespace spanfeed

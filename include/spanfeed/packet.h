@@ -1,0 +1,82 @@
+// L2-L4 packet parsing over byte spans: link types, outcomes, parsed metadata.
+// Runs on RX lcores (and in tests); never allocates, never throws.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace spanfeed {
+
+// Link-layer framing of a capture source. Values are our own; the capture-file
+// probe maps libpcap DLT_* values onto them.
+enum class LinkType : uint8_t {
+  kEthernet,   // DLT_EN10MB
+  kLinuxSll,   // DLT_LINUX_SLL, what `tcpdump -i any` writes (v1)
+  kLinuxSll2,  // DLT_LINUX_SLL2 (v2)
+  kNull,       // DLT_NULL: 4-byte address family in the capturing host's byte order
+  kLoop,       // DLT_LOOP: 4-byte address family in network byte order
+  kRaw,        // DLT_RAW / LINKTYPE_RAW / DLT_IPV4 / DLT_IPV6: starts at the IP header
+};
+
+std::string_view to_string(LinkType t);
+
+// What the parser concluded about one frame. Every value is a counter on the
+// RX lcore; kOk is the only one that reaches a worker.
+enum class ParseOutcome : uint8_t {
+  kOk,
+  kNonIp,         // ARP, LLDP, STP, IPX...: not for us, not an error
+  kTruncatedL2,   // frame ends inside the link-layer / VLAN / MPLS headers
+  kTruncatedL3,   // frame ends inside the IPv4/IPv6 header (or its extension headers)
+  kMalformedL3,   // IP header present but self-inconsistent (version, IHL, lengths)
+  kCount,
+};
+
+std::string_view to_string(ParseOutcome o);
+
+// Flags on a parsed packet (bit set in ParsedPacket::flags).
+namespace packet_flag {
+inline constexpr uint8_t kFragment = 1 << 0;        // IPv4/IPv6 fragment (any)
+inline constexpr uint8_t kLaterFragment = 1 << 1;   // non-first fragment: no L4 header
+inline constexpr uint8_t kL4Truncated = 1 << 2;     // TCP/UDP header cut off by snaplen
+inline constexpr uint8_t kPayloadTruncated = 1 << 3;  // IP length says more than captured
+inline constexpr uint8_t kTcpOptionsBad = 1 << 4;   // TCP data offset < 5 or past the end
+}  // namespace packet_flag
+
+inline constexpr uint8_t kProtoTcp = 6;
+inline constexpr uint8_t kProtoUdp = 17;
+
+// Addresses are kept as 16 bytes; IPv4 uses the first 4 (rest zero).
+struct IpAddr {
+  uint8_t bytes[16];
+};
+
+// Result of parsing one frame. Fits in the mbuf private area (see dpdk
+// adapter) so workers never parse the headers a second time.
+struct ParsedPacket {
+  IpAddr src;
+  IpAddr dst;
+  uint16_t src_port;     // host order; 0 when there is no L4 header
+  uint16_t dst_port;
+  uint32_t vlan;         // outer VID << 12 | inner VID (0 when untagged)
+  uint32_t ip_payload_len;  // IPv4: total length - IHL*4; IPv6: payload length
+  uint16_t l3_offset;    // offset of the IP header in the frame
+  uint16_t l4_offset;    // offset of the L4 header (0 when absent)
+  uint16_t payload_offset;  // offset of the L4 payload (TCP/UDP), 0 when absent
+  uint16_t payload_len;  // bytes of L4 payload present in the frame
+  uint32_t l4_len_claimed;  // L4 payload length per the IP header (may exceed payload_len)
+  uint8_t ip_version;    // 4 or 6
+  uint8_t l4_proto;      // IP protocol number (after IPv6 extension headers)
+  uint8_t tcp_flags;     // TCP flags byte (0 for non-TCP)
+  uint8_t flags;         // packet_flag bits
+  uint32_t tcp_seq;      // host order
+  uint32_t tcp_ack;
+  uint16_t tcp_window;
+};
+
+// Parse one frame. Never reads outside `frame`. On anything other than kOk the
+// contents of `out` are unspecified.
+ParseOutcome parse_packet(std::span<const std::byte> frame, LinkType link, ParsedPacket& out);
+
+}  // namespace spanfeed

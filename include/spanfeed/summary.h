@@ -1,0 +1,59 @@
+// End-of-run summary: a plain snapshot of every counter, the ledger check,
+// and its JSON / human renderings. Control core; allocates.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "spanfeed/counters.h"
+
+namespace spanfeed {
+
+struct NicSnapshot {
+  uint16_t port = 0;
+  std::string name;
+  uint64_t ipackets = 0, ibytes = 0, imissed = 0, ierrors = 0, rx_nombuf = 0;
+};
+
+struct RxSnapshot {
+  unsigned lcore = 0;
+  uint64_t received = 0, bytes = 0;
+  std::array<uint64_t, static_cast<size_t>(RxOutcome::kCount)> outcome{};
+  uint64_t ip_fragments = 0, l4_truncated = 0, snaplen_truncated = 0, ring_wait_spins = 0;
+};
+
+struct WorkerSnapshot {
+  unsigned lcore = 0;
+  uint64_t received = 0, order_violations = 0, multi_segment = 0;
+  uint64_t packets = 0, payload_bytes = 0;
+};
+
+struct RunReport {
+  std::string source;     // file, interface or EAL device
+  std::string mode;       // offline / live
+  std::string job;
+  std::string link_type;
+  uint64_t expected_packets = 0;  // offline: records in the file (0 = unknown)
+  bool interrupted = false;       // stopped by signal or duration
+  double elapsed_s = 0;
+  std::vector<NicSnapshot> nics;
+  std::vector<RxSnapshot> rx;
+  std::vector<WorkerSnapshot> workers;
+
+  uint64_t rx_received() const;
+  uint64_t rx_outcome(RxOutcome o) const;
+  uint64_t workers_received() const;
+  uint64_t payload_bytes() const;
+  // Every balance the ledger owes; empty when it balances, else one line per
+  // broken equation.
+  std::vector<std::string> ledger_problems() const;
+};
+
+nlohmann::json to_json(const RunReport& r);
+std::string to_text(const RunReport& r);
+
+}  // namespace spanfeed

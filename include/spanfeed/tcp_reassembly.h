@@ -1,0 +1,316 @@
+// Flow tracking + TCP reassembly (+ UDP datagram pass-through) for one worker lcore.
+// Runs on one worker lcore, no locks; allocates only in constructors (flow slots, chunk arena),
+// never per packet, and never throws on the data path.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "spanfeed/flow_table.h"
+#include "spanfeed/packet.h"
+#include "spanfeed/packet_handler.h"
+
+namespace spanfeed {
+
+// Wrap-safe TCP sequence arithmetic: valid while the two numbers are less
+// than 2^31 apart, which max_window (<= 2^30) guarantees for everything kept.
+inline constexpr int32_t seq_diff(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b); }
+inline constexpr bool seq_lt(uint32_t a, uint32_t b) { return seq_diff(a, b) < 0; }
+inline constexpr bool seq_leq(uint32_t a, uint32_t b) { return seq_diff(a, b) <= 0; }
+inline constexpr bool seq_gt(uint32_t a, uint32_t b) { return seq_diff(a, b) > 0; }
+inline constexpr bool seq_geq(uint32_t a, uint32_t b) { return seq_diff(a, b) >= 0; }
+
+namespace tcp_flag {
+inline constexpr uint8_t kFin = 0x01;
+inline constexpr uint8_t kSyn = 0x02;
+inline constexpr uint8_t kRst = 0x04;
+inline constexpr uint8_t kPsh = 0x08;
+inline constexpr uint8_t kAck = 0x10;
+}  // namespace tcp_flag
+
+// Exactly one per packet given to Reassembler::process(). Each value is a
+// counter; sum over all values == ReassemblerCounters::segments (the ledger).
+enum class SegmentOutcome : uint8_t {
+  kInOrder,           // TCP data contiguous with the stream: delivered straight from the packet
+  kBuffered,          // TCP data after a hole: copied into the chunk pool until the hole fills
+  kOverlapTrimmed,    // part of the data was already delivered/buffered (first data wins), rest kept
+  kRetransmission,    // every byte already delivered or buffered: nothing new
+  kOutOfWindow,       // seq (or RST seq) more than max_window from the expected byte: ignored
+  kDroppedMemory,     // out-of-order data that did not fit in the worker's chunk pool: lost
+  kNoPayload,         // SYN / ACK / FIN without data on a tracked flow (handshake, acks)
+  kRst,               // RST on a tracked flow: flow closed; any RST payload is not stream data
+  kDataAfterFin,      // data at or past the FIN of its direction: ignored
+  kAfterClose,        // anything on a flow already closed by FIN/RST (record lingering)
+  kFlowRefused,       // would start a flow, but the table is full and nothing was evictable
+  kNoFlow,            // cannot start a flow: RST, or ACK/FIN without data, for an unknown flow
+  kDatagram,          // UDP datagram delivered as one chunk
+  kFragment,          // IP fragment: not reassembled here
+  kMalformed,         // L4 header truncated, bad TCP options, payload outside the frame
+  kUnsupportedProto,  // neither TCP nor UDP
+  kCount,
+};
+inline constexpr size_t kSegmentOutcomeCount = static_cast<size_t>(SegmentOutcome::kCount);
+std::string_view to_string(SegmentOutcome o);
+std::string_view describe(SegmentOutcome o);  // help text: what a non-zero value means
+
+// Why bytes were declared missing. Each gap is one StreamConsumer::on_gap.
+enum class GapReason : uint8_t {
+  kAckPastHole,  // the receiver acknowledged past a hole (or a pending FIN): it got bytes we never saw
+  kFlowLimit,    // the flow's out-of-order buffer limit was reached: oldest hole given up
+  kClose,        // flow closed / timed out / evicted / shut down with holes still open
+  kTruncated,    // the capture cut the segment (snaplen): its tail is missing
+  kResync,       // resync_after consecutive out-of-window segments: stream position re-based
+  kCount,
+};
+inline constexpr size_t kGapReasonCount = static_cast<size_t>(GapReason::kCount);
+std::string_view to_string(GapReason r);
+
+enum class CloseReason : uint8_t {
+  kFin,          // FIN delivered in both directions
+  kRst,          // RST seen (in window)
+  kIdleTimeout,  // idle longer than its class timeout
+  kEvicted,      // flow table full: evicted as least recently active
+  kReused,       // a new SYN with another ISN replaced it (port reuse)
+  kShutdown,     // finish() at the end of the run
+  kCount,
+};
+inline constexpr size_t kCloseReasonCount = static_cast<size_t>(CloseReason::kCount);
+std::string_view to_string(CloseReason r);
+
+// What the reassembler tells its consumer (a protocol decoder). All calls
+// happen inside process() / advance_time() / finish() on the worker thread.
+// Per direction the calls form one ordered stream: on_data chunks in sequence
+// order, on_gap exactly where bytes are missing, then at most one on_fin.
+// A "message" is the bytes of consecutive on_data calls in one direction: a
+// decoder detects the end of a message when the direction changes (or at
+// fin/rst/close). Each chunk carries the capture time of the packet its bytes
+// came in, so the first and last chunk give a message's first/last packet time.
+// The data span is only valid during the call (it points into the packet or
+// into a pool chunk that is freed right after).
+class StreamConsumer {
+ public:
+  virtual ~StreamConsumer() = default;
+  // A new flow: reset any per-flow state kept at index flow.slot.
+  virtual void on_open(const Flow& flow, uint64_t ts_ns) { (void)flow, (void)ts_ns; }
+  // Stream bytes (TCP) or one whole datagram (UDP), never empty.
+  virtual void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data,
+                       uint64_t ts_ns) = 0;
+  // `missing_bytes` bytes of `dir` will never be delivered; later data follows them.
+  virtual void on_gap(const Flow& flow, Direction dir, uint64_t missing_bytes, GapReason reason,
+                      uint64_t ts_ns) {
+    (void)flow, (void)dir, (void)missing_bytes, (void)reason, (void)ts_ns;
+  }
+  // `dir` sent FIN and every byte before it was delivered (or declared a gap).
+  virtual void on_fin(const Flow& flow, Direction dir, uint64_t ts_ns) { (void)flow, (void)dir, (void)ts_ns; }
+  // `dir` sent an RST; on_close(kRst) follows.
+  virtual void on_rst(const Flow& flow, Direction dir, uint64_t ts_ns) { (void)flow, (void)dir, (void)ts_ns; }
+  // Last call for the flow; its slot may be reused right after.
+  virtual void on_close(const Flow& flow, CloseReason reason, uint64_t ts_ns) {
+    (void)flow, (void)reason, (void)ts_ns;
+  }
+};
+
+struct ReassemblyConfig {
+  uint32_t chunk_size = 2048;                 // one MTU-sized segment per chunk
+  uint64_t memory_cap_bytes = 64ull << 20;    // the worker's out-of-order arena (chunk_size * chunks)
+  uint32_t max_buffer_per_flow = 256u << 10;  // out-of-order bytes (in whole chunks) one flow may hold
+  uint32_t max_window = 1u << 30;             // max TCP window (scale 14): farther seqs are out of window
+  uint32_t resync_after = 16;                 // consecutive out-of-window segments before re-basing
+  uint32_t expire_budget = 64;                // idle flows expired per packet (rest on the next ones)
+};
+
+struct ReassemblerConfig {
+  FlowTableConfig table;
+  ReassemblyConfig reassembly;
+};
+
+// Empty when usable, else a message for the start-up error.
+std::string validate(const ReassemblerConfig& cfg);
+
+// Preallocated arena of fixed-size chunks; each chunk holds one piece of
+// out-of-order data with its sequence number and capture time. Piece lists are
+// chained through `next`. Allocates only in the constructor.
+class ChunkPool {
+ public:
+  static constexpr uint32_t kNone = UINT32_MAX;
+
+  ChunkPool(uint32_t chunk_size, uint32_t chunk_count);
+
+  uint32_t alloc();  // kNone when empty
+  void free(uint32_t i);
+
+  std::byte* data(uint32_t i) { return arena_.get() + static_cast<size_t>(i) * chunk_size_; }
+  const std::byte* data(uint32_t i) const { return arena_.get() + static_cast<size_t>(i) * chunk_size_; }
+
+  struct Piece {
+    uint32_t seq = 0;
+    uint32_t len = 0;
+    uint32_t next = kNone;
+    uint64_t ts_ns = 0;
+  };
+  Piece& piece(uint32_t i) { return pieces_[i]; }
+  const Piece& piece(uint32_t i) const { return pieces_[i]; }
+
+  uint32_t chunk_size() const { return chunk_size_; }
+  uint32_t capacity() const { return static_cast<uint32_t>(pieces_.size()); }
+  uint32_t in_use() const { return in_use_; }
+  uint32_t available() const { return capacity() - in_use_; }
+  uint32_t high_water() const { return high_water_; }
+
+ private:
+  uint32_t chunk_size_;
+  std::unique_ptr<std::byte[]> arena_;
+  std::vector<Piece> pieces_;
+  uint32_t free_head_ = kNone;
+  uint32_t in_use_ = 0;
+  uint32_t high_water_ = 0;
+};
+
+// Reassembly state of one direction of one flow. Read-only for consumers.
+struct StreamState {
+  uint32_t next_seq = 0;    // next byte to deliver (valid when seq_known)
+  uint32_t isn = 0;         // initial sequence number (valid when syn_seen)
+  uint32_t fin_seq = 0;     // sequence number of the FIN (valid when fin_seen)
+  uint32_t head = ChunkPool::kNone;  // buffered pieces: ascending, disjoint, all after next_seq
+  uint32_t tail = ChunkPool::kNone;
+  uint32_t out_of_window_run = 0;
+  bool seq_known = false;
+  bool syn_seen = false;
+  bool picked_up = false;   // started mid-stream from the first data segment seen
+  bool fin_seen = false;
+  bool fin_delivered = false;
+  uint64_t delivered_bytes = 0;  // bytes given to on_data
+  uint64_t gap_bytes = 0;        // bytes declared missing
+  uint32_t gap_events = 0;
+  // Position in the stream (bytes from the first byte tracked): delivered + missing.
+  uint64_t stream_offset() const { return delivered_bytes + gap_bytes; }
+};
+
+// Cache-line aligned: the control core reads these while the worker bumps them.
+struct alignas(64) ReassemblerCounters {
+  uint64_t segments = 0;  // packets given to process()
+  std::array<uint64_t, kSegmentOutcomeCount> outcome{};
+  std::array<uint64_t, kGapReasonCount> gap_events{};
+  std::array<uint64_t, kGapReasonCount> gap_bytes{};
+  std::array<uint64_t, kCloseReasonCount> closed{};
+  uint64_t flows_created = 0;
+  uint64_t bytes_in_order = 0;        // delivered zero-copy from the packet
+  uint64_t bytes_from_buffer = 0;     // delivered from the chunk pool
+  uint64_t bytes_datagram = 0;        // UDP payload delivered
+  uint64_t bytes_duplicate = 0;       // trimmed or dropped because already delivered/buffered
+  uint64_t bytes_dropped_memory = 0;  // lost because the chunk pool was exhausted
+  uint64_t flow_limit_hits = 0;       // times a flow hit max_buffer_per_flow
+  uint64_t chunks_in_use = 0;
+  uint64_t chunks_high_water = 0;
+  uint64_t buffered_bytes = 0;        // payload bytes held in chunks now
+  uint64_t buffered_bytes_high_water = 0;
+
+  uint64_t outcome_total() const {
+    uint64_t t = 0;
+    for (uint64_t v : outcome) t += v;
+    return t;
+  }
+  uint64_t get(SegmentOutcome o) const { return outcome[static_cast<size_t>(o)]; }
+  uint64_t gaps(GapReason r) const { return gap_events[static_cast<size_t>(r)]; }
+  uint64_t gap_bytes_of(GapReason r) const { return gap_bytes[static_cast<size_t>(r)]; }
+  uint64_t closes(CloseReason r) const { return closed[static_cast<size_t>(r)]; }
+  uint64_t closed_total() const {
+    uint64_t t = 0;
+    for (uint64_t v : closed) t += v;
+    return t;
+  }
+};
+
+// The worker's flow tracker and reassembler. Drive it from a PacketHandler:
+//   on_packet(pkt) -> process(pkt); on_idle(now) -> advance_time(now);
+//   finish(now) -> finish(now).
+// Time only comes in through these calls.
+class Reassembler final : private FlowTableListener {
+ public:
+  Reassembler(const ReassemblerConfig& cfg, StreamConsumer& consumer);
+  Reassembler(const Reassembler&) = delete;
+  Reassembler& operator=(const Reassembler&) = delete;
+
+  // One packet. Never throws, never allocates. Returns the counted outcome.
+  SegmentOutcome process(const PacketView& pkt) { return process(pkt.frame, *pkt.parsed, pkt.ts_ns); }
+  SegmentOutcome process(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns);
+
+  // Expires every flow idle past its timeout at now_ns (on_idle).
+  void advance_time(uint64_t now_ns);
+
+  // Closes every open flow (kShutdown) and empties the table (end of run).
+  void finish(uint64_t now_ns);
+
+  const ReassemblerCounters& counters() const { return counters_; }
+  const FlowTableCounters& table_counters() const { return table_.counters(); }
+  const ChunkPool& pool() const { return pool_; }
+  FlowTable& table() { return table_; }
+  const StreamState& stream(const Flow& flow, Direction d) const {
+    return streams_[flow.slot].dir[index_of(d)];
+  }
+  // Out-of-order chunks held by one flow (both directions).
+  uint32_t flow_buffered_chunks(const Flow& flow) const { return streams_[flow.slot].buffered_chunks; }
+  // Flows open now (created and not yet closed): flows_created - closed_total().
+  uint64_t live_flows() const { return counters_.flows_created - counters_.closed_total(); }
+  // The per-packet ledger: every packet has exactly one outcome.
+  bool ledger_balanced() const { return counters_.outcome_total() == counters_.segments; }
+
+ private:
+  struct FlowStreams {
+    std::array<StreamState, 2> dir;
+    uint32_t buffered_chunks = 0;
+  };
+
+  void on_flow_removed(Flow& flow, RemoveReason reason, uint64_t now_ns) override;
+
+  SegmentOutcome process_tcp(std::span<const std::byte> frame, const ParsedPacket& p,
+                             std::span<const std::byte> payload, uint32_t seg_len, uint64_t ts_ns);
+  SegmentOutcome process_udp(std::span<const std::byte> frame, const ParsedPacket& p,
+                             std::span<const std::byte> payload, uint32_t missing, uint64_t ts_ns);
+  Flow* open_flow(const OrientedKey& ok, bool client_is_a, FlowState state, TimeoutClass cls,
+                  uint64_t ts_ns, Direction* dir);
+  bool is_new_connection(const StreamState& s, uint32_t seq) const;
+
+  SegmentOutcome tcp_data(Flow& f, Direction d, uint32_t seq, std::span<const std::byte> data,
+                          uint32_t seg_len, uint64_t ts_ns);
+  SegmentOutcome deliver_in_order(Flow& f, Direction d, uint32_t seq, std::span<const std::byte> data,
+                                  uint32_t seg_len, uint64_t ts_ns);
+  SegmentOutcome buffer_out_of_order(Flow& f, Direction d, uint32_t seq, std::span<const std::byte> data,
+                                     uint32_t seg_len, uint64_t ts_ns);
+  void handle_ack(Flow& f, Direction d, uint32_t ack, uint64_t ts_ns);
+  void handle_fin(Flow& f, Direction d, uint32_t fin_seq, uint64_t ts_ns);
+
+  void deliver(Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts_ns);
+  void deliver_piece_and_pop(Flow& f, Direction d);
+  void flush_contiguous(Flow& f, Direction d);
+  void advance_to(Flow& f, Direction d, uint32_t target, GapReason reason, uint64_t ts_ns);
+  void emit_gap(Flow& f, Direction d, uint32_t missing, GapReason reason, uint64_t ts_ns);
+  void maybe_deliver_fin(Flow& f, Direction d, uint64_t ts_ns);
+  void flush_direction(Flow& f, Direction d, uint64_t ts_ns);
+  void close_flow(Flow& f, CloseReason reason, uint64_t ts_ns);
+  void free_pieces(Flow& f, Direction d);
+  void pop_head(Flow& f, Direction d);
+  uint32_t alloc_chunk(Flow& f);
+  void release_chunk(Flow& f, uint32_t chunk, uint32_t payload_len);
+
+  template <typename Emit>
+  void walk_uncovered(const StreamState& s, uint32_t seq, uint32_t end, Emit&& emit) const;
+
+  StreamState& st(const Flow& f, Direction d) { return streams_[f.slot].dir[index_of(d)]; }
+
+  StreamConsumer& consumer_;
+  ReassemblyConfig cfg_;
+  uint32_t flow_limit_chunks_;
+  FlowTable table_;
+  ChunkPool pool_;
+  std::vector<FlowStreams> streams_;  // indexed by Flow::slot
+  ReassemblerCounters counters_;
+};
+
+}  // namespace spanfeed

@@ -1,0 +1,169 @@
+// spanfeed command line: parse options and config, probe the capture file,
+// run the engine, print and write the summary. Main (control) lcore; allocates.
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "spanfeed/capture_file.h"
+#include "spanfeed/config.h"
+#include "spanfeed/engine.h"
+#include "spanfeed/summary.h"
+
+namespace {
+
+void on_signal(int) { spanfeed::request_stop(); }
+
+constexpr int kExitUsage = 2;    // bad arguments or configuration
+constexpr int kExitRuntime = 1;  // start-up failed (EAL, ports, memory)
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using spanfeed::Config;
+  using spanfeed::ConfigError;
+
+  CLI::App app{
+      "spanfeed: capture appliance. Reads a SPAN port, live interface or capture file through "
+      "DPDK, hashes flows onto pinned worker lcores and runs a job on every packet.\n\n"
+      "Examples:\n"
+      "  spanfeed --pcap trace.pcap --workers 2 --job payload-sum\n"
+      "  spanfeed --iface veth1 --workers 4 --duration 60\n"
+      "  spanfeed --eal \"-l 0-5 -a 0000:3b:00.0\" -c /etc/spanfeed/spanfeed.yaml\n",
+      "spanfeed"};
+  app.set_version_flag("--version", "spanfeed 0.1.0");
+  Config cfg;
+  std::string config_file, pcap, iface, eal, mode, job, summary_json, log_level, cpus;
+  uint32_t workers = 0, rx_lcores = 0, ring_size = 0, burst = 0, mempool = 0;
+  double duration = -1;
+  bool infinite = false, quiet = false;
+  app.add_option("-c,--config", config_file,
+                 "YAML config file (see conf/spanfeed.yaml); command-line options override it")
+      ->check(CLI::ExistingFile);
+  app.add_option("--pcap", pcap,
+                 "Read a capture file (pcap or pcapng; Ethernet, Linux cooked v1/v2, NULL/loopback "
+                 "or raw IP) through the net_pcap vdev. Offline and lossless by default");
+  app.add_flag("--infinite", infinite,
+               "With --pcap: replay the file from memory forever (net_pcap infinite_rx=1), for "
+               "throughput runs; live mode; stop with --duration or Ctrl-C");
+  app.add_option("--iface", iface, "Capture live from a Linux interface (net_af_packet vdev)");
+  app.add_option("--eal", eal,
+                 "Raw EAL arguments, appended to the generated ones (e.g. \"-a 0000:3b:00.0\" "
+                 "for a NIC bound to vfio-pci, or \"-l 0-7\" to choose lcores yourself)");
+  app.add_option("--mode", mode,
+                 "auto (default: offline for --pcap, live otherwise), offline (RX waits for ring "
+                 "space, nothing dropped) or live (a full ring is a counted drop)")
+      ->check(CLI::IsMember({"auto", "offline", "live"}));
+  app.add_option("-w,--workers", workers, "Worker lcores (default 2)")->check(CLI::Range(1, 256));
+  app.add_option("--rx-lcores", rx_lcores, "RX lcores, one RX queue each (default 1)")
+      ->check(CLI::Range(1, 64));
+  app.add_option("--cpus", cpus,
+                 "Comma-separated CPUs to place lcores on, round-robin (default: this process's "
+                 "CPU affinity); lcore 0 is the control core");
+  app.add_option("--ring-size", ring_size, "Slots per (RX, worker) ring, power of two (default 4096)");
+  app.add_option("--burst", burst, "RX and ring burst size (default 32)")->check(CLI::Range(1, 512));
+  app.add_option("--mempool-size", mempool, "Mbufs in the pool (default: sized from rings)");
+  app.add_option("--job", job, "What workers do with packets: payload-sum (default)")
+      ->check(CLI::IsMember({"payload-sum"}));
+  app.add_option("--duration", duration, "Stop after this many seconds (0: end of input or signal)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--summary-json", summary_json, "Write the end-of-run summary as JSON to PATH");
+  app.add_option("--log-level", log_level, "DPDK log level (default warning)");
+  app.add_flag("-q,--quiet", quiet, "Do not print the human-readable summary");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+
+  try {
+    if (!config_file.empty()) spanfeed::load_config_file(config_file, cfg);
+    if (!pcap.empty()) { cfg.pcap_file = pcap; cfg.iface.clear(); }
+    if (!iface.empty()) { cfg.iface = iface; cfg.pcap_file.clear(); }
+    if (!pcap.empty() && !iface.empty()) throw ConfigError("give --pcap or --iface, not both");
+    if (infinite) cfg.pcap_infinite = true;
+    if (!eal.empty()) cfg.eal_args = eal;
+    if (!mode.empty()) cfg.mode = spanfeed::parse_run_mode(mode);
+    if (workers) cfg.workers = workers;
+    if (rx_lcores) cfg.rx_lcores = rx_lcores;
+    if (ring_size) cfg.ring_size = ring_size;
+    if (burst) cfg.burst_size = burst;
+    if (mempool) cfg.mempool_size = mempool;
+    if (!job.empty()) cfg.job = spanfeed::parse_job(job);
+    if (duration >= 0) cfg.duration_s = duration;
+    if (!summary_json.empty()) cfg.summary_json = summary_json;
+    if (!log_level.empty()) cfg.log_level = log_level;
+    if (quiet) cfg.quiet = true;
+    if (!cpus.empty()) {
+      cfg.cpus.clear();
+      for (const auto& tok : CLI::detail::split(cpus, ',')) {
+        try {
+          size_t used = 0;
+          int c = std::stoi(tok, &used);
+          if (used != tok.size() || c < 0) throw std::invalid_argument(tok);
+          cfg.cpus.push_back(c);
+        } catch (const std::exception&) {
+          throw ConfigError("--cpus: '" + tok + "' is not a CPU number");
+        }
+      }
+    }
+    if (cfg.pcap_infinite && cfg.pcap_file.empty()) {
+      throw ConfigError("--infinite replays a capture file: give --pcap FILE");
+    }
+    if (cfg.pcap_file.find(',') != std::string::npos) {
+      throw ConfigError("capture file path '" + cfg.pcap_file +
+                        "' contains a comma, which DPDK vdev arguments cannot carry; rename it");
+    }
+    spanfeed::validate_config(cfg);
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "spanfeed: %s\n", e.what());
+    return kExitUsage;
+  }
+
+  std::optional<spanfeed::CaptureFileInfo> file;
+  if (!cfg.pcap_file.empty()) {
+    std::string err;
+    file = spanfeed::probe_capture_file(cfg.pcap_file, err);
+    if (!file) {
+      std::fprintf(stderr, "spanfeed: %s\n", err.c_str());
+      return kExitUsage;
+    }
+    if (!file->repaired_path.empty()) {
+      std::fprintf(stderr, "spanfeed: warning: %s\n", file->warning.c_str());
+      cfg.pcap_file = file->repaired_path;
+    }
+  }
+
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  spanfeed::RunReport report;
+  report.source = !cfg.pcap_file.empty() ? cfg.pcap_file
+                  : !cfg.iface.empty()   ? "iface:" + cfg.iface
+                                         : "eal:" + cfg.eal_args;
+  std::string error;
+  int rc = spanfeed::run_engine(cfg, file ? &*file : nullptr, report, error);
+  if (file && !file->repaired_path.empty()) std::remove(file->repaired_path.c_str());
+  if (rc != 0) {
+    std::fprintf(stderr, "spanfeed: %s\n", error.c_str());
+    return kExitRuntime;
+  }
+  if (!cfg.quiet) std::fputs(spanfeed::to_text(report).c_str(), stdout);
+  if (!cfg.summary_json.empty()) {
+    std::ofstream out(cfg.summary_json);
+    out << spanfeed::to_json(report).dump(2) << "\n";
+    if (!out) {
+      std::fprintf(stderr, "spanfeed: cannot write summary to '%s'\n", cfg.summary_json.c_str());
+      return kExitRuntime;
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,159 @@
+// Capture-file probe over libpcap. Control core, before capture starts;
+// allocates freely.
+#include "spanfeed/capture_file.h"
+
+#include <pcap/pcap.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include <stdlib.h>
+#include <unistd.h>
+
+namespace spanfeed {
+namespace {
+
+std::string sniff_format(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return "unknown";
+  unsigned char m[4] = {0, 0, 0, 0};
+  size_t n = std::fread(m, 1, 4, f);
+  std::fclose(f);
+  if (n < 4) return "unknown";
+  uint32_t be = uint32_t{m[0]} << 24 | uint32_t{m[1]} << 16 | uint32_t{m[2]} << 8 | m[3];
+  switch (be) {
+    case 0xa1b2c3d4: return "pcap (big-endian, us)";
+    case 0xd4c3b2a1: return "pcap (little-endian, us)";
+    case 0xa1b23c4d: return "pcap (big-endian, ns)";
+    case 0x4d3cb2a1: return "pcap (little-endian, ns)";
+    case 0x0a0d0d0a: return "pcapng";
+    default: return "unknown";
+  }
+}
+
+// Some writers put a little-endian magic in front of a big-endian version
+// (0x0002, 0x0004 reads back as 512.1024). Wireshark tolerates it, libpcap
+// refuses. Writes a copy with the version fixed; returns its path or "".
+std::string repair_swapped_version(const std::string& path) {
+  FILE* in = std::fopen(path.c_str(), "rb");
+  if (in == nullptr) return "";
+  unsigned char h[24];
+  if (std::fread(h, 1, sizeof(h), in) != sizeof(h)) {
+    std::fclose(in);
+    return "";
+  }
+  bool le_magic = (h[0] == 0xd4 && h[1] == 0xc3 && h[2] == 0xb2 && h[3] == 0xa1) ||
+                  (h[0] == 0x4d && h[1] == 0x3c && h[2] == 0xb2 && h[3] == 0xa1);
+  bool be_magic = (h[3] == 0xd4 && h[2] == 0xc3 && h[1] == 0xb2 && h[0] == 0xa1) ||
+                  (h[3] == 0x4d && h[2] == 0x3c && h[1] == 0xb2 && h[0] == 0xa1);
+  // version 2.4 in the other byte order than the magic says
+  bool swapped = (le_magic && h[4] == 0 && h[5] == 2 && h[6] == 0 && h[7] == 4) ||
+                 (be_magic && h[4] == 2 && h[5] == 0 && h[6] == 4 && h[7] == 0);
+  if (!swapped) {
+    std::fclose(in);
+    return "";
+  }
+  std::swap(h[4], h[5]);
+  std::swap(h[6], h[7]);
+  const char* dir = std::getenv("TMPDIR");
+  std::string tmpl = std::string(dir != nullptr ? dir : "/tmp") + "/spanfeed-repaired-XXXXXX";
+  int fd = mkstemp(tmpl.data());
+  if (fd < 0) {
+    std::fclose(in);
+    return "";
+  }
+  FILE* out = fdopen(fd, "wb");
+  bool ok = out != nullptr && std::fwrite(h, 1, sizeof(h), out) == sizeof(h);
+  char buf[1 << 16];
+  size_t n;
+  while (ok && (n = std::fread(buf, 1, sizeof(buf), in)) > 0) ok = std::fwrite(buf, 1, n, out) == n;
+  std::fclose(in);
+  if (out != nullptr) ok = std::fclose(out) == 0 && ok;
+  if (!ok) {
+    std::remove(tmpl.c_str());
+    return "";
+  }
+  return tmpl;
+}
+
+}  // namespace
+
+std::optional<LinkType> link_type_from_dlt(int dlt) {
+  switch (dlt) {
+    case DLT_EN10MB: return LinkType::kEthernet;
+    case DLT_LINUX_SLL: return LinkType::kLinuxSll;
+#ifdef DLT_LINUX_SLL2
+    case DLT_LINUX_SLL2: return LinkType::kLinuxSll2;
+#endif
+    case DLT_NULL: return LinkType::kNull;
+    case DLT_LOOP: return LinkType::kLoop;
+    case DLT_RAW:
+    case 101:  // LINKTYPE_RAW as stored in files; libpcap maps it, be lenient
+    case DLT_IPV4:
+    case DLT_IPV6: return LinkType::kRaw;
+    default: return std::nullopt;
+  }
+}
+
+std::optional<CaptureFileInfo> probe_capture_file(const std::string& path, std::string& error) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    error = "cannot open capture file '" + path + "': " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::fclose(f);
+  char errbuf[PCAP_ERRBUF_SIZE] = {0};
+  pcap_t* p = pcap_open_offline(path.c_str(), errbuf);
+  std::string repaired;
+  if (p == nullptr) {
+    repaired = repair_swapped_version(path);
+    if (!repaired.empty()) p = pcap_open_offline(repaired.c_str(), errbuf);
+  }
+  if (p == nullptr) {
+    if (!repaired.empty()) std::remove(repaired.c_str());
+    error = "'" + path + "' is not a capture file libpcap can read (" + errbuf +
+            "); expected classic pcap or pcapng";
+    return std::nullopt;
+  }
+  CaptureFileInfo info;
+  info.format = sniff_format(path);
+  if (!repaired.empty()) {
+    info.repaired_path = repaired;
+    info.warning = "'" + path + "': pcap header has its version field in the wrong byte order "
+                   "(a known writer bug); reading a repaired copy";
+  }
+  info.dlt = pcap_datalink(p);
+  const char* name = pcap_datalink_val_to_name(info.dlt);
+  info.dlt_name = name != nullptr ? name : std::to_string(info.dlt);
+  info.snaplen = static_cast<uint32_t>(pcap_snapshot(p));
+  auto link = link_type_from_dlt(info.dlt);
+  if (!link) {
+    pcap_close(p);
+    if (!repaired.empty()) std::remove(repaired.c_str());
+    error = "'" + path + "': link type " + info.dlt_name + " (" + std::to_string(info.dlt) +
+            ") is not supported; supported: EN10MB (Ethernet), LINUX_SLL, LINUX_SLL2, NULL, "
+            "LOOP, RAW, IPV4, IPV6";
+    return std::nullopt;
+  }
+  info.link = *link;
+  pcap_pkthdr* hdr = nullptr;
+  const u_char* data = nullptr;
+  int rc;
+  while ((rc = pcap_next_ex(p, &hdr, &data)) == 1) {
+    ++info.packets;
+    info.bytes += hdr->caplen;
+  }
+  if (rc == PCAP_ERROR) {
+    // A truncated last record is what an interrupted tcpdump leaves behind:
+    // not fatal, net_pcap stops at the same place. Say so and carry on.
+    std::fprintf(stderr, "spanfeed: warning: '%s': read stopped after %llu packets: %s\n",
+                 path.c_str(), static_cast<unsigned long long>(info.packets), pcap_geterr(p));
+  }
+  pcap_close(p);
+  return info;
+}
+
+}  // namespace spanfeed

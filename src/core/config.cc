@@ -1,0 +1,203 @@
+// YAML config loading and validation. Control core at start-up; allocates,
+// throws ConfigError with the file and key path in the message.
+#include "spanfeed/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <functional>
+#include <map>
+#include <set>
+
+namespace spanfeed {
+namespace {
+
+[[noreturn]] void fail(const std::string& file, const std::string& key, const std::string& what,
+                       const YAML::Node* node = nullptr) {
+  std::string where = file;
+  if (node != nullptr && node->Mark().line >= 0) {
+    where += ":" + std::to_string(node->Mark().line + 1);
+  }
+  throw ConfigError(where + ": '" + key + "': " + what);
+}
+
+template <typename T>
+T scalar(const std::string& file, const std::string& key, const YAML::Node& n) {
+  if (!n.IsScalar()) fail(file, key, "expected a single value", &n);
+  try {
+    return n.as<T>();
+  } catch (const YAML::Exception&) {
+    fail(file, key, "cannot read '" + n.Scalar() + "' as the expected type", &n);
+  }
+}
+
+uint32_t positive(const std::string& file, const std::string& key, const YAML::Node& n,
+                  uint64_t max) {
+  auto v = scalar<int64_t>(file, key, n);
+  if (v <= 0 || static_cast<uint64_t>(v) > max) {
+    fail(file, key, "must be between 1 and " + std::to_string(max), &n);
+  }
+  return static_cast<uint32_t>(v);
+}
+
+// Walks a mapping, dispatching known keys and rejecting unknown ones.
+using Handler = std::function<void(const std::string& key, const YAML::Node&)>;
+void walk(const std::string& file, const std::string& prefix, const YAML::Node& map,
+          const std::map<std::string, Handler>& handlers) {
+  if (!map.IsMap()) fail(file, prefix.empty() ? "(top level)" : prefix, "expected a mapping", &map);
+  for (const auto& kv : map) {
+    std::string k = kv.first.as<std::string>();
+    std::string full = prefix.empty() ? k : prefix + "." + k;
+    auto it = handlers.find(k);
+    if (it == handlers.end()) {
+      std::string known;
+      for (const auto& h : handlers) known += (known.empty() ? "" : ", ") + h.first;
+      fail(file, full, "unknown key (known here: " + known + ")", &kv.first);
+    }
+    it->second(full, kv.second);
+  }
+}
+
+}  // namespace
+
+RunMode parse_run_mode(const std::string& s) {
+  if (s == "auto") return RunMode::kAuto;
+  if (s == "offline") return RunMode::kOffline;
+  if (s == "live") return RunMode::kLive;
+  throw ConfigError("mode must be auto, offline or live, not '" + s + "'");
+}
+
+JobKind parse_job(const std::string& s) {
+  if (s == "payload-sum") return JobKind::kPayloadSum;
+  throw ConfigError("unknown job '" + s + "' (known: payload-sum)");
+}
+
+const char* to_string(RunMode m) {
+  switch (m) {
+    case RunMode::kAuto: return "auto";
+    case RunMode::kOffline: return "offline";
+    case RunMode::kLive: return "live";
+  }
+  return "?";
+}
+
+const char* to_string(JobKind j) {
+  switch (j) {
+    case JobKind::kPayloadSum: return "payload-sum";
+  }
+  return "?";
+}
+
+void load_config_file(const std::string& path, Config& cfg) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw ConfigError(path + ": cannot open config file");
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(path + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
+  }
+  if (root.IsNull()) return;  // an empty file means all defaults
+  const std::string& f = path;
+  auto str = [&](std::string& dst) {
+    return [&, f](const std::string& k, const YAML::Node& n) { dst = scalar<std::string>(f, k, n); };
+  };
+  auto u32 = [&](uint32_t& dst, uint64_t max) {
+    return [&, f, max](const std::string& k, const YAML::Node& n) { dst = positive(f, k, n, max); };
+  };
+  auto boolean = [&](bool& dst) {
+    return [&, f](const std::string& k, const YAML::Node& n) { dst = scalar<bool>(f, k, n); };
+  };
+  walk(f, "", root, {
+    {"capture", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"pcap", str(cfg.pcap_file)},
+         {"infinite", boolean(cfg.pcap_infinite)},
+         {"iface", str(cfg.iface)},
+         {"eal", str(cfg.eal_args)},
+         {"mode", [&](const std::string& k, const YAML::Node& v) {
+            try { cfg.mode = parse_run_mode(scalar<std::string>(f, k, v)); }
+            catch (const ConfigError& e) { fail(f, k, e.what(), &v); }
+          }},
+         {"duration_s", [&](const std::string& k, const YAML::Node& v) {
+            cfg.duration_s = scalar<double>(f, k, v);
+            if (cfg.duration_s < 0) fail(f, k, "must be >= 0", &v);
+          }},
+       });
+     }},
+    {"lcores", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"rx", u32(cfg.rx_lcores, 64)},
+         {"workers", u32(cfg.workers, 256)},
+         {"cpus", [&](const std::string& k, const YAML::Node& v) {
+            if (!v.IsSequence()) fail(f, k, "expected a list of CPU numbers", &v);
+            cfg.cpus.clear();
+            for (const auto& c : v) {
+              auto cpu = scalar<int>(f, k, c);
+              if (cpu < 0) fail(f, k, "CPU numbers are >= 0", &c);
+              cfg.cpus.push_back(cpu);
+            }
+          }},
+       });
+     }},
+    {"rings", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"size", u32(cfg.ring_size, 1u << 24)},
+         {"burst", u32(cfg.burst_size, 512)},
+       });
+     }},
+    {"mempool", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"size", u32(cfg.mempool_size, 1u << 28)},
+         {"cache", [&](const std::string& k, const YAML::Node& v) {
+            auto c = scalar<int64_t>(f, k, v);
+            if (c < 0 || c > 512) fail(f, k, "must be between 0 and 512 (RTE_MEMPOOL_CACHE_MAX_SIZE)", &v);
+            cfg.mempool_cache = static_cast<uint32_t>(c);
+          }},
+         {"data_room", u32(cfg.mbuf_data_room, 65535)},
+       });
+     }},
+    {"eal_memory_mb", u32(cfg.eal_memory_mb, 1u << 20)},
+    {"flow", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {{"hash_vlan", boolean(cfg.hash_vlan)}});
+     }},
+    {"job", [&](const std::string& k, const YAML::Node& v) {
+       try { cfg.job = parse_job(scalar<std::string>(f, k, v)); }
+       catch (const ConfigError& e) { fail(f, k, e.what(), &v); }
+     }},
+    {"summary_json", str(cfg.summary_json)},
+    {"log_level", str(cfg.log_level)},
+  });
+}
+
+void validate_config(const Config& cfg) {
+  int sources = !cfg.pcap_file.empty() + !cfg.iface.empty();
+  if (sources > 1) throw ConfigError("give one capture source: --pcap or --iface, not both");
+  if (sources == 0 && cfg.eal_args.empty()) {
+    throw ConfigError("no capture source: give --pcap FILE, --iface NAME, or --eal with the "
+                      "device arguments (--vdev ..., -a PCI_ADDR)");
+  }
+  if (cfg.ring_size < 2 || (cfg.ring_size & (cfg.ring_size - 1)) != 0) {
+    throw ConfigError("rings.size must be a power of two >= 2 (rte_ring), not " +
+                      std::to_string(cfg.ring_size));
+  }
+  if (cfg.burst_size == 0 || cfg.burst_size > 512) {
+    throw ConfigError("rings.burst must be between 1 and 512");
+  }
+  if (cfg.burst_size > cfg.ring_size) {
+    throw ConfigError("rings.burst (" + std::to_string(cfg.burst_size) +
+                      ") must not exceed rings.size (" + std::to_string(cfg.ring_size) + ")");
+  }
+  if (cfg.workers == 0) throw ConfigError("lcores.workers must be at least 1");
+  if (cfg.rx_lcores == 0) throw ConfigError("lcores.rx must be at least 1");
+  if (cfg.mbuf_data_room < 256 + 128) {
+    throw ConfigError("mempool.data_room must be at least 384 bytes (128 headroom + a header)");
+  }
+  static const std::set<std::string> kLevels = {"emergency", "alert", "critical", "error",
+                                               "warning", "notice", "info", "debug"};
+  if (kLevels.count(cfg.log_level) == 0) {
+    throw ConfigError("log_level must be one of emergency, alert, critical, error, warning, "
+                      "notice, info, debug; not '" + cfg.log_level + "'");
+  }
+}
+
+}  // namespace spanfeed

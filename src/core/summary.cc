@@ -1,0 +1,172 @@
+// End-of-run summary rendering and ledger checks. Control core; allocates.
+#include "spanfeed/summary.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cinttypes>
+#include <cstdio>
+
+namespace spanfeed {
+
+std::string_view to_string(RxOutcome o) {
+  switch (o) {
+    case RxOutcome::kDelivered: return "delivered";
+    case RxOutcome::kNonIp: return "non_ip";
+    case RxOutcome::kTruncated: return "truncated";
+    case RxOutcome::kMalformed: return "malformed";
+    case RxOutcome::kRingFull: return "ring_full";
+    case RxOutcome::kCount: break;
+  }
+  return "unknown";
+}
+
+RxOutcome rx_outcome_for(ParseOutcome p) {
+  switch (p) {
+    case ParseOutcome::kOk: return RxOutcome::kDelivered;
+    case ParseOutcome::kNonIp: return RxOutcome::kNonIp;
+    case ParseOutcome::kTruncatedL2:
+    case ParseOutcome::kTruncatedL3: return RxOutcome::kTruncated;
+    case ParseOutcome::kMalformedL3:
+    case ParseOutcome::kCount: break;
+  }
+  return RxOutcome::kMalformed;
+}
+
+uint64_t RunReport::rx_received() const {
+  uint64_t n = 0;
+  for (const auto& r : rx) n += r.received;
+  return n;
+}
+
+uint64_t RunReport::rx_outcome(RxOutcome o) const {
+  uint64_t n = 0;
+  for (const auto& r : rx) n += r.outcome[static_cast<size_t>(o)];
+  return n;
+}
+
+uint64_t RunReport::workers_received() const {
+  uint64_t n = 0;
+  for (const auto& w : workers) n += w.received;
+  return n;
+}
+
+uint64_t RunReport::payload_bytes() const {
+  uint64_t n = 0;
+  for (const auto& w : workers) n += w.payload_bytes;
+  return n;
+}
+
+std::vector<std::string> RunReport::ledger_problems() const {
+  std::vector<std::string> p;
+  auto eq = [&](const char* what, uint64_t a, uint64_t b) {
+    if (a != b) p.push_back(std::string(what) + ": " + std::to_string(a) + " != " + std::to_string(b));
+  };
+  uint64_t outcomes = 0;
+  for (size_t i = 0; i < static_cast<size_t>(RxOutcome::kCount); ++i) {
+    outcomes += rx_outcome(static_cast<RxOutcome>(i));
+  }
+  eq("rx received == sum of rx outcomes", rx_received(), outcomes);
+  eq("rx delivered == workers received", rx_outcome(RxOutcome::kDelivered), workers_received());
+  uint64_t nic_ipackets = 0;
+  for (const auto& n : nics) nic_ipackets += n.ipackets;
+  eq("nic ipackets == rx received", nic_ipackets, rx_received());
+  if (mode == "offline" && !interrupted && expected_packets != 0) {
+    eq("packets in file == rx received", expected_packets, rx_received());
+  }
+  uint64_t violations = 0;
+  for (const auto& w : workers) violations += w.order_violations;
+  eq("per-ring order violations == 0", violations, 0);
+  return p;
+}
+
+nlohmann::json to_json(const RunReport& r) {
+  using nlohmann::json;
+  json nics = json::array();
+  for (const auto& n : r.nics) {
+    nics.push_back({{"port", n.port}, {"name", n.name}, {"ipackets", n.ipackets},
+                    {"ibytes", n.ibytes}, {"imissed", n.imissed}, {"ierrors", n.ierrors},
+                    {"rx_nombuf", n.rx_nombuf}});
+  }
+  json rx = json::array();
+  for (const auto& x : r.rx) {
+    json o = json::object();
+    for (size_t i = 0; i < x.outcome.size(); ++i) {
+      o[std::string(to_string(static_cast<RxOutcome>(i)))] = x.outcome[i];
+    }
+    rx.push_back({{"lcore", x.lcore}, {"received", x.received}, {"bytes", x.bytes},
+                  {"outcomes", o}, {"ip_fragments", x.ip_fragments},
+                  {"l4_truncated", x.l4_truncated}, {"snaplen_truncated", x.snaplen_truncated},
+                  {"ring_wait_spins", x.ring_wait_spins}});
+  }
+  json workers = json::array();
+  for (const auto& w : r.workers) {
+    workers.push_back({{"lcore", w.lcore}, {"received", w.received}, {"packets", w.packets},
+                       {"payload_bytes", w.payload_bytes},
+                       {"order_violations", w.order_violations},
+                       {"multi_segment", w.multi_segment}});
+  }
+  json rx_ledger = {{"received", r.rx_received()}};
+  for (size_t i = 0; i < static_cast<size_t>(RxOutcome::kCount); ++i) {
+    auto o = static_cast<RxOutcome>(i);
+    rx_ledger[std::string(to_string(o))] = r.rx_outcome(o);
+  }
+  uint64_t ipk = 0, imiss = 0, ierr = 0, nombuf = 0;
+  for (const auto& n : r.nics) {
+    ipk += n.ipackets; imiss += n.imissed; ierr += n.ierrors; nombuf += n.rx_nombuf;
+  }
+  auto problems = r.ledger_problems();
+  json ledger = {
+    {"nic", {{"ipackets", ipk}, {"imissed", imiss}, {"ierrors", ierr}, {"rx_nombuf", nombuf}}},
+    {"rx", rx_ledger},
+    {"workers", {{"received", r.workers_received()}}},
+    {"balanced", problems.empty()},
+    {"problems", problems},
+  };
+  if (r.expected_packets != 0) ledger["file_packets"] = r.expected_packets;
+  return {
+    {"source", r.source}, {"mode", r.mode}, {"job", r.job}, {"link_type", r.link_type},
+    {"interrupted", r.interrupted}, {"elapsed_s", r.elapsed_s},
+    {"rx_packets", r.rx_received()}, {"payload_bytes", r.payload_bytes()},
+    {"nics", nics}, {"rx_lcores", rx}, {"workers", workers}, {"ledger", ledger},
+  };
+}
+
+std::string to_text(const RunReport& r) {
+  std::string s;
+  char line[256];
+  auto add = [&](const char* fmt, auto... args) {
+    std::snprintf(line, sizeof(line), fmt, args...);
+    s += line;
+  };
+  add("spanfeed %s: %s (%s, %s), %.3f s%s\n", r.job.c_str(), r.source.c_str(), r.mode.c_str(),
+      r.link_type.c_str(), r.elapsed_s, r.interrupted ? ", interrupted" : "");
+  for (const auto& n : r.nics) {
+    add("  nic %u %-14s ipackets %" PRIu64 "  imissed %" PRIu64 "  ierrors %" PRIu64
+        "  rx_nombuf %" PRIu64 "\n", n.port, n.name.c_str(), n.ipackets, n.imissed, n.ierrors,
+        n.rx_nombuf);
+  }
+  for (const auto& x : r.rx) {
+    add("  rx lcore %-3u received %" PRIu64, x.lcore, x.received);
+    for (size_t i = 0; i < x.outcome.size(); ++i) {
+      add("  %s %" PRIu64, std::string(to_string(static_cast<RxOutcome>(i))).c_str(), x.outcome[i]);
+    }
+    s += "\n";
+  }
+  for (const auto& w : r.workers) {
+    add("  worker lcore %-3u packets %12" PRIu64 "  payload_bytes %14" PRIu64 "\n", w.lcore,
+        w.packets, w.payload_bytes);
+  }
+  uint64_t pk = 0;
+  for (const auto& w : r.workers) pk += w.packets;
+  add("  total             packets %12" PRIu64 "  payload_bytes %14" PRIu64 "\n", pk,
+      r.payload_bytes());
+  auto problems = r.ledger_problems();
+  if (problems.empty()) {
+    s += "  ledger balanced\n";
+  } else {
+    for (const auto& p : problems) s += "  LEDGER NOT BALANCED: " + p + "\n";
+  }
+  return s;
+}
+
+}  // namespace spanfeed

@@ -1,0 +1,54 @@
+// RX -> worker hand-off over SPSC rte_rings: the two enqueue policies (live:
+// drop and count; offline: wait for space). Runs on RX lcores; no allocation.
+// Internal to the DPDK adapter (includes rte_*.h).
+#pragma once
+
+#include <rte_branch_prediction.h>
+#include <rte_mbuf.h>
+#include <rte_pause.h>
+#include <rte_ring.h>
+#include <sched.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace spanfeed::dpdk {
+
+// Creates the ring for one (RX lcore, worker lcore) pair: single producer,
+// single consumer, so enqueue/dequeue need no CAS.
+inline rte_ring* create_pair_ring(const char* name, unsigned size, int socket) {
+  return rte_ring_create(name, size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+}
+
+// Live policy: enqueue what fits, free the rest in bulk. Returns how many
+// were dropped (the caller counts them as ring_full).
+inline unsigned enqueue_or_drop(rte_ring* r, rte_mbuf** m, unsigned n) {
+  unsigned sent = rte_ring_sp_enqueue_burst(r, reinterpret_cast<void* const*>(m), n, nullptr);
+  if (unlikely(sent < n)) {
+    rte_pktmbuf_free_bulk(m + sent, n - sent);
+    return n - sent;
+  }
+  return 0;
+}
+
+// Offline policy: wait until everything is enqueued. `yield` gives the CPU
+// away while waiting (lcores oversubscribing CPUs), else spins with pause.
+// `abort` (a forced second stop) ends the wait; what is left is freed and
+// returned as dropped. `waits` counts the spins spent waiting.
+inline unsigned enqueue_or_wait(rte_ring* r, rte_mbuf** m, unsigned n, bool yield,
+                                const std::atomic<bool>& abort, uint64_t& waits) {
+  unsigned sent = 0;
+  while (true) {
+    sent += rte_ring_sp_enqueue_burst(r, reinterpret_cast<void* const*>(m + sent), n - sent,
+                                      nullptr);
+    if (likely(sent == n)) return 0;
+    if (abort.load(std::memory_order_relaxed)) {
+      rte_pktmbuf_free_bulk(m + sent, n - sent);
+      return n - sent;
+    }
+    ++waits;
+    if (yield) sched_yield(); else rte_pause();
+  }
+}
+
+}  // namespace spanfeed::dpdk
