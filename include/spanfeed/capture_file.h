@@ -17,6 +17,7 @@ struct CaptureFileInfo {
   std::string dlt_name;    // e.g. "EN10MB"
   uint64_t packets = 0;    // records in the file
   uint64_t bytes = 0;      // sum of captured lengths
+  uint32_t max_caplen = 0; // largest captured length of one record
   uint32_t snaplen = 0;
   // Set when the file's header had to be repaired to be readable (a classic
   // pcap whose version field was written in the wrong byte order): the path

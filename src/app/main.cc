@@ -125,6 +125,10 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
+  spanfeed::RunReport report;
+  report.source = !cfg.pcap_file.empty() ? cfg.pcap_file
+                  : !cfg.iface.empty()   ? "iface:" + cfg.iface
+                                         : "eal:" + cfg.eal_args;
   std::optional<spanfeed::CaptureFileInfo> file;
   if (!cfg.pcap_file.empty()) {
     std::string err;
@@ -145,10 +149,6 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
-  spanfeed::RunReport report;
-  report.source = !cfg.pcap_file.empty() ? cfg.pcap_file
-                  : !cfg.iface.empty()   ? "iface:" + cfg.iface
-                                         : "eal:" + cfg.eal_args;
   std::string error;
   int rc = spanfeed::run_engine(cfg, file ? &*file : nullptr, report, error);
   if (file && !file->repaired_path.empty()) std::remove(file->repaired_path.c_str());

@@ -145,6 +145,7 @@ std::optional<CaptureFileInfo> probe_capture_file(const std::string& path, std::
   while ((rc = pcap_next_ex(p, &hdr, &data)) == 1) {
     ++info.packets;
     info.bytes += hdr->caplen;
+    if (hdr->caplen > info.max_caplen) info.max_caplen = hdr->caplen;
   }
   if (rc == PCAP_ERROR) {
     // A truncated last record is what an interrupted tcpdump leaves behind:

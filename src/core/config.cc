@@ -147,7 +147,11 @@ void load_config_file(const std::string& path, Config& cfg) {
      }},
     {"mempool", [&](const std::string& p, const YAML::Node& n) {
        walk(f, p, n, {
-         {"size", u32(cfg.mempool_size, 1u << 28)},
+         {"size", [&](const std::string& k, const YAML::Node& v) {
+            auto n = scalar<int64_t>(f, k, v);  // 0 = sized automatically
+            if (n < 0 || n > (1 << 28)) fail(f, k, "must be between 0 (automatic) and 268435456", &v);
+            cfg.mempool_size = static_cast<uint32_t>(n);
+          }},
          {"cache", [&](const std::string& k, const YAML::Node& v) {
             auto c = scalar<int64_t>(f, k, v);
             if (c < 0 || c > 512) fail(f, k, "must be between 0 and 512 (RTE_MEMPOOL_CACHE_MAX_SIZE)", &v);

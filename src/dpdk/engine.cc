@@ -41,8 +41,8 @@ namespace {
 constexpr unsigned kMaxBurst = 512;
 constexpr uint16_t kRxDescriptors = 1024;
 constexpr unsigned kIdlePollsBeforeBackoff = 64;
-// Offline: a source that returns nothing for this long has ended (net_pcap
-// returns 0 forever at end of file; we also know the record count).
+// A capture file that returns nothing for this long has stalled (net_pcap
+// returns 0 forever at end of file; normally the record count ends the run).
 constexpr uint64_t kOfflineIdleEndNs = 2'000'000'000ull;
 // Multi-segment frames are linearised into this per-worker scratch buffer:
 // larger than any IP datagram plus link headers.
@@ -156,8 +156,8 @@ int rx_main(void* arg) {
   uint64_t waits = 0;
 
   while (!g_stop.load(std::memory_order_relaxed)) {
+    if (sh.expected_packets != 0 && c.received.get() >= sh.expected_packets) break;
     if (sh.offline) {
-      if (sh.expected_packets != 0 && c.received.get() >= sh.expected_packets) break;
       // net_pcap loses the packet it has read when it finds no mbuf: never
       // let it get there in a lossless run.
       if (rte_mempool_avail_count(sh.pool) < sh.pool_reserve + burst) {
@@ -170,9 +170,13 @@ int rx_main(void* arg) {
     uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, static_cast<uint16_t>(burst));
     if (n == 0) {
       c.empty_polls.add(1);
-      if (sh.offline && (empty & 1023u) == 1023u &&
-          sh.clock.now_ns() - last_packet_ns > kOfflineIdleEndNs) {
-        break;  // source ended (or stalled) without reaching the record count
+      if (sh.expected_packets != 0 && (empty & 1023u) == 1023u) {
+        // A finite file: it has ended once every record was either received
+        // or lost inside the PMD (live mode: no mbuf; read errors).
+        rte_eth_stats st{};
+        rte_eth_stats_get(q.port, &st);
+        if (st.ipackets + st.rx_nombuf + st.ierrors >= sh.expected_packets) break;
+        if (sh.clock.now_ns() - last_packet_ns > kOfflineIdleEndNs) break;  // stalled source
       }
       idle(sh.yield_when_idle, empty);
       continue;
@@ -469,7 +473,19 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
   g_force_stop = false;
   const unsigned nrx = cfg.rx_lcores, nw = cfg.workers;
   const unsigned cache = cfg.mempool_cache;
-  const uint32_t mbuf_bytes = cfg.mbuf_data_room + kPrivSize + sizeof(rte_mbuf) + 64;
+  uint32_t data_room = cfg.mbuf_data_room;
+  if (file != nullptr && cfg.pcap_infinite) {
+    // net_pcap's in-memory replay cannot chain mbufs: every record must fit
+    // one mbuf's data room (after the headroom).
+    uint64_t want = uint64_t{file->max_caplen} + RTE_PKTMBUF_HEADROOM;
+    if (want > UINT16_MAX) {
+      error = "cannot replay '" + cfg.pcap_file + "' from memory: it holds a " +
+              std::to_string(file->max_caplen) + "-byte frame, over the 65535-byte mbuf limit";
+      return 1;
+    }
+    data_room = std::max<uint32_t>(data_room, static_cast<uint32_t>(want));
+  }
+  const uint32_t mbuf_bytes = data_room + kPrivSize + sizeof(rte_mbuf) + 64;
 
   // Mempool: every ring full, every lcore cache full (1.5x: the flush
   // threshold), a burst in flight per lcore, the NIC descriptors, and for an
@@ -479,7 +495,8 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
   uint64_t needed = uint64_t{nrx} * nw * cfg.ring_size + lcores * (cache * 3 / 2 + cfg.burst_size * 2) +
                     uint64_t{nrx} * kRxDescriptors + 1024;
   if (file != nullptr && cfg.pcap_infinite) {
-    needed += file->packets * (1 + file->snaplen / cfg.mbuf_data_room);
+    // one mbuf per record, plus the chained ones of records over a data room
+    needed += file->packets;
   }
   if (pool_n == 0) pool_n = round_pool_size(needed);
 
@@ -525,11 +542,15 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
   sh.burst = std::min<unsigned>(cfg.burst_size, kMaxBurst);
   sh.clock.init();
   sh.pool_reserve = static_cast<unsigned>(lcores * (cache * 3 / 2) + kRxDescriptors);
-  if (file != nullptr && sh.offline && nports == 1 && nrx == 1) sh.expected_packets = file->packets;
+  // A finite capture file read by one RX lcore ends the run by itself, in
+  // either mode; an infinite replay runs until a signal or --duration.
+  if (file != nullptr && !cfg.pcap_infinite && nports == 1 && nrx == 1) {
+    sh.expected_packets = file->packets;
+  }
 
   int socket = static_cast<int>(rte_socket_id());
   sh.pool = rte_pktmbuf_pool_create("spanfeed_mbufs", static_cast<unsigned>(pool_n), cache,
-                                    kPrivSize, static_cast<uint16_t>(cfg.mbuf_data_room), socket);
+                                    kPrivSize, static_cast<uint16_t>(data_room), socket);
   if (sh.pool == nullptr) {
     error = "cannot create mempool of " + std::to_string(pool_n) + " mbufs: " +
             rte_strerror(rte_errno) + " (lower mempool.size or rings.size, or raise eal_memory_mb)";

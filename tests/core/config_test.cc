@@ -1,0 +1,156 @@
+// Unit tests for YAML config loading and validation: good files load, every
+// broken one fails with a message that names the key.
+#include "spanfeed/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+namespace spanfeed {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string write_tmp(const std::string& body) {
+  char name[] = "/tmp/spanfeed-cfg-XXXXXX";
+  int fd = mkstemp(name);
+  EXPECT_GE(fd, 0);
+  close(fd);
+  std::ofstream(name) << body;
+  return name;
+}
+
+std::string load_error(const std::string& body) {
+  auto path = write_tmp(body);
+  Config cfg;
+  try {
+    load_config_file(path, cfg);
+    validate_config(cfg);
+  } catch (const ConfigError& e) {
+    std::remove(path.c_str());
+    return e.what();
+  }
+  std::remove(path.c_str());
+  return "";
+}
+
+TEST(Config, FullFileLoads) {
+  auto path = write_tmp(R"(
+capture:
+  pcap: /data/trace.pcap
+  mode: offline
+  duration_s: 2.5
+lcores:
+  rx: 1
+  workers: 6
+  cpus: [2, 3, 4]
+rings:
+  size: 1024
+  burst: 64
+mempool:
+  size: 65535
+  cache: 128
+  data_room: 4096
+eal_memory_mb: 1024
+flow:
+  hash_vlan: false
+job: payload-sum
+summary_json: /tmp/out.json
+log_level: error
+)");
+  Config cfg;
+  load_config_file(path, cfg);
+  validate_config(cfg);
+  std::remove(path.c_str());
+  EXPECT_EQ(cfg.pcap_file, "/data/trace.pcap");
+  EXPECT_EQ(cfg.mode, RunMode::kOffline);
+  EXPECT_DOUBLE_EQ(cfg.duration_s, 2.5);
+  EXPECT_EQ(cfg.workers, 6u);
+  EXPECT_EQ(cfg.cpus, (std::vector<int>{2, 3, 4}));
+  EXPECT_EQ(cfg.ring_size, 1024u);
+  EXPECT_EQ(cfg.burst_size, 64u);
+  EXPECT_EQ(cfg.mempool_size, 65535u);
+  EXPECT_EQ(cfg.mempool_cache, 128u);
+  EXPECT_EQ(cfg.mbuf_data_room, 4096u);
+  EXPECT_EQ(cfg.eal_memory_mb, 1024u);
+  EXPECT_FALSE(cfg.hash_vlan);
+  EXPECT_EQ(cfg.summary_json, "/tmp/out.json");
+  EXPECT_EQ(cfg.log_level, "error");
+  EXPECT_TRUE(cfg.offline());
+}
+
+TEST(Config, EmptyFileMeansDefaults) {
+  auto path = write_tmp("");
+  Config cfg;
+  load_config_file(path, cfg);
+  std::remove(path.c_str());
+  EXPECT_EQ(cfg.workers, 2u);
+  EXPECT_EQ(cfg.ring_size, 4096u);
+}
+
+TEST(Config, ModeFollowsSource) {
+  Config cfg;
+  cfg.pcap_file = "x.pcap";
+  EXPECT_TRUE(cfg.offline());
+  cfg.pcap_infinite = true;
+  EXPECT_FALSE(cfg.offline());
+  cfg.pcap_infinite = false;
+  cfg.mode = RunMode::kLive;
+  EXPECT_FALSE(cfg.offline());
+  Config live;
+  live.iface = "eth0";
+  EXPECT_FALSE(live.offline());
+}
+
+TEST(Config, UnknownKeyNamed) {
+  auto e = load_error("capture:\n  pcap: a.pcap\nlcores:\n  wrokers: 3\n");
+  EXPECT_THAT(e, HasSubstr("'lcores.wrokers': unknown key"));
+  EXPECT_THAT(e, HasSubstr(":4:"));  // the line it is on
+  EXPECT_THAT(e, HasSubstr("workers"));  // what was meant is listed
+}
+
+TEST(Config, BadValuesNamed) {
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\nrings: {size: 1000}\n"),
+              HasSubstr("power of two"));
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\nlcores: {workers: 0}\n"),
+              HasSubstr("'lcores.workers': must be between 1 and 256"));
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\nlcores: {workers: many}\n"),
+              HasSubstr("'lcores.workers': cannot read 'many'"));
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap, mode: fast}\n"),
+              HasSubstr("'capture.mode': mode must be auto, offline or live"));
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\njob: count\n"), HasSubstr("unknown job 'count'"));
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\nmempool: {cache: 9000}\n"),
+              HasSubstr("'mempool.cache'"));
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\nlcores: {cpus: 3}\n"),
+              HasSubstr("'lcores.cpus': expected a list"));
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\nlog_level: loud\n"), HasSubstr("log_level"));
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\nrings: {size: 64, burst: 128}\n"),
+              HasSubstr("must not exceed rings.size"));
+}
+
+TEST(Config, SourceRules) {
+  EXPECT_THAT(load_error("lcores: {workers: 2}\n"), HasSubstr("no capture source"));
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap, iface: eth0}\n"), HasSubstr("not both"));
+  EXPECT_EQ(load_error("capture: {eal: '--vdev net_ring0'}\n"), "");
+}
+
+TEST(Config, SyntaxErrorHasLine) {
+  auto e = load_error("capture:\n  pcap: [unclosed\n");
+  EXPECT_THAT(e, HasSubstr("YAML syntax error"));
+}
+
+TEST(Config, MissingFile) {
+  Config cfg;
+  try {
+    load_config_file("/nonexistent/spanfeed.yaml", cfg);
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("/nonexistent/spanfeed.yaml: cannot open"));
+  }
+}
+
+}  // namespace
+}  // namespace spanfeed
