@@ -9,6 +9,8 @@
 
 namespace spanfeed {
 
+struct ReassemblerConfig;
+
 class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -22,6 +24,7 @@ enum class RunMode {
 
 enum class JobKind {
   kPayloadSum,  // sum IP payload bytes per worker (the foundation job)
+  kFlows,       // flow table + TCP reassembly; per-flow stream digests on request
 };
 
 struct Config {
@@ -46,12 +49,20 @@ struct Config {
   uint32_t mbuf_data_room = 2048 + 128;  // RTE_MBUF_DEFAULT_BUF_SIZE
   uint32_t eal_memory_mb = 512;          // -m for --no-huge runs
 
-  // --- flow hashing ---
+  // --- flows and reassembly (per worker) ---
   bool hash_vlan = true;  // VLAN ids part of the flow key and hash
+  uint32_t flow_capacity = 65536;
+  double tcp_opening_timeout_s = 20;
+  double tcp_established_timeout_s = 300;
+  double tcp_closing_timeout_s = 30;
+  double udp_timeout_s = 30;
+  uint32_t reassembly_memory_mb = 64;       // out-of-order arena per worker
+  uint32_t reassembly_flow_buffer_kb = 256; // out-of-order bytes one flow may hold
 
   // --- job and reporting ---
   JobKind job = JobKind::kPayloadSum;
   std::string summary_json;  // write the end-of-run summary here
+  std::string flows_out;     // flows job: one JSON line per closed flow
   std::string log_level = "warning";  // DPDK log level
   bool quiet = false;        // no human summary on stdout
 
@@ -69,6 +80,9 @@ void load_config_file(const std::string& path, Config& cfg);
 
 // Checks cross-field rules (one source, sizes, counts). Throws ConfigError.
 void validate_config(const Config& cfg);
+
+// The per-worker flow table and reassembly settings a config describes.
+ReassemblerConfig reassembler_config(const Config& cfg);
 
 RunMode parse_run_mode(const std::string& s);
 JobKind parse_job(const std::string& s);

@@ -53,8 +53,10 @@ struct OrientedKey {
   bool from_a;  // the packet's source is endpoint A of the canonical key
 };
 
-// Builds the canonical key of a parsed packet (no allocation).
-OrientedKey make_flow_key(const ParsedPacket& p);
+// Builds the canonical key of a parsed packet (no allocation). With
+// include_vlan false the VLAN is left out of the key (set it like the RX
+// hash's include_vlan when the two directions carry different tags).
+OrientedKey make_flow_key(const ParsedPacket& p, bool include_vlan = true);
 
 // Lifecycle of a flow as the reassembler tracks it. UDP flows are kEstablished
 // from their first datagram until they time out.
@@ -124,6 +126,7 @@ struct FlowTableConfig {
   uint64_t udp_timeout_ns = 30 * kNsPerSec;
   uint64_t evict_min_idle_ns = 10 * kNsPerSec;           // table full: evict LRU only if idle this long
   uint64_t hash_seed = 0x9e3779b97f4a7c15ull;            // vary per process to resist crafted collisions
+  bool include_vlan = true;                              // VLAN is part of the key (match the RX hash)
 };
 
 // Empty when the config is usable, else a message for the start-up error.
@@ -209,6 +212,7 @@ class FlowTable {
 
   // Timeout of a class in nanoseconds.
   uint64_t timeout_ns(TimeoutClass cls) const { return timeout_[static_cast<size_t>(cls)]; }
+  bool include_vlan() const { return include_vlan_; }
 
   uint32_t capacity() const { return capacity_; }
   uint32_t size() const { return static_cast<uint32_t>(counters_.active); }
@@ -257,6 +261,7 @@ class FlowTable {
   uint32_t bucket_mask_;
   uint64_t seed_;
   uint64_t evict_min_idle_ns_;
+  bool include_vlan_;
   std::array<uint64_t, kTimeoutClassCount> timeout_{};
   std::vector<Node> nodes_;
   std::vector<uint32_t> buckets_;

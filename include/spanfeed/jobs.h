@@ -1,18 +1,31 @@
 // Worker jobs: the PacketHandler each worker lcore drives. Created on the
-// control core before launch (may allocate then); run on one worker each.
+// control core before launch (they allocate then); run on one worker each and
+// never allocate per packet.
 #pragma once
 
+#include <cstdio>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "spanfeed/config.h"
 #include "spanfeed/counters.h"
 #include "spanfeed/packet_handler.h"
+#include "spanfeed/summary.h"
+#include "spanfeed/tcp_reassembly.h"
 
 namespace spanfeed {
 
+// A worker's job: a packet handler that can report its counters at the end.
+class Job : public PacketHandler {
+ public:
+  // Control core, after the worker has stopped.
+  virtual void report(WorkerSnapshot& out) const { (void)out; }
+};
+
 // payload-sum: counts packets and sums IP payload bytes (IPv4 total length -
 // IHL, IPv6 payload length) into the worker's counters.
-class PayloadSumJob final : public PacketHandler {
+class PayloadSumJob final : public Job {
  public:
   explicit PayloadSumJob(WorkerCounters& c) : c_(c) {}
   void on_packet(const PacketView& pkt) override {
@@ -24,6 +37,55 @@ class PayloadSumJob final : public PacketHandler {
   WorkerCounters& c_;
 };
 
-std::unique_ptr<PacketHandler> make_job(const Config& cfg, WorkerCounters& counters);
+// flows: every packet through the worker's flow table and TCP reassembly.
+// Optionally writes one JSON line per closed flow (endpoints, close reason,
+// per-direction stream length, gaps, FNV-1a 64 digest of the delivered bytes
+// and of the bytes before the first gap) to `out_path` — a diagnostic for checking reassembly against other
+// tools, written with buffered stdio from the worker.
+class FlowsJob final : public Job, public StreamConsumer {
+ public:
+  FlowsJob(const Config& cfg, unsigned worker, WorkerCounters& c, const std::string& out_path);
+  ~FlowsJob() override;
+  void on_packet(const PacketView& pkt) override;
+  void on_idle(uint64_t now_ns) override { r_->advance_time(now_ns); }
+  void finish(uint64_t now_ns) override;
+  void report(WorkerSnapshot& out) const override;
+
+  // StreamConsumer: called by the reassembler inside on_packet/on_idle/finish.
+  void on_open(const Flow& flow, uint64_t ts_ns) override;
+  void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data,
+               uint64_t ts_ns) override;
+  void on_gap(const Flow& flow, Direction dir, uint64_t missing, GapReason reason,
+              uint64_t ts_ns) override;
+  void on_fin(const Flow& flow, Direction dir, uint64_t ts_ns) override;
+  void on_close(const Flow& flow, CloseReason reason, uint64_t ts_ns) override;
+
+ private:
+  struct DirDigest {
+    uint64_t fnv = 0xcbf29ce484222325ull;  // FNV-1a 64 offset basis
+    uint64_t bytes = 0;
+    uint64_t gap_bytes = 0;
+    uint32_t gaps = 0;
+    bool fin = false;
+    // The stream up to its first gap: what a tool that stops at a hole shows.
+    uint64_t prefix_fnv = 0;
+    uint64_t prefix_bytes = 0;
+  };
+  struct FlowDigest {
+    DirDigest dir[2];
+  };
+
+  WorkerCounters& c_;
+  unsigned worker_;
+  std::unique_ptr<Reassembler> r_;
+  std::vector<FlowDigest> digests_;  // indexed by Flow::slot
+  std::FILE* out_ = nullptr;
+  std::vector<char> out_buf_;
+};
+
+// The job a config asks for. `flows_part` is where a flows job writes its
+// per-worker part of the flows output ("" for none).
+std::unique_ptr<Job> make_job(const Config& cfg, unsigned worker, WorkerCounters& counters,
+                              const std::string& flows_part);
 
 }  // namespace spanfeed

@@ -75,6 +75,10 @@ struct ParsedPacket {
   uint16_t tcp_window;
 };
 
+// Text form of an address: dotted quad for IPv4 (first 4 bytes), RFC 5952
+// for IPv6. Writes into `out` (at least 46 bytes) and returns its length.
+size_t format_ip(const IpAddr& a, uint8_t ip_version, char* out, size_t out_len);
+
 // Parse one frame. Never reads outside `frame`. On anything other than kOk the
 // contents of `out` are unspecified.
 ParseOutcome parse_packet(std::span<const std::byte> frame, LinkType link, ParsedPacket& out);

@@ -10,6 +10,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "spanfeed/counters.h"
+#include "spanfeed/tcp_reassembly.h"
 
 namespace spanfeed {
 
@@ -26,10 +27,17 @@ struct RxSnapshot {
   uint64_t ip_fragments = 0, l4_truncated = 0, snaplen_truncated = 0, ring_wait_spins = 0;
 };
 
+struct ReassemblySnapshot {
+  bool present = false;  // the worker ran the flows job
+  ReassemblerCounters counters;
+  FlowTableCounters table;
+};
+
 struct WorkerSnapshot {
   unsigned lcore = 0;
   uint64_t received = 0, order_violations = 0, multi_segment = 0;
   uint64_t packets = 0, payload_bytes = 0;
+  ReassemblySnapshot reassembly;
 };
 
 struct RunReport {

@@ -97,23 +97,19 @@ class StreamConsumer {
  public:
   virtual ~StreamConsumer() = default;
   // A new flow: reset any per-flow state kept at index flow.slot.
-  virtual void on_open(const Flow& flow, uint64_t ts_ns) { (void)flow, (void)ts_ns; }
+  virtual void on_open(const Flow& /*flow*/, uint64_t /*ts_ns*/) {}
   // Stream bytes (TCP) or one whole datagram (UDP), never empty.
   virtual void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data,
                        uint64_t ts_ns) = 0;
   // `missing_bytes` bytes of `dir` will never be delivered; later data follows them.
-  virtual void on_gap(const Flow& flow, Direction dir, uint64_t missing_bytes, GapReason reason,
-                      uint64_t ts_ns) {
-    (void)flow, (void)dir, (void)missing_bytes, (void)reason, (void)ts_ns;
-  }
+  virtual void on_gap(const Flow& /*flow*/, Direction /*dir*/, uint64_t /*missing_bytes*/,
+                      GapReason /*reason*/, uint64_t /*ts_ns*/) {}
   // `dir` sent FIN and every byte before it was delivered (or declared a gap).
-  virtual void on_fin(const Flow& flow, Direction dir, uint64_t ts_ns) { (void)flow, (void)dir, (void)ts_ns; }
+  virtual void on_fin(const Flow& /*flow*/, Direction /*dir*/, uint64_t /*ts_ns*/) {}
   // `dir` sent an RST; on_close(kRst) follows.
-  virtual void on_rst(const Flow& flow, Direction dir, uint64_t ts_ns) { (void)flow, (void)dir, (void)ts_ns; }
+  virtual void on_rst(const Flow& /*flow*/, Direction /*dir*/, uint64_t /*ts_ns*/) {}
   // Last call for the flow; its slot may be reused right after.
-  virtual void on_close(const Flow& flow, CloseReason reason, uint64_t ts_ns) {
-    (void)flow, (void)reason, (void)ts_ns;
-  }
+  virtual void on_close(const Flow& /*flow*/, CloseReason /*reason*/, uint64_t /*ts_ns*/) {}
 };
 
 struct ReassemblyConfig {
@@ -237,7 +233,8 @@ class Reassembler final : private FlowTableListener {
   Reassembler(const Reassembler&) = delete;
   Reassembler& operator=(const Reassembler&) = delete;
 
-  // One packet. Never throws, never allocates. Returns the counted outcome.
+  // One packet (pkt.parsed must be non-null and describe pkt.frame). Never
+  // throws, never allocates. Returns the counted outcome.
   SegmentOutcome process(const PacketView& pkt) { return process(pkt.frame, *pkt.parsed, pkt.ts_ns); }
   SegmentOutcome process(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns);
 

@@ -66,8 +66,14 @@ int main(int argc, char** argv) {
   app.add_option("--ring-size", ring_size, "Slots per (RX, worker) ring, power of two (default 4096)");
   app.add_option("--burst", burst, "RX and ring burst size (default 32)")->check(CLI::Range(1, 512));
   app.add_option("--mempool-size", mempool, "Mbufs in the pool (default: sized from rings)");
-  app.add_option("--job", job, "What workers do with packets: payload-sum (default)")
-      ->check(CLI::IsMember({"payload-sum"}));
+  app.add_option("--job", job,
+                 "What workers do with packets: payload-sum (default: sum IP payload bytes) or "
+                 "flows (flow table + TCP reassembly, with its ledger in the summary)")
+      ->check(CLI::IsMember({"payload-sum", "flows"}));
+  std::string flows_out;
+  app.add_option("--flows-out", flows_out,
+                 "With --job flows: write one JSON line per closed flow (endpoints, close reason, "
+                 "per-direction stream bytes, gaps, FNV-1a 64 digest) to PATH");
   app.add_option("--duration", duration, "Stop after this many seconds (0: end of input or signal)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--summary-json", summary_json, "Write the end-of-run summary as JSON to PATH");
@@ -97,6 +103,7 @@ int main(int argc, char** argv) {
     if (!job.empty()) cfg.job = spanfeed::parse_job(job);
     if (duration >= 0) cfg.duration_s = duration;
     if (!summary_json.empty()) cfg.summary_json = summary_json;
+    if (!flows_out.empty()) cfg.flows_out = flows_out;
     if (!log_level.empty()) cfg.log_level = log_level;
     if (quiet) cfg.quiet = true;
     if (!cpus.empty()) {

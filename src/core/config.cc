@@ -4,6 +4,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "spanfeed/tcp_reassembly.h"
+
 #include <functional>
 #include <map>
 #include <set>
@@ -68,7 +70,8 @@ RunMode parse_run_mode(const std::string& s) {
 
 JobKind parse_job(const std::string& s) {
   if (s == "payload-sum") return JobKind::kPayloadSum;
-  throw ConfigError("unknown job '" + s + "' (known: payload-sum)");
+  if (s == "flows") return JobKind::kFlows;
+  throw ConfigError("unknown job '" + s + "' (known: payload-sum, flows)");
 }
 
 const char* to_string(RunMode m) {
@@ -83,6 +86,7 @@ const char* to_string(RunMode m) {
 const char* to_string(JobKind j) {
   switch (j) {
     case JobKind::kPayloadSum: return "payload-sum";
+    case JobKind::kFlows: return "flows";
   }
   return "?";
 }
@@ -106,6 +110,12 @@ void load_config_file(const std::string& path, Config& cfg) {
   };
   auto boolean = [&](bool& dst) {
     return [&, f](const std::string& k, const YAML::Node& n) { dst = scalar<bool>(f, k, n); };
+  };
+  auto seconds = [&](double& dst) {
+    return [&, f](const std::string& k, const YAML::Node& n) {
+      dst = scalar<double>(f, k, n);
+      if (!(dst > 0) || dst > 86400 * 7) fail(f, k, "must be a number of seconds > 0 (at most a week)", &n);
+    };
   };
   walk(f, "", root, {
     {"capture", [&](const std::string& p, const YAML::Node& n) {
@@ -162,8 +172,22 @@ void load_config_file(const std::string& path, Config& cfg) {
      }},
     {"eal_memory_mb", u32(cfg.eal_memory_mb, 1u << 20)},
     {"flow", [&](const std::string& p, const YAML::Node& n) {
-       walk(f, p, n, {{"hash_vlan", boolean(cfg.hash_vlan)}});
+       walk(f, p, n, {
+         {"hash_vlan", boolean(cfg.hash_vlan)},
+         {"capacity", u32(cfg.flow_capacity, 1u << 26)},
+         {"tcp_opening_timeout_s", seconds(cfg.tcp_opening_timeout_s)},
+         {"tcp_established_timeout_s", seconds(cfg.tcp_established_timeout_s)},
+         {"tcp_closing_timeout_s", seconds(cfg.tcp_closing_timeout_s)},
+         {"udp_timeout_s", seconds(cfg.udp_timeout_s)},
+       });
      }},
+    {"reassembly", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"memory_mb", u32(cfg.reassembly_memory_mb, 1u << 20)},
+         {"flow_buffer_kb", u32(cfg.reassembly_flow_buffer_kb, 1u << 20)},
+       });
+     }},
+    {"flows_out", str(cfg.flows_out)},
     {"job", [&](const std::string& k, const YAML::Node& v) {
        try { cfg.job = parse_job(scalar<std::string>(f, k, v)); }
        catch (const ConfigError& e) { fail(f, k, e.what(), &v); }
@@ -171,6 +195,20 @@ void load_config_file(const std::string& path, Config& cfg) {
     {"summary_json", str(cfg.summary_json)},
     {"log_level", str(cfg.log_level)},
   });
+}
+
+ReassemblerConfig reassembler_config(const Config& cfg) {
+  auto ns = [](double s) { return static_cast<uint64_t>(s * 1e9); };
+  ReassemblerConfig r;
+  r.table.capacity = cfg.flow_capacity;
+  r.table.include_vlan = cfg.hash_vlan;
+  r.table.tcp_opening_timeout_ns = ns(cfg.tcp_opening_timeout_s);
+  r.table.tcp_established_timeout_ns = ns(cfg.tcp_established_timeout_s);
+  r.table.tcp_closing_timeout_ns = ns(cfg.tcp_closing_timeout_s);
+  r.table.udp_timeout_ns = ns(cfg.udp_timeout_s);
+  r.reassembly.memory_cap_bytes = uint64_t{cfg.reassembly_memory_mb} << 20;
+  r.reassembly.max_buffer_per_flow = cfg.reassembly_flow_buffer_kb << 10;
+  return r;
 }
 
 void validate_config(const Config& cfg) {
@@ -195,6 +233,13 @@ void validate_config(const Config& cfg) {
   if (cfg.rx_lcores == 0) throw ConfigError("lcores.rx must be at least 1");
   if (cfg.mbuf_data_room < 256 + 128) {
     throw ConfigError("mempool.data_room must be at least 384 bytes (128 headroom + a header)");
+  }
+  if (cfg.job == JobKind::kFlows) {
+    std::string why = validate(reassembler_config(cfg));
+    if (!why.empty()) throw ConfigError("flow/reassembly settings: " + why);
+  }
+  if (!cfg.flows_out.empty() && cfg.job != JobKind::kFlows) {
+    throw ConfigError("flows_out (--flows-out) needs the flows job (--job flows)");
   }
   static const std::set<std::string> kLevels = {"emergency", "alert", "critical", "error",
                                                "warning", "notice", "info", "debug"};

@@ -2,6 +2,8 @@
 // exceptions; every read is bounds-checked against the captured length.
 #include "spanfeed/packet.h"
 
+#include <arpa/inet.h>
+
 #include <cstring>
 
 namespace spanfeed {
@@ -300,6 +302,15 @@ std::string_view to_string(ParseOutcome o) {
     case ParseOutcome::kCount: break;
   }
   return "unknown";
+}
+
+size_t format_ip(const IpAddr& a, uint8_t ip_version, char* out, size_t out_len) {
+  if (inet_ntop(ip_version == 6 ? AF_INET6 : AF_INET, a.bytes, out,
+                static_cast<socklen_t>(out_len)) == nullptr) {
+    if (out_len > 0) out[0] = '\0';
+    return 0;
+  }
+  return std::strlen(out);
 }
 
 ParseOutcome parse_packet(std::span<const std::byte> frame, LinkType link, ParsedPacket& out) {

@@ -73,11 +73,55 @@ std::vector<std::string> RunReport::ledger_problems() const {
   if (mode == "offline" && !interrupted && expected_packets != 0) {
     eq("packets in file == rx received", expected_packets, rx_received());
   }
+  for (size_t i = 0; i < workers.size(); ++i) {
+    const auto& w = workers[i];
+    if (!w.reassembly.present) continue;
+    const auto& c = w.reassembly.counters;
+    std::string who = "worker " + std::to_string(i) + " ";
+    eq((who + "reassembly segments == packets received").c_str(), c.segments, w.received);
+    eq((who + "reassembly segments == sum of segment outcomes").c_str(), c.segments,
+       c.outcome_total());
+    // finish() closes every flow at the end, interrupted or not
+    eq((who + "flows created == flows closed").c_str(), c.flows_created, c.closed_total());
+  }
   uint64_t violations = 0;
   for (const auto& w : workers) violations += w.order_violations;
   eq("per-ring order violations == 0", violations, 0);
   return p;
 }
+
+namespace {
+
+nlohmann::json reassembly_json(const ReassemblySnapshot& s) {
+  using nlohmann::json;
+  const auto& c = s.counters;
+  json outcomes = json::object();
+  for (size_t i = 0; i < kSegmentOutcomeCount; ++i) {
+    outcomes[std::string(to_string(static_cast<SegmentOutcome>(i)))] = c.outcome[i];
+  }
+  json gaps = json::object();
+  for (size_t i = 0; i < kGapReasonCount; ++i) {
+    gaps[std::string(to_string(static_cast<GapReason>(i)))] = {{"events", c.gap_events[i]},
+                                                               {"bytes", c.gap_bytes[i]}};
+  }
+  json closed = json::object();
+  for (size_t i = 0; i < kCloseReasonCount; ++i) {
+    closed[std::string(to_string(static_cast<CloseReason>(i)))] = c.closed[i];
+  }
+  return {
+    {"segments", c.segments}, {"outcomes", outcomes}, {"gaps", gaps}, {"closed", closed},
+    {"flows_created", c.flows_created}, {"bytes_in_order", c.bytes_in_order},
+    {"bytes_from_buffer", c.bytes_from_buffer}, {"bytes_datagram", c.bytes_datagram},
+    {"bytes_duplicate", c.bytes_duplicate}, {"bytes_dropped_memory", c.bytes_dropped_memory},
+    {"flow_limit_hits", c.flow_limit_hits}, {"chunks_high_water", c.chunks_high_water},
+    {"buffered_bytes_high_water", c.buffered_bytes_high_water},
+    {"table", {{"inserted", s.table.inserted}, {"refused", s.table.refused},
+               {"evicted_live", s.table.evicted_live}, {"evicted_closed", s.table.evicted_closed},
+               {"expired", s.table.expired}, {"active_high_water", s.table.active_high_water}}},
+  };
+}
+
+}  // namespace
 
 nlohmann::json to_json(const RunReport& r) {
   using nlohmann::json;
@@ -99,11 +143,20 @@ nlohmann::json to_json(const RunReport& r) {
                   {"ring_wait_spins", x.ring_wait_spins}});
   }
   json workers = json::array();
+  std::array<uint64_t, kSegmentOutcomeCount> seg_total{};
+  uint64_t segments_total = 0;
+  bool any_reassembly = false;
   for (const auto& w : r.workers) {
-    workers.push_back({{"lcore", w.lcore}, {"received", w.received}, {"packets", w.packets},
-                       {"payload_bytes", w.payload_bytes},
-                       {"order_violations", w.order_violations},
-                       {"multi_segment", w.multi_segment}});
+    json wj = {{"lcore", w.lcore}, {"received", w.received}, {"packets", w.packets},
+               {"payload_bytes", w.payload_bytes}, {"order_violations", w.order_violations},
+               {"multi_segment", w.multi_segment}};
+    if (w.reassembly.present) {
+      any_reassembly = true;
+      wj["reassembly"] = reassembly_json(w.reassembly);
+      segments_total += w.reassembly.counters.segments;
+      for (size_t i = 0; i < kSegmentOutcomeCount; ++i) seg_total[i] += w.reassembly.counters.outcome[i];
+    }
+    workers.push_back(wj);
   }
   json rx_ledger = {{"received", r.rx_received()}};
   for (size_t i = 0; i < static_cast<size_t>(RxOutcome::kCount); ++i) {
@@ -123,6 +176,13 @@ nlohmann::json to_json(const RunReport& r) {
     {"problems", problems},
   };
   if (r.expected_packets != 0) ledger["file_packets"] = r.expected_packets;
+  if (any_reassembly) {
+    json seg = {{"segments", segments_total}};
+    for (size_t i = 0; i < kSegmentOutcomeCount; ++i) {
+      seg[std::string(to_string(static_cast<SegmentOutcome>(i)))] = seg_total[i];
+    }
+    ledger["reassembly"] = seg;
+  }
   return {
     {"source", r.source}, {"mode", r.mode}, {"job", r.job}, {"link_type", r.link_type},
     {"interrupted", r.interrupted}, {"elapsed_s", r.elapsed_s},

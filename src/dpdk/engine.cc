@@ -104,7 +104,7 @@ struct WorkerContext {
   unsigned lcore = 0;
   std::vector<rte_ring*> rings;  // one per RX lcore
   WorkerCounters* counters = nullptr;
-  std::unique_ptr<PacketHandler> job;
+  std::unique_ptr<Job> job;
   std::vector<std::byte> scratch;
   std::atomic<bool> done{false};
 };
@@ -272,17 +272,23 @@ int worker_main(void* arg) {
         const MbufMeta* meta = meta_of(m);
         if (unlikely(meta->seq < next_seq[r])) ++violations;
         next_seq[r] = meta->seq + 1;
-        std::span<const std::byte> frame;
+        newest_ns = std::max(newest_ns, meta->ts_ns);
         if (likely(m->nb_segs == 1)) {
-          frame = {rte_pktmbuf_mtod(m, const std::byte*), rte_pktmbuf_data_len(m)};
+          std::span<const std::byte> frame(rte_pktmbuf_mtod(m, const std::byte*),
+                                           rte_pktmbuf_data_len(m));
+          job.on_packet(PacketView{frame, &meta->parsed, meta->ts_ns, meta->hash});
         } else {
+          // A frame chained over several mbufs: RX parsed the first segment
+          // only, so its payload bounds stop there. Linearise and parse the
+          // whole frame again (rare: jumbo/TSO captures).
           ++multiseg;
           uint32_t len = std::min<uint32_t>(rte_pktmbuf_pkt_len(m), kScratchBytes);
           const void* p = rte_pktmbuf_read(m, 0, len, ctx.scratch.data());
-          frame = {static_cast<const std::byte*>(p), len};
+          std::span<const std::byte> frame(static_cast<const std::byte*>(p), len);
+          ParsedPacket whole;
+          if (parse_packet(frame, sh.link, whole) != ParseOutcome::kOk) whole = meta->parsed;
+          job.on_packet(PacketView{frame, &whole, meta->ts_ns, meta->hash});
         }
-        newest_ns = std::max(newest_ns, meta->ts_ns);
-        job.on_packet(PacketView{frame, &meta->parsed, meta->ts_ns, meta->hash});
       }
       rte_pktmbuf_free_bulk(pkts, n);
       c.received.add(n);
@@ -628,7 +634,8 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     ctx->lcore = lcore_ids[nrx + w];
     for (unsigned r = 0; r < nrx; ++r) ctx->rings.push_back(rings[r][w]);
     ctx->counters = &w_counters[w];
-    ctx->job = make_job(cfg, w_counters[w]);
+    std::string part = cfg.flows_out.empty() ? "" : cfg.flows_out + ".part" + std::to_string(w);
+    ctx->job = make_job(cfg, w, w_counters[w], part);
     ctx->scratch.resize(kScratchBytes);
     sh.workers.push_back(std::move(ctx));
   }
@@ -683,10 +690,36 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
   }
   for (unsigned w = 0; w < nw; ++w) {
     const auto& c = w_counters[w];
-    report.workers.push_back({sh.workers[w]->lcore, c.received.get(), c.order_violations.get(),
-                              c.multi_segment.get(), c.packets.get(), c.payload_bytes.get()});
+    WorkerSnapshot ws;
+    ws.lcore = sh.workers[w]->lcore;
+    ws.received = c.received.get();
+    ws.order_violations = c.order_violations.get();
+    ws.multi_segment = c.multi_segment.get();
+    ws.packets = c.packets.get();
+    ws.payload_bytes = c.payload_bytes.get();
+    sh.workers[w]->job->report(ws);
+    report.workers.push_back(ws);
   }
-  sh.workers.clear();  // jobs release their state before the mempool goes
+  sh.workers.clear();  // jobs release their state (and close files) before the mempool goes
+  if (!cfg.flows_out.empty()) {
+    // Stitch the workers' parts into one file (control core, after the run).
+    std::FILE* out = std::fopen(cfg.flows_out.c_str(), "w");
+    for (unsigned w = 0; w < nw; ++w) {
+      std::string part = cfg.flows_out + ".part" + std::to_string(w);
+      if (std::FILE* in = std::fopen(part.c_str(), "r")) {
+        char buf[1 << 16];
+        size_t n;
+        while ((n = std::fread(buf, 1, sizeof(buf), in)) > 0 && out != nullptr) std::fwrite(buf, 1, n, out);
+        std::fclose(in);
+      }
+      std::remove(part.c_str());
+    }
+    if (out == nullptr || std::fclose(out) != 0) {
+      error = "cannot write flows output '" + cfg.flows_out + "'";
+      rte_mempool_free(sh.pool);
+      return 1;
+    }
+  }
   rte_mempool_free(sh.pool);
   return 0;
 }

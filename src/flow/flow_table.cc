@@ -71,7 +71,7 @@ bool operator==(const FlowKey& x, const FlowKey& y) {
   return diff == 0;
 }
 
-OrientedKey make_flow_key(const ParsedPacket& p) {
+OrientedKey make_flow_key(const ParsedPacket& p, bool include_vlan) {
   OrientedKey ok;
   std::memset(&ok.key, 0, sizeof(ok.key));
   int c = std::memcmp(p.src.bytes, p.dst.bytes, sizeof(p.src.bytes));
@@ -82,7 +82,7 @@ OrientedKey make_flow_key(const ParsedPacket& p) {
   ok.key.addr_b = b;
   ok.key.port_a = src_is_a ? p.src_port : p.dst_port;
   ok.key.port_b = src_is_a ? p.dst_port : p.src_port;
-  ok.key.vlan = p.vlan;
+  ok.key.vlan = include_vlan ? p.vlan : 0;
   ok.key.proto = p.l4_proto;
   ok.key.ip_version = p.ip_version;
   ok.from_a = src_is_a;
@@ -104,7 +104,8 @@ FlowTable::FlowTable(const FlowTableConfig& cfg, FlowTableListener* listener)
       capacity_(std::clamp<uint32_t>(cfg.capacity, 1, 1u << 30)),
       bucket_mask_(0),
       seed_(cfg.hash_seed),
-      evict_min_idle_ns_(cfg.evict_min_idle_ns) {
+      evict_min_idle_ns_(cfg.evict_min_idle_ns),
+      include_vlan_(cfg.include_vlan) {
   timeout_[static_cast<size_t>(TimeoutClass::kTcpOpening)] = cfg.tcp_opening_timeout_ns;
   timeout_[static_cast<size_t>(TimeoutClass::kTcpEstablished)] = cfg.tcp_established_timeout_ns;
   timeout_[static_cast<size_t>(TimeoutClass::kTcpClosing)] = cfg.tcp_closing_timeout_ns;

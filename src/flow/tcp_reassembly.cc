@@ -267,7 +267,7 @@ bool Reassembler::is_new_connection(const StreamState& s, uint32_t seq) const {
 
 SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const ParsedPacket& p,
                                         std::span<const std::byte> payload, uint32_t missing, uint64_t ts_ns) {
-  const OrientedKey ok = make_flow_key(p);
+  const OrientedKey ok = make_flow_key(p, table_.include_vlan());
   FlowLookup lk = table_.find(ok);
   Flow* f = lk.flow;
   Direction d = lk.dir;
@@ -301,7 +301,7 @@ SegmentOutcome Reassembler::process_tcp(std::span<const std::byte> frame, const 
   const bool fin = (fl & tcp_flag::kFin) != 0;
   const bool rst = (fl & tcp_flag::kRst) != 0;
 
-  const OrientedKey ok = make_flow_key(p);
+  const OrientedKey ok = make_flow_key(p, table_.include_vlan());
   FlowLookup lk = table_.find(ok);
   Flow* f = lk.flow;
   Direction d = lk.dir;

@@ -101,16 +101,23 @@ class RecordingConsumer : public StreamConsumer {
     uint64_t ts_ns = 0;
     const std::byte* data_ptr = nullptr;
   };
+  static Event make_event(const char* kind, uint64_t serial, Direction dir = Direction::kClientToServer) {
+    Event e;
+    e.kind = kind;
+    e.serial = serial;
+    e.dir = dir;
+    return e;
+  }
 
   void on_open(const Flow& flow, uint64_t ts_ns) override {
-    Event e{"open", flow.serial};
+    Event e = make_event("open", flow.serial);
     e.ts_ns = ts_ns;
     events.push_back(e);
     ++opens;
     ++open_now;
   }
   void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t ts_ns) override {
-    Event e{"data", flow.serial, dir};
+    Event e = make_event("data", flow.serial, dir);
     e.data.assign(reinterpret_cast<const char*>(data.data()), data.size());
     e.ts_ns = ts_ns;
     e.data_ptr = data.data();
@@ -120,7 +127,7 @@ class RecordingConsumer : public StreamConsumer {
     if (keep_events) events.push_back(std::move(e));
   }
   void on_gap(const Flow& flow, Direction dir, uint64_t missing, GapReason reason, uint64_t ts_ns) override {
-    Event e{"gap", flow.serial, dir};
+    Event e = make_event("gap", flow.serial, dir);
     e.missing = missing;
     e.gap_reason = reason;
     e.ts_ns = ts_ns;
@@ -130,20 +137,20 @@ class RecordingConsumer : public StreamConsumer {
     if (keep_events) events.push_back(e);
   }
   void on_fin(const Flow& flow, Direction dir, uint64_t ts_ns) override {
-    Event e{"fin", flow.serial, dir};
+    Event e = make_event("fin", flow.serial, dir);
     e.ts_ns = ts_ns;
     stream(flow.serial, dir) += "<fin>";
     ++fins;
     if (keep_events) events.push_back(e);
   }
   void on_rst(const Flow& flow, Direction dir, uint64_t ts_ns) override {
-    Event e{"rst", flow.serial, dir};
+    Event e = make_event("rst", flow.serial, dir);
     e.ts_ns = ts_ns;
     stream(flow.serial, dir) += "<rst>";
     if (keep_events) events.push_back(e);
   }
   void on_close(const Flow& flow, CloseReason reason, uint64_t ts_ns) override {
-    Event e{"close", flow.serial};
+    Event e = make_event("close", flow.serial);
     e.close_reason = reason;
     e.ts_ns = ts_ns;
     ++closes;

@@ -50,6 +50,8 @@ class ReassemblyTest : public ::testing::Test {
   void SetUp() override { make(test_config()); }
   void make(const ReassemblerConfig& c) {
     ASSERT_EQ(validate(c), "");
+    r_.reset();
+    rec_ = RecordingConsumer{};
     r_ = std::make_unique<Reassembler>(c, rec_);
     fed_ = 0;
   }
@@ -211,8 +213,9 @@ TEST_F(ReassemblyTest, AckPastMiddleHoleBecomesGapAndBufferedBytesFlow) {
   EXPECT_EQ(feed(c.c_data(10, "klmno", kT0 + 2)), O::kBuffered);
   EXPECT_EQ(feed(c.s_ack(8, kT0 + 3)), O::kNoPayload);  // ack inside the hole: keep waiting
   EXPECT_EQ(rec_.text(1, kC2S), "abcde");
-  EXPECT_EQ(feed(c.s_ack(15, kT0 + 4)), O::kNoPayload);  // past the hole: [5,10) is lost
+  EXPECT_EQ(feed(c.s_ack(10, kT0 + 4)), O::kNoPayload);  // up to the buffered data: [5,10) is lost
   EXPECT_EQ(rec_.text(1, kC2S), "abcde<gap 5>klmno");
+  EXPECT_EQ(feed(c.s_ack(15, kT0 + 4)), O::kNoPayload);  // nothing left to gap
   auto gaps = rec_.of("gap");
   ASSERT_EQ(gaps.size(), 1u);
   EXPECT_EQ(gaps[0].missing, 5u);
@@ -753,6 +756,29 @@ TEST_F(ReassemblyTest, RunOfOutOfWindowSegmentsResyncsTheStream) {
   EXPECT_EQ(rec_.text(1, kC2S), "abc<gap 7>kk<gap " + std::to_string(far + 4 - 12) + ">CCDD");
   EXPECT_EQ(ctr().gaps(GapReason::kResync), 2u);
   EXPECT_EQ(ctr().chunks_in_use, 0u);
+  expect_ledger(*r_, fed_);
+}
+
+TEST_F(ReassemblyTest, VlanSeparatesFlowsUnlessConfiguredOut) {
+  TcpConn c = default_conn();
+  TestPacket req = c.c_data(0, "req", kT0);
+  req.parsed.vlan = 10;
+  TestPacket resp = c.s_data(0, "resp", kT0 + 1, 3);
+  resp.parsed.vlan = 20;  // routed SPAN: the answer comes back tagged differently
+  EXPECT_EQ(feed(req), O::kInOrder);
+  EXPECT_EQ(feed(resp), O::kInOrder);
+  EXPECT_EQ(ctr().flows_created, 2u);
+  EXPECT_EQ(rec_.text(1, kC2S), "req");
+  EXPECT_EQ(rec_.text(2, kS2C), "resp");
+
+  ReassemblerConfig cfg = test_config();
+  cfg.table.include_vlan = false;
+  make(cfg);
+  EXPECT_EQ(feed(req), O::kInOrder);
+  EXPECT_EQ(feed(resp), O::kInOrder);
+  EXPECT_EQ(ctr().flows_created, 1u);
+  EXPECT_EQ(rec_.text(1, kC2S), "req");
+  EXPECT_EQ(rec_.text(1, kS2C), "resp");
   expect_ledger(*r_, fed_);
 }
 

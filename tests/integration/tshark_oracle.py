@@ -5,8 +5,12 @@ payload_sum(path) -> (ip_packets, payload_bytes) computed by tshark alone:
 for each frame, the outermost IP header (first 'ip' or 'ipv6' in
 frame.protocols): IPv4 total length - header length, IPv6 payload length.
 """
+import re
 import subprocess
 import sys
+
+# tshark writes this text into a raw follow where it saw bytes missing.
+_MISSING = re.compile(rb"^\[(\d+) bytes missing in capture file\]\x00?$")
 
 
 def _fields(path, fields, display_filter=None):
@@ -50,3 +54,54 @@ if __name__ == "__main__":
     for p in sys.argv[1:]:
         n, b = payload_sum(p)
         print(f"{p}\tframes={frame_count(p)}\tip_packets={n}\tpayload_bytes={b}")
+
+
+def tcp_stream_ids(path):
+    ids = set()
+    for (sid,) in _fields(path, ["tcp.stream"], display_filter="tcp"):
+        if sid:
+            ids.add(int(sid.split(",")[0]))
+    return sorted(ids)
+
+
+def follow_tcp(path):
+    """Every TCP connection's reassembled bytes per direction, as tshark's
+    `-z follow,tcp,raw,N` gives them (one tshark pass for all streams).
+    Returns a list of dicts: node0/node1 ("ip:port"), data0/data1 (bytes sent
+    by node0 / node1), and missing0/missing1 where tshark marked bytes as
+    missing (its marker text is not part of the data)."""
+    ids = tcp_stream_ids(path)
+    if not ids:
+        return []
+    cmd = ["tshark", "-n", "-r", path, "-q"]
+    for i in ids:
+        cmd += ["-z", f"follow,tcp,raw,{i}"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    streams, cur = [], None
+    for line in out.splitlines():
+        if line.startswith("Follow: tcp,raw"):
+            cur = {"node0": None, "node1": None, "data0": bytearray(), "data1": bytearray()}
+            streams.append(cur)
+        elif cur is None or line.startswith("=====") or line.startswith("Filter:"):
+            continue
+        elif line.startswith("Node 0: "):
+            cur["node0"] = line[8:].strip()
+        elif line.startswith("Node 1: "):
+            cur["node1"] = line[8:].strip()
+        elif line.strip():
+            chunk = bytes.fromhex(line.strip())
+            m = _MISSING.match(chunk)
+            side = "1" if line.startswith("\t") else "0"
+            if m:
+                cur["missing" + side] = cur.get("missing" + side, 0) + int(m.group(1))
+            else:
+                cur["data" + side] += chunk
+    return streams
+
+
+def fnv1a64(data):
+    h = 0xcbf29ce484222325
+    for b in data:
+        h ^= b
+        h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"

@@ -3,9 +3,11 @@
 
 namespace spanfeed {
 
-std::unique_ptr<PacketHandler> make_job(const Config& cfg, WorkerCounters& counters) {
+std::unique_ptr<Job> make_job(const Config& cfg, unsigned worker, WorkerCounters& counters,
+                              const std::string& flows_part) {
   switch (cfg.job) {
     case JobKind::kPayloadSum: return std::make_unique<PayloadSumJob>(counters);
+    case JobKind::kFlows: return std::make_unique<FlowsJob>(cfg, worker, counters, flows_part);
   }
   return nullptr;
 }

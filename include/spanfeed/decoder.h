@@ -1,0 +1,362 @@
+// Protocol decoders and the per-worker RecordBuilder: dispatch by port/sniff, per-flow state, request/response matching.
+// Runs on one worker lcore (no locks); allocates only in constructors, never per packet or per flow.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "spanfeed/flow_table.h"
+#include "spanfeed/roundtrip.h"
+#include "spanfeed/tcp_reassembly.h"
+
+namespace spanfeed {
+
+enum class Transport : uint8_t { kTcp, kUdp };
+
+// One "this port speaks this protocol" entry of the dispatch map.
+struct PortBinding {
+  Protocol protocol;
+  Transport transport;
+  uint16_t port;
+};
+
+// http 80,8080,8000,8888; redis 6379; dns 53 (udp+tcp); memcached 11211;
+// reserved for later decoders: mysql 3306, pgsql 5432, mongodb 27017.
+std::vector<PortBinding> default_port_bindings();
+
+inline constexpr uint64_t kNsPerUs = 1000;
+
+struct DecodeConfig {
+  uint32_t worker_id = 0;               // high byte of every record id
+  uint32_t flow_capacity = 65536;       // = FlowTableConfig::capacity (Flow::slot < this)
+  std::string recording_id;             // added to every record when not empty
+  std::vector<PortBinding> ports = default_port_bindings();
+  bool sniff_unknown_ports = true;      // try the decoders' payload sniffs on unmapped ports
+  uint32_t sniff_max_chunks = 4;        // data chunks per flow to sniff before giving up (unknown)
+  uint64_t response_timeout_ns = 30 * kNsPerSec;  // request without response for this long: "timeout"
+  uint32_t max_pending_per_flow = 64;   // requests waiting for a response per flow; more: oldest -> timeout
+  uint32_t message_pool_size = 8192;    // messages (pending + in progress) per worker, ~1.7 KiB each
+  uint32_t carry_bytes = 16384;         // per-direction buffer for a line / DNS-TCP message split over chunks: the cap
+  uint32_t carry_buffer_count = 1024;   // such buffers per worker (taken only while a message is split)
+  uint32_t timeout_budget = 16;         // pending requests timed out per on_data call at most (rest: advance_time)
+  bool redact_secrets = true;           // HTTP Authorization/Cookie/Set-Cookie, Redis AUTH: "<redacted>"
+  uint32_t max_dns_answers = 16;        // answers listed per DNS response (answer_count has the full number)
+  uint32_t redis_key_max = 256;         // Redis key / simple-string value kept, bytes
+};
+
+// Empty when usable, else the start-up error message.
+std::string validate(const DecodeConfig& cfg);
+
+// How a flow got (or did not get) a decoder. Each flow that saw data ends in
+// exactly one of these (flows closed before any payload: kNoData).
+enum class DetectOutcome : uint8_t {
+  kByPort,     // server port in the map (either endpoint)
+  kBySniff,    // payload matched a decoder's sniff
+  kNoDecoder,  // port mapped to a protocol with no decoder registered yet (mysql, pgsql, mongodb)
+  kUnknown,    // no port match and no sniff within sniff_max_chunks: not decoded (HTTP/2, TLS, ...)
+  kNoData,     // closed before any payload
+  kCount,
+};
+inline constexpr size_t kDetectOutcomeCount = static_cast<size_t>(DetectOutcome::kCount);
+std::string_view to_string(DetectOutcome o);
+
+// Why a request ended as a "timeout" record.
+enum class TimeoutCause : uint8_t {
+  kExpired,   // no response within response_timeout_ns (advance_time / on_data)
+  kOverflow,  // max_pending_per_flow reached: the oldest pending request was flushed
+  kGap,       // the response direction lost bytes: its pending requests' responses are gone
+  kClose,     // the flow closed (FIN/RST/idle/evicted/shutdown) with requests pending
+  kCount,
+};
+inline constexpr size_t kTimeoutCauseCount = static_cast<size_t>(TimeoutCause::kCount);
+std::string_view to_string(TimeoutCause c);
+
+// Per-worker decoding counters. Cache-line aligned: the control core reads
+// them while the worker bumps them.
+// Ledger (checked by the tests):
+//   sum(requests) == sum(matched) + sum(timeouts) + pending_now
+//   records_emitted == sum(roundtrips) == sum(matched) + sum(timeouts) + unmatched + no_reply
+//   flows_opened == sum(detect) + flows_undetected_now
+struct alignas(64) DecodeCounters {
+  std::array<std::array<uint64_t, kRoundtripStatusCount>, kProtocolCount> roundtrips{};
+  std::array<uint64_t, kProtocolCount> requests{};       // requests queued to wait for a response
+  std::array<uint64_t, kProtocolCount> responses{};      // responses completed (matched or not)
+  std::array<uint64_t, kProtocolCount> matched{};        // responses paired with a request
+  std::array<uint64_t, kProtocolCount> no_reply{};       // requests that expect no reply (memcached noreply/quit): ok records
+  std::array<uint64_t, kProtocolCount> decode_errors{};  // bytes that do not parse as the protocol
+  std::array<uint64_t, kProtocolCount> interim{};        // HTTP 1xx interim responses (not records)
+  std::array<uint64_t, kTimeoutCauseCount> timeouts{};
+  std::array<uint64_t, kDetectOutcomeCount> detect{};
+  uint64_t unmatched = 0;              // responses without a request
+  uint64_t records_emitted = 0;        // handed to the sink
+  uint64_t pending_now = 0;            // requests waiting now (gauge)
+  uint64_t pending_overflow = 0;       // = timeouts[kOverflow]: max_pending_per_flow hit
+  uint64_t message_pool_exhausted = 0; // a message could not be tracked (pool empty): request lost / response unmatched
+  uint64_t carry_overflow = 0;         // a line / message over carry_bytes: cut, rest skipped
+  uint64_t carry_pool_exhausted = 0;   // no carry buffer free: the split line is cut
+  uint64_t field_truncated = 0;        // a message's field arena was full: values cut
+  uint64_t gaps = 0;                   // gap events heard by decoders
+  uint64_t gap_bytes = 0;
+  uint64_t gaps_absorbed = 0;          // gaps that fell inside a body/bulk and were skipped
+  uint64_t resyncs = 0;                // a decoder found a message boundary again after a gap / garbage
+  uint64_t resync_skipped_bytes = 0;   // bytes skipped while looking for it
+  uint64_t undecoded_bytes = 0;        // payload of flows without a decoder (unknown, no decoder, pre-detection)
+  uint64_t flows_opened = 0;
+  uint64_t flows_undetected_now = 0;   // open flows with data still being sniffed, or without data yet
+
+  uint64_t roundtrips_total() const {
+    uint64_t t = 0;
+    for (const auto& p : roundtrips)
+      for (uint64_t v : p) t += v;
+    return t;
+  }
+  uint64_t of(Protocol p, RoundtripStatus s) const {
+    return roundtrips[static_cast<size_t>(p)][static_cast<size_t>(s)];
+  }
+  uint64_t sum(const std::array<uint64_t, kProtocolCount>& a) const {
+    uint64_t t = 0;
+    for (uint64_t v : a) t += v;
+    return t;
+  }
+  uint64_t timeouts_total() const {
+    uint64_t t = 0;
+    for (uint64_t v : timeouts) t += v;
+    return t;
+  }
+  uint64_t detect_total() const {
+    uint64_t t = 0;
+    for (uint64_t v : detect) t += v;
+    return t;
+  }
+  bool ledger_balanced() const {
+    return sum(requests) == sum(matched) + timeouts_total() + pending_now &&
+           records_emitted == roundtrips_total() &&
+           records_emitted == sum(matched) + timeouts_total() + unmatched + sum(no_reply);
+  }
+};
+
+// Bytes a decoder may keep per flow (both directions) inside the builder's
+// preallocated per-flow array. Decoder state types must be trivially
+// copyable and fit here (static_assert in each decoder).
+inline constexpr size_t kDecoderStateBytes = 256;
+
+// Result of FlowContext::next_line / take.
+enum class Take : uint8_t {
+  kOk,        // `out` holds the line / bytes; `data` advanced past them
+  kNeedMore,  // everything left in `data` was kept (carry); call again with the next chunk
+  kNoMemory,  // take(): no carry buffer free (counted): treat like a message over the cap
+};
+
+// What a sniffed payload looks like.
+enum class SniffResult : uint8_t { kNo, kRequest, kResponse };
+
+class RecordBuilder;
+struct FlowSession;
+
+// What a decoder may do with one flow during one call. Direction is the
+// logical one: kClientToServer carries requests (the builder swaps when the
+// flow's "client" turned out to own the server port).
+class FlowContext {
+ public:
+  FlowContext(RecordBuilder& b, FlowSession& s, uint32_t slot, Direction chunk_dir = Direction::kClientToServer,
+              size_t chunk_len = 0)
+      : b_(b), s_(s), slot_(slot), chunk_dir_(chunk_dir), chunk_len_(chunk_len) {}
+
+  template <typename T>
+  T& state();
+  bool udp() const;
+  const DecodeConfig& config() const;
+  DecodeCounters& counters();
+  Protocol protocol() const;
+
+  // Stream position of `dir` where `rest` (the unconsumed tail of the current
+  // chunk) begins: bytes delivered + lost before it.
+  uint64_t offset(Direction dir, std::span<const std::byte> rest) const;
+
+  // Next '\n'-terminated line (without "\r\n") from the carry + data. Lines
+  // longer than carry_bytes are cut (`*cut` set, rest skipped, counted).
+  // The line stays valid until the next next_line/take on this direction.
+  Take next_line(Direction dir, std::span<const std::byte>& data, std::string_view& line, bool* cut);
+  // Next `n` contiguous bytes (n <= carry_bytes).
+  Take take(Direction dir, std::span<const std::byte>& data, size_t n, std::span<const std::byte>& out);
+  // Forget whatever is kept for `dir` (gap, resync).
+  void drop_carry(Direction dir);
+  bool has_carry(Direction dir) const;
+
+  // Messages come from the worker's pool; nullptr when it is empty (counted).
+  Message* new_message(uint64_t ts_ns);
+  void discard(Message* m);
+  // Queue a finished request to wait for its response. Overflow: the oldest
+  // pending request becomes a timeout record.
+  void commit_request(Message* req);
+  // A request that expects no reply: ok record now, response null.
+  void emit_no_reply(Message* req);
+  // Oldest pending request (FIFO protocols), or nullptr.
+  Message* front_request();
+  size_t pending_count() const;
+  // Finished response: pairs with the oldest pending request (FIFO), or with
+  // the oldest pending request whose key == `key` (by_key), else unmatched.
+  void complete_response(Message* resp, RoundtripStatus status);
+  void complete_response_by_key(Message* resp, RoundtripStatus status, uint32_t key);
+  // Every pending request becomes a timeout record (`extra_flags` added).
+  void flush_pending(TimeoutCause cause, uint32_t extra_flags);
+
+  void count_decode_error();
+  void count_resync(uint64_t skipped_bytes);
+  void count_gap_absorbed();
+
+ private:
+  RecordBuilder& b_;
+  FlowSession& s_;
+  uint32_t slot_;
+  Direction chunk_dir_;  // direction of the chunk being decoded
+  size_t chunk_len_;     // its size (0 outside data())
+};
+
+// One protocol's decoder. One instance per worker serves all flows of its
+// protocol; per-flow state lives in FlowContext::state<T>(). Push parser:
+// bytes in, records out through the context. Never throws, never allocates.
+class Decoder {
+ public:
+  virtual ~Decoder() = default;
+  virtual Protocol protocol() const = 0;
+  // Cheap payload check for flows on unmapped ports: does `chunk` (a data
+  // chunk of a flow not yet detected, either direction) look like the start
+  // of a request or of a response of this protocol? The builder orients the
+  // flow from the answer.
+  virtual SniffResult sniff(std::span<const std::byte> chunk, Transport t) const = 0;
+  // A flow was given to this decoder: initialise state<T>().
+  virtual void open(FlowContext& ctx, uint64_t ts_ns) = 0;
+  virtual void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts_ns) = 0;
+  // `missing` bytes of `dir` are lost; offset(dir, {}) is where they start.
+  virtual void gap(FlowContext& ctx, Direction dir, uint64_t missing, uint64_t ts_ns) = 0;
+  // `dir` ended (FIN): a body delimited by the connection end is complete.
+  virtual void fin(FlowContext& ctx, Direction dir, uint64_t ts_ns) = 0;
+  // Last call: finish or drop messages in progress (pending requests are
+  // flushed by the builder afterwards).
+  virtual void close(FlowContext& ctx, uint64_t ts_ns) = 0;
+};
+
+// Built-in decoders (src/decode/*.cc).
+std::unique_ptr<Decoder> make_http_decoder(const DecodeConfig& cfg);
+std::unique_ptr<Decoder> make_redis_decoder(const DecodeConfig& cfg);
+std::unique_ptr<Decoder> make_dns_decoder(const DecodeConfig& cfg);
+std::unique_ptr<Decoder> make_memcached_decoder(const DecodeConfig& cfg);
+
+// Per-flow session kept by the builder at index flow.slot.
+struct FlowSession {
+  alignas(16) std::array<std::byte, kDecoderStateBytes> state{};
+  std::array<uint64_t, 2> base{};      // stream offset at the start of the current chunk, per logical dir
+  std::array<uint32_t, 2> carry{};     // carry buffer index or kNone
+  std::array<uint32_t, 2> carry_len{};
+  std::array<uint8_t, 2> carry_mode{};  // see record_builder.cc
+  uint32_t pending_head = UINT32_MAX;  // message pool indices, FIFO of pending requests
+  uint32_t pending_tail = UINT32_MAX;
+  uint32_t pending_count = 0;
+  Endpoint client;
+  Endpoint server;
+  uint8_t ip_version = 4;
+  Protocol protocol = Protocol::kUnknown;
+  uint8_t detect_state = 0;  // see record_builder.cc
+  uint8_t sniff_chunks = 0;
+  bool swapped = false;      // logical client = the flow's server endpoint
+  bool udp = false;
+  bool open = false;
+};
+
+// The per-worker session layer: a StreamConsumer for the Reassembler that
+// chooses a decoder per flow, keeps per-flow state in preallocated arrays,
+// matches requests with responses and hands Roundtrips to a RecordSink.
+class RecordBuilder final : public StreamConsumer {
+ public:
+  // Allocates all pools here. cfg must pass validate().
+  RecordBuilder(const DecodeConfig& cfg, RecordSink& sink);
+  ~RecordBuilder() override;
+  RecordBuilder(const RecordBuilder&) = delete;
+  RecordBuilder& operator=(const RecordBuilder&) = delete;
+
+  // Adds (or replaces) the decoder of d->protocol(); start-up only.
+  void register_decoder(std::unique_ptr<Decoder> d);
+  void set_sink(RecordSink& sink) { sink_ = &sink; }
+
+  void on_open(const Flow& flow, uint64_t ts_ns) override;
+  void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t ts_ns) override;
+  void on_gap(const Flow& flow, Direction dir, uint64_t missing_bytes, GapReason reason, uint64_t ts_ns) override;
+  void on_fin(const Flow& flow, Direction dir, uint64_t ts_ns) override;
+  void on_rst(const Flow& flow, Direction dir, uint64_t ts_ns) override;
+  void on_close(const Flow& flow, CloseReason reason, uint64_t ts_ns) override;
+
+  // Pending requests older than response_timeout_ns at now_ns become timeout
+  // records (call from the worker's on_idle, next to Reassembler::advance_time).
+  void advance_time(uint64_t now_ns);
+  // End of run: call after Reassembler::finish(); flushes whatever is left.
+  void finish(uint64_t now_ns);
+
+  const DecodeCounters& counters() const { return counters_; }
+  const DecodeConfig& config() const { return cfg_; }
+  uint32_t messages_in_use() const { return msg_in_use_; }
+  uint32_t carry_buffers_in_use() const { return carry_in_use_; }
+
+ private:
+  friend class FlowContext;
+  static constexpr uint32_t kNone = UINT32_MAX;
+
+  struct Slot {  // one pool entry: a message plus its links
+    Message msg;
+    uint32_t flow_slot = kNone;
+    uint32_t flow_prev = kNone, flow_next = kNone;  // flow's pending FIFO
+    uint32_t age_prev = kNone, age_next = kNone;    // worker-wide list of pending requests, oldest first
+    bool pending = false;
+  };
+
+  FlowSession& session(const Flow& f) { return sessions_[f.slot]; }
+  Direction logical(const FlowSession& s, Direction d) const { return s.swapped ? opposite(d) : d; }
+  bool detect(const Flow& f, FlowSession& s, Direction dir, std::span<const std::byte> data);
+  void start_decoder(const Flow& f, FlowSession& s, Protocol p, DetectOutcome how, bool swap, uint64_t ts_ns);
+  void close_session(uint32_t slot, uint64_t ts_ns);
+  void expire(uint64_t now_ns, uint32_t budget);
+
+  uint32_t slot_index(const Message* m) const;
+  uint32_t alloc_message(uint64_t ts_ns);
+  void free_message(uint32_t i);
+  void unlink_pending(uint32_t i);
+  void emit(const FlowSession& s, const Message* req, const Message* resp, RoundtripStatus status);
+  void emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_flags);
+
+  std::byte* carry_data(uint32_t buf) { return carry_arena_.get() + static_cast<size_t>(buf) * cfg_.carry_bytes; }
+  uint32_t alloc_carry();
+  void free_carry(uint32_t buf);
+  void release_carry(FlowSession& s, size_t d);
+
+  DecodeConfig cfg_;
+  RecordSink* sink_;
+  std::array<std::unique_ptr<Decoder>, kProtocolCount> decoders_;
+  std::vector<uint8_t> tcp_port_map_;  // port -> Protocol (kUnknown: none)
+  std::vector<uint8_t> udp_port_map_;
+  std::vector<FlowSession> sessions_;
+  std::vector<Slot> slots_;
+  uint32_t msg_free_ = kNone;
+  uint32_t msg_in_use_ = 0;
+  uint32_t age_head_ = kNone, age_tail_ = kNone;
+  std::unique_ptr<std::byte[]> carry_arena_;
+  std::vector<uint32_t> carry_free_;
+  uint32_t carry_in_use_ = 0;
+  uint64_t next_id_ = 0;
+  std::array<std::string_view, 0> no_tags_{};
+  DecodeCounters counters_;
+};
+
+template <typename T>
+T& FlowContext::state() {
+  static_assert(sizeof(T) <= kDecoderStateBytes, "decoder state must fit FlowSession::state");
+  static_assert(alignof(T) <= 16, "decoder state alignment");
+  return *reinterpret_cast<T*>(s_.state.data());
+}
+
+}  // namespace spanfeed

@@ -1,0 +1,192 @@
+// Roundtrip records (one request/response pair), their bounded field lists and the JSON-lines encoder.
+// Built and encoded on a worker lcore; FieldList never allocates, the encoder only appends to a reused string.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "spanfeed/packet.h"
+
+namespace spanfeed {
+
+// Application protocols. Values index counter arrays; kUnknown is a flow no
+// decoder claimed. mysql/pgsql/mongodb are reserved for later decoders (their
+// ports are mapped, no decoder is registered yet).
+enum class Protocol : uint8_t {
+  kUnknown,
+  kHttp,
+  kRedis,
+  kDns,
+  kMemcached,
+  kMysql,
+  kPgsql,
+  kMongodb,
+  kCount,
+};
+inline constexpr size_t kProtocolCount = static_cast<size_t>(Protocol::kCount);
+std::string_view to_string(Protocol p);      // "http", "redis", ...: the record's `protocol`
+bool protocol_from_string(std::string_view s, Protocol* out);
+
+enum class RoundtripStatus : uint8_t {
+  kOk,         // response seen, the server did not report an error
+  kError,      // response seen and it is an error (HTTP >= 400, RESP '-', DNS rcode != NOERROR, ...)
+  kTimeout,    // request without a response (timed out, queue overflow, lost in a gap, flow closed)
+  kUnmatched,  // response without a request
+  kCount,
+};
+inline constexpr size_t kRoundtripStatusCount = static_cast<size_t>(RoundtripStatus::kCount);
+std::string_view to_string(RoundtripStatus s);
+
+// Bits of Roundtrip::flags (and Message::flags): encoded as the `flags` array.
+namespace record_flag {
+inline constexpr uint32_t kGap = 1u << 0;        // built across bytes the capture lost
+inline constexpr uint32_t kTruncated = 1u << 1;  // a message was incomplete (flow ended, line over the cap)
+}  // namespace record_flag
+
+// One protocol field of a request or response. Keys are string literals
+// (static storage); string values live in the owning FieldList's arena.
+enum class FieldKind : uint8_t { kString, kInt, kUint, kBool, kNull, kRawJson };
+
+struct Field {
+  const char* key = nullptr;  // static storage, snake_case
+  FieldKind kind = FieldKind::kNull;
+  uint16_t off = 0;  // kString / kRawJson: value bytes in the arena
+  uint16_t len = 0;
+  uint64_t num = 0;  // kInt (as int64), kUint, kBool
+};
+
+// Bounded list of fields with a fixed arena for string values: adding never
+// allocates; a value that does not fit is cut to the space left and
+// `truncated()` is set (the decoders count it).
+class FieldList {
+ public:
+  static constexpr size_t kMaxFields = 24;
+  static constexpr size_t kArenaBytes = 1024;  // path + host + user agent + key of one message, cut beyond
+
+  void clear() {
+    count_ = 0;
+    used_ = 0;
+    truncated_ = false;
+  }
+  // String value, cut to max_len bytes and to the arena space left.
+  void add_string(const char* key, std::string_view value, size_t max_len = kArenaBytes);
+  void add_int(const char* key, int64_t v) { add_num(key, FieldKind::kInt, static_cast<uint64_t>(v)); }
+  void add_uint(const char* key, uint64_t v) { add_num(key, FieldKind::kUint, v); }
+  void add_bool(const char* key, bool v) { add_num(key, FieldKind::kBool, v ? 1 : 0); }
+  void add_null(const char* key) { add_num(key, FieldKind::kNull, 0); }
+  // A value already encoded as JSON (e.g. DNS answers array). Must be valid
+  // JSON; dropped (not cut) when it does not fit.
+  bool add_raw_json(const char* key, std::string_view json);
+  // Sets a numeric field, replacing it when present (counts filled in late).
+  void set_uint(const char* key, uint64_t v);
+  bool has(std::string_view key) const { return find(key) != nullptr; }
+  const Field* find(std::string_view key) const;
+  std::string_view string_of(const Field& f) const { return {arena_.data() + f.off, f.len}; }
+  // String value of `key`, empty when absent or not a string.
+  std::string_view get_string(std::string_view key) const;
+
+  size_t size() const { return count_; }
+  const Field& operator[](size_t i) const { return fields_[i]; }
+  size_t arena_left() const { return kArenaBytes - used_; }
+  bool truncated() const { return truncated_; }
+
+  // Raw arena writing for values built piece by piece (DNS answers): begin,
+  // append, end. Returns false (and drops the value) when it does not fit.
+  size_t raw_begin() const { return used_; }
+  bool raw_append(std::string_view s);
+  bool raw_commit(const char* key, size_t begin, FieldKind kind);
+  void raw_abort(size_t begin) { used_ = static_cast<uint16_t>(begin); }
+
+ private:
+  void add_num(const char* key, FieldKind kind, uint64_t v);
+
+  std::array<Field, kMaxFields> fields_{};
+  std::array<char, kArenaBytes> arena_{};
+  uint16_t count_ = 0;
+  uint16_t used_ = 0;
+  bool truncated_ = false;
+};
+
+// One request or one response as a decoder saw it.
+struct Message {
+  uint64_t first_ts_ns = 0;  // capture time of the packet with its first byte
+  uint64_t last_ts_ns = 0;   // ... with its last byte
+  uint64_t bytes = 0;        // stream bytes of the message, bytes lost in gaps included
+  uint32_t flags = 0;        // record_flag bits
+  uint32_t key = 0;          // match key for id-matched protocols (DNS id)
+  uint32_t aux = 0;          // decoder's own use (HTTP: request was HEAD/CONNECT)
+  FieldList fields;
+
+  void reset() {
+    first_ts_ns = last_ts_ns = bytes = 0;
+    flags = key = aux = 0;
+    fields.clear();
+  }
+};
+
+struct Endpoint {
+  IpAddr ip{};
+  uint16_t port = 0;
+};
+
+// What a RecordSink receives. Pointers are valid only during emit().
+struct Roundtrip {
+  uint64_t ts_ns = 0;  // first request packet (response for unmatched)
+  uint64_t id = 0;     // worker_id << 56 | per-worker counter: encoded as 16 hex digits
+  Protocol protocol = Protocol::kUnknown;
+  uint8_t ip_version = 4;
+  Endpoint client;
+  Endpoint server;
+  RoundtripStatus status = RoundtripStatus::kOk;
+  bool has_latency = false;  // false for timeout / unmatched / no-reply: latency_us is null
+  uint64_t latency_us = 0;   // last response packet - first request packet
+  const Message* request = nullptr;   // null: unmatched
+  const Message* response = nullptr;  // null: timeout or a request that expects no reply
+  uint32_t flags = 0;                 // record_flag bits (request | response)
+  std::span<const std::string_view> tags;
+  std::string_view recording_id;  // omitted from the record when empty
+};
+
+// Where finished roundtrips go (exporters). Called on the worker thread; the
+// record and everything it points to is valid only during the call.
+class RecordSink {
+ public:
+  virtual ~RecordSink() = default;
+  virtual void emit(const Roundtrip& r) = 0;
+};
+
+// Appends `r` as one JSON object plus '\n' to `out`. Never throws; allocates
+// only when `out` has to grow (reuse the string: clear() keeps its capacity).
+void append_json_line(const Roundtrip& r, std::string& out);
+
+// JSON string escaping (quotes included): control characters as \u00XX,
+// invalid UTF-8 bytes as U+FFFD so the output is always valid JSON.
+void append_json_string(std::string_view s, std::string& out);
+
+// "2026-11-22T10:00:00.123456Z" from nanoseconds since the epoch.
+void append_iso8601_us(uint64_t ts_ns, std::string& out);
+
+// Text form of an address (IPv4 dotted, IPv6 RFC 5952 via inet_ntop).
+void append_ip(const IpAddr& ip, uint8_t ip_version, std::string& out);
+
+// A sink that encodes every record into a reused buffer and hands the line to
+// a callback-free consumer: subclass and implement write_line().
+class JsonLinesSink : public RecordSink {
+ public:
+  void emit(const Roundtrip& r) override {
+    line_.clear();
+    append_json_line(r, line_);
+    write_line(line_);
+  }
+  // The line includes its '\n'; valid only during the call.
+  virtual void write_line(std::string_view line) = 0;
+
+ private:
+  std::string line_;
+};
+
+}  // namespace spanfeed

@@ -1,0 +1,440 @@
+// HTTP/1.x decoder: request/response framing (Content-Length, chunked, until-close), pipelining, 1xx, gaps.
+// Runs on a worker lcore; per-flow state lives in the builder's preallocated array; never allocates.
+#include <cstring>
+
+#include "spanfeed/decoder.h"
+#include "text_util.h"
+
+namespace spanfeed {
+namespace {
+
+using text::iequals;
+
+constexpr Direction kReq = Direction::kClientToServer;
+constexpr Direction kResp = Direction::kServerToClient;
+
+enum class Phase : uint8_t {
+  kIdle,        // between messages: next line is a start line (or garbage while resyncing)
+  kHeaders,     // header lines until the empty line
+  kBody,        // Content-Length body: `remaining` bytes left
+  kChunkSize,   // chunked: next line is a chunk size
+  kChunkData,   // chunked: `remaining` bytes of chunk data
+  kChunkCrlf,   // chunked: the CRLF after a chunk's data
+  kTrailers,    // chunked: trailer lines until the empty line
+  kUntilClose,  // response body delimited by the end of the connection
+};
+
+namespace hflag {
+constexpr uint8_t kChunked = 1;
+constexpr uint8_t kHasLength = 2;
+constexpr uint8_t kExpect100 = 4;
+constexpr uint8_t kResyncing = 8;  // lost sync (gap / garbage): skipping lines until a start line
+}  // namespace hflag
+
+// Message::aux bits of a request: what the response framing depends on.
+constexpr uint32_t kAuxHead = 1;
+constexpr uint32_t kAuxConnect = 2;
+
+struct Side {
+  Message* msg = nullptr;  // in progress (may be null when the pool was empty)
+  uint64_t start = 0;      // stream offset of the message's first byte
+  uint64_t remaining = 0;
+  uint64_t body_bytes = 0;
+  uint64_t content_length = 0;
+  uint64_t skipped = 0;    // bytes skipped while resyncing
+  uint16_t status = 0;     // response status code
+  Phase phase = Phase::kIdle;
+  uint8_t flags = 0;
+  bool in_message = false;
+};
+
+struct State {
+  Side side[2];
+  bool tunnel = false;  // after 101 Switching Protocols / CONNECT 2xx: not HTTP any more
+};
+static_assert(sizeof(State) <= kDecoderStateBytes);
+
+constexpr std::string_view kMethods[] = {"GET ",     "POST ",  "PUT ",   "DELETE ", "HEAD ",
+                                         "OPTIONS ", "PATCH ", "CONNECT ", "TRACE "};
+
+bool is_token_char(char c) { return (c >= 'A' && c <= 'Z') || c == '-' || c == '_'; }
+
+// "METHOD SP target SP HTTP/1.x"
+bool parse_request_line(std::string_view line, std::string_view* method, std::string_view* target,
+                        std::string_view* version) {
+  size_t sp1 = line.find(' ');
+  if (sp1 == 0 || sp1 == std::string_view::npos || sp1 > 24) return false;
+  for (size_t i = 0; i < sp1; ++i) {
+    if (!is_token_char(line[i])) return false;
+  }
+  size_t sp2 = line.rfind(' ');
+  if (sp2 == sp1) return false;
+  std::string_view v = line.substr(sp2 + 1);
+  if (v.size() != 8 || v.substr(0, 7) != "HTTP/1.") return false;
+  *method = line.substr(0, sp1);
+  *target = text::trim(line.substr(sp1 + 1, sp2 - sp1 - 1));
+  *version = v.substr(5);
+  return !target->empty();
+}
+
+// "HTTP/1.x SP ddd [SP reason]"
+bool parse_status_line(std::string_view line, std::string_view* version, uint16_t* code, std::string_view* reason) {
+  if (line.size() < 12 || line.substr(0, 7) != "HTTP/1." || line[8] != ' ') return false;
+  if (!text::is_digit(line[9]) || !text::is_digit(line[10]) || !text::is_digit(line[11])) return false;
+  if (line.size() > 12 && line[12] != ' ') return false;
+  *version = line.substr(5, 3);
+  *code = static_cast<uint16_t>((line[9] - '0') * 100 + (line[10] - '0') * 10 + (line[11] - '0'));
+  *reason = line.size() > 13 ? text::trim(line.substr(13)) : std::string_view{};
+  return true;
+}
+
+class HttpDecoder final : public Decoder {
+ public:
+  explicit HttpDecoder(const DecodeConfig& cfg) : redact_(cfg.redact_secrets) {}
+
+  Protocol protocol() const override { return Protocol::kHttp; }
+
+  SniffResult sniff(std::span<const std::byte> chunk, Transport t) const override {
+    if (t != Transport::kTcp) return SniffResult::kNo;
+    std::string_view s = text::as_sv(chunk);
+    if (s.size() >= 12 && s.substr(0, 7) == "HTTP/1." && s[8] == ' ' && text::is_digit(s[9]))
+      return SniffResult::kResponse;
+    for (std::string_view m : kMethods) {
+      if (s.size() > m.size() && s.substr(0, m.size()) == m) {
+        // the target of an origin-form request starts with '/', else absolute/authority/'*'
+        char c = s[m.size()];
+        if (c == '/' || c == '*' || (c >= 'a' && c <= 'z') || text::is_digit(c)) return SniffResult::kRequest;
+      }
+    }
+    return SniffResult::kNo;
+  }
+
+  void open(FlowContext& ctx, uint64_t /*ts_ns*/) override { ctx.state<State>() = State{}; }
+
+  void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts) override {
+    State& st = ctx.state<State>();
+    if (st.tunnel) return;
+    Side& req = st.side[index_of(kReq)];
+    if (dir == kResp && req.in_message && ctx.pending_count() == 0 && !(req.flags & hflag::kExpect100)) {
+      // The server answers: as far as it is concerned the request is complete.
+      // What we did not see of it was not captured.
+      end_message(ctx, st, kReq, ctx.offset(kReq, {}), ts, record_flag::kTruncated);
+    }
+    Side& sd = st.side[index_of(dir)];
+    while (!bytes.empty() && !st.tunnel) {
+      if (sd.in_message && sd.msg != nullptr) sd.msg->last_ts_ns = ts;
+      switch (sd.phase) {
+        case Phase::kIdle: idle(ctx, st, dir, bytes, ts); break;
+        case Phase::kHeaders: headers(ctx, st, dir, bytes, ts); break;
+        case Phase::kBody: {
+          const size_t n = bytes.size() < sd.remaining ? bytes.size() : static_cast<size_t>(sd.remaining);
+          bytes = bytes.subspan(n);
+          sd.remaining -= n;
+          sd.body_bytes += n;
+          if (sd.remaining == 0) end_message(ctx, st, dir, ctx.offset(dir, bytes), ts, 0);
+          break;
+        }
+        case Phase::kChunkData: {
+          const size_t n = bytes.size() < sd.remaining ? bytes.size() : static_cast<size_t>(sd.remaining);
+          bytes = bytes.subspan(n);
+          sd.remaining -= n;
+          sd.body_bytes += n;
+          if (sd.remaining == 0) sd.phase = Phase::kChunkCrlf;
+          break;
+        }
+        case Phase::kChunkSize:
+        case Phase::kChunkCrlf:
+        case Phase::kTrailers: chunk_lines(ctx, st, dir, bytes, ts); break;
+        case Phase::kUntilClose:
+          sd.body_bytes += bytes.size();
+          bytes = {};
+          break;
+      }
+    }
+  }
+
+  void gap(FlowContext& ctx, Direction dir, uint64_t missing, uint64_t ts) override {
+    State& st = ctx.state<State>();
+    if (st.tunnel) return;
+    Side& sd = st.side[index_of(dir)];
+    const uint64_t at = ctx.offset(dir, {});
+    if (sd.in_message) {
+      if (sd.msg != nullptr) sd.msg->flags |= record_flag::kGap;
+      if ((sd.phase == Phase::kBody || sd.phase == Phase::kChunkData) && missing <= sd.remaining) {
+        sd.remaining -= missing;  // inside the body: skip the hole, keep the framing
+        sd.body_bytes += missing;
+        ctx.count_gap_absorbed();
+        if (sd.remaining == 0) {
+          if (sd.phase == Phase::kBody) {
+            end_message(ctx, st, dir, at + missing, ts, 0);
+          } else {
+            sd.phase = Phase::kChunkCrlf;
+          }
+        }
+        return;
+      }
+      if (sd.phase == Phase::kUntilClose) {
+        sd.body_bytes += missing;
+        ctx.count_gap_absorbed();
+        return;
+      }
+      uint64_t end = at;
+      if (sd.phase == Phase::kBody || sd.phase == Phase::kChunkData) {
+        sd.body_bytes += sd.remaining;  // the body ended inside the hole
+        end += sd.remaining;
+      }
+      end_message(ctx, st, dir, end, ts, record_flag::kGap);
+    }
+    // Framing lost: skip lines until a start line. Responses lost in the hole
+    // take their requests' answers with them.
+    sd.phase = Phase::kIdle;
+    sd.flags = hflag::kResyncing;
+    sd.skipped = 0;
+    if (dir == kResp) ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
+  }
+
+  void fin(FlowContext& ctx, Direction dir, uint64_t ts) override {
+    State& st = ctx.state<State>();
+    Side& sd = st.side[index_of(dir)];
+    if (!sd.in_message || st.tunnel) return;
+    end_message(ctx, st, dir, ctx.offset(dir, {}), ts, sd.phase == Phase::kUntilClose ? 0 : record_flag::kTruncated);
+  }
+
+  void close(FlowContext& ctx, uint64_t ts) override {
+    State& st = ctx.state<State>();
+    for (Direction dir : {kReq, kResp}) {
+      Side& sd = st.side[index_of(dir)];
+      if (!sd.in_message) continue;
+      if (st.tunnel) {
+        ctx.discard(sd.msg);
+        sd = Side{};
+        continue;
+      }
+      end_message(ctx, st, dir, ctx.offset(dir, {}), ts,
+                  sd.phase == Phase::kUntilClose ? 0 : record_flag::kTruncated);
+    }
+  }
+
+ private:
+  void idle(FlowContext& ctx, State& st, Direction dir, std::span<const std::byte>& bytes, uint64_t ts) {
+    Side& sd = st.side[index_of(dir)];
+    if (!ctx.has_carry(dir)) sd.start = ctx.offset(dir, bytes);
+    const size_t before = bytes.size();
+    std::string_view line;
+    bool cut = false;
+    if (ctx.next_line(dir, bytes, line, &cut) != Take::kOk) {
+      if (sd.flags & hflag::kResyncing) sd.skipped += before - bytes.size();
+      return;
+    }
+    if (line.empty() && !cut) return;  // stray CRLF between messages (allowed before a request)
+    std::string_view a, b, c;
+    uint16_t code = 0;
+    const bool ok = dir == kReq ? parse_request_line(line, &a, &b, &c) : parse_status_line(line, &a, &code, &b);
+    if (!ok) {
+      if (sd.flags & hflag::kResyncing) {
+        sd.skipped += before - bytes.size();
+      } else {
+        ctx.count_decode_error();
+        sd.flags |= hflag::kResyncing;
+        sd.skipped = before - bytes.size();
+      }
+      return;
+    }
+    if (sd.flags & hflag::kResyncing) ctx.count_resync(sd.skipped);
+    const uint64_t start = sd.start;
+    sd = Side{};
+    sd.start = start;
+    sd.in_message = true;
+    sd.phase = Phase::kHeaders;
+    Message* m = ctx.new_message(ts);
+    sd.msg = m;
+    if (m == nullptr) return;
+    if (cut) m->flags |= record_flag::kTruncated;
+    FieldList& f = m->fields;
+    if (dir == kReq) {
+      f.add_string("method", a, 24);
+      std::string_view target = b;
+      size_t q = target.find('?');
+      f.add_string("path", target.substr(0, q), 512);
+      if (q != std::string_view::npos) f.add_string("query", target.substr(q + 1), 256);
+      f.add_string("version", c, 8);
+      if (a == "HEAD") m->aux |= kAuxHead;
+      if (a == "CONNECT") m->aux |= kAuxConnect;
+    } else {
+      f.add_uint("status_code", code);
+      f.add_string("reason", b, 64);
+      f.add_string("version", a, 8);
+      sd.status = code;
+    }
+  }
+
+  void headers(FlowContext& ctx, State& st, Direction dir, std::span<const std::byte>& bytes, uint64_t ts) {
+    Side& sd = st.side[index_of(dir)];
+    std::string_view line;
+    bool cut = false;
+    if (ctx.next_line(dir, bytes, line, &cut) != Take::kOk) return;
+    Message* m = sd.msg;
+    if (cut && m != nullptr) m->flags |= record_flag::kTruncated;
+    if (!line.empty()) {
+      header(ctx, sd, dir, line);
+      return;
+    }
+    // End of headers: how is the body delimited?
+    const uint64_t here = ctx.offset(dir, bytes);
+    if (dir == kReq) {
+      if (sd.flags & hflag::kChunked) {
+        sd.phase = Phase::kChunkSize;
+      } else if ((sd.flags & hflag::kHasLength) && sd.content_length > 0) {
+        sd.phase = Phase::kBody;
+        sd.remaining = sd.content_length;
+      } else {
+        end_message(ctx, st, dir, here, ts, 0);
+      }
+      return;
+    }
+    const Message* req = ctx.front_request();
+    const uint32_t req_aux = req != nullptr ? req->aux : 0;
+    if (sd.status >= 100 && sd.status < 200 && sd.status != 101) {
+      // Interim (100 Continue, 103 Early Hints): not the final response.
+      ++ctx.counters().interim[static_cast<size_t>(Protocol::kHttp)];
+      ctx.discard(m);
+      sd = Side{};
+      return;
+    }
+    if (sd.status == 101 || ((req_aux & kAuxConnect) && sd.status >= 200 && sd.status < 300)) {
+      end_message(ctx, st, dir, here, ts, 0);
+      st.tunnel = true;  // the connection carries another protocol from here on
+      return;
+    }
+    if ((req_aux & kAuxHead) || sd.status == 204 || sd.status == 304) {
+      end_message(ctx, st, dir, here, ts, 0);
+    } else if (sd.flags & hflag::kChunked) {
+      sd.phase = Phase::kChunkSize;
+    } else if (sd.flags & hflag::kHasLength) {
+      if (sd.content_length == 0) {
+        end_message(ctx, st, dir, here, ts, 0);
+      } else {
+        sd.phase = Phase::kBody;
+        sd.remaining = sd.content_length;
+      }
+    } else {
+      sd.phase = Phase::kUntilClose;
+    }
+  }
+
+  void header(FlowContext& ctx, Side& sd, Direction dir, std::string_view line) {
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      ctx.count_decode_error();  // not a header; keep going (obs-fold or junk)
+      return;
+    }
+    const std::string_view name = line.substr(0, colon);
+    const std::string_view value = text::trim(line.substr(colon + 1));
+    Message* m = sd.msg;
+    FieldList* f = m != nullptr ? &m->fields : nullptr;
+    auto keep = [&](const char* key, std::string_view v, size_t max) {
+      if (f != nullptr && !f->has(key)) f->add_string(key, v, max);
+    };
+    switch (text::lower(name[0])) {
+      case 'a':
+        if (iequals(name, "authorization") && dir == kReq) keep("authorization", redact_ ? "<redacted>" : value, 256);
+        break;
+      case 'c':
+        if (iequals(name, "content-length")) {
+          uint64_t n = 0;
+          if (!(sd.flags & hflag::kHasLength)) {
+            if (text::parse_u64(value, &n)) {
+              sd.flags |= hflag::kHasLength;
+              sd.content_length = n;
+              if (f != nullptr) f->add_uint("content_length", n);
+            } else {
+              ctx.count_decode_error();
+            }
+          }
+        } else if (iequals(name, "content-type")) {
+          keep("content_type", value, 128);
+        } else if (iequals(name, "cookie") && dir == kReq) {
+          keep("cookie", redact_ ? "<redacted>" : value, 256);
+        }
+        break;
+      case 'e':
+        if (iequals(name, "expect") && text::icontains(value, "100-continue")) sd.flags |= hflag::kExpect100;
+        break;
+      case 'h':
+        if (iequals(name, "host") && dir == kReq) keep("host", value, 128);
+        break;
+      case 's':
+        if (iequals(name, "set-cookie") && dir == kResp) keep("set_cookie", redact_ ? "<redacted>" : value, 256);
+        break;
+      case 't':
+        // chunked must be the last coding; anything else with it is unusual, still framed as chunked
+        if (iequals(name, "transfer-encoding") && text::icontains(value, "chunked")) sd.flags |= hflag::kChunked;
+        break;
+      case 'u':
+        if (iequals(name, "user-agent") && dir == kReq) keep("user_agent", value, 256);
+        break;
+      case 'x':
+        if (iequals(name, "x-forwarded-for") && dir == kReq) keep("x_forwarded_for", value, 128);
+        break;
+      default: break;
+    }
+  }
+
+  void chunk_lines(FlowContext& ctx, State& st, Direction dir, std::span<const std::byte>& bytes, uint64_t ts) {
+    Side& sd = st.side[index_of(dir)];
+    std::string_view line;
+    bool cut = false;
+    if (ctx.next_line(dir, bytes, line, &cut) != Take::kOk) return;
+    if (sd.phase == Phase::kChunkCrlf) {
+      sd.phase = Phase::kChunkSize;  // the (empty) line after chunk data
+      if (!line.empty()) ctx.count_decode_error();
+      return;
+    }
+    if (sd.phase == Phase::kTrailers) {
+      if (line.empty()) end_message(ctx, st, dir, ctx.offset(dir, bytes), ts, 0);
+      return;
+    }
+    std::string_view hex = text::trim(line.substr(0, line.find(';')));
+    uint64_t size = 0;
+    if (!text::parse_hex(hex, &size)) {
+      ctx.count_decode_error();  // lost the chunk framing: end here, resync on the next start line
+      end_message(ctx, st, dir, ctx.offset(dir, bytes), ts, record_flag::kTruncated);
+      sd.flags = hflag::kResyncing;
+      return;
+    }
+    if (size == 0) {
+      sd.phase = Phase::kTrailers;
+    } else {
+      sd.phase = Phase::kChunkData;
+      sd.remaining = size;
+    }
+  }
+
+  // The message of `dir` ends at stream offset `end`.
+  void end_message(FlowContext& ctx, State& st, Direction dir, uint64_t end, uint64_t ts, uint32_t flags) {
+    Side& sd = st.side[index_of(dir)];
+    Message* m = sd.msg;
+    const uint16_t status = sd.status;
+    const uint64_t body = sd.body_bytes;
+    const uint64_t start = sd.start;
+    sd = Side{};
+    if (m == nullptr) return;
+    m->flags |= flags;
+    m->bytes = end > start ? end - start : 0;
+    m->last_ts_ns = ts;
+    m->fields.set_uint("body_bytes", body);
+    if (dir == kReq) {
+      ctx.commit_request(m);
+    } else {
+      ctx.complete_response(m, status >= 400 ? RoundtripStatus::kError : RoundtripStatus::kOk);
+    }
+  }
+
+  bool redact_;
+};
+
+}  // namespace
+
+std::unique_ptr<Decoder> make_http_decoder(const DecodeConfig& cfg) { return std::make_unique<HttpDecoder>(cfg); }
+
+}  // namespace spanfeed

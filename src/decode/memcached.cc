@@ -1,0 +1,370 @@
+// memcached text-protocol decoder: commands with data blocks, multi-get, noreply/quit, meta commands, FIFO matching.
+// Runs on a worker lcore; per-flow state lives in the builder's preallocated array; never allocates.
+#include "spanfeed/decoder.h"
+#include "text_util.h"
+
+namespace spanfeed {
+namespace {
+
+constexpr Direction kReq = Direction::kClientToServer;
+constexpr Direction kResp = Direction::kServerToClient;
+
+enum class Phase : uint8_t {
+  kLine,  // next line: a command / response line
+  kData,  // `remaining` bytes of a data block (+ CRLF) to skip
+};
+
+enum class Kind : uint8_t {
+  kUnknown,
+  kStorage,    // set add replace append prepend cas: <key> <flags> <exptime> <bytes> [cas] [noreply] + data
+  kRetrieval,  // get gets: <key>*
+  kTouchGet,   // gat gats: <exptime> <key>*
+  kKeyed,      // delete incr decr touch: <key> ... [noreply]
+  kMetaSet,    // ms <key> <datalen> <flags>* + data
+  kMeta,       // mg md ma mn me: <key> <flags>*
+  kOther,      // stats version verbosity flush_all ... : one-line or END-terminated reply
+  kQuit,       // quit: no reply
+};
+
+struct CommandInfo {
+  std::string_view name;
+  Kind kind;
+};
+
+constexpr CommandInfo kCommands[] = {
+    {"get", Kind::kRetrieval},   {"gets", Kind::kRetrieval}, {"set", Kind::kStorage},
+    {"add", Kind::kStorage},     {"replace", Kind::kStorage}, {"append", Kind::kStorage},
+    {"prepend", Kind::kStorage}, {"cas", Kind::kStorage},    {"delete", Kind::kKeyed},
+    {"incr", Kind::kKeyed},      {"decr", Kind::kKeyed},     {"touch", Kind::kKeyed},
+    {"gat", Kind::kTouchGet},    {"gats", Kind::kTouchGet},  {"mg", Kind::kMeta},
+    {"ms", Kind::kMetaSet},      {"md", Kind::kMeta},        {"ma", Kind::kMeta},
+    {"mn", Kind::kMeta},         {"me", Kind::kMeta},        {"stats", Kind::kOther},
+    {"version", Kind::kOther},   {"verbosity", Kind::kOther}, {"flush_all", Kind::kOther},
+    {"cache_memlimit", Kind::kOther}, {"shutdown", Kind::kOther}, {"slabs", Kind::kOther},
+    {"lru", Kind::kOther},       {"lru_crawler", Kind::kOther}, {"misbehave", Kind::kOther},
+    {"quit", Kind::kQuit},
+};
+
+Kind kind_of(std::string_view cmd) {
+  for (const CommandInfo& c : kCommands) {
+    if (c.name == cmd) return c.kind;
+  }
+  return Kind::kUnknown;
+}
+
+// Single-line replies (VALUE/STAT/VA/END are handled apart).
+constexpr std::string_view kReplies[] = {
+    "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND", "DELETED", "TOUCHED", "OK",  "VERSION", "ERROR",
+    "CLIENT_ERROR", "SERVER_ERROR", "RESET", "BUSY", "BADCLASS", "NOSPARE", "NOTFULL", "UNSAFE", "SAME",
+    "HD", "EN", "NF", "NS", "EX", "MN", "ME",
+};
+
+bool is_reply_word(std::string_view w) {
+  for (std::string_view r : kReplies) {
+    if (r == w) return true;
+  }
+  if (w.empty() || w.size() > 20) return false;
+  for (char c : w) {
+    if (!text::is_digit(c)) return false;
+  }
+  return true;  // incr/decr result
+}
+
+struct Side {
+  Message* msg = nullptr;
+  uint64_t start = 0;
+  uint64_t remaining = 0;  // data block bytes + CRLF left
+  uint64_t skipped = 0;
+  uint32_t values = 0;      // response: VALUE/VA items
+  uint64_t value_bytes = 0;
+  Phase phase = Phase::kLine;
+  bool in_message = false;
+  bool resyncing = false;
+  bool multi = false;       // response: VALUE/STAT lines until END
+  bool done_after_data = false;  // response: VA / request: storage: the message ends with the data block
+  bool noreply = false;     // request: no response will come
+  bool error = false;       // response: ERROR / CLIENT_ERROR / SERVER_ERROR
+};
+
+struct State {
+  Side side[2];
+};
+static_assert(sizeof(State) <= kDecoderStateBytes);
+
+class MemcachedDecoder final : public Decoder {
+ public:
+  explicit MemcachedDecoder(const DecodeConfig& /*cfg*/) {}
+
+  Protocol protocol() const override { return Protocol::kMemcached; }
+
+  SniffResult sniff(std::span<const std::byte> chunk, Transport t) const override {
+    if (t != Transport::kTcp) return SniffResult::kNo;
+    std::string_view s = text::as_sv(chunk);
+    size_t nl = s.find("\r\n");
+    if (nl == std::string_view::npos || nl == 0) return SniffResult::kNo;
+    std::string_view line = s.substr(0, nl);
+    std::string_view cmd = text::next_token(line);
+    const Kind k = kind_of(cmd);
+    // only commands with a key: too generic otherwise ("version\r\n" also looks like other protocols)
+    if ((k == Kind::kRetrieval || k == Kind::kStorage || k == Kind::kKeyed) && !line.empty())
+      return SniffResult::kRequest;
+    if (cmd == "VALUE" && !line.empty()) return SniffResult::kResponse;
+    return SniffResult::kNo;
+  }
+
+  void open(FlowContext& ctx, uint64_t /*ts*/) override { ctx.state<State>() = State{}; }
+
+  void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts) override {
+    Side& sd = ctx.state<State>().side[index_of(dir)];
+    while (!bytes.empty()) {
+      if (sd.in_message && sd.msg != nullptr) sd.msg->last_ts_ns = ts;
+      if (sd.phase == Phase::kData) {
+        const size_t n = bytes.size() < sd.remaining ? bytes.size() : static_cast<size_t>(sd.remaining);
+        bytes = bytes.subspan(n);
+        sd.remaining -= n;
+        if (sd.remaining == 0) {
+          sd.phase = Phase::kLine;
+          if (sd.done_after_data) finish(ctx, sd, dir, ctx.offset(dir, bytes), ts, 0);
+        }
+        continue;
+      }
+      if (dir == kReq) {
+        request_line(ctx, sd, bytes, ts);
+      } else {
+        response_line(ctx, sd, bytes, ts);
+      }
+    }
+  }
+
+  void gap(FlowContext& ctx, Direction dir, uint64_t missing, uint64_t ts) override {
+    Side& sd = ctx.state<State>().side[index_of(dir)];
+    const uint64_t at = ctx.offset(dir, {});
+    if (sd.in_message) {
+      if (sd.msg != nullptr) sd.msg->flags |= record_flag::kGap;
+      if (sd.phase == Phase::kData && missing <= sd.remaining) {
+        sd.remaining -= missing;  // inside a data block: skip the hole
+        ctx.count_gap_absorbed();
+        if (sd.remaining == 0) {
+          sd.phase = Phase::kLine;
+          if (sd.done_after_data) finish(ctx, sd, dir, at + missing, ts, 0);
+        }
+        return;
+      }
+      finish(ctx, sd, dir, at, ts, record_flag::kGap);
+    }
+    sd = Side{};
+    sd.resyncing = true;
+    if (dir == kResp) ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
+  }
+
+  void fin(FlowContext& ctx, Direction dir, uint64_t ts) override {
+    Side& sd = ctx.state<State>().side[index_of(dir)];
+    if (sd.in_message) finish(ctx, sd, dir, ctx.offset(dir, {}), ts, record_flag::kTruncated);
+  }
+
+  void close(FlowContext& ctx, uint64_t ts) override {
+    for (Direction dir : {kReq, kResp}) fin(ctx, dir, ts);
+  }
+
+ private:
+  void request_line(FlowContext& ctx, Side& sd, std::span<const std::byte>& bytes, uint64_t ts) {
+    if (!ctx.has_carry(kReq)) sd.start = ctx.offset(kReq, bytes);
+    const size_t before = bytes.size();
+    std::string_view line;
+    bool cut = false;
+    if (ctx.next_line(kReq, bytes, line, &cut) != Take::kOk) {
+      if (sd.resyncing) sd.skipped += before - bytes.size();
+      return;
+    }
+    if (line.empty()) return;
+    std::string_view rest = line;
+    const std::string_view cmd = text::next_token(rest);
+    const Kind kind = kind_of(cmd);
+    if (kind == Kind::kUnknown) {
+      if (!sd.resyncing) ctx.count_decode_error();
+      sd.resyncing = true;
+      sd.skipped += before - bytes.size();
+      return;
+    }
+    if (sd.resyncing) ctx.count_resync(sd.skipped);
+    const uint64_t start = sd.start;
+    sd = Side{};
+    sd.start = start;
+    sd.in_message = true;
+    Message* m = ctx.new_message(ts);
+    sd.msg = m;
+    if (m != nullptr && cut) m->flags |= record_flag::kTruncated;
+    auto field_str = [&](const char* k, std::string_view v) {
+      if (m != nullptr) m->fields.add_string(k, v, 250);  // memcached keys are at most 250 bytes
+    };
+    field_str("command", cmd);
+    std::string_view tok[8];
+    size_t ntok = 0;
+    uint32_t extra = 0;
+    while (!rest.empty()) {
+      std::string_view t = text::next_token(rest);
+      if (ntok < 8) {
+        tok[ntok++] = t;
+      } else {
+        ++extra;
+      }
+    }
+    const bool last_noreply = ntok > 0 && tok[ntok - 1] == "noreply";
+    uint64_t data_len = 0;
+    bool has_data = false;
+    switch (kind) {
+      case Kind::kStorage: {
+        if (ntok > 0) field_str("key", tok[0]);
+        const size_t need = cmd == "cas" ? 5 : 4;
+        if (ntok < need || !text::parse_u64(tok[3], &data_len)) {
+          ctx.count_decode_error();  // no usable length: the data block cannot be skipped
+          if (m != nullptr) m->flags |= record_flag::kTruncated;
+          break;
+        }
+        has_data = true;
+        sd.noreply = last_noreply;
+        if (m != nullptr) m->fields.add_uint("value_bytes", data_len);
+        break;
+      }
+      case Kind::kRetrieval:
+      case Kind::kTouchGet: {
+        const size_t first = kind == Kind::kTouchGet ? 1 : 0;
+        if (ntok > first) field_str("key", tok[first]);
+        if (m != nullptr) m->fields.add_uint("keys", ntok + extra - (ntok > first ? first : ntok));
+        break;
+      }
+      case Kind::kKeyed:
+        if (ntok > 0) field_str("key", tok[0]);
+        sd.noreply = last_noreply;
+        break;
+      case Kind::kMetaSet:
+        if (ntok > 0) field_str("key", tok[0]);
+        if (ntok < 2 || !text::parse_u64(tok[1], &data_len)) {
+          ctx.count_decode_error();
+          break;
+        }
+        has_data = true;
+        if (m != nullptr) m->fields.add_uint("value_bytes", data_len);
+        break;
+      case Kind::kMeta:
+        if (ntok > 0 && cmd != "mn") field_str("key", tok[0]);
+        break;
+      case Kind::kOther:
+        sd.noreply = last_noreply;
+        break;
+      case Kind::kQuit:
+        sd.noreply = true;
+        break;
+      case Kind::kUnknown: break;
+    }
+    if (m != nullptr && sd.noreply && kind != Kind::kQuit) m->fields.add_bool("noreply", true);
+    if (has_data) {
+      sd.phase = Phase::kData;
+      sd.remaining = data_len + 2;
+      sd.done_after_data = true;
+      return;
+    }
+    finish(ctx, sd, kReq, ctx.offset(kReq, bytes), ts, 0);
+  }
+
+  void response_line(FlowContext& ctx, Side& sd, std::span<const std::byte>& bytes, uint64_t ts) {
+    if (!sd.in_message && !ctx.has_carry(kResp)) sd.start = ctx.offset(kResp, bytes);
+    const size_t before = bytes.size();
+    std::string_view line;
+    bool cut = false;
+    if (ctx.next_line(kResp, bytes, line, &cut) != Take::kOk) {
+      if (sd.resyncing) sd.skipped += before - bytes.size();
+      return;
+    }
+    std::string_view rest = line;
+    const std::string_view word = text::next_token(rest);
+    const bool item = word == "VALUE" || word == "VA";
+    const bool known = item || word == "STAT" || word == "END" || is_reply_word(word);
+    if (!known || (sd.in_message && !sd.multi)) {
+      if (sd.in_message) {  // garbage inside a multi-line reply: end it here
+        ctx.count_decode_error();
+        finish(ctx, sd, kResp, ctx.offset(kResp, bytes), ts, record_flag::kTruncated);
+        sd.resyncing = true;
+        return;
+      }
+      if (!sd.resyncing) ctx.count_decode_error();
+      sd.resyncing = true;
+      sd.skipped += before - bytes.size();
+      return;
+    }
+    if (!sd.in_message) {
+      if (sd.resyncing) ctx.count_resync(sd.skipped);
+      const uint64_t start = sd.start;
+      sd = Side{};
+      sd.start = start;
+      sd.in_message = true;
+      sd.msg = ctx.new_message(ts);
+      if (sd.msg != nullptr) sd.msg->fields.add_string("response", word, 16);
+    }
+    Message* m = sd.msg;
+    if (cut && m != nullptr) m->flags |= record_flag::kTruncated;
+    if (word == "VALUE" || word == "VA") {
+      // VALUE <key> <flags> <bytes> [<cas>]   |   VA <size> <flags>*
+      std::string_view t1 = text::next_token(rest);
+      std::string_view len_tok = t1;
+      if (word == "VALUE") {
+        text::next_token(rest);
+        len_tok = text::next_token(rest);
+      }
+      uint64_t len = 0;
+      if (!text::parse_u64(len_tok, &len)) {
+        ctx.count_decode_error();
+        finish(ctx, sd, kResp, ctx.offset(kResp, bytes), ts, record_flag::kTruncated);
+        sd.resyncing = true;
+        return;
+      }
+      ++sd.values;
+      sd.value_bytes += len;
+      sd.multi = word == "VALUE";
+      sd.done_after_data = word == "VA";
+      sd.phase = Phase::kData;
+      sd.remaining = len + 2;
+      return;
+    }
+    if (word == "STAT") {
+      sd.multi = true;
+      return;
+    }
+    if (word == "ERROR" || word == "CLIENT_ERROR" || word == "SERVER_ERROR") {
+      sd.error = true;
+      if (m != nullptr && !rest.empty()) m->fields.add_string("error_message", rest, 256);
+    }
+    finish(ctx, sd, kResp, ctx.offset(kResp, bytes), ts, 0);  // END, or a one-line reply
+  }
+
+  void finish(FlowContext& ctx, Side& sd, Direction dir, uint64_t end, uint64_t ts, uint32_t flags) {
+    Message* m = sd.msg;
+    const Side done = sd;
+    sd = Side{};
+    if (m == nullptr) return;
+    m->flags |= flags;
+    m->bytes = end > done.start ? end - done.start : 0;
+    m->last_ts_ns = ts;
+    if (dir == kReq) {
+      if (done.noreply) {
+        ctx.emit_no_reply(m);
+      } else {
+        ctx.commit_request(m);
+      }
+      return;
+    }
+    if (done.values > 0 || m->fields.get_string("response") == "END") {
+      m->fields.add_uint("values", done.values);
+      m->fields.add_uint("value_bytes", done.value_bytes);
+    }
+    ctx.complete_response(m, done.error ? RoundtripStatus::kError : RoundtripStatus::kOk);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Decoder> make_memcached_decoder(const DecodeConfig& cfg) {
+  return std::make_unique<MemcachedDecoder>(cfg);
+}
+
+}  // namespace spanfeed

@@ -1,0 +1,415 @@
+// Redis decoder: RESP2/RESP3 streaming parser (bulk payloads skipped, not buffered), inline commands, FIFO matching.
+// Runs on a worker lcore; per-flow state lives in the builder's preallocated array; never allocates.
+#include "spanfeed/decoder.h"
+#include "text_util.h"
+
+namespace spanfeed {
+namespace {
+
+constexpr Direction kReq = Direction::kClientToServer;
+constexpr Direction kResp = Direction::kServerToClient;
+constexpr uint8_t kMaxDepth = 12;  // nested aggregates tracked; deeper replies are a decode error
+
+enum class Phase : uint8_t {
+  kLine,     // next line: a type line (or an inline command)
+  kCapture,  // request: first `capture` bytes of a bulk argument (command / key); response: blob error text
+  kSkip,     // `bulk_left` bytes of bulk payload + CRLF to skip
+};
+
+struct Side {
+  Message* msg = nullptr;
+  uint64_t start = 0;
+  uint64_t bulk_left = 0;   // payload bytes + 2 (CRLF) still to come
+  uint64_t skipped = 0;     // resync: bytes skipped
+  uint32_t stack[kMaxDepth] = {};  // elements left per open aggregate (request: stack[0] = arguments left)
+  uint32_t arg_index = 0;   // request: next argument index
+  uint32_t nargs = 0;       // request: array size
+  uint32_t capture = 0;     // bytes to capture from the current bulk
+  uint8_t depth = 0;
+  Phase phase = Phase::kLine;
+  bool in_message = false;
+  bool resyncing = false;
+  bool error = false;       // response is an error reply
+  bool is_auth = false;     // request: AUTH (its arguments are secrets)
+  bool push = false;        // response: RESP3 push (out of band, not a reply)
+  bool attr_top = false;    // response: top-level attribute seen, the reply itself follows
+};
+
+struct State {
+  Side side[2];
+};
+static_assert(sizeof(State) <= kDecoderStateBytes);
+
+bool is_resp_type(char c) {
+  switch (c) {
+    case '+': case '-': case ':': case '$': case '*': case '_': case '#': case ',': case '(':
+    case '!': case '=': case '%': case '~': case '>': case '|':
+      return true;
+    default:
+      return false;
+  }
+}
+
+const char* type_name(char c) {
+  switch (c) {
+    case '+': return "simple";
+    case '-': return "error";
+    case ':': return "integer";
+    case '$': return "bulk";
+    case '*': return "array";
+    case '_': return "null";
+    case '#': return "boolean";
+    case ',': return "double";
+    case '(': return "big_number";
+    case '!': return "blob_error";
+    case '=': return "verbatim";
+    case '%': return "map";
+    case '~': return "set";
+    case '>': return "push";
+    default: return "unknown";
+  }
+}
+
+class RedisDecoder final : public Decoder {
+ public:
+  explicit RedisDecoder(const DecodeConfig& cfg) : redact_(cfg.redact_secrets), key_max_(cfg.redis_key_max) {
+    if (key_max_ == 0) key_max_ = 1;
+    if (key_max_ > 512) key_max_ = 512;
+  }
+
+  Protocol protocol() const override { return Protocol::kRedis; }
+
+  SniffResult sniff(std::span<const std::byte> chunk, Transport t) const override {
+    if (t != Transport::kTcp) return SniffResult::kNo;
+    // "*<n>\r\n$<len>\r\n": a command array of bulk strings
+    std::string_view s = text::as_sv(chunk);
+    if (s.size() < 8 || s[0] != '*' || !text::is_digit(s[1]) || s[1] == '0') return SniffResult::kNo;
+    size_t i = 1;
+    while (i < s.size() && i < 8 && text::is_digit(s[i])) ++i;
+    if (s.substr(i, 3) != "\r\n$" || i + 3 >= s.size() || !text::is_digit(s[i + 3])) return SniffResult::kNo;
+    return SniffResult::kRequest;
+  }
+
+  void open(FlowContext& ctx, uint64_t /*ts*/) override { ctx.state<State>() = State{}; }
+
+  void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts) override {
+    State& st = ctx.state<State>();
+    Side& sd = st.side[index_of(dir)];
+    while (!bytes.empty()) {
+      if (sd.in_message && sd.msg != nullptr) sd.msg->last_ts_ns = ts;
+      switch (sd.phase) {
+        case Phase::kLine:
+          if (dir == kReq) {
+            request_line(ctx, sd, bytes, ts);
+          } else {
+            response_line(ctx, sd, bytes, ts);
+          }
+          break;
+        case Phase::kCapture: capture(ctx, sd, dir, bytes); break;
+        case Phase::kSkip: {
+          const size_t n = bytes.size() < sd.bulk_left ? bytes.size() : static_cast<size_t>(sd.bulk_left);
+          bytes = bytes.subspan(n);
+          sd.bulk_left -= n;
+          if (sd.bulk_left == 0) {
+            sd.phase = Phase::kLine;
+            element_done(ctx, sd, dir, ctx.offset(dir, bytes), ts);
+          }
+          break;
+        }
+      }
+    }
+  }
+
+  void gap(FlowContext& ctx, Direction dir, uint64_t missing, uint64_t ts) override {
+    State& st = ctx.state<State>();
+    Side& sd = st.side[index_of(dir)];
+    const uint64_t at = ctx.offset(dir, {});
+    if (sd.in_message) {
+      if (sd.msg != nullptr) sd.msg->flags |= record_flag::kGap;
+      if (sd.phase == Phase::kSkip && missing <= sd.bulk_left) {
+        sd.bulk_left -= missing;  // inside a bulk payload: skip the hole
+        ctx.count_gap_absorbed();
+        if (sd.bulk_left == 0) {
+          sd.phase = Phase::kLine;
+          element_done(ctx, sd, dir, at + missing, ts);
+        }
+        return;
+      }
+      finish_message(ctx, sd, dir, at, ts, record_flag::kGap);
+    }
+    sd = Side{};
+    sd.resyncing = true;
+    if (dir == kResp) ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
+  }
+
+  void fin(FlowContext& ctx, Direction dir, uint64_t ts) override {
+    Side& sd = ctx.state<State>().side[index_of(dir)];
+    if (sd.in_message) finish_message(ctx, sd, dir, ctx.offset(dir, {}), ts, record_flag::kTruncated);
+  }
+
+  void close(FlowContext& ctx, uint64_t ts) override {
+    for (Direction dir : {kReq, kResp}) fin(ctx, dir, ts);
+  }
+
+ private:
+  void begin(FlowContext& ctx, Side& sd, uint64_t start, uint64_t ts) {
+    sd = Side{};
+    sd.start = start;
+    sd.in_message = true;
+    sd.msg = ctx.new_message(ts);
+  }
+
+  void request_line(FlowContext& ctx, Side& sd, std::span<const std::byte>& bytes, uint64_t ts) {
+    if (!sd.in_message && !ctx.has_carry(kReq)) sd.start = ctx.offset(kReq, bytes);
+    const size_t before = bytes.size();
+    std::string_view line;
+    bool cut = false;
+    if (ctx.next_line(kReq, bytes, line, &cut) != Take::kOk) {
+      if (sd.resyncing) sd.skipped += before - bytes.size();
+      return;
+    }
+    if (sd.in_message) {
+      // expecting "$<len>" of the next argument
+      int64_t len = -1;
+      if (line.size() < 2 || line[0] != '$' || !text::parse_i64(line.substr(1), &len)) {
+        ctx.count_decode_error();
+        lost_sync(ctx, sd, kReq, ctx.offset(kReq, bytes), ts);
+        return;
+      }
+      if (len < 0) {  // null argument (not sent by real clients): counts as an argument
+        element_done(ctx, sd, kReq, ctx.offset(kReq, bytes), ts);
+        return;
+      }
+      sd.bulk_left = static_cast<uint64_t>(len) + 2;
+      sd.capture = sd.arg_index <= 1 ? static_cast<uint32_t>(len < key_max_ ? len : key_max_) : 0;
+      sd.phase = sd.capture > 0 ? Phase::kCapture : Phase::kSkip;
+      return;
+    }
+    const uint64_t start = sd.start;
+    if (line.empty()) return;  // blank line between inline commands
+    if (line[0] == '*') {
+      int64_t n = 0;
+      if (!text::parse_i64(line.substr(1), &n) || n <= 0 || n > (1 << 20)) {
+        if (!sd.resyncing) ctx.count_decode_error();
+        sd.resyncing = true;
+        sd.skipped += before - bytes.size();
+        return;
+      }
+      if (sd.resyncing) ctx.count_resync(sd.skipped);
+      begin(ctx, sd, start, ts);
+      sd.nargs = static_cast<uint32_t>(n);
+      sd.stack[0] = sd.nargs;
+      return;
+    }
+    // Inline command: words separated by spaces. Not accepted while resyncing
+    // (too easy to mistake payload for commands).
+    std::string_view rest = line;
+    std::string_view cmd = text::next_token(rest);
+    bool plausible = !cmd.empty() && cmd.size() <= 32 && !cut;
+    for (char c : cmd) plausible = plausible && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
+    if (!plausible || sd.resyncing) {
+      if (!sd.resyncing) ctx.count_decode_error();
+      sd.resyncing = true;
+      sd.skipped += before - bytes.size();
+      return;
+    }
+    begin(ctx, sd, start, ts);
+    set_command(sd, cmd);
+    uint32_t args = 0;
+    while (!rest.empty()) {
+      std::string_view a = text::next_token(rest);
+      if (args == 0) set_key(sd, a);
+      ++args;
+    }
+    sd.nargs = args + 1;
+    sd.arg_index = sd.nargs;
+    finish_message(ctx, sd, kReq, ctx.offset(kReq, bytes), ts, 0);
+  }
+
+  void capture(FlowContext& ctx, Side& sd, Direction dir, std::span<const std::byte>& bytes) {
+    std::span<const std::byte> out;
+    const Take t = ctx.take(dir, bytes, sd.capture, out);
+    if (t == Take::kNeedMore) return;
+    if (t == Take::kOk) {
+      std::string_view v = text::as_sv(out);
+      if (dir == kReq) {
+        if (sd.arg_index == 0) {
+          set_command(sd, v);
+        } else {
+          set_key(sd, v);
+        }
+      } else if (sd.msg != nullptr) {
+        sd.msg->fields.add_string("error", v, 512);
+      }
+      sd.bulk_left -= out.size();
+    }
+    sd.phase = Phase::kSkip;
+  }
+
+  void set_command(Side& sd, std::string_view v) {
+    char up[32];
+    size_t n = v.size() < sizeof(up) ? v.size() : sizeof(up);
+    for (size_t i = 0; i < n; ++i) up[i] = text::upper(v[i]);
+    std::string_view cmd(up, n);
+    sd.is_auth = cmd == "AUTH";
+    if (sd.msg != nullptr) sd.msg->fields.add_string("command", cmd, 32);
+  }
+
+  void set_key(Side& sd, std::string_view v) {
+    if (sd.msg == nullptr) return;
+    sd.msg->fields.add_string("key", (sd.is_auth && redact_) ? std::string_view("<redacted>") : v, key_max_);
+  }
+
+  void response_line(FlowContext& ctx, Side& sd, std::span<const std::byte>& bytes, uint64_t ts) {
+    if (!sd.in_message && !ctx.has_carry(kResp)) sd.start = ctx.offset(kResp, bytes);
+    const size_t before = bytes.size();
+    std::string_view line;
+    bool cut = false;
+    if (ctx.next_line(kResp, bytes, line, &cut) != Take::kOk) {
+      if (sd.resyncing) sd.skipped += before - bytes.size();
+      return;
+    }
+    const char type = line.empty() ? '\0' : line[0];
+    int64_t n = 0;
+    bool numeric = !line.empty() && text::parse_i64(line.substr(1), &n);
+    bool valid = is_resp_type(type);
+    if (valid && (type == '$' || type == '*' || type == '%' || type == '~' || type == '>' || type == '|' ||
+                  type == '!' || type == '=' || type == ':'))
+      valid = numeric;
+    if (!valid) {
+      if (sd.in_message) {
+        ctx.count_decode_error();
+        lost_sync(ctx, sd, kResp, ctx.offset(kResp, bytes), ts);
+      } else {
+        if (!sd.resyncing) ctx.count_decode_error();
+        sd.resyncing = true;
+        sd.skipped += before - bytes.size();
+      }
+      return;
+    }
+    const bool top = !sd.in_message || (sd.depth == 0 && sd.attr_top);
+    if (!sd.in_message) {
+      const uint64_t start = sd.start;
+      if (sd.resyncing) ctx.count_resync(sd.skipped);
+      begin(ctx, sd, start, ts);
+    }
+    Message* m = sd.msg;
+    if (cut && m != nullptr) m->flags |= record_flag::kTruncated;
+    if (top && type != '|') {
+      sd.attr_top = false;
+      if (m != nullptr) m->fields.add_string("type", type_name(type));
+    }
+    std::string_view body = line.substr(1);
+    switch (type) {
+      case '+':
+        if (top && m != nullptr) m->fields.add_string("value", body, key_max_);
+        break;
+      case '-':
+        if (top) {
+          sd.error = true;
+          if (m != nullptr) m->fields.add_string("error", body, 512);
+        }
+        break;
+      case ':':
+        if (top && m != nullptr) m->fields.add_int("value", n);
+        break;
+      case '$': case '!': case '=':
+        if (n < 0) {
+          if (top && m != nullptr) m->fields.add_null("size");
+          break;
+        }
+        if (top && m != nullptr) m->fields.add_uint("size", static_cast<uint64_t>(n));
+        if (top && type == '!') sd.error = true;
+        sd.bulk_left = static_cast<uint64_t>(n) + 2;
+        sd.capture = (top && type == '!') ? static_cast<uint32_t>(n < 512 ? n : 512) : 0;
+        sd.phase = sd.capture > 0 ? Phase::kCapture : Phase::kSkip;
+        return;  // element_done when the payload has been skipped
+      case '*': case '%': case '~': case '>': case '|': {
+        if (top && type == '>') sd.push = true;
+        if (n < 0) {
+          if (top && m != nullptr) m->fields.add_null("elements");
+          break;
+        }
+        if (top && type != '|' && m != nullptr) m->fields.add_uint("elements", static_cast<uint64_t>(n));
+        uint64_t elems = static_cast<uint64_t>(n) * ((type == '%' || type == '|') ? 2 : 1);
+        if (type == '|') {
+          // An attribute precedes the value it annotates: the parent (or the
+          // reply) still expects that value after the attribute's elements.
+          if (sd.depth == 0) {
+            sd.attr_top = true;
+          } else {
+            ++sd.stack[sd.depth - 1];
+          }
+        }
+        if (elems == 0) break;
+        if (sd.depth >= kMaxDepth) {
+          ctx.count_decode_error();
+          lost_sync(ctx, sd, kResp, ctx.offset(kResp, bytes), ts);
+          return;
+        }
+        sd.stack[sd.depth++] = static_cast<uint32_t>(elems > UINT32_MAX ? UINT32_MAX : elems);
+        return;
+      }
+      default:  // '_' '#' ',' '(' : one line
+        if (top && m != nullptr && type == '#') m->fields.add_bool("value", body == "t");
+        if (top && m != nullptr && (type == ',' || type == '(')) m->fields.add_string("value", body, 64);
+        break;
+    }
+    element_done(ctx, sd, kResp, ctx.offset(kResp, bytes), ts);
+  }
+
+  // One element (argument / value) finished at stream offset `end`.
+  void element_done(FlowContext& ctx, Side& sd, Direction dir, uint64_t end, uint64_t ts) {
+    if (dir == kReq) {
+      ++sd.arg_index;
+      if (sd.arg_index >= sd.nargs) finish_message(ctx, sd, dir, end, ts, 0);
+      return;
+    }
+    while (sd.depth > 0) {
+      if (--sd.stack[sd.depth - 1] != 0) return;
+      --sd.depth;
+    }
+    if (sd.attr_top) return;  // the attribute is done, the reply comes next
+    finish_message(ctx, sd, dir, end, ts, 0);
+  }
+
+  void finish_message(FlowContext& ctx, Side& sd, Direction dir, uint64_t end, uint64_t ts, uint32_t flags) {
+    Message* m = sd.msg;
+    const Side done = sd;
+    sd = Side{};
+    if (m == nullptr) return;
+    m->flags |= flags;
+    m->bytes = end > done.start ? end - done.start : 0;
+    m->last_ts_ns = ts;
+    if (dir == kReq) {
+      if (!m->fields.has("command")) {  // nothing recognisable survived (gap right after "*N")
+        ctx.discard(m);
+        return;
+      }
+      m->fields.add_uint("args", done.nargs > 0 ? done.nargs - 1 : 0);
+      ctx.commit_request(m);
+      return;
+    }
+    if (done.push) {  // RESP3 push: out of band, not the reply to a request
+      ++ctx.counters().interim[static_cast<size_t>(Protocol::kRedis)];
+      ctx.discard(m);
+      return;
+    }
+    ctx.complete_response(m, done.error ? RoundtripStatus::kError : RoundtripStatus::kOk);
+  }
+
+  // Unparseable data inside a message: end it (truncated) and skip to a boundary.
+  void lost_sync(FlowContext& ctx, Side& sd, Direction dir, uint64_t end, uint64_t ts) {
+    finish_message(ctx, sd, dir, end, ts, record_flag::kTruncated);
+    sd.resyncing = true;
+  }
+
+  bool redact_;
+  uint32_t key_max_;
+};
+
+}  // namespace
+
+std::unique_ptr<Decoder> make_redis_decoder(const DecodeConfig& cfg) { return std::make_unique<RedisDecoder>(cfg); }
+
+}  // namespace spanfeed

@@ -1,0 +1,111 @@
+// The flows job: flow table + TCP reassembly on a worker lcore, and the
+// optional per-flow digest lines. Constructed on the control core
+// (allocates the table, pool and digests); on_packet never allocates.
+#include <cinttypes>
+#include <cstring>
+
+#include "spanfeed/jobs.h"
+
+namespace spanfeed {
+
+FlowsJob::FlowsJob(const Config& cfg, unsigned worker, WorkerCounters& c,
+                   const std::string& out_path)
+    : c_(c), worker_(worker) {
+  ReassemblerConfig rc = reassembler_config(cfg);
+  r_ = std::make_unique<Reassembler>(rc, *this);
+  digests_.resize(rc.table.capacity);
+  if (!out_path.empty()) {
+    out_ = std::fopen(out_path.c_str(), "w");
+    if (out_ != nullptr) {
+      out_buf_.resize(1 << 20);
+      std::setvbuf(out_, out_buf_.data(), _IOFBF, out_buf_.size());
+    }
+  }
+}
+
+FlowsJob::~FlowsJob() {
+  if (out_ != nullptr) std::fclose(out_);
+}
+
+void FlowsJob::on_packet(const PacketView& pkt) {
+  c_.packets.add(1);
+  c_.payload_bytes.add(pkt.parsed->ip_payload_len);
+  r_->process(pkt);
+}
+
+void FlowsJob::finish(uint64_t now_ns) {
+  r_->finish(now_ns);
+  if (out_ != nullptr) std::fflush(out_);
+}
+
+void FlowsJob::report(WorkerSnapshot& out) const {
+  out.reassembly.present = true;
+  out.reassembly.counters = r_->counters();
+  out.reassembly.table = r_->table_counters();
+}
+
+void FlowsJob::on_open(const Flow& flow, uint64_t) { digests_[flow.slot] = FlowDigest{}; }
+
+void FlowsJob::on_data(const Flow& flow, Direction dir, std::span<const std::byte> data,
+                       uint64_t) {
+  if (out_ == nullptr) return;
+  DirDigest& d = digests_[flow.slot].dir[index_of(dir)];
+  uint64_t h = d.fnv;
+  for (std::byte b : data) {
+    h ^= static_cast<uint8_t>(b);
+    h *= 0x100000001b3ull;  // FNV-1a 64 prime
+  }
+  d.fnv = h;
+  d.bytes += data.size();
+}
+
+void FlowsJob::on_gap(const Flow& flow, Direction dir, uint64_t missing, GapReason, uint64_t) {
+  DirDigest& d = digests_[flow.slot].dir[index_of(dir)];
+  if (d.gaps == 0) {
+    d.prefix_fnv = d.fnv;
+    d.prefix_bytes = d.bytes;
+  }
+  d.gap_bytes += missing;
+  ++d.gaps;
+}
+
+void FlowsJob::on_fin(const Flow& flow, Direction dir, uint64_t) {
+  digests_[flow.slot].dir[index_of(dir)].fin = true;
+}
+
+void FlowsJob::on_close(const Flow& flow, CloseReason reason, uint64_t) {
+  if (out_ == nullptr) return;
+  char cip[64], sip[64];
+  format_ip(flow.client_addr(), flow.key.ip_version, cip, sizeof(cip));
+  format_ip(flow.server_addr(), flow.key.ip_version, sip, sizeof(sip));
+  FlowDigest& fd = digests_[flow.slot];
+  for (DirDigest& d : fd.dir) {
+    if (d.gaps == 0) {
+      d.prefix_fnv = d.fnv;
+      d.prefix_bytes = d.bytes;
+    }
+  }
+  const DirDigest& a = fd.dir[index_of(Direction::kClientToServer)];
+  const DirDigest& b = fd.dir[index_of(Direction::kServerToClient)];
+  const auto& sa = flow.dir_stats(Direction::kClientToServer);
+  const auto& sb = flow.dir_stats(Direction::kServerToClient);
+  std::fprintf(out_,
+               "{\"worker\":%u,\"serial\":%" PRIu64 ",\"proto\":\"%s\",\"vlan\":%u,"
+               "\"client\":{\"ip\":\"%s\",\"port\":%u},\"server\":{\"ip\":\"%s\",\"port\":%u},"
+               "\"close\":\"%.*s\","
+               "\"c2s\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"fnv64\":\"%016" PRIx64
+               "\",\"gaps\":%u,\"gap_bytes\":%" PRIu64 ",\"fin\":%s,"
+               "\"prefix_bytes\":%" PRIu64 ",\"prefix_fnv64\":\"%016" PRIx64 "\"},"
+               "\"s2c\":{\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"fnv64\":\"%016" PRIx64
+               "\",\"gaps\":%u,\"gap_bytes\":%" PRIu64 ",\"fin\":%s,"
+               "\"prefix_bytes\":%" PRIu64 ",\"prefix_fnv64\":\"%016" PRIx64 "\"}}\n",
+               worker_, flow.serial, flow.key.proto == kProtoTcp ? "tcp" : "udp", flow.key.vlan,
+               cip, flow.client_port(), sip, flow.server_port(),
+               static_cast<int>(to_string(reason).size()), to_string(reason).data(),
+               sa.packets, a.bytes, a.fnv, a.gaps, a.gap_bytes, a.fin ? "true" : "false",
+               a.prefix_bytes, a.prefix_fnv,
+               sb.packets, b.bytes, b.fnv, b.gaps, b.gap_bytes, b.fin ? "true" : "false",
+               b.prefix_bytes, b.prefix_fnv);
+}
+
+}  // namespace spanfeed
