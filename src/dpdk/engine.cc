@@ -303,7 +303,11 @@ int worker_main(void* arg) {
     if ((empty & 255u) == 0) job.on_idle(sh.offline ? newest_ns : sh.clock.now_ns());
     idle(sh.yield_when_idle, empty);
   }
-  job.finish(sh.offline ? newest_ns : sh.clock.now_ns());
+  // Expire what is due at the final time first, so that a flow idle past its
+  // timeout at the end is counted as timed out, not as shut down.
+  const uint64_t end_ns = sh.offline ? newest_ns : sh.clock.now_ns();
+  job.on_idle(end_ns);
+  job.finish(end_ns);
   ctx.done.store(true, std::memory_order_release);
   return 0;
 }
