@@ -3,7 +3,7 @@
 # Benchmark micro-benchmarks, then the end-to-end throughput run.
 #   scripts/bench.sh            # everything
 #   scripts/bench.sh micro      # micro-benchmarks only
-#   scripts/bench.sh e2e [PCAP] [SECONDS] [WORKERS]
+#   scripts/bench.sh e2e [PCAP] [SECONDS] [WORKERS] [JOB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -23,14 +23,15 @@ if [ "$what" = all ] || [ "$what" = e2e ]; then
   pcap=${2:-tests/data/pcaps/mysql/171-mysql.pcap}
   secs=${3:-10}
   workers=${4:-1}
+  job=${5:-payload-sum}
   out=$(mktemp)
   ./build-release/src/spanfeed --pcap "$pcap" --infinite --duration "$secs" \
-    --workers "$workers" --job payload-sum -q --summary-json "$out"
+    --workers "$workers" --job "$job" -q --summary-json "$out"
   python3 - "$out" "$pcap" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
 rx = s["rx_lcores"]
-print(f"e2e payload-sum, {sys.argv[2]} replayed from memory, {len(s['workers'])} worker(s), "
+print(f"e2e {s['job']}, {sys.argv[2]} replayed from memory, {len(s['workers'])} worker(s), "
       f"{s['elapsed_s']:.2f} s")
 for r in rx:
     print(f"  rx lcore {r['lcore']}: {r['received']/s['elapsed_s']/1e6:.2f} Mpps "
