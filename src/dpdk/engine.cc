@@ -344,6 +344,19 @@ std::vector<int> usable_cpus(const Config& cfg) {
   return cpus;
 }
 
+// Free hugepages of the default size, from /proc/meminfo (0 when unknown).
+uint64_t free_hugepages() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  unsigned long long n = 0;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::sscanf(line, "HugePages_Free: %llu", &n) == 1) break;
+  }
+  std::fclose(f);
+  return n;
+}
+
 // Everything the EAL needs, as argv strings.
 struct EalPlan {
   std::vector<std::string> args;
@@ -367,7 +380,10 @@ EalPlan plan_eal(const Config& cfg, uint64_t pool_bytes) {
     plan.oversubscribed = plan.lcores_needed > cpus.size();
   }
   bool vdev_source = !cfg.pcap_file.empty() || !cfg.iface.empty();
-  if (vdev_source && !has_arg(user, {"--huge-dir", "--socket-mem", "--no-huge", "-m"})) {
+  // File and af_packet sources never need hugepages; raw EAL devices use them
+  // when the machine has some free, and run without otherwise.
+  bool no_huge = vdev_source || free_hugepages() == 0;
+  if (no_huge && !has_arg(user, {"--huge-dir", "--socket-mem", "--no-huge", "-m", "--in-memory"})) {
     // No hugepages needed for file and af_packet sources; size the heap
     // from the mempool (plus room for rings and the EAL itself).
     uint64_t mb = std::max<uint64_t>(cfg.eal_memory_mb, pool_bytes / (1 << 20) * 5 / 4 + 256);

@@ -12,6 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import SPANFEED, SpanfeedTestCase, capture, run_spanfeed  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 BIG = "memcached/memcached-userdata.pcap"  # 20421 frames
 BIG_FRAMES = 20421
@@ -58,6 +59,25 @@ class Modes(SpanfeedTestCase):
         out, s = self._run_and_signal(signal.SIGTERM, ["--infinite", "--mode", "offline", "-w", "3"])
         self.assertTrue(s["interrupted"])
         self.assertEqual(s["ledger"]["rx"]["ring_full"], 0)  # offline never drops
+        self.assertLedgerBalanced(s)
+
+    def test_raw_eal_devices_two_ports_two_rx_lcores(self):
+        # The --eal path a PCI NIC takes: devices come from raw EAL arguments,
+        # not from --pcap. Two net_pcap ports, each polled by its own RX lcore.
+        a, b = capture("mysql/171-mysql.pcap"), capture("redis/redis-debug.pcap")
+        from tshark_oracle import payload_sum
+        (_, bytes_a), (_, bytes_b) = payload_sum(a), payload_sum(b)
+        r = run_spanfeed(["--eal", f"--vdev net_pcap0,rx_pcap={a} --vdev net_pcap1,rx_pcap={b}",
+                          "--rx-lcores", "2", "-w", "2", "--duration", "2", "-q"])
+        self.assertEqual(r.rc, 0, r.stderr)
+        s = r.summary
+        self.assertEqual(s["mode"], "live")
+        self.assertEqual(len(s["nics"]), 2)
+        self.assertEqual(len(s["rx_lcores"]), 2)
+        self.assertEqual(sorted(n["ipackets"] for n in s["nics"]), [10, 1040])
+        self.assertEqual(s["rx_packets"], 1050)
+        self.assertEqual(s["payload_bytes"], bytes_a + bytes_b)
+        self.assertEqual(sorted(x["received"] for x in s["rx_lcores"]), [10, 1040])
         self.assertLedgerBalanced(s)
 
     def test_duration_ends_run(self):
