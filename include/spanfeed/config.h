@@ -25,6 +25,7 @@ enum class RunMode {
 enum class JobKind {
   kPayloadSum,  // sum IP payload bytes per worker (the foundation job)
   kFlows,       // flow table + TCP reassembly; per-flow stream digests on request
+  kRecords,     // flows + protocol decoders: request/response records to the outputs
 };
 
 struct Config {
@@ -63,6 +64,10 @@ struct Config {
   JobKind job = JobKind::kPayloadSum;
   std::string summary_json;  // write the end-of-run summary here
   std::string flows_out;     // flows job: one JSON line per closed flow
+  std::vector<std::string> outputs;  // records job: --output KIND:TARGET values
+  std::string recording_id;  // added to every record when set
+  double response_timeout_s = 30;  // request without response: a timeout record
+  bool redact_secrets = true;  // HTTP Authorization/Cookie, Redis AUTH, logins
   std::string log_level = "warning";  // DPDK log level
   bool quiet = false;        // no human summary on stdout
 

@@ -10,6 +10,8 @@
 
 #include "spanfeed/config.h"
 #include "spanfeed/counters.h"
+#include "spanfeed/decoder.h"
+#include "spanfeed/export.h"
 #include "spanfeed/packet_handler.h"
 #include "spanfeed/summary.h"
 #include "spanfeed/tcp_reassembly.h"
@@ -83,9 +85,41 @@ class FlowsJob final : public Job, public StreamConsumer {
   std::vector<char> out_buf_;
 };
 
+// records: flows + protocol decoders. Finished roundtrips are encoded as JSON
+// lines into the worker's export batches and handed to the exporter thread.
+// Offline, a worker with no free batch waits for the exporter (lossless);
+// live, the record is dropped and counted.
+class RecordsJob final : public Job, public RecordSink {
+ public:
+  RecordsJob(const Config& cfg, unsigned worker, WorkerCounters& c, Exporter& exporter);
+  void on_packet(const PacketView& pkt) override;
+  void on_idle(uint64_t now_ns) override;
+  void finish(uint64_t now_ns) override;
+  void report(WorkerSnapshot& out) const override;
+  void emit(const Roundtrip& r) override;
+
+ private:
+  bool ensure_batch();
+  void hand_over();
+
+  WorkerCounters& c_;
+  unsigned worker_;
+  Exporter& exporter_;
+  bool offline_;
+  std::unique_ptr<RecordBuilder> builder_;
+  std::unique_ptr<Reassembler> r_;
+  RecordBatch* batch_ = nullptr;
+  uint64_t batched_ = 0;       // records put into batches
+  uint64_t dropped_ = 0;       // live: no free batch
+  uint64_t handed_over_ = 0;   // batches submitted
+};
+
+// The decoding settings a config describes, for worker `worker`.
+DecodeConfig decode_config(const Config& cfg, unsigned worker);
+
 // The job a config asks for. `flows_part` is where a flows job writes its
 // per-worker part of the flows output ("" for none).
 std::unique_ptr<Job> make_job(const Config& cfg, unsigned worker, WorkerCounters& counters,
-                              const std::string& flows_part);
+                              const std::string& flows_part, Exporter* exporter);
 
 }  // namespace spanfeed

@@ -10,6 +10,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "spanfeed/counters.h"
+#include "spanfeed/decoder.h"
 #include "spanfeed/tcp_reassembly.h"
 
 namespace spanfeed {
@@ -33,11 +34,25 @@ struct ReassemblySnapshot {
   FlowTableCounters table;
 };
 
+struct RecordsSnapshot {
+  bool present = false;  // the worker ran the records job
+  DecodeCounters decode;
+  uint64_t batched = 0;  // records encoded into export batches
+  uint64_t dropped = 0;  // live mode: no free batch (exporter behind)
+  uint64_t batches = 0;  // batches handed to the exporter
+};
+
+struct SinkSnapshot {
+  std::string output;
+  uint64_t batches = 0, delivered = 0, failed = 0, bytes = 0;
+};
+
 struct WorkerSnapshot {
   unsigned lcore = 0;
   uint64_t received = 0, order_violations = 0, multi_segment = 0;
   uint64_t packets = 0, payload_bytes = 0;
   ReassemblySnapshot reassembly;
+  RecordsSnapshot records;
 };
 
 struct RunReport {
@@ -51,6 +66,7 @@ struct RunReport {
   std::vector<NicSnapshot> nics;
   std::vector<RxSnapshot> rx;
   std::vector<WorkerSnapshot> workers;
+  std::vector<SinkSnapshot> sinks;
 
   uint64_t rx_received() const;
   uint64_t rx_outcome(RxOutcome o) const;

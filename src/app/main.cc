@@ -11,6 +11,7 @@
 #include "spanfeed/capture_file.h"
 #include "spanfeed/config.h"
 #include "spanfeed/engine.h"
+#include "spanfeed/export.h"
 #include "spanfeed/summary.h"
 
 namespace {
@@ -67,9 +68,16 @@ int main(int argc, char** argv) {
   app.add_option("--burst", burst, "RX and ring burst size (default 32)")->check(CLI::Range(1, 512));
   app.add_option("--mempool-size", mempool, "Mbufs in the pool (default: sized from rings)");
   app.add_option("--job", job,
-                 "What workers do with packets: payload-sum (default: sum IP payload bytes) or "
-                 "flows (flow table + TCP reassembly, with its ledger in the summary)")
-      ->check(CLI::IsMember({"payload-sum", "flows"}));
+                 "What workers do with packets: payload-sum (default: sum IP payload bytes), "
+                 "flows (flow table + TCP reassembly, with its ledger in the summary) or records "
+                 "(flows + protocol decoders: one record per request/response to --output)")
+      ->check(CLI::IsMember({"payload-sum", "flows", "records"}));
+  std::vector<std::string> outputs;
+  app.add_option("--output", outputs,
+                 "With --job records: where roundtrip records go, repeatable: jsonl:PATH "
+                 "(JSON lines appended to PATH; jsonl:- for stdout)");
+  std::string recording_id;
+  app.add_option("--recording-id", recording_id, "Label added to every record as recording_id");
   std::string flows_out;
   app.add_option("--flows-out", flows_out,
                  "With --job flows: write one JSON line per closed flow (endpoints, close reason, "
@@ -104,6 +112,10 @@ int main(int argc, char** argv) {
     if (duration >= 0) cfg.duration_s = duration;
     if (!summary_json.empty()) cfg.summary_json = summary_json;
     if (!flows_out.empty()) cfg.flows_out = flows_out;
+    if (!outputs.empty()) cfg.outputs = outputs;
+    if (!recording_id.empty()) cfg.recording_id = recording_id;
+    if (cfg.job == spanfeed::JobKind::kRecords && cfg.outputs.empty()) cfg.outputs = {"jsonl:-"};
+    for (const auto& o : cfg.outputs) spanfeed::parse_output(o);  // reject bad ones now
     if (!log_level.empty()) cfg.log_level = log_level;
     if (quiet) cfg.quiet = true;
     if (!cpus.empty()) {
@@ -163,7 +175,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "spanfeed: %s\n", error.c_str());
     return kExitRuntime;
   }
-  if (!cfg.quiet) std::fputs(spanfeed::to_text(report).c_str(), stdout);
+  // Records on stdout keep stdout to themselves: the summary goes to stderr.
+  bool records_on_stdout = false;
+  for (const auto& o : cfg.outputs) records_on_stdout |= o == "jsonl:-";
+  if (!cfg.quiet) std::fputs(spanfeed::to_text(report).c_str(), records_on_stdout ? stderr : stdout);
   if (!cfg.summary_json.empty()) {
     std::ofstream out(cfg.summary_json);
     out << spanfeed::to_json(report).dump(2) << "\n";

@@ -71,7 +71,8 @@ RunMode parse_run_mode(const std::string& s) {
 JobKind parse_job(const std::string& s) {
   if (s == "payload-sum") return JobKind::kPayloadSum;
   if (s == "flows") return JobKind::kFlows;
-  throw ConfigError("unknown job '" + s + "' (known: payload-sum, flows)");
+  if (s == "records") return JobKind::kRecords;
+  throw ConfigError("unknown job '" + s + "' (known: payload-sum, flows, records)");
 }
 
 const char* to_string(RunMode m) {
@@ -87,6 +88,7 @@ const char* to_string(JobKind j) {
   switch (j) {
     case JobKind::kPayloadSum: return "payload-sum";
     case JobKind::kFlows: return "flows";
+    case JobKind::kRecords: return "records";
   }
   return "?";
 }
@@ -188,6 +190,18 @@ void load_config_file(const std::string& path, Config& cfg) {
        });
      }},
     {"flows_out", str(cfg.flows_out)},
+    {"outputs", [&](const std::string& k, const YAML::Node& v) {
+       if (!v.IsSequence()) fail(f, k, "expected a list of KIND:TARGET strings", &v);
+       cfg.outputs.clear();
+       for (const auto& o : v) cfg.outputs.push_back(scalar<std::string>(f, k, o));
+     }},
+    {"recording_id", str(cfg.recording_id)},
+    {"decode", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"response_timeout_s", seconds(cfg.response_timeout_s)},
+         {"redact_secrets", boolean(cfg.redact_secrets)},
+       });
+     }},
     {"job", [&](const std::string& k, const YAML::Node& v) {
        try { cfg.job = parse_job(scalar<std::string>(f, k, v)); }
        catch (const ConfigError& e) { fail(f, k, e.what(), &v); }
@@ -234,12 +248,15 @@ void validate_config(const Config& cfg) {
   if (cfg.mbuf_data_room < 256 + 128) {
     throw ConfigError("mempool.data_room must be at least 384 bytes (128 headroom + a header)");
   }
-  if (cfg.job == JobKind::kFlows) {
+  if (cfg.job == JobKind::kFlows || cfg.job == JobKind::kRecords) {
     std::string why = validate(reassembler_config(cfg));
     if (!why.empty()) throw ConfigError("flow/reassembly settings: " + why);
   }
   if (!cfg.flows_out.empty() && cfg.job != JobKind::kFlows) {
     throw ConfigError("flows_out (--flows-out) needs the flows job (--job flows)");
+  }
+  if (!cfg.outputs.empty() && cfg.job != JobKind::kRecords) {
+    throw ConfigError("outputs (--output) carry roundtrip records: they need --job records");
   }
   static const std::set<std::string> kLevels = {"emergency", "alert", "critical", "error",
                                                "warning", "notice", "info", "debug"};

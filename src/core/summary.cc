@@ -84,6 +84,30 @@ std::vector<std::string> RunReport::ledger_problems() const {
     // finish() closes every flow at the end, interrupted or not
     eq((who + "flows created == flows closed").c_str(), c.flows_created, c.closed_total());
   }
+  uint64_t batched = 0;
+  bool any_records = false;
+  for (size_t i = 0; i < workers.size(); ++i) {
+    const auto& rs = workers[i].records;
+    if (!rs.present) continue;
+    any_records = true;
+    std::string who = "worker " + std::to_string(i) + " ";
+    eq((who + "records emitted == records batched + dropped").c_str(), rs.decode.records_emitted,
+       rs.batched + rs.dropped);
+    const auto& d = rs.decode;
+    eq((who + "requests == matched + timeouts + pending").c_str(), d.sum(d.requests),
+       d.sum(d.matched) + d.timeouts_total() + d.pending_now);
+    eq((who + "records == matched + timeouts + unmatched + no-reply").c_str(), d.records_emitted,
+       d.sum(d.matched) + d.timeouts_total() + d.unmatched + d.sum(d.no_reply));
+    eq((who + "records == roundtrips by protocol and status").c_str(), d.records_emitted,
+       d.roundtrips_total());
+    batched += rs.batched;
+  }
+  if (any_records) {
+    for (const auto& sk : sinks) {
+      eq(("sink " + sk.output + ": delivered + failed == records batched").c_str(),
+         sk.delivered + sk.failed, batched);
+    }
+  }
   uint64_t violations = 0;
   for (const auto& w : workers) violations += w.order_violations;
   eq("per-ring order violations == 0", violations, 0);
@@ -121,6 +145,44 @@ nlohmann::json reassembly_json(const ReassemblySnapshot& s) {
   };
 }
 
+nlohmann::json records_json(const RecordsSnapshot& s) {
+  using nlohmann::json;
+  const auto& d = s.decode;
+  json by_proto = json::object();
+  for (size_t p = 1; p < kProtocolCount; ++p) {
+    json st = json::object();
+    uint64_t any = d.requests[p] + d.responses[p] + d.decode_errors[p];
+    for (size_t k = 0; k < kRoundtripStatusCount; ++k) {
+      st[std::string(to_string(static_cast<RoundtripStatus>(k)))] = d.roundtrips[p][k];
+      any += d.roundtrips[p][k];
+    }
+    if (any == 0) continue;
+    by_proto[std::string(to_string(static_cast<Protocol>(p)))] = {
+        {"roundtrips", st}, {"requests", d.requests[p]}, {"responses", d.responses[p]},
+        {"matched", d.matched[p]}, {"no_reply", d.no_reply[p]},
+        {"decode_errors", d.decode_errors[p]}, {"interim", d.interim[p]}};
+  }
+  json timeouts = json::object();
+  for (size_t i = 0; i < kTimeoutCauseCount; ++i) {
+    timeouts[std::string(to_string(static_cast<TimeoutCause>(i)))] = d.timeouts[i];
+  }
+  json detect = json::object();
+  for (size_t i = 0; i < kDetectOutcomeCount; ++i) {
+    detect[std::string(to_string(static_cast<DetectOutcome>(i)))] = d.detect[i];
+  }
+  return {
+    {"protocols", by_proto}, {"timeouts", timeouts}, {"detect", detect},
+    {"unmatched", d.unmatched}, {"records_emitted", d.records_emitted},
+    {"pending_now", d.pending_now}, {"message_pool_exhausted", d.message_pool_exhausted},
+    {"carry_overflow", d.carry_overflow}, {"carry_pool_exhausted", d.carry_pool_exhausted},
+    {"field_truncated", d.field_truncated}, {"gaps", d.gaps}, {"gap_bytes", d.gap_bytes},
+    {"gaps_absorbed", d.gaps_absorbed}, {"resyncs", d.resyncs},
+    {"resync_skipped_bytes", d.resync_skipped_bytes}, {"undecoded_bytes", d.undecoded_bytes},
+    {"flows_opened", d.flows_opened},
+    {"batched", s.batched}, {"dropped", s.dropped}, {"batches", s.batches},
+  };
+}
+
 }  // namespace
 
 nlohmann::json to_json(const RunReport& r) {
@@ -150,6 +212,7 @@ nlohmann::json to_json(const RunReport& r) {
     json wj = {{"lcore", w.lcore}, {"received", w.received}, {"packets", w.packets},
                {"payload_bytes", w.payload_bytes}, {"order_violations", w.order_violations},
                {"multi_segment", w.multi_segment}};
+    if (w.records.present) wj["records"] = records_json(w.records);
     if (w.reassembly.present) {
       any_reassembly = true;
       wj["reassembly"] = reassembly_json(w.reassembly);
@@ -176,6 +239,24 @@ nlohmann::json to_json(const RunReport& r) {
     {"problems", problems},
   };
   if (r.expected_packets != 0) ledger["file_packets"] = r.expected_packets;
+  json sinks = json::array();
+  for (const auto& sk : r.sinks) {
+    sinks.push_back({{"output", sk.output}, {"batches", sk.batches}, {"delivered", sk.delivered},
+                     {"failed", sk.failed}, {"bytes", sk.bytes}});
+  }
+  bool any_records = false;
+  json rec = {{"emitted", 0}, {"batched", 0}, {"dropped", 0}};
+  for (const auto& w : r.workers) {
+    if (!w.records.present) continue;
+    any_records = true;
+    rec["emitted"] = rec["emitted"].get<uint64_t>() + w.records.decode.records_emitted;
+    rec["batched"] = rec["batched"].get<uint64_t>() + w.records.batched;
+    rec["dropped"] = rec["dropped"].get<uint64_t>() + w.records.dropped;
+  }
+  if (any_records) {
+    rec["sinks"] = sinks;
+    ledger["records"] = rec;
+  }
   if (any_reassembly) {
     json seg = {{"segments", segments_total}};
     for (size_t i = 0; i < kSegmentOutcomeCount; ++i) {
@@ -187,7 +268,8 @@ nlohmann::json to_json(const RunReport& r) {
     {"source", r.source}, {"mode", r.mode}, {"job", r.job}, {"link_type", r.link_type},
     {"interrupted", r.interrupted}, {"elapsed_s", r.elapsed_s},
     {"rx_packets", r.rx_received()}, {"payload_bytes", r.payload_bytes()},
-    {"nics", nics}, {"rx_lcores", rx}, {"workers", workers}, {"ledger", ledger},
+    {"nics", nics}, {"rx_lcores", rx}, {"workers", workers}, {"sinks", sinks},
+    {"ledger", ledger},
   };
 }
 

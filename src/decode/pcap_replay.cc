@@ -5,6 +5,7 @@
 #include <pcap/pcap.h>
 
 #include <cstdio>
+#include <functional>
 #include <memory>
 
 #include "spanfeed/capture_file.h"
@@ -27,8 +28,12 @@ DecodeConfig offline_decode_config() {
   return d;
 }
 
-bool replay_pcap(const std::string& path, const ReassemblerConfig& rcfg, const DecodeConfig& dcfg, RecordSink& sink,
-                 ReplayStats* stats, std::string* error) {
+namespace {
+
+// Reads every frame of `path` into `reasm`; `after` runs after each frame with
+// the newest capture time. Returns false with `error` set when unreadable.
+bool run_frames(const std::string& path, Reassembler& reasm, ReplayStats& st,
+                const std::function<void(uint64_t)>& after, std::string* error) {
   // The probe repairs headers libpcap refuses (byte-swapped version field)
   // into a temporary copy; read that one instead and remove it afterwards.
   std::string probe_error;
@@ -51,16 +56,12 @@ bool replay_pcap(const std::string& path, const ReassemblerConfig& rcfg, const D
     pcap_close(pc);
     return false;
   }
-  DecodeConfig d = dcfg;
-  if (d.flow_capacity < rcfg.table.capacity) d.flow_capacity = rcfg.table.capacity;
-  auto builder = std::make_unique<RecordBuilder>(d, sink);
-  auto reasm = std::make_unique<Reassembler>(rcfg, *builder);
-  ReplayStats st;
   pcap_pkthdr* h = nullptr;
   const u_char* data = nullptr;
   int rc;
   while ((rc = pcap_next_ex(pc, &h, &data)) == 1) {
     ++st.frames;
+    // nanosecond precision was requested: tv_usec holds nanoseconds
     const uint64_t ts = static_cast<uint64_t>(h->ts.tv_sec) * kNsPerSec + static_cast<uint64_t>(h->ts.tv_usec);
     st.last_ts_ns = ts > st.last_ts_ns ? ts : st.last_ts_ns;
     std::span<const std::byte> frame(reinterpret_cast<const std::byte*>(data), h->caplen);
@@ -70,16 +71,39 @@ bool replay_pcap(const std::string& path, const ReassemblerConfig& rcfg, const D
       continue;
     }
     ++st.parsed;
-    reasm->process(frame, p, ts);
-    builder->advance_time(st.last_ts_ns);
+    reasm.process(frame, p, ts);
+    if (after) after(st.last_ts_ns);
   }
   pcap_close(pc);
-  reasm->finish(st.last_ts_ns);
+  if (rc == -1 && error != nullptr) *error = path + ": read error";
+  reasm.finish(st.last_ts_ns);
+  st.reassembly = reasm.counters();
+  return true;
+}
+
+}  // namespace
+
+bool replay_pcap(const std::string& path, const ReassemblerConfig& rcfg, const DecodeConfig& dcfg, RecordSink& sink,
+                 ReplayStats* stats, std::string* error) {
+  DecodeConfig d = dcfg;
+  if (d.flow_capacity < rcfg.table.capacity) d.flow_capacity = rcfg.table.capacity;
+  auto builder = std::make_unique<RecordBuilder>(d, sink);
+  auto reasm = std::make_unique<Reassembler>(rcfg, *builder);
+  ReplayStats st;
+  RecordBuilder* b = builder.get();
+  if (!run_frames(path, *reasm, st, [b](uint64_t now) { b->advance_time(now); }, error)) return false;
   builder->finish(st.last_ts_ns);
-  st.reassembly = reasm->counters();
   st.decode = builder->counters();
   if (stats != nullptr) *stats = st;
-  if (rc == -1 && error != nullptr) *error = path + ": read error";
+  return true;
+}
+
+bool replay_pcap_streams(const std::string& path, const ReassemblerConfig& rcfg, StreamConsumer& consumer,
+                         ReplayStats* stats, std::string* error) {
+  auto reasm = std::make_unique<Reassembler>(rcfg, consumer);
+  ReplayStats st;
+  if (!run_frames(path, *reasm, st, nullptr, error)) return false;
+  if (stats != nullptr) *stats = st;
   return true;
 }
 

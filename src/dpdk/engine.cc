@@ -613,6 +613,16 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
   sh.ts_is_us = file != nullptr;
   if (file == nullptr) sh.ts_offset = -1;
 
+  // Records leave through the exporter thread (off the lcores).
+  std::unique_ptr<Exporter> exporter;
+  if (cfg.job == JobKind::kRecords) {
+    ExportConfig ec;
+    for (const auto& o : cfg.outputs) ec.outputs.push_back(parse_output(o));
+    exporter = Exporter::create(ec, nw, error);
+    if (!exporter) return 1;
+    exporter->start();
+  }
+
   // Counters, contexts, rings.
   std::vector<RxCounters> rx_counters(nrx);
   std::vector<WorkerCounters> w_counters(nw);
@@ -655,7 +665,7 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     for (unsigned r = 0; r < nrx; ++r) ctx->rings.push_back(rings[r][w]);
     ctx->counters = &w_counters[w];
     std::string part = cfg.flows_out.empty() ? "" : cfg.flows_out + ".part" + std::to_string(w);
-    ctx->job = make_job(cfg, w, w_counters[w], part);
+    ctx->job = make_job(cfg, w, w_counters[w], part, exporter.get());
     ctx->scratch.resize(kScratchBytes);
     sh.workers.push_back(std::move(ctx));
   }
@@ -721,6 +731,14 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     report.workers.push_back(ws);
   }
   sh.workers.clear();  // jobs release their state (and close files) before the mempool goes
+  if (exporter) {
+    exporter->stop();  // every worker has handed over its last batch: drain and flush
+    for (size_t i = 0; i < exporter->sink_count(); ++i) {
+      const SinkCounters& c = exporter->sink_counters(i);
+      report.sinks.push_back({exporter->sink_spec(i).text, c.batches.load(), c.delivered.load(),
+                              c.failed.load(), c.bytes.load()});
+    }
+  }
   if (!cfg.flows_out.empty()) {
     // Stitch the workers' parts into one file (control core, after the run).
     std::FILE* out = std::fopen(cfg.flows_out.c_str(), "w");

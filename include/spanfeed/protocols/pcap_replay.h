@@ -29,6 +29,11 @@ struct ReplayStats {
 bool replay_pcap(const std::string& path, const ReassemblerConfig& rcfg, const DecodeConfig& dcfg, RecordSink& sink,
                  ReplayStats* stats, std::string* error);
 
+// The same frame loop feeding any StreamConsumer (no RecordBuilder): benches
+// record the reassembled streams with it. stats->decode stays zero.
+bool replay_pcap_streams(const std::string& path, const ReassemblerConfig& rcfg, StreamConsumer& consumer,
+                         ReplayStats* stats, std::string* error);
+
 // Sink that keeps every record as one JSON line (without the '\n').
 class CollectingSink final : public JsonLinesSink {
  public:

@@ -1,0 +1,178 @@
+// Helpers shared by the database decoders (MySQL, PostgreSQL, MongoDB): byte readers and SQL normalisation.
+// Pure functions over caller-owned buffers; run on worker lcores; never allocate.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace spanfeed::db {
+
+inline const uint8_t* u8p(std::span<const std::byte> b) { return reinterpret_cast<const uint8_t*>(b.data()); }
+inline uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
+inline uint32_t le24(const uint8_t* p) { return static_cast<uint32_t>(p[0] | p[1] << 8 | p[2] << 16); }
+inline uint32_t le32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 | static_cast<uint32_t>(p[2]) << 16 |
+         static_cast<uint32_t>(p[3]) << 24;
+}
+inline uint64_t le64(const uint8_t* p) { return le32(p) | static_cast<uint64_t>(le32(p + 4)) << 32; }
+inline uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t be32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 |
+         static_cast<uint32_t>(p[3]);
+}
+
+// FNV-1a: statement text -> 32-bit id for the MySQL prepared-statement table.
+inline uint32_t fnv1a(std::string_view s) {
+  uint32_t h = 2166136261u;
+  for (char c : s) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 16777619u;
+  }
+  return h;
+}
+
+inline bool is_ident_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$' ||
+         static_cast<uint8_t>(c) >= 0x80;
+}
+inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
+inline bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+inline bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+enum class SqlDialect : uint8_t { kMysql, kPgsql };
+
+// Single pass: literals (quoted strings, numbers, hex/bit literals, PG $$ strings) become '?', a parenthesised
+// list of literals collapses to "(?)", comments go, whitespace runs become one space. Identifiers (also
+// `quoted`, and "quoted" for PostgreSQL), keywords, placeholders (?, $1) are kept. Writes at most in.size()
+// bytes to out (cap out_cap); returns the length written.
+inline size_t normalize_sql(std::string_view in, char* out, size_t out_cap, SqlDialect dialect) {
+  size_t n = 0;
+  const size_t len = in.size();
+  auto put = [&](char c) {
+    if (n < out_cap) out[n++] = c;
+  };
+  auto put_space = [&]() {
+    if (n > 0 && out[n - 1] != ' ' && out[n - 1] != '(') put(' ');
+  };
+  // A literal: '?' unless the output ends in "(?," (a list of literals so far): then the comma goes and the
+  // list stays "(?".
+  auto put_literal = [&]() {
+    size_t k = n;
+    while (k > 0 && out[k - 1] == ' ') --k;
+    if (k > 0 && out[k - 1] == ',') {
+      size_t j = k - 1;
+      while (j > 0 && out[j - 1] == ' ') --j;
+      if (j >= 2 && out[j - 1] == '?' && out[j - 2] == '(') {
+        n = j;
+        return;
+      }
+    }
+    put('?');
+  };
+  size_t i = 0;
+  while (i < len) {
+    const char c = in[i];
+    if (is_blank(c)) {
+      while (i < len && is_blank(in[i])) ++i;
+      put_space();
+      continue;
+    }
+    // comments
+    if ((c == '-' && i + 1 < len && in[i + 1] == '-') || (c == '#' && dialect == SqlDialect::kMysql)) {
+      while (i < len && in[i] != '\n') ++i;
+      continue;
+    }
+    if (c == '/' && i + 1 < len && in[i + 1] == '*') {
+      i += 2;
+      while (i + 1 < len && !(in[i] == '*' && in[i + 1] == '/')) ++i;
+      i = i + 2 <= len ? i + 2 : len;
+      put_space();
+      continue;
+    }
+    // quoted strings ('...'; "..." in MySQL; E'...' handled by the identifier path + quote)
+    if (c == '\'' || (c == '"' && dialect == SqlDialect::kMysql)) {
+      ++i;
+      while (i < len) {
+        if (in[i] == '\\' && i + 1 < len) {
+          i += 2;
+          continue;
+        }
+        if (in[i] == c) {
+          if (i + 1 < len && in[i + 1] == c) {
+            i += 2;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        ++i;
+      }
+      put_literal();
+      continue;
+    }
+    // quoted identifiers: kept verbatim
+    if (c == '`' || c == '"') {
+      size_t j = i + 1;
+      while (j < len && in[j] != c) ++j;
+      j = j < len ? j + 1 : len;
+      for (size_t k = i; k < j; ++k) put(in[k]);
+      i = j;
+      continue;
+    }
+    // PostgreSQL dollar-quoted string $$...$$ / $tag$...$tag$ (not $1 placeholders)
+    if (c == '$' && dialect == SqlDialect::kPgsql && !(i + 1 < len && is_digit(in[i + 1])) &&
+        (n == 0 || !is_ident_char(out[n - 1]))) {
+      size_t j = i + 1;
+      while (j < len && in[j] != '$' && is_ident_char(in[j])) ++j;
+      if (j < len && in[j] == '$') {
+        const std::string_view tag = in.substr(i, j - i + 1);
+        const size_t end = in.find(tag, j + 1);
+        i = end == std::string_view::npos ? len : end + tag.size();
+        put_literal();
+        continue;
+      }
+    }
+    // numbers / hex / bit literals, only where an identifier cannot be going on
+    const bool prev_ident = n > 0 && (is_ident_char(out[n - 1]) || out[n - 1] == '.');
+    if (!prev_ident && (is_digit(c) || (c == '.' && i + 1 < len && is_digit(in[i + 1])))) {
+      if (c == '0' && i + 1 < len && (in[i + 1] == 'x' || in[i + 1] == 'X' || in[i + 1] == 'b' || in[i + 1] == 'B')) {
+        i += 2;
+        while (i < len && is_hex(in[i])) ++i;
+      } else {
+        while (i < len && (is_digit(in[i]) || in[i] == '.')) ++i;
+        if (i < len && (in[i] == 'e' || in[i] == 'E')) {
+          size_t j = i + 1;
+          if (j < len && (in[j] == '+' || in[j] == '-')) ++j;
+          if (j < len && is_digit(in[j])) {
+            i = j;
+            while (i < len && is_digit(in[i])) ++i;
+          }
+        }
+      }
+      if (i < len && is_ident_char(in[i])) {  // "1abc": an identifier after all (MySQL allows it)
+        put('?');
+        continue;
+      }
+      put_literal();
+      continue;
+    }
+    if (!prev_ident && (c == 'x' || c == 'X' || c == 'b' || c == 'B' || c == 'e' || c == 'E' || c == 'n' ||
+                        c == 'N') &&
+        i + 1 < len && in[i + 1] == '\'') {
+      ++i;  // X'..' B'..' E'..' N'..': the quote path turns the rest into '?'
+      continue;
+    }
+    if (is_ident_char(c)) {
+      while (i < len && is_ident_char(in[i])) put(in[i++]);
+      continue;
+    }
+    put(c);
+    ++i;
+  }
+  while (n > 0 && out[n - 1] == ' ') --n;
+  return n;
+}
+
+}  // namespace spanfeed::db

@@ -1,0 +1,98 @@
+// The records job: reassembly + protocol decoders on a worker lcore, records
+// encoded into export batches. Constructed on the control core (allocates
+// every pool then); on the worker it only reuses batches and pools.
+#include <sched.h>
+
+#include "spanfeed/jobs.h"
+
+namespace spanfeed {
+
+DecodeConfig decode_config(const Config& cfg, unsigned worker) {
+  DecodeConfig d;
+  d.worker_id = worker;
+  d.flow_capacity = cfg.flow_capacity;
+  d.recording_id = cfg.recording_id;
+  d.response_timeout_ns = static_cast<uint64_t>(cfg.response_timeout_s * 1e9);
+  d.redact_secrets = cfg.redact_secrets;
+  return d;
+}
+
+RecordsJob::RecordsJob(const Config& cfg, unsigned worker, WorkerCounters& c, Exporter& exporter)
+    : c_(c), worker_(worker), exporter_(exporter), offline_(cfg.offline()) {
+  builder_ = std::make_unique<RecordBuilder>(decode_config(cfg, worker), *this);
+  r_ = std::make_unique<Reassembler>(reassembler_config(cfg), *builder_);
+}
+
+void RecordsJob::on_packet(const PacketView& pkt) {
+  c_.packets.add(1);
+  c_.payload_bytes.add(pkt.parsed->ip_payload_len);
+  r_->process(pkt);
+}
+
+void RecordsJob::on_idle(uint64_t now_ns) {
+  r_->advance_time(now_ns);
+  builder_->advance_time(now_ns);
+  hand_over();  // an idle worker does not sit on records
+}
+
+void RecordsJob::finish(uint64_t now_ns) {
+  r_->finish(now_ns);
+  builder_->finish(now_ns);
+  hand_over();
+}
+
+bool RecordsJob::ensure_batch() {
+  if (batch_ != nullptr) return true;
+  batch_ = exporter_.try_acquire(worker_);
+  // Offline: wait for the exporter to return a batch (backpressure reaches
+  // RX through the rings; nothing is lost). Live: drop and count.
+  while (batch_ == nullptr && offline_) {
+    sched_yield();
+    batch_ = exporter_.try_acquire(worker_);
+  }
+  return batch_ != nullptr;
+}
+
+void RecordsJob::hand_over() {
+  if (batch_ == nullptr || batch_->records() == 0) return;
+  exporter_.submit(batch_);
+  batch_ = nullptr;
+  ++handed_over_;
+}
+
+void RecordsJob::emit(const Roundtrip& r) {
+  if (!ensure_batch()) {
+    ++dropped_;
+    return;
+  }
+  append_json_line(r, batch_->data);
+  // The connection's key: the same for every record of the connection (and
+  // either direction), so Kafka keeps them in one partition, in order.
+  uint32_t key = 2166136261u;
+  auto mix = [&key](const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    for (size_t i = 0; i < n; ++i) key = (key ^ b[i]) * 16777619u;
+  };
+  mix(r.client.ip.bytes, sizeof(r.client.ip.bytes));
+  mix(&r.client.port, sizeof(r.client.port));
+  mix(r.server.ip.bytes, sizeof(r.server.ip.bytes));
+  mix(&r.server.port, sizeof(r.server.port));
+  batch_->refs.push_back({static_cast<uint32_t>(batch_->data.size()), key,
+                          static_cast<uint8_t>(r.protocol)});
+  ++batched_;
+  const ExportConfig& ec = exporter_.config();
+  if (batch_->records() >= ec.batch_records || batch_->data.size() >= ec.batch_bytes) hand_over();
+}
+
+void RecordsJob::report(WorkerSnapshot& out) const {
+  out.reassembly.present = true;
+  out.reassembly.counters = r_->counters();
+  out.reassembly.table = r_->table_counters();
+  out.records.present = true;
+  out.records.decode = builder_->counters();
+  out.records.batched = batched_;
+  out.records.dropped = dropped_;
+  out.records.batches = handed_over_;
+}
+
+}  // namespace spanfeed
