@@ -68,6 +68,8 @@ struct Config {
   std::string recording_id;  // added to every record when set
   double response_timeout_s = 30;  // request without response: a timeout record
   bool redact_secrets = true;  // HTTP Authorization/Cookie, Redis AUTH, logins
+  std::vector<std::pair<std::string, std::string>> kafka_props;  // kafka.properties, to librdkafka
+  double kafka_flush_timeout_s = 10;  // shutdown: wait this long for deliveries
   std::string log_level = "warning";  // DPDK log level
   bool quiet = false;        // no human summary on stdout
 

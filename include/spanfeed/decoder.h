@@ -107,6 +107,7 @@ struct alignas(64) DecodeCounters {
   uint64_t resyncs = 0;                // a decoder found a message boundary again after a gap / garbage
   uint64_t resync_skipped_bytes = 0;   // bytes skipped while looking for it
   uint64_t undecoded_bytes = 0;        // payload of flows without a decoder (unknown, no decoder, pre-detection)
+  uint64_t encrypted_flows = 0;        // flows that switched to TLS (MySQL/PostgreSQL SSLRequest accepted): rest undecoded
   uint64_t flows_opened = 0;
   uint64_t flows_undetected_now = 0;   // open flows with data still being sniffed, or without data yet
 
@@ -248,6 +249,7 @@ std::unique_ptr<Decoder> make_http_decoder(const DecodeConfig& cfg);
 std::unique_ptr<Decoder> make_redis_decoder(const DecodeConfig& cfg);
 std::unique_ptr<Decoder> make_dns_decoder(const DecodeConfig& cfg);
 std::unique_ptr<Decoder> make_memcached_decoder(const DecodeConfig& cfg);
+std::unique_ptr<Decoder> make_mysql_decoder(const DecodeConfig& cfg);
 
 // Per-flow session kept by the builder at index flow.slot.
 struct FlowSession {
@@ -300,6 +302,7 @@ class RecordBuilder final : public StreamConsumer {
 
   const DecodeCounters& counters() const { return counters_; }
   const DecodeConfig& config() const { return cfg_; }
+  bool has_decoder(Protocol p) const { return p < Protocol::kCount && decoders_[static_cast<size_t>(p)] != nullptr; }
   uint32_t messages_in_use() const { return msg_in_use_; }
   uint32_t carry_buffers_in_use() const { return carry_in_use_; }
 

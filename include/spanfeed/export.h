@@ -44,27 +44,51 @@ struct OutputSpec {
 // Parses one --output value; throws ConfigError on a bad one.
 OutputSpec parse_output(const std::string& s);
 
-// Per-sink counters, written by the exporter thread, read by the control core.
+// Per-sink counters, written by the exporter thread, read by the control
+// core. Every record handed to a sink ends as exactly one of delivered,
+// failed or dropped (the sink's ledger); queued ones are on their way.
 struct alignas(64) SinkCounters {
   std::atomic<uint64_t> batches{0};
-  std::atomic<uint64_t> delivered{0};  // records the sink accepted
-  std::atomic<uint64_t> failed{0};     // records the sink could not write
+  std::atomic<uint64_t> records{0};    // records handed to the sink
+  std::atomic<uint64_t> queued{0};     // accepted, delivery not yet confirmed (gauge)
+  std::atomic<uint64_t> delivered{0};  // confirmed written / acknowledged
+  std::atomic<uint64_t> failed{0};     // the sink or broker reported an error
+  std::atomic<uint64_t> dropped{0};    // live mode: the sink's buffer was full
   std::atomic<uint64_t> bytes{0};
+  void add(std::atomic<uint64_t>& c, uint64_t n) { c.fetch_add(n, std::memory_order_relaxed); }
 };
 
 class Sink {
  public:
   virtual ~Sink() = default;
-  // Exporter thread. Returns how many of the batch's records were written.
-  virtual size_t write(const RecordBatch& b) = 0;
-  virtual void flush() {}
+  // Exporter thread: write (or queue) every record of the batch, counting
+  // each outcome in `c`. May block in offline mode (`wait`) to lose nothing.
+  virtual void write(const RecordBatch& b, SinkCounters& c, bool wait) = 0;
+  // Exporter thread, when idle: serve asynchronous delivery reports.
+  virtual void poll(SinkCounters& c) { (void)c; }
+  // Exporter thread, at the end: flush with a bounded wait; what is still
+  // queued afterwards is counted as failed.
+  virtual void close(SinkCounters& c) { (void)c; }
+  // Failure reasons and their counts (control core, after close()).
+  virtual std::vector<std::pair<std::string, uint64_t>> failure_reasons() const { return {}; }
 };
 
 // A JSON-lines sink on a file (appended) or stdout ("-").
 std::unique_ptr<Sink> make_jsonl_sink(const std::string& path, std::string& error);
 
+// A librdkafka producer sink: one Kafka message per record, key = the
+// connection key as 8 hex digits, value = the JSON line (without '\n'). `{protocol}` in the
+// topic name is replaced by the record's protocol (one topic per protocol).
+// `props` are passed to librdkafka as they are (kafka.* in the config).
+std::unique_ptr<Sink> make_kafka_sink(const std::string& target,
+                                      const std::vector<std::pair<std::string, std::string>>& props,
+                                      double flush_timeout_s, std::string& error);
+
 struct ExportConfig {
   std::vector<OutputSpec> outputs;
+  bool offline = false;               // sinks wait instead of dropping
+  std::vector<std::pair<std::string, std::string>> kafka_props;
+  double kafka_flush_timeout_s = 10;
   uint32_t batch_records = 256;       // a batch is handed over at this many records...
   uint32_t batch_bytes = 128 * 1024;  // ...or this many bytes, or when the worker goes idle
   uint32_t batches_per_worker = 16;   // in flight per worker: the memory bound
@@ -92,6 +116,7 @@ class Exporter {
   const ExportConfig& config() const { return cfg_; }
   size_t sink_count() const { return sinks_.size(); }
   const SinkCounters& sink_counters(size_t i) const { return *counters_[i]; }
+  const Sink& sink(size_t i) const { return *sinks_[i]; }
   const OutputSpec& sink_spec(size_t i) const { return cfg_.outputs[i]; }
   size_t queue_depth() const;
 

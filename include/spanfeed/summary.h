@@ -44,7 +44,8 @@ struct RecordsSnapshot {
 
 struct SinkSnapshot {
   std::string output;
-  uint64_t batches = 0, delivered = 0, failed = 0, bytes = 0;
+  uint64_t batches = 0, records = 0, queued = 0, delivered = 0, failed = 0, dropped = 0, bytes = 0;
+  std::vector<std::pair<std::string, uint64_t>> failure_reasons;
 };
 
 struct WorkerSnapshot {

@@ -75,7 +75,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> outputs;
   app.add_option("--output", outputs,
                  "With --job records: where roundtrip records go, repeatable: jsonl:PATH "
-                 "(JSON lines appended to PATH; jsonl:- for stdout)");
+                 "(JSON lines appended to PATH; jsonl:- for stdout), "
+                 "kafka:HOST:PORT[,HOST:PORT...]/TOPIC ({protocol} in TOPIC: one topic per "
+                 "protocol; librdkafka properties under kafka.properties in the config)");
   std::string recording_id;
   app.add_option("--recording-id", recording_id, "Label added to every record as recording_id");
   std::string flows_out;

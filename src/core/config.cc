@@ -196,6 +196,18 @@ void load_config_file(const std::string& path, Config& cfg) {
        for (const auto& o : v) cfg.outputs.push_back(scalar<std::string>(f, k, o));
      }},
     {"recording_id", str(cfg.recording_id)},
+    {"kafka", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"properties", [&](const std::string& k, const YAML::Node& v) {
+            if (!v.IsMap()) fail(f, k, "expected a mapping of librdkafka properties", &v);
+            for (const auto& kv : v) {
+              cfg.kafka_props.emplace_back(kv.first.as<std::string>(),
+                                           scalar<std::string>(f, k + "." + kv.first.as<std::string>(), kv.second));
+            }
+          }},
+         {"flush_timeout_s", seconds(cfg.kafka_flush_timeout_s)},
+       });
+     }},
     {"decode", [&](const std::string& p, const YAML::Node& n) {
        walk(f, p, n, {
          {"response_timeout_s", seconds(cfg.response_timeout_s)},

@@ -104,8 +104,10 @@ std::vector<std::string> RunReport::ledger_problems() const {
   }
   if (any_records) {
     for (const auto& sk : sinks) {
-      eq(("sink " + sk.output + ": delivered + failed == records batched").c_str(),
-         sk.delivered + sk.failed, batched);
+      eq(("sink " + sk.output + ": records == records batched").c_str(), sk.records, batched);
+      eq(("sink " + sk.output + ": delivered + failed + dropped == records").c_str(),
+         sk.delivered + sk.failed + sk.dropped, sk.records);
+      eq(("sink " + sk.output + ": nothing left queued").c_str(), sk.queued, 0);
     }
   }
   uint64_t violations = 0;
@@ -241,8 +243,11 @@ nlohmann::json to_json(const RunReport& r) {
   if (r.expected_packets != 0) ledger["file_packets"] = r.expected_packets;
   json sinks = json::array();
   for (const auto& sk : r.sinks) {
-    sinks.push_back({{"output", sk.output}, {"batches", sk.batches}, {"delivered", sk.delivered},
-                     {"failed", sk.failed}, {"bytes", sk.bytes}});
+    json reasons = json::object();
+    for (const auto& [why, n] : sk.failure_reasons) reasons[why] = n;
+    sinks.push_back({{"output", sk.output}, {"batches", sk.batches}, {"records", sk.records},
+                     {"queued", sk.queued}, {"delivered", sk.delivered}, {"failed", sk.failed},
+                     {"dropped", sk.dropped}, {"failure_reasons", reasons}, {"bytes", sk.bytes}});
   }
   bool any_records = false;
   json rec = {{"emitted", 0}, {"batched", 0}, {"dropped", 0}};

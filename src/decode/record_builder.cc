@@ -351,6 +351,7 @@ RecordBuilder::RecordBuilder(const DecodeConfig& cfg, RecordSink& sink)
   register_decoder(make_redis_decoder(cfg_));
   register_decoder(make_dns_decoder(cfg_));
   register_decoder(make_memcached_decoder(cfg_));
+  register_decoder(make_mysql_decoder(cfg_));
 }
 
 RecordBuilder::~RecordBuilder() = default;

@@ -618,6 +618,15 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
   if (cfg.job == JobKind::kRecords) {
     ExportConfig ec;
     for (const auto& o : cfg.outputs) ec.outputs.push_back(parse_output(o));
+    ec.offline = cfg.offline();
+    ec.kafka_props = cfg.kafka_props;
+    ec.kafka_flush_timeout_s = cfg.kafka_flush_timeout_s;
+    if (ec.offline) {
+      // Offline loses nothing: no per-message timeout unless the config sets one.
+      bool has_timeout = false;
+      for (const auto& [k, v] : ec.kafka_props) has_timeout |= k == "message.timeout.ms";
+      if (!has_timeout) ec.kafka_props.insert(ec.kafka_props.begin(), {"message.timeout.ms", "0"});
+    }
     exporter = Exporter::create(ec, nw, error);
     if (!exporter) return 1;
     exporter->start();
@@ -735,8 +744,9 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     exporter->stop();  // every worker has handed over its last batch: drain and flush
     for (size_t i = 0; i < exporter->sink_count(); ++i) {
       const SinkCounters& c = exporter->sink_counters(i);
-      report.sinks.push_back({exporter->sink_spec(i).text, c.batches.load(), c.delivered.load(),
-                              c.failed.load(), c.bytes.load()});
+      report.sinks.push_back({exporter->sink_spec(i).text, c.batches.load(), c.records.load(),
+                              c.queued.load(), c.delivered.load(), c.failed.load(),
+                              c.dropped.load(), c.bytes.load(), exporter->sink(i).failure_reasons()});
     }
   }
   if (!cfg.flows_out.empty()) {

@@ -6,6 +6,7 @@
 #include <tbb/concurrent_queue.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -31,11 +32,17 @@ OutputSpec parse_output(const std::string& s) {
   } else if (kind == "gelf-tcp") {
     o.kind = OutputSpec::Kind::kGelfTcp;
   } else {
-    throw ConfigError("output '" + s + "': unknown kind '" + kind + "' (known: jsonl)");
+    throw ConfigError("output '" + s + "': unknown kind '" + kind + "' (known: jsonl, kafka)");
   }
-  if (o.kind != OutputSpec::Kind::kJsonl) {
+  if (o.kind == OutputSpec::Kind::kKafka) {
+    auto slash = o.target.rfind('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == o.target.size()) {
+      throw ConfigError("output '" + s + "': expected kafka:HOST:PORT[,HOST:PORT...]/TOPIC");
+    }
+  }
+  if (o.kind == OutputSpec::Kind::kGelfUdp || o.kind == OutputSpec::Kind::kGelfTcp) {
     throw ConfigError("output '" + s + "': " + kind + " output is not available in this build "
-                      "(jsonl is)");
+                      "(jsonl and kafka are)");
   }
   return o;
 }
@@ -49,13 +56,17 @@ class JsonlSink final : public Sink {
     if (owned_) std::fclose(f_);
     else std::fflush(f_);
   }
-  size_t write(const RecordBatch& b) override {
-    if (b.data.empty()) return 0;
-    if (std::fwrite(b.data.data(), 1, b.data.size(), f_) == b.data.size()) return b.records();
-    // A short write: count the records whose bytes did not all make it.
-    return 0;
+  void write(const RecordBatch& b, SinkCounters& c, bool) override {
+    // Record by record: a short write (disk full) fails only what it cut.
+    size_t start = 0;
+    for (const RecordRef& r : b.refs) {
+      size_t n = r.end - start;
+      if (std::fwrite(b.data.data() + start, 1, n, f_) == n) c.add(c.delivered, 1);
+      else c.add(c.failed, 1);
+      start = r.end;
+    }
   }
-  void flush() override { std::fflush(f_); }
+  void close(SinkCounters&) override { std::fflush(f_); }
 
  private:
   std::FILE* f_;
@@ -91,6 +102,9 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
     std::unique_ptr<Sink> s;
     switch (o.kind) {
       case OutputSpec::Kind::kJsonl: s = make_jsonl_sink(o.target, error); break;
+      case OutputSpec::Kind::kKafka:
+        s = make_kafka_sink(o.target, cfg.kafka_props, cfg.kafka_flush_timeout_s, error);
+        break;
       default: error = "output " + o.text + " is not available"; break;
     }
     if (!s) return nullptr;
@@ -141,19 +155,23 @@ void Exporter::stop() {
 void Exporter::run() {
   while (true) {
     RecordBatch* b = nullptr;
-    impl_->filled.pop(b);
+    if (!impl_->filled.try_pop(b)) {
+      // Idle: serve delivery reports, then wait a little for the next batch.
+      for (size_t i = 0; i < sinks_.size(); ++i) sinks_[i]->poll(*counters_[i]);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
     if (b == nullptr) break;
     for (size_t i = 0; i < sinks_.size(); ++i) {
-      size_t ok = sinks_[i]->write(*b);
       SinkCounters& c = *counters_[i];
-      c.batches.fetch_add(1, std::memory_order_relaxed);
-      c.delivered.fetch_add(ok, std::memory_order_relaxed);
-      c.failed.fetch_add(b->records() - ok, std::memory_order_relaxed);
-      c.bytes.fetch_add(b->data.size(), std::memory_order_relaxed);
+      c.add(c.batches, 1);
+      c.add(c.records, b->records());
+      c.add(c.bytes, b->data.size());
+      sinks_[i]->write(*b, c, cfg_.offline);
     }
     impl_->free[b->owner]->push(b);
   }
-  for (auto& s : sinks_) s->flush();
+  for (size_t i = 0; i < sinks_.size(); ++i) sinks_[i]->close(*counters_[i]);
 }
 
 }  // namespace spanfeed

@@ -1,0 +1,176 @@
+// Kafka sink over librdkafka (the only file that includes it): one message
+// per record, keyed by connection, delivery reports counted. Runs on the
+// exporter thread; librdkafka copies each message (RD_KAFKA_MSG_F_COPY).
+#include <librdkafka/rdkafka.h>
+
+#include <array>
+#include <map>
+#include <string>
+
+#include "spanfeed/export.h"
+#include "spanfeed/roundtrip.h"
+
+namespace spanfeed {
+namespace {
+
+constexpr int kWaitPollMs = 10;  // offline: how long to serve reports before retrying a full queue
+
+class KafkaSink final : public Sink {
+ public:
+  ~KafkaSink() override { destroy(); }
+
+  bool init(const std::string& target,
+            const std::vector<std::pair<std::string, std::string>>& props, double flush_timeout_s,
+            std::string& error) {
+    flush_timeout_ms_ = static_cast<int>(flush_timeout_s * 1000);
+    auto slash = target.rfind('/');
+    std::string brokers = target.substr(0, slash);
+    std::string topic = target.substr(slash + 1);
+    char err[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    // Defaults first; the config's kafka.* properties override them.
+    std::vector<std::pair<std::string, std::string>> all = {
+        {"bootstrap.servers", brokers},
+        {"enable.idempotence", "true"},   // no duplicates on retry, order kept per partition
+        {"linger.ms", "5"},               // batch messages for up to 5 ms
+        {"compression.type", "lz4"},
+        {"client.id", "spanfeed"},
+    };
+    all.insert(all.end(), props.begin(), props.end());
+    for (const auto& [k, v] : all) {
+      if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        error = "kafka property " + k + "=" + v + ": " + err;
+        rd_kafka_conf_destroy(conf);
+        return false;
+      }
+    }
+    rd_kafka_conf_set_opaque(conf, this);
+    rd_kafka_conf_set_dr_msg_cb(conf, &KafkaSink::on_delivery);
+    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (rk_ == nullptr) {  // on failure the conf is still ours
+      error = std::string("kafka producer: ") + err;
+      rd_kafka_conf_destroy(conf);
+      return false;
+    }
+    // One topic, or one per protocol when the name has {protocol}.
+    const std::string tag = "{protocol}";
+    auto pos = topic.find(tag);
+    for (size_t p = 0; p < kProtocolCount; ++p) {
+      std::string name = topic;
+      if (pos != std::string::npos) {
+        name.replace(pos, tag.size(), std::string(to_string(static_cast<Protocol>(p))));
+      } else if (p > 0) {
+        topics_[p] = topics_[0];
+        continue;
+      }
+      topics_[p] = rd_kafka_topic_new(rk_, name.c_str(), nullptr);
+      if (topics_[p] == nullptr) {
+        error = "kafka topic '" + name + "': " + rd_kafka_err2str(rd_kafka_last_error());
+        return false;
+      }
+    }
+    per_protocol_ = pos != std::string::npos;
+    return true;
+  }
+
+  void write(const RecordBatch& b, SinkCounters& c, bool wait) override {
+    c_ = &c;
+    size_t start = 0;
+    for (const RecordRef& r : b.refs) {
+      const char* value = b.data.data() + start;
+      size_t len = r.end - start;
+      if (len > 0 && value[len - 1] == '\n') --len;  // a Kafka message is the object itself
+      start = r.end;
+      rd_kafka_topic_t* t = topics_[per_protocol_ ? r.protocol : 0];
+      char key[8];  // the connection key as 8 hex digits: readable, same partition per connection
+      static constexpr char kHex[] = "0123456789abcdef";
+      for (int i = 0; i < 8; ++i) key[i] = kHex[(r.key >> (28 - 4 * i)) & 0xF];
+      while (true) {
+        if (rd_kafka_produce(t, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                             const_cast<char*>(value), len, key, sizeof(key), nullptr) == 0) {
+          c.add(c.queued, 1);
+          break;
+        }
+        rd_kafka_resp_err_t e = rd_kafka_last_error();
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && wait) {
+          rd_kafka_poll(rk_, kWaitPollMs);  // broker slow or down: wait, lose nothing
+          continue;
+        }
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+          c.add(c.dropped, 1);  // live: the producer's buffer bound is reached
+        } else {
+          c.add(c.failed, 1);
+          ++reasons_[rd_kafka_err2name(e)];
+        }
+        break;
+      }
+    }
+    rd_kafka_poll(rk_, 0);
+  }
+
+  void poll(SinkCounters& c) override {
+    c_ = &c;
+    rd_kafka_poll(rk_, 0);
+  }
+
+  void close(SinkCounters& c) override {
+    c_ = &c;
+    if (rk_ == nullptr) return;
+    rd_kafka_flush(rk_, flush_timeout_ms_);
+    // Whatever is still queued after the bounded wait: purge it, and its
+    // delivery reports (counted as failed, reason _PURGE_*) say so.
+    rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int i = 0; i < 50 && c.queued.load() > 0; ++i) rd_kafka_poll(rk_, 20);
+    destroy();
+  }
+
+  std::vector<std::pair<std::string, uint64_t>> failure_reasons() const override {
+    return {reasons_.begin(), reasons_.end()};
+  }
+
+ private:
+  static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    auto* self = static_cast<KafkaSink*>(opaque);
+    SinkCounters& c = *self->c_;
+    c.queued.fetch_sub(1, std::memory_order_relaxed);
+    if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      c.add(c.delivered, 1);
+    } else {
+      c.add(c.failed, 1);
+      ++self->reasons_[rd_kafka_err2name(m->err)];
+    }
+  }
+
+  void destroy() {
+    if (rk_ == nullptr) return;
+    rd_kafka_topic_t* shared = topics_[0];
+    for (size_t p = 0; p < kProtocolCount; ++p) {
+      // Without {protocol} every entry aliases the first handle: destroy it once.
+      if (topics_[p] != nullptr && (p == 0 || topics_[p] != shared)) {
+        rd_kafka_topic_destroy(topics_[p]);
+      }
+      topics_[p] = nullptr;
+    }
+    rd_kafka_destroy(rk_);
+    rk_ = nullptr;
+  }
+
+  rd_kafka_t* rk_ = nullptr;
+  std::array<rd_kafka_topic_t*, kProtocolCount> topics_{};
+  bool per_protocol_ = false;
+  int flush_timeout_ms_ = 10000;
+  SinkCounters* c_ = nullptr;
+  std::map<std::string, uint64_t> reasons_;
+};
+
+}  // namespace
+
+std::unique_ptr<Sink> make_kafka_sink(const std::string& target,
+                                      const std::vector<std::pair<std::string, std::string>>& props,
+                                      double flush_timeout_s, std::string& error) {
+  auto s = std::make_unique<KafkaSink>();
+  if (!s->init(target, props, flush_timeout_s, error)) return nullptr;
+  return s;
+}
+
+}  // namespace spanfeed
