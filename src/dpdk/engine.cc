@@ -121,6 +121,9 @@ struct Shared {
   int ts_offset = -1;
   uint64_t ts_flag = 0;
   bool ts_is_us = true;  // net_pcap stores microseconds in the dynfield
+  // Packets carry capture timestamps (a file, in either mode): timers run on
+  // packet time. Otherwise (live ports) on the TSC clock.
+  bool packet_time = false;
   TscClock clock;
   std::vector<std::unique_ptr<RxContext>> rx;
   std::vector<std::unique_ptr<WorkerContext>> workers;
@@ -300,12 +303,12 @@ int worker_main(void* arg) {
       continue;
     }
     if (rx_finished) break;
-    if ((empty & 255u) == 0) job.on_idle(sh.offline ? newest_ns : sh.clock.now_ns());
+    if ((empty & 255u) == 0) job.on_idle(sh.packet_time ? newest_ns : sh.clock.now_ns());
     idle(sh.yield_when_idle, empty);
   }
   // Expire what is due at the final time first, so that a flow idle past its
   // timeout at the end is counted as timed out, not as shut down.
-  const uint64_t end_ns = sh.offline ? newest_ns : sh.clock.now_ns();
+  const uint64_t end_ns = sh.packet_time ? newest_ns : sh.clock.now_ns();
   job.on_idle(end_ns);
   job.finish(end_ns);
   ctx.done.store(true, std::memory_order_release);
@@ -612,6 +615,7 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
   // clock units, which we do not interpret: take TSC time for them.
   sh.ts_is_us = file != nullptr;
   if (file == nullptr) sh.ts_offset = -1;
+  sh.packet_time = sh.ts_offset >= 0;
 
   // Records leave through the exporter thread (off the lcores).
   std::unique_ptr<Exporter> exporter;
