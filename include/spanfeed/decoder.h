@@ -250,6 +250,8 @@ std::unique_ptr<Decoder> make_redis_decoder(const DecodeConfig& cfg);
 std::unique_ptr<Decoder> make_dns_decoder(const DecodeConfig& cfg);
 std::unique_ptr<Decoder> make_memcached_decoder(const DecodeConfig& cfg);
 std::unique_ptr<Decoder> make_mysql_decoder(const DecodeConfig& cfg);
+std::unique_ptr<Decoder> make_pgsql_decoder(const DecodeConfig& cfg);
+std::unique_ptr<Decoder> make_mongodb_decoder(const DecodeConfig& cfg);
 
 // Per-flow session kept by the builder at index flow.slot.
 struct FlowSession {

@@ -112,6 +112,7 @@ class RecordsJob final : public Job, public RecordSink {
   uint64_t batched_ = 0;       // records put into batches
   uint64_t dropped_ = 0;       // live: no free batch
   uint64_t handed_over_ = 0;   // batches submitted
+  std::array<LatencyHistogram, kProtocolCount> latency_{};
 };
 
 // The decoding settings a config describes, for worker `worker`.

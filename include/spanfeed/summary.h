@@ -34,12 +34,33 @@ struct ReassemblySnapshot {
   FlowTableCounters table;
 };
 
+// Latency histogram bucket upper bounds (microseconds), Prometheus-style
+// (the last bucket, +Inf, is implicit). 100 us to 10 s.
+inline constexpr std::array<uint64_t, 16> kLatencyBoundsUs = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000, 2500000, 5000000, 10000000};
+inline constexpr size_t kLatencyBuckets = kLatencyBoundsUs.size() + 1;
+
+struct LatencyHistogram {
+  std::array<uint64_t, kLatencyBuckets> buckets{};  // not cumulative; last = over 10 s
+  uint64_t count = 0;
+  uint64_t sum_us = 0;
+  void add(uint64_t us) {
+    size_t i = 0;
+    while (i < kLatencyBoundsUs.size() && us > kLatencyBoundsUs[i]) ++i;
+    ++buckets[i];
+    ++count;
+    sum_us += us;
+  }
+};
+
 struct RecordsSnapshot {
   bool present = false;  // the worker ran the records job
   DecodeCounters decode;
   uint64_t batched = 0;  // records encoded into export batches
   uint64_t dropped = 0;  // live mode: no free batch (exporter behind)
   uint64_t batches = 0;  // batches handed to the exporter
+  std::array<LatencyHistogram, kProtocolCount> latency{};  // records with a latency
 };
 
 struct SinkSnapshot {
@@ -56,6 +77,14 @@ struct WorkerSnapshot {
   RecordsSnapshot records;
 };
 
+// Levels that are not counters (read live; at the end they show what is left).
+struct Gauges {
+  uint64_t ring_size = 0;
+  std::vector<std::vector<uint64_t>> ring_used;  // [rx][worker] slots in use
+  uint64_t mempool_size = 0, mempool_in_use = 0;
+  uint64_t export_queue_depth = 0;
+};
+
 struct RunReport {
   std::string source;     // file, interface or EAL device
   std::string mode;       // offline / live
@@ -68,6 +97,7 @@ struct RunReport {
   std::vector<RxSnapshot> rx;
   std::vector<WorkerSnapshot> workers;
   std::vector<SinkSnapshot> sinks;
+  Gauges gauges;
 
   uint64_t rx_received() const;
   uint64_t rx_outcome(RxOutcome o) const;

@@ -352,6 +352,8 @@ RecordBuilder::RecordBuilder(const DecodeConfig& cfg, RecordSink& sink)
   register_decoder(make_dns_decoder(cfg_));
   register_decoder(make_memcached_decoder(cfg_));
   register_decoder(make_mysql_decoder(cfg_));
+  register_decoder(make_pgsql_decoder(cfg_));
+  register_decoder(make_mongodb_decoder(cfg_));
 }
 
 RecordBuilder::~RecordBuilder() = default;

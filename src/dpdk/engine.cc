@@ -497,7 +497,7 @@ void request_stop() {
 }
 
 int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report,
-               std::string& error) {
+               std::string& error, const EngineHooks& hooks) {
   g_stop = false;
   g_force_stop = false;
   const unsigned nrx = cfg.rx_lcores, nw = cfg.workers;
@@ -688,11 +688,79 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
   for (auto& w : sh.workers) rte_eal_remote_launch(worker_main, w.get(), w->lcore);
   for (auto& r : sh.rx) rte_eal_remote_launch(rx_main, r.get(), r->lcore);
 
+  // Everything the counters say now, as a report: used every second for
+  // /metrics and the status line (live = the lcores are still running: job
+  // counters are read while they change, and may be a burst behind) and once
+  // at the end for the summary.
+  auto take_snapshot = [&](RunReport& rep, bool final) {
+    rep.nics.clear();
+    rep.rx.clear();
+    rep.workers.clear();
+    rep.sinks.clear();
+    rep.mode = sh.offline ? "offline" : "live";
+    rep.job = to_string(cfg.job);
+    rep.link_type = std::string(to_string(sh.link));
+    rep.expected_packets = file != nullptr && !cfg.pcap_infinite ? file->packets : 0;
+    for (uint16_t p : port_ids) {
+      rte_eth_stats st{};
+      rte_eth_stats_get(p, &st);
+      rep.nics.push_back({p, port_name(p), st.ipackets, st.ibytes, st.imissed, st.ierrors,
+                          st.rx_nombuf});
+    }
+    for (unsigned r = 0; r < nrx; ++r) {
+      const auto& c = rx_counters[r];
+      RxSnapshot x;
+      x.lcore = sh.rx[r]->lcore;
+      x.received = c.received.get();
+      x.bytes = c.bytes.get();
+      for (size_t i = 0; i < x.outcome.size(); ++i) x.outcome[i] = c.outcome[i].get();
+      x.ip_fragments = c.ip_fragments.get();
+      x.l4_truncated = c.l4_truncated.get();
+      x.snaplen_truncated = c.snaplen_truncated.get();
+      x.ring_wait_spins = c.ring_wait_spins.get();
+      rep.rx.push_back(x);
+    }
+    for (unsigned w = 0; w < nw; ++w) {
+      const auto& c = w_counters[w];
+      WorkerSnapshot ws;
+      ws.lcore = sh.workers[w]->lcore;
+      ws.received = c.received.get();
+      ws.order_violations = c.order_violations.get();
+      ws.multi_segment = c.multi_segment.get();
+      ws.packets = c.packets.get();
+      ws.payload_bytes = c.payload_bytes.get();
+      sh.workers[w]->job->report(ws);
+      rep.workers.push_back(ws);
+    }
+    rep.gauges.ring_size = cfg.ring_size;
+    rep.gauges.ring_used.assign(nrx, std::vector<uint64_t>(nw, 0));
+    for (unsigned r = 0; r < nrx; ++r) {
+      for (unsigned w = 0; w < nw; ++w) rep.gauges.ring_used[r][w] = rte_ring_count(rings[r][w]);
+    }
+    rep.gauges.mempool_size = sh.pool->size;
+    rep.gauges.mempool_in_use = rte_mempool_in_use_count(sh.pool);
+    if (exporter) {
+      rep.gauges.export_queue_depth = exporter->queue_depth();
+      for (size_t i = 0; i < exporter->sink_count(); ++i) {
+        const SinkCounters& c = exporter->sink_counters(i);
+        rep.sinks.push_back({exporter->sink_spec(i).text, c.batches.load(), c.records.load(),
+                             c.queued.load(), c.delivered.load(), c.failed.load(),
+                             c.dropped.load(), c.bytes.load(),
+                             final ? exporter->sink(i).failure_reasons()
+                                   : std::vector<std::pair<std::string, uint64_t>>{}});
+      }
+    }
+  };
+
   bool interrupted = false;
+  auto last_publish = std::chrono::steady_clock::now();
+  RunReport live;
+  live.source = report.source;
   while (true) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (g_stop.load()) interrupted = true;
-    double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    auto now = std::chrono::steady_clock::now();
+    double el = std::chrono::duration<double>(now - t0).count();
     if (cfg.duration_s > 0 && el >= cfg.duration_s && !g_stop.load()) {
       g_stop.store(true);
       interrupted = true;
@@ -700,59 +768,26 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     bool all_done = true;
     for (auto& w : sh.workers) all_done &= w->done.load(std::memory_order_acquire);
     if (all_done) break;
+    if (now - last_publish >= std::chrono::milliseconds(hooks.period_ms)) {
+      last_publish = now;
+      live.elapsed_s = el;
+      live.interrupted = interrupted;
+      take_snapshot(live, false);
+      if (hooks.on_snapshot) hooks.on_snapshot(live, false);
+    }
   }
   rte_eal_mp_wait_lcore();
   auto t1 = std::chrono::steady_clock::now();
-
-  report.mode = sh.offline ? "offline" : "live";
-  report.job = to_string(cfg.job);
-  report.link_type = std::string(to_string(sh.link));
-  report.expected_packets = file != nullptr && !cfg.pcap_infinite ? file->packets : 0;
   report.interrupted = interrupted;
   report.elapsed_s = std::chrono::duration<double>(t1 - t0).count();
+  if (exporter) exporter->stop();  // every worker has handed over its last batch: drain and flush
+  take_snapshot(report, true);
   for (uint16_t p : port_ids) {
-    rte_eth_stats st{};
-    rte_eth_stats_get(p, &st);
-    report.nics.push_back({p, port_name(p), st.ipackets, st.ibytes, st.imissed, st.ierrors,
-                           st.rx_nombuf});
     rte_eth_dev_stop(p);
     rte_eth_dev_close(p);
   }
-  for (unsigned r = 0; r < nrx; ++r) {
-    const auto& c = rx_counters[r];
-    RxSnapshot s;
-    s.lcore = sh.rx[r]->lcore;
-    s.received = c.received.get();
-    s.bytes = c.bytes.get();
-    for (size_t i = 0; i < s.outcome.size(); ++i) s.outcome[i] = c.outcome[i].get();
-    s.ip_fragments = c.ip_fragments.get();
-    s.l4_truncated = c.l4_truncated.get();
-    s.snaplen_truncated = c.snaplen_truncated.get();
-    s.ring_wait_spins = c.ring_wait_spins.get();
-    report.rx.push_back(s);
-  }
-  for (unsigned w = 0; w < nw; ++w) {
-    const auto& c = w_counters[w];
-    WorkerSnapshot ws;
-    ws.lcore = sh.workers[w]->lcore;
-    ws.received = c.received.get();
-    ws.order_violations = c.order_violations.get();
-    ws.multi_segment = c.multi_segment.get();
-    ws.packets = c.packets.get();
-    ws.payload_bytes = c.payload_bytes.get();
-    sh.workers[w]->job->report(ws);
-    report.workers.push_back(ws);
-  }
+  if (hooks.on_snapshot) hooks.on_snapshot(report, true);
   sh.workers.clear();  // jobs release their state (and close files) before the mempool goes
-  if (exporter) {
-    exporter->stop();  // every worker has handed over its last batch: drain and flush
-    for (size_t i = 0; i < exporter->sink_count(); ++i) {
-      const SinkCounters& c = exporter->sink_counters(i);
-      report.sinks.push_back({exporter->sink_spec(i).text, c.batches.load(), c.records.load(),
-                              c.queued.load(), c.delivered.load(), c.failed.load(),
-                              c.dropped.load(), c.bytes.load(), exporter->sink(i).failure_reasons()});
-    }
-  }
   if (!cfg.flows_out.empty()) {
     // Stitch the workers' parts into one file (control core, after the run).
     std::FILE* out = std::fopen(cfg.flows_out.c_str(), "w");

@@ -61,6 +61,7 @@ void RecordsJob::hand_over() {
 }
 
 void RecordsJob::emit(const Roundtrip& r) {
+  if (r.has_latency) latency_[static_cast<size_t>(r.protocol)].add(r.latency_us);
   if (!ensure_batch()) {
     ++dropped_;
     return;
@@ -93,6 +94,7 @@ void RecordsJob::report(WorkerSnapshot& out) const {
   out.records.batched = batched_;
   out.records.dropped = dropped_;
   out.records.batches = handed_over_;
+  out.records.latency = latency_;
 }
 
 }  // namespace spanfeed

@@ -1,0 +1,156 @@
+// Micro-benchmarks: decoded roundtrips per second per core, replaying the reassembled streams of the test captures.
+// Runs in the benchmark thread; allocates only while loading a capture (events are copied once, then replayed).
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "spanfeed/decoder.h"
+#include "spanfeed/protocols/pcap_replay.h"
+
+#ifndef SPANFEED_SOURCE_ROOT
+#error "SPANFEED_SOURCE_ROOT must be defined by the build"
+#endif
+
+namespace spanfeed {
+namespace {
+
+// One StreamConsumer call, copied so it can be replayed without the Reassembler.
+struct Event {
+  enum Kind : uint8_t { kOpen, kData, kGap, kFin, kClose } kind;
+  Direction dir = Direction::kClientToServer;
+  uint32_t flow = 0;  // index into Recorded::flows
+  uint64_t ts = 0;
+  uint64_t missing = 0;
+  std::vector<std::byte> bytes;
+};
+
+struct Recorded {
+  std::vector<Flow> flows;
+  std::vector<Event> events;
+  uint64_t span_ns = 0;  // capture duration: replays are shifted by it
+};
+
+class Recorder final : public StreamConsumer {
+ public:
+  explicit Recorder(Recorded& r) : r_(r) {}
+  void on_open(const Flow& f, uint64_t ts) override {
+    slot_to_flow_[f.slot] = static_cast<uint32_t>(r_.flows.size());
+    r_.flows.push_back(f);
+    r_.events.push_back({Event::kOpen, Direction::kClientToServer, slot_to_flow_[f.slot], ts, 0, {}});
+  }
+  void on_data(const Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts) override {
+    r_.events.push_back({Event::kData, d, slot_to_flow_[f.slot], ts, 0, {data.begin(), data.end()}});
+  }
+  void on_gap(const Flow& f, Direction d, uint64_t missing, GapReason, uint64_t ts) override {
+    r_.events.push_back({Event::kGap, d, slot_to_flow_[f.slot], ts, missing, {}});
+  }
+  void on_fin(const Flow& f, Direction d, uint64_t ts) override {
+    r_.events.push_back({Event::kFin, d, slot_to_flow_[f.slot], ts, 0, {}});
+  }
+  void on_close(const Flow& f, CloseReason, uint64_t ts) override {
+    r_.events.push_back({Event::kClose, Direction::kClientToServer, slot_to_flow_[f.slot], ts, 0, {}});
+  }
+
+ private:
+  Recorded& r_;
+  uint32_t slot_to_flow_[4096] = {};
+};
+
+// Runs the capture through the Reassembler once, keeping its consumer calls.
+const Recorded& recorded(const std::string& rel) {
+  static std::vector<std::pair<std::string, std::unique_ptr<Recorded>>> cache;
+  for (const auto& [k, v] : cache) {
+    if (k == rel) return *v;
+  }
+  auto r = std::make_unique<Recorded>();
+  Recorder rec(*r);
+  ReplayStats st;
+  std::string err;
+  const std::string path = std::string(SPANFEED_SOURCE_ROOT) + "/tests/data/pcaps/" + rel;
+  if (!replay_pcap_streams(path, offline_reassembler_config(), rec, &st, &err)) std::fprintf(stderr, "%s\n", err.c_str());
+  uint64_t first = UINT64_MAX;
+  for (const Event& e : r->events) first = e.ts < first ? e.ts : first;
+  r->span_ns = st.last_ts_ns >= first ? st.last_ts_ns - first + kNsPerSec : kNsPerSec;
+  cache.emplace_back(rel, std::move(r));
+  return *cache.back().second;
+}
+
+struct CountingSink final : RecordSink {
+  void emit(const Roundtrip& r) override { bytes += r.request != nullptr ? r.request->bytes : 0; ++records; }
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+};
+
+// Encodes every record into one reused buffer: the cost the exporters will see.
+struct EncodingSink final : RecordSink {
+  void emit(const Roundtrip& r) override {
+    line.clear();
+    append_json_line(r, line);
+    bytes += line.size();
+    ++records;
+  }
+  std::string line;
+  uint64_t records = 0;
+  uint64_t bytes = 0;
+};
+
+template <typename Sink>
+void replay(benchmark::State& state, const std::string& rel) {
+  const Recorded& r = recorded(rel);
+  Sink sink;
+  DecodeConfig cfg = offline_decode_config();
+  auto b = std::make_unique<RecordBuilder>(cfg, sink);
+  uint64_t shift = 0;
+  uint64_t payload = 0;
+  for (auto _ : state) {
+    for (const Event& e : r.events) {
+      const Flow& f = r.flows[e.flow];
+      const uint64_t ts = e.ts + shift;
+      switch (e.kind) {
+        case Event::kOpen: b->on_open(f, ts); break;
+        case Event::kData:
+          b->on_data(f, e.dir, e.bytes, ts);
+          payload += e.bytes.size();
+          break;
+        case Event::kGap: b->on_gap(f, e.dir, e.missing, GapReason::kAckPastHole, ts); break;
+        case Event::kFin: b->on_fin(f, e.dir, ts); break;
+        case Event::kClose: b->on_close(f, CloseReason::kFin, ts); break;
+      }
+    }
+    shift += r.span_ns;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(sink.records));  // items/s = roundtrips per second
+  state.SetBytesProcessed(static_cast<int64_t>(payload));
+  state.counters["records_per_pass"] = static_cast<double>(sink.records) / static_cast<double>(state.iterations());
+  if (!b->counters().ledger_balanced()) state.SkipWithError("decode ledger does not balance");
+}
+
+void BM_Http_sw8(benchmark::State& s) { replay<CountingSink>(s, "http/sw8.pcap"); }
+void BM_Http_sw8_json(benchmark::State& s) { replay<EncodingSink>(s, "http/sw8.pcap"); }
+void BM_Http_mixed(benchmark::State& s) { replay<CountingSink>(s, "http/http-mixed.pcap"); }
+void BM_Redis(benchmark::State& s) { replay<CountingSink>(s, "redis/redis.pcap"); }
+void BM_Redis_json(benchmark::State& s) { replay<EncodingSink>(s, "redis/redis.pcap"); }
+void BM_Dns_udp(benchmark::State& s) { replay<CountingSink>(s, "dns/a-and-ns.pcap"); }
+void BM_Dns_tcp(benchmark::State& s) { replay<CountingSink>(s, "dns/nxdomain.pcap"); }
+void BM_Dns_json(benchmark::State& s) { replay<EncodingSink>(s, "dns/nxdomain.pcap"); }
+void BM_Memcached(benchmark::State& s) { replay<CountingSink>(s, "memcached/memcached-userdata.pcap"); }
+void BM_Memcached_json(benchmark::State& s) { replay<EncodingSink>(s, "memcached/memcached-userdata.pcap"); }
+
+BENCHMARK(BM_Http_sw8);
+BENCHMARK(BM_Http_sw8_json);
+BENCHMARK(BM_Http_mixed);
+BENCHMARK(BM_Redis);
+BENCHMARK(BM_Redis_json);
+BENCHMARK(BM_Dns_udp);
+BENCHMARK(BM_Dns_tcp);
+BENCHMARK(BM_Dns_json);
+BENCHMARK(BM_Memcached);
+BENCHMARK(BM_Memcached_json);
+
+}  // namespace
+}  // namespace spanfeed
+
+BENCHMARK_MAIN();

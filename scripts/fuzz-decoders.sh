@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds the protocol-decoder libFuzzer targets with clang (ASan + UBSan) and runs each for N seconds.
+# Usage: scripts/fuzz-decoders.sh [SECONDS_PER_TARGET=20] [TARGET...]   (targets: http redis dns memcached)
+# Needs clang++ and libclang-rt (Debian: apt-get install -y clang libclang-rt-14-dev). Single job per target, -j1 friendly.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+secs="${1:-20}"
+shift || true
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(http redis dns memcached)
+out="${FUZZ_OUT:-/tmp/spanfeed-fuzz}"
+cxx="${CXX_FUZZ:-clang++}"
+command -v "$cxx" >/dev/null || { echo "fuzz-decoders: $cxx not found (apt-get install -y clang libclang-rt-14-dev)" >&2; exit 2; }
+mkdir -p "$out"
+
+# Every decoder source (the builder registers them all) except the pcap harness (libpcap, files).
+srcs=()
+for f in "$root"/src/decode/*.cc; do
+  b="$(basename "$f" .cc)"
+  [ "$b" = pcap_replay ] || srcs+=("$b")
+done
+flags=(-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+       -I"$root/include" -I"$root/tests/decode" -DSPANFEED_LIBFUZZER)
+
+# The decoder sources once (objects shared by all targets), then one binary per target.
+objs=()
+for s in "${srcs[@]}"; do
+  o="$out/$s.o"
+  if [ ! -f "$o" ] || [ "$root/src/decode/$s.cc" -nt "$o" ] || [ -n "$(find "$root/include/spanfeed" "$root/src/decode" -newer "$o" -name '*.h' | head -1)" ]; then
+    "$cxx" "${flags[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}" -c "$root/src/decode/$s.cc" -o "$o"
+  fi
+  objs+=("$o")
+done
+
+status=0
+for t in "${targets[@]}"; do
+  bin="$out/fuzz_$t"
+  "$cxx" "${flags[@]}" "$root/tests/decode/fuzz_$t.cc" "${objs[@]}" -lz -o "$bin"  # zlib: MySQL compressed protocol
+  corpus="$out/corpus-$t"
+  mkdir -p "$corpus"
+  cp -n "$root/tests/decode/corpus/$t/"* "$corpus/" 2>/dev/null || true
+  echo "== fuzz_$t: ${secs}s (corpus $corpus, crashes in $out)"
+  if ! "$bin" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+       -artifact_prefix="$out/crash-$t-" -print_final_stats=1 "$corpus" 2>"$out/fuzz_$t.log"; then
+    echo "fuzz_$t FAILED: see $out/fuzz_$t.log and $out/crash-$t-*" >&2
+    tail -30 "$out/fuzz_$t.log" >&2
+    status=1
+  else
+    grep -E "stat::number_of_executed_units|cov:" "$out/fuzz_$t.log" | tail -2
+  fi
+done
+exit $status

@@ -1,0 +1,584 @@
+// PostgreSQL frontend/backend protocol v3 decoder: startup, SSL/GSS requests, simple and extended query (one
+// roundtrip per Sync), CommandComplete / RowDescription / DataRow / ErrorResponse, ReadyForQuery ends a response.
+// Runs on a worker lcore. Allocates only in the constructor (the prepared-statement table).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "db_util.h"
+#include "spanfeed/decoder.h"
+
+namespace spanfeed {
+namespace {
+
+using db::be16;
+using db::be32;
+
+constexpr Direction kReq = Direction::kClientToServer;
+constexpr Direction kResp = Direction::kServerToClient;
+
+constexpr uint32_t kProtocol3 = 196608;  // StartupMessage protocol 3.0
+constexpr uint32_t kSslRequest = 80877103;
+constexpr uint32_t kCancelRequest = 80877102;
+constexpr uint32_t kGssRequest = 80877104;
+constexpr uint32_t kMaxMessage = 1u << 30;  // the server refuses longer messages
+constexpr size_t kQueryMax = 448;           // query text kept (normalized fits beside it)
+constexpr size_t kNameMax = 64;
+constexpr size_t kTagMax = 32;              // "INSERT 0 1234567890" and friends
+constexpr size_t kStmtEntries = 1024;       // named statements remembered per worker
+constexpr size_t kStmtWays = 4;
+constexpr size_t kStmtText = 240;
+
+enum class Phase : uint8_t { kHeader, kBody, kSkip, kSslAnswer };
+
+// What a Sync-delimited batch of extended-query messages contained (bits).
+constexpr uint8_t kHasParse = 1, kHasBind = 2, kHasExecute = 4, kHasDescribe = 8, kHasClose = 16;
+
+struct Side {
+  Message* msg = nullptr;
+  uint64_t msg_start = 0;
+  uint64_t hdr_start = 0;
+  uint32_t len = 0;    // body length of the current message
+  uint32_t skip = 0;   // body bytes to skip
+  uint32_t skipped = 0;
+  uint8_t type = 0;    // 0: untyped startup-phase message
+  Phase phase = Phase::kHeader;
+  bool resync = false;
+  bool checked = false;  // the first chunk was checked for a message boundary
+};
+
+struct State {
+  Side side[2];
+  uint64_t rows = 0;       // from CommandComplete tags
+  uint64_t data_rows = 0;  // DataRow messages
+  uint32_t gen = 0;
+  uint16_t columns = 0;
+  uint8_t batch = 0;       // kHas* of the extended batch in progress
+  uint8_t tag_len = 0;
+  bool started = false;    // the client's startup-phase message was seen (or skipped: mid-stream)
+  bool ssl_answer = false; // the server's next byte answers an SSL/GSS request
+  bool encrypted = false;
+  bool error = false;
+  bool has_tag = false;
+  char tag[kTagMax] = {};
+};
+static_assert(sizeof(State) <= kDecoderStateBytes, "pgsql state must fit the per-flow slot");
+
+bool client_type(uint8_t t) {
+  switch (t) {
+    case 'Q': case 'P': case 'B': case 'E': case 'D': case 'S': case 'C': case 'H': case 'X': case 'F':
+    case 'p': case 'd': case 'c': case 'f':
+      return true;
+    default: return false;
+  }
+}
+bool server_type(uint8_t t) {
+  switch (t) {
+    case 'R': case 'S': case 'K': case 'Z': case 'T': case 'D': case 'C': case 'E': case 'I': case 'N':
+    case 'A': case 'G': case 'H': case 'W': case 'c': case 'd': case '1': case '2': case '3': case 'n':
+    case 's': case 't': case 'V': case 'v':
+      return true;
+    default: return false;
+  }
+}
+
+// A typed message starts at p: plausible type and length, and if it ends inside the chunk, another one follows.
+bool looks_like_message(const uint8_t* p, size_t n, bool client) {
+  if (n < 5) return false;
+  if (!(client ? client_type(p[0]) : server_type(p[0]))) return false;
+  const uint32_t len = be32(p + 1);
+  if (len < 4 || len > kMaxMessage) return false;
+  if (len + 1 < n) return (client ? client_type(p[len + 1]) : server_type(p[len + 1]));
+  return true;
+}
+
+bool looks_like_startup(const uint8_t* p, size_t n) {
+  if (n < 8) return false;
+  const uint32_t len = be32(p), code = be32(p + 4);
+  if (len < 8 || len > 10000) return false;
+  return code == kProtocol3 || code == kSslRequest || code == kCancelRequest || code == kGssRequest;
+}
+
+std::string_view cstr(const uint8_t* p, size_t n, size_t* pos) {
+  const size_t b = *pos;
+  size_t e = b;
+  while (e < n && p[e] != 0) ++e;
+  *pos = e < n ? e + 1 : n;
+  return std::string_view(reinterpret_cast<const char*>(p + b), e - b);
+}
+
+struct StmtEntry {
+  uint32_t gen = 0;
+  uint32_t key = 0;
+  uint16_t len = 0;
+  uint16_t used = 0;
+  char text[kStmtText] = {};
+};
+
+class PgsqlDecoder final : public Decoder {
+ public:
+  explicit PgsqlDecoder(const DecodeConfig& /*cfg*/) { stmts_.resize(kStmtEntries); }
+
+  Protocol protocol() const override { return Protocol::kPgsql; }
+
+  SniffResult sniff(std::span<const std::byte> chunk, Transport t) const override {
+    if (t != Transport::kTcp) return SniffResult::kNo;
+    const uint8_t* p = db::u8p(chunk);
+    const size_t n = chunk.size();
+    if (looks_like_startup(p, n) && be32(p) == n) return SniffResult::kRequest;
+    return SniffResult::kNo;
+  }
+
+  void open(FlowContext& ctx, uint64_t /*ts*/) override {
+    State& st = ctx.state<State>();
+    st = State{};
+    st.gen = ++gen_;
+    if (gen_ == 0) st.gen = ++gen_;
+  }
+
+  void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts) override {
+    State& st = ctx.state<State>();
+    if (st.encrypted) {
+      ctx.counters().undecoded_bytes += bytes.size();
+      return;
+    }
+    Side& sd = st.side[index_of(dir)];
+    if (!sd.checked) {
+      sd.checked = true;
+      const uint8_t* p = db::u8p(bytes);
+      const bool ok = dir == kReq ? (looks_like_startup(p, bytes.size()) || looks_like_message(p, bytes.size(), true))
+                                  : looks_like_message(p, bytes.size(), false);
+      if (!ok) sd.resync = true;
+      if (dir == kReq && !looks_like_startup(p, bytes.size())) st.started = true;  // mid-stream
+    }
+    if (sd.resync) {
+      const uint8_t* p = db::u8p(bytes);
+      if (!looks_like_message(p, bytes.size(), dir == kReq)) {
+        sd.skipped = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{sd.skipped} + bytes.size(), UINT32_MAX));
+        return;
+      }
+      ctx.count_resync(sd.skipped);
+      sd = Side{};
+      sd.checked = true;
+      if (dir == kReq) st.started = true;
+    }
+    while (!bytes.empty() && !st.encrypted) {
+      switch (sd.phase) {
+        case Phase::kSslAnswer: {
+          const uint8_t b = db::u8p(bytes)[0];
+          bytes = bytes.subspan(1);
+          sd.phase = Phase::kHeader;
+          ssl_answer(ctx, st, b, ts);
+          break;
+        }
+        case Phase::kHeader: {
+          if (dir == kResp && st.ssl_answer && !ctx.has_carry(dir)) {
+            st.ssl_answer = false;
+            sd.phase = Phase::kSslAnswer;
+            break;
+          }
+          if (!ctx.has_carry(dir)) sd.hdr_start = ctx.offset(dir, bytes);
+          const bool untyped = dir == kReq && !st.started;
+          std::span<const std::byte> out;
+          const Take t = ctx.take(dir, bytes, untyped ? 4 : 5, out);
+          if (t == Take::kNeedMore) return;
+          if (t == Take::kNoMemory) {
+            lose_sync(ctx, st, dir, bytes);
+            return;
+          }
+          const uint8_t* h = db::u8p(out);
+          sd.type = untyped ? 0 : h[0];
+          const uint32_t len = be32(untyped ? h : h + 1);
+          if (len < 4 || len > kMaxMessage || (untyped && len < 8) ||
+              (!untyped && !(dir == kReq ? client_type(sd.type) : server_type(sd.type)))) {
+            ctx.count_decode_error();
+            lose_sync(ctx, st, dir, bytes);
+            return;
+          }
+          sd.len = len - 4;
+          if (sd.type == 'D' || sd.type == 'd' || (dir == kReq && sd.type == 'p')) {
+            // rows and COPY data are counted, passwords never read
+            if (dir == kResp && sd.type == 'D') {
+              begin_response(ctx, st, ts);
+              ++st.data_rows;
+            }
+            sd.skip = sd.len;
+            sd.phase = Phase::kSkip;
+          } else {
+            sd.phase = Phase::kBody;
+          }
+          if (sd.len == 0 && sd.phase == Phase::kSkip) sd.phase = Phase::kHeader;
+          if (sd.len == 0 && sd.phase == Phase::kBody) {  // Sync, ReadyForQuery...: nothing more to wait for
+            sd.phase = Phase::kHeader;
+            const uint64_t end = ctx.offset(dir, bytes);
+            static const uint8_t kNone[1] = {0};
+            if (dir == kReq) {
+              client_message(ctx, st, kNone, 0, false, end, ts);
+            } else {
+              server_message(ctx, st, kNone, 0, end, ts);
+            }
+          }
+          break;
+        }
+        case Phase::kBody: {
+          const size_t want = std::min<size_t>(sd.len, ctx.config().carry_bytes);
+          std::span<const std::byte> out;
+          const Take t = ctx.take(dir, bytes, want, out);
+          if (t == Take::kNeedMore) return;
+          if (t == Take::kNoMemory) {
+            lose_sync(ctx, st, dir, bytes);
+            return;
+          }
+          sd.skip = static_cast<uint32_t>(sd.len - want);
+          const uint64_t end = ctx.offset(dir, bytes) + sd.skip;
+          sd.phase = sd.skip > 0 ? Phase::kSkip : Phase::kHeader;
+          if (dir == kReq) {
+            client_message(ctx, st, db::u8p(out), out.size(), sd.skip > 0, end, ts);
+          } else {
+            server_message(ctx, st, db::u8p(out), out.size(), end, ts);
+          }
+          break;
+        }
+        case Phase::kSkip: {
+          const size_t n = std::min<size_t>(sd.skip, bytes.size());
+          bytes = bytes.subspan(n);
+          sd.skip -= static_cast<uint32_t>(n);
+          if (sd.skip == 0) sd.phase = Phase::kHeader;
+          break;
+        }
+      }
+      if (sd.msg != nullptr) sd.msg->last_ts_ns = ts;
+    }
+    if (st.encrypted) ctx.counters().undecoded_bytes += bytes.size();
+  }
+
+  void gap(FlowContext& ctx, Direction dir, uint64_t missing, uint64_t /*ts*/) override {
+    State& st = ctx.state<State>();
+    if (st.encrypted) return;
+    Side& sd = st.side[index_of(dir)];
+    if (sd.phase == Phase::kSkip && missing <= sd.skip) {  // inside DataRow / COPY / a long body: skip it
+      sd.skip -= static_cast<uint32_t>(missing);
+      if (sd.skip == 0) sd.phase = Phase::kHeader;
+      if (sd.msg != nullptr) sd.msg->flags |= record_flag::kGap;
+      ctx.count_gap_absorbed();
+      return;
+    }
+    std::span<const std::byte> none;
+    lose_sync(ctx, st, dir, none);
+  }
+
+  void fin(FlowContext& ctx, Direction dir, uint64_t ts) override {
+    State& st = ctx.state<State>();
+    if (dir == kResp) end_response(ctx, st, ts);
+  }
+
+  void close(FlowContext& ctx, uint64_t ts) override {
+    State& st = ctx.state<State>();
+    end_response(ctx, st, ts);
+    Side& c = st.side[0];
+    if (c.msg != nullptr) ctx.discard(c.msg);
+    c.msg = nullptr;
+  }
+
+ private:
+  void lose_sync(FlowContext& ctx, State& st, Direction dir, std::span<const std::byte>& bytes) {
+    Side& sd = st.side[index_of(dir)];
+    if (sd.msg != nullptr) ctx.discard(sd.msg);
+    if (dir == kReq) {
+      st.batch = 0;
+    } else {
+      ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
+      reset_response(st);
+    }
+    sd = Side{};
+    sd.checked = true;
+    sd.resync = true;
+    sd.skipped = static_cast<uint32_t>(bytes.size());
+    bytes = {};
+  }
+
+  // ---------------------------------------------------------------- client
+
+  Message* request(FlowContext& ctx, Side& sd, uint64_t ts, const char* command) {
+    if (sd.msg == nullptr) {
+      sd.msg = ctx.new_message(ts);
+      sd.msg_start = sd.hdr_start;
+      if (sd.msg != nullptr && command != nullptr) sd.msg->fields.add_string("command", command);
+    }
+    return sd.msg;
+  }
+
+  void finish_request(FlowContext& ctx, Side& sd, uint64_t end, uint64_t ts, bool no_reply) {
+    Message* m = sd.msg;
+    sd.msg = nullptr;
+    if (m == nullptr) return;
+    m->bytes = end - std::min(end, sd.msg_start);
+    m->last_ts_ns = ts;
+    if (no_reply) {
+      ctx.emit_no_reply(m);
+    } else {
+      ctx.commit_request(m);
+    }
+  }
+
+  static void add_query(FieldList& f, std::string_view q, bool cut, Message* m) {
+    f.add_string("query", q, kQueryMax);
+    if (q.size() > kQueryMax || cut) {
+      m->flags |= record_flag::kTruncated;
+      if (q.size() > kQueryMax) q = q.substr(0, kQueryMax);
+    }
+    char buf[kQueryMax];
+    const size_t n = db::normalize_sql(q, buf, sizeof(buf), db::SqlDialect::kPgsql);
+    f.add_string("normalized", std::string_view(buf, n));
+  }
+
+  void client_message(FlowContext& ctx, State& st, const uint8_t* p, size_t n, bool cut, uint64_t end,
+                      uint64_t ts) {
+    Side& sd = st.side[0];
+    if (sd.type == 0) {  // startup phase: StartupMessage / SSLRequest / GSSENCRequest / CancelRequest
+      const uint32_t code = n >= 4 ? be32(p) : 0;
+      if (code == kSslRequest || code == kGssRequest) {
+        Message* m = request(ctx, sd, ts, code == kSslRequest ? "SSL_REQUEST" : "GSSENC_REQUEST");
+        (void)m;
+        finish_request(ctx, sd, end, ts, false);
+        st.ssl_answer = true;  // the answer is one unframed byte
+        return;
+      }
+      st.started = true;
+      if (code == kCancelRequest) {
+        request(ctx, sd, ts, "CANCEL");
+        finish_request(ctx, sd, end, ts, true);
+        return;
+      }
+      Message* m = request(ctx, sd, ts, "STARTUP");
+      if (m != nullptr) {
+        size_t pos = 4;
+        while (pos < n && p[pos] != 0) {
+          const std::string_view k = cstr(p, n, &pos);
+          const std::string_view v = cstr(p, n, &pos);
+          if (k == "user") m->fields.add_string("user", v, kNameMax);
+          else if (k == "database") m->fields.add_string("database", v, kNameMax);
+          else if (k == "application_name") m->fields.add_string("application_name", v, kNameMax);
+        }
+      }
+      finish_request(ctx, sd, end, ts, false);
+      return;
+    }
+    size_t pos = 0;
+    switch (sd.type) {
+      case 'Q': {
+        Message* m = request(ctx, sd, ts, "QUERY");
+        if (m != nullptr) add_query(m->fields, cstr(p, n, &pos), cut, m);
+        finish_request(ctx, sd, end, ts, false);
+        return;
+      }
+      case 'P': {
+        Message* m = request(ctx, sd, ts, nullptr);
+        st.batch |= kHasParse;
+        const std::string_view name = cstr(p, n, &pos);
+        const std::string_view q = cstr(p, n, &pos);
+        if (m != nullptr && !m->fields.has("query")) {
+          if (!name.empty()) m->fields.add_string("statement", name, kNameMax);
+          add_query(m->fields, q, cut, m);
+          remember(st.gen, name, m->fields.get_string("normalized"));
+        }
+        return;
+      }
+      case 'B': {
+        Message* m = request(ctx, sd, ts, nullptr);
+        st.batch |= kHasBind;
+        cstr(p, n, &pos);  // portal
+        const std::string_view name = cstr(p, n, &pos);
+        if (m != nullptr && !m->fields.has("query") && !m->fields.has("normalized")) {
+          if (!name.empty()) m->fields.add_string("statement", name, kNameMax);
+          if (const StmtEntry* e = find(st.gen, name)) m->fields.add_string("normalized", {e->text, e->len});
+        }
+        return;
+      }
+      case 'E': request(ctx, sd, ts, nullptr); st.batch |= kHasExecute; return;
+      case 'D': request(ctx, sd, ts, nullptr); st.batch |= kHasDescribe; return;
+      case 'C': request(ctx, sd, ts, nullptr); st.batch |= kHasClose; return;
+      case 'H': return;  // Flush: part of the batch, no reply of its own
+      case 'S': {
+        // Sync: one roundtrip per Sync. The command says what the batch did.
+        Message* m = request(ctx, sd, ts, nullptr);
+        if (m != nullptr) {
+          m->fields.add_string("command", (st.batch & kHasExecute)    ? "EXECUTE"
+                                          : (st.batch & kHasParse)    ? "PARSE"
+                                          : (st.batch & kHasBind)     ? "BIND"
+                                          : (st.batch & kHasDescribe) ? "DESCRIBE"
+                                          : (st.batch & kHasClose)    ? "CLOSE"
+                                                                      : "SYNC");
+        }
+        st.batch = 0;
+        finish_request(ctx, sd, end, ts, false);
+        return;
+      }
+      case 'X':
+        request(ctx, sd, ts, "TERMINATE");
+        finish_request(ctx, sd, end, ts, true);
+        return;
+      case 'F':
+        request(ctx, sd, ts, "FUNCTION_CALL");
+        finish_request(ctx, sd, end, ts, false);
+        return;
+      default: return;  // COPY data / done / fail: part of the statement already sent
+    }
+  }
+
+  // ---------------------------------------------------------------- server
+
+  void ssl_answer(FlowContext& ctx, State& st, uint8_t b, uint64_t ts) {
+    Message* m = ctx.new_message(ts);
+    if (m != nullptr) {
+      m->bytes = 1;
+      m->fields.add_string("ssl", b == 'S' || b == 'G' ? "accepted" : b == 'N' ? "refused" : "invalid");
+      ctx.complete_response(m, b == 'S' || b == 'G' || b == 'N' ? RoundtripStatus::kOk : RoundtripStatus::kError);
+    }
+    if (b == 'S' || b == 'G') {
+      st.encrypted = true;  // TLS / GSS from here: counted, not decoded
+      ++ctx.counters().encrypted_flows;
+    } else if (b != 'N') {
+      ctx.count_decode_error();
+    }
+  }
+
+  void reset_response(State& st) {
+    st.rows = st.data_rows = 0;
+    st.columns = 0;
+    st.error = st.has_tag = false;
+    st.tag_len = 0;
+  }
+
+  void begin_response(FlowContext& ctx, State& st, uint64_t ts) {
+    Side& sd = st.side[1];
+    if (sd.msg != nullptr) return;
+    sd.msg = ctx.new_message(ts);
+    sd.msg_start = sd.hdr_start;
+    reset_response(st);
+  }
+
+  void server_message(FlowContext& ctx, State& st, const uint8_t* p, size_t n, uint64_t end, uint64_t ts) {
+    Side& sd = st.side[1];
+    const uint8_t t = sd.type;
+    if ((t == 'S' || t == 'N' || t == 'A') && sd.msg == nullptr) return;  // asynchronous: not a response
+    begin_response(ctx, st, ts);
+    Message* m = sd.msg;
+    switch (t) {
+      case 'Z':
+        sd.msg = nullptr;
+        if (m == nullptr) return;
+        m->bytes = end - std::min(end, sd.msg_start);
+        m->last_ts_ns = ts;
+        add_summary(st, m->fields);
+        ctx.complete_response(m, st.error ? RoundtripStatus::kError : RoundtripStatus::kOk);
+        reset_response(st);
+        return;
+      case 'C': {
+        size_t pos = 0;
+        const std::string_view tag = cstr(p, n, &pos);
+        st.tag_len = static_cast<uint8_t>(std::min(tag.size(), kTagMax));
+        std::memcpy(st.tag, tag.data(), st.tag_len);
+        st.has_tag = true;
+        // rows: the last number of the tag (INSERT oid rows, SELECT rows, UPDATE rows, COPY rows, ...)
+        const size_t sp = tag.rfind(' ');
+        uint64_t v = 0;
+        bool any = false;
+        for (size_t i = sp == std::string_view::npos ? tag.size() : sp + 1; i < tag.size() && db::is_digit(tag[i]);
+             ++i) {
+          v = v * 10 + static_cast<uint64_t>(tag[i] - '0');
+          any = true;
+        }
+        if (any) st.rows += v;
+        return;
+      }
+      case 'T':
+        if (n >= 2) st.columns = be16(p);
+        return;
+      case 'E': {
+        st.error = true;
+        if (m == nullptr || m->fields.has("sql_state")) return;  // the first error tells
+        size_t pos = 0;
+        std::string_view sev, code, msg;
+        while (pos < n && p[pos] != 0) {
+          const uint8_t k = p[pos++];
+          const std::string_view v = cstr(p, n, &pos);
+          if (k == 'V' || (k == 'S' && sev.empty())) sev = v;
+          else if (k == 'C') code = v;
+          else if (k == 'M') msg = v;
+        }
+        if (!sev.empty()) m->fields.add_string("severity", sev, 16);
+        if (!code.empty()) m->fields.add_string("sql_state", code, 8);
+        m->fields.add_string("error_message", msg, 256);
+        return;
+      }
+      default: return;
+    }
+  }
+
+  void add_summary(const State& st, FieldList& f) {
+    if (st.has_tag) {
+      f.add_string("tag", std::string_view(st.tag, st.tag_len));
+      f.add_uint("rows", st.rows);
+    }
+    if (st.columns > 0) f.add_uint("columns", st.columns);
+    if (st.columns > 0 || st.data_rows > 0) f.add_uint("data_rows", st.data_rows);
+  }
+
+  // The flow ended inside a response (a fatal error closes the connection without ReadyForQuery).
+  void end_response(FlowContext& ctx, State& st, uint64_t ts) {
+    Side& sd = st.side[1];
+    Message* m = sd.msg;
+    if (m == nullptr) return;
+    sd.msg = nullptr;
+    m->last_ts_ns = ts;
+    m->bytes = ctx.offset(kResp, {}) - std::min(ctx.offset(kResp, {}), sd.msg_start);
+    if (!st.error) m->flags |= record_flag::kTruncated;
+    add_summary(st, m->fields);
+    ctx.complete_response(m, st.error ? RoundtripStatus::kError : RoundtripStatus::kOk);
+    reset_response(st);
+  }
+
+  // ---------------------------------------------------------------- named statements
+
+  StmtEntry* set_of(uint32_t gen, uint32_t key) {
+    const uint32_t h = (gen * 0x9E3779B1u) ^ (key * 0x85EBCA6Bu);
+    return &stmts_[(h % (kStmtEntries / kStmtWays)) * kStmtWays];
+  }
+  const StmtEntry* find(uint32_t gen, std::string_view name) {
+    const uint32_t key = db::fnv1a(name);
+    StmtEntry* s = set_of(gen, key);
+    for (size_t w = 0; w < kStmtWays; ++w) {
+      if (s[w].used != 0 && s[w].gen == gen && s[w].key == key) return &s[w];
+    }
+    return nullptr;
+  }
+  void remember(uint32_t gen, std::string_view name, std::string_view text) {
+    const uint32_t key = db::fnv1a(name);
+    StmtEntry* s = set_of(gen, key);
+    StmtEntry* v = &s[0];
+    for (size_t w = 0; w < kStmtWays; ++w) {
+      if (s[w].used != 0 && s[w].gen == gen && s[w].key == key) {
+        v = &s[w];
+        break;
+      }
+      if (s[w].used == 0) v = &s[w];
+      else if (v->used != 0 && s[w].used < v->used) v = &s[w];
+    }
+    v->gen = gen;
+    v->key = key;
+    v->len = static_cast<uint16_t>(std::min(text.size(), kStmtText));
+    std::memcpy(v->text, text.data(), v->len);
+    v->used = ++stamp_ == 0 ? ++stamp_ : stamp_;
+  }
+
+  uint32_t gen_ = 0;
+  uint16_t stamp_ = 0;
+  std::vector<StmtEntry> stmts_;
+};
+
+}  // namespace
+
+std::unique_ptr<Decoder> make_pgsql_decoder(const DecodeConfig& cfg) { return std::make_unique<PgsqlDecoder>(cfg); }
+
+}  // namespace spanfeed

@@ -1,0 +1,9 @@
+// libFuzzer target for the memcached decoder (scripts/fuzz-decoders.sh); also replayed by fuzz_replay_test without clang.
+// Runs in the fuzzer thread; the RecordBuilder is allocated once and reused.
+#include "fuzz_common.h"
+
+int spanfeed_fuzz_memcached(const uint8_t* data, size_t size) { return spanfeed::fuzz::run_script(11211, data, size); }
+
+#ifdef SPANFEED_LIBFUZZER
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { return spanfeed_fuzz_memcached(data, size); }
+#endif

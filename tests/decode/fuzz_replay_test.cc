@@ -1,0 +1,127 @@
+// Replays the decoder fuzz targets without libFuzzer: checked-in corpus, crafted seeds, their mutations, random input.
+// Runs in the test thread; allocates freely (tests only). SPANFEED_WRITE_CORPUS=1 (re)writes tests/decode/corpus/.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "fuzz_common.h"
+
+int spanfeed_fuzz_http(const uint8_t* data, size_t size);
+int spanfeed_fuzz_redis(const uint8_t* data, size_t size);
+int spanfeed_fuzz_dns(const uint8_t* data, size_t size);
+int spanfeed_fuzz_memcached(const uint8_t* data, size_t size);
+
+namespace spanfeed {
+namespace {
+
+using fuzz::Chunk;
+using fuzz::make_script;
+using Target = int (*)(const uint8_t*, size_t);
+
+const std::string kCorpus = std::string(SPANFEED_SOURCE_ROOT) + "/tests/decode/corpus/";
+
+std::string dns_query(bool tcp, bool response) {
+  std::string m("\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07""example\x03""com\x00\x00\x01\x00\x01", 33);
+  if (response) {
+    m[2] = static_cast<char>(0x81);
+    m[3] = static_cast<char>(0x80);
+    m[7] = 1;
+    m += std::string("\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x01\x02\x03\x04", 16);
+  }
+  if (tcp) m = std::string{static_cast<char>(m.size() >> 8), static_cast<char>(m.size() & 0xff)} + m;
+  return m;
+}
+
+std::vector<std::string> seeds(const std::string& proto) {
+  if (proto == "http") {
+    return {
+        make_script(false, {{false, "GET /a?b=c HTTP/1.1\r\nHost: h\r\nCookie: x\r\n\r\n"},
+                            {true, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"}}),
+        make_script(false, {{false, "POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwxyz\r\n0\r\n\r\n"},
+                            {true, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 500 E\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                   "1;e\r\nz\r\n0\r\nT: 1\r\n\r\n"}}),
+        make_script(false, {{false, "HEAD / HTTP/1.1\r\n\r\nGET / HTTP/1.0\r\n\r\n"},
+                            {true, "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nHTTP/1.0 200 OK\r\n\r\nuntil close"}}),
+    };
+  }
+  if (proto == "redis") {
+    return {
+        make_script(false, {{false, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\nPING\r\n"},
+                            {true, "+OK\r\n-ERR no\r\n+PONG\r\n"}}),
+        make_script(false, {{false, "*1\r\n$4\r\nHELO\r\n*1\r\n$1\r\nX\r\n"},
+                            {true, "%1\r\n+a\r\n*2\r\n:1\r\n$2\r\nxy\r\n|1\r\n+k\r\n+v\r\n~1\r\n,1.5\r\n>1\r\n#f\r\n"}}),
+    };
+  }
+  if (proto == "dns") {
+    std::string udp = make_script(true, {{false, dns_query(false, false)}, {true, dns_query(false, true)}});
+    std::string tcp = make_script(false, {{false, dns_query(true, false) + dns_query(true, false)},
+                                          {true, dns_query(true, true)}});
+    return {udp, tcp};
+  }
+  return {
+      make_script(false, {{false, "set foo 0 0 3\r\nbar\r\nget foo bar\r\ngets x\r\ndelete foo noreply\r\n"},
+                          {true, "STORED\r\nVALUE foo 0 3 1\r\nbar\r\nEND\r\nEND\r\n"}}),
+      make_script(false, {{false, "stats\r\nmg k v\r\nms k 1\r\nx\r\nincr n 1\r\nquit\r\n"},
+                          {true, "STAT a 1\r\nEND\r\nVA 1\r\ny\r\nHD\r\n2\r\nCLIENT_ERROR bad\r\n"}}),
+  };
+}
+
+std::vector<std::string> corpus_files(const std::string& proto) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(kCorpus + proto, ec)) {
+    std::ifstream in(e.path(), std::ios::binary);
+    out.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  return out;
+}
+
+void run(Target t, const std::string& s) { t(reinterpret_cast<const uint8_t*>(s.data()), s.size()); }
+
+void exercise(const std::string& proto, Target t) {
+  std::vector<std::string> inputs = seeds(proto);
+  if (std::getenv("SPANFEED_WRITE_CORPUS") != nullptr) {
+    std::filesystem::create_directories(kCorpus + proto);
+    for (size_t i = 0; i < inputs.size(); ++i)
+      std::ofstream(kCorpus + proto + "/seed-" + std::to_string(i), std::ios::binary) << inputs[i];
+  }
+  for (auto& c : corpus_files(proto)) inputs.push_back(std::move(c));
+  std::mt19937 rng(12345);
+  size_t base = inputs.size();
+  for (size_t i = 0; i < base; ++i) {
+    run(t, inputs[i]);
+    // mutations: byte flips, truncations, splices of other seeds
+    for (int m = 0; m < 300; ++m) {
+      std::string s = inputs[i];
+      const int kind = static_cast<int>(rng() % 3);
+      if (kind == 0 && !s.empty()) {
+        for (int k = 0; k < 4; ++k) s[rng() % s.size()] = static_cast<char>(rng());
+      } else if (kind == 1 && !s.empty()) {
+        s.resize(rng() % s.size());
+      } else {
+        const std::string& o = inputs[rng() % base];
+        if (!o.empty()) s.insert(rng() % (s.size() + 1), o.substr(1 + rng() % o.size() / 2));
+      }
+      run(t, s);
+    }
+  }
+  for (int i = 0; i < 500; ++i) {  // pure random scripts
+    std::string s(static_cast<size_t>(rng() % 600), '\0');
+    for (char& ch : s) ch = static_cast<char>(rng());
+    run(t, s);
+  }
+}
+
+TEST(FuzzReplay, Http) { exercise("http", spanfeed_fuzz_http); }
+TEST(FuzzReplay, Redis) { exercise("redis", spanfeed_fuzz_redis); }
+TEST(FuzzReplay, Dns) { exercise("dns", spanfeed_fuzz_dns); }
+TEST(FuzzReplay, Memcached) { exercise("memcached", spanfeed_fuzz_memcached); }
+
+}  // namespace
+}  // namespace spanfeed

@@ -1,0 +1,262 @@
+// Golden tests: the shared captures replayed through parse -> Reassembler -> RecordBuilder, compared to checked-in records.
+// Runs in the test thread; allocates freely (tests only). SPANFEED_UPDATE_GOLDEN=1 rewrites the golden files.
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "spanfeed/protocols/pcap_replay.h"
+
+#ifndef SPANFEED_SOURCE_ROOT
+#error "SPANFEED_SOURCE_ROOT must be defined by the build"
+#endif
+
+namespace spanfeed {
+namespace {
+
+using json = nlohmann::json;
+
+const std::string kRoot = SPANFEED_SOURCE_ROOT;
+
+struct Case {
+  const char* proto;
+  const char* name;
+  bool gz;           // golden stored gzip-compressed (large)
+  size_t records;    // expected record count (checked against tshark / DeepFlow: docs/records.md)
+  size_t ok;
+  size_t error;
+  size_t timeout;
+  size_t unmatched;
+  uint64_t unknown_flows;  // flows no decoder claimed (HTTP/2, gRPC)
+};
+
+const Case kCases[] = {
+    {"http", "httpv1", false, 1, 1, 0, 0, 0, 0},
+    {"http", "client-ip", false, 1, 1, 0, 0, 0, 0},
+    {"http", "http-mixed", false, 1, 1, 0, 0, 0, 0},
+    {"http", "istio-tcp-frag", false, 1, 1, 0, 0, 0, 0},
+    {"http", "sw8", false, 3, 3, 0, 0, 0, 0},
+    // HTTP/2 and gRPC: out of scope; must not crash, counted as unknown flows.
+    {"http", "grpc-segmented", false, 0, 0, 0, 0, 0, 1},
+    {"http", "grpc-server-stream", false, 0, 0, 0, 0, 0, 1},
+    {"http", "grpc-service-name", false, 0, 0, 0, 0, 0, 1},
+    {"http", "grpc-unary", false, 0, 0, 0, 0, 0, 1},
+    {"http", "grpc-unknown", false, 0, 0, 0, 0, 0, 1},
+    {"http", "h2c_ascii", false, 0, 0, 0, 0, 0, 1},
+    {"http", "http2-multi", false, 0, 0, 0, 0, 0, 1},
+    {"http", "httpv2-stream-id", false, 0, 0, 0, 0, 0, 1},
+    {"redis", "redis", false, 10, 10, 0, 0, 0, 0},
+    {"redis", "redis-debug", false, 1, 1, 0, 0, 0, 0},
+    {"redis", "redis-error", false, 1, 0, 1, 0, 0, 0},
+    {"dns", "a-and-ns", false, 2, 2, 0, 0, 0, 0},
+    {"dns", "dns", false, 2, 1, 1, 0, 0, 0},
+    {"dns", "dns-tcp-multi", false, 2, 2, 0, 0, 0, 0},
+    {"dns", "nxdomain", false, 3, 1, 2, 0, 0, 0},
+    {"dns", "not-handled-qtype", false, 1, 1, 0, 0, 0, 0},
+    {"memcached", "memcached", false, 3, 3, 0, 0, 0, 0},
+    {"memcached", "memcached-userdata", true, 10154, 10153, 0, 1, 0, 0},
+};
+
+std::string pcap_path(const Case& c) { return kRoot + "/tests/data/pcaps/" + c.proto + "/" + c.name + ".pcap"; }
+std::string golden_path(const Case& c) {
+  return kRoot + "/tests/data/golden/" + c.proto + "/" + c.name + (c.gz ? ".jsonl.gz" : ".jsonl");
+}
+
+// gzread reads plain files too.
+bool read_lines(const std::string& path, std::vector<std::string>* out) {
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  std::string all;
+  char buf[65536];
+  int n;
+  while ((n = gzread(f, buf, sizeof(buf))) > 0) all.append(buf, static_cast<size_t>(n));
+  gzclose(f);
+  size_t start = 0;
+  while (start < all.size()) {
+    size_t nl = all.find('\n', start);
+    if (nl == std::string::npos) nl = all.size();
+    if (nl > start) out->push_back(all.substr(start, nl - start));
+    start = nl + 1;
+  }
+  return true;
+}
+
+void write_lines(const std::string& path, bool gz, const std::vector<std::string>& lines) {
+  std::string all;
+  for (const auto& l : lines) all += l + "\n";
+  if (gz) {
+    gzFile f = gzopen(path.c_str(), "wb9");
+    ASSERT_NE(f, nullptr) << path;
+    gzwrite(f, all.data(), static_cast<unsigned>(all.size()));
+    gzclose(f);
+  } else {
+    std::ofstream(path, std::ios::binary) << all;
+  }
+}
+
+struct Replayed {
+  std::vector<std::string> lines;
+  ReplayStats stats;
+};
+
+Replayed replay(const Case& c) {
+  Replayed r;
+  CollectingSink sink;
+  std::string err;
+  EXPECT_TRUE(replay_pcap(pcap_path(c), offline_reassembler_config(), offline_decode_config(), sink, &r.stats, &err))
+      << err;
+  r.lines = std::move(sink.lines);
+  return r;
+}
+
+class Golden : public ::testing::TestWithParam<Case> {};
+
+TEST_P(Golden, MatchesCheckedInRecords) {
+  const Case& c = GetParam();
+  Replayed run = replay(c);
+  const DecodeCounters& k = run.stats.decode;
+  EXPECT_TRUE(k.ledger_balanced());
+  EXPECT_TRUE(run.stats.reassembly.segments == run.stats.parsed);
+  EXPECT_EQ(k.flows_undetected_now, 0u);
+  EXPECT_EQ(k.pending_now, 0u);
+  EXPECT_EQ(run.lines.size(), c.records);
+  Protocol p = Protocol::kUnknown;
+  ASSERT_TRUE(protocol_from_string(c.proto, &p));
+  EXPECT_EQ(k.of(p, RoundtripStatus::kOk), c.ok);
+  EXPECT_EQ(k.of(p, RoundtripStatus::kError), c.error);
+  EXPECT_EQ(k.of(p, RoundtripStatus::kTimeout), c.timeout);
+  EXPECT_EQ(k.of(p, RoundtripStatus::kUnmatched), c.unmatched);
+  EXPECT_EQ(k.detect[static_cast<size_t>(DetectOutcome::kUnknown)], c.unknown_flows);
+  EXPECT_EQ(k.roundtrips_total(), c.records);  // nothing recorded under another protocol
+
+  if (std::getenv("SPANFEED_UPDATE_GOLDEN") != nullptr && c.records > 0) {
+    write_lines(golden_path(c), c.gz, run.lines);
+    GTEST_SKIP() << "golden file rewritten: " << golden_path(c);
+  }
+  std::vector<std::string> want;
+  if (c.records == 0) {
+    EXPECT_TRUE(run.lines.empty());
+    return;
+  }
+  ASSERT_TRUE(read_lines(golden_path(c), &want)) << "missing golden file " << golden_path(c);
+  ASSERT_EQ(run.lines.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    json got = json::parse(run.lines[i]);
+    json exp = json::parse(want[i]);
+    ASSERT_TRUE(got.contains("id"));
+    got.erase("id");  // the only field allowed to differ
+    exp.erase("id");
+    ASSERT_EQ(got, exp) << c.name << " record " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Captures, Golden, ::testing::ValuesIn(kCases),
+                         [](const ::testing::TestParamInfo<Case>& i) {
+                           std::string n = std::string(i.param.proto) + "_" + i.param.name;
+                           for (char& ch : n) {
+                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           }
+                           return n;
+                         });
+
+// Key fields, written down from tshark's dissection (independent of the
+// golden files, so regenerating them cannot silently change these).
+struct Key {
+  const char* proto;
+  const char* name;
+  size_t index;
+  const char* pointer;  // JSON pointer into the record
+  json value;
+};
+
+const Key kKeys[] = {
+    {"http", "httpv1", 0, "/request/method", "POST"},
+    {"http", "httpv1", 0, "/request/path", "/query"},
+    {"http", "httpv1", 0, "/request/query", "1590632942"},
+    {"http", "httpv1", 0, "/request/host", "rq.cct.cloud.duba.net"},
+    {"http", "httpv1", 0, "/request/content_length", 85},
+    {"http", "httpv1", 0, "/response/status_code", 200},
+    {"http", "httpv1", 0, "/response/content_length", 54},
+    {"http", "httpv1", 0, "/latency_us", 84051},
+    {"http", "client-ip", 0, "/request/method", "POST"},
+    {"http", "client-ip", 0, "/request/path", "/biz-inquiry-bff/bff/v1/common/check/polymerization"},
+    {"http", "client-ip", 0, "/request/x_forwarded_for", "10.90.14.76,10.158.233.64"},
+    {"http", "client-ip", 0, "/response/status_code", 200},
+    {"http", "client-ip", 0, "/flags", json::array({"truncated"})},
+    {"http", "http-mixed", 0, "/request/path", "/"},
+    {"http", "http-mixed", 0, "/request/user_agent", "curl/7.29.0"},
+    {"http", "http-mixed", 0, "/response/body_bytes", 4833},
+    {"http", "istio-tcp-frag", 0, "/request/path", "/productpage"},
+    {"http", "istio-tcp-frag", 0, "/response/status_code", 200},
+    {"http", "istio-tcp-frag", 0, "/response/version", "1.0"},
+    {"http", "sw8", 0, "/request/content_length", 351},
+    {"http", "sw8", 1, "/request/content_length", 247},
+    {"http", "sw8", 2, "/request/content_length", 350},
+    {"http", "sw8", 2, "/response/status_code", 200},
+    {"redis", "redis-error", 0, "/request/command", "GET"},
+    {"redis", "redis-error", 0, "/request/key", "abcd"},
+    {"redis", "redis-error", 0, "/response/error", "NOAUTH Authentication required."},
+    {"redis", "redis-debug", 0, "/request/command", "LRANGE"},
+    {"redis", "redis-debug", 0, "/request/key", "mylist"},
+    {"redis", "redis-debug", 0, "/response/type", "array"},
+    {"redis", "redis-debug", 0, "/response/elements", 300},
+    {"redis", "redis", 0, "/request/command", "GET"},
+    {"redis", "redis", 0, "/request/key", "user_conf_config_1"},
+    {"redis", "redis", 1, "/request/command", "EXISTS"},
+    {"redis", "redis", 1, "/response/type", "integer"},
+    {"redis", "redis", 9, "/response/size", 490493},
+    {"dns", "a-and-ns", 0, "/request/qname", "aa.bb.cc.ddd.eee.fff.zqytest.com"},
+    {"dns", "a-and-ns", 0, "/request/qtype", "A"},
+    {"dns", "a-and-ns", 0, "/response/answers", json::parse(R"([{"type":"A","data":"10.50.71.5"}])")},
+    {"dns", "a-and-ns", 1, "/request/qtype", "AAAA"},
+    {"dns", "a-and-ns", 1, "/response/answer_count", 0},
+    {"dns", "dns", 0, "/request/qname", "guoyongxin.com"},
+    {"dns", "dns", 0, "/response/rcode", "NXDOMAIN"},
+    {"dns", "dns", 1, "/response/rcode", "NOERROR"},
+    {"dns", "dns-tcp-multi", 0, "/request/id", 0xe831},
+    {"dns", "dns-tcp-multi", 0, "/response/answers/0/data", "192.168.59.22"},
+    {"dns", "dns-tcp-multi", 1, "/request/id", 0x5939},
+    {"dns", "dns-tcp-multi", 1, "/request/qtype", "AAAA"},
+    {"dns", "nxdomain", 0, "/request/qname", "prod-fcdt-e02.int.frontnode.net"},
+    {"dns", "nxdomain", 0, "/response/rcode", "NXDOMAIN"},
+    {"dns", "nxdomain", 1, "/response/answers/0/data", "100.103.26.52"},
+    {"dns", "nxdomain", 2, "/response/rcode", "NXDOMAIN"},
+    {"dns", "not-handled-qtype", 0, "/request/qtype", "SRV"},
+    {"dns", "not-handled-qtype", 0, "/response/answers/0/data",
+     "0 100 9000 deepflow-byconity-server.deepflow.svc.cluster.local"},
+    {"memcached", "memcached", 0, "/request/command", "set"},
+    {"memcached", "memcached", 0, "/request/key", "foo"},
+    {"memcached", "memcached", 0, "/response/response", "STORED"},
+    {"memcached", "memcached", 1, "/request/command", "get"},
+    {"memcached", "memcached", 1, "/response/response", "VALUE"},
+    {"memcached", "memcached", 2, "/request/command", "quit"},
+    {"memcached", "memcached-userdata", 0, "/request/key",
+     "ferret_popups_identity_user_pZ61jY9MyyItxjdjo5bFElaffitpaJ_1726624102393"},
+    {"memcached", "memcached-userdata", 2, "/request/command", "set"},
+    {"memcached", "memcached-userdata", 2, "/response/response", "STORED"},
+};
+
+TEST(GoldenKeys, FieldsAgreeWithTshark) {
+  std::string last;
+  std::vector<std::string> lines;
+  for (const Key& k : kKeys) {
+    const std::string id = std::string(k.proto) + "/" + k.name;
+    if (id != last) {
+      Case c{k.proto, k.name, false, 0, 0, 0, 0, 0, 0};
+      lines = replay(c).lines;
+      last = id;
+    }
+    ASSERT_LT(k.index, lines.size()) << id;
+    json r = json::parse(lines[k.index]);
+    const json::json_pointer ptr(k.pointer);
+    ASSERT_TRUE(r.contains(ptr)) << id << " #" << k.index << " " << k.pointer;
+    EXPECT_EQ(r[ptr], k.value) << id << " #" << k.index << " " << k.pointer;
+  }
+}
+
+}  // namespace
+}  // namespace spanfeed

@@ -1,0 +1,369 @@
+// Unit tests for the HTTP/1.x decoder: framing, pipelining, interim responses, gaps, resync, redaction.
+// Runs in the test thread; allocates freely (tests only).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "decode_test_util.h"
+
+namespace spanfeed {
+namespace {
+
+using dectest::flags_of;
+using dectest::Harness;
+using dectest::kMs;
+using dectest::kT0;
+using json = nlohmann::json;
+
+constexpr Direction kC2S = Direction::kClientToServer;
+constexpr Direction kS2C = Direction::kServerToClient;
+
+const char* kGet = "GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t/1\r\n\r\n";
+const char* kOk = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
+
+TEST(Http, SimpleGet) {
+  Harness h;
+  h.open(80);
+  h.c2s(kGet, kT0);
+  h.s2c(kOk, kT0 + 3 * kMs);
+  h.close(kT0 + 4 * kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["protocol"], "http");
+  EXPECT_EQ(r["status"], "ok");
+  EXPECT_EQ(r["latency_us"], 3000);
+  EXPECT_EQ(r["ts"], "2023-11-14T22:13:20.000000Z");
+  EXPECT_EQ(r["client"]["ip"], "10.0.0.1");
+  EXPECT_EQ(r["client"]["port"], 40000);
+  EXPECT_EQ(r["server"]["port"], 80);
+  EXPECT_EQ(r["request"]["method"], "GET");
+  EXPECT_EQ(r["request"]["path"], "/a/b");
+  EXPECT_EQ(r["request"]["query"], "x=1&y=2");
+  EXPECT_EQ(r["request"]["host"], "example.com");
+  EXPECT_EQ(r["request"]["user_agent"], "t/1");
+  EXPECT_EQ(r["request"]["bytes"], std::string(kGet).size());
+  EXPECT_EQ(r["response"]["status_code"], 200);
+  EXPECT_EQ(r["response"]["reason"], "OK");
+  EXPECT_EQ(r["response"]["content_type"], "text/plain");
+  EXPECT_EQ(r["response"]["body_bytes"], 5);
+  EXPECT_EQ(r["response"]["bytes"], std::string(kOk).size());
+  EXPECT_TRUE(r["flags"].empty());
+  EXPECT_FALSE(r.contains("recording_id"));
+  h.expect_ledger();
+}
+
+TEST(Http, PipeliningMatchesInOrder) {
+  Harness h;
+  h.open(80);
+  h.c2s("GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n", kT0);
+  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", kT0 + kMs);
+  h.s2c("HTTP/1.1 503 Unavailable\r\nContent-Length: 2\r\n\r\nzz", kT0 + 2 * kMs);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.rec(0)["request"]["path"], "/1");
+  EXPECT_EQ(h.rec(0)["response"]["status_code"], 200);
+  EXPECT_EQ(h.rec(0)["status"], "ok");
+  EXPECT_EQ(h.rec(1)["request"]["path"], "/2");
+  EXPECT_EQ(h.rec(1)["response"]["status_code"], 404);
+  EXPECT_EQ(h.rec(1)["status"], "error");  // 4xx and 5xx are errors (docs/records.md)
+  EXPECT_EQ(h.rec(2)["request"]["path"], "/3");
+  EXPECT_EQ(h.rec(2)["status"], "error");
+  EXPECT_EQ(h.rec(2)["latency_us"], 2000);
+  h.expect_ledger();
+}
+
+TEST(Http, ChunkedBodyWithExtensionsAndTrailers) {
+  Harness h;
+  h.open(80);
+  h.c2s("POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", kT0);
+  h.s2c("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", kT0 + kMs);
+  h.s2c("5;ext=1\r\nhello\r\n", kT0 + kMs);
+  h.s2c("A\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n", kT0 + 2 * kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["request"]["body_bytes"], 3);
+  EXPECT_EQ(r["response"]["body_bytes"], 15);
+  EXPECT_EQ(r["latency_us"], 2000);
+  EXPECT_TRUE(r["flags"].empty());
+  h.expect_ledger();
+}
+
+TEST(Http, HeadAnd204And304HaveNoBody) {
+  Harness h;
+  h.open(80);
+  h.c2s("HEAD /x HTTP/1.1\r\n\r\nGET /y HTTP/1.1\r\n\r\nGET /z HTTP/1.1\r\n\r\n", kT0);
+  // HEAD response announces a length but carries no body; the next response follows at once.
+  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+        "HTTP/1.1 204 No Content\r\n\r\n"
+        "HTTP/1.1 304 Not Modified\r\nContent-Length: 50\r\n\r\n",
+        kT0 + kMs);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.rec(0)["request"]["method"], "HEAD");
+  EXPECT_EQ(h.rec(0)["response"]["body_bytes"], 0);
+  EXPECT_EQ(h.rec(0)["response"]["content_length"], 1000);
+  EXPECT_EQ(h.rec(1)["response"]["status_code"], 204);
+  EXPECT_EQ(h.rec(2)["response"]["status_code"], 304);
+  EXPECT_EQ(h.rec(2)["status"], "ok");
+  h.expect_ledger();
+}
+
+TEST(Http, HundredContinueIsNotTheFinalResponse) {
+  Harness h;
+  h.open(80);
+  h.c2s("PUT /f HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n", kT0);
+  h.s2c("HTTP/1.1 100 Continue\r\n\r\n", kT0 + kMs);
+  h.c2s("data", kT0 + 2 * kMs);
+  h.s2c("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n", kT0 + 5 * kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["response"]["status_code"], 201);
+  EXPECT_EQ(r["request"]["body_bytes"], 4);
+  EXPECT_EQ(r["latency_us"], 5000);
+  EXPECT_TRUE(r["flags"].empty());
+  EXPECT_EQ(h.counters().interim[static_cast<size_t>(Protocol::kHttp)], 1u);
+  h.expect_ledger();
+}
+
+TEST(Http, ConnectionCloseBodyEndsAtFin) {
+  Harness h;
+  h.open(80);
+  h.c2s("GET / HTTP/1.0\r\n\r\n", kT0);
+  h.s2c("HTTP/1.0 200 OK\r\nConnection: close\r\n\r\nsome ", kT0 + kMs);
+  h.s2c("body", kT0 + 7 * kMs);
+  EXPECT_EQ(h.size(), 0u);
+  h.fin(kS2C, kT0 + 8 * kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["response"]["body_bytes"], 9);
+  EXPECT_EQ(r["latency_us"], 8000);  // the FIN's time ends the body
+  EXPECT_TRUE(r["flags"].empty());
+  h.close(kT0 + 9 * kMs);
+  EXPECT_EQ(h.size(), 1u);
+  h.expect_ledger();
+}
+
+TEST(Http, SplitIntoOneByteSegments) {
+  Harness h;
+  h.open(80);
+  std::string req = "POST /p?q HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nCookie: secret\r\n\r\nabc";
+  std::string resp = "HTTP/1.1 500 Internal Server Error\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\n";
+  h.dribble(kC2S, req, 1, kT0);
+  h.dribble(kS2C, resp, 1, kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["request"]["method"], "POST");
+  EXPECT_EQ(r["request"]["query"], "q");
+  EXPECT_EQ(r["request"]["host"], "h");
+  EXPECT_EQ(r["request"]["cookie"], "<redacted>");
+  EXPECT_EQ(r["request"]["bytes"], req.size());
+  EXPECT_EQ(r["response"]["bytes"], resp.size());
+  EXPECT_EQ(r["response"]["reason"], "Internal Server Error");
+  EXPECT_EQ(r["status"], "error");
+  EXPECT_EQ(h.builder().carry_buffers_in_use(), 0u);
+  h.expect_ledger();
+}
+
+TEST(Http, GapInsideBodyIsSkippedAndFlagged) {
+  Harness h;
+  h.open(80);
+  h.c2s(kGet, kT0);
+  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789", kT0 + kMs);
+  h.gap(kS2C, 80, kT0 + 2 * kMs);
+  h.s2c("0123456789", kT0 + 3 * kMs);
+  h.c2s(kGet, kT0 + 4 * kMs);
+  h.s2c(kOk, kT0 + 5 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["response"]["body_bytes"], 100);
+  EXPECT_EQ(flags_of(r), std::vector<std::string>{"gap"});
+  EXPECT_EQ(r["status"], "ok");
+  EXPECT_TRUE(h.rec(1)["flags"].empty());  // the next exchange is clean
+  EXPECT_EQ(h.counters().gaps_absorbed, 1u);
+  h.expect_ledger();
+}
+
+TEST(Http, GapInHeadersResyncsOnNextStartLine) {
+  Harness h;
+  h.open(80);
+  h.c2s(kGet, kT0);
+  h.s2c("HTTP/1.1 200 OK\r\nContent-Le", kT0 + kMs);
+  h.gap(kS2C, 500, kT0 + 2 * kMs);  // framing of this response is lost
+  h.s2c("ngth garbage\r\nmore body text\r\n", kT0 + 3 * kMs);
+  h.c2s("GET /next HTTP/1.1\r\n\r\n", kT0 + 4 * kMs);
+  h.s2c(kOk, kT0 + 5 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  json r0 = h.rec(0);
+  EXPECT_EQ(r0["response"]["status_code"], 200);
+  EXPECT_EQ(flags_of(r0), std::vector<std::string>{"gap"});
+  json r1 = h.rec(1);
+  EXPECT_EQ(r1["request"]["path"], "/next");
+  EXPECT_EQ(r1["response"]["body_bytes"], 5);
+  EXPECT_EQ(h.counters().resyncs, 1u);
+  h.expect_ledger();
+}
+
+TEST(Http, ResponseLostInGapFlushesPendingAsTimeout) {
+  Harness h;
+  h.open(80);
+  h.c2s("GET /lost HTTP/1.1\r\n\r\n", kT0);
+  h.gap(kS2C, 300, kT0 + kMs);  // the whole response is lost
+  h.c2s("GET /next HTTP/1.1\r\n\r\n", kT0 + 2 * kMs);
+  h.s2c(kOk, kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["status"], "timeout");
+  EXPECT_EQ(h.rec(0)["request"]["path"], "/lost");
+  EXPECT_EQ(flags_of(h.rec(0)), std::vector<std::string>{"gap"});
+  EXPECT_EQ(h.rec(1)["request"]["path"], "/next");
+  EXPECT_EQ(h.rec(1)["status"], "ok");
+  EXPECT_EQ(h.counters().timeouts[static_cast<size_t>(TimeoutCause::kGap)], 1u);
+  h.expect_ledger();
+}
+
+TEST(Http, ResponseEndsAnIncompleteRequest) {
+  // The capture lost the end of the request without a gap event (capture
+  // started mid-request or the tail was never seen): the response closes it.
+  Harness h;
+  h.open(8080);
+  h.c2s("POST /x HTTP/1.1\r\nContent-Length: 50\r\n\r\nonly-part", kT0);
+  h.s2c(kOk, kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(flags_of(h.rec(0)), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(h.rec(0)["request"]["body_bytes"], 9);
+  EXPECT_EQ(h.rec(0)["status"], "ok");
+  h.expect_ledger();
+}
+
+TEST(Http, TimeoutAndUnmatched) {
+  Harness h;
+  h.open(80);
+  h.c2s(kGet, kT0);
+  h.builder().advance_time(kT0 + 29 * kNsPerSec);
+  EXPECT_EQ(h.size(), 0u);
+  h.builder().advance_time(kT0 + 30 * kNsPerSec);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["status"], "timeout");
+  EXPECT_TRUE(h.rec(0)["response"].is_null());
+  EXPECT_TRUE(h.rec(0)["latency_us"].is_null());
+  h.s2c(kOk, kT0 + 31 * kNsPerSec);  // its response, too late: unmatched
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(1)["status"], "unmatched");
+  EXPECT_TRUE(h.rec(1)["request"].is_null());
+  EXPECT_EQ(h.rec(1)["ts"], "2023-11-14T22:13:51.000000Z");
+  EXPECT_EQ(h.counters().timeouts[static_cast<size_t>(TimeoutCause::kExpired)], 1u);
+  EXPECT_EQ(h.counters().unmatched, 1u);
+  h.expect_ledger();
+}
+
+TEST(Http, TimeoutDrivenByLaterPacketsOfOtherFlows) {
+  Harness h;
+  h.open(80, false, kT0, 0);
+  h.open(80, false, kT0, 1, 40001);
+  h.c2s(kGet, kT0, 0);
+  h.c2s(kGet, kT0 + 31 * kNsPerSec, 1);  // on_data checks the oldest pending requests too
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["status"], "timeout");
+  EXPECT_EQ(h.rec(0)["client"]["port"], 40000);
+  h.close(kT0 + 32 * kNsPerSec, 1);  // pending at close: timeout (close)
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.counters().timeouts[static_cast<size_t>(TimeoutCause::kClose)], 1u);
+  h.expect_ledger();
+}
+
+TEST(Http, PendingQueueOverflowFlushesOldest) {
+  auto cfg = dectest::small_config();
+  cfg.max_pending_per_flow = 4;
+  Harness h(cfg);
+  h.open(80);
+  for (int i = 0; i < 6; ++i) h.c2s("GET /" + std::to_string(i) + " HTTP/1.1\r\n\r\n", kT0 + i * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["request"]["path"], "/0");
+  EXPECT_EQ(h.rec(0)["status"], "timeout");
+  EXPECT_EQ(h.rec(1)["request"]["path"], "/1");
+  EXPECT_EQ(h.counters().pending_overflow, 2u);
+  EXPECT_EQ(h.counters().pending_now, 4u);
+  h.s2c(kOk, kT0 + 10 * kMs);
+  EXPECT_EQ(h.rec(2)["request"]["path"], "/2");
+  h.expect_ledger();
+}
+
+TEST(Http, LineOverCarryCapIsCutAndCounted) {
+  auto cfg = dectest::small_config();
+  cfg.carry_bytes = 512;
+  Harness h(cfg);
+  h.open(80);
+  std::string big(3000, 'a');
+  h.c2s("GET /p HTTP/1.1\r\nX-Big: ", kT0);
+  h.c2s(big, kT0);  // the line grows past the cap in the carry
+  h.c2s(big + "\r\nHost: after\r\n\r\n", kT0);
+  h.s2c(kOk, kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["request"]["host"], "after");
+  EXPECT_EQ(flags_of(r), std::vector<std::string>{"truncated"});
+  EXPECT_GE(h.counters().carry_overflow, 1u);
+  EXPECT_EQ(h.builder().carry_buffers_in_use(), 0u);
+  h.expect_ledger();
+}
+
+TEST(Http, RedactionCanBeDisabled) {
+  for (bool redact : {true, false}) {
+    auto cfg = dectest::small_config();
+    cfg.redact_secrets = redact;
+    Harness h(cfg);
+    h.open(80);
+    h.c2s("GET / HTTP/1.1\r\nAuthorization: Basic dTpw\r\nCookie: sid=1\r\n\r\n", kT0);
+    h.s2c("HTTP/1.1 200 OK\r\nSet-Cookie: sid=2\r\nContent-Length: 0\r\n\r\n", kT0 + kMs);
+    ASSERT_EQ(h.size(), 1u);
+    json r = h.rec(0);
+    EXPECT_EQ(r["request"]["authorization"], redact ? "<redacted>" : "Basic dTpw");
+    EXPECT_EQ(r["request"]["cookie"], redact ? "<redacted>" : "sid=1");
+    EXPECT_EQ(r["response"]["set_cookie"], redact ? "<redacted>" : "sid=2");
+    EXPECT_EQ(h.lines()[0].find("dTpw") == std::string::npos, redact);
+  }
+}
+
+TEST(Http, UpgradeStopsDecoding) {
+  Harness h;
+  h.open(80);
+  h.c2s("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", kT0);
+  h.s2c("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello", kT0 + kMs);
+  h.c2s("\x81\x85garbage-frames", kT0 + 2 * kMs);
+  h.close(kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["response"]["status_code"], 101);
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kHttp)], 0u);
+  h.expect_ledger();
+}
+
+TEST(Http, SniffOnUnknownPortAndSwappedOrientation) {
+  Harness h;
+  // Port 9999 is not mapped: the request line is sniffed.
+  h.open(9999, false, kT0, 0);
+  h.c2s(kGet, kT0, 0);
+  h.s2c(kOk, kT0 + kMs, 0);
+  // The flow's "client" (higher port) is really the server: requests come
+  // from the lower port. The sniff of the first chunk orients the record.
+  h.open(1000, false, kT0, 1, 50000);
+  h.s2c(kGet, kT0, 1);
+  h.c2s(kOk, kT0 + kMs, 1);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["server"]["port"], 9999);
+  EXPECT_EQ(h.rec(1)["server"]["port"], 50000);
+  EXPECT_EQ(h.rec(1)["client"]["port"], 1000);
+  EXPECT_EQ(h.rec(1)["request"]["path"], "/a/b");
+  EXPECT_EQ(h.counters().detect[static_cast<size_t>(DetectOutcome::kBySniff)], 2u);
+  h.expect_ledger();
+}
+
+TEST(Http, GarbageOnHttpPortIsCountedNotRecorded) {
+  Harness h;
+  h.open(80);
+  h.c2s(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 binary tls hello\r\n", 36), kT0);
+  h.s2c("\x16\x03\x03\x00\x5d\x02\x00\x00\x59 more\n", kT0 + kMs);
+  h.close(kT0 + 2 * kMs);
+  EXPECT_EQ(h.size(), 0u);
+  EXPECT_GE(h.counters().decode_errors[static_cast<size_t>(Protocol::kHttp)], 1u);
+  h.expect_ledger();
+}
+
+}  // namespace
+}  // namespace spanfeed

@@ -1,0 +1,269 @@
+// Unit tests for the Redis (RESP2/RESP3, inline) and memcached text decoders: crafted streams, gaps, redaction.
+// Runs in the test thread; allocates freely (tests only).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "decode_test_util.h"
+
+namespace spanfeed {
+namespace {
+
+using dectest::flags_of;
+using dectest::Harness;
+using dectest::kMs;
+using dectest::kT0;
+using json = nlohmann::json;
+
+constexpr Direction kC2S = Direction::kClientToServer;
+constexpr Direction kS2C = Direction::kServerToClient;
+
+std::string cmd(std::initializer_list<std::string> args) {
+  std::string s = "*" + std::to_string(args.size()) + "\r\n";
+  for (const auto& a : args) s += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  return s;
+}
+
+TEST(Redis, PipelinedCommandsMatchInOrder) {
+  Harness h;
+  h.open(6379);
+  h.c2s(cmd({"set", "k1", "v"}) + cmd({"get", "k1"}) + cmd({"incr", "n"}) + cmd({"lrange", "l", "0", "-1"}), kT0);
+  h.s2c("+OK\r\n$1\r\nv\r\n:42\r\n*2\r\n$1\r\na\r\n$-1\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h.rec(0)["request"]["command"], "SET");
+  EXPECT_EQ(h.rec(0)["request"]["key"], "k1");
+  EXPECT_EQ(h.rec(0)["request"]["args"], 2);
+  EXPECT_EQ(h.rec(0)["response"]["type"], "simple");
+  EXPECT_EQ(h.rec(0)["response"]["value"], "OK");
+  EXPECT_EQ(h.rec(1)["response"]["type"], "bulk");
+  EXPECT_EQ(h.rec(1)["response"]["size"], 1);
+  EXPECT_EQ(h.rec(2)["response"]["type"], "integer");
+  EXPECT_EQ(h.rec(2)["response"]["value"], 42);
+  EXPECT_EQ(h.rec(3)["request"]["command"], "LRANGE");
+  EXPECT_EQ(h.rec(3)["request"]["args"], 3);
+  EXPECT_EQ(h.rec(3)["response"]["type"], "array");
+  EXPECT_EQ(h.rec(3)["response"]["elements"], 2);
+  EXPECT_EQ(h.rec(3)["response"]["bytes"], std::string("*2\r\n$1\r\na\r\n$-1\r\n").size());
+  h.expect_ledger();
+}
+
+TEST(Redis, ErrorReplyAndNullBulk) {
+  Harness h;
+  h.open(6379);
+  h.c2s(cmd({"GET", "x"}) + cmd({"GET", "y"}), kT0);
+  h.s2c("-WRONGTYPE Operation against a key\r\n$-1\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["status"], "error");
+  EXPECT_EQ(h.rec(0)["response"]["error"], "WRONGTYPE Operation against a key");
+  EXPECT_EQ(h.rec(1)["status"], "ok");
+  EXPECT_TRUE(h.rec(1)["response"]["size"].is_null());
+  h.expect_ledger();
+}
+
+TEST(Redis, Resp3Types) {
+  Harness h;
+  h.open(6379);
+  for (int i = 0; i < 9; ++i) h.c2s(cmd({"CMD" + std::to_string(i)}), kT0);
+  h.s2c("%2\r\n+server\r\n+redis\r\n+proto\r\n:3\r\n"  // map
+        "~2\r\n+a\r\n+b\r\n"                           // set
+        ",3.14\r\n"                                    // double
+        "#t\r\n"                                       // boolean
+        "_\r\n"                                        // null
+        "(3492890328409238509324850943850943825024385\r\n"  // big number
+        "=15\r\ntxt:Some string\r\n"                   // verbatim
+        ">3\r\n+message\r\n+ch\r\n+hi\r\n"             // push: not a reply
+        "|1\r\n+key-popularity\r\n%1\r\n+a\r\n,0.1923\r\n*1\r\n:7\r\n"  // attribute, then the reply
+        "!21\r\nSYNTAX invalid syntax\r\n",            // blob error
+        kT0 + kMs);
+  ASSERT_EQ(h.size(), 9u);
+  EXPECT_EQ(h.rec(0)["response"]["type"], "map");
+  EXPECT_EQ(h.rec(0)["response"]["elements"], 2);
+  EXPECT_EQ(h.rec(1)["response"]["type"], "set");
+  EXPECT_EQ(h.rec(2)["response"]["type"], "double");
+  EXPECT_EQ(h.rec(2)["response"]["value"], "3.14");
+  EXPECT_EQ(h.rec(3)["response"]["type"], "boolean");
+  EXPECT_EQ(h.rec(3)["response"]["value"], true);
+  EXPECT_EQ(h.rec(4)["response"]["type"], "null");
+  EXPECT_EQ(h.rec(5)["response"]["type"], "big_number");
+  EXPECT_EQ(h.rec(6)["response"]["type"], "verbatim");
+  EXPECT_EQ(h.rec(7)["response"]["type"], "array");  // the attribute annotated it
+  EXPECT_EQ(h.rec(7)["response"]["elements"], 1);
+  EXPECT_EQ(h.rec(7)["request"]["command"], "CMD7");
+  EXPECT_EQ(h.rec(8)["response"]["type"], "blob_error");
+  EXPECT_EQ(h.rec(8)["response"]["error"], "SYNTAX invalid syntax");
+  EXPECT_EQ(h.rec(8)["status"], "error");
+  EXPECT_EQ(h.counters().interim[static_cast<size_t>(Protocol::kRedis)], 1u);  // the push
+  h.expect_ledger();
+}
+
+TEST(Redis, InlineCommandsAndAuthRedaction) {
+  Harness h;
+  h.open(6379);
+  h.c2s("PING\r\nauth s3cret\r\n", kT0);
+  h.c2s(cmd({"AUTH", "user", "pa55"}), kT0);
+  h.s2c("+PONG\r\n+OK\r\n-WRONGPASS invalid\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.rec(0)["request"]["command"], "PING");
+  EXPECT_EQ(h.rec(0)["request"]["args"], 0);
+  EXPECT_EQ(h.rec(1)["request"]["command"], "AUTH");
+  EXPECT_EQ(h.rec(1)["request"]["key"], "<redacted>");
+  EXPECT_EQ(h.rec(2)["request"]["key"], "<redacted>");
+  for (const auto& l : h.lines()) {
+    EXPECT_EQ(l.find("s3cret"), std::string::npos);
+    EXPECT_EQ(l.find("user"), std::string::npos);
+  }
+  h.expect_ledger();
+}
+
+TEST(Redis, NestedArraysAndSplitBulk) {
+  Harness h;
+  h.open(6379);
+  std::string big(5000, 'v');
+  h.c2s(cmd({"SET", "key", big}).substr(0, 30), kT0);
+  h.c2s(cmd({"SET", "key", big}).substr(30), kT0 + kMs);
+  h.c2s(cmd({"EXEC"}), kT0 + kMs);
+  h.dribble(kS2C, "+OK\r\n*2\r\n*2\r\n:1\r\n$3\r\nabc\r\n*0\r\n", 3, kT0 + 2 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["request"]["key"], "key");
+  EXPECT_EQ(h.rec(0)["request"]["bytes"], cmd({"SET", "key", big}).size());
+  EXPECT_EQ(h.rec(1)["response"]["elements"], 2);
+  EXPECT_EQ(h.builder().carry_buffers_in_use(), 0u);
+  h.expect_ledger();
+}
+
+TEST(Redis, GapInsideBulkIsSkipped) {
+  Harness h;
+  h.open(6379);
+  h.c2s(cmd({"GET", "big"}), kT0);
+  h.s2c("$1000\r\n" + std::string(100, 'x'), kT0 + kMs);
+  h.gap(kS2C, 800, kT0 + kMs);
+  h.s2c(std::string(100, 'x') + "\r\n", kT0 + 2 * kMs);
+  h.c2s(cmd({"PING"}), kT0 + 3 * kMs);
+  h.s2c("+PONG\r\n", kT0 + 4 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["response"]["size"], 1000);
+  EXPECT_EQ(flags_of(h.rec(0)), std::vector<std::string>{"gap"});
+  EXPECT_EQ(h.rec(1)["response"]["value"], "PONG");
+  h.expect_ledger();
+}
+
+TEST(Redis, GapInRequestsResyncsOnArrayStart) {
+  Harness h;
+  h.open(6379);
+  h.c2s("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nv", kT0);
+  h.gap(kC2S, 50, kT0 + kMs);
+  h.c2s("alue-tail\r\n" + cmd({"GET", "k"}), kT0 + 2 * kMs);
+  h.s2c("+OK\r\n", kT0 + 3 * kMs);  // answers the SET (flagged gap)
+  h.s2c("$1\r\nv\r\n", kT0 + 4 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["request"]["command"], "SET");
+  EXPECT_EQ(flags_of(h.rec(0)), std::vector<std::string>{"gap"});
+  EXPECT_EQ(h.rec(1)["request"]["command"], "GET");
+  EXPECT_EQ(h.rec(1)["response"]["type"], "bulk");
+  EXPECT_EQ(h.counters().resyncs, 1u);
+  h.expect_ledger();
+}
+
+TEST(Redis, SniffOnUnknownPort) {
+  Harness h;
+  h.open(7000);
+  h.c2s(cmd({"PING"}), kT0);
+  h.s2c("+PONG\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["protocol"], "redis");
+  h.expect_ledger();
+}
+
+TEST(Memcached, SetWithDataInLaterSegmentAndGet) {
+  Harness h;
+  h.open(11211);
+  h.c2s("set foo 0 0 3\r\n", kT0);
+  h.c2s("bar\r\n", kT0 + 2000 * kMs);
+  h.s2c("STORED\r\n", kT0 + 2001 * kMs);
+  h.c2s("get foo missing\r\n", kT0 + 3000 * kMs);
+  h.s2c("VALUE foo 0 3\r\nbar\r\nEND\r\n", kT0 + 3001 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  json r0 = h.rec(0);
+  EXPECT_EQ(r0["request"]["command"], "set");
+  EXPECT_EQ(r0["request"]["key"], "foo");
+  EXPECT_EQ(r0["request"]["value_bytes"], 3);
+  EXPECT_EQ(r0["request"]["bytes"], 20);
+  EXPECT_EQ(r0["response"]["response"], "STORED");
+  EXPECT_EQ(r0["latency_us"], 2001000);
+  json r1 = h.rec(1);
+  EXPECT_EQ(r1["request"]["keys"], 2);
+  EXPECT_EQ(r1["response"]["response"], "VALUE");
+  EXPECT_EQ(r1["response"]["values"], 1);
+  EXPECT_EQ(r1["response"]["value_bytes"], 3);
+  h.expect_ledger();
+}
+
+TEST(Memcached, PipelinedGetsMissesAndErrors) {
+  Harness h;
+  h.open(11211);
+  h.c2s("gets a\r\ngets b\r\nincr n 5\r\nbogus\r\ndelete x\r\n", kT0);
+  h.s2c("END\r\nVALUE b 1 2 99\r\nhi\r\nEND\r\n6\r\nERROR\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h.rec(0)["response"]["response"], "END");
+  EXPECT_EQ(h.rec(0)["response"]["values"], 0);
+  EXPECT_EQ(h.rec(1)["response"]["values"], 1);
+  EXPECT_EQ(h.rec(2)["response"]["response"], "6");
+  // "bogus" is not a command we decode: counted, no request queued, so the
+  // server's ERROR answers... nothing; it pairs with the next request (delete).
+  EXPECT_EQ(h.rec(3)["request"]["command"], "delete");
+  EXPECT_EQ(h.rec(3)["status"], "error");
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kMemcached)], 1u);
+  h.s2c("SERVER_ERROR x\r\n", kT0 + 2 * kMs);
+  h.close(kT0 + 3 * kMs);
+  EXPECT_EQ(h.rec(4)["status"], "unmatched");
+  EXPECT_EQ(h.rec(4)["response"]["error_message"], "x");
+  h.expect_ledger();
+}
+
+TEST(Memcached, NoreplyAndQuitExpectNoResponse) {
+  Harness h;
+  h.open(11211);
+  h.c2s("set k 0 0 1 noreply\r\nx\r\ndelete k noreply\r\nversion\r\nquit\r\n", kT0);
+  h.s2c("VERSION 1.6.21\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h.rec(0)["request"]["noreply"], true);
+  EXPECT_TRUE(h.rec(0)["response"].is_null());
+  EXPECT_EQ(h.rec(0)["status"], "ok");
+  EXPECT_EQ(h.rec(1)["request"]["command"], "delete");
+  EXPECT_EQ(h.rec(2)["request"]["command"], "quit");
+  EXPECT_EQ(h.rec(3)["request"]["command"], "version");
+  EXPECT_EQ(h.rec(3)["response"]["response"], "VERSION");
+  EXPECT_EQ(h.counters().no_reply[static_cast<size_t>(Protocol::kMemcached)], 3u);
+  h.expect_ledger();
+}
+
+TEST(Memcached, StatsMultiLineAndMetaCommands) {
+  Harness h;
+  h.open(11211);
+  h.c2s("stats\r\nmg foo v\r\nms bar 2 T0\r\nhi\r\nmn\r\n", kT0);
+  h.s2c("STAT pid 1\r\nSTAT uptime 2\r\nEND\r\nVA 3\r\nabc\r\nHD\r\nMN\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h.rec(0)["response"]["response"], "STAT");
+  EXPECT_EQ(h.rec(1)["request"]["key"], "foo");
+  EXPECT_EQ(h.rec(1)["response"]["values"], 1);
+  EXPECT_EQ(h.rec(2)["request"]["value_bytes"], 2);
+  EXPECT_EQ(h.rec(2)["response"]["response"], "HD");
+  EXPECT_EQ(h.rec(3)["response"]["response"], "MN");
+  h.expect_ledger();
+}
+
+TEST(Memcached, GapInsideValueIsSkipped) {
+  Harness h;
+  h.open(11211);
+  h.c2s("get big\r\n", kT0);
+  h.s2c("VALUE big 0 1000\r\n" + std::string(10, 'x'), kT0 + kMs);
+  h.gap(kS2C, 980, kT0 + kMs);
+  h.s2c(std::string(10, 'x') + "\r\nEND\r\n", kT0 + 2 * kMs);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["response"]["value_bytes"], 1000);
+  EXPECT_EQ(flags_of(h.rec(0)), std::vector<std::string>{"gap"});
+  h.expect_ledger();
+}
+
+}  // namespace
+}  // namespace spanfeed
