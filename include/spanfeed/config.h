@@ -71,6 +71,9 @@ struct Config {
   std::vector<std::pair<std::string, std::string>> kafka_props;  // kafka.properties, to librdkafka
   double kafka_flush_timeout_s = 10;  // shutdown: wait this long for deliveries
   std::string log_level = "warning";  // DPDK log level
+  std::string metrics_listen = "127.0.0.1:9090";  // Prometheus /metrics; "off" disables
+  double metrics_linger_s = 0;  // keep serving the final numbers this long after the run
+  bool status_line = true;      // one-line live status on a terminal (stderr)
   bool quiet = false;        // no human summary on stdout
 
   // Derived: offline (lossless) or live.

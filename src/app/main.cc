@@ -2,7 +2,12 @@
 // run the engine, print and write the summary. Main (control) lcore; allocates.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <csignal>
+#include <thread>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -12,11 +17,16 @@
 #include "spanfeed/config.h"
 #include "spanfeed/engine.h"
 #include "spanfeed/export.h"
+#include "spanfeed/metrics.h"
 #include "spanfeed/summary.h"
 
 namespace {
 
-void on_signal(int) { spanfeed::request_stop(); }
+std::atomic<bool> g_linger_stop{false};
+void on_signal(int) {
+  spanfeed::request_stop();
+  g_linger_stop.store(true);
+}
 
 constexpr int kExitUsage = 2;    // bad arguments or configuration
 constexpr int kExitRuntime = 1;  // start-up failed (EAL, ports, memory)
@@ -88,7 +98,15 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--summary-json", summary_json, "Write the end-of-run summary as JSON to PATH");
   app.add_option("--log-level", log_level, "DPDK log level (default warning)");
-  app.add_flag("-q,--quiet", quiet, "Do not print the human-readable summary");
+  app.add_flag("-q,--quiet", quiet, "Do not print the human-readable summary or the status line");
+  std::string metrics;
+  double metrics_linger = -1;
+  app.add_option("--metrics", metrics,
+                 "Serve Prometheus /metrics (and /health) on HOST:PORT (default 127.0.0.1:9090; "
+                 "port 0 = any free port, printed at start), or 'off'");
+  app.add_option("--metrics-linger", metrics_linger,
+                 "Keep serving the final /metrics this many seconds after the run ends")
+      ->check(CLI::NonNegativeNumber);
 
   try {
     app.parse(argc, argv);
@@ -120,6 +138,8 @@ int main(int argc, char** argv) {
     for (const auto& o : cfg.outputs) spanfeed::parse_output(o);  // reject bad ones now
     if (!log_level.empty()) cfg.log_level = log_level;
     if (quiet) cfg.quiet = true;
+    if (!metrics.empty()) cfg.metrics_listen = metrics;
+    if (metrics_linger >= 0) cfg.metrics_linger_s = metrics_linger;
     if (!cpus.empty()) {
       cfg.cpus.clear();
       for (const auto& tok : CLI::detail::split(cpus, ',')) {
@@ -170,8 +190,52 @@ int main(int argc, char** argv) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
 
+  std::unique_ptr<spanfeed::MetricsServer> metrics_server;
+  if (cfg.metrics_listen != "off") {
+    std::string err;
+    metrics_server = spanfeed::MetricsServer::start(cfg.metrics_listen, err);
+    if (!metrics_server) {
+      std::fprintf(stderr, "spanfeed: %s\n", err.c_str());
+      return kExitRuntime;
+    }
+    if (!cfg.quiet) {
+      std::fprintf(stderr, "spanfeed: metrics on http://%s:%d/metrics\n",
+                   cfg.metrics_listen.substr(0, cfg.metrics_listen.rfind(':')).c_str(),
+                   metrics_server->port());
+    }
+  }
+  // The status line: on a terminal only, one line rewritten every second.
+  bool status = cfg.status_line && !cfg.quiet && isatty(STDERR_FILENO);
+  uint64_t last_rx = 0, last_rt = 0;
+  double last_t = 0;
+  spanfeed::EngineHooks hooks;
+  hooks.on_snapshot = [&](const spanfeed::RunReport& r, bool final) {
+    if (metrics_server) metrics_server->publish(r, final);
+    if (!status) return;
+    if (final) {
+      std::fputs("\n", stderr);
+      return;
+    }
+    uint64_t rx = r.rx_received(), rt = 0, drops = r.rx_outcome(spanfeed::RxOutcome::kRingFull);
+    for (const auto& n : r.nics) drops += n.imissed + n.rx_nombuf;
+    for (const auto& w : r.workers) {
+      rt += w.records.decode.records_emitted;
+      drops += w.records.dropped;
+    }
+    double dt = r.elapsed_s - last_t;
+    char progress[64] = "";
+    if (r.expected_packets > 0) {
+      std::snprintf(progress, sizeof(progress), "  file %.0f%%", 100.0 * rx / r.expected_packets);
+    }
+    std::fprintf(stderr, "\r[spanfeed] %7.1f s  rx %8.3f Mpps  drops %llu  roundtrips %9.0f/s%s   ",
+                 r.elapsed_s, dt > 0 ? (rx - last_rx) / dt / 1e6 : 0.0,
+                 static_cast<unsigned long long>(drops), dt > 0 ? (rt - last_rt) / dt : 0.0, progress);
+    last_rx = rx;
+    last_rt = rt;
+    last_t = r.elapsed_s;
+  };
   std::string error;
-  int rc = spanfeed::run_engine(cfg, file ? &*file : nullptr, report, error);
+  int rc = spanfeed::run_engine(cfg, file ? &*file : nullptr, report, error, hooks);
   if (file && !file->repaired_path.empty()) std::remove(file->repaired_path.c_str());
   if (rc != 0) {
     std::fprintf(stderr, "spanfeed: %s\n", error.c_str());
@@ -187,6 +251,14 @@ int main(int argc, char** argv) {
     if (!out) {
       std::fprintf(stderr, "spanfeed: cannot write summary to '%s'\n", cfg.summary_json.c_str());
       return kExitRuntime;
+    }
+  }
+  if (metrics_server && cfg.metrics_linger_s > 0) {
+    // Let a scraper collect the final numbers; a signal ends the wait.
+    auto until = std::chrono::steady_clock::now() +
+                 std::chrono::milliseconds(static_cast<int64_t>(cfg.metrics_linger_s * 1000));
+    while (std::chrono::steady_clock::now() < until && !g_linger_stop.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
   return 0;

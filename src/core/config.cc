@@ -219,6 +219,16 @@ void load_config_file(const std::string& path, Config& cfg) {
        catch (const ConfigError& e) { fail(f, k, e.what(), &v); }
      }},
     {"summary_json", str(cfg.summary_json)},
+    {"metrics", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"listen", str(cfg.metrics_listen)},
+         {"linger_s", [&](const std::string& k, const YAML::Node& v) {
+            cfg.metrics_linger_s = scalar<double>(f, k, v);
+            if (cfg.metrics_linger_s < 0) fail(f, k, "must be >= 0", &v);
+          }},
+       });
+     }},
+    {"status_line", boolean(cfg.status_line)},
     {"log_level", str(cfg.log_level)},
   });
 }

@@ -275,6 +275,7 @@ class MongoDecoder final : public Decoder {
   void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts) override {
     State& st = ctx.state<State>();
     Side& sd = st.side[index_of(dir)];
+    if (!sd.resync && !sd.checked && bytes.size() < kHeaderBytes) sd.checked = true;  // too short to judge
     if (!sd.checked || sd.resync) {
       sd.checked = true;
       if (!plausible_header(db::u8p(bytes), bytes.size())) {

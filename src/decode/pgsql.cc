@@ -147,7 +147,7 @@ class PgsqlDecoder final : public Decoder {
       sd.checked = true;
       const uint8_t* p = db::u8p(bytes);
       const bool ok = dir == kReq ? (looks_like_startup(p, bytes.size()) || looks_like_message(p, bytes.size(), true))
-                                  : looks_like_message(p, bytes.size(), false);
+                                  : (st.ssl_answer || looks_like_message(p, bytes.size(), false));
       if (!ok) sd.resync = true;
       if (dir == kReq && !looks_like_startup(p, bytes.size())) st.started = true;  // mid-stream
     }

@@ -753,7 +753,8 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
   };
 
   bool interrupted = false;
-  auto last_publish = std::chrono::steady_clock::now();
+  // The first snapshot goes out at once: /metrics has numbers from launch on.
+  auto last_publish = std::chrono::steady_clock::now() - std::chrono::milliseconds(hooks.period_ms);
   RunReport live;
   live.source = report.source;
   while (true) {

@@ -74,7 +74,7 @@ rings:
 job: payload-sum
 summary_json: {summary}
 """)
-            p = subprocess.run([SPANFEED, "-c", cfg, "-q"], capture_output=True, text=True)
+            p = subprocess.run([SPANFEED, "-c", cfg, "-q", "--metrics", "off"], capture_output=True, text=True)
             self.assertEqual(p.returncode, 0, p.stderr)
             import json
             with open(summary) as f:

@@ -1,0 +1,295 @@
+// Prometheus exposition (prometheus-cpp pull): /metrics with every ledger
+// line and gauge, /health. Built on the control core at each publish; the
+// exposer's HTTP thread only copies the prepared families under a mutex.
+#include "spanfeed/metrics.h"
+
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+#include <prometheus/metric_family.h>
+
+#include <deque>
+#include <limits>
+#include <mutex>
+
+namespace spanfeed {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<std::pair<std::string, std::string>>;
+
+class SnapshotCollectable final : public prometheus::Collectable {
+ public:
+  std::vector<MetricFamily> Collect() const override {
+    std::lock_guard<std::mutex> g(mu_);
+    return families_;
+  }
+  void set(std::vector<MetricFamily> f) {
+    std::lock_guard<std::mutex> g(mu_);
+    families_ = std::move(f);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<MetricFamily> families_;
+};
+
+class Builder {
+ public:
+  MetricFamily& family(const std::string& name, MetricType type, const std::string& help) {
+    out.push_back(MetricFamily{"spanfeed_" + name, help, type, {}});
+    return out.back();
+  }
+  static void add(MetricFamily& f, const Labels& labels, double v) {
+    ClientMetric m;
+    for (const auto& [k, val] : labels) m.label.push_back({k, val});
+    if (f.type == MetricType::Counter) m.counter.value = v;
+    else m.gauge.value = v;
+    f.metric.push_back(std::move(m));
+  }
+  std::deque<MetricFamily> out;  // a deque: references to earlier families stay valid
+};
+
+std::vector<MetricFamily> build(const RunReport& r, bool final) {
+  Builder b;
+  using MT = MetricType;
+  auto s = [](auto v) { return std::to_string(v); };
+
+  auto& up = b.family("up", MT::Gauge, "1 while the capture runs; 0 once it has ended (final numbers).");
+  Builder::add(up, {}, final ? 0 : 1);
+  auto& el = b.family("elapsed_seconds", MT::Gauge, "Seconds since the lcores were launched.");
+  Builder::add(el, {}, r.elapsed_s);
+
+  // NIC
+  auto& nip = b.family("nic_rx_packets_total", MT::Counter, "Packets the port received (rte_eth_stats ipackets).");
+  auto& nib = b.family("nic_rx_bytes_total", MT::Counter, "Bytes the port received (ibytes).");
+  auto& nim = b.family("nic_rx_missed_total", MT::Counter,
+                       "Packets the NIC dropped because RX did not poll fast enough (imissed). Non-zero: "
+                       "add RX lcores/queues, give RX lcores their own CPUs, or raise the descriptor count.");
+  auto& nie = b.family("nic_rx_errors_total", MT::Counter,
+                       "Erroneous received packets (ierrors). Non-zero usually indicates a link or HW problem "
+                       "(for a capture file: unreadable records).");
+  auto& nin = b.family("nic_rx_nombuf_total", MT::Counter,
+                       "RX mbuf allocation failures (rx_nombuf). Non-zero: the mempool is too small for the "
+                       "rings and bursts in flight; raise mempool.size.");
+  for (const auto& n : r.nics) {
+    Labels l = {{"port", s(n.port)}, {"name", n.name}};
+    Builder::add(nip, l, double(n.ipackets));
+    Builder::add(nib, l, double(n.ibytes));
+    Builder::add(nim, l, double(n.imissed));
+    Builder::add(nie, l, double(n.ierrors));
+    Builder::add(nin, l, double(n.rx_nombuf));
+  }
+
+  // RX lcores: the packet ledger
+  auto& rxp = b.family("rx_packets_total", MT::Counter, "Packets an RX lcore received from rte_eth_rx_burst.");
+  auto& rxo = b.family("rx_outcome_total", MT::Counter,
+                       "Where each received packet ended: delivered to a worker ring, non_ip, truncated, "
+                       "malformed, or ring_full (live mode: the worker's ring was full and the packet was "
+                       "dropped; non-zero ring_full means workers are behind: add workers or rings.size).");
+  auto& rxf = b.family("rx_ip_fragments_total", MT::Counter, "Delivered packets that were IP fragments (not reassembled).");
+  auto& rxt = b.family("rx_snaplen_truncated_total", MT::Counter, "Delivered packets whose IP payload was cut by the capture snaplen.");
+  for (const auto& x : r.rx) {
+    Labels l = {{"lcore", s(x.lcore)}};
+    Builder::add(rxp, l, double(x.received));
+    for (size_t i = 0; i < x.outcome.size(); ++i) {
+      Builder::add(rxo, {{"lcore", s(x.lcore)}, {"outcome", std::string(to_string(static_cast<RxOutcome>(i)))}},
+                   double(x.outcome[i]));
+    }
+    Builder::add(rxf, l, double(x.ip_fragments));
+    Builder::add(rxt, l, double(x.snaplen_truncated));
+  }
+  auto& ring = b.family("ring_used", MT::Gauge, "Packets waiting in each (RX lcore, worker) ring. Near ring_capacity: that worker is behind.");
+  auto& ringc = b.family("ring_capacity", MT::Gauge, "Slots in each (RX lcore, worker) ring.");
+  Builder::add(ringc, {}, double(r.gauges.ring_size));
+  for (size_t rx = 0; rx < r.gauges.ring_used.size(); ++rx) {
+    for (size_t w = 0; w < r.gauges.ring_used[rx].size(); ++w) {
+      Builder::add(ring, {{"rx", s(rx)}, {"worker", s(w)}}, double(r.gauges.ring_used[rx][w]));
+    }
+  }
+  auto& mp = b.family("mempool_in_use", MT::Gauge, "Mbufs in use (in rings, bursts and caches).");
+  Builder::add(mp, {}, double(r.gauges.mempool_in_use));
+  auto& mps = b.family("mempool_size", MT::Gauge, "Mbufs in the pool.");
+  Builder::add(mps, {}, double(r.gauges.mempool_size));
+
+  // Workers
+  auto& wp = b.family("worker_packets_total", MT::Counter, "Packets a worker took from its rings.");
+  auto& wo = b.family("worker_order_violations_total", MT::Counter,
+                      "Packets that arrived out of RX order on a ring. Must stay 0; non-zero is a bug.");
+  auto& wpb = b.family("worker_ip_payload_bytes_total", MT::Counter, "IP payload bytes of the packets a worker processed.");
+  MetricFamily* seg = nullptr; MetricFamily* gaps = nullptr; MetricFamily* gapb = nullptr;
+  MetricFamily* fc = nullptr; MetricFamily* fcl = nullptr; MetricFamily* fa = nullptr;
+  MetricFamily* fref = nullptr; MetricFamily* bufhw = nullptr;
+  for (size_t i = 0; i < r.workers.size(); ++i) {
+    const auto& w = r.workers[i];
+    Labels l = {{"worker", s(i)}};
+    Builder::add(wp, l, double(w.received));
+    Builder::add(wo, l, double(w.order_violations));
+    Builder::add(wpb, l, double(w.payload_bytes));
+    if (!w.reassembly.present) continue;
+    if (seg == nullptr) {
+      seg = &b.family("reassembly_segments_total", MT::Counter,
+                      "Where each packet a worker processed ended in TCP reassembly (see docs/reassembly.md). "
+                      "Non-zero dropped_memory: raise reassembly.memory_mb; flow_refused: raise flow.capacity.");
+      gaps = &b.family("reassembly_gaps_total", MT::Counter,
+                       "Holes in TCP streams that never filled, by reason. Captures drop packets: some is "
+                       "normal; a rising rate means the capture (NIC, SPAN) is losing packets.");
+      gapb = &b.family("reassembly_gap_bytes_total", MT::Counter, "Bytes missing from TCP streams, by reason.");
+      fc = &b.family("flows_created_total", MT::Counter, "Flows (TCP connections, UDP flows) a worker started tracking.");
+      fcl = &b.family("flows_closed_total", MT::Counter, "Flows a worker stopped tracking, by reason (fin, rst, idle_timeout, evicted, reused, shutdown).");
+      fa = &b.family("flows_active", MT::Gauge, "Flows a worker tracks now.");
+      fref = &b.family("flow_table_refused_total", MT::Counter,
+                       "New flows refused because the worker's flow table was full and nothing was idle "
+                       "enough to evict. Non-zero: raise flow.capacity (or a SYN flood is on).");
+      bufhw = &b.family("reassembly_buffered_bytes_high_water", MT::Gauge, "Most out-of-order bytes a worker held at once.");
+    }
+    const auto& c = w.reassembly.counters;
+    for (size_t k = 0; k < kSegmentOutcomeCount; ++k) {
+      Builder::add(*seg, {{"worker", s(i)}, {"outcome", std::string(to_string(static_cast<SegmentOutcome>(k)))}}, double(c.outcome[k]));
+    }
+    for (size_t k = 0; k < kGapReasonCount; ++k) {
+      Labels gl = {{"worker", s(i)}, {"reason", std::string(to_string(static_cast<GapReason>(k)))}};
+      Builder::add(*gaps, gl, double(c.gap_events[k]));
+      Builder::add(*gapb, gl, double(c.gap_bytes[k]));
+    }
+    for (size_t k = 0; k < kCloseReasonCount; ++k) {
+      Builder::add(*fcl, {{"worker", s(i)}, {"reason", std::string(to_string(static_cast<CloseReason>(k)))}}, double(c.closed[k]));
+    }
+    Builder::add(*fc, l, double(c.flows_created));
+    Builder::add(*fa, l, double(c.flows_created - c.closed_total()));
+    Builder::add(*fref, l, double(w.reassembly.table.refused));
+    Builder::add(*bufhw, l, double(c.buffered_bytes_high_water));
+  }
+
+  // Records
+  bool any_records = false;
+  std::array<std::array<uint64_t, kRoundtripStatusCount>, kProtocolCount> rt{};
+  std::array<uint64_t, kProtocolCount> derr{};
+  std::array<uint64_t, kTimeoutCauseCount> tmo{};
+  std::array<LatencyHistogram, kProtocolCount> lat{};
+  uint64_t dropped = 0, unmatched = 0, resyncs = 0;
+  for (const auto& w : r.workers) {
+    if (!w.records.present) continue;
+    any_records = true;
+    const auto& d = w.records.decode;
+    for (size_t p = 0; p < kProtocolCount; ++p) {
+      for (size_t k = 0; k < kRoundtripStatusCount; ++k) rt[p][k] += d.roundtrips[p][k];
+      derr[p] += d.decode_errors[p];
+      const auto& h = w.records.latency[p];
+      for (size_t k = 0; k < kLatencyBuckets; ++k) lat[p].buckets[k] += h.buckets[k];
+      lat[p].count += h.count;
+      lat[p].sum_us += h.sum_us;
+    }
+    for (size_t k = 0; k < kTimeoutCauseCount; ++k) tmo[k] += d.timeouts[k];
+    dropped += w.records.dropped;
+    unmatched += d.unmatched;
+    resyncs += d.resyncs;
+  }
+  if (any_records) {
+    auto& rtf = b.family("roundtrips_total", MT::Counter,
+                         "Request/response records built, by protocol and status (ok, error = the server "
+                         "said so, timeout = no response, unmatched = a response without its request).");
+    auto& def = b.family("decode_errors_total", MT::Counter,
+                         "Bytes that did not parse as the flow's protocol, by protocol. Non-zero: a client or "
+                         "server speaking something unexpected, or a wrong port-to-protocol mapping.");
+    auto& hist = b.family("roundtrip_latency_seconds", MT::Histogram,
+                          "Latency from the first request packet to the last response packet, by protocol.");
+    for (size_t p = 1; p < kProtocolCount; ++p) {
+      std::string proto(to_string(static_cast<Protocol>(p)));
+      for (size_t k = 0; k < kRoundtripStatusCount; ++k) {
+        Builder::add(rtf, {{"protocol", proto}, {"status", std::string(to_string(static_cast<RoundtripStatus>(k)))}}, double(rt[p][k]));
+      }
+      Builder::add(def, {{"protocol", proto}}, double(derr[p]));
+      ClientMetric m;
+      m.label.push_back({"protocol", proto});
+      uint64_t cum = 0;
+      for (size_t k = 0; k < kLatencyBoundsUs.size(); ++k) {
+        cum += lat[p].buckets[k];
+        m.histogram.bucket.push_back({cum, double(kLatencyBoundsUs[k]) / 1e6});
+      }
+      cum += lat[p].buckets.back();
+      m.histogram.bucket.push_back({cum, std::numeric_limits<double>::infinity()});
+      m.histogram.sample_count = lat[p].count;
+      m.histogram.sample_sum = double(lat[p].sum_us) / 1e6;
+      hist.metric.push_back(std::move(m));
+    }
+    auto& tf = b.family("request_timeouts_total", MT::Counter,
+                        "Requests that became timeout records, by cause (expired, overflow of the per-flow "
+                        "pending queue, gap in the response direction, flow closed).");
+    for (size_t k = 0; k < kTimeoutCauseCount; ++k) {
+      Builder::add(tf, {{"cause", std::string(to_string(static_cast<TimeoutCause>(k)))}}, double(tmo[k]));
+    }
+    auto& df = b.family("records_dropped_total", MT::Counter,
+                        "Records dropped before export (live mode: every export batch was in flight because "
+                        "the sinks are slower than the traffic). Non-zero: faster sinks or more batches.");
+    Builder::add(df, {{"reason", "export_backpressure"}}, double(dropped));
+    auto& qd = b.family("export_queue_depth", MT::Gauge, "Record batches waiting for the exporter thread.");
+    Builder::add(qd, {}, double(r.gauges.export_queue_depth));
+    auto& so = b.family("sink_records_total", MT::Counter,
+                        "Records each output has handled, by outcome: delivered, failed (the sink or broker "
+                        "refused; see the summary's failure_reasons) and dropped (live mode: the sink's buffer "
+                        "was full, e.g. the broker is down).");
+    auto& sq = b.family("sink_queued", MT::Gauge, "Records an output has accepted but not yet confirmed (Kafka: awaiting delivery reports).");
+    for (const auto& sk : r.sinks) {
+      Builder::add(so, {{"output", sk.output}, {"outcome", "delivered"}}, double(sk.delivered));
+      Builder::add(so, {{"output", sk.output}, {"outcome", "failed"}}, double(sk.failed));
+      Builder::add(so, {{"output", sk.output}, {"outcome", "dropped"}}, double(sk.dropped));
+      Builder::add(sq, {{"output", sk.output}}, double(sk.queued));
+    }
+  }
+  if (final) {
+    auto& lb = b.family("ledger_balanced", MT::Gauge,
+                        "1 when every ledger equation of the finished run holds (see the summary's problems).");
+    Builder::add(lb, {}, r.ledger_problems().empty() ? 1 : 0);
+  }
+  return {std::make_move_iterator(b.out.begin()), std::make_move_iterator(b.out.end())};
+}
+
+}  // namespace
+
+struct MetricsServer::Impl {
+  std::unique_ptr<prometheus::Exposer> exposer;
+  std::shared_ptr<SnapshotCollectable> metrics = std::make_shared<SnapshotCollectable>();
+  std::shared_ptr<SnapshotCollectable> health = std::make_shared<SnapshotCollectable>();
+};
+
+MetricsServer::MetricsServer() : impl_(std::make_unique<Impl>()) {}
+MetricsServer::~MetricsServer() = default;
+
+std::unique_ptr<MetricsServer> MetricsServer::start(const std::string& listen, std::string& error) {
+  std::unique_ptr<MetricsServer> m(new MetricsServer());
+  try {
+    m->impl_->exposer = std::make_unique<prometheus::Exposer>(listen, 2);
+  } catch (const std::exception& e) {
+    error = "metrics: cannot listen on " + listen + " (" + e.what() +
+            "); choose another with --metrics HOST:PORT or metrics.listen, or --metrics off";
+    return nullptr;
+  }
+  m->impl_->exposer->RegisterCollectable(m->impl_->metrics, "/metrics");
+  m->impl_->exposer->RegisterCollectable(m->impl_->health, "/health");
+  MetricFamily h{"spanfeed_healthy", "1 while spanfeed runs its capture.", MetricType::Gauge, {}};
+  ClientMetric cm;
+  cm.gauge.value = 1;
+  h.metric.push_back(cm);
+  m->impl_->health->set({h});
+  return m;
+}
+
+void MetricsServer::publish(const RunReport& r, bool final) {
+  impl_->metrics->set(build(r, final));
+  if (final) {
+    MetricFamily h{"spanfeed_healthy", "1 while spanfeed runs its capture.", MetricType::Gauge, {}};
+    ClientMetric cm;
+    cm.gauge.value = 0;
+    h.metric.push_back(cm);
+    impl_->health->set({h});
+  }
+}
+
+int MetricsServer::port() const {
+  auto p = impl_->exposer->GetListeningPorts();
+  return p.empty() ? 0 : p[0];
+}
+
+}  // namespace spanfeed

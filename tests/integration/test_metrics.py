@@ -1,0 +1,108 @@
+"""Prometheus /metrics on the control core, scraped over real HTTP during a
+run (values move) and after it (--metrics-linger): the ledger read from
+/metrics alone balances; /health answers; a busy port is a clear error."""
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import SPANFEED, SpanfeedTestCase, capture  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port, path="/metrics"):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        text = r.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$", line)
+        if m:
+            samples[(m.group(1), m.group(2) or "")] = float(m.group(3))
+    return text, samples
+
+
+def total(samples, name, **labels):
+    out = 0.0
+    for (n, l), v in samples.items():
+        if n == name and all(f'{k}="{val}"' in l for k, val in labels.items()):
+            out += v
+    return out
+
+
+class Metrics(SpanfeedTestCase):
+    def test_scrape_during_and_after_run(self):
+        port = free_port()
+        p = subprocess.Popen([SPANFEED, "--pcap", capture("memcached/memcached.pcap"), "--infinite",
+                              "--duration", "3", "--job", "records", "--output", "jsonl:/dev/null",
+                              "-w", "2", "-q", "--metrics", f"127.0.0.1:{port}",
+                              "--metrics-linger", "20"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1.6)
+            text, during1 = scrape(port)
+            time.sleep(1.1)
+            _, during2 = scrape(port)
+            self.assertEqual(total(during1, "spanfeed_up"), 1)
+            self.assertIn("# HELP spanfeed_rx_outcome_total", text)
+            self.assertIn("# TYPE spanfeed_roundtrip_latency_seconds histogram", text)
+            self.assertGreater(total(during2, "spanfeed_rx_packets_total"),
+                               total(during1, "spanfeed_rx_packets_total"))
+            _, health = scrape(port, "/health")
+            self.assertEqual(total(health, "spanfeed_healthy"), 1)
+            # after the run: final numbers while lingering
+            for _ in range(100):
+                _, after = scrape(port)
+                if total(after, "spanfeed_up") == 0:
+                    break
+                time.sleep(0.1)
+            self.assertEqual(total(after, "spanfeed_up"), 0)
+        finally:
+            p.terminate()  # ends the linger
+            p.wait(timeout=20)
+        self.assertEqual(p.returncode, 0)
+        rx = total(after, "spanfeed_rx_packets_total")
+        self.assertGreater(rx, 1000)
+        self.assertEqual(rx, total(after, "spanfeed_rx_outcome_total"))
+        self.assertEqual(rx, total(after, "spanfeed_nic_rx_packets_total"))
+        self.assertEqual(total(after, "spanfeed_rx_outcome_total", outcome="delivered"),
+                         total(after, "spanfeed_worker_packets_total"))
+        self.assertEqual(total(after, "spanfeed_worker_packets_total"),
+                         total(after, "spanfeed_reassembly_segments_total"))
+        self.assertEqual(total(after, "spanfeed_flows_created_total"),
+                         total(after, "spanfeed_flows_closed_total"))
+        rts = total(after, "spanfeed_roundtrips_total")
+        self.assertGreater(rts, 0)
+        sink = (total(after, "spanfeed_sink_records_total") +
+                total(after, "spanfeed_records_dropped_total"))
+        self.assertEqual(rts, sink)
+        self.assertEqual(total(after, "spanfeed_sink_queued"), 0)
+        self.assertEqual(total(after, "spanfeed_ledger_balanced"), 1)
+        # histogram: +Inf bucket == count
+        self.assertEqual(total(after, "spanfeed_roundtrip_latency_seconds_bucket", le="+Inf"),
+                         total(after, "spanfeed_roundtrip_latency_seconds_count"))
+
+    def test_busy_port_is_a_clear_error(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            port = s.getsockname()[1]
+            r = subprocess.run([SPANFEED, "--pcap", capture("http/httpv1.pcap"), "-q",
+                                "--metrics", f"127.0.0.1:{port}"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"metrics: cannot listen on 127.0.0.1:{port}", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
