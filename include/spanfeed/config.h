@@ -70,6 +70,9 @@ struct Config {
   bool redact_secrets = true;  // HTTP Authorization/Cookie, Redis AUTH, logins
   std::vector<std::pair<std::string, std::string>> kafka_props;  // kafka.properties, to librdkafka
   double kafka_flush_timeout_s = 10;  // shutdown: wait this long for deliveries
+  std::string gelf_compression = "none";  // none | gzip | zlib (GELF UDP)
+  uint32_t gelf_chunk_size = 1420;
+  double gelf_retry_s = 5;
   std::string log_level = "warning";  // DPDK log level
   std::string metrics_listen = "127.0.0.1:9090";  // Prometheus /metrics; "off" disables
   double metrics_linger_s = 0;  // keep serving the final numbers this long after the run

@@ -84,7 +84,19 @@ std::unique_ptr<Sink> make_kafka_sink(const std::string& target,
                                       const std::vector<std::pair<std::string, std::string>>& props,
                                       double flush_timeout_s, std::string& error);
 
+struct GelfConfig {
+  enum class Compression { kNone, kGzip, kZlib };
+  Compression compression = Compression::kNone;  // UDP only (TCP is never compressed)
+  uint32_t chunk_size = 1420;  // UDP datagram size; larger messages are chunked
+  double retry_s = 5;          // TCP, offline mode: how long to retry a message while reconnecting
+};
+
+// GELF over UDP (compressed, chunked) or TCP (null-framed, reconnecting).
+std::unique_ptr<Sink> make_gelf_sink(bool tcp, const std::string& target, const GelfConfig& cfg,
+                                     std::string& error);
+
 struct ExportConfig {
+  GelfConfig gelf;
   std::vector<OutputSpec> outputs;
   bool offline = false;               // sinks wait instead of dropping
   std::vector<std::pair<std::string, std::string>> kafka_props;

@@ -87,7 +87,9 @@ int main(int argc, char** argv) {
                  "With --job records: where roundtrip records go, repeatable: jsonl:PATH "
                  "(JSON lines appended to PATH; jsonl:- for stdout), "
                  "kafka:HOST:PORT[,HOST:PORT...]/TOPIC ({protocol} in TOPIC: one topic per "
-                 "protocol; librdkafka properties under kafka.properties in the config)");
+                 "protocol; librdkafka properties under kafka.properties in the config), "
+                 "gelf-udp:HOST:PORT (GELF, optionally compressed, chunked; gelf.* in the config), "
+                 "gelf-tcp:HOST:PORT (GELF, null-framed, reconnecting)");
   std::string recording_id;
   app.add_option("--recording-id", recording_id, "Label added to every record as recording_id");
   std::string flows_out;

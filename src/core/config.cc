@@ -196,6 +196,26 @@ void load_config_file(const std::string& path, Config& cfg) {
        for (const auto& o : v) cfg.outputs.push_back(scalar<std::string>(f, k, o));
      }},
     {"recording_id", str(cfg.recording_id)},
+    {"gelf", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"compression", [&](const std::string& k, const YAML::Node& v) {
+            cfg.gelf_compression = scalar<std::string>(f, k, v);
+            if (cfg.gelf_compression != "none" && cfg.gelf_compression != "gzip" &&
+                cfg.gelf_compression != "zlib") {
+              fail(f, k, "must be none, gzip or zlib", &v);
+            }
+          }},
+         {"chunk_size", [&](const std::string& k, const YAML::Node& v) {
+            auto n = scalar<int64_t>(f, k, v);
+            if (n < 16 || n > 65000) fail(f, k, "must be between 16 and 65000 bytes", &v);
+            cfg.gelf_chunk_size = static_cast<uint32_t>(n);
+          }},
+         {"retry_s", [&](const std::string& k, const YAML::Node& v) {
+            cfg.gelf_retry_s = scalar<double>(f, k, v);
+            if (cfg.gelf_retry_s < 0) fail(f, k, "must be >= 0", &v);
+          }},
+       });
+     }},
     {"kafka", [&](const std::string& p, const YAML::Node& n) {
        walk(f, p, n, {
          {"properties", [&](const std::string& k, const YAML::Node& v) {

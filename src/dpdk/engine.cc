@@ -623,6 +623,11 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     ExportConfig ec;
     for (const auto& o : cfg.outputs) ec.outputs.push_back(parse_output(o));
     ec.offline = cfg.offline();
+    ec.gelf.compression = cfg.gelf_compression == "gzip"   ? GelfConfig::Compression::kGzip
+                          : cfg.gelf_compression == "zlib" ? GelfConfig::Compression::kZlib
+                                                           : GelfConfig::Compression::kNone;
+    ec.gelf.chunk_size = cfg.gelf_chunk_size;
+    ec.gelf.retry_s = cfg.gelf_retry_s;
     ec.kafka_props = cfg.kafka_props;
     ec.kafka_flush_timeout_s = cfg.kafka_flush_timeout_s;
     if (ec.offline) {

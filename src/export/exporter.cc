@@ -32,7 +32,7 @@ OutputSpec parse_output(const std::string& s) {
   } else if (kind == "gelf-tcp") {
     o.kind = OutputSpec::Kind::kGelfTcp;
   } else {
-    throw ConfigError("output '" + s + "': unknown kind '" + kind + "' (known: jsonl, kafka)");
+    throw ConfigError("output '" + s + "': unknown kind '" + kind + "' (known: jsonl, kafka, gelf-udp, gelf-tcp)");
   }
   if (o.kind == OutputSpec::Kind::kKafka) {
     auto slash = o.target.rfind('/');
@@ -40,9 +40,9 @@ OutputSpec parse_output(const std::string& s) {
       throw ConfigError("output '" + s + "': expected kafka:HOST:PORT[,HOST:PORT...]/TOPIC");
     }
   }
-  if (o.kind == OutputSpec::Kind::kGelfUdp || o.kind == OutputSpec::Kind::kGelfTcp) {
-    throw ConfigError("output '" + s + "': " + kind + " output is not available in this build "
-                      "(jsonl and kafka are)");
+  if ((o.kind == OutputSpec::Kind::kGelfUdp || o.kind == OutputSpec::Kind::kGelfTcp) &&
+      o.target.rfind(':') == std::string::npos) {
+    throw ConfigError("output '" + s + "': expected " + kind + ":HOST:PORT");
   }
   return o;
 }
@@ -105,7 +105,11 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
       case OutputSpec::Kind::kKafka:
         s = make_kafka_sink(o.target, cfg.kafka_props, cfg.kafka_flush_timeout_s, error);
         break;
-      default: error = "output " + o.text + " is not available"; break;
+      case OutputSpec::Kind::kGelfUdp:
+      case OutputSpec::Kind::kGelfTcp:
+        s = make_gelf_sink(o.kind == OutputSpec::Kind::kGelfTcp, o.target, cfg.gelf, error);
+        if (!s) error = "output " + o.text + ": " + error;
+        break;
     }
     if (!s) return nullptr;
     e->sinks_.push_back(std::move(s));

@@ -1,0 +1,303 @@
+// GELF sinks for Graylog: UDP (optional gzip/zlib, chunked with the 0x1e 0x0f
+// magic when over the chunk size, at most 128 chunks) and TCP (null-byte
+// framed, reconnect with backoff). Runs on the exporter thread; allocates per
+// record there (JSON re-mapping), never on an lcore.
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "spanfeed/export.h"
+
+namespace spanfeed {
+namespace {
+
+constexpr size_t kChunkHeader = 12;  // magic (2) + message id (8) + seq (1) + count (1)
+constexpr size_t kMaxChunks = 128;   // GELF limit
+
+// Flattens a record into GELF fields: nested objects joined with '_', arrays
+// kept as JSON text, every field '_'-prefixed ("_id" is reserved: record_id).
+void flatten(const nlohmann::json& j, const std::string& prefix, nlohmann::json& out) {
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    std::string key = prefix.empty() ? it.key() : prefix + "_" + it.key();
+    if (it->is_object()) {
+      flatten(*it, key, out);
+    } else if (it->is_array()) {
+      out["_" + key] = it->dump();
+    } else if (!it->is_null()) {
+      out["_" + key] = *it;
+    }
+  }
+}
+
+std::string hostname() {
+  char h[256] = {0};
+  if (gethostname(h, sizeof(h) - 1) != 0) return "spanfeed";
+  return h;
+}
+
+bool resolve(const std::string& hostport, int socktype, sockaddr_storage& sa, socklen_t& len,
+             std::string& error) {
+  auto colon = hostport.rfind(':');
+  if (colon == std::string::npos) {
+    error = "'" + hostport + "': expected HOST:PORT";
+    return false;
+  }
+  std::string host = hostport.substr(0, colon), port = hostport.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_socktype = socktype;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0 || res == nullptr) {
+    error = "'" + hostport + "': " + gai_strerror(rc);
+    return false;
+  }
+  std::memcpy(&sa, res->ai_addr, res->ai_addrlen);
+  len = static_cast<socklen_t>(res->ai_addrlen);
+  freeaddrinfo(res);
+  return true;
+}
+
+class GelfBase : public Sink {
+ public:
+  explicit GelfBase(const GelfConfig& cfg) : cfg_(cfg), host_(hostname()) {}
+  std::vector<std::pair<std::string, uint64_t>> failure_reasons() const override {
+    return {reasons_.begin(), reasons_.end()};
+  }
+
+ protected:
+  // The GELF document of one JSON-lines record.
+  std::string to_gelf(std::string_view line) {
+    nlohmann::json rec = nlohmann::json::parse(line, nullptr, false);
+    nlohmann::json g;
+    g["version"] = "1.1";
+    g["host"] = host_;
+    if (rec.is_discarded()) {
+      g["short_message"] = std::string(line);
+      g["level"] = 6;
+      return g.dump();
+    }
+    std::string status = rec.value("status", "");
+    std::string summary = rec.value("protocol", "") + " " + status;
+    if (rec.contains("request") && rec["request"].is_object()) {
+      const auto& rq = rec["request"];
+      for (const char* k : {"method", "command", "qname", "query"}) {
+        if (rq.contains(k) && rq[k].is_string()) {
+          summary += " " + rq[k].get<std::string>();
+          break;
+        }
+      }
+    }
+    g["short_message"] = summary.substr(0, 250);
+    g["level"] = status == "ok" ? 6 : status == "error" ? 3 : 4;  // info / error / warning
+    // "2026-11-22T10:00:00.123456Z" -> seconds since the epoch with decimals
+    std::string ts = rec.value("ts", "");
+    std::tm tm{};
+    if (ts.size() >= 20 && strptime(ts.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr) {
+      double frac = ts.size() > 20 && ts[19] == '.' ? std::stod("0" + ts.substr(19, ts.size() - 20)) : 0;
+      g["timestamp"] = static_cast<double>(timegm(&tm)) + frac;
+    }
+    nlohmann::json flat;
+    flatten(rec, "", flat);
+    if (flat.contains("_id")) {
+      flat["_record_id"] = flat["_id"];
+      flat.erase("_id");
+    }
+    for (auto it = flat.begin(); it != flat.end(); ++it) g[it.key()] = *it;
+    return g.dump();
+  }
+  void fail(SinkCounters& c, const char* why, uint64_t n = 1) {
+    c.add(c.failed, n);
+    reasons_[why] += n;
+  }
+
+  GelfConfig cfg_;
+  std::string host_;
+  std::map<std::string, uint64_t> reasons_;
+};
+
+class GelfUdpSink final : public GelfBase {
+ public:
+  using GelfBase::GelfBase;
+  ~GelfUdpSink() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool init(const std::string& target, std::string& error) {
+    if (!resolve(target, SOCK_DGRAM, sa_, sa_len_, error)) return false;
+    fd_ = ::socket(sa_.ss_family, SOCK_DGRAM, 0);
+    if (fd_ < 0) {
+      error = std::string("socket: ") + std::strerror(errno);
+      return false;
+    }
+    std::random_device rd;
+    id_base_ = (uint64_t{rd()} << 32) | rd();
+    return true;
+  }
+  void write(const RecordBatch& b, SinkCounters& c, bool) override {
+    size_t start = 0;
+    for (const RecordRef& r : b.refs) {
+      std::string_view line(b.data.data() + start, r.end - start - 1);
+      start = r.end;
+      std::string msg = to_gelf(line);
+      if (!compress(msg)) {
+        fail(c, "compress");
+        continue;
+      }
+      send_chunked(msg, c);
+    }
+  }
+
+ private:
+  bool compress(std::string& msg) {
+    if (cfg_.compression == GelfConfig::Compression::kNone) return true;
+    z_stream zs{};
+    int wbits = cfg_.compression == GelfConfig::Compression::kGzip ? 15 + 16 : 15;
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, wbits, 8, Z_DEFAULT_STRATEGY) != Z_OK) return false;
+    std::string out(deflateBound(&zs, msg.size()), '\0');
+    zs.next_in = reinterpret_cast<Bytef*>(msg.data());
+    zs.avail_in = static_cast<uInt>(msg.size());
+    zs.next_out = reinterpret_cast<Bytef*>(out.data());
+    zs.avail_out = static_cast<uInt>(out.size());
+    int rc = deflate(&zs, Z_FINISH);
+    out.resize(zs.total_out);
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END) return false;
+    msg.swap(out);
+    return true;
+  }
+  void send_chunked(const std::string& msg, SinkCounters& c) {
+    const size_t chunk = cfg_.chunk_size;
+    if (msg.size() <= chunk) {
+      if (::sendto(fd_, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&sa_), sa_len_) < 0) {
+        fail(c, "send");
+      } else {
+        c.add(c.delivered, 1);
+      }
+      return;
+    }
+    const size_t data_per_chunk = chunk - kChunkHeader;
+    const size_t count = (msg.size() + data_per_chunk - 1) / data_per_chunk;
+    if (count > kMaxChunks) {
+      c.add(c.dropped, 1);
+      reasons_["too_many_chunks"] += 1;
+      return;
+    }
+    uint64_t id = id_base_ + ++seq_;
+    std::string dgram;
+    for (size_t i = 0; i < count; ++i) {
+      dgram.assign("\x1e\x0f", 2);
+      for (int k = 7; k >= 0; --k) dgram.push_back(static_cast<char>((id >> (8 * k)) & 0xFF));
+      dgram.push_back(static_cast<char>(i));
+      dgram.push_back(static_cast<char>(count));
+      dgram.append(msg, i * data_per_chunk, data_per_chunk);
+      if (::sendto(fd_, dgram.data(), dgram.size(), 0, reinterpret_cast<sockaddr*>(&sa_), sa_len_) < 0) {
+        fail(c, "send");
+        return;
+      }
+    }
+    c.add(c.delivered, 1);
+  }
+
+  int fd_ = -1;
+  sockaddr_storage sa_{};
+  socklen_t sa_len_ = 0;
+  uint64_t id_base_ = 0, seq_ = 0;
+};
+
+class GelfTcpSink final : public GelfBase {
+ public:
+  using GelfBase::GelfBase;
+  ~GelfTcpSink() override { disconnect(); }
+  bool init(const std::string& target, std::string& error) {
+    return resolve(target, SOCK_STREAM, sa_, sa_len_, error);
+  }
+  void write(const RecordBatch& b, SinkCounters& c, bool wait) override {
+    size_t start = 0;
+    for (const RecordRef& r : b.refs) {
+      std::string_view line(b.data.data() + start, r.end - start - 1);
+      start = r.end;
+      std::string msg = to_gelf(line);
+      msg.push_back('\0');  // GELF TCP framing
+      send_one(msg, c, wait);
+    }
+  }
+
+ private:
+  void disconnect() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  bool connect_now() {
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_attempt_) return false;
+    fd_ = ::socket(sa_.ss_family, SOCK_STREAM, 0);
+    if (fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&sa_), sa_len_) == 0) {
+      backoff_ = std::chrono::milliseconds(100);
+      ++connects_;
+      return true;
+    }
+    disconnect();
+    next_attempt_ = now + backoff_;
+    backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(5000));  // 100 ms .. 5 s
+    return false;
+  }
+  void send_one(const std::string& msg, SinkCounters& c, bool wait) {
+    // Offline: keep retrying (with backoff) for up to retry_s; live: one
+    // attempt per backoff period, the rest is counted as failed.
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(static_cast<int64_t>((wait ? cfg_.retry_s : 0) * 1000));
+    while (true) {
+      if (fd_ >= 0 || connect_now()) {
+        size_t off = 0;
+        while (off < msg.size()) {
+          ssize_t n = ::send(fd_, msg.data() + off, msg.size() - off, MSG_NOSIGNAL);
+          if (n <= 0) break;
+          off += static_cast<size_t>(n);
+        }
+        if (off == msg.size()) {
+          c.add(c.delivered, 1);
+          return;
+        }
+        disconnect();  // broken connection: reconnect (after backoff) and resend this one
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        fail(c, fd_ < 0 ? "not_connected" : "send");
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  sockaddr_storage sa_{};
+  socklen_t sa_len_ = 0;
+  int fd_ = -1;
+  std::chrono::milliseconds backoff_{100};
+  std::chrono::steady_clock::time_point next_attempt_{};
+  uint64_t connects_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Sink> make_gelf_sink(bool tcp, const std::string& target, const GelfConfig& cfg,
+                                     std::string& error) {
+  if (tcp) {
+    auto s = std::make_unique<GelfTcpSink>(cfg);
+    if (!s->init(target, error)) return nullptr;
+    return s;
+  }
+  auto s = std::make_unique<GelfUdpSink>(cfg);
+  if (!s->init(target, error)) return nullptr;
+  return s;
+}
+
+}  // namespace spanfeed
