@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the protocol-decoder libFuzzer targets with clang (ASan + UBSan) and runs each for N seconds.
-# Usage: scripts/fuzz-decoders.sh [SECONDS_PER_TARGET=20] [TARGET...]   (targets: http redis dns memcached)
+# Usage: scripts/fuzz-decoders.sh [SECONDS_PER_TARGET=20] [TARGET...]   (targets: http redis dns memcached mysql pgsql mongodb)
 # Needs clang++ and libclang-rt (Debian: apt-get install -y clang libclang-rt-14-dev). Single job per target, -j1 friendly.
 set -euo pipefail
 
@@ -8,7 +8,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 secs="${1:-20}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(http redis dns memcached)
+[ ${#targets[@]} -eq 0 ] && targets=(http redis dns memcached mysql pgsql mongodb)
 out="${FUZZ_OUT:-/tmp/spanfeed-fuzz}"
 cxx="${CXX_FUZZ:-clang++}"
 command -v "$cxx" >/dev/null || { echo "fuzz-decoders: $cxx not found (apt-get install -y clang libclang-rt-14-dev)" >&2; exit 2; }

@@ -68,8 +68,13 @@ struct Config {
   std::string recording_id;  // added to every record when set
   double response_timeout_s = 30;  // request without response: a timeout record
   bool redact_secrets = true;  // HTTP Authorization/Cookie, Redis AUTH, logins
+  // decode.ports: protocol -> server ports. A listed protocol's ports replace
+  // its defaults and are taken away from any other protocol.
+  std::vector<std::pair<std::string, std::vector<uint16_t>>> decode_ports;
   std::vector<std::pair<std::string, std::string>> kafka_props;  // kafka.properties, to librdkafka
   double kafka_flush_timeout_s = 10;  // shutdown: wait this long for deliveries
+  uint64_t jsonl_rotate_bytes = 0;  // rotate JSON-lines files at this size (0: never)
+  uint32_t jsonl_keep = 5;           // rotated files kept
   std::string gelf_compression = "none";  // none | gzip | zlib (GELF UDP)
   uint32_t gelf_chunk_size = 1420;
   double gelf_retry_s = 5;

@@ -73,8 +73,10 @@ class Sink {
   virtual std::vector<std::pair<std::string, uint64_t>> failure_reasons() const { return {}; }
 };
 
-// A JSON-lines sink on a file (appended) or stdout ("-").
-std::unique_ptr<Sink> make_jsonl_sink(const std::string& path, std::string& error);
+// A JSON-lines sink on a file (appended) or stdout ("-"). With rotate_bytes
+// set, the file is rotated when it reaches that size: PATH.1 ... PATH.keep.
+std::unique_ptr<Sink> make_jsonl_sink(const std::string& path, uint64_t rotate_bytes, uint32_t keep,
+                                      std::string& error);
 
 // A librdkafka producer sink: one Kafka message per record, key = the
 // connection key as 8 hex digits, value = the JSON line (without '\n'). `{protocol}` in the
@@ -97,6 +99,8 @@ std::unique_ptr<Sink> make_gelf_sink(bool tcp, const std::string& target, const 
 
 struct ExportConfig {
   GelfConfig gelf;
+  uint64_t jsonl_rotate_bytes = 0;  // 0: never rotate
+  uint32_t jsonl_keep = 5;
   std::vector<OutputSpec> outputs;
   bool offline = false;               // sinks wait instead of dropping
   std::vector<std::pair<std::string, std::string>> kafka_props;

@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "spanfeed/roundtrip.h"
 #include "spanfeed/tcp_reassembly.h"
 
 #include <functional>
@@ -196,6 +197,16 @@ void load_config_file(const std::string& path, Config& cfg) {
        for (const auto& o : v) cfg.outputs.push_back(scalar<std::string>(f, k, o));
      }},
     {"recording_id", str(cfg.recording_id)},
+    {"jsonl", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"rotate_mb", [&](const std::string& k, const YAML::Node& v) {
+            double mb = scalar<double>(f, k, v);
+            if (mb < 0) fail(f, k, "must be >= 0 (0: never rotate)", &v);
+            cfg.jsonl_rotate_bytes = static_cast<uint64_t>(mb * 1024 * 1024);
+          }},
+         {"keep", u32(cfg.jsonl_keep, 1000)},
+       });
+     }},
     {"gelf", [&](const std::string& p, const YAML::Node& n) {
        walk(f, p, n, {
          {"compression", [&](const std::string& k, const YAML::Node& v) {
@@ -232,6 +243,25 @@ void load_config_file(const std::string& path, Config& cfg) {
        walk(f, p, n, {
          {"response_timeout_s", seconds(cfg.response_timeout_s)},
          {"redact_secrets", boolean(cfg.redact_secrets)},
+         {"ports", [&](const std::string& k, const YAML::Node& v) {
+            if (!v.IsMap()) fail(f, k, "expected protocol: [ports] entries", &v);
+            for (const auto& kv : v) {
+              std::string proto = kv.first.as<std::string>();
+              std::string key = k + "." + proto;
+              Protocol pr;
+              if (!protocol_from_string(proto, &pr) || pr == Protocol::kUnknown) {
+                fail(f, key, "unknown protocol (known: http, redis, dns, memcached, mysql, pgsql, mongodb)", &kv.first);
+              }
+              if (!kv.second.IsSequence()) fail(f, key, "expected a list of ports", &kv.second);
+              std::vector<uint16_t> ports;
+              for (const auto& pn : kv.second) {
+                auto port = scalar<int64_t>(f, key, pn);
+                if (port < 1 || port > 65535) fail(f, key, "ports are 1-65535", &pn);
+                ports.push_back(static_cast<uint16_t>(port));
+              }
+              cfg.decode_ports.emplace_back(proto, std::move(ports));
+            }
+          }},
        });
      }},
     {"job", [&](const std::string& k, const YAML::Node& v) {

@@ -628,6 +628,8 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
                                                            : GelfConfig::Compression::kNone;
     ec.gelf.chunk_size = cfg.gelf_chunk_size;
     ec.gelf.retry_s = cfg.gelf_retry_s;
+    ec.jsonl_rotate_bytes = cfg.jsonl_rotate_bytes;
+    ec.jsonl_keep = cfg.jsonl_keep;
     ec.kafka_props = cfg.kafka_props;
     ec.kafka_flush_timeout_s = cfg.kafka_flush_timeout_s;
     if (ec.offline) {

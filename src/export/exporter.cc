@@ -51,9 +51,16 @@ namespace {
 
 class JsonlSink final : public Sink {
  public:
-  JsonlSink(std::FILE* f, bool owned) : f_(f), owned_(owned) {}
+  JsonlSink(std::FILE* f, std::string path, uint64_t rotate_bytes, uint32_t keep)
+      : f_(f), path_(std::move(path)), rotate_bytes_(rotate_bytes), keep_(keep) {
+    if (f_ != stdout) {
+      std::fseek(f_, 0, SEEK_END);
+      size_ = static_cast<uint64_t>(std::ftell(f_));
+    }
+  }
   ~JsonlSink() override {
-    if (owned_) std::fclose(f_);
+    if (f_ == nullptr) return;
+    if (f_ != stdout) std::fclose(f_);
     else std::fflush(f_);
   }
   void write(const RecordBatch& b, SinkCounters& c, bool) override {
@@ -61,28 +68,57 @@ class JsonlSink final : public Sink {
     size_t start = 0;
     for (const RecordRef& r : b.refs) {
       size_t n = r.end - start;
-      if (std::fwrite(b.data.data() + start, 1, n, f_) == n) c.add(c.delivered, 1);
-      else c.add(c.failed, 1);
+      if (f_ != nullptr && std::fwrite(b.data.data() + start, 1, n, f_) == n) {
+        c.add(c.delivered, 1);
+        size_ += n;
+      } else {
+        c.add(c.failed, 1);
+        ++failures_;
+      }
       start = r.end;
+      if (rotate_bytes_ != 0 && size_ >= rotate_bytes_) rotate();
     }
   }
-  void close(SinkCounters&) override { std::fflush(f_); }
+  void close(SinkCounters&) override {
+    if (f_ != nullptr) std::fflush(f_);
+  }
+  std::vector<std::pair<std::string, uint64_t>> failure_reasons() const override {
+    if (failures_ == 0) return {};
+    return {{"write", failures_}};
+  }
 
  private:
+  // PATH -> PATH.1 -> ... -> PATH.keep (the oldest is removed), new PATH.
+  void rotate() {
+    std::fclose(f_);
+    std::remove((path_ + "." + std::to_string(keep_)).c_str());
+    for (uint32_t i = keep_; i > 1; --i) {
+      std::rename((path_ + "." + std::to_string(i - 1)).c_str(), (path_ + "." + std::to_string(i)).c_str());
+    }
+    std::rename(path_.c_str(), (path_ + ".1").c_str());
+    f_ = std::fopen(path_.c_str(), "a");
+    size_ = 0;
+  }
+
   std::FILE* f_;
-  bool owned_;
+  std::string path_;
+  uint64_t rotate_bytes_;
+  uint32_t keep_;
+  uint64_t size_ = 0;
+  uint64_t failures_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<Sink> make_jsonl_sink(const std::string& path, std::string& error) {
-  if (path == "-") return std::make_unique<JsonlSink>(stdout, false);
+std::unique_ptr<Sink> make_jsonl_sink(const std::string& path, uint64_t rotate_bytes, uint32_t keep,
+                                      std::string& error) {
+  if (path == "-") return std::make_unique<JsonlSink>(stdout, path, 0, 0);
   std::FILE* f = std::fopen(path.c_str(), "a");
   if (f == nullptr) {
     error = "output jsonl:" + path + ": cannot open: " + std::strerror(errno);
     return nullptr;
   }
-  return std::make_unique<JsonlSink>(f, true);
+  return std::make_unique<JsonlSink>(f, path, rotate_bytes, keep);
 }
 
 struct Exporter::Impl {
@@ -101,7 +137,9 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
   for (const auto& o : cfg.outputs) {
     std::unique_ptr<Sink> s;
     switch (o.kind) {
-      case OutputSpec::Kind::kJsonl: s = make_jsonl_sink(o.target, error); break;
+      case OutputSpec::Kind::kJsonl:
+        s = make_jsonl_sink(o.target, cfg.jsonl_rotate_bytes, cfg.jsonl_keep, error);
+        break;
       case OutputSpec::Kind::kKafka:
         s = make_kafka_sink(o.target, cfg.kafka_props, cfg.kafka_flush_timeout_s, error);
         break;

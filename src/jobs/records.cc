@@ -14,6 +14,22 @@ DecodeConfig decode_config(const Config& cfg, unsigned worker) {
   d.recording_id = cfg.recording_id;
   d.response_timeout_ns = static_cast<uint64_t>(cfg.response_timeout_s * 1e9);
   d.redact_secrets = cfg.redact_secrets;
+  for (const auto& [name, ports] : cfg.decode_ports) {
+    Protocol p = Protocol::kUnknown;
+    protocol_from_string(name, &p);  // names were checked when the config was read
+    // The listed ports replace this protocol's defaults and leave other protocols.
+    std::erase_if(d.ports, [&](const PortBinding& b) {
+      if (b.protocol == p) return true;
+      for (uint16_t port : ports) {
+        if (b.port == port) return true;
+      }
+      return false;
+    });
+    for (uint16_t port : ports) {
+      d.ports.push_back({p, Transport::kTcp, port});
+      if (p == Protocol::kDns) d.ports.push_back({p, Transport::kUdp, port});
+    }
+  }
   return d;
 }
 

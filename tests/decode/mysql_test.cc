@@ -302,7 +302,7 @@ TEST(Mysql, PacketsOver16MiBContinue) {
   Harness h;
   h.open(3306);
   // COM_QUERY of 0xffffff + 10 payload bytes: one full packet, then a 10-byte continuation.
-  std::string sql = "select '" + std::string(0xffffff + 10 - 1 - 9, 'x') + "' as ab";
+  std::string sql = "select '" + std::string(0xffffff + 10 - 16, 'x') + "' as ab";
   std::string payload = "\x03" + sql;
   ASSERT_EQ(payload.size(), 0xffffffu + 10);
   std::string wire = le24s(0xffffff) + std::string(1, '\0') + payload.substr(0, 0xffffff) + le24s(10) +

@@ -1,0 +1,224 @@
+// PostgreSQL decoder tests: bundled captures against golden records + tshark key fields, crafted streams
+// (startup, SSL refused/accepted, simple and extended query, errors, gaps), fuzz replay.
+// Runs in the test thread; allocates freely (tests only).
+#include "db_test_util.h"
+
+int spanfeed_fuzz_pgsql(const uint8_t* data, size_t size);
+
+namespace spanfeed {
+namespace {
+
+using dbtest::be16s;
+using dbtest::be32s;
+using dbtest::GoldenCase;
+using dbtest::KeyField;
+using dectest::Harness;
+using dectest::kMs;
+using dectest::kT0;
+using json = nlohmann::json;
+
+constexpr Protocol kP = Protocol::kPgsql;
+
+// pgsql-all runs on port 8000 (mapped to HTTP by default): bound to pgsql for the test.
+const std::vector<GoldenCase> kCases = {
+    {"pgsql", "error", kP, {}, false, 1, 0, 1, 0, 0},
+    {"pgsql", "pgsql-all", kP, {8000}, false, 32, 32, 0, 0, 0},
+    {"pgsql", "prepare_stat", kP, {}, false, 1, 1, 0, 0, 0},
+    {"pgsql", "simple_query", kP, {}, false, 1, 1, 0, 0, 0},
+};
+
+class PgsqlGolden : public ::testing::TestWithParam<GoldenCase> {};
+TEST_P(PgsqlGolden, MatchesCheckedInRecords) { dbtest::check_golden(GetParam()); }
+INSTANTIATE_TEST_SUITE_P(Captures, PgsqlGolden, ::testing::ValuesIn(kCases),
+                         [](const ::testing::TestParamInfo<GoldenCase>& i) {
+                           std::string n = i.param.name;
+                           for (char& ch : n) {
+                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           }
+                           return n;
+                         });
+
+// From `tshark -r F [-d tcp.port==8000,pgsql] -T fields -e pgsql.type -e pgsql.query -e pgsql.tag -e pgsql.code
+// -e pgsql.message`.
+TEST(PgsqlGoldenKeys, FieldsAgreeWithTshark) {
+  const std::vector<KeyField> keys = {
+      {"error", 0, "/request/query", "asdsdfdsf;"},
+      {"error", 0, "/response/sql_state", "42601"},
+      {"error", 0, "/response/error_message", "syntax error at or near \"asdsdfdsf\""},
+      {"error", 0, "/response/severity", "ERROR"},
+      {"simple_query", 0, "/request/query", "delete  from test;"},
+      {"simple_query", 0, "/request/normalized", "delete from test;"},
+      {"simple_query", 0, "/response/tag", "DELETE 1"},
+      {"simple_query", 0, "/response/rows", 1},
+      {"prepare_stat", 0, "/request/query", "delete from test where id=$1 returning id"},
+      {"prepare_stat", 0, "/request/command", "PARSE"},
+      {"prepare_stat", 0, "/response/tag", "DELETE 0"},
+      {"pgsql-all", 0, "/request/query", "SELECT 'x'"},
+      {"pgsql-all", 0, "/request/normalized", "SELECT ?"},
+      {"pgsql-all", 0, "/response/tag", "SELECT 1"},
+      {"pgsql-all", 0, "/response/columns", 1},
+      {"pgsql-all", 1, "/request/command", "EXECUTE"},
+      {"pgsql-all", 7, "/response/data_rows", 1},
+  };
+  dbtest::check_keys(kCases, keys);
+}
+
+std::string msg(char type, const std::string& body) {
+  return std::string(1, type) + be32s(static_cast<uint32_t>(body.size() + 4)) + body;
+}
+std::string z(char status = 'I') { return msg('Z', std::string(1, status)); }
+std::string cstr(const std::string& s) { return s + std::string(1, '\0'); }
+std::string startup(const std::string& user, const std::string& db) {
+  std::string body = be32s(196608) + cstr("user") + cstr(user) + cstr("database") + cstr(db) + std::string(1, '\0');
+  return be32s(static_cast<uint32_t>(body.size() + 4)) + body;
+}
+std::string ssl_request() { return be32s(8) + be32s(80877103); }
+std::string row_desc(int cols) {
+  std::string b = be16s(static_cast<uint16_t>(cols));
+  for (int i = 0; i < cols; ++i) b += cstr("c" + std::to_string(i)) + std::string(18, '\0');
+  return msg('T', b);
+}
+std::string data_row(const std::string& v) { return msg('D', be16s(1) + be32s(static_cast<uint32_t>(v.size())) + v); }
+std::string error(const std::string& code, const std::string& m) {
+  return msg('E', "SERROR" + std::string(1, '\0') + "VERROR" + std::string(1, '\0') + "C" + cstr(code) + "M" + cstr(m) +
+                      std::string(1, '\0'));
+}
+
+TEST(Pgsql, StartupSslRefusedThenSimpleQuery) {
+  Harness h;
+  h.open(5432);
+  h.c2s(ssl_request(), kT0);
+  h.s2c("N", kT0 + kMs);
+  h.c2s(startup("alice", "shop"), kT0 + 2 * kMs);
+  h.s2c(msg('R', be32s(5) + "salt"), kT0 + 3 * kMs);
+  h.c2s(msg('p', cstr("md5secretsecretsecret")), kT0 + 4 * kMs);  // password: never exported
+  h.s2c(msg('R', be32s(0)) + msg('S', cstr("server_version") + cstr("16.1")) + msg('K', be32s(1) + be32s(2)) + z(),
+        kT0 + 5 * kMs);
+  h.c2s(msg('Q', cstr("select * from items where price > 10.5 and name = 'x'")), kT0 + 6 * kMs);
+  std::string resp = row_desc(2);
+  for (int i = 0; i < 25; ++i) resp += data_row("value-" + std::to_string(i));
+  resp += msg('C', cstr("SELECT 25")) + z();
+  h.dribble(Direction::kServerToClient, resp, 9, kT0 + 7 * kMs);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.rec(0)["request"]["command"], "SSL_REQUEST");
+  EXPECT_EQ(h.rec(0)["response"]["ssl"], "refused");
+  json s = h.rec(1);
+  EXPECT_EQ(s["request"]["command"], "STARTUP");
+  EXPECT_EQ(s["request"]["user"], "alice");
+  EXPECT_EQ(s["request"]["database"], "shop");
+  for (const auto& l : h.lines()) EXPECT_EQ(l.find("md5secret"), std::string::npos);
+  json q = h.rec(2);
+  EXPECT_EQ(q["request"]["normalized"], "select * from items where price > ? and name = ?");
+  EXPECT_EQ(q["response"]["tag"], "SELECT 25");
+  EXPECT_EQ(q["response"]["rows"], 25);
+  EXPECT_EQ(q["response"]["data_rows"], 25);
+  EXPECT_EQ(q["response"]["columns"], 2);
+  EXPECT_EQ(q["response"]["bytes"], resp.size());
+  h.expect_ledger();
+}
+
+TEST(Pgsql, SslAcceptedStopsDecoding) {
+  Harness h;
+  h.open(5432);
+  h.c2s(ssl_request(), kT0);
+  h.s2c("S", kT0 + kMs);
+  h.c2s(std::string("\x16\x03\x01\x02\x00\x01", 6), kT0 + 2 * kMs);
+  h.s2c(std::string("\x16\x03\x03\x00\x7a\x02", 6), kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["response"]["ssl"], "accepted");
+  EXPECT_EQ(h.counters().encrypted_flows, 1u);
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(kP)], 0u);
+  h.expect_ledger();
+}
+
+TEST(Pgsql, ExtendedQueryOneRoundtripPerSync) {
+  Harness h;
+  h.open(5432);
+  const std::string parse = msg('P', cstr("s1") + cstr("update t set a = $1 where id = 42") + be16s(0));
+  const std::string bind = msg('B', cstr("") + cstr("s1") + be16s(0) + be16s(0) + be16s(0));
+  const std::string exec = msg('E', cstr("") + be32s(0));
+  const std::string sync = msg('S', "");
+  h.c2s(parse + bind + msg('D', "P" + cstr("")) + exec + sync, kT0);
+  h.s2c(msg('1', "") + msg('2', "") + msg('n', "") + msg('C', cstr("UPDATE 3")) + z('T'), kT0 + kMs);
+  // pipelined: two Bind/Execute/Sync batches on the named statement before any answer
+  h.c2s(bind + exec + sync + bind + exec + sync, kT0 + 2 * kMs);
+  h.s2c(msg('2', "") + msg('C', cstr("UPDATE 1")) + z('T'), kT0 + 3 * kMs);
+  h.s2c(msg('2', "") + error("23505", "duplicate key value violates unique constraint") + z('E'), kT0 + 4 * kMs);
+  ASSERT_EQ(h.size(), 3u);
+  json a = h.rec(0);
+  EXPECT_EQ(a["request"]["command"], "EXECUTE");
+  EXPECT_EQ(a["request"]["statement"], "s1");
+  EXPECT_EQ(a["request"]["normalized"], "update t set a = $1 where id = ?");
+  EXPECT_EQ(a["response"]["tag"], "UPDATE 3");
+  EXPECT_EQ(a["response"]["rows"], 3);
+  json b = h.rec(1);
+  EXPECT_EQ(b["request"]["normalized"], "update t set a = $1 where id = ?");  // from the Parse of s1
+  EXPECT_EQ(b["response"]["rows"], 1);
+  json c = h.rec(2);
+  EXPECT_EQ(c["status"], "error");
+  EXPECT_EQ(c["response"]["sql_state"], "23505");
+  EXPECT_EQ(c["response"]["severity"], "ERROR");
+  EXPECT_EQ(c["response"]["error_message"], "duplicate key value violates unique constraint");
+  h.expect_ledger();
+}
+
+TEST(Pgsql, ErrorDuringStartupAndTerminate) {
+  Harness h;
+  h.open(5432);
+  h.c2s(startup("bob", "nope"), kT0);
+  h.s2c(error("3D000", "database \"nope\" does not exist"), kT0 + kMs);
+  h.fin(Direction::kServerToClient, kT0 + 2 * kMs);  // fatal: the server closes without ReadyForQuery
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["status"], "error");
+  EXPECT_EQ(h.rec(0)["response"]["sql_state"], "3D000");
+  Harness g;
+  g.open(5432);
+  g.c2s(msg('Q', cstr("select 1")), kT0);
+  g.s2c(row_desc(1) + data_row("1") + msg('C', cstr("SELECT 1")) + z(), kT0 + kMs);
+  g.c2s(msg('X', ""), kT0 + 2 * kMs);
+  ASSERT_EQ(g.size(), 2u);
+  EXPECT_EQ(g.rec(1)["request"]["command"], "TERMINATE");
+  EXPECT_TRUE(g.rec(1)["response"].is_null());
+  g.expect_ledger();
+}
+
+TEST(Pgsql, GapInRowsIsAbsorbedGapElsewhereResyncs) {
+  Harness h;
+  h.open(5432);
+  h.c2s(msg('Q', cstr("select v from big")), kT0);
+  const std::string r1 = data_row(std::string(1000, 'a'));
+  h.s2c(row_desc(1) + r1.substr(0, 100), kT0 + kMs);
+  h.gap(Direction::kServerToClient, 500, kT0 + 2 * kMs);  // inside the DataRow: skipped, counted
+  h.s2c(r1.substr(600) + msg('C', cstr("SELECT 1")) + z(), kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["response"]["rows"], 1);
+  EXPECT_EQ(dectest::flags_of(h.rec(0)), std::vector<std::string>{"gap"});
+  EXPECT_EQ(h.counters().gaps_absorbed, 1u);
+  // a gap over message boundaries: pending requests time out (gap), the next message boundary resyncs
+  h.c2s(msg('Q', cstr("select 2")), kT0 + 4 * kMs);
+  h.s2c(row_desc(1).substr(0, 3), kT0 + 5 * kMs);
+  h.gap(Direction::kServerToClient, 40, kT0 + 6 * kMs);
+  h.s2c("garbage", kT0 + 7 * kMs);
+  h.c2s(msg('Q', cstr("select 3")), kT0 + 8 * kMs);
+  h.s2c(msg('C', cstr("SELECT 0")) + z(), kT0 + 9 * kMs);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.rec(1)["status"], "timeout");
+  EXPECT_EQ(h.rec(2)["request"]["query"], "select 3");
+  EXPECT_EQ(h.rec(2)["status"], "ok");
+  h.expect_ledger();
+}
+
+TEST(FuzzReplay, Pgsql) {
+  using fuzz::make_script;
+  const std::vector<std::string> seeds = {
+      make_script(false, {{false, ssl_request()}, {true, "N"}, {false, startup("u", "d")},
+                          {true, msg('R', be32s(0)) + z()}, {false, msg('Q', cstr("select 1"))},
+                          {true, row_desc(1) + data_row("1") + msg('C', cstr("SELECT 1")) + z()}}),
+      make_script(false, {{false, msg('P', cstr("") + cstr("select $1") + be16s(0)) + msg('S', "")},
+                          {true, msg('1', "") + error("42P01", "x") + z('E')}}),
+  };
+  dbtest::fuzz_exercise("pgsql", spanfeed_fuzz_pgsql, seeds);
+}
+
+}  // namespace
+}  // namespace spanfeed
