@@ -729,6 +729,7 @@ class MysqlDecoder final : public Decoder {
           continue;
         }
       }
+      if (i == n) return;  // the chunk ended right after a header: the payload comes next time
       const size_t k = std::min<size_t>(sd.left, n - i);
       const uint8_t* q = p + i;
       if (sd.lpos < kHead) {
