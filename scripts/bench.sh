@@ -15,7 +15,8 @@ what=${1:-all}
 if [ "$what" = all ] || [ "$what" = micro ]; then
   ./build-release/bench/bench_parse_hash --benchmark_min_time=1
   ./build-release/bench/bench_ring --benchmark_min_time=1
-  for b in build-release/bench/flow/bench_*; do
+  ./build-release/bench/bench_export
+  for b in build-release/bench/flow/bench_* build-release/bench/decode/bench_*; do
     [ -x "$b" ] && "$b" --benchmark_min_time=0.5
   done
 fi

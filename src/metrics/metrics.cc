@@ -120,7 +120,8 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   auto& wpb = b.family("worker_ip_payload_bytes_total", MT::Counter, "IP payload bytes of the packets a worker processed.");
   MetricFamily* seg = nullptr; MetricFamily* gaps = nullptr; MetricFamily* gapb = nullptr;
   MetricFamily* fc = nullptr; MetricFamily* fcl = nullptr; MetricFamily* fa = nullptr;
-  MetricFamily* fref = nullptr; MetricFamily* bufhw = nullptr;
+  MetricFamily* fref = nullptr; MetricFamily* bufhw = nullptr; MetricFamily* bufnow = nullptr;
+  MetricFamily* chunks = nullptr;
   for (size_t i = 0; i < r.workers.size(); ++i) {
     const auto& w = r.workers[i];
     Labels l = {{"worker", s(i)}};
@@ -143,6 +144,11 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
                        "New flows refused because the worker's flow table was full and nothing was idle "
                        "enough to evict. Non-zero: raise flow.capacity (or a SYN flood is on).");
       bufhw = &b.family("reassembly_buffered_bytes_high_water", MT::Gauge, "Most out-of-order bytes a worker held at once.");
+      bufnow = &b.family("reassembly_buffered_bytes", MT::Gauge,
+                         "Out-of-order bytes a worker holds now, waiting for holes to fill.");
+      chunks = &b.family("reassembly_chunks_in_use", MT::Gauge,
+                         "Reassembly memory in use: chunks of the worker's out-of-order pool "
+                         "(reassembly.memory_mb). Near the pool size: dropped_memory follows.");
     }
     const auto& c = w.reassembly.counters;
     for (size_t k = 0; k < kSegmentOutcomeCount; ++k) {
@@ -160,6 +166,8 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     Builder::add(*fa, l, double(c.flows_created - c.closed_total()));
     Builder::add(*fref, l, double(w.reassembly.table.refused));
     Builder::add(*bufhw, l, double(c.buffered_bytes_high_water));
+    Builder::add(*bufnow, l, double(c.buffered_bytes));
+    Builder::add(*chunks, l, double(c.chunks_in_use));
   }
 
   // Records
