@@ -19,6 +19,7 @@ struct NicSnapshot {
   uint16_t port = 0;
   std::string name;
   uint64_t ipackets = 0, ibytes = 0, imissed = 0, ierrors = 0, rx_nombuf = 0;
+  std::vector<std::pair<std::string, uint64_t>> xstats;  // the PMD's extended stats
 };
 
 struct RxSnapshot {

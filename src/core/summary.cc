@@ -191,9 +191,11 @@ nlohmann::json to_json(const RunReport& r) {
   using nlohmann::json;
   json nics = json::array();
   for (const auto& n : r.nics) {
+    json xs = json::object();
+    for (const auto& [k, v] : n.xstats) xs[k] = v;
     nics.push_back({{"port", n.port}, {"name", n.name}, {"ipackets", n.ipackets},
                     {"ibytes", n.ibytes}, {"imissed", n.imissed}, {"ierrors", n.ierrors},
-                    {"rx_nombuf", n.rx_nombuf}});
+                    {"rx_nombuf", n.rx_nombuf}, {"xstats", xs}});
   }
   json rx = json::array();
   for (const auto& x : r.rx) {

@@ -711,8 +711,18 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     for (uint16_t p : port_ids) {
       rte_eth_stats st{};
       rte_eth_stats_get(p, &st);
-      rep.nics.push_back({p, port_name(p), st.ipackets, st.ibytes, st.imissed, st.ierrors,
-                          st.rx_nombuf});
+      NicSnapshot ns{p, port_name(p), st.ipackets, st.ibytes, st.imissed, st.ierrors,
+                     st.rx_nombuf, {}};
+      int nx = rte_eth_xstats_get(p, nullptr, 0);
+      if (nx > 0) {
+        std::vector<rte_eth_xstat> xs(static_cast<size_t>(nx));
+        std::vector<rte_eth_xstat_name> names(static_cast<size_t>(nx));
+        if (rte_eth_xstats_get_names(p, names.data(), static_cast<unsigned>(nx)) == nx &&
+            rte_eth_xstats_get(p, xs.data(), static_cast<unsigned>(nx)) == nx) {
+          for (const auto& x : xs) ns.xstats.emplace_back(names[x.id].name, x.value);
+        }
+      }
+      rep.nics.push_back(std::move(ns));
     }
     for (unsigned r = 0; r < nrx; ++r) {
       const auto& c = rx_counters[r];

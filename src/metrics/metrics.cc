@@ -73,6 +73,14 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   auto& nin = b.family("nic_rx_nombuf_total", MT::Counter,
                        "RX mbuf allocation failures (rx_nombuf). Non-zero: the mempool is too small for the "
                        "rings and bursts in flight; raise mempool.size.");
+  auto& nx = b.family("nic_xstat", MT::Counter,
+                      "The PMD's extended statistics (rte_eth_xstats), one series per name; what "
+                      "each means is PMD-specific (rx_missed_errors, rx_crc_errors: link or HW trouble).");
+  for (const auto& n : r.nics) {
+    for (const auto& [xname, v] : n.xstats) {
+      Builder::add(nx, {{"port", s(n.port)}, {"xstat", xname}}, double(v));
+    }
+  }
   for (const auto& n : r.nics) {
     Labels l = {{"port", s(n.port)}, {"name", n.name}};
     Builder::add(nip, l, double(n.ipackets));

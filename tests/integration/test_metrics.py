@@ -76,6 +76,8 @@ class Metrics(SpanfeedTestCase):
         self.assertGreater(rx, 1000)
         self.assertEqual(rx, total(after, "spanfeed_rx_outcome_total"))
         self.assertEqual(rx, total(after, "spanfeed_nic_rx_packets_total"))
+        # the PMD's xstats are published too (net_pcap: rx_good_packets == ipackets)
+        self.assertEqual(rx, total(after, "spanfeed_nic_xstat", xstat="rx_good_packets"))
         self.assertEqual(total(after, "spanfeed_rx_outcome_total", outcome="delivered"),
                          total(after, "spanfeed_worker_packets_total"))
         self.assertEqual(total(after, "spanfeed_worker_packets_total"),
