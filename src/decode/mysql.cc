@@ -1012,8 +1012,15 @@ class MysqlDecoder final : public Decoder {
             return;
           }
           st.columns += static_cast<uint32_t>(ncol);
-          st.remaining = static_cast<uint32_t>(ncol);
-          st.resp = Resp::kDefs;
+          if (len > used && hn > used && h[used] == 0) {
+            // MariaDB with MARIADB_CLIENT_CACHE_METADATA: a "metadata follows"
+            // byte after the count; 0 = the client has the column definitions
+            // cached and none are sent (prepared statement executes).
+            st.resp = Resp::kAfterDefs;
+          } else {
+            st.remaining = static_cast<uint32_t>(ncol);
+            st.resp = Resp::kDefs;
+          }
         }
         return;
       case Resp::kDefs:

@@ -298,6 +298,35 @@ TEST(Mysql, PreparedStatementIdsTieExecutesToTheirSql) {
   h.expect_ledger();
 }
 
+// MariaDB with MARIADB_CLIENT_CACHE_METADATA (DBD::MariaDB against MariaDB
+// 10.11, from a real capture): an execute's column count carries a "metadata
+// follows" byte of 0, and no column definitions come; EOF, rows, EOF follow.
+TEST(Mysql, MariadbCachedMetadataExecuteHasNoColumnDefinitions) {
+  Harness h;
+  h.open(3306);
+  h.c2s(pkt(0, "\x16SELECT id, name, price FROM items WHERE id = ?"), kT0);
+  h.s2c(pkt(1, std::string("\x00", 1) + le32s(1) + le16s(3) + le16s(1) + std::string(1, '\0') + le16s(0)) +
+            coldef(2, "?") + eof_pkt(3) + coldef(4, "id") + coldef(5, "name") + coldef(6, "price") + eof_pkt(7),
+        kT0 + kMs);
+  for (int i = 0; i < 3; ++i) {
+    h.c2s(pkt(0, std::string("\x17", 1) + le32s(1) + std::string("\x00\x01\x00\x00\x00\x01\xfe\x00\x01\x31", 10)),
+          kT0 + (2 + 2 * i) * kMs);
+    // column count 3 + metadata-follows 0; EOF; one binary row; EOF (bytes as captured)
+    h.s2c(pkt(1, std::string("\x03\x00", 2)) + eof_pkt(2) +
+              pkt(3, std::string("\x00\x00\x01\x00\x00\x00\x06item-1\x043.50", 18)) + eof_pkt(4),
+          kT0 + (3 + 2 * i) * kMs);
+  }
+  ASSERT_EQ(h.size(), 4u);
+  for (int i = 1; i < 4; ++i) {
+    json e = h.rec(i);
+    EXPECT_EQ(e["status"], "ok") << i;
+    EXPECT_EQ(e["request"]["command"], "COM_STMT_EXECUTE");
+    EXPECT_EQ(e["response"]["rows"], 1) << i;
+    EXPECT_EQ(e["response"]["columns"], 3) << i;
+  }
+  h.expect_ledger();
+}
+
 TEST(Mysql, PacketsOver16MiBContinue) {
   Harness h;
   h.open(3306);
