@@ -49,6 +49,7 @@ struct alignas(64) WorkerCounters {
   Counter received;        // packets dequeued from the rings
   Counter order_violations;  // per-ring RX sequence went backwards (must stay 0)
   Counter multi_segment;   // chained mbufs linearised into scratch
+  Counter busy_cycles;     // TSC cycles spent processing bursts (not polling)
   // payload-sum job
   Counter packets;
   Counter payload_bytes;

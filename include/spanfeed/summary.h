@@ -74,6 +74,7 @@ struct WorkerSnapshot {
   unsigned lcore = 0;
   uint64_t received = 0, order_violations = 0, multi_segment = 0;
   uint64_t packets = 0, payload_bytes = 0;
+  double busy_s = 0;  // time spent processing packets (the rest was polling/idle)
   ReassemblySnapshot reassembly;
   RecordsSnapshot records;
 };

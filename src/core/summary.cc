@@ -215,7 +215,7 @@ nlohmann::json to_json(const RunReport& r) {
   for (const auto& w : r.workers) {
     json wj = {{"lcore", w.lcore}, {"received", w.received}, {"packets", w.packets},
                {"payload_bytes", w.payload_bytes}, {"order_violations", w.order_violations},
-               {"multi_segment", w.multi_segment}};
+               {"multi_segment", w.multi_segment}, {"busy_s", w.busy_s}};
     if (w.records.present) wj["records"] = records_json(w.records);
     if (w.reassembly.present) {
       any_reassembly = true;

@@ -269,6 +269,7 @@ int worker_main(void* arg) {
                                              nullptr);
       if (n == 0) continue;
       got += n;
+      const uint64_t t_start = rte_rdtsc();
       uint64_t violations = 0, multiseg = 0;
       for (unsigned i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
@@ -294,6 +295,7 @@ int worker_main(void* arg) {
         }
       }
       rte_pktmbuf_free_bulk(pkts, n);
+      c.busy_cycles.add(rte_rdtsc() - t_start);
       c.received.add(n);
       if (violations) c.order_violations.add(violations);
       if (multiseg) c.multi_segment.add(multiseg);
@@ -746,6 +748,7 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
       ws.multi_segment = c.multi_segment.get();
       ws.packets = c.packets.get();
       ws.payload_bytes = c.payload_bytes.get();
+      ws.busy_s = static_cast<double>(c.busy_cycles.get()) / static_cast<double>(rte_get_tsc_hz());
       sh.workers[w]->job->report(ws);
       rep.workers.push_back(ws);
     }
