@@ -313,9 +313,9 @@ void append_iso8601_us(uint64_t ts_ns, std::string& out) {
 }
 
 void append_ip(const IpAddr& ip, uint8_t ip_version, std::string& out) {
-  char buf[INET6_ADDRSTRLEN];
-  const char* r = inet_ntop(ip_version == 6 ? AF_INET6 : AF_INET, ip.bytes, buf, sizeof(buf));
-  out.append(r != nullptr ? r : "?");
+  char buf[64];
+  size_t n = format_ip(ip, ip_version, buf, sizeof(buf));
+  out.append(n > 0 ? std::string_view(buf, n) : std::string_view("?"));
 }
 
 void append_json_line(const Roundtrip& r, std::string& out) {
