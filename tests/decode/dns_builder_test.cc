@@ -198,37 +198,25 @@ TEST(Dns, UdpSniffOnUnknownPort) {
 // ---- RecordBuilder ----
 
 TEST(Builder, DetectionOutcomesAreCounted) {
-  // A protocol with a mapped port but no decoder yet (reserved for later decoders).
+  // Every mapped protocol has a decoder now, so no_decoder cannot happen; the
+  // other outcomes: no data, unknown payload, still sniffing at close.
   auto cfg = dectest::small_config();
-  Protocol reserved = Protocol::kUnknown;
-  {
-    CollectingSink probe;
-    RecordBuilder b(cfg, probe);
-    for (Protocol p : {Protocol::kMongodb, Protocol::kPgsql, Protocol::kMysql}) {
-      if (!b.has_decoder(p)) reserved = p;
-    }
-  }
-  if (reserved == Protocol::kUnknown) GTEST_SKIP() << "every protocol has a decoder now";
-  cfg.ports.push_back({reserved, Transport::kTcp, 4999});
   Harness h(cfg);
   h.open(80, false, kT0, 0);  // closed before any payload
   h.close(kT0, 0);
-  h.open(4999, false, kT0, 1);  // mapped, no decoder
-  h.c2s("\x0a\x35\x2e\x37", kT0, 1);
   h.open(4444, false, kT0, 2);  // nothing recognisable
   for (int i = 0; i < 4; ++i) h.c2s("abcdefgh", kT0, 2);
   h.open(4445, false, kT0, 3);  // still sniffing when it closes
   h.c2s("??", kT0, 3);
   const auto& c = h.counters();
   EXPECT_EQ(c.flows_undetected_now, 1u);
-  h.close(kT0, 1);
   h.close(kT0, 2);
   h.close(kT0, 3);
   EXPECT_EQ(c.detect[static_cast<size_t>(DetectOutcome::kNoData)], 1u);
-  EXPECT_EQ(c.detect[static_cast<size_t>(DetectOutcome::kNoDecoder)], 1u);
+  EXPECT_EQ(c.detect[static_cast<size_t>(DetectOutcome::kNoDecoder)], 0u);
   EXPECT_EQ(c.detect[static_cast<size_t>(DetectOutcome::kUnknown)], 2u);
   EXPECT_EQ(c.flows_undetected_now, 0u);
-  EXPECT_EQ(c.undecoded_bytes, 4u + 32u + 2u);
+  EXPECT_EQ(c.undecoded_bytes, 32u + 2u);
   EXPECT_EQ(h.size(), 0u);
   h.expect_ledger();
 }
