@@ -8,6 +8,8 @@
 
 #include "spanfeed/packet.h"
 
+struct bpf_program;
+
 namespace spanfeed {
 
 struct CaptureFileInfo {
@@ -29,6 +31,11 @@ struct CaptureFileInfo {
 // Reads the whole file once. On failure returns nullopt and sets `error` to a
 // message naming the file and what was found.
 std::optional<CaptureFileInfo> probe_capture_file(const std::string& path, std::string& error);
+
+// Compiles a tcpdump filter expression for link type `dlt` (libpcap). On
+// failure returns false with `error` naming the expression and the problem.
+// The caller frees `prog` with pcap_freecode.
+bool compile_capture_filter(const std::string& expr, int dlt, bpf_program& prog, std::string& error);
 
 // Maps a libpcap DLT value to our link type; nullopt when unsupported.
 std::optional<LinkType> link_type_from_dlt(int dlt);

@@ -35,6 +35,7 @@ struct Config {
   std::string iface;        // net_af_packet vdev on a Linux interface
   std::string eal_args;     // raw EAL arguments, appended (or the whole source)
   RunMode mode = RunMode::kAuto;
+  std::string filter;       // tcpdump expression run on the RX lcores (empty: none)
   double duration_s = 0;    // stop after this long; 0 = end of input / signal
 
   // --- lcore layout ---

@@ -18,6 +18,7 @@ enum class RxOutcome : uint8_t {
   kTruncated,    // frame ends inside L2 or L3 headers
   kMalformed,    // IP header self-inconsistent
   kRingFull,     // live mode: worker ring full, packet dropped
+  kFiltered,     // rejected by the capture filter (--filter)
   kCount,
 };
 

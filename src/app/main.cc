@@ -1,6 +1,7 @@
 // spanfeed command line: parse options and config, probe the capture file,
 // run the engine, print and write the summary. Main (control) lcore; allocates.
 #include <CLI/CLI.hpp>
+#include <pcap/pcap.h>
 
 #include <unistd.h>
 
@@ -61,6 +62,11 @@ int main(int argc, char** argv) {
                "With --pcap: replay the file from memory forever (net_pcap infinite_rx=1), for "
                "throughput runs; live mode; stop with --duration or Ctrl-C");
   app.add_option("--iface", iface, "Capture live from a Linux interface (net_af_packet vdev)");
+  std::string filter;
+  app.add_option("--filter", filter,
+                 "Capture filter, a tcpdump expression (e.g. \"tcp port 3306 or port 53\"), compiled "
+                 "with libpcap and run as eBPF (rte_bpf) on the RX lcores; rejected packets are "
+                 "counted as filtered");
   app.add_option("--eal", eal,
                  "Raw EAL arguments, appended to the generated ones (e.g. \"-a 0000:3b:00.0\" "
                  "for a NIC bound to vfio-pci, or \"-l 0-7\" to choose lcores yourself)");
@@ -124,6 +130,7 @@ int main(int argc, char** argv) {
     if (!pcap.empty() && !iface.empty()) throw ConfigError("give --pcap or --iface, not both");
     if (infinite) cfg.pcap_infinite = true;
     if (!eal.empty()) cfg.eal_args = eal;
+    if (!filter.empty()) cfg.filter = filter;
     if (!mode.empty()) cfg.mode = spanfeed::parse_run_mode(mode);
     if (workers) cfg.workers = workers;
     if (rx_lcores) cfg.rx_lcores = rx_lcores;
@@ -184,6 +191,16 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "spanfeed: warning: %s\n", file->warning.c_str());
       cfg.pcap_file = file->repaired_path;
     }
+  }
+
+  if (!cfg.filter.empty()) {  // a bad expression is a usage error, found before the EAL starts
+    bpf_program prog{};
+    std::string err;
+    if (!spanfeed::compile_capture_filter(cfg.filter, file ? file->dlt : 1, prog, err)) {
+      std::fprintf(stderr, "spanfeed: %s\n", err.c_str());
+      return kExitUsage;
+    }
+    pcap_freecode(&prog);
   }
 
   struct sigaction sa {};

@@ -81,6 +81,18 @@ std::string repair_swapped_version(const std::string& path) {
 
 }  // namespace
 
+bool compile_capture_filter(const std::string& expr, int dlt, bpf_program& prog, std::string& error) {
+  pcap_t* p = pcap_open_dead(dlt, 65535);
+  if (p == nullptr) {
+    error = "filter: libpcap cannot open a handle for link type " + std::to_string(dlt);
+    return false;
+  }
+  bool ok = pcap_compile(p, &prog, expr.c_str(), 1, PCAP_NETMASK_UNKNOWN) == 0;
+  if (!ok) error = "filter '" + expr + "': " + pcap_geterr(p);
+  pcap_close(p);
+  return ok;
+}
+
 std::optional<LinkType> link_type_from_dlt(int dlt) {
   switch (dlt) {
     case DLT_EN10MB: return LinkType::kEthernet;

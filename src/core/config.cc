@@ -126,6 +126,7 @@ void load_config_file(const std::string& path, Config& cfg) {
          {"pcap", str(cfg.pcap_file)},
          {"infinite", boolean(cfg.pcap_infinite)},
          {"iface", str(cfg.iface)},
+         {"filter", str(cfg.filter)},
          {"eal", str(cfg.eal_args)},
          {"mode", [&](const std::string& k, const YAML::Node& v) {
             try { cfg.mode = parse_run_mode(scalar<std::string>(f, k, v)); }

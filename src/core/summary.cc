@@ -15,6 +15,7 @@ std::string_view to_string(RxOutcome o) {
     case RxOutcome::kTruncated: return "truncated";
     case RxOutcome::kMalformed: return "malformed";
     case RxOutcome::kRingFull: return "ring_full";
+    case RxOutcome::kFiltered: return "filtered";
     case RxOutcome::kCount: break;
   }
   return "unknown";

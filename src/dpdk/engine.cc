@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "dpdk/capture_filter.h"
 #include "dpdk/handoff.h"
 #include "spanfeed/counters.h"
 #include "spanfeed/flow_hash.h"
@@ -111,6 +112,7 @@ struct WorkerContext {
 
 struct Shared {
   const Config* cfg = nullptr;
+  const dpdk::CaptureFilter* filter = nullptr;
   LinkType link = LinkType::kEthernet;
   bool offline = true;
   bool yield_when_idle = false;  // more lcores than CPUs
@@ -191,10 +193,15 @@ int rx_main(void* arg) {
     uint64_t bytes = 0;
     unsigned ndrop = 0;
     std::array<uint64_t, static_cast<size_t>(RxOutcome::kCount)> out{};
+    const uint16_t received = n;
+    for (uint16_t i = 0; i < n; ++i) bytes += rte_pktmbuf_pkt_len(pkts[i]);
+    if (sh.filter != nullptr) {
+      n = static_cast<uint16_t>(sh.filter->apply(pkts, n, drop, ndrop));
+      out[static_cast<size_t>(RxOutcome::kFiltered)] += ndrop;
+    }
     uint64_t frags = 0, l4t = 0, snapt = 0;
     for (uint16_t i = 0; i < n; ++i) {
       rte_mbuf* m = pkts[i];
-      bytes += rte_pktmbuf_pkt_len(m);
       MbufMeta* meta = meta_of(m);
       std::span<const std::byte> frame(rte_pktmbuf_mtod(m, const std::byte*), rte_pktmbuf_data_len(m));
       ParseOutcome po = parse_packet(frame, sh.link, meta->parsed);
@@ -235,7 +242,7 @@ int rx_main(void* arg) {
     for (size_t i = 0; i < out.size(); ++i) {
       if (out[i] != 0) c.outcome[i].add(out[i]);
     }
-    c.received.add(n);
+    c.received.add(received);
     c.bytes.add(bytes);
     if (frags) c.ip_fragments.add(frags);
     if (l4t) c.l4_truncated.add(l4t);
@@ -643,6 +650,14 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     exporter = Exporter::create(ec, nw, error);
     if (!exporter) return 1;
     exporter->start();
+  }
+
+  // The capture filter, compiled for the source's link type.
+  std::unique_ptr<dpdk::CaptureFilter> filter;
+  if (!cfg.filter.empty()) {
+    filter = dpdk::CaptureFilter::create(cfg.filter, file != nullptr ? file->dlt : 1 /* EN10MB */, error);
+    if (!filter) return 1;
+    sh.filter = filter.get();
   }
 
   // Counters, contexts, rings.
