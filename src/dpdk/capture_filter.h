@@ -4,6 +4,7 @@
 // allocating. Internal to the DPDK adapter.
 #pragma once
 
+#include <pcap/pcap.h>
 #include <rte_bpf.h>
 #include <rte_mbuf.h>
 
@@ -24,18 +25,29 @@ class CaptureFilter {
   unsigned apply(rte_mbuf** pkts, unsigned n, rte_mbuf** rejected, unsigned& nrejected) const {
     unsigned kept = 0;
     for (unsigned i = 0; i < n; ++i) {
-      uint64_t rc = jit_ != nullptr ? jit_(pkts[i]) : rte_bpf_exec(bpf_, pkts[i]);
-      if (rc != 0) pkts[kept++] = pkts[i];
-      else rejected[nrejected++] = pkts[i];
+      rte_mbuf* m = pkts[i];
+      uint64_t rc;
+      if (classic_) {
+        // libpcap's reference cBPF interpreter over the first segment
+        rc = bpf_filter(prog_.bf_insns, rte_pktmbuf_mtod(m, const u_char*), rte_pktmbuf_pkt_len(m),
+                        rte_pktmbuf_data_len(m));
+      } else {
+        rc = jit_ != nullptr ? jit_(m) : rte_bpf_exec(bpf_, m);
+      }
+      if (rc != 0) pkts[kept++] = m;
+      else rejected[nrejected++] = m;
     }
     return kept;
   }
-  bool jitted() const { return jit_ != nullptr; }
+  // How the filter runs: "rte_bpf jit", "rte_bpf" or "libpcap cbpf".
+  const char* engine() const { return classic_ ? "libpcap cbpf" : jit_ != nullptr ? "rte_bpf jit" : "rte_bpf"; }
 
  private:
   CaptureFilter() = default;
   rte_bpf* bpf_ = nullptr;
   uint64_t (*jit_)(void*) = nullptr;
+  bool classic_ = false;  // the program has indirect loads: see capture_filter.cc
+  bpf_program prog_{};
 };
 
 }  // namespace spanfeed::dpdk

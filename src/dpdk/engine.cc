@@ -658,6 +658,9 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     filter = dpdk::CaptureFilter::create(cfg.filter, file != nullptr ? file->dlt : 1 /* EN10MB */, error);
     if (!filter) return 1;
     sh.filter = filter.get();
+    if (cfg.log_level == "info" || cfg.log_level == "debug") {
+      std::fprintf(stderr, "spanfeed: filter '%s' runs on %s\n", cfg.filter.c_str(), filter->engine());
+    }
   }
 
   // Counters, contexts, rings.
