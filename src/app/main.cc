@@ -18,6 +18,7 @@
 #include "spanfeed/config.h"
 #include "spanfeed/engine.h"
 #include "spanfeed/export.h"
+#include "spanfeed/jobs.h"
 #include "spanfeed/metrics.h"
 #include "spanfeed/summary.h"
 
@@ -52,6 +53,11 @@ int main(int argc, char** argv) {
   uint32_t workers = 0, rx_lcores = 0, ring_size = 0, burst = 0, mempool = 0;
   double duration = -1;
   bool infinite = false, quiet = false;
+  std::string check_config;
+  app.add_option("--check-config", check_config,
+                 "Validate a config file (keys, values, CPUs, capture file, filter, outputs, "
+                 "decoder settings) without capturing; exit 0 when it is good, 2 with the problem")
+      ->check(CLI::ExistingFile);
   app.add_option("-c,--config", config_file,
                  "YAML config file (see conf/spanfeed.yaml); command-line options override it")
       ->check(CLI::ExistingFile);
@@ -123,6 +129,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : kExitUsage;
   }
 
+  if (!check_config.empty()) config_file = check_config;
   try {
     if (!config_file.empty()) spanfeed::load_config_file(config_file, cfg);
     if (!pcap.empty()) { cfg.pcap_file = pcap; cfg.iface.clear(); }
@@ -201,6 +208,26 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     pcap_freecode(&prog);
+  }
+
+  if (!check_config.empty()) {
+    // Everything the run would check before the EAL starts, and the parts of
+    // the per-worker settings that are only checked when workers are built.
+    try {
+      if (cfg.job == spanfeed::JobKind::kRecords) {
+        std::string why = spanfeed::validate(spanfeed::decode_config(cfg, 0));
+        if (!why.empty()) throw ConfigError(why);
+      }
+    } catch (const ConfigError& e) {
+      std::fprintf(stderr, "spanfeed: %s: %s\n", check_config.c_str(), e.what());
+      return kExitUsage;
+    }
+    std::printf("%s: OK: job %s, %u RX lcore(s), %u worker(s), source %s%s%s\n",
+                check_config.c_str(), spanfeed::to_string(cfg.job), cfg.rx_lcores, cfg.workers,
+                report.source.c_str(), cfg.filter.empty() ? "" : ", filter ",
+                cfg.filter.c_str());
+    for (const auto& o : cfg.outputs) std::printf("  output %s\n", o.c_str());
+    return 0;
   }
 
   struct sigaction sa {};

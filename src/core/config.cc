@@ -7,6 +7,8 @@
 #include "spanfeed/roundtrip.h"
 #include "spanfeed/tcp_reassembly.h"
 
+#include <sched.h>
+
 #include <functional>
 #include <map>
 #include <set>
@@ -330,6 +332,22 @@ void validate_config(const Config& cfg) {
   }
   if (!cfg.outputs.empty() && cfg.job != JobKind::kRecords) {
     throw ConfigError("outputs (--output) carry roundtrip records: they need --job records");
+  }
+  if (!cfg.cpus.empty()) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0) {
+      std::string have;
+      for (int i = 0; i < CPU_SETSIZE; ++i) {
+        if (CPU_ISSET(i, &allowed)) have += (have.empty() ? "" : ",") + std::to_string(i);
+      }
+      for (int c : cfg.cpus) {
+        if (c >= CPU_SETSIZE || !CPU_ISSET(c, &allowed)) {
+          throw ConfigError("lcores.cpus: CPU " + std::to_string(c) +
+                            " does not exist or is not allowed for this process (allowed: " + have + ")");
+        }
+      }
+    }
   }
   static const std::set<std::string> kLevels = {"emergency", "alert", "critical", "error",
                                                "warning", "notice", "info", "debug"};

@@ -1,0 +1,78 @@
+"""spanfeed --check-config: validates a config without capturing (no EAL):
+the shipped configs pass; each broken config fails with exit 2 and a
+message that names the problem and where it is."""
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, SPANFEED, capture  # noqa: E402
+
+BROKEN = [  # config body (a valid source is prepended), expected message
+    ("rings:\n  sise: 64\n", "'rings.sise': unknown key (known here: burst, size)"),
+    ("rings:\n  size: 1000\n", "rings.size must be a power of two"),
+    ("lcores:\n  cpus: [999]\n", "lcores.cpus: CPU 999 does not exist or is not allowed"),
+    ("lcores:\n  workers: lots\n", "'lcores.workers': cannot read 'lots'"),
+    ("capture:\n  filter: 'tcp portt 1'\n", "filter 'tcp portt 1': can't parse filter expression"),
+    ("job: records\noutputs: ['ftp:host']\n", "unknown kind 'ftp'"),
+    ("job: records\noutputs: ['kafka:broker-without-topic']\n", "expected kafka:HOST:PORT[,HOST:PORT...]/TOPIC"),
+    ("job: records\ndecode:\n  ports:\n    smtp: [25]\n", "'decode.ports.smtp': unknown protocol"),
+    ("job: records\ndecode:\n  ports:\n    http: [70000]\n", "'decode.ports.http': ports are 1-65535"),
+    ("flows_out: /tmp/x\n", "flows_out (--flows-out) needs the flows job"),
+    ("gelf:\n  compression: brotli\n", "'gelf.compression': must be none, gzip or zlib"),
+    ("metrics:\n  linger_s: -1\n", "'metrics.linger_s': must be >= 0"),
+    ("mode: live\n", "'mode': unknown key"),
+]
+
+
+def check(path):
+    return subprocess.run([SPANFEED, "--check-config", path], capture_output=True, text=True,
+                          timeout=30)
+
+
+class CheckConfig(unittest.TestCase):
+    def test_shipped_configs_pass(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in ("spanfeed.yaml", "demo.yaml"):
+                with self.subTest(config=name):
+                    cfg = os.path.join(tmp, name)
+                    with open(os.path.join(ROOT, "conf", name)) as src, open(cfg, "w") as dst:
+                        dst.write(src.read())
+                        dst.write(f"\n# source for the check\n")
+                    # the shipped files name no source: give one on the command line
+                    p = subprocess.run([SPANFEED, "--check-config", cfg, "--pcap",
+                                        capture("http/httpv1.pcap")],
+                                       capture_output=True, text=True, timeout=30)
+                    self.assertEqual(p.returncode, 0, p.stderr)
+                    self.assertIn(": OK: job", p.stdout)
+                    self.assertNotIn("EAL", p.stdout + p.stderr)
+
+    def test_each_broken_config_names_its_problem(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            for i, (body, msg) in enumerate(BROKEN):
+                with self.subTest(body=body):
+                    cfg = os.path.join(tmp, f"broken{i}.yaml")
+                    with open(cfg, "w") as f:
+                        if "capture:" in body:
+                            f.write(body.replace("capture:\n", f"capture:\n  pcap: {capture('http/httpv1.pcap')}\n"))
+                        else:
+                            f.write(f"capture:\n  pcap: {capture('http/httpv1.pcap')}\n" + body)
+                    p = check(cfg)
+                    self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+                    self.assertIn(msg, p.stderr)
+                    self.assertNotIn("EAL", p.stderr)
+
+    def test_missing_capture_file(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = os.path.join(tmp, "c.yaml")
+            with open(cfg, "w") as f:
+                f.write("capture:\n  pcap: /nonexistent/trace.pcap\n")
+            p = check(cfg)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("cannot open capture file '/nonexistent/trace.pcap'", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
