@@ -95,5 +95,47 @@ class LiveAfPacket(SpanfeedTestCase):
         self.assertEqual(s["payload_bytes"], ip_bytes)
 
 
+    def test_tcpreplay_records_flushed_on_sigterm(self):
+        # tcpreplay into the far end, the records job on the near end, then
+        # SIGTERM: every record the capture holds is flushed to the output.
+        pcap = capture("mysql/171-mysql.pcap")
+        golden = os.path.join(os.path.dirname(os.path.dirname(pcap)), "..", "golden", "mysql",
+                              "171-mysql.jsonl")
+        with open(golden) as f:
+            want = sorted((r["request"].get("command"), r["request"].get("query"), r["status"])
+                          for r in map(json.loads, f))
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = os.path.join(tmp, "c.yaml")
+            with open(cfg, "w") as f:
+                f.write("decode:\n  ports:\n    mysql: [3306, 20130]\n")
+            out = os.path.join(tmp, "records.jsonl")
+            summary = os.path.join(tmp, "s.json")
+            p = subprocess.Popen([SPANFEED, "--metrics", "off", "--iface", NEAR, "-w", "2", "-c", cfg,
+                                  "--job", "records", "--output", f"jsonl:{out}",
+                                  "--summary-json", summary],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(3)
+            self.assertIsNone(p.poll(), "spanfeed exited early")
+            r = subprocess.run(["ip", "netns", "exec", NS, "tcpreplay", "-q", "-i", FAR, "--pps", "3000",
+                                pcap], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            time.sleep(1)
+            p.send_signal(signal.SIGTERM)
+            _, err = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 0, err)
+            with open(summary) as f:
+                s = json.load(f)
+            with open(out) as f:
+                got = [json.loads(l) for l in f]
+        self.assertLedgerBalanced(s)
+        self.assertEqual(s["rx_packets"], 1040)
+        rec = s["ledger"]["records"]
+        self.assertEqual(rec["emitted"], len(want))
+        self.assertEqual(rec["sinks"][0]["delivered"], len(want))
+        self.assertEqual(len(got), len(want))  # flushed before exit
+        self.assertEqual(sorted((r["request"].get("command"), r["request"].get("query"), r["status"])
+                                for r in got), want)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
