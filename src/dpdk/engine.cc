@@ -568,10 +568,6 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     error = "no DPDK ports found (no --vdev given, or no NIC bound to vfio-pci/uio)";
     return 1;
   }
-  if (nrx < nports && nports > 1) {
-    // Fine: one RX lcore can poll several ports.
-  }
-
   Shared sh;
   sh.cfg = &cfg;
   sh.link = file != nullptr ? file->link : LinkType::kEthernet;
