@@ -66,7 +66,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   auto& nib = b.family("nic_rx_bytes_total", MT::Counter, "Bytes the port received (ibytes).");
   auto& nim = b.family("nic_rx_missed_total", MT::Counter,
                        "Packets the NIC dropped because RX did not poll fast enough (imissed). Non-zero: "
-                       "add RX lcores/queues, give RX lcores their own CPUs, or raise the descriptor count.");
+                       "add RX lcores/queues or give RX lcores their own CPUs.");
   auto& nie = b.family("nic_rx_errors_total", MT::Counter,
                        "Erroneous received packets (ierrors). Non-zero usually indicates a link or HW problem "
                        "(for a capture file: unreadable records).");
