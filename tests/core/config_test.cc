@@ -46,7 +46,7 @@ capture:
 lcores:
   rx: 1
   workers: 6
-  cpus: [2, 3, 4]
+  cpus: [0]
 rings:
   size: 1024
   burst: 64
@@ -69,7 +69,7 @@ log_level: error
   EXPECT_EQ(cfg.mode, RunMode::kOffline);
   EXPECT_DOUBLE_EQ(cfg.duration_s, 2.5);
   EXPECT_EQ(cfg.workers, 6u);
-  EXPECT_EQ(cfg.cpus, (std::vector<int>{2, 3, 4}));
+  EXPECT_EQ(cfg.cpus, (std::vector<int>{0}));
   EXPECT_EQ(cfg.ring_size, 1024u);
   EXPECT_EQ(cfg.burst_size, 64u);
   EXPECT_EQ(cfg.mempool_size, 65535u);
@@ -129,6 +129,11 @@ TEST(Config, BadValuesNamed) {
   EXPECT_THAT(load_error("capture: {pcap: a.pcap}\nlog_level: loud\n"), HasSubstr("log_level"));
   EXPECT_THAT(load_error("capture: {pcap: a.pcap}\nrings: {size: 64, burst: 128}\n"),
               HasSubstr("must not exceed rings.size"));
+}
+
+TEST(Config, CpusMustExist) {
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\nlcores: {cpus: [0, 4095]}\n"),
+              HasSubstr("lcores.cpus: CPU 4095 does not exist or is not allowed"));
 }
 
 TEST(Config, SourceRules) {
