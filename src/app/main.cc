@@ -300,7 +300,9 @@ int main(int argc, char** argv) {
     }
   }
   if (metrics_server && cfg.metrics_linger_s > 0) {
-    // Let a scraper collect the final numbers; a signal ends the wait.
+    // Let a scraper collect the final numbers. The signal that stopped the
+    // capture (systemctl stop) does not end this wait; a further one does.
+    g_linger_stop.store(false);
     auto until = std::chrono::steady_clock::now() +
                  std::chrono::milliseconds(static_cast<int64_t>(cfg.metrics_linger_s * 1000));
     while (std::chrono::steady_clock::now() < until && !g_linger_stop.load()) {

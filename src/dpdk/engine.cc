@@ -16,6 +16,7 @@
 #include <rte_mbuf_dyn.h>
 #include <rte_mempool.h>
 #include <rte_ring.h>
+#include <pthread.h>
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
@@ -547,6 +548,9 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     for (auto& a : plan.args) line += a + " ";
     std::fprintf(stderr, "spanfeed: EAL arguments: %s\n", line.c_str());
   }
+  cpu_set_t process_cpus;  // before the EAL pins this thread: where helper threads may run
+  CPU_ZERO(&process_cpus);
+  if (sched_getaffinity(0, sizeof(process_cpus), &process_cpus) != 0) CPU_SET(0, &process_cpus);
   int eal_rc = rte_eal_init(static_cast<int>(argv.size() - 1), argv.data());
   if (eal_rc < 0) {
     error = std::string("EAL initialisation failed: ") + rte_strerror(rte_errno) +
@@ -582,7 +586,13 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     sh.expected_packets = file->packets;
   }
 
-  int socket = static_cast<int>(rte_socket_id());
+  std::vector<uint16_t> port_ids;
+  uint16_t pid;
+  RTE_ETH_FOREACH_DEV(pid) port_ids.push_back(pid);
+  // Packet memory and rings live on the NIC's NUMA socket (the first port's):
+  // the NIC DMAs into the mbufs and the RX lcores should sit there too.
+  int socket = rte_eth_dev_socket_id(port_ids[0]);
+  if (socket < 0) socket = static_cast<int>(rte_socket_id());  // vdevs: no socket of their own
   sh.pool = rte_pktmbuf_pool_create("spanfeed_mbufs", static_cast<unsigned>(pool_n), cache,
                                     kPrivSize, static_cast<uint16_t>(data_room), socket);
   if (sh.pool == nullptr) {
@@ -599,9 +609,6 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
   // Queues: spread RX lcores over ports; each RX lcore polls its (port,
   // queue) list in turn.
   std::vector<RxQueueRef> all_queues;
-  std::vector<uint16_t> port_ids;
-  uint16_t pid;
-  RTE_ETH_FOREACH_DEV(pid) port_ids.push_back(pid);
   for (size_t i = 0; i < port_ids.size(); ++i) {
     uint16_t nq = static_cast<uint16_t>(std::max<size_t>(1, nrx / port_ids.size() + (i < nrx % port_ids.size())));
     if (setup_port(port_ids[i], nq, sh.pool, error) != 0) return 1;
@@ -643,9 +650,28 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
       for (const auto& [k, v] : ec.kafka_props) has_timeout |= k == "message.timeout.ms";
       if (!has_timeout) ec.kafka_props.insert(ec.kafka_props.begin(), {"message.timeout.ms", "0"});
     }
+    // The EAL pinned this (control) thread to lcore 0's CPU, and threads it
+    // creates inherit that: create the exporter thread and the sinks' own
+    // threads (librdkafka's) on the CPUs the process had that no RX or
+    // worker lcore uses (or on all of them when every CPU hosts an lcore).
+    cpu_set_t control_cpus;
+    bool moved = pthread_getaffinity_np(pthread_self(), sizeof(control_cpus), &control_cpus) == 0;
+    if (moved) {
+      cpu_set_t spare = process_cpus;
+      unsigned lc_id;
+      RTE_LCORE_FOREACH_WORKER(lc_id) {
+        rte_cpuset_t lc_set = rte_lcore_cpuset(lc_id);
+        for (int c = 0; c < CPU_SETSIZE; ++c) {
+          if (CPU_ISSET(c, &lc_set)) CPU_CLR(c, &spare);
+        }
+      }
+      if (CPU_COUNT(&spare) == 0) spare = process_cpus;
+      moved = pthread_setaffinity_np(pthread_self(), sizeof(spare), &spare) == 0;
+    }
     exporter = Exporter::create(ec, nw, error);
+    if (exporter) exporter->start();
+    if (moved) pthread_setaffinity_np(pthread_self(), sizeof(control_cpus), &control_cpus);
     if (!exporter) return 1;
-    exporter->start();
   }
 
   // The capture filter, compiled for the source's link type.

@@ -3,6 +3,7 @@ run (values move) and after it (--metrics-linger): the ledger read from
 /metrics alone balances; /health answers; a busy port is a clear error."""
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -94,6 +95,35 @@ class Metrics(SpanfeedTestCase):
         # histogram: +Inf bucket == count
         self.assertEqual(total(after, "spanfeed_roundtrip_latency_seconds_bucket", le="+Inf"),
                          total(after, "spanfeed_roundtrip_latency_seconds_count"))
+
+    def test_final_numbers_survive_the_stopping_signal(self):
+        # systemctl stop: SIGTERM ends the capture; the final numbers stay up
+        # for --metrics-linger; a second signal ends the process.
+        port = free_port()
+        p = subprocess.Popen([SPANFEED, "--pcap", capture("memcached/memcached.pcap"), "--infinite",
+                              "-w", "2", "-q", "--metrics", f"127.0.0.1:{port}",
+                              "--metrics-linger", "30"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(2)
+            p.send_signal(signal.SIGTERM)
+            after = {}
+            for _ in range(100):
+                time.sleep(0.1)
+                try:
+                    _, after = scrape(port)
+                except OSError:
+                    continue
+                if total(after, "spanfeed_up") == 0:
+                    break
+            self.assertIsNone(p.poll(), "the stopping signal also ended the linger")
+            self.assertEqual(total(after, "spanfeed_up"), 0)
+            self.assertEqual(total(after, "spanfeed_ledger_balanced"), 1)
+            self.assertGreater(total(after, "spanfeed_rx_packets_total"), 16)
+        finally:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=10)
+        self.assertEqual(p.returncode, 0)
 
     def test_busy_port_is_a_clear_error(self):
         with socket.socket() as s:
