@@ -24,10 +24,10 @@
 
 namespace {
 
-std::atomic<bool> g_linger_stop{false};
+std::atomic<unsigned> g_signals{0};  // SIGINT/SIGTERM received so far
 void on_signal(int) {
   spanfeed::request_stop();
-  g_linger_stop.store(true);
+  g_signals.fetch_add(1);
 }
 
 constexpr int kExitUsage = 2;    // bad arguments or configuration
@@ -255,7 +255,11 @@ int main(int argc, char** argv) {
   uint64_t last_rx = 0, last_rt = 0;
   double last_t = 0;
   spanfeed::EngineHooks hooks;
+  // Signals received by the time the final numbers were published: the one
+  // that stopped the capture is among them; only a later one ends the linger.
+  unsigned signals_at_final = 0;
   hooks.on_snapshot = [&](const spanfeed::RunReport& r, bool final) {
+    if (final) signals_at_final = g_signals.load();
     if (metrics_server) metrics_server->publish(r, final);
     if (!status) return;
     if (final) {
@@ -301,11 +305,11 @@ int main(int argc, char** argv) {
   }
   if (metrics_server && cfg.metrics_linger_s > 0) {
     // Let a scraper collect the final numbers. The signal that stopped the
-    // capture (systemctl stop) does not end this wait; a further one does.
-    g_linger_stop.store(false);
+    // capture (systemctl stop) does not end this wait; one sent after the
+    // final numbers were published does.
     auto until = std::chrono::steady_clock::now() +
                  std::chrono::milliseconds(static_cast<int64_t>(cfg.metrics_linger_s * 1000));
-    while (std::chrono::steady_clock::now() < until && !g_linger_stop.load()) {
+    while (std::chrono::steady_clock::now() < until && g_signals.load() == signals_at_final) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
