@@ -79,6 +79,13 @@ struct Config {
   std::string gelf_compression = "none";  // none | gzip | zlib (GELF UDP)
   uint32_t gelf_chunk_size = 1420;
   double gelf_retry_s = 5;
+  // --- content rules (records job) ---
+  std::string rules_file;           // YAML rules (conf/rules.yaml); SIGHUP reloads it
+  bool redact_credit_cards = true;  // built-in redaction rules, each switchable
+  bool redact_bearer_tokens = true;
+  bool redact_passwords = true;
+  uint32_t rules_max_streams = 4096;  // Hyperscan streams per worker and side, preallocated
+  uint32_t rules_hit_pool = 16384;    // matches waiting for their message, per worker
   std::string log_level = "warning";  // DPDK log level
   std::string metrics_listen = "127.0.0.1:9090";  // Prometheus /metrics; "off" disables
   double metrics_linger_s = 0;  // keep serving the final numbers this long after the run

@@ -93,6 +93,8 @@ struct alignas(64) DecodeCounters {
   std::array<uint64_t, kProtocolCount> interim{};        // HTTP 1xx interim responses (not records)
   std::array<uint64_t, kTimeoutCauseCount> timeouts{};
   std::array<uint64_t, kDetectOutcomeCount> detect{};
+  std::array<uint64_t, kProtocolCount> detected_by_payload{};  // kBySniff, per protocol found
+  uint64_t detect_rejected = 0;        // a signature matched but the decoder's structural check said no
   uint64_t unmatched = 0;              // responses without a request
   uint64_t records_emitted = 0;        // handed to the sink
   uint64_t pending_now = 0;            // requests waiting now (gauge)
@@ -159,6 +161,8 @@ enum class SniffResult : uint8_t { kNo, kRequest, kResponse };
 
 class RecordBuilder;
 struct FlowSession;
+class ContentScanner;
+class ProtocolDetector;
 
 // What a decoder may do with one flow during one call. Direction is the
 // logical one: kClientToServer carries requests (the builder swaps when the
@@ -287,6 +291,10 @@ class RecordBuilder final : public StreamConsumer {
 
   // Adds (or replaces) the decoder of d->protocol(); start-up only.
   void register_decoder(std::unique_ptr<Decoder> d);
+  // Content rules: every byte of every flow goes through `c` (tags, redaction).
+  // Start-up only; `c` must outlive the builder. nullptr: no rules.
+  void set_content(ContentScanner* c) { content_ = c; }
+  ContentScanner* content() const { return content_; }
   void set_sink(RecordSink& sink) { sink_ = &sink; }
 
   void on_open(const Flow& flow, uint64_t ts_ns) override;
@@ -331,7 +339,8 @@ class RecordBuilder final : public StreamConsumer {
   uint32_t alloc_message(uint64_t ts_ns);
   void free_message(uint32_t i);
   void unlink_pending(uint32_t i);
-  void emit(const FlowSession& s, const Message* req, const Message* resp, RoundtripStatus status);
+  void emit(const FlowSession& s, Message* req, Message* resp, RoundtripStatus status);
+  void mark(const FlowSession& s, Direction dir, Message* m);
   void emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_flags);
 
   std::byte* carry_data(uint32_t buf) { return carry_arena_.get() + static_cast<size_t>(buf) * cfg_.carry_bytes; }
@@ -353,7 +362,9 @@ class RecordBuilder final : public StreamConsumer {
   std::vector<uint32_t> carry_free_;
   uint32_t carry_in_use_ = 0;
   uint64_t next_id_ = 0;
-  std::array<std::string_view, 0> no_tags_{};
+  ContentScanner* content_ = nullptr;
+  std::unique_ptr<ProtocolDetector> detector_;
+  std::array<std::string_view, 8> tags_{};
   DecodeCounters counters_;
 };
 

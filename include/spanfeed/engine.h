@@ -14,9 +14,15 @@ namespace spanfeed {
 
 // Called on the control core with a snapshot of every counter: every
 // `period_ms` while the capture runs (final = false), and once at the end.
+class RulesControl;
+
 struct EngineHooks {
   unsigned period_ms = 1000;
   std::function<void(const RunReport&, bool final)> on_snapshot;
+  // Called on the control core every control-loop turn (about 20 ms): reloads.
+  std::function<void()> on_tick;
+  // Content rules for the records job (nullptr: none). Outlives the run.
+  RulesControl* rules = nullptr;
 };
 
 // Runs a capture as configured. `file` is the probed capture file for --pcap

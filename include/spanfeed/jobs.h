@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "spanfeed/config.h"
+#include "spanfeed/content.h"
 #include "spanfeed/counters.h"
 #include "spanfeed/decoder.h"
 #include "spanfeed/export.h"
@@ -91,7 +92,8 @@ class FlowsJob final : public Job, public StreamConsumer {
 // live, the record is dropped and counted.
 class RecordsJob final : public Job, public RecordSink {
  public:
-  RecordsJob(const Config& cfg, unsigned worker, WorkerCounters& c, Exporter& exporter);
+  // `rules`: content rules (nullptr: none); the job's scanner comes from it.
+  RecordsJob(const Config& cfg, unsigned worker, WorkerCounters& c, Exporter& exporter, RulesControl* rules);
   void on_packet(const PacketView& pkt) override;
   void on_idle(uint64_t now_ns) override;
   void finish(uint64_t now_ns) override;
@@ -106,6 +108,7 @@ class RecordsJob final : public Job, public RecordSink {
   unsigned worker_;
   Exporter& exporter_;
   bool offline_;
+  std::unique_ptr<ContentScanner> scanner_;  // before builder_: the builder points at it
   std::unique_ptr<RecordBuilder> builder_;
   std::unique_ptr<Reassembler> r_;
   RecordBatch* batch_ = nullptr;
@@ -121,6 +124,6 @@ DecodeConfig decode_config(const Config& cfg, unsigned worker);
 // The job a config asks for. `flows_part` is where a flows job writes its
 // per-worker part of the flows output ("" for none).
 std::unique_ptr<Job> make_job(const Config& cfg, unsigned worker, WorkerCounters& counters,
-                              const std::string& flows_part, Exporter* exporter);
+                              const std::string& flows_part, Exporter* exporter, RulesControl* rules = nullptr);
 
 }  // namespace spanfeed

@@ -88,6 +88,11 @@ class FieldList {
   std::string_view string_of(const Field& f) const { return {arena_.data() + f.off, f.len}; }
   // String value of `key`, empty when absent or not a string.
   std::string_view get_string(std::string_view key) const;
+  // Replaces string field i's value (redaction): in place when not longer,
+  // else at the arena's end. False when it does not fit (value unchanged).
+  bool replace_string(size_t i, std::string_view value);
+  // Overwrites bytes [from, to) of string field i with `c` (same length).
+  void mask(size_t i, size_t from, size_t to, char c);
 
   size_t size() const { return count_; }
   const Field& operator[](size_t i) const { return fields_[i]; }
@@ -119,11 +124,21 @@ struct Message {
   uint32_t flags = 0;        // record_flag bits
   uint32_t key = 0;          // match key for id-matched protocols (DNS id)
   uint32_t aux = 0;          // decoder's own use (HTTP: request was HEAD/CONNECT)
+  uint64_t stream_end = 0;   // stream offset just past the message (its bytes: [stream_end - bytes, stream_end))
+  uint32_t head_bytes = 0;   // leading bytes that are its header block (HTTP); 0: no split
+  // Content rules that matched inside the message (indices into the rule set
+  // of generation rule_gen), filled in when the message is complete.
+  static constexpr size_t kMaxRuleHits = 8;
+  std::array<uint16_t, kMaxRuleHits> rule_hits{};
+  uint8_t rule_hit_count = 0;
+  uint32_t rule_gen = 0;
   FieldList fields;
 
   void reset() {
-    first_ts_ns = last_ts_ns = bytes = 0;
-    flags = key = aux = 0;
+    first_ts_ns = last_ts_ns = bytes = stream_end = 0;
+    flags = key = aux = head_bytes = 0;
+    rule_hit_count = 0;
+    rule_gen = 0;
     fields.clear();
   }
 };

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "spanfeed/content.h"
 #include "spanfeed/counters.h"
 #include "spanfeed/decoder.h"
 #include "spanfeed/tcp_reassembly.h"
@@ -100,6 +101,7 @@ struct RunReport {
   std::vector<WorkerSnapshot> workers;
   std::vector<SinkSnapshot> sinks;
   Gauges gauges;
+  RulesReport rules;  // content rules (records job with rules or built-in redaction)
 
   uint64_t rx_received() const;
   uint64_t rx_outcome(RxOutcome o) const;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cinttypes>
 #include <chrono>
 #include <csignal>
 #include <thread>
@@ -16,6 +17,7 @@
 
 #include "spanfeed/capture_file.h"
 #include "spanfeed/config.h"
+#include "spanfeed/content.h"
 #include "spanfeed/engine.h"
 #include "spanfeed/export.h"
 #include "spanfeed/jobs.h"
@@ -29,6 +31,8 @@ void on_signal(int) {
   spanfeed::request_stop();
   g_signals.fetch_add(1);
 }
+std::atomic<bool> g_reload{false};  // SIGHUP: reload the content rules
+void on_hangup(int) { g_reload.store(true); }
 
 constexpr int kExitUsage = 2;    // bad arguments or configuration
 constexpr int kExitRuntime = 1;  // start-up failed (EAL, ports, memory)
@@ -102,6 +106,11 @@ int main(int argc, char** argv) {
                  "protocol; librdkafka properties under kafka.properties in the config), "
                  "gelf-udp:HOST:PORT (GELF, optionally compressed, chunked; gelf.* in the config), "
                  "gelf-tcp:HOST:PORT (GELF, null-framed, reconnecting)");
+  std::string rules_file;
+  app.add_option("--rules", rules_file,
+                 "With --job records: content rules file (YAML, see conf/rules.yaml): Hyperscan "
+                 "patterns scanned over each reassembled direction; matches tag records, are "
+                 "counted per rule in /metrics and can redact exported fields. SIGHUP reloads it");
   std::string recording_id;
   app.add_option("--recording-id", recording_id, "Label added to every record as recording_id");
   std::string flows_out;
@@ -150,6 +159,7 @@ int main(int argc, char** argv) {
     if (!flows_out.empty()) cfg.flows_out = flows_out;
     if (!outputs.empty()) cfg.outputs = outputs;
     if (!recording_id.empty()) cfg.recording_id = recording_id;
+    if (!rules_file.empty()) cfg.rules_file = rules_file;
     if (cfg.job == spanfeed::JobKind::kRecords && cfg.outputs.empty()) cfg.outputs = {"jsonl:-"};
     for (const auto& o : cfg.outputs) spanfeed::parse_output(o);  // reject bad ones now
     if (!log_level.empty()) cfg.log_level = log_level;
@@ -177,6 +187,9 @@ int main(int argc, char** argv) {
                         "' contains a comma, which DPDK vdev arguments cannot carry; rename it");
     }
     spanfeed::validate_config(cfg);
+    if (!cfg.rules_file.empty() && cfg.job != spanfeed::JobKind::kRecords) {
+      throw ConfigError("content rules ('" + cfg.rules_file + "') apply to records: use --job records");
+    }
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "spanfeed: %s\n", e.what());
     return kExitUsage;
@@ -217,6 +230,12 @@ int main(int argc, char** argv) {
       if (cfg.job == spanfeed::JobKind::kRecords) {
         std::string why = spanfeed::validate(spanfeed::decode_config(cfg, 0));
         if (!why.empty()) throw ConfigError(why);
+        auto rules = spanfeed::make_rules_control(cfg);  // loads and compiles the rules
+        if (rules) {
+          auto r = rules->report();
+          std::printf("rules: %s%s%" PRIu64 " rule(s), %" PRIu64 " built-in redaction rule(s)\n",
+                      cfg.rules_file.c_str(), cfg.rules_file.empty() ? "" : ": ", r.rules, r.builtin);
+        }
       }
     } catch (const ConfigError& e) {
       std::fprintf(stderr, "spanfeed: %s: %s\n", check_config.c_str(), e.what());
@@ -230,11 +249,26 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  // Content rules: compiled here, before the EAL starts, so a bad rule is a
+  // start-up error naming it.
+  std::unique_ptr<spanfeed::RulesControl> rules;
+  try {
+    rules = spanfeed::make_rules_control(cfg);
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "spanfeed: %s\n", e.what());
+    return kExitUsage;
+  }
+
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction hup {};
+  hup.sa_handler = on_hangup;
+  sigemptyset(&hup.sa_mask);
+  hup.sa_flags = SA_RESTART;
+  sigaction(SIGHUP, &hup, nullptr);
 
   std::unique_ptr<spanfeed::MetricsServer> metrics_server;
   if (cfg.metrics_listen != "off") {
@@ -283,6 +317,20 @@ int main(int argc, char** argv) {
     last_rx = rx;
     last_rt = rt;
     last_t = r.elapsed_s;
+  };
+  hooks.rules = rules.get();
+  hooks.on_tick = [&]() {
+    if (g_reload.exchange(false)) {
+      if (rules) {
+        std::string msg;
+        const bool ok = rules->reload(msg);
+        std::fprintf(stderr, "%sspanfeed: %s\n", status ? "\n" : "", msg.c_str());
+        (void)ok;
+      } else {
+        std::fprintf(stderr, "spanfeed: SIGHUP: no content rules in this run, nothing to reload\n");
+      }
+    }
+    if (rules) rules->collect();
   };
   std::string error;
   int rc = spanfeed::run_engine(cfg, file ? &*file : nullptr, report, error, hooks);

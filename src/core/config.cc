@@ -242,6 +242,16 @@ void load_config_file(const std::string& path, Config& cfg) {
          {"flush_timeout_s", seconds(cfg.kafka_flush_timeout_s)},
        });
      }},
+    {"rules", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"file", str(cfg.rules_file)},
+         {"redact_credit_cards", boolean(cfg.redact_credit_cards)},
+         {"redact_bearer_tokens", boolean(cfg.redact_bearer_tokens)},
+         {"redact_passwords", boolean(cfg.redact_passwords)},
+         {"max_streams", u32(cfg.rules_max_streams, 1u << 22)},
+         {"hit_pool", u32(cfg.rules_hit_pool, 1u << 24)},
+       });
+     }},
     {"decode", [&](const std::string& p, const YAML::Node& n) {
        walk(f, p, n, {
          {"response_timeout_s", seconds(cfg.response_timeout_s)},

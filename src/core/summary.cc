@@ -111,6 +111,11 @@ std::vector<std::string> RunReport::ledger_problems() const {
       eq(("sink " + sk.output + ": nothing left queued").c_str(), sk.queued, 0);
     }
   }
+  if (rules.present) {
+    const ContentCounters& c = rules.totals;
+    eq("rule hits stored == attributed + discarded + pending", c.hits_stored,
+       c.hits_attributed + c.hits_discarded + c.hits_pending);
+  }
   uint64_t violations = 0;
   for (const auto& w : workers) violations += w.order_violations;
   eq("per-ring order violations == 0", violations, 0);
@@ -173,6 +178,12 @@ nlohmann::json records_json(const RecordsSnapshot& s) {
   for (size_t i = 0; i < kDetectOutcomeCount; ++i) {
     detect[std::string(to_string(static_cast<DetectOutcome>(i)))] = d.detect[i];
   }
+  json by_payload = json::object();
+  for (size_t p = 1; p < kProtocolCount; ++p) {
+    if (d.detected_by_payload[p] != 0) by_payload[std::string(to_string(static_cast<Protocol>(p)))] = d.detected_by_payload[p];
+  }
+  detect["by_payload_protocol"] = by_payload;
+  detect["signature_rejected"] = d.detect_rejected;
   return {
     {"protocols", by_proto}, {"timeouts", timeouts}, {"detect", detect},
     {"unmatched", d.unmatched}, {"records_emitted", d.records_emitted},
@@ -187,6 +198,30 @@ nlohmann::json records_json(const RecordsSnapshot& s) {
 }
 
 }  // namespace
+
+static nlohmann::json rules_json(const RulesReport& r) {
+  using nlohmann::json;
+  const ContentCounters& c = r.totals;
+  json per_rule = json::object();
+  for (const auto& pr : r.per_rule) {
+    per_rule[pr.id] = {{"matches", pr.c.matches}, {"records", pr.c.records},
+                       {"redactions", pr.c.redactions}, {"active", pr.active}};
+  }
+  return {
+    {"file", r.file}, {"version", r.version}, {"rules", r.rules}, {"builtin", r.builtin},
+    {"reloads_ok", r.reloads_ok}, {"reloads_failed", r.reloads_failed}, {"last_error", r.last_error},
+    {"stream_memory_bytes", r.stream_memory_bytes}, {"per_rule", per_rule},
+    {"bytes_scanned", c.bytes_scanned}, {"streams_opened", c.streams_opened},
+    {"streams_exhausted", c.streams_exhausted}, {"stream_restarts", c.stream_restarts},
+    {"scan_errors", c.scan_errors},
+    {"hits", {{"stored", c.hits_stored}, {"attributed", c.hits_attributed}, {"discarded", c.hits_discarded},
+              {"dropped", c.hits_dropped}, {"pending", c.hits_pending}}},
+    {"records_tagged", c.records_tagged}, {"tags_truncated", c.tags_truncated},
+    {"tags_lost_reload", c.tags_lost_reload}, {"fields_scanned", c.fields_scanned},
+    {"fields_redacted", c.fields_redacted}, {"redaction_masked", c.redaction_masked},
+    {"rule_sets_adopted", c.rule_sets_adopted},
+  };
+}
 
 nlohmann::json to_json(const RunReport& r) {
   using nlohmann::json;
@@ -272,13 +307,15 @@ nlohmann::json to_json(const RunReport& r) {
     }
     ledger["reassembly"] = seg;
   }
-  return {
+  json out = {
     {"source", r.source}, {"mode", r.mode}, {"job", r.job}, {"link_type", r.link_type},
     {"interrupted", r.interrupted}, {"elapsed_s", r.elapsed_s},
     {"rx_packets", r.rx_received()}, {"payload_bytes", r.payload_bytes()},
     {"nics", nics}, {"rx_lcores", rx}, {"workers", workers}, {"sinks", sinks},
     {"ledger", ledger},
   };
+  if (r.rules.present) out["rules"] = rules_json(r.rules);
+  return out;
 }
 
 std::string to_text(const RunReport& r) {
@@ -310,6 +347,12 @@ std::string to_text(const RunReport& r) {
   for (const auto& w : r.workers) pk += w.packets;
   add("  total             packets %12" PRIu64 "  payload_bytes %14" PRIu64 "\n", pk,
       r.payload_bytes());
+  if (r.rules.present) {
+    add("  rules v%" PRIu64 ": %" PRIu64 " rule(s) + %" PRIu64 " built-in, %" PRIu64 " record(s) tagged, %" PRIu64
+        " field(s) redacted, reloads %" PRIu64 " ok / %" PRIu64 " refused\n",
+        r.rules.version, r.rules.rules, r.rules.builtin, r.rules.totals.records_tagged,
+        r.rules.totals.fields_redacted, r.rules.reloads_ok, r.rules.reloads_failed);
+  }
   auto problems = r.ledger_problems();
   if (problems.empty()) {
     s += "  ledger balanced\n";

@@ -154,7 +154,7 @@ class DnsDecoder final : public Decoder {
 
   void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts) override {
     if (ctx.udp()) {
-      message(ctx, bytes, bytes.size(), ts, ts, 0);
+      message(ctx, bytes, bytes.size(), ctx.offset(dir, {}), ts, ts, 0);
       return;
     }
     Side& sd = ctx.state<State>().side[index_of(dir)];
@@ -208,11 +208,11 @@ class DnsDecoder final : public Decoder {
           const uint64_t end = sd.start + 2 + sd.len;
           if (want < sd.len) {
             ++ctx.counters().carry_overflow;
-            message(ctx, out, end - sd.start, sd.first_ts, ts, record_flag::kTruncated);
+            message(ctx, out, end - sd.start, end, sd.first_ts, ts, record_flag::kTruncated);
             sd.phase = Phase::kSkip;
             sd.skip = sd.len - want;
           } else {
-            message(ctx, out, end - sd.start, sd.first_ts, ts, 0);
+            message(ctx, out, end - sd.start, end, sd.first_ts, ts, 0);
             sd.phase = Phase::kLength;
             sd.in_message = false;
           }
@@ -258,7 +258,7 @@ class DnsDecoder final : public Decoder {
   }
 
   // One whole DNS message (or its first `cap` bytes, flags truncated).
-  void message(FlowContext& ctx, std::span<const std::byte> b, uint64_t wire_bytes, uint64_t first_ts,
+  void message(FlowContext& ctx, std::span<const std::byte> b, uint64_t wire_bytes, uint64_t end, uint64_t first_ts,
                uint64_t last_ts, uint32_t flags) {
     const auto* p = reinterpret_cast<const uint8_t*>(b.data());
     const size_t len = b.size();
@@ -276,6 +276,7 @@ class DnsDecoder final : public Decoder {
     if (m == nullptr) return;
     m->last_ts_ns = last_ts;
     m->bytes = wire_bytes;
+    m->stream_end = end;
     m->flags = flags;
     m->key = id;
     FieldList& f = m->fields;

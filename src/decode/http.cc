@@ -1,5 +1,6 @@
 // HTTP/1.x decoder: request/response framing (Content-Length, chunked, until-close), pipelining, 1xx, gaps.
 // Runs on a worker lcore; per-flow state lives in the builder's preallocated array; never allocates.
+#include <algorithm>
 #include <cstring>
 
 #include "spanfeed/decoder.h"
@@ -281,6 +282,7 @@ class HttpDecoder final : public Decoder {
     }
     // End of headers: how is the body delimited?
     const uint64_t here = ctx.offset(dir, bytes);
+    if (m != nullptr && here > sd.start) m->head_bytes = static_cast<uint32_t>(std::min<uint64_t>(here - sd.start, UINT32_MAX));
     if (dir == kReq) {
       if (sd.flags & hflag::kChunked) {
         sd.phase = Phase::kChunkSize;
@@ -421,6 +423,7 @@ class HttpDecoder final : public Decoder {
     if (m == nullptr) return;
     m->flags |= flags;
     m->bytes = end > start ? end - start : 0;
+    m->stream_end = end;
     m->last_ts_ns = ts;
     m->fields.set_uint("body_bytes", body);
     if (dir == kReq) {

@@ -344,6 +344,7 @@ class MemcachedDecoder final : public Decoder {
     if (m == nullptr) return;
     m->flags |= flags;
     m->bytes = end > done.start ? end - done.start : 0;
+    m->stream_end = end;
     m->last_ts_ns = ts;
     if (dir == kReq) {
       if (done.noreply) {

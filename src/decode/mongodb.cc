@@ -376,6 +376,7 @@ class MongoDecoder final : public Decoder {
     if (m == nullptr) return;
     m->last_ts_ns = ts;
     m->bytes = end - std::min(end, sd.start);
+    m->stream_end = end;
     FieldList& f = m->fields;
     int32_t op = sd.op;
     const uint8_t* p = db::u8p(body);

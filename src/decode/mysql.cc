@@ -518,6 +518,7 @@ class MysqlDecoder final : public Decoder {
       Message* m = ctx.new_message(ts);
       if (m == nullptr) return;
       m->bytes = end - sd.msg_start;
+      m->stream_end = end;
       m->last_ts_ns = ts;
       err_fields(m->fields, p, n);
       ctx.complete_response(m, RoundtripStatus::kError);
@@ -529,6 +530,7 @@ class MysqlDecoder final : public Decoder {
       sd.msg = nullptr;
       if (m == nullptr) return;
       m->bytes = end - std::min(sd.msg_start, end);
+      m->stream_end = end;
       m->last_ts_ns = ts;
       if (p[0] == 0xFF) {
         err_fields(m->fields, p, n);
@@ -567,6 +569,7 @@ class MysqlDecoder final : public Decoder {
     c.msg = nullptr;
     m->first_ts_ns = m->last_ts_ns = ts;
     m->bytes = end - c.msg_start;
+    m->stream_end = end;
     FieldList& f = m->fields;
     if ((caps & kCapProtocol41) != 0 && n >= 32) {
       size_t i = 32;
@@ -833,6 +836,7 @@ class MysqlDecoder final : public Decoder {
     if (sd.seq != 0 || m == nullptr) return;
     sd.msg = nullptr;
     m->bytes = end - sd.msg_start;
+    m->stream_end = end;
     m->last_ts_ns = ts;
     const uint8_t cmd = static_cast<uint8_t>(m->aux);
     FieldList& f = m->fields;
@@ -925,6 +929,7 @@ class MysqlDecoder final : public Decoder {
     Message* m = sd.msg;
     if (m == nullptr) return;
     m->bytes = end - std::min(end, sd.msg_start);
+    m->stream_end = end;
     const uint8_t* h = sd.head;
     const size_t hn = sd.head_n;
     const uint32_t len = sd.lpos;  // logical length (saturated)

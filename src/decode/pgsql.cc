@@ -313,6 +313,7 @@ class PgsqlDecoder final : public Decoder {
     sd.msg = nullptr;
     if (m == nullptr) return;
     m->bytes = end - std::min(end, sd.msg_start);
+    m->stream_end = end;
     m->last_ts_ns = ts;
     if (no_reply) {
       ctx.emit_no_reply(m);
@@ -469,6 +470,7 @@ class PgsqlDecoder final : public Decoder {
         sd.msg = nullptr;
         if (m == nullptr) return;
         m->bytes = end - std::min(end, sd.msg_start);
+        m->stream_end = end;
         m->last_ts_ns = ts;
         add_summary(st, m->fields);
         ctx.complete_response(m, st.error ? RoundtripStatus::kError : RoundtripStatus::kOk);
@@ -533,6 +535,7 @@ class PgsqlDecoder final : public Decoder {
     sd.msg = nullptr;
     m->last_ts_ns = ts;
     m->bytes = ctx.offset(kResp, {}) - std::min(ctx.offset(kResp, {}), sd.msg_start);
+    m->stream_end = ctx.offset(kResp, {});
     if (!st.error) m->flags |= record_flag::kTruncated;
     add_summary(st, m->fields);
     ctx.complete_response(m, st.error ? RoundtripStatus::kError : RoundtripStatus::kOk);

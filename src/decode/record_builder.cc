@@ -5,6 +5,8 @@
 
 #include "spanfeed/decoder.h"
 
+#include "spanfeed/content.h"
+
 namespace spanfeed {
 
 namespace {
@@ -225,6 +227,7 @@ void FlowContext::discard(Message* m) {
 
 void FlowContext::commit_request(Message* req) {
   if (req == nullptr) return;
+  b_.mark(s_, Direction::kClientToServer, req);
   const uint32_t i = b_.slot_index(req);
   if (s_.pending_count >= b_.cfg_.max_pending_per_flow && s_.pending_head != RecordBuilder::kNone) {
     ++b_.counters_.pending_overflow;
@@ -256,6 +259,7 @@ void FlowContext::commit_request(Message* req) {
 
 void FlowContext::emit_no_reply(Message* req) {
   if (req == nullptr) return;
+  b_.mark(s_, Direction::kClientToServer, req);
   ++b_.counters_.no_reply[static_cast<size_t>(s_.protocol)];
   b_.emit(s_, req, nullptr, RoundtripStatus::kOk);
   b_.free_message(b_.slot_index(req));
@@ -269,6 +273,7 @@ size_t FlowContext::pending_count() const { return s_.pending_count; }
 
 void FlowContext::complete_response(Message* resp, RoundtripStatus status) {
   if (resp == nullptr) return;
+  b_.mark(s_, Direction::kServerToClient, resp);
   ++b_.counters_.responses[static_cast<size_t>(s_.protocol)];
   const uint32_t ri = b_.slot_index(resp);
   const uint32_t qi = s_.pending_head;
@@ -286,6 +291,7 @@ void FlowContext::complete_response(Message* resp, RoundtripStatus status) {
 
 void FlowContext::complete_response_by_key(Message* resp, RoundtripStatus status, uint32_t key) {
   if (resp == nullptr) return;
+  b_.mark(s_, Direction::kServerToClient, resp);
   ++b_.counters_.responses[static_cast<size_t>(s_.protocol)];
   const uint32_t ri = b_.slot_index(resp);
   uint32_t qi = s_.pending_head;
@@ -345,6 +351,7 @@ RecordBuilder::RecordBuilder(const DecodeConfig& cfg, RecordSink& sink)
   }
   carry_arena_ = std::make_unique<std::byte[]>(static_cast<size_t>(cfg_.carry_bytes) * cfg_.carry_buffer_count);
   carry_free_.reserve(cfg_.carry_buffer_count);
+  if (cfg_.sniff_unknown_ports) detector_ = std::make_unique<ProtocolDetector>();
   for (uint32_t i = cfg_.carry_buffer_count; i-- > 0;) carry_free_.push_back(i);
 
   register_decoder(make_http_decoder(cfg_));
@@ -427,7 +434,11 @@ void RecordBuilder::unlink_pending(uint32_t i) {
   --counters_.pending_now;
 }
 
-void RecordBuilder::emit(const FlowSession& s, const Message* req, const Message* resp, RoundtripStatus status) {
+void RecordBuilder::mark(const FlowSession& s, Direction dir, Message* m) {
+  if (content_ != nullptr) content_->mark(static_cast<uint32_t>(&s - sessions_.data()), dir, *m);
+}
+
+void RecordBuilder::emit(const FlowSession& s, Message* req, Message* resp, RoundtripStatus status) {
   Roundtrip r;
   r.ts_ns = req != nullptr ? req->first_ts_ns : resp->first_ts_ns;
   r.id = (static_cast<uint64_t>(cfg_.worker_id) << 56) | (++next_id_ & kIdMask);
@@ -445,7 +456,8 @@ void RecordBuilder::emit(const FlowSession& s, const Message* req, const Message
   r.flags = (req != nullptr ? req->flags : 0) | (resp != nullptr ? resp->flags : 0);
   if ((req != nullptr && req->fields.truncated()) || (resp != nullptr && resp->fields.truncated()))
     ++counters_.field_truncated;
-  r.tags = std::span<const std::string_view>(no_tags_.data(), 0);
+  const size_t ntags = content_ != nullptr ? content_->annotate(s.protocol, req, resp, tags_) : 0;
+  r.tags = std::span<const std::string_view>(tags_.data(), ntags);
   r.recording_id = cfg_.recording_id;
   ++counters_.roundtrips[static_cast<size_t>(s.protocol)][static_cast<size_t>(status)];
   ++counters_.records_emitted;
@@ -541,12 +553,19 @@ bool RecordBuilder::detect(const Flow& f, FlowSession& s, Direction dir, std::sp
   }
   if (s.detect_state != kDetectNone && s.detect_state != kDetectSniffing) return false;
   s.detect_state = kDetectSniffing;
-  if (cfg_.sniff_unknown_ports) {
+  if (detector_) {
+    // Hyperscan signatures pick the candidates; each decoder's structural
+    // check confirms (in registration order, so the first that agrees wins).
     const Transport t = s.udp ? Transport::kUdp : Transport::kTcp;
+    const uint32_t candidates = detector_->candidates(data, s.udp);
     for (const auto& d : decoders_) {
-      if (!d) continue;
+      if (!d || (candidates & protocol_bit(d->protocol())) == 0) continue;
       const SniffResult r = d->sniff(data, t);
-      if (r == SniffResult::kNo) continue;
+      if (r == SniffResult::kNo) {
+        ++counters_.detect_rejected;
+        continue;
+      }
+      ++counters_.detected_by_payload[static_cast<size_t>(d->protocol())];
       // Physical direction of a request: C2S unless the sniff says otherwise.
       const bool is_req = r == SniffResult::kRequest;
       const bool swap = (dir == Direction::kClientToServer) != is_req;
@@ -563,10 +582,14 @@ void RecordBuilder::on_data(const Flow& flow, Direction dir, std::span<const std
   if (!s.open || data.empty()) return;
   if (s.detect_state != kDetectActive && !detect(flow, s, dir, data)) {
     counters_.undecoded_bytes += data.size();
+    // Not decoded: rules still count their matches (no record to tag).
+    if (content_ != nullptr) content_->scan(flow.slot, s.protocol, false, s.udp, logical(s, dir), 0, data);
     return;
   }
   const Direction ld = logical(s, dir);
   const size_t d = index_of(ld);
+  // Scan before decoding: the messages this chunk completes find their matches waiting.
+  if (content_ != nullptr) content_->scan(flow.slot, s.protocol, true, s.udp, ld, s.base[d], data);
   {
     FlowContext ctx(*this, s, flow.slot, ld, data.size());
     decoders_[static_cast<size_t>(s.protocol)]->data(ctx, ld, data, ts_ns);
@@ -579,6 +602,7 @@ void RecordBuilder::on_data(const Flow& flow, Direction dir, std::span<const std
 void RecordBuilder::on_gap(const Flow& flow, Direction dir, uint64_t missing_bytes, GapReason /*reason*/,
                            uint64_t ts_ns) {
   FlowSession& s = session(flow);
+  if (content_ != nullptr && s.open) content_->gap(flow.slot, logical(s, dir));
   if (!s.open || s.detect_state != kDetectActive) return;
   const Direction ld = logical(s, dir);
   const size_t d = index_of(ld);
@@ -624,6 +648,7 @@ void RecordBuilder::close_session(uint32_t slot, uint64_t ts_ns) {
     --counters_.flows_undetected_now;
     ++counters_.detect[static_cast<size_t>(DetectOutcome::kUnknown)];
   }
+  if (content_ != nullptr) content_->close(slot);
   release_carry(s, 0);
   release_carry(s, 1);
   s.open = false;

@@ -380,6 +380,7 @@ class RedisDecoder final : public Decoder {
     if (m == nullptr) return;
     m->flags |= flags;
     m->bytes = end > done.start ? end - done.start : 0;
+    m->stream_end = end;
     m->last_ts_ns = ts;
     if (dir == kReq) {
       if (!m->fields.has("command")) {  // nothing recognisable survived (gap right after "*N")

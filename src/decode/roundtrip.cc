@@ -59,6 +59,29 @@ void FieldList::add_num(const char* key, FieldKind kind, uint64_t v) {
   f.num = v;
 }
 
+bool FieldList::replace_string(size_t i, std::string_view value) {
+  if (i >= count_ || fields_[i].kind != FieldKind::kString) return false;
+  Field& f = fields_[i];
+  if (value.size() <= f.len) {
+    std::memcpy(arena_.data() + f.off, value.data(), value.size());
+    f.len = static_cast<uint16_t>(value.size());
+    return true;
+  }
+  if (value.size() > arena_left()) return false;
+  std::memcpy(arena_.data() + used_, value.data(), value.size());
+  f.off = used_;
+  f.len = static_cast<uint16_t>(value.size());
+  used_ = static_cast<uint16_t>(used_ + value.size());
+  return true;
+}
+
+void FieldList::mask(size_t i, size_t from, size_t to, char c) {
+  if (i >= count_ || fields_[i].kind != FieldKind::kString) return;
+  Field& f = fields_[i];
+  if (to > f.len) to = f.len;
+  if (from < to) std::memset(arena_.data() + f.off + from, c, to - from);
+}
+
 void FieldList::add_string(const char* key, std::string_view value, size_t max_len) {
   if (count_ >= kMaxFields) {
     truncated_ = true;

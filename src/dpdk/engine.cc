@@ -727,7 +727,7 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     for (unsigned r = 0; r < nrx; ++r) ctx->rings.push_back(rings[r][w]);
     ctx->counters = &w_counters[w];
     std::string part = cfg.flows_out.empty() ? "" : cfg.flows_out + ".part" + std::to_string(w);
-    ctx->job = make_job(cfg, w, w_counters[w], part, exporter.get());
+    ctx->job = make_job(cfg, w, w_counters[w], part, exporter.get(), hooks.rules);
     ctx->scratch.resize(kScratchBytes);
     sh.workers.push_back(std::move(ctx));
   }
@@ -742,6 +742,7 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
   // counters are read while they change, and may be a burst behind) and once
   // at the end for the summary.
   auto take_snapshot = [&](RunReport& rep, bool final) {
+    if (hooks.rules != nullptr) rep.rules = hooks.rules->report();
     rep.nics.clear();
     rep.rx.clear();
     rep.workers.clear();
@@ -829,6 +830,7 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     bool all_done = true;
     for (auto& w : sh.workers) all_done &= w->done.load(std::memory_order_acquire);
     if (all_done) break;
+    if (hooks.on_tick) hooks.on_tick();
     if (now - last_publish >= std::chrono::milliseconds(hooks.period_ms)) {
       last_publish = now;
       live.elapsed_s = el;

@@ -33,19 +33,24 @@ DecodeConfig decode_config(const Config& cfg, unsigned worker) {
   return d;
 }
 
-RecordsJob::RecordsJob(const Config& cfg, unsigned worker, WorkerCounters& c, Exporter& exporter)
+RecordsJob::RecordsJob(const Config& cfg, unsigned worker, WorkerCounters& c, Exporter& exporter,
+                       RulesControl* rules)
     : c_(c), worker_(worker), exporter_(exporter), offline_(cfg.offline()) {
+  if (rules != nullptr) scanner_ = rules->scanner(cfg.flow_capacity);
   builder_ = std::make_unique<RecordBuilder>(decode_config(cfg, worker), *this);
+  builder_->set_content(scanner_.get());
   r_ = std::make_unique<Reassembler>(reassembler_config(cfg), *builder_);
 }
 
 void RecordsJob::on_packet(const PacketView& pkt) {
+  if (scanner_) scanner_->poll_reload();  // a reloaded rule set takes over between packets
   c_.packets.add(1);
   c_.payload_bytes.add(pkt.parsed->ip_payload_len);
   r_->process(pkt);
 }
 
 void RecordsJob::on_idle(uint64_t now_ns) {
+  if (scanner_) scanner_->poll_reload();
   r_->advance_time(now_ns);
   builder_->advance_time(now_ns);
   hand_over();  // an idle worker does not sit on records

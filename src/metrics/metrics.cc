@@ -254,6 +254,94 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
       Builder::add(sq, {{"output", sk.output}}, double(sk.queued));
     }
   }
+  if (any_records) {
+    std::array<uint64_t, kDetectOutcomeCount> det{};
+    std::array<uint64_t, kProtocolCount> by_payload{};
+    uint64_t rejected = 0;
+    for (const auto& w : r.workers) {
+      if (!w.records.present) continue;
+      for (size_t k = 0; k < kDetectOutcomeCount; ++k) det[k] += w.records.decode.detect[k];
+      for (size_t p = 0; p < kProtocolCount; ++p) by_payload[p] += w.records.decode.detected_by_payload[p];
+      rejected += w.records.decode.detect_rejected;
+    }
+    auto& dt = b.family("flow_detection_total", MT::Counter,
+                        "How flows got their decoder: by_port (a configured server port), by_sniff (payload "
+                        "signatures on an unmapped port, confirmed by the decoder), no_decoder, unknown (nothing "
+                        "matched: not decoded), no_data. A growing unknown: a service on a port spanfeed does not know.");
+    for (size_t k = 0; k < kDetectOutcomeCount; ++k) {
+      Builder::add(dt, {{"outcome", std::string(to_string(static_cast<DetectOutcome>(k)))}}, double(det[k]));
+    }
+    auto& dp = b.family("flows_detected_by_payload_total", MT::Counter,
+                        "Flows on unmapped ports classified from their first bytes, by protocol found. Non-zero: "
+                        "a service on a non-standard port (add it to decode.ports to skip detection).");
+    for (size_t p = 1; p < kProtocolCount; ++p) {
+      Builder::add(dp, {{"protocol", std::string(to_string(static_cast<Protocol>(p)))}}, double(by_payload[p]));
+    }
+    auto& dr = b.family("detection_signature_rejected_total", MT::Counter,
+                        "A protocol signature matched a flow's first bytes but the decoder's structural check "
+                        "refused them (look-alike traffic).");
+    Builder::add(dr, {}, double(rejected));
+  }
+  if (r.rules.present) {
+    const RulesReport& ru = r.rules;
+    const ContentCounters& c = ru.totals;
+    auto& rm = b.family("rule_matches_total", MT::Counter,
+                        "Content-rule matches (Hyperscan match events) in the streams each rule applies to, by rule id.");
+    auto& rr = b.family("rule_records_total", MT::Counter, "Records each content rule tagged, by rule id.");
+    auto& rd = b.family("rule_redactions_total", MT::Counter,
+                        "Ranges of exported fields each redaction rule replaced with <redacted>, by rule id "
+                        "(built-in: credit_card, bearer_token, password).");
+    for (const auto& pr : ru.per_rule) {
+      Builder::add(rm, {{"rule", pr.id}}, double(pr.c.matches));
+      Builder::add(rr, {{"rule", pr.id}}, double(pr.c.records));
+      Builder::add(rd, {{"rule", pr.id}}, double(pr.c.redactions));
+    }
+    auto& rl = b.family("rules_loaded", MT::Gauge, "Content rules in the running set, by kind (user, builtin).");
+    Builder::add(rl, {{"kind", "user"}}, double(ru.rules));
+    Builder::add(rl, {{"kind", "builtin"}}, double(ru.builtin));
+    auto& rv = b.family("rules_version", MT::Gauge, "Version of the running rule set: 1 at start, +1 per accepted reload.");
+    Builder::add(rv, {}, double(ru.version));
+    auto& rel = b.family("rules_reloads_total", MT::Counter,
+                         "SIGHUP reloads of the rules file, by result. refused: the new file did not load or "
+                         "compile; the old set keeps running (the log says why).");
+    Builder::add(rel, {{"result", "ok"}}, double(ru.reloads_ok));
+    Builder::add(rel, {{"result", "refused"}}, double(ru.reloads_failed));
+    auto& sm = b.family("rules_stream_memory_bytes", MT::Gauge,
+                        "Hyperscan stream state preallocated for content rules (all workers, both sides).");
+    Builder::add(sm, {}, double(ru.stream_memory_bytes));
+    auto& sb = b.family("rules_scanned_bytes_total", MT::Counter, "Stream bytes scanned by the content rules.");
+    Builder::add(sb, {}, double(c.bytes_scanned));
+    auto& st = b.family("rules_streams_total", MT::Counter,
+                        "Per-direction scan streams, by event: opened, exhausted (the pool was empty: that direction "
+                        "was NOT scanned; raise rules.max_streams), restarted (a capture gap: no match spans the "
+                        "hole), error (Hyperscan failed: the direction stopped being scanned).");
+    Builder::add(st, {{"event", "opened"}}, double(c.streams_opened));
+    Builder::add(st, {{"event", "exhausted"}}, double(c.streams_exhausted));
+    Builder::add(st, {{"event", "restarted"}}, double(c.stream_restarts));
+    Builder::add(st, {{"event", "error"}}, double(c.scan_errors));
+    auto& hi = b.family("rule_hits_total", MT::Counter,
+                        "Matches kept until their message completes, by outcome: stored = attributed + discarded + "
+                        "pending; dropped = not kept (rules.hit_pool or the per-direction cap was full: a record may "
+                        "miss a tag).");
+    Builder::add(hi, {{"outcome", "stored"}}, double(c.hits_stored));
+    Builder::add(hi, {{"outcome", "attributed"}}, double(c.hits_attributed));
+    Builder::add(hi, {{"outcome", "discarded"}}, double(c.hits_discarded));
+    Builder::add(hi, {{"outcome", "dropped"}}, double(c.hits_dropped));
+    auto& hp = b.family("rule_hits_pending", MT::Gauge, "Matches waiting for their message to complete.");
+    Builder::add(hp, {}, double(c.hits_pending));
+    auto& rt2 = b.family("records_tagged_total", MT::Counter, "Records that left with at least one content-rule tag.");
+    Builder::add(rt2, {}, double(c.records_tagged));
+    auto& tl = b.family("rule_tags_lost_total", MT::Counter,
+                        "Tags not written, by reason: truncated (more than 8 rules matched one message or record), "
+                        "reload (the message was marked under a rule set replaced before it left).");
+    Builder::add(tl, {{"reason", "truncated"}}, double(c.tags_truncated));
+    Builder::add(tl, {{"reason", "reload"}}, double(c.tags_lost_reload));
+    auto& fr = b.family("fields_redacted_total", MT::Counter,
+                        "Exported string fields rewritten by redaction rules; masked: the replacement did not fit "
+                        "the record's field space and the bytes were overwritten with '*' instead.");
+    Builder::add(fr, {{"how", "replaced"}}, double(c.fields_redacted - c.redaction_masked));
+    Builder::add(fr, {{"how", "masked"}}, double(c.redaction_masked));
+  }
   if (final) {
     auto& lb = b.family("ledger_balanced", MT::Gauge,
                         "1 when every ledger equation of the finished run holds (see the summary's problems).");
