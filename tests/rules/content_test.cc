@@ -1,0 +1,603 @@
+// Content rules: rule files, streaming matches over reassembled bytes (split, gapped, overlapping,
+// pipelined), tags, redaction, big rule sets, reloads, and payload detection against the decoders' sniffs.
+// Test thread only; allocates freely.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "../decode/decode_test_util.h"
+#include "spanfeed/config.h"
+#include "spanfeed/content.h"
+
+namespace spanfeed {
+namespace {
+
+using dectest::bytes_of;
+using dectest::Harness;
+using dectest::kMs;
+using dectest::kT0;
+
+constexpr Direction kReq = Direction::kClientToServer;
+constexpr Direction kResp = Direction::kServerToClient;
+
+// A rules file in a temporary directory, removed with the object.
+class RulesFile {
+ public:
+  explicit RulesFile(const std::string& yaml) {
+    char tmpl[] = "/tmp/spanfeed-rules-XXXXXX";
+    const int fd = mkstemp(tmpl);
+    path_ = tmpl;
+    close(fd);
+    write(yaml);
+  }
+  ~RulesFile() { std::remove(path_.c_str()); }
+  void write(const std::string& yaml) const { std::ofstream(path_) << yaml; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+BuiltinRedaction no_builtins() { return {false, false, false}; }
+
+RulesControl::Limits small_limits() {
+  RulesControl::Limits l;
+  l.flow_capacity = 16;
+  l.max_streams = 8;
+  l.hit_pool = 64;
+  return l;
+}
+
+std::vector<std::string> tags_of(const nlohmann::json& r) {
+  std::vector<std::string> v;
+  for (const auto& t : r["tags"]) v.push_back(t.get<std::string>());
+  return v;
+}
+
+const RuleCounters& per_rule(const RulesReport& r, const std::string& id) {
+  for (const auto& p : r.per_rule) {
+    if (p.id == id) return p.c;
+  }
+  static RuleCounters none;
+  ADD_FAILURE() << "no rule " << id;
+  return none;
+}
+
+void expect_hits_ledger(const ContentCounters& c) {
+  EXPECT_EQ(c.hits_stored, c.hits_attributed + c.hits_discarded + c.hits_pending)
+      << "stored " << c.hits_stored << " attributed " << c.hits_attributed << " discarded " << c.hits_discarded
+      << " pending " << c.hits_pending;
+}
+
+// A Harness whose builder scans with the given rules.
+struct Rig {
+  explicit Rig(const std::string& yaml, BuiltinRedaction b = no_builtins(), RulesControl::Limits l = small_limits())
+      : file(yaml), control(file.path(), b, l) {
+    scanner = control.scanner(16);
+    h.builder().set_content(scanner.get());
+  }
+  ~Rig() { h.builder().set_content(nullptr); }
+  RulesFile file;
+  RulesControl control;
+  std::unique_ptr<ContentScanner> scanner;
+  Harness h;
+};
+
+const char* kSqli = R"(
+rules:
+  - id: union-select
+    pattern: "union\\s+select"
+    flags: i
+    side: request
+    tag: sqli
+)";
+
+// ---------------------------------------------------------------- matching
+
+TEST(ContentRules, PatternSplitAcrossSegmentsMatches) {
+  Rig rig(kSqli);
+  Harness& h = rig.h;
+  h.open(80);
+  const std::string req = "GET /q?x=1%20UNION SELECT%20pw HTTP/1.1\r\nHost: a\r\n\r\n";
+  h.dribble(kReq, req, 3, kT0);  // "UNION SELECT" arrives in 3-byte pieces
+  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(tags_of(h.rec(0)), std::vector<std::string>{"sqli"});
+  const RulesReport r = rig.control.report();
+  EXPECT_EQ(per_rule(r, "union-select").matches, 1u);
+  EXPECT_EQ(per_rule(r, "union-select").records, 1u);
+  EXPECT_EQ(r.totals.bytes_scanned, req.size());  // response side has no rules: not scanned
+  EXPECT_EQ(r.totals.records_tagged, 1u);
+  expect_hits_ledger(r.totals);
+  h.expect_ledger();
+}
+
+TEST(ContentRules, NoMatchAcrossAGap) {
+  Rig rig(kSqli);
+  Harness& h = rig.h;
+  h.open(80);
+  // "union " + 7 lost bytes + "select": the bytes on either side would match
+  // if the hole were ignored.
+  h.c2s("GET /a?q=union ", kT0);
+  h.gap(kReq, 7, kT0);
+  h.c2s("select HTTP/1.1\r\nHost: a\r\n\r\n", kT0);
+  h.c2s("GET /b?q=union select HTTP/1.1\r\nHost: a\r\n\r\n", kT0);  // a whole one still matches
+  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", kT0 + kMs);
+  h.close(kT0 + 2 * kMs);
+  const RulesReport r = rig.control.report();
+  EXPECT_EQ(per_rule(r, "union-select").matches, 1u);
+  EXPECT_EQ(r.totals.stream_restarts, 1u);
+  size_t tagged = 0;
+  for (size_t i = 0; i < h.size(); ++i) {
+    const auto rec = h.rec(i);
+    if (!tags_of(rec).empty()) {
+      ++tagged;
+      EXPECT_EQ(rec["request"]["path"], "/b");
+    }
+  }
+  EXPECT_EQ(tagged, 1u);
+  expect_hits_ledger(r.totals);
+  EXPECT_EQ(r.totals.hits_pending, 0u);
+}
+
+TEST(ContentRules, OverlappingMatchesOfSeveralRulesAllTag) {
+  Rig rig(R"(
+rules:
+  - id: abcd
+    pattern: "abcd"
+  - id: cdef
+    pattern: "cdef"
+  - id: digits
+    pattern: "[0-9]+"
+    tag: has-digits
+  - id: twice
+    pattern: "xy"
+)");
+  Harness& h = rig.h;
+  h.open(6379);
+  h.c2s("*2\r\n$3\r\nGET\r\n$12\r\nabcdef12xyxy\r\n", kT0);
+  h.s2c("$-1\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  auto tags = tags_of(h.rec(0));
+  std::sort(tags.begin(), tags.end());
+  EXPECT_EQ(tags, (std::vector<std::string>{"abcd", "cdef", "has-digits", "twice"}));
+  const RulesReport r = rig.control.report();
+  EXPECT_EQ(per_rule(r, "abcd").matches, 1u);
+  EXPECT_EQ(per_rule(r, "cdef").matches, 1u);
+  EXPECT_EQ(per_rule(r, "twice").matches, 2u);  // two matches, one tag
+  EXPECT_EQ(per_rule(r, "twice").records, 1u);
+  EXPECT_EQ(per_rule(r, "abcd").records, 1u);
+  expect_hits_ledger(r.totals);
+}
+
+TEST(ContentRules, PipelinedRequestsGetOnlyTheirOwnMatches) {
+  Rig rig(kSqli);
+  Harness& h = rig.h;
+  h.open(80);
+  // Three requests in one segment: only the middle one matches.
+  h.c2s("GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
+        "GET /2?q=union%20select HTTP/1.1\r\nHost: a\r\n\r\n"
+        "GET /2?q=union select HTTP/1.1\r\nHost: a\r\n\r\n"
+        "GET /3 HTTP/1.1\r\nHost: a\r\n\r\n",
+        kT0);
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  h.s2c(ok + ok + ok + ok, kT0 + kMs);
+  ASSERT_EQ(h.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    const auto rec = h.rec(i);
+    const bool third = i == 2;
+    EXPECT_EQ(tags_of(rec).size(), third ? 1u : 0u) << rec.dump();
+  }
+  EXPECT_EQ(per_rule(rig.control.report(), "union-select").records, 1u);
+}
+
+TEST(ContentRules, HeadersScopeIgnoresTheBody) {
+  Rig rig(R"(
+rules:
+  - id: secret-head
+    pattern: "secret"
+    scope: headers
+    side: request
+  - id: secret-any
+    pattern: "secret"
+    side: request
+)");
+  Harness& h = rig.h;
+  h.open(80);
+  h.c2s("POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nsecret", kT0);   // body only
+  h.c2s("GET /secret HTTP/1.1\r\nHost: a\r\n\r\n", kT0);                           // request line
+  const std::string ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  h.s2c(ok + ok, kT0 + kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(tags_of(h.rec(0)), std::vector<std::string>{"secret-any"});
+  auto t1 = tags_of(h.rec(1));
+  std::sort(t1.begin(), t1.end());
+  EXPECT_EQ(t1, (std::vector<std::string>{"secret-any", "secret-head"}));
+}
+
+TEST(ContentRules, ProtocolAndSideFilters) {
+  Rig rig(R"(
+rules:
+  - id: only-redis
+    pattern: "ping"
+    flags: i
+    protocols: [redis]
+  - id: only-response
+    pattern: "PONG"
+    side: response
+  - id: on-unknown
+    pattern: "hello"
+    protocols: [unknown]
+)");
+  Harness& h = rig.h;
+  h.open(6379, false, kT0, 0);
+  h.c2s("*1\r\n$4\r\nPING\r\n", kT0, 0);
+  h.s2c("+PONG\r\n", kT0 + kMs, 0);
+  h.open(11211, false, kT0, 1);  // memcached: "ping" is not a redis flow here
+  h.c2s("get ping\r\n", kT0, 1);
+  h.s2c("END\r\n", kT0 + kMs, 1);
+  h.open(4444, false, kT0, 2);  // nothing recognisable: unknown, counted only
+  h.c2s("hello there", kT0, 2);
+  h.close(kT0 + 2 * kMs, 2);
+  ASSERT_EQ(h.size(), 2u);
+  auto t0 = tags_of(h.rec(0));
+  std::sort(t0.begin(), t0.end());
+  EXPECT_EQ(t0, (std::vector<std::string>{"only-redis", "only-response"}));
+  EXPECT_TRUE(tags_of(h.rec(1)).empty());
+  const RulesReport r = rig.control.report();
+  EXPECT_EQ(per_rule(r, "only-redis").matches, 1u);
+  EXPECT_EQ(per_rule(r, "only-response").matches, 1u);  // "PONG" in the request side is not looked for
+  EXPECT_EQ(per_rule(r, "on-unknown").matches, 1u);
+  EXPECT_EQ(per_rule(r, "on-unknown").records, 0u);
+  expect_hits_ledger(r.totals);
+}
+
+TEST(ContentRules, UdpDatagramsAreScannedOneByOne) {
+  Rig rig(R"(
+rules:
+  - id: end-of-name
+    pattern: "example\\x03com\\x00$"
+    side: request
+)");
+  Harness& h = rig.h;
+  h.open(53, true);
+  // Two queries; an end-anchored pattern matches at each datagram's end.
+  auto query = [](uint8_t id) {
+    std::string q = {static_cast<char>(0), static_cast<char>(id), 1, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+    q += std::string("\x07" "example" "\x03" "com", 12);
+    q += std::string(1, '\0');
+    return q;
+  };
+  h.c2s(query(1), kT0);
+  h.c2s(query(2), kT0);
+  h.close(kT0 + kMs);
+  const RulesReport r = rig.control.report();
+  EXPECT_EQ(per_rule(r, "end-of-name").matches, 2u);
+}
+
+TEST(ContentRules, ThousandsOfPatterns) {
+  std::string yaml = "rules:\n";
+  for (int i = 0; i < 1500; ++i) {
+    char line[160];
+    std::snprintf(line, sizeof(line), "  - id: tok%04d\n    pattern: \"tok%04d[a-f]{2}\"\n    side: request\n", i, i);
+    yaml += line;
+  }
+  Rig rig(yaml);
+  EXPECT_EQ(rig.control.report().rules, 1500u);
+  Harness& h = rig.h;
+  h.open(80);
+  h.c2s("GET /tok0007ab/tok1499ff/tok0042zz/tok0100 HTTP/1.1\r\nHost: a\r\n\r\n", kT0);
+  h.s2c("HTTP/1.1 204 No Content\r\n\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  auto tags = tags_of(h.rec(0));
+  std::sort(tags.begin(), tags.end());
+  EXPECT_EQ(tags, (std::vector<std::string>{"tok0007", "tok1499"}));
+  const RulesReport r = rig.control.report();
+  uint64_t matches = 0;
+  for (const auto& p : r.per_rule) matches += p.c.matches;
+  EXPECT_EQ(matches, 2u);
+}
+
+// ---------------------------------------------------------------- bounds
+
+TEST(ContentRules, HitPoolAndStreamPoolLimitsAreCounted) {
+  RulesControl::Limits l = small_limits();
+  l.max_streams = 2;  // two request directions can be scanned at once
+  l.hit_pool = 3;
+  Rig rig(R"(
+rules:
+  - id: x
+    pattern: "x[0-9]"
+    side: request
+)",
+          no_builtins(), l);
+  Harness& h = rig.h;
+  for (uint32_t s = 0; s < 3; ++s) h.open(6379, false, kT0, s, static_cast<uint16_t>(40000 + s));
+  // Flow 0: five separate matches in a message still in progress: three
+  // kept (waiting for its end), two dropped.
+  h.c2s("*1\r\n$14\r\nx1 x2 x3 x4 x5", kT0, 0);
+  h.c2s("*1\r\n$2\r\nx9\r\n", kT0, 1);  // pool empty: dropped too
+  h.c2s("*1\r\n$2\r\nx8\r\n", kT0, 2);  // no stream left: not scanned
+  RulesReport r = rig.control.report();
+  EXPECT_EQ(r.totals.streams_opened, 2u);
+  EXPECT_EQ(r.totals.streams_exhausted, 1u);
+  EXPECT_EQ(per_rule(r, "x").matches, 6u);  // counted per rule even when not kept
+  EXPECT_EQ(r.totals.hits_stored, 3u);
+  EXPECT_EQ(r.totals.hits_dropped, 3u);
+  EXPECT_EQ(r.totals.hits_pending, 3u);
+  for (uint32_t s = 0; s < 3; ++s) h.close(kT0 + kMs, s);
+  r = rig.control.report();
+  EXPECT_EQ(r.totals.hits_pending, 0u);
+  // Closing flow 0 ends its request (cut short, a timeout record): the kept matches tag it.
+  EXPECT_EQ(r.totals.hits_attributed, 3u);
+  EXPECT_EQ(r.totals.hits_discarded, 0u);
+  expect_hits_ledger(r.totals);
+  ASSERT_EQ(h.size(), 3u);
+  size_t tagged = 0;
+  for (size_t i = 0; i < h.size(); ++i) tagged += !tags_of(h.rec(i)).empty();
+  EXPECT_EQ(tagged, 1u);  // flow 0's; flow 1's match was dropped, flow 2 was not scanned
+  // Streams went back to the pool: a new flow is scanned again.
+  h.open(6379, false, kT0, 3);
+  h.c2s("*1\r\n$2\r\nx7\r\n", kT0, 3);
+  h.s2c("$-1\r\n", kT0 + kMs, 3);
+  EXPECT_EQ(tags_of(h.rec(h.size() - 1)), std::vector<std::string>{"x"});
+}
+
+// ---------------------------------------------------------------- redaction
+
+TEST(ContentRules, BuiltinRedaction) {
+  Rig rig("rules: []\n", BuiltinRedaction{});
+  Harness& h = rig.h;
+  h.open(80);
+  h.c2s("GET /pay?card=4111111111111111&bad=4111111111111112&id=387066153056345308&amex=3782-822463-10005"
+        "&access_token=abc.DEF-123&password=hunter2 HTTP/1.1\r\nHost: a\r\nUser-Agent: Bearer tok_123==\r\n\r\n",
+        kT0);
+  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  const auto rec = h.rec(0);
+  EXPECT_EQ(rec["request"]["query"],
+            "card=<redacted>&bad=4111111111111112&id=387066153056345308&amex=<redacted>"
+            "&access_token=<redacted>&password=<redacted>");
+  EXPECT_EQ(rec["request"]["user_agent"], "Bearer <redacted>");
+  auto tags = tags_of(rec);
+  std::sort(tags.begin(), tags.end());
+  EXPECT_EQ(tags, (std::vector<std::string>{"bearer_token", "credit_card", "password"}));
+  const RulesReport r = rig.control.report();
+  EXPECT_EQ(per_rule(r, "credit_card").redactions, 2u);
+  EXPECT_EQ(per_rule(r, "bearer_token").redactions, 2u);
+  EXPECT_EQ(per_rule(r, "password").redactions, 1u);
+  EXPECT_EQ(r.totals.fields_redacted, 2u);
+}
+
+TEST(ContentRules, PasswordsInQueryText) {
+  Rig rig("rules: []\n", BuiltinRedaction{false, false, true});
+  Harness& h = rig.h;
+  h.open(6379);  // any field of any protocol: a Redis key carries the text here
+  h.c2s("*2\r\n$3\r\nGET\r\n$47\r\nCREATE USER bob IDENTIFIED BY 'S3cret' PASSWORD\r\n", kT0);
+  h.s2c("$-1\r\n", kT0 + kMs);
+  h.c2s("*2\r\n$3\r\nGET\r\n$45\r\nALTER ROLE x WITH PASSWORD 'pw' VALID UNTIL 1\r\n", kT0 + 2 * kMs);
+  h.s2c("$-1\r\n", kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["request"]["key"], "CREATE USER bob IDENTIFIED BY '<redacted>' PASSWORD");
+  EXPECT_EQ(h.rec(1)["request"]["key"], "ALTER ROLE x WITH PASSWORD '<redacted>' VALID UNTIL 1");
+}
+
+TEST(ContentRules, UserRedactionAndSwitchedOffBuiltins) {
+  Rig rig(R"(
+rules:
+  - id: aws-key
+    pattern: "AKIA[0-9A-Z]{16}"
+    tag: secret
+    redact: true
+)");
+  Harness& h = rig.h;
+  h.open(80);
+  h.c2s("GET /k?a=AKIAABCDEFGHIJKLMNOP&c=4111111111111111 HTTP/1.1\r\nHost: a\r\n\r\n", kT0);
+  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  const auto rec = h.rec(0);
+  EXPECT_EQ(rec["request"]["query"], "a=<redacted>&c=4111111111111111");  // card rule off
+  EXPECT_EQ(tags_of(rec), std::vector<std::string>{"secret"});
+  EXPECT_EQ(per_rule(rig.control.report(), "aws-key").records, 1u);  // stream match and redaction: one record
+}
+
+TEST(ContentRules, CardNumberChecks) {
+  Rig rig("rules: []\n", BuiltinRedaction{true, false, false});
+  Harness& h = rig.h;
+  h.open(6379);
+  const std::pair<std::string, std::string> cases[] = {
+      {"4111 1111 1111 1111", "<redacted>"},            // spaced Visa
+      {"5500-0000-0000-0004", "<redacted>"},            // dashed Mastercard
+      {"30569309025904", "<redacted>"},                 // Diners, 14 digits
+      {"6011000990139424", "<redacted>"},               // Discover
+      {"4111111111111113", "4111111111111113"},         // Luhn fails
+      {"1700000000123", "1700000000123"},               // a millisecond timestamp
+      {"41111111111111111111", "41111111111111111111"},  // 20 digits: part of something longer
+      {"x4111111111111111", "x<redacted>"},
+  };
+  uint64_t ts = kT0;
+  for (const auto& [in, out] : cases) {
+    const std::string req = "*2\r\n$3\r\nGET\r\n$" + std::to_string(in.size()) + "\r\n" + in + "\r\n";
+    h.c2s(req, ts);
+    h.s2c("$-1\r\n", ts + kMs);
+    ts += 2 * kMs;
+    ASSERT_GT(h.size(), 0u);
+    EXPECT_EQ(h.rec(h.size() - 1)["request"]["key"], out) << in;
+  }
+}
+
+// ---------------------------------------------------------------- rule files
+
+std::string load_error(const std::string& yaml) {
+  RulesFile f(yaml);
+  try {
+    RulesControl c(f.path(), no_builtins(), small_limits());
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ContentRules, BadRuleFilesNameTheRule) {
+  EXPECT_NE(load_error("rules:\n  - id: broken\n    pattern: \"(unclosed\"\n").find("rule 'broken'"),
+            std::string::npos);
+  EXPECT_NE(load_error("rules:\n  - id: rep\n    pattern: \"a{5,3}\"\n").find("rule 'rep'"), std::string::npos);
+  const std::string dup = load_error("rules:\n  - id: a\n    pattern: x\n  - id: a\n    pattern: y\n");
+  EXPECT_NE(dup.find("rule 'a': duplicate id"), std::string::npos) << dup;
+  EXPECT_NE(dup.find(":4:"), std::string::npos) << dup;  // the line of the second one
+  EXPECT_NE(load_error("rules:\n  - id: k\n    pattern: x\n    sid: 1\n").find("rule 'k': unknown key 'sid'"),
+            std::string::npos);
+  EXPECT_NE(load_error("rules:\n  - id: f\n    pattern: x\n    flags: iq\n").find("unknown flag 'q'"),
+            std::string::npos);
+  EXPECT_NE(load_error("rules:\n  - id: p\n").find("rule 'p': 'pattern' is missing"), std::string::npos);
+  EXPECT_NE(load_error("rules:\n  - id: s\n    pattern: x\n    side: sideways\n").find("request, response or both"),
+            std::string::npos);
+  EXPECT_NE(load_error("rules:\n  - id: pr\n    pattern: x\n    protocols: [smtp]\n").find("unknown protocol 'smtp'"),
+            std::string::npos);
+  EXPECT_NE(load_error("rules:\n  - id: 'bad id'\n    pattern: x\n").find("'id' must be"), std::string::npos);
+  EXPECT_NE(load_error("rules: [\n").find("YAML syntax error"), std::string::npos);
+  EXPECT_NE(load_error("filters: []\n").find("unknown key 'filters'"), std::string::npos);
+  EXPECT_EQ(load_error("# nothing yet\n"), "");
+}
+
+// ---------------------------------------------------------------- reload
+
+TEST(ContentRules, ReloadSwapsBetweenPacketsAndRefusesABadSet) {
+  Rig rig(R"(
+rules:
+  - id: old
+    pattern: "alpha"
+)");
+  Harness& h = rig.h;
+  h.open(6379);
+  h.c2s("*1\r\n$5\r\nalpha\r\n", kT0);
+  h.s2c("$-1\r\n", kT0 + kMs);
+
+  rig.file.write("rules:\n  - id: new\n    pattern: \"beta\"\n");
+  std::string msg;
+  ASSERT_TRUE(rig.control.reload(msg)) << msg;
+  // Offered, not yet taken: the worker still runs the old set.
+  h.c2s("*1\r\n$5\r\nalpha\r\n", kT0 + 2 * kMs);
+  h.s2c("$-1\r\n", kT0 + 3 * kMs);
+  EXPECT_EQ(tags_of(h.rec(1)), std::vector<std::string>{"old"});
+  rig.scanner->poll_reload();
+  h.c2s("*2\r\n$5\r\nalpha\r\n$4\r\nbeta\r\n", kT0 + 4 * kMs);
+  h.s2c("$-1\r\n", kT0 + 5 * kMs);
+  EXPECT_EQ(tags_of(h.rec(2)), std::vector<std::string>{"new"});
+  rig.control.collect();
+
+  rig.file.write("rules:\n  - id: bad\n    pattern: \"(\"\n");
+  EXPECT_FALSE(rig.control.reload(msg));
+  EXPECT_NE(msg.find("refused"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("rule 'bad'"), std::string::npos) << msg;
+  rig.scanner->poll_reload();  // nothing offered
+  h.c2s("*1\r\n$4\r\nbeta\r\n", kT0 + 6 * kMs);
+  h.s2c("$-1\r\n", kT0 + 7 * kMs);
+  EXPECT_EQ(tags_of(h.rec(3)), std::vector<std::string>{"new"});
+
+  const RulesReport r = rig.control.report();
+  EXPECT_EQ(r.version, 2u);
+  EXPECT_EQ(r.reloads_ok, 1u);
+  EXPECT_EQ(r.reloads_failed, 1u);
+  EXPECT_NE(r.last_error.find("rule 'bad'"), std::string::npos);
+  EXPECT_EQ(r.totals.rule_sets_adopted, 1u);
+  EXPECT_EQ(per_rule(r, "old").matches, 2u);  // kept after its set retired
+  EXPECT_EQ(per_rule(r, "old").records, 2u);
+  EXPECT_EQ(per_rule(r, "new").matches, 2u);
+  for (const auto& p : r.per_rule) EXPECT_EQ(p.active, p.id == "new") << p.id;
+  expect_hits_ledger(r.totals);
+}
+
+// ---------------------------------------------------------------- detection
+
+// The Hyperscan candidates plus the decoders' checks pick exactly what trying
+// every decoder's check in order picks.
+TEST(ProtocolDetection, SignaturesNeverHideWhatTheDecodersRecognise) {
+  DecodeConfig cfg = dectest::small_config();
+  std::vector<std::unique_ptr<Decoder>> decs;
+  decs.push_back(make_http_decoder(cfg));
+  decs.push_back(make_redis_decoder(cfg));
+  decs.push_back(make_dns_decoder(cfg));
+  decs.push_back(make_memcached_decoder(cfg));
+  decs.push_back(make_mysql_decoder(cfg));
+  decs.push_back(make_pgsql_decoder(cfg));
+  decs.push_back(make_mongodb_decoder(cfg));
+  ProtocolDetector det;
+  auto pick = [&](std::span<const std::byte> c, Transport t, uint32_t mask) -> int {
+    for (size_t i = 0; i < decs.size(); ++i) {
+      if ((mask & protocol_bit(decs[i]->protocol())) == 0) continue;
+      if (decs[i]->sniff(c, t) != SniffResult::kNo) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  const std::string dns_q = std::string("\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00", 12) +
+                            std::string("\x03www\x07" "example\x03" "com\x00\x00\x01\x00\x01", 21);
+  const std::string seeds[] = {
+      "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+      "OPTIONS * HTTP/1.1\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+      "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",
+      "get foo\r\n",
+      "set foo 0 0 3\r\nbar\r\n",
+      "VALUE foo 0 3\r\nbar\r\nEND\r\n",
+      dns_q,
+      std::string("\x00\x21", 2) + dns_q,
+      std::string("\x4a\x00\x00\x00\x0a" "8.0.33\x00", 12) + std::string(62, 'a'),
+      std::string("\x14\x00\x00\x00\x03" "select * from t x", 21) + std::string(3, ' '),
+      std::string("\x00\x00\x00\x08\x04\xd2\x16\x2f", 8),
+      std::string("\x00\x00\x00\x16\x00\x03\x00\x00user\x00" "bob\x00\x00\x00", 22),
+      std::string("\x20\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\xdd\x07\x00\x00", 16) + std::string(16, '\0'),
+  };
+  std::mt19937 rng(42);
+  size_t detected = 0, checked = 0;
+  for (const std::string& seed : seeds) {
+    for (int round = 0; round < 400; ++round) {
+      std::string s = seed;
+      if (round > 0) {  // mutate: flip bytes, cut, extend
+        const int edits = 1 + static_cast<int>(rng() % 3);
+        for (int e = 0; e < edits && !s.empty(); ++e) {
+          const size_t at = rng() % s.size();
+          switch (rng() % 4) {
+            case 0: s[at] = static_cast<char>(rng()); break;
+            case 1: s.resize(at + 1); break;
+            case 2: s.insert(at, 1, static_cast<char>(rng())); break;
+            default: s[at] = static_cast<char>(s[at] ^ 0x20); break;
+          }
+        }
+      }
+      for (Transport t : {Transport::kTcp, Transport::kUdp}) {
+        const auto c = bytes_of(s);
+        const int all = pick(c, t, kAllProtocols);
+        const int sig = pick(c, t, det.candidates(c, t == Transport::kUdp));
+        EXPECT_EQ(sig, all) << "transport " << (t == Transport::kUdp ? "udp" : "tcp") << " bytes "
+                            << nlohmann::json(s).dump();
+        detected += all >= 0;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(detected, checked / 10);  // the mutations keep plenty of recognisable chunks
+}
+
+TEST(ProtocolDetection, ServiceOnAnUnusualPortIsDecodedAndCounted) {
+  Harness h;
+  h.open(9999);
+  h.c2s("GET /x HTTP/1.1\r\nHost: a\r\n\r\n", kT0);
+  h.s2c("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", kT0 + kMs);
+  h.open(9998, false, kT0, 1);
+  h.c2s("GEX /x HTTP/1.1\r\n\r\n", kT0, 1);  // looks like nothing
+  h.close(kT0 + kMs, 1);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["protocol"], "http");
+  EXPECT_EQ(h.counters().detected_by_payload[static_cast<size_t>(Protocol::kHttp)], 1u);
+  EXPECT_EQ(h.counters().detect[static_cast<size_t>(DetectOutcome::kBySniff)], 1u);
+  EXPECT_EQ(h.counters().detect[static_cast<size_t>(DetectOutcome::kUnknown)], 1u);
+}
+
+}  // namespace
+}  // namespace spanfeed
