@@ -9,6 +9,7 @@
 
 #include "spanfeed/decoder.h"
 #include "spanfeed/protocols/pcap_replay.h"
+#include "recorded.h"
 
 #ifndef SPANFEED_SOURCE_ROOT
 #error "SPANFEED_SOURCE_ROOT must be defined by the build"
@@ -17,66 +18,9 @@
 namespace spanfeed {
 namespace {
 
-// One StreamConsumer call, copied so it can be replayed without the Reassembler.
-struct Event {
-  enum Kind : uint8_t { kOpen, kData, kGap, kFin, kClose } kind;
-  Direction dir = Direction::kClientToServer;
-  uint32_t flow = 0;  // index into Recorded::flows
-  uint64_t ts = 0;
-  uint64_t missing = 0;
-  std::vector<std::byte> bytes;
-};
-
-struct Recorded {
-  std::vector<Flow> flows;
-  std::vector<Event> events;
-  uint64_t span_ns = 0;  // capture duration: replays are shifted by it
-};
-
-class Recorder final : public StreamConsumer {
- public:
-  explicit Recorder(Recorded& r) : r_(r) {}
-  void on_open(const Flow& f, uint64_t ts) override {
-    slot_to_flow_[f.slot] = static_cast<uint32_t>(r_.flows.size());
-    r_.flows.push_back(f);
-    r_.events.push_back({Event::kOpen, Direction::kClientToServer, slot_to_flow_[f.slot], ts, 0, {}});
-  }
-  void on_data(const Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts) override {
-    r_.events.push_back({Event::kData, d, slot_to_flow_[f.slot], ts, 0, {data.begin(), data.end()}});
-  }
-  void on_gap(const Flow& f, Direction d, uint64_t missing, GapReason, uint64_t ts) override {
-    r_.events.push_back({Event::kGap, d, slot_to_flow_[f.slot], ts, missing, {}});
-  }
-  void on_fin(const Flow& f, Direction d, uint64_t ts) override {
-    r_.events.push_back({Event::kFin, d, slot_to_flow_[f.slot], ts, 0, {}});
-  }
-  void on_close(const Flow& f, CloseReason, uint64_t ts) override {
-    r_.events.push_back({Event::kClose, Direction::kClientToServer, slot_to_flow_[f.slot], ts, 0, {}});
-  }
-
- private:
-  Recorded& r_;
-  uint32_t slot_to_flow_[4096] = {};
-};
-
-// Runs the capture through the Reassembler once, keeping its consumer calls.
-const Recorded& recorded(const std::string& rel) {
-  static std::vector<std::pair<std::string, std::unique_ptr<Recorded>>> cache;
-  for (const auto& [k, v] : cache) {
-    if (k == rel) return *v;
-  }
-  auto r = std::make_unique<Recorded>();
-  Recorder rec(*r);
-  ReplayStats st;
-  std::string err;
-  const std::string path = std::string(SPANFEED_SOURCE_ROOT) + "/tests/data/pcaps/" + rel;
-  if (!replay_pcap_streams(path, offline_reassembler_config(), rec, &st, &err)) std::fprintf(stderr, "%s\n", err.c_str());
-  uint64_t first = UINT64_MAX;
-  for (const Event& e : r->events) first = e.ts < first ? e.ts : first;
-  r->span_ns = st.last_ts_ns >= first ? st.last_ts_ns - first + kNsPerSec : kNsPerSec;
-  cache.emplace_back(rel, std::move(r));
-  return *cache.back().second;
-}
+using bench::Event;
+using bench::recorded;
+using bench::Recorded;
 
 struct CountingSink final : RecordSink {
   void emit(const Roundtrip& r) override { bytes += r.request != nullptr ? r.request->bytes : 0; ++records; }

@@ -84,7 +84,7 @@ struct Config {
   bool redact_credit_cards = true;  // built-in redaction rules, each switchable
   bool redact_bearer_tokens = true;
   bool redact_passwords = true;
-  uint32_t rules_max_streams = 4096;  // Hyperscan streams per worker and side, preallocated
+  uint32_t rules_max_streams = 16384;  // Hyperscan streams per worker and side, preallocated
   uint32_t rules_hit_pool = 16384;    // matches waiting for their message, per worker
   std::string log_level = "warning";  // DPDK log level
   std::string metrics_listen = "127.0.0.1:9090";  // Prometheus /metrics; "off" disables

@@ -176,6 +176,7 @@ class ContentScanner {
   struct Generation;  // a rule set with this worker's scratch, stream pools and hit pool
   struct DirState;    // per flow and direction
   struct ScanCtx;
+  struct RedactCtx;  // one message's string fields being checked by the redaction rules
 
  private:
   friend class RulesControl;
@@ -187,6 +188,8 @@ class ContentScanner {
   void add_hit(DirState& ds, uint32_t rule, uint64_t end);
   void free_hit(DirState& ds, uint32_t i, uint32_t prev);
   void redact(Message& m, Protocol p, Direction dir);
+  bool redact_scan(RedactCtx& ctx);
+  void redact_apply(Message& m, size_t field, const RedactCtx& ctx, size_t first, size_t last);
   void add_tag(uint32_t rule, Tags& tags, size_t& n);
 
   RulesControl& owner_;
@@ -199,6 +202,7 @@ class ContentScanner {
   size_t rec_rules_n_ = 0;
   bool tags_cut_ = false;
   std::string redact_buf_;  // reused: a field value being rewritten
+  std::string join_buf_;    // reused: a message's string values joined for one scan
   ContentCounters counters_;
 };
 

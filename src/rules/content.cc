@@ -78,12 +78,12 @@ struct BuiltinPattern {
 constexpr BuiltinPattern kBuiltinPatterns[] = {
     {"credit_card", "[0-9](?:[ -]?[0-9]){12,18}", 0, RedactKind::kCard},
     {"bearer_token", "\\bbearer\\s+[a-z0-9._~+/-]+=*", HS_FLAG_CASELESS, RedactKind::kAfterKeyword},
-    {"bearer_token", "\\b(?:access_token|id_token|refresh_token)=[^&\\s\"']+", HS_FLAG_CASELESS,
+    {"bearer_token", "\\b(?:access_token|id_token|refresh_token)=[^&\\s\"'\\x00]+", HS_FLAG_CASELESS,
      RedactKind::kAfterEquals},
-    {"password", "\\bidentified\\s+(?:with\\s+\\S+\\s+)?by\\s+(?:password\\s+)?(?:'[^']*'|\"[^\"]*\")",
+    {"password", "\\bidentified\\s+(?:with\\s+[^\\s\\x00]+\\s+)?by\\s+(?:password\\s+)?(?:'[^'\\x00]*'|\"[^\"\\x00]*\")",
      HS_FLAG_CASELESS, RedactKind::kQuoted},
-    {"password", "\\bpassword\\s*(?:=|\\()?\\s*(?:'[^']*'|\"[^\"]*\")", HS_FLAG_CASELESS, RedactKind::kQuoted},
-    {"password", "\\b(?:password|passwd|pwd|pass)=[^&\\s\"']+", HS_FLAG_CASELESS, RedactKind::kAfterEquals},
+    {"password", "\\bpassword\\s*(?:=|\\()?\\s*(?:'[^'\\x00]*'|\"[^\"\\x00]*\")", HS_FLAG_CASELESS, RedactKind::kQuoted},
+    {"password", "\\b(?:password|passwd|pwd|pass)=[^&\\s\"'\\x00]+", HS_FLAG_CASELESS, RedactKind::kAfterEquals},
 };
 
 bool builtin_enabled(std::string_view rule, const BuiltinRedaction& b) {
@@ -375,7 +375,7 @@ std::shared_ptr<const RuleSet> RuleSet::compile(std::vector<RuleSpec> rules, con
     ids.push_back(static_cast<unsigned>(pats.size()));
     rule_of.push_back(static_cast<unsigned>(rule));
     pats.push_back(b.pattern);
-    flags.push_back(b.flags | HS_FLAG_SOM_LEFTMOST);
+    flags.push_back(b.flags);  // no start of match needed: the callback finds the value's start itself
     im.redact.push_back({static_cast<uint32_t>(rule), b.kind});
   }
   im.redact_db = compile_db(pats, flags, ids, HS_MODE_BLOCK,
@@ -556,6 +556,7 @@ struct ContentScanner::ScanCtx {
 ContentScanner::ContentScanner(RulesControl& owner, uint32_t flow_capacity)
     : owner_(owner), dirs_(static_cast<size_t>(flow_capacity) * 2) {
   redact_buf_.reserve(2 * FieldList::kArenaBytes);
+  join_buf_.reserve(FieldList::kArenaBytes + FieldList::kMaxFields);
 }
 
 ContentScanner::~ContentScanner() {
@@ -781,52 +782,80 @@ void ContentScanner::add_tag(uint32_t rule, Tags& tags, size_t& n) {
   tags[n++] = t;
 }
 
-namespace {
-
-struct Range {
-  uint32_t from, to, rule;
+struct RedactRange {
+  uint32_t from, to, rule;  // within the field's value
+  uint32_t field;           // index into the scanned fields
 };
 
-struct RedactCtx {
+// The string fields of one message, scanned in one call: values joined with
+// NUL separators (no built-in pattern crosses a NUL; a user pattern that does
+// sends the message back through field-by-field scans).
+struct ContentScanner::RedactCtx {
   const RuleSet::Impl* im;
-  std::string_view value;
+  std::string_view text;                  // the joined values (or one value)
+  std::array<uint32_t, FieldList::kMaxFields> starts{};  // value k: text[starts[k], ends[k])
+  std::array<uint32_t, FieldList::kMaxFields> ends{};
+  size_t fields = 0;
   uint32_t proto_bit;
   uint8_t side_bit;
-  std::array<Range, 16> ranges;
+  std::array<RedactRange, 24> ranges;
   size_t n = 0;
   bool overflow = false;
+  bool spanning = false;
 };
+
+namespace {
+
+using Range = RedactRange;
+using RedactCtx = ContentScanner::RedactCtx;
 
 int on_redact_match(unsigned id, unsigned long long from, unsigned long long to, unsigned /*flags*/, void* c) {
   auto& ctx = *static_cast<RedactCtx*>(c);
   const RedactPattern& rp = ctx.im->redact[id];
   if ((ctx.im->protocols[rp.rule] & ctx.proto_bit) == 0 || (ctx.im->sides[rp.rule] & ctx.side_bit) == 0) return 0;
-  const std::string_view v = ctx.value;
-  size_t b = static_cast<size_t>(from), e = static_cast<size_t>(to);
+  size_t k = 0;
+  while (k + 1 < ctx.fields && ctx.starts[k + 1] <= from) ++k;
+  if (to > ctx.ends[k]) {
+    ctx.spanning = true;
+    return 0;
+  }
+  const std::string_view v = ctx.text.substr(ctx.starts[k], ctx.ends[k] - ctx.starts[k]);
+  // Built-in patterns are compiled without start of match (cheaper): their
+  // value is found by walking back from the end.
+  size_t e = static_cast<size_t>(to) - ctx.starts[k];
+  size_t b = rp.kind == RedactKind::kWhole ? static_cast<size_t>(from) - ctx.starts[k] : e;
+  auto back_while = [&](auto pred, size_t max) {
+    while (b > 0 && e - b < max && pred(v[b - 1])) --b;
+  };
   switch (rp.kind) {
     case RedactKind::kWhole: break;
     case RedactKind::kCard:
+      back_while([](char c) { return is_digit(c) || c == ' ' || c == '-'; }, 48);
+      while (b < e && !is_digit(v[b])) ++b;
       if (!card_number(v, b, e)) return 0;
       break;
-    case RedactKind::kAfterKeyword:
-      while (b < e && v[b] != ' ' && v[b] != '\t') ++b;
-      while (b < e && (v[b] == ' ' || v[b] == '\t')) ++b;
+    case RedactKind::kAfterKeyword:  // "Bearer <token>": the token
+      back_while([](char c) { return c != ' ' && c != '\t'; }, 4096);
       break;
-    case RedactKind::kAfterEquals:
+    case RedactKind::kAfterEquals: {  // name=value: what follows the name's '='
+      back_while([](char c) { return c != '&' && c != ' ' && c != '\t' && c != '"' && c != '\'' && c != '?'; }, 4096);
       while (b < e && v[b] != '=') ++b;
       ++b;
       break;
-    case RedactKind::kQuoted:
-      while (b < e && v[b] != '\'' && v[b] != '"') ++b;
-      ++b;
-      if (e > b) --e;  // the closing quote stays
+    }
+    case RedactKind::kQuoted: {  // keyword '...': the quoted text
+      const char q = v[e - 1];
+      --e;  // the closing quote stays
+      b = e;
+      back_while([q](char c) { return c != q; }, 4096);
       break;
+    }
   }
   if (b >= e) return 0;
   // Growing matches report every end: merge with an overlapping range of the same rule.
-  for (size_t k = 0; k < ctx.n; ++k) {
-    Range& r = ctx.ranges[k];
-    if (r.rule == rp.rule && b <= r.to && e >= r.from) {
+  for (size_t i = 0; i < ctx.n; ++i) {
+    Range& r = ctx.ranges[i];
+    if (r.field == k && r.rule == rp.rule && b <= r.to && e >= r.from) {
       r.from = std::min<uint32_t>(r.from, static_cast<uint32_t>(b));
       r.to = std::max<uint32_t>(r.to, static_cast<uint32_t>(e));
       return 0;
@@ -836,58 +865,99 @@ int on_redact_match(unsigned id, unsigned long long from, unsigned long long to,
     ctx.overflow = true;
     return 0;
   }
-  ctx.ranges[ctx.n++] = Range{static_cast<uint32_t>(b), static_cast<uint32_t>(e), rp.rule};
+  ctx.ranges[ctx.n++] = Range{static_cast<uint32_t>(b), static_cast<uint32_t>(e), rp.rule, static_cast<uint32_t>(k)};
   return 0;
 }
 
 }  // namespace
 
-void ContentScanner::redact(Message& m, Protocol p, Direction dir) {
-  const RuleSet::Impl& im = *gen_->im;
+bool ContentScanner::redact_scan(RedactCtx& ctx) {
+  if (hs_scan(gen_->im->redact_db, ctx.text.data(), static_cast<unsigned>(ctx.text.size()), 0, gen_->scratch,
+              on_redact_match, &ctx) == HS_SUCCESS) {
+    return true;
+  }
+  ++counters_.scan_errors;
+  return false;
+}
+
+// Rewrites field `i` with its ranges [first, last) of ctx.ranges (sorted by start).
+void ContentScanner::redact_apply(Message& m, size_t i, const RedactCtx& ctx, size_t first, size_t last) {
   FieldList& fl = m.fields;
-  const auto side_bit =
-      static_cast<uint8_t>(dir == Direction::kClientToServer ? RuleSide::kRequest : RuleSide::kResponse);
+  const std::string_view value = fl.string_of(fl[i]);
+  redact_buf_.clear();
+  size_t at = 0;
+  for (size_t k = first; k < last; ++k) {
+    const Range& r = ctx.ranges[k];
+    ++gen_->rule_counters[r.rule].redactions;
+    bool have = false;  // the record carries the redacting rule's tag
+    for (size_t j = 0; j < m.rule_hit_count; ++j) have |= m.rule_hits[j] == r.rule;
+    if (!have && m.rule_hit_count < Message::kMaxRuleHits) m.rule_hits[m.rule_hit_count++] = static_cast<uint16_t>(r.rule);
+    if (r.to <= at) continue;
+    const size_t from = std::max<size_t>(r.from, at);
+    redact_buf_.append(value.substr(at, from - at));
+    redact_buf_.append(kRedacted);
+    at = r.to;
+  }
+  redact_buf_.append(value.substr(std::min(at, value.size())));
+  ++counters_.fields_redacted;
+  if (!fl.replace_string(i, redact_buf_)) {
+    ++counters_.redaction_masked;
+    for (size_t k = first; k < last; ++k) fl.mask(i, ctx.ranges[k].from, ctx.ranges[k].to, '*');
+  }
+}
+
+void ContentScanner::redact(Message& m, Protocol p, Direction dir) {
+  FieldList& fl = m.fields;
+  RedactCtx ctx{};
+  ctx.im = gen_->im;
+  ctx.proto_bit = protocol_bit(p);
+  ctx.side_bit = static_cast<uint8_t>(dir == Direction::kClientToServer ? RuleSide::kRequest : RuleSide::kResponse);
+  std::array<uint8_t, FieldList::kMaxFields> index{};  // scanned value k is field index[k]
+  join_buf_.clear();
   for (size_t i = 0; i < fl.size(); ++i) {
     const Field& f = fl[i];
     if (f.kind != FieldKind::kString || f.len == 0) continue;
-    RedactCtx ctx{&im, fl.string_of(f), protocol_bit(p), side_bit, {}, 0, false};
-    ++counters_.fields_scanned;
-    if (hs_scan(im.redact_db, ctx.value.data(), static_cast<unsigned>(ctx.value.size()), 0, gen_->scratch,
-                on_redact_match, &ctx) != HS_SUCCESS) {
-      ++counters_.scan_errors;
-      continue;
-    }
-    if (ctx.n == 0) continue;
-    if (ctx.overflow) {  // more ranges than we track: the whole value goes
-      ctx.ranges[0] = Range{0, static_cast<uint32_t>(ctx.value.size()), ctx.ranges[0].rule};
-      ctx.n = 1;
-    }
-    std::sort(ctx.ranges.begin(), ctx.ranges.begin() + static_cast<std::ptrdiff_t>(ctx.n),
-              [](const Range& a, const Range& b) { return a.from < b.from; });
-    for (size_t k = 0; k < ctx.n; ++k) {
-      ++gen_->rule_counters[ctx.ranges[k].rule].redactions;
-      if (m.rule_hit_count < Message::kMaxRuleHits) {  // the record carries the redacting rule's tag
-        bool have = false;
-        for (size_t j = 0; j < m.rule_hit_count; ++j) have |= m.rule_hits[j] == ctx.ranges[k].rule;
-        if (!have) m.rule_hits[m.rule_hit_count++] = static_cast<uint16_t>(ctx.ranges[k].rule);
+    ctx.starts[ctx.fields] = static_cast<uint32_t>(join_buf_.size());
+    join_buf_.append(fl.string_of(f));
+    ctx.ends[ctx.fields] = static_cast<uint32_t>(join_buf_.size());
+    join_buf_.push_back('\0');
+    index[ctx.fields++] = static_cast<uint8_t>(i);
+  }
+  if (ctx.fields == 0) return;
+  counters_.fields_scanned += ctx.fields;
+  ctx.text = join_buf_;
+  if (!redact_scan(ctx)) return;
+  if (ctx.spanning || ctx.overflow) {
+    // A match crossed from one value into the next (a user pattern that
+    // spans NUL), or there were more ranges than tracked: value by value.
+    const size_t fields = ctx.fields;
+    for (size_t k = 0; k < fields; ++k) {
+      RedactCtx one{};
+      one.im = ctx.im;
+      one.proto_bit = ctx.proto_bit;
+      one.side_bit = ctx.side_bit;
+      one.text = fl.string_of(fl[index[k]]);
+      one.ends[0] = static_cast<uint32_t>(one.text.size());
+      one.fields = 1;
+      if (!redact_scan(one) || one.n == 0) continue;
+      if (one.overflow) {  // more ranges than we track: the whole value goes
+        one.ranges[0] = Range{0, static_cast<uint32_t>(one.text.size()), one.ranges[0].rule, 0};
+        one.n = 1;
       }
+      std::sort(one.ranges.begin(), one.ranges.begin() + static_cast<std::ptrdiff_t>(one.n),
+                [](const Range& a, const Range& b) { return a.from < b.from; });
+      redact_apply(m, index[k], one, 0, one.n);
     }
-    redact_buf_.clear();
-    size_t at = 0;
-    for (size_t k = 0; k < ctx.n; ++k) {
-      const Range& r = ctx.ranges[k];
-      if (r.to <= at) continue;
-      const size_t from = std::max<size_t>(r.from, at);
-      redact_buf_.append(ctx.value.substr(at, from - at));
-      redact_buf_.append(kRedacted);
-      at = r.to;
-    }
-    redact_buf_.append(ctx.value.substr(std::min(at, ctx.value.size())));
-    ++counters_.fields_redacted;
-    if (!fl.replace_string(i, redact_buf_)) {
-      ++counters_.redaction_masked;
-      for (size_t k = 0; k < ctx.n; ++k) fl.mask(i, ctx.ranges[k].from, ctx.ranges[k].to, '*');
-    }
+    return;
+  }
+  if (ctx.n == 0) return;
+  std::sort(ctx.ranges.begin(), ctx.ranges.begin() + static_cast<std::ptrdiff_t>(ctx.n),
+            [](const Range& a, const Range& b) { return a.field != b.field ? a.field < b.field : a.from < b.from; });
+  for (size_t k = 0; k < ctx.n;) {
+    size_t e = k;
+    while (e < ctx.n && ctx.ranges[e].field == ctx.ranges[k].field) ++e;
+    redact_apply(m, index[ctx.ranges[k].field], ctx, k, e);
+    k = e;
   }
 }
 

@@ -406,6 +406,27 @@ rules:
   EXPECT_EQ(per_rule(rig.control.report(), "aws-key").records, 1u);  // stream match and redaction: one record
 }
 
+TEST(ContentRules, RedactionNeverJoinsTwoFields) {
+  Rig rig(R"(
+rules:
+  - id: k-to-z
+    pattern: "k.{0,40}z"
+    flags: s
+    redact: true
+)");
+  Harness& h = rig.h;
+  h.open(80);
+  // "k" ends the path and "z" starts the query: no value holds a match.
+  h.c2s("GET /a/k?z=1 HTTP/1.1\r\nHost: kaz.example\r\n\r\n", kT0);
+  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  const auto rec = h.rec(0);
+  EXPECT_EQ(rec["request"]["path"], "/a/k");
+  EXPECT_EQ(rec["request"]["query"], "z=1");
+  EXPECT_EQ(rec["request"]["host"], "<redacted>.example");
+  EXPECT_EQ(per_rule(rig.control.report(), "k-to-z").redactions, 1u);
+}
+
 TEST(ContentRules, CardNumberChecks) {
   Rig rig("rules: []\n", BuiltinRedaction{true, false, false});
   Harness& h = rig.h;
