@@ -50,20 +50,7 @@ void replay(benchmark::State& state, const std::string& rel) {
   uint64_t shift = 0;
   uint64_t payload = 0;
   for (auto _ : state) {
-    for (const Event& e : r.events) {
-      const Flow& f = r.flows[e.flow];
-      const uint64_t ts = e.ts + shift;
-      switch (e.kind) {
-        case Event::kOpen: b->on_open(f, ts); break;
-        case Event::kData:
-          b->on_data(f, e.dir, e.bytes, ts);
-          payload += e.bytes.size();
-          break;
-        case Event::kGap: b->on_gap(f, e.dir, e.missing, GapReason::kAckPastHole, ts); break;
-        case Event::kFin: b->on_fin(f, e.dir, ts); break;
-        case Event::kClose: b->on_close(f, CloseReason::kFin, ts); break;
-      }
-    }
+    payload += bench::replay_into(*b, r, shift);
     shift += r.span_ns;
   }
   state.SetItemsProcessed(static_cast<int64_t>(sink.records));  // items/s = roundtrips per second

@@ -74,4 +74,25 @@ inline const Recorded& recorded(const std::string& rel) {
   return *cache.back().second;
 }
 
+// Feeds every recorded call to `c` with timestamps moved by `shift`; returns
+// the payload bytes delivered.
+inline uint64_t replay_into(StreamConsumer& c, const Recorded& r, uint64_t shift) {
+  uint64_t payload = 0;
+  for (const Event& e : r.events) {
+    const Flow& f = r.flows[e.flow];
+    const uint64_t ts = e.ts + shift;
+    switch (e.kind) {
+      case Event::kOpen: c.on_open(f, ts); break;
+      case Event::kData:
+        c.on_data(f, e.dir, e.bytes, ts);
+        payload += e.bytes.size();
+        break;
+      case Event::kGap: c.on_gap(f, e.dir, e.missing, GapReason::kAckPastHole, ts); break;
+      case Event::kFin: c.on_fin(f, e.dir, ts); break;
+      case Event::kClose: c.on_close(f, CloseReason::kFin, ts); break;
+    }
+  }
+  return payload;
+}
+
 }  // namespace spanfeed::bench

@@ -128,20 +128,7 @@ void BM_Records(benchmark::State& state) {
   b->set_content(s.get());
   uint64_t shift = 0, bytes = 0;
   for (auto _ : state) {
-    for (const Event& e : r.events) {
-      const Flow& f = r.flows[e.flow];
-      const uint64_t ts = e.ts + shift;
-      switch (e.kind) {
-        case Event::kOpen: b->on_open(f, ts); break;
-        case Event::kData:
-          b->on_data(f, e.dir, e.bytes, ts);
-          bytes += e.bytes.size();
-          break;
-        case Event::kGap: b->on_gap(f, e.dir, e.missing, GapReason::kAckPastHole, ts); break;
-        case Event::kFin: b->on_fin(f, e.dir, ts); break;
-        case Event::kClose: b->on_close(f, CloseReason::kFin, ts); break;
-      }
-    }
+    bytes += bench::replay_into(*b, r, shift);
     shift += r.span_ns;
   }
   b->finish(shift);

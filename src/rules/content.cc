@@ -308,11 +308,21 @@ std::shared_ptr<const RuleSet> RuleSet::compile(std::vector<RuleSpec> rules, con
   set->user_rules_ = rules.size();
   for (auto& r : rules) {
     if (r.tag.empty()) r.tag = r.id;
+    for (const BuiltinPattern& b : kBuiltinPatterns) {
+      if (r.id == b.rule) {
+        error = "rule '" + r.id + "': this id is reserved for a built-in redaction rule (switch it with rules.redact_*)";
+        return nullptr;
+      }
+    }
+  }
+  if (rules.size() > 60000) {
+    error = "more than 60000 rules";  // rule indices are 16-bit in messages
+    return nullptr;
   }
   // Built-in rules after the user's: one rule per enabled kind.
   for (const BuiltinPattern& b : kBuiltinPatterns) {
     if (!builtin_enabled(b.rule, builtin)) continue;
-    bool have = false;
+    bool have = false;  // several patterns make one built-in rule
     for (size_t i = set->user_rules_; i < rules.size(); ++i) have |= rules[i].id == b.rule;
     if (have) continue;
     RuleSpec r;

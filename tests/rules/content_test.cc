@@ -88,6 +88,16 @@ struct Rig {
   Harness h;
 };
 
+// One HTTP exchange on a fresh flow to port 80: the request, a 200 with no
+// body, and the single record it makes.
+nlohmann::json http_record(Harness& h, const std::string& request) {
+  h.open(80);
+  h.c2s(request, kT0);
+  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", kT0 + kMs);
+  EXPECT_EQ(h.size(), 1u);
+  return h.size() == 1 ? h.rec(0) : nlohmann::json::object();
+}
+
 const char* kSqli = R"(
 rules:
   - id: union-select
@@ -352,14 +362,9 @@ rules:
 
 TEST(ContentRules, BuiltinRedaction) {
   Rig rig("rules: []\n", BuiltinRedaction{});
-  Harness& h = rig.h;
-  h.open(80);
-  h.c2s("GET /pay?card=4111111111111111&bad=4111111111111112&id=387066153056345308&amex=3782-822463-10005"
-        "&access_token=abc.DEF-123&password=hunter2 HTTP/1.1\r\nHost: a\r\nUser-Agent: Bearer tok_123==\r\n\r\n",
-        kT0);
-  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", kT0 + kMs);
-  ASSERT_EQ(h.size(), 1u);
-  const auto rec = h.rec(0);
+  const auto rec = http_record(
+      rig.h, "GET /pay?card=4111111111111111&bad=4111111111111112&id=387066153056345308&amex=3782-822463-10005"
+             "&access_token=abc.DEF-123&password=hunter2 HTTP/1.1\r\nHost: a\r\nUser-Agent: Bearer tok_123==\r\n\r\n");
   EXPECT_EQ(rec["request"]["query"],
             "card=<redacted>&bad=4111111111111112&id=387066153056345308&amex=<redacted>"
             "&access_token=<redacted>&password=<redacted>");
@@ -395,12 +400,7 @@ rules:
     tag: secret
     redact: true
 )");
-  Harness& h = rig.h;
-  h.open(80);
-  h.c2s("GET /k?a=AKIAABCDEFGHIJKLMNOP&c=4111111111111111 HTTP/1.1\r\nHost: a\r\n\r\n", kT0);
-  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", kT0 + kMs);
-  ASSERT_EQ(h.size(), 1u);
-  const auto rec = h.rec(0);
+  const auto rec = http_record(rig.h, "GET /k?a=AKIAABCDEFGHIJKLMNOP&c=4111111111111111 HTTP/1.1\r\nHost: a\r\n\r\n");
   EXPECT_EQ(rec["request"]["query"], "a=<redacted>&c=4111111111111111");  // card rule off
   EXPECT_EQ(tags_of(rec), std::vector<std::string>{"secret"});
   EXPECT_EQ(per_rule(rig.control.report(), "aws-key").records, 1u);  // stream match and redaction: one record
@@ -414,13 +414,8 @@ rules:
     flags: s
     redact: true
 )");
-  Harness& h = rig.h;
-  h.open(80);
   // "k" ends the path and "z" starts the query: no value holds a match.
-  h.c2s("GET /a/k?z=1 HTTP/1.1\r\nHost: kaz.example\r\n\r\n", kT0);
-  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", kT0 + kMs);
-  ASSERT_EQ(h.size(), 1u);
-  const auto rec = h.rec(0);
+  const auto rec = http_record(rig.h, "GET /a/k?z=1 HTTP/1.1\r\nHost: kaz.example\r\n\r\n");
   EXPECT_EQ(rec["request"]["path"], "/a/k");
   EXPECT_EQ(rec["request"]["query"], "z=1");
   EXPECT_EQ(rec["request"]["host"], "<redacted>.example");
@@ -483,6 +478,8 @@ TEST(ContentRules, BadRuleFilesNameTheRule) {
   EXPECT_NE(load_error("rules:\n  - id: 'bad id'\n    pattern: x\n").find("'id' must be"), std::string::npos);
   EXPECT_NE(load_error("rules: [\n").find("YAML syntax error"), std::string::npos);
   EXPECT_NE(load_error("filters: []\n").find("unknown key 'filters'"), std::string::npos);
+  EXPECT_NE(load_error("rules:\n  - id: credit_card\n    pattern: x\n").find("reserved for a built-in"),
+            std::string::npos);
   EXPECT_EQ(load_error("# nothing yet\n"), "");
 }
 
