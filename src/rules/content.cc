@@ -717,6 +717,9 @@ void ContentScanner::gap(uint32_t slot, Direction dir) {
 
 void ContentScanner::close(uint32_t slot) {
   if (gen_ == nullptr) return;
+  // Nothing to release when the set has no stream rules (directions of an
+  // older set are reset lazily by their generation id).
+  if (gen_->im->stream_db[0] == nullptr && gen_->im->stream_db[1] == nullptr) return;
   for (size_t side = 0; side < 2; ++side) {
     DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + side];
     if (ds.gen == gen_id_) {
@@ -732,8 +735,9 @@ void ContentScanner::close(uint32_t slot) {
 
 void ContentScanner::mark(uint32_t slot, Direction dir, Message& m) {
   if (gen_ == nullptr) return;
-  DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + index_of(dir)];
   m.rule_gen = gen_id_;
+  if (gen_->im->stream_db[index_of(dir)] == nullptr) return;  // no stream rules on this side: no hits
+  DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + index_of(dir)];
   if (ds.gen != gen_id_ || ds.hit_head == kNone) return;
   // The message's bytes: [s, e). A match belongs to it when it ends inside.
   const uint64_t e = m.stream_end != 0 ? m.stream_end : UINT64_MAX;
