@@ -330,7 +330,13 @@ class RecordBuilder final : public StreamConsumer {
 
   FlowSession& session(const Flow& f) { return sessions_[f.slot]; }
   Direction logical(const FlowSession& s, Direction d) const { return s.swapped ? opposite(d) : d; }
-  bool detect(const Flow& f, FlowSession& s, Direction dir, std::span<const std::byte> data);
+  enum class Detected : uint8_t { kDecode, kKept, kNo };
+  // kDecode: decode `data` (after `*replay`, this direction's kept first
+  // bytes); kKept: too short to tell, kept for the next chunk; kNo: not decoded.
+  Detected detect(const Flow& f, FlowSession& s, Direction dir, std::span<const std::byte> data,
+                  std::span<const std::byte>* replay);
+  void drop_prefix(uint32_t slot, FlowSession& s, size_t physical_dir);
+  void decode_chunk(const Flow& flow, FlowSession& s, Direction dir, std::span<const std::byte> data, uint64_t ts_ns);
   void start_decoder(const Flow& f, FlowSession& s, Protocol p, DetectOutcome how, bool swap, uint64_t ts_ns);
   void close_session(uint32_t slot, uint64_t ts_ns);
   void expire(uint64_t now_ns, uint32_t budget);
@@ -365,6 +371,8 @@ class RecordBuilder final : public StreamConsumer {
   ContentScanner* content_ = nullptr;
   std::unique_ptr<ProtocolDetector> detector_;
   std::array<std::string_view, 8> tags_{};
+  std::array<std::byte, 4096> sniff_view_{};  // kept first bytes + the new chunk, for detection
+  std::array<std::byte, 128> replay_{};       // kept first bytes handed to a decoder
   DecodeCounters counters_;
 };
 

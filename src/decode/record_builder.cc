@@ -23,6 +23,18 @@ constexpr uint8_t kCarryClearPending = 1;  // carry content was handed out: empt
 constexpr uint8_t kCarrySkipLine = 2;      // line over the cap: carry holds its cut prefix, skip to '\n'
 
 constexpr uint32_t kNoBuf = UINT32_MAX;
+
+// While a flow is sniffed (no decoder yet), FlowSession::state keeps each
+// direction's first bytes when they arrive in chunks too short to classify
+// ("GE" then "T / HTTP/1.1"); a decoder that takes the flow gets them first.
+constexpr size_t kSniffPrefixBytes = 120;
+struct SniffPrefix {
+  std::array<uint8_t, 2> len;
+  std::array<uint8_t, 6> pad;
+  std::array<std::array<std::byte, kSniffPrefixBytes>, 2> bytes;
+};
+static_assert(sizeof(SniffPrefix) <= kDecoderStateBytes);
+SniffPrefix& sniff_prefix(FlowSession& s) { return *reinterpret_cast<SniffPrefix*>(s.state.data()); }
 constexpr uint64_t kIdMask = (1ull << 56) - 1;
 
 std::string_view strip_cr(std::string_view s) {
@@ -507,6 +519,7 @@ void RecordBuilder::on_open(const Flow& flow, uint64_t ts_ns) {
   s.protocol = Protocol::kUnknown;
   s.detect_state = kDetectNone;
   s.sniff_chunks = 0;
+  sniff_prefix(s).len = {0, 0};
   s.swapped = false;
   s.open = true;
   ++counters_.flows_opened;
@@ -545,47 +558,101 @@ void RecordBuilder::start_decoder(const Flow& f, FlowSession& s, Protocol p, Det
   d->open(ctx, ts_ns);
 }
 
-bool RecordBuilder::detect(const Flow& f, FlowSession& s, Direction dir, std::span<const std::byte> data) {
+void RecordBuilder::drop_prefix(uint32_t slot, FlowSession& s, size_t pd) {
+  SniffPrefix& pre = sniff_prefix(s);
+  if (pre.len[pd] == 0) return;
+  const std::span<const std::byte> bytes(pre.bytes[pd].data(), pre.len[pd]);
+  counters_.undecoded_bytes += bytes.size();
+  const Direction dir = pd == 0 ? Direction::kClientToServer : Direction::kServerToClient;
+  if (content_ != nullptr) content_->scan(slot, s.protocol, false, s.udp, logical(s, dir), 0, bytes);
+  pre.len[pd] = 0;
+}
+
+RecordBuilder::Detected RecordBuilder::detect(const Flow& f, FlowSession& s, Direction dir,
+                                              std::span<const std::byte> data, std::span<const std::byte>* replay) {
   if (s.detect_state == kDetectPort) {
     const bool has = decoders_[static_cast<size_t>(s.protocol)] != nullptr;
     start_decoder(f, s, s.protocol, has ? DetectOutcome::kByPort : DetectOutcome::kNoDecoder, s.swapped, 0);
-    return has;
+    return has ? Detected::kDecode : Detected::kNo;
   }
-  if (s.detect_state != kDetectNone && s.detect_state != kDetectSniffing) return false;
+  if (s.detect_state != kDetectNone && s.detect_state != kDetectSniffing) return Detected::kNo;
   s.detect_state = kDetectSniffing;
-  if (detector_) {
-    // Hyperscan signatures pick the candidates; each decoder's structural
-    // check confirms (in registration order, so the first that agrees wins).
-    const Transport t = s.udp ? Transport::kUdp : Transport::kTcp;
-    const uint32_t candidates = detector_->candidates(data, s.udp);
-    for (const auto& d : decoders_) {
-      if (!d || (candidates & protocol_bit(d->protocol())) == 0) continue;
-      const SniffResult r = d->sniff(data, t);
-      if (r == SniffResult::kNo) {
-        ++counters_.detect_rejected;
-        continue;
-      }
-      ++counters_.detected_by_payload[static_cast<size_t>(d->protocol())];
-      // Physical direction of a request: C2S unless the sniff says otherwise.
-      const bool is_req = r == SniffResult::kRequest;
-      const bool swap = (dir == Direction::kClientToServer) != is_req;
-      start_decoder(f, s, d->protocol(), DetectOutcome::kBySniff, swap, 0);
-      return true;
-    }
+  if (!detector_) {
+    if (++s.sniff_chunks >= cfg_.sniff_max_chunks) start_decoder(f, s, Protocol::kUnknown, DetectOutcome::kUnknown, false, 0);
+    return Detected::kNo;
   }
-  if (++s.sniff_chunks >= cfg_.sniff_max_chunks) start_decoder(f, s, Protocol::kUnknown, DetectOutcome::kUnknown, false, 0);
-  return false;
+  SniffPrefix& pre = sniff_prefix(s);
+  const size_t pd = index_of(dir);
+  // What to classify: the kept first bytes of this direction, then this chunk.
+  std::span<const std::byte> view = data;
+  if (pre.len[pd] > 0) {
+    const size_t n = std::min(data.size(), sniff_view_.size() - pre.len[pd]);
+    std::memcpy(sniff_view_.data(), pre.bytes[pd].data(), pre.len[pd]);
+    std::memcpy(sniff_view_.data() + pre.len[pd], data.data(), n);
+    view = std::span<const std::byte>(sniff_view_.data(), pre.len[pd] + n);
+  }
+  // Hyperscan signatures pick the candidates; each decoder's structural
+  // check confirms (in registration order, so the first that agrees wins).
+  const Transport t = s.udp ? Transport::kUdp : Transport::kTcp;
+  const uint32_t candidates = detector_->candidates(view, s.udp);
+  for (const auto& d : decoders_) {
+    if (!d || (candidates & protocol_bit(d->protocol())) == 0) continue;
+    const SniffResult r = d->sniff(view, t);
+    if (r == SniffResult::kNo) {
+      ++counters_.detect_rejected;
+      continue;
+    }
+    ++counters_.detected_by_payload[static_cast<size_t>(d->protocol())];
+    drop_prefix(f.slot, s, 1 - pd);  // the other side's kept bytes: order unknown, not decoded
+    // This side's kept bytes go to the decoder first (copied out: the
+    // decoder's state takes their place).
+    std::memcpy(replay_.data(), pre.bytes[pd].data(), pre.len[pd]);
+    *replay = std::span<const std::byte>(replay_.data(), pre.len[pd]);
+    pre.len[pd] = 0;
+    // Physical direction of a request: C2S unless the sniff says otherwise.
+    const bool is_req = r == SniffResult::kRequest;
+    const bool swap = (dir == Direction::kClientToServer) != is_req;
+    start_decoder(f, s, d->protocol(), DetectOutcome::kBySniff, swap, 0);
+    return Detected::kDecode;
+  }
+  if (++s.sniff_chunks >= cfg_.sniff_max_chunks) {  // every chunk is an attempt, kept or not
+    drop_prefix(f.slot, s, 0);
+    drop_prefix(f.slot, s, 1);
+    start_decoder(f, s, Protocol::kUnknown, DetectOutcome::kUnknown, false, 0);
+    return Detected::kNo;
+  }
+  if (!s.udp && pre.len[pd] + data.size() <= kSniffPrefixBytes) {
+    // Perhaps too little to tell yet: keep it for the next chunk's try.
+    std::memcpy(pre.bytes[pd].data() + pre.len[pd], data.data(), data.size());
+    pre.len[pd] = static_cast<uint8_t>(pre.len[pd] + data.size());
+    return Detected::kKept;
+  }
+  drop_prefix(f.slot, s, pd);
+  return Detected::kNo;
 }
 
 void RecordBuilder::on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t ts_ns) {
   FlowSession& s = session(flow);
   if (!s.open || data.empty()) return;
-  if (s.detect_state != kDetectActive && !detect(flow, s, dir, data)) {
-    counters_.undecoded_bytes += data.size();
-    // Not decoded: rules still count their matches (no record to tag).
-    if (content_ != nullptr) content_->scan(flow.slot, s.protocol, false, s.udp, logical(s, dir), 0, data);
-    return;
+  if (s.detect_state != kDetectActive) {
+    std::span<const std::byte> replay;
+    switch (detect(flow, s, dir, data, &replay)) {
+      case Detected::kKept: return;
+      case Detected::kNo:
+        counters_.undecoded_bytes += data.size();
+        // Not decoded: rules still count their matches (no record to tag).
+        if (content_ != nullptr) content_->scan(flow.slot, s.protocol, false, s.udp, logical(s, dir), 0, data);
+        return;
+      case Detected::kDecode:
+        if (!replay.empty()) decode_chunk(flow, s, dir, replay, ts_ns);
+        break;
+    }
   }
+  decode_chunk(flow, s, dir, data, ts_ns);
+}
+
+void RecordBuilder::decode_chunk(const Flow& flow, FlowSession& s, Direction dir, std::span<const std::byte> data,
+                                 uint64_t ts_ns) {
   const Direction ld = logical(s, dir);
   const size_t d = index_of(ld);
   // Scan before decoding: the messages this chunk completes find their matches waiting.
@@ -603,6 +670,7 @@ void RecordBuilder::on_gap(const Flow& flow, Direction dir, uint64_t missing_byt
                            uint64_t ts_ns) {
   FlowSession& s = session(flow);
   if (content_ != nullptr && s.open) content_->gap(flow.slot, logical(s, dir));
+  if (s.open && s.detect_state == kDetectSniffing) drop_prefix(flow.slot, s, index_of(dir));  // kept bytes end at a hole
   if (!s.open || s.detect_state != kDetectActive) return;
   const Direction ld = logical(s, dir);
   const size_t d = index_of(ld);
@@ -645,6 +713,8 @@ void RecordBuilder::close_session(uint32_t slot, uint64_t ts_ns) {
     --counters_.flows_undetected_now;
     ++counters_.detect[static_cast<size_t>(DetectOutcome::kNoData)];
   } else if (s.detect_state == kDetectSniffing) {
+    drop_prefix(slot, s, 0);
+    drop_prefix(slot, s, 1);
     --counters_.flows_undetected_now;
     ++counters_.detect[static_cast<size_t>(DetectOutcome::kUnknown)];
   }

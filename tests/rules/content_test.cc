@@ -617,5 +617,48 @@ TEST(ProtocolDetection, ServiceOnAnUnusualPortIsDecodedAndCounted) {
   EXPECT_EQ(h.counters().detect[static_cast<size_t>(DetectOutcome::kUnknown)], 1u);
 }
 
+TEST(ProtocolDetection, FirstBytesSplitIntoTinySegmentsAreKeptAndDecoded) {
+  Harness h;
+  h.open(9999);
+  h.c2s("GE", kT0);  // too short for any signature: kept for the next try
+  h.c2s("T /sh", kT0);
+  h.c2s("ort HTTP/1.1\r\nHost: a\r\n\r\n", kT0);
+  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", kT0 + kMs);
+  h.open(9998, false, kT0, 1);  // memcached typed slowly
+  h.c2s("g", kT0, 1);
+  h.c2s("e", kT0, 1);
+  h.c2s("t k\r\n", kT0, 1);
+  h.s2c("END\r\n", kT0 + kMs, 1);
+  h.open(9997, false, kT0, 2);  // short junk that never becomes anything
+  for (int i = 0; i < 10; ++i) h.c2s("zz", kT0, 2);
+  h.close(kT0 + 2 * kMs, 2);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["status"], "ok");
+  EXPECT_EQ(h.rec(0)["request"]["path"], "/short");
+  EXPECT_EQ(h.rec(0)["request"]["bytes"], 32);  // every byte of the request, the kept ones included
+  EXPECT_EQ(h.rec(1)["protocol"], "memcached");
+  EXPECT_EQ(h.rec(1)["request"]["command"], "get");
+  EXPECT_EQ(h.counters().detected_by_payload[static_cast<size_t>(Protocol::kHttp)], 1u);
+  EXPECT_EQ(h.counters().detected_by_payload[static_cast<size_t>(Protocol::kMemcached)], 1u);
+  EXPECT_EQ(h.counters().detect[static_cast<size_t>(DetectOutcome::kUnknown)], 1u);
+  EXPECT_EQ(h.counters().undecoded_bytes, 20u);  // the junk flow's kept bytes, counted when it closed
+  h.expect_ledger();
+}
+
+TEST(ProtocolDetection, KeptBytesAreBoundedAndCounted) {
+  Harness h;
+  h.open(9996);
+  // Segments of something unknown: kept while sniffing (4 tries), then given
+  // up and counted as undecoded, like everything after them.
+  for (int i = 0; i < 3; ++i) h.c2s(std::string(50, 'x'), kT0);  // the third does not fit the 120 kept bytes
+  EXPECT_EQ(h.counters().undecoded_bytes, 100u + 50u);
+  for (int i = 0; i < 5; ++i) h.c2s("x", kT0);
+  h.close(kT0 + kMs);
+  EXPECT_EQ(h.counters().undecoded_bytes, 155u);
+  EXPECT_EQ(h.counters().detect[static_cast<size_t>(DetectOutcome::kUnknown)], 1u);
+  EXPECT_EQ(h.size(), 0u);
+  h.expect_ledger();
+}
+
 }  // namespace
 }  // namespace spanfeed
