@@ -86,6 +86,8 @@ struct Config {
   bool redact_passwords = true;
   uint32_t rules_max_streams = 16384;  // Hyperscan streams per worker and side, preallocated
   uint32_t rules_hit_pool = 16384;    // matches waiting for their message, per worker
+  uint32_t rules_inflaters = 64;      // zlib contexts per worker for compressed HTTP bodies (~40 KiB each)
+  uint32_t rules_inflate_max_kb = 1024;  // inflated bytes scanned per body at most
   std::string log_level = "warning";  // DPDK log level
   std::string metrics_listen = "127.0.0.1:9090";  // Prometheus /metrics; "off" disables
   double metrics_linger_s = 0;  // keep serving the final numbers this long after the run

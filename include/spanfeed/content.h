@@ -114,6 +114,13 @@ struct ContentCounters {
   uint64_t fields_redacted = 0;    // ... with at least one range replaced
   uint64_t redaction_masked = 0;   // a replacement did not fit the field arena: masked with '*' instead
   uint64_t rule_sets_adopted = 0;  // rule sets this worker switched to after start-up (reloads)
+  // Decoded content (gzip/deflate HTTP bodies, MySQL compressed packets):
+  uint64_t bodies_inflated = 0;    // compressed HTTP bodies inflated for the rules
+  uint64_t decoded_bytes = 0;      // inflated / decompressed bytes scanned
+  uint64_t inflate_errors = 0;     // not gzip/zlib data, or corrupt: the rest of that body is not scanned
+  uint64_t inflate_truncated = 0;  // a body inflated past rules.inflate_max_kb: the rest is not scanned
+  uint64_t inflate_busy = 0;       // no inflate context free (rules.inflate_contexts): body not scanned
+  uint64_t inflate_gaps = 0;       // the capture lost bytes of a compressed body: the rest is not scanned
 };
 
 // Payload-based protocol detection: a block-mode database of anchored
@@ -162,6 +169,14 @@ class ContentScanner {
   // The flow ended: its streams go back to the pool, waiting matches are discarded.
   void close(uint32_t slot);
 
+  // Body bytes of the message in progress in `dir` that the wire carries
+  // compressed (HTTP Content-Encoding gzip / deflate): inflated (bounded) and
+  // scanned; matches go to that message. The raw stream scan cannot see them.
+  void body(uint32_t slot, Protocol p, Direction dir, std::span<const std::byte> encoded);
+  // Decoded bytes of the message in progress in `dir` (MySQL compressed
+  // protocol payloads): scanned; matches go to that message.
+  void decoded(uint32_t slot, Protocol p, Direction dir, std::span<const std::byte> bytes);
+
   // `m` of `dir` is complete (stream bytes [stream_end - bytes, stream_end)):
   // the matches that end inside it become its rule hits. Messages of one
   // direction complete in stream order.
@@ -180,12 +195,14 @@ class ContentScanner {
 
  private:
   friend class RulesControl;
-  ContentScanner(RulesControl& owner, uint32_t flow_capacity);
+  ContentScanner(RulesControl& owner, uint32_t flow_capacity, uint32_t inflaters, uint32_t inflate_max_bytes);
+  struct Inflater;
 
   static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void* ctx);
   bool ensure_stream(DirState& ds, size_t side);
   void release(DirState& ds, size_t side);
-  void add_hit(DirState& ds, uint32_t rule, uint64_t end);
+  void add_hit(DirState& ds, uint32_t rule, uint64_t end, bool decoded);
+  void end_body(DirState& ds, size_t side);
   void free_hit(DirState& ds, uint32_t i, uint32_t prev);
   void redact(Message& m, Protocol p, Direction dir);
   bool redact_scan(RedactCtx& ctx);
@@ -203,6 +220,10 @@ class ContentScanner {
   bool tags_cut_ = false;
   std::string redact_buf_;  // reused: a field value being rewritten
   std::string join_buf_;    // reused: a message's string values joined for one scan
+  std::vector<std::unique_ptr<Inflater>> inflaters_;  // zlib contexts, windows allocated at start-up
+  std::vector<uint32_t> free_inflaters_;
+  uint32_t inflate_max_bytes_;
+  std::vector<std::byte> inflate_out_;  // reused inflate output block
   ContentCounters counters_;
 };
 
@@ -235,6 +256,8 @@ class RulesControl {
     uint32_t max_streams = 8192;  // Hyperscan streams per worker and side, preallocated
     uint32_t hit_pool = 16384;    // matches waiting for their record, per worker
     uint32_t max_hits_per_direction = 64;
+    uint32_t inflaters = 64;                   // zlib contexts per worker for compressed bodies
+    uint32_t inflate_max_bytes = 1u << 20;     // inflated bytes scanned per body at most
   };
   // Throws ConfigError (naming the rule) when the set does not load or compile.
   RulesControl(std::string file, const BuiltinRedaction& builtin, const Limits& limits);

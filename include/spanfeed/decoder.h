@@ -212,6 +212,12 @@ class FlowContext {
   // Every pending request becomes a timeout record (`extra_flags` added).
   void flush_pending(TimeoutCause cause, uint32_t extra_flags);
 
+  // Content the wire carries encoded, for the content rules (a no-op without
+  // rules): body bytes of the message in progress in `dir` that are
+  // compressed (HTTP gzip/deflate: inflated there), or already decoded bytes
+  // (MySQL compressed-protocol payloads). Matches go to that message.
+  void content(Direction dir, std::span<const std::byte> bytes, bool compressed);
+
   void count_decode_error();
   void count_resync(uint64_t skipped_bytes);
   void count_gap_absorbed();

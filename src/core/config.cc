@@ -250,6 +250,8 @@ void load_config_file(const std::string& path, Config& cfg) {
          {"redact_passwords", boolean(cfg.redact_passwords)},
          {"max_streams", u32(cfg.rules_max_streams, 1u << 22)},
          {"hit_pool", u32(cfg.rules_hit_pool, 1u << 24)},
+         {"inflaters", u32(cfg.rules_inflaters, 65536)},
+         {"inflate_max_kb", u32(cfg.rules_inflate_max_kb, 1u << 20)},
        });
      }},
     {"decode", [&](const std::string& p, const YAML::Node& n) {

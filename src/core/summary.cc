@@ -220,6 +220,9 @@ static nlohmann::json rules_json(const RulesReport& r) {
     {"tags_lost_reload", c.tags_lost_reload}, {"fields_scanned", c.fields_scanned},
     {"fields_redacted", c.fields_redacted}, {"redaction_masked", c.redaction_masked},
     {"rule_sets_adopted", c.rule_sets_adopted},
+    {"decoded_content", {{"bodies_inflated", c.bodies_inflated}, {"bytes", c.decoded_bytes},
+                         {"inflate_errors", c.inflate_errors}, {"inflate_truncated", c.inflate_truncated},
+                         {"inflate_busy", c.inflate_busy}, {"inflate_gaps", c.inflate_gaps}}},
   };
 }
 

@@ -30,6 +30,7 @@ constexpr uint8_t kChunked = 1;
 constexpr uint8_t kHasLength = 2;
 constexpr uint8_t kExpect100 = 4;
 constexpr uint8_t kResyncing = 8;  // lost sync (gap / garbage): skipping lines until a start line
+constexpr uint8_t kCompressed = 16;  // Content-Encoding gzip / deflate: the content rules see the body inflated
 }  // namespace hflag
 
 // Message::aux bits of a request: what the response framing depends on.
@@ -129,6 +130,7 @@ class HttpDecoder final : public Decoder {
         case Phase::kHeaders: headers(ctx, st, dir, bytes, ts); break;
         case Phase::kBody: {
           const size_t n = bytes.size() < sd.remaining ? bytes.size() : static_cast<size_t>(sd.remaining);
+          if (sd.flags & hflag::kCompressed) ctx.content(dir, bytes.first(n), true);
           bytes = bytes.subspan(n);
           sd.remaining -= n;
           sd.body_bytes += n;
@@ -137,6 +139,7 @@ class HttpDecoder final : public Decoder {
         }
         case Phase::kChunkData: {
           const size_t n = bytes.size() < sd.remaining ? bytes.size() : static_cast<size_t>(sd.remaining);
+          if (sd.flags & hflag::kCompressed) ctx.content(dir, bytes.first(n), true);
           bytes = bytes.subspan(n);
           sd.remaining -= n;
           sd.body_bytes += n;
@@ -147,6 +150,7 @@ class HttpDecoder final : public Decoder {
         case Phase::kChunkCrlf:
         case Phase::kTrailers: chunk_lines(ctx, st, dir, bytes, ts); break;
         case Phase::kUntilClose:
+          if (sd.flags & hflag::kCompressed) ctx.content(dir, bytes, true);
           sd.body_bytes += bytes.size();
           bytes = {};
           break;
@@ -355,6 +359,8 @@ class HttpDecoder final : public Decoder {
           }
         } else if (iequals(name, "content-type")) {
           keep("content_type", value, 128);
+        } else if (iequals(name, "content-encoding")) {
+          if (text::icontains(value, "gzip") || text::icontains(value, "deflate")) sd.flags |= hflag::kCompressed;
         } else if (iequals(name, "cookie") && dir == kReq) {
           keep("cookie", redact_ ? "<redacted>" : value, 256);
         }

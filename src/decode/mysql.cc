@@ -649,6 +649,7 @@ class MysqlDecoder final : public Decoder {
       const uint64_t comp_end = ctx.offset(dir, bytes) + sd.comp_left;
       if (sd.zctx == 0xFF && !sd.comp_raw) continue;  // bytes after the deflate stream ended: ignored
       if (sd.comp_raw) {
+        ctx.content(dir, in, false);  // the rules see the payload, not the compressed framing
         feed(ctx, st, dir, in, ts, sd.comp_start, false, comp_end);
         continue;
       }
@@ -662,6 +663,7 @@ class MysqlDecoder final : public Decoder {
         const int rc = inflate(&z, Z_NO_FLUSH);
         const size_t produced = out_.size() - z.avail_out;
         if (produced > 0) {
+          ctx.content(dir, std::span<const std::byte>(out_.data(), produced), false);  // what the rules scan
           feed(ctx, st, dir, std::span<const std::byte>(out_.data(), produced), ts, sd.comp_start, false, comp_end);
           if (sd.resync) return;
         }

@@ -324,6 +324,16 @@ void FlowContext::flush_pending(TimeoutCause cause, uint32_t extra_flags) {
   while (s_.pending_head != RecordBuilder::kNone) b_.emit_timeout(s_.pending_head, cause, extra_flags);
 }
 
+void FlowContext::content(Direction dir, std::span<const std::byte> bytes, bool compressed) {
+  ContentScanner* c = b_.content_;
+  if (c == nullptr) return;
+  if (compressed) {
+    c->body(slot_, s_.protocol, dir, bytes);
+  } else {
+    c->decoded(slot_, s_.protocol, dir, bytes);
+  }
+}
+
 void FlowContext::count_decode_error() { ++b_.counters_.decode_errors[static_cast<size_t>(s_.protocol)]; }
 
 void FlowContext::count_resync(uint64_t skipped_bytes) {

@@ -336,6 +336,20 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
                         "reload (the message was marked under a rule set replaced before it left).");
     Builder::add(tl, {{"reason", "truncated"}}, double(c.tags_truncated));
     Builder::add(tl, {{"reason", "reload"}}, double(c.tags_lost_reload));
+    auto& dc = b.family("rules_decoded_bytes_total", MT::Counter,
+                        "Decoded content scanned by the content rules: inflated gzip/deflate HTTP bodies and MySQL "
+                        "compressed-protocol payloads (the stream scan sees only their compressed bytes).");
+    Builder::add(dc, {}, double(c.decoded_bytes));
+    auto& inf = b.family("rules_bodies_total", MT::Counter,
+                         "Compressed HTTP bodies, by outcome: inflated (scanned); error (not gzip/zlib, or corrupt), "
+                         "truncated (past rules.inflate_max_kb: a decompression bomb), gap (the capture lost bytes of "
+                         "it), busy (no inflate context free: raise rules.inflaters) - the rest of each such body is "
+                         "not scanned.");
+    Builder::add(inf, {{"outcome", "inflated"}}, double(c.bodies_inflated));
+    Builder::add(inf, {{"outcome", "error"}}, double(c.inflate_errors));
+    Builder::add(inf, {{"outcome", "truncated"}}, double(c.inflate_truncated));
+    Builder::add(inf, {{"outcome", "gap"}}, double(c.inflate_gaps));
+    Builder::add(inf, {{"outcome", "busy"}}, double(c.inflate_busy));
     auto& fr = b.family("fields_redacted_total", MT::Counter,
                         "Exported string fields rewritten by redaction rules; masked: the replacement did not fit "
                         "the record's field space and the bytes were overwritten with '*' instead.");

@@ -6,6 +6,7 @@
 
 #include <hs.h>
 #include <yaml-cpp/yaml.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cstring>
@@ -496,6 +497,12 @@ void add(ContentCounters& a, const ContentCounters& b) {
   a.fields_redacted += b.fields_redacted;
   a.redaction_masked += b.redaction_masked;
   a.rule_sets_adopted += b.rule_sets_adopted;
+  a.bodies_inflated += b.bodies_inflated;
+  a.decoded_bytes += b.decoded_bytes;
+  a.inflate_errors += b.inflate_errors;
+  a.inflate_truncated += b.inflate_truncated;
+  a.inflate_busy += b.inflate_busy;
+  a.inflate_gaps += b.inflate_gaps;
 }
 
 namespace {
@@ -514,6 +521,7 @@ struct ContentScanner::Generation {
     uint64_t last_end = 0;
     uint32_t rule = 0;
     uint32_t next = kNone;
+    bool decoded = false;  // found in decoded content: belongs to the message in progress, not to offsets
   };
 
   uint32_t id = 0;
@@ -553,6 +561,35 @@ struct ContentScanner::DirState {
   bool decoded = false;    // the stream was opened for a decoded flow (offsets meaningful)
   bool exhausted = false;  // no stream was free: this direction is not scanned (counted once)
   bool failed = false;     // Hyperscan reported an error: not scanned any more
+  // Decoded content of the message in progress (compressed HTTP body, MySQL
+  // compressed payloads): its own Hyperscan stream and, for bodies, a zlib context.
+  uint32_t body_stream = kNone;
+  uint32_t inflater = kNone;
+  uint32_t body_out = 0;    // inflated bytes of this body so far
+  bool body_done = false;   // the body is not scanned any further (error, cap, gap, no context)
+};
+
+struct ContentScanner::Inflater {
+  z_stream zs{};
+  bool ok = false;
+  Inflater() {
+    ok = inflateInit2(&zs, 15 + 32) == Z_OK;  // 15 + 32: gzip or zlib header, detected
+    if (!ok) return;
+    // Inflate one tiny stream so zlib allocates its window now, not on a worker.
+    static const uint8_t kEmpty[] = {0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01};  // zlib("")
+    uint8_t o[8];
+    zs.next_in = const_cast<Bytef*>(kEmpty);
+    zs.avail_in = sizeof(kEmpty);
+    zs.next_out = o;
+    zs.avail_out = sizeof(o);
+    inflate(&zs, Z_FINISH);
+    inflateReset(&zs);
+  }
+  ~Inflater() {
+    if (ok) inflateEnd(&zs);
+  }
+  Inflater(const Inflater&) = delete;
+  Inflater& operator=(const Inflater&) = delete;
 };
 
 struct ContentScanner::ScanCtx {
@@ -561,10 +598,17 @@ struct ContentScanner::ScanCtx {
   uint32_t proto_bit;
   bool keep;
   uint64_t base;
+  bool decoded;  // scanning decoded content: hits belong to the message in progress
 };
 
-ContentScanner::ContentScanner(RulesControl& owner, uint32_t flow_capacity)
-    : owner_(owner), dirs_(static_cast<size_t>(flow_capacity) * 2) {
+ContentScanner::ContentScanner(RulesControl& owner, uint32_t flow_capacity, uint32_t inflaters,
+                               uint32_t inflate_max_bytes)
+    : owner_(owner), dirs_(static_cast<size_t>(flow_capacity) * 2), inflate_max_bytes_(inflate_max_bytes) {
+  inflate_out_.resize(16384);
+  for (uint32_t i = 0; i < inflaters; ++i) {
+    inflaters_.push_back(std::make_unique<Inflater>());
+    if (inflaters_.back()->ok) free_inflaters_.push_back(i);
+  }
   redact_buf_.reserve(2 * FieldList::kArenaBytes);
   join_buf_.reserve(FieldList::kArenaBytes + FieldList::kMaxFields);
 }
@@ -636,7 +680,7 @@ void ContentScanner::scan(uint32_t slot, Protocol p, bool decoded, bool udp, Dir
   if (!ensure_stream(ds, side)) return;
   if (fresh || udp) ds.stream_base = offset;
   ds.decoded = decoded;
-  ScanCtx ctx{this, &ds, protocol_bit(p), decoded, ds.stream_base};
+  ScanCtx ctx{this, &ds, protocol_bit(p), decoded, ds.stream_base, false};
   hs_stream_t* s = gen_->streams[side][ds.stream];
   counters_.bytes_scanned += data.size();
   hs_error_t rc = hs_scan_stream(s, reinterpret_cast<const char*>(data.data()), static_cast<unsigned>(data.size()), 0,
@@ -657,15 +701,15 @@ int ContentScanner::on_match(unsigned id, unsigned long long /*from*/, unsigned 
   Generation& g = *ctx.self->gen_;
   if ((g.im->protocols[id] & ctx.proto_bit) == 0) return 0;
   ++g.rule_counters[id].matches;
-  if (ctx.keep) ctx.self->add_hit(*ctx.ds, id, ctx.base + to);
+  if (ctx.keep) ctx.self->add_hit(*ctx.ds, id, ctx.base + to, ctx.decoded);
   return 0;
 }
 
-void ContentScanner::add_hit(DirState& ds, uint32_t rule, uint64_t end) {
+void ContentScanner::add_hit(DirState& ds, uint32_t rule, uint64_t end, bool decoded) {
   Generation& g = *gen_;
   if (ds.hit_tail != kNone) {
     Generation::Hit& t = g.hits[ds.hit_tail];
-    if (t.rule == rule && end <= t.last_end + 1) {  // one match growing byte by byte (x+, \d+)
+    if (t.rule == rule && t.decoded == decoded && end <= t.last_end + 1) {  // one match growing byte by byte (x+)
       if (end > t.last_end) t.last_end = end;
       return;
     }
@@ -677,7 +721,7 @@ void ContentScanner::add_hit(DirState& ds, uint32_t rule, uint64_t end) {
   const uint32_t i = g.hit_free;
   Generation::Hit& h = g.hits[i];
   g.hit_free = h.next;
-  h = Generation::Hit{end, end, rule, kNone};
+  h = Generation::Hit{end, end, rule, kNone, decoded};
   if (ds.hit_tail != kNone) {
     g.hits[ds.hit_tail].next = i;
   } else {
@@ -710,9 +754,98 @@ void ContentScanner::gap(uint32_t slot, Direction dir) {
   if (gen_ == nullptr) return;
   const size_t side = index_of(dir);
   DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + side];
-  if (ds.gen != gen_id_ || ds.stream == kNone) return;
+  if (ds.gen != gen_id_) return;
+  if (ds.inflater != kNone && !ds.body_done) {  // a compressed body cannot be inflated across a hole
+    ++counters_.inflate_gaps;
+    ds.body_done = true;
+  }
+  if (ds.stream == kNone) return;
   release(ds, side);
   ++counters_.stream_restarts;
+}
+
+void ContentScanner::end_body(DirState& ds, size_t side) {
+  if (ds.body_stream != kNone) {
+    hs_reset_stream(gen_->streams[side][ds.body_stream], 0, nullptr, nullptr, nullptr);
+    gen_->free_streams[side].push_back(ds.body_stream);
+    ds.body_stream = kNone;
+  }
+  if (ds.inflater != kNone) {
+    inflateReset(&inflaters_[ds.inflater]->zs);
+    free_inflaters_.push_back(ds.inflater);  // capacity reserved for every context
+    ds.inflater = kNone;
+  }
+  ds.body_out = 0;
+  ds.body_done = false;
+}
+
+void ContentScanner::decoded(uint32_t slot, Protocol p, Direction dir, std::span<const std::byte> bytes) {
+  if (gen_ == nullptr || bytes.empty()) return;
+  const size_t side = index_of(dir);
+  if (gen_->im->stream_db[side] == nullptr) return;
+  DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + side];
+  if (ds.gen != gen_id_) ds = DirState{.gen = gen_id_};
+  if (ds.body_done) return;
+  if (ds.body_stream == kNone) {
+    auto& free_list = gen_->free_streams[side];
+    if (free_list.empty()) {
+      ++counters_.streams_exhausted;
+      ds.body_done = true;
+      return;
+    }
+    ds.body_stream = free_list.back();
+    free_list.pop_back();
+    ++counters_.streams_opened;
+  }
+  ScanCtx ctx{this, &ds, protocol_bit(p), true, 0, true};
+  counters_.decoded_bytes += bytes.size();
+  if (hs_scan_stream(gen_->streams[side][ds.body_stream], reinterpret_cast<const char*>(bytes.data()),
+                     static_cast<unsigned>(bytes.size()), 0, gen_->scratch, on_match, &ctx) != HS_SUCCESS) {
+    ++counters_.scan_errors;
+    ds.body_done = true;
+  }
+}
+
+void ContentScanner::body(uint32_t slot, Protocol p, Direction dir, std::span<const std::byte> encoded) {
+  if (gen_ == nullptr || encoded.empty()) return;
+  const size_t side = index_of(dir);
+  if (gen_->im->stream_db[side] == nullptr) return;  // nothing would look at the inflated bytes
+  DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + side];
+  if (ds.gen != gen_id_) ds = DirState{.gen = gen_id_};
+  if (ds.body_done) return;
+  if (ds.inflater == kNone) {
+    if (free_inflaters_.empty()) {
+      ++counters_.inflate_busy;
+      ds.body_done = true;
+      return;
+    }
+    ds.inflater = free_inflaters_.back();
+    free_inflaters_.pop_back();
+    ++counters_.bodies_inflated;
+  }
+  z_stream& z = inflaters_[ds.inflater]->zs;
+  z.next_in = const_cast<Bytef*>(reinterpret_cast<const Bytef*>(encoded.data()));
+  z.avail_in = static_cast<uInt>(encoded.size());
+  while (z.avail_in > 0 && !ds.body_done) {
+    z.next_out = reinterpret_cast<Bytef*>(inflate_out_.data());
+    z.avail_out = static_cast<uInt>(inflate_out_.size());
+    const int rc = inflate(&z, Z_NO_FLUSH);
+    size_t produced = inflate_out_.size() - z.avail_out;
+    if (ds.body_out + produced > inflate_max_bytes_) {
+      produced = inflate_max_bytes_ - ds.body_out;
+      ++counters_.inflate_truncated;  // a decompression bomb stops here
+      ds.body_done = true;
+    }
+    ds.body_out += static_cast<uint32_t>(produced);
+    if (produced > 0) decoded(slot, p, dir, std::span<const std::byte>(inflate_out_.data(), produced));
+    if (rc == Z_STREAM_END) break;  // anything after the compressed stream is ignored
+    if (rc != Z_OK && rc != Z_BUF_ERROR) {
+      ++counters_.inflate_errors;
+      ds.body_done = true;
+    } else if (produced == 0 && rc == Z_BUF_ERROR) {
+      break;  // needs more input
+    }
+  }
 }
 
 void ContentScanner::close(uint32_t slot) {
@@ -724,6 +857,7 @@ void ContentScanner::close(uint32_t slot) {
     DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + side];
     if (ds.gen == gen_id_) {
       release(ds, side);
+      end_body(ds, side);
       while (ds.hit_head != kNone) {
         free_hit(ds, ds.hit_head, kNone);
         ++counters_.hits_discarded;
@@ -736,9 +870,12 @@ void ContentScanner::close(uint32_t slot) {
 void ContentScanner::mark(uint32_t slot, Direction dir, Message& m) {
   if (gen_ == nullptr) return;
   m.rule_gen = gen_id_;
-  if (gen_->im->stream_db[index_of(dir)] == nullptr) return;  // no stream rules on this side: no hits
-  DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + index_of(dir)];
-  if (ds.gen != gen_id_ || ds.hit_head == kNone) return;
+  const size_t side = index_of(dir);
+  if (gen_->im->stream_db[side] == nullptr) return;  // no stream rules on this side: no hits
+  DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + side];
+  if (ds.gen != gen_id_) return;
+  if (ds.body_stream != kNone || ds.inflater != kNone || ds.body_done) end_body(ds, side);  // its content ends here
+  if (ds.hit_head == kNone) return;
   // The message's bytes: [s, e). A match belongs to it when it ends inside.
   const uint64_t e = m.stream_end != 0 ? m.stream_end : UINT64_MAX;
   const uint64_t s = m.stream_end != 0 ? m.stream_end - std::min(m.stream_end, m.bytes) : 0;
@@ -749,7 +886,19 @@ void ContentScanner::mark(uint32_t slot, Direction dir, Message& m) {
     Generation::Hit& h = gen_->hits[i];
     const uint32_t next = h.next;
     bool done = false;
-    if (h.last_end <= s) {
+    if (h.decoded) {  // in this message's decoded content (never its headers)
+      if (!gen_->im->headers_only[h.rule]) {
+        bool have = false;
+        for (size_t k = 0; k < m.rule_hit_count; ++k) have |= m.rule_hits[k] == h.rule;
+        if (!have && m.rule_hit_count < Message::kMaxRuleHits) {
+          m.rule_hits[m.rule_hit_count++] = static_cast<uint16_t>(h.rule);
+        } else if (!have) {
+          cut = true;
+        }
+      }
+      done = true;
+      ++counters_.hits_attributed;
+    } else if (h.last_end <= s) {
       done = true;  // before this message: bytes no record covers (or a message that was not kept)
       ++counters_.hits_discarded;
     } else if (h.first_end <= e) {
@@ -1043,7 +1192,8 @@ std::unique_ptr<ContentScanner::Generation> RulesControl::make_generation(const 
 }
 
 std::unique_ptr<ContentScanner> RulesControl::scanner(uint32_t flow_capacity) {
-  std::unique_ptr<ContentScanner> s(new ContentScanner(*this, flow_capacity));
+  std::unique_ptr<ContentScanner> s(
+      new ContentScanner(*this, flow_capacity, limits_.inflaters, limits_.inflate_max_bytes));
   auto g = make_generation(set_);
   std::lock_guard<std::mutex> lock(mu_);
   s->gen_ = g.get();
@@ -1159,6 +1309,8 @@ std::unique_ptr<RulesControl> make_rules_control(const Config& cfg) {
   l.flow_capacity = cfg.flow_capacity;
   l.max_streams = cfg.rules_max_streams;
   l.hit_pool = cfg.rules_hit_pool;
+  l.inflaters = cfg.rules_inflaters;
+  l.inflate_max_bytes = cfg.rules_inflate_max_kb * 1024;
   return std::make_unique<RulesControl>(cfg.rules_file, b, l);
 }
 

@@ -606,6 +606,58 @@ BROKEN_RULES = [  # file body, expected message
 ]
 
 
+class CompressedBodies(SpanfeedTestCase):
+    """gzip/deflate response bodies are inflated for the rules; tshark's own
+    decompression (http.file_data) is the oracle for which responses match."""
+
+    def test_gzip_bodies_match_what_tshark_inflates(self):
+        import gzip
+        import zlib
+        with tempfile.TemporaryDirectory() as tmp:
+            pcap = os.path.join(tmp, "gz.pcap")
+            cap = Capture()
+            c = Conn(cap, "10.1.0.1", 45001, "10.1.0.2", 80)
+            bodies = [
+                ("gzip", gzip.compress(b"a" * 3000 + b" internal-secret-77 " + b"b" * 3000)),
+                ("gzip", gzip.compress(b"nothing to see here " * 50)),
+                ("deflate", zlib.compress(b"x internal-secret-5 y")),
+                (None, b"plain internal-secret-1 text"),
+            ]
+            for i, (enc, body) in enumerate(bodies):
+                c.client(f"GET /r{i} HTTP/1.1\r\nHost: gz\r\n\r\n".encode())
+                head = "HTTP/1.1 200 OK\r\n" + (f"Content-Encoding: {enc}\r\n" if enc else "")
+                resp = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+                for k in range(0, len(resp), 500):  # several segments: the compressed stream is split
+                    c.server(resp[k:k + 500])
+            c.close()
+            cap.write(pcap)
+            for enc, body in bodies[:2]:
+                self.assertNotIn(b"internal-secret", body)  # invisible on the wire
+            rules = os.path.join(tmp, "r.yaml")
+            write(rules, rules_yaml([{"id": "leak", "pattern": "internal-secret-[0-9]+", "side": "response"}]))
+            out = os.path.join(tmp, "out.jsonl")
+            r = run_spanfeed(["--pcap", pcap, "--job", "records", "-w", "1", "-q",
+                              "--rules", rules, "--output", f"jsonl:{out}"])
+            self.assertEqual(r.rc, 0, r.stderr)
+            self.assertLedgerBalanced(r.summary)
+            recs = load_jsonl(out)
+            tagged = sorted(x["request"]["path"] for x in recs if x["tags"] == ["leak"])
+            self.assertEqual(tagged, ["/r0", "/r2", "/r3"])
+            self.assertEqual(len(recs), 4)
+            oracle = subprocess.run(["tshark", "-r", pcap, "-Y", 'http.file_data contains "internal-secret"',
+                                     "-T", "fields", "-e", "http.response_for.uri"],
+                                    capture_output=True, text=True, timeout=60)
+            self.assertEqual(oracle.returncode, 0, oracle.stderr)
+            want = sorted(u.rsplit("/", 1)[-1] for u in oracle.stdout.split())
+            self.assertEqual(["/" + u for u in want], tagged)
+            dc = r.summary["rules"]["decoded_content"]
+            self.assertEqual(dc["bodies_inflated"], 3)
+            self.assertEqual(dc["bytes"], 6020 + 1000 + 21)
+            self.assertEqual((dc["inflate_errors"], dc["inflate_truncated"], dc["inflate_busy"], dc["inflate_gaps"]),
+                             (0, 0, 0, 0))
+            self.assertEqual(r.summary["rules"]["per_rule"]["leak"]["records"], 3)
+
+
 class BrokenRules(unittest.TestCase):
     def test_each_broken_rules_file_is_a_usage_error_before_capture(self):
         with tempfile.TemporaryDirectory() as tmp:
@@ -687,8 +739,8 @@ class CheckConfigRules(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             _, _, p = self.check(tmp, rules_yaml(ORACLE_RULES), "  redact_cards: false\n")
             self.assertEqual(p.returncode, 2)
-            self.assertIn("'rules.redact_cards': unknown key (known here: file, hit_pool, max_streams, "
-                          "redact_bearer_tokens, redact_credit_cards, redact_passwords)", p.stderr)
+            self.assertIn("'rules.redact_cards': unknown key (known here: file, hit_pool, inflate_max_kb, inflaters, "
+                          "max_streams, redact_bearer_tokens, redact_credit_cards, redact_passwords)", p.stderr)
 
 
 # ---------------------------------------------------------------- 5. SIGHUP reload
