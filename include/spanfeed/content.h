@@ -121,6 +121,7 @@ struct ContentCounters {
   uint64_t inflate_truncated = 0;  // a body inflated past rules.inflate_max_kb: the rest is not scanned
   uint64_t inflate_busy = 0;       // no inflate context free (rules.inflate_contexts): body not scanned
   uint64_t inflate_gaps = 0;       // the capture lost bytes of a compressed body: the rest is not scanned
+  uint64_t inflate_reload = 0;     // a reload came in the middle of a compressed body: the rest is not scanned
 };
 
 // Payload-based protocol detection: a block-mode database of anchored
@@ -199,6 +200,7 @@ class ContentScanner {
   struct Inflater;
 
   static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void* ctx);
+  void sync(DirState& ds);  // a direction's state, brought to the rule set in use
   bool ensure_stream(DirState& ds, size_t side);
   void release(DirState& ds, size_t side);
   void add_hit(DirState& ds, uint32_t rule, uint64_t end, bool decoded);
@@ -253,7 +255,7 @@ class RulesControl {
  public:
   struct Limits {
     uint32_t flow_capacity = 65536;
-    uint32_t max_streams = 8192;  // Hyperscan streams per worker and side, preallocated
+    uint32_t max_streams = 16384;  // Hyperscan streams per worker and side, preallocated
     uint32_t hit_pool = 16384;    // matches waiting for their record, per worker
     uint32_t max_hits_per_direction = 64;
     uint32_t inflaters = 64;                   // zlib contexts per worker for compressed bodies

@@ -222,7 +222,7 @@ static nlohmann::json rules_json(const RulesReport& r) {
     {"rule_sets_adopted", c.rule_sets_adopted},
     {"decoded_content", {{"bodies_inflated", c.bodies_inflated}, {"bytes", c.decoded_bytes},
                          {"inflate_errors", c.inflate_errors}, {"inflate_truncated", c.inflate_truncated},
-                         {"inflate_busy", c.inflate_busy}, {"inflate_gaps", c.inflate_gaps}}},
+                         {"inflate_busy", c.inflate_busy}, {"inflate_gaps", c.inflate_gaps}, {"inflate_reload", c.inflate_reload}}},
   };
 }
 

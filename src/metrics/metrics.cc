@@ -343,13 +343,14 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     auto& inf = b.family("rules_bodies_total", MT::Counter,
                          "Compressed HTTP bodies, by outcome: inflated (scanned); error (not gzip/zlib, or corrupt), "
                          "truncated (past rules.inflate_max_kb: a decompression bomb), gap (the capture lost bytes of "
-                         "it), busy (no inflate context free: raise rules.inflaters) - the rest of each such body is "
-                         "not scanned.");
+                         "it), busy (no inflate context free: raise rules.inflaters), reload (a SIGHUP reload came "
+                         "mid-body) - the rest of each such body is not scanned.");
     Builder::add(inf, {{"outcome", "inflated"}}, double(c.bodies_inflated));
     Builder::add(inf, {{"outcome", "error"}}, double(c.inflate_errors));
     Builder::add(inf, {{"outcome", "truncated"}}, double(c.inflate_truncated));
     Builder::add(inf, {{"outcome", "gap"}}, double(c.inflate_gaps));
     Builder::add(inf, {{"outcome", "busy"}}, double(c.inflate_busy));
+    Builder::add(inf, {{"outcome", "reload"}}, double(c.inflate_reload));
     auto& fr = b.family("fields_redacted_total", MT::Counter,
                         "Exported string fields rewritten by redaction rules; masked: the replacement did not fit "
                         "the record's field space and the bytes were overwritten with '*' instead.");

@@ -503,6 +503,7 @@ void add(ContentCounters& a, const ContentCounters& b) {
   a.inflate_truncated += b.inflate_truncated;
   a.inflate_busy += b.inflate_busy;
   a.inflate_gaps += b.inflate_gaps;
+  a.inflate_reload += b.inflate_reload;
 }
 
 namespace {
@@ -641,8 +642,29 @@ void ContentScanner::poll_reload() {
   }
   gen_ = g;
   gen_id_ = g->id;
+  // Bodies being inflated start afresh too: every zlib context is free again
+  // (directions still pointing at one are of the old set and reset on sight).
+  free_inflaters_.clear();
+  for (uint32_t i = 0; i < inflaters_.size(); ++i) {
+    if (!inflaters_[i]->ok) continue;
+    inflateReset(&inflaters_[i]->zs);
+    free_inflaters_.push_back(i);
+  }
   ++counters_.rule_sets_adopted;
   active_.store(g, std::memory_order_release);
+}
+
+void ContentScanner::sync(DirState& ds) {
+  // State of a replaced rule set: its streams and matches went with that set,
+  // its zlib context back to the pool when the set was replaced. A body that
+  // was being inflated cannot resume mid-stream: the rest of it is not scanned.
+  if (ds.gen == gen_id_) return;
+  const bool body = ds.inflater != kNone && !ds.body_done;
+  ds = DirState{.gen = gen_id_};
+  if (body) {
+    ds.body_done = true;
+    ++counters_.inflate_reload;
+  }
 }
 
 bool ContentScanner::ensure_stream(DirState& ds, size_t side) {
@@ -674,7 +696,7 @@ void ContentScanner::scan(uint32_t slot, Protocol p, bool decoded, bool udp, Dir
   hs_database_t* db = gen_->im->stream_db[side];
   if (db == nullptr) return;
   DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + side];
-  if (ds.gen != gen_id_) ds = DirState{.gen = gen_id_};
+  sync(ds);
   if (ds.stream != kNone && ds.decoded != decoded) release(ds, side);  // detection changed what offsets mean
   const bool fresh = ds.stream == kNone;
   if (!ensure_stream(ds, side)) return;
@@ -784,7 +806,7 @@ void ContentScanner::decoded(uint32_t slot, Protocol p, Direction dir, std::span
   const size_t side = index_of(dir);
   if (gen_->im->stream_db[side] == nullptr) return;
   DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + side];
-  if (ds.gen != gen_id_) ds = DirState{.gen = gen_id_};
+  sync(ds);
   if (ds.body_done) return;
   if (ds.body_stream == kNone) {
     auto& free_list = gen_->free_streams[side];
@@ -811,7 +833,7 @@ void ContentScanner::body(uint32_t slot, Protocol p, Direction dir, std::span<co
   const size_t side = index_of(dir);
   if (gen_->im->stream_db[side] == nullptr) return;  // nothing would look at the inflated bytes
   DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + side];
-  if (ds.gen != gen_id_) ds = DirState{.gen = gen_id_};
+  sync(ds);
   if (ds.body_done) return;
   if (ds.inflater == kNone) {
     if (free_inflaters_.empty()) {
@@ -855,7 +877,8 @@ void ContentScanner::close(uint32_t slot) {
   if (gen_->im->stream_db[0] == nullptr && gen_->im->stream_db[1] == nullptr) return;
   for (size_t side = 0; side < 2; ++side) {
     DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + side];
-    if (ds.gen == gen_id_) {
+    sync(ds);
+    {
       release(ds, side);
       end_body(ds, side);
       while (ds.hit_head != kNone) {

@@ -562,6 +562,34 @@ TEST(ContentRules, InflationIsBoundedAndItsFailuresCounted) {
   expect_hits_ledger(r.totals);
 }
 
+TEST(ContentRules, AReloadFreesTheInflateContextsOfBodiesInProgress) {
+  RulesControl::Limits l = small_limits();
+  l.inflaters = 1;
+  Rig rig(kBodyRules, no_builtins(), l);
+  Harness& h = rig.h;
+  const std::string resp = gzip_response(compress("internal-secret-8", true));
+  h.open(80, false, kT0, 0);
+  h.c2s("GET /a HTTP/1.1\r\nHost: a\r\n\r\n", kT0, 0);
+  h.s2c(resp.substr(0, resp.size() - 4), kT0 + kMs, 0);  // holds the only context
+  std::string msg;
+  ASSERT_TRUE(rig.control.reload(msg)) << msg;
+  rig.scanner->poll_reload();
+  h.open(80, false, kT0, 1, 40001);
+  h.c2s("GET /b HTTP/1.1\r\nHost: a\r\n\r\n", kT0, 1);
+  h.s2c(resp, kT0 + kMs, 1);  // the context is free again: inflated and tagged
+  h.s2c(resp.substr(resp.size() - 4), kT0 + 2 * kMs, 0);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["request"]["path"], "/b");
+  EXPECT_EQ(tags_of(h.rec(0)), std::vector<std::string>{"leak"});
+  EXPECT_TRUE(tags_of(h.rec(1)).empty());  // its body began under the old set
+  const RulesReport r = rig.control.report();
+  EXPECT_EQ(r.totals.inflate_busy, 0u);
+  EXPECT_EQ(r.totals.bodies_inflated, 2u);
+  EXPECT_EQ(r.totals.inflate_reload, 1u);  // flow 0's body: its rest is not inflated
+  EXPECT_EQ(r.totals.inflate_errors, 0u);
+  expect_hits_ledger(r.totals);
+}
+
 TEST(ContentRules, MysqlCompressedPayloadsAreScanned) {
   DecodeConfig cfg = dectest::small_config();
   cfg.flow_capacity = 64;
