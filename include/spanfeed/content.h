@@ -201,6 +201,7 @@ class ContentScanner {
 
   static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void* ctx);
   void sync(DirState& ds);  // a direction's state, brought to the rule set in use
+  DirState* content_state(uint32_t slot, Direction dir);  // for decoded content; nullptr: not scanned
   bool ensure_stream(DirState& ds, size_t side);
   void release(DirState& ds, size_t side);
   void add_hit(DirState& ds, uint32_t rule, uint64_t end, bool decoded);

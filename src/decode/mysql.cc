@@ -3,6 +3,8 @@
 // Runs on a worker lcore. Allocates only in the constructor (statement table, inflate contexts, their windows).
 #include <zlib.h>
 
+#include "spanfeed/inflate.h"
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -238,7 +240,7 @@ class MysqlDecoder final : public Decoder {
     for (auto& z : zs_) {
       std::memset(&z.zs, 0, sizeof(z.zs));
       z.ok = inflateInit(&z.zs) == Z_OK;
-      if (z.ok) warm(z.zs);
+      if (z.ok) warm_inflate(z.zs);
     }
   }
   ~MysqlDecoder() override {
@@ -347,18 +349,6 @@ class MysqlDecoder final : public Decoder {
     bool ok = false;
     bool used = false;
   };
-
-  // Inflate one tiny stream so zlib allocates its window now, not on the data path.
-  static void warm(z_stream& zs) {
-    static const uint8_t kEmpty[] = {0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01};  // zlib("")
-    uint8_t o[8];
-    zs.next_in = const_cast<Bytef*>(kEmpty);
-    zs.avail_in = sizeof(kEmpty);
-    zs.next_out = o;
-    zs.avail_out = sizeof(o);
-    inflate(&zs, Z_FINISH);
-    inflateReset(&zs);
-  }
 
   static void skip(Side& sd, size_t n) {
     sd.skipped = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{sd.skipped} + n, UINT32_MAX));

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "spanfeed/config.h"
+#include "spanfeed/inflate.h"
 
 namespace spanfeed {
 
@@ -575,16 +576,7 @@ struct ContentScanner::Inflater {
   bool ok = false;
   Inflater() {
     ok = inflateInit2(&zs, 15 + 32) == Z_OK;  // 15 + 32: gzip or zlib header, detected
-    if (!ok) return;
-    // Inflate one tiny stream so zlib allocates its window now, not on a worker.
-    static const uint8_t kEmpty[] = {0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01};  // zlib("")
-    uint8_t o[8];
-    zs.next_in = const_cast<Bytef*>(kEmpty);
-    zs.avail_in = sizeof(kEmpty);
-    zs.next_out = o;
-    zs.avail_out = sizeof(o);
-    inflate(&zs, Z_FINISH);
-    inflateReset(&zs);
+    if (ok) warm_inflate(zs);  // the window is allocated now, not on a worker
   }
   ~Inflater() {
     if (ok) inflateEnd(&zs);
@@ -801,23 +793,40 @@ void ContentScanner::end_body(DirState& ds, size_t side) {
   ds.body_done = false;
 }
 
-void ContentScanner::decoded(uint32_t slot, Protocol p, Direction dir, std::span<const std::byte> bytes) {
-  if (gen_ == nullptr || bytes.empty()) return;
-  const size_t side = index_of(dir);
-  if (gen_->im->stream_db[side] == nullptr) return;
-  DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + side];
+namespace {
+
+// Moves an index from `free` to `into` (if `into` has none yet). None left:
+// counts `busy` and marks the content done.
+bool lease(std::vector<uint32_t>& free, uint32_t& into, uint64_t& busy, uint64_t& leased, bool& done) {
+  if (into != kNone) return true;
+  if (free.empty()) {
+    ++busy;
+    done = true;
+    return false;
+  }
+  into = free.back();
+  free.pop_back();
+  ++leased;
+  return true;
+}
+
+}  // namespace
+
+ContentScanner::DirState* ContentScanner::content_state(uint32_t slot, Direction dir) {
+  if (gen_ == nullptr || gen_->im->stream_db[index_of(dir)] == nullptr) return nullptr;  // no rules would look
+  DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + index_of(dir)];
   sync(ds);
-  if (ds.body_done) return;
-  if (ds.body_stream == kNone) {
-    auto& free_list = gen_->free_streams[side];
-    if (free_list.empty()) {
-      ++counters_.streams_exhausted;
-      ds.body_done = true;
-      return;
-    }
-    ds.body_stream = free_list.back();
-    free_list.pop_back();
-    ++counters_.streams_opened;
+  return ds.body_done ? nullptr : &ds;
+}
+
+void ContentScanner::decoded(uint32_t slot, Protocol p, Direction dir, std::span<const std::byte> bytes) {
+  DirState* dsp = bytes.empty() ? nullptr : content_state(slot, dir);
+  if (dsp == nullptr) return;
+  DirState& ds = *dsp;
+  const size_t side = index_of(dir);
+  if (!lease(gen_->free_streams[side], ds.body_stream, counters_.streams_exhausted, counters_.streams_opened,
+             ds.body_done)) {
+    return;
   }
   ScanCtx ctx{this, &ds, protocol_bit(p), true, 0, true};
   counters_.decoded_bytes += bytes.size();
@@ -829,22 +838,10 @@ void ContentScanner::decoded(uint32_t slot, Protocol p, Direction dir, std::span
 }
 
 void ContentScanner::body(uint32_t slot, Protocol p, Direction dir, std::span<const std::byte> encoded) {
-  if (gen_ == nullptr || encoded.empty()) return;
-  const size_t side = index_of(dir);
-  if (gen_->im->stream_db[side] == nullptr) return;  // nothing would look at the inflated bytes
-  DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + side];
-  sync(ds);
-  if (ds.body_done) return;
-  if (ds.inflater == kNone) {
-    if (free_inflaters_.empty()) {
-      ++counters_.inflate_busy;
-      ds.body_done = true;
-      return;
-    }
-    ds.inflater = free_inflaters_.back();
-    free_inflaters_.pop_back();
-    ++counters_.bodies_inflated;
-  }
+  DirState* dsp = encoded.empty() ? nullptr : content_state(slot, dir);
+  if (dsp == nullptr) return;
+  DirState& ds = *dsp;
+  if (!lease(free_inflaters_, ds.inflater, counters_.inflate_busy, counters_.bodies_inflated, ds.body_done)) return;
   z_stream& z = inflaters_[ds.inflater]->zs;
   z.next_in = const_cast<Bytef*>(reinterpret_cast<const Bytef*>(encoded.data()));
   z.avail_in = static_cast<uInt>(encoded.size());
@@ -890,6 +887,20 @@ void ContentScanner::close(uint32_t slot) {
   }
 }
 
+namespace {
+
+// Adds `rule` to the message's rule hits once; false when there was no room.
+bool add_rule_hit(Message& m, uint32_t rule) {
+  for (size_t k = 0; k < m.rule_hit_count; ++k) {
+    if (m.rule_hits[k] == rule) return true;
+  }
+  if (m.rule_hit_count == Message::kMaxRuleHits) return false;
+  m.rule_hits[m.rule_hit_count++] = static_cast<uint16_t>(rule);
+  return true;
+}
+
+}  // namespace
+
 void ContentScanner::mark(uint32_t slot, Direction dir, Message& m) {
   if (gen_ == nullptr) return;
   m.rule_gen = gen_id_;
@@ -910,30 +921,14 @@ void ContentScanner::mark(uint32_t slot, Direction dir, Message& m) {
     const uint32_t next = h.next;
     bool done = false;
     if (h.decoded) {  // in this message's decoded content (never its headers)
-      if (!gen_->im->headers_only[h.rule]) {
-        bool have = false;
-        for (size_t k = 0; k < m.rule_hit_count; ++k) have |= m.rule_hits[k] == h.rule;
-        if (!have && m.rule_hit_count < Message::kMaxRuleHits) {
-          m.rule_hits[m.rule_hit_count++] = static_cast<uint16_t>(h.rule);
-        } else if (!have) {
-          cut = true;
-        }
-      }
+      if (!gen_->im->headers_only[h.rule]) cut |= !add_rule_hit(m, h.rule);
       done = true;
       ++counters_.hits_attributed;
     } else if (h.last_end <= s) {
       done = true;  // before this message: bytes no record covers (or a message that was not kept)
       ++counters_.hits_discarded;
     } else if (h.first_end <= e) {
-      if (!gen_->im->headers_only[h.rule] || h.first_end <= head_end) {
-        bool have = false;
-        for (size_t k = 0; k < m.rule_hit_count; ++k) have |= m.rule_hits[k] == h.rule;
-        if (!have && m.rule_hit_count < Message::kMaxRuleHits) {
-          m.rule_hits[m.rule_hit_count++] = static_cast<uint16_t>(h.rule);
-        } else if (!have) {
-          cut = true;
-        }
-      }
+      if (!gen_->im->headers_only[h.rule] || h.first_end <= head_end) cut |= !add_rule_hit(m, h.rule);
       if (h.last_end <= e) {
         done = true;
         ++counters_.hits_attributed;
@@ -1075,9 +1070,7 @@ void ContentScanner::redact_apply(Message& m, size_t i, const RedactCtx& ctx, si
   for (size_t k = first; k < last; ++k) {
     const Range& r = ctx.ranges[k];
     ++gen_->rule_counters[r.rule].redactions;
-    bool have = false;  // the record carries the redacting rule's tag
-    for (size_t j = 0; j < m.rule_hit_count; ++j) have |= m.rule_hits[j] == r.rule;
-    if (!have && m.rule_hit_count < Message::kMaxRuleHits) m.rule_hits[m.rule_hit_count++] = static_cast<uint16_t>(r.rule);
+    add_rule_hit(m, r.rule);  // the record carries the redacting rule's tag
     if (r.to <= at) continue;
     const size_t from = std::max<size_t>(r.from, at);
     redact_buf_.append(value.substr(at, from - at));
