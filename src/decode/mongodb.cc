@@ -9,6 +9,7 @@
 
 #include "db_util.h"
 #include "spanfeed/decoder.h"
+#include "spanfeed/inflate.h"
 
 namespace spanfeed {
 namespace {
@@ -243,15 +244,7 @@ class MongoDecoder final : public Decoder {
     out_.resize(kInflateOut);
     std::memset(&zs_, 0, sizeof(zs_));
     z_ok_ = inflateInit(&zs_) == Z_OK;
-    if (z_ok_) {  // let zlib allocate its window now, not on the data path
-      static const uint8_t kEmpty[] = {0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01};
-      zs_.next_in = const_cast<Bytef*>(kEmpty);
-      zs_.avail_in = sizeof(kEmpty);
-      zs_.next_out = reinterpret_cast<Bytef*>(out_.data());
-      zs_.avail_out = 16;
-      inflate(&zs_, Z_FINISH);
-      inflateReset(&zs_);
-    }
+    if (z_ok_) warm_inflate(zs_);  // zlib allocates its window now, not on the data path
   }
   ~MongoDecoder() override {
     if (z_ok_) inflateEnd(&zs_);
@@ -413,6 +406,7 @@ class MongoDecoder final : public Decoder {
             op = orig;
             p = reinterpret_cast<const uint8_t*>(out_.data());
             n = produced;
+            ctx.content(dir, std::span<const std::byte>(out_.data(), produced), false);  // for the content rules
           } else {
             ctx.count_decode_error();
           }

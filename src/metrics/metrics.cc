@@ -337,8 +337,9 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     Builder::add(tl, {{"reason", "truncated"}}, double(c.tags_truncated));
     Builder::add(tl, {{"reason", "reload"}}, double(c.tags_lost_reload));
     auto& dc = b.family("rules_decoded_bytes_total", MT::Counter,
-                        "Decoded content scanned by the content rules: inflated gzip/deflate HTTP bodies and MySQL "
-                        "compressed-protocol payloads (the stream scan sees only their compressed bytes).");
+                        "Decoded content scanned by the content rules: inflated gzip/deflate HTTP bodies, MySQL "
+                        "compressed-protocol payloads and MongoDB OP_COMPRESSED messages (the stream scan sees only "
+                        "their compressed bytes).");
     Builder::add(dc, {}, double(c.decoded_bytes));
     auto& inf = b.family("rules_bodies_total", MT::Counter,
                          "Compressed HTTP bodies, by outcome: inflated (scanned); error (not gzip/zlib, or corrupt), "

@@ -622,6 +622,40 @@ rules:
   b.set_content(nullptr);
 }
 
+std::string le32(uint32_t v) {
+  return std::string{static_cast<char>(v), static_cast<char>(v >> 8), static_cast<char>(v >> 16),
+                     static_cast<char>(v >> 24)};
+}
+
+TEST(ContentRules, MongoCompressedMessagesAreScanned) {
+  Rig rig(R"(
+rules:
+  - id: coll
+    pattern: "secretcoll"
+    side: request
+    protocols: [mongodb]
+)");
+  Harness& h = rig.h;
+  h.open(27017);
+  auto wire = [](uint32_t id, uint32_t to, uint32_t op, const std::string& body) {
+    return le32(static_cast<uint32_t>(16 + body.size())) + le32(id) + le32(to) + le32(op) + body;
+  };
+  const std::string doc = le32(26) + std::string("\x02" "find\0", 6) + le32(11) + std::string("secretcoll\0", 11) +
+                          std::string(1, '\0');
+  const std::string msg = le32(0) + std::string(1, '\0') + doc;  // OP_MSG: flags, section kind 0
+  const std::string z = compress(msg, false);
+  const std::string req = wire(5, 0, 2012, le32(2013) + le32(static_cast<uint32_t>(msg.size())) + '\x02' + z);
+  ASSERT_EQ(req.find("secretcoll"), std::string::npos);  // only zlib bytes on the wire
+  const std::string ok = le32(17) + std::string("\x01" "ok\0", 4) + std::string("\0\0\0\0\0\0\xf0\x3f", 8) +
+                         std::string(1, '\0');
+  h.c2s(req, kT0);
+  h.s2c(wire(6, 5, 2013, le32(0) + std::string(1, '\0') + ok), kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["status"], "ok");
+  EXPECT_EQ(tags_of(h.rec(0)), std::vector<std::string>{"coll"});
+  EXPECT_EQ(rig.control.report().totals.decoded_bytes, msg.size());
+}
+
 // ---------------------------------------------------------------- rule files
 
 std::string load_error(const std::string& yaml) {
