@@ -656,6 +656,94 @@ rules:
   EXPECT_EQ(rig.control.report().totals.decoded_bytes, msg.size());
 }
 
+// Hostile input: random flows of protocol-like and random bytes, random
+// chunking, gaps, closes and a reload midway, with stream rules, redaction
+// and compressed bodies all active. Nothing may leak or break a ledger.
+TEST(ContentRules, RandomizedSoakKeepsEveryLedger) {
+  RulesControl::Limits l = small_limits();
+  l.flow_capacity = 16;
+  l.max_streams = 12;  // fewer than the directions: exhaustion happens
+  l.hit_pool = 40;
+  l.inflaters = 3;
+  l.inflate_max_bytes = 4096;
+  Rig rig(R"(
+rules:
+  - id: a
+    pattern: "ab+c"
+  - id: digits
+    pattern: "[0-9]{4}"
+    redact: true
+  - id: head
+    pattern: "host"
+    flags: i
+    scope: headers
+  - id: anyend
+    pattern: "z$"
+    side: response
+)",
+          BuiltinRedaction{}, l);
+  Harness& h = rig.h;
+  std::mt19937 rng(7);
+  const std::string gz = compress(std::string(3000, 'a') + "abbbc 1234 z", true);
+  const std::string pieces[] = {
+      "GET /abc?card=4111111111111111 HTTP/1.1\r\nHost: x\r\n\r\n",
+      "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: " + std::to_string(gz.size()) + "\r\n\r\n" + gz,
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nabbcz",
+      "*2\r\n$3\r\nGET\r\n$8\r\n12345678\r\n",
+      "+OK\r\n",
+      "get password=hunter2\r\n",
+      "VALUE k 0 4\r\nabcz\r\nEND\r\n",
+      std::string("\x1f\x8b\x08\x00garbage", 12),
+  };
+  uint16_t ports[] = {80, 6379, 11211, 9999};
+  bool open[16] = {};
+  for (int step = 0; step < 20000; ++step) {
+    const uint32_t slot = rng() % 16;
+    if (!open[slot]) {
+      h.open(ports[rng() % 4], false, kT0, slot, static_cast<uint16_t>(40000 + slot));
+      open[slot] = true;
+      continue;
+    }
+    const unsigned what = rng() % 20;
+    const Direction d = (rng() & 1) ? kReq : kResp;
+    if (what == 0) {
+      h.close(kT0 + step, slot);
+      open[slot] = false;
+    } else if (what == 1) {
+      h.gap(d, 1 + rng() % 50, kT0 + step, slot);
+    } else if (what == 2 && step == 10000) {
+      std::string msg;
+      ASSERT_TRUE(rig.control.reload(msg));
+      rig.scanner->poll_reload();
+    } else {
+      std::string p = pieces[rng() % std::size(pieces)];
+      if (rng() % 4 == 0) {
+        for (auto& c : p) {
+          if (rng() % 16 == 0) c = static_cast<char>(rng());
+        }
+      }
+      const size_t step_size = 1 + rng() % 64;
+      h.dribble(d, p, step_size, kT0 + step, slot);
+    }
+  }
+  for (uint32_t s = 0; s < 16; ++s) {
+    if (open[s]) h.close(kT0 + 30000, s);
+  }
+  rig.control.collect();
+  const RulesReport r = rig.control.report();
+  expect_hits_ledger(r.totals);
+  EXPECT_EQ(r.totals.hits_pending, 0u);
+  EXPECT_GT(r.totals.hits_stored, 100u);
+  EXPECT_GT(r.totals.streams_exhausted, 0u);
+  EXPECT_GT(r.totals.bodies_inflated, 0u);
+  EXPECT_GT(r.totals.fields_redacted, 0u);
+  EXPECT_EQ(r.totals.scan_errors, 0u);
+  h.expect_ledger();
+  for (const std::string& line : h.lines()) {
+    EXPECT_EQ(line.find("4111111111111111"), std::string::npos);  // never leaves unredacted
+  }
+}
+
 // ---------------------------------------------------------------- rule files
 
 std::string load_error(const std::string& yaml) {
