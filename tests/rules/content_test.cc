@@ -865,7 +865,7 @@ TEST(ProtocolDetection, SignaturesNeverHideWhatTheDecodersRecognise) {
       std::string("\x4a\x00\x00\x00\x0a" "8.0.33\x00", 12) + std::string(62, 'a'),
       std::string("\x14\x00\x00\x00\x03" "select * from t x", 21) + std::string(3, ' '),
       std::string("\x00\x00\x00\x08\x04\xd2\x16\x2f", 8),
-      std::string("\x00\x00\x00\x16\x00\x03\x00\x00user\x00" "bob\x00\x00\x00", 22),
+      std::string("\x00\x00\x00\x13\x00\x03\x00\x00user\x00" "bob\x00\x00\x00", 19),
       std::string("\x20\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\xdd\x07\x00\x00", 16) + std::string(16, '\0'),
   };
   std::mt19937 rng(42);
