@@ -357,7 +357,7 @@ TEST(Http, SniffOnUnknownPortAndSwappedOrientation) {
 TEST(Http, GarbageOnHttpPortIsCountedNotRecorded) {
   Harness h;
   h.open(80);
-  h.c2s(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 binary tls hello\r\n", 36), kT0);
+  h.c2s(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 binary tls hello\r\n", 30), kT0);
   h.s2c("\x16\x03\x03\x00\x5d\x02\x00\x00\x59 more\n", kT0 + kMs);
   h.close(kT0 + 2 * kMs);
   EXPECT_EQ(h.size(), 0u);
