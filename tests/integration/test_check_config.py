@@ -41,10 +41,11 @@ class CheckConfig(unittest.TestCase):
                     with open(os.path.join(ROOT, "conf", name)) as src, open(cfg, "w") as dst:
                         dst.write(src.read())
                         dst.write(f"\n# source for the check\n")
-                    # the shipped files name no source: give one on the command line
+                    # the shipped files name no source: give one on the command line; they
+                    # are run from the repository's top (demo.yaml names conf/demo-rules.yaml)
                     p = subprocess.run([SPANFEED, "--check-config", cfg, "--pcap",
                                         capture("http/httpv1.pcap")],
-                                       capture_output=True, text=True, timeout=30)
+                                       capture_output=True, text=True, timeout=30, cwd=ROOT)
                     self.assertEqual(p.returncode, 0, p.stderr)
                     self.assertIn(": OK: job", p.stdout)
                     self.assertNotIn("EAL", p.stdout + p.stderr)
