@@ -63,7 +63,6 @@ std::unique_ptr<RulesControl> control(int n, bool builtins) {
   close(fd);
   std::ofstream(path) << rules_yaml(n);
   RulesControl::Limits l;
-  l.flow_capacity = 65536;
   l.max_streams = 65536;
   l.hit_pool = 65536;
   BuiltinRedaction b = builtins ? BuiltinRedaction{} : BuiltinRedaction{false, false, false};

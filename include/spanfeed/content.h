@@ -42,7 +42,6 @@ struct RuleSpec {
   RuleScope scope = RuleScope::kMessage;
   std::string tag;      // added to every record the rule matched in (default: id)
   bool redact = false;  // matched bytes of exported string fields become "<redacted>"
-  bool builtin = false; // one of the built-in redaction rules (fields only, not streams)
 };
 
 // The built-in redaction rules, each switchable (rules.redact_* in the config).
@@ -74,8 +73,6 @@ class RuleSet {
   size_t user_rules() const { return user_rules_; }
   // Hyperscan stream state bytes per scanned direction (0: nothing to scan on that side).
   size_t stream_bytes(Direction side) const;
-  bool has_stream_rules(Direction side) const;
-  bool has_redaction() const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }
@@ -149,8 +146,8 @@ class RulesControl;
 // every other call runs on the worker.
 class ContentScanner {
  public:
-  static constexpr size_t kMaxTags = 8;
-  using Tags = std::array<std::string_view, kMaxTags>;
+  static constexpr size_t kMaxTags = kMaxRecordTags;
+  using Tags = RecordTags;
 
   ~ContentScanner();
   ContentScanner(const ContentScanner&) = delete;
@@ -186,8 +183,6 @@ class ContentScanner {
   // response, and the redaction rules that fired), after redacting the
   // string fields. Returns the number of tags written to `tags`.
   size_t annotate(Protocol p, Message* request, Message* response, Tags& tags);
-
-  const ContentCounters& counters() const { return counters_; }
 
   struct Generation;  // a rule set with this worker's scratch, stream pools and hit pool
   struct DirState;    // per flow and direction
@@ -255,7 +250,6 @@ struct RulesReport {
 class RulesControl {
  public:
   struct Limits {
-    uint32_t flow_capacity = 65536;
     uint32_t max_streams = 16384;  // Hyperscan streams per worker and side, preallocated
     uint32_t hit_pool = 16384;    // matches waiting for their record, per worker
     uint32_t max_hits_per_direction = 64;

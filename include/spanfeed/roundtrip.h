@@ -148,6 +148,10 @@ struct Endpoint {
   uint16_t port = 0;
 };
 
+// Tags one record carries at most (content rules), and their storage.
+inline constexpr size_t kMaxRecordTags = 8;
+using RecordTags = std::array<std::string_view, kMaxRecordTags>;
+
 // What a RecordSink receives. Pointers are valid only during emit().
 struct Roundtrip {
   uint64_t ts_ns = 0;  // first request packet (response for unmatched)

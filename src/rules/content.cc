@@ -273,8 +273,6 @@ struct RuleSet::Impl {
 RuleSet::~RuleSet() = default;
 
 size_t RuleSet::stream_bytes(Direction side) const { return impl_->stream_size[index_of(side)]; }
-bool RuleSet::has_stream_rules(Direction side) const { return impl_->stream_db[index_of(side)] != nullptr; }
-bool RuleSet::has_redaction() const { return impl_->redact_db != nullptr; }
 
 namespace {
 
@@ -332,7 +330,6 @@ std::shared_ptr<const RuleSet> RuleSet::compile(std::vector<RuleSpec> rules, con
     r.tag = b.rule;
     r.pattern = "(built in)";
     r.redact = true;
-    r.builtin = true;
     rules.push_back(std::move(r));
   }
   set->rules_ = std::move(rules);
@@ -875,13 +872,11 @@ void ContentScanner::close(uint32_t slot) {
   for (size_t side = 0; side < 2; ++side) {
     DirState& ds = dirs_[static_cast<size_t>(slot) * 2 + side];
     sync(ds);
-    {
-      release(ds, side);
-      end_body(ds, side);
-      while (ds.hit_head != kNone) {
-        free_hit(ds, ds.hit_head, kNone);
-        ++counters_.hits_discarded;
-      }
+    release(ds, side);
+    end_body(ds, side);
+    while (ds.hit_head != kNone) {
+      free_hit(ds, ds.hit_head, kNone);
+      ++counters_.hits_discarded;
     }
     ds = DirState{.gen = gen_id_};
   }
@@ -1322,7 +1317,6 @@ std::unique_ptr<RulesControl> make_rules_control(const Config& cfg) {
   BuiltinRedaction b{cfg.redact_credit_cards, cfg.redact_bearer_tokens, cfg.redact_passwords};
   if (cfg.rules_file.empty() && !b.credit_cards && !b.bearer_tokens && !b.passwords) return nullptr;
   RulesControl::Limits l;
-  l.flow_capacity = cfg.flow_capacity;
   l.max_streams = cfg.rules_max_streams;
   l.hit_pool = cfg.rules_hit_pool;
   l.inflaters = cfg.rules_inflaters;

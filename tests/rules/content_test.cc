@@ -48,7 +48,6 @@ BuiltinRedaction no_builtins() { return {false, false, false}; }
 
 RulesControl::Limits small_limits() {
   RulesControl::Limits l;
-  l.flow_capacity = 16;
   l.max_streams = 8;
   l.hit_pool = 64;
   return l;
@@ -602,7 +601,6 @@ rules:
     protocols: [mysql]
 )");
   RulesControl::Limits l = small_limits();
-  l.flow_capacity = 64;
   RulesControl control(file.path(), no_builtins(), l);
   auto scanner = control.scanner(64);
   CollectingSink sink;
@@ -661,7 +659,6 @@ rules:
 // and compressed bodies all active. Nothing may leak or break a ledger.
 TEST(ContentRules, RandomizedSoakKeepsEveryLedger) {
   RulesControl::Limits l = small_limits();
-  l.flow_capacity = 16;
   l.max_streams = 12;  // fewer than the directions: exhaustion happens
   l.hit_pool = 40;
   l.inflaters = 3;
