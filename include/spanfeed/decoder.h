@@ -353,6 +353,8 @@ class RecordBuilder final : public StreamConsumer {
   void unlink_pending(uint32_t i);
   void emit(const FlowSession& s, Message* req, Message* resp, RoundtripStatus status);
   void mark(const FlowSession& s, Direction dir, Message* m);
+  // `resp` answers the pending request in slot `qi` (kNone: none: an unmatched record).
+  void complete(FlowSession& s, uint32_t qi, Message* resp, RoundtripStatus status);
   void emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_flags);
 
   std::byte* carry_data(uint32_t buf) { return carry_arena_.get() + static_cast<size_t>(buf) * cfg_.carry_bytes; }
@@ -376,7 +378,7 @@ class RecordBuilder final : public StreamConsumer {
   uint64_t next_id_ = 0;
   ContentScanner* content_ = nullptr;
   std::unique_ptr<ProtocolDetector> detector_;
-  std::array<std::string_view, 8> tags_{};
+  RecordTags tags_{};
   std::array<std::byte, 4096> sniff_view_{};  // kept first bytes + the new chunk, for detection
   std::array<std::byte, 128> replay_{};       // kept first bytes handed to a decoder
   DecodeCounters counters_;

@@ -284,40 +284,14 @@ Message* FlowContext::front_request() {
 size_t FlowContext::pending_count() const { return s_.pending_count; }
 
 void FlowContext::complete_response(Message* resp, RoundtripStatus status) {
-  if (resp == nullptr) return;
-  b_.mark(s_, Direction::kServerToClient, resp);
-  ++b_.counters_.responses[static_cast<size_t>(s_.protocol)];
-  const uint32_t ri = b_.slot_index(resp);
-  const uint32_t qi = s_.pending_head;
-  if (qi != RecordBuilder::kNone) {
-    b_.unlink_pending(qi);
-    ++b_.counters_.matched[static_cast<size_t>(s_.protocol)];
-    b_.emit(s_, &b_.slots_[qi].msg, resp, status);
-    b_.free_message(qi);
-  } else {
-    ++b_.counters_.unmatched;
-    b_.emit(s_, nullptr, resp, RoundtripStatus::kUnmatched);
-  }
-  b_.free_message(ri);
+  if (resp != nullptr) b_.complete(s_, s_.pending_head, resp, status);
 }
 
 void FlowContext::complete_response_by_key(Message* resp, RoundtripStatus status, uint32_t key) {
   if (resp == nullptr) return;
-  b_.mark(s_, Direction::kServerToClient, resp);
-  ++b_.counters_.responses[static_cast<size_t>(s_.protocol)];
-  const uint32_t ri = b_.slot_index(resp);
   uint32_t qi = s_.pending_head;
   while (qi != RecordBuilder::kNone && b_.slots_[qi].msg.key != key) qi = b_.slots_[qi].flow_next;
-  if (qi != RecordBuilder::kNone) {
-    b_.unlink_pending(qi);
-    ++b_.counters_.matched[static_cast<size_t>(s_.protocol)];
-    b_.emit(s_, &b_.slots_[qi].msg, resp, status);
-    b_.free_message(qi);
-  } else {
-    ++b_.counters_.unmatched;
-    b_.emit(s_, nullptr, resp, RoundtripStatus::kUnmatched);
-  }
-  b_.free_message(ri);
+  b_.complete(s_, qi, resp, status);
 }
 
 void FlowContext::flush_pending(TimeoutCause cause, uint32_t extra_flags) {
@@ -454,6 +428,22 @@ void RecordBuilder::unlink_pending(uint32_t i) {
   sl.pending = false;
   --s.pending_count;
   --counters_.pending_now;
+}
+
+void RecordBuilder::complete(FlowSession& s, uint32_t qi, Message* resp, RoundtripStatus status) {
+  mark(s, Direction::kServerToClient, resp);
+  ++counters_.responses[static_cast<size_t>(s.protocol)];
+  const uint32_t ri = slot_index(resp);
+  if (qi != kNone) {
+    unlink_pending(qi);
+    ++counters_.matched[static_cast<size_t>(s.protocol)];
+    emit(s, &slots_[qi].msg, resp, status);
+    free_message(qi);
+  } else {
+    ++counters_.unmatched;
+    emit(s, nullptr, resp, RoundtripStatus::kUnmatched);
+  }
+  free_message(ri);
 }
 
 void RecordBuilder::mark(const FlowSession& s, Direction dir, Message* m) {
