@@ -9,6 +9,12 @@
 
 namespace spanfeed::db {
 
+// The next flow generation from a decoder's counter (never 0: 0 marks "none").
+inline uint32_t next_gen(uint32_t& counter) {
+  if (++counter == 0) ++counter;
+  return counter;
+}
+
 inline const uint8_t* u8p(std::span<const std::byte> b) { return reinterpret_cast<const uint8_t*>(b.data()); }
 inline uint16_t le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | p[1] << 8); }
 inline uint32_t le24(const uint8_t* p) { return static_cast<uint32_t>(p[0] | p[1] << 8 | p[2] << 16); }

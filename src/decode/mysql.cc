@@ -265,8 +265,7 @@ class MysqlDecoder final : public Decoder {
   void open(FlowContext& ctx, uint64_t /*ts*/) override {
     State& st = ctx.state<State>();
     st = State{};
-    st.gen = ++gen_;
-    if (gen_ == 0) st.gen = ++gen_;
+    st.gen = db::next_gen(gen_);
   }
 
   void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts) override {

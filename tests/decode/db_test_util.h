@@ -40,6 +40,11 @@ struct GoldenCase {
   size_t records, ok, error, timeout, unmatched;
 };
 
+// gtest's name for a GoldenCase parameter.
+inline std::string golden_case_name(const ::testing::TestParamInfo<GoldenCase>& i) {
+  return dectest::test_name(i.param.name);
+}
+
 struct GoldenRun {
   std::vector<std::string> lines;
   ReplayStats stats;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -106,6 +107,14 @@ class Harness {
   Flow flows_[16];
   uint64_t serial_ = 0;
 };
+
+// A gtest parameter name from a capture name: anything not [A-Za-z0-9] becomes '_'.
+inline std::string test_name(std::string n) {
+  for (char& ch : n) {
+    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return n;
+}
 
 inline std::vector<std::string> flags_of(const nlohmann::json& r) {
   std::vector<std::string> v;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "decode_test_util.h"
 #include "spanfeed/protocols/pcap_replay.h"
 
 #ifndef SPANFEED_SOURCE_ROOT
@@ -156,11 +157,7 @@ TEST_P(Golden, MatchesCheckedInRecords) {
 
 INSTANTIATE_TEST_SUITE_P(Captures, Golden, ::testing::ValuesIn(kCases),
                          [](const ::testing::TestParamInfo<Case>& i) {
-                           std::string n = std::string(i.param.proto) + "_" + i.param.name;
-                           for (char& ch : n) {
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return n;
+                           return dectest::test_name(std::string(i.param.proto) + "_" + i.param.name);
                          });
 
 // Key fields, written down from tshark's dissection (independent of the

@@ -29,13 +29,7 @@ const std::vector<GoldenCase> kCases = {
 class MongoGolden : public ::testing::TestWithParam<GoldenCase> {};
 TEST_P(MongoGolden, MatchesCheckedInRecords) { dbtest::check_golden(GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Captures, MongoGolden, ::testing::ValuesIn(kCases),
-                         [](const ::testing::TestParamInfo<GoldenCase>& i) {
-                           std::string n = i.param.name;
-                           for (char& ch : n) {
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return n;
-                         });
+                         dbtest::golden_case_name);
 
 // From `tshark -r F [-d tcp.port==3717,mongo] -T fields -e mongo.opcode -e mongo.request_id -e mongo.response_to
 // -e mongo.element.name -e mongo.element.value.string` and DeepFlow's .result.

@@ -53,13 +53,7 @@ const std::vector<GoldenCase> kCases = {
 class MysqlGolden : public ::testing::TestWithParam<GoldenCase> {};
 TEST_P(MysqlGolden, MatchesCheckedInRecords) { dbtest::check_golden(GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Captures, MysqlGolden, ::testing::ValuesIn(kCases),
-                         [](const ::testing::TestParamInfo<GoldenCase>& i) {
-                           std::string n = i.param.name;
-                           for (char& ch : n) {
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return n;
-                         });
+                         dbtest::golden_case_name);
 
 // From `tshark -r F -d tcp.port==P,mysql -T fields -e mysql.command -e mysql.query -e mysql.error_code
 // -e mysql.error.message -e mysql.affected_rows ...` and DeepFlow's .result.

@@ -30,13 +30,7 @@ const std::vector<GoldenCase> kCases = {
 class PgsqlGolden : public ::testing::TestWithParam<GoldenCase> {};
 TEST_P(PgsqlGolden, MatchesCheckedInRecords) { dbtest::check_golden(GetParam()); }
 INSTANTIATE_TEST_SUITE_P(Captures, PgsqlGolden, ::testing::ValuesIn(kCases),
-                         [](const ::testing::TestParamInfo<GoldenCase>& i) {
-                           std::string n = i.param.name;
-                           for (char& ch : n) {
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           }
-                           return n;
-                         });
+                         dbtest::golden_case_name);
 
 // From `tshark -r F [-d tcp.port==8000,pgsql] -T fields -e pgsql.type -e pgsql.query -e pgsql.tag -e pgsql.code
 // -e pgsql.message`.
