@@ -825,6 +825,7 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
   auto last_publish = std::chrono::steady_clock::now() - std::chrono::milliseconds(hooks.period_ms);
   RunReport live;
   live.source = report.source;
+  live.capture = report.capture;
   // One control-loop turn (20 ms): stop on --duration, reloads, publish.
   // Returns false once `done` says the awaited part has finished.
   auto control_turn = [&](const auto& done) {

@@ -60,6 +60,20 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   Builder::add(up, {}, final ? 0 : 1);
   auto& el = b.family("elapsed_seconds", MT::Gauge, "Seconds since the lcores were launched.");
   Builder::add(el, {}, r.elapsed_s);
+  if (r.capture.present) {
+    auto& cs = b.family("capture_snaplen_bytes", MT::Gauge,
+                        "Snapshot length of the capture file. Under 256: payloads are cut, records are few or none.");
+    Builder::add(cs, {}, double(r.capture.snaplen));
+    auto& ct = b.family("capture_truncated_by_snaplen", MT::Gauge,
+                        "Records of the capture file captured shorter than their wire length.");
+    Builder::add(ct, {}, double(r.capture.truncated_by_snaplen));
+    auto& cd = b.family("capture_file_damaged", MT::Gauge,
+                        "1 when the capture file has a record libpcap cannot read: only the records before it "
+                        "(capture_file_records_read) are processed, and the run exits with code 3.");
+    Builder::add(cd, {}, r.capture.damaged ? 1.0 : 0.0);
+    auto& cr = b.family("capture_file_records_read", MT::Gauge, "Records libpcap could read from the capture file.");
+    Builder::add(cr, {}, double(r.capture.records_read));
+  }
 
   // NIC
   auto& nip = b.family("nic_rx_packets_total", MT::Counter, "Packets the port received (rte_eth_stats ipackets).");

@@ -283,7 +283,9 @@ class KafkaWaits(SpanfeedTestCase):
         rec = s["ledger"]["records"]
         self.assertGreater(rec["dropped_abandoned"], 0, rec)
         self.assertEqual(rec["dropped"], rec["dropped_abandoned"], rec)
-        self.assertGreater(s["ledger"]["rx"]["ring_full"], 0, s["ledger"]["rx"])
+        # RX stopped early, on its ring or mempool wait (at most 16 x 256 records
+        # are in batches, 1,024 packets in the ring): the file was not read out
+        self.assertLess(s["rx_packets"], 12000)
         self.assertEqual(s["sinks"][0]["delivered"], 0)
         self.assertAccounted(s)
 
