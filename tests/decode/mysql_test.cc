@@ -442,6 +442,44 @@ TEST(Mysql, GapDropsStateUntilTheNextCommand) {
   h.expect_ledger();
 }
 
+// The flow ends inside a query: what arrived of it is the request, a timeout flagged truncated (as HTTP);
+// a response cut short is recorded with what arrived (truncated); an ERR cut short is an error.
+TEST(Mysql, MessagesCutByTheCloseAreRecorded) {
+  Harness h;
+  h.open(3306);
+  h.c2s(query("select a from t"), kT0);
+  const std::string rs = result_set(1, 5);
+  h.s2c(rs.substr(0, rs.size() - 9), kT0 + kMs);  // the final EOF is missing
+  const std::string q = query("select b from u where c = 1");
+  h.c2s(q.substr(0, 16), kT0 + 2 * kMs);
+  h.close(kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  json a = h.rec(0);
+  EXPECT_EQ(a["status"], "ok");
+  EXPECT_EQ(a["response"]["rows"], 5);
+  EXPECT_EQ(dectest::flags_of(a), std::vector<std::string>{"truncated"});
+  json b = h.rec(1);
+  EXPECT_EQ(b["status"], "timeout");
+  EXPECT_EQ(b["request"]["command"], "COM_QUERY");
+  EXPECT_EQ(b["request"]["query"], "select b fr");  // 16 bytes: header, command, 11 of the text
+  EXPECT_EQ(b["request"]["bytes"], 16);
+  EXPECT_EQ(dectest::flags_of(b), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(h.counters().timeouts[static_cast<size_t>(TimeoutCause::kClose)], 1u);
+  EXPECT_EQ(h.counters().partial_at_close, 0u);
+
+  h.open(3306, false, kT0, 1);
+  h.c2s(query("select 1"), kT0, 1);
+  const std::string err = pkt(1, std::string("\xff\x7a\x04#42S02Table 'x' doesn't exist", 34));
+  h.s2c(err.substr(0, 14), kT0 + kMs, 1);  // ERR cut
+  h.c2s(std::string("\x20\x00", 2), kT0 + 2 * kMs, 1);  // a header cut: too little to tell
+  h.close(kT0 + 3 * kMs, 1);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.rec(2)["status"], "error");
+  EXPECT_EQ(dectest::flags_of(h.rec(2)), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(h.counters().partial_at_close, 1u);
+  h.expect_ledger();
+}
+
 TEST(Mysql, MidStreamCaptureStartsAtTheFirstCommand) {
   Harness h;
   h.open(3306);
