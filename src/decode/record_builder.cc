@@ -622,7 +622,7 @@ RecordBuilder::Detected RecordBuilder::detect(const Flow& f, FlowSession& s, Dir
       s.gap_before = {false, false};
       ++counters_.gaps;
       FlowContext ctx(*this, s, f.slot);
-      d->gap(ctx, logical(s, opposite(dir)), 0, ts_ns);
+      decoders_[static_cast<size_t>(desc->id)]->gap(ctx, logical(s, opposite(dir)), 0, ts_ns);
     }
     return Detected::kDecode;
   }
