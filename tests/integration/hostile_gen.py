@@ -283,7 +283,7 @@ def ipv4_bogus_lengths():
     s, d = CLIENT_IP, SERVER_IP
     seg = tcp_seg(s, d, 40100, 80, 1, 1, PSH | ACK, b"GET /evil HTTP/1.1\r\n\r\n")
     cap.add(eth(ipv4(s, d, 6, seg, ihl=4)))                       # header length 16 < 20: malformed
-    cap.add(eth(ipv4(s, d, 6, b"", ihl=15)))                      # 60-byte header, 20 captured: truncated
+    cap.add(eth(ipv4(s, d, 6, b"", ihl=15)[:20]))                 # 60-byte header, 20 captured: truncated
     cap.add(eth(ipv4(s, d, 6, seg, total=10)))                    # total length < header length: malformed
     cap.add(eth(b"\x65" + ipv4(s, d, 6, seg)[1:]))                # version 6 in an IPv4 frame: malformed
     cap.add(eth(ipv4(s, d, 6, seg, total=20)))                    # no room for the TCP header: malformed segment
@@ -299,8 +299,9 @@ def tcp_data_offset_below_5():
     for doff in range(5):
         c.pkt(True, PSH | ACK, b"GET /evil HTTP/1.1\r\n\r\n", doff=doff)
     s, d = CLIENT_IP, SERVER_IP
-    seg = tcp_seg(s, d, 40110, 80, c.nxt[True], c.nxt[False], PSH | ACK, b"", doff=15)
-    cap.add(eth(ipv4(s, d, 6, seg + b"GET /evil")))               # data offset 60 > segment: malformed
+    seg = bytearray(tcp_seg(s, d, 40110, 80, c.nxt[True], c.nxt[False], PSH | ACK, b"GET /evil"))
+    seg[12] = 0xF0
+    cap.add(eth(ipv4(s, d, 6, bytes(seg))))                       # data offset 60 > 29-byte segment: malformed
     c.exchange(HTTP_REQ, HTTP_RESP).close()
     return cap
 

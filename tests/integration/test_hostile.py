@@ -21,14 +21,18 @@ import hostile_gen as hg  # noqa: E402
 from common import SPANFEED, SpanfeedTestCase  # noqa: E402
 
 TIMEOUT_S = 20          # per run: a hang fails its case instead of blocking the suite
-WALL_S = 10.0           # every case: start-up plus a few seconds of work
+WALL_S = 12.0           # every case: EAL start-up (1-3 s on a loaded 2-core box) plus a few seconds of work
 RSS_MARGIN_KB = 64 * 1024  # over the valid exchange's peak: pools are sized at start-up, nothing grows
-WORKERS = "2"
+WORKERS = "1"  # the cases are single flows; one worker starts faster and uses half the memory
 
 C, S = hg.CLIENT_IP, hg.SERVER_IP
 
 
 # ---------------------------------------------------------------- expected records
+
+class Partial(dict):
+    """An expected request/response of which only these fields are asserted (the rest is the fixing
+    branch's choice); plain dicts must match exactly."""
 
 def rec(proto, status, cport, sport, request, response, flags=()):
     return {"protocol": proto, "status": status, "client": {"ip": C, "port": cport},
@@ -117,7 +121,9 @@ CASES = {
     "caplen_zero": Case([http_ok(40003)], {"ledger.rx.truncated": 1}),
     "caplen_above_snaplen": Case([http_ok(40004),
                                   rec("http", "ok", 40005, 80, http_req(hg.HTTP_REQ, "GET", "/ok"),
-                                      http_resp(BIG_BODY_RESP, content_length=65, body_bytes=65))]),
+                                      http_resp(BIG_BODY_RESP, content_length=65, body_bytes=65),
+                                      ["gap"])],  # libpcap cuts the record at the file's snaplen (128)
+                                 {"workers.records.gap_bytes": len(BIG_BODY_RESP) + 54 - 128}),
     "caplen_above_max": Case([http_ok(40006)]),
     "ipv4_bogus_lengths": Case([http_ok(40102)], {"ledger.rx.malformed": 3, "ledger.rx.truncated": 1,
                                                   "ledger.reassembly.malformed": 1,
@@ -146,32 +152,40 @@ CASES = {
     "mysql_ffffff_chain": Case([
         rec("mysql", "ok", 40300, 3306,
             {"bytes": 4 + 0xFFFFFF + 4 + len(hg.MYSQL_BIG_TAIL), "command": "COM_QUERY",
-             "query": ("SELECT 1 /*" + "x" * 437), "query_bytes": BIG_QUERY_BYTES},
+             "query": ("SELECT 1 /*" + "x" * 437), "query_bytes": BIG_QUERY_BYTES, "normalized": "SELECT ?"},
             {"bytes": 11, "affected_rows": 0, "last_insert_id": 0, "warnings": 0}, ["truncated"]),
         mysql_ok(40300)]),
     "mysql_cut_at_close": Case([
-        rec("mysql", "timeout", 40301, 3306, {"bytes": len(hg.MYSQL_CUT), "command": "COM_QUERY", "query": "SELECT * FROM t "},
+        rec("mysql", "timeout", 40301, 3306,
+            Partial({"bytes": len(hg.MYSQL_CUT), "command": "COM_QUERY", "query": "SELECT * FROM t "}),
             None, ["truncated"]),
         mysql_ok(40302)], expect_fixed_by="rel-decode",
         why="a MySQL request in progress at close is dropped instead of a timeout+truncated record"),
-    "mongo_bad_lengths": Case([mongo_ok(40310)]),
+    "mongo_bad_lengths": Case([mongo_ok(40310)], {"workers.records.protocols.mongodb.decode_errors": 1,
+                                                  "workers.records.resyncs": 1,
+                                                  "workers.records.resync_skipped_bytes": 3 * 32}),
     "mongo_cut_at_close": Case([
-        rec("mongodb", "timeout", 40311, 27017, {"bytes": len(hg.MONGO_REQ) - 10, "op": "OP_MSG", "request_id": 7},
+        rec("mongodb", "timeout", 40311, 27017,
+            Partial({"bytes": len(hg.MONGO_REQ) - 10, "op": "OP_MSG", "request_id": 7}),
             None, ["truncated"])], expect_fixed_by="rel-decode",
         why="a MongoDB request in progress at close is dropped instead of a timeout+truncated record"),
-    "pgsql_len_7fffffff": Case([pgsql_ok(40320)]),
+    "pgsql_len_7fffffff": Case([pgsql_ok(40320)], {"workers.records.resyncs": 1,
+                                                   "workers.records.resync_skipped_bytes": 14}),
     "pgsql_cut_at_close": Case([
-        rec("pgsql", "timeout", 40321, 5432, {"bytes": len(hg.PG_REQ) - 4, "command": "QUERY"}, None,
+        rec("pgsql", "timeout", 40321, 5432, Partial({"bytes": len(hg.PG_REQ) - 4, "command": "QUERY"}), None,
             ["truncated"])], expect_fixed_by="rel-decode",
         why="a PostgreSQL request in progress at close is dropped instead of a timeout+truncated record"),
-    "redis_huge_array": Case([redis_ok(40330)]),
+    "redis_huge_array": Case([redis_ok(40330)], {"workers.records.protocols.redis.decode_errors": 1,
+                                                 "workers.records.resyncs": 1,
+                                                 "workers.records.resync_skipped_bytes": len(b"*2147483647\r\n")}),
     "redis_huge_bulk": Case([
         rec("redis", "error", 40331, 6379, {"bytes": len(hg.REDIS_HUGE_BULK), "command": "GET", "args": 1},
             {"bytes": len(hg.REDIS_PROTO_ERR), "type": "error", "error": "ERR Protocol error: invalid bulk length"}, ["truncated"]),
         redis_ok(40332)]),
     "memcached_set_huge": Case([
         rec("memcached", "error", 40340, 11211, {"bytes": 22, "command": "set", "key": "k"},
-            {"bytes": 38, "response": "CLIENT_ERROR", "error_message": "bad command line format"}),
+            {"bytes": 38, "response": "CLIENT_ERROR", "error_message": "bad command line format"},
+            ["truncated"]),  # no usable length: no data block follows the line
         memcached_ok(40340)], expect_fixed_by="rel-decode",
         why="memcached skips 4 GiB after an absurd set length instead of bounding it and resynchronising"),
     "dns_pointer_loops": Case([
@@ -214,7 +228,7 @@ CASES = {
             http_req(REV_POST + b"x" * hg.REVERSED, "POST", "/rev", content_length=hg.REVERSED,
                      body_bytes=hg.REVERSED),
             http_resp(hg.HTTP_RESP, content_length=2, body_bytes=2), ["gap"]),
-        http_ok(40450)]),
+        http_ok(40450)], {"workers.records.gaps": 1, "workers.records.gaps_absorbed": 1}),
 }
 assert set(CASES) == set(hg.CASES), set(CASES) ^ set(hg.CASES)
 
@@ -277,8 +291,8 @@ def lookup(summary, path):
         for w in summary["workers"]:
             v = w
             for p in parts[1:]:
-                v = v[p]
-            total += v
+                v = v.get(p, {})
+            total += v if isinstance(v, int) else 0  # a worker that never saw the protocol
         return total
     v = summary
     for p in parts:
@@ -332,7 +346,13 @@ class HostileInput(SpanfeedTestCase):
         got = sorted(r.records, key=sort_key)
         by_status = lambda rs: sorted((x["status"] for x in rs))  # noqa: E731
         self.assertEqual(by_status(got), by_status(case.records), "records per status")
-        self.assertEqual([strip(g) for g in got], case.records)
+        want = case.records
+        got = [strip(g) for g in got]
+        for g, w in zip(got, want):  # fields a Partial leaves open are the fixing branch's choice
+            for side in ("request", "response"):
+                if isinstance(w[side], Partial) and isinstance(g[side], dict):
+                    g[side] = {k: v for k, v in g[side].items() if k in w[side]}
+        self.assertEqual(got, want)
 
 
 def _make_test(name):
