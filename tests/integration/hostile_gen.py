@@ -272,7 +272,8 @@ def caplen_above_max():
     cap = Capture()
     valid_http(cap, 40006)
     c = Tcp(cap, 40007, 80).handshake()
-    cap.tail = struct.pack("<IIII", cap.t // 1_000_000 + 1, 0, 300000, 300000) + c.frame(True, c.nxt[True], c.nxt[False], ACK)
+    ack = c.frame(True, c.nxt[True], c.nxt[False], ACK)
+    cap.tail = struct.pack("<IIII", cap.t // 1_000_000 + 1, 0, 300000, 300000) + ack
     return cap
 
 

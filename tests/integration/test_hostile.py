@@ -190,9 +190,12 @@ CASES = {
     "redis_huge_array": Case([redis_ok(40330)], {"workers.records.protocols.redis.decode_errors": 1,
                                                  "workers.records.resyncs": 1,
                                                  "workers.records.resync_skipped_bytes": len(b"*2147483647\r\n")}),
+    # The server answered while the request was still incomplete: as far as it is concerned the request
+    # is over, so it and the error make one record flagged truncated (what the HTTP decoder does).
     "redis_huge_bulk": Case([
         rec("redis", "error", 40331, 6379, {"bytes": len(hg.REDIS_HUGE_BULK), "command": "GET", "args": 1},
-            {"bytes": len(hg.REDIS_PROTO_ERR), "type": "error", "error": "ERR Protocol error: invalid bulk length"}, ["truncated"]),
+            {"bytes": len(hg.REDIS_PROTO_ERR), "type": "error", "error": "ERR Protocol error: invalid bulk length"},
+            ["truncated"]),
         redis_ok(40332)]),
     "memcached_set_huge": Case([
         rec("memcached", "error", 40340, 11211, {"bytes": 22, "command": "set", "key": "k"},
