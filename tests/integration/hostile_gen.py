@@ -380,6 +380,31 @@ def mysql_cut_at_close():
     return cap
 
 
+def lenenc(b):
+    return bytes([len(b)]) + b
+
+
+MYSQL_SELECT = b"SELECT a FROM t"
+
+
+def mysql_result_set_gap():
+    """A 5-row result set whose third row's segment the capture lost (the client's ACK proves it was
+    sent); then the next query on the connection."""
+    cap = Capture()
+    c = Tcp(cap, 40303, 3306).handshake()
+    c.send(True, mysql_packet(0, b"\x03" + MYSQL_SELECT))
+    coldef = b"".join(lenenc(x) for x in (b"def", b"d", b"t", b"t", b"a", b"a"))
+    coldef += b"\x0c" + struct.pack("<HIBHB", 33, 11, 3, 0, 0) + b"\0\0"
+    eof = b"\xfe\x00\x00\x02\x00"
+    rows = [mysql_packet(4 + i, lenenc(b"%d" % i)) for i in range(5)]
+    head = mysql_packet(1, b"\x01") + mysql_packet(2, coldef) + mysql_packet(3, eof) + rows[0] + rows[1]
+    c.send(False, head, acked=False)
+    c.nxt[False] += len(rows[2])  # lost by the capture
+    c.send(False, rows[3] + rows[4] + mysql_packet(9, eof))
+    c.exchange(MYSQL_REQ, MYSQL_OK).close()
+    return cap
+
+
 def mongo_bad_lengths():
     """messageLength 2^31-1, -1 and -2^31 (each its own segment), then a valid find on the connection."""
     cap = Capture()
@@ -570,6 +595,7 @@ CASES = {f.__name__: f for f in (
     baseline, header_only, garbage_after_header, truncated_record, caplen_zero, caplen_above_snaplen,
     caplen_above_max, ipv4_bogus_lengths, tcp_data_offset_below_5, http_content_length_1e18,
     http_chunk_size_huge, http_long_header_line, http_many_headers, mysql_ffffff_chain, mysql_cut_at_close,
+    mysql_result_set_gap,
     mongo_bad_lengths, mongo_cut_at_close, pgsql_len_7fffffff, pgsql_cut_at_close, redis_huge_array,
     redis_huge_bulk, memcached_set_huge, dns_pointer_loops, dns_long_names, dns_tcp_cut_at_close,
     overlap_conflict, seq_wraparound, rst_mid_message, data_after_fin, syn_with_payload,

@@ -173,6 +173,12 @@ CASES = {
             None, ["truncated"]),
         mysql_ok(40302)], expect_fixed_by="rel-decode",
         why="a MySQL request in progress at close is dropped instead of a timeout+truncated record"),
+    "mysql_result_set_gap": Case([
+        rec("mysql", "ok", 40303, 3306, {"bytes": 20, "command": "COM_QUERY", "query": "SELECT a FROM t",
+                                         "normalized": "SELECT a FROM t"},
+            Partial({"columns": 1, "rows": 2}), ["gap"]),  # the rows before the gap
+        mysql_ok(40303)], expect_fixed_by="rel-decode",
+        why="a MySQL result set cut by a gap is dropped (its request becomes a timeout)"),
     "mongo_bad_lengths": Case([mongo_ok(40310)], {"workers.records.protocols.mongodb.decode_errors": 1,
                                                   "workers.records.resyncs": 1,
                                                   "workers.records.resync_skipped_bytes": 3 * 32}),
