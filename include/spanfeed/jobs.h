@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "spanfeed/config.h"
-#include "spanfeed/content.h"
+#include "rules/rules_control.h"
 #include "spanfeed/counters.h"
 #include "spanfeed/decoder.h"
 #include "spanfeed/export.h"
@@ -108,7 +108,7 @@ class RecordsJob final : public Job, public RecordSink {
   unsigned worker_;
   Exporter& exporter_;
   bool offline_;
-  std::unique_ptr<ContentScanner> scanner_;  // before builder_: the builder points at it
+  std::unique_ptr<RulesScanner> scanner_;  // before builder_: the builder points at it
   std::unique_ptr<SignatureMatcher> signatures_;  // likewise
   std::unique_ptr<RecordBuilder> builder_;
   std::unique_ptr<Reassembler> r_;

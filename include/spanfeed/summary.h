@@ -9,7 +9,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "spanfeed/content.h"
+#include "rules/rules_report.h"
 #include "spanfeed/counters.h"
 #include "spanfeed/decoder.h"
 #include "spanfeed/tcp_reassembly.h"

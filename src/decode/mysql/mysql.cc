@@ -30,7 +30,8 @@ constexpr size_t kHead = 24;                // first bytes of each packet kept (
 constexpr size_t kQueryMax = 448;           // query text kept (normalized fits beside it in the field arena)
 constexpr size_t kErrorMax = 256;           // error message kept
 constexpr size_t kNameMax = 64;             // user / database / server version / table
-constexpr size_t kInflateContexts = 8;      // compressed packets being inflated at once, per worker
+constexpr uint32_t kInflateContexts = 8;    // compressed packets being inflated at once, per worker
+constexpr uint8_t kNoZctx = 0xFF;           // Side::zctx: no inflate context leased
 constexpr size_t kInflateOut = 16384;       // inflate output block (parsed before the next block is made)
 constexpr size_t kStmtWays = 4;
 constexpr size_t kStmtEntries = 2048;       // prepared statements remembered per worker (all flows)
@@ -126,7 +127,7 @@ struct Side {
   uint8_t seq = 0;          // sequence id of the logical packet
   uint8_t head_n = 0;
   uint8_t text_from = 0;    // payload offset where the text starts
-  uint8_t zctx = 0xFF;      // leased inflate context
+  uint8_t zctx = kNoZctx;   // leased inflate context (InflatePool index)
   bool in_payload = false;
   bool cont = false;        // the current physical packet continues the logical one
   bool text_on = false;
@@ -236,19 +237,9 @@ struct StmtEntry {
 
 class MysqlDecoder final : public Decoder {
  public:
-  explicit MysqlDecoder(const DecodeConfig& cfg) : redact_(cfg.redact_secrets) {
+  explicit MysqlDecoder(const DecodeConfig& cfg)
+      : redact_(cfg.redact_secrets), inflaters_(kInflateContexts, InflatePool::Format::kZlib, kInflateOut) {
     stmts_.resize(kStmtEntries);
-    out_.resize(kInflateOut);
-    for (auto& z : zs_) {
-      std::memset(&z.zs, 0, sizeof(z.zs));
-      z.ok = inflateInit(&z.zs) == Z_OK;
-      if (z.ok) warm_inflate(z.zs);
-    }
-  }
-  ~MysqlDecoder() override {
-    for (auto& z : zs_) {
-      if (z.ok) inflateEnd(&z.zs);
-    }
   }
 
   Protocol protocol() const override { return Protocol::kMysql; }
@@ -351,12 +342,6 @@ class MysqlDecoder final : public Decoder {
   }
 
  private:
-  struct Inflater {
-    z_stream zs;
-    bool ok = false;
-    bool used = false;
-  };
-
   static void skip(Side& sd, size_t n) {
     sd.skipped = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{sd.skipped} + n, UINT32_MAX));
   }
@@ -370,8 +355,8 @@ class MysqlDecoder final : public Decoder {
   }
 
   void release_z(Side& sd) {
-    if (sd.zctx < kInflateContexts) zs_[sd.zctx].used = false;
-    sd.zctx = 0xFF;
+    if (sd.zctx != kNoZctx) inflaters_.release(sd.zctx);
+    sd.zctx = kNoZctx;
   }
 
   // ---------------------------------------------------------------- detection / resync
@@ -650,15 +635,9 @@ class MysqlDecoder final : public Decoder {
         sd.comp_raw = le24(h + 4) == 0;
         release_z(sd);
         if (!sd.comp_raw) {
-          for (uint8_t i = 0; i < kInflateContexts; ++i) {
-            if (zs_[i].ok && !zs_[i].used) {
-              zs_[i].used = true;
-              sd.zctx = i;
-              inflateReset(&zs_[i].zs);
-              break;
-            }
-          }
-          if (sd.zctx == 0xFF) {  // no inflate context free: this packet cannot be decoded
+          const uint32_t z = inflaters_.lease();
+          if (z != InflatePool::kNone) sd.zctx = static_cast<uint8_t>(z);
+          if (sd.zctx == kNoZctx) {  // no inflate context free: this packet cannot be decoded
             ctx.count_decode_error();
             lose_sync(ctx, st, dir, bytes);
             return;
@@ -671,24 +650,25 @@ class MysqlDecoder final : public Decoder {
       bytes = bytes.subspan(n);
       sd.comp_left -= static_cast<uint32_t>(n);
       const uint64_t comp_end = ctx.offset(dir, bytes) + sd.comp_left;
-      if (sd.zctx == 0xFF && !sd.comp_raw) continue;  // bytes after the deflate stream ended: ignored
+      if (sd.zctx == kNoZctx && !sd.comp_raw) continue;  // bytes after the deflate stream ended: ignored
       if (sd.comp_raw) {
         ctx.content(dir, in, false);  // the rules see the payload, not the compressed framing
         feed(ctx, st, dir, in, ts, sd.comp_start, false, comp_end);
         continue;
       }
-      z_stream& z = zs_[sd.zctx].zs;
+      z_stream& z = inflaters_.stream(sd.zctx);
+      const std::span<std::byte> block = inflaters_.out();
       z.next_in = const_cast<Bytef*>(reinterpret_cast<const Bytef*>(in.data()));
       z.avail_in = static_cast<uInt>(in.size());
       bool done = false;
       while (!done) {
-        z.next_out = reinterpret_cast<Bytef*>(out_.data());
-        z.avail_out = static_cast<uInt>(out_.size());
+        z.next_out = reinterpret_cast<Bytef*>(block.data());
+        z.avail_out = static_cast<uInt>(block.size());
         const int rc = inflate(&z, Z_NO_FLUSH);
-        const size_t produced = out_.size() - z.avail_out;
+        const size_t produced = block.size() - z.avail_out;
         if (produced > 0) {
-          ctx.content(dir, std::span<const std::byte>(out_.data(), produced), false);  // what the rules scan
-          feed(ctx, st, dir, std::span<const std::byte>(out_.data(), produced), ts, sd.comp_start, false, comp_end);
+          ctx.content(dir, std::span<const std::byte>(block.data(), produced), false);  // what the rules scan
+          feed(ctx, st, dir, std::span<const std::byte>(block.data(), produced), ts, sd.comp_start, false, comp_end);
           if (sd.resync) return;
         }
         if (rc == Z_STREAM_END) {
@@ -702,7 +682,7 @@ class MysqlDecoder final : public Decoder {
           done = true;  // needs the next chunk
         }
       }
-      if (sd.comp_left == 0 && sd.zctx != 0xFF) {
+      if (sd.comp_left == 0 && sd.zctx != kNoZctx) {
         release_z(sd);
         ctx.count_decode_error();  // the packet ended before its deflate stream
         lose_sync(ctx, st, dir, bytes);
@@ -1239,8 +1219,7 @@ class MysqlDecoder final : public Decoder {
   uint32_t gen_ = 0;
   uint16_t stamp_ = 0;
   std::vector<StmtEntry> stmts_;
-  std::vector<std::byte> out_;
-  std::array<Inflater, kInflateContexts> zs_{};
+  InflatePool inflaters_;
 };
 
 }  // namespace
