@@ -13,6 +13,7 @@
 #include "spanfeed/counters.h"
 #include "spanfeed/decoder.h"
 #include "spanfeed/export.h"
+#include "spanfeed/fnv.h"
 #include "spanfeed/packet_handler.h"
 #include "spanfeed/summary.h"
 #include "spanfeed/tcp_reassembly.h"
@@ -65,7 +66,7 @@ class FlowsJob final : public Job, public StreamConsumer {
 
  private:
   struct DirDigest {
-    uint64_t fnv = 0xcbf29ce484222325ull;  // FNV-1a 64 offset basis
+    uint64_t fnv = kFnv1a64Basis;
     uint64_t bytes = 0;
     uint64_t gap_bytes = 0;
     uint32_t gaps = 0;

@@ -7,6 +7,8 @@
 #include <span>
 #include <string_view>
 
+#include "spanfeed/fnv.h"
+
 namespace spanfeed::db {
 
 // The next flow generation from a decoder's counter (never 0: 0 marks "none").
@@ -29,15 +31,8 @@ inline uint32_t be32(const uint8_t* p) {
          static_cast<uint32_t>(p[3]);
 }
 
-// FNV-1a: statement text -> 32-bit id for the MySQL prepared-statement table.
-inline uint32_t fnv1a(std::string_view s) {
-  uint32_t h = 2166136261u;
-  for (char c : s) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 16777619u;
-  }
-  return h;
-}
+// FNV-1a: statement text / name -> 32-bit key for the prepared-statement tables.
+inline uint32_t fnv1a(std::string_view s) { return fnv1a32(s); }
 
 inline bool is_ident_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$' ||

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "spanfeed/config.h"
+#include "spanfeed/host_port.h"
 
 namespace spanfeed {
 
@@ -44,7 +45,7 @@ OutputSpec parse_output(const std::string& s) {
     }
   }
   if ((o.kind == OutputSpec::Kind::kGelfUdp || o.kind == OutputSpec::Kind::kGelfTcp) &&
-      o.target.rfind(':') == std::string::npos) {
+      !split_host_port(o.target)) {
     throw ConfigError("output '" + s + "': expected " + kind + ":HOST:PORT");
   }
   return o;

@@ -18,6 +18,7 @@
 
 #include "spanfeed/protocol.h"
 #include "spanfeed/export.h"
+#include "spanfeed/host_port.h"
 
 namespace spanfeed {
 namespace {
@@ -48,13 +49,12 @@ std::string hostname() {
 
 bool resolve(const std::string& hostport, int socktype, sockaddr_storage& sa, socklen_t& len,
              std::string& error) {
-  auto colon = hostport.rfind(':');
-  if (colon == std::string::npos) {
+  const std::optional<HostPort> hp = split_host_port(hostport);
+  if (!hp) {
     error = "'" + hostport + "': expected HOST:PORT";
     return false;
   }
-  std::string host = hostport.substr(0, colon), port = hostport.substr(colon + 1);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string host(hp->host), port(hp->port);
   addrinfo hints{};
   hints.ai_socktype = socktype;
   addrinfo* res = nullptr;

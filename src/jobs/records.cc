@@ -103,15 +103,10 @@ void RecordsJob::emit(const Roundtrip& r) {
   append_json_line(r, batch_->data);
   // The connection's key: the same for every record of the connection (and
   // either direction), so Kafka keeps them in one partition, in order.
-  uint32_t key = 2166136261u;
-  auto mix = [&key](const void* p, size_t n) {
-    const auto* b = static_cast<const uint8_t*>(p);
-    for (size_t i = 0; i < n; ++i) key = (key ^ b[i]) * 16777619u;
-  };
-  mix(r.client.ip.bytes, sizeof(r.client.ip.bytes));
-  mix(&r.client.port, sizeof(r.client.port));
-  mix(r.server.ip.bytes, sizeof(r.server.ip.bytes));
-  mix(&r.server.port, sizeof(r.server.port));
+  uint32_t key = fnv1a32(r.client.ip.bytes, sizeof(r.client.ip.bytes));
+  key = fnv1a32(&r.client.port, sizeof(r.client.port), key);
+  key = fnv1a32(r.server.ip.bytes, sizeof(r.server.ip.bytes), key);
+  key = fnv1a32(&r.server.port, sizeof(r.server.port), key);
   batch_->refs.push_back({static_cast<uint32_t>(batch_->data.size()), key,
                           static_cast<uint8_t>(r.protocol)});
   ++batched_;

@@ -1,4 +1,4 @@
-// Content rules: rule files, streaming matches over reassembled bytes (split, gapped, overlapping,
+// Rules: rule files, streaming matches over reassembled bytes (split, gapped, overlapping,
 // pipelined), tags, redaction, big rule sets, reloads, and payload detection against the decoders' sniffs.
 // Test thread only; allocates freely.
 #include <gtest/gtest.h>
