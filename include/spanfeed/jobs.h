@@ -14,6 +14,7 @@
 #include "spanfeed/decoder.h"
 #include "spanfeed/export.h"
 #include "spanfeed/fnv.h"
+#include "export/gelf_encoder.h"
 #include "spanfeed/packet_handler.h"
 #include "spanfeed/summary.h"
 #include "spanfeed/tcp_reassembly.h"
@@ -113,6 +114,7 @@ class RecordsJob final : public Job, public RecordSink {
   std::unique_ptr<SignatureMatcher> signatures_;  // likewise
   std::unique_ptr<RecordBuilder> builder_;
   std::unique_ptr<Reassembler> r_;
+  std::unique_ptr<GelfEncoder> gelf_;  // when an output is GELF: documents encoded here, beside the JSON line
   RecordBatch* batch_ = nullptr;
   uint64_t batched_ = 0;       // records put into batches
   uint64_t dropped_ = 0;       // no free batch (live; offline after a forced stop)

@@ -247,15 +247,16 @@ void append_digits(uint64_t v, int width, std::string& out) {
 
 }  // namespace
 
-void append_json_string(std::string_view sv, std::string& out) {
+void append_json_string(std::string_view sv, std::string& out, JsonEscapes style) {
   const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
   const size_t n = sv.size();
-  out.push_back('"');
+  const bool quoted = style != JsonEscapes::kUnquoted;
+  if (quoted) out.push_back('"');
   size_t run = 0;  // start of the pending run of bytes that need no escaping
   size_t i = 0;
   while (i < n) {
     unsigned char c = s[i];
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+    if (c < 0x80 && (!quoted || (c >= 0x20 && c != '"' && c != '\\'))) {
       ++i;
       continue;
     }
@@ -273,6 +274,13 @@ void append_json_string(std::string_view sv, std::string& out) {
       case '\n': out.append("\\n"); break;
       case '\r': out.append("\\r"); break;
       case '\t': out.append("\\t"); break;
+      case '\b':
+      case '\f':
+        if (style == JsonEscapes::kShortEscapes) {
+          out.append(c == '\b' ? "\\b" : "\\f");
+          break;
+        }
+        [[fallthrough]];
       default:
         if (c < 0x20) {
           out.append("\\u00");
@@ -286,7 +294,7 @@ void append_json_string(std::string_view sv, std::string& out) {
     run = i;
   }
   out.append(sv.data() + run, n - run);
-  out.push_back('"');
+  if (quoted) out.push_back('"');
 }
 
 void append_iso8601_us(uint64_t ts_ns, std::string& out) {

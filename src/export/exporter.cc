@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "export/gelf_encoder.h"
 #include "spanfeed/config.h"
 #include "spanfeed/host_port.h"
 
@@ -183,6 +184,7 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
       case OutputSpec::Kind::kGelfTcp:
         s = make_gelf_sink(o.kind == OutputSpec::Kind::kGelfTcp, o.target, cfg.gelf, error);
         if (!s) error = "output " + o.text + ": " + error;
+        if (e->gelf_host_.empty()) e->gelf_host_ = gelf_hostname();  // the workers encode GELF documents
         break;
     }
     if (!s) return nullptr;
@@ -199,6 +201,7 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
       b->owner = w;
       b->data.reserve(cfg.batch_bytes + 16 * 1024);  // a record may overshoot the threshold
       b->refs.reserve(cfg.batch_records);
+      if (!e->gelf_host_.empty()) b->gelf.reserve(2 * (cfg.batch_bytes + 16 * 1024));  // GELF repeats keys
       im.free[w]->push(b.get());
       im.all.push_back(std::move(b));
     }

@@ -6,6 +6,7 @@
 #include "spanfeed/jobs.h"
 
 #include "decode/detect/hyperscan_signatures.h"
+#include "export/gelf_encoder.h"
 
 namespace spanfeed {
 
@@ -51,6 +52,7 @@ RecordsJob::RecordsJob(const Config& cfg, unsigned worker, WorkerCounters& c, Ex
     builder_->set_signatures(signatures_.get());
   }
   r_ = std::make_unique<Reassembler>(reassembler_config(cfg), *builder_);
+  if (!exporter.gelf_host().empty()) gelf_ = std::make_unique<GelfEncoder>(exporter.gelf_host());
 }
 
 void RecordsJob::on_packet(const PacketView& pkt) {
@@ -101,14 +103,15 @@ void RecordsJob::emit(const Roundtrip& r) {
     return;
   }
   append_json_line(r, batch_->data);
+  if (gelf_) gelf_->append(r, batch_->gelf);
   // The connection's key: the same for every record of the connection (and
   // either direction), so Kafka keeps them in one partition, in order.
   uint32_t key = fnv1a32(r.client.ip.bytes, sizeof(r.client.ip.bytes));
   key = fnv1a32(&r.client.port, sizeof(r.client.port), key);
   key = fnv1a32(r.server.ip.bytes, sizeof(r.server.ip.bytes), key);
   key = fnv1a32(&r.server.port, sizeof(r.server.port), key);
-  batch_->refs.push_back({static_cast<uint32_t>(batch_->data.size()), key,
-                          static_cast<uint8_t>(r.protocol)});
+  batch_->refs.push_back({static_cast<uint32_t>(batch_->data.size()), key, static_cast<uint8_t>(r.protocol),
+                          static_cast<uint32_t>(batch_->gelf.size())});
   ++batched_;
   const ExportConfig& ec = exporter_.config();
   if (batch_->records() >= ec.batch_records || batch_->data.size() >= ec.batch_bytes) hand_over();
