@@ -193,6 +193,12 @@ class SmtpDecoder final : public Decoder {
 
   // Last call: the client side first, so a reply cut by the close can still answer a held command.
   void close(FlowContext& ctx, uint64_t ts) override {
+    const State& st = ctx.state<State>();
+    // A first line cut by the end of the flow (a command, a reply's first line): too little for a record.
+    const bool cmd_cut = st.c.phase == Phase::kCommand && !st.c.resyncing && ctx.has_carry(kReq);
+    const bool reply_cut = st.s.lines == 0 && !st.s.resyncing && ctx.has_carry(kResp);
+    if (!st.encrypted && cmd_cut) ctx.count_partial_at_close();
+    if (!st.encrypted && reply_cut) ctx.count_partial_at_close();
     for (Direction dir : {kReq, kResp}) fin(ctx, dir, ts);
   }
 
@@ -332,7 +338,9 @@ class SmtpDecoder final : public Decoder {
     c.end = ctx.offset(kReq, bytes);
     if (!done) return;
     // The payload ended: queue the command; its final reply pairs with it.
-    if (c.held != nullptr && c.phase == Phase::kBody) c.held->fields.add_uint("data_bytes", c.payload - 3);  // minus ".\r\n"
+    if (c.held != nullptr && c.phase == Phase::kBody) {
+      c.held->fields.add_uint("data_bytes", c.payload - 3);  // the terminating ".\r\n" is no message byte
+    }
     release_held(ctx, c, 0);
   }
 
