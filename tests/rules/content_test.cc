@@ -768,7 +768,7 @@ TEST(ContentRules, BadRuleFilesNameTheRule) {
   EXPECT_NE(load_error("rules:\n  - id: p\n").find("rule 'p': 'pattern' is missing"), std::string::npos);
   EXPECT_NE(load_error("rules:\n  - id: s\n    pattern: x\n    side: sideways\n").find("request, response or both"),
             std::string::npos);
-  EXPECT_NE(load_error("rules:\n  - id: pr\n    pattern: x\n    protocols: [smtp]\n").find("unknown protocol 'smtp'"),
+  EXPECT_NE(load_error("rules:\n  - id: pr\n    pattern: x\n    protocols: [gopher]\n").find("unknown protocol 'gopher'"),
             std::string::npos);
   EXPECT_NE(load_error("rules:\n  - id: 'bad id'\n    pattern: x\n").find("'id' must be"), std::string::npos);
   EXPECT_NE(load_error("rules: [\n").find("YAML syntax error"), std::string::npos);
