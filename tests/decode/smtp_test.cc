@@ -174,6 +174,13 @@ TEST(Smtp, CloseMidReplyAndMidBody) {
   EXPECT_EQ(d["request"], json::parse(R"({"bytes":17,"command":"DATA","data_bytes":11})"));
   EXPECT_EQ(flags_of(d), std::vector<std::string>{"truncated"});
   EXPECT_EQ(h.counters().timeouts[static_cast<size_t>(TimeoutCause::kClose)], 1u);
+
+  h.open(25, false, kT0, 2);
+  h.s2c(kGreeting, kT0, 2);
+  h.c2s("EHLO cut-by-the-cl", kT0 + kMs, 2);  // a command line without its end: no record can be made
+  h.close(kT0 + 2 * kMs, 2);
+  ASSERT_EQ(h.size(), 4u);  // the greeting's
+  EXPECT_EQ(h.counters().partial_at_close, 1u);
   h.expect_ledger();
 }
 
