@@ -184,9 +184,9 @@ class SmtpDecoder final : public Decoder {
 
   void fin(FlowContext& ctx, Direction dir, uint64_t ts) override {
     State& st = ctx.state<State>();
-    if (st.encrypted) return;
     // The flow end cuts what was in progress: flag `truncated`. A held command is queued (the server may
-    // still answer; else the builder makes it a `timeout` at close); a reply takes the oldest request.
+    // still answer; else the builder makes it a `timeout` at close), also after a switch to TLS (a message
+    // never goes back to the pool by itself); a reply takes the oldest request.
     if (dir == kReq && st.c.held != nullptr) release_held(ctx, st.c, record_flag::kTruncated);
     if (dir == kResp && st.s.lines > 0) finish_reply(ctx, st, ctx.offset(kResp, {}), ts, record_flag::kTruncated);
   }
