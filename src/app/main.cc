@@ -34,8 +34,31 @@ void on_signal(int) {
 std::atomic<bool> g_reload{false};  // SIGHUP: reload the content rules
 void on_hangup(int) { g_reload.store(true); }
 
-constexpr int kExitUsage = 2;    // bad arguments or configuration
-constexpr int kExitRuntime = 1;  // start-up failed (EAL, ports, memory)
+// Exit codes (README "Exit codes", docs/troubleshooting.md).
+constexpr int kExitRuntime = 1;      // start-up failed (EAL, ports, memory)
+constexpr int kExitUsage = 2;        // bad arguments or configuration
+constexpr int kExitDamagedFile = 3;  // the capture file has unreadable records: read up to them
+constexpr int kExitUndelivered = 4;  // offline: some packet or record was not delivered
+
+// Below this snapshot length a capture keeps headers but loses payloads.
+constexpr uint32_t kShortSnaplen = 256;
+// How often the "waiting for the broker" line repeats on stderr.
+constexpr double kBrokerWaitNoticeS = 5;
+
+// Offline runs promise to lose nothing: true when something was lost anyway
+// (sinks failed or dropped records, records found no batch, or packets
+// found no ring space after a second signal).
+bool offline_losses(const spanfeed::RunReport& r) {
+  if (r.mode != "offline") return false;
+  if (r.rx_outcome(spanfeed::RxOutcome::kRingFull) != 0) return true;
+  for (const auto& w : r.workers) {
+    if (w.records.dropped != 0) return true;
+  }
+  for (const auto& sk : r.sinks) {
+    if (sk.failed + sk.dropped != 0 || sk.queued != 0) return true;
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -187,6 +210,11 @@ int main(int argc, char** argv) {
                         "' contains a comma, which DPDK vdev arguments cannot carry; rename it");
     }
     spanfeed::validate_config(cfg);
+    if (cfg.job == spanfeed::JobKind::kRecords) {
+      std::vector<spanfeed::OutputSpec> specs;
+      for (const auto& o : cfg.outputs) specs.push_back(spanfeed::parse_output(o));
+      spanfeed::check_outputs(specs, cfg.kafka_props);  // writable files, valid Kafka properties
+    }
     if (!cfg.rules_file.empty() && cfg.job != spanfeed::JobKind::kRecords) {
       throw ConfigError("content rules ('" + cfg.rules_file + "') apply to records: use --job records");
     }
@@ -211,6 +239,22 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "spanfeed: warning: %s\n", file->warning.c_str());
       cfg.pcap_file = file->repaired_path;
     }
+    if (file->damaged) {
+      std::fprintf(stderr,
+                   "spanfeed: warning: '%s' is damaged: read stopped after %llu record(s): %s; "
+                   "those are processed, the rest of the file is not (exit code %d)\n",
+                   report.source.c_str(), static_cast<unsigned long long>(file->packets),
+                   file->read_error.c_str(), kExitDamagedFile);
+    }
+    if (file->snaplen < kShortSnaplen) {
+      std::fprintf(stderr,
+                   "spanfeed: warning: '%s' was captured with snaplen %u: packets are cut to %u "
+                   "bytes (%llu of %llu record(s) are shorter than on the wire), so payloads are "
+                   "lost and show as gaps; few or no records can be built (capture with -s 0)\n",
+                   report.source.c_str(), file->snaplen, file->snaplen,
+                   static_cast<unsigned long long>(file->truncated_by_snaplen),
+                   static_cast<unsigned long long>(file->packets));
+    }
   }
 
   if (!cfg.filter.empty()) {  // a bad expression is a usage error, found before the EAL starts
@@ -227,6 +271,12 @@ int main(int argc, char** argv) {
     // Everything the run would check before the EAL starts, and the parts of
     // the per-worker settings that are only checked when workers are built.
     try {
+      if (cfg.metrics_listen != "off") {  // bind it once, as the run would
+        std::string err;
+        if (!spanfeed::MetricsServer::start(cfg.metrics_listen, err)) {
+          throw ConfigError("metrics.listen (--metrics): " + err);
+        }
+      }
       if (cfg.job == spanfeed::JobKind::kRecords) {
         std::string why = spanfeed::validate(spanfeed::decode_config(cfg, 0));
         if (!why.empty()) throw ConfigError(why);
@@ -275,8 +325,8 @@ int main(int argc, char** argv) {
     std::string err;
     metrics_server = spanfeed::MetricsServer::start(cfg.metrics_listen, err);
     if (!metrics_server) {
-      std::fprintf(stderr, "spanfeed: %s\n", err.c_str());
-      return kExitRuntime;
+      std::fprintf(stderr, "spanfeed: metrics.listen (--metrics): %s\n", err.c_str());
+      return kExitUsage;
     }
     if (!cfg.quiet) {
       std::fprintf(stderr, "spanfeed: metrics on http://%s:%d/metrics\n",
@@ -292,9 +342,26 @@ int main(int argc, char** argv) {
   // Signals received by the time the final numbers were published: the one
   // that stopped the capture is among them; only a later one ends the linger.
   unsigned signals_at_final = 0;
+  double last_wait_notice = -kBrokerWaitNoticeS;
   hooks.on_snapshot = [&](const spanfeed::RunReport& r, bool final) {
     if (final) signals_at_final = g_signals.load();
     if (metrics_server) metrics_server->publish(r, final);
+    for (const auto& sk : r.sinks) {
+      // Offline, waiting on a broker that is down: say so, every few seconds
+      // (even with -q: the run is not stuck, it is waiting on purpose).
+      if (final || !sk.waiting_for_broker || sk.broker_wait_s < 1 ||
+          r.elapsed_s - last_wait_notice < kBrokerWaitNoticeS) {
+        continue;
+      }
+      last_wait_notice = r.elapsed_s;
+      std::fprintf(stderr,
+                   "%sspanfeed: %s: waiting for the broker for %.0f s, %llu record(s) not yet "
+                   "delivered; offline runs lose nothing: Ctrl-C flushes for %.0f s more then "
+                   "gives up, a second Ctrl-C gives up now\n",
+                   status ? "\n" : "", sk.output.c_str(), sk.broker_wait_s,
+                   static_cast<unsigned long long>(sk.records - sk.delivered - sk.failed - sk.dropped),
+                   cfg.kafka_flush_timeout_s);
+    }
     if (!status) return;
     if (final) {
       std::fputs("\n", stderr);
@@ -333,6 +400,10 @@ int main(int argc, char** argv) {
     if (rules) rules->collect();
   };
   std::string error;
+  if (file) {
+    report.capture = {true, file->snaplen, file->packets, file->truncated_by_snaplen,
+                      file->damaged, file->read_error};
+  }
   int rc = spanfeed::run_engine(cfg, file ? &*file : nullptr, report, error, hooks);
   if (file && !file->repaired_path.empty()) std::remove(file->repaired_path.c_str());
   if (rc != 0) {
@@ -351,6 +422,15 @@ int main(int argc, char** argv) {
       return kExitRuntime;
     }
   }
+  int exit_code = 0;
+  if (offline_losses(report)) {
+    std::fprintf(stderr, "spanfeed: offline run did not deliver everything (see the summary's "
+                         "ledger: records dropped, sinks failed/dropped, ring_full); exit code %d\n",
+                 kExitUndelivered);
+    exit_code = kExitUndelivered;
+  } else if (report.capture.damaged) {
+    exit_code = kExitDamagedFile;
+  }
   if (metrics_server && cfg.metrics_linger_s > 0) {
     // Let a scraper collect the final numbers. The signal that stopped the
     // capture (systemctl stop) does not end this wait; one sent after the
@@ -361,5 +441,5 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
-  return 0;
+  return exit_code;
 }

@@ -117,7 +117,10 @@ struct Shared {
   LinkType link = LinkType::kEthernet;
   bool offline = true;
   bool yield_when_idle = false;  // more lcores than CPUs
-  uint64_t expected_packets = 0;  // offline, single source: records in the file
+  // A finite capture file read by one RX lcore: the run ends by itself once
+  // expected_packets (the records libpcap could read, maybe 0) are in.
+  bool finite_file = false;
+  uint64_t expected_packets = 0;
   unsigned burst = 32;
   rte_mempool* pool = nullptr;
   unsigned pool_reserve = 0;  // offline: free mbufs the PMD must always find
@@ -162,7 +165,7 @@ int rx_main(void* arg) {
   uint64_t waits = 0;
 
   while (!g_stop.load(std::memory_order_relaxed)) {
-    if (sh.expected_packets != 0 && c.received.get() >= sh.expected_packets) break;
+    if (sh.finite_file && c.received.get() >= sh.expected_packets) break;
     if (sh.offline) {
       // net_pcap loses the packet it has read when it finds no mbuf: never
       // let it get there in a lossless run.
@@ -176,7 +179,7 @@ int rx_main(void* arg) {
     uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, static_cast<uint16_t>(burst));
     if (n == 0) {
       c.empty_polls.add(1);
-      if (sh.expected_packets != 0 && (empty & 1023u) == 1023u) {
+      if (sh.finite_file && (empty & 1023u) == 1023u) {
         // A finite file: it has ended once every record was either received
         // or lost inside the PMD (live mode: no mbuf; read errors).
         rte_eth_stats st{};
@@ -583,6 +586,7 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
   // A finite capture file read by one RX lcore ends the run by itself, in
   // either mode; an infinite replay runs until a signal or --duration.
   if (file != nullptr && !cfg.pcap_infinite && nports == 1 && nrx == 1) {
+    sh.finite_file = true;
     sh.expected_packets = file->packets;
   }
 
@@ -644,6 +648,8 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
     ec.jsonl_keep = cfg.jsonl_keep;
     ec.kafka_props = cfg.kafka_props;
     ec.kafka_flush_timeout_s = cfg.kafka_flush_timeout_s;
+    ec.stop = &g_stop;  // sinks and workers end their offline waits on a forced stop
+    ec.abandon = &g_force_stop;
     if (ec.offline) {
       // Offline loses nothing: no per-message timeout unless the config sets one.
       bool has_timeout = false;
@@ -808,7 +814,8 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
                              c.queued.load(), c.delivered.load(), c.failed.load(),
                              c.dropped.load(), c.bytes.load(),
                              final ? exporter->sink(i).failure_reasons()
-                                   : std::vector<std::pair<std::string, uint64_t>>{}});
+                                   : std::vector<std::pair<std::string, uint64_t>>{},
+                             c.waiting_for_broker.load() != 0, c.broker_wait_ms.load() / 1e3});
       }
     }
   };
@@ -818,7 +825,10 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
   auto last_publish = std::chrono::steady_clock::now() - std::chrono::milliseconds(hooks.period_ms);
   RunReport live;
   live.source = report.source;
-  while (true) {
+  live.capture = report.capture;
+  // One control-loop turn (20 ms): stop on --duration, reloads, publish.
+  // Returns false once `done` says the awaited part has finished.
+  auto control_turn = [&](const auto& done) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (g_stop.load()) interrupted = true;
     auto now = std::chrono::steady_clock::now();
@@ -827,9 +837,7 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
       g_stop.store(true);
       interrupted = true;
     }
-    bool all_done = true;
-    for (auto& w : sh.workers) all_done &= w->done.load(std::memory_order_acquire);
-    if (all_done) break;
+    if (done()) return false;
     if (hooks.on_tick) hooks.on_tick();
     if (now - last_publish >= std::chrono::milliseconds(hooks.period_ms)) {
       last_publish = now;
@@ -838,12 +846,27 @@ int run_engine(const Config& cfg, const CaptureFileInfo* file, RunReport& report
       take_snapshot(live, false);
       if (hooks.on_snapshot) hooks.on_snapshot(live, false);
     }
+    return true;
+  };
+  while (control_turn([&] {
+    bool all_done = true;
+    for (auto& w : sh.workers) all_done &= w->done.load(std::memory_order_acquire);
+    return all_done;
+  })) {
   }
   rte_eal_mp_wait_lcore();
+  if (exporter) {
+    // Every worker has handed over its last batch: drain and flush. Offline,
+    // the sinks may wait for a broker for as long as it is down: keep
+    // publishing (the wait shows in /metrics and on stderr) until they end.
+    exporter->begin_stop();
+    while (control_turn([&] { return exporter->finished(); })) {
+    }
+    exporter->stop();
+  }
   auto t1 = std::chrono::steady_clock::now();
   report.interrupted = interrupted;
   report.elapsed_s = std::chrono::duration<double>(t1 - t0).count();
-  if (exporter) exporter->stop();  // every worker has handed over its last batch: drain and flush
   take_snapshot(report, true);
   for (uint16_t p : port_ids) {
     rte_eth_dev_stop(p);
