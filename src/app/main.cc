@@ -82,8 +82,9 @@ int main(int argc, char** argv) {
   bool infinite = false, quiet = false;
   std::string check_config;
   app.add_option("--check-config", check_config,
-                 "Validate a config file (keys, values, CPUs, capture file, filter, outputs, "
-                 "decoder settings) without capturing; exit 0 when it is good, 2 with the problem")
+                 "Validate a config file (keys, keys given twice, values, CPUs, mempool size, capture "
+                 "file, filter, outputs and their paths, Kafka properties, metrics address, decoder "
+                 "settings) without capturing; exit 0 when it is good, 2 with the problem")
       ->check(CLI::ExistingFile);
   app.add_option("-c,--config", config_file,
                  "YAML config file (see conf/spanfeed.yaml); command-line options override it")
