@@ -97,6 +97,8 @@ std::vector<std::string> RunReport::ledger_problems() const {
     const auto& d = rs.decode;
     eq((who + "requests == matched + timeouts + pending").c_str(), d.sum(d.requests),
        d.sum(d.matched) + d.timeouts_total() + d.pending_now);
+    eq((who + "responses == matched + unmatched + responses of evicted requests").c_str(), d.sum(d.responses),
+       d.sum(d.matched) + d.unmatched + d.responses_of_evicted);
     eq((who + "records == matched + timeouts + unmatched + no-reply").c_str(), d.records_emitted,
        d.sum(d.matched) + d.timeouts_total() + d.unmatched + d.sum(d.no_reply));
     eq((who + "records == roundtrips by protocol and status").c_str(), d.records_emitted,
@@ -186,7 +188,8 @@ nlohmann::json records_json(const RecordsSnapshot& s) {
   detect["signature_rejected"] = d.detect_rejected;
   return {
     {"protocols", by_proto}, {"timeouts", timeouts}, {"detect", detect},
-    {"unmatched", d.unmatched}, {"records_emitted", d.records_emitted},
+    {"unmatched", d.unmatched}, {"responses_of_evicted", d.responses_of_evicted},
+    {"records_emitted", d.records_emitted},
     {"pending_now", d.pending_now}, {"message_pool_exhausted", d.message_pool_exhausted},
     {"carry_overflow", d.carry_overflow}, {"carry_pool_exhausted", d.carry_pool_exhausted},
     {"field_truncated", d.field_truncated}, {"gaps", d.gaps}, {"gap_bytes", d.gap_bytes},
