@@ -385,6 +385,7 @@ def lenenc(b):
 
 
 MYSQL_SELECT = b"SELECT a FROM t"
+MYSQL_GAP_AT = 57  # response bytes before the lost row: column count, column definition, EOF, 2 rows
 
 
 def mysql_result_set_gap():
@@ -398,6 +399,7 @@ def mysql_result_set_gap():
     eof = b"\xfe\x00\x00\x02\x00"
     rows = [mysql_packet(4 + i, lenenc(b"%d" % i)) for i in range(5)]
     head = mysql_packet(1, b"\x01") + mysql_packet(2, coldef) + mysql_packet(3, eof) + rows[0] + rows[1]
+    assert len(head) == MYSQL_GAP_AT
     c.send(False, head, acked=False)
     c.nxt[False] += len(rows[2])  # lost by the capture
     c.send(False, rows[3] + rows[4] + mysql_packet(9, eof))
