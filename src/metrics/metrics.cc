@@ -262,8 +262,8 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     auto& ev = b.family("responses_of_evicted_total", MT::Counter,
                         "Responses to requests the per-flow pending queue had already evicted (request_timeouts_total "
                         "cause overflow): no record, and later responses still pair with their own requests. "
-                        "Non-zero: clients pipelining more requests on one connection than "
-                        "decode.max_pending_per_flow.");
+                        "Non-zero: clients pipelining more than 64 requests (max_pending_per_flow) on one "
+                        "connection.");
     Builder::add(ev, {}, double(of_evicted));
     auto& pc = b.family("partial_at_close_total", MT::Counter,
                         "Flows that ended inside a message's first bytes (start line, header, length prefix): too "
