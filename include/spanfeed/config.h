@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "spanfeed/capture_policy.h"
+
 namespace spanfeed {
 
 struct ReassemblerConfig;
@@ -94,11 +96,11 @@ struct Config {
   bool status_line = true;      // one-line live status on a terminal (stderr)
   bool quiet = false;        // no human summary on stdout
 
-  // Derived: offline (lossless) or live.
-  bool offline() const {
-    if (mode == RunMode::kOffline) return true;
-    if (mode == RunMode::kLive) return false;
-    return !pcap_file.empty() && !pcap_infinite;
+  // Derived: lossless (offline) or drop-and-count (live).
+  CapturePolicy capture_policy() const {
+    bool lossless = mode == RunMode::kOffline ||
+                    (mode == RunMode::kAuto && !pcap_file.empty() && !pcap_infinite);
+    return lossless ? CapturePolicy::lossless() : CapturePolicy::drop_and_count();
   }
 };
 

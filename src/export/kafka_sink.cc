@@ -21,7 +21,7 @@ class KafkaSink final : public Sink {
 
   bool init(const std::string& target,
             const std::vector<std::pair<std::string, std::string>>& props, double flush_timeout_s,
-            std::string& error) {
+            CapturePolicy policy, std::string& error) {
     flush_timeout_ms_ = static_cast<int>(flush_timeout_s * 1000);
     auto slash = target.rfind('/');
     std::string brokers = target.substr(0, slash);
@@ -36,6 +36,8 @@ class KafkaSink final : public Sink {
         {"compression.type", "lz4"},
         {"client.id", "spanfeed"},
     };
+    // A lossless run gives up on no message: no per-message timeout.
+    if (policy.deliver_without_timeout()) all.push_back({"message.timeout.ms", "0"});
     all.insert(all.end(), props.begin(), props.end());
     for (const auto& [k, v] : all) {
       if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
@@ -167,9 +169,10 @@ class KafkaSink final : public Sink {
 
 std::unique_ptr<Sink> make_kafka_sink(const std::string& target,
                                       const std::vector<std::pair<std::string, std::string>>& props,
-                                      double flush_timeout_s, std::string& error) {
+                                      double flush_timeout_s, CapturePolicy policy,
+                                      std::string& error) {
   auto s = std::make_unique<KafkaSink>();
-  if (!s->init(target, props, flush_timeout_s, error)) return nullptr;
+  if (!s->init(target, props, flush_timeout_s, policy, error)) return nullptr;
   return s;
 }
 

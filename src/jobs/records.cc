@@ -33,9 +33,8 @@ DecodeConfig decode_config(const Config& cfg, unsigned worker) {
   return d;
 }
 
-RecordsJob::RecordsJob(const Config& cfg, unsigned worker, WorkerCounters& c, Exporter& exporter,
-                       RulesControl* rules)
-    : c_(c), worker_(worker), exporter_(exporter), offline_(cfg.offline()) {
+RecordsJob::RecordsJob(const Config& cfg, unsigned worker, Exporter& exporter, RulesControl* rules)
+    : worker_(worker), exporter_(exporter), policy_(cfg.capture_policy()) {
   if (rules != nullptr) scanner_ = rules->scanner(cfg.flow_capacity);
   builder_ = std::make_unique<RecordBuilder>(decode_config(cfg, worker), *this);
   builder_->set_content(scanner_.get());
@@ -44,8 +43,7 @@ RecordsJob::RecordsJob(const Config& cfg, unsigned worker, WorkerCounters& c, Ex
 
 void RecordsJob::on_packet(const PacketView& pkt) {
   if (scanner_) scanner_->poll_reload();  // a reloaded rule set takes over between packets
-  c_.packets.add(1);
-  c_.payload_bytes.add(pkt.parsed->ip_payload_len);
+  count(pkt);
   r_->process(pkt);
 }
 
@@ -67,7 +65,7 @@ bool RecordsJob::ensure_batch() {
   batch_ = exporter_.try_acquire(worker_);
   // Offline: wait for the exporter to return a batch (backpressure reaches
   // RX through the rings; nothing is lost). Live: drop and count.
-  while (batch_ == nullptr && offline_) {
+  while (batch_ == nullptr && policy_.wait_for_batches()) {
     sched_yield();
     batch_ = exporter_.try_acquire(worker_);
   }
@@ -107,6 +105,7 @@ void RecordsJob::emit(const Roundtrip& r) {
 }
 
 void RecordsJob::report(WorkerSnapshot& out) const {
+  Job::report(out);
   out.reassembly.present = true;
   out.reassembly.counters = r_->counters();
   out.reassembly.table = r_->table_counters();

@@ -79,7 +79,7 @@ log_level: error
   EXPECT_FALSE(cfg.hash_vlan);
   EXPECT_EQ(cfg.summary_json, "/tmp/out.json");
   EXPECT_EQ(cfg.log_level, "error");
-  EXPECT_TRUE(cfg.offline());
+  EXPECT_TRUE(cfg.capture_policy().is_lossless());
 }
 
 TEST(Config, EmptyFileMeansDefaults) {
@@ -94,15 +94,15 @@ TEST(Config, EmptyFileMeansDefaults) {
 TEST(Config, ModeFollowsSource) {
   Config cfg;
   cfg.pcap_file = "x.pcap";
-  EXPECT_TRUE(cfg.offline());
+  EXPECT_TRUE(cfg.capture_policy().is_lossless());
   cfg.pcap_infinite = true;
-  EXPECT_FALSE(cfg.offline());
+  EXPECT_FALSE(cfg.capture_policy().is_lossless());
   cfg.pcap_infinite = false;
   cfg.mode = RunMode::kLive;
-  EXPECT_FALSE(cfg.offline());
+  EXPECT_FALSE(cfg.capture_policy().is_lossless());
   Config live;
   live.iface = "eth0";
-  EXPECT_FALSE(live.offline());
+  EXPECT_FALSE(live.capture_policy().is_lossless());
 }
 
 TEST(Config, UnknownKeyNamed) {
