@@ -19,8 +19,9 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
       "spanfeed: capture appliance. Reads a SPAN port, live interface or capture file through "
       "DPDK, hashes flows onto pinned worker lcores and runs a job on every packet.\n\n"
       "Examples:\n"
-      "  spanfeed --pcap trace.pcap --workers 2 --job payload-sum\n"
-      "  spanfeed --iface veth1 --workers 4 --duration 60\n"
+      "  spanfeed --pcap trace.pcap                 # records as JSON lines on stdout\n"
+      "  spanfeed --iface veth1 --workers 4 --output kafka:10.0.0.5:9092/spanfeed\n"
+      "  spanfeed --pcap trace.pcap --job payload-sum --workers 2   # engine benchmark\n"
       "  spanfeed --eal \"-l 0-5 -a 0000:3b:00.0\" -c /etc/spanfeed/spanfeed.yaml\n",
       "spanfeed"};
   app.set_version_flag("--version", "spanfeed 0.1.0");
@@ -64,13 +65,14 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
   app.add_option("--burst", burst, "RX and ring burst size (default 32)")->check(CLI::Range(1, 512));
   app.add_option("--mempool-size", mempool, "Mbufs in the pool (default: sized from rings)");
   app.add_option("--job", job,
-                 "What workers do with packets: payload-sum (default: sum IP payload bytes), "
-                 "flows (flow table + TCP reassembly, with its ledger in the summary) or records "
-                 "(flows + protocol decoders: one record per request/response to --output)")
+                 "What workers do with packets: records (default: flows + protocol decoders, one "
+                 "record per request/response to --output), flows (flow table + TCP reassembly "
+                 "only, with its ledger in the summary: diagnosis) or payload-sum (count packets "
+                 "and IP payload bytes: benchmarking)")
       ->check(CLI::IsMember({"payload-sum", "flows", "records"}));
   std::vector<std::string> outputs;
   app.add_option("--output", outputs,
-                 "With --job records: where roundtrip records go, repeatable: jsonl:PATH "
+                 "Where records go, repeatable (default jsonl:-): jsonl:PATH "
                  "(JSON lines appended to PATH; jsonl:- for stdout), "
                  "kafka:HOST:PORT[,HOST:PORT...]/TOPIC ({protocol} in TOPIC: one topic per "
                  "protocol; librdkafka properties under kafka.properties in the config), "
@@ -78,7 +80,7 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
                  "gelf-tcp:HOST:PORT (GELF, null-framed, reconnecting)");
   std::string rules_file;
   app.add_option("--rules", rules_file,
-                 "With --job records: content rules file (YAML, see conf/rules.yaml): Hyperscan "
+                 "Content rules file for the records (YAML, see conf/rules.yaml): Hyperscan "
                  "patterns scanned over each reassembled direction; matches tag records, are "
                  "counted per rule in /metrics and can redact exported fields. SIGHUP reloads it");
   std::string recording_id;
@@ -95,7 +97,7 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
   std::string metrics;
   double metrics_linger = -1;
   app.add_option("--metrics", metrics,
-                 "Serve Prometheus /metrics (and /health) on HOST:PORT (default 127.0.0.1:9090; "
+                 "Serve Prometheus /metrics (and /health) on HOST:PORT (default 127.0.0.1:9466; "
                  "port 0 = any free port, printed at start), or 'off'");
   app.add_option("--metrics-linger", metrics_linger,
                  "Keep serving the final /metrics this many seconds after the run ends")
@@ -123,7 +125,13 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
     if (ring_size) cfg.ring_size = ring_size;
     if (burst) cfg.burst_size = burst;
     if (mempool) cfg.mempool_size = mempool;
-    if (!job.empty()) cfg.job = parse_job(job);
+    if (!job.empty()) {
+      cfg.job = parse_job(job);
+    } else if (!outputs.empty() || !rules_file.empty()) {
+      cfg.job = JobKind::kRecords;  // only records have outputs and rules
+    } else if (!flows_out.empty()) {
+      cfg.job = JobKind::kFlows;  // only the flows job writes flows
+    }
     if (duration >= 0) cfg.duration_s = duration;
     if (!summary_json.empty()) cfg.summary_json = summary_json;
     if (!flows_out.empty()) cfg.flows_out = flows_out;

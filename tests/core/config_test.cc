@@ -157,5 +157,27 @@ TEST(Config, MissingFile) {
   }
 }
 
+TEST(Config, RelativePathsNameFilesBesideTheConfig) {
+  // write_tmp puts the file in /tmp: relative paths resolve there.
+  auto path = write_tmp(
+      "capture:\n  pcap: traces/a.pcap\n"
+      "rules:\n  file: rules.yaml\n"
+      "outputs: ['jsonl:out.jsonl', 'jsonl:-', 'jsonl:/var/log/x.jsonl', 'kafka:b:9092/t']\n"
+      "summary_json: s.json\n");
+  Config cfg;
+  load_config_file(path, cfg);
+  std::remove(path.c_str());
+  EXPECT_EQ(cfg.pcap_file, "/tmp/traces/a.pcap");
+  EXPECT_EQ(cfg.rules_file, "/tmp/rules.yaml");
+  EXPECT_EQ(cfg.summary_json, "/tmp/s.json");
+  EXPECT_THAT(cfg.outputs, ::testing::ElementsAre("jsonl:/tmp/out.jsonl", "jsonl:-",
+                                                  "jsonl:/var/log/x.jsonl", "kafka:b:9092/t"));
+}
+
+TEST(Config, RecordsIsTheDefaultJob) {
+  Config cfg;
+  EXPECT_EQ(cfg.job, JobKind::kRecords);
+}
+
 }  // namespace
 }  // namespace spanfeed
