@@ -9,7 +9,7 @@ PACKAGES=(
   libtbb-dev libhyperscan-dev librdkafka-dev prometheus-cpp-dev zlib1g-dev
   libyaml-cpp-dev libcli11-dev libmurmurhash-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  tshark kcat tcpdump tcpreplay iproute2 procps curl
+  tshark kcat tcpdump tcpreplay iproute2 procps curl python3-jsonschema
 )
 
 missing=()

@@ -124,7 +124,7 @@ void BM_Records(benchmark::State& state) {
   }
   EncodingSink sink;
   auto b = std::make_unique<RecordBuilder>(offline_decode_config(), sink);
-  b->set_content(s.get());
+  b->set_observer(s.get());
   uint64_t shift = 0, bytes = 0;
   for (auto _ : state) {
     bytes += bench::replay_into(*b, r, shift);
@@ -134,7 +134,7 @@ void BM_Records(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(sink.records));
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
   if (!b->counters().ledger_balanced()) state.SkipWithError("decode ledger does not balance");
-  b->set_content(nullptr);
+  b->set_observer(nullptr);
 }
 BENCHMARK(BM_Records)->Arg(0)->Arg(-1)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
 

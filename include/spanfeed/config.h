@@ -74,6 +74,12 @@ struct Config {
   // decode.ports: protocol -> server ports. A listed protocol's ports replace
   // its defaults and are taken away from any other protocol.
   std::vector<std::pair<std::string, std::vector<uint16_t>>> decode_ports;
+  struct DecodeOption {  // decode.<protocol>.<name>: checked against the protocol's descriptor
+    std::string protocol;
+    std::string name;
+    uint64_t value;
+  };
+  std::vector<DecodeOption> decode_options;
   std::vector<std::pair<std::string, std::string>> kafka_props;  // kafka.properties, to librdkafka
   double kafka_flush_timeout_s = 10;  // shutdown: wait this long for deliveries
   uint64_t jsonl_rotate_bytes = 0;  // rotate JSON-lines files at this size (0: never)

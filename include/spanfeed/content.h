@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "spanfeed/decoder.h"
 #include "spanfeed/roundtrip.h"
 #include "spanfeed/tcp_reassembly.h"
 
@@ -30,8 +31,6 @@ enum class RuleSide : uint8_t { kRequest = 1, kResponse = 2, kBoth = 3 };
 // headers; protocols without a header/body split count the whole message).
 enum class RuleScope : uint8_t { kMessage, kHeaders };
 
-inline constexpr uint32_t protocol_bit(Protocol p) { return 1u << static_cast<unsigned>(p); }
-inline constexpr uint32_t kAllProtocols = (1u << kProtocolCount) - 1;
 
 struct RuleSpec {
   std::string id;       // unique in the set: the metrics label, and the tag unless `tag` is set
@@ -121,35 +120,16 @@ struct ContentCounters {
   uint64_t inflate_reload = 0;     // a reload came in the middle of a compressed body: the rest is not scanned
 };
 
-// Payload-based protocol detection: a block-mode database of anchored
-// signatures (HTTP request line and status line, RESP command array, DNS
-// header shape over UDP and TCP, memcached commands, MySQL greeting and
-// COM_QUERY, PostgreSQL startup/SSLRequest, MongoDB opcodes). The candidates
-// are confirmed by the decoders' structural checks.
-class ProtocolDetector {
- public:
-  ProtocolDetector();  // the database is compiled once per process; the scratch is this object's
-  ~ProtocolDetector();
-  ProtocolDetector(const ProtocolDetector&) = delete;
-  ProtocolDetector& operator=(const ProtocolDetector&) = delete;
-  // protocol_bit()s of the protocols whose signature matches the start of `chunk`.
-  uint32_t candidates(std::span<const std::byte> chunk, bool udp);
-  static constexpr size_t kScanBytes = 64;  // signatures are anchored: the first bytes decide
-
- private:
-  void* scratch_ = nullptr;
-};
-
 class RulesControl;
 
 // One worker's scanner. Created on the control core (RulesControl::scanner);
 // every other call runs on the worker.
-class ContentScanner {
+class ContentScanner final : public StreamObserver {
  public:
   static constexpr size_t kMaxTags = kMaxRecordTags;
   using Tags = RecordTags;
 
-  ~ContentScanner();
+  ~ContentScanner() override;
   ContentScanner(const ContentScanner&) = delete;
   ContentScanner& operator=(const ContentScanner&) = delete;
 
@@ -161,28 +141,28 @@ class ContentScanner {
   // be attributed to messages (otherwise they are only counted). UDP: each
   // datagram is scanned on its own.
   void scan(uint32_t slot, Protocol p, bool decoded, bool udp, Direction dir, uint64_t offset,
-            std::span<const std::byte> data);
+            std::span<const std::byte> data) override;
   // `dir` lost bytes: its stream restarts at the next scan (no match across the hole).
-  void gap(uint32_t slot, Direction dir);
+  void gap(uint32_t slot, Direction dir) override;
   // The flow ended: its streams go back to the pool, waiting matches are discarded.
-  void close(uint32_t slot);
+  void close(uint32_t slot) override;
 
   // Body bytes of the message in progress in `dir` that the wire carries
   // compressed (HTTP Content-Encoding gzip / deflate): inflated (bounded) and
   // scanned; matches go to that message. The raw stream scan cannot see them.
-  void body(uint32_t slot, Protocol p, Direction dir, std::span<const std::byte> encoded);
+  void body(uint32_t slot, Protocol p, Direction dir, std::span<const std::byte> encoded) override;
   // Decoded bytes of the message in progress in `dir` (MySQL compressed
   // protocol payloads): scanned; matches go to that message.
-  void decoded(uint32_t slot, Protocol p, Direction dir, std::span<const std::byte> bytes);
+  void decoded(uint32_t slot, Protocol p, Direction dir, std::span<const std::byte> bytes) override;
 
   // `m` of `dir` is complete (stream bytes [stream_end - bytes, stream_end)):
   // the matches that end inside it become its rule hits. Messages of one
   // direction complete in stream order.
-  void mark(uint32_t slot, Direction dir, Message& m);
+  void mark(uint32_t slot, Direction dir, Message& m) override;
   // A record is about to leave: its tags (the rule hits of its request and
   // response, and the redaction rules that fired), after redacting the
   // string fields. Returns the number of tags written to `tags`.
-  size_t annotate(Protocol p, Message* request, Message* response, Tags& tags);
+  size_t annotate(Protocol p, Message* request, Message* response, Tags& tags) override;
 
   struct Generation;  // a rule set with this worker's scratch, stream pools and hit pool
   struct DirState;    // per flow and direction

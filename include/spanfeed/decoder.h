@@ -12,12 +12,11 @@
 #include <vector>
 
 #include "spanfeed/flow_table.h"
+#include "spanfeed/protocol.h"
 #include "spanfeed/roundtrip.h"
 #include "spanfeed/tcp_reassembly.h"
 
 namespace spanfeed {
-
-enum class Transport : uint8_t { kTcp, kUdp };
 
 // One "this port speaks this protocol" entry of the dispatch map.
 struct PortBinding {
@@ -26,8 +25,7 @@ struct PortBinding {
   uint16_t port;
 };
 
-// http 80,8080,8000,8888; redis 6379; dns 53 (udp+tcp); memcached 11211;
-// reserved for later decoders: mysql 3306, pgsql 5432, mongodb 27017.
+// Every registered protocol's default ports (its descriptor's tcp_ports / udp_ports).
 std::vector<PortBinding> default_port_bindings();
 
 inline constexpr uint64_t kNsPerUs = 1000;
@@ -46,8 +44,10 @@ struct DecodeConfig {
   uint32_t carry_buffer_count = 1024;   // such buffers per worker (taken only while a message is split)
   uint32_t timeout_budget = 16;         // pending requests timed out per on_data call at most (rest: advance_time)
   bool redact_secrets = true;           // HTTP Authorization/Cookie/Set-Cookie, Redis AUTH: "<redacted>"
-  uint32_t max_dns_answers = 16;        // answers listed per DNS response (answer_count has the full number)
-  uint32_t redis_key_max = 256;         // Redis key / simple-string value kept, bytes
+  std::vector<ProtocolOptionSetting> options;  // decode.<protocol>.<option>: see each descriptor
+
+  // A protocol's own option: set in `options`, else its descriptor's default.
+  uint64_t option(Protocol p, std::string_view name) const { return protocol_option(options, p, name); }
 };
 
 // Empty when usable, else the start-up error message.
@@ -58,7 +58,7 @@ std::string validate(const DecodeConfig& cfg);
 enum class DetectOutcome : uint8_t {
   kByPort,     // server port in the map (either endpoint)
   kBySniff,    // payload matched a decoder's sniff
-  kNoDecoder,  // port mapped to a protocol with no decoder registered yet (mysql, pgsql, mongodb)
+  kNoDecoder,  // port mapped to a protocol whose decoder was not registered (RecordBuilder::register_decoder)
   kUnknown,    // no port match and no sniff within sniff_max_chunks: not decoded (HTTP/2, TLS, ...)
   kNoData,     // closed before any payload
   kCount,
@@ -156,13 +156,46 @@ enum class Take : uint8_t {
   kNoMemory,  // take(): no carry buffer free (counted): treat like a message over the cap
 };
 
-// What a sniffed payload looks like.
-enum class SniffResult : uint8_t { kNo, kRequest, kResponse };
-
 class RecordBuilder;
 struct FlowSession;
-class ContentScanner;
-class ProtocolDetector;
+
+// Bit of a protocol in a candidate / rule protocol mask.
+inline constexpr uint32_t protocol_bit(Protocol p) { return 1u << static_cast<unsigned>(p); }
+inline constexpr uint32_t kAllProtocols = (1u << kProtocolCount) - 1;
+static_assert(kProtocolCount <= 32, "protocol masks are 32 bits");
+
+// Payload signatures for flows on unmapped ports (the registry's
+// ProtocolDescriptor::signatures, compiled by an adapter such as the
+// Hyperscan one in src/decode/detect/). Without one every decoder's
+// structural check is asked.
+class SignatureMatcher {
+ public:
+  virtual ~SignatureMatcher() = default;
+  // protocol_bit()s of the protocols whose signature matches the start of `chunk`.
+  virtual uint32_t candidates(std::span<const std::byte> chunk, Transport t) = 0;
+};
+
+// What the builder tells an observer of the byte streams and records (the
+// content rules implement it; decode does not know them). Called on the
+// worker; `slot` is the flow's slot, directions are logical (requests are
+// kClientToServer).
+class StreamObserver {
+ public:
+  virtual ~StreamObserver() = default;
+  // Bytes of `dir` starting at stream offset `offset`; `decoded`: the flow has a decoder.
+  virtual void scan(uint32_t slot, Protocol p, bool decoded, bool udp, Direction dir, uint64_t offset,
+                    std::span<const std::byte> data) = 0;
+  virtual void gap(uint32_t slot, Direction dir) = 0;
+  virtual void close(uint32_t slot) = 0;
+  // Body bytes the wire carries compressed (HTTP gzip/deflate) / already decoded bytes
+  // (MySQL compressed protocol) of the message in progress in `dir`.
+  virtual void body(uint32_t slot, Protocol p, Direction dir, std::span<const std::byte> encoded) = 0;
+  virtual void decoded(uint32_t slot, Protocol p, Direction dir, std::span<const std::byte> bytes) = 0;
+  // `m` of `dir` is complete (messages of one direction complete in stream order).
+  virtual void mark(uint32_t slot, Direction dir, Message& m) = 0;
+  // A record is about to leave: redact its fields, write its tags; returns the tag count.
+  virtual size_t annotate(Protocol p, Message* request, Message* response, RecordTags& tags) = 0;
+};
 
 // What a decoder may do with one flow during one call. Direction is the
 // logical one: kClientToServer carries requests (the builder swaps when the
@@ -237,11 +270,6 @@ class Decoder {
  public:
   virtual ~Decoder() = default;
   virtual Protocol protocol() const = 0;
-  // Cheap payload check for flows on unmapped ports: does `chunk` (a data
-  // chunk of a flow not yet detected, either direction) look like the start
-  // of a request or of a response of this protocol? The builder orients the
-  // flow from the answer.
-  virtual SniffResult sniff(std::span<const std::byte> chunk, Transport t) const = 0;
   // A flow was given to this decoder: initialise state<T>().
   virtual void open(FlowContext& ctx, uint64_t ts_ns) = 0;
   virtual void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts_ns) = 0;
@@ -253,15 +281,6 @@ class Decoder {
   // flushed by the builder afterwards).
   virtual void close(FlowContext& ctx, uint64_t ts_ns) = 0;
 };
-
-// Built-in decoders (src/decode/*.cc).
-std::unique_ptr<Decoder> make_http_decoder(const DecodeConfig& cfg);
-std::unique_ptr<Decoder> make_redis_decoder(const DecodeConfig& cfg);
-std::unique_ptr<Decoder> make_dns_decoder(const DecodeConfig& cfg);
-std::unique_ptr<Decoder> make_memcached_decoder(const DecodeConfig& cfg);
-std::unique_ptr<Decoder> make_mysql_decoder(const DecodeConfig& cfg);
-std::unique_ptr<Decoder> make_pgsql_decoder(const DecodeConfig& cfg);
-std::unique_ptr<Decoder> make_mongodb_decoder(const DecodeConfig& cfg);
 
 // Per-flow session kept by the builder at index flow.slot.
 struct FlowSession {
@@ -295,12 +314,16 @@ class RecordBuilder final : public StreamConsumer {
   RecordBuilder(const RecordBuilder&) = delete;
   RecordBuilder& operator=(const RecordBuilder&) = delete;
 
-  // Adds (or replaces) the decoder of d->protocol(); start-up only.
+  // Adds (or replaces) the decoder of d->protocol(); start-up only. The
+  // constructor registers every protocol of the registry.
   void register_decoder(std::unique_ptr<Decoder> d);
-  // Content rules: every byte of every flow goes through `c` (tags, redaction).
-  // Start-up only; `c` must outlive the builder. nullptr: no rules.
-  void set_content(ContentScanner* c) { content_ = c; }
-  ContentScanner* content() const { return content_; }
+  // Content rules: every byte of every flow goes through `o` (tags, redaction).
+  // Start-up only; `o` must outlive the builder. nullptr: none.
+  void set_observer(StreamObserver* o) { observer_ = o; }
+  StreamObserver* observer() const { return observer_; }
+  // Signature pre-filter for unmapped ports; start-up only, must outlive the
+  // builder. nullptr (default): every decoder's structural check is asked.
+  void set_signatures(SignatureMatcher* m) { signatures_ = m; }
   void set_sink(RecordSink& sink) { sink_ = &sink; }
 
   void on_open(const Flow& flow, uint64_t ts_ns) override;
@@ -376,8 +399,8 @@ class RecordBuilder final : public StreamConsumer {
   std::vector<uint32_t> carry_free_;
   uint32_t carry_in_use_ = 0;
   uint64_t next_id_ = 0;
-  ContentScanner* content_ = nullptr;
-  std::unique_ptr<ProtocolDetector> detector_;
+  StreamObserver* observer_ = nullptr;
+  SignatureMatcher* signatures_ = nullptr;
   RecordTags tags_{};
   std::array<std::byte, 4096> sniff_view_{};  // kept first bytes + the new chunk, for detection
   std::array<std::byte, 128> replay_{};       // kept first bytes handed to a decoder

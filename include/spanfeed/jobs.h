@@ -119,6 +119,7 @@ class RecordsJob final : public Job, public RecordSink {
   Exporter& exporter_;
   CapturePolicy policy_;
   std::unique_ptr<ContentScanner> scanner_;  // before builder_: the builder points at it
+  std::unique_ptr<SignatureMatcher> signatures_;  // likewise
   std::unique_ptr<RecordBuilder> builder_;
   std::unique_ptr<Reassembler> r_;
   RecordBatch* batch_ = nullptr;

@@ -13,18 +13,13 @@
 
 namespace spanfeed {
 
-// Application protocols. Values index counter arrays; kUnknown is a flow no
-// decoder claimed. mysql/pgsql/mongodb are reserved for later decoders (their
-// ports are mapped, no decoder is registered yet).
+// Application protocols, one per line of the registry (protocols.def).
+// Values index counter arrays; kUnknown is a flow no decoder claimed.
 enum class Protocol : uint8_t {
   kUnknown,
-  kHttp,
-  kRedis,
-  kDns,
-  kMemcached,
-  kMysql,
-  kPgsql,
-  kMongodb,
+#define SPANFEED_PROTOCOL(id, folder) id,
+#include "spanfeed/protocols.def"
+#undef SPANFEED_PROTOCOL
   kCount,
 };
 inline constexpr size_t kProtocolCount = static_cast<size_t>(Protocol::kCount);

@@ -4,7 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/protocol.h"
 #include "spanfeed/tcp_reassembly.h"
 
 #include <sched.h>
@@ -270,7 +270,7 @@ void load_config_file(const std::string& path, Config& cfg) {
        });
      }},
     {"decode", [&](const std::string& p, const YAML::Node& n) {
-       walk(f, p, n, {
+       std::map<std::string, Handler> keys{
          {"response_timeout_s", seconds(cfg.response_timeout_s)},
          {"redact_secrets", boolean(cfg.redact_secrets)},
          {"ports", [&](const std::string& k, const YAML::Node& v) {
@@ -278,9 +278,8 @@ void load_config_file(const std::string& path, Config& cfg) {
             for (const auto& kv : v) {
               std::string proto = kv.first.as<std::string>();
               std::string key = k + "." + proto;
-              Protocol pr;
-              if (!protocol_from_string(proto, &pr) || pr == Protocol::kUnknown) {
-                fail(f, key, "unknown protocol (known: http, redis, dns, memcached, mysql, pgsql, mongodb)", &kv.first);
+              if (protocol_descriptor(proto) == nullptr) {
+                fail(f, key, "unknown protocol (known: " + protocol_names() + ")", &kv.first);
               }
               if (!kv.second.IsSequence()) fail(f, key, "expected a list of ports", &kv.second);
               std::vector<uint16_t> ports;
@@ -292,7 +291,23 @@ void load_config_file(const std::string& path, Config& cfg) {
               cfg.decode_ports.emplace_back(proto, std::move(ports));
             }
           }},
-       });
+       };
+       // decode.<protocol>: that protocol's own options, from its descriptor.
+       for (const ProtocolDescriptor* d : protocol_registry()) {
+         if (d->options.empty()) continue;
+         keys[std::string(d->name)] = [&, d](const std::string& pk, const YAML::Node& pn) {
+           if (!pn.IsMap()) fail(f, pk, "expected a mapping of " + std::string(d->name) + " options", &pn);
+           for (const auto& kv : pn) {
+             const std::string name = kv.first.as<std::string>();
+             const std::string key = pk + "." + name;
+             const auto v = scalar<int64_t>(f, key, kv.second);
+             const std::string err = v < 0 ? "must be >= 0" : check_protocol_option(d->id, name, static_cast<uint64_t>(v));
+             if (!err.empty()) fail(f, key, err, &kv.first);
+             cfg.decode_options.push_back({std::string(d->name), name, static_cast<uint64_t>(v)});
+           }
+         };
+       }
+       walk(f, p, n, keys);
      }},
     {"job", [&](const std::string& k, const YAML::Node& v) {
        try { cfg.job = parse_job(scalar<std::string>(f, k, v)); }

@@ -5,8 +5,6 @@
 
 #include "spanfeed/decoder.h"
 
-#include "spanfeed/content.h"
-
 namespace spanfeed {
 
 namespace {
@@ -44,17 +42,6 @@ std::string_view strip_cr(std::string_view s) {
 
 }  // namespace
 
-std::vector<PortBinding> default_port_bindings() {
-  using P = Protocol;
-  using T = Transport;
-  return {
-      {P::kHttp, T::kTcp, 80},       {P::kHttp, T::kTcp, 8080},   {P::kHttp, T::kTcp, 8000},
-      {P::kHttp, T::kTcp, 8888},     {P::kRedis, T::kTcp, 6379},  {P::kDns, T::kUdp, 53},
-      {P::kDns, T::kTcp, 53},        {P::kMemcached, T::kTcp, 11211}, {P::kMysql, T::kTcp, 3306},
-      {P::kPgsql, T::kTcp, 5432},    {P::kMongodb, T::kTcp, 27017},
-  };
-}
-
 std::string validate(const DecodeConfig& cfg) {
   if (cfg.worker_id > 255) return "decode: worker_id must be < 256 (it is the high byte of record ids)";
   if (cfg.flow_capacity == 0) return "decode: flow_capacity must be > 0 (= flow table capacity)";
@@ -68,6 +55,10 @@ std::string validate(const DecodeConfig& cfg) {
     if (b.port == 0) return "decode: port 0 in the protocol port map";
     if (b.protocol == Protocol::kUnknown || b.protocol == Protocol::kCount)
       return "decode: unknown protocol in the port map";
+  }
+  for (const ProtocolOptionSetting& o : cfg.options) {
+    std::string e = check_protocol_option(o.protocol, o.name, o.value);
+    if (!e.empty()) return "decode." + std::string(to_string(o.protocol)) + "." + o.name + ": " + e;
   }
   return {};
 }
@@ -299,7 +290,7 @@ void FlowContext::flush_pending(TimeoutCause cause, uint32_t extra_flags) {
 }
 
 void FlowContext::content(Direction dir, std::span<const std::byte> bytes, bool compressed) {
-  ContentScanner* c = b_.content_;
+  StreamObserver* c = b_.observer_;
   if (c == nullptr) return;
   if (compressed) {
     c->body(slot_, s_.protocol, dir, bytes);
@@ -347,16 +338,9 @@ RecordBuilder::RecordBuilder(const DecodeConfig& cfg, RecordSink& sink)
   }
   carry_arena_ = std::make_unique<std::byte[]>(static_cast<size_t>(cfg_.carry_bytes) * cfg_.carry_buffer_count);
   carry_free_.reserve(cfg_.carry_buffer_count);
-  if (cfg_.sniff_unknown_ports) detector_ = std::make_unique<ProtocolDetector>();
   for (uint32_t i = cfg_.carry_buffer_count; i-- > 0;) carry_free_.push_back(i);
 
-  register_decoder(make_http_decoder(cfg_));
-  register_decoder(make_redis_decoder(cfg_));
-  register_decoder(make_dns_decoder(cfg_));
-  register_decoder(make_memcached_decoder(cfg_));
-  register_decoder(make_mysql_decoder(cfg_));
-  register_decoder(make_pgsql_decoder(cfg_));
-  register_decoder(make_mongodb_decoder(cfg_));
+  for (const ProtocolDescriptor* d : protocol_registry()) register_decoder(d->make(cfg_));
 }
 
 RecordBuilder::~RecordBuilder() = default;
@@ -447,7 +431,7 @@ void RecordBuilder::complete(FlowSession& s, uint32_t qi, Message* resp, Roundtr
 }
 
 void RecordBuilder::mark(const FlowSession& s, Direction dir, Message* m) {
-  if (content_ != nullptr) content_->mark(static_cast<uint32_t>(&s - sessions_.data()), dir, *m);
+  if (observer_ != nullptr) observer_->mark(static_cast<uint32_t>(&s - sessions_.data()), dir, *m);
 }
 
 void RecordBuilder::emit(const FlowSession& s, Message* req, Message* resp, RoundtripStatus status) {
@@ -468,7 +452,7 @@ void RecordBuilder::emit(const FlowSession& s, Message* req, Message* resp, Roun
   r.flags = (req != nullptr ? req->flags : 0) | (resp != nullptr ? resp->flags : 0);
   if ((req != nullptr && req->fields.truncated()) || (resp != nullptr && resp->fields.truncated()))
     ++counters_.field_truncated;
-  const size_t ntags = content_ != nullptr ? content_->annotate(s.protocol, req, resp, tags_) : 0;
+  const size_t ntags = observer_ != nullptr ? observer_->annotate(s.protocol, req, resp, tags_) : 0;
   r.tags = std::span<const std::string_view>(tags_.data(), ntags);
   r.recording_id = cfg_.recording_id;
   ++counters_.roundtrips[static_cast<size_t>(s.protocol)][static_cast<size_t>(status)];
@@ -564,7 +548,7 @@ void RecordBuilder::drop_prefix(uint32_t slot, FlowSession& s, size_t pd) {
   const std::span<const std::byte> bytes(pre.bytes[pd].data(), pre.len[pd]);
   counters_.undecoded_bytes += bytes.size();
   const Direction dir = pd == 0 ? Direction::kClientToServer : Direction::kServerToClient;
-  if (content_ != nullptr) content_->scan(slot, s.protocol, false, s.udp, logical(s, dir), 0, bytes);
+  if (observer_ != nullptr) observer_->scan(slot, s.protocol, false, s.udp, logical(s, dir), 0, bytes);
   pre.len[pd] = 0;
 }
 
@@ -577,7 +561,7 @@ RecordBuilder::Detected RecordBuilder::detect(const Flow& f, FlowSession& s, Dir
   }
   if (s.detect_state != kDetectNone && s.detect_state != kDetectSniffing) return Detected::kNo;
   s.detect_state = kDetectSniffing;
-  if (!detector_) {
+  if (!cfg_.sniff_unknown_ports) {
     if (++s.sniff_chunks >= cfg_.sniff_max_chunks) start_decoder(f, s, Protocol::kUnknown, DetectOutcome::kUnknown, false, 0);
     return Detected::kNo;
   }
@@ -591,15 +575,16 @@ RecordBuilder::Detected RecordBuilder::detect(const Flow& f, FlowSession& s, Dir
     std::memcpy(sniff_view_.data() + pre.len[pd], data.data(), n);
     view = std::span<const std::byte>(sniff_view_.data(), pre.len[pd] + n);
   }
-  // Hyperscan signatures pick the candidates; each decoder's structural
-  // check confirms (in registration order, so the first that agrees wins).
+  // The signatures pick the candidates; each protocol's structural check
+  // confirms (in registry order, so the first that agrees wins).
   const Transport t = s.udp ? Transport::kUdp : Transport::kTcp;
-  const uint32_t candidates = detector_->candidates(view, s.udp);
-  for (const auto& d : decoders_) {
-    if (!d || (candidates & protocol_bit(d->protocol())) == 0) continue;
-    const SniffResult r = d->sniff(view, t);
+  const uint32_t candidates = signatures_ != nullptr ? signatures_->candidates(view, t) : kAllProtocols;
+  for (const ProtocolDescriptor* desc : protocol_registry()) {
+    const Decoder* d = decoders_[static_cast<size_t>(desc->id)].get();
+    if (d == nullptr || (candidates & protocol_bit(desc->id)) == 0) continue;
+    const SniffResult r = desc->confirm(view, t);
     if (r == SniffResult::kNo) {
-      ++counters_.detect_rejected;
+      if (signatures_ != nullptr) ++counters_.detect_rejected;  // a signature said yes, the check no
       continue;
     }
     ++counters_.detected_by_payload[static_cast<size_t>(d->protocol())];
@@ -641,7 +626,7 @@ void RecordBuilder::on_data(const Flow& flow, Direction dir, std::span<const std
       case Detected::kNo:
         counters_.undecoded_bytes += data.size();
         // Not decoded: rules still count their matches (no record to tag).
-        if (content_ != nullptr) content_->scan(flow.slot, s.protocol, false, s.udp, logical(s, dir), 0, data);
+        if (observer_ != nullptr) observer_->scan(flow.slot, s.protocol, false, s.udp, logical(s, dir), 0, data);
         return;
       case Detected::kDecode:
         if (!replay.empty()) decode_chunk(flow, s, dir, replay, ts_ns);
@@ -656,7 +641,7 @@ void RecordBuilder::decode_chunk(const Flow& flow, FlowSession& s, Direction dir
   const Direction ld = logical(s, dir);
   const size_t d = index_of(ld);
   // Scan before decoding: the messages this chunk completes find their matches waiting.
-  if (content_ != nullptr) content_->scan(flow.slot, s.protocol, true, s.udp, ld, s.base[d], data);
+  if (observer_ != nullptr) observer_->scan(flow.slot, s.protocol, true, s.udp, ld, s.base[d], data);
   {
     FlowContext ctx(*this, s, flow.slot, ld, data.size());
     decoders_[static_cast<size_t>(s.protocol)]->data(ctx, ld, data, ts_ns);
@@ -669,7 +654,7 @@ void RecordBuilder::decode_chunk(const Flow& flow, FlowSession& s, Direction dir
 void RecordBuilder::on_gap(const Flow& flow, Direction dir, uint64_t missing_bytes, GapReason /*reason*/,
                            uint64_t ts_ns) {
   FlowSession& s = session(flow);
-  if (content_ != nullptr && s.open) content_->gap(flow.slot, logical(s, dir));
+  if (observer_ != nullptr && s.open) observer_->gap(flow.slot, logical(s, dir));
   if (s.open && s.detect_state == kDetectSniffing) drop_prefix(flow.slot, s, index_of(dir));  // kept bytes end at a hole
   if (!s.open || s.detect_state != kDetectActive) return;
   const Direction ld = logical(s, dir);
@@ -718,7 +703,7 @@ void RecordBuilder::close_session(uint32_t slot, uint64_t ts_ns) {
     --counters_.flows_undetected_now;
     ++counters_.detect[static_cast<size_t>(DetectOutcome::kUnknown)];
   }
-  if (content_ != nullptr) content_->close(slot);
+  if (observer_ != nullptr) observer_->close(slot);
   release_carry(s, 0);
   release_carry(s, 1);
   s.open = false;

@@ -9,18 +9,16 @@
 namespace spanfeed {
 
 std::string_view to_string(Protocol p) {
-  switch (p) {
-    case Protocol::kUnknown: return "unknown";
-    case Protocol::kHttp: return "http";
-    case Protocol::kRedis: return "redis";
-    case Protocol::kDns: return "dns";
-    case Protocol::kMemcached: return "memcached";
-    case Protocol::kMysql: return "mysql";
-    case Protocol::kPgsql: return "pgsql";
-    case Protocol::kMongodb: return "mongodb";
-    case Protocol::kCount: break;
-  }
-  return "?";
+  // The registry's folder names are the protocol names (records, config, metric labels, topics).
+  static constexpr std::string_view kNames[] = {
+      "unknown",
+#define SPANFEED_PROTOCOL(id, folder) #folder,
+#include "spanfeed/protocols.def"
+#undef SPANFEED_PROTOCOL
+  };
+  static_assert(std::size(kNames) == kProtocolCount);
+  const auto i = static_cast<size_t>(p);
+  return i < kProtocolCount ? kNames[i] : "?";
 }
 
 bool protocol_from_string(std::string_view s, Protocol* out) {

@@ -16,6 +16,7 @@
 #include <random>
 #include <thread>
 
+#include "spanfeed/protocol.h"
 #include "spanfeed/export.h"
 
 namespace spanfeed {
@@ -89,14 +90,12 @@ class GelfBase : public Sink {
     }
     std::string status = rec.value("status", "");
     std::string summary = rec.value("protocol", "") + " " + status;
-    if (rec.contains("request") && rec["request"].is_object()) {
+    // The field that names the request, as the protocol's descriptor declares it.
+    const ProtocolDescriptor* desc = protocol_descriptor(rec.value("protocol", ""));
+    if (desc != nullptr && rec.contains("request") && rec["request"].is_object()) {
       const auto& rq = rec["request"];
-      for (const char* k : {"method", "command", "qname", "query"}) {
-        if (rq.contains(k) && rq[k].is_string()) {
-          summary += " " + rq[k].get<std::string>();
-          break;
-        }
-      }
+      const std::string k(desc->summary_field);
+      if (rq.contains(k) && rq[k].is_string()) summary += " " + rq[k].get<std::string>();
     }
     g["short_message"] = summary.substr(0, 250);
     g["level"] = status == "ok" ? 6 : status == "error" ? 3 : 4;  // info / error / warning

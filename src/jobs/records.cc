@@ -5,6 +5,8 @@
 
 #include "spanfeed/jobs.h"
 
+#include "decode/detect/hyperscan_signatures.h"
+
 namespace spanfeed {
 
 DecodeConfig decode_config(const Config& cfg, unsigned worker) {
@@ -15,8 +17,9 @@ DecodeConfig decode_config(const Config& cfg, unsigned worker) {
   d.response_timeout_ns = static_cast<uint64_t>(cfg.response_timeout_s * 1e9);
   d.redact_secrets = cfg.redact_secrets;
   for (const auto& [name, ports] : cfg.decode_ports) {
-    Protocol p = Protocol::kUnknown;
-    protocol_from_string(name, &p);  // names were checked when the config was read
+    const ProtocolDescriptor* desc = protocol_descriptor(name);  // names were checked when the config was read
+    if (desc == nullptr) continue;
+    const Protocol p = desc->id;
     // The listed ports replace this protocol's defaults and leave other protocols.
     std::erase_if(d.ports, [&](const PortBinding& b) {
       if (b.protocol == p) return true;
@@ -25,10 +28,14 @@ DecodeConfig decode_config(const Config& cfg, unsigned worker) {
       }
       return false;
     });
+    // On every transport the protocol has default ports for (DNS: TCP and UDP).
     for (uint16_t port : ports) {
-      d.ports.push_back({p, Transport::kTcp, port});
-      if (p == Protocol::kDns) d.ports.push_back({p, Transport::kUdp, port});
+      if (!desc->tcp_ports.empty() || desc->udp_ports.empty()) d.ports.push_back({p, Transport::kTcp, port});
+      if (!desc->udp_ports.empty()) d.ports.push_back({p, Transport::kUdp, port});
     }
+  }
+  for (const auto& o : cfg.decode_options) {
+    if (const ProtocolDescriptor* desc = protocol_descriptor(o.protocol)) d.options.push_back({desc->id, o.name, o.value});
   }
   return d;
 }
@@ -37,7 +44,11 @@ RecordsJob::RecordsJob(const Config& cfg, unsigned worker, Exporter& exporter, R
     : worker_(worker), exporter_(exporter), policy_(cfg.capture_policy()) {
   if (rules != nullptr) scanner_ = rules->scanner(cfg.flow_capacity);
   builder_ = std::make_unique<RecordBuilder>(decode_config(cfg, worker), *this);
-  builder_->set_content(scanner_.get());
+  builder_->set_observer(scanner_.get());
+  if (builder_->config().sniff_unknown_ports) {
+    signatures_ = std::make_unique<HyperscanSignatures>();
+    builder_->set_signatures(signatures_.get());
+  }
   r_ = std::make_unique<Reassembler>(reassembler_config(cfg), *builder_);
 }
 

@@ -222,7 +222,7 @@ std::vector<RuleSpec> load_rules_file(const std::string& path) {
             r.protocols |= protocol_bit(pr);
           } else {
             rules_fail(path, &p, what + ": unknown protocol '" + s +
-                                     "' (known: http, redis, dns, memcached, mysql, pgsql, mongodb, unknown, any)");
+                                     "' (known: " + protocol_names() + ", unknown, any)");
           }
         }
         if (r.protocols == 0) rules_fail(path, &v, what + ": empty list (leave it out for every protocol)");
@@ -395,84 +395,6 @@ std::shared_ptr<const RuleSet> RuleSet::compile(std::vector<RuleSpec> rules, con
                             error);
   if (!error.empty()) return nullptr;
   return set;
-}
-
-// ---------------------------------------------------------------- ProtocolDetector
-
-namespace {
-
-struct Signature {
-  const char* pattern;
-  Protocol protocol;
-  bool udp;
-};
-
-// Looser than the decoders' structural checks, which confirm each candidate.
-constexpr Signature kSignatures[] = {
-    {"^(?:GET|POST|PUT|DELETE|HEAD|OPTIONS|PATCH|CONNECT|TRACE) [/*a-z0-9]", Protocol::kHttp, false},
-    {"^HTTP/1\\.. [0-9]", Protocol::kHttp, false},
-    {"^\\*[1-9][0-9]{0,6}\\r\\n\\$[0-9]", Protocol::kRedis, false},
-    {"^.{4}\\x00\\x01", Protocol::kDns, true},   // UDP: one question
-    {"^.{6}\\x00\\x01", Protocol::kDns, false},  // TCP: length prefix, one question
-    {"^(?:get|gets|set|add|replace|append|prepend|cas|delete|incr|decr|touch)\\s", Protocol::kMemcached, false},
-    {"^VALUE\\s", Protocol::kMemcached, false},
-    {"^.{3}\\x00\\x0a", Protocol::kMysql, false},          // greeting, protocol 10
-    {"^.{3}\\x00[\\x03\\x16]", Protocol::kMysql, false},   // COM_QUERY / COM_STMT_PREPARE
-    {"^\\x00\\x00.{2}(?:\\x00\\x03\\x00\\x00|\\x04\\xd2\\x16[\\x2e\\x2f\\x30])", Protocol::kPgsql, false},
-    {"^.{12}[\\xd4\\xdc\\xdd]\\x07\\x00\\x00", Protocol::kMongodb, false},  // OP_QUERY, OP_COMPRESSED, OP_MSG
-    {"^.{12}\\x01\\x00\\x00\\x00", Protocol::kMongodb, false},              // OP_REPLY
-};
-
-hs_database_t* detect_db() {
-  static hs_database_t* db = [] {
-    std::vector<const char*> exprs;
-    std::vector<unsigned> flags, ids;
-    for (size_t i = 0; i < std::size(kSignatures); ++i) {
-      exprs.push_back(kSignatures[i].pattern);
-      flags.push_back(HS_FLAG_DOTALL | HS_FLAG_SINGLEMATCH);
-      ids.push_back(static_cast<unsigned>(i));
-    }
-    hs_database_t* d = nullptr;
-    hs_compile_error_t* err = nullptr;
-    if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK,
-                         nullptr, &d, &err) != HS_SUCCESS) {
-      // Built-in signatures: a failure is a programming error caught by the unit tests.
-      hs_free_compile_error(err);
-      return static_cast<hs_database_t*>(nullptr);
-    }
-    return d;
-  }();
-  return db;
-}
-
-struct DetectCtx {
-  uint32_t mask = 0;
-  bool udp = false;
-};
-
-int on_signature(unsigned id, unsigned long long /*from*/, unsigned long long /*to*/, unsigned /*flags*/, void* c) {
-  auto& ctx = *static_cast<DetectCtx*>(c);
-  if (kSignatures[id].udp == ctx.udp) ctx.mask |= protocol_bit(kSignatures[id].protocol);
-  return 0;
-}
-
-}  // namespace
-
-ProtocolDetector::ProtocolDetector() {
-  hs_scratch_t* s = nullptr;
-  if (detect_db() != nullptr && hs_alloc_scratch(detect_db(), &s) == HS_SUCCESS) scratch_ = s;
-}
-
-ProtocolDetector::~ProtocolDetector() { hs_free_scratch(static_cast<hs_scratch_t*>(scratch_)); }
-
-uint32_t ProtocolDetector::candidates(std::span<const std::byte> chunk, bool udp) {
-  if (scratch_ == nullptr || chunk.empty()) return kAllProtocols;  // no database: let every decoder look
-  DetectCtx ctx;
-  ctx.udp = udp;
-  const size_t n = std::min(chunk.size(), kScanBytes);
-  hs_scan(detect_db(), reinterpret_cast<const char*>(chunk.data()), static_cast<unsigned>(n), 0,
-          static_cast<hs_scratch_t*>(scratch_), on_signature, &ctx);
-  return ctx.mask;
 }
 
 // ---------------------------------------------------------------- ContentScanner

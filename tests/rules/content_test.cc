@@ -12,6 +12,7 @@
 #include <string>
 
 #include "../decode/decode_test_util.h"
+#include "decode/detect/hyperscan_signatures.h"
 #include "spanfeed/config.h"
 #include "spanfeed/content.h"
 
@@ -79,9 +80,9 @@ struct Rig {
   explicit Rig(const std::string& yaml, BuiltinRedaction b = no_builtins(), RulesControl::Limits l = small_limits())
       : file(yaml), control(file.path(), b, l) {
     scanner = control.scanner(16);
-    h.builder().set_content(scanner.get());
+    h.builder().set_observer(scanner.get());
   }
-  ~Rig() { h.builder().set_content(nullptr); }
+  ~Rig() { h.builder().set_observer(nullptr); }
   RulesFile file;
   RulesControl control;
   std::unique_ptr<ContentScanner> scanner;
@@ -605,7 +606,7 @@ rules:
   auto scanner = control.scanner(64);
   CollectingSink sink;
   RecordBuilder b(cfg, sink);
-  b.set_content(scanner.get());
+  b.set_observer(scanner.get());
   ReplayStats st;
   std::string err;
   ASSERT_TRUE(replay_pcap_streams(std::string(SPANFEED_SOURCE_ROOT) + "/tests/data/pcaps/mysql/mysql-compressed-response.pcap",
@@ -617,7 +618,7 @@ rules:
   EXPECT_EQ(tags_of(nlohmann::json::parse(sink.lines[0])), std::vector<std::string>{"schema"});
   const RulesReport r = control.report();
   EXPECT_EQ(r.totals.decoded_bytes, 995u);  // the response inflated (no request-side rules: the request is not)
-  b.set_content(nullptr);
+  b.set_observer(nullptr);
 }
 
 std::string le32(uint32_t v) {
@@ -830,20 +831,12 @@ rules:
 // The Hyperscan candidates plus the decoders' checks pick exactly what trying
 // every decoder's check in order picks.
 TEST(ProtocolDetection, SignaturesNeverHideWhatTheDecodersRecognise) {
-  DecodeConfig cfg = dectest::small_config();
-  std::vector<std::unique_ptr<Decoder>> decs;
-  decs.push_back(make_http_decoder(cfg));
-  decs.push_back(make_redis_decoder(cfg));
-  decs.push_back(make_dns_decoder(cfg));
-  decs.push_back(make_memcached_decoder(cfg));
-  decs.push_back(make_mysql_decoder(cfg));
-  decs.push_back(make_pgsql_decoder(cfg));
-  decs.push_back(make_mongodb_decoder(cfg));
-  ProtocolDetector det;
+    const auto decs = protocol_registry();
+  HyperscanSignatures det;
   auto pick = [&](std::span<const std::byte> c, Transport t, uint32_t mask) -> int {
     for (size_t i = 0; i < decs.size(); ++i) {
-      if ((mask & protocol_bit(decs[i]->protocol())) == 0) continue;
-      if (decs[i]->sniff(c, t) != SniffResult::kNo) return static_cast<int>(i);
+      if ((mask & protocol_bit(decs[i]->id)) == 0) continue;
+      if (decs[i]->confirm(c, t) != SniffResult::kNo) return static_cast<int>(i);
     }
     return -1;
   };
@@ -885,7 +878,7 @@ TEST(ProtocolDetection, SignaturesNeverHideWhatTheDecodersRecognise) {
       for (Transport t : {Transport::kTcp, Transport::kUdp}) {
         const auto c = bytes_of(s);
         const int all = pick(c, t, kAllProtocols);
-        const int sig = pick(c, t, det.candidates(c, t == Transport::kUdp));
+        const int sig = pick(c, t, det.candidates(c, t));
         EXPECT_EQ(sig, all) << "transport " << (t == Transport::kUdp ? "udp" : "tcp") << " bytes "
                             << nlohmann::json(s).dump();
         detected += all >= 0;

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "dns.h"
+
 #include "spanfeed/decoder.h"
 #include "text_util.h"
 
@@ -132,13 +134,13 @@ bool looks_like_dns(const uint8_t* p, size_t len) {
 
 class DnsDecoder final : public Decoder {
  public:
-  explicit DnsDecoder(const DecodeConfig& cfg) : max_answers_(cfg.max_dns_answers) {
+  explicit DnsDecoder(const DecodeConfig& cfg) : max_answers_(static_cast<uint32_t>(cfg.option(Protocol::kDns, "max_answers"))) {
     scratch_.reserve(4096);  // once per worker; answers are kept under kAnswersJsonMax
   }
 
   Protocol protocol() const override { return Protocol::kDns; }
 
-  SniffResult sniff(std::span<const std::byte> chunk, Transport t) const override {
+  static SniffResult sniff(std::span<const std::byte> chunk, Transport t) {
     const auto* p = reinterpret_cast<const uint8_t*>(chunk.data());
     size_t len = chunk.size();
     if (t == Transport::kTcp) {
@@ -418,6 +420,11 @@ class DnsDecoder final : public Decoder {
 
 }  // namespace
 
-std::unique_ptr<Decoder> make_dns_decoder(const DecodeConfig& cfg) { return std::make_unique<DnsDecoder>(cfg); }
+namespace dns {
+
+std::unique_ptr<Decoder> make_decoder(const DecodeConfig& cfg) { return std::make_unique<DnsDecoder>(cfg); }
+SniffResult confirm(std::span<const std::byte> chunk, Transport t) { return DnsDecoder::sniff(chunk, t); }
+
+}  // namespace dns
 
 }  // namespace spanfeed

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "http.h"
+
 #include "spanfeed/decoder.h"
 #include "text_util.h"
 
@@ -96,7 +98,7 @@ class HttpDecoder final : public Decoder {
 
   Protocol protocol() const override { return Protocol::kHttp; }
 
-  SniffResult sniff(std::span<const std::byte> chunk, Transport t) const override {
+  static SniffResult sniff(std::span<const std::byte> chunk, Transport t) {
     if (t != Transport::kTcp) return SniffResult::kNo;
     std::string_view s = text::as_sv(chunk);
     if (s.size() >= 12 && s.substr(0, 7) == "HTTP/1." && s[8] == ' ' && text::is_digit(s[9]))
@@ -444,6 +446,11 @@ class HttpDecoder final : public Decoder {
 
 }  // namespace
 
-std::unique_ptr<Decoder> make_http_decoder(const DecodeConfig& cfg) { return std::make_unique<HttpDecoder>(cfg); }
+namespace http {
+
+std::unique_ptr<Decoder> make_decoder(const DecodeConfig& cfg) { return std::make_unique<HttpDecoder>(cfg); }
+SniffResult confirm(std::span<const std::byte> chunk, Transport t) { return HttpDecoder::sniff(chunk, t); }
+
+}  // namespace http
 
 }  // namespace spanfeed

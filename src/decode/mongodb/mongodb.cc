@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "db_util.h"
+#include "mongodb.h"
+
 #include "spanfeed/decoder.h"
 #include "spanfeed/inflate.h"
 
@@ -252,7 +254,7 @@ class MongoDecoder final : public Decoder {
 
   Protocol protocol() const override { return Protocol::kMongodb; }
 
-  SniffResult sniff(std::span<const std::byte> chunk, Transport t) const override {
+  static SniffResult sniff(std::span<const std::byte> chunk, Transport t) {
     if (t != Transport::kTcp) return SniffResult::kNo;
     const uint8_t* p = db::u8p(chunk);
     if (!plausible_header(p, chunk.size()) || le32(p) > chunk.size()) return SniffResult::kNo;
@@ -524,6 +526,11 @@ class MongoDecoder final : public Decoder {
 
 }  // namespace
 
-std::unique_ptr<Decoder> make_mongodb_decoder(const DecodeConfig& cfg) { return std::make_unique<MongoDecoder>(cfg); }
+namespace mongodb {
+
+std::unique_ptr<Decoder> make_decoder(const DecodeConfig& cfg) { return std::make_unique<MongoDecoder>(cfg); }
+SniffResult confirm(std::span<const std::byte> chunk, Transport t) { return MongoDecoder::sniff(chunk, t); }
+
+}  // namespace mongodb
 
 }  // namespace spanfeed

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "db_util.h"
+#include "mysql.h"
+
 #include "spanfeed/decoder.h"
 
 namespace spanfeed {
@@ -251,7 +253,7 @@ class MysqlDecoder final : public Decoder {
 
   Protocol protocol() const override { return Protocol::kMysql; }
 
-  SniffResult sniff(std::span<const std::byte> chunk, Transport t) const override {
+  static SniffResult sniff(std::span<const std::byte> chunk, Transport t) {
     if (t != Transport::kTcp) return SniffResult::kNo;
     const uint8_t* p = db::u8p(chunk);
     const size_t n = chunk.size();
@@ -1192,6 +1194,11 @@ class MysqlDecoder final : public Decoder {
 
 }  // namespace
 
-std::unique_ptr<Decoder> make_mysql_decoder(const DecodeConfig& cfg) { return std::make_unique<MysqlDecoder>(cfg); }
+namespace mysql {
+
+std::unique_ptr<Decoder> make_decoder(const DecodeConfig& cfg) { return std::make_unique<MysqlDecoder>(cfg); }
+SniffResult confirm(std::span<const std::byte> chunk, Transport t) { return MysqlDecoder::sniff(chunk, t); }
+
+}  // namespace mysql
 
 }  // namespace spanfeed

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "db_util.h"
+#include "pgsql.h"
+
 #include "spanfeed/decoder.h"
 
 namespace spanfeed {
@@ -121,7 +123,7 @@ class PgsqlDecoder final : public Decoder {
 
   Protocol protocol() const override { return Protocol::kPgsql; }
 
-  SniffResult sniff(std::span<const std::byte> chunk, Transport t) const override {
+  static SniffResult sniff(std::span<const std::byte> chunk, Transport t) {
     if (t != Transport::kTcp) return SniffResult::kNo;
     const uint8_t* p = db::u8p(chunk);
     const size_t n = chunk.size();
@@ -581,6 +583,11 @@ class PgsqlDecoder final : public Decoder {
 
 }  // namespace
 
-std::unique_ptr<Decoder> make_pgsql_decoder(const DecodeConfig& cfg) { return std::make_unique<PgsqlDecoder>(cfg); }
+namespace pgsql {
+
+std::unique_ptr<Decoder> make_decoder(const DecodeConfig& cfg) { return std::make_unique<PgsqlDecoder>(cfg); }
+SniffResult confirm(std::span<const std::byte> chunk, Transport t) { return PgsqlDecoder::sniff(chunk, t); }
+
+}  // namespace pgsql
 
 }  // namespace spanfeed

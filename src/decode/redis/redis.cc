@@ -1,5 +1,7 @@
 // Redis decoder: RESP2/RESP3 streaming parser (bulk payloads skipped, not buffered), inline commands, FIFO matching.
 // Runs on a worker lcore; per-flow state lives in the builder's preallocated array; never allocates.
+#include "redis.h"
+
 #include "spanfeed/decoder.h"
 #include "text_util.h"
 
@@ -72,14 +74,14 @@ const char* type_name(char c) {
 
 class RedisDecoder final : public Decoder {
  public:
-  explicit RedisDecoder(const DecodeConfig& cfg) : redact_(cfg.redact_secrets), key_max_(cfg.redis_key_max) {
+  explicit RedisDecoder(const DecodeConfig& cfg) : redact_(cfg.redact_secrets), key_max_(static_cast<uint32_t>(cfg.option(Protocol::kRedis, "key_max"))) {
     if (key_max_ == 0) key_max_ = 1;
     if (key_max_ > 512) key_max_ = 512;
   }
 
   Protocol protocol() const override { return Protocol::kRedis; }
 
-  SniffResult sniff(std::span<const std::byte> chunk, Transport t) const override {
+  static SniffResult sniff(std::span<const std::byte> chunk, Transport t) {
     if (t != Transport::kTcp) return SniffResult::kNo;
     // "*<n>\r\n$<len>\r\n": a command array of bulk strings
     std::string_view s = text::as_sv(chunk);
@@ -411,6 +413,11 @@ class RedisDecoder final : public Decoder {
 
 }  // namespace
 
-std::unique_ptr<Decoder> make_redis_decoder(const DecodeConfig& cfg) { return std::make_unique<RedisDecoder>(cfg); }
+namespace redis {
+
+std::unique_ptr<Decoder> make_decoder(const DecodeConfig& cfg) { return std::make_unique<RedisDecoder>(cfg); }
+SniffResult confirm(std::span<const std::byte> chunk, Transport t) { return RedisDecoder::sniff(chunk, t); }
+
+}  // namespace redis
 
 }  // namespace spanfeed

@@ -1,5 +1,7 @@
 // memcached text-protocol decoder: commands with data blocks, multi-get, noreply/quit, meta commands, FIFO matching.
 // Runs on a worker lcore; per-flow state lives in the builder's preallocated array; never allocates.
+#include "memcached.h"
+
 #include "spanfeed/decoder.h"
 #include "text_util.h"
 
@@ -97,7 +99,7 @@ class MemcachedDecoder final : public Decoder {
 
   Protocol protocol() const override { return Protocol::kMemcached; }
 
-  SniffResult sniff(std::span<const std::byte> chunk, Transport t) const override {
+  static SniffResult sniff(std::span<const std::byte> chunk, Transport t) {
     if (t != Transport::kTcp) return SniffResult::kNo;
     std::string_view s = text::as_sv(chunk);
     size_t nl = s.find("\r\n");
@@ -364,8 +366,11 @@ class MemcachedDecoder final : public Decoder {
 
 }  // namespace
 
-std::unique_ptr<Decoder> make_memcached_decoder(const DecodeConfig& cfg) {
-  return std::make_unique<MemcachedDecoder>(cfg);
-}
+namespace memcached {
+
+std::unique_ptr<Decoder> make_decoder(const DecodeConfig& cfg) { return std::make_unique<MemcachedDecoder>(cfg); }
+SniffResult confirm(std::span<const std::byte> chunk, Transport t) { return MemcachedDecoder::sniff(chunk, t); }
+
+}  // namespace memcached
 
 }  // namespace spanfeed
