@@ -137,9 +137,11 @@ int run_capture(const Config& cfg, const CaptureFileInfo* file, RulesControl* ru
   };
   RunReport live;
   live.source = report.source;
+  // Every worker has handed over its last batch: drain and flush.
+  hooks.stop_helpers = [&] {
+    if (exporter) exporter->stop();
+  };
   hooks.on_counters = [&](const EngineCounters& c, bool final) {
-    // Every worker has handed over its last batch: drain and flush first.
-    if (final && exporter) exporter->stop();
     RunReport& rep = final ? report : live;
     assemble_report(c, from, final, rep);
     if (cb.on_report) cb.on_report(rep, final);

@@ -244,7 +244,9 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   bool interrupted = false;
   // The first snapshot goes out at once: /metrics has numbers from launch on.
   auto last_publish = std::chrono::steady_clock::now() - std::chrono::milliseconds(hooks.period_ms);
-  while (true) {
+  // One control-loop turn (20 ms): stop on the duration, the app's tick, the
+  // periodic counters. False once `done` says the awaited part has finished.
+  auto control_turn = [&](const auto& done) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     if (dpdk::stop_requested()) interrupted = true;
     auto now = std::chrono::steady_clock::now();
@@ -253,9 +255,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
       dpdk::set_stop();
       interrupted = true;
     }
-    bool all_done = true;
-    for (auto& w : sh.workers) all_done &= w->done.load(std::memory_order_acquire);
-    if (all_done) break;
+    if (done()) return false;
     if (hooks.on_tick) hooks.on_tick();
     if (now - last_publish >= std::chrono::milliseconds(hooks.period_ms)) {
       last_publish = now;
@@ -264,8 +264,20 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
       read_counters(sh, port_ids, rx_counters, w_counters, res, cfg.ring_size, counters);
       if (hooks.on_counters) hooks.on_counters(counters, false);
     }
+    return true;
+  };
+  while (control_turn([&] {
+    bool all_done = true;
+    for (auto& w : sh.workers) all_done &= w->done.load(std::memory_order_acquire);
+    return all_done;
+  })) {
   }
   rte_eal_mp_wait_lcore();
+  if (hooks.stop_helpers) hooks.stop_helpers();
+  if (hooks.helpers_done) {
+    while (control_turn(hooks.helpers_done)) {
+    }
+  }
   auto t1 = std::chrono::steady_clock::now();
   counters.interrupted = interrupted;
   counters.elapsed_s = std::chrono::duration<double>(t1 - t0).count();

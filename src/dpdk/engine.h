@@ -74,9 +74,15 @@ struct EngineHooks {
   // to CPUs no lcore uses while it runs, so threads it creates land there.
   // Return false with `error` set to abort the run.
   std::function<bool(std::string& error)> start_helpers;
+  // Control core, once every lcore has stopped (every handler has finished):
+  // begin stopping the helpers (the exporter drains and flushes). The
+  // control loop keeps turning (counters, ticks, the duration) until
+  // `helpers_done` says they have stopped (no `helpers_done`: at once).
+  std::function<void()> stop_helpers;
+  std::function<bool()> helpers_done;
   // Control core: the counters every `period_ms` while the lcores run
-  // (final = false; handlers may be a burst ahead), and once after every
-  // lcore has stopped (final = true; handlers are still alive).
+  // (final = false; handlers may be a burst ahead), and once after the
+  // lcores and helpers have stopped (final = true; handlers are still alive).
   unsigned period_ms = 1000;
   std::function<void(const EngineCounters&, bool final)> on_counters;
   // Control core, every control-loop turn (about 20 ms).
