@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the protocol-decoder libFuzzer targets with clang (ASan + UBSan) and runs each for N seconds.
-# Usage: scripts/fuzz-decoders.sh [SECONDS_PER_TARGET=20] [TARGET...]   (targets: http redis dns memcached mysql pgsql mongodb)
+# Usage: scripts/fuzz-decoders.sh [SECONDS_PER_TARGET=20] [TARGET...]   (targets: every tests/decode/fuzz_<name>.cc)
 # Needs clang++ and libclang-rt (Debian: apt-get install -y clang libclang-rt-14-dev). Single job per target, -j1 friendly.
 set -euo pipefail
 
@@ -8,27 +8,33 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 secs="${1:-20}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(http redis dns memcached mysql pgsql mongodb)
+if [ ${#targets[@]} -eq 0 ]; then
+  for f in "$root"/tests/decode/fuzz_*.cc; do
+    b="$(basename "$f" .cc)"
+    [ "$b" = fuzz_replay_test ] || targets+=("${b#fuzz_}")
+  done
+fi
 out="${FUZZ_OUT:-/tmp/spanfeed-fuzz}"
 cxx="${CXX_FUZZ:-clang++}"
 command -v "$cxx" >/dev/null || { echo "fuzz-decoders: $cxx not found (apt-get install -y clang libclang-rt-14-dev)" >&2; exit 2; }
 mkdir -p "$out"
 
-# Every decoder source (the builder registers them all) except the pcap harness (libpcap, files).
-srcs=()
-for f in "$root"/src/decode/*.cc; do
-  b="$(basename "$f" .cc)"
-  [ "$b" = pcap_replay ] || srcs+=("$b")
-done
+# The decode library as meson builds it (the registry, the builder, every protocol folder),
+# without the Hyperscan detection adapter (the builder asks every decoder's check instead) and
+# the pcap harness, plus the address formatting it uses from the packet layer.
+srcs=("$root/src/core/packet.cc")
+while IFS= read -r f; do srcs+=("$f"); done < <(find "$root/src/decode" -name '*.cc' ! -path '*/detect/*' ! -name pcap_replay.cc | sort)
 flags=(-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -I"$root/include" -I"$root/tests/decode" -DSPANFEED_LIBFUZZER)
+       -I"$root/include" -I"$root/src" -I"$root/src/decode" -I"$root/tests/decode" -DSPANFEED_LIBFUZZER)
 
 # The decoder sources once (objects shared by all targets), then one binary per target.
 objs=()
-for s in "${srcs[@]}"; do
-  o="$out/$s.o"
-  if [ ! -f "$o" ] || [ "$root/src/decode/$s.cc" -nt "$o" ] || [ -n "$(find "$root/include/spanfeed" "$root/src/decode" -newer "$o" -name '*.h' | head -1)" ]; then
-    "$cxx" "${flags[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}" -c "$root/src/decode/$s.cc" -o "$o"
+for src in "${srcs[@]}"; do
+  rel="${src#"$root"/src/}"
+  o="$out/obj/${rel%.cc}.o"
+  mkdir -p "$(dirname "$o")"
+  if [ ! -f "$o" ] || [ "$src" -nt "$o" ] || [ -n "$(find "$root/include/spanfeed" "$root/src/decode" -newer "$o" \( -name '*.h' -o -name '*.def' \) | head -1)" ]; then
+    "$cxx" "${flags[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}" -c "$src" -o "$o"
   fi
   objs+=("$o")
 done
