@@ -108,6 +108,7 @@ struct alignas(64) DecodeCounters {
   uint64_t gaps_absorbed = 0;          // gaps that fell inside a body/bulk and were skipped
   uint64_t resyncs = 0;                // a decoder found a message boundary again after a gap / garbage
   uint64_t resync_skipped_bytes = 0;   // bytes skipped while looking for it
+  uint64_t partial_at_close = 0;       // the flow ended inside a message's first bytes (start line / header): no record
   uint64_t undecoded_bytes = 0;        // payload of flows without a decoder (unknown, no decoder, pre-detection)
   uint64_t encrypted_flows = 0;        // flows that switched to TLS (MySQL/PostgreSQL SSLRequest accepted): rest undecoded
   uint64_t flows_opened = 0;
@@ -226,6 +227,9 @@ class FlowContext {
   // Forget whatever is kept for `dir` (gap, resync).
   void drop_carry(Direction dir);
   bool has_carry(Direction dir) const;
+  // The bytes kept for `dir` (an incomplete line / take()), empty when none:
+  // what close() can still make a record of. Valid until the next call on `dir`.
+  std::span<const std::byte> kept(Direction dir) const;
 
   // Messages come from the worker's pool; nullptr when it is empty (counted).
   Message* new_message(uint64_t ts_ns);
@@ -254,6 +258,9 @@ class FlowContext {
   void count_decode_error();
   void count_resync(uint64_t skipped_bytes);
   void count_gap_absorbed();
+  // close(): the flow ended inside the first bytes of a message of `dir`, too
+  // few to tell what it was (no record can be made of it).
+  void count_partial_at_close();
 
  private:
   RecordBuilder& b_;
@@ -299,6 +306,8 @@ struct FlowSession {
   uint8_t detect_state = 0;  // see record_builder.cc
   uint8_t sniff_chunks = 0;
   bool swapped = false;      // logical client = the flow's server endpoint
+  std::array<bool, 2> conflict{};    // per physical dir: an overlap conflict not yet put on a message
+  std::array<bool, 2> gap_before{};  // per physical dir: bytes lost before a decoder took the flow
   bool udp = false;
   bool open = false;
 };
@@ -329,6 +338,7 @@ class RecordBuilder final : public StreamConsumer {
   void on_open(const Flow& flow, uint64_t ts_ns) override;
   void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t ts_ns) override;
   void on_gap(const Flow& flow, Direction dir, uint64_t missing_bytes, GapReason reason, uint64_t ts_ns) override;
+  void on_overlap_conflict(const Flow& flow, Direction dir, uint64_t ts_ns) override;
   void on_fin(const Flow& flow, Direction dir, uint64_t ts_ns) override;
   void on_rst(const Flow& flow, Direction dir, uint64_t ts_ns) override;
   void on_close(const Flow& flow, CloseReason reason, uint64_t ts_ns) override;
@@ -363,7 +373,7 @@ class RecordBuilder final : public StreamConsumer {
   // kDecode: decode `data` (after `*replay`, this direction's kept first
   // bytes); kKept: too short to tell, kept for the next chunk; kNo: not decoded.
   Detected detect(const Flow& f, FlowSession& s, Direction dir, std::span<const std::byte> data,
-                  std::span<const std::byte>* replay);
+                  std::span<const std::byte>* replay, uint64_t ts_ns);
   void drop_prefix(uint32_t slot, FlowSession& s, size_t physical_dir);
   void decode_chunk(const Flow& flow, FlowSession& s, Direction dir, std::span<const std::byte> data, uint64_t ts_ns);
   void start_decoder(const Flow& f, FlowSession& s, Protocol p, DetectOutcome how, bool swap, uint64_t ts_ns);
@@ -375,7 +385,7 @@ class RecordBuilder final : public StreamConsumer {
   void free_message(uint32_t i);
   void unlink_pending(uint32_t i);
   void emit(const FlowSession& s, Message* req, Message* resp, RoundtripStatus status);
-  void mark(const FlowSession& s, Direction dir, Message* m);
+  void mark(FlowSession& s, Direction dir, Message* m);
   // `resp` answers the pending request in slot `qi` (kNone: none: an unmatched record).
   void complete(FlowSession& s, uint32_t qi, Message* resp, RoundtripStatus status);
   void emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_flags);

@@ -40,6 +40,7 @@ std::string_view to_string(RoundtripStatus s);
 namespace record_flag {
 inline constexpr uint32_t kGap = 1u << 0;        // built across bytes the capture lost
 inline constexpr uint32_t kTruncated = 1u << 1;  // a message was incomplete (flow ended, line over the cap)
+inline constexpr uint32_t kOverlapConflict = 1u << 2;  // overlapping TCP segments carried different bytes for it
 }  // namespace record_flag
 
 // One protocol field of a request or response. Keys are string literals

@@ -104,6 +104,11 @@ class StreamConsumer {
   // `missing_bytes` bytes of `dir` will never be delivered; later data follows them.
   virtual void on_gap(const Flow& /*flow*/, Direction /*dir*/, uint64_t /*missing_bytes*/,
                       GapReason /*reason*/, uint64_t /*ts_ns*/) {}
+  // The bytes of the next on_data in `dir` were also seen in an overlapping
+  // segment with different content (first data wins: on_data gets the copy
+  // that came first). Called right before that on_data. Only bytes compared
+  // while one copy was still in the out-of-order buffer are checked.
+  virtual void on_overlap_conflict(const Flow& /*flow*/, Direction /*dir*/, uint64_t /*ts_ns*/) {}
   // `dir` sent FIN and every byte before it was delivered (or declared a gap).
   virtual void on_fin(const Flow& /*flow*/, Direction /*dir*/, uint64_t /*ts_ns*/) {}
   // `dir` sent an RST; on_close(kRst) follows.
@@ -148,6 +153,7 @@ class ChunkPool {
     uint32_t seq = 0;
     uint32_t len = 0;
     uint32_t next = kNone;
+    bool conflict = false;  // an overlapping copy of these bytes differed (reported on delivery)
     uint64_t ts_ns = 0;
   };
   Piece& piece(uint32_t i) { return pieces_[i]; }
@@ -202,6 +208,7 @@ struct alignas(64) ReassemblerCounters {
   uint64_t bytes_duplicate = 0;       // trimmed or dropped because already delivered/buffered
   uint64_t bytes_dropped_memory = 0;  // lost because the chunk pool was exhausted
   uint64_t flow_limit_hits = 0;       // times a flow hit max_buffer_per_flow
+  uint64_t overlap_conflicts = 0;     // segments whose bytes overlapping buffered data differed from it
   uint64_t chunks_in_use = 0;
   uint64_t chunks_high_water = 0;
   uint64_t buffered_bytes = 0;        // payload bytes held in chunks now
@@ -291,6 +298,11 @@ class Reassembler final : private FlowTableListener {
   void maybe_deliver_fin(Flow& f, Direction d, uint64_t ts_ns);
   void flush_direction(Flow& f, Direction d, uint64_t ts_ns);
   void close_flow(Flow& f, CloseReason reason, uint64_t ts_ns);
+  bool overlap_differs(StreamState& s, uint32_t seq, std::span<const std::byte> data);
+  void count_conflict() {  // once per segment
+    if (!conflict_counted_) ++counters_.overlap_conflicts;
+    conflict_counted_ = true;
+  }
   void free_pieces(Flow& f, Direction d);
   void pop_head(Flow& f, Direction d);
   uint32_t alloc_chunk(Flow& f);
@@ -308,6 +320,7 @@ class Reassembler final : private FlowTableListener {
   ChunkPool pool_;
   std::vector<FlowStreams> streams_;  // indexed by Flow::slot
   ReassemblerCounters counters_;
+  bool conflict_counted_ = false;  // the segment being processed was counted in overlap_conflicts
 };
 
 }  // namespace spanfeed

@@ -120,7 +120,7 @@ nlohmann::json reassembly_json(const ReassemblySnapshot& s) {
     {"flows_created", c.flows_created}, {"bytes_in_order", c.bytes_in_order},
     {"bytes_from_buffer", c.bytes_from_buffer}, {"bytes_datagram", c.bytes_datagram},
     {"bytes_duplicate", c.bytes_duplicate}, {"bytes_dropped_memory", c.bytes_dropped_memory},
-    {"flow_limit_hits", c.flow_limit_hits}, {"chunks_high_water", c.chunks_high_water},
+    {"flow_limit_hits", c.flow_limit_hits}, {"overlap_conflicts", c.overlap_conflicts}, {"chunks_high_water", c.chunks_high_water},
     {"buffered_bytes_high_water", c.buffered_bytes_high_water},
     {"table", {{"inserted", s.table.inserted}, {"refused", s.table.refused},
                {"evicted_live", s.table.evicted_live}, {"evicted_closed", s.table.evicted_closed},
@@ -166,7 +166,8 @@ nlohmann::json records_json(const RecordsSnapshot& s) {
     {"carry_overflow", d.carry_overflow}, {"carry_pool_exhausted", d.carry_pool_exhausted},
     {"field_truncated", d.field_truncated}, {"gaps", d.gaps}, {"gap_bytes", d.gap_bytes},
     {"gaps_absorbed", d.gaps_absorbed}, {"resyncs", d.resyncs},
-    {"resync_skipped_bytes", d.resync_skipped_bytes}, {"undecoded_bytes", d.undecoded_bytes},
+    {"resync_skipped_bytes", d.resync_skipped_bytes}, {"partial_at_close", d.partial_at_close},
+    {"undecoded_bytes", d.undecoded_bytes},
     {"flows_opened", d.flows_opened},
     {"batched", s.batched}, {"dropped", s.dropped}, {"batches", s.batches},
   };

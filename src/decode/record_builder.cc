@@ -106,6 +106,12 @@ bool FlowContext::has_carry(Direction dir) const {
 
 void FlowContext::drop_carry(Direction dir) { b_.release_carry(s_, index_of(dir)); }
 
+std::span<const std::byte> FlowContext::kept(Direction dir) const {
+  const size_t d = index_of(dir);
+  if (!has_carry(dir) || s_.carry[d] == kNoBuf) return {};
+  return {b_.carry_data(s_.carry[d]), s_.carry_len[d]};
+}
+
 Take FlowContext::next_line(Direction dir, std::span<const std::byte>& data, std::string_view& line, bool* cut) {
   const size_t d = index_of(dir);
   const size_t cap = b_.cfg_.carry_bytes;
@@ -308,6 +314,8 @@ void FlowContext::count_resync(uint64_t skipped_bytes) {
 
 void FlowContext::count_gap_absorbed() { ++b_.counters_.gaps_absorbed; }
 
+void FlowContext::count_partial_at_close() { ++b_.counters_.partial_at_close; }
+
 // ---------------------------------------------------------------- RecordBuilder
 
 RecordBuilder::RecordBuilder(const DecodeConfig& cfg, RecordSink& sink)
@@ -430,7 +438,14 @@ void RecordBuilder::complete(FlowSession& s, uint32_t qi, Message* resp, Roundtr
   free_message(ri);
 }
 
-void RecordBuilder::mark(const FlowSession& s, Direction dir, Message* m) {
+void RecordBuilder::mark(FlowSession& s, Direction dir, Message* m) {
+  // An overlap conflict seen in this direction goes on the next message finished in it: the conflicting
+  // bytes were delivered right after the report, so they belong to the message in progress (or the next).
+  bool& conflict = s.conflict[index_of(logical(s, dir))];
+  if (conflict) {
+    m->flags |= record_flag::kOverlapConflict;
+    conflict = false;
+  }
   if (observer_ != nullptr) observer_->mark(static_cast<uint32_t>(&s - sessions_.data()), dir, *m);
 }
 
@@ -505,6 +520,8 @@ void RecordBuilder::on_open(const Flow& flow, uint64_t ts_ns) {
   s.sniff_chunks = 0;
   sniff_prefix(s).len = {0, 0};
   s.swapped = false;
+  s.conflict = {false, false};
+  s.gap_before = {false, false};
   s.open = true;
   ++counters_.flows_opened;
   ++counters_.flows_undetected_now;
@@ -553,7 +570,8 @@ void RecordBuilder::drop_prefix(uint32_t slot, FlowSession& s, size_t pd) {
 }
 
 RecordBuilder::Detected RecordBuilder::detect(const Flow& f, FlowSession& s, Direction dir,
-                                              std::span<const std::byte> data, std::span<const std::byte>* replay) {
+                                              std::span<const std::byte> data, std::span<const std::byte>* replay,
+                                              uint64_t ts_ns) {
   if (s.detect_state == kDetectPort) {
     const bool has = decoders_[static_cast<size_t>(s.protocol)] != nullptr;
     start_decoder(f, s, s.protocol, has ? DetectOutcome::kByPort : DetectOutcome::kNoDecoder, s.swapped, 0);
@@ -598,6 +616,14 @@ RecordBuilder::Detected RecordBuilder::detect(const Flow& f, FlowSession& s, Dir
     const bool is_req = r == SniffResult::kRequest;
     const bool swap = (dir == Direction::kClientToServer) != is_req;
     start_decoder(f, s, d->protocol(), DetectOutcome::kBySniff, swap, 0);
+    if (s.gap_before[1 - pd]) {
+      // The other direction lost bytes before this: its next bytes may be the tail of a message.
+      // (This direction starts at the message the sniff recognised.)
+      s.gap_before = {false, false};
+      ++counters_.gaps;
+      FlowContext ctx(*this, s, f.slot);
+      decoders_[static_cast<size_t>(desc->id)]->gap(ctx, logical(s, opposite(dir)), 0, ts_ns);
+    }
     return Detected::kDecode;
   }
   if (++s.sniff_chunks >= cfg_.sniff_max_chunks) {  // every chunk is an attempt, kept or not
@@ -621,7 +647,7 @@ void RecordBuilder::on_data(const Flow& flow, Direction dir, std::span<const std
   if (!s.open || data.empty()) return;
   if (s.detect_state != kDetectActive) {
     std::span<const std::byte> replay;
-    switch (detect(flow, s, dir, data, &replay)) {
+    switch (detect(flow, s, dir, data, &replay, ts_ns)) {
       case Detected::kKept: return;
       case Detected::kNo:
         counters_.undecoded_bytes += data.size();
@@ -654,9 +680,19 @@ void RecordBuilder::decode_chunk(const Flow& flow, FlowSession& s, Direction dir
 void RecordBuilder::on_gap(const Flow& flow, Direction dir, uint64_t missing_bytes, GapReason /*reason*/,
                            uint64_t ts_ns) {
   FlowSession& s = session(flow);
-  if (observer_ != nullptr && s.open) observer_->gap(flow.slot, logical(s, dir));
-  if (s.open && s.detect_state == kDetectSniffing) drop_prefix(flow.slot, s, index_of(dir));  // kept bytes end at a hole
-  if (!s.open || s.detect_state != kDetectActive) return;
+  if (!s.open) return;
+  if (observer_ != nullptr) observer_->gap(flow.slot, logical(s, dir));
+  if (s.detect_state == kDetectSniffing) drop_prefix(flow.slot, s, index_of(dir));  // kept bytes end at a hole
+  if (s.detect_state == kDetectPort) {
+    // Bytes lost before the first data (e.g. the out-of-order buffer gave up on a hole at the stream's
+    // start): the decoder starts now so that it hears of the gap and resyncs, instead of taking the tail
+    // of a lost message for the start of one.
+    const bool has = decoders_[static_cast<size_t>(s.protocol)] != nullptr;
+    start_decoder(flow, s, s.protocol, has ? DetectOutcome::kByPort : DetectOutcome::kNoDecoder, s.swapped, ts_ns);
+  } else if (s.detect_state == kDetectNone || s.detect_state == kDetectSniffing) {
+    s.gap_before[index_of(dir)] = true;  // told to the decoder a sniff may start later
+  }
+  if (s.detect_state != kDetectActive) return;
   const Direction ld = logical(s, dir);
   const size_t d = index_of(ld);
   ++counters_.gaps;
@@ -668,6 +704,11 @@ void RecordBuilder::on_gap(const Flow& flow, Direction dir, uint64_t missing_byt
   }
   s.base[d] += missing_bytes;
   release_carry(s, d);
+}
+
+void RecordBuilder::on_overlap_conflict(const Flow& flow, Direction dir, uint64_t /*ts_ns*/) {
+  FlowSession& s = session(flow);
+  if (s.open) s.conflict[index_of(dir)] = true;
 }
 
 void RecordBuilder::on_fin(const Flow& flow, Direction dir, uint64_t ts_ns) {

@@ -388,6 +388,11 @@ void append_json_line(const Roundtrip& r, std::string& out) {
   if (r.flags & record_flag::kTruncated) {
     if (!first) out.push_back(',');
     out.append("\"truncated\"");
+    first = false;
+  }
+  if (r.flags & record_flag::kOverlapConflict) {
+    if (!first) out.push_back(',');
+    out.append("\"overlap_conflict\"");
   }
   out.push_back(']');
   if (!r.recording_id.empty()) {

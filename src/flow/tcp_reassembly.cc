@@ -407,6 +407,7 @@ SegmentOutcome Reassembler::process_tcp(std::span<const std::byte> frame, const 
 SegmentOutcome Reassembler::tcp_data(Flow& f, Direction d, uint32_t seq, std::span<const std::byte> data,
                                      uint32_t seg_len, uint64_t ts_ns) {
   StreamState& s = st(f, d);
+  conflict_counted_ = false;
   if (!s.seq_known) {  // mid-stream pickup: the first data segment seen starts the stream
     s.seq_known = true;
     s.picked_up = true;
@@ -463,7 +464,13 @@ SegmentOutcome Reassembler::deliver_in_order(Flow& f, Direction d, uint32_t seq,
       const uint32_t piece_end = pc.seq + pc.len;
       const uint32_t from = seq_lt(pc.seq, s.next_seq) ? s.next_seq : pc.seq;
       const uint32_t to = seq_lt(end, piece_end) ? end : piece_end;
-      if (seq_lt(from, to)) trimmed += to - from;
+      if (seq_lt(from, to)) {
+        trimmed += to - from;
+        if (std::memcmp(pool_.data(h) + (from - pc.seq), data.data() + (from - seq), to - from) != 0) {
+          pool_.piece(h).conflict = true;  // reported to the consumer with the piece's bytes
+          count_conflict();
+        }
+      }
       deliver_piece_and_pop(f, d);
     }
   }
@@ -525,6 +532,7 @@ SegmentOutcome Reassembler::buffer_out_of_order(Flow& f, Direction d, uint32_t s
       need += (b - a + cs - 1) / cs;
       return prev;
     });
+    if (new_bytes < len) overlap_differs(s, seq, data);  // first data wins: is the other copy the same?
     if (new_bytes == 0) {
       counters_.bytes_duplicate += len;
       return SegmentOutcome::kRetransmission;
@@ -541,6 +549,7 @@ SegmentOutcome Reassembler::buffer_out_of_order(Flow& f, Direction d, uint32_t s
           ChunkPool::Piece& pc = pool_.piece(c);
           pc.seq = a;
           pc.len = n;
+          pc.conflict = false;
           pc.ts_ns = ts_ns;
           std::memcpy(pool_.data(c), data.data() + (a - seq), n);
           if (prev == ChunkPool::kNone) {
@@ -653,6 +662,7 @@ void Reassembler::deliver_piece_and_pop(Flow& f, Direction d) {
   const uint32_t skip = seq_lt(pc.seq, s.next_seq) ? s.next_seq - pc.seq : 0;
   if (skip < pc.len) {
     const uint32_t n = pc.len - skip;
+    if (pc.conflict) consumer_.on_overlap_conflict(f, d, pc.ts_ns);
     consumer_.on_data(f, d, std::span<const std::byte>(pool_.data(h) + skip, n), pc.ts_ns);
     s.next_seq += n;
     s.delivered_bytes += n;
@@ -719,6 +729,28 @@ void Reassembler::close_flow(Flow& f, CloseReason reason, uint64_t ts_ns) {
   f.state = FlowState::kClosed;
   free_pieces(f, kC2S);  // nothing is left after the flush; defensive
   free_pieces(f, kS2C);
+}
+
+// Compares `data` (at `seq`) with the buffered pieces it overlaps; pieces
+// whose bytes differ are marked (reported when delivered). Runs only for
+// segments that overlap buffered data, so the walk is off the common path.
+bool Reassembler::overlap_differs(StreamState& s, uint32_t seq, std::span<const std::byte> data) {
+  const uint32_t end = seq + static_cast<uint32_t>(data.size());
+  bool differs = false;
+  for (uint32_t c = s.head; c != ChunkPool::kNone; c = pool_.piece(c).next) {
+    ChunkPool::Piece& pc = pool_.piece(c);
+    if (seq_geq(pc.seq, end)) break;
+    const uint32_t piece_end = pc.seq + pc.len;
+    if (seq_leq(piece_end, seq)) continue;
+    const uint32_t from = seq_lt(pc.seq, seq) ? seq : pc.seq;
+    const uint32_t to = seq_lt(end, piece_end) ? end : piece_end;
+    if (std::memcmp(pool_.data(c) + (from - pc.seq), data.data() + (from - seq), to - from) != 0) {
+      pc.conflict = true;
+      differs = true;
+    }
+  }
+  if (differs) count_conflict();
+  return differs;
 }
 
 void Reassembler::free_pieces(Flow& f, Direction d) {

@@ -55,9 +55,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "  detect %s: %llu\n", std::string(to_string(static_cast<DetectOutcome>(i))).c_str(),
                    static_cast<unsigned long long>(c.detect[i]));
   }
-  std::fprintf(stderr, "  gaps=%llu absorbed=%llu resyncs=%llu carry_overflow=%llu undecoded_bytes=%llu\n",
+  std::fprintf(stderr,
+               "  gaps=%llu absorbed=%llu resyncs=%llu carry_overflow=%llu undecoded_bytes=%llu partial_at_close=%llu\n",
                static_cast<unsigned long long>(c.gaps), static_cast<unsigned long long>(c.gaps_absorbed),
                static_cast<unsigned long long>(c.resyncs), static_cast<unsigned long long>(c.carry_overflow),
-               static_cast<unsigned long long>(c.undecoded_bytes));
+               static_cast<unsigned long long>(c.undecoded_bytes), static_cast<unsigned long long>(c.partial_at_close));
   return c.ledger_balanced() ? 0 : 3;
 }

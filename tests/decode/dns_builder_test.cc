@@ -367,5 +367,40 @@ TEST(Encoder, FieldListIsBounded) {
   EXPECT_EQ(g.get_string("s"), "\xc3\xa9");
 }
 
+// DNS over TCP: the flow ends inside a query: parsed from what arrived, a timeout flagged truncated; a
+// cut answer still matches its query by id; a cut length prefix is only counted.
+TEST(Dns, TcpMessagesCutByTheCloseAreRecorded) {
+  Harness h;
+  h.open(53);
+  h.c2s(tcp(dns_msg(0x0101, false, 0, "a.example.com", 1)), kT0);
+  const std::string ans = tcp(dns_msg(0x0101, true, 0, "a.example.com", 1, {{1, std::string("\x0a\0\0\1", 4)}}));
+  h.s2c(ans.substr(0, ans.size() - 6), kT0 + kMs);  // answer cut inside its rdata
+  const std::string q = tcp(dns_msg(0x0202, false, 0, "b.example.com", 28));
+  h.c2s(q.substr(0, 20), kT0 + 2 * kMs);  // query cut inside its name
+  h.close(kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  json a = h.rec(0);
+  EXPECT_EQ(a["status"], "ok");
+  EXPECT_EQ(a["request"]["id"], 0x0101);
+  EXPECT_EQ(a["response"]["answer_count"], 1);
+  EXPECT_EQ(a["response"]["bytes"], ans.size() - 6);
+  EXPECT_EQ(dectest::flags_of(a), std::vector<std::string>{"truncated"});
+  json b = h.rec(1);
+  EXPECT_EQ(b["status"], "timeout");
+  EXPECT_EQ(b["request"]["id"], 0x0202);
+  EXPECT_EQ(b["request"]["bytes"], 20);
+  EXPECT_EQ(b["request"]["transport"], "tcp");
+  EXPECT_EQ(dectest::flags_of(b), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(h.counters().timeouts[static_cast<size_t>(TimeoutCause::kClose)], 1u);
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kDns)], 0u);
+  EXPECT_EQ(h.counters().partial_at_close, 0u);
+  h.open(53, false, kT0, 1);
+  h.c2s(q.substr(0, 1), kT0, 1);
+  h.close(kT0 + kMs, 1);
+  EXPECT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.counters().partial_at_close, 1u);
+  h.expect_ledger();
+}
+
 }  // namespace
 }  // namespace spanfeed

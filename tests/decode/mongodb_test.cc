@@ -214,5 +214,69 @@ TEST(FuzzReplay, Mongodb) {
   dbtest::fuzz_exercise("mongodb", spanfeed_fuzz_mongodb, seeds);
 }
 
+// ok: 1 with writeErrors (a duplicate key on insert) is an error: code and message of the first write error.
+TEST(Mongo, WriteErrorsMakeAnErrorRecord) {
+  Harness h;
+  h.open(27017);
+  h.c2s(op_msg(20, 0, Bson().str("insert", "users").str("$db", "shop")), kT0);
+  Bson errs;
+  errs.doc("0", Bson().i32("index", 0).i32("code", 11000).str("errmsg", "E11000 duplicate key error"))
+      .doc("1", Bson().i32("index", 1).i32("code", 11000).str("errmsg", "E11000 second"));
+  h.s2c(op_msg(91, 20, Bson().i32("n", 0).doc("writeErrors", errs, true).dbl("ok", 1)), kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["status"], "error");
+  EXPECT_EQ(r["response"]["ok"], 1);
+  EXPECT_EQ(r["response"]["n"], 0);
+  EXPECT_EQ(r["response"]["write_errors"], 2);
+  EXPECT_EQ(r["response"]["error_code"], 11000);
+  EXPECT_EQ(r["response"]["error_message"], "E11000 duplicate key error");
+  EXPECT_EQ(h.counters().of(Protocol::kMongodb, RoundtripStatus::kError), 1u);
+  // an empty writeErrors array is no error
+  h.c2s(op_msg(21, 0, Bson().str("insert", "users").str("$db", "shop")), kT0 + 2 * kMs);
+  h.s2c(op_msg(92, 21, Bson().i32("n", 1).doc("writeErrors", Bson(), true).dbl("ok", 1)), kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(1)["status"], "ok");
+  EXPECT_FALSE(h.rec(1)["response"].contains("error_code"));
+  h.expect_ledger();
+}
+
+// The flow ends inside a request: what arrived is the request, a timeout flagged truncated; a reply cut
+// short pairs with its request, flagged truncated; bytes inside a header are only counted.
+TEST(Mongo, MessagesCutByTheCloseAreRecorded) {
+  Harness h;
+  h.open(27017);
+  h.c2s(op_msg(30, 0, Bson().str("find", "users").str("$db", "shop")), kT0);
+  const std::string reply = op_msg(93, 30, Bson().dbl("ok", 1).str("note", std::string(200, 'x')));
+  h.s2c(reply.substr(0, 40), kT0 + kMs);  // reply cut
+  const std::string req = op_msg(31, 0, Bson().str("count", "orders").str("$db", "shop"));
+  h.c2s(req.substr(0, 40), kT0 + 2 * kMs);  // request cut after its command name
+  h.close(kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  json a = h.rec(0);
+  EXPECT_EQ(a["request"]["command"], "find");
+  EXPECT_EQ(a["status"], "ok");
+  EXPECT_EQ(a["response"]["bytes"], 40);
+  EXPECT_EQ(a["response"]["ok"], 1);
+  EXPECT_EQ(dectest::flags_of(a), std::vector<std::string>{"truncated"});
+  json b = h.rec(1);
+  EXPECT_EQ(b["status"], "timeout");
+  EXPECT_EQ(b["request"]["request_id"], 31);
+  EXPECT_EQ(b["request"]["command"], "count");
+  EXPECT_EQ(b["request"]["bytes"], 40);
+  EXPECT_EQ(dectest::flags_of(b), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(h.counters().timeouts[static_cast<size_t>(TimeoutCause::kClose)], 1u);
+  EXPECT_EQ(h.counters().partial_at_close, 0u);
+  h.expect_ledger();
+
+  h.open(27017, false, kT0, 1);
+  h.c2s(req.substr(0, 10), kT0, 1);  // inside the 16-byte header
+  h.close(kT0 + kMs, 1);
+  EXPECT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.counters().partial_at_close, 1u);
+  h.expect_ledger();
+}
+
+
 }  // namespace
 }  // namespace spanfeed

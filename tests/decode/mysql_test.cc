@@ -404,19 +404,79 @@ TEST(Mysql, GapDropsStateUntilTheNextCommand) {
   h.gap(Direction::kServerToClient, 200, kT0 + 2 * kMs);  // the rest of the result set is lost
   h.s2c(rs.substr(300), kT0 + 3 * kMs);                   // its tail: not a packet boundary, skipped
   ASSERT_EQ(h.size(), 1u);
-  EXPECT_EQ(h.rec(0)["status"], "timeout");
+  // rows wholly inside the first 100 bytes: packets after the count, 1 definition and the EOF
+  int whole = 0;
+  for (size_t at = 0; at + 4 <= 100;) {
+    const size_t len = static_cast<uint8_t>(rs[at]) | static_cast<uint8_t>(rs[at + 1]) << 8;
+    if (at + 4 + len > 100) break;
+    at += 4 + len;
+    ++whole;
+  }
+  ASSERT_GT(whole, 3);
+  // what arrived of the result set is the response, flagged gap (status from it, rows so far)
+  EXPECT_EQ(h.rec(0)["status"], "ok");
   EXPECT_EQ(dectest::flags_of(h.rec(0)), std::vector<std::string>{"gap"});
-  // client gap in the middle of a command: bytes up to the next command are skipped
+  EXPECT_EQ(h.rec(0)["response"]["bytes"], 100);
+  EXPECT_EQ(h.rec(0)["response"]["columns"], 1);
+  EXPECT_EQ(h.rec(0)["response"]["rows"], whole - 3);
+  EXPECT_EQ(h.counters().timeouts[static_cast<size_t>(TimeoutCause::kGap)], 0u);
+  // client gap in the middle of a command: what arrived of it is the request (flagged), its answer pairs
+  // with it; bytes up to the next command are skipped
   const std::string q2 = query("update t set a = 1 where b = 'xyz'");
   h.c2s(q2.substr(0, 10), kT0 + 4 * kMs);
   h.gap(Direction::kClientToServer, 5, kT0 + 5 * kMs);
   h.c2s(q2.substr(15), kT0 + 6 * kMs);
-  h.c2s(query("select 2"), kT0 + 7 * kMs);
-  h.s2c(result_set(1, 1), kT0 + 8 * kMs);
+  h.s2c(ok_pkt(1, 1), kT0 + 7 * kMs);
   ASSERT_EQ(h.size(), 2u);
-  EXPECT_EQ(h.rec(1)["request"]["query"], "select 2");
-  EXPECT_EQ(h.rec(1)["response"]["rows"], 1);
+  EXPECT_EQ(h.rec(1)["request"]["query"], "updat");
+  EXPECT_EQ(h.rec(1)["request"]["bytes"], 10);
+  EXPECT_EQ(h.rec(1)["status"], "ok");
+  EXPECT_EQ(h.rec(1)["response"]["affected_rows"], 1);
+  EXPECT_EQ(dectest::flags_of(h.rec(1)), (std::vector<std::string>{"gap", "truncated"}));
+  h.c2s(query("select 2"), kT0 + 8 * kMs);
+  h.s2c(result_set(1, 1), kT0 + 9 * kMs);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.rec(2)["request"]["query"], "select 2");
+  EXPECT_EQ(h.rec(2)["response"]["rows"], 1);
   EXPECT_GE(h.counters().resyncs, 1u);
+  h.expect_ledger();
+}
+
+// The flow ends inside a query: what arrived of it is the request, a timeout flagged truncated (as HTTP);
+// a response cut short is recorded with what arrived (truncated); an ERR cut short is an error.
+TEST(Mysql, MessagesCutByTheCloseAreRecorded) {
+  Harness h;
+  h.open(3306);
+  h.c2s(query("select a from t"), kT0);
+  const std::string rs = result_set(1, 5);
+  h.s2c(rs.substr(0, rs.size() - 9), kT0 + kMs);  // the final EOF is missing
+  const std::string q = query("select b from u where c = 1");
+  h.c2s(q.substr(0, 16), kT0 + 2 * kMs);
+  h.close(kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  json a = h.rec(0);
+  EXPECT_EQ(a["status"], "ok");
+  EXPECT_EQ(a["response"]["rows"], 5);
+  EXPECT_EQ(dectest::flags_of(a), std::vector<std::string>{"truncated"});
+  json b = h.rec(1);
+  EXPECT_EQ(b["status"], "timeout");
+  EXPECT_EQ(b["request"]["command"], "COM_QUERY");
+  EXPECT_EQ(b["request"]["query"], "select b fr");  // 16 bytes: header, command, 11 of the text
+  EXPECT_EQ(b["request"]["bytes"], 16);
+  EXPECT_EQ(dectest::flags_of(b), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(h.counters().timeouts[static_cast<size_t>(TimeoutCause::kClose)], 1u);
+  EXPECT_EQ(h.counters().partial_at_close, 0u);
+
+  h.open(3306, false, kT0, 1);
+  h.c2s(query("select 1"), kT0, 1);
+  const std::string err = pkt(1, std::string("\xff\x7a\x04#42S02Table 'x' doesn't exist", 34));
+  h.s2c(err.substr(0, 14), kT0 + kMs, 1);  // ERR cut
+  h.c2s(std::string("\x20\x00", 2), kT0 + 2 * kMs, 1);  // a header cut: too little to tell
+  h.close(kT0 + 3 * kMs, 1);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.rec(2)["status"], "error");
+  EXPECT_EQ(dectest::flags_of(h.rec(2)), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(h.counters().partial_at_close, 1u);
   h.expect_ledger();
 }
 

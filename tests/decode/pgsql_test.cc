@@ -202,6 +202,54 @@ TEST(Pgsql, GapInRowsIsAbsorbedGapElsewhereResyncs) {
   h.expect_ledger();
 }
 
+// The flow ends inside a query: what arrived of it is the request, a timeout flagged truncated (as HTTP);
+// a response cut short is recorded with what arrived (truncated); a header cut is only counted.
+TEST(Pgsql, MessagesCutByTheCloseAreRecorded) {
+  Harness h;
+  h.open(5432);
+  h.c2s(msg('Q', cstr("select 1")), kT0);  // mid-stream: first query
+  std::string resp = row_desc(1) + data_row("a") + data_row("b");
+  h.s2c(resp, kT0 + kMs);  // no CommandComplete / ReadyForQuery: the response is cut
+  const std::string q = msg('Q', cstr("select name from users where id = 7"));
+  h.c2s(q.substr(0, 20), kT0 + 2 * kMs);
+  h.close(kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  json a = h.rec(0);
+  EXPECT_EQ(a["status"], "ok");
+  EXPECT_EQ(a["response"]["columns"], 1);
+  EXPECT_EQ(a["response"]["data_rows"], 2);
+  EXPECT_EQ(dectest::flags_of(a), std::vector<std::string>{"truncated"});
+  json b = h.rec(1);
+  EXPECT_EQ(b["status"], "timeout");
+  EXPECT_EQ(b["request"]["command"], "QUERY");
+  EXPECT_EQ(b["request"]["query"], "select name fro");  // 20 bytes: type, length, 15 of the text
+  EXPECT_EQ(b["request"]["bytes"], 20);
+  EXPECT_EQ(dectest::flags_of(b), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(h.counters().timeouts[static_cast<size_t>(TimeoutCause::kClose)], 1u);
+
+  // an extended-query batch without its Sync, and a message cut inside its header
+  h.open(5432, false, kT0, 1);
+  h.c2s(msg('Q', cstr("select 1")), kT0, 1);
+  h.s2c(msg('C', cstr("SELECT 1")) + z(), kT0 + kMs, 1);
+  h.c2s(msg('P', cstr("") + cstr("select $1") + be16s(0)) + msg('B', cstr("") + cstr("") + be16s(0) + be16s(0) + be16s(0)) +
+            msg('E', cstr("") + be32s(0)),
+        kT0 + 2 * kMs, 1);
+  h.close(kT0 + 3 * kMs, 1);
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h.rec(3)["status"], "timeout");
+  EXPECT_EQ(h.rec(3)["request"]["command"], "EXECUTE");
+  EXPECT_EQ(h.rec(3)["request"]["query"], "select $1");
+  EXPECT_EQ(dectest::flags_of(h.rec(3)), std::vector<std::string>{"truncated"});
+  h.open(5432, false, kT0, 2);
+  h.c2s(msg('Q', cstr("select 1")), kT0, 2);
+  h.s2c(msg('C', cstr("SELECT 1")) + z(), kT0 + kMs, 2);
+  h.c2s(std::string("Q\0", 2), kT0 + 2 * kMs, 2);
+  h.close(kT0 + 3 * kMs, 2);
+  EXPECT_EQ(h.size(), 5u);
+  EXPECT_EQ(h.counters().partial_at_close, 1u);
+  h.expect_ledger();
+}
+
 TEST(FuzzReplay, Pgsql) {
   using fuzz::make_script;
   const std::vector<std::string> seeds = {

@@ -265,5 +265,41 @@ TEST(Memcached, GapInsideValueIsSkipped) {
   h.expect_ledger();
 }
 
+// A set whose length the server cannot take (> 2^31 - 3: CLIENT_ERROR, no data block read) is recorded
+// flagged truncated with its error reply; the get after it gets its own record.
+TEST(Memcached, AbsurdDataLengthDoesNotSwallowTheNextCommand) {
+  Harness h;
+  h.open(11211);
+  h.c2s("set k 0 0 4294967295\r\n", kT0);
+  h.c2s("get foo\r\n", kT0 + kMs);
+  h.s2c("CLIENT_ERROR bad command line format\r\n", kT0 + 2 * kMs);
+  h.s2c("VALUE foo 0 3\r\nbar\r\nEND\r\n", kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  json s = h.rec(0);
+  EXPECT_EQ(s["request"]["command"], "set");
+  EXPECT_EQ(s["request"]["key"], "k");
+  EXPECT_FALSE(s["request"].contains("value_bytes"));
+  EXPECT_EQ(s["status"], "error");
+  EXPECT_EQ(s["response"]["response"], "CLIENT_ERROR");
+  EXPECT_EQ(dectest::flags_of(s), std::vector<std::string>{"truncated"});
+  json g = h.rec(1);
+  EXPECT_EQ(g["request"]["command"], "get");
+  EXPECT_EQ(g["request"]["key"], "foo");
+  EXPECT_EQ(g["status"], "ok");
+  EXPECT_EQ(g["response"]["values"], 1);
+  EXPECT_EQ(g["response"]["value_bytes"], 3);
+  EXPECT_TRUE(g["flags"].empty());
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kMemcached)], 1u);
+  // the largest length the server reads is still a data block (skipped by count)
+  h.c2s("set big 0 0 2147483645\r\n", kT0 + 4 * kMs);
+  h.c2s("get foo\r\n", kT0 + 5 * kMs);  // inside the data block: not a command
+  h.close(kT0 + 6 * kMs);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.rec(2)["request"]["key"], "big");
+  EXPECT_EQ(h.rec(2)["request"]["value_bytes"], 2147483645);
+  EXPECT_EQ(h.rec(2)["status"], "timeout");
+  h.expect_ledger();
+}
+
 }  // namespace
 }  // namespace spanfeed

@@ -136,6 +136,12 @@ class RecordingConsumer : public StreamConsumer {
     ++gaps;
     if (keep_events) events.push_back(e);
   }
+  void on_overlap_conflict(const Flow& flow, Direction dir, uint64_t ts_ns) override {
+    Event e = make_event("conflict", flow.serial, dir);
+    e.ts_ns = ts_ns;
+    ++conflicts;
+    if (keep_events) events.push_back(e);
+  }
   void on_fin(const Flow& flow, Direction dir, uint64_t ts_ns) override {
     Event e = make_event("fin", flow.serial, dir);
     e.ts_ns = ts_ns;
@@ -183,6 +189,7 @@ class RecordingConsumer : public StreamConsumer {
   uint64_t fins = 0;
   uint64_t gaps = 0;
   uint64_t gap_bytes = 0;
+  uint64_t conflicts = 0;  // on_overlap_conflict calls
   uint64_t data_bytes = 0;
   uint64_t empty_data_calls = 0;
 };

@@ -249,7 +249,24 @@ class DnsDecoder final : public Decoder {
   }
 
   void fin(FlowContext& /*ctx*/, Direction /*dir*/, uint64_t /*ts*/) override {}
-  void close(FlowContext& /*ctx*/, uint64_t /*ts*/) override {}
+  // TCP: the flow ended inside a message. With its 12-byte header it is parsed from what arrived, flagged
+  // `truncated` (a cut query becomes a timeout record, as HTTP's do; a cut answer matches its query);
+  // with less it is too little to tell (counted).
+  void close(FlowContext& ctx, uint64_t ts) override {
+    if (ctx.udp()) return;
+    for (Direction dir : {Direction::kServerToClient, Direction::kClientToServer}) {
+      Side& sd = ctx.state<State>().side[index_of(dir)];
+      if (sd.resyncing) continue;
+      const std::span<const std::byte> kept = ctx.kept(dir);
+      if (sd.phase == Phase::kMessage && kept.size() >= kHeaderBytes) {
+        const uint64_t end = ctx.offset(dir, {});
+        message(ctx, kept, end - sd.start, end, sd.first_ts, ts, record_flag::kTruncated, true);
+      } else if (sd.phase == Phase::kMessage || !kept.empty()) {
+        ctx.count_partial_at_close();
+      }
+      sd = Side{};
+    }
+  }
 
  private:
   static void lose_sync(Side& sd, std::span<const std::byte>& bytes) {
@@ -260,8 +277,9 @@ class DnsDecoder final : public Decoder {
   }
 
   // One whole DNS message (or its first `cap` bytes, flags truncated).
+  // at_close: `b` is what arrived of a message the flow ended in (not a decode error when names are cut).
   void message(FlowContext& ctx, std::span<const std::byte> b, uint64_t wire_bytes, uint64_t end, uint64_t first_ts,
-               uint64_t last_ts, uint32_t flags) {
+               uint64_t last_ts, uint32_t flags, bool at_close = false) {
     const auto* p = reinterpret_cast<const uint8_t*>(b.data());
     const size_t len = b.size();
     if (len < kHeaderBytes) {
@@ -306,7 +324,7 @@ class DnsDecoder final : public Decoder {
       if (opcode != 0) f.add_uint("opcode", opcode);
       f.add_string("transport", ctx.udp() ? "udp" : "tcp");
       if (!ok || qd == 0) {
-        ctx.count_decode_error();
+        if (!at_close) ctx.count_decode_error();
         m->flags |= record_flag::kTruncated;
       }
       ctx.commit_request(m);

@@ -125,6 +125,12 @@ class HttpDecoder final : public Decoder {
       end_message(ctx, st, kReq, ctx.offset(kReq, {}), ts, record_flag::kTruncated);
     }
     Side& sd = st.side[index_of(dir)];
+    if ((sd.flags & hflag::kResyncing) && sd.phase == Phase::kIdle && ctx.has_carry(dir) &&
+        sniff(bytes, Transport::kTcp) == (dir == kReq ? SniffResult::kRequest : SniffResult::kResponse)) {
+      // Resyncing with an unterminated line kept (the tail of a message lost in a gap, e.g. a body): a
+      // segment that starts with a start line is a message boundary, not the rest of that line.
+      ctx.drop_carry(dir);
+    }
     while (!bytes.empty() && !st.tunnel) {
       if (sd.in_message && sd.msg != nullptr) sd.msg->last_ts_ns = ts;
       switch (sd.phase) {
@@ -211,7 +217,11 @@ class HttpDecoder final : public Decoder {
     State& st = ctx.state<State>();
     for (Direction dir : {kReq, kResp}) {
       Side& sd = st.side[index_of(dir)];
-      if (!sd.in_message) continue;
+      if (!sd.in_message) {
+        // a start line cut by the end of the flow: too little to make a record of
+        if (ctx.has_carry(dir) && !(sd.flags & hflag::kResyncing) && !st.tunnel) ctx.count_partial_at_close();
+        continue;
+      }
       if (st.tunnel) {
         ctx.discard(sd.msg);
         sd = Side{};

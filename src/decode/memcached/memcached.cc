@@ -11,6 +11,16 @@ namespace {
 constexpr Direction kReq = Direction::kClientToServer;
 constexpr Direction kResp = Direction::kServerToClient;
 
+// Longest data block a server reads: memcached parses <bytes> as a signed 32-bit number and answers a larger
+// one (or a negative one) with CLIENT_ERROR without reading any data block (proto_text.c: vlen > INT_MAX - 2);
+// anything up to it is read, or swallowed when over the item size limit. So a longer length means no data
+// block follows: the next line is a command again. Not the item size limit (1 MiB by default): the server
+// skips the data of a value too large for it, and so must we.
+constexpr uint64_t kMaxDataBlock = 0x7FFFFFFFull - 2;
+
+// A data block length as the server would take it.
+bool parse_data_len(std::string_view tok, uint64_t* n) { return text::parse_u64(tok, n) && *n <= kMaxDataBlock; }
+
 enum class Phase : uint8_t {
   kLine,  // next line: a command / response line
   kData,  // `remaining` bytes of a data block (+ CRLF) to skip
@@ -165,7 +175,12 @@ class MemcachedDecoder final : public Decoder {
   }
 
   void close(FlowContext& ctx, uint64_t ts) override {
-    for (Direction dir : {kReq, kResp}) fin(ctx, dir, ts);
+    for (Direction dir : {kReq, kResp}) {
+      const Side& sd = ctx.state<State>().side[index_of(dir)];
+      // a command / reply line cut by the end of the flow: too little to make a record of
+      if (!sd.in_message && !sd.resyncing && ctx.has_carry(dir)) ctx.count_partial_at_close();
+      fin(ctx, dir, ts);
+    }
   }
 
  private:
@@ -218,8 +233,9 @@ class MemcachedDecoder final : public Decoder {
       case Kind::kStorage: {
         if (ntok > 0) field_str("key", tok[0]);
         const size_t need = cmd == "cas" ? 5 : 4;
-        if (ntok < need || !text::parse_u64(tok[3], &data_len)) {
-          ctx.count_decode_error();  // no usable length: the data block cannot be skipped
+        if (ntok < need || !parse_data_len(tok[3], &data_len)) {
+          // no usable length: the server answers CLIENT_ERROR and reads no data block; the next line is a command
+          ctx.count_decode_error();
           if (m != nullptr) m->flags |= record_flag::kTruncated;
           break;
         }
@@ -241,8 +257,9 @@ class MemcachedDecoder final : public Decoder {
         break;
       case Kind::kMetaSet:
         if (ntok > 0) field_str("key", tok[0]);
-        if (ntok < 2 || !text::parse_u64(tok[1], &data_len)) {
+        if (ntok < 2 || !parse_data_len(tok[1], &data_len)) {
           ctx.count_decode_error();
+          if (m != nullptr) m->flags |= record_flag::kTruncated;
           break;
         }
         has_data = true;
@@ -314,7 +331,7 @@ class MemcachedDecoder final : public Decoder {
         len_tok = text::next_token(rest);
       }
       uint64_t len = 0;
-      if (!text::parse_u64(len_tok, &len)) {
+      if (!parse_data_len(len_tok, &len)) {
         ctx.count_decode_error();
         finish(ctx, sd, kResp, ctx.offset(kResp, bytes), ts, record_flag::kTruncated);
         sd.resyncing = true;

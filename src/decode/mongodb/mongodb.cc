@@ -212,6 +212,9 @@ void command_fields(FieldList& f, const uint8_t* p, size_t n, bool want_db) {
 bool reply_fields(FieldList& f, const uint8_t* p, size_t n, int depth = 0) {
   bool error = false;
   bool has_ok = false;
+  bool has_write_code = false;  // the first entry of writeErrors: {index, code, errmsg}
+  double write_code = 0;
+  std::string_view write_msg;
   walk(p, n, [&](const Element& e) {
     double v = 0;
     if (depth == 0 && e.name == "ok" && bson_number(e, &v)) {
@@ -228,7 +231,24 @@ bool reply_fields(FieldList& f, const uint8_t* p, size_t n, int depth = 0) {
     } else if (depth == 0 && e.name == "n" && bson_number(e, &v)) {
       f.add_int("n", static_cast<int64_t>(v));
     } else if (depth == 0 && e.name == "writeErrors" && e.type == 0x04) {
-      f.add_uint("write_errors", count_elements(e.value, e.len));
+      // ok: 1 with write errors (duplicate key, validation...): the write failed, the command did not.
+      const uint32_t count = count_elements(e.value, e.len);
+      f.add_uint("write_errors", count);
+      if (count > 0) error = true;
+      walk(e.value, e.len, [&](const Element& we) {
+        if (we.type != 0x03) return false;
+        walk(we.value, we.len, [&](const Element& x) {
+          double v = 0;
+          if (x.name == "code" && bson_number(x, &v)) {
+            write_code = v;
+            has_write_code = true;
+          } else if (x.name == "errmsg" && x.type == 0x02) {
+            write_msg = bson_string(x);
+          }
+          return true;
+        });
+        return false;  // the first one tells
+      });
     } else if (depth == 0 && e.name == "cursor" && e.type == 0x03 && depth < kMaxDepth) {
       reply_fields(f, e.value, e.len, depth + 1);
     } else if (depth == 1 && (e.name == "firstBatch" || e.name == "nextBatch") && e.type == 0x04) {
@@ -237,6 +257,8 @@ bool reply_fields(FieldList& f, const uint8_t* p, size_t n, int depth = 0) {
     return true;
   });
   (void)has_ok;
+  if (has_write_code && !f.has("error_code")) f.add_int("error_code", static_cast<int64_t>(write_code));
+  if (!write_msg.empty() && !f.has("error_message")) f.add_string("error_message", write_msg, 256);
   return error;
 }
 
@@ -352,7 +374,22 @@ class MongoDecoder final : public Decoder {
   }
 
   void fin(FlowContext& /*ctx*/, Direction /*dir*/, uint64_t /*ts*/) override {}
-  void close(FlowContext& /*ctx*/, uint64_t /*ts*/) override {}
+  // The flow ended inside a message: a request or reply whose header arrived is made of what arrived of
+  // it, flagged `truncated` (a cut request becomes a timeout record, as HTTP's do); one cut inside its
+  // 16-byte header is too little to tell (counted).
+  void close(FlowContext& ctx, uint64_t ts) override {
+    State& st = ctx.state<State>();
+    for (Direction dir : {kResp, kReq}) {
+      Side& sd = st.side[index_of(dir)];
+      if (sd.resync) continue;
+      if (sd.phase == Phase::kBody) {
+        message(ctx, dir, sd, ctx.kept(dir), ctx.offset(dir, {}), ts, record_flag::kTruncated);
+        sd = Side{};
+      } else if (sd.phase == Phase::kHeader && ctx.has_carry(dir)) {
+        ctx.count_partial_at_close();
+      }
+    }
+  }
 
  private:
   static void lose_sync(FlowContext& /*ctx*/, State& st, Direction dir, std::span<const std::byte>& bytes) {
@@ -366,9 +403,10 @@ class MongoDecoder final : public Decoder {
 
   // One message: header fields in sd, `body` = its first bytes after the header.
   void message(FlowContext& ctx, Direction dir, const Side& sd, std::span<const std::byte> body, uint64_t end,
-               uint64_t ts) {
+               uint64_t ts, uint32_t flags = 0) {
     Message* m = ctx.new_message(sd.first_ts);
     if (m == nullptr) return;
+    m->flags |= flags;
     m->last_ts_ns = ts;
     m->bytes = end - std::min(end, sd.start);
     m->stream_end = end;

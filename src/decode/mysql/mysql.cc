@@ -304,14 +304,16 @@ class MysqlDecoder final : public Decoder {
     Side& sd = st.side[index_of(dir)];
     if (sd.msg != nullptr) sd.msg->flags |= record_flag::kGap;
     if (dir == kReq) {
-      if (sd.msg != nullptr && st.mode != Mode::kHandshake) {
-        ctx.discard(sd.msg);  // a command cut by the gap: its text is gone
+      if (sd.msg != nullptr && st.mode == Mode::kCommand && sd.seq == 0) {
+        // A command cut by the gap: what arrived of it is the request (its answer may still come).
+        sd.msg->flags |= record_flag::kTruncated;
+        end_request_packet(ctx, st, ctx.offset(kReq, {}), ts);
+      } else if (sd.msg != nullptr && st.mode != Mode::kHandshake) {
+        ctx.discard(sd.msg);
         sd.msg = nullptr;
       }
     } else {
-      drop_response(ctx, st);
-      ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
-      (void)ts;
+      cut_response(ctx, st);
     }
     release_z(sd);
     reset_side(sd);
@@ -334,7 +336,11 @@ class MysqlDecoder final : public Decoder {
 
   void close(FlowContext& ctx, uint64_t ts) override {
     State& st = ctx.state<State>();
+    Side& r = st.side[1];
+    if (r.msg == nullptr && st.mode == Mode::kCommand && !r.resync && (r.hdr_n > 0 || (r.in_payload && r.lpos == 0)))
+      ctx.count_partial_at_close();  // a response cut inside its first packet header: its request times out
     end_response(ctx, st, ts);
+    close_request(ctx, st, ts);
     for (Side& sd : st.side) {
       if (sd.msg != nullptr) {
         ctx.discard(sd.msg);
@@ -469,6 +475,33 @@ class MysqlDecoder final : public Decoder {
       sd.lpos = 0;
     }
     return !bytes.empty();
+  }
+
+  // The flow ended inside a request: what arrived of it becomes a request flagged `truncated` (the builder
+  // then makes it a timeout record), as HTTP does. Only a header with no command byte yet is too little.
+  void close_request(FlowContext& ctx, State& st, uint64_t ts) {
+    Side& c = st.side[0];
+    if (st.mode == Mode::kCommand && !c.resync) {
+      if (c.msg != nullptr && c.seq == 0) {
+        c.msg->flags |= record_flag::kTruncated;
+        end_request_packet(ctx, st, ctx.offset(kReq, {}), ts);
+      } else if (c.msg == nullptr && (c.hdr_n > 0 || (c.in_payload && c.lpos == 0))) {
+        ctx.count_partial_at_close();
+      }
+      return;
+    }
+    if (st.mode == Mode::kHandshake && c.msg != nullptr && c.msg->aux == kAuxLogin &&
+        (c.in_payload || ctx.has_carry(kReq))) {
+      Message* m = c.msg;  // the login packet was cut
+      c.msg = nullptr;
+      const uint64_t end = ctx.offset(kReq, {});
+      m->first_ts_ns = std::min(m->first_ts_ns, ts);
+      m->bytes = end - std::min(end, c.msg_start);
+      m->stream_end = end;
+      m->last_ts_ns = ts;
+      m->flags |= record_flag::kTruncated;
+      ctx.commit_request(m);
+    }
   }
 
   void lost_handshake(FlowContext& ctx, State& st, std::span<const std::byte>& bytes) {
@@ -684,8 +717,7 @@ class MysqlDecoder final : public Decoder {
       if (sd.msg != nullptr) ctx.discard(sd.msg);
       sd.msg = nullptr;
     } else {
-      drop_response(ctx, st);
-      ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
+      cut_response(ctx, st);
     }
     release_z(sd);
     reset_side(sd);
@@ -1130,7 +1162,26 @@ class MysqlDecoder final : public Decoder {
       return;
     }
     sd.msg->flags |= record_flag::kTruncated;
-    finish_response(ctx, st, ts, RoundtripStatus::kOk);
+    const bool err = sd.in_payload && sd.head_n > 0 && sd.head[0] == 0xFF;  // an ERR packet was cut
+    finish_response(ctx, st, ts, err ? RoundtripStatus::kError : RoundtripStatus::kOk);
+  }
+
+  // The response direction lost bytes (gap, undecodable compressed data): a response in progress is
+  // recorded with what arrived (status from it, rows so far) flagged `gap`, as an HTTP body cut by a gap;
+  // requests still waiting lost their answers in the hole.
+  void cut_response(FlowContext& ctx, State& st) {
+    Side& sd = st.side[1];
+    if (sd.msg != nullptr) {
+      Message* m = sd.msg;
+      const uint64_t end = ctx.offset(kResp, {});
+      m->flags |= record_flag::kGap;
+      m->bytes = end - std::min(end, sd.msg_start);
+      m->stream_end = end;
+      const bool err = sd.in_payload && sd.head_n > 0 && sd.head[0] == 0xFF;
+      finish_response(ctx, st, m->last_ts_ns, err ? RoundtripStatus::kError : RoundtripStatus::kOk);
+    }
+    drop_response(ctx, st);
+    ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
   }
 
   void drop_response(FlowContext& ctx, State& st) {

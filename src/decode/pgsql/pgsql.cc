@@ -275,10 +275,19 @@ class PgsqlDecoder final : public Decoder {
 
   void close(FlowContext& ctx, uint64_t ts) override {
     State& st = ctx.state<State>();
+    if (st.encrypted) return;
+    Side& r = st.side[1];
+    if (r.msg == nullptr && !r.resync && mid_message(ctx, r, kResp)) {
+      // The flow ended inside the response's first message: an answer cut short (truncated), or, with no
+      // request waiting, bytes too few to make a record of.
+      if (ctx.pending_count() > 0) {
+        begin_response(ctx, st, ts);
+      } else {
+        ctx.count_partial_at_close();
+      }
+    }
     end_response(ctx, st, ts);
-    Side& c = st.side[0];
-    if (c.msg != nullptr) ctx.discard(c.msg);
-    c.msg = nullptr;
+    close_request(ctx, st, ts);
   }
 
  private:
@@ -296,6 +305,62 @@ class PgsqlDecoder final : public Decoder {
     sd.resync = true;
     sd.skipped = static_cast<uint32_t>(bytes.size());
     bytes = {};
+  }
+
+  static bool mid_message(FlowContext& ctx, const Side& sd, Direction dir) {
+    return sd.phase == Phase::kBody || sd.phase == Phase::kSkip || (sd.phase == Phase::kHeader && ctx.has_carry(dir));
+  }
+
+  // The flow ended inside a request (a message cut, or an extended-query batch without its Sync): what
+  // arrived becomes a request flagged `truncated` (a timeout record), as HTTP does. A typed message cut
+  // inside its 5-byte header is too little to tell (counted).
+  void close_request(FlowContext& ctx, State& st, uint64_t ts) {
+    Side& c = st.side[0];
+    if (c.resync) {
+      if (c.msg != nullptr) ctx.discard(c.msg);
+      c.msg = nullptr;
+      return;
+    }
+    const bool cut = mid_message(ctx, c, kReq);
+    if (cut && c.phase == Phase::kBody) {
+      const std::span<const std::byte> kept = ctx.kept(kReq);
+      const uint8_t* p = db::u8p(kept);
+      const size_t n = kept.size();
+      size_t pos = 0;
+      if (c.type == 0 && !st.started) {
+        request(ctx, c, ts, "STARTUP");
+      } else if (c.type == 'Q') {
+        if (Message* m = request(ctx, c, ts, "QUERY")) add_query(m->fields, cstr(p, n, &pos), true, m);
+      } else if (c.type == 'P') {
+        Message* m = request(ctx, c, ts, nullptr);
+        st.batch |= kHasParse;
+        const std::string_view name = cstr(p, n, &pos);
+        if (m != nullptr && !m->fields.has("query")) {
+          if (!name.empty()) m->fields.add_string("statement", name, kNameMax);
+          if (pos < n) add_query(m->fields, cstr(p, n, &pos), true, m);
+        }
+      } else if (c.type == 'F') {
+        request(ctx, c, ts, "FUNCTION_CALL");
+      } else if (c.type != 'X' && c.type != 'H' && c.type != 'd' && c.type != 'c' && c.type != 'f' && c.type != 'p') {
+        request(ctx, c, ts, nullptr);  // part of an extended-query batch
+      }
+    } else if (cut && c.phase == Phase::kHeader && c.msg == nullptr) {
+      ctx.count_partial_at_close();
+      return;
+    }
+    Message* m = c.msg;
+    if (m == nullptr) return;
+    if (!m->fields.has("command")) {
+      m->fields.add_string("command", (st.batch & kHasExecute)    ? "EXECUTE"
+                                      : (st.batch & kHasParse)    ? "PARSE"
+                                      : (st.batch & kHasBind)     ? "BIND"
+                                      : (st.batch & kHasDescribe) ? "DESCRIBE"
+                                      : (st.batch & kHasClose)    ? "CLOSE"
+                                                                  : "SYNC");
+    }
+    st.batch = 0;
+    m->flags |= record_flag::kTruncated;
+    finish_request(ctx, c, ctx.offset(kReq, {}), ts, false);
   }
 
   // ---------------------------------------------------------------- client

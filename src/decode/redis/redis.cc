@@ -150,7 +150,12 @@ class RedisDecoder final : public Decoder {
   }
 
   void close(FlowContext& ctx, uint64_t ts) override {
-    for (Direction dir : {kReq, kResp}) fin(ctx, dir, ts);
+    for (Direction dir : {kReq, kResp}) {
+      const Side& sd = ctx.state<State>().side[index_of(dir)];
+      // a first line cut by the end of the flow: too little to make a record of
+      if (!sd.in_message && !sd.resyncing && ctx.has_carry(dir)) ctx.count_partial_at_close();
+      fin(ctx, dir, ts);
+    }
   }
 
  private:
