@@ -21,6 +21,11 @@ struct CaptureFileInfo {
   uint64_t bytes = 0;      // sum of captured lengths
   uint32_t max_caplen = 0; // largest captured length of one record
   uint32_t snaplen = 0;
+  uint64_t truncated_by_snaplen = 0;  // records captured shorter than their wire length
+  // A record libpcap could not read (bad length, cut-off end): `packets`
+  // counts the records before it, the rest of the file is never read.
+  bool damaged = false;
+  std::string read_error;
   // Set when the file's header had to be repaired to be readable (a classic
   // pcap whose version field was written in the wrong byte order): the path
   // of the repaired temporary copy to read instead. The caller removes it.

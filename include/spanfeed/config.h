@@ -114,6 +114,9 @@ struct Config {
 // types and out-of-range values throw ConfigError naming the file and key.
 void load_config_file(const std::string& path, Config& cfg);
 
+// The fewest mbufs a run with this layout can work with (mempool.size).
+uint64_t minimum_mempool_size(const Config& cfg);
+
 // Checks cross-field rules (one source, sizes, counts). Throws ConfigError.
 void validate_config(const Config& cfg);
 

@@ -57,22 +57,46 @@ struct alignas(64) SinkCounters {
   std::atomic<uint64_t> failed{0};     // the sink or broker reported an error
   std::atomic<uint64_t> dropped{0};    // live mode: the sink's buffer was full
   std::atomic<uint64_t> bytes{0};
+  // Offline waits on a broker that takes nothing (Kafka queue full, or the
+  // final flush while the broker is unreachable): 1 while waiting, and the
+  // waited time in total (milliseconds).
+  std::atomic<uint64_t> waiting_for_broker{0};
+  std::atomic<uint64_t> broker_wait_ms{0};
   void add(std::atomic<uint64_t>& c, uint64_t n) { c.fetch_add(n, std::memory_order_relaxed); }
+};
+
+// How long a sink may wait, shared by every sink of a run (set by the
+// exporter before it starts). Offline, a sink waits for its destination
+// instead of dropping. `stop` is the first stop request (signal or
+// --duration): waits drain within a bounded time. `abandon` is the second
+// signal: every wait ends now, and what is left is counted as failed with
+// the reason "abandoned".
+struct SinkWaitPolicy {
+  CapturePolicy capture;  // lossless: wait_for_sinks()
+  const std::atomic<bool>* stop = nullptr;
+  const std::atomic<bool>* abandon = nullptr;
+  bool stop_requested() const { return stop != nullptr && stop->load(std::memory_order_relaxed); }
+  bool abandoned() const { return abandon != nullptr && abandon->load(std::memory_order_relaxed); }
 };
 
 class Sink {
  public:
   virtual ~Sink() = default;
+  void set_wait_policy(const SinkWaitPolicy& p) { policy_ = p; }
   // Exporter thread: write (or queue) every record of the batch, counting
   // each outcome in `c`. May block when `wait` (a lossless run) to lose nothing.
   virtual void write(const RecordBatch& b, SinkCounters& c, bool wait) = 0;
   // Exporter thread, when idle: serve asynchronous delivery reports.
   virtual void poll(SinkCounters& c) { (void)c; }
-  // Exporter thread, at the end: flush with a bounded wait; what is still
-  // queued afterwards is counted as failed.
+  // Exporter thread, at the end: flush. Live: a bounded wait. Offline: until
+  // everything is delivered, or a stop request plus the flush timeout, or an
+  // abandon. What is still queued afterwards is counted as failed.
   virtual void close(SinkCounters& c) { (void)c; }
   // Failure reasons and their counts (control core, after close()).
   virtual std::vector<std::pair<std::string, uint64_t>> failure_reasons() const { return {}; }
+
+ protected:
+  SinkWaitPolicy policy_;
 };
 
 // A JSON-lines sink on a file (appended) or stdout ("-"). With rotate_bytes
@@ -112,7 +136,22 @@ struct ExportConfig {
   uint32_t batch_records = 256;       // a batch is handed over at this many records...
   uint32_t batch_bytes = 128 * 1024;  // ...or this many bytes, or when the worker goes idle
   uint32_t batches_per_worker = 16;   // in flight per worker: the memory bound
+  // Stop requests (signals, --duration), read by the sinks' and the workers'
+  // offline waits. Null: nothing ever interrupts them.
+  const std::atomic<bool>* stop = nullptr;
+  const std::atomic<bool>* abandon = nullptr;
 };
+
+// Checks the librdkafka properties (the sink's defaults plus `props`) the way
+// the producer will see them, without connecting: "" when librdkafka accepts
+// them, else a message naming the property.
+std::string validate_kafka_properties(const std::vector<std::pair<std::string, std::string>>& props);
+
+// Checks before start-up that every output can be opened: a JSON-lines file's
+// directory exists and is writable, Kafka properties are valid. Throws
+// ConfigError naming the output or key.
+void check_outputs(const std::vector<OutputSpec>& outputs,
+                   const std::vector<std::pair<std::string, std::string>>& kafka_props);
 
 class Exporter {
  public:
@@ -132,6 +171,15 @@ class Exporter {
   // submitted its last batch, drain the queue, flush the sinks and join.
   void start();
   void stop();
+  // stop() in two halves, so that the caller can keep publishing while the
+  // sinks flush: begin_stop() returns at once; finished() turns true when the
+  // exporter thread is done (then stop() joins without waiting).
+  void begin_stop();
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
+  // Worker side: a forced stop (second signal) ended every offline wait.
+  bool abandoned() const {
+    return cfg_.abandon != nullptr && cfg_.abandon->load(std::memory_order_relaxed);
+  }
 
   const ExportConfig& config() const { return cfg_; }
   size_t sink_count() const { return sinks_.size(); }
@@ -150,6 +198,8 @@ class Exporter {
   std::vector<std::unique_ptr<Sink>> sinks_;
   std::vector<std::unique_ptr<SinkCounters>> counters_;
   std::thread thread_;
+  std::atomic<bool> finished_{false};
+  bool stopping_ = false;
 };
 
 }  // namespace spanfeed

@@ -124,7 +124,8 @@ class RecordsJob final : public Job, public RecordSink {
   std::unique_ptr<Reassembler> r_;
   RecordBatch* batch_ = nullptr;
   uint64_t batched_ = 0;       // records put into batches
-  uint64_t dropped_ = 0;       // live: no free batch
+  uint64_t dropped_ = 0;       // no free batch (live; offline after a forced stop)
+  uint64_t dropped_abandoned_ = 0;  // of dropped_: offline, the wait was abandoned
   uint64_t handed_over_ = 0;   // batches submitted
   std::array<LatencyHistogram, kProtocolCount> latency_{};
 };

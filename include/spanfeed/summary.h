@@ -47,7 +47,8 @@ struct RecordsSnapshot {
   bool present = false;  // the worker ran the records job
   DecodeCounters decode;
   uint64_t batched = 0;  // records encoded into export batches
-  uint64_t dropped = 0;  // live mode: no free batch (exporter behind)
+  uint64_t dropped = 0;  // no free batch: live mode (exporter behind), or abandoned
+  uint64_t dropped_abandoned = 0;  // of dropped: offline, after a second signal ended the wait
   uint64_t batches = 0;  // batches handed to the exporter
   std::array<LatencyHistogram, kProtocolCount> latency{};  // records with a latency
 };
@@ -56,6 +57,8 @@ struct SinkSnapshot {
   std::string output;
   uint64_t batches = 0, records = 0, queued = 0, delivered = 0, failed = 0, dropped = 0, bytes = 0;
   std::vector<std::pair<std::string, uint64_t>> failure_reasons;
+  bool waiting_for_broker = false;  // offline: the sink is waiting on its destination now
+  double broker_wait_s = 0;         // total time spent waiting on it
 };
 
 struct WorkerSnapshot {
@@ -75,6 +78,16 @@ struct Gauges {
   uint64_t export_queue_depth = 0;
 };
 
+// What the probe found in the capture file (--pcap runs).
+struct CaptureFileReport {
+  bool present = false;
+  uint32_t snaplen = 0;               // the file's snapshot length
+  uint64_t records_read = 0;          // records libpcap could read
+  uint64_t truncated_by_snaplen = 0;  // records captured shorter than their wire length
+  bool damaged = false;               // a record could not be read: the rest was not
+  std::string read_error;             // libpcap's message when damaged
+};
+
 struct RunReport {
   std::string source;     // file, interface or EAL device
   CapturePolicy policy;   // lossless (offline) or drop-and-count (live)
@@ -89,6 +102,7 @@ struct RunReport {
   std::vector<SinkSnapshot> sinks;
   Gauges gauges;
   RulesReport rules;  // content rules (records job with rules or built-in redaction)
+  CaptureFileReport capture;
 
   uint64_t rx_received() const;
   uint64_t rx_outcome(RxOutcome o) const;

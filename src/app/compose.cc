@@ -12,8 +12,15 @@
 #include "app/run_report.h"
 #include "spanfeed/content.h"
 #include "spanfeed/jobs.h"
+#include "spanfeed/metrics.h"
 
 namespace spanfeed::app {
+namespace {
+
+// Below this snapshot length a capture keeps headers but loses payloads.
+constexpr uint32_t kShortSnaplen = 256;
+
+}  // namespace
 
 EngineConfig engine_config(const Config& cfg, const CaptureFileInfo* file) {
   EngineConfig e;
@@ -52,6 +59,8 @@ ExportConfig export_config(const Config& cfg) {
   ec.jsonl_keep = cfg.jsonl_keep;
   ec.kafka_props = cfg.kafka_props;
   ec.kafka_flush_timeout_s = cfg.kafka_flush_timeout_s;
+  ec.stop = &stop_flag();  // sinks and workers end their offline waits on a forced stop
+  ec.abandon = &abandon_flag();
   return ec;
 }
 
@@ -69,9 +78,26 @@ int prepare_source(Config& cfg, std::optional<CaptureFileInfo>& file) {
       std::fprintf(stderr, "spanfeed: %s\n", err.c_str());
       return kExitUsage;
     }
+    const std::string source = cfg.pcap_file;
     if (!file->repaired_path.empty()) {
       std::fprintf(stderr, "spanfeed: warning: %s\n", file->warning.c_str());
       cfg.pcap_file = file->repaired_path;
+    }
+    if (file->damaged) {
+      std::fprintf(stderr,
+                   "spanfeed: warning: '%s' is damaged: read stopped after %llu record(s): %s; "
+                   "those are processed, the rest of the file is not (exit code %d)\n",
+                   source.c_str(), static_cast<unsigned long long>(file->packets),
+                   file->read_error.c_str(), kExitDamagedFile);
+    }
+    if (file->snaplen < kShortSnaplen) {
+      std::fprintf(stderr,
+                   "spanfeed: warning: '%s' was captured with snaplen %u: packets are cut to %u "
+                   "bytes (%llu of %llu record(s) are shorter than on the wire), so payloads are "
+                   "lost and show as gaps; few or no records can be built (capture with -s 0)\n",
+                   source.c_str(), file->snaplen, file->snaplen,
+                   static_cast<unsigned long long>(file->truncated_by_snaplen),
+                   static_cast<unsigned long long>(file->packets));
     }
   }
   if (!cfg.filter.empty()) {  // a bad expression is a usage error, found before the EAL starts
@@ -88,6 +114,12 @@ int prepare_source(Config& cfg, std::optional<CaptureFileInfo>& file) {
 
 int check_config(const Config& cfg, const std::string& path, const std::string& source) {
   try {
+    if (cfg.metrics_listen != "off") {  // bind it once, as the run would
+      std::string err;
+      if (!MetricsServer::start(cfg.metrics_listen, err)) {
+        throw ConfigError("metrics.listen (--metrics): " + err);
+      }
+    }
     if (cfg.job == JobKind::kRecords) {
       std::string why = validate(decode_config(cfg, 0));
       if (!why.empty()) throw ConfigError(why);
@@ -137,11 +169,16 @@ int run_capture(const Config& cfg, const CaptureFileInfo* file, RulesControl* ru
   };
   RunReport live;
   live.source = report.source;
-  // Every worker has handed over its last batch: drain and flush.
+  live.capture = report.capture;
+  // Every worker has handed over its last batch: drain and flush. Offline,
+  // the sinks may wait for a broker for as long as it is down: the engine
+  // keeps publishing (the wait shows in /metrics and on stderr) until they end.
   hooks.stop_helpers = [&] {
-    if (exporter) exporter->stop();
+    if (exporter) exporter->begin_stop();
   };
+  hooks.helpers_done = [&] { return !exporter || exporter->finished(); };
   hooks.on_counters = [&](const EngineCounters& c, bool final) {
+    if (final && exporter) exporter->stop();  // joins the finished exporter thread
     RunReport& rep = final ? report : live;
     assemble_report(c, from, final, rep);
     if (cb.on_report) cb.on_report(rep, final);

@@ -36,6 +36,44 @@ void on_tick(RulesControl* rules, bool status_line) {
   if (rules != nullptr) rules->collect();
 }
 
+// How often the "waiting for the broker" line repeats on stderr.
+constexpr double kBrokerWaitNoticeS = 5;
+
+// Offline, waiting on a broker that is down: say so every few seconds (even
+// with -q: the run is not stuck, it is waiting on purpose).
+void notice_broker_waits(const RunReport& r, const Config& cfg, bool status_line,
+                         double& last_notice) {
+  for (const auto& sk : r.sinks) {
+    if (!sk.waiting_for_broker || sk.broker_wait_s < 1 ||
+        r.elapsed_s - last_notice < kBrokerWaitNoticeS) {
+      continue;
+    }
+    last_notice = r.elapsed_s;
+    std::fprintf(stderr,
+                 "%sspanfeed: %s: waiting for the broker for %.0f s, %llu record(s) not yet "
+                 "delivered; offline runs lose nothing: Ctrl-C flushes for %.0f s more then "
+                 "gives up, a second Ctrl-C gives up now\n",
+                 status_line ? "\n" : "", sk.output.c_str(), sk.broker_wait_s,
+                 static_cast<unsigned long long>(sk.records - sk.delivered - sk.failed - sk.dropped),
+                 cfg.kafka_flush_timeout_s);
+  }
+}
+
+// Offline runs promise to lose nothing: true when something was lost anyway
+// (sinks failed or dropped records, records found no batch, or packets
+// found no ring space after a second signal).
+bool offline_losses(const RunReport& r) {
+  if (!r.policy.is_lossless()) return false;
+  if (r.rx_outcome(RxOutcome::kRingFull) != 0) return true;
+  for (const auto& w : r.workers) {
+    if (w.records.dropped != 0) return true;
+  }
+  for (const auto& sk : r.sinks) {
+    if (sk.failed + sk.dropped != 0 || sk.queued != 0) return true;
+  }
+  return false;
+}
+
 // Lets a scraper collect the final numbers. The signal that stopped the
 // capture (systemctl stop) does not end this wait; one sent after the final
 // numbers were published does.
@@ -76,8 +114,8 @@ int main(int argc, char** argv) {
     std::string err;
     metrics_server = MetricsServer::start(cfg.metrics_listen, err);
     if (!metrics_server) {
-      std::fprintf(stderr, "spanfeed: %s\n", err.c_str());
-      return kExitRuntime;
+      std::fprintf(stderr, "spanfeed: metrics.listen (--metrics): %s\n", err.c_str());
+      return kExitUsage;
     }
     if (!cfg.quiet) {
       std::fprintf(stderr, "spanfeed: metrics on http://%s:%d/metrics\n",
@@ -90,15 +128,21 @@ int main(int argc, char** argv) {
   // Signals received by the time the final numbers were published: the one
   // that stopped the capture is among them; only a later one ends the linger.
   unsigned signals_at_final = 0;
+  double last_wait_notice = -kBrokerWaitNoticeS;
   RunCallbacks cb;
   cb.on_report = [&](const RunReport& r, bool final) {
     if (final) signals_at_final = stop_signals();
     if (metrics_server) metrics_server->publish(r, final);
+    if (!final) notice_broker_waits(r, cfg, status.enabled(), last_wait_notice);
     status.update(r, final);
   };
   cb.on_tick = [&] { on_tick(rules.get(), status.enabled()); };
 
   std::string error;
+  if (file) {
+    report.capture = {true, file->snaplen, file->packets, file->truncated_by_snaplen,
+                      file->damaged, file->read_error};
+  }
   int rc = run_capture(cfg, file ? &*file : nullptr, rules.get(), cb, report, error);
   if (file && !file->repaired_path.empty()) std::remove(file->repaired_path.c_str());
   if (rc != 0) {
@@ -106,6 +150,15 @@ int main(int argc, char** argv) {
     return kExitRuntime;
   }
   if (!write_summaries(cfg, report)) return kExitRuntime;
+  int exit_code = 0;
+  if (offline_losses(report)) {
+    std::fprintf(stderr, "spanfeed: offline run did not deliver everything (see the summary's "
+                         "ledger: records dropped, sinks failed/dropped, ring_full); exit code %d\n",
+                 kExitUndelivered);
+    exit_code = kExitUndelivered;
+  } else if (report.capture.damaged) {
+    exit_code = kExitDamagedFile;
+  }
   if (metrics_server && cfg.metrics_linger_s > 0) linger(cfg.metrics_linger_s, signals_at_final);
-  return 0;
+  return exit_code;
 }

@@ -165,6 +165,11 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
                         "' contains a comma, which DPDK vdev arguments cannot carry; rename it");
     }
     validate_config(cfg);
+    if (cfg.job == JobKind::kRecords) {
+      std::vector<OutputSpec> specs;
+      for (const auto& o : cfg.outputs) specs.push_back(parse_output(o));
+      check_outputs(specs, cfg.kafka_props);  // writable files, valid Kafka properties
+    }
     if (!cfg.rules_file.empty() && cfg.job != JobKind::kRecords) {
       throw ConfigError("content rules ('" + cfg.rules_file + "') apply to records: use --job records");
     }

@@ -8,8 +8,11 @@
 
 namespace spanfeed::app {
 
-inline constexpr int kExitUsage = 2;    // bad arguments or configuration
-inline constexpr int kExitRuntime = 1;  // start-up failed (EAL, ports, memory)
+// Exit codes (README "Exit codes", docs/troubleshooting.md).
+inline constexpr int kExitRuntime = 1;      // start-up failed (EAL, ports, memory)
+inline constexpr int kExitUsage = 2;        // bad arguments or configuration
+inline constexpr int kExitDamagedFile = 3;  // the capture file has unreadable records: read up to them
+inline constexpr int kExitUndelivered = 4;  // offline: some packet or record was not delivered
 
 struct CommandLine {
   Config cfg;

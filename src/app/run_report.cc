@@ -47,7 +47,8 @@ void assemble_report(const EngineCounters& c, const ReportSources& from, bool fi
                            s.queued.load(), s.delivered.load(), s.failed.load(), s.dropped.load(),
                            s.bytes.load(),
                            final ? ex->sink(i).failure_reasons()
-                                 : std::vector<std::pair<std::string, uint64_t>>{}});
+                                 : std::vector<std::pair<std::string, uint64_t>>{},
+                           s.waiting_for_broker.load() != 0, s.broker_wait_ms.load() / 1e3});
     }
   }
 }

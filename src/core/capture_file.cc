@@ -158,12 +158,14 @@ std::optional<CaptureFileInfo> probe_capture_file(const std::string& path, std::
     ++info.packets;
     info.bytes += hdr->caplen;
     if (hdr->caplen > info.max_caplen) info.max_caplen = hdr->caplen;
+    info.truncated_by_snaplen += hdr->caplen < hdr->len;
   }
   if (rc == PCAP_ERROR) {
-    // A truncated last record is what an interrupted tcpdump leaves behind:
-    // not fatal, net_pcap stops at the same place. Say so and carry on.
-    std::fprintf(stderr, "spanfeed: warning: '%s': read stopped after %llu packets: %s\n",
-                 path.c_str(), static_cast<unsigned long long>(info.packets), pcap_geterr(p));
+    // A record that cannot be read (garbage, or the cut-off end an
+    // interrupted tcpdump leaves): net_pcap stops at the same place. Not
+    // fatal: the run reads what precedes it, then reports the damage.
+    info.damaged = true;
+    info.read_error = pcap_geterr(p);
   }
   pcap_close(p);
   return info;

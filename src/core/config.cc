@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "spanfeed/protocol.h"
+#include "spanfeed/yaml_file.h"
 #include "spanfeed/tcp_reassembly.h"
 
 #include <sched.h>
@@ -98,14 +99,7 @@ const char* to_string(JobKind j) {
 }
 
 void load_config_file(const std::string& path, Config& cfg) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw ConfigError(path + ": cannot open config file");
-  } catch (const YAML::ParserException& e) {
-    throw ConfigError(path + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
-  }
+  YAML::Node root = load_yaml_file(path, "config file");
   if (root.IsNull()) return;  // an empty file means all defaults
   const std::string& f = path;
   auto str = [&](std::string& dst) {
@@ -342,6 +336,15 @@ ReassemblerConfig reassembler_config(const Config& cfg) {
   return r;
 }
 
+uint64_t minimum_mempool_size(const Config& cfg) {
+  // What the engine keeps free for the PMD (engine.cc: pool_reserve, the
+  // offline check): every lcore's cache at its flush threshold (1.5x), the
+  // RX descriptors, a burst, and 1024 mbufs to move packets at all.
+  constexpr uint64_t kRxDescriptors = 1024;
+  const uint64_t lcores = 1 + uint64_t{cfg.rx_lcores} + cfg.workers;
+  return lcores * (cfg.mempool_cache * 3 / 2) + kRxDescriptors + cfg.burst_size + 1024;
+}
+
 void validate_config(const Config& cfg) {
   int sources = !cfg.pcap_file.empty() + !cfg.iface.empty();
   if (sources > 1) throw ConfigError("give one capture source: --pcap or --iface, not both");
@@ -364,6 +367,12 @@ void validate_config(const Config& cfg) {
   if (cfg.rx_lcores == 0) throw ConfigError("lcores.rx must be at least 1");
   if (cfg.mbuf_data_room < 256 + 128) {
     throw ConfigError("mempool.data_room must be at least 384 bytes (128 headroom + a header)");
+  }
+  if (cfg.mempool_size != 0 && cfg.mempool_size < minimum_mempool_size(cfg)) {
+    throw ConfigError("mempool.size (--mempool-size) " + std::to_string(cfg.mempool_size) +
+                      " is too small: the RX descriptors, every lcore's cache and a burst need at "
+                      "least " + std::to_string(minimum_mempool_size(cfg)) +
+                      " mbufs here; raise it, or 0 to size it automatically");
   }
   if (cfg.job == JobKind::kFlows || cfg.job == JobKind::kRecords) {
     std::string why = validate(reassembler_config(cfg));

@@ -169,7 +169,8 @@ nlohmann::json records_json(const RecordsSnapshot& s) {
     {"resync_skipped_bytes", d.resync_skipped_bytes}, {"partial_at_close", d.partial_at_close},
     {"undecoded_bytes", d.undecoded_bytes},
     {"flows_opened", d.flows_opened},
-    {"batched", s.batched}, {"dropped", s.dropped}, {"batches", s.batches},
+    {"batched", s.batched}, {"dropped", s.dropped}, {"dropped_abandoned", s.dropped_abandoned},
+    {"batches", s.batches},
   };
 }
 
@@ -264,16 +265,19 @@ nlohmann::json to_json(const RunReport& r) {
     for (const auto& [why, n] : sk.failure_reasons) reasons[why] = n;
     sinks.push_back({{"output", sk.output}, {"batches", sk.batches}, {"records", sk.records},
                      {"queued", sk.queued}, {"delivered", sk.delivered}, {"failed", sk.failed},
-                     {"dropped", sk.dropped}, {"failure_reasons", reasons}, {"bytes", sk.bytes}});
+                     {"dropped", sk.dropped}, {"failure_reasons", reasons}, {"bytes", sk.bytes},
+                     {"waiting_for_broker", sk.waiting_for_broker},
+                     {"broker_wait_s", sk.broker_wait_s}});
   }
   bool any_records = false;
-  json rec = {{"emitted", 0}, {"batched", 0}, {"dropped", 0}};
+  json rec = {{"emitted", 0}, {"batched", 0}, {"dropped", 0}, {"dropped_abandoned", 0}};
   for (const auto& w : r.workers) {
     if (!w.records.present) continue;
     any_records = true;
     rec["emitted"] = rec["emitted"].get<uint64_t>() + w.records.decode.records_emitted;
     rec["batched"] = rec["batched"].get<uint64_t>() + w.records.batched;
     rec["dropped"] = rec["dropped"].get<uint64_t>() + w.records.dropped;
+    rec["dropped_abandoned"] = rec["dropped_abandoned"].get<uint64_t>() + w.records.dropped_abandoned;
   }
   if (any_records) {
     rec["sinks"] = sinks;
@@ -294,6 +298,13 @@ nlohmann::json to_json(const RunReport& r) {
     {"ledger", ledger},
   };
   if (r.rules.present) out["rules"] = rules_json(r.rules);
+  if (r.capture.present) {
+    const auto& c = r.capture;
+    out["capture_snaplen"] = c.snaplen;
+    out["capture_file"] = {{"snaplen", c.snaplen}, {"records_read", c.records_read},
+                           {"truncated_by_snaplen", c.truncated_by_snaplen},
+                           {"damaged", c.damaged}, {"read_error", c.read_error}};
+  }
   return out;
 }
 
@@ -331,6 +342,14 @@ std::string to_text(const RunReport& r) {
         " field(s) redacted, reloads %" PRIu64 " ok / %" PRIu64 " refused\n",
         r.rules.version, r.rules.rules, r.rules.builtin, r.rules.totals.records_tagged,
         r.rules.totals.fields_redacted, r.rules.reloads_ok, r.rules.reloads_failed);
+  }
+  if (r.capture.present && r.capture.truncated_by_snaplen != 0) {
+    add("  capture snaplen %u: %" PRIu64 " packet(s) cut short of their wire length: their payload "
+        "is counted as gaps, not decoded\n", r.capture.snaplen, r.capture.truncated_by_snaplen);
+  }
+  if (r.capture.present && r.capture.damaged) {
+    s += "  CAPTURE FILE DAMAGED: read stopped after " + std::to_string(r.capture.records_read) +
+         " record(s): " + r.capture.read_error + "\n";
   }
   auto problems = r.ledger_problems();
   if (problems.empty()) {

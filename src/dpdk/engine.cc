@@ -70,7 +70,6 @@ void read_counters(const LoopShared& sh, const std::vector<uint16_t>& ports,
   out.rx.clear();
   out.workers.clear();
   out.link = sh.link;
-  out.expected_packets = sh.expected_packets;
   for (uint16_t p : ports) out.nics.push_back(dpdk::read_port_counters(p));
   for (size_t r = 0; r < rx_counters.size(); ++r) {
     const auto& c = rx_counters[r];
@@ -139,6 +138,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   // A finite capture file read by one RX lcore ends the run by itself, in
   // either mode; an infinite replay runs until a signal or the duration.
   if (file != nullptr && !cfg.pcap_infinite && nports == 1 && nrx == 1) {
+    sh.finite_file = true;
     sh.expected_packets = file->packets;
   }
 

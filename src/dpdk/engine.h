@@ -5,6 +5,7 @@
 // Called on the main (control) lcore; allocates at set-up.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -56,7 +57,6 @@ struct EngineCounters {
   double elapsed_s = 0;
   bool interrupted = false;  // stopped by request_stop() or the duration
   LinkType link = LinkType::kEthernet;
-  uint64_t expected_packets = 0;  // a finite capture file: its records (0 = unknown)
   std::vector<NicSnapshot> nics;
   std::vector<RxSnapshot> rx;
   std::vector<WorkerLoopSnapshot> workers;
@@ -96,5 +96,11 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
 // Async-signal-safe. First call: stop receiving, drain, flush, report.
 // Second call: stop waiting on full rings too (lossless runs), count the rest.
 void request_stop();
+
+// The run's stop requests, for helpers that wait in lossless runs (the
+// exporter's sinks, the workers' batch wait): `stop_flag` is set by the first
+// request_stop() or the duration, `abandon_flag` by the second request_stop().
+const std::atomic<bool>& stop_flag();
+const std::atomic<bool>& abandon_flag();
 
 }  // namespace spanfeed

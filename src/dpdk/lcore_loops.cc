@@ -91,7 +91,7 @@ int rx_main(void* arg) {
   uint64_t waits = 0;
 
   while (!g_stop.load(std::memory_order_relaxed)) {
-    if (sh.expected_packets != 0 && c.received.get() >= sh.expected_packets) break;
+    if (sh.finite_file && c.received.get() >= sh.expected_packets) break;
     if (sh.policy.keep_mbufs_in_reserve()) {
       // net_pcap loses the packet it has read when it finds no mbuf: never
       // let it get there in a lossless run.
@@ -105,7 +105,7 @@ int rx_main(void* arg) {
     uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, static_cast<uint16_t>(burst));
     if (n == 0) {
       c.empty_polls.add(1);
-      if (sh.expected_packets != 0 && (empty & 1023u) == 1023u) {
+      if (sh.finite_file && (empty & 1023u) == 1023u) {
         // A finite file: it has ended once every record was either received
         // or lost inside the PMD (live mode: no mbuf; read errors).
         rte_eth_stats st{};
@@ -260,5 +260,8 @@ namespace spanfeed {
 void request_stop() {
   if (dpdk::g_stop.exchange(true)) dpdk::g_force_stop.store(true);
 }
+
+const std::atomic<bool>& stop_flag() { return dpdk::g_stop; }
+const std::atomic<bool>& abandon_flag() { return dpdk::g_force_stop; }
 
 }  // namespace spanfeed

@@ -79,7 +79,10 @@ struct LoopShared {
   CapturePolicy policy;
   bool hash_vlan = true;
   bool yield_when_idle = false;   // more lcores than CPUs
-  uint64_t expected_packets = 0;  // a finite file read by one RX lcore: records in it
+  // A finite capture file read by one RX lcore: the run ends by itself once
+  // expected_packets (the records libpcap could read, maybe 0) are in.
+  bool finite_file = false;
+  uint64_t expected_packets = 0;
   unsigned burst = 32;
   rte_mempool* pool = nullptr;
   unsigned pool_reserve = 0;  // lossless: free mbufs the PMD must always find

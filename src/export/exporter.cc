@@ -10,6 +10,9 @@
 #include <cstdio>
 #include <cstring>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "spanfeed/config.h"
 
 namespace spanfeed {
@@ -45,6 +48,38 @@ OutputSpec parse_output(const std::string& s) {
     throw ConfigError("output '" + s + "': expected " + kind + ":HOST:PORT");
   }
   return o;
+}
+
+void check_outputs(const std::vector<OutputSpec>& outputs,
+                   const std::vector<std::pair<std::string, std::string>>& kafka_props) {
+  bool kafka = false;
+  for (const OutputSpec& o : outputs) {
+    kafka |= o.kind == OutputSpec::Kind::kKafka;
+    if (o.kind != OutputSpec::Kind::kJsonl || o.target == "-") continue;
+    // The file is opened for appending at start: it, or its directory, must
+    // be writable now.
+    const std::string where = "output " + o.text + " (outputs / --output): ";
+    struct stat st {};
+    if (::stat(o.target.c_str(), &st) == 0) {
+      if (S_ISDIR(st.st_mode)) throw ConfigError(where + "'" + o.target + "' is a directory");
+      if (::access(o.target.c_str(), W_OK) != 0) {
+        throw ConfigError(where + "cannot write '" + o.target + "': " + std::strerror(errno));
+      }
+      continue;
+    }
+    auto slash = o.target.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : o.target.substr(0, slash);
+    if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      throw ConfigError(where + "directory '" + dir + "' does not exist");
+    }
+    if (::access(dir.c_str(), W_OK) != 0) {
+      throw ConfigError(where + "cannot create a file in '" + dir + "': " + std::strerror(errno));
+    }
+  }
+  if (kafka) {
+    std::string why = validate_kafka_properties(kafka_props);
+    if (!why.empty()) throw ConfigError("kafka.properties: " + why);
+  }
 }
 
 namespace {
@@ -150,6 +185,7 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
         break;
     }
     if (!s) return nullptr;
+    s->set_wait_policy({cfg.policy, cfg.stop, cfg.abandon});
     e->sinks_.push_back(std::move(s));
     e->counters_.push_back(std::make_unique<SinkCounters>());
   }
@@ -189,9 +225,15 @@ size_t Exporter::queue_depth() const {
 
 void Exporter::start() { thread_ = std::thread([this] { run(); }); }
 
-void Exporter::stop() {
+void Exporter::begin_stop() {
+  if (stopping_) return;
+  stopping_ = true;
   impl_->filled.push(nullptr);  // after every worker's last submit: drains the rest first
-  thread_.join();
+}
+
+void Exporter::stop() {
+  begin_stop();
+  if (thread_.joinable()) thread_.join();
 }
 
 void Exporter::run() {
@@ -214,6 +256,7 @@ void Exporter::run() {
     impl_->free[b->owner]->push(b);
   }
   for (size_t i = 0; i < sinks_.size(); ++i) sinks_[i]->close(*counters_[i]);
+  finished_.store(true, std::memory_order_release);
 }
 
 }  // namespace spanfeed

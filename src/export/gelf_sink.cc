@@ -273,6 +273,10 @@ class GelfTcpSink final : public GelfBase {
         fail(c, fd_ < 0 ? "not_connected" : "send");
         return;
       }
+      if (policy_.abandoned()) {  // a second signal ends the offline retries
+        fail(c, "abandoned");
+        return;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }

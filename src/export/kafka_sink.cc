@@ -4,6 +4,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <array>
+#include <chrono>
 #include <map>
 #include <string>
 
@@ -14,6 +15,30 @@ namespace spanfeed {
 namespace {
 
 constexpr int kWaitPollMs = 10;  // offline: how long to serve reports before retrying a full queue
+constexpr int kFlushStepMs = 100;  // offline close: flush in steps, to see stop requests
+
+// The sink's defaults; the config's kafka.* properties come after them and win.
+std::vector<std::pair<std::string, std::string>> default_properties(const std::string& brokers) {
+  return {
+      {"bootstrap.servers", brokers},
+      {"enable.idempotence", "true"},  // no duplicates on retry, order kept per partition
+      {"linger.ms", "5"},              // batch messages for up to 5 ms
+      {"compression.type", "lz4"},
+      {"client.id", "spanfeed"},
+  };
+}
+
+// Sets every property on `conf`; "" or the first one librdkafka refuses.
+std::string set_properties(rd_kafka_conf_t* conf,
+                           const std::vector<std::pair<std::string, std::string>>& all) {
+  char err[512];
+  for (const auto& [k, v] : all) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+      return "kafka property " + k + "=" + v + ": " + err;
+    }
+  }
+  return "";
+}
 
 class KafkaSink final : public Sink {
  public:
@@ -28,23 +53,15 @@ class KafkaSink final : public Sink {
     std::string topic = target.substr(slash + 1);
     char err[512];
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    // Defaults first; the config's kafka.* properties override them.
-    std::vector<std::pair<std::string, std::string>> all = {
-        {"bootstrap.servers", brokers},
-        {"enable.idempotence", "true"},   // no duplicates on retry, order kept per partition
-        {"linger.ms", "5"},               // batch messages for up to 5 ms
-        {"compression.type", "lz4"},
-        {"client.id", "spanfeed"},
-    };
-    // A lossless run gives up on no message: no per-message timeout.
+    auto all = default_properties(brokers);
+    // A lossless run gives up on no message: no per-message timeout (the
+    // config's kafka.* properties, inserted after, may still set one).
     if (policy.deliver_without_timeout()) all.push_back({"message.timeout.ms", "0"});
     all.insert(all.end(), props.begin(), props.end());
-    for (const auto& [k, v] : all) {
-      if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-        error = "kafka property " + k + "=" + v + ": " + err;
-        rd_kafka_conf_destroy(conf);
-        return false;
-      }
+    error = set_properties(conf, all);
+    if (!error.empty()) {
+      rd_kafka_conf_destroy(conf);
+      return false;
     }
     rd_kafka_conf_set_opaque(conf, this);
     rd_kafka_conf_set_dr_msg_cb(conf, &KafkaSink::on_delivery);
@@ -94,11 +111,15 @@ class KafkaSink final : public Sink {
           break;
         }
         rd_kafka_resp_err_t e = rd_kafka_last_error();
-        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && wait) {
-          rd_kafka_poll(rk_, kWaitPollMs);  // broker slow or down: wait, lose nothing
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && wait && !policy_.abandoned()) {
+          // Broker slow or down: wait, lose nothing (until a second signal).
+          waited(c, [&] { rd_kafka_poll(rk_, kWaitPollMs); });
           continue;
         }
-        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && wait) {
+          c.add(c.failed, 1);  // offline, a second signal ended the wait
+          ++reasons_["abandoned"];
+        } else if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
           c.add(c.dropped, 1);  // live: the producer's buffer bound is reached
         } else {
           c.add(c.failed, 1);
@@ -107,6 +128,7 @@ class KafkaSink final : public Sink {
         break;
       }
     }
+    c.waiting_for_broker.store(0, std::memory_order_relaxed);
     rd_kafka_poll(rk_, 0);
   }
 
@@ -118,9 +140,30 @@ class KafkaSink final : public Sink {
   void close(SinkCounters& c) override {
     c_ = &c;
     if (rk_ == nullptr) return;
-    rd_kafka_flush(rk_, flush_timeout_ms_);
-    // Whatever is still queued after the bounded wait: purge it, and its
-    // delivery reports (counted as failed, reason _PURGE_*) say so.
+    if (!policy_.capture.wait_for_sinks()) {
+      rd_kafka_flush(rk_, flush_timeout_ms_);
+    } else {
+      // Offline loses nothing: wait as long as the broker is away. A stop
+      // request (first signal) leaves flush_timeout_s more; a second signal
+      // ends the wait now.
+      bool deadline_set = false;
+      std::chrono::steady_clock::time_point deadline;
+      while (rd_kafka_outq_len(rk_) > 0 && !policy_.abandoned()) {
+        if (policy_.stop_requested()) {
+          auto now = std::chrono::steady_clock::now();
+          if (!deadline_set) {
+            deadline = now + std::chrono::milliseconds(flush_timeout_ms_);
+            deadline_set = true;
+          } else if (now >= deadline) {
+            break;
+          }
+        }
+        waited(c, [&] { rd_kafka_flush(rk_, kFlushStepMs); });
+      }
+      c.waiting_for_broker.store(0, std::memory_order_relaxed);
+    }
+    // Whatever is still queued after the wait: purge it, and its delivery
+    // reports (counted as failed, reason _PURGE_*) say so.
     rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     for (int i = 0; i < 50 && c.queued.load() > 0; ++i) rd_kafka_poll(rk_, 20);
     destroy();
@@ -141,6 +184,18 @@ class KafkaSink final : public Sink {
       c.add(c.failed, 1);
       ++self->reasons_[rd_kafka_err2name(m->err)];
     }
+  }
+
+  // Runs `step` (a poll or flush that waits on the broker) and accounts the
+  // time as waiting for the broker.
+  template <typename Step>
+  void waited(SinkCounters& c, Step step) {
+    c.waiting_for_broker.store(1, std::memory_order_relaxed);
+    auto t0 = std::chrono::steady_clock::now();
+    step();
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - t0);
+    c.add(c.broker_wait_ms, static_cast<uint64_t>(ms.count()));
   }
 
   void destroy() {
@@ -166,6 +221,31 @@ class KafkaSink final : public Sink {
 };
 
 }  // namespace
+
+std::string validate_kafka_properties(
+    const std::vector<std::pair<std::string, std::string>>& props) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  // Without brokers: the producer built below must not connect anywhere.
+  auto all = default_properties("");
+  all.erase(all.begin());
+  all.insert(all.end(), props.begin(), props.end());
+  std::string error = set_properties(conf, all);
+  if (!error.empty()) {
+    rd_kafka_conf_destroy(conf);
+    return error;
+  }
+  // Some rules only hold between properties (acks with idempotence, ...):
+  // librdkafka checks those when the producer is created.
+  rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t*, int, const char*, const char*) {});
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    return std::string("kafka properties: ") + err;
+  }
+  rd_kafka_destroy(rk);
+  return "";
+}
 
 std::unique_ptr<Sink> make_kafka_sink(const std::string& target,
                                       const std::vector<std::pair<std::string, std::string>>& props,

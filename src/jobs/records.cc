@@ -75,11 +75,13 @@ bool RecordsJob::ensure_batch() {
   if (batch_ != nullptr) return true;
   batch_ = exporter_.try_acquire(worker_);
   // Offline: wait for the exporter to return a batch (backpressure reaches
-  // RX through the rings; nothing is lost). Live: drop and count.
-  while (batch_ == nullptr && policy_.wait_for_batches()) {
+  // RX through the rings; nothing is lost) unless a second signal abandoned
+  // the run's waits. Live: drop and count.
+  while (batch_ == nullptr && policy_.wait_for_batches() && !exporter_.abandoned()) {
     sched_yield();
     batch_ = exporter_.try_acquire(worker_);
   }
+  if (batch_ == nullptr && policy_.wait_for_batches()) ++dropped_abandoned_;
   return batch_ != nullptr;
 }
 
@@ -124,6 +126,7 @@ void RecordsJob::report(WorkerSnapshot& out) const {
   out.records.decode = builder_->counters();
   out.records.batched = batched_;
   out.records.dropped = dropped_;
+  out.records.dropped_abandoned = dropped_abandoned_;
   out.records.batches = handed_over_;
   out.records.latency = latency_;
 }

@@ -60,6 +60,20 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   Builder::add(up, {}, final ? 0 : 1);
   auto& el = b.family("elapsed_seconds", MT::Gauge, "Seconds since the lcores were launched.");
   Builder::add(el, {}, r.elapsed_s);
+  if (r.capture.present) {
+    auto& cs = b.family("capture_snaplen_bytes", MT::Gauge,
+                        "Snapshot length of the capture file. Under 256: payloads are cut, records are few or none.");
+    Builder::add(cs, {}, double(r.capture.snaplen));
+    auto& ct = b.family("capture_truncated_by_snaplen", MT::Gauge,
+                        "Records of the capture file captured shorter than their wire length.");
+    Builder::add(ct, {}, double(r.capture.truncated_by_snaplen));
+    auto& cd = b.family("capture_file_damaged", MT::Gauge,
+                        "1 when the capture file has a record libpcap cannot read: only the records before it "
+                        "(capture_file_records_read) are processed, and the run exits with code 3.");
+    Builder::add(cd, {}, r.capture.damaged ? 1.0 : 0.0);
+    auto& cr = b.family("capture_file_records_read", MT::Gauge, "Records libpcap could read from the capture file.");
+    Builder::add(cr, {}, double(r.capture.records_read));
+  }
 
   // NIC
   auto& nip = b.family("nic_rx_packets_total", MT::Counter, "Packets the port received (rte_eth_stats ipackets).");
@@ -184,7 +198,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   std::array<uint64_t, kProtocolCount> derr{};
   std::array<uint64_t, kTimeoutCauseCount> tmo{};
   std::array<LatencyHistogram, kProtocolCount> lat{};
-  uint64_t dropped = 0, unmatched = 0, resyncs = 0;
+  uint64_t dropped = 0, dropped_abandoned = 0, unmatched = 0, resyncs = 0;
   for (const auto& w : r.workers) {
     if (!w.records.present) continue;
     any_records = true;
@@ -199,6 +213,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     }
     for (size_t k = 0; k < kTimeoutCauseCount; ++k) tmo[k] += d.timeouts[k];
     dropped += w.records.dropped;
+    dropped_abandoned += w.records.dropped_abandoned;
     unmatched += d.unmatched;
     resyncs += d.resyncs;
   }
@@ -237,9 +252,11 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
       Builder::add(tf, {{"cause", std::string(to_string(static_cast<TimeoutCause>(k)))}}, double(tmo[k]));
     }
     auto& df = b.family("records_dropped_total", MT::Counter,
-                        "Records dropped before export (live mode: every export batch was in flight because "
-                        "the sinks are slower than the traffic). Non-zero: faster sinks or more batches.");
-    Builder::add(df, {{"reason", "export_backpressure"}}, double(dropped));
+                        "Records dropped before export: export_backpressure (live mode: every export batch was "
+                        "in flight because the sinks are slower than the traffic; faster sinks or more batches), "
+                        "abandoned (offline: a second signal ended the wait for the sinks).");
+    Builder::add(df, {{"reason", "export_backpressure"}}, double(dropped - dropped_abandoned));
+    Builder::add(df, {{"reason", "abandoned"}}, double(dropped_abandoned));
     auto& qd = b.family("export_queue_depth", MT::Gauge, "Record batches waiting for the exporter thread.");
     Builder::add(qd, {}, double(r.gauges.export_queue_depth));
     auto& so = b.family("sink_records_total", MT::Counter,
@@ -252,6 +269,16 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
       Builder::add(so, {{"output", sk.output}, {"outcome", "failed"}}, double(sk.failed));
       Builder::add(so, {{"output", sk.output}, {"outcome", "dropped"}}, double(sk.dropped));
       Builder::add(sq, {{"output", sk.output}}, double(sk.queued));
+    }
+    auto& ww = b.family("export_waiting_for_broker", MT::Gauge,
+                        "1 while an offline run waits for an output's destination to take records (Kafka: "
+                        "the broker is down or slow). The run loses nothing and does not end until it is back "
+                        "or the run is stopped (first signal: flush for kafka.flush_timeout_s; second: give up).");
+    auto& ws = b.family("export_broker_wait_seconds_total", MT::Counter,
+                        "Time spent waiting for an output's destination to take records (offline runs).");
+    for (const auto& sk : r.sinks) {
+      Builder::add(ww, {{"output", sk.output}}, sk.waiting_for_broker ? 1.0 : 0.0);
+      Builder::add(ws, {{"output", sk.output}}, sk.broker_wait_s);
     }
   }
   if (any_records) {

@@ -15,6 +15,7 @@
 
 #include "spanfeed/config.h"
 #include "spanfeed/inflate.h"
+#include "spanfeed/yaml_file.h"
 
 namespace spanfeed {
 
@@ -152,14 +153,7 @@ bool card_number(std::string_view s, size_t from, size_t to) {
 // ---------------------------------------------------------------- rule files
 
 std::vector<RuleSpec> load_rules_file(const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw ConfigError(path + ": cannot open rules file");
-  } catch (const YAML::ParserException& e) {
-    throw ConfigError(path + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
-  }
+  YAML::Node root = load_yaml_file(path, "rules file");
   std::vector<RuleSpec> out;
   if (root.IsNull()) return out;  // an empty file: no rules
   if (!root.IsMap()) rules_fail(path, &root, "expected a mapping with a 'rules' list");

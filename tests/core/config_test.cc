@@ -147,6 +147,30 @@ TEST(Config, SyntaxErrorHasLine) {
   EXPECT_THAT(e, HasSubstr("YAML syntax error"));
 }
 
+TEST(Config, KeyGivenTwiceNamesBothLines) {
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\nworkers: 1\njob: flows\njob: records\n"),
+              HasSubstr(":4: 'job': key given twice (lines 3 and 4)"));
+  EXPECT_THAT(load_error("capture:\n  pcap: a.pcap\nlcores:\n  workers: 1\n  workers: 2\n"),
+              HasSubstr(":5: 'lcores.workers': key given twice (lines 4 and 5)"));
+  // inside a list item, and as a flow mapping
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\noutputs: [{a: 1, a: 2}]\n"),
+              HasSubstr("'outputs[0].a': key given twice"));
+  // the same key in two different mappings is fine
+  EXPECT_EQ(load_error("capture: {pcap: a.pcap}\nlcores: {workers: 1}\nflow: {capacity: 1024}\n"
+                       "reassembly: {memory_mb: 8}\n"), "");
+}
+
+TEST(Config, MempoolTooSmallNamed) {
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\nmempool: {size: 100}\n"),
+              HasSubstr("mempool.size (--mempool-size) 100 is too small"));
+  Config cfg;
+  cfg.pcap_file = "a.pcap";
+  cfg.mempool_size = static_cast<uint32_t>(minimum_mempool_size(cfg));
+  EXPECT_NO_THROW(validate_config(cfg));
+  cfg.mempool_size -= 1;
+  EXPECT_THROW(validate_config(cfg), ConfigError);
+}
+
 TEST(Config, MissingFile) {
   Config cfg;
   try {

@@ -170,8 +170,8 @@ class KafkaExport(SpanfeedTestCase):
                 f.write("kafka:\n  properties:\n    no.such.property: '1'\n")
             r = run_spanfeed(["--pcap", capture("redis/redis.pcap"), "-c", cfg, "--job", "records",
                               "--output", "kafka:127.0.0.1:1/t"], want_summary=False)
-        self.assertEqual(r.rc, 1)
-        self.assertIn("kafka property no.such.property=1", r.stderr)
+        self.assertEqual(r.rc, 2)  # a configuration error, found before the EAL starts
+        self.assertIn("kafka.properties: kafka property no.such.property=1", r.stderr)
 
 
 if __name__ == "__main__":

@@ -132,8 +132,9 @@ class Metrics(SpanfeedTestCase):
             port = s.getsockname()[1]
             r = subprocess.run([SPANFEED, "--pcap", capture("http/httpv1.pcap"), "-q",
                                 "--metrics", f"127.0.0.1:{port}"], capture_output=True, text=True)
-        self.assertEqual(r.returncode, 1)
-        self.assertIn(f"metrics: cannot listen on 127.0.0.1:{port}", r.stderr)
+        self.assertEqual(r.returncode, 2)  # a configuration error, before the EAL
+        self.assertIn(f"metrics.listen (--metrics): metrics: cannot listen on 127.0.0.1:{port}",
+                      r.stderr)
 
 
 if __name__ == "__main__":
