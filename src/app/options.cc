@@ -30,8 +30,9 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
   double duration = -1;
   bool infinite = false, quiet = false;
   app.add_option("--check-config", check_config,
-                 "Validate a config file (keys, values, CPUs, capture file, filter, outputs, "
-                 "decoder settings) without capturing; exit 0 when it is good, 2 with the problem")
+                 "Validate a config file (keys, keys given twice, values, CPUs, mempool size, capture "
+                 "file, filter, outputs and their paths, Kafka properties, metrics address, decoder "
+                 "settings) without capturing; exit 0 when it is good, 2 with the problem")
       ->check(CLI::ExistingFile);
   app.add_option("-c,--config", config_file,
                  "YAML config file (see conf/spanfeed.yaml); command-line options override it")

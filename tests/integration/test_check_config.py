@@ -20,7 +20,7 @@ BROKEN = [  # config body (a valid source is prepended), expected message
     ("capture:\n  filter: 'tcp portt 1'\n", "filter 'tcp portt 1': can't parse filter expression"),
     ("job: records\noutputs: ['ftp:host']\n", "unknown kind 'ftp'"),
     ("job: records\noutputs: ['kafka:broker-without-topic']\n", "expected kafka:HOST:PORT[,HOST:PORT...]/TOPIC"),
-    ("job: records\ndecode:\n  ports:\n    smtp: [25]\n", "'decode.ports.smtp': unknown protocol"),
+    ("job: records\ndecode:\n  ports:\n    gopher: [70]\n", "'decode.ports.gopher': unknown protocol"),
     ("job: records\ndecode:\n  ports:\n    http: [70000]\n", "'decode.ports.http': ports are 1-65535"),
     ("flows_out: /tmp/x\n", "flows_out (--flows-out) needs the flows job"),
     ("gelf:\n  compression: brotli\n", "'gelf.compression': must be none, gzip or zlib"),
