@@ -16,6 +16,7 @@ int spanfeed_fuzz_http(const uint8_t* data, size_t size);
 int spanfeed_fuzz_redis(const uint8_t* data, size_t size);
 int spanfeed_fuzz_dns(const uint8_t* data, size_t size);
 int spanfeed_fuzz_memcached(const uint8_t* data, size_t size);
+int spanfeed_fuzz_smtp(const uint8_t* data, size_t size);
 
 namespace spanfeed {
 namespace {
@@ -63,6 +64,19 @@ std::vector<std::string> seeds(const std::string& proto) {
     std::string tcp = make_script(false, {{false, dns_query(true, false) + dns_query(true, false)},
                                           {true, dns_query(true, true)}});
     return {udp, tcp};
+  }
+  if (proto == "smtp") {
+    return {
+        make_script(false, {{true, "220 mx ESMTP\r\n"},
+                            {false, "EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"},
+                            {true, "250-mx\r\n250 PIPELINING\r\n250 ok\r\n550 no\r\n354 go\r\n"},
+                            {false, "Subject: x\r\n\r\n..\r\n.\r\nQUIT\r\n"},
+                            {true, "250 queued\r\n221 bye\r\n"}}),
+        make_script(false, {{true, "220-mx\r\n220 ESMTP\r\n"},
+                            {false, "AUTH LOGIN\r\n"}, {true, "334 VXNlcg==\r\n"}, {false, "dXNlcg==\r\n"},
+                            {true, "235 ok\r\n"}, {false, "BDAT 3 LAST\r\nabcSTARTTLS\r\n"},
+                            {true, "250 ok\r\n220 go\r\n"}, {false, "\x16\x03\x01"}}),
+    };
   }
   return {
       make_script(false, {{false, "set foo 0 0 3\r\nbar\r\nget foo bar\r\ngets x\r\ndelete foo noreply\r\n"},
@@ -122,6 +136,7 @@ TEST(FuzzReplay, Http) { exercise("http", spanfeed_fuzz_http); }
 TEST(FuzzReplay, Redis) { exercise("redis", spanfeed_fuzz_redis); }
 TEST(FuzzReplay, Dns) { exercise("dns", spanfeed_fuzz_dns); }
 TEST(FuzzReplay, Memcached) { exercise("memcached", spanfeed_fuzz_memcached); }
+TEST(FuzzReplay, Smtp) { exercise("smtp", spanfeed_fuzz_smtp); }
 
 }  // namespace
 }  // namespace spanfeed

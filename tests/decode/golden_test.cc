@@ -60,6 +60,7 @@ const Case kCases[] = {
     {"dns", "not-handled-qtype", false, 1, 1, 0, 0, 0, 0},
     {"memcached", "memcached", false, 3, 3, 0, 0, 0, 0},
     {"memcached", "memcached-userdata", true, 10154, 10153, 0, 1, 0, 0},
+    {"smtp", "smtp", false, 9, 8, 1, 0, 0, 0},
 };
 
 std::string pcap_path(const Case& c) { return kRoot + "/tests/data/pcaps/" + c.proto + "/" + c.name + ".pcap"; }
@@ -235,6 +236,27 @@ const Key kKeys[] = {
      "ferret_popups_identity_user_pZ61jY9MyyItxjdjo5bFElaffitpaJ_1726624102393"},
     {"memcached", "memcached-userdata", 2, "/request/command", "set"},
     {"memcached", "memcached-userdata", 2, "/response/response", "STORED"},
+    {"smtp", "smtp", 0, "/request/command", "CONNECT"},
+    {"smtp", "smtp", 0, "/response/code", 220},
+    {"smtp", "smtp", 0, "/response/text", "localhost Python SMTP proxy version 0.3"},
+    {"smtp", "smtp", 1, "/request/command", "EHLO"},
+    {"smtp", "smtp", 1, "/request/argument", "client.example.net"},
+    {"smtp", "smtp", 1, "/response/lines", 3},  // 250-localhost / 250-SIZE 33554432 / 250 HELP, two segments
+    {"smtp", "smtp", 1, "/response/bytes", 15 + 29},
+    {"smtp", "smtp", 2, "/request/argument", "alice@example.net"},
+    {"smtp", "smtp", 3, "/request/argument", "bob@example.org"},
+    {"smtp", "smtp", 3, "/response/code", 250},
+    {"smtp", "smtp", 4, "/request/argument", "nobody@example.org"},
+    {"smtp", "smtp", 4, "/response/code", 550},
+    {"smtp", "smtp", 4, "/status", "error"},
+    {"smtp", "smtp", 5, "/request/command", "DATA"},
+    {"smtp", "smtp", 5, "/request/bytes", 6 + 100},  // "data\r\n" + the 100-byte segment ending "\r\n.\r\n"
+    {"smtp", "smtp", 5, "/request/data_bytes", 97},
+    {"smtp", "smtp", 5, "/response/code", 250},
+    {"smtp", "smtp", 6, "/request/command", "RSET"},
+    {"smtp", "smtp", 7, "/request/command", "NOOP"},
+    {"smtp", "smtp", 8, "/request/command", "QUIT"},
+    {"smtp", "smtp", 8, "/response/code", 221},
 };
 
 TEST(GoldenKeys, FieldsAgreeWithTshark) {

@@ -31,7 +31,7 @@ TEST(Registry, OneDescriptorPerProtocolInEnumOrder) {
   }
   EXPECT_EQ(protocol_descriptor(Protocol::kUnknown), nullptr);
   EXPECT_EQ(protocol_descriptor("gopher"), nullptr);
-  EXPECT_EQ(protocol_names(), "http, redis, dns, memcached, mysql, pgsql, mongodb");
+  EXPECT_EQ(protocol_names(), "http, redis, dns, memcached, mysql, pgsql, mongodb, smtp");
 }
 
 TEST(Registry, FactoriesMakeTheirProtocolsDecoder) {
@@ -114,6 +114,8 @@ TEST(Registry, ConfirmationsAgreeWithTheirSignaturesOnTypicalFirstChunks) {
       {Protocol::kRedis, Transport::kTcp, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"},
       {Protocol::kDns, Transport::kUdp, dns_q},
       {Protocol::kMemcached, Transport::kTcp, "get foo\r\n"},
+      {Protocol::kSmtp, Transport::kTcp, "220 mx.example.org ESMTP Postfix\r\n"},
+      {Protocol::kSmtp, Transport::kTcp, "EHLO client.example.net\r\n"},
   };
   for (const Case& c : cases) {
     const auto bytes = std::as_bytes(std::span(c.bytes.data(), c.bytes.size()));

@@ -102,7 +102,7 @@ class Metrics(SpanfeedTestCase):
         # systemctl stop: SIGTERM ends the capture; the final numbers stay up
         # for --metrics-linger; a second signal ends the process.
         port = free_port()
-        p = subprocess.Popen([SPANFEED, "--pcap", capture("memcached/memcached.pcap"), "--infinite",
+        p = subprocess.Popen([SPANFEED, "--job", "payload-sum", "--pcap", capture("memcached/memcached.pcap"), "--infinite",
                               "-w", "2", "-q", "--metrics", f"127.0.0.1:{port}",
                               "--metrics-linger", "30"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

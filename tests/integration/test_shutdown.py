@@ -6,6 +6,7 @@ accounted for and a non-zero exit code. Each run is bounded by `timeout`."""
 import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -288,6 +289,39 @@ class KafkaWaits(SpanfeedTestCase):
         self.assertLess(s["rx_packets"], 12000)
         self.assertEqual(s["sinks"][0]["delivered"], 0)
         self.assertAccounted(s)
+
+
+class GelfWaits(SpanfeedTestCase):
+    def test_tcp_retries_end_on_second_signal(self):
+        # Nobody listens: offline, each record is retried for gelf.retry_s (60 s).
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]  # bound, never listening: connections are refused
+            with tempfile.TemporaryDirectory() as tmp:
+                cfg = os.path.join(tmp, "c.yaml")
+                with open(cfg, "w") as f:
+                    f.write("gelf:\n  retry_s: 60\n")
+                summary = os.path.join(tmp, "s.json")
+                p = subprocess.Popen(["timeout", "-s", "KILL", "60", SPANFEED, "--metrics", "off",
+                                      "--pcap", capture("redis/redis.pcap"), "--job", "records",
+                                      "-q", "-c", cfg, "--summary-json", summary,
+                                      "--output", f"gelf-tcp:127.0.0.1:{port}"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                time.sleep(2)
+                KafkaWaits.signal(self, p, signal.SIGINT)
+                time.sleep(1)
+                self.assertIsNone(p.poll(), "the first signal must drain, not give up")
+                t0 = time.monotonic()
+                KafkaWaits.signal(self, p, signal.SIGINT)
+                out, err = p.communicate(timeout=30)
+                stop_s = time.monotonic() - t0
+                s = load(summary)
+        self.assertEqual(p.returncode, EXIT_UNDELIVERED, err)
+        self.assertLess(stop_s, 5)
+        sk = s["sinks"][0]
+        self.assertEqual((sk["records"], sk["delivered"], sk["failed"]), (10, 0, 10))
+        self.assertEqual(sk["failure_reasons"], {"abandoned": 10})
+        KafkaWaits.assertAccounted(self, s)
 
 
 if __name__ == "__main__":

@@ -768,7 +768,7 @@ TEST(ContentRules, BadRuleFilesNameTheRule) {
   EXPECT_NE(load_error("rules:\n  - id: p\n").find("rule 'p': 'pattern' is missing"), std::string::npos);
   EXPECT_NE(load_error("rules:\n  - id: s\n    pattern: x\n    side: sideways\n").find("request, response or both"),
             std::string::npos);
-  EXPECT_NE(load_error("rules:\n  - id: pr\n    pattern: x\n    protocols: [smtp]\n").find("unknown protocol 'smtp'"),
+  EXPECT_NE(load_error("rules:\n  - id: pr\n    pattern: x\n    protocols: [gopher]\n").find("unknown protocol 'gopher'"),
             std::string::npos);
   EXPECT_NE(load_error("rules:\n  - id: 'bad id'\n    pattern: x\n").find("'id' must be"), std::string::npos);
   EXPECT_NE(load_error("rules: [\n").find("YAML syntax error"), std::string::npos);
@@ -857,6 +857,10 @@ TEST(ProtocolDetection, SignaturesNeverHideWhatTheDecodersRecognise) {
       std::string("\x00\x00\x00\x08\x04\xd2\x16\x2f", 8),
       std::string("\x00\x00\x00\x13\x00\x03\x00\x00user\x00" "bob\x00\x00\x00", 19),
       std::string("\x20\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\xdd\x07\x00\x00", 16) + std::string(16, '\0'),
+      "220 mx.example.org ESMTP Postfix\r\n",
+      "220-mx.example.org smtp\r\n220 ok\r\n",
+      "EHLO client.example.net\r\n",
+      "helo c\r\n",
   };
   std::mt19937 rng(42);
   size_t detected = 0, checked = 0;
