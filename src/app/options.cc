@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "spanfeed/export.h"
+#include "spanfeed/protocol.h"
 
 namespace spanfeed::app {
 
@@ -66,7 +67,8 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
   app.add_option("--burst", burst, "RX and ring burst size (default 32)")->check(CLI::Range(1, 512));
   app.add_option("--mempool-size", mempool, "Mbufs in the pool (default: sized from rings)");
   app.add_option("--job", job,
-                 "What workers do with packets: records (default: flows + protocol decoders, one "
+                 "What workers do with packets: records (default: flows + protocol decoders (" +
+                     protocol_names() + "; spanfeed-protocols --markdown lists their ports and fields), one "
                  "record per request/response to --output), flows (flow table + TCP reassembly "
                  "only, with its ledger in the summary: diagnosis) or payload-sum (count packets "
                  "and IP payload bytes: benchmarking)")
