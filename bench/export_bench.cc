@@ -43,7 +43,7 @@ void BM_KafkaSink(benchmark::State& state) {
   for (auto _ : state) {
     std::string error;
     auto sink = spanfeed::make_kafka_sink(target, {{"compression.type", "lz4"}, {"linger.ms", "5"}},
-                                          60, error);
+                                          60, spanfeed::CapturePolicy::drop_and_count(), error);
     if (!sink) {
       state.SkipWithError(error.c_str());
       break;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "spanfeed/capture_policy.h"
+
 namespace spanfeed {
 
 struct ReassemblerConfig;
@@ -23,9 +25,9 @@ enum class RunMode {
 };
 
 enum class JobKind {
-  kPayloadSum,  // sum IP payload bytes per worker (the foundation job)
-  kFlows,       // flow table + TCP reassembly; per-flow stream digests on request
-  kRecords,     // flows + protocol decoders: request/response records to the outputs
+  kPayloadSum,  // sum IP payload bytes per worker (benchmarking the engine)
+  kFlows,       // flow table + TCP reassembly; per-flow stream digests on request (diagnosis)
+  kRecords,     // flows + protocol decoders: request/response records to the outputs (default)
 };
 
 struct Config {
@@ -62,7 +64,7 @@ struct Config {
   uint32_t reassembly_flow_buffer_kb = 256; // out-of-order bytes one flow may hold
 
   // --- job and reporting ---
-  JobKind job = JobKind::kPayloadSum;
+  JobKind job = JobKind::kRecords;
   std::string summary_json;  // write the end-of-run summary here
   std::string flows_out;     // flows job: one JSON line per closed flow
   std::vector<std::string> outputs;  // records job: --output KIND:TARGET values
@@ -95,16 +97,16 @@ struct Config {
   uint32_t rules_inflaters = 64;      // zlib contexts per worker for compressed HTTP bodies (~40 KiB each)
   uint32_t rules_inflate_max_kb = 1024;  // inflated bytes scanned per body at most
   std::string log_level = "warning";  // DPDK log level
-  std::string metrics_listen = "127.0.0.1:9090";  // Prometheus /metrics; "off" disables
+  std::string metrics_listen = "127.0.0.1:9466";  // Prometheus /metrics; "off" disables
   double metrics_linger_s = 0;  // keep serving the final numbers this long after the run
   bool status_line = true;      // one-line live status on a terminal (stderr)
   bool quiet = false;        // no human summary on stdout
 
-  // Derived: offline (lossless) or live.
-  bool offline() const {
-    if (mode == RunMode::kOffline) return true;
-    if (mode == RunMode::kLive) return false;
-    return !pcap_file.empty() && !pcap_infinite;
+  // Derived: lossless (offline) or drop-and-count (live).
+  CapturePolicy capture_policy() const {
+    bool lossless = mode == RunMode::kOffline ||
+                    (mode == RunMode::kAuto && !pcap_file.empty() && !pcap_infinite);
+    return lossless ? CapturePolicy::lossless() : CapturePolicy::drop_and_count();
   }
 };
 

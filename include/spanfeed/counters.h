@@ -1,11 +1,15 @@
 // Per-lcore counters: plain cache-line aligned structs bumped by their own
-// lcore and read (relaxed) by the control core. No allocation.
+// lcore and read (relaxed) by the control core (no allocation), and the
+// snapshots the control core takes of them and of the ports (allocate).
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "spanfeed/packet.h"
 
@@ -51,9 +55,21 @@ struct alignas(64) WorkerCounters {
   Counter order_violations;  // per-ring RX sequence went backwards (must stay 0)
   Counter multi_segment;   // chained mbufs linearised into scratch
   Counter busy_cycles;     // TSC cycles spent processing bursts (not polling)
-  // payload-sum job
-  Counter packets;
-  Counter payload_bytes;
+};
+
+// Snapshots, taken on the control core.
+struct NicSnapshot {
+  uint16_t port = 0;
+  std::string name;
+  uint64_t ipackets = 0, ibytes = 0, imissed = 0, ierrors = 0, rx_nombuf = 0;
+  std::vector<std::pair<std::string, uint64_t>> xstats;  // the PMD's extended stats
+};
+
+struct RxSnapshot {
+  unsigned lcore = 0;
+  uint64_t received = 0, bytes = 0;
+  std::array<uint64_t, static_cast<size_t>(RxOutcome::kCount)> outcome{};
+  uint64_t ip_fragments = 0, l4_truncated = 0, snaplen_truncated = 0, ring_wait_spins = 0;
 };
 
 }  // namespace spanfeed

@@ -81,7 +81,9 @@ std::string_view to_string(TimeoutCause c);
 // them while the worker bumps them.
 // Ledger (checked by the tests):
 //   sum(requests) == sum(matched) + sum(timeouts) + pending_now
+//   sum(responses) == sum(matched) + unmatched + responses_of_evicted
 //   records_emitted == sum(roundtrips) == sum(matched) + sum(timeouts) + unmatched + no_reply
+// (a response of a request the pending cap evicted makes no record: the request's timeout record was it)
 //   flows_opened == sum(detect) + flows_undetected_now
 struct alignas(64) DecodeCounters {
   std::array<std::array<uint64_t, kRoundtripStatusCount>, kProtocolCount> roundtrips{};
@@ -96,6 +98,7 @@ struct alignas(64) DecodeCounters {
   std::array<uint64_t, kProtocolCount> detected_by_payload{};  // kBySniff, per protocol found
   uint64_t detect_rejected = 0;        // a signature matched but the decoder's structural check said no
   uint64_t unmatched = 0;              // responses without a request
+  uint64_t responses_of_evicted = 0;   // FIFO responses owed to requests the pending cap evicted (overflow): no record
   uint64_t records_emitted = 0;        // handed to the sink
   uint64_t pending_now = 0;            // requests waiting now (gauge)
   uint64_t pending_overflow = 0;       // = timeouts[kOverflow]: max_pending_per_flow hit
@@ -140,6 +143,7 @@ struct alignas(64) DecodeCounters {
   }
   bool ledger_balanced() const {
     return sum(requests) == sum(matched) + timeouts_total() + pending_now &&
+           sum(responses) == sum(matched) + unmatched + responses_of_evicted &&
            records_emitted == roundtrips_total() &&
            records_emitted == sum(matched) + timeouts_total() + unmatched + sum(no_reply);
   }
@@ -239,11 +243,15 @@ class FlowContext {
   void commit_request(Message* req);
   // A request that expects no reply: ok record now, response null.
   void emit_no_reply(Message* req);
-  // Oldest pending request (FIFO protocols), or nullptr.
+  // Oldest pending request (FIFO protocols), or nullptr (also while the next
+  // response answers a request the pending cap evicted: its fields are gone).
   Message* front_request();
+  // Requests waiting for a response, those the pending cap evicted included.
   size_t pending_count() const;
   // Finished response: pairs with the oldest pending request (FIFO), or with
   // the oldest pending request whose key == `key` (by_key), else unmatched.
+  // FIFO: while responses are owed to requests the pending cap evicted, the
+  // response is one of them: counted (responses_of_evicted), no record.
   void complete_response(Message* resp, RoundtripStatus status);
   void complete_response_by_key(Message* resp, RoundtripStatus status, uint32_t key);
   // Every pending request becomes a timeout record (`extra_flags` added).
@@ -277,6 +285,9 @@ class Decoder {
  public:
   virtual ~Decoder() = default;
   virtual Protocol protocol() const = 0;
+  // Responses name their request (DNS id, MongoDB responseTo) instead of
+  // answering the oldest one (FIFO): pending-queue overflow owes them nothing.
+  virtual bool matches_by_key() const { return false; }
   // A flow was given to this decoder: initialise state<T>().
   virtual void open(FlowContext& ctx, uint64_t ts_ns) = 0;
   virtual void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts_ns) = 0;
@@ -299,6 +310,7 @@ struct FlowSession {
   uint32_t pending_head = UINT32_MAX;  // message pool indices, FIFO of pending requests
   uint32_t pending_tail = UINT32_MAX;
   uint32_t pending_count = 0;
+  uint32_t owed_evicted = 0;  // FIFO: responses still to come for requests the pending cap evicted
   Endpoint client;
   Endpoint server;
   uint8_t ip_version = 4;
@@ -310,6 +322,7 @@ struct FlowSession {
   std::array<bool, 2> gap_before{};  // per physical dir: bytes lost before a decoder took the flow
   bool udp = false;
   bool open = false;
+  bool by_key = false;       // the decoder matches_by_key()
 };
 
 // The per-worker session layer: a StreamConsumer for the Reassembler that
@@ -388,6 +401,8 @@ class RecordBuilder final : public StreamConsumer {
   void mark(FlowSession& s, Direction dir, Message* m);
   // `resp` answers the pending request in slot `qi` (kNone: none: an unmatched record).
   void complete(FlowSession& s, uint32_t qi, Message* resp, RoundtripStatus status);
+  // `resp` answers a request the pending cap evicted (its timeout record is out): counted, freed.
+  void consume_evicted(FlowSession& s, Message* resp);
   void emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_flags);
 
   std::byte* carry_data(uint32_t buf) { return carry_arena_.get() + static_cast<size_t>(buf) * cfg_.carry_bytes; }

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "spanfeed/capture_policy.h"
+
 namespace spanfeed {
 
 // One encoded record inside a batch: where it ends in `data`, a key that is
@@ -73,7 +75,7 @@ struct alignas(64) SinkCounters {
 // signal: every wait ends now, and what is left is counted as failed with
 // the reason "abandoned".
 struct SinkWaitPolicy {
-  bool offline = false;
+  CapturePolicy capture;  // lossless: wait_for_sinks()
   const std::atomic<bool>* stop = nullptr;
   const std::atomic<bool>* abandon = nullptr;
   bool stop_requested() const { return stop != nullptr && stop->load(std::memory_order_relaxed); }
@@ -85,7 +87,7 @@ class Sink {
   virtual ~Sink() = default;
   void set_wait_policy(const SinkWaitPolicy& p) { policy_ = p; }
   // Exporter thread: write (or queue) every record of the batch, counting
-  // each outcome in `c`. May block in offline mode (`wait`) to lose nothing.
+  // each outcome in `c`. May block when `wait` (a lossless run) to lose nothing.
   virtual void write(const RecordBatch& b, SinkCounters& c, bool wait) = 0;
   // Exporter thread, when idle: serve asynchronous delivery reports.
   virtual void poll(SinkCounters& c) { (void)c; }
@@ -108,10 +110,12 @@ std::unique_ptr<Sink> make_jsonl_sink(const std::string& path, uint64_t rotate_b
 // A librdkafka producer sink: one Kafka message per record, key = the
 // connection key as 8 hex digits, value = the JSON line (without '\n'). `{protocol}` in the
 // topic name is replaced by the record's protocol (one topic per protocol).
-// `props` are passed to librdkafka as they are (kafka.* in the config).
+// `props` are passed to librdkafka as they are (kafka.* in the config). A
+// lossless `policy` sets no per-message timeout unless `props` set one.
 std::unique_ptr<Sink> make_kafka_sink(const std::string& target,
                                       const std::vector<std::pair<std::string, std::string>>& props,
-                                      double flush_timeout_s, std::string& error);
+                                      double flush_timeout_s, CapturePolicy policy,
+                                      std::string& error);
 
 struct GelfConfig {
   enum class Compression { kNone, kGzip, kZlib };
@@ -129,7 +133,7 @@ struct ExportConfig {
   uint64_t jsonl_rotate_bytes = 0;  // 0: never rotate
   uint32_t jsonl_keep = 5;
   std::vector<OutputSpec> outputs;
-  bool offline = false;               // sinks wait instead of dropping
+  CapturePolicy policy;               // lossless: sinks wait instead of dropping
   std::vector<std::pair<std::string, std::string>> kafka_props;
   double kafka_flush_timeout_s = 10;
   uint32_t batch_records = 256;       // a batch is handed over at this many records...

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "spanfeed/capture_policy.h"
 #include "spanfeed/config.h"
 #include "rules/rules_control.h"
 #include "spanfeed/counters.h"
@@ -21,25 +22,36 @@
 
 namespace spanfeed {
 
-// A worker's job: a packet handler that can report its counters at the end.
-class Job : public PacketHandler {
- public:
-  // Control core, after the worker has stopped.
-  virtual void report(WorkerSnapshot& out) const { (void)out; }
+// What every job counts: written by its worker, read (relaxed) by the
+// control core.
+struct alignas(64) JobCounters {
+  Counter packets;        // packets the job was given
+  Counter payload_bytes;  // their IP payload bytes (IPv4 total length - IHL, IPv6 payload length)
 };
 
-// payload-sum: counts packets and sums IP payload bytes (IPv4 total length -
-// IHL, IPv6 payload length) into the worker's counters.
-class PayloadSumJob final : public Job {
+// A worker's job: a packet handler that can report its counters.
+class Job : public PacketHandler {
  public:
-  explicit PayloadSumJob(WorkerCounters& c) : c_(c) {}
-  void on_packet(const PacketView& pkt) override {
+  // Control core: while the worker runs (live numbers, a burst behind) or
+  // after it has stopped. Derived jobs add their own and call this first.
+  virtual void report(WorkerSnapshot& out) const {
+    out.packets = c_.packets.get();
+    out.payload_bytes = c_.payload_bytes.get();
+  }
+
+ protected:
+  void count(const PacketView& pkt) {
     c_.packets.add(1);
     c_.payload_bytes.add(pkt.parsed->ip_payload_len);
   }
+  JobCounters c_;
+};
 
- private:
-  WorkerCounters& c_;
+// payload-sum: counts packets and sums IP payload bytes, nothing else (the
+// engine's throughput baseline).
+class PayloadSumJob final : public Job {
+ public:
+  void on_packet(const PacketView& pkt) override { count(pkt); }
 };
 
 // flows: every packet through the worker's flow table and TCP reassembly.
@@ -49,7 +61,7 @@ class PayloadSumJob final : public Job {
 // tools, written with buffered stdio from the worker.
 class FlowsJob final : public Job, public StreamConsumer {
  public:
-  FlowsJob(const Config& cfg, unsigned worker, WorkerCounters& c, const std::string& out_path);
+  FlowsJob(const Config& cfg, unsigned worker, const std::string& out_path);
   ~FlowsJob() override;
   void on_packet(const PacketView& pkt) override;
   void on_idle(uint64_t now_ns) override { r_->advance_time(now_ns); }
@@ -80,7 +92,6 @@ class FlowsJob final : public Job, public StreamConsumer {
     DirDigest dir[2];
   };
 
-  WorkerCounters& c_;
   unsigned worker_;
   std::unique_ptr<Reassembler> r_;
   std::vector<FlowDigest> digests_;  // indexed by Flow::slot
@@ -95,7 +106,7 @@ class FlowsJob final : public Job, public StreamConsumer {
 class RecordsJob final : public Job, public RecordSink {
  public:
   // `rules`: content rules (nullptr: none); the job's scanner comes from it.
-  RecordsJob(const Config& cfg, unsigned worker, WorkerCounters& c, Exporter& exporter, RulesControl* rules);
+  RecordsJob(const Config& cfg, unsigned worker, Exporter& exporter, RulesControl* rules);
   void on_packet(const PacketView& pkt) override;
   void on_idle(uint64_t now_ns) override;
   void finish(uint64_t now_ns) override;
@@ -106,10 +117,9 @@ class RecordsJob final : public Job, public RecordSink {
   bool ensure_batch();
   void hand_over();
 
-  WorkerCounters& c_;
   unsigned worker_;
   Exporter& exporter_;
-  bool offline_;
+  CapturePolicy policy_;
   std::unique_ptr<RulesScanner> scanner_;  // before builder_: the builder points at it
   std::unique_ptr<SignatureMatcher> signatures_;  // likewise
   std::unique_ptr<RecordBuilder> builder_;
@@ -126,9 +136,17 @@ class RecordsJob final : public Job, public RecordSink {
 // The decoding settings a config describes, for worker `worker`.
 DecodeConfig decode_config(const Config& cfg, unsigned worker);
 
-// The job a config asks for. `flows_part` is where a flows job writes its
-// per-worker part of the flows output ("" for none).
-std::unique_ptr<Job> make_job(const Config& cfg, unsigned worker, WorkerCounters& counters,
-                              const std::string& flows_part, Exporter* exporter, RulesControl* rules = nullptr);
+// The job a config asks for, for worker `worker`. A records job sends its
+// batches to `exporter` and scans with `rules` (nullptr: none); a flows job
+// with a flows output writes worker `worker`'s part of it.
+std::unique_ptr<Job> make_job(const Config& cfg, unsigned worker, Exporter* exporter,
+                              RulesControl* rules = nullptr);
+
+// The flows job's output: each worker writes its own part file while the
+// lcores run; after the run, the control core joins the parts into `path`
+// (in worker order) and removes them. False with `error` set when `path`
+// cannot be written.
+std::string flows_part_path(const std::string& path, unsigned worker);
+bool join_flows_parts(const std::string& path, unsigned workers, std::string& error);
 
 }  // namespace spanfeed

@@ -10,25 +10,12 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "rules/rules_report.h"
+#include "spanfeed/capture_policy.h"
 #include "spanfeed/counters.h"
 #include "spanfeed/decoder.h"
 #include "spanfeed/tcp_reassembly.h"
 
 namespace spanfeed {
-
-struct NicSnapshot {
-  uint16_t port = 0;
-  std::string name;
-  uint64_t ipackets = 0, ibytes = 0, imissed = 0, ierrors = 0, rx_nombuf = 0;
-  std::vector<std::pair<std::string, uint64_t>> xstats;  // the PMD's extended stats
-};
-
-struct RxSnapshot {
-  unsigned lcore = 0;
-  uint64_t received = 0, bytes = 0;
-  std::array<uint64_t, static_cast<size_t>(RxOutcome::kCount)> outcome{};
-  uint64_t ip_fragments = 0, l4_truncated = 0, snaplen_truncated = 0, ring_wait_spins = 0;
-};
 
 struct ReassemblySnapshot {
   bool present = false;  // the worker ran the flows job
@@ -103,7 +90,7 @@ struct CaptureFileReport {
 
 struct RunReport {
   std::string source;     // file, interface or EAL device
-  std::string mode;       // offline / live
+  CapturePolicy policy;   // lossless (offline) or drop-and-count (live)
   std::string job;
   std::string link_type;
   uint64_t expected_packets = 0;  // offline: records in the file (0 = unknown)

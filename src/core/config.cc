@@ -10,6 +10,7 @@
 
 #include <sched.h>
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
@@ -104,6 +105,16 @@ void load_config_file(const std::string& path, Config& cfg) {
   auto str = [&](std::string& dst) {
     return [&, f](const std::string& k, const YAML::Node& n) { dst = scalar<std::string>(f, k, n); };
   };
+  // A relative path in the file names a file beside it (as Prometheus and
+  // nginx read theirs), whatever directory spanfeed was started from.
+  const std::filesystem::path base = std::filesystem::path(path).parent_path();
+  auto beside = [base](const std::string& p) {
+    if (p.empty() || p == "-" || base.empty() || std::filesystem::path(p).is_absolute()) return p;
+    return (base / p).string();
+  };
+  auto file_path = [&](std::string& dst) {
+    return [&, f](const std::string& k, const YAML::Node& n) { dst = beside(scalar<std::string>(f, k, n)); };
+  };
   auto u32 = [&](uint32_t& dst, uint64_t max) {
     return [&, f, max](const std::string& k, const YAML::Node& n) { dst = positive(f, k, n, max); };
   };
@@ -119,7 +130,7 @@ void load_config_file(const std::string& path, Config& cfg) {
   walk(f, "", root, {
     {"capture", [&](const std::string& p, const YAML::Node& n) {
        walk(f, p, n, {
-         {"pcap", str(cfg.pcap_file)},
+         {"pcap", file_path(cfg.pcap_file)},
          {"infinite", boolean(cfg.pcap_infinite)},
          {"iface", str(cfg.iface)},
          {"filter", str(cfg.filter)},
@@ -187,11 +198,15 @@ void load_config_file(const std::string& path, Config& cfg) {
          {"flow_buffer_kb", u32(cfg.reassembly_flow_buffer_kb, 1u << 20)},
        });
      }},
-    {"flows_out", str(cfg.flows_out)},
+    {"flows_out", file_path(cfg.flows_out)},
     {"outputs", [&](const std::string& k, const YAML::Node& v) {
        if (!v.IsSequence()) fail(f, k, "expected a list of KIND:TARGET strings", &v);
        cfg.outputs.clear();
-       for (const auto& o : v) cfg.outputs.push_back(scalar<std::string>(f, k, o));
+       for (const auto& o : v) {
+         std::string out = scalar<std::string>(f, k, o);
+         if (out.rfind("jsonl:", 0) == 0) out = "jsonl:" + beside(out.substr(6));
+         cfg.outputs.push_back(out);
+       }
      }},
     {"recording_id", str(cfg.recording_id)},
     {"jsonl", [&](const std::string& p, const YAML::Node& n) {
@@ -238,7 +253,7 @@ void load_config_file(const std::string& path, Config& cfg) {
      }},
     {"rules", [&](const std::string& p, const YAML::Node& n) {
        walk(f, p, n, {
-         {"file", str(cfg.rules_file)},
+         {"file", file_path(cfg.rules_file)},
          {"redact_credit_cards", boolean(cfg.redact_credit_cards)},
          {"redact_bearer_tokens", boolean(cfg.redact_bearer_tokens)},
          {"redact_passwords", boolean(cfg.redact_passwords)},
@@ -292,7 +307,7 @@ void load_config_file(const std::string& path, Config& cfg) {
        try { cfg.job = parse_job(scalar<std::string>(f, k, v)); }
        catch (const ConfigError& e) { fail(f, k, e.what(), &v); }
      }},
-    {"summary_json", str(cfg.summary_json)},
+    {"summary_json", file_path(cfg.summary_json)},
     {"metrics", [&](const std::string& p, const YAML::Node& n) {
        walk(f, p, n, {
          {"listen", str(cfg.metrics_listen)},

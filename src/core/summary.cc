@@ -8,31 +8,6 @@
 
 namespace spanfeed {
 
-std::string_view to_string(RxOutcome o) {
-  switch (o) {
-    case RxOutcome::kDelivered: return "delivered";
-    case RxOutcome::kNonIp: return "non_ip";
-    case RxOutcome::kTruncated: return "truncated";
-    case RxOutcome::kMalformed: return "malformed";
-    case RxOutcome::kRingFull: return "ring_full";
-    case RxOutcome::kFiltered: return "filtered";
-    case RxOutcome::kCount: break;
-  }
-  return "unknown";
-}
-
-RxOutcome rx_outcome_for(ParseOutcome p) {
-  switch (p) {
-    case ParseOutcome::kOk: return RxOutcome::kDelivered;
-    case ParseOutcome::kNonIp: return RxOutcome::kNonIp;
-    case ParseOutcome::kTruncatedL2:
-    case ParseOutcome::kTruncatedL3: return RxOutcome::kTruncated;
-    case ParseOutcome::kMalformedL3:
-    case ParseOutcome::kCount: break;
-  }
-  return RxOutcome::kMalformed;
-}
-
 uint64_t RunReport::rx_received() const {
   uint64_t n = 0;
   for (const auto& r : rx) n += r.received;
@@ -71,7 +46,7 @@ std::vector<std::string> RunReport::ledger_problems() const {
   uint64_t nic_ipackets = 0;
   for (const auto& n : nics) nic_ipackets += n.ipackets;
   eq("nic ipackets == rx received", nic_ipackets, rx_received());
-  if (mode == "offline" && !interrupted && expected_packets != 0) {
+  if (policy.expects_whole_input() && !interrupted && expected_packets != 0) {
     eq("packets in file == rx received", expected_packets, rx_received());
   }
   for (size_t i = 0; i < workers.size(); ++i) {
@@ -97,6 +72,8 @@ std::vector<std::string> RunReport::ledger_problems() const {
     const auto& d = rs.decode;
     eq((who + "requests == matched + timeouts + pending").c_str(), d.sum(d.requests),
        d.sum(d.matched) + d.timeouts_total() + d.pending_now);
+    eq((who + "responses == matched + unmatched + responses of evicted requests").c_str(), d.sum(d.responses),
+       d.sum(d.matched) + d.unmatched + d.responses_of_evicted);
     eq((who + "records == matched + timeouts + unmatched + no-reply").c_str(), d.records_emitted,
        d.sum(d.matched) + d.timeouts_total() + d.unmatched + d.sum(d.no_reply));
     eq((who + "records == roundtrips by protocol and status").c_str(), d.records_emitted,
@@ -186,7 +163,8 @@ nlohmann::json records_json(const RecordsSnapshot& s) {
   detect["signature_rejected"] = d.detect_rejected;
   return {
     {"protocols", by_proto}, {"timeouts", timeouts}, {"detect", detect},
-    {"unmatched", d.unmatched}, {"records_emitted", d.records_emitted},
+    {"unmatched", d.unmatched}, {"responses_of_evicted", d.responses_of_evicted},
+    {"records_emitted", d.records_emitted},
     {"pending_now", d.pending_now}, {"message_pool_exhausted", d.message_pool_exhausted},
     {"carry_overflow", d.carry_overflow}, {"carry_pool_exhausted", d.carry_pool_exhausted},
     {"field_truncated", d.field_truncated}, {"gaps", d.gaps}, {"gap_bytes", d.gap_bytes},
@@ -316,7 +294,7 @@ nlohmann::json to_json(const RunReport& r) {
     ledger["reassembly"] = seg;
   }
   json out = {
-    {"source", r.source}, {"mode", r.mode}, {"job", r.job}, {"link_type", r.link_type},
+    {"source", r.source}, {"mode", r.policy.name()}, {"job", r.job}, {"link_type", r.link_type},
     {"interrupted", r.interrupted}, {"elapsed_s", r.elapsed_s},
     {"rx_packets", r.rx_received()}, {"payload_bytes", r.payload_bytes()},
     {"nics", nics}, {"rx_lcores", rx}, {"workers", workers}, {"sinks", sinks},
@@ -340,7 +318,7 @@ std::string to_text(const RunReport& r) {
     std::snprintf(line, sizeof(line), fmt, args...);
     s += line;
   };
-  add("spanfeed %s: %s (%s, %s), %.3f s%s\n", r.job.c_str(), r.source.c_str(), r.mode.c_str(),
+  add("spanfeed %s: %s (%s, %s), %.3f s%s\n", r.job.c_str(), r.source.c_str(), r.policy.name(),
       r.link_type.c_str(), r.elapsed_s, r.interrupted ? ", interrupted" : "");
   for (const auto& n : r.nics) {
     add("  nic %u %-14s ipackets %" PRIu64 "  imissed %" PRIu64 "  ierrors %" PRIu64

@@ -241,6 +241,8 @@ void FlowContext::commit_request(Message* req) {
   if (s_.pending_count >= b_.cfg_.max_pending_per_flow && s_.pending_head != RecordBuilder::kNone) {
     ++b_.counters_.pending_overflow;
     b_.emit_timeout(s_.pending_head, TimeoutCause::kOverflow, 0);
+    // FIFO: its response is still coming, ahead of those of the requests left; it must not pair with them
+    if (!s_.by_key) ++s_.owed_evicted;
   }
   auto& sl = b_.slots_[i];
   sl.pending = true;
@@ -275,13 +277,20 @@ void FlowContext::emit_no_reply(Message* req) {
 }
 
 Message* FlowContext::front_request() {
+  if (s_.owed_evicted != 0) return nullptr;
   return s_.pending_head == RecordBuilder::kNone ? nullptr : &b_.slots_[s_.pending_head].msg;
 }
 
-size_t FlowContext::pending_count() const { return s_.pending_count; }
+size_t FlowContext::pending_count() const { return s_.pending_count + s_.owed_evicted; }
 
 void FlowContext::complete_response(Message* resp, RoundtripStatus status) {
-  if (resp != nullptr) b_.complete(s_, s_.pending_head, resp, status);
+  if (resp == nullptr) return;
+  if (s_.owed_evicted != 0) {
+    --s_.owed_evicted;
+    b_.consume_evicted(s_, resp);
+    return;
+  }
+  b_.complete(s_, s_.pending_head, resp, status);
 }
 
 void FlowContext::complete_response_by_key(Message* resp, RoundtripStatus status, uint32_t key) {
@@ -293,6 +302,7 @@ void FlowContext::complete_response_by_key(Message* resp, RoundtripStatus status
 
 void FlowContext::flush_pending(TimeoutCause cause, uint32_t extra_flags) {
   while (s_.pending_head != RecordBuilder::kNone) b_.emit_timeout(s_.pending_head, cause, extra_flags);
+  s_.owed_evicted = 0;  // a gap took their responses too (or the flow ends)
 }
 
 void FlowContext::content(Direction dir, std::span<const std::byte> bytes, bool compressed) {
@@ -438,6 +448,13 @@ void RecordBuilder::complete(FlowSession& s, uint32_t qi, Message* resp, Roundtr
   free_message(ri);
 }
 
+void RecordBuilder::consume_evicted(FlowSession& s, Message* resp) {
+  mark(s, Direction::kServerToClient, resp);
+  ++counters_.responses[static_cast<size_t>(s.protocol)];
+  ++counters_.responses_of_evicted;
+  free_message(slot_index(resp));
+}
+
 void RecordBuilder::mark(FlowSession& s, Direction dir, Message* m) {
   // An overlap conflict seen in this direction goes on the next message finished in it: the conflicting
   // bytes were delivered right after the report, so they belong to the message in progress (or the next).
@@ -511,6 +528,8 @@ void RecordBuilder::on_open(const Flow& flow, uint64_t ts_ns) {
   s.base = {0, 0};
   s.pending_head = s.pending_tail = kNone;
   s.pending_count = 0;
+  s.owed_evicted = 0;
+  s.by_key = false;
   s.client = {flow.client_addr(), flow.client_port()};
   s.server = {flow.server_addr(), flow.server_port()};
   s.ip_version = flow.key.ip_version;
@@ -554,6 +573,7 @@ void RecordBuilder::start_decoder(const Flow& f, FlowSession& s, Protocol p, Det
     return;
   }
   s.detect_state = kDetectActive;
+  s.by_key = d->matches_by_key();
   s.state.fill(std::byte{0});
   FlowContext ctx(*this, s, f.slot);
   d->open(ctx, ts_ns);

@@ -178,7 +178,7 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
         s = make_jsonl_sink(o.target, cfg.jsonl_rotate_bytes, cfg.jsonl_keep, error);
         break;
       case OutputSpec::Kind::kKafka:
-        s = make_kafka_sink(o.target, cfg.kafka_props, cfg.kafka_flush_timeout_s, error);
+        s = make_kafka_sink(o.target, cfg.kafka_props, cfg.kafka_flush_timeout_s, cfg.policy, error);
         break;
       case OutputSpec::Kind::kGelfUdp:
       case OutputSpec::Kind::kGelfTcp:
@@ -188,7 +188,7 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
         break;
     }
     if (!s) return nullptr;
-    s->set_wait_policy({cfg.offline, cfg.stop, cfg.abandon});
+    s->set_wait_policy({cfg.policy, cfg.stop, cfg.abandon});
     e->sinks_.push_back(std::move(s));
     e->counters_.push_back(std::make_unique<SinkCounters>());
   }
@@ -255,7 +255,7 @@ void Exporter::run() {
       c.add(c.batches, 1);
       c.add(c.records, b->records());
       c.add(c.bytes, b->data.size());
-      sinks_[i]->write(*b, c, cfg_.offline);
+      sinks_[i]->write(*b, c, cfg_.policy.wait_for_sinks());
     }
     impl_->free[b->owner]->push(b);
   }

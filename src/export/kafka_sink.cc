@@ -46,7 +46,7 @@ class KafkaSink final : public Sink {
 
   bool init(const std::string& target,
             const std::vector<std::pair<std::string, std::string>>& props, double flush_timeout_s,
-            std::string& error) {
+            CapturePolicy policy, std::string& error) {
     flush_timeout_ms_ = static_cast<int>(flush_timeout_s * 1000);
     auto slash = target.rfind('/');
     std::string brokers = target.substr(0, slash);
@@ -54,6 +54,9 @@ class KafkaSink final : public Sink {
     char err[512];
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
     auto all = default_properties(brokers);
+    // A lossless run gives up on no message: no per-message timeout (the
+    // config's kafka.* properties, inserted after, may still set one).
+    if (policy.deliver_without_timeout()) all.push_back({"message.timeout.ms", "0"});
     all.insert(all.end(), props.begin(), props.end());
     error = set_properties(conf, all);
     if (!error.empty()) {
@@ -137,7 +140,7 @@ class KafkaSink final : public Sink {
   void close(SinkCounters& c) override {
     c_ = &c;
     if (rk_ == nullptr) return;
-    if (!policy_.offline) {
+    if (!policy_.capture.wait_for_sinks()) {
       rd_kafka_flush(rk_, flush_timeout_ms_);
     } else {
       // Offline loses nothing: wait as long as the broker is away. A stop
@@ -246,9 +249,10 @@ std::string validate_kafka_properties(
 
 std::unique_ptr<Sink> make_kafka_sink(const std::string& target,
                                       const std::vector<std::pair<std::string, std::string>>& props,
-                                      double flush_timeout_s, std::string& error) {
+                                      double flush_timeout_s, CapturePolicy policy,
+                                      std::string& error) {
   auto s = std::make_unique<KafkaSink>();
-  if (!s->init(target, props, flush_timeout_s, error)) return nullptr;
+  if (!s->init(target, props, flush_timeout_s, policy, error)) return nullptr;
   return s;
 }
 

@@ -8,9 +8,8 @@
 
 namespace spanfeed {
 
-FlowsJob::FlowsJob(const Config& cfg, unsigned worker, WorkerCounters& c,
-                   const std::string& out_path)
-    : c_(c), worker_(worker) {
+FlowsJob::FlowsJob(const Config& cfg, unsigned worker, const std::string& out_path)
+    : worker_(worker) {
   ReassemblerConfig rc = reassembler_config(cfg);
   r_ = std::make_unique<Reassembler>(rc, *this);
   digests_.resize(rc.table.capacity);
@@ -28,8 +27,7 @@ FlowsJob::~FlowsJob() {
 }
 
 void FlowsJob::on_packet(const PacketView& pkt) {
-  c_.packets.add(1);
-  c_.payload_bytes.add(pkt.parsed->ip_payload_len);
+  count(pkt);
   r_->process(pkt);
 }
 
@@ -39,6 +37,7 @@ void FlowsJob::finish(uint64_t now_ns) {
 }
 
 void FlowsJob::report(WorkerSnapshot& out) const {
+  Job::report(out);
   out.reassembly.present = true;
   out.reassembly.counters = r_->counters();
   out.reassembly.table = r_->table_counters();
@@ -101,6 +100,29 @@ void FlowsJob::on_close(const Flow& flow, CloseReason reason, uint64_t) {
                a.prefix_bytes, a.prefix_fnv,
                sb.packets, b.bytes, b.fnv, b.gaps, b.gap_bytes, b.fin ? "true" : "false",
                b.prefix_bytes, b.prefix_fnv);
+}
+
+std::string flows_part_path(const std::string& path, unsigned worker) {
+  return path + ".part" + std::to_string(worker);
+}
+
+bool join_flows_parts(const std::string& path, unsigned workers, std::string& error) {
+  std::FILE* out = std::fopen(path.c_str(), "w");
+  for (unsigned w = 0; w < workers; ++w) {
+    std::string part = flows_part_path(path, w);
+    if (std::FILE* in = std::fopen(part.c_str(), "r")) {
+      char buf[1 << 16];
+      size_t n;
+      while ((n = std::fread(buf, 1, sizeof(buf), in)) > 0 && out != nullptr) std::fwrite(buf, 1, n, out);
+      std::fclose(in);
+    }
+    std::remove(part.c_str());
+  }
+  if (out == nullptr || std::fclose(out) != 0) {
+    error = "cannot write flows output '" + path + "'";
+    return false;
+  }
+  return true;
 }
 
 }  // namespace spanfeed

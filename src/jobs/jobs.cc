@@ -3,12 +3,14 @@
 
 namespace spanfeed {
 
-std::unique_ptr<Job> make_job(const Config& cfg, unsigned worker, WorkerCounters& counters,
-                              const std::string& flows_part, Exporter* exporter, RulesControl* rules) {
+std::unique_ptr<Job> make_job(const Config& cfg, unsigned worker, Exporter* exporter,
+                              RulesControl* rules) {
   switch (cfg.job) {
-    case JobKind::kPayloadSum: return std::make_unique<PayloadSumJob>(counters);
-    case JobKind::kFlows: return std::make_unique<FlowsJob>(cfg, worker, counters, flows_part);
-    case JobKind::kRecords: return std::make_unique<RecordsJob>(cfg, worker, counters, *exporter, rules);
+    case JobKind::kPayloadSum: return std::make_unique<PayloadSumJob>();
+    case JobKind::kFlows:
+      return std::make_unique<FlowsJob>(
+          cfg, worker, cfg.flows_out.empty() ? "" : flows_part_path(cfg.flows_out, worker));
+    case JobKind::kRecords: return std::make_unique<RecordsJob>(cfg, worker, *exporter, rules);
   }
   return nullptr;
 }

@@ -41,9 +41,8 @@ DecodeConfig decode_config(const Config& cfg, unsigned worker) {
   return d;
 }
 
-RecordsJob::RecordsJob(const Config& cfg, unsigned worker, WorkerCounters& c, Exporter& exporter,
-                       RulesControl* rules)
-    : c_(c), worker_(worker), exporter_(exporter), offline_(cfg.offline()) {
+RecordsJob::RecordsJob(const Config& cfg, unsigned worker, Exporter& exporter, RulesControl* rules)
+    : worker_(worker), exporter_(exporter), policy_(cfg.capture_policy()) {
   if (rules != nullptr) scanner_ = rules->scanner(cfg.flow_capacity);
   builder_ = std::make_unique<RecordBuilder>(decode_config(cfg, worker), *this);
   builder_->set_observer(scanner_.get());
@@ -57,8 +56,7 @@ RecordsJob::RecordsJob(const Config& cfg, unsigned worker, WorkerCounters& c, Ex
 
 void RecordsJob::on_packet(const PacketView& pkt) {
   if (scanner_) scanner_->poll_reload();  // a reloaded rule set takes over between packets
-  c_.packets.add(1);
-  c_.payload_bytes.add(pkt.parsed->ip_payload_len);
+  count(pkt);
   r_->process(pkt);
 }
 
@@ -81,11 +79,11 @@ bool RecordsJob::ensure_batch() {
   // Offline: wait for the exporter to return a batch (backpressure reaches
   // RX through the rings; nothing is lost) unless a second signal abandoned
   // the run's waits. Live: drop and count.
-  while (batch_ == nullptr && offline_ && !exporter_.abandoned()) {
+  while (batch_ == nullptr && policy_.wait_for_batches() && !exporter_.abandoned()) {
     sched_yield();
     batch_ = exporter_.try_acquire(worker_);
   }
-  if (batch_ == nullptr && offline_) ++dropped_abandoned_;
+  if (batch_ == nullptr && policy_.wait_for_batches()) ++dropped_abandoned_;
   return batch_ != nullptr;
 }
 
@@ -118,6 +116,7 @@ void RecordsJob::emit(const Roundtrip& r) {
 }
 
 void RecordsJob::report(WorkerSnapshot& out) const {
+  Job::report(out);
   out.reassembly.present = true;
   out.reassembly.counters = r_->counters();
   out.reassembly.table = r_->table_counters();

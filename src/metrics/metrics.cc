@@ -143,7 +143,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   MetricFamily* seg = nullptr; MetricFamily* gaps = nullptr; MetricFamily* gapb = nullptr;
   MetricFamily* fc = nullptr; MetricFamily* fcl = nullptr; MetricFamily* fa = nullptr;
   MetricFamily* fref = nullptr; MetricFamily* bufhw = nullptr; MetricFamily* bufnow = nullptr;
-  MetricFamily* chunks = nullptr;
+  MetricFamily* chunks = nullptr; MetricFamily* ovc = nullptr;
   for (size_t i = 0; i < r.workers.size(); ++i) {
     const auto& w = r.workers[i];
     Labels l = {{"worker", s(i)}};
@@ -171,6 +171,11 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
       chunks = &b.family("reassembly_chunks_in_use", MT::Gauge,
                          "Reassembly memory in use: chunks of the worker's out-of-order pool "
                          "(reassembly.memory_mb). Near the pool size: dropped_memory follows.");
+      ovc = &b.family("reassembly_overlap_conflicts_total", MT::Counter,
+                      "TCP segments whose bytes differed from data already received for the same stream "
+                      "positions. The first copy is kept and the record is flagged overlap_conflict. Non-zero: "
+                      "a sender rewriting retransmitted data (an IDS-evasion attempt), a broken middlebox, or "
+                      "a capture merging two paths.");
     }
     const auto& c = w.reassembly.counters;
     for (size_t k = 0; k < kSegmentOutcomeCount; ++k) {
@@ -190,6 +195,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     Builder::add(*bufhw, l, double(c.buffered_bytes_high_water));
     Builder::add(*bufnow, l, double(c.buffered_bytes));
     Builder::add(*chunks, l, double(c.chunks_in_use));
+    Builder::add(*ovc, l, double(c.overlap_conflicts));
   }
 
   // Records
@@ -198,7 +204,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   std::array<uint64_t, kProtocolCount> derr{};
   std::array<uint64_t, kTimeoutCauseCount> tmo{};
   std::array<LatencyHistogram, kProtocolCount> lat{};
-  uint64_t dropped = 0, dropped_abandoned = 0, unmatched = 0, resyncs = 0;
+  uint64_t dropped = 0, dropped_abandoned = 0, resyncs = 0, resync_skipped = 0, partial = 0, of_evicted = 0;
   for (const auto& w : r.workers) {
     if (!w.records.present) continue;
     any_records = true;
@@ -214,8 +220,10 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     for (size_t k = 0; k < kTimeoutCauseCount; ++k) tmo[k] += d.timeouts[k];
     dropped += w.records.dropped;
     dropped_abandoned += w.records.dropped_abandoned;
-    unmatched += d.unmatched;
     resyncs += d.resyncs;
+    resync_skipped += d.resync_skipped_bytes;
+    partial += d.partial_at_close;
+    of_evicted += d.responses_of_evicted;
   }
   if (any_records) {
     auto& rtf = b.family("roundtrips_total", MT::Counter,
@@ -251,6 +259,24 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     for (size_t k = 0; k < kTimeoutCauseCount; ++k) {
       Builder::add(tf, {{"cause", std::string(to_string(static_cast<TimeoutCause>(k)))}}, double(tmo[k]));
     }
+    auto& ev = b.family("responses_of_evicted_total", MT::Counter,
+                        "Responses to requests the per-flow pending queue had already evicted (request_timeouts_total "
+                        "cause overflow): no record, and later responses still pair with their own requests. "
+                        "Non-zero: clients pipelining more than 64 requests (max_pending_per_flow) on one "
+                        "connection.");
+    Builder::add(ev, {}, double(of_evicted));
+    auto& pc = b.family("partial_at_close_total", MT::Counter,
+                        "Flows that ended inside a message's first bytes (start line, header, length prefix): too "
+                        "little to make a record of. Some is normal (connections cut mid-request); a rising rate: "
+                        "clients aborting, or a capture cutting streams (short snaplen, loss at the end of flows).");
+    Builder::add(pc, {}, double(partial));
+    auto& rs = b.family("decode_resyncs_total", MT::Counter,
+                        "Times a decoder found a message boundary again after a gap or bytes it could not parse. "
+                        "Follows reassembly gaps and decode errors.");
+    Builder::add(rs, {}, double(resyncs));
+    auto& rsb = b.family("decode_resync_skipped_bytes_total", MT::Counter,
+                         "Bytes decoders skipped while looking for the next message boundary (not in any record).");
+    Builder::add(rsb, {}, double(resync_skipped));
     auto& df = b.family("records_dropped_total", MT::Counter,
                         "Records dropped before export: export_backpressure (live mode: every export batch was "
                         "in flight because the sinks are slower than the traffic; faster sinks or more batches), "

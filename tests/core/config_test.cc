@@ -79,7 +79,7 @@ log_level: error
   EXPECT_FALSE(cfg.hash_vlan);
   EXPECT_EQ(cfg.summary_json, "/tmp/out.json");
   EXPECT_EQ(cfg.log_level, "error");
-  EXPECT_TRUE(cfg.offline());
+  EXPECT_TRUE(cfg.capture_policy().is_lossless());
 }
 
 TEST(Config, EmptyFileMeansDefaults) {
@@ -94,15 +94,15 @@ TEST(Config, EmptyFileMeansDefaults) {
 TEST(Config, ModeFollowsSource) {
   Config cfg;
   cfg.pcap_file = "x.pcap";
-  EXPECT_TRUE(cfg.offline());
+  EXPECT_TRUE(cfg.capture_policy().is_lossless());
   cfg.pcap_infinite = true;
-  EXPECT_FALSE(cfg.offline());
+  EXPECT_FALSE(cfg.capture_policy().is_lossless());
   cfg.pcap_infinite = false;
   cfg.mode = RunMode::kLive;
-  EXPECT_FALSE(cfg.offline());
+  EXPECT_FALSE(cfg.capture_policy().is_lossless());
   Config live;
   live.iface = "eth0";
-  EXPECT_FALSE(live.offline());
+  EXPECT_FALSE(live.capture_policy().is_lossless());
 }
 
 TEST(Config, UnknownKeyNamed) {
@@ -179,6 +179,28 @@ TEST(Config, MissingFile) {
   } catch (const ConfigError& e) {
     EXPECT_THAT(e.what(), HasSubstr("/nonexistent/spanfeed.yaml: cannot open"));
   }
+}
+
+TEST(Config, RelativePathsNameFilesBesideTheConfig) {
+  // write_tmp puts the file in /tmp: relative paths resolve there.
+  auto path = write_tmp(
+      "capture:\n  pcap: traces/a.pcap\n"
+      "rules:\n  file: rules.yaml\n"
+      "outputs: ['jsonl:out.jsonl', 'jsonl:-', 'jsonl:/var/log/x.jsonl', 'kafka:b:9092/t']\n"
+      "summary_json: s.json\n");
+  Config cfg;
+  load_config_file(path, cfg);
+  std::remove(path.c_str());
+  EXPECT_EQ(cfg.pcap_file, "/tmp/traces/a.pcap");
+  EXPECT_EQ(cfg.rules_file, "/tmp/rules.yaml");
+  EXPECT_EQ(cfg.summary_json, "/tmp/s.json");
+  EXPECT_THAT(cfg.outputs, ::testing::ElementsAre("jsonl:/tmp/out.jsonl", "jsonl:-",
+                                                  "jsonl:/var/log/x.jsonl", "kafka:b:9092/t"));
+}
+
+TEST(Config, RecordsIsTheDefaultJob) {
+  Config cfg;
+  EXPECT_EQ(cfg.job, JobKind::kRecords);
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ def run_spanfeed(args, timeout=120, want_summary=True):
         summary_path = os.path.join(tmp, "summary.json")
         cmd = [SPANFEED] + list(args)
         if "--metrics" not in args:
-            cmd += ["--metrics", "off"]  # tests run one after another; keep port 9090 free
+            cmd += ["--metrics", "off"]  # tests run one after another; keep port 9466 free
         if want_summary:
             cmd += ["--summary-json", summary_path]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)

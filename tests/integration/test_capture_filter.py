@@ -39,7 +39,7 @@ class CaptureFilter(SpanfeedTestCase):
     def check(self, path, expr):
         want = tcpdump_count(path, expr)
         total = frame_count(path)
-        r = run_spanfeed(["--pcap", path, "--filter", expr, "-w", "2", "-q"])
+        r = run_spanfeed(["--job", "payload-sum", "--pcap", path, "--filter", expr, "-w", "2", "-q"])
         self.assertEqual(r.rc, 0, r.stderr)
         rx = r.summary["ledger"]["rx"]
         kept = rx["received"] - rx["filtered"]
@@ -70,7 +70,7 @@ class CaptureFilter(SpanfeedTestCase):
             cfg = os.path.join(tmp, "c.yaml")
             with open(cfg, "w") as f:
                 f.write("capture:\n  filter: 'tcp port 41204'\n")
-            r = run_spanfeed(["--pcap", capture("mysql/171-mysql.pcap"), "-c", cfg, "-q"])
+            r = run_spanfeed(["--job", "payload-sum", "--pcap", capture("mysql/171-mysql.pcap"), "-c", cfg, "-q"])
             self.assertEqual(r.rc, 0, r.stderr)
             self.assertEqual(r.summary["ledger"]["rx"]["filtered"], 1040 - 184)
         r = run_spanfeed(["--pcap", capture("mysql/171-mysql.pcap"), "--filter", "tcp portt 1"],

@@ -34,7 +34,7 @@ class CaptureFormats(SpanfeedTestCase):
                         if variant in ("sll", "sll2", "be", "nsec", "pcapng"):
                             # same frames, other framing: same payload
                             self.assertEqual(ip_bytes, eth_bytes)
-                        r = run_spanfeed(["--pcap", out, "-w", "2", "-q"])
+                        r = run_spanfeed(["--job", "payload-sum", "--pcap", out, "-w", "2", "-q"])
                         self.assertEqual(r.rc, 0, r.stderr)
                         s = r.summary
                         self.assertEqual(s["link_type"], link)
@@ -63,7 +63,7 @@ class CaptureFormats(SpanfeedTestCase):
             self.assertIn(f"'{bogus}' is not a capture file", r.stderr)
 
     def test_swapped_header_file_is_read_whole(self):
-        r = run_spanfeed(["--pcap", capture("memcached/memcached-userdata.pcap"), "-q"])
+        r = run_spanfeed(["--job", "payload-sum", "--pcap", capture("memcached/memcached-userdata.pcap"), "-q"])
         self.assertEqual(r.rc, 0, r.stderr)
         self.assertIn("wrong byte order", r.stderr)
         self.assertEqual(r.summary["rx_packets"], 20421)

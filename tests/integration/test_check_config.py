@@ -61,21 +61,23 @@ def check(path):
 
 class CheckConfig(unittest.TestCase):
     def test_shipped_configs_pass(self):
+        # Checked where they are, from another directory: relative paths in a
+        # config (demo.yaml's rules file) name files beside it, not in the cwd.
         with tempfile.TemporaryDirectory() as tmp:
             for name in ("spanfeed.yaml", "demo.yaml"):
                 with self.subTest(config=name):
-                    cfg = os.path.join(tmp, name)
-                    with open(os.path.join(ROOT, "conf", name)) as src, open(cfg, "w") as dst:
-                        dst.write(src.read())
-                        dst.write(f"\n# source for the check\n")
-                    # the shipped files name no source: give one on the command line; they
-                    # are run from the repository's top (demo.yaml names conf/demo-rules.yaml)
+                    cfg = os.path.join(ROOT, "conf", name)
+                    # the shipped files name no source: give one on the command line
                     p = subprocess.run([SPANFEED, "--check-config", cfg, "--pcap",
                                         capture("http/httpv1.pcap")],
-                                       capture_output=True, text=True, timeout=30, cwd=ROOT)
+                                       capture_output=True, text=True, timeout=30, cwd=tmp)
                     self.assertEqual(p.returncode, 0, p.stderr)
-                    self.assertIn(": OK: job", p.stdout)
+                    self.assertIn(f"{cfg}: OK: job records", p.stdout)
                     self.assertNotIn("EAL", p.stdout + p.stderr)
+            p = subprocess.run([SPANFEED, "--check-config", os.path.join(ROOT, "conf", "demo.yaml"),
+                                "--pcap", capture("http/httpv1.pcap")],
+                               capture_output=True, text=True, timeout=30, cwd=tmp)
+            self.assertIn(f"rules: {os.path.join(ROOT, 'conf', 'demo-rules.yaml')}: 4 rule(s)", p.stdout)
 
     def test_each_broken_config_names_its_problem(self):
         with tempfile.TemporaryDirectory() as tmp:

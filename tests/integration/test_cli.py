@@ -1,7 +1,9 @@
 """Command line and configuration: help, bad arguments and bad config give a
 clear message and a non-zero exit (never a DPDK panic dump); a config file
 can say everything the command line can."""
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -101,6 +103,71 @@ summary_json: {summary}
         r = run_spanfeed(["-c", conf, "--pcap", capture("http/httpv1.pcap"), "-q"])
         self.assertEqual(r.rc, 0, r.stderr)
         self.assertLedgerBalanced(r.summary)
+
+    def test_default_job_is_records(self):
+        # No --job: the records job, records as JSON lines on stdout, the
+        # human summary on stderr.
+        r = run_spanfeed(["--pcap", capture("http/httpv1.pcap")])
+        self.assertEqual(r.rc, 0, r.stderr)
+        self.assertEqual(r.summary["job"], "records")
+        emitted = sum(w["records"]["records_emitted"] for w in r.summary["workers"])
+        self.assertGreater(emitted, 0)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), emitted, r.stdout)
+        self.assertTrue(all(json.loads(l)["protocol"] == "http" for l in lines))
+        self.assertIn("ledger balanced", r.stderr)
+        self.assertLedgerBalanced(r.summary)
+        # --flows-out alone implies the flows job
+        with tempfile.TemporaryDirectory() as tmp:
+            flows = os.path.join(tmp, "flows.jsonl")
+            r = run_spanfeed(["--pcap", capture("http/httpv1.pcap"), "--flows-out", flows, "-q"])
+            self.assertEqual(r.rc, 0, r.stderr)
+            self.assertEqual(r.summary["job"], "flows")
+            with open(flows) as f:
+                self.assertGreater(len(f.read().splitlines()), 0)
+
+    def test_demo_config_from_another_directory(self):
+        # run_spanfeed runs in a fresh temporary directory: demo.yaml's rules
+        # file (demo-rules.yaml, beside it) must still be found and applied.
+        conf = os.path.join(ROOT, "conf", "demo.yaml")
+        r = run_spanfeed(["-c", conf, "--pcap", capture("mysql/171-mysql.pcap"), "-q"])
+        self.assertEqual(r.rc, 0, r.stderr)
+        rules = r.summary["rules"]
+        self.assertEqual(rules["file"], os.path.join(ROOT, "conf", "demo-rules.yaml"))
+        self.assertEqual(rules["rules"], 4)
+        # demo.yaml binds MySQL to 20130, where this capture's server listens
+        self.assertEqual(rules["per_rule"]["sql-select"]["records"], 130)
+        self.assertEqual(rules["records_tagged"], 130)
+        self.assertLedgerBalanced(r.summary)
+
+    def test_relative_paths_in_config_name_files_beside_it(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            site, elsewhere = os.path.join(tmp, "site"), os.path.join(tmp, "elsewhere")
+            os.makedirs(site)
+            os.makedirs(elsewhere)
+            shutil.copy(capture("mysql/171-mysql.pcap"), os.path.join(site, "trace.pcap"))
+            shutil.copy(os.path.join(ROOT, "conf", "demo-rules.yaml"), os.path.join(site, "tags.yaml"))
+            with open(os.path.join(site, "spanfeed.yaml"), "w") as f:
+                f.write("capture:\n  pcap: trace.pcap\n"
+                        "decode:\n  ports:\n    mysql: [20130]\n"
+                        "rules:\n  file: tags.yaml\n"
+                        "outputs: ['jsonl:records.jsonl']\n"
+                        "summary_json: summary.json\n")
+            p = subprocess.run([SPANFEED, "-c", "../site/spanfeed.yaml", "-q", "--metrics", "off"],
+                               capture_output=True, text=True, timeout=60, cwd=elsewhere)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(os.listdir(elsewhere), [])
+            with open(os.path.join(site, "summary.json")) as f:
+                s = json.load(f)
+            self.assertEqual(s["source"], "../site/trace.pcap")
+            self.assertEqual(s["rx_packets"], 1040)
+            self.assertEqual(s["rules"]["file"], "../site/tags.yaml")
+            self.assertEqual(s["rules"]["records_tagged"], 130)
+            with open(os.path.join(site, "records.jsonl")) as f:
+                records = [json.loads(l) for l in f]
+            self.assertEqual(len(records), sum(w["records"]["records_emitted"] for w in s["workers"]))
+            self.assertEqual(sum("sql-read" in r["tags"] for r in records), 130)
+            self.assertLedgerBalanced(s)
 
 
 if __name__ == "__main__":

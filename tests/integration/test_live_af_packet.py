@@ -63,7 +63,7 @@ class LiveAfPacket(SpanfeedTestCase):
         _, ip_bytes = payload_sum(pcap)
         with tempfile.TemporaryDirectory() as tmp:
             summary = os.path.join(tmp, "s.json")
-            p = subprocess.Popen([SPANFEED, "--metrics", "off", "--iface", NEAR, "-w", "2", "--summary-json", summary],
+            p = subprocess.Popen([SPANFEED, "--job", "payload-sum", "--metrics", "off", "--iface", NEAR, "-w", "2", "--summary-json", summary],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(3)  # EAL up and RX polling
             self.assertIsNone(p.poll(), "spanfeed exited early")

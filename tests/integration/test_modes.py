@@ -20,7 +20,7 @@ BIG_FRAMES = 20421
 
 class Modes(SpanfeedTestCase):
     def test_live_mode_small_rings_account_for_every_packet(self):
-        r = run_spanfeed(["--pcap", capture(BIG), "--mode", "live", "--ring-size", "32",
+        r = run_spanfeed(["--job", "payload-sum", "--pcap", capture(BIG), "--mode", "live", "--ring-size", "32",
                           "--burst", "32", "-w", "4", "-q"])
         self.assertEqual(r.rc, 0, r.stderr)
         s = r.summary
@@ -38,7 +38,7 @@ class Modes(SpanfeedTestCase):
     def _run_and_signal(self, sig, extra):
         with tempfile.TemporaryDirectory() as tmp:
             summary = os.path.join(tmp, "s.json")
-            p = subprocess.Popen([SPANFEED, "--metrics", "off", "--pcap", capture(BIG), "--summary-json", summary] +
+            p = subprocess.Popen([SPANFEED, "--job", "payload-sum", "--metrics", "off", "--pcap", capture(BIG), "--summary-json", summary] +
                                  extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(2.0)
             p.send_signal(sig)
@@ -67,7 +67,7 @@ class Modes(SpanfeedTestCase):
         a, b = capture("mysql/171-mysql.pcap"), capture("redis/redis-debug.pcap")
         from tshark_oracle import payload_sum
         (_, bytes_a), (_, bytes_b) = payload_sum(a), payload_sum(b)
-        r = run_spanfeed(["--eal", f"--vdev net_pcap0,rx_pcap={a} --vdev net_pcap1,rx_pcap={b}",
+        r = run_spanfeed(["--job", "payload-sum", "--eal", f"--vdev net_pcap0,rx_pcap={a} --vdev net_pcap1,rx_pcap={b}",
                           "--rx-lcores", "2", "-w", "2", "--duration", "2", "-q"])
         self.assertEqual(r.rc, 0, r.stderr)
         s = r.summary
@@ -81,7 +81,7 @@ class Modes(SpanfeedTestCase):
         self.assertLedgerBalanced(s)
 
     def test_duration_ends_run(self):
-        r = run_spanfeed(["--pcap", capture(BIG), "--infinite", "--duration", "1", "-w", "2", "-q"])
+        r = run_spanfeed(["--job", "payload-sum", "--pcap", capture(BIG), "--infinite", "--duration", "1", "-w", "2", "-q"])
         self.assertEqual(r.rc, 0, r.stderr)
         s = r.summary
         self.assertTrue(s["interrupted"])

@@ -18,7 +18,7 @@ class PayloadSumVsTshark(SpanfeedTestCase):
             frames = frame_count(path)
             for workers in (1, 2, 4):
                 with self.subTest(capture=os.path.relpath(path), workers=workers):
-                    r = run_spanfeed(["--pcap", path, "--workers", str(workers), "-q"])
+                    r = run_spanfeed(["--job", "payload-sum", "--pcap", path, "--workers", str(workers), "-q"])
                     self.assertEqual(r.rc, 0, r.stderr)
                     s = r.summary
                     self.assertEqual(s["mode"], "offline")
@@ -35,7 +35,7 @@ class PayloadSumVsTshark(SpanfeedTestCase):
     def test_flows_spread_over_workers(self):
         # 171-mysql holds many connections; with 4 workers more than one
         # worker must get traffic (the hash picks workers, it is not constant).
-        r = run_spanfeed(["--pcap", os.path.join(os.path.dirname(all_captures()[0]), "..",
+        r = run_spanfeed(["--job", "payload-sum", "--pcap", os.path.join(os.path.dirname(all_captures()[0]), "..",
                                                  "mysql", "171-mysql.pcap"), "-w", "4", "-q"])
         self.assertEqual(r.rc, 0, r.stderr)
         busy = [w for w in r.summary["workers"] if w["packets"] > 0]
@@ -44,7 +44,7 @@ class PayloadSumVsTshark(SpanfeedTestCase):
     def test_human_summary_lists_workers_and_total(self):
         path = all_captures()[0]
         _, ip_bytes = payload_sum(path)
-        r = run_spanfeed(["--pcap", path, "-w", "2"], want_summary=False)
+        r = run_spanfeed(["--job", "payload-sum", "--pcap", path, "-w", "2"], want_summary=False)
         self.assertEqual(r.rc, 0, r.stderr)
         self.assertEqual(r.stdout.count("worker lcore"), 2, r.stdout)
         total = [l for l in r.stdout.splitlines() if l.strip().startswith("total")]

@@ -268,6 +268,7 @@ class MongoDecoder final : public Decoder {
   explicit MongoDecoder(const DecodeConfig& /*cfg*/) : inflater_(1, InflatePool::Format::kZlib, kInflateOut) {}
 
   Protocol protocol() const override { return Protocol::kMongodb; }
+  bool matches_by_key() const override { return true; }  // by responseTo
 
   static SniffResult sniff(std::span<const std::byte> chunk, Transport t) {
     if (t != Transport::kTcp) return SniffResult::kNo;

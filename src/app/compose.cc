@@ -1,0 +1,197 @@
+// The composition root: config into engine, jobs, exporter and rules; their
+// counters into the run report. Control core; allocates.
+#include "app/compose.h"
+
+#include <pcap/pcap.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <vector>
+
+#include "app/options.h"
+#include "app/run_report.h"
+#include "spanfeed/content.h"
+#include "spanfeed/jobs.h"
+#include "spanfeed/metrics.h"
+
+namespace spanfeed::app {
+namespace {
+
+// Below this snapshot length a capture keeps headers but loses payloads.
+constexpr uint32_t kShortSnaplen = 256;
+
+}  // namespace
+
+EngineConfig engine_config(const Config& cfg, const CaptureFileInfo* file) {
+  EngineConfig e;
+  e.pcap_file = cfg.pcap_file;
+  e.pcap_infinite = cfg.pcap_infinite;
+  e.file = file;
+  e.iface = cfg.iface;
+  e.eal_args = cfg.eal_args;
+  e.filter = cfg.filter;
+  e.policy = cfg.capture_policy();
+  e.duration_s = cfg.duration_s;
+  e.rx_lcores = cfg.rx_lcores;
+  e.workers = cfg.workers;
+  e.cpus = cfg.cpus;
+  e.hash_vlan = cfg.hash_vlan;
+  e.ring_size = cfg.ring_size;
+  e.burst_size = cfg.burst_size;
+  e.mempool_size = cfg.mempool_size;
+  e.mempool_cache = cfg.mempool_cache;
+  e.mbuf_data_room = cfg.mbuf_data_room;
+  e.eal_memory_mb = cfg.eal_memory_mb;
+  e.log_level = cfg.log_level;
+  return e;
+}
+
+ExportConfig export_config(const Config& cfg) {
+  ExportConfig ec;
+  for (const auto& o : cfg.outputs) ec.outputs.push_back(parse_output(o));
+  ec.policy = cfg.capture_policy();
+  ec.gelf.compression = cfg.gelf_compression == "gzip"   ? GelfConfig::Compression::kGzip
+                        : cfg.gelf_compression == "zlib" ? GelfConfig::Compression::kZlib
+                                                         : GelfConfig::Compression::kNone;
+  ec.gelf.chunk_size = cfg.gelf_chunk_size;
+  ec.gelf.retry_s = cfg.gelf_retry_s;
+  ec.jsonl_rotate_bytes = cfg.jsonl_rotate_bytes;
+  ec.jsonl_keep = cfg.jsonl_keep;
+  ec.kafka_props = cfg.kafka_props;
+  ec.kafka_flush_timeout_s = cfg.kafka_flush_timeout_s;
+  ec.stop = &stop_flag();  // sinks and workers end their offline waits on a forced stop
+  ec.abandon = &abandon_flag();
+  return ec;
+}
+
+std::string source_name(const Config& cfg) {
+  return !cfg.pcap_file.empty() ? cfg.pcap_file
+         : !cfg.iface.empty()   ? "iface:" + cfg.iface
+                                : "eal:" + cfg.eal_args;
+}
+
+int prepare_source(Config& cfg, std::optional<CaptureFileInfo>& file) {
+  if (!cfg.pcap_file.empty()) {
+    std::string err;
+    file = probe_capture_file(cfg.pcap_file, err);
+    if (!file) {
+      std::fprintf(stderr, "spanfeed: %s\n", err.c_str());
+      return kExitUsage;
+    }
+    const std::string source = cfg.pcap_file;
+    if (!file->repaired_path.empty()) {
+      std::fprintf(stderr, "spanfeed: warning: %s\n", file->warning.c_str());
+      cfg.pcap_file = file->repaired_path;
+    }
+    if (file->damaged) {
+      std::fprintf(stderr,
+                   "spanfeed: warning: '%s' is damaged: read stopped after %llu record(s): %s; "
+                   "those are processed, the rest of the file is not (exit code %d)\n",
+                   source.c_str(), static_cast<unsigned long long>(file->packets),
+                   file->read_error.c_str(), kExitDamagedFile);
+    }
+    if (file->snaplen < kShortSnaplen) {
+      std::fprintf(stderr,
+                   "spanfeed: warning: '%s' was captured with snaplen %u: packets are cut to %u "
+                   "bytes (%llu of %llu record(s) are shorter than on the wire), so payloads are "
+                   "lost and show as gaps; few or no records can be built (capture with -s 0)\n",
+                   source.c_str(), file->snaplen, file->snaplen,
+                   static_cast<unsigned long long>(file->truncated_by_snaplen),
+                   static_cast<unsigned long long>(file->packets));
+    }
+  }
+  if (!cfg.filter.empty()) {  // a bad expression is a usage error, found before the EAL starts
+    bpf_program prog{};
+    std::string err;
+    if (!compile_capture_filter(cfg.filter, file ? file->dlt : 1, prog, err)) {
+      std::fprintf(stderr, "spanfeed: %s\n", err.c_str());
+      return kExitUsage;
+    }
+    pcap_freecode(&prog);
+  }
+  return 0;
+}
+
+int check_config(const Config& cfg, const std::string& path, const std::string& source) {
+  try {
+    if (cfg.metrics_listen != "off") {  // bind it once, as the run would
+      std::string err;
+      if (!MetricsServer::start(cfg.metrics_listen, err)) {
+        throw ConfigError("metrics.listen (--metrics): " + err);
+      }
+    }
+    if (cfg.job == JobKind::kRecords) {
+      std::string why = validate(decode_config(cfg, 0));
+      if (!why.empty()) throw ConfigError(why);
+      auto rules = make_rules_control(cfg);  // loads and compiles the rules
+      if (rules) {
+        auto r = rules->report();
+        std::printf("rules: %s%s%" PRIu64 " rule(s), %" PRIu64 " built-in redaction rule(s)\n",
+                    cfg.rules_file.c_str(), cfg.rules_file.empty() ? "" : ": ", r.rules, r.builtin);
+      }
+    }
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "spanfeed: %s: %s\n", path.c_str(), e.what());
+    return kExitUsage;
+  }
+  std::printf("%s: OK: job %s, %u RX lcore(s), %u worker(s), source %s%s%s\n", path.c_str(),
+              to_string(cfg.job), cfg.rx_lcores, cfg.workers, source.c_str(),
+              cfg.filter.empty() ? "" : ", filter ", cfg.filter.c_str());
+  for (const auto& o : cfg.outputs) std::printf("  output %s\n", o.c_str());
+  return 0;
+}
+
+int run_capture(const Config& cfg, const CaptureFileInfo* file, RulesControl* rules,
+                const RunCallbacks& cb, RunReport& report, std::string& error) {
+  std::unique_ptr<Exporter> exporter;
+  std::vector<Job*> jobs;  // owned by the engine while it runs
+  ReportSources from;
+  from.cfg = &cfg;
+  from.expected_packets = file != nullptr && !cfg.pcap_infinite ? file->packets : 0;
+  from.jobs = &jobs;
+  from.rules = rules;
+
+  EngineHooks hooks;
+  if (cfg.job == JobKind::kRecords) {
+    // Records leave through the exporter thread (off the lcores).
+    hooks.start_helpers = [&](std::string& err) {
+      exporter = Exporter::create(export_config(cfg), cfg.workers, err);
+      if (!exporter) return false;
+      exporter->start();
+      from.exporter = exporter.get();
+      return true;
+    };
+  }
+  hooks.make_handler = [&](unsigned worker) -> std::unique_ptr<PacketHandler> {
+    std::unique_ptr<Job> job = make_job(cfg, worker, exporter.get(), rules);
+    jobs.push_back(job.get());
+    return job;
+  };
+  RunReport live;
+  live.source = report.source;
+  live.capture = report.capture;
+  // Every worker has handed over its last batch: drain and flush. Offline,
+  // the sinks may wait for a broker for as long as it is down: the engine
+  // keeps publishing (the wait shows in /metrics and on stderr) until they end.
+  hooks.stop_helpers = [&] {
+    if (exporter) exporter->begin_stop();
+  };
+  hooks.helpers_done = [&] { return !exporter || exporter->finished(); };
+  hooks.on_counters = [&](const EngineCounters& c, bool final) {
+    if (final && exporter) exporter->stop();  // joins the finished exporter thread
+    RunReport& rep = final ? report : live;
+    assemble_report(c, from, final, rep);
+    if (cb.on_report) cb.on_report(rep, final);
+    if (final) jobs.clear();  // the engine destroys them next
+  };
+  hooks.on_tick = cb.on_tick;
+  int rc = run_engine(engine_config(cfg, file), hooks, error);
+  if (rc != 0) return rc;
+  if (!cfg.flows_out.empty() &&
+      !join_flows_parts(cfg.flows_out, cfg.workers, error)) {
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace spanfeed::app

@@ -1,0 +1,54 @@
+// The composition root: turns the Config into the engine's config and its
+// packet handlers (jobs), the exporter and its sinks, and the content rules,
+// and their counters into the run report. Control core; allocates.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "dpdk/engine.h"
+#include "spanfeed/capture_file.h"
+#include "spanfeed/config.h"
+#include "spanfeed/export.h"
+#include "spanfeed/summary.h"
+
+namespace spanfeed {
+class RulesControl;
+}
+
+namespace spanfeed::app {
+
+// The DPDK adapter's share of the config.
+EngineConfig engine_config(const Config& cfg, const CaptureFileInfo* file);
+// The exporter's share (GELF, JSON lines, Kafka).
+ExportConfig export_config(const Config& cfg);
+
+// Everything checked before the EAL starts: the capture file (probed, maybe
+// repaired; `cfg.pcap_file` then names the repaired copy), the capture
+// filter. Returns 0, or kExitUsage with the message printed.
+int prepare_source(Config& cfg, std::optional<CaptureFileInfo>& file);
+
+// --check-config: the per-worker settings and the rules, which a run only
+// checks when it builds the workers. Prints OK and returns 0, or the problem
+// and kExitUsage.
+int check_config(const Config& cfg, const std::string& path, const std::string& source);
+
+// Where the report says the packets come from.
+std::string source_name(const Config& cfg);
+
+struct RunCallbacks {
+  // Every second while the capture runs (final = false), and once at the end.
+  std::function<void(const RunReport&, bool final)> on_report;
+  // Every control-loop turn (about 20 ms).
+  std::function<void()> on_tick;
+};
+
+// Runs the capture `cfg` describes: exporter (records job), one job per
+// worker, the engine; then the flows output. 0 with `report` filled, or
+// non-zero with `error` set.
+int run_capture(const Config& cfg, const CaptureFileInfo* file, RulesControl* rules,
+                const RunCallbacks& cb, RunReport& report, std::string& error);
+
+}  // namespace spanfeed::app

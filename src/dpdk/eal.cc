@@ -1,0 +1,164 @@
+// EAL planning and lifetime. Control core, start-up and teardown; allocates.
+#include "dpdk/eal.h"
+
+#include <pthread.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+
+namespace spanfeed::dpdk {
+namespace {
+
+std::vector<std::string> split_args(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> out;
+  std::string w;
+  while (in >> w) out.push_back(w);
+  return out;
+}
+
+bool has_arg(const std::vector<std::string>& args, std::initializer_list<const char*> names) {
+  for (const auto& a : args) {
+    for (const char* n : names) {
+      size_t len = std::strlen(n);
+      if (a == n || (a.size() > len && a.compare(0, len, n) == 0 && a[len] == '=')) return true;
+    }
+  }
+  return false;
+}
+
+std::vector<int> usable_cpus(const EngineConfig& cfg) {
+  if (!cfg.cpus.empty()) return cfg.cpus;
+  std::vector<int> cpus;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    for (int i = 0; i < CPU_SETSIZE; ++i) {
+      if (CPU_ISSET(i, &set)) cpus.push_back(i);
+    }
+  }
+  if (cpus.empty()) cpus.push_back(0);
+  return cpus;
+}
+
+// Free hugepages of the default size, from /proc/meminfo (0 when unknown).
+uint64_t free_hugepages() {
+  std::FILE* f = std::fopen("/proc/meminfo", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  unsigned long long n = 0;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::sscanf(line, "HugePages_Free: %llu", &n) == 1) break;
+  }
+  std::fclose(f);
+  return n;
+}
+
+}  // namespace
+
+EalPlan plan_eal(const EngineConfig& cfg, uint64_t pool_bytes) {
+  EalPlan plan;
+  auto user = split_args(cfg.eal_args);
+  plan.lcores_needed = 1 + cfg.rx_lcores + cfg.workers;
+  plan.args.push_back("spanfeed");
+  if (!has_arg(user, {"-l", "--lcores", "-c"})) {
+    auto cpus = usable_cpus(cfg);
+    std::string map;
+    for (unsigned i = 0; i < plan.lcores_needed; ++i) {
+      if (i) map += ",";
+      map += std::to_string(i) + "@" + std::to_string(cpus[i % cpus.size()]);
+    }
+    plan.args.push_back("--lcores=" + map);
+    plan.oversubscribed = plan.lcores_needed > cpus.size();
+  }
+  bool vdev_source = !cfg.pcap_file.empty() || !cfg.iface.empty();
+  // File and af_packet sources never need hugepages; raw EAL devices use them
+  // when the machine has some free, and run without otherwise.
+  bool no_huge = vdev_source || free_hugepages() == 0;
+  if (no_huge && !has_arg(user, {"--huge-dir", "--socket-mem", "--no-huge", "-m", "--in-memory"})) {
+    // No hugepages needed for file and af_packet sources; size the heap
+    // from the mempool (plus room for rings and the EAL itself).
+    uint64_t mb = std::max<uint64_t>(cfg.eal_memory_mb, pool_bytes / (1 << 20) * 5 / 4 + 256);
+    plan.args.push_back("--no-huge");
+    plan.args.push_back("-m");
+    plan.args.push_back(std::to_string(mb));
+  }
+  if (vdev_source && !has_arg(user, {"--no-pci", "-a", "--allow", "-b", "--block"})) {
+    plan.args.push_back("--no-pci");
+  }
+  if (!has_arg(user, {"--no-shconf", "--in-memory", "--file-prefix"})) {
+    plan.args.push_back("--no-shconf");
+  }
+  // The control core publishes metrics itself; the telemetry socket would
+  // only print a line per run.
+  if (!has_arg(user, {"--telemetry", "--no-telemetry"})) plan.args.push_back("--no-telemetry");
+  if (!has_arg(user, {"--log-level"})) plan.args.push_back("--log-level=" + cfg.log_level);
+  if (!cfg.pcap_file.empty()) {
+    std::string v = "net_pcap0,rx_pcap=" + cfg.pcap_file;
+    if (cfg.pcap_infinite) v += ",infinite_rx=1";
+    plan.args.push_back("--vdev");
+    plan.args.push_back(v);
+  } else if (!cfg.iface.empty()) {
+    std::string v = "net_af_packet0,iface=" + cfg.iface;
+    if (cfg.rx_lcores > 1) v += ",qpairs=" + std::to_string(cfg.rx_lcores);
+    plan.args.push_back("--vdev");
+    plan.args.push_back(v);
+  }
+  for (auto& a : user) plan.args.push_back(a);
+  return plan;
+}
+
+std::unique_ptr<Eal> Eal::start(const EalPlan& plan, bool verbose, std::string& error) {
+  std::vector<std::string> args = plan.args;  // rte_eal_init may permute argv
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  if (verbose) {
+    std::string line;
+    for (auto& a : plan.args) line += a + " ";
+    std::fprintf(stderr, "spanfeed: EAL arguments: %s\n", line.c_str());
+  }
+  std::unique_ptr<Eal> eal(new Eal());
+  CPU_ZERO(&eal->process_cpus_);
+  if (sched_getaffinity(0, sizeof(eal->process_cpus_), &eal->process_cpus_) != 0) {
+    CPU_SET(0, &eal->process_cpus_);
+  }
+  if (rte_eal_init(static_cast<int>(argv.size() - 1), argv.data()) < 0) {
+    error = std::string("EAL initialisation failed: ") + rte_strerror(rte_errno) +
+            " (check --eal arguments, lcores and memory)";
+    eal.release();  // never initialised: nothing to clean up
+    return nullptr;
+  }
+  return eal;
+}
+
+Eal::~Eal() { rte_eal_cleanup(); }
+
+bool Eal::run_off_lcores(const std::function<bool()>& fn) const {
+  // The EAL pinned this (control) thread to lcore 0's CPU, and threads it
+  // creates inherit that.
+  cpu_set_t control_cpus;
+  bool moved = pthread_getaffinity_np(pthread_self(), sizeof(control_cpus), &control_cpus) == 0;
+  if (moved) {
+    cpu_set_t spare = process_cpus_;
+    unsigned lc_id;
+    RTE_LCORE_FOREACH_WORKER(lc_id) {
+      rte_cpuset_t lc_set = rte_lcore_cpuset(lc_id);
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &lc_set)) CPU_CLR(c, &spare);
+      }
+    }
+    if (CPU_COUNT(&spare) == 0) spare = process_cpus_;
+    moved = pthread_setaffinity_np(pthread_self(), sizeof(spare), &spare) == 0;
+  }
+  bool ok = fn();
+  if (moved) pthread_setaffinity_np(pthread_self(), sizeof(control_cpus), &control_cpus);
+  return ok;
+}
+
+}  // namespace spanfeed::dpdk

@@ -1,0 +1,267 @@
+// The RX and worker lcore loops: RX polls, filters, parses, hashes and hands
+// packets to workers over SPSC rings; workers drive their PacketHandler. Run
+// on their own lcores; never allocate after launch.
+#include "dpdk/lcore_loops.h"
+
+#include <rte_branch_prediction.h>
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf_dyn.h>
+#include <rte_mempool.h>
+#include <rte_pause.h>
+#include <rte_ring.h>
+#include <sched.h>
+#include <time.h>
+
+#include <algorithm>
+#include <array>
+#include <span>
+
+#include "dpdk/capture_filter.h"
+#include "dpdk/engine.h"
+#include "dpdk/handoff.h"
+#include "spanfeed/flow_hash.h"
+
+namespace spanfeed::dpdk {
+
+std::atomic<bool> g_stop{false};
+std::atomic<bool> g_force_stop{false};
+
+namespace {
+
+constexpr unsigned kIdlePollsBeforeBackoff = 64;
+// A capture file that returns nothing for this long has stalled (net_pcap
+// returns 0 forever at end of file; normally the record count ends the run).
+constexpr uint64_t kOfflineIdleEndNs = 2'000'000'000ull;
+
+inline MbufMeta* meta_of(rte_mbuf* m) { return static_cast<MbufMeta*>(rte_mbuf_to_priv(m)); }
+
+uint64_t wall_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
+}
+
+void idle(bool yield, unsigned& empty) {
+  if (++empty < kIdlePollsBeforeBackoff) {
+    rte_pause();
+  } else if (yield) {
+    sched_yield();
+  } else {
+    rte_pause();
+  }
+}
+
+}  // namespace
+
+void TscClock::init() {
+  hz = rte_get_tsc_hz();
+  tsc0 = rte_rdtsc();
+  wall0 = wall_ns();
+}
+
+uint64_t TscClock::now_ns() const {
+  uint64_t d = rte_rdtsc() - tsc0;
+  return wall0 + (d / hz) * 1'000'000'000ull + (d % hz) * 1'000'000'000ull / hz;
+}
+
+void reset_stop() {
+  g_stop = false;
+  g_force_stop = false;
+}
+bool stop_requested() { return g_stop.load(); }
+void set_stop() { g_stop.store(true); }
+
+int rx_main(void* arg) {
+  auto& ctx = *static_cast<RxContext*>(arg);
+  LoopShared& sh = *ctx.sh;
+  RxCounters& c = *ctx.counters;
+  const unsigned nw = static_cast<unsigned>(ctx.rings.size());
+  const unsigned burst = sh.burst;
+  const bool hash_vlan = sh.hash_vlan;
+  rte_mbuf* pkts[kMaxBurst];
+  rte_mbuf* drop[kMaxBurst];
+  // Per-worker staging: nw x burst pointers, preallocated before launch.
+  std::vector<rte_mbuf*> staging(size_t{nw} * burst);
+  std::vector<unsigned> staged(nw);
+  uint64_t seq = 0;
+  unsigned empty = 0;
+  uint64_t last_packet_ns = sh.clock.now_ns();
+  size_t qi = 0;
+  uint64_t waits = 0;
+
+  while (!g_stop.load(std::memory_order_relaxed)) {
+    if (sh.finite_file && c.received.get() >= sh.expected_packets) break;
+    if (sh.policy.keep_mbufs_in_reserve()) {
+      // net_pcap loses the packet it has read when it finds no mbuf: never
+      // let it get there in a lossless run.
+      if (rte_mempool_avail_count(sh.pool) < sh.pool_reserve + burst) {
+        idle(sh.yield_when_idle, empty);
+        continue;
+      }
+    }
+    const RxQueueRef q = ctx.queues[qi];
+    qi = qi + 1 == ctx.queues.size() ? 0 : qi + 1;
+    uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, static_cast<uint16_t>(burst));
+    if (n == 0) {
+      c.empty_polls.add(1);
+      if (sh.finite_file && (empty & 1023u) == 1023u) {
+        // A finite file: it has ended once every record was either received
+        // or lost inside the PMD (live mode: no mbuf; read errors).
+        rte_eth_stats st{};
+        rte_eth_stats_get(q.port, &st);
+        if (st.ipackets + st.rx_nombuf + st.ierrors >= sh.expected_packets) break;
+        if (sh.clock.now_ns() - last_packet_ns > kOfflineIdleEndNs) break;  // stalled source
+      }
+      idle(sh.yield_when_idle, empty);
+      continue;
+    }
+    empty = 0;
+    c.bursts.add(1);
+    const uint64_t now = sh.clock.now_ns();
+    last_packet_ns = now;
+    uint64_t bytes = 0;
+    unsigned ndrop = 0;
+    std::array<uint64_t, static_cast<size_t>(RxOutcome::kCount)> out{};
+    const uint16_t received = n;
+    for (uint16_t i = 0; i < n; ++i) bytes += rte_pktmbuf_pkt_len(pkts[i]);
+    if (sh.filter != nullptr) {
+      n = static_cast<uint16_t>(sh.filter->apply(pkts, n, drop, ndrop));
+      out[static_cast<size_t>(RxOutcome::kFiltered)] += ndrop;
+    }
+    uint64_t frags = 0, l4t = 0, snapt = 0;
+    for (uint16_t i = 0; i < n; ++i) {
+      rte_mbuf* m = pkts[i];
+      MbufMeta* meta = meta_of(m);
+      std::span<const std::byte> frame(rte_pktmbuf_mtod(m, const std::byte*), rte_pktmbuf_data_len(m));
+      ParseOutcome po = parse_packet(frame, sh.link, meta->parsed);
+      if (unlikely(po != ParseOutcome::kOk)) {
+        ++out[static_cast<size_t>(rx_outcome_for(po))];
+        drop[ndrop++] = m;
+        continue;
+      }
+      const ParsedPacket& p = meta->parsed;
+      frags += (p.flags & packet_flag::kFragment) != 0;
+      l4t += (p.flags & packet_flag::kL4Truncated) != 0;
+      snapt += (p.flags & packet_flag::kPayloadTruncated) != 0;
+      if (sh.ts_offset >= 0 && (m->ol_flags & sh.ts_flag)) {
+        uint64_t ts = *RTE_MBUF_DYNFIELD(m, sh.ts_offset, rte_mbuf_timestamp_t*);
+        meta->ts_ns = sh.ts_is_us ? ts * 1000 : ts;
+      } else {
+        meta->ts_ns = now;
+      }
+      meta->seq = seq++;
+      meta->hash = symmetric_flow_hash(p, hash_vlan);
+      unsigned w = worker_for_hash(meta->hash, nw);
+      staging[size_t{w} * burst + staged[w]++] = m;
+    }
+    if (ndrop != 0) rte_pktmbuf_free_bulk(drop, ndrop);
+    for (unsigned w = 0; w < nw; ++w) {
+      unsigned k = staged[w];
+      if (k == 0) continue;
+      staged[w] = 0;
+      rte_mbuf** batch = &staging[size_t{w} * burst];
+      unsigned lost = sh.policy.wait_for_ring_space()
+          ? enqueue_or_wait(ctx.rings[w], batch, k, sh.yield_when_idle, g_force_stop, waits)
+          : enqueue_or_drop(ctx.rings[w], batch, k);
+      out[static_cast<size_t>(RxOutcome::kDelivered)] += k - lost;
+      out[static_cast<size_t>(RxOutcome::kRingFull)] += lost;
+    }
+    // Publish after the hand-off so that a reader never sees received ahead
+    // of the outcomes by more than one burst.
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (out[i] != 0) c.outcome[i].add(out[i]);
+    }
+    c.received.add(received);
+    c.bytes.add(bytes);
+    if (frags) c.ip_fragments.add(frags);
+    if (l4t) c.l4_truncated.add(l4t);
+    if (snapt) c.snaplen_truncated.add(snapt);
+    if (waits) { c.ring_wait_spins.add(waits); waits = 0; }
+  }
+  sh.rx_done.fetch_add(1, std::memory_order_release);
+  return 0;
+}
+
+int worker_main(void* arg) {
+  auto& ctx = *static_cast<WorkerContext*>(arg);
+  LoopShared& sh = *ctx.sh;
+  WorkerCounters& c = *ctx.counters;
+  const unsigned nrx = static_cast<unsigned>(ctx.rings.size());
+  const unsigned burst = sh.burst;
+  rte_mbuf* pkts[kMaxBurst];
+  std::vector<uint64_t> next_seq(nrx, 0);
+  unsigned empty = 0;
+  uint64_t newest_ns = 0;
+  PacketHandler& handler = *ctx.handler;
+
+  while (true) {
+    // Read the RX-done count before polling: if all RX lcores had finished
+    // before this poll and the poll finds nothing, nothing more can come.
+    bool rx_finished = sh.rx_done.load(std::memory_order_acquire) == sh.rx.size();
+    unsigned got = 0;
+    for (unsigned r = 0; r < nrx; ++r) {
+      unsigned n = rte_ring_sc_dequeue_burst(ctx.rings[r], reinterpret_cast<void**>(pkts), burst,
+                                             nullptr);
+      if (n == 0) continue;
+      got += n;
+      const uint64_t t_start = rte_rdtsc();
+      uint64_t violations = 0, multiseg = 0;
+      for (unsigned i = 0; i < n; ++i) {
+        rte_mbuf* m = pkts[i];
+        const MbufMeta* meta = meta_of(m);
+        if (unlikely(meta->seq < next_seq[r])) ++violations;
+        next_seq[r] = meta->seq + 1;
+        newest_ns = std::max(newest_ns, meta->ts_ns);
+        if (likely(m->nb_segs == 1)) {
+          std::span<const std::byte> frame(rte_pktmbuf_mtod(m, const std::byte*),
+                                           rte_pktmbuf_data_len(m));
+          handler.on_packet(PacketView{frame, &meta->parsed, meta->ts_ns, meta->hash});
+        } else {
+          // A frame chained over several mbufs: RX parsed the first segment
+          // only, so its payload bounds stop there. Linearise and parse the
+          // whole frame again (rare: jumbo/TSO captures).
+          ++multiseg;
+          uint32_t len = std::min<uint32_t>(rte_pktmbuf_pkt_len(m), kScratchBytes);
+          const void* p = rte_pktmbuf_read(m, 0, len, ctx.scratch.data());
+          std::span<const std::byte> frame(static_cast<const std::byte*>(p), len);
+          ParsedPacket whole;
+          if (parse_packet(frame, sh.link, whole) != ParseOutcome::kOk) whole = meta->parsed;
+          handler.on_packet(PacketView{frame, &whole, meta->ts_ns, meta->hash});
+        }
+      }
+      rte_pktmbuf_free_bulk(pkts, n);
+      c.busy_cycles.add(rte_rdtsc() - t_start);
+      c.received.add(n);
+      if (violations) c.order_violations.add(violations);
+      if (multiseg) c.multi_segment.add(multiseg);
+    }
+    if (got != 0) {
+      empty = 0;
+      continue;
+    }
+    if (rx_finished) break;
+    if ((empty & 255u) == 0) handler.on_idle(sh.packet_time ? newest_ns : sh.clock.now_ns());
+    idle(sh.yield_when_idle, empty);
+  }
+  // Expire what is due at the final time first, so that a flow idle past its
+  // timeout at the end is counted as timed out, not as shut down.
+  const uint64_t end_ns = sh.packet_time ? newest_ns : sh.clock.now_ns();
+  handler.on_idle(end_ns);
+  handler.finish(end_ns);
+  ctx.done.store(true, std::memory_order_release);
+  return 0;
+}
+
+}  // namespace spanfeed::dpdk
+
+namespace spanfeed {
+
+void request_stop() {
+  if (dpdk::g_stop.exchange(true)) dpdk::g_force_stop.store(true);
+}
+
+const std::atomic<bool>& stop_flag() { return dpdk::g_stop; }
+const std::atomic<bool>& abandon_flag() { return dpdk::g_force_stop; }
+
+}  // namespace spanfeed

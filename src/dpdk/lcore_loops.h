@@ -1,0 +1,112 @@
+// The RX and worker lcore loops and the state they share: what RX parsed into
+// each mbuf, the rings between them, the stop flags. Set up on the control
+// core (allocates); the loops themselves never allocate. Internal to the DPDK
+// adapter (includes rte_*.h).
+#pragma once
+
+#include <rte_common.h>
+#include <rte_mbuf.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "spanfeed/capture_policy.h"
+#include "spanfeed/counters.h"
+#include "spanfeed/packet.h"
+#include "spanfeed/packet_handler.h"
+
+struct rte_mempool;
+struct rte_ring;
+
+namespace spanfeed::dpdk {
+
+class CaptureFilter;
+
+inline constexpr unsigned kMaxBurst = 512;
+// Multi-segment frames are linearised into this per-worker scratch buffer:
+// larger than any IP datagram plus link headers.
+inline constexpr size_t kScratchBytes = 256 * 1024;
+
+// Mbuf private area: what the RX lcore parsed, so workers never re-parse.
+struct MbufMeta {
+  ParsedPacket parsed;
+  uint64_t ts_ns;
+  uint64_t seq;  // RX order on this RX lcore, for the order check
+  uint32_t hash;
+};
+inline constexpr uint16_t kPrivSize = RTE_ALIGN_CEIL(sizeof(MbufMeta), RTE_MBUF_PRIV_ALIGN);
+
+// Converts TSC readings to wall-clock nanoseconds (live mode timestamps).
+struct TscClock {
+  uint64_t tsc0 = 0, wall0 = 0, hz = 1;
+  void init();
+  uint64_t now_ns() const;
+};
+
+struct RxQueueRef {
+  uint16_t port;
+  uint16_t queue;
+};
+
+struct LoopShared;
+
+struct RxContext {
+  LoopShared* sh = nullptr;
+  unsigned lcore = 0;
+  std::vector<RxQueueRef> queues;
+  std::vector<rte_ring*> rings;  // one per worker
+  RxCounters* counters = nullptr;
+};
+
+struct WorkerContext {
+  LoopShared* sh = nullptr;
+  unsigned lcore = 0;
+  std::vector<rte_ring*> rings;  // one per RX lcore
+  WorkerCounters* counters = nullptr;
+  std::unique_ptr<PacketHandler> handler;
+  std::vector<std::byte> scratch;
+  std::atomic<bool> done{false};
+};
+
+// What every loop reads; written before launch, read-only afterwards (but
+// for rx_done).
+struct LoopShared {
+  const CaptureFilter* filter = nullptr;
+  LinkType link = LinkType::kEthernet;
+  CapturePolicy policy;
+  bool hash_vlan = true;
+  bool yield_when_idle = false;   // more lcores than CPUs
+  // A finite capture file read by one RX lcore: the run ends by itself once
+  // expected_packets (the records libpcap could read, maybe 0) are in.
+  bool finite_file = false;
+  uint64_t expected_packets = 0;
+  unsigned burst = 32;
+  rte_mempool* pool = nullptr;
+  unsigned pool_reserve = 0;  // lossless: free mbufs the PMD must always find
+  int ts_offset = -1;
+  uint64_t ts_flag = 0;
+  bool ts_is_us = true;  // net_pcap stores microseconds in the dynfield
+  // Packets carry capture timestamps (a file, in either mode): timers run on
+  // packet time. Otherwise (live ports) on the TSC clock.
+  bool packet_time = false;
+  TscClock clock;
+  std::vector<std::unique_ptr<RxContext>> rx;
+  std::vector<std::unique_ptr<WorkerContext>> workers;
+  std::atomic<unsigned> rx_done{0};
+};
+
+// lcore entry points (rte_eal_remote_launch); `arg` is an RxContext or a
+// WorkerContext.
+int rx_main(void* arg);
+int worker_main(void* arg);
+
+// The stop flags: cleared before a run; set by request_stop() (engine.h),
+// and by the control loop when the duration is over.
+void reset_stop();
+bool stop_requested();
+void set_stop();
+
+}  // namespace spanfeed::dpdk

@@ -1,0 +1,40 @@
+// Ports and packet memory: mempool sizing, ethdev set-up (RSS, timestamps,
+// promiscuous), and the port counters (basic stats and the PMD's xstats).
+// Control core, start-up and snapshots; allocates. Internal to the DPDK adapter.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "dpdk/engine.h"
+
+struct rte_mempool;
+
+namespace spanfeed::dpdk {
+
+inline constexpr uint16_t kRxDescriptors = 1024;
+
+// How big the mbuf pool is and what it must keep free.
+struct PoolPlan {
+  uint64_t mbufs = 0;        // elements in the pool
+  uint32_t data_room = 0;    // bytes per mbuf, headroom included
+  uint64_t mbuf_bytes = 0;   // memory per element (for the EAL heap size)
+  unsigned reserve = 0;      // lossless runs: free mbufs the PMD must always find
+};
+
+// Sizes the pool for `cfg`: every ring full, every lcore cache full, a burst
+// in flight per lcore, the NIC descriptors, and for an infinite replay the
+// whole file. False with `error` set when the file cannot be replayed.
+bool plan_pool(const EngineConfig& cfg, PoolPlan& plan, std::string& error);
+
+// The ethdev name of `port` ("port<N>" when unknown).
+std::string port_name(uint16_t port);
+
+// Configures `nq` RX queues on `pool` (symmetric RSS when nq > 1) and starts
+// the port. Non-zero with `error` set on failure.
+int setup_port(uint16_t port, uint16_t nq, rte_mempool* pool, std::string& error);
+
+// The port's basic stats and extended stats.
+NicSnapshot read_port_counters(uint16_t port);
+
+}  // namespace spanfeed::dpdk
