@@ -306,7 +306,7 @@ struct FlowSession {
   std::array<uint64_t, 2> base{};      // stream offset at the start of the current chunk, per logical dir
   std::array<uint32_t, 2> carry{};     // carry buffer index or kNone
   std::array<uint32_t, 2> carry_len{};
-  std::array<uint8_t, 2> carry_mode{};  // see record_builder.cc
+  std::array<uint8_t, 2> carry_mode{};  // see record_builder_internal.h
   uint32_t pending_head = UINT32_MAX;  // message pool indices, FIFO of pending requests
   uint32_t pending_tail = UINT32_MAX;
   uint32_t pending_count = 0;
@@ -315,7 +315,7 @@ struct FlowSession {
   Endpoint server;
   uint8_t ip_version = 4;
   Protocol protocol = Protocol::kUnknown;
-  uint8_t detect_state = 0;  // see record_builder.cc
+  uint8_t detect_state = 0;  // see record_builder_internal.h
   uint8_t sniff_chunks = 0;
   bool swapped = false;      // logical client = the flow's server endpoint
   std::array<bool, 2> conflict{};    // per physical dir: an overlap conflict not yet put on a message

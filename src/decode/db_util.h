@@ -31,7 +31,7 @@ inline uint32_t be32(const uint8_t* p) {
          static_cast<uint32_t>(p[3]);
 }
 
-// FNV-1a: statement text / name -> 32-bit key for the prepared-statement tables.
+// FNV-1a: a PostgreSQL statement name -> its 32-bit key in the prepared-statement table.
 inline uint32_t fnv1a(std::string_view s) { return fnv1a32(s); }
 
 inline bool is_ident_char(char c) {
