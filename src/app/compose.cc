@@ -10,7 +10,7 @@
 
 #include "app/options.h"
 #include "app/run_report.h"
-#include "spanfeed/content.h"
+#include "rules/rules_control.h"
 #include "spanfeed/jobs.h"
 #include "spanfeed/metrics.h"
 

@@ -14,7 +14,7 @@
 #include "app/options.h"
 #include "app/run_report.h"
 #include "app/signals.h"
-#include "spanfeed/content.h"
+#include "rules/rules_control.h"
 #include "spanfeed/metrics.h"
 
 using namespace spanfeed;

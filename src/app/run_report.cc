@@ -5,7 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "spanfeed/content.h"
+#include "rules/rules_control.h"
 #include "spanfeed/export.h"
 #include "spanfeed/jobs.h"
 

@@ -29,7 +29,7 @@ HEADER_MODULE = {
     "flow_table.h": "flow", "tcp_reassembly.h": "flow",
     "decoder.h": "decode", "protocol.h": "decode", "roundtrip.h": "decode", "protocols.def": "decode",
     "inflate.h": "decode", "record.h": "decode", "pcap_replay.h": "decode",
-    "content.h": "rules", "rules.h": "rules",
+    "rules.h": "rules",
     "export.h": "export", "gelf.h": "export",
     "jobs.h": "jobs", "metrics.h": "metrics", "engine.h": "dpdk",
 }
