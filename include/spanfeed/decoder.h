@@ -77,8 +77,8 @@ enum class TimeoutCause : uint8_t {
 inline constexpr size_t kTimeoutCauseCount = static_cast<size_t>(TimeoutCause::kCount);
 std::string_view to_string(TimeoutCause c);
 
-// Per-worker decoding counters. Cache-line aligned: the control core reads
-// them while the worker bumps them.
+// Per-worker decoding counters, bumped by the worker only; the control core
+// reads the copy its job publishes (Job::publish).
 // Ledger (checked by the tests):
 //   sum(requests) == sum(matched) + sum(timeouts) + pending_now
 //   records_emitted == sum(roundtrips) == sum(matched) + sum(timeouts) + unmatched + no_reply

@@ -194,7 +194,8 @@ struct StreamState {
   uint64_t stream_offset() const { return delivered_bytes + gap_bytes; }
 };
 
-// Cache-line aligned: the control core reads these while the worker bumps them.
+// Bumped by the worker only; the control core reads the copy its job
+// publishes (Job::publish).
 struct alignas(64) ReassemblerCounters {
   uint64_t segments = 0;  // packets given to process()
   std::array<uint64_t, kSegmentOutcomeCount> outcome{};
