@@ -83,6 +83,12 @@ std::string_view to_string(TimeoutCause c);
 #define SPANFEED_DECODE_COUNTERS(X) \
   X(unmatched, kCounter, "", \
     "Responses without a request (also in `roundtrips_total{status=\"unmatched\"}`).") \
+  X(responses_of_evicted, kCounter, "responses_of_evicted_total", \
+    "Responses to requests the per-flow pending queue had already evicted " \
+    "(`request_timeouts_total{cause=\"overflow\"}`): they make no record (the request's timeout record " \
+    "stands for the exchange) and the responses after them still pair with their own requests (in-order " \
+    "protocols: all but DNS and MongoDB, which pair by id). Non-zero: clients pipelining more than 64 " \
+    "requests (`max_pending_per_flow`) on one connection. Responses = matched + unmatched + this.") \
   X(records_emitted, kCounter, "", \
     "Records handed to the sink: the sum of `roundtrips_total`.") \
   X(pending_now, kGauge, "decode_requests_pending", \
@@ -106,11 +112,15 @@ std::string_view to_string(TimeoutCause c);
     "Gaps that fell inside a body or bulk value: skipped by count, the message still decoded and " \
     "flagged `gap`.") \
   X(resyncs, kCounter, "decode_resyncs_total", \
-    "Times a decoder found a message boundary again after a gap or bytes it could not parse.") \
+    "Times a decoder found a message boundary again after a gap or bytes it could not parse (a refused " \
+    "Redis bulk length, an absurd memcached value length...). Follows `reassembly_gaps_total` and " \
+    "`decode_errors_total`.") \
   X(resync_skipped_bytes, kCounter, "decode_resync_skipped_bytes_total", \
-    "Bytes skipped while looking for that boundary.") \
-  X(partial_at_close, kCounter, "decode_partial_at_close_total", \
-    "Flows that ended inside a message's first bytes (start line, header): no record for that message.") \
+    "Bytes decoders skipped while looking for the next message boundary: in no record.") \
+  X(partial_at_close, kCounter, "partial_at_close_total", \
+    "Flows that ended inside a message's first bytes (start line, header, length prefix): too little to " \
+    "make a record of. Some is normal (connections cut mid-request); a rising rate: clients aborting, or " \
+    "a capture cutting streams (short snaplen, loss at the end of flows).") \
   X(undecoded_bytes, kCounter, "decode_undecoded_bytes_total", \
     "Payload bytes of flows without a decoder (unknown protocol, no decoder, before detection).") \
   X(encrypted_flows, kCounter, "decode_encrypted_flows_total", \
@@ -124,7 +134,9 @@ std::string_view to_string(TimeoutCause c);
 // reads the copy its job publishes (Job::publish).
 // Ledger (checked by the tests):
 //   sum(requests) == sum(matched) + sum(timeouts) + pending_now
+//   sum(responses) == sum(matched) + unmatched + responses_of_evicted
 //   records_emitted == sum(roundtrips) == sum(matched) + sum(timeouts) + unmatched + no_reply
+// (a response of a request the pending cap evicted makes no record: the request's timeout record was it)
 //   flows_opened == sum(detect) + flows_undetected_now
 struct alignas(64) DecodeCounters {
   std::array<std::array<uint64_t, kRoundtripStatusCount>, kProtocolCount> roundtrips{};
@@ -166,6 +178,7 @@ struct alignas(64) DecodeCounters {
   }
   bool ledger_balanced() const {
     return sum(requests) == sum(matched) + timeouts_total() + pending_now &&
+           sum(responses) == sum(matched) + unmatched + responses_of_evicted &&
            records_emitted == roundtrips_total() &&
            records_emitted == sum(matched) + timeouts_total() + unmatched + sum(no_reply);
   }
@@ -269,11 +282,15 @@ class FlowContext {
   void commit_request(Message* req);
   // A request that expects no reply: ok record now, response null.
   void emit_no_reply(Message* req);
-  // Oldest pending request (FIFO protocols), or nullptr.
+  // Oldest pending request (FIFO protocols), or nullptr (also while the next
+  // response answers a request the pending cap evicted: its fields are gone).
   Message* front_request();
+  // Requests waiting for a response, those the pending cap evicted included.
   size_t pending_count() const;
   // Finished response: pairs with the oldest pending request (FIFO), or with
   // the oldest pending request whose key == `key` (by_key), else unmatched.
+  // FIFO: while responses are owed to requests the pending cap evicted, the
+  // response is one of them: counted (responses_of_evicted), no record.
   void complete_response(Message* resp, RoundtripStatus status);
   void complete_response_by_key(Message* resp, RoundtripStatus status, uint32_t key);
   // Every pending request becomes a timeout record (`extra_flags` added).
@@ -307,6 +324,9 @@ class Decoder {
  public:
   virtual ~Decoder() = default;
   virtual Protocol protocol() const = 0;
+  // Responses name their request (DNS id, MongoDB responseTo) instead of
+  // answering the oldest one (FIFO): pending-queue overflow owes them nothing.
+  virtual bool matches_by_key() const { return false; }
   // A flow was given to this decoder: initialise state<T>().
   virtual void open(FlowContext& ctx, uint64_t ts_ns) = 0;
   virtual void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts_ns) = 0;
@@ -325,21 +345,23 @@ struct FlowSession {
   std::array<uint64_t, 2> base{};      // stream offset at the start of the current chunk, per logical dir
   std::array<uint32_t, 2> carry{};     // carry buffer index or kNone
   std::array<uint32_t, 2> carry_len{};
-  std::array<uint8_t, 2> carry_mode{};  // see record_builder.cc
+  std::array<uint8_t, 2> carry_mode{};  // see record_builder_internal.h
   uint32_t pending_head = UINT32_MAX;  // message pool indices, FIFO of pending requests
   uint32_t pending_tail = UINT32_MAX;
   uint32_t pending_count = 0;
+  uint32_t owed_evicted = 0;  // FIFO: responses still to come for requests the pending cap evicted
   Endpoint client;
   Endpoint server;
   uint8_t ip_version = 4;
   Protocol protocol = Protocol::kUnknown;
-  uint8_t detect_state = 0;  // see record_builder.cc
+  uint8_t detect_state = 0;  // see record_builder_internal.h
   uint8_t sniff_chunks = 0;
   bool swapped = false;      // logical client = the flow's server endpoint
   std::array<bool, 2> conflict{};    // per physical dir: an overlap conflict not yet put on a message
   std::array<bool, 2> gap_before{};  // per physical dir: bytes lost before a decoder took the flow
   bool udp = false;
   bool open = false;
+  bool by_key = false;       // the decoder matches_by_key()
 };
 
 // The per-worker session layer: a StreamConsumer for the Reassembler that
@@ -418,6 +440,8 @@ class RecordBuilder final : public StreamConsumer {
   void mark(FlowSession& s, Direction dir, Message* m);
   // `resp` answers the pending request in slot `qi` (kNone: none: an unmatched record).
   void complete(FlowSession& s, uint32_t qi, Message* resp, RoundtripStatus status);
+  // `resp` answers a request the pending cap evicted (its timeout record is out): counted, freed.
+  void consume_evicted(FlowSession& s, Message* resp);
   void emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_flags);
 
   std::byte* carry_data(uint32_t buf) { return carry_arena_.get() + static_cast<size_t>(buf) * cfg_.carry_bytes; }

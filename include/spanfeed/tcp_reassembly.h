@@ -218,8 +218,10 @@ struct StreamState {
     "Times a flow held `reassembly.flow_buffer_kb` out-of-order bytes and its hole was declared a gap " \
     "(`flow_limit`). Non-zero: heavy loss on long flows, or a peer that never fills its holes.") \
   X(overlap_conflicts, kCounter, "reassembly_overlap_conflicts_total", \
-    "Segments whose bytes overlapping buffered data differed from it (the first copy is kept). " \
-    "Non-zero: a broken TCP stack, or an evasion attempt.") \
+    "TCP segments whose bytes differed from data already received for the same stream positions. The " \
+    "first copy is decoded and the record is flagged `overlap_conflict` (`docs/reassembly.md`). Non-zero: " \
+    "a sender rewriting retransmitted data (an IDS-evasion attempt), a broken middlebox, or a capture " \
+    "merging two paths; should stay 0 on a clean SPAN.") \
   X(chunks_in_use, kGauge, "reassembly_chunks_in_use", \
     "Reassembly memory in use: 2 KiB chunks of the worker's out-of-order pool " \
     "(`reassembly.memory_mb` = `memory_mb * 512` chunks). Near the pool size: `dropped_memory` follows.") \

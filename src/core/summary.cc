@@ -72,6 +72,8 @@ std::vector<std::string> RunReport::ledger_problems() const {
     const auto& d = rs.decode;
     eq((who + "requests == matched + timeouts + pending").c_str(), d.sum(d.requests),
        d.sum(d.matched) + d.timeouts_total() + d.pending_now);
+    eq((who + "responses == matched + unmatched + responses of evicted requests").c_str(), d.sum(d.responses),
+       d.sum(d.matched) + d.unmatched + d.responses_of_evicted);
     eq((who + "records == matched + timeouts + unmatched + no-reply").c_str(), d.records_emitted,
        d.sum(d.matched) + d.timeouts_total() + d.unmatched + d.sum(d.no_reply));
     eq((who + "records == roundtrips by protocol and status").c_str(), d.records_emitted,

@@ -29,7 +29,7 @@ inline uint32_t be32(const uint8_t* p) {
          static_cast<uint32_t>(p[3]);
 }
 
-// FNV-1a: statement text -> 32-bit id for the MySQL prepared-statement table.
+// FNV-1a: a PostgreSQL statement name -> its 32-bit key in the prepared-statement table.
 inline uint32_t fnv1a(std::string_view s) {
   uint32_t h = 2166136261u;
   for (char c : s) {

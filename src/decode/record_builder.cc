@@ -1,46 +1,16 @@
-// RecordBuilder: per-worker session layer between the Reassembler and the protocol decoders; FlowContext services.
-// Runs on one worker lcore; allocates only in the constructor (pools, per-flow arrays), never per packet.
+// RecordBuilder: per-worker session layer between the Reassembler and the protocol decoders: the session table,
+// the Reassembler callbacks, FlowContext's plain services (carry: carry.cc, detection: detect.cc, matching and
+// emission: matcher.cc). Runs on one worker lcore; allocates only in the constructor, never per packet.
 #include <algorithm>
 #include <cstring>
+
+#include "record_builder_internal.h"
 
 #include "spanfeed/decoder.h"
 
 namespace spanfeed {
 
-namespace {
-
-// FlowSession::detect_state
-constexpr uint8_t kDetectNone = 0;       // no data yet, no port match
-constexpr uint8_t kDetectPort = 1;       // port matched at open, no data yet
-constexpr uint8_t kDetectSniffing = 2;   // data seen, no decoder yet
-constexpr uint8_t kDetectActive = 3;     // decoder running
-constexpr uint8_t kDetectIgnored = 4;    // unknown / no decoder: bytes are not decoded
-
-// FlowSession::carry_mode bits
-constexpr uint8_t kCarryClearPending = 1;  // carry content was handed out: empty it on the next call
-constexpr uint8_t kCarrySkipLine = 2;      // line over the cap: carry holds its cut prefix, skip to '\n'
-
-constexpr uint32_t kNoBuf = UINT32_MAX;
-
-// While a flow is sniffed (no decoder yet), FlowSession::state keeps each
-// direction's first bytes when they arrive in chunks too short to classify
-// ("GE" then "T / HTTP/1.1"); a decoder that takes the flow gets them first.
-constexpr size_t kSniffPrefixBytes = 120;
-struct SniffPrefix {
-  std::array<uint8_t, 2> len;
-  std::array<uint8_t, 6> pad;
-  std::array<std::array<std::byte, kSniffPrefixBytes>, 2> bytes;
-};
-static_assert(sizeof(SniffPrefix) <= kDecoderStateBytes);
-SniffPrefix& sniff_prefix(FlowSession& s) { return *reinterpret_cast<SniffPrefix*>(s.state.data()); }
-constexpr uint64_t kIdMask = (1ull << 56) - 1;
-
-std::string_view strip_cr(std::string_view s) {
-  if (!s.empty() && s.back() == '\r') s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
+using namespace builder;
 
 std::string validate(const DecodeConfig& cfg) {
   if (cfg.worker_id > 255) return "decode: worker_id must be < 256 (it is the high byte of record ids)";
@@ -92,209 +62,6 @@ bool FlowContext::udp() const { return s_.udp; }
 const DecodeConfig& FlowContext::config() const { return b_.cfg_; }
 DecodeCounters& FlowContext::counters() { return b_.counters_; }
 Protocol FlowContext::protocol() const { return s_.protocol; }
-
-uint64_t FlowContext::offset(Direction dir, std::span<const std::byte> rest) const {
-  if (dir != chunk_dir_) return s_.base[index_of(dir)];
-  const size_t consumed = chunk_len_ >= rest.size() ? chunk_len_ - rest.size() : 0;
-  return s_.base[index_of(dir)] + consumed;
-}
-
-bool FlowContext::has_carry(Direction dir) const {
-  const size_t d = index_of(dir);
-  return s_.carry_len[d] != 0 && (s_.carry_mode[d] & kCarryClearPending) == 0;
-}
-
-void FlowContext::drop_carry(Direction dir) { b_.release_carry(s_, index_of(dir)); }
-
-std::span<const std::byte> FlowContext::kept(Direction dir) const {
-  const size_t d = index_of(dir);
-  if (!has_carry(dir) || s_.carry[d] == kNoBuf) return {};
-  return {b_.carry_data(s_.carry[d]), s_.carry_len[d]};
-}
-
-Take FlowContext::next_line(Direction dir, std::span<const std::byte>& data, std::string_view& line, bool* cut) {
-  const size_t d = index_of(dir);
-  const size_t cap = b_.cfg_.carry_bytes;
-  *cut = false;
-  if (s_.carry_mode[d] & kCarryClearPending) b_.release_carry(s_, d);
-  const auto* begin = reinterpret_cast<const char*>(data.data());
-  const auto* nl = static_cast<const char*>(data.empty() ? nullptr : std::memchr(begin, '\n', data.size()));
-
-  auto carry_view = [&]() {
-    const char* p = s_.carry[d] == kNoBuf ? "" : reinterpret_cast<const char*>(b_.carry_data(s_.carry[d]));
-    return std::string_view(p, s_.carry_len[d]);
-  };
-  auto append = [&](const char* p, size_t n) -> bool {  // false: no buffer
-    if (n == 0) return true;
-    if (s_.carry[d] == kNoBuf) {
-      s_.carry[d] = b_.alloc_carry();
-      if (s_.carry[d] == kNoBuf) {
-        ++b_.counters_.carry_pool_exhausted;
-        return false;
-      }
-    }
-    std::memcpy(b_.carry_data(s_.carry[d]) + s_.carry_len[d], p, n);
-    s_.carry_len[d] += static_cast<uint32_t>(n);
-    return true;
-  };
-
-  if (s_.carry_mode[d] & kCarrySkipLine) {
-    if (nl == nullptr) {
-      data = {};
-      return Take::kNeedMore;
-    }
-    data = data.subspan(static_cast<size_t>(nl - begin) + 1);
-    s_.carry_mode[d] = kCarryClearPending;
-    line = strip_cr(carry_view());
-    *cut = true;
-    return Take::kOk;
-  }
-
-  if (s_.carry_len[d] == 0) {
-    if (nl != nullptr) {
-      size_t len = static_cast<size_t>(nl - begin);
-      line = strip_cr(std::string_view(begin, len));
-      if (len > cap) {
-        line = std::string_view(begin, cap);
-        *cut = true;
-        ++b_.counters_.carry_overflow;
-      }
-      data = data.subspan(len + 1);
-      return Take::kOk;
-    }
-    if (data.size() > cap) {
-      ++b_.counters_.carry_overflow;
-      append(begin, cap);
-      s_.carry_mode[d] = kCarrySkipLine;
-    } else if (!append(begin, data.size())) {
-      s_.carry_mode[d] = kCarrySkipLine;  // the line comes out cut (empty)
-    }
-    data = {};
-    return Take::kNeedMore;
-  }
-
-  const size_t n = nl != nullptr ? static_cast<size_t>(nl - begin) : data.size();
-  const size_t room = cap - s_.carry_len[d];
-  bool over = false;
-  if (n <= room) {
-    append(begin, n);
-  } else {
-    append(begin, room);
-    over = true;
-    ++b_.counters_.carry_overflow;
-  }
-  if (nl != nullptr) {
-    data = data.subspan(n + 1);
-    line = strip_cr(carry_view());
-    *cut = over;
-    s_.carry_mode[d] = kCarryClearPending;
-    return Take::kOk;
-  }
-  data = {};
-  if (over) s_.carry_mode[d] = kCarrySkipLine;
-  return Take::kNeedMore;
-}
-
-Take FlowContext::take(Direction dir, std::span<const std::byte>& data, size_t n, std::span<const std::byte>& out) {
-  const size_t d = index_of(dir);
-  if (s_.carry_mode[d] & kCarryClearPending) b_.release_carry(s_, d);
-  if (n > b_.cfg_.carry_bytes) n = b_.cfg_.carry_bytes;  // callers never ask for more; keep the arena safe
-  if (s_.carry_len[d] == 0 && data.size() >= n) {
-    out = data.first(n);
-    data = data.subspan(n);
-    return Take::kOk;
-  }
-  if (s_.carry[d] == kNoBuf) {
-    s_.carry[d] = b_.alloc_carry();
-    if (s_.carry[d] == kNoBuf) {
-      ++b_.counters_.carry_pool_exhausted;
-      return Take::kNoMemory;
-    }
-  }
-  const size_t k = std::min(n - s_.carry_len[d], data.size());
-  std::memcpy(b_.carry_data(s_.carry[d]) + s_.carry_len[d], data.data(), k);
-  s_.carry_len[d] += static_cast<uint32_t>(k);
-  data = data.subspan(k);
-  if (s_.carry_len[d] == n) {
-    out = std::span<const std::byte>(b_.carry_data(s_.carry[d]), n);
-    s_.carry_mode[d] = kCarryClearPending;
-    return Take::kOk;
-  }
-  return Take::kNeedMore;
-}
-
-Message* FlowContext::new_message(uint64_t ts_ns) {
-  const uint32_t i = b_.alloc_message(ts_ns);
-  if (i == RecordBuilder::kNone) return nullptr;
-  b_.slots_[i].flow_slot = slot_;
-  return &b_.slots_[i].msg;
-}
-
-void FlowContext::discard(Message* m) {
-  if (m != nullptr) b_.free_message(b_.slot_index(m));
-}
-
-void FlowContext::commit_request(Message* req) {
-  if (req == nullptr) return;
-  b_.mark(s_, Direction::kClientToServer, req);
-  const uint32_t i = b_.slot_index(req);
-  if (s_.pending_count >= b_.cfg_.max_pending_per_flow && s_.pending_head != RecordBuilder::kNone) {
-    ++b_.counters_.pending_overflow;
-    b_.emit_timeout(s_.pending_head, TimeoutCause::kOverflow, 0);
-  }
-  auto& sl = b_.slots_[i];
-  sl.pending = true;
-  sl.flow_slot = slot_;
-  sl.flow_prev = s_.pending_tail;
-  sl.flow_next = RecordBuilder::kNone;
-  if (s_.pending_tail != RecordBuilder::kNone) {
-    b_.slots_[s_.pending_tail].flow_next = i;
-  } else {
-    s_.pending_head = i;
-  }
-  s_.pending_tail = i;
-  ++s_.pending_count;
-  sl.age_prev = b_.age_tail_;
-  sl.age_next = RecordBuilder::kNone;
-  if (b_.age_tail_ != RecordBuilder::kNone) {
-    b_.slots_[b_.age_tail_].age_next = i;
-  } else {
-    b_.age_head_ = i;
-  }
-  b_.age_tail_ = i;
-  ++b_.counters_.requests[static_cast<size_t>(s_.protocol)];
-  ++b_.counters_.pending_now;
-}
-
-void FlowContext::emit_no_reply(Message* req) {
-  if (req == nullptr) return;
-  b_.mark(s_, Direction::kClientToServer, req);
-  ++b_.counters_.no_reply[static_cast<size_t>(s_.protocol)];
-  b_.emit(s_, req, nullptr, RoundtripStatus::kOk);
-  b_.free_message(b_.slot_index(req));
-}
-
-Message* FlowContext::front_request() {
-  return s_.pending_head == RecordBuilder::kNone ? nullptr : &b_.slots_[s_.pending_head].msg;
-}
-
-size_t FlowContext::pending_count() const { return s_.pending_count; }
-
-void FlowContext::complete_response(Message* resp, RoundtripStatus status) {
-  if (resp != nullptr) b_.complete(s_, s_.pending_head, resp, status);
-}
-
-void FlowContext::complete_response_by_key(Message* resp, RoundtripStatus status, uint32_t key) {
-  if (resp == nullptr) return;
-  uint32_t qi = s_.pending_head;
-  while (qi != RecordBuilder::kNone && b_.slots_[qi].msg.key != key) qi = b_.slots_[qi].flow_next;
-  b_.complete(s_, qi, resp, status);
-}
-
-void FlowContext::flush_pending(TimeoutCause cause, uint32_t extra_flags) {
-  while (s_.pending_head != RecordBuilder::kNone) b_.emit_timeout(s_.pending_head, cause, extra_flags);
-}
-
 void FlowContext::content(Direction dir, std::span<const std::byte> bytes, bool compressed) {
   StreamObserver* c = b_.observer_;
   if (c == nullptr) return;
@@ -359,158 +126,14 @@ void RecordBuilder::register_decoder(std::unique_ptr<Decoder> d) {
   if (p == 0 || p >= kProtocolCount) return;
   decoders_[p] = std::move(d);
 }
-
-uint32_t RecordBuilder::slot_index(const Message* m) const {
-  // Every message lives inside a Slot of slots_: its index follows from its address.
-  const auto diff = reinterpret_cast<const char*>(m) - reinterpret_cast<const char*>(&slots_[0].msg);
-  return static_cast<uint32_t>(static_cast<size_t>(diff) / sizeof(Slot));
-}
-
-uint32_t RecordBuilder::alloc_message(uint64_t ts_ns) {
-  if (msg_free_ == kNone) {
-    ++counters_.message_pool_exhausted;
-    return kNone;
-  }
-  const uint32_t i = msg_free_;
-  Slot& sl = slots_[i];
-  msg_free_ = sl.flow_next;
-  sl.msg.reset();
-  sl.msg.first_ts_ns = sl.msg.last_ts_ns = ts_ns;
-  sl.flow_slot = kNone;
-  sl.flow_prev = sl.flow_next = sl.age_prev = sl.age_next = kNone;
-  sl.pending = false;
-  ++msg_in_use_;
-  return i;
-}
-
-void RecordBuilder::free_message(uint32_t i) {
-  Slot& sl = slots_[i];
-  if (sl.pending) unlink_pending(i);
-  sl.flow_slot = kNone;
-  sl.flow_next = msg_free_;
-  msg_free_ = i;
-  --msg_in_use_;
-}
-
-void RecordBuilder::unlink_pending(uint32_t i) {
-  Slot& sl = slots_[i];
-  if (!sl.pending) return;
-  FlowSession& s = sessions_[sl.flow_slot];
-  if (sl.flow_prev != kNone) {
-    slots_[sl.flow_prev].flow_next = sl.flow_next;
-  } else {
-    s.pending_head = sl.flow_next;
-  }
-  if (sl.flow_next != kNone) {
-    slots_[sl.flow_next].flow_prev = sl.flow_prev;
-  } else {
-    s.pending_tail = sl.flow_prev;
-  }
-  if (sl.age_prev != kNone) {
-    slots_[sl.age_prev].age_next = sl.age_next;
-  } else {
-    age_head_ = sl.age_next;
-  }
-  if (sl.age_next != kNone) {
-    slots_[sl.age_next].age_prev = sl.age_prev;
-  } else {
-    age_tail_ = sl.age_prev;
-  }
-  sl.flow_prev = sl.flow_next = sl.age_prev = sl.age_next = kNone;
-  sl.pending = false;
-  --s.pending_count;
-  --counters_.pending_now;
-}
-
-void RecordBuilder::complete(FlowSession& s, uint32_t qi, Message* resp, RoundtripStatus status) {
-  mark(s, Direction::kServerToClient, resp);
-  ++counters_.responses[static_cast<size_t>(s.protocol)];
-  const uint32_t ri = slot_index(resp);
-  if (qi != kNone) {
-    unlink_pending(qi);
-    ++counters_.matched[static_cast<size_t>(s.protocol)];
-    emit(s, &slots_[qi].msg, resp, status);
-    free_message(qi);
-  } else {
-    ++counters_.unmatched;
-    emit(s, nullptr, resp, RoundtripStatus::kUnmatched);
-  }
-  free_message(ri);
-}
-
-void RecordBuilder::mark(FlowSession& s, Direction dir, Message* m) {
-  // An overlap conflict seen in this direction goes on the next message finished in it: the conflicting
-  // bytes were delivered right after the report, so they belong to the message in progress (or the next).
-  bool& conflict = s.conflict[index_of(logical(s, dir))];
-  if (conflict) {
-    m->flags |= record_flag::kOverlapConflict;
-    conflict = false;
-  }
-  if (observer_ != nullptr) observer_->mark(static_cast<uint32_t>(&s - sessions_.data()), dir, *m);
-}
-
-void RecordBuilder::emit(const FlowSession& s, Message* req, Message* resp, RoundtripStatus status) {
-  Roundtrip r;
-  r.ts_ns = req != nullptr ? req->first_ts_ns : resp->first_ts_ns;
-  r.id = (static_cast<uint64_t>(cfg_.worker_id) << 56) | (++next_id_ & kIdMask);
-  r.protocol = s.protocol;
-  r.ip_version = s.ip_version;
-  r.client = s.client;
-  r.server = s.server;
-  r.status = status;
-  if (req != nullptr && resp != nullptr) {
-    r.has_latency = true;
-    r.latency_us = resp->last_ts_ns > req->first_ts_ns ? (resp->last_ts_ns - req->first_ts_ns) / kNsPerUs : 0;
-  }
-  r.request = req;
-  r.response = resp;
-  r.flags = (req != nullptr ? req->flags : 0) | (resp != nullptr ? resp->flags : 0);
-  if ((req != nullptr && req->fields.truncated()) || (resp != nullptr && resp->fields.truncated()))
-    ++counters_.field_truncated;
-  const size_t ntags = observer_ != nullptr ? observer_->annotate(s.protocol, req, resp, tags_) : 0;
-  r.tags = std::span<const std::string_view>(tags_.data(), ntags);
-  r.recording_id = cfg_.recording_id;
-  ++counters_.roundtrips[static_cast<size_t>(s.protocol)][static_cast<size_t>(status)];
-  ++counters_.records_emitted;
-  sink_->emit(r);
-}
-
-void RecordBuilder::emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_flags) {
-  Slot& sl = slots_[i];
-  const FlowSession& s = sessions_[sl.flow_slot];
-  unlink_pending(i);
-  sl.msg.flags |= extra_flags;
-  ++counters_.timeouts[static_cast<size_t>(cause)];
-  emit(s, &sl.msg, nullptr, RoundtripStatus::kTimeout);
-  free_message(i);
-}
-
-uint32_t RecordBuilder::alloc_carry() {
-  if (carry_free_.empty()) return kNoBuf;
-  const uint32_t b = carry_free_.back();
-  carry_free_.pop_back();
-  ++carry_in_use_;
-  return b;
-}
-
-void RecordBuilder::free_carry(uint32_t buf) {
-  carry_free_.push_back(buf);  // capacity reserved for every buffer: never reallocates
-  --carry_in_use_;
-}
-
-void RecordBuilder::release_carry(FlowSession& s, size_t d) {
-  if (s.carry[d] != kNoBuf) free_carry(s.carry[d]);
-  s.carry[d] = kNoBuf;
-  s.carry_len[d] = 0;
-  s.carry_mode[d] = 0;
-}
-
 void RecordBuilder::on_open(const Flow& flow, uint64_t ts_ns) {
   FlowSession& s = session(flow);
   if (s.open) close_session(flow.slot, ts_ns);  // defensive: a slot reused without on_close
   s.base = {0, 0};
   s.pending_head = s.pending_tail = kNone;
   s.pending_count = 0;
+  s.owed_evicted = 0;
+  s.by_key = false;
   s.client = {flow.client_addr(), flow.client_port()};
   s.server = {flow.server_addr(), flow.server_port()};
   s.ip_version = flow.key.ip_version;
@@ -538,110 +161,6 @@ void RecordBuilder::on_open(const Flow& flow, uint64_t ts_ns) {
     s.detect_state = kDetectPort;
   }
 }
-
-void RecordBuilder::start_decoder(const Flow& f, FlowSession& s, Protocol p, DetectOutcome how, bool swap,
-                                  uint64_t ts_ns) {
-  --counters_.flows_undetected_now;
-  ++counters_.detect[static_cast<size_t>(how)];
-  s.protocol = p;
-  if (how == DetectOutcome::kBySniff && swap != s.swapped) {
-    s.swapped = swap;
-    std::swap(s.client, s.server);
-  }
-  Decoder* d = decoders_[static_cast<size_t>(p)].get();
-  if (d == nullptr || how == DetectOutcome::kNoDecoder || how == DetectOutcome::kUnknown) {
-    s.detect_state = kDetectIgnored;
-    return;
-  }
-  s.detect_state = kDetectActive;
-  s.state.fill(std::byte{0});
-  FlowContext ctx(*this, s, f.slot);
-  d->open(ctx, ts_ns);
-}
-
-void RecordBuilder::drop_prefix(uint32_t slot, FlowSession& s, size_t pd) {
-  SniffPrefix& pre = sniff_prefix(s);
-  if (pre.len[pd] == 0) return;
-  const std::span<const std::byte> bytes(pre.bytes[pd].data(), pre.len[pd]);
-  counters_.undecoded_bytes += bytes.size();
-  const Direction dir = pd == 0 ? Direction::kClientToServer : Direction::kServerToClient;
-  if (observer_ != nullptr) observer_->scan(slot, s.protocol, false, s.udp, logical(s, dir), 0, bytes);
-  pre.len[pd] = 0;
-}
-
-RecordBuilder::Detected RecordBuilder::detect(const Flow& f, FlowSession& s, Direction dir,
-                                              std::span<const std::byte> data, std::span<const std::byte>* replay,
-                                              uint64_t ts_ns) {
-  if (s.detect_state == kDetectPort) {
-    const bool has = decoders_[static_cast<size_t>(s.protocol)] != nullptr;
-    start_decoder(f, s, s.protocol, has ? DetectOutcome::kByPort : DetectOutcome::kNoDecoder, s.swapped, 0);
-    return has ? Detected::kDecode : Detected::kNo;
-  }
-  if (s.detect_state != kDetectNone && s.detect_state != kDetectSniffing) return Detected::kNo;
-  s.detect_state = kDetectSniffing;
-  if (!cfg_.sniff_unknown_ports) {
-    if (++s.sniff_chunks >= cfg_.sniff_max_chunks) start_decoder(f, s, Protocol::kUnknown, DetectOutcome::kUnknown, false, 0);
-    return Detected::kNo;
-  }
-  SniffPrefix& pre = sniff_prefix(s);
-  const size_t pd = index_of(dir);
-  // What to classify: the kept first bytes of this direction, then this chunk.
-  std::span<const std::byte> view = data;
-  if (pre.len[pd] > 0) {
-    const size_t n = std::min(data.size(), sniff_view_.size() - pre.len[pd]);
-    std::memcpy(sniff_view_.data(), pre.bytes[pd].data(), pre.len[pd]);
-    std::memcpy(sniff_view_.data() + pre.len[pd], data.data(), n);
-    view = std::span<const std::byte>(sniff_view_.data(), pre.len[pd] + n);
-  }
-  // The signatures pick the candidates; each protocol's structural check
-  // confirms (in registry order, so the first that agrees wins).
-  const Transport t = s.udp ? Transport::kUdp : Transport::kTcp;
-  const uint32_t candidates = signatures_ != nullptr ? signatures_->candidates(view, t) : kAllProtocols;
-  for (const ProtocolDescriptor* desc : protocol_registry()) {
-    const Decoder* d = decoders_[static_cast<size_t>(desc->id)].get();
-    if (d == nullptr || (candidates & protocol_bit(desc->id)) == 0) continue;
-    const SniffResult r = desc->confirm(view, t);
-    if (r == SniffResult::kNo) {
-      if (signatures_ != nullptr) ++counters_.detect_rejected;  // a signature said yes, the check no
-      continue;
-    }
-    ++counters_.detected_by_payload[static_cast<size_t>(d->protocol())];
-    drop_prefix(f.slot, s, 1 - pd);  // the other side's kept bytes: order unknown, not decoded
-    // This side's kept bytes go to the decoder first (copied out: the
-    // decoder's state takes their place).
-    std::memcpy(replay_.data(), pre.bytes[pd].data(), pre.len[pd]);
-    *replay = std::span<const std::byte>(replay_.data(), pre.len[pd]);
-    pre.len[pd] = 0;
-    // Physical direction of a request: C2S unless the sniff says otherwise.
-    const bool is_req = r == SniffResult::kRequest;
-    const bool swap = (dir == Direction::kClientToServer) != is_req;
-    start_decoder(f, s, d->protocol(), DetectOutcome::kBySniff, swap, 0);
-    if (s.gap_before[1 - pd]) {
-      // The other direction lost bytes before this: its next bytes may be the tail of a message.
-      // (This direction starts at the message the sniff recognised.)
-      s.gap_before = {false, false};
-      ++counters_.gaps;
-      FlowContext ctx(*this, s, f.slot);
-      decoders_[static_cast<size_t>(desc->id)]->gap(ctx, logical(s, opposite(dir)), 0, ts_ns);
-    }
-    return Detected::kDecode;
-  }
-  if (++s.sniff_chunks >= cfg_.sniff_max_chunks) {  // every chunk is an attempt, kept or not
-    drop_prefix(f.slot, s, 0);
-    drop_prefix(f.slot, s, 1);
-    start_decoder(f, s, Protocol::kUnknown, DetectOutcome::kUnknown, false, 0);
-    return Detected::kNo;
-  }
-  if (!s.udp && pre.len[pd] + data.size() <= kSniffPrefixBytes) {
-    // Perhaps too little to tell yet: keep it for the next chunk's try.
-    std::memcpy(pre.bytes[pd].data() + pre.len[pd], data.data(), data.size());
-    pre.len[pd] = static_cast<uint8_t>(pre.len[pd] + data.size());
-    return Detected::kKept;
-  }
-  drop_prefix(f.slot, s, pd);
-  return Detected::kNo;
-}
-
 void RecordBuilder::on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t ts_ns) {
   FlowSession& s = session(flow);
   if (!s.open || data.empty()) return;
@@ -750,15 +269,6 @@ void RecordBuilder::close_session(uint32_t slot, uint64_t ts_ns) {
   s.open = false;
   s.detect_state = kDetectNone;
 }
-
-void RecordBuilder::expire(uint64_t now_ns, uint32_t budget) {
-  while (age_head_ != kNone && budget-- > 0) {
-    const Message& m = slots_[age_head_].msg;
-    if (m.first_ts_ns + cfg_.response_timeout_ns > now_ns) break;
-    emit_timeout(age_head_, TimeoutCause::kExpired, 0);
-  }
-}
-
 void RecordBuilder::advance_time(uint64_t now_ns) { expire(now_ns, UINT32_MAX); }
 
 void RecordBuilder::finish(uint64_t now_ns) {
@@ -766,5 +276,4 @@ void RecordBuilder::finish(uint64_t now_ns) {
     if (sessions_[i].open) close_session(i, now_ns);
   }
 }
-
 }  // namespace spanfeed

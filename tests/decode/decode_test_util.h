@@ -94,6 +94,8 @@ class Harness {
     EXPECT_TRUE(c.ledger_balanced()) << "requests=" << c.sum(c.requests) << " matched=" << c.sum(c.matched)
                                      << " timeouts=" << c.timeouts_total() << " pending=" << c.pending_now
                                      << " unmatched=" << c.unmatched << " no_reply=" << c.sum(c.no_reply)
+                                     << " responses=" << c.sum(c.responses)
+                                     << " of_evicted=" << c.responses_of_evicted
                                      << " emitted=" << c.records_emitted;
     EXPECT_EQ(c.records_emitted, sink_.lines.size());
     EXPECT_EQ(c.flows_opened, c.detect_total() + c.flows_undetected_now);

@@ -280,8 +280,62 @@ TEST(Http, PendingQueueOverflowFlushesOldest) {
   EXPECT_EQ(h.rec(1)["request"]["path"], "/1");
   EXPECT_EQ(h.counters().pending_overflow, 2u);
   EXPECT_EQ(h.counters().pending_now, 4u);
+  // The first two responses answer /0 and /1, whose records already left: no record, no pairing.
   h.s2c(kOk, kT0 + 10 * kMs);
-  EXPECT_EQ(h.rec(2)["request"]["path"], "/2");
+  h.s2c(kOk, kT0 + 11 * kMs);
+  EXPECT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.counters().responses_of_evicted, 2u);
+  for (int i = 2; i < 6; ++i) h.s2c(kOk, kT0 + (10 + i) * kMs);
+  ASSERT_EQ(h.size(), 6u);
+  for (int i = 2; i < 6; ++i) {
+    EXPECT_EQ(h.rec(i)["status"], "ok");
+    EXPECT_EQ(h.rec(i)["request"]["path"], "/" + std::to_string(i));
+    EXPECT_EQ(h.rec(i)["latency_us"], 10000);  // each response 10 ms after its own request
+  }
+  EXPECT_EQ(h.counters().unmatched, 0u);
+  EXPECT_EQ(h.counters().sum(h.counters().matched), 4u);
+  h.expect_ledger();
+}
+
+// 500 pipelined requests over a cap of 64, then their 500 responses: the 436 evicted requests are
+// timeout records (overflow); their responses are consumed in order and the last 64 requests pair with
+// their own responses (not with the first 64 responses), and nothing comes out unmatched.
+TEST(Http, OverflowEvictedResponsesDoNotShiftThePairing) {
+  ASSERT_EQ(dectest::small_config().max_pending_per_flow, 64u);  // the default
+  Harness h;
+  h.open(80);
+  std::string reqs, resps;
+  for (int i = 0; i < 500; ++i) {
+    reqs += "GET /" + std::to_string(i) + " HTTP/1.1\r\n\r\n";
+    const std::string body = std::to_string(i);
+    resps += "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  }
+  h.c2s(reqs, kT0);
+  ASSERT_EQ(h.size(), 436u);
+  h.s2c(resps, kT0 + kMs);
+  ASSERT_EQ(h.size(), 500u);
+  for (int i = 0; i < 436; ++i) {
+    ASSERT_EQ(h.rec(i)["status"], "timeout") << i;
+    ASSERT_EQ(h.rec(i)["request"]["path"], "/" + std::to_string(i));
+  }
+  for (int i = 436; i < 500; ++i) {
+    json r = h.rec(i);
+    ASSERT_EQ(r["status"], "ok") << i;
+    ASSERT_EQ(r["request"]["path"], "/" + std::to_string(i));
+    ASSERT_EQ(r["response"]["body_bytes"], std::to_string(i).size());  // its own response
+    ASSERT_EQ(r["response"]["bytes"], 38 + std::to_string(i).size());
+  }
+  const DecodeCounters& c = h.counters();
+  EXPECT_EQ(c.timeouts[static_cast<size_t>(TimeoutCause::kOverflow)], 436u);
+  EXPECT_EQ(c.responses_of_evicted, 436u);
+  EXPECT_EQ(c.responses[static_cast<size_t>(Protocol::kHttp)], 500u);
+  EXPECT_EQ(c.sum(c.matched), 64u);
+  EXPECT_EQ(c.unmatched, 0u);
+  // the owed count is used up: the next exchange pairs normally
+  h.c2s(kGet, kT0 + 2 * kMs);
+  h.s2c(kOk, kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 501u);
+  EXPECT_EQ(h.rec(500)["status"], "ok");
   h.expect_ledger();
 }
 

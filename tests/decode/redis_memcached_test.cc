@@ -164,6 +164,90 @@ TEST(Redis, GapInRequestsResyncsOnArrayStart) {
   h.expect_ledger();
 }
 
+// A bulk length over proto-max-bulk-len (512 MB): the server answers a protocol error without reading any
+// payload. The request is refused where it stands: no 10^12 bytes skipped; the reply ends it (truncated)
+// and pairs with it; the next command on the connection is decoded.
+TEST(Redis, HugeBulkLengthIsRefusedAndTheErrorEndsIt) {
+  Harness h;
+  h.open(6379);
+  const std::string huge = "*2\r\n$3\r\nGET\r\n$999999999999\r\nabc";
+  h.c2s(huge, kT0);
+  EXPECT_EQ(h.size(), 0u);
+  h.s2c("-ERR Protocol error: invalid bulk length\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["status"], "error");
+  EXPECT_EQ(r["request"], json({{"bytes", huge.size()}, {"command", "GET"}, {"args", 1}}));
+  EXPECT_EQ(r["response"]["error"], "ERR Protocol error: invalid bulk length");
+  EXPECT_EQ(flags_of(r), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kRedis)], 1u);
+  EXPECT_EQ(h.counters().unmatched, 0u);
+  h.c2s(cmd({"GET", "k"}), kT0 + 2 * kMs);
+  h.s2c("$1\r\nv\r\n", kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(1)["status"], "ok");
+  EXPECT_EQ(h.rec(1)["request"]["key"], "k");
+  EXPECT_TRUE(h.rec(1)["flags"].empty());
+  EXPECT_EQ(h.counters().resyncs, 1u);
+  EXPECT_EQ(h.counters().resync_skipped_bytes, 0u);  // "abc" went with the refused request
+  h.expect_ledger();
+}
+
+// Without the reply (one direction captured, or the server's answer lost), a refused request ends where
+// the next command line starts; the lines between are skipped, not taken as payload.
+TEST(Redis, RefusedRequestEndsAtTheNextCommand) {
+  Harness h;
+  h.open(6379);
+  const std::string refused = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$600000000\r\nabc\r\n";
+  h.c2s(refused + cmd({"GET", "k"}), kT0);
+  h.s2c("-ERR Protocol error: invalid bulk length\r\n$1\r\nv\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["status"], "error");
+  EXPECT_EQ(h.rec(0)["request"], json({{"bytes", refused.size()}, {"command", "SET"}, {"key", "k"}, {"args", 2}}));
+  EXPECT_EQ(flags_of(h.rec(0)), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(h.rec(1)["status"], "ok");
+  EXPECT_EQ(h.rec(1)["request"]["command"], "GET");
+  EXPECT_TRUE(h.rec(1)["flags"].empty());
+  EXPECT_EQ(h.counters().resyncs, 1u);
+  EXPECT_EQ(h.counters().resync_skipped_bytes, 5u);  // "abc\r\n"
+  // 512 MB itself is a length a server reads: skipped by count
+  h.c2s("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870912\r\n" + cmd({"GET", "k"}), kT0 + 2 * kMs);
+  h.close(kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.rec(2)["status"], "timeout");
+  EXPECT_EQ(h.rec(2)["request"]["command"], "SET");
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kRedis)], 1u);
+  h.expect_ledger();
+}
+
+// A reply while a (legal-length) request is still incomplete and none is waiting: the request is over as
+// far as the server is concerned; it ends there, flagged truncated, and its tail is resynchronised past.
+TEST(Redis, ReplyEndsAnIncompleteRequest) {
+  Harness h;
+  h.open(6379);
+  const std::string part = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\nonly-part";
+  h.c2s(part, kT0);
+  h.s2c("-ERR something\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["status"], "error");
+  EXPECT_EQ(h.rec(0)["request"]["bytes"], part.size());
+  EXPECT_EQ(flags_of(h.rec(0)), std::vector<std::string>{"truncated"});
+  h.c2s(std::string(91, 'x') + "\r\n" + cmd({"GET", "k"}), kT0 + 2 * kMs);  // the rest of the value, then GET
+  h.s2c("$1\r\nv\r\n", kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(1)["status"], "ok");
+  EXPECT_EQ(h.rec(1)["request"]["command"], "GET");
+  // a RESP3 push is not a reply: it does not end the request in progress
+  h.c2s("*2\r\n$3\r\nGET\r\n$1\r\n", kT0 + 4 * kMs);
+  h.s2c(">2\r\n+message\r\n+hi\r\n", kT0 + 5 * kMs);
+  h.c2s("k\r\n", kT0 + 6 * kMs);
+  h.s2c("$1\r\nv\r\n", kT0 + 7 * kMs);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_TRUE(h.rec(2)["flags"].empty());
+  EXPECT_EQ(h.rec(2)["request"]["key"], "k");
+  h.expect_ledger();
+}
+
 TEST(Redis, SniffOnUnknownPort) {
   Harness h;
   h.open(7000);
@@ -298,6 +382,39 @@ TEST(Memcached, AbsurdDataLengthDoesNotSwallowTheNextCommand) {
   EXPECT_EQ(h.rec(2)["request"]["key"], "big");
   EXPECT_EQ(h.rec(2)["request"]["value_bytes"], 2147483645);
   EXPECT_EQ(h.rec(2)["status"], "timeout");
+  h.expect_ledger();
+}
+
+// A VALUE line whose length is beyond any data block (2^64-1 would wrap `len + 2` to 1): the reply is cut
+// there (truncated), its lines are skipped up to its END, and the next get pairs with its own reply.
+TEST(Memcached, AbsurdValueLengthInAReplySkipsToEnd) {
+  Harness h;
+  h.open(11211);
+  const std::string bad = "VALUE k 0 18446744073709551615\r\nv\r\nEND\r\n";
+  h.c2s("get k\r\n", kT0);
+  h.s2c(bad, kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["status"], "ok");
+  EXPECT_EQ(r["response"], json({{"bytes", bad.size()}, {"response", "VALUE"}}));
+  EXPECT_EQ(flags_of(r), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kMemcached)], 1u);
+  EXPECT_EQ(h.counters().resyncs, 1u);
+  EXPECT_EQ(h.counters().resync_skipped_bytes, 3u);  // "v\r\n"
+  h.c2s("get k\r\n", kT0 + 2 * kMs);
+  h.s2c("VALUE k 0 1\r\nv\r\nEND\r\n", kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(1)["response"]["values"], 1);
+  EXPECT_TRUE(h.rec(1)["flags"].empty());
+  EXPECT_EQ(h.counters().unmatched, 0u);
+  // a meta VA reply has no END: cut at its line, the next reply starts clean
+  h.c2s("mg k v\r\nget k\r\n", kT0 + 4 * kMs);
+  h.s2c("VA 99999999999 f0\r\nVALUE k 0 1\r\nv\r\nEND\r\n", kT0 + 5 * kMs);
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(flags_of(h.rec(2)), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(h.rec(3)["response"]["values"], 1);
+  EXPECT_TRUE(h.rec(3)["flags"].empty());
+  EXPECT_EQ(h.counters().unmatched, 0u);
   h.expect_ledger();
 }
 

@@ -385,6 +385,7 @@ def lenenc(b):
 
 
 MYSQL_SELECT = b"SELECT a FROM t"
+MYSQL_GAP_AT = 57  # response bytes before the lost row: column count, column definition, EOF, 2 rows
 
 
 def mysql_result_set_gap():
@@ -398,6 +399,7 @@ def mysql_result_set_gap():
     eof = b"\xfe\x00\x00\x02\x00"
     rows = [mysql_packet(4 + i, lenenc(b"%d" % i)) for i in range(5)]
     head = mysql_packet(1, b"\x01") + mysql_packet(2, coldef) + mysql_packet(3, eof) + rows[0] + rows[1]
+    assert len(head) == MYSQL_GAP_AT
     c.send(False, head, acked=False)
     c.nxt[False] += len(rows[2])  # lost by the capture
     c.send(False, rows[3] + rows[4] + mysql_packet(9, eof))
@@ -464,6 +466,18 @@ def memcached_set_huge():
     c = Tcp(cap, 40340, 11211).handshake()
     c.send(True, b"set k 0 0 4294967295\r\n")
     c.send(False, b"CLIENT_ERROR bad command line format\r\n")
+    c.exchange(MEMC_REQ, MEMC_RESP).close()
+    return cap
+
+
+MEMC_VALUE_HUGE = b"VALUE k 0 18446744073709551615\r\nv\r\nEND\r\n"
+
+
+def memcached_value_huge():
+    """A get answered with a 2^64-1-byte VALUE (len + 2 would wrap to 1); then a valid get."""
+    cap = Capture()
+    c = Tcp(cap, 40341, 11211).handshake()
+    c.exchange(MEMC_REQ, MEMC_VALUE_HUGE)
     c.exchange(MEMC_REQ, MEMC_RESP).close()
     return cap
 
@@ -584,6 +598,19 @@ def reversed_tiny_segments():
     return cap
 
 
+PIPELINED = 500  # requests in flight on one connection: well over decode.max_pending_per_flow (64)
+
+
+def http_pipeline_overflow():
+    """500 pipelined GETs, then their 500 responses, then one more exchange on the connection."""
+    cap = Capture()
+    c = Tcp(cap, 40460, 80).handshake()
+    c.send(True, HTTP_REQ * PIPELINED)
+    c.send(False, HTTP_RESP * PIPELINED)
+    c.exchange(HTTP_REQ, HTTP_RESP).close()
+    return cap
+
+
 def baseline():
     """The valid exchange alone: reference for time and memory."""
     cap = Capture()
@@ -597,9 +624,9 @@ CASES = {f.__name__: f for f in (
     http_chunk_size_huge, http_long_header_line, http_many_headers, mysql_ffffff_chain, mysql_cut_at_close,
     mysql_result_set_gap,
     mongo_bad_lengths, mongo_cut_at_close, pgsql_len_7fffffff, pgsql_cut_at_close, redis_huge_array,
-    redis_huge_bulk, memcached_set_huge, dns_pointer_loops, dns_long_names, dns_tcp_cut_at_close,
+    redis_huge_bulk, memcached_set_huge, memcached_value_huge, dns_pointer_loops, dns_long_names, dns_tcp_cut_at_close,
     overlap_conflict, seq_wraparound, rst_mid_message, data_after_fin, syn_with_payload,
-    reversed_tiny_segments)}
+    reversed_tiny_segments, http_pipeline_overflow)}
 
 
 def write(outdir, name):

@@ -1,12 +1,14 @@
 """Prometheus /metrics on the control core, scraped over real HTTP during a
 run (values move) and after it (--metrics-linger): the ledger read from
 /metrics alone balances; /health answers; a busy port is a clear error."""
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import urllib.request
@@ -124,6 +126,66 @@ class Metrics(SpanfeedTestCase):
             p.send_signal(signal.SIGTERM)
             p.wait(timeout=10)
         self.assertEqual(p.returncode, 0)
+
+    def test_decode_loss_counters(self):
+        """Counters that say where requests and bytes went without a record, exact and equal to the
+        summary's: an overlap conflict, a start line cut at close, 100 pipelined requests over the
+        pending cap of 64, a Redis request refused for its bulk length (one resync)."""
+        import hostile_gen as hg
+        cap = hg.overlap_conflict()  # one overlap conflict (HTTP, port 40400)
+        c = hg.Tcp(cap, 40470, 80).handshake()
+        c.send(True, hg.HTTP_REQ * 100).send(False, hg.HTTP_RESP * 100).close()
+        hg.Tcp(cap, 40471, 80).handshake().send(True, b"GET /cut HT").close()  # a start line cut by the close
+        # a Redis bulk length no server takes: "abc\r\n" skipped up to the next command (one resync)
+        hg.Tcp(cap, 40472, 6379).handshake().send(True, hg.REDIS_HUGE_BULK + b"\r\n" + hg.REDIS_REQ).close()
+        port = free_port()
+        with tempfile.TemporaryDirectory() as tmp:
+            pcap, summ = os.path.join(tmp, "in.pcap"), os.path.join(tmp, "summary.json")
+            with open(pcap, "wb") as f:
+                f.write(cap.to_bytes())
+            p = subprocess.Popen([SPANFEED, "--pcap", pcap, "--job", "records", "--output", "jsonl:/dev/null",
+                                  "-w", "1", "-q", "--metrics", f"127.0.0.1:{port}", "--metrics-linger", "20",
+                                  "--summary-json", summ],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                after = {}
+                for _ in range(200):
+                    time.sleep(0.1)
+                    try:
+                        text, after = scrape(port)
+                    except OSError:
+                        continue
+                    if after.get(("spanfeed_up", "")) == 0:  # absent before the first snapshot
+                        break
+                self.assertEqual(after.get(("spanfeed_up", "")), 0)
+            finally:
+                p.terminate()  # ends the linger
+                p.wait(timeout=20)
+                err = p.stderr.read()
+                p.stderr.close()
+            self.assertEqual(p.returncode, 0, err)
+            with open(summ) as f:
+                s = json.load(f)
+        for family in ("reassembly_overlap_conflicts_total", "partial_at_close_total",
+                       "responses_of_evicted_total", "decode_resyncs_total", "decode_resync_skipped_bytes_total"):
+            self.assertIn(f"# HELP spanfeed_{family} ", text)
+        rec = s["workers"][0]["records"]
+        self.assertEqual(total(after, "spanfeed_reassembly_overlap_conflicts_total"), 1)
+        self.assertEqual(s["workers"][0]["reassembly"]["overlap_conflicts"], 1)
+        self.assertEqual(total(after, "spanfeed_partial_at_close_total"), 1)
+        self.assertEqual(rec["partial_at_close"], 1)
+        self.assertEqual(total(after, "spanfeed_responses_of_evicted_total"), 100 - 64)
+        self.assertEqual(rec["responses_of_evicted"], 100 - 64)
+        self.assertEqual(total(after, "spanfeed_request_timeouts_total", cause="overflow"), 100 - 64)
+        # the refused GET and the GET after it wait for replies that never come
+        self.assertEqual(total(after, "spanfeed_request_timeouts_total", cause="close"), 2)
+        self.assertEqual(total(after, "spanfeed_roundtrips_total", status="unmatched"), 0)
+        self.assertEqual(total(after, "spanfeed_roundtrips_total", status="ok"), 2 + 64)
+        self.assertEqual(total(after, "spanfeed_decode_resyncs_total"), 1)
+        self.assertEqual(rec["resyncs"], 1)
+        self.assertEqual(total(after, "spanfeed_decode_resync_skipped_bytes_total"), len(b"abc\r\n"))
+        self.assertEqual(rec["resync_skipped_bytes"], len(b"abc\r\n"))
+        self.assertEqual(total(after, "spanfeed_ledger_balanced"), 1)
 
     def test_busy_port_is_a_clear_error(self):
         with socket.socket() as s:

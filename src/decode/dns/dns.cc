@@ -139,6 +139,7 @@ class DnsDecoder final : public Decoder {
   }
 
   Protocol protocol() const override { return Protocol::kDns; }
+  bool matches_by_key() const override { return true; }  // by the 16-bit id
 
   static SniffResult sniff(std::span<const std::byte> chunk, Transport t) {
     const auto* p = reinterpret_cast<const uint8_t*>(chunk.data());

@@ -96,6 +96,7 @@ struct Side {
   bool done_after_data = false;  // response: VA / request: storage: the message ends with the data block
   bool noreply = false;     // request: no response will come
   bool error = false;       // response: ERROR / CLIENT_ERROR / SERVER_ERROR
+  bool lost_item = false;   // response: a VALUE line's length no server sends: its data is skipped up to END
 };
 
 struct State {
@@ -297,6 +298,15 @@ class MemcachedDecoder final : public Decoder {
     }
     std::string_view rest = line;
     const std::string_view word = text::next_token(rest);
+    if (sd.lost_item) {
+      if (word != "END") {
+        sd.skipped += before - bytes.size();
+        return;
+      }
+      ctx.count_resync(sd.skipped);  // the reply's END: framing found again
+      finish(ctx, sd, kResp, ctx.offset(kResp, bytes), ts, 0);
+      return;
+    }
     const bool item = word == "VALUE" || word == "VA";
     const bool known = item || word == "STAT" || word == "END" || is_reply_word(word);
     if (!known || (sd.in_message && !sd.multi)) {
@@ -332,8 +342,18 @@ class MemcachedDecoder final : public Decoder {
       }
       uint64_t len = 0;
       if (!parse_data_len(len_tok, &len)) {
+        // Longer than any data block (the bound of the request side), or no number: `len + 2` would be
+        // meaningless (2^64-1 wraps to 1). The reply is cut here; a VALUE reply still ends with END, so skip
+        // to it (inside the reply, like the data block we cannot measure); a VA reply has no end marker.
         ctx.count_decode_error();
-        finish(ctx, sd, kResp, ctx.offset(kResp, bytes), ts, record_flag::kTruncated);
+        if (m != nullptr) m->flags |= record_flag::kTruncated;
+        if (word == "VALUE") {
+          sd.lost_item = true;
+          sd.multi = true;
+          sd.skipped = 0;
+          return;
+        }
+        finish(ctx, sd, kResp, ctx.offset(kResp, bytes), ts, 0);
         sd.resyncing = true;
         return;
       }

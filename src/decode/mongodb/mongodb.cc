@@ -275,6 +275,7 @@ class MongoDecoder final : public Decoder {
   }
 
   Protocol protocol() const override { return Protocol::kMongodb; }
+  bool matches_by_key() const override { return true; }  // by responseTo
 
   static SniffResult sniff(std::span<const std::byte> chunk, Transport t) {
     if (t != Transport::kTcp) return SniffResult::kNo;

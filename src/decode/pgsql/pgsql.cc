@@ -3,10 +3,10 @@
 // Runs on a worker lcore. Allocates only in the constructor (the prepared-statement table).
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "db_util.h"
 #include "pgsql.h"
+#include "statement_cache.h"
 
 #include "spanfeed/decoder.h"
 
@@ -28,8 +28,6 @@ constexpr size_t kQueryMax = 448;           // query text kept (normalized fits 
 constexpr size_t kNameMax = 64;
 constexpr size_t kTagMax = 32;              // "INSERT 0 1234567890" and friends
 constexpr size_t kStmtEntries = 1024;       // named statements remembered per worker
-constexpr size_t kStmtWays = 4;
-constexpr size_t kStmtText = 240;
 
 enum class Phase : uint8_t { kHeader, kBody, kSkip, kSslAnswer };
 
@@ -109,17 +107,9 @@ std::string_view cstr(const uint8_t* p, size_t n, size_t* pos) {
   return std::string_view(reinterpret_cast<const char*>(p + b), e - b);
 }
 
-struct StmtEntry {
-  uint32_t gen = 0;
-  uint32_t key = 0;
-  uint16_t len = 0;
-  uint16_t used = 0;
-  char text[kStmtText] = {};
-};
-
 class PgsqlDecoder final : public Decoder {
  public:
-  explicit PgsqlDecoder(const DecodeConfig& /*cfg*/) { stmts_.resize(kStmtEntries); }
+  explicit PgsqlDecoder(const DecodeConfig& /*cfg*/) : stmts_(kStmtEntries) {}
 
   Protocol protocol() const override { return Protocol::kPgsql; }
 
@@ -447,7 +437,7 @@ class PgsqlDecoder final : public Decoder {
         if (m != nullptr && !m->fields.has("query")) {
           if (!name.empty()) m->fields.add_string("statement", name, kNameMax);
           add_query(m->fields, q, cut, m);
-          remember(st.gen, name, m->fields.get_string("normalized"));
+          stmts_.remember(st.gen, db::fnv1a(name), m->fields.get_string("normalized"));
         }
         return;
       }
@@ -458,7 +448,7 @@ class PgsqlDecoder final : public Decoder {
         const std::string_view name = cstr(p, n, &pos);
         if (m != nullptr && !m->fields.has("query") && !m->fields.has("normalized")) {
           if (!name.empty()) m->fields.add_string("statement", name, kNameMax);
-          if (const StmtEntry* e = find(st.gen, name)) m->fields.add_string("normalized", {e->text, e->len});
+          if (const auto text = stmts_.find(st.gen, db::fnv1a(name))) m->fields.add_string("normalized", *text);
         }
         return;
       }
@@ -608,42 +598,8 @@ class PgsqlDecoder final : public Decoder {
     reset_response(st);
   }
 
-  // ---------------------------------------------------------------- named statements
-
-  StmtEntry* set_of(uint32_t gen, uint32_t key) {
-    const uint32_t h = (gen * 0x9E3779B1u) ^ (key * 0x85EBCA6Bu);
-    return &stmts_[(h % (kStmtEntries / kStmtWays)) * kStmtWays];
-  }
-  const StmtEntry* find(uint32_t gen, std::string_view name) {
-    const uint32_t key = db::fnv1a(name);
-    StmtEntry* s = set_of(gen, key);
-    for (size_t w = 0; w < kStmtWays; ++w) {
-      if (s[w].used != 0 && s[w].gen == gen && s[w].key == key) return &s[w];
-    }
-    return nullptr;
-  }
-  void remember(uint32_t gen, std::string_view name, std::string_view text) {
-    const uint32_t key = db::fnv1a(name);
-    StmtEntry* s = set_of(gen, key);
-    StmtEntry* v = &s[0];
-    for (size_t w = 0; w < kStmtWays; ++w) {
-      if (s[w].used != 0 && s[w].gen == gen && s[w].key == key) {
-        v = &s[w];
-        break;
-      }
-      if (s[w].used == 0) v = &s[w];
-      else if (v->used != 0 && s[w].used < v->used) v = &s[w];
-    }
-    v->gen = gen;
-    v->key = key;
-    v->len = static_cast<uint16_t>(std::min(text.size(), kStmtText));
-    std::memcpy(v->text, text.data(), v->len);
-    v->used = ++stamp_ == 0 ? ++stamp_ : stamp_;
-  }
-
   uint32_t gen_ = 0;
-  uint16_t stamp_ = 0;
-  std::vector<StmtEntry> stmts_;
+  db::StatementCache stmts_;  // named statements (key: FNV-1a of the name)
 };
 
 }  // namespace

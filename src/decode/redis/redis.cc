@@ -11,6 +11,11 @@ namespace {
 constexpr Direction kReq = Direction::kClientToServer;
 constexpr Direction kResp = Direction::kServerToClient;
 constexpr uint8_t kMaxDepth = 12;  // nested aggregates tracked; deeper replies are a decode error
+// Longest bulk argument a server takes: Redis's proto-max-bulk-len default (512 MB). A longer one is answered
+// "-ERR Protocol error: invalid bulk length" without reading its payload, so no payload follows: lose sync
+// there (the request stays open until the next command line or the reply) instead of skipping up to 2^63
+// bytes of what is really the next command.
+constexpr int64_t kMaxBulkLen = 512LL * 1024 * 1024;
 
 enum class Phase : uint8_t {
   kLine,     // next line: a type line (or an inline command)
@@ -23,6 +28,7 @@ struct Side {
   uint64_t start = 0;
   uint64_t bulk_left = 0;   // payload bytes + 2 (CRLF) still to come
   uint64_t skipped = 0;     // resync: bytes skipped
+  uint64_t line_start = 0;  // request: stream offset of the line being read
   uint32_t stack[kMaxDepth] = {};  // elements left per open aggregate (request: stack[0] = arguments left)
   uint32_t arg_index = 0;   // request: next argument index
   uint32_t nargs = 0;       // request: array size
@@ -35,6 +41,7 @@ struct Side {
   bool is_auth = false;     // request: AUTH (its arguments are secrets)
   bool push = false;        // response: RESP3 push (out of band, not a reply)
   bool attr_top = false;    // response: top-level attribute seen, the reply itself follows
+  bool refused = false;     // request: an argument's length no server takes: skip to the next command / the reply
 };
 
 struct State {
@@ -167,13 +174,30 @@ class RedisDecoder final : public Decoder {
   }
 
   void request_line(FlowContext& ctx, Side& sd, std::span<const std::byte>& bytes, uint64_t ts) {
-    if (!sd.in_message && !ctx.has_carry(kReq)) sd.start = ctx.offset(kReq, bytes);
+    if (!ctx.has_carry(kReq)) {
+      sd.line_start = ctx.offset(kReq, bytes);
+      if (!sd.in_message) sd.start = sd.line_start;
+    }
     const size_t before = bytes.size();
     std::string_view line;
     bool cut = false;
     if (ctx.next_line(kReq, bytes, line, &cut) != Take::kOk) {
-      if (sd.resyncing) sd.skipped += before - bytes.size();
+      if (sd.resyncing || sd.refused) sd.skipped += before - bytes.size();
       return;
+    }
+    if (sd.refused) {
+      int64_t n = 0;
+      if (line.size() < 2 || line[0] != '*' || !text::parse_i64(line.substr(1), &n) || n <= 0 || n > (1 << 20)) {
+        sd.skipped += before - bytes.size();
+        return;
+      }
+      // the next command: the refused one ended where it starts
+      const uint64_t line_start = sd.line_start;
+      const uint64_t skipped = sd.skipped;
+      finish_message(ctx, sd, kReq, line_start, ts, record_flag::kTruncated);
+      sd.resyncing = true;
+      sd.skipped = skipped;
+      sd.start = sd.line_start = line_start;
     }
     if (sd.in_message) {
       // expecting "$<len>" of the next argument
@@ -185,6 +209,12 @@ class RedisDecoder final : public Decoder {
       }
       if (len < 0) {  // null argument (not sent by real clients): counts as an argument
         element_done(ctx, sd, kReq, ctx.offset(kReq, bytes), ts);
+        return;
+      }
+      if (len > kMaxBulkLen) {
+        ctx.count_decode_error();
+        sd.refused = true;
+        if (sd.msg != nullptr) sd.msg->flags |= record_flag::kTruncated;
         return;
       }
       sd.bulk_left = static_cast<uint64_t>(len) + 2;
@@ -296,6 +326,7 @@ class RedisDecoder final : public Decoder {
     }
     const bool top = !sd.in_message || (sd.depth == 0 && sd.attr_top);
     if (!sd.in_message) {
+      if (type != '>') answered_early(ctx, ts);
       const uint64_t start = sd.start;
       if (sd.resyncing) ctx.count_resync(sd.skipped);
       begin(ctx, sd, start, ts);
@@ -363,6 +394,16 @@ class RedisDecoder final : public Decoder {
         break;
     }
     element_done(ctx, sd, kResp, ctx.offset(kResp, bytes), ts);
+  }
+
+  // A reply begins while a request is still incomplete and none waits: as far as the server is concerned
+  // the request is over (it refused it, e.g. an invalid bulk length); what we did not see of it was not
+  // sent or not captured. It ends here, flagged truncated, and pairs with this reply (HTTP does the same).
+  void answered_early(FlowContext& ctx, uint64_t ts) {
+    Side& req = ctx.state<State>().side[index_of(kReq)];
+    if (!req.in_message || ctx.pending_count() != 0) return;
+    lost_sync(ctx, req, kReq, ctx.offset(kReq, {}), ts);
+    ctx.drop_carry(kReq);  // the tail of the refused request, not the start of a command
   }
 
   // One element (argument / value) finished at stream offset `end`.

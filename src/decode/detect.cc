@@ -1,0 +1,117 @@
+// RecordBuilder detection: port map, sniffing (signatures, then each protocol's confirm), the kept first bytes
+// of flows too short to classify, starting a decoder. Runs on one worker lcore; no allocation.
+#include <algorithm>
+#include <cstring>
+
+#include "record_builder_internal.h"
+
+#include "spanfeed/decoder.h"
+
+namespace spanfeed {
+
+using namespace builder;
+
+void RecordBuilder::start_decoder(const Flow& f, FlowSession& s, Protocol p, DetectOutcome how, bool swap,
+                                  uint64_t ts_ns) {
+  --counters_.flows_undetected_now;
+  ++counters_.detect[static_cast<size_t>(how)];
+  s.protocol = p;
+  if (how == DetectOutcome::kBySniff && swap != s.swapped) {
+    s.swapped = swap;
+    std::swap(s.client, s.server);
+  }
+  Decoder* d = decoders_[static_cast<size_t>(p)].get();
+  if (d == nullptr || how == DetectOutcome::kNoDecoder || how == DetectOutcome::kUnknown) {
+    s.detect_state = kDetectIgnored;
+    return;
+  }
+  s.detect_state = kDetectActive;
+  s.by_key = d->matches_by_key();
+  s.state.fill(std::byte{0});
+  FlowContext ctx(*this, s, f.slot);
+  d->open(ctx, ts_ns);
+}
+
+void RecordBuilder::drop_prefix(uint32_t slot, FlowSession& s, size_t pd) {
+  SniffPrefix& pre = sniff_prefix(s);
+  if (pre.len[pd] == 0) return;
+  const std::span<const std::byte> bytes(pre.bytes[pd].data(), pre.len[pd]);
+  counters_.undecoded_bytes += bytes.size();
+  const Direction dir = pd == 0 ? Direction::kClientToServer : Direction::kServerToClient;
+  if (observer_ != nullptr) observer_->scan(slot, s.protocol, false, s.udp, logical(s, dir), 0, bytes);
+  pre.len[pd] = 0;
+}
+
+RecordBuilder::Detected RecordBuilder::detect(const Flow& f, FlowSession& s, Direction dir,
+                                              std::span<const std::byte> data, std::span<const std::byte>* replay,
+                                              uint64_t ts_ns) {
+  if (s.detect_state == kDetectPort) {
+    const bool has = decoders_[static_cast<size_t>(s.protocol)] != nullptr;
+    start_decoder(f, s, s.protocol, has ? DetectOutcome::kByPort : DetectOutcome::kNoDecoder, s.swapped, 0);
+    return has ? Detected::kDecode : Detected::kNo;
+  }
+  if (s.detect_state != kDetectNone && s.detect_state != kDetectSniffing) return Detected::kNo;
+  s.detect_state = kDetectSniffing;
+  if (!cfg_.sniff_unknown_ports) {
+    if (++s.sniff_chunks >= cfg_.sniff_max_chunks) start_decoder(f, s, Protocol::kUnknown, DetectOutcome::kUnknown, false, 0);
+    return Detected::kNo;
+  }
+  SniffPrefix& pre = sniff_prefix(s);
+  const size_t pd = index_of(dir);
+  // What to classify: the kept first bytes of this direction, then this chunk.
+  std::span<const std::byte> view = data;
+  if (pre.len[pd] > 0) {
+    const size_t n = std::min(data.size(), sniff_view_.size() - pre.len[pd]);
+    std::memcpy(sniff_view_.data(), pre.bytes[pd].data(), pre.len[pd]);
+    std::memcpy(sniff_view_.data() + pre.len[pd], data.data(), n);
+    view = std::span<const std::byte>(sniff_view_.data(), pre.len[pd] + n);
+  }
+  // The signatures pick the candidates; each protocol's structural check
+  // confirms (in registry order, so the first that agrees wins).
+  const Transport t = s.udp ? Transport::kUdp : Transport::kTcp;
+  const uint32_t candidates = signatures_ != nullptr ? signatures_->candidates(view, t) : kAllProtocols;
+  for (const ProtocolDescriptor* desc : protocol_registry()) {
+    const Decoder* d = decoders_[static_cast<size_t>(desc->id)].get();
+    if (d == nullptr || (candidates & protocol_bit(desc->id)) == 0) continue;
+    const SniffResult r = desc->confirm(view, t);
+    if (r == SniffResult::kNo) {
+      if (signatures_ != nullptr) ++counters_.detect_rejected;  // a signature said yes, the check no
+      continue;
+    }
+    ++counters_.detected_by_payload[static_cast<size_t>(d->protocol())];
+    drop_prefix(f.slot, s, 1 - pd);  // the other side's kept bytes: order unknown, not decoded
+    // This side's kept bytes go to the decoder first (copied out: the
+    // decoder's state takes their place).
+    std::memcpy(replay_.data(), pre.bytes[pd].data(), pre.len[pd]);
+    *replay = std::span<const std::byte>(replay_.data(), pre.len[pd]);
+    pre.len[pd] = 0;
+    // Physical direction of a request: C2S unless the sniff says otherwise.
+    const bool is_req = r == SniffResult::kRequest;
+    const bool swap = (dir == Direction::kClientToServer) != is_req;
+    start_decoder(f, s, d->protocol(), DetectOutcome::kBySniff, swap, 0);
+    if (s.gap_before[1 - pd]) {
+      // The other direction lost bytes before this: its next bytes may be the tail of a message.
+      // (This direction starts at the message the sniff recognised.)
+      s.gap_before = {false, false};
+      ++counters_.gaps;
+      FlowContext ctx(*this, s, f.slot);
+      decoders_[static_cast<size_t>(desc->id)]->gap(ctx, logical(s, opposite(dir)), 0, ts_ns);
+    }
+    return Detected::kDecode;
+  }
+  if (++s.sniff_chunks >= cfg_.sniff_max_chunks) {  // every chunk is an attempt, kept or not
+    drop_prefix(f.slot, s, 0);
+    drop_prefix(f.slot, s, 1);
+    start_decoder(f, s, Protocol::kUnknown, DetectOutcome::kUnknown, false, 0);
+    return Detected::kNo;
+  }
+  if (!s.udp && pre.len[pd] + data.size() <= kSniffPrefixBytes) {
+    // Perhaps too little to tell yet: keep it for the next chunk's try.
+    std::memcpy(pre.bytes[pd].data() + pre.len[pd], data.data(), data.size());
+    pre.len[pd] = static_cast<uint8_t>(pre.len[pd] + data.size());
+    return Detected::kKept;
+  }
+  drop_prefix(f.slot, s, pd);
+  return Detected::kNo;
+}
+}  // namespace spanfeed

@@ -1,0 +1,243 @@
+// RecordBuilder matching: message pool, per-flow pending FIFO, response matching, ageing (timeouts) and
+// record emission. Runs on one worker lcore; no allocation (pool made at start-up).
+#include <algorithm>
+
+#include "record_builder_internal.h"
+
+#include "spanfeed/decoder.h"
+
+namespace spanfeed {
+
+using namespace builder;
+
+namespace {
+
+constexpr uint64_t kIdMask = (1ull << 56) - 1;  // record id: worker id in the high byte, a counter below
+
+}  // namespace
+
+// ---------------------------------------------------------------- FlowContext
+
+Message* FlowContext::new_message(uint64_t ts_ns) {
+  const uint32_t i = b_.alloc_message(ts_ns);
+  if (i == RecordBuilder::kNone) return nullptr;
+  b_.slots_[i].flow_slot = slot_;
+  return &b_.slots_[i].msg;
+}
+
+void FlowContext::discard(Message* m) {
+  if (m != nullptr) b_.free_message(b_.slot_index(m));
+}
+
+void FlowContext::commit_request(Message* req) {
+  if (req == nullptr) return;
+  b_.mark(s_, Direction::kClientToServer, req);
+  const uint32_t i = b_.slot_index(req);
+  if (s_.pending_count >= b_.cfg_.max_pending_per_flow && s_.pending_head != RecordBuilder::kNone) {
+    ++b_.counters_.pending_overflow;
+    b_.emit_timeout(s_.pending_head, TimeoutCause::kOverflow, 0);
+    // FIFO: its response is still coming, ahead of those of the requests left; it must not pair with them
+    if (!s_.by_key) ++s_.owed_evicted;
+  }
+  auto& sl = b_.slots_[i];
+  sl.pending = true;
+  sl.flow_slot = slot_;
+  sl.flow_prev = s_.pending_tail;
+  sl.flow_next = RecordBuilder::kNone;
+  if (s_.pending_tail != RecordBuilder::kNone) {
+    b_.slots_[s_.pending_tail].flow_next = i;
+  } else {
+    s_.pending_head = i;
+  }
+  s_.pending_tail = i;
+  ++s_.pending_count;
+  sl.age_prev = b_.age_tail_;
+  sl.age_next = RecordBuilder::kNone;
+  if (b_.age_tail_ != RecordBuilder::kNone) {
+    b_.slots_[b_.age_tail_].age_next = i;
+  } else {
+    b_.age_head_ = i;
+  }
+  b_.age_tail_ = i;
+  ++b_.counters_.requests[static_cast<size_t>(s_.protocol)];
+  ++b_.counters_.pending_now;
+}
+
+void FlowContext::emit_no_reply(Message* req) {
+  if (req == nullptr) return;
+  b_.mark(s_, Direction::kClientToServer, req);
+  ++b_.counters_.no_reply[static_cast<size_t>(s_.protocol)];
+  b_.emit(s_, req, nullptr, RoundtripStatus::kOk);
+  b_.free_message(b_.slot_index(req));
+}
+
+Message* FlowContext::front_request() {
+  if (s_.owed_evicted != 0) return nullptr;
+  return s_.pending_head == RecordBuilder::kNone ? nullptr : &b_.slots_[s_.pending_head].msg;
+}
+
+size_t FlowContext::pending_count() const { return s_.pending_count + s_.owed_evicted; }
+
+void FlowContext::complete_response(Message* resp, RoundtripStatus status) {
+  if (resp == nullptr) return;
+  if (s_.owed_evicted != 0) {
+    --s_.owed_evicted;
+    b_.consume_evicted(s_, resp);
+    return;
+  }
+  b_.complete(s_, s_.pending_head, resp, status);
+}
+
+void FlowContext::complete_response_by_key(Message* resp, RoundtripStatus status, uint32_t key) {
+  if (resp == nullptr) return;
+  uint32_t qi = s_.pending_head;
+  while (qi != RecordBuilder::kNone && b_.slots_[qi].msg.key != key) qi = b_.slots_[qi].flow_next;
+  b_.complete(s_, qi, resp, status);
+}
+
+void FlowContext::flush_pending(TimeoutCause cause, uint32_t extra_flags) {
+  while (s_.pending_head != RecordBuilder::kNone) b_.emit_timeout(s_.pending_head, cause, extra_flags);
+  s_.owed_evicted = 0;  // a gap took their responses too (or the flow ends)
+}
+// ---------------------------------------------------------------- RecordBuilder
+
+uint32_t RecordBuilder::slot_index(const Message* m) const {
+  // Every message lives inside a Slot of slots_: its index follows from its address.
+  const auto diff = reinterpret_cast<const char*>(m) - reinterpret_cast<const char*>(&slots_[0].msg);
+  return static_cast<uint32_t>(static_cast<size_t>(diff) / sizeof(Slot));
+}
+
+uint32_t RecordBuilder::alloc_message(uint64_t ts_ns) {
+  if (msg_free_ == kNone) {
+    ++counters_.message_pool_exhausted;
+    return kNone;
+  }
+  const uint32_t i = msg_free_;
+  Slot& sl = slots_[i];
+  msg_free_ = sl.flow_next;
+  sl.msg.reset();
+  sl.msg.first_ts_ns = sl.msg.last_ts_ns = ts_ns;
+  sl.flow_slot = kNone;
+  sl.flow_prev = sl.flow_next = sl.age_prev = sl.age_next = kNone;
+  sl.pending = false;
+  ++msg_in_use_;
+  return i;
+}
+
+void RecordBuilder::free_message(uint32_t i) {
+  Slot& sl = slots_[i];
+  if (sl.pending) unlink_pending(i);
+  sl.flow_slot = kNone;
+  sl.flow_next = msg_free_;
+  msg_free_ = i;
+  --msg_in_use_;
+}
+
+void RecordBuilder::unlink_pending(uint32_t i) {
+  Slot& sl = slots_[i];
+  if (!sl.pending) return;
+  FlowSession& s = sessions_[sl.flow_slot];
+  if (sl.flow_prev != kNone) {
+    slots_[sl.flow_prev].flow_next = sl.flow_next;
+  } else {
+    s.pending_head = sl.flow_next;
+  }
+  if (sl.flow_next != kNone) {
+    slots_[sl.flow_next].flow_prev = sl.flow_prev;
+  } else {
+    s.pending_tail = sl.flow_prev;
+  }
+  if (sl.age_prev != kNone) {
+    slots_[sl.age_prev].age_next = sl.age_next;
+  } else {
+    age_head_ = sl.age_next;
+  }
+  if (sl.age_next != kNone) {
+    slots_[sl.age_next].age_prev = sl.age_prev;
+  } else {
+    age_tail_ = sl.age_prev;
+  }
+  sl.flow_prev = sl.flow_next = sl.age_prev = sl.age_next = kNone;
+  sl.pending = false;
+  --s.pending_count;
+  --counters_.pending_now;
+}
+
+void RecordBuilder::complete(FlowSession& s, uint32_t qi, Message* resp, RoundtripStatus status) {
+  mark(s, Direction::kServerToClient, resp);
+  ++counters_.responses[static_cast<size_t>(s.protocol)];
+  const uint32_t ri = slot_index(resp);
+  if (qi != kNone) {
+    unlink_pending(qi);
+    ++counters_.matched[static_cast<size_t>(s.protocol)];
+    emit(s, &slots_[qi].msg, resp, status);
+    free_message(qi);
+  } else {
+    ++counters_.unmatched;
+    emit(s, nullptr, resp, RoundtripStatus::kUnmatched);
+  }
+  free_message(ri);
+}
+
+void RecordBuilder::consume_evicted(FlowSession& s, Message* resp) {
+  mark(s, Direction::kServerToClient, resp);
+  ++counters_.responses[static_cast<size_t>(s.protocol)];
+  ++counters_.responses_of_evicted;
+  free_message(slot_index(resp));
+}
+
+void RecordBuilder::mark(FlowSession& s, Direction dir, Message* m) {
+  // An overlap conflict seen in this direction goes on the next message finished in it: the conflicting
+  // bytes were delivered right after the report, so they belong to the message in progress (or the next).
+  bool& conflict = s.conflict[index_of(logical(s, dir))];
+  if (conflict) {
+    m->flags |= record_flag::kOverlapConflict;
+    conflict = false;
+  }
+  if (observer_ != nullptr) observer_->mark(static_cast<uint32_t>(&s - sessions_.data()), dir, *m);
+}
+
+void RecordBuilder::emit(const FlowSession& s, Message* req, Message* resp, RoundtripStatus status) {
+  Roundtrip r;
+  r.ts_ns = req != nullptr ? req->first_ts_ns : resp->first_ts_ns;
+  r.id = (static_cast<uint64_t>(cfg_.worker_id) << 56) | (++next_id_ & kIdMask);
+  r.protocol = s.protocol;
+  r.ip_version = s.ip_version;
+  r.client = s.client;
+  r.server = s.server;
+  r.status = status;
+  if (req != nullptr && resp != nullptr) {
+    r.has_latency = true;
+    r.latency_us = resp->last_ts_ns > req->first_ts_ns ? (resp->last_ts_ns - req->first_ts_ns) / kNsPerUs : 0;
+  }
+  r.request = req;
+  r.response = resp;
+  r.flags = (req != nullptr ? req->flags : 0) | (resp != nullptr ? resp->flags : 0);
+  if ((req != nullptr && req->fields.truncated()) || (resp != nullptr && resp->fields.truncated()))
+    ++counters_.field_truncated;
+  const size_t ntags = observer_ != nullptr ? observer_->annotate(s.protocol, req, resp, tags_) : 0;
+  r.tags = std::span<const std::string_view>(tags_.data(), ntags);
+  r.recording_id = cfg_.recording_id;
+  ++counters_.roundtrips[static_cast<size_t>(s.protocol)][static_cast<size_t>(status)];
+  ++counters_.records_emitted;
+  sink_->emit(r);
+}
+
+void RecordBuilder::emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_flags) {
+  Slot& sl = slots_[i];
+  const FlowSession& s = sessions_[sl.flow_slot];
+  unlink_pending(i);
+  sl.msg.flags |= extra_flags;
+  ++counters_.timeouts[static_cast<size_t>(cause)];
+  emit(s, &sl.msg, nullptr, RoundtripStatus::kTimeout);
+  free_message(i);
+}
+void RecordBuilder::expire(uint64_t now_ns, uint32_t budget) {
+  while (age_head_ != kNone && budget-- > 0) {
+    const Message& m = slots_[age_head_].msg;
+    if (m.first_ts_ns + cfg_.response_timeout_ns > now_ns) break;
+    emit_timeout(age_head_, TimeoutCause::kExpired, 0);
+  }
+}
+
+}  // namespace spanfeed
