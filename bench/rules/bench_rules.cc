@@ -14,7 +14,7 @@
 #include <string>
 
 #include "../decode/recorded.h"
-#include "spanfeed/content.h"
+#include "rules/rules_control.h"
 
 namespace spanfeed {
 namespace {
@@ -117,7 +117,7 @@ void BM_Records(benchmark::State& state) {
   const Recorded& r = capture();
   const int n = static_cast<int>(state.range(0));
   std::unique_ptr<RulesControl> c;
-  std::unique_ptr<ContentScanner> s;
+  std::unique_ptr<RulesScanner> s;
   if (n != 0) {
     c = control(n < 0 ? 0 : n, true);
     s = c->scanner(offline_decode_config().flow_capacity);

@@ -22,16 +22,19 @@ struct RecordRef {
   uint32_t end;
   uint32_t key;
   uint8_t protocol;
+  uint32_t gelf_end = 0;  // end of the record's GELF document in RecordBatch::gelf
 };
 
 struct RecordBatch {
   std::string data;            // JSON lines, each ending in '\n'
   std::vector<RecordRef> refs; // one per record
+  std::string gelf;            // GELF documents, back to back (only when a GELF output is configured)
   unsigned owner = 0;          // worker the batch returns to
   size_t records() const { return refs.size(); }
   void clear() {
     data.clear();
     refs.clear();
+    gelf.clear();
   }
 };
 
@@ -182,6 +185,9 @@ class Exporter {
   }
 
   const ExportConfig& config() const { return cfg_; }
+  // The host name GELF documents carry; "" when no output is GELF (workers
+  // then encode no GELF documents).
+  const std::string& gelf_host() const { return gelf_host_; }
   size_t sink_count() const { return sinks_.size(); }
   const SinkCounters& sink_counters(size_t i) const { return *counters_[i]; }
   const Sink& sink(size_t i) const { return *sinks_[i]; }
@@ -200,6 +206,7 @@ class Exporter {
   std::thread thread_;
   std::atomic<bool> finished_{false};
   bool stopping_ = false;
+  std::string gelf_host_;
 };
 
 }  // namespace spanfeed

@@ -1,24 +1,53 @@
-// zlib helper shared by the decoders (MySQL compressed protocol) and the rules engine (HTTP bodies).
-// Start-up only: it makes zlib allocate there, so the data path never does.
+// InflatePool: zlib inflate contexts shared by the decoders (MySQL compressed protocol, MongoDB
+// OP_COMPRESSED) and the rules engine (gzip/deflate HTTP bodies). Built at start-up, where zlib
+// allocates every window; leased and released on a worker lcore without allocating.
 #pragma once
 
 #include <zlib.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
 
 namespace spanfeed {
 
-// Inflates one empty zlib stream so that zlib allocates the context's window
-// now, not on the data path; leaves `zs` reset for its first real stream.
-inline void warm_inflate(z_stream& zs) {
-  static const uint8_t kEmpty[] = {0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01};  // zlib("")
-  uint8_t o[8];
-  zs.next_in = const_cast<Bytef*>(kEmpty);
-  zs.avail_in = sizeof(kEmpty);
-  zs.next_out = o;
-  zs.avail_out = sizeof(o);
-  inflate(&zs, Z_FINISH);
-  inflateReset(&zs);
-}
+class InflatePool {
+ public:
+  static constexpr uint32_t kNone = UINT32_MAX;
+  enum class Format : uint8_t {
+    kZlib,        // zlib header (RFC 1950)
+    kZlibOrGzip,  // zlib or gzip header, detected per stream
+  };
+
+  // `contexts` inflate contexts (a context that zlib cannot set up is never
+  // leased) and one reused output block of `out_bytes`.
+  InflatePool(uint32_t contexts, Format format, size_t out_bytes);
+  ~InflatePool();
+  InflatePool(const InflatePool&) = delete;
+  InflatePool& operator=(const InflatePool&) = delete;
+
+  // A free context, reset for a new stream; kNone when every one is leased.
+  uint32_t lease();
+  // Back to the pool (kNone: nothing to release).
+  void release(uint32_t i);
+  // Every context free again (streams in progress are abandoned).
+  void release_all();
+
+  z_stream& stream(uint32_t i) { return ctx_[i].zs; }
+  // The output block: what one inflate call may produce before it is consumed.
+  std::span<std::byte> out() { return out_; }
+
+ private:
+  struct Context {
+    z_stream zs{};  // zlib keeps a pointer back to it: never moves (heap array)
+    bool ok = false;
+  };
+  uint32_t size_;
+  std::unique_ptr<Context[]> ctx_;
+  std::vector<uint32_t> free_;  // capacity for every context: never reallocates
+  std::vector<std::byte> out_;
+};
 
 }  // namespace spanfeed

@@ -11,10 +11,12 @@
 
 #include "spanfeed/capture_policy.h"
 #include "spanfeed/config.h"
-#include "spanfeed/content.h"
+#include "rules/rules_control.h"
 #include "spanfeed/counters.h"
 #include "spanfeed/decoder.h"
 #include "spanfeed/export.h"
+#include "spanfeed/fnv.h"
+#include "export/gelf_encoder.h"
 #include "spanfeed/packet_handler.h"
 #include "spanfeed/summary.h"
 #include "spanfeed/tcp_reassembly.h"
@@ -95,7 +97,7 @@ class FlowsJob final : public Job, public StreamConsumer {
 
  private:
   struct DirDigest {
-    uint64_t fnv = 0xcbf29ce484222325ull;  // FNV-1a 64 offset basis
+    uint64_t fnv = kFnv1a64Basis;
     uint64_t bytes = 0;
     uint64_t gap_bytes = 0;
     uint32_t gaps = 0;
@@ -138,10 +140,11 @@ class RecordsJob final : public Job, public RecordSink {
   unsigned worker_;
   Exporter& exporter_;
   CapturePolicy policy_;
-  std::unique_ptr<ContentScanner> scanner_;  // before builder_: the builder points at it
+  std::unique_ptr<RulesScanner> scanner_;  // before builder_: the builder points at it
   std::unique_ptr<SignatureMatcher> signatures_;  // likewise
   std::unique_ptr<RecordBuilder> builder_;
   std::unique_ptr<Reassembler> r_;
+  std::unique_ptr<GelfEncoder> gelf_;  // when an output is GELF: documents encoded here, beside the JSON line
   RecordBatch* batch_ = nullptr;
   uint64_t batched_ = 0;       // records put into batches
   uint64_t dropped_ = 0;       // no free batch (live; offline after a forced stop)

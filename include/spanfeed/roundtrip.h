@@ -180,7 +180,11 @@ void append_json_line(const Roundtrip& r, std::string& out);
 
 // JSON string escaping (quotes included): control characters as \u00XX,
 // invalid UTF-8 bytes as U+FFFD so the output is always valid JSON.
-void append_json_string(std::string_view s, std::string& out);
+// kShortEscapes also writes \b and \f (as nlohmann-json does: the GELF encoder
+// keeps the documents it used to make); kUnquoted writes the valid UTF-8 text
+// itself (invalid bytes as U+FFFD, nothing escaped, no quotes).
+enum class JsonEscapes : uint8_t { kRecord, kShortEscapes, kUnquoted };
+void append_json_string(std::string_view s, std::string& out, JsonEscapes style = JsonEscapes::kRecord);
 
 // "2026-11-22T10:00:00.123456Z" from nanoseconds since the epoch.
 void append_iso8601_us(uint64_t ts_ns, std::string& out);

@@ -9,8 +9,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "rules/rules_report.h"
 #include "spanfeed/capture_policy.h"
-#include "spanfeed/content.h"
 #include "spanfeed/counters.h"
 #include "spanfeed/decoder.h"
 #include "spanfeed/tcp_reassembly.h"

@@ -89,7 +89,7 @@ std::vector<std::string> RunReport::ledger_problems() const {
     }
   }
   if (rules.present) {
-    const ContentCounters& c = rules.totals;
+    const RulesCounters& c = rules.totals;
     eq("rule hits stored == attributed + discarded + pending", c.hits_stored,
        c.hits_attributed + c.hits_discarded + c.hits_pending);
   }
@@ -171,7 +171,7 @@ nlohmann::json records_json(const RecordsSnapshot& s) {
 
 static nlohmann::json rules_json(const RulesReport& r) {
   using nlohmann::json;
-  const ContentCounters& c = r.totals;
+  const RulesCounters& c = r.totals;
   json per_rule = json::object();
   for (const auto& pr : r.per_rule) {
     per_rule[pr.id] = {{"matches", pr.c.matches}, {"records", pr.c.records},

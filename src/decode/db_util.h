@@ -7,6 +7,8 @@
 #include <span>
 #include <string_view>
 
+#include "spanfeed/fnv.h"
+
 namespace spanfeed::db {
 
 // The next flow generation from a decoder's counter (never 0: 0 marks "none").
@@ -30,14 +32,7 @@ inline uint32_t be32(const uint8_t* p) {
 }
 
 // FNV-1a: a PostgreSQL statement name -> its 32-bit key in the prepared-statement table.
-inline uint32_t fnv1a(std::string_view s) {
-  uint32_t h = 2166136261u;
-  for (char c : s) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 16777619u;
-  }
-  return h;
-}
+inline uint32_t fnv1a(std::string_view s) { return fnv1a32(s); }
 
 inline bool is_ident_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$' ||

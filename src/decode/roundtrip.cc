@@ -4,6 +4,8 @@
 
 #include <arpa/inet.h>
 
+#include <charconv>
+#include <chrono>
 #include <cstring>
 
 namespace spanfeed {
@@ -167,24 +169,14 @@ namespace {
 constexpr char kHex[] = "0123456789abcdef";
 constexpr uint64_t kNsPerSecond = 1'000'000'000ull;
 
-void append_uint(uint64_t v, std::string& out) {
-  char buf[24];
-  char* p = buf + sizeof(buf);
-  do {
-    *--p = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  out.append(p, static_cast<size_t>(buf + sizeof(buf) - p));
+template <typename Int>
+void append_decimal(Int v, std::string& out) {
+  char buf[24];  // 20 digits and a sign at most
+  const auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  out.append(buf, r.ptr);
 }
-
-void append_int(int64_t v, std::string& out) {
-  if (v < 0) {
-    out.push_back('-');
-    append_uint(static_cast<uint64_t>(0) - static_cast<uint64_t>(v), out);
-  } else {
-    append_uint(static_cast<uint64_t>(v), out);
-  }
-}
+void append_uint(uint64_t v, std::string& out) { append_decimal(v, out); }
+void append_int(int64_t v, std::string& out) { append_decimal(v, out); }
 
 // Length of the valid UTF-8 sequence starting at s[i] (>= 0x80), 0 if invalid.
 size_t utf8_seq_len(const unsigned char* s, size_t i, size_t n) {
@@ -243,20 +235,7 @@ void append_fields(const Message& m, std::string& out) {
   out.push_back('}');
 }
 
-// Days since 1970-01-01 to civil date (Howard Hinnant's algorithm).
-void civil_from_days(int64_t z, int64_t* y, unsigned* m, unsigned* d) {
-  z += 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t yy = static_cast<int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  *d = doy - (153 * mp + 2) / 5 + 1;
-  *m = mp < 10 ? mp + 3 : mp - 9;
-  *y = yy + (*m <= 2 ? 1 : 0);
-}
-
+// The low `width` decimal digits of `v`, zero-padded (fixed-width date and time fields).
 void append_digits(uint64_t v, int width, std::string& out) {
   char buf[20];
   for (int i = width - 1; i >= 0; --i) {
@@ -268,15 +247,16 @@ void append_digits(uint64_t v, int width, std::string& out) {
 
 }  // namespace
 
-void append_json_string(std::string_view sv, std::string& out) {
+void append_json_string(std::string_view sv, std::string& out, JsonEscapes style) {
   const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
   const size_t n = sv.size();
-  out.push_back('"');
+  const bool quoted = style != JsonEscapes::kUnquoted;
+  if (quoted) out.push_back('"');
   size_t run = 0;  // start of the pending run of bytes that need no escaping
   size_t i = 0;
   while (i < n) {
     unsigned char c = s[i];
-    if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+    if (c < 0x80 && (!quoted || (c >= 0x20 && c != '"' && c != '\\'))) {
       ++i;
       continue;
     }
@@ -294,6 +274,13 @@ void append_json_string(std::string_view sv, std::string& out) {
       case '\n': out.append("\\n"); break;
       case '\r': out.append("\\r"); break;
       case '\t': out.append("\\t"); break;
+      case '\b':
+      case '\f':
+        if (style == JsonEscapes::kShortEscapes) {
+          out.append(c == '\b' ? "\\b" : "\\f");
+          break;
+        }
+        [[fallthrough]];
       default:
         if (c < 0x20) {
           out.append("\\u00");
@@ -307,27 +294,27 @@ void append_json_string(std::string_view sv, std::string& out) {
     run = i;
   }
   out.append(sv.data() + run, n - run);
-  out.push_back('"');
+  if (quoted) out.push_back('"');
 }
 
 void append_iso8601_us(uint64_t ts_ns, std::string& out) {
-  const uint64_t secs = ts_ns / kNsPerSecond;
+  using namespace std::chrono;
+  const sys_seconds t{seconds{static_cast<int64_t>(ts_ns / kNsPerSecond)}};  // uint64 ns: up to year 2554
   const uint64_t us = (ts_ns % kNsPerSecond) / 1000;
-  int64_t y;
-  unsigned m, d;
-  civil_from_days(static_cast<int64_t>(secs / 86400), &y, &m, &d);
-  const uint64_t sod = secs % 86400;
-  append_digits(static_cast<uint64_t>(y), 4, out);
+  const sys_days day = floor<days>(t);
+  const year_month_day ymd{day};
+  const hh_mm_ss hms{t - day};
+  append_digits(static_cast<uint64_t>(static_cast<int>(ymd.year())), 4, out);
   out.push_back('-');
-  append_digits(m, 2, out);
+  append_digits(static_cast<unsigned>(ymd.month()), 2, out);
   out.push_back('-');
-  append_digits(d, 2, out);
+  append_digits(static_cast<unsigned>(ymd.day()), 2, out);
   out.push_back('T');
-  append_digits(sod / 3600, 2, out);
+  append_digits(static_cast<uint64_t>(hms.hours().count()), 2, out);
   out.push_back(':');
-  append_digits(sod / 60 % 60, 2, out);
+  append_digits(static_cast<uint64_t>(hms.minutes().count()), 2, out);
   out.push_back(':');
-  append_digits(sod % 60, 2, out);
+  append_digits(static_cast<uint64_t>(hms.seconds().count()), 2, out);
   out.push_back('.');
   append_digits(us, 6, out);
   out.push_back('Z');

@@ -2,6 +2,7 @@
 // Pure functions on string_views; run on worker lcores; never allocate.
 #pragma once
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -55,12 +56,10 @@ inline std::string_view next_token(std::string_view& s) {
 
 // Decimal without sign; false on empty, non-digits or overflow past 2^63.
 inline bool parse_u64(std::string_view s, uint64_t* out) {
-  if (s.empty() || s.size() > 19) return false;
+  if (s.empty() || s.size() > 19) return false;  // 19 digits always fit
   uint64_t v = 0;
-  for (char c : s) {
-    if (!is_digit(c)) return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size()) return false;
   *out = v;
   return true;
 }
@@ -82,19 +81,8 @@ inline bool parse_i64(std::string_view s, int64_t* out) {
 inline bool parse_hex(std::string_view s, uint64_t* out) {
   if (s.empty() || s.size() > 15) return false;
   uint64_t v = 0;
-  for (char c : s) {
-    int d;
-    if (c >= '0' && c <= '9') {
-      d = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      d = c - 'a' + 10;
-    } else if (c >= 'A' && c <= 'F') {
-      d = c - 'A' + 10;
-    } else {
-      return false;
-    }
-    v = v * 16 + static_cast<uint64_t>(d);
-  }
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), v, 16);
+  if (r.ec != std::errc() || r.ptr != s.data() + s.size()) return false;
   *out = v;
   return true;
 }

@@ -13,7 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "export/gelf_encoder.h"
 #include "spanfeed/config.h"
+#include "spanfeed/host_port.h"
 
 namespace spanfeed {
 
@@ -44,7 +46,7 @@ OutputSpec parse_output(const std::string& s) {
     }
   }
   if ((o.kind == OutputSpec::Kind::kGelfUdp || o.kind == OutputSpec::Kind::kGelfTcp) &&
-      o.target.rfind(':') == std::string::npos) {
+      !split_host_port(o.target)) {
     throw ConfigError("output '" + s + "': expected " + kind + ":HOST:PORT");
   }
   return o;
@@ -182,6 +184,7 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
       case OutputSpec::Kind::kGelfTcp:
         s = make_gelf_sink(o.kind == OutputSpec::Kind::kGelfTcp, o.target, cfg.gelf, error);
         if (!s) error = "output " + o.text + ": " + error;
+        if (e->gelf_host_.empty()) e->gelf_host_ = gelf_hostname();  // the workers encode GELF documents
         break;
     }
     if (!s) return nullptr;
@@ -198,6 +201,7 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
       b->owner = w;
       b->data.reserve(cfg.batch_bytes + 16 * 1024);  // a record may overshoot the threshold
       b->refs.reserve(cfg.batch_records);
+      if (!e->gelf_host_.empty()) b->gelf.reserve(2 * (cfg.batch_bytes + 16 * 1024));  // GELF repeats keys
       im.free[w]->push(b.get());
       im.all.push_back(std::move(b));
     }

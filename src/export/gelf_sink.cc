@@ -1,7 +1,7 @@
 // GELF sinks for Graylog: UDP (optional gzip/zlib, chunked with the 0x1e 0x0f
 // magic when over the chunk size, at most 128 chunks) and TCP (null-byte
-// framed, reconnect with backoff). Runs on the exporter thread; allocates per
-// record there (JSON re-mapping), never on an lcore.
+// framed, reconnect with backoff). The documents come encoded by the workers
+// (GelfEncoder). Runs on the exporter thread; allocates per record there.
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -12,12 +12,11 @@
 #include <chrono>
 #include <cstring>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 
-#include "spanfeed/protocol.h"
 #include "spanfeed/export.h"
+#include "spanfeed/host_port.h"
 
 namespace spanfeed {
 namespace {
@@ -25,36 +24,14 @@ namespace {
 constexpr size_t kChunkHeader = 12;  // magic (2) + message id (8) + seq (1) + count (1)
 constexpr size_t kMaxChunks = 128;   // GELF limit
 
-// Flattens a record into GELF fields: nested objects joined with '_', arrays
-// kept as JSON text, every field '_'-prefixed ("_id" is reserved: record_id).
-void flatten(const nlohmann::json& j, const std::string& prefix, nlohmann::json& out) {
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    std::string key = prefix.empty() ? it.key() : prefix + "_" + it.key();
-    if (it->is_object()) {
-      flatten(*it, key, out);
-    } else if (it->is_array()) {
-      out["_" + key] = it->dump();
-    } else if (!it->is_null()) {
-      out["_" + key] = *it;
-    }
-  }
-}
-
-std::string hostname() {
-  char h[256] = {0};
-  if (gethostname(h, sizeof(h) - 1) != 0) return "spanfeed";
-  return h;
-}
-
 bool resolve(const std::string& hostport, int socktype, sockaddr_storage& sa, socklen_t& len,
              std::string& error) {
-  auto colon = hostport.rfind(':');
-  if (colon == std::string::npos) {
+  const std::optional<HostPort> hp = split_host_port(hostport);
+  if (!hp) {
     error = "'" + hostport + "': expected HOST:PORT";
     return false;
   }
-  std::string host = hostport.substr(0, colon), port = hostport.substr(colon + 1);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string host(hp->host), port(hp->port);
   addrinfo hints{};
   hints.ai_socktype = socktype;
   addrinfo* res = nullptr;
@@ -71,49 +48,16 @@ bool resolve(const std::string& hostport, int socktype, sockaddr_storage& sa, so
 
 class GelfBase : public Sink {
  public:
-  explicit GelfBase(const GelfConfig& cfg) : cfg_(cfg), host_(hostname()) {}
+  explicit GelfBase(const GelfConfig& cfg) : cfg_(cfg) {}
   std::vector<std::pair<std::string, uint64_t>> failure_reasons() const override {
     return {reasons_.begin(), reasons_.end()};
   }
 
  protected:
-  // The GELF document of one JSON-lines record.
-  std::string to_gelf(std::string_view line) {
-    nlohmann::json rec = nlohmann::json::parse(line, nullptr, false);
-    nlohmann::json g;
-    g["version"] = "1.1";
-    g["host"] = host_;
-    if (rec.is_discarded()) {
-      g["short_message"] = std::string(line);
-      g["level"] = 6;
-      return g.dump();
-    }
-    std::string status = rec.value("status", "");
-    std::string summary = rec.value("protocol", "") + " " + status;
-    // The field that names the request, as the protocol's descriptor declares it.
-    const ProtocolDescriptor* desc = protocol_descriptor(rec.value("protocol", ""));
-    if (desc != nullptr && rec.contains("request") && rec["request"].is_object()) {
-      const auto& rq = rec["request"];
-      const std::string k(desc->summary_field);
-      if (rq.contains(k) && rq[k].is_string()) summary += " " + rq[k].get<std::string>();
-    }
-    g["short_message"] = summary.substr(0, 250);
-    g["level"] = status == "ok" ? 6 : status == "error" ? 3 : 4;  // info / error / warning
-    // "2026-11-22T10:00:00.123456Z" -> seconds since the epoch with decimals
-    std::string ts = rec.value("ts", "");
-    std::tm tm{};
-    if (ts.size() >= 20 && strptime(ts.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr) {
-      double frac = ts.size() > 20 && ts[19] == '.' ? std::stod("0" + ts.substr(19, ts.size() - 20)) : 0;
-      g["timestamp"] = static_cast<double>(timegm(&tm)) + frac;
-    }
-    nlohmann::json flat;
-    flatten(rec, "", flat);
-    if (flat.contains("_id")) {
-      flat["_record_id"] = flat["_id"];
-      flat.erase("_id");
-    }
-    for (auto it = flat.begin(); it != flat.end(); ++it) g[it.key()] = *it;
-    return g.dump();
+  // The GELF document of record `i` of `b` (the worker encoded it).
+  static std::string_view document(const RecordBatch& b, size_t i) {
+    const uint32_t start = i == 0 ? 0 : b.refs[i - 1].gelf_end;
+    return std::string_view(b.gelf).substr(start, b.refs[i].gelf_end - start);
   }
   void fail(SinkCounters& c, const char* why, uint64_t n = 1) {
     c.add(c.failed, n);
@@ -121,7 +65,6 @@ class GelfBase : public Sink {
   }
 
   GelfConfig cfg_;
-  std::string host_;
   std::map<std::string, uint64_t> reasons_;
 };
 
@@ -143,11 +86,8 @@ class GelfUdpSink final : public GelfBase {
     return true;
   }
   void write(const RecordBatch& b, SinkCounters& c, bool) override {
-    size_t start = 0;
-    for (const RecordRef& r : b.refs) {
-      std::string_view line(b.data.data() + start, r.end - start - 1);
-      start = r.end;
-      std::string msg = to_gelf(line);
+    for (size_t i = 0; i < b.refs.size(); ++i) {
+      std::string msg(document(b, i));
       if (!compress(msg)) {
         fail(c, "compress");
         continue;
@@ -221,11 +161,8 @@ class GelfTcpSink final : public GelfBase {
     return resolve(target, SOCK_STREAM, sa_, sa_len_, error);
   }
   void write(const RecordBatch& b, SinkCounters& c, bool wait) override {
-    size_t start = 0;
-    for (const RecordRef& r : b.refs) {
-      std::string_view line(b.data.data() + start, r.end - start - 1);
-      start = r.end;
-      std::string msg = to_gelf(line);
+    for (size_t i = 0; i < b.refs.size(); ++i) {
+      std::string msg(document(b, i));
       msg.push_back('\0');  // GELF TCP framing
       send_one(msg, c, wait);
     }

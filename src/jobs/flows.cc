@@ -49,12 +49,7 @@ void FlowsJob::on_data(const Flow& flow, Direction dir, std::span<const std::byt
                        uint64_t) {
   if (out_ == nullptr) return;
   DirDigest& d = digests_[flow.slot].dir[index_of(dir)];
-  uint64_t h = d.fnv;
-  for (std::byte b : data) {
-    h ^= static_cast<uint8_t>(b);
-    h *= 0x100000001b3ull;  // FNV-1a 64 prime
-  }
-  d.fnv = h;
+  d.fnv = fnv1a64(data, d.fnv);
   d.bytes += data.size();
 }
 

@@ -6,6 +6,7 @@
 #include "spanfeed/jobs.h"
 
 #include "decode/detect/hyperscan_signatures.h"
+#include "export/gelf_encoder.h"
 
 namespace spanfeed {
 
@@ -50,6 +51,7 @@ RecordsJob::RecordsJob(const Config& cfg, unsigned worker, Exporter& exporter, R
     builder_->set_signatures(signatures_.get());
   }
   r_ = std::make_unique<Reassembler>(reassembler_config(cfg), *builder_);
+  if (!exporter.gelf_host().empty()) gelf_ = std::make_unique<GelfEncoder>(exporter.gelf_host());
 }
 
 void RecordsJob::on_packet(const PacketView& pkt) {
@@ -99,19 +101,15 @@ void RecordsJob::emit(const Roundtrip& r) {
     return;
   }
   append_json_line(r, batch_->data);
+  if (gelf_) gelf_->append(r, batch_->gelf);
   // The connection's key: the same for every record of the connection (and
   // either direction), so Kafka keeps them in one partition, in order.
-  uint32_t key = 2166136261u;
-  auto mix = [&key](const void* p, size_t n) {
-    const auto* b = static_cast<const uint8_t*>(p);
-    for (size_t i = 0; i < n; ++i) key = (key ^ b[i]) * 16777619u;
-  };
-  mix(r.client.ip.bytes, sizeof(r.client.ip.bytes));
-  mix(&r.client.port, sizeof(r.client.port));
-  mix(r.server.ip.bytes, sizeof(r.server.ip.bytes));
-  mix(&r.server.port, sizeof(r.server.port));
-  batch_->refs.push_back({static_cast<uint32_t>(batch_->data.size()), key,
-                          static_cast<uint8_t>(r.protocol)});
+  uint32_t key = fnv1a32(r.client.ip.bytes, sizeof(r.client.ip.bytes));
+  key = fnv1a32(&r.client.port, sizeof(r.client.port), key);
+  key = fnv1a32(r.server.ip.bytes, sizeof(r.server.ip.bytes), key);
+  key = fnv1a32(&r.server.port, sizeof(r.server.port), key);
+  batch_->refs.push_back({static_cast<uint32_t>(batch_->data.size()), key, static_cast<uint8_t>(r.protocol),
+                          static_cast<uint32_t>(batch_->gelf.size())});
   ++batched_;
   const ExportConfig& ec = exporter_.config();
   if (batch_->records() >= ec.batch_records || batch_->data.size() >= ec.batch_bytes) hand_over();

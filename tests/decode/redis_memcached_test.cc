@@ -285,22 +285,41 @@ TEST(Memcached, SetWithDataInLaterSegmentAndGet) {
 TEST(Memcached, PipelinedGetsMissesAndErrors) {
   Harness h;
   h.open(11211);
-  h.c2s("gets a\r\ngets b\r\nincr n 5\r\nbogus\r\ndelete x\r\n", kT0);
+  h.c2s("gets a\r\ngets b\r\nincr n 5\r\nbogus_command foo noreply\r\ndelete x\r\n", kT0);
   h.s2c("END\r\nVALUE b 1 2 99\r\nhi\r\nEND\r\n6\r\nERROR\r\n", kT0 + kMs);
   ASSERT_EQ(h.size(), 4u);
   EXPECT_EQ(h.rec(0)["response"]["response"], "END");
   EXPECT_EQ(h.rec(0)["response"]["values"], 0);
   EXPECT_EQ(h.rec(1)["response"]["values"], 1);
   EXPECT_EQ(h.rec(2)["response"]["response"], "6");
-  // "bogus" is not a command we decode: counted, no request queued, so the
-  // server's ERROR answers... nothing; it pairs with the next request (delete).
-  EXPECT_EQ(h.rec(3)["request"]["command"], "delete");
+  // An unknown verb after known commands is a request the server answers
+  // ERROR (noreply or not), so the FIFO stays aligned: delete gets its own reply.
+  EXPECT_EQ(h.rec(3)["request"]["command"], "bogus_command");
+  EXPECT_EQ(h.rec(3)["response"]["response"], "ERROR");
   EXPECT_EQ(h.rec(3)["status"], "error");
-  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kMemcached)], 1u);
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kMemcached)], 0u);
   h.s2c("SERVER_ERROR x\r\n", kT0 + 2 * kMs);
-  h.close(kT0 + 3 * kMs);
-  EXPECT_EQ(h.rec(4)["status"], "unmatched");
+  ASSERT_EQ(h.size(), 5u);
+  EXPECT_EQ(h.rec(4)["request"]["command"], "delete");
+  EXPECT_EQ(h.rec(4)["status"], "error");
   EXPECT_EQ(h.rec(4)["response"]["error_message"], "x");
+  h.close(kT0 + 3 * kMs);
+  EXPECT_EQ(h.size(), 5u);
+  h.expect_ledger();
+}
+
+TEST(Memcached, UnknownVerbBeforeAnyKnownCommandIsSkipped) {
+  // A flow picked up mid-stream may start inside a data block: a word there
+  // is not trusted as a command until a known command has been decoded.
+  Harness h;
+  h.open(11211);
+  h.c2s("hello world\r\nget k\r\n", kT0);
+  h.s2c("END\r\n", kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["request"]["command"], "get");
+  EXPECT_EQ(h.rec(0)["status"], "ok");
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kMemcached)], 1u);
+  h.close(kT0 + 2 * kMs);
   h.expect_ledger();
 }
 

@@ -39,7 +39,7 @@ KNOWN = {
     ("src/core/config.cc", "spanfeed/tcp_reassembly.h"): "reassembler_config lives with the config",
     ("include/spanfeed/summary.h", "spanfeed/decoder.h"): "the run report embeds component counters",
     ("include/spanfeed/summary.h", "spanfeed/tcp_reassembly.h"): "the run report embeds component counters",
-    ("include/spanfeed/summary.h", "spanfeed/content.h"): "the run report embeds component counters",
+    ("include/spanfeed/summary.h", "rules/rules_report.h"): "the run report embeds component counters",
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 

@@ -64,6 +64,18 @@ Kind kind_of(std::string_view cmd) {
   return Kind::kUnknown;
 }
 
+// A word the server would take for a command it does not know (and answer
+// `ERROR`): a letter, then letters, digits or '_', at most 32 bytes.
+bool is_verb(std::string_view w) {
+  if (w.empty() || w.size() > 32) return false;
+  auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
+  if (!letter(w[0])) return false;
+  for (char c : w) {
+    if (!letter(c) && !text::is_digit(c) && c != '_') return false;
+  }
+  return true;
+}
+
 // Single-line replies (VALUE/STAT/VA/END are handled apart).
 constexpr std::string_view kReplies[] = {
     "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND", "DELETED", "TOUCHED", "OK",  "VERSION", "ERROR",
@@ -101,6 +113,7 @@ struct Side {
 
 struct State {
   Side side[2];
+  bool in_sync = false;  // requests: a known command was decoded since the start / the last gap
 };
 static_assert(sizeof(State) <= kDecoderStateBytes);
 
@@ -167,6 +180,7 @@ class MemcachedDecoder final : public Decoder {
     }
     sd = Side{};
     sd.resyncing = true;
+    if (dir == kReq) ctx.state<State>().in_sync = false;
     if (dir == kResp) ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
   }
 
@@ -197,7 +211,13 @@ class MemcachedDecoder final : public Decoder {
     if (line.empty()) return;
     std::string_view rest = line;
     const std::string_view cmd = text::next_token(rest);
-    const Kind kind = kind_of(cmd);
+    Kind kind = kind_of(cmd);
+    bool& in_sync = ctx.state<State>().in_sync;
+    // An unknown verb on a line boundary we trust (a known command came
+    // before it and no gap since) is a request: the server answers it `ERROR`.
+    // Anywhere else (flow picked up mid-stream, after a gap) it is skipped.
+    const bool unknown_verb = kind == Kind::kUnknown && in_sync && !sd.resyncing && is_verb(cmd);
+    if (unknown_verb) kind = Kind::kOther;
     if (kind == Kind::kUnknown) {
       if (!sd.resyncing) ctx.count_decode_error();
       sd.resyncing = true;
@@ -205,6 +225,7 @@ class MemcachedDecoder final : public Decoder {
       return;
     }
     if (sd.resyncing) ctx.count_resync(sd.skipped);
+    in_sync = true;
     const uint64_t start = sd.start;
     sd = Side{};
     sd.start = start;
@@ -270,7 +291,7 @@ class MemcachedDecoder final : public Decoder {
         if (ntok > 0 && cmd != "mn") field_str("key", tok[0]);
         break;
       case Kind::kOther:
-        sd.noreply = last_noreply;
+        sd.noreply = last_noreply && !unknown_verb;  // the server's ERROR ignores noreply
         break;
       case Kind::kQuit:
         sd.noreply = true;

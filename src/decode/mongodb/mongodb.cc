@@ -264,15 +264,8 @@ bool reply_fields(FieldList& f, const uint8_t* p, size_t n, int depth = 0) {
 
 class MongoDecoder final : public Decoder {
  public:
-  explicit MongoDecoder(const DecodeConfig& /*cfg*/) {
-    out_.resize(kInflateOut);
-    std::memset(&zs_, 0, sizeof(zs_));
-    z_ok_ = inflateInit(&zs_) == Z_OK;
-    if (z_ok_) warm_inflate(zs_);  // zlib allocates its window now, not on the data path
-  }
-  ~MongoDecoder() override {
-    if (z_ok_) inflateEnd(&zs_);
-  }
+  // One inflate context: a compressed message is inflated whole in one call.
+  explicit MongoDecoder(const DecodeConfig& /*cfg*/) : inflater_(1, InflatePool::Format::kZlib, kInflateOut) {}
 
   Protocol protocol() const override { return Protocol::kMongodb; }
   bool matches_by_key() const override { return true; }  // by responseTo
@@ -435,19 +428,22 @@ class MongoDecoder final : public Decoder {
           op = orig;
           p += 9;
           n -= 9;
-        } else if (compressor == 2 && z_ok_) {
-          zs_.next_in = const_cast<Bytef*>(p + 9);
-          zs_.avail_in = static_cast<uInt>(n - 9);
-          zs_.next_out = reinterpret_cast<Bytef*>(out_.data());
-          zs_.avail_out = static_cast<uInt>(out_.size());
-          const int rc = inflate(&zs_, Z_SYNC_FLUSH);
-          const size_t produced = out_.size() - zs_.avail_out;
-          inflateReset(&zs_);
+        } else if (const uint32_t z = compressor == 2 ? inflater_.lease() : InflatePool::kNone;
+                   z != InflatePool::kNone) {
+          z_stream& zs = inflater_.stream(z);
+          const std::span<std::byte> out = inflater_.out();
+          zs.next_in = const_cast<Bytef*>(p + 9);
+          zs.avail_in = static_cast<uInt>(n - 9);
+          zs.next_out = reinterpret_cast<Bytef*>(out.data());
+          zs.avail_out = static_cast<uInt>(out.size());
+          const int rc = inflate(&zs, Z_SYNC_FLUSH);
+          const size_t produced = out.size() - zs.avail_out;
+          inflater_.release(z);
           if ((rc == Z_OK || rc == Z_STREAM_END || rc == Z_BUF_ERROR) && produced > 0) {
             op = orig;
-            p = reinterpret_cast<const uint8_t*>(out_.data());
+            p = reinterpret_cast<const uint8_t*>(out.data());
             n = produced;
-            ctx.content(dir, std::span<const std::byte>(out_.data(), produced), false);  // for the content rules
+            ctx.content(dir, std::span<const std::byte>(out.data(), produced), false);  // for the content rules
           } else {
             ctx.count_decode_error();
           }
@@ -558,9 +554,7 @@ class MongoDecoder final : public Decoder {
     ctx.complete_response_by_key(m, error ? RoundtripStatus::kError : RoundtripStatus::kOk, sd.response_to);
   }
 
-  z_stream zs_;
-  bool z_ok_ = false;
-  std::vector<std::byte> out_;
+  InflatePool inflater_;
 };
 
 }  // namespace

@@ -26,15 +26,9 @@ void MysqlDecoder::compressed(FlowContext& ctx, State& st, Direction dir, std::s
       sd.comp_raw = le24(h + 4) == 0;
       release_z(sd);
       if (!sd.comp_raw) {
-        for (uint8_t i = 0; i < kInflateContexts; ++i) {
-          if (zs_[i].ok && !zs_[i].used) {
-            zs_[i].used = true;
-            sd.zctx = i;
-            inflateReset(&zs_[i].zs);
-            break;
-          }
-        }
-        if (sd.zctx == 0xFF) {  // no inflate context free: this packet cannot be decoded
+        const uint32_t z = inflaters_.lease();
+        if (z != InflatePool::kNone) sd.zctx = static_cast<uint8_t>(z);
+        if (sd.zctx == kNoZctx) {  // no inflate context free: this packet cannot be decoded
           ctx.count_decode_error();
           lose_sync(ctx, st, dir, bytes);
           return;
@@ -47,24 +41,25 @@ void MysqlDecoder::compressed(FlowContext& ctx, State& st, Direction dir, std::s
     bytes = bytes.subspan(n);
     sd.comp_left -= static_cast<uint32_t>(n);
     const uint64_t comp_end = ctx.offset(dir, bytes) + sd.comp_left;
-    if (sd.zctx == 0xFF && !sd.comp_raw) continue;  // bytes after the deflate stream ended: ignored
+    if (sd.zctx == kNoZctx && !sd.comp_raw) continue;  // bytes after the deflate stream ended: ignored
     if (sd.comp_raw) {
       ctx.content(dir, in, false);  // the rules see the payload, not the compressed framing
       feed(ctx, st, dir, in, ts, sd.comp_start, false, comp_end);
       continue;
     }
-    z_stream& z = zs_[sd.zctx].zs;
+    z_stream& z = inflaters_.stream(sd.zctx);
+    const std::span<std::byte> block = inflaters_.out();
     z.next_in = const_cast<Bytef*>(reinterpret_cast<const Bytef*>(in.data()));
     z.avail_in = static_cast<uInt>(in.size());
     bool done = false;
     while (!done) {
-      z.next_out = reinterpret_cast<Bytef*>(out_.data());
-      z.avail_out = static_cast<uInt>(out_.size());
+      z.next_out = reinterpret_cast<Bytef*>(block.data());
+      z.avail_out = static_cast<uInt>(block.size());
       const int rc = inflate(&z, Z_NO_FLUSH);
-      const size_t produced = out_.size() - z.avail_out;
+      const size_t produced = block.size() - z.avail_out;
       if (produced > 0) {
-        ctx.content(dir, std::span<const std::byte>(out_.data(), produced), false);  // what the rules scan
-        feed(ctx, st, dir, std::span<const std::byte>(out_.data(), produced), ts, sd.comp_start, false, comp_end);
+        ctx.content(dir, std::span<const std::byte>(block.data(), produced), false);  // what the rules scan
+        feed(ctx, st, dir, std::span<const std::byte>(block.data(), produced), ts, sd.comp_start, false, comp_end);
         if (sd.resync) return;
       }
       if (rc == Z_STREAM_END) {
@@ -78,7 +73,7 @@ void MysqlDecoder::compressed(FlowContext& ctx, State& st, Direction dir, std::s
         done = true;  // needs the next chunk
       }
     }
-    if (sd.comp_left == 0 && sd.zctx != 0xFF) {
+    if (sd.comp_left == 0 && sd.zctx != kNoZctx) {
       release_z(sd);
       ctx.count_decode_error();  // the packet ended before its deflate stream
       lose_sync(ctx, st, dir, bytes);

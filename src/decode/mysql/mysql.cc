@@ -14,20 +14,12 @@
 
 namespace spanfeed::mysql {
 
-MysqlDecoder::MysqlDecoder(const DecodeConfig& cfg) : redact_(cfg.redact_secrets), stmts_(kStmtEntries) {
-  out_.resize(kInflateOut);
-  for (auto& z : zs_) {
-    std::memset(&z.zs, 0, sizeof(z.zs));
-    z.ok = inflateInit(&z.zs) == Z_OK;
-    if (z.ok) warm_inflate(z.zs);
-  }
-}
+MysqlDecoder::MysqlDecoder(const DecodeConfig& cfg)
+    : redact_(cfg.redact_secrets),
+      stmts_(kStmtEntries),
+      inflaters_(kInflateContexts, InflatePool::Format::kZlib, kInflateOut) {}
 
-MysqlDecoder::~MysqlDecoder() {
-  for (auto& z : zs_) {
-    if (z.ok) inflateEnd(&z.zs);
-  }
-}
+MysqlDecoder::~MysqlDecoder() = default;
 
 SniffResult MysqlDecoder::sniff(std::span<const std::byte> chunk, Transport t) {
   if (t != Transport::kTcp) return SniffResult::kNo;
@@ -141,8 +133,8 @@ void MysqlDecoder::reset_side(Side& sd) {
 }
 
 void MysqlDecoder::release_z(Side& sd) {
-  if (sd.zctx < kInflateContexts) zs_[sd.zctx].used = false;
-  sd.zctx = 0xFF;
+  if (sd.zctx != kNoZctx) inflaters_.release(sd.zctx);
+  sd.zctx = kNoZctx;
 }
 
 // ---------------------------------------------------------------- detection / resync

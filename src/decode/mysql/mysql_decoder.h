@@ -16,6 +16,7 @@
 #include "statement_cache.h"
 
 #include "spanfeed/decoder.h"
+#include "spanfeed/inflate.h"
 
 namespace spanfeed::mysql {
 
@@ -34,12 +35,6 @@ class MysqlDecoder final : public Decoder {
   void close(FlowContext& ctx, uint64_t ts) override;
 
  private:
-  struct Inflater {
-    z_stream zs;
-    bool ok = false;
-    bool used = false;
-  };
-
   // mysql.cc: side bookkeeping, detection (Mode::kUnknown) and resync (framing lost).
   static void skip(Side& sd, size_t n);
   static void reset_side(Side& sd);
@@ -84,8 +79,7 @@ class MysqlDecoder final : public Decoder {
   bool redact_;
   uint32_t gen_ = 0;
   db::StatementCache stmts_;  // statement id -> normalized SQL, per flow generation
-  std::vector<std::byte> out_;
-  std::array<Inflater, kInflateContexts> zs_{};
+  InflatePool inflaters_;  // compressed packets being inflated (compression.cc)
 };
 
 }  // namespace spanfeed::mysql

@@ -26,7 +26,8 @@ constexpr size_t kHead = 24;                // first bytes of each packet kept (
 constexpr size_t kQueryMax = 448;           // query text kept (normalized fits beside it in the field arena)
 constexpr size_t kErrorMax = 256;           // error message kept
 constexpr size_t kNameMax = 64;             // user / database / server version / table
-constexpr size_t kInflateContexts = 8;      // compressed packets being inflated at once, per worker
+constexpr uint32_t kInflateContexts = 8;    // compressed packets being inflated at once, per worker
+constexpr uint8_t kNoZctx = 0xFF;           // Side::zctx: no inflate context leased
 constexpr size_t kInflateOut = 16384;       // inflate output block (parsed before the next block is made)
 constexpr size_t kStmtEntries = 2048;       // prepared statements remembered per worker (all flows)
 
@@ -110,7 +111,7 @@ struct Side {
   uint8_t seq = 0;          // sequence id of the logical packet
   uint8_t head_n = 0;
   uint8_t text_from = 0;    // payload offset where the text starts
-  uint8_t zctx = 0xFF;      // leased inflate context
+  uint8_t zctx = kNoZctx;   // leased inflate context (InflatePool index)
   bool in_payload = false;
   bool cont = false;        // the current physical packet continues the logical one
   bool text_on = false;

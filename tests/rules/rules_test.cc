@@ -1,4 +1,4 @@
-// Content rules: rule files, streaming matches over reassembled bytes (split, gapped, overlapping,
+// Rules: rule files, streaming matches over reassembled bytes (split, gapped, overlapping,
 // pipelined), tags, redaction, big rule sets, reloads, and payload detection against the decoders' sniffs.
 // Test thread only; allocates freely.
 #include <gtest/gtest.h>
@@ -14,7 +14,7 @@
 #include "../decode/decode_test_util.h"
 #include "decode/detect/hyperscan_signatures.h"
 #include "spanfeed/config.h"
-#include "spanfeed/content.h"
+#include "rules/rules_control.h"
 
 namespace spanfeed {
 namespace {
@@ -69,7 +69,7 @@ const RuleCounters& per_rule(const RulesReport& r, const std::string& id) {
   return none;
 }
 
-void expect_hits_ledger(const ContentCounters& c) {
+void expect_hits_ledger(const RulesCounters& c) {
   EXPECT_EQ(c.hits_stored, c.hits_attributed + c.hits_discarded + c.hits_pending)
       << "stored " << c.hits_stored << " attributed " << c.hits_attributed << " discarded " << c.hits_discarded
       << " pending " << c.hits_pending;
@@ -85,7 +85,7 @@ struct Rig {
   ~Rig() { h.builder().set_observer(nullptr); }
   RulesFile file;
   RulesControl control;
-  std::unique_ptr<ContentScanner> scanner;
+  std::unique_ptr<RulesScanner> scanner;
   Harness h;
 };
 
