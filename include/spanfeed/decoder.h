@@ -77,8 +77,61 @@ enum class TimeoutCause : uint8_t {
 inline constexpr size_t kTimeoutCauseCount = static_cast<size_t>(TimeoutCause::kCount);
 std::string_view to_string(TimeoutCause c);
 
-// Per-worker decoding counters. Cache-line aligned: the control core reads
-// them while the worker bumps them.
+// The decoders' scalar counters, declared once (include/spanfeed/counter_list.h):
+// the fields of DecodeCounters, the keys of a worker's "records" summary
+// object, and /metrics families summed over the workers (no labels).
+#define SPANFEED_DECODE_COUNTERS(X) \
+  X(unmatched, kCounter, "", \
+    "Responses without a request (also in `roundtrips_total{status=\"unmatched\"}`).") \
+  X(responses_of_evicted, kCounter, "responses_of_evicted_total", \
+    "Responses to requests the per-flow pending queue had already evicted " \
+    "(`request_timeouts_total{cause=\"overflow\"}`): they make no record (the request's timeout record " \
+    "stands for the exchange) and the responses after them still pair with their own requests (in-order " \
+    "protocols: all but DNS and MongoDB, which pair by id). Non-zero: clients pipelining more than 64 " \
+    "requests (`max_pending_per_flow`) on one connection. Responses = matched + unmatched + this.") \
+  X(records_emitted, kCounter, "", \
+    "Records handed to the sink: the sum of `roundtrips_total`.") \
+  X(pending_now, kGauge, "decode_requests_pending", \
+    "Requests waiting for their response now.") \
+  X(pending_overflow, kCounter, "", \
+    "Requests flushed because a flow had 64 pending (also `request_timeouts_total{cause=\"overflow\"}`).") \
+  X(message_pool_exhausted, kCounter, "decode_message_pool_exhausted_total", \
+    "Messages that could not be tracked because the worker's message pool was empty: a request was " \
+    "lost or a response left unmatched. Non-zero: more requests in flight than the pool holds.") \
+  X(carry_overflow, kCounter, "decode_carry_overflow_total", \
+    "Lines or message headers longer than the carry buffer: cut, the rest skipped (the record misses fields).") \
+  X(carry_pool_exhausted, kCounter, "decode_carry_pool_exhausted_total", \
+    "Lines split across packets that found no free carry buffer: the line was cut.") \
+  X(field_truncated, kCounter, "decode_fields_truncated_total", \
+    "Messages whose field space was full: their values were cut.") \
+  X(gaps, kCounter, "decode_gaps_total", \
+    "Stream gaps (capture loss) the decoders heard.") \
+  X(gap_bytes, kCounter, "decode_gap_bytes_total", \
+    "Bytes missing in those gaps.") \
+  X(gaps_absorbed, kCounter, "decode_gaps_absorbed_total", \
+    "Gaps that fell inside a body or bulk value: skipped by count, the message still decoded and " \
+    "flagged `gap`.") \
+  X(resyncs, kCounter, "decode_resyncs_total", \
+    "Times a decoder found a message boundary again after a gap or bytes it could not parse (a refused " \
+    "Redis bulk length, an absurd memcached value length...). Follows `reassembly_gaps_total` and " \
+    "`decode_errors_total`.") \
+  X(resync_skipped_bytes, kCounter, "decode_resync_skipped_bytes_total", \
+    "Bytes decoders skipped while looking for the next message boundary: in no record.") \
+  X(partial_at_close, kCounter, "partial_at_close_total", \
+    "Flows that ended inside a message's first bytes (start line, header, length prefix): too little to " \
+    "make a record of. Some is normal (connections cut mid-request); a rising rate: clients aborting, or " \
+    "a capture cutting streams (short snaplen, loss at the end of flows).") \
+  X(undecoded_bytes, kCounter, "decode_undecoded_bytes_total", \
+    "Payload bytes of flows without a decoder (unknown protocol, no decoder, before detection).") \
+  X(encrypted_flows, kCounter, "decode_encrypted_flows_total", \
+    "Flows that switched to TLS (MySQL/PostgreSQL SSLRequest accepted): the rest is not decoded.") \
+  X(flows_opened, kCounter, "", \
+    "Flows the decoders heard of: the sum of `flow_detection_total` plus `flows_undetected_now`.") \
+  X(flows_undetected_now, kGauge, "decode_flows_undetected", \
+    "Open flows whose protocol is not known yet (payload still being sniffed, or no data yet).")
+
+// Per-worker decoding counters, bumped by the worker only; the control core
+// reads the copy its job publishes (Job::publish).
 // Ledger (checked by the tests):
 //   sum(requests) == sum(matched) + sum(timeouts) + pending_now
 //   sum(responses) == sum(matched) + unmatched + responses_of_evicted
@@ -97,25 +150,7 @@ struct alignas(64) DecodeCounters {
   std::array<uint64_t, kDetectOutcomeCount> detect{};
   std::array<uint64_t, kProtocolCount> detected_by_payload{};  // kBySniff, per protocol found
   uint64_t detect_rejected = 0;        // a signature matched but the decoder's structural check said no
-  uint64_t unmatched = 0;              // responses without a request
-  uint64_t responses_of_evicted = 0;   // FIFO responses owed to requests the pending cap evicted (overflow): no record
-  uint64_t records_emitted = 0;        // handed to the sink
-  uint64_t pending_now = 0;            // requests waiting now (gauge)
-  uint64_t pending_overflow = 0;       // = timeouts[kOverflow]: max_pending_per_flow hit
-  uint64_t message_pool_exhausted = 0; // a message could not be tracked (pool empty): request lost / response unmatched
-  uint64_t carry_overflow = 0;         // a line / message over carry_bytes: cut, rest skipped
-  uint64_t carry_pool_exhausted = 0;   // no carry buffer free: the split line is cut
-  uint64_t field_truncated = 0;        // a message's field arena was full: values cut
-  uint64_t gaps = 0;                   // gap events heard by decoders
-  uint64_t gap_bytes = 0;
-  uint64_t gaps_absorbed = 0;          // gaps that fell inside a body/bulk and were skipped
-  uint64_t resyncs = 0;                // a decoder found a message boundary again after a gap / garbage
-  uint64_t resync_skipped_bytes = 0;   // bytes skipped while looking for it
-  uint64_t partial_at_close = 0;       // the flow ended inside a message's first bytes (start line / header): no record
-  uint64_t undecoded_bytes = 0;        // payload of flows without a decoder (unknown, no decoder, pre-detection)
-  uint64_t encrypted_flows = 0;        // flows that switched to TLS (MySQL/PostgreSQL SSLRequest accepted): rest undecoded
-  uint64_t flows_opened = 0;
-  uint64_t flows_undetected_now = 0;   // open flows with data still being sniffed, or without data yet
+  SPANFEED_DECODE_COUNTERS(SPANFEED_COUNTER_DECLARE)
 
   uint64_t roundtrips_total() const {
     uint64_t t = 0;
@@ -148,6 +183,10 @@ struct alignas(64) DecodeCounters {
            records_emitted == sum(matched) + timeouts_total() + unmatched + sum(no_reply);
   }
 };
+
+#define SPANFEED_X(...) SPANFEED_COUNTER_ENTRY(DecodeCounters, __VA_ARGS__)
+inline constexpr CounterField<DecodeCounters> kDecodeCounterFields[] = {SPANFEED_DECODE_COUNTERS(SPANFEED_X)};
+#undef SPANFEED_X
 
 // Bytes a decoder may keep per flow (both directions) inside the builder's
 // preallocated per-flow array. Decoder state types must be trivially

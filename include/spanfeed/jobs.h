@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -22,29 +23,44 @@
 
 namespace spanfeed {
 
-// What every job counts: written by its worker, read (relaxed) by the
-// control core.
-struct alignas(64) JobCounters {
-  Counter packets;        // packets the job was given
-  Counter payload_bytes;  // their IP payload bytes (IPv4 total length - IHL, IPv6 payload length)
+// What every job counts: written and read by its worker only (the control
+// core reads the published copy).
+struct JobCounters {
+  uint64_t packets = 0;        // packets the job was given
+  uint64_t payload_bytes = 0;  // their IP payload bytes (IPv4 total length - IHL, IPv6 payload length)
 };
 
 // A worker's job: a packet handler that can report its counters.
+//
+// Counters cross threads the way Suricata's do: the worker bumps plain
+// private counters, and every few milliseconds copies them under a mutex it
+// only ever try-locks (it never waits for the control core, but for the last
+// copy); the control core reads that copy under the same mutex. No counter
+// is read while it is being written, and the hot path pays nothing.
 class Job : public PacketHandler {
  public:
-  // Control core: while the worker runs (live numbers, a burst behind) or
-  // after it has stopped. Derived jobs add their own and call this first.
-  virtual void report(WorkerSnapshot& out) const {
-    out.packets = c_.packets.get();
-    out.payload_bytes = c_.payload_bytes.get();
-  }
+  // Worker: publish a copy of collect().
+  void publish(bool wait) final;
+  // Control core: the job's part of `out` (packets, payload_bytes,
+  // reassembly, records) as last published: a few milliseconds behind while
+  // the worker runs, exact after its final publish.
+  void report(WorkerSnapshot& out) const;
 
  protected:
+  // Worker: the job's counters now. Derived jobs add their own and call this first.
+  virtual void collect(WorkerSnapshot& out) const {
+    out.packets = c_.packets;
+    out.payload_bytes = c_.payload_bytes;
+  }
   void count(const PacketView& pkt) {
-    c_.packets.add(1);
-    c_.payload_bytes.add(pkt.parsed->ip_payload_len);
+    ++c_.packets;
+    c_.payload_bytes += pkt.parsed->ip_payload_len;
   }
   JobCounters c_;
+
+ private:
+  mutable std::mutex published_mu_;
+  WorkerSnapshot published_;  // guarded by published_mu_
 };
 
 // payload-sum: counts packets and sums IP payload bytes, nothing else (the
@@ -66,7 +82,6 @@ class FlowsJob final : public Job, public StreamConsumer {
   void on_packet(const PacketView& pkt) override;
   void on_idle(uint64_t now_ns) override { r_->advance_time(now_ns); }
   void finish(uint64_t now_ns) override;
-  void report(WorkerSnapshot& out) const override;
 
   // StreamConsumer: called by the reassembler inside on_packet/on_idle/finish.
   void on_open(const Flow& flow, uint64_t ts_ns) override;
@@ -76,6 +91,9 @@ class FlowsJob final : public Job, public StreamConsumer {
               uint64_t ts_ns) override;
   void on_fin(const Flow& flow, Direction dir, uint64_t ts_ns) override;
   void on_close(const Flow& flow, CloseReason reason, uint64_t ts_ns) override;
+
+ protected:
+  void collect(WorkerSnapshot& out) const override;
 
  private:
   struct DirDigest {
@@ -110,8 +128,10 @@ class RecordsJob final : public Job, public RecordSink {
   void on_packet(const PacketView& pkt) override;
   void on_idle(uint64_t now_ns) override;
   void finish(uint64_t now_ns) override;
-  void report(WorkerSnapshot& out) const override;
   void emit(const Roundtrip& r) override;
+
+ protected:
+  void collect(WorkerSnapshot& out) const override;
 
  private:
   bool ensure_batch();

@@ -31,6 +31,11 @@ class PacketHandler {
   virtual void on_idle(uint64_t now_ns) { (void)now_ns; }
   // Called once after the last packet: flush everything.
   virtual void finish(uint64_t now_ns) { (void)now_ns; }
+  // Called between bursts (every few milliseconds while busy, on idle turns)
+  // and once after finish(): copy the counters to where the control core reads
+  // them. `wait`: block until the copy is made (the final one); otherwise skip
+  // the turn if the control core is reading.
+  virtual void publish(bool wait) { (void)wait; }
 };
 
 }  // namespace spanfeed

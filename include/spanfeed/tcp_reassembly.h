@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "spanfeed/counter_list.h"
 #include "spanfeed/flow_table.h"
 #include "spanfeed/packet.h"
 #include "spanfeed/packet_handler.h"
@@ -194,25 +195,52 @@ struct StreamState {
   uint64_t stream_offset() const { return delivered_bytes + gap_bytes; }
 };
 
-// Cache-line aligned: the control core reads these while the worker bumps them.
+// The reassembler's scalar counters, declared once (include/spanfeed/counter_list.h):
+// the fields of ReassemblerCounters, the keys of a worker's "reassembly"
+// summary object, and per-worker /metrics families (label `worker`).
+#define SPANFEED_REASSEMBLER_COUNTERS(X) \
+  X(segments, kCounter, "", \
+    "Packets given to the reassembler: the sum of the segment outcomes.") \
+  X(flows_created, kCounter, "flows_created_total", \
+    "Flows (TCP connections, UDP flows) a worker started tracking.") \
+  X(bytes_in_order, kCounter, "reassembly_bytes_in_order_total", \
+    "TCP stream bytes delivered in order, straight from the packet.") \
+  X(bytes_from_buffer, kCounter, "reassembly_bytes_from_buffer_total", \
+    "TCP stream bytes delivered from the out-of-order buffer once the hole before them filled.") \
+  X(bytes_datagram, kCounter, "reassembly_bytes_datagram_total", \
+    "UDP payload bytes delivered.") \
+  X(bytes_duplicate, kCounter, "reassembly_bytes_duplicate_total", \
+    "Bytes trimmed or dropped because they were already delivered or buffered (retransmissions, " \
+    "overlaps). Some is normal; a large share of the traffic: the capture may see each packet twice (two SPAN sources).") \
+  X(bytes_dropped_memory, kCounter, "reassembly_bytes_dropped_memory_total", \
+    "Out-of-order bytes lost because the chunk pool was exhausted. Non-zero: raise `reassembly.memory_mb`.") \
+  X(flow_limit_hits, kCounter, "reassembly_flow_limit_hits_total", \
+    "Times a flow held `reassembly.flow_buffer_kb` out-of-order bytes and its hole was declared a gap " \
+    "(`flow_limit`). Non-zero: heavy loss on long flows, or a peer that never fills its holes.") \
+  X(overlap_conflicts, kCounter, "reassembly_overlap_conflicts_total", \
+    "TCP segments whose bytes differed from data already received for the same stream positions. The " \
+    "first copy is decoded and the record is flagged `overlap_conflict` (`docs/reassembly.md`). Non-zero: " \
+    "a sender rewriting retransmitted data (an IDS-evasion attempt), a broken middlebox, or a capture " \
+    "merging two paths; should stay 0 on a clean SPAN.") \
+  X(chunks_in_use, kGauge, "reassembly_chunks_in_use", \
+    "Reassembly memory in use: 2 KiB chunks of the worker's out-of-order pool " \
+    "(`reassembly.memory_mb` = `memory_mb * 512` chunks). Near the pool size: `dropped_memory` follows.") \
+  X(chunks_high_water, kGauge, "reassembly_chunks_high_water", \
+    "Most chunks of the out-of-order pool a worker held at once. Near the pool size: raise " \
+    "`reassembly.memory_mb`.") \
+  X(buffered_bytes, kGauge, "reassembly_buffered_bytes", \
+    "Out-of-order bytes a worker holds now, waiting for holes to fill.") \
+  X(buffered_bytes_high_water, kGauge, "reassembly_buffered_bytes_high_water", \
+    "Most out-of-order bytes a worker held at once.")
+
+// Bumped by the worker only; the control core reads the copy its job
+// publishes (Job::publish).
 struct alignas(64) ReassemblerCounters {
-  uint64_t segments = 0;  // packets given to process()
   std::array<uint64_t, kSegmentOutcomeCount> outcome{};
   std::array<uint64_t, kGapReasonCount> gap_events{};
   std::array<uint64_t, kGapReasonCount> gap_bytes{};
   std::array<uint64_t, kCloseReasonCount> closed{};
-  uint64_t flows_created = 0;
-  uint64_t bytes_in_order = 0;        // delivered zero-copy from the packet
-  uint64_t bytes_from_buffer = 0;     // delivered from the chunk pool
-  uint64_t bytes_datagram = 0;        // UDP payload delivered
-  uint64_t bytes_duplicate = 0;       // trimmed or dropped because already delivered/buffered
-  uint64_t bytes_dropped_memory = 0;  // lost because the chunk pool was exhausted
-  uint64_t flow_limit_hits = 0;       // times a flow hit max_buffer_per_flow
-  uint64_t overlap_conflicts = 0;     // segments whose bytes overlapping buffered data differed from it
-  uint64_t chunks_in_use = 0;
-  uint64_t chunks_high_water = 0;
-  uint64_t buffered_bytes = 0;        // payload bytes held in chunks now
-  uint64_t buffered_bytes_high_water = 0;
+  SPANFEED_REASSEMBLER_COUNTERS(SPANFEED_COUNTER_DECLARE)
 
   uint64_t outcome_total() const {
     uint64_t t = 0;
@@ -229,6 +257,11 @@ struct alignas(64) ReassemblerCounters {
     return t;
   }
 };
+
+#define SPANFEED_X(...) SPANFEED_COUNTER_ENTRY(ReassemblerCounters, __VA_ARGS__)
+inline constexpr CounterField<ReassemblerCounters> kReassemblerCounterFields[] = {
+    SPANFEED_REASSEMBLER_COUNTERS(SPANFEED_X)};
+#undef SPANFEED_X
 
 // The worker's flow tracker and reassembler. Drive it from a PacketHandler:
 //   on_packet(pkt) -> process(pkt); on_idle(now) -> advance_time(now);

@@ -117,17 +117,14 @@ nlohmann::json reassembly_json(const ReassemblySnapshot& s) {
   for (size_t i = 0; i < kCloseReasonCount; ++i) {
     closed[std::string(to_string(static_cast<CloseReason>(i)))] = c.closed[i];
   }
-  return {
-    {"segments", c.segments}, {"outcomes", outcomes}, {"gaps", gaps}, {"closed", closed},
-    {"flows_created", c.flows_created}, {"bytes_in_order", c.bytes_in_order},
-    {"bytes_from_buffer", c.bytes_from_buffer}, {"bytes_datagram", c.bytes_datagram},
-    {"bytes_duplicate", c.bytes_duplicate}, {"bytes_dropped_memory", c.bytes_dropped_memory},
-    {"flow_limit_hits", c.flow_limit_hits}, {"overlap_conflicts", c.overlap_conflicts}, {"chunks_high_water", c.chunks_high_water},
-    {"buffered_bytes_high_water", c.buffered_bytes_high_water},
+  json out = {
+    {"outcomes", outcomes}, {"gaps", gaps}, {"closed", closed},
     {"table", {{"inserted", s.table.inserted}, {"refused", s.table.refused},
                {"evicted_live", s.table.evicted_live}, {"evicted_closed", s.table.evicted_closed},
                {"expired", s.table.expired}, {"active_high_water", s.table.active_high_water}}},
   };
+  for (const auto& f : kReassemblerCounterFields) out[std::string(f.name)] = c.*f.member;
+  return out;
 }
 
 nlohmann::json records_json(const RecordsSnapshot& s) {
@@ -161,20 +158,13 @@ nlohmann::json records_json(const RecordsSnapshot& s) {
   }
   detect["by_payload_protocol"] = by_payload;
   detect["signature_rejected"] = d.detect_rejected;
-  return {
+  json out = {
     {"protocols", by_proto}, {"timeouts", timeouts}, {"detect", detect},
-    {"unmatched", d.unmatched}, {"responses_of_evicted", d.responses_of_evicted},
-    {"records_emitted", d.records_emitted},
-    {"pending_now", d.pending_now}, {"message_pool_exhausted", d.message_pool_exhausted},
-    {"carry_overflow", d.carry_overflow}, {"carry_pool_exhausted", d.carry_pool_exhausted},
-    {"field_truncated", d.field_truncated}, {"gaps", d.gaps}, {"gap_bytes", d.gap_bytes},
-    {"gaps_absorbed", d.gaps_absorbed}, {"resyncs", d.resyncs},
-    {"resync_skipped_bytes", d.resync_skipped_bytes}, {"partial_at_close", d.partial_at_close},
-    {"undecoded_bytes", d.undecoded_bytes},
-    {"flows_opened", d.flows_opened},
     {"batched", s.batched}, {"dropped", s.dropped}, {"dropped_abandoned", s.dropped_abandoned},
     {"batches", s.batches},
   };
+  for (const auto& f : kDecodeCounterFields) out[std::string(f.name)] = d.*f.member;
+  return out;
 }
 
 }  // namespace

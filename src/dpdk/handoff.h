@@ -12,6 +12,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "dpdk/tsan_sync.h"
+
 namespace spanfeed::dpdk {
 
 // Creates the ring for one (RX lcore, worker lcore) pair: single producer,
@@ -23,8 +25,10 @@ inline rte_ring* create_pair_ring(const char* name, unsigned size, int socket) {
 // Live policy: enqueue what fits, free the rest in bulk. Returns how many
 // were dropped (the caller counts them as ring_full).
 inline unsigned enqueue_or_drop(rte_ring* r, rte_mbuf** m, unsigned n) {
+  tsan_release(r);  // the worker's dequeue acquires: it sees the MbufMeta written here
   unsigned sent = rte_ring_sp_enqueue_burst(r, reinterpret_cast<void* const*>(m), n, nullptr);
   if (unlikely(sent < n)) {
+    tsan_release(m[0]->pool);
     rte_pktmbuf_free_bulk(m + sent, n - sent);
     return n - sent;
   }
@@ -38,11 +42,13 @@ inline unsigned enqueue_or_drop(rte_ring* r, rte_mbuf** m, unsigned n) {
 inline unsigned enqueue_or_wait(rte_ring* r, rte_mbuf** m, unsigned n, bool yield,
                                 const std::atomic<bool>& abort, uint64_t& waits) {
   unsigned sent = 0;
+  tsan_release(r);  // as in enqueue_or_drop
   while (true) {
     sent += rte_ring_sp_enqueue_burst(r, reinterpret_cast<void* const*>(m + sent), n - sent,
                                       nullptr);
     if (likely(sent == n)) return 0;
     if (abort.load(std::memory_order_relaxed)) {
+      tsan_release(m[0]->pool);
       rte_pktmbuf_free_bulk(m + sent, n - sent);
       return n - sent;
     }

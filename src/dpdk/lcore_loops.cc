@@ -3,6 +3,8 @@
 // on their own lcores; never allocate after launch.
 #include "dpdk/lcore_loops.h"
 
+#include "dpdk/tsan_sync.h"
+
 #include <rte_branch_prediction.h>
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -117,6 +119,7 @@ int rx_main(void* arg) {
       continue;
     }
     empty = 0;
+    tsan_acquire(sh.pool);  // these mbufs' last users freed them to the pool (tsan_release)
     c.bursts.add(1);
     const uint64_t now = sh.clock.now_ns();
     last_packet_ns = now;
@@ -155,7 +158,10 @@ int rx_main(void* arg) {
       unsigned w = worker_for_hash(meta->hash, nw);
       staging[size_t{w} * burst + staged[w]++] = m;
     }
-    if (ndrop != 0) rte_pktmbuf_free_bulk(drop, ndrop);
+    if (ndrop != 0) {
+      tsan_release(sh.pool);
+      rte_pktmbuf_free_bulk(drop, ndrop);
+    }
     for (unsigned w = 0; w < nw; ++w) {
       unsigned k = staged[w];
       if (k == 0) continue;
@@ -194,6 +200,10 @@ int worker_main(void* arg) {
   unsigned empty = 0;
   uint64_t newest_ns = 0;
   PacketHandler& handler = *ctx.handler;
+  // A busy worker publishes its counters every 10 ms (the control core reads
+  // them every second; /metrics and the status line are that fresh).
+  const uint64_t publish_every = rte_get_tsc_hz() / 100;
+  uint64_t last_publish = rte_rdtsc();
 
   while (true) {
     // Read the RX-done count before polling: if all RX lcores had finished
@@ -204,6 +214,7 @@ int worker_main(void* arg) {
       unsigned n = rte_ring_sc_dequeue_burst(ctx.rings[r], reinterpret_cast<void**>(pkts), burst,
                                              nullptr);
       if (n == 0) continue;
+      tsan_acquire(ctx.rings[r]);  // RX's enqueue released: its MbufMeta writes are visible
       got += n;
       const uint64_t t_start = rte_rdtsc();
       uint64_t violations = 0, multiseg = 0;
@@ -230,8 +241,14 @@ int worker_main(void* arg) {
           handler.on_packet(PacketView{frame, &whole, meta->ts_ns, meta->hash});
         }
       }
+      tsan_release(sh.pool);  // RX reuses these mbufs after the pool hands them out again
       rte_pktmbuf_free_bulk(pkts, n);
-      c.busy_cycles.add(rte_rdtsc() - t_start);
+      const uint64_t t_end = rte_rdtsc();
+      c.busy_cycles.add(t_end - t_start);
+      if (t_end - last_publish >= publish_every) {
+        handler.publish(false);
+        last_publish = t_end;
+      }
       c.received.add(n);
       if (violations) c.order_violations.add(violations);
       if (multiseg) c.multi_segment.add(multiseg);
@@ -241,7 +258,11 @@ int worker_main(void* arg) {
       continue;
     }
     if (rx_finished) break;
-    if ((empty & 255u) == 0) handler.on_idle(sh.packet_time ? newest_ns : sh.clock.now_ns());
+    if ((empty & 255u) == 0) {
+      handler.on_idle(sh.packet_time ? newest_ns : sh.clock.now_ns());
+      handler.publish(false);
+      last_publish = rte_rdtsc();
+    }
     idle(sh.yield_when_idle, empty);
   }
   // Expire what is due at the final time first, so that a flow idle past its
@@ -249,6 +270,7 @@ int worker_main(void* arg) {
   const uint64_t end_ns = sh.packet_time ? newest_ns : sh.clock.now_ns();
   handler.on_idle(end_ns);
   handler.finish(end_ns);
+  handler.publish(true);  // the final counters, exact
   ctx.done.store(true, std::memory_order_release);
   return 0;
 }

@@ -36,8 +36,8 @@ void FlowsJob::finish(uint64_t now_ns) {
   if (out_ != nullptr) std::fflush(out_);
 }
 
-void FlowsJob::report(WorkerSnapshot& out) const {
-  Job::report(out);
+void FlowsJob::collect(WorkerSnapshot& out) const {
+  Job::collect(out);
   out.reassembly.present = true;
   out.reassembly.counters = r_->counters();
   out.reassembly.table = r_->table_counters();

@@ -1,7 +1,26 @@
-// Job factory. Control core, before the lcores launch; allocates.
+// Job factory (control core, before the lcores launch; allocates) and the
+// counter hand-over between a job's worker and the control core (no allocation).
 #include "spanfeed/jobs.h"
 
 namespace spanfeed {
+
+void Job::publish(bool wait) {
+  std::unique_lock lock(published_mu_, std::defer_lock);
+  if (wait) {
+    lock.lock();
+  } else if (!lock.try_lock()) {
+    return;  // the control core is reading: publish on the next turn
+  }
+  collect(published_);
+}
+
+void Job::report(WorkerSnapshot& out) const {
+  std::lock_guard lock(published_mu_);
+  out.packets = published_.packets;
+  out.payload_bytes = published_.payload_bytes;
+  out.reassembly = published_.reassembly;
+  out.records = published_.records;
+}
 
 std::unique_ptr<Job> make_job(const Config& cfg, unsigned worker, Exporter* exporter,
                               RulesControl* rules) {

@@ -115,8 +115,8 @@ void RecordsJob::emit(const Roundtrip& r) {
   if (batch_->records() >= ec.batch_records || batch_->data.size() >= ec.batch_bytes) hand_over();
 }
 
-void RecordsJob::report(WorkerSnapshot& out) const {
-  Job::report(out);
+void RecordsJob::collect(WorkerSnapshot& out) const {
+  Job::collect(out);
   out.reassembly.present = true;
   out.reassembly.counters = r_->counters();
   out.reassembly.table = r_->table_counters();

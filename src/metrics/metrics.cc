@@ -41,6 +41,15 @@ class Builder {
     out.push_back(MetricFamily{"spanfeed_" + name, help, type, {}});
     return out.back();
   }
+  // A family from a component's counter list (include/spanfeed/counter_list.h);
+  // the help loses its Markdown backticks.
+  MetricFamily& listed_family(std::string_view name, CounterKind kind, std::string_view help) {
+    std::string plain;
+    for (char ch : help) {
+      if (ch != '`') plain += ch;
+    }
+    return family(std::string(name), kind == CounterKind::kCounter ? MetricType::Counter : MetricType::Gauge, plain);
+  }
   static void add(MetricFamily& f, const Labels& labels, double v) {
     ClientMetric m;
     for (const auto& [k, val] : labels) m.label.push_back({k, val});
@@ -141,9 +150,8 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
                       "Packets that arrived out of RX order on a ring. Must stay 0; non-zero is a bug.");
   auto& wpb = b.family("worker_ip_payload_bytes_total", MT::Counter, "IP payload bytes of the packets a worker processed.");
   MetricFamily* seg = nullptr; MetricFamily* gaps = nullptr; MetricFamily* gapb = nullptr;
-  MetricFamily* fc = nullptr; MetricFamily* fcl = nullptr; MetricFamily* fa = nullptr;
-  MetricFamily* fref = nullptr; MetricFamily* bufhw = nullptr; MetricFamily* bufnow = nullptr;
-  MetricFamily* chunks = nullptr; MetricFamily* ovc = nullptr;
+  MetricFamily* fcl = nullptr; MetricFamily* fa = nullptr; MetricFamily* fref = nullptr;
+  std::vector<MetricFamily*> listed;  // kReassemblerCounterFields' families, in list order
   for (size_t i = 0; i < r.workers.size(); ++i) {
     const auto& w = r.workers[i];
     Labels l = {{"worker", s(i)}};
@@ -159,23 +167,14 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
                        "Holes in TCP streams that never filled, by reason. Captures drop packets: some is "
                        "normal; a rising rate means the capture (NIC, SPAN) is losing packets.");
       gapb = &b.family("reassembly_gap_bytes_total", MT::Counter, "Bytes missing from TCP streams, by reason.");
-      fc = &b.family("flows_created_total", MT::Counter, "Flows (TCP connections, UDP flows) a worker started tracking.");
       fcl = &b.family("flows_closed_total", MT::Counter, "Flows a worker stopped tracking, by reason (fin, rst, idle_timeout, evicted, reused, shutdown).");
       fa = &b.family("flows_active", MT::Gauge, "Flows a worker tracks now.");
       fref = &b.family("flow_table_refused_total", MT::Counter,
                        "New flows refused because the worker's flow table was full and nothing was idle "
                        "enough to evict. Non-zero: raise flow.capacity (or a SYN flood is on).");
-      bufhw = &b.family("reassembly_buffered_bytes_high_water", MT::Gauge, "Most out-of-order bytes a worker held at once.");
-      bufnow = &b.family("reassembly_buffered_bytes", MT::Gauge,
-                         "Out-of-order bytes a worker holds now, waiting for holes to fill.");
-      chunks = &b.family("reassembly_chunks_in_use", MT::Gauge,
-                         "Reassembly memory in use: chunks of the worker's out-of-order pool "
-                         "(reassembly.memory_mb). Near the pool size: dropped_memory follows.");
-      ovc = &b.family("reassembly_overlap_conflicts_total", MT::Counter,
-                      "TCP segments whose bytes differed from data already received for the same stream "
-                      "positions. The first copy is kept and the record is flagged overlap_conflict. Non-zero: "
-                      "a sender rewriting retransmitted data (an IDS-evasion attempt), a broken middlebox, or "
-                      "a capture merging two paths.");
+      for (const auto& f : kReassemblerCounterFields) {
+        listed.push_back(f.metric.empty() ? nullptr : &b.listed_family(f.metric, f.kind, f.help));
+      }
     }
     const auto& c = w.reassembly.counters;
     for (size_t k = 0; k < kSegmentOutcomeCount; ++k) {
@@ -189,13 +188,11 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     for (size_t k = 0; k < kCloseReasonCount; ++k) {
       Builder::add(*fcl, {{"worker", s(i)}, {"reason", std::string(to_string(static_cast<CloseReason>(k)))}}, double(c.closed[k]));
     }
-    Builder::add(*fc, l, double(c.flows_created));
     Builder::add(*fa, l, double(c.flows_created - c.closed_total()));
     Builder::add(*fref, l, double(w.reassembly.table.refused));
-    Builder::add(*bufhw, l, double(c.buffered_bytes_high_water));
-    Builder::add(*bufnow, l, double(c.buffered_bytes));
-    Builder::add(*chunks, l, double(c.chunks_in_use));
-    Builder::add(*ovc, l, double(c.overlap_conflicts));
+    for (size_t k = 0; k < std::size(kReassemblerCounterFields); ++k) {
+      if (listed[k] != nullptr) Builder::add(*listed[k], l, double(c.*kReassemblerCounterFields[k].member));
+    }
   }
 
   // Records
@@ -204,7 +201,8 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   std::array<uint64_t, kProtocolCount> derr{};
   std::array<uint64_t, kTimeoutCauseCount> tmo{};
   std::array<LatencyHistogram, kProtocolCount> lat{};
-  uint64_t dropped = 0, dropped_abandoned = 0, resyncs = 0, resync_skipped = 0, partial = 0, of_evicted = 0;
+  uint64_t dropped = 0, dropped_abandoned = 0;
+  std::array<uint64_t, std::size(kDecodeCounterFields)> decode_sums{};
   for (const auto& w : r.workers) {
     if (!w.records.present) continue;
     any_records = true;
@@ -220,10 +218,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     for (size_t k = 0; k < kTimeoutCauseCount; ++k) tmo[k] += d.timeouts[k];
     dropped += w.records.dropped;
     dropped_abandoned += w.records.dropped_abandoned;
-    resyncs += d.resyncs;
-    resync_skipped += d.resync_skipped_bytes;
-    partial += d.partial_at_close;
-    of_evicted += d.responses_of_evicted;
+    for (size_t k = 0; k < decode_sums.size(); ++k) decode_sums[k] += d.*kDecodeCounterFields[k].member;
   }
   if (any_records) {
     auto& rtf = b.family("roundtrips_total", MT::Counter,
@@ -253,30 +248,16 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
       m.histogram.sample_sum = double(lat[p].sum_us) / 1e6;
       hist.metric.push_back(std::move(m));
     }
+    for (size_t k = 0; k < decode_sums.size(); ++k) {
+      const auto& f = kDecodeCounterFields[k];
+      if (!f.metric.empty()) Builder::add(b.listed_family(f.metric, f.kind, f.help), {}, double(decode_sums[k]));
+    }
     auto& tf = b.family("request_timeouts_total", MT::Counter,
                         "Requests that became timeout records, by cause (expired, overflow of the per-flow "
                         "pending queue, gap in the response direction, flow closed).");
     for (size_t k = 0; k < kTimeoutCauseCount; ++k) {
       Builder::add(tf, {{"cause", std::string(to_string(static_cast<TimeoutCause>(k)))}}, double(tmo[k]));
     }
-    auto& ev = b.family("responses_of_evicted_total", MT::Counter,
-                        "Responses to requests the per-flow pending queue had already evicted (request_timeouts_total "
-                        "cause overflow): no record, and later responses still pair with their own requests. "
-                        "Non-zero: clients pipelining more than 64 requests (max_pending_per_flow) on one "
-                        "connection.");
-    Builder::add(ev, {}, double(of_evicted));
-    auto& pc = b.family("partial_at_close_total", MT::Counter,
-                        "Flows that ended inside a message's first bytes (start line, header, length prefix): too "
-                        "little to make a record of. Some is normal (connections cut mid-request); a rising rate: "
-                        "clients aborting, or a capture cutting streams (short snaplen, loss at the end of flows).");
-    Builder::add(pc, {}, double(partial));
-    auto& rs = b.family("decode_resyncs_total", MT::Counter,
-                        "Times a decoder found a message boundary again after a gap or bytes it could not parse. "
-                        "Follows reassembly gaps and decode errors.");
-    Builder::add(rs, {}, double(resyncs));
-    auto& rsb = b.family("decode_resync_skipped_bytes_total", MT::Counter,
-                         "Bytes decoders skipped while looking for the next message boundary (not in any record).");
-    Builder::add(rsb, {}, double(resync_skipped));
     auto& df = b.family("records_dropped_total", MT::Counter,
                         "Records dropped before export: export_backpressure (live mode: every export batch was "
                         "in flight because the sinks are slower than the traffic; faster sinks or more batches), "

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dpdk/handoff.h"
+#include "dpdk/tsan_sync.h"
 
 namespace spanfeed::dpdk {
 namespace {
@@ -22,6 +23,7 @@ uint64_t& seq_of(rte_mbuf* m) { return *rte_pktmbuf_mtod(m, uint64_t*); }
 std::vector<rte_mbuf*> alloc(unsigned n, uint64_t first_seq) {
   std::vector<rte_mbuf*> v(n);
   EXPECT_EQ(rte_pktmbuf_alloc_bulk(g_pool, v.data(), n), 0);
+  tsan_acquire(g_pool);  // as rx_main after rte_eth_rx_burst: the consumer freed these
   for (unsigned i = 0; i < n; ++i) {
     rte_pktmbuf_append(v[i], sizeof(uint64_t));
     seq_of(v[i]) = first_seq + i;
@@ -62,12 +64,16 @@ TEST(RingHandoff, OfflineWaitsAndLosesNothingInOrder) {
     while (true) {
       bool done = producer_done.load(std::memory_order_acquire);
       unsigned n = rte_ring_sc_dequeue_burst(r, reinterpret_cast<void**>(m), kBurst, nullptr);
+      tsan_acquire(r);  // as worker_main: the producer's enqueue released
       for (unsigned i = 0; i < n; ++i) {
         if (seq_of(m[i]) != expect) ++out_of_order;
         expect = seq_of(m[i]) + 1;
       }
       received += n;
-      if (n) rte_pktmbuf_free_bulk(m, n);
+      if (n) {
+        tsan_release(g_pool);
+        rte_pktmbuf_free_bulk(m, n);
+      }
       if (n == 0 && done) break;
     }
   });

@@ -25,7 +25,7 @@ FLOOR = {"core": 0, "dpdk": 1, "flow": 1, "decode": 2, "rules": 3, "export": 3, 
 HEADER_MODULE = {
     "capture_file.h": "core", "capture_policy.h": "core", "config.h": "core", "counters.h": "core",
     "flow_hash.h": "core", "packet.h": "core", "packet_handler.h": "core", "summary.h": "core",
-    "yaml_file.h": "core", "fnv.h": "core", "host_port.h": "core",
+    "yaml_file.h": "core", "fnv.h": "core", "host_port.h": "core", "counter_list.h": "core",
     "flow_table.h": "flow", "tcp_reassembly.h": "flow",
     "decoder.h": "decode", "protocol.h": "decode", "roundtrip.h": "decode", "protocols.def": "decode",
     "inflate.h": "decode", "record.h": "decode", "pcap_replay.h": "decode",
