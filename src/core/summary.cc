@@ -8,6 +8,9 @@
 
 namespace spanfeed {
 
+// Rules counters are SharedU64 (read while the workers write them): JSON sees their value.
+static void to_json(nlohmann::json& j, const SharedU64& v) { j = v.get(); }
+
 uint64_t RunReport::rx_received() const {
   uint64_t n = 0;
   for (const auto& r : rx) n += r.received;

@@ -55,7 +55,7 @@ RulesScanner::~RulesScanner() {
     RulesCounters c = counters_;
     if (gen_ != nullptr) {  // matches still waiting when the worker went away
       c.hits_discarded += gen_->hits_in_use;
-      c.hits_pending -= std::min(c.hits_pending, gen_->hits_in_use);
+      c.hits_pending -= std::min<uint64_t>(c.hits_pending, gen_->hits_in_use);
     }
     accumulate(owner_.folded_totals_, c);
     owner_.workers_.erase(it);
@@ -71,7 +71,7 @@ void RulesScanner::poll_reload() {
     // Streams and waiting matches of the old set are abandoned: flows scan
     // afresh under the new set from their next bytes.
     counters_.hits_discarded += gen_->hits_in_use;
-    counters_.hits_pending -= std::min(counters_.hits_pending, gen_->hits_in_use);
+    counters_.hits_pending -= std::min<uint64_t>(counters_.hits_pending, gen_->hits_in_use);
   }
   gen_ = g;
   gen_id_ = g->id;
@@ -236,7 +236,7 @@ namespace {
 
 // Moves a stream index from `free` to `into` (if `into` has none yet). None
 // left: counts `busy` and marks the content done.
-bool lease(std::vector<uint32_t>& free, uint32_t& into, uint64_t& busy, uint64_t& leased, bool& done) {
+bool lease(std::vector<uint32_t>& free, uint32_t& into, SharedU64& busy, SharedU64& leased, bool& done) {
   if (into != kNoIndex) return true;
   if (free.empty()) {
     ++busy;
