@@ -403,13 +403,14 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
 }  // namespace
 
 struct MetricsServer::Impl {
-  std::unique_ptr<prometheus::Exposer> exposer;
   std::shared_ptr<SnapshotCollectable> metrics = std::make_shared<SnapshotCollectable>();
   std::shared_ptr<SnapshotCollectable> health = std::make_shared<SnapshotCollectable>();
+  // Declared last, destroyed first: its HTTP threads are joined before the snapshots they read go.
+  std::unique_ptr<prometheus::Exposer> exposer;
 };
 
 MetricsServer::MetricsServer() : impl_(std::make_unique<Impl>()) {}
-MetricsServer::~MetricsServer() = default;
+MetricsServer::~MetricsServer() { impl_->exposer.reset(); }
 
 std::unique_ptr<MetricsServer> MetricsServer::start(const std::string& listen, std::string& error) {
   std::unique_ptr<MetricsServer> m(new MetricsServer());
