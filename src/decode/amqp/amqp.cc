@@ -24,7 +24,6 @@ namespace {
 using db::be16;
 using db::be32;
 using amqp::Args;
-using amqp::kNameMax;
 using amqp::method_name;
 using amqp::mid;
 
