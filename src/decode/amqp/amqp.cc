@@ -77,16 +77,23 @@ struct State {
 };
 static_assert(sizeof(State) <= kDecoderStateBytes, "amqp state must fit the per-flow slot");
 
+// Whether a chunk can start a frame (or the protocol header); a short chunk is judged on what it has.
 bool plausible_frame(const uint8_t* p, size_t n) {
-  if (n >= 4 && p[0] == 'A' && p[1] == 'M' && p[2] == 'Q' && p[3] == 'P') return true;
-  if (n < kFrameHeader) return false;
+  if (n == 0) return false;
+  if (p[0] == 'A') return std::string_view(reinterpret_cast<const char*>(p), std::min<size_t>(n, 4)) ==
+                          std::string_view("AMQP").substr(0, std::min<size_t>(n, 4));
   const uint8_t t = p[0];
   if (t != kMethod && t != kHeader && t != kBody && t != kHeartbeat) return false;
+  if (n < kFrameHeader) return true;
   const uint32_t size = be32(p + 3);
   if (size > kMaxFrame) return false;
   if (n >= kFrameHeader + size + 1 && p[kFrameHeader + size] != kFrameEnd) return false;
   return true;
 }
+
+// A close's reply code: 200 is a normal shutdown, and so is 0 (pika closes its channels with 0); any other
+// (403 access refused, 404 not found, 406 precondition failed, 320 forced, 5xx ...) makes an `error` record.
+bool close_is_error(uint64_t code) { return code != 200 && code != 0; }
 
 uint32_t confirm_key(uint16_t channel, uint32_t seq) {
   return kConfirmKey | uint32_t{static_cast<uint16_t>(channel & 0x7fff)} << 16 | (seq & 0xffff);
@@ -389,7 +396,7 @@ class AmqpDecoder final : public Decoder {
       case mid(20, 40):
         if (m != nullptr) {
           const Field* code = m->fields.find("reply_code");
-          if (code != nullptr && code->num != 200) st.close_error = 1u + ch;
+          if (code != nullptr && close_is_error(code->num)) st.close_error = 1u + ch;
         }
         break;
       default: break;
@@ -419,7 +426,7 @@ class AmqpDecoder final : public Decoder {
       case mid(10, 50):
       case mid(20, 40): {  // the server closes: the answer to the request it refuses (else to an async one)
         const Field* code = m != nullptr ? m->fields.find("reply_code") : nullptr;
-        const bool error = code != nullptr && code->num != 200;
+        const bool error = code != nullptr && close_is_error(code->num);
         if (!ctx.has_pending_key(ch)) {
           // Nothing pending on the channel (a publish to a missing exchange, a forced close): a 0-byte
           // request names the method the close blames, so the ledger pairs it.

@@ -61,7 +61,7 @@ bool valid_header(uint8_t b, Direction dir) {
 
 // A chunk that starts a packet: valid first byte, a remaining length that ends within 4 bytes.
 bool plausible(const uint8_t* p, size_t n, Direction dir) {
-  if (n < 2 || !valid_header(p[0], dir)) return false;
+  if (n < 1 || !valid_header(p[0], dir)) return false;
   for (size_t i = 1; i < 5; ++i) {
     if (i >= n) return true;
     if ((p[i] & 0x80) == 0) return true;
