@@ -61,6 +61,13 @@ const Case kCases[] = {
     {"memcached", "memcached", false, 3, 3, 0, 0, 0, 0},
     {"memcached", "memcached-userdata", true, 10154, 10153, 0, 1, 0, 0},
     {"smtp", "smtp", false, 9, 8, 1, 0, 0, 0},
+    // AMQP slices of /tmp/corpus-modern/amqp.pcap (RabbitMQ 3.10, pika): counts from tshark (docs/records.md).
+    {"amqp", "amqp-connections", false, 6, 5, 1, 0, 0, 0},
+    {"amqp", "amqp-start", false, 21, 21, 0, 0, 0, 0},
+    {"amqp", "amqp-errors", false, 11, 9, 2, 0, 0, 0},
+    {"amqp", "amqp-confirms", true, 333, 333, 0, 0, 0, 0},
+    // MQTT: 11 connections of /tmp/corpus-modern/mqtt.pcap (mosquitto 2.0, MQTT 3.1 / 3.1.1 / 5.0).
+    {"mqtt", "mqtt-mixed", true, 1269, 1268, 1, 0, 0, 0},
 };
 
 std::string pcap_path(const Case& c) { return kRoot + "/tests/data/pcaps/" + c.proto + "/" + c.name + ".pcap"; }

@@ -381,6 +381,10 @@ class AmqpDecoder final : public Decoder {
       case mid(60, 100):  // consumer ack / reject / nack, recover-async: no reply
         ctx.emit_no_reply(m);
         return;
+      case mid(20, 10): {  // channel.open: a new channel (the number may be reused) starts without confirms
+        if (Confirm* c = confirm_of(st, ch); c != nullptr) *c = Confirm{};
+        break;
+      }
       case mid(85, 10): {  // confirm.select: publishes on the channel now wait for the server's ack
         if (confirm_of(st, ch) == nullptr) {
           for (Confirm& c : st.confirms) {
