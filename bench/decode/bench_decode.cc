@@ -69,6 +69,10 @@ void BM_Dns_tcp(benchmark::State& s) { replay<CountingSink>(s, "dns/nxdomain.pca
 void BM_Dns_json(benchmark::State& s) { replay<EncodingSink>(s, "dns/nxdomain.pcap"); }
 void BM_Memcached(benchmark::State& s) { replay<CountingSink>(s, "memcached/memcached-userdata.pcap"); }
 void BM_Memcached_json(benchmark::State& s) { replay<EncodingSink>(s, "memcached/memcached-userdata.pcap"); }
+void BM_Amqp(benchmark::State& s) { replay<CountingSink>(s, "amqp/amqp-confirms.pcap"); }
+void BM_Amqp_json(benchmark::State& s) { replay<EncodingSink>(s, "amqp/amqp-confirms.pcap"); }
+void BM_Mqtt(benchmark::State& s) { replay<CountingSink>(s, "mqtt/mqtt-mixed.pcap"); }
+void BM_Mqtt_json(benchmark::State& s) { replay<EncodingSink>(s, "mqtt/mqtt-mixed.pcap"); }
 
 BENCHMARK(BM_Http_sw8);
 BENCHMARK(BM_Http_sw8_json);
@@ -80,6 +84,10 @@ BENCHMARK(BM_Dns_tcp);
 BENCHMARK(BM_Dns_json);
 BENCHMARK(BM_Memcached);
 BENCHMARK(BM_Memcached_json);
+BENCHMARK(BM_Amqp);
+BENCHMARK(BM_Amqp_json);
+BENCHMARK(BM_Mqtt);
+BENCHMARK(BM_Mqtt_json);
 
 }  // namespace
 }  // namespace spanfeed
