@@ -53,9 +53,17 @@ class Metrics(SpanfeedTestCase):
                               "--metrics-linger", "20"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            time.sleep(1.6)
-            text, during1 = scrape(port)
-            time.sleep(1.1)
+            # start-up takes longer on a loaded machine: wait for the first packets
+            deadline = time.monotonic() + 20
+            while True:
+                time.sleep(0.2)
+                try:
+                    text, during1 = scrape(port)
+                except OSError:
+                    continue
+                if total(during1, "spanfeed_rx_packets_total") > 0 or time.monotonic() > deadline:
+                    break
+            time.sleep(1.0)
             _, during2 = scrape(port)
             self.assertEqual(total(during1, "spanfeed_up"), 1)
             self.assertIn("# HELP spanfeed_rx_outcome_total", text)
