@@ -251,6 +251,28 @@ TEST(Amqp, DeliveriesAndConsumerAcks) {
   h.expect_ledger();
 }
 
+// Frames of another channel between a delivery's method and its body: the delivery goes on (AMQP 4.2.6).
+TEST(Amqp, OtherChannelsFramesInterleaveWithContent) {
+  Harness h;
+  h.open(kPort);
+  uint64_t t = kT0;
+  handshake(h, t);
+  h.c2s(method(2, 20, 10, sstr("")), t += kMs);
+  h.s2c(method(2, 20, 11, lstr("")), t += kMs);
+  h.c2s(method(2, 50, 10, be16s(0) + sstr("q") + '\0' + lstr("")), t += kMs);
+  const std::string d = method(1, 60, 60, sstr("c") + be64s(7) + '\0' + sstr("") + sstr("q")) + content(1, "0123456789");
+  const size_t body_at = d.size() - (7 + 10 + 1);
+  h.s2c(d.substr(0, body_at) + method(2, 50, 11, sstr("q") + be32s(0) + be32s(0)) + d.substr(body_at), t += kMs);
+  ASSERT_EQ(h.size(), 7u);
+  EXPECT_EQ(h.rec(5)["response"]["method"], "queue.declare-ok");
+  EXPECT_EQ(h.rec(6)["request"]["method"], "basic.deliver");
+  EXPECT_EQ(h.rec(6)["request"]["body_bytes"], 10);
+  EXPECT_EQ(h.rec(6)["flags"], json::array());
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kAmqp)], 0u);
+  h.close(t + kMs);
+  h.expect_ledger();
+}
+
 // Bytes that are no frame: counted, never a crash; a later frame-aligned chunk resynchronises.
 TEST(Amqp, GarbageIsCountedAndResynced) {
   Harness h;

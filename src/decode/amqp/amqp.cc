@@ -340,8 +340,11 @@ class AmqpDecoder final : public Decoder {
     const uint16_t cls = be16(p), mth = be16(p + 2);
     const uint32_t id = mid(cls, mth);
     const uint16_t ch = sd.channel;
-    // A method ends the content before it on this side (its body frames did not all come).
-    if (sd.content != Content::kNone) finish_content(ctx, st, dir, sd.start, ts, record_flag::kTruncated);
+    // A method on the same channel (or another content method: one is tracked per side) ends the content
+    // before it: its body frames did not all come. Other channels' frames may interleave (AMQP 4.2.6).
+    const bool content_method = id == mid(60, 40) || id == mid(60, 50) || id == mid(60, 60) || id == mid(60, 71);
+    if (sd.content != Content::kNone && (sd.msg_channel == ch || content_method))
+      finish_content(ctx, st, dir, sd.start, ts, record_flag::kTruncated);
     const char* name = method_name(id);
     if (name == nullptr) ctx.count_decode_error();
     // A client's -ok answers a server push (tune, close, flow, cancel) that is already a record: no record.
