@@ -221,7 +221,7 @@ class TlsDecoder final : public Decoder {
     m->fields.add_uint("app_records_server", st.side[1].app_records);
     m->fields.add_uint("duration_us", ts > st.ch_ts ? (ts - st.ch_ts) / kNsPerUs : 0);
     if (st.gap) m->flags |= record_flag::kGap;
-    m->stream_end = st.side[0].seen;
+    m->stream_end = m->bytes = st.side[0].seen;  // the client's whole stream
     m->last_ts_ns = ts;
     ctx.emit_no_reply(m);
   }
