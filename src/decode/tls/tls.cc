@@ -450,7 +450,7 @@ class TlsDecoder final : public Decoder {
     if (st.resp == nullptr) {
       st.resp = ctx.new_message(ts);
       if (st.resp == nullptr) return;
-    } else {
+    } else if (st.retry) {
       st.resp->fields.clear();  // the ServerHello after a HelloRetryRequest replaces it
     }
     st.resp->last_ts_ns = ts;
