@@ -338,6 +338,18 @@ TEST(Tls, Sslv2CompatibleHello) {
   h.expect_ledger();
 }
 
+TEST(Tls, FoundOnAnUnmappedPortByItsClientHello) {
+  Harness h;
+  h.open(4443);
+  tls13(h, modern_hello("alt.example"), kT0, 7);  // the first chunk is 7 bytes: detection keeps them
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["protocol"], "tls");
+  EXPECT_EQ(h.rec(0)["request"]["sni"], "alt.example");
+  EXPECT_EQ(h.counters().detected_by_payload[static_cast<size_t>(Protocol::kTls)], 1u);
+  h.close(kT0 + 9 * kMs);
+  h.expect_ledger();
+}
+
 TEST(Tls, GarbageOn443IsCountedNotRecorded) {
   Harness h;
   h.open(443);

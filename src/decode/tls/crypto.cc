@@ -8,7 +8,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <climits>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "tls_wire.h"
@@ -19,6 +21,8 @@ namespace {
 constexpr size_t kNameMax = 256;   // subject / issuer text kept
 constexpr size_t kSanMax = 8;      // DNS names kept per certificate
 constexpr size_t kSerialMax = 32;  // serial bytes kept (RFC 5280 4.1.2.2: at most 20)
+constexpr size_t kCacheEntries = 32;   // certificates remembered per worker (a few servers' chains)
+constexpr size_t kCacheDerMax = 4096;  // larger certificates are described every time
 
 EVP_MD_CTX* ctx_of(void* p) { return static_cast<EVP_MD_CTX*>(p); }
 
@@ -54,16 +58,18 @@ void append_name(const X509_NAME* name, std::string& out) {
   append_json_string(text, out);
 }
 
-void append_time(const ASN1_TIME* t, std::string& out) {
+// ISO-8601 UTC (or null) into out; returns the time as epoch seconds (`none` when absent or unparsable).
+int64_t append_time(const ASN1_TIME* t, std::string& out, int64_t none) {
   struct tm tm {};
   if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
     out += "null";
-    return;
+    return none;
   }
   char buf[32];
   const int n = std::snprintf(buf, sizeof buf, "\"%04d-%02d-%02dT%02d:%02d:%02dZ\"", tm.tm_year + 1900,
                               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
   out.append(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  return static_cast<int64_t>(timegm(&tm));
 }
 
 std::string_view key_type(int id) {
@@ -80,11 +86,25 @@ std::string_view key_type(int id) {
 
 }  // namespace
 
-Crypto::Crypto() : md_(EVP_MD_CTX_new()) {}
-Crypto::~Crypto() { EVP_MD_CTX_free(ctx_of(md_)); }
+// The digests are fetched once (OpenSSL 3 would look them up, under a lock, on every EVP_md5() init).
+Crypto::Crypto()
+    : md_(EVP_MD_CTX_new()), md5_(EVP_MD_fetch(nullptr, "MD5", nullptr)),
+      sha256_(EVP_MD_fetch(nullptr, "SHA256", nullptr)), cache_(kCacheEntries) {
+  for (CachedCert& c : cache_) {
+    c.der.reserve(kCacheDerMax);
+    c.json.reserve(1024);
+  }
+}
+Crypto::~Crypto() {
+  EVP_MD_CTX_free(ctx_of(md_));
+  EVP_MD_free(static_cast<EVP_MD*>(md5_));
+  EVP_MD_free(static_cast<EVP_MD*>(sha256_));
+}
 
 void Crypto::begin(Algo a) {
-  if (md_ != nullptr) EVP_DigestInit_ex(ctx_of(md_), a == Algo::kMd5 ? EVP_md5() : EVP_sha256(), nullptr);
+  const EVP_MD* md = static_cast<const EVP_MD*>(a == Algo::kMd5 ? md5_ : sha256_);
+  if (md == nullptr) md = a == Algo::kMd5 ? EVP_md5() : EVP_sha256();
+  if (md_ != nullptr) EVP_DigestInit_ex(ctx_of(md_), md, nullptr);
 }
 
 void Crypto::update(std::string_view s) {
@@ -104,13 +124,10 @@ std::string_view Crypto::hex(size_t hex_len) {
   return {hex_, hex_len < n ? hex_len : n};
 }
 
-bool Crypto::describe_one(std::span<const std::byte> der, int64_t now_s, std::string& out, uint8_t* state) {
+bool Crypto::describe_one(std::span<const std::byte> der, std::string& out, int64_t* not_before, int64_t* not_after) {
   const auto* p = reinterpret_cast<const unsigned char*>(der.data());
   X509* x = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
-  if (x == nullptr) {
-    *state = 3;
-    return false;
-  }
+  if (x == nullptr) return false;
   out += "{\"subject\":";
   append_name(X509_get_subject_name(x), out);
   out += ",\"issuer\":";
@@ -121,9 +138,9 @@ bool Crypto::describe_one(std::span<const std::byte> der, int64_t now_s, std::st
     append_hex(ASN1_STRING_get0_data(sn), n > 0 ? (static_cast<size_t>(n) < kSerialMax ? n : kSerialMax) : 0, out);
   }
   out += "\",\"not_before\":";
-  append_time(X509_get0_notBefore(x), out);
+  *not_before = append_time(X509_get0_notBefore(x), out, INT64_MIN);
   out += ",\"not_after\":";
-  append_time(X509_get0_notAfter(x), out);
+  *not_after = append_time(X509_get0_notAfter(x), out, INT64_MAX);
   out += ",\"san\":[";
   if (auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr))) {
     size_t kept = 0;
@@ -146,17 +163,50 @@ bool Crypto::describe_one(std::span<const std::byte> der, int64_t now_s, std::st
   out += pk != nullptr ? key_type(EVP_PKEY_get_base_id(pk)) : "none";
   out += "\",\"bits\":";
   out += std::to_string(pk != nullptr ? EVP_PKEY_get_bits(pk) : 0);
-  const time_t now = static_cast<time_t>(now_s);
-  *state = 0;
-  if (X509_get0_notAfter(x) != nullptr && ASN1_TIME_cmp_time_t(X509_get0_notAfter(x), now) < 0) {
-    *state = 1;
-  } else if (X509_get0_notBefore(x) != nullptr && ASN1_TIME_cmp_time_t(X509_get0_notBefore(x), now) > 0) {
-    *state = 2;
+  X509_free(x);
+  return true;
+}
+
+// The JSON of a certificate, from the cache when these exact DER bytes were described before (servers send the
+// same chain on every handshake: d2i_X509 and its key decoding are most of the decoder's cost otherwise).
+bool Crypto::describe_cached(std::span<const std::byte> der, int64_t now_s, std::string& out, uint8_t* state) {
+  uint64_t h = 1469598103934665603ull;
+  for (std::byte b : der) h = (h ^ static_cast<uint8_t>(b)) * 1099511628211ull;
+  CachedCert* hit = nullptr;
+  for (CachedCert& c : cache_) {
+    if (c.used && c.hash == h && c.der.size() == der.size() && std::memcmp(c.der.data(), der.data(), der.size()) == 0) {
+      hit = &c;
+      break;
+    }
   }
+  std::string fresh;
+  int64_t nb = 0, na = 0;
+  const std::string* json = nullptr;
+  if (hit != nullptr) {
+    json = &hit->json;
+    nb = hit->not_before;
+    na = hit->not_after;
+  } else {
+    if (!describe_one(der, fresh, &nb, &na)) {
+      *state = 3;
+      return false;
+    }
+    json = &fresh;
+    if (der.size() <= kCacheDerMax && fresh.size() <= hit_room_) {
+      CachedCert& c = cache_[next_++ % cache_.size()];  // round robin: the oldest goes
+      c.used = true;
+      c.hash = h;
+      c.der.assign(der.begin(), der.end());
+      c.json = fresh;
+      c.not_before = nb;
+      c.not_after = na;
+    }
+  }
+  out += *json;
+  *state = now_s > na ? 1 : now_s < nb ? 2 : 0;
   out += ",\"validity\":\"";
   out += *state == 1 ? "expired" : *state == 2 ? "not_yet_valid" : "valid";
   out += "\"}";
-  X509_free(x);
   return true;
 }
 
@@ -178,7 +228,7 @@ bool Crypto::describe_chain(std::span<const std::byte> list, int64_t now_s, size
     if (!room || index >= max_certs) continue;
     one.clear();
     uint8_t state = 3;
-    const bool parsed = describe_one(c.bytes(), now_s, one, &state);
+    const bool parsed = describe_cached(c.bytes(), now_s, one, &state);
     if (index == 0) *leaf_state = state;
     if (!parsed) continue;
     if (out.size() + one.size() + 2 > budget) {

@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "spanfeed/roundtrip.h"
 
@@ -111,9 +112,23 @@ class Crypto {
                       std::string& out, uint32_t* total, uint32_t* described, uint8_t* leaf_state);
 
  private:
-  bool describe_one(std::span<const std::byte> der, int64_t now_s, std::string& out, uint8_t* state);
+  struct CachedCert {
+    uint64_t hash = 0;
+    std::vector<std::byte> der;  // reserved at start-up: the bytes compared on a hit
+    std::string json;            // the certificate's JSON without its validity (which depends on the time)
+    int64_t not_before = 0;
+    int64_t not_after = 0;
+    bool used = false;
+  };
+  bool describe_cached(std::span<const std::byte> der, int64_t now_s, std::string& out, uint8_t* state);
+  bool describe_one(std::span<const std::byte> der, std::string& out, int64_t* not_before, int64_t* not_after);
 
-  void* md_ = nullptr;  // EVP_MD_CTX
+  void* md_ = nullptr;      // EVP_MD_CTX
+  void* md5_ = nullptr;     // EVP_MD
+  void* sha256_ = nullptr;  // EVP_MD
+  std::vector<CachedCert> cache_;
+  size_t next_ = 0;
+  size_t hit_room_ = 1024;  // cached JSON at most this long (reserved capacity)
   char hex_[65] = {};
 };
 
