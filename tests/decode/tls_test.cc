@@ -350,6 +350,74 @@ TEST(Tls, FoundOnAnUnmappedPortByItsClientHello) {
   h.expect_ledger();
 }
 
+// The api.corpus.test leaf of /tmp/corpus-modern/tls.pcap (ECDSA P-256, valid 2026-12-02T04:56:04Z to
+// 2027-01-01T04:56:04Z); `openssl x509 -inform der -noout -serial -fingerprint -sha256` gave the values below.
+constexpr const char* kLeafHex =
+    "308201d230820177a00302010202140f6b53554f39170f388a4f29f4bb52e54ea2b959300a06082a8648ce3d040302303031"
+    "143012060355040a0c0b436f7270757320546573743118301606035504030c0f6170692e636f727075732e74657374301e17"
+    "0d3236313230323034353630345a170d3237303130313034353630345a303031143012060355040a0c0b436f727075732054"
+    "6573743118301606035504030c0f6170692e636f727075732e746573743059301306072a8648ce3d020106082a8648ce3d03"
+    "0107034200040fcfad665143c54652c63c51bfc07dd362289f858b8a0a23b876e43e0e6b6f855ec82ae7f1c803d610059aac"
+    "a0a1d91ba8fdef7e2d1aead24f553bc030ad9e4ba36f306d301d0603551d0e04160414e00c7890e2037e0b03496110a7add0"
+    "45253927c0301f0603551d23041830168014e00c7890e2037e0b03496110a7add045253927c0300f0603551d130101ff0405"
+    "30030101ff301a0603551d1104133011820f6170692e636f727075732e74657374300a06082a8648ce3d0403020349003046"
+    "022100e45dea5ac55b8eeb93fdfebf8fe5d15d3c108a57829b0f6bcb70086a1d9fb0b0022100c1044f1d03cf3a5b50f57933"
+    "350db3447e91fb97c8ef52765d697b05761d377a";
+
+std::string unhex(std::string_view h) {
+  std::string out;
+  for (size_t i = 0; i + 1 < h.size(); i += 2) out += static_cast<char>(std::stoi(std::string(h.substr(i, 2)), nullptr, 16));
+  return out;
+}
+
+// A TLS 1.2 handshake whose Certificate message carries the leaf twice, at capture time `t`, on flow `slot`.
+json handshake_with_certificate(Harness& h, uint32_t slot, uint64_t t) {
+  h.open(8443, false, t, slot, static_cast<uint16_t>(40000 + slot));
+  h.c2s(records(22, client_hello({0xc02b}, "", sni("api.corpus.test"))), t, slot);
+  const std::string der = unhex(kLeafHex);
+  const std::string chain = u24(der.size()) + der + u24(der.size()) + der;
+  h.s2c(records(22, server_hello(0xc02b, "", "") + handshake(11, u24(chain.size()) + chain) + handshake(14, "")),
+        t + kMs, slot);
+  h.c2s(records(22, handshake(16, std::string(66, 'k'))) + ccs() + encrypted(22, 40), t + 2 * kMs, slot);
+  const size_t before = h.size();
+  h.s2c(ccs() + encrypted(22, 40), t + 3 * kMs, slot);
+  EXPECT_EQ(h.size(), before + 1);
+  return h.size() > before ? h.rec(before) : json();
+}
+
+TEST(Tls, CertificatesAndTheirValidityAtCaptureTime) {
+  Harness h;
+  const json valid = handshake_with_certificate(h, 0, 1797292800ull * kNsPerSec);  // 2026-12-15
+  EXPECT_EQ(valid["latency_us"], 3000);  // ClientHello -> the server's Finished
+  const json& a = valid["response"];
+  EXPECT_EQ(a["cert_count"], 2);
+  ASSERT_EQ(a["certificates"].size(), 2u);
+  const json& c = a["certificates"][0];
+  EXPECT_EQ(c["subject"], "CN=api.corpus.test,O=Corpus Test");
+  EXPECT_EQ(c["issuer"], "CN=api.corpus.test,O=Corpus Test");
+  EXPECT_EQ(c["serial"], "0f6b53554f39170f388a4f29f4bb52e54ea2b959");
+  EXPECT_EQ(c["not_before"], "2026-12-02T04:56:04Z");
+  EXPECT_EQ(c["not_after"], "2027-01-01T04:56:04Z");
+  EXPECT_EQ(c["san"], json::parse(R"(["api.corpus.test"])"));
+  EXPECT_EQ(c["sha256"], "a25c7195a017c12d6fa5dee1cd1307a7bdd55c9b73f0d3d0a5fa837a7619e254");
+  EXPECT_EQ(c["key"], "ec");
+  EXPECT_EQ(c["bits"], 256);
+  EXPECT_EQ(c["validity"], "valid");
+  EXPECT_EQ(a["certificates"][1], c);  // the second copy comes from the cache: the same description
+  EXPECT_EQ(a["cert_expired"], false);
+  // The same bytes at other capture times (same worker: the cached description), the validity computed afresh.
+  const json early = handshake_with_certificate(h, 1, kT0);  // 2023
+  EXPECT_EQ(early["response"]["certificates"][0]["validity"], "not_yet_valid");
+  EXPECT_EQ(early["response"]["cert_expired"], true);
+  const json late = handshake_with_certificate(h, 2, 1811808000ull * kNsPerSec);  // 2027-06-01
+  EXPECT_EQ(late["response"]["certificates"][0]["validity"], "expired");
+  EXPECT_EQ(late["response"]["cert_expired"], true);
+  EXPECT_EQ(late["response"]["certificates"][0]["sha256"], c["sha256"]);
+  for (uint32_t slot = 0; slot < 3; ++slot) h.close(1811808000ull * kNsPerSec + kNsPerSec, slot);
+  EXPECT_EQ(h.size(), 6u);  // 3 handshakes, 3 close records
+  h.expect_ledger();
+}
+
 TEST(Tls, GarbageOn443IsCountedNotRecorded) {
   Harness h;
   h.open(443);
