@@ -64,10 +64,10 @@ constexpr RecordFieldSpec kFields[] = {
 };
 
 constexpr ProtocolOption kOptions[] = {
-    {"buffers", 64, 1, 1u << 20,
+    {"buffers", 64, 1, 4096,
      "buffers per worker joining handshake messages split across records or packets (one per direction while "
      "one is incomplete; none free: the message's fields are lost, `decode_carry_pool_exhausted_total`)"},
-    {"max_handshake_bytes", 65536, 16384, 1u << 24,
+    {"max_handshake_bytes", 65536, 16384, 1u << 20,
      "size of each such buffer: the longest ClientHello / ServerHello / certificate chain decoded (longer: "
      "skipped, `decode_carry_overflow_total`); memory per worker = buffers x this"},
 };
