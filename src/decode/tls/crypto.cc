@@ -1,7 +1,7 @@
 // The TLS decoder's OpenSSL adapter: MD5 / SHA-256 digests and X.509 certificates (d2i_X509) to JSON.
 // Runs on a worker lcore. The digest context is made once (start-up); OpenSSL allocates while it parses a
 // certificate (d2i_X509, the SAN list, UTF-8 conversions): only for Certificate messages, bounded in count.
-// The only file of spanfeed that includes OpenSSL headers (STYLE.md: heavy libraries at the edge).
+// The only decoder file that includes OpenSSL headers (STYLE.md: heavy libraries at the edge).
 #include <openssl/asn1.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
