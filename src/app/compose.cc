@@ -4,6 +4,7 @@
 
 #include <pcap/pcap.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <vector>
@@ -26,6 +27,7 @@ EngineConfig engine_config(const Config& cfg, const CaptureFileInfo* file) {
   EngineConfig e;
   e.pcap_file = cfg.pcap_file;
   e.pcap_infinite = cfg.pcap_infinite;
+  e.pcap_pmd = cfg.pcap_pmd;
   e.file = file;
   e.iface = cfg.iface;
   e.eal_args = cfg.eal_args;
@@ -110,6 +112,21 @@ int prepare_source(Config& cfg, std::optional<CaptureFileInfo>& file) {
     pcap_freecode(&prog);
   }
   return 0;
+}
+
+void size_to_capture(Config& cfg, const CaptureFileInfo& file) {
+  if (cfg.pcap_infinite) return;  // replays for ever: the file bounds nothing
+  // Small files still get a little room (cheap, and tables like it).
+  constexpr uint64_t kMinFlows = 64;
+  const uint64_t flows = std::max<uint64_t>(file.packets, kMinFlows);
+  cfg.flow_capacity = static_cast<uint32_t>(std::min<uint64_t>(cfg.flow_capacity, flows));
+  cfg.rules_max_streams = static_cast<uint32_t>(std::min<uint64_t>(cfg.rules_max_streams, flows));
+  // Every out-of-order segment takes whole 2 KiB chunks: at most one per
+  // packet plus one per 2 KiB of data.
+  constexpr uint64_t kChunk = 2048;
+  const uint64_t arena = file.packets * kChunk + file.bytes;
+  const uint64_t mb = std::max<uint64_t>(1, (arena + (1u << 20) - 1) >> 20);
+  cfg.reassembly_memory_mb = static_cast<uint32_t>(std::min<uint64_t>(cfg.reassembly_memory_mb, mb));
 }
 
 int check_config(const Config& cfg, const std::string& path, const std::string& source) {

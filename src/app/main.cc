@@ -91,12 +91,26 @@ int main(int argc, char** argv) {
   CommandLine cl;
   if (int rc = parse_command_line(argc, argv, cl); rc >= 0) return rc;
   Config& cfg = cl.cfg;
+  // Start-up timeline (--log-level info): probe, rules, metrics, then the
+  // engine prints its own.
+  const bool verbose = cfg.log_level == "info" || cfg.log_level == "debug";
+  const auto t_main = std::chrono::steady_clock::now();
+  std::string timeline;
+  auto mark = [&](const char* what) {
+    if (!verbose) return;
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), " %s %.1f", what,
+                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_main).count());
+    timeline += buf;
+  };
 
   RunReport report;
   report.source = source_name(cfg);
   std::optional<CaptureFileInfo> file;
   if (int rc = prepare_source(cfg, file); rc != 0) return rc;
   if (!cl.check_config.empty()) return check_config(cfg, cl.check_config, report.source);
+  if (file) size_to_capture(cfg, *file);
+  mark("probe");
 
   // Content rules: compiled before the EAL starts, so a bad rule is a
   // start-up error naming it.
@@ -107,6 +121,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "spanfeed: %s\n", e.what());
     return kExitUsage;
   }
+  mark("rules");
   install_signal_handlers();
 
   std::unique_ptr<MetricsServer> metrics_server;
@@ -143,6 +158,8 @@ int main(int argc, char** argv) {
     report.capture = {true, file->snaplen, file->packets, file->truncated_by_snaplen,
                       file->damaged, file->read_error};
   }
+  mark("engine-entry");
+  if (verbose) std::fprintf(stderr, "spanfeed: start-up (ms from main):%s\n", timeline.c_str());
   int rc = run_capture(cfg, file ? &*file : nullptr, rules.get(), cb, report, error);
   if (file && !file->repaired_path.empty()) std::remove(file->repaired_path.c_str());
   if (rc != 0) {
