@@ -333,6 +333,14 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
       timeline += buf;
     }
     std::fprintf(stderr, "spanfeed: engine start-up (ms from engine entry):%s\n", timeline.c_str());
+    for (size_t r = 0; r < sh.rx.size(); ++r) {
+      // CPU time counts only while the lcore ran: a fair rate on a shared box.
+      const double pk = static_cast<double>(rx_counters[r].received.get());
+      std::fprintf(stderr, "spanfeed: RX lcore %u: %.0f packets, %.3f CPU s, %.2f M packets per RX CPU-second, "
+                   "%llu ring-wait spins\n", sh.rx[r]->lcore, pk, sh.rx[r]->cpu_s,
+                   sh.rx[r]->cpu_s > 0 ? pk / sh.rx[r]->cpu_s / 1e6 : 0.0,
+                   static_cast<unsigned long long>(rx_counters[r].ring_wait_spins.get()));
+    }
   }
   if (hooks.stop_helpers) hooks.stop_helpers();
   if (hooks.helpers_done) {

@@ -190,6 +190,8 @@ int rx_main(void* arg) {
     if (snapt) c.snaplen_truncated.add(snapt);
     if (waits) { c.ring_wait_spins.add(waits); waits = 0; }
   }
+  timespec cpu;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0) ctx.cpu_s = static_cast<double>(cpu.tv_sec) + cpu.tv_nsec * 1e-9;
   sh.rx_done.fetch_add(1, std::memory_order_release);
   return 0;
 }

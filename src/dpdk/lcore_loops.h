@@ -64,6 +64,7 @@ struct RxContext {
   std::vector<rte_ring*> rings;  // one per worker
   RxCounters* counters = nullptr;
   uint64_t first_packet_tsc = 0;  // TSC of the first burst (start-up timeline); 0 = none yet
+  double cpu_s = 0;               // this lcore's CPU time at exit (--log-level info)
 };
 
 struct WorkerContext {
