@@ -158,27 +158,39 @@ int check_config(const Config& cfg, const std::string& path, const std::string& 
   return 0;
 }
 
-int run_capture(const Config& cfg, const CaptureFileInfo* file, RulesControl* rules,
-                const RunCallbacks& cb, RunReport& report, std::string& error) {
+int run_capture(const Config& cfg, const CaptureFileInfo* file,
+                const std::function<RulesControl*()>& await_rules, const RunCallbacks& cb,
+                RunReport& report, std::string& error) {
   std::unique_ptr<Exporter> exporter;
   std::vector<Job*> jobs;  // owned by the engine while it runs
   ReportSources from;
   from.cfg = &cfg;
   from.expected_packets = file != nullptr && !cfg.pcap_infinite ? file->packets : 0;
   from.jobs = &jobs;
-  from.rules = rules;
+  RulesControl* rules = nullptr;
+  bool bad_rules = false;
 
   EngineHooks hooks;
-  if (cfg.job == JobKind::kRecords) {
-    // Records leave through the exporter thread (off the lcores).
-    hooks.start_helpers = [&](std::string& err) {
+  hooks.start_helpers = [&](std::string& err) {
+    // The rules compiled while the EAL started; they must be ready before
+    // the first handler is made.
+    try {
+      rules = await_rules ? await_rules() : nullptr;
+    } catch (const ConfigError& e) {
+      err = e.what();
+      bad_rules = true;
+      return false;
+    }
+    from.rules = rules;
+    if (cfg.job == JobKind::kRecords) {
+      // Records leave through the exporter thread (off the lcores).
       exporter = Exporter::create(export_config(cfg), cfg.workers, err);
       if (!exporter) return false;
       exporter->start();
       from.exporter = exporter.get();
-      return true;
-    };
-  }
+    }
+    return true;
+  };
   hooks.make_handler = [&](unsigned worker) -> std::unique_ptr<PacketHandler> {
     std::unique_ptr<Job> job = make_job(cfg, worker, exporter.get(), rules);
     jobs.push_back(job.get());
@@ -203,7 +215,7 @@ int run_capture(const Config& cfg, const CaptureFileInfo* file, RulesControl* ru
   };
   hooks.on_tick = cb.on_tick;
   int rc = run_engine(engine_config(cfg, file), hooks, error);
-  if (rc != 0) return rc;
+  if (rc != 0) return bad_rules ? kExitUsage : rc;
   if (!cfg.flows_out.empty() &&
       !join_flows_parts(cfg.flows_out, cfg.workers, error)) {
     return 1;

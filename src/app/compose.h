@@ -53,9 +53,12 @@ struct RunCallbacks {
 };
 
 // Runs the capture `cfg` describes: exporter (records job), one job per
-// worker, the engine; then the flows output. 0 with `report` filled, or
-// non-zero with `error` set.
-int run_capture(const Config& cfg, const CaptureFileInfo* file, RulesControl* rules,
+// worker, the engine; then the flows output. `rules` hands over the content
+// rules (nullptr: none), waiting for them if they are still compiling; it
+// throws ConfigError for a bad rule. 0 with `report` filled, kExitUsage for
+// a bad rule, or another non-zero code, with `error` set.
+int run_capture(const Config& cfg, const CaptureFileInfo* file,
+                const std::function<RulesControl*()>& rules,
                 const RunCallbacks& cb, RunReport& report, std::string& error);
 
 }  // namespace spanfeed::app

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -112,16 +113,17 @@ int main(int argc, char** argv) {
   if (file) size_to_capture(cfg, *file);
   mark("probe");
 
-  // Content rules: compiled before the EAL starts, so a bad rule is a
-  // start-up error naming it.
+  // Content rules: Hyperscan compiles them on a helper thread while the EAL
+  // starts (its TSC calibration alone sleeps 100 ms); the engine waits for
+  // them before it makes the first handler. A bad rule is still a start-up
+  // error naming it (exit 2), before any packet is read.
   std::unique_ptr<RulesControl> rules;
-  try {
-    rules = make_rules_control(cfg);
-  } catch (const ConfigError& e) {
-    std::fprintf(stderr, "spanfeed: %s\n", e.what());
-    return kExitUsage;
-  }
-  mark("rules");
+  std::future<std::unique_ptr<RulesControl>> compiling =
+      std::async(std::launch::async, [&cfg] { return make_rules_control(cfg); });
+  auto await_rules = [&]() -> RulesControl* {
+    if (compiling.valid()) rules = compiling.get();  // rethrows the ConfigError of a bad rule
+    return rules.get();
+  };
   install_signal_handlers();
 
   std::unique_ptr<MetricsServer> metrics_server;
@@ -160,11 +162,11 @@ int main(int argc, char** argv) {
   }
   mark("engine-entry");
   if (verbose) std::fprintf(stderr, "spanfeed: start-up (ms from main):%s\n", timeline.c_str());
-  int rc = run_capture(cfg, file ? &*file : nullptr, rules.get(), cb, report, error);
+  int rc = run_capture(cfg, file ? &*file : nullptr, await_rules, cb, report, error);
   if (file && !file->repaired_path.empty()) std::remove(file->repaired_path.c_str());
   if (rc != 0) {
     std::fprintf(stderr, "spanfeed: %s\n", error.c_str());
-    return kExitRuntime;
+    return rc == kExitUsage ? kExitUsage : kExitRuntime;
   }
   if (!write_summaries(cfg, report)) return kExitRuntime;
   int exit_code = 0;
