@@ -34,6 +34,7 @@ struct Config {
   // --- capture source (exactly one of pcap / iface / eal vdev) ---
   std::string pcap_file;    // net_pcap vdev over a capture file
   bool pcap_infinite = false;  // replay the file from memory (throughput runs)
+  bool pcap_pmd = false;       // read pcap_file with the net_pcap vdev (copies) instead of mapping it
   std::string iface;        // net_af_packet vdev on a Linux interface
   std::string eal_args;     // raw EAL arguments, appended (or the whole source)
   RunMode mode = RunMode::kAuto;
@@ -51,7 +52,7 @@ struct Config {
   uint32_t mempool_size = 0;   // mbufs; 0 = sized from rings and bursts
   uint32_t mempool_cache = 256;
   uint32_t mbuf_data_room = 2048 + 128;  // RTE_MBUF_DEFAULT_BUF_SIZE
-  uint32_t eal_memory_mb = 512;          // -m for --no-huge runs
+  uint32_t eal_memory_mb = 0;            // -m floor for --no-huge runs; 0 = sized from the pool
 
   // --- flows and reassembly (per worker) ---
   bool hash_vlan = true;  // VLAN ids part of the flow key and hash

@@ -4,6 +4,7 @@
 
 #include <pcap/pcap.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <vector>
@@ -26,6 +27,7 @@ EngineConfig engine_config(const Config& cfg, const CaptureFileInfo* file) {
   EngineConfig e;
   e.pcap_file = cfg.pcap_file;
   e.pcap_infinite = cfg.pcap_infinite;
+  e.pcap_pmd = cfg.pcap_pmd;
   e.file = file;
   e.iface = cfg.iface;
   e.eal_args = cfg.eal_args;
@@ -113,6 +115,21 @@ int prepare_source(Config& cfg, std::optional<CaptureFileInfo>& file) {
   return 0;
 }
 
+void size_to_capture(Config& cfg, const CaptureFileInfo& file) {
+  if (cfg.pcap_infinite) return;  // replays for ever: the file bounds nothing
+  // Small files still get a little room (cheap, and tables like it).
+  constexpr uint64_t kMinFlows = 64;
+  const uint64_t flows = std::max<uint64_t>(file.packets, kMinFlows);
+  cfg.flow_capacity = static_cast<uint32_t>(std::min<uint64_t>(cfg.flow_capacity, flows));
+  cfg.rules_max_streams = static_cast<uint32_t>(std::min<uint64_t>(cfg.rules_max_streams, flows));
+  // Every out-of-order segment takes whole 2 KiB chunks: at most one per
+  // packet plus one per 2 KiB of data.
+  constexpr uint64_t kChunk = 2048;
+  const uint64_t arena = file.packets * kChunk + file.bytes;
+  const uint64_t mb = std::max<uint64_t>(1, (arena + (1u << 20) - 1) >> 20);
+  cfg.reassembly_memory_mb = static_cast<uint32_t>(std::min<uint64_t>(cfg.reassembly_memory_mb, mb));
+}
+
 int check_config(const Config& cfg, const std::string& path, const std::string& source) {
   try {
     if (cfg.metrics_listen != "off") {  // bind it once, as the run would
@@ -142,27 +159,39 @@ int check_config(const Config& cfg, const std::string& path, const std::string& 
   return 0;
 }
 
-int run_capture(const Config& cfg, const CaptureFileInfo* file, RulesControl* rules,
-                const RunCallbacks& cb, RunReport& report, std::string& error) {
+int run_capture(const Config& cfg, const CaptureFileInfo* file,
+                const std::function<RulesControl*()>& await_rules, const RunCallbacks& cb,
+                RunReport& report, std::string& error) {
   std::unique_ptr<Exporter> exporter;
   std::vector<Job*> jobs;  // owned by the engine while it runs
   ReportSources from;
   from.cfg = &cfg;
   from.expected_packets = file != nullptr && !cfg.pcap_infinite ? file->packets : 0;
   from.jobs = &jobs;
-  from.rules = rules;
+  RulesControl* rules = nullptr;
+  bool bad_rules = false;
 
   EngineHooks hooks;
-  if (cfg.job == JobKind::kRecords) {
-    // Records leave through the exporter thread (off the lcores).
-    hooks.start_helpers = [&](std::string& err) {
+  hooks.start_helpers = [&](std::string& err) {
+    // The rules compiled while the EAL started; they must be ready before
+    // the first handler is made.
+    try {
+      rules = await_rules ? await_rules() : nullptr;
+    } catch (const ConfigError& e) {
+      err = e.what();
+      bad_rules = true;
+      return false;
+    }
+    from.rules = rules;
+    if (cfg.job == JobKind::kRecords) {
+      // Records leave through the exporter thread (off the lcores).
       exporter = Exporter::create(export_config(cfg), cfg.workers, err);
       if (!exporter) return false;
       exporter->start();
       from.exporter = exporter.get();
-      return true;
-    };
-  }
+    }
+    return true;
+  };
   hooks.make_handler = [&](unsigned worker) -> std::unique_ptr<PacketHandler> {
     std::unique_ptr<Job> job = make_job(cfg, worker, exporter.get(), rules);
     jobs.push_back(job.get());
@@ -187,7 +216,7 @@ int run_capture(const Config& cfg, const CaptureFileInfo* file, RulesControl* ru
   };
   hooks.on_tick = cb.on_tick;
   int rc = run_engine(engine_config(cfg, file), hooks, error);
-  if (rc != 0) return rc;
+  if (rc != 0) return bad_rules ? kExitUsage : rc;
   if (!cfg.flows_out.empty() &&
       !join_flows_parts(cfg.flows_out, cfg.workers, error)) {
     return 1;

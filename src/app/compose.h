@@ -30,6 +30,13 @@ ExportConfig export_config(const Config& cfg);
 // filter. Returns 0, or kExitUsage with the message printed.
 int prepare_source(Config& cfg, std::optional<CaptureFileInfo>& file);
 
+// A finite capture file bounds what a run can hold: no more flows, streams
+// or out-of-order bytes per worker than the file has packets and bytes.
+// Lowers the per-worker preallocations (flow table, decoder sessions, rules
+// streams, reassembly arena) to that bound; never raises them, and never
+// changes a record (a table the file cannot fill behaves the same).
+void size_to_capture(Config& cfg, const CaptureFileInfo& file);
+
 // --check-config: the per-worker settings and the rules, which a run only
 // checks when it builds the workers. Prints OK and returns 0, or the problem
 // and kExitUsage.
@@ -46,9 +53,12 @@ struct RunCallbacks {
 };
 
 // Runs the capture `cfg` describes: exporter (records job), one job per
-// worker, the engine; then the flows output. 0 with `report` filled, or
-// non-zero with `error` set.
-int run_capture(const Config& cfg, const CaptureFileInfo* file, RulesControl* rules,
+// worker, the engine; then the flows output. `rules` hands over the content
+// rules (nullptr: none), waiting for them if they are still compiling; it
+// throws ConfigError for a bad rule. 0 with `report` filled, kExitUsage for
+// a bad rule, or another non-zero code, with `error` set.
+int run_capture(const Config& cfg, const CaptureFileInfo* file,
+                const std::function<RulesControl*()>& rules,
                 const RunCallbacks& cb, RunReport& report, std::string& error);
 
 }  // namespace spanfeed::app

@@ -41,10 +41,16 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
       ->check(CLI::ExistingFile);
   app.add_option("--pcap", pcap,
                  "Read a capture file (pcap or pcapng; Ethernet, Linux cooked v1/v2, NULL/loopback "
-                 "or raw IP) through the net_pcap vdev. Offline and lossless by default");
+                 "or raw IP), mapped once (see --pcap-reader). Offline and lossless by default");
   app.add_flag("--infinite", infinite,
-               "With --pcap: replay the file from memory forever (net_pcap infinite_rx=1), for "
-               "throughput runs; live mode; stop with --duration or Ctrl-C");
+               "With --pcap: replay the file from memory forever, for throughput runs; live "
+               "mode; stop with --duration or Ctrl-C");
+  std::string reader;
+  app.add_option("--pcap-reader", reader,
+                 "How --pcap reads the file: mmap (default: mapped once, records attached to mbufs "
+                 "without a copy) or net_pcap (the DPDK net_pcap vdev over libpcap, one copy per "
+                 "packet)")
+      ->check(CLI::IsMember({"mmap", "net_pcap"}));
   app.add_option("--iface", iface, "Capture live from a Linux interface (net_af_packet vdev)");
   std::string filter;
   app.add_option("--filter", filter,
@@ -122,6 +128,7 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
     if (!iface.empty()) { cfg.iface = iface; cfg.pcap_file.clear(); }
     if (!pcap.empty() && !iface.empty()) throw ConfigError("give --pcap or --iface, not both");
     if (infinite) cfg.pcap_infinite = true;
+    if (!reader.empty()) cfg.pcap_pmd = reader == "net_pcap";
     if (!eal.empty()) cfg.eal_args = eal;
     if (!filter.empty()) cfg.filter = filter;
     if (!mode.empty()) cfg.mode = parse_run_mode(mode);

@@ -132,6 +132,11 @@ void load_config_file(const std::string& path, Config& cfg) {
        walk(f, p, n, {
          {"pcap", file_path(cfg.pcap_file)},
          {"infinite", boolean(cfg.pcap_infinite)},
+         {"reader", [&](const std::string& k, const YAML::Node& v) {
+            std::string r = scalar<std::string>(f, k, v);
+            if (r != "mmap" && r != "net_pcap") fail(f, k, "must be mmap or net_pcap", &v);
+            cfg.pcap_pmd = r == "net_pcap";
+          }},
          {"iface", str(cfg.iface)},
          {"filter", str(cfg.filter)},
          {"eal", str(cfg.eal_args)},

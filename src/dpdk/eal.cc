@@ -59,6 +59,10 @@ uint64_t free_hugepages() {
   return n;
 }
 
+// The EAL heap beyond the mempool: rings, ethdev queues, memzones, the
+// EAL's own tables. --no-huge memory is only resident once used.
+constexpr uint64_t kEalBaseMb = 64;
+
 }  // namespace
 
 EalPlan plan_eal(const EngineConfig& cfg, uint64_t pool_bytes) {
@@ -82,8 +86,9 @@ EalPlan plan_eal(const EngineConfig& cfg, uint64_t pool_bytes) {
   bool no_huge = vdev_source || free_hugepages() == 0;
   if (no_huge && !has_arg(user, {"--huge-dir", "--socket-mem", "--no-huge", "-m", "--in-memory"})) {
     // No hugepages needed for file and af_packet sources; size the heap
-    // from the mempool (plus room for rings and the EAL itself).
-    uint64_t mb = std::max<uint64_t>(cfg.eal_memory_mb, pool_bytes / (1 << 20) * 5 / 4 + 256);
+    // from the mempool (plus room for rings, ports and the EAL itself:
+    // kEalBaseMb). eal_memory_mb (0 = automatic) is a floor.
+    uint64_t mb = std::max<uint64_t>(cfg.eal_memory_mb, pool_bytes / (1 << 20) * 5 / 4 + kEalBaseMb);
     plan.args.push_back("--no-huge");
     plan.args.push_back("-m");
     plan.args.push_back(std::to_string(mb));
@@ -98,7 +103,7 @@ EalPlan plan_eal(const EngineConfig& cfg, uint64_t pool_bytes) {
   // only print a line per run.
   if (!has_arg(user, {"--telemetry", "--no-telemetry"})) plan.args.push_back("--no-telemetry");
   if (!has_arg(user, {"--log-level"})) plan.args.push_back("--log-level=" + cfg.log_level);
-  if (!cfg.pcap_file.empty()) {
+  if (!cfg.pcap_file.empty() && cfg.pcap_pmd) {
     std::string v = "net_pcap0,rx_pcap=" + cfg.pcap_file;
     if (cfg.pcap_infinite) v += ",infinite_rx=1";
     plan.args.push_back("--vdev");

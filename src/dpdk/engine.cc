@@ -21,6 +21,7 @@
 
 #include "dpdk/capture_filter.h"
 #include "dpdk/eal.h"
+#include "dpdk/file_source.h"
 #include "dpdk/handoff.h"
 #include "dpdk/lcore_loops.h"
 #include "dpdk/port.h"
@@ -32,6 +33,7 @@ using dpdk::LoopShared;
 
 // Owns what the run created in DPDK memory; frees it before the EAL goes.
 struct RunResources {
+  std::unique_ptr<dpdk::FileSource> file;  // unmapped last: mbufs point into it
   rte_mempool* pool = nullptr;
   std::vector<std::vector<rte_ring*>> rings;  // [rx][worker]
   std::vector<uint16_t> started_ports;
@@ -62,7 +64,7 @@ void find_timestamps(LoopShared& sh, bool capture_file) {
   sh.packet_time = sh.ts_offset >= 0;
 }
 
-void read_counters(const LoopShared& sh, const std::vector<uint16_t>& ports,
+void read_counters(const LoopShared& sh, const std::vector<uint16_t>& ports, const dpdk::FileSource* file,
                    const std::vector<RxCounters>& rx_counters,
                    const std::vector<WorkerCounters>& w_counters, const RunResources& res,
                    uint32_t ring_size, EngineCounters& out) {
@@ -70,6 +72,7 @@ void read_counters(const LoopShared& sh, const std::vector<uint16_t>& ports,
   out.rx.clear();
   out.workers.clear();
   out.link = sh.link;
+  if (file != nullptr) out.nics.push_back(file->snapshot(0));
   for (uint16_t p : ports) out.nics.push_back(dpdk::read_port_counters(p));
   for (size_t r = 0; r < rx_counters.size(); ++r) {
     const auto& c = rx_counters[r];
@@ -110,12 +113,24 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   const unsigned nrx = cfg.rx_lcores, nw = cfg.workers;
   const CaptureFileInfo* file = cfg.file;
   const bool verbose = cfg.log_level == "info" || cfg.log_level == "debug";
+  // Start-up timeline (printed with --log-level info): where the time to the
+  // first packet goes.
+  const auto t_entry = std::chrono::steady_clock::now();
+  std::string timeline;
+  auto mark = [&](const char* what) {
+    if (!verbose) return;
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), " %s %.1f", what,
+                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_entry).count());
+    timeline += buf;
+  };
 
   dpdk::PoolPlan pool;
   if (!dpdk::plan_pool(cfg, pool, error)) return 1;
   dpdk::EalPlan plan = dpdk::plan_eal(cfg, pool.mbufs * pool.mbuf_bytes);
   std::unique_ptr<dpdk::Eal> eal = dpdk::Eal::start(plan, verbose, error);
   if (!eal) return 1;
+  mark("eal");
   if (rte_lcore_count() < plan.lcores_needed) {
     error = "need " + std::to_string(plan.lcores_needed) + " lcores (1 control + " +
             std::to_string(nrx) + " RX + " + std::to_string(nw) + " workers) but the EAL has " +
@@ -123,7 +138,8 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     return 1;
   }
   uint16_t nports = rte_eth_dev_count_avail();
-  if (nports == 0) {
+  const bool mapped_file = !cfg.pcap_file.empty() && !cfg.pcap_pmd;
+  if (nports == 0 && !mapped_file) {
     error = "no DPDK ports found (no --vdev given, or no NIC bound to vfio-pci/uio)";
     return 1;
   }
@@ -137,7 +153,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   sh.pool_reserve = pool.reserve;
   // A finite capture file read by one RX lcore ends the run by itself, in
   // either mode; an infinite replay runs until a signal or the duration.
-  if (file != nullptr && !cfg.pcap_infinite && nports == 1 && nrx == 1) {
+  if (file != nullptr && !cfg.pcap_infinite && nports + mapped_file == 1 && nrx == 1) {
     sh.finite_file = true;
     sh.expected_packets = file->packets;
   }
@@ -148,10 +164,11 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   RTE_ETH_FOREACH_DEV(pid) port_ids.push_back(pid);
   // Packet memory and rings live on the NIC's NUMA socket (the first port's):
   // the NIC DMAs into the mbufs and the RX lcores should sit there too.
-  int socket = rte_eth_dev_socket_id(port_ids[0]);
+  int socket = port_ids.empty() ? -1 : rte_eth_dev_socket_id(port_ids[0]);
   if (socket < 0) socket = static_cast<int>(rte_socket_id());  // vdevs: no socket of their own
   res.pool = rte_pktmbuf_pool_create("spanfeed_mbufs", static_cast<unsigned>(pool.mbufs),
-                                     cfg.mempool_cache, dpdk::kPrivSize,
+                                     std::min<unsigned>(cfg.mempool_cache, static_cast<unsigned>(pool.mbufs * 2 / 3)),
+                                     dpdk::kPrivSize,
                                      static_cast<uint16_t>(pool.data_room), socket);
   sh.pool = res.pool;
   if (sh.pool == nullptr) {
@@ -165,14 +182,40 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     return 1;
   }
 
+  mark("pool");
   // Queues: spread RX lcores over ports; each RX lcore polls its (port,
   // queue) list in turn.
   std::vector<dpdk::RxQueueRef> all_queues;
+  if (mapped_file) {
+    // The capture file, mapped once: records reach the RX lcore as mbufs
+    // attached to the mapping, with their capture time in the same dynfield
+    // net_pcap uses.
+    int ts_offset = -1;
+    uint64_t ts_flag = 0;
+    if (rte_mbuf_dyn_rx_timestamp_register(&ts_offset, &ts_flag) != 0) {
+      error = std::string("cannot register the mbuf timestamp field: ") + rte_strerror(rte_errno);
+      return 1;
+    }
+    dpdk::FileSource::Options fo;
+    fo.path = cfg.pcap_file;
+    fo.records = file != nullptr ? file->packets : 0;
+    fo.snaplen = file != nullptr ? file->snaplen : 0;
+    fo.infinite = cfg.pcap_infinite;
+    fo.drop_without_mbuf = !sh.policy.keep_mbufs_in_reserve();
+    res.file = dpdk::FileSource::open(fo, error);
+    if (!res.file) return 1;
+    all_queues.push_back({0, 0, res.file.get()});
+  }
   for (size_t i = 0; i < port_ids.size(); ++i) {
     uint16_t nq = static_cast<uint16_t>(std::max<size_t>(1, nrx / port_ids.size() + (i < nrx % port_ids.size())));
     if (dpdk::setup_port(port_ids[i], nq, sh.pool, error) != 0) return 1;
     res.started_ports.push_back(port_ids[i]);
     for (uint16_t q = 0; q < nq; ++q) all_queues.push_back({port_ids[i], q});
+  }
+  if (all_queues.size() < nrx && mapped_file && nports == 0) {
+    error = "capture file '" + cfg.pcap_file + "' is read by one RX lcore: it has at most 1 RX "
+            "queue; lower lcores.rx to 1";
+    return 1;
   }
   if (all_queues.size() < nrx) {
     error = "more RX lcores (" + std::to_string(nrx) + ") than RX queues (" +
@@ -180,12 +223,14 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     return 1;
   }
   find_timestamps(sh, file != nullptr);
+  mark("ports");
 
   // Helper threads (the application's exporter) start off the lcores' CPUs.
   if (hooks.start_helpers && !eal->run_off_lcores([&] { return hooks.start_helpers(error); })) {
     return 1;
   }
 
+  mark("helpers");
   // The capture filter, compiled for the source's link type.
   std::unique_ptr<dpdk::CaptureFilter> filter;
   if (!cfg.filter.empty()) {
@@ -235,8 +280,10 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     sh.workers.push_back(std::move(ctx));
   }
 
+  mark("handlers");
   // Launch workers first so the rings drain from the first burst on.
   auto t0 = std::chrono::steady_clock::now();
+  const uint64_t launch_tsc = rte_rdtsc();
   for (auto& w : sh.workers) rte_eal_remote_launch(dpdk::worker_main, w.get(), w->lcore);
   for (auto& r : sh.rx) rte_eal_remote_launch(dpdk::rx_main, r.get(), r->lcore);
 
@@ -261,7 +308,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
       last_publish = now;
       counters.elapsed_s = el;
       counters.interrupted = interrupted;
-      read_counters(sh, port_ids, rx_counters, w_counters, res, cfg.ring_size, counters);
+      read_counters(sh, port_ids, res.file.get(), rx_counters, w_counters, res, cfg.ring_size, counters);
       if (hooks.on_counters) hooks.on_counters(counters, false);
     }
     return true;
@@ -273,6 +320,28 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   })) {
   }
   rte_eal_mp_wait_lcore();
+  if (verbose) {
+    uint64_t first = 0;
+    for (auto& r : sh.rx) {
+      if (r->first_packet_tsc != 0 && (first == 0 || r->first_packet_tsc < first)) first = r->first_packet_tsc;
+    }
+    double launch_ms = std::chrono::duration<double, std::milli>(t0 - t_entry).count();
+    if (first != 0) {
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), " first-packet %.1f",
+                    launch_ms + 1e3 * static_cast<double>(first - launch_tsc) / static_cast<double>(rte_get_tsc_hz()));
+      timeline += buf;
+    }
+    std::fprintf(stderr, "spanfeed: engine start-up (ms from engine entry):%s\n", timeline.c_str());
+    for (size_t r = 0; r < sh.rx.size(); ++r) {
+      // CPU time counts only while the lcore ran: a fair rate on a shared box.
+      const double pk = static_cast<double>(rx_counters[r].received.get());
+      std::fprintf(stderr, "spanfeed: RX lcore %u: %.0f packets, %.3f CPU s, %.2f M packets per RX CPU-second, "
+                   "%llu ring-wait spins\n", sh.rx[r]->lcore, pk, sh.rx[r]->cpu_s,
+                   sh.rx[r]->cpu_s > 0 ? pk / sh.rx[r]->cpu_s / 1e6 : 0.0,
+                   static_cast<unsigned long long>(rx_counters[r].ring_wait_spins.get()));
+    }
+  }
   if (hooks.stop_helpers) hooks.stop_helpers();
   if (hooks.helpers_done) {
     while (control_turn(hooks.helpers_done)) {
@@ -281,7 +350,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   auto t1 = std::chrono::steady_clock::now();
   counters.interrupted = interrupted;
   counters.elapsed_s = std::chrono::duration<double>(t1 - t0).count();
-  read_counters(sh, port_ids, rx_counters, w_counters, res, cfg.ring_size, counters);
+  read_counters(sh, port_ids, res.file.get(), rx_counters, w_counters, res, cfg.ring_size, counters);
   if (hooks.on_counters) hooks.on_counters(counters, true);
   sh.workers.clear();  // handlers release their state (and close files) before the mempool goes
   return 0;

@@ -24,6 +24,9 @@ struct EngineConfig {
   // --- source: a capture file, a Linux interface, or the EAL arguments alone ---
   std::string pcap_file;       // net_pcap vdev
   bool pcap_infinite = false;  // replay the file from memory
+  // Read pcap_file through the net_pcap vdev (libpcap, one copy per packet)
+  // instead of mapping it and attaching the records to mbufs (no copy).
+  bool pcap_pmd = false;
   const CaptureFileInfo* file = nullptr;  // the probed capture file (pcap runs)
   std::string iface;           // net_af_packet vdev
   std::string eal_args;        // raw EAL arguments, appended
@@ -41,7 +44,7 @@ struct EngineConfig {
   uint32_t mempool_size = 0;   // 0 = sized from rings and bursts
   uint32_t mempool_cache = 256;
   uint32_t mbuf_data_room = 2048 + 128;
-  uint32_t eal_memory_mb = 512;
+  uint32_t eal_memory_mb = 0;  // -m floor for --no-huge runs; 0 = sized from the pool
   std::string log_level = "warning";  // DPDK log level; info/debug also print the plan
 };
 

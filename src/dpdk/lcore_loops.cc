@@ -21,6 +21,7 @@
 
 #include "dpdk/capture_filter.h"
 #include "dpdk/engine.h"
+#include "dpdk/file_source.h"
 #include "dpdk/handoff.h"
 #include "spanfeed/flow_hash.h"
 
@@ -104,10 +105,13 @@ int rx_main(void* arg) {
     }
     const RxQueueRef q = ctx.queues[qi];
     qi = qi + 1 == ctx.queues.size() ? 0 : qi + 1;
-    uint16_t n = rte_eth_rx_burst(q.port, q.queue, pkts, static_cast<uint16_t>(burst));
+    uint16_t n = q.file != nullptr
+        ? q.file->rx_burst(sh.pool, pkts, static_cast<uint16_t>(burst), sh.ts_offset, sh.ts_flag)
+        : rte_eth_rx_burst(q.port, q.queue, pkts, static_cast<uint16_t>(burst));
     if (n == 0) {
       c.empty_polls.add(1);
-      if (sh.finite_file && (empty & 1023u) == 1023u) {
+      if (sh.finite_file && q.file != nullptr && q.file->finished()) break;  // every record read or lost
+      if (sh.finite_file && q.file == nullptr && (empty & 1023u) == 1023u) {
         // A finite file: it has ended once every record was either received
         // or lost inside the PMD (live mode: no mbuf; read errors).
         rte_eth_stats st{};
@@ -119,6 +123,7 @@ int rx_main(void* arg) {
       continue;
     }
     empty = 0;
+    if (unlikely(ctx.first_packet_tsc == 0)) ctx.first_packet_tsc = rte_rdtsc();
     tsan_acquire(sh.pool);  // these mbufs' last users freed them to the pool (tsan_release)
     c.bursts.add(1);
     const uint64_t now = sh.clock.now_ns();
@@ -185,6 +190,8 @@ int rx_main(void* arg) {
     if (snapt) c.snaplen_truncated.add(snapt);
     if (waits) { c.ring_wait_spins.add(waits); waits = 0; }
   }
+  timespec cpu;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0) ctx.cpu_s = static_cast<double>(cpu.tv_sec) + cpu.tv_nsec * 1e-9;
   sh.rx_done.fetch_add(1, std::memory_order_release);
   return 0;
 }

@@ -46,9 +46,13 @@ struct TscClock {
   uint64_t now_ns() const;
 };
 
+class FileSource;
+
+// What an RX lcore polls: an ethdev queue, or the mapped capture file.
 struct RxQueueRef {
   uint16_t port;
   uint16_t queue;
+  FileSource* file = nullptr;
 };
 
 struct LoopShared;
@@ -59,6 +63,8 @@ struct RxContext {
   std::vector<RxQueueRef> queues;
   std::vector<rte_ring*> rings;  // one per worker
   RxCounters* counters = nullptr;
+  uint64_t first_packet_tsc = 0;  // TSC of the first burst (start-up timeline); 0 = none yet
+  double cpu_s = 0;               // this lcore's CPU time at exit (--log-level info)
 };
 
 struct WorkerContext {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "dpdk/file_source.h"
 #include "dpdk/lcore_loops.h"
 
 namespace spanfeed::dpdk {
@@ -28,7 +29,10 @@ bool plan_pool(const EngineConfig& cfg, PoolPlan& plan, std::string& error) {
   const unsigned cache = cfg.mempool_cache;
   const CaptureFileInfo* file = cfg.file;
   uint32_t data_room = cfg.mbuf_data_room;
-  if (file != nullptr && cfg.pcap_infinite) {
+  // A mapped capture file: mbufs only carry the external buffer's shared info.
+  const bool mapped = !cfg.pcap_file.empty() && !cfg.pcap_pmd;
+  if (mapped) data_room = dpdk::kFileMbufDataRoom;
+  if (file != nullptr && cfg.pcap_infinite && !mapped) {
     // net_pcap's in-memory replay cannot chain mbufs: every record must fit
     // one mbuf's data room (after the headroom).
     uint64_t want = uint64_t{file->max_caplen} + RTE_PKTMBUF_HEADROOM;
@@ -46,14 +50,25 @@ bool plan_pool(const EngineConfig& cfg, PoolPlan& plan, std::string& error) {
   // burst in flight per lcore, the NIC descriptors, and for an infinite
   // replay the whole file held by net_pcap.
   uint64_t lcores = 1 + nrx + nw;
-  uint64_t needed = uint64_t{nrx} * nw * cfg.ring_size + lcores * (cache * 3 / 2 + cfg.burst_size * 2) +
-                    uint64_t{nrx} * kRxDescriptors + 1024;
-  if (file != nullptr && cfg.pcap_infinite) {
-    // one mbuf per record, plus the chained ones of records over a data room
+  const uint64_t caches = lcores * (cache * 3 / 2 + cfg.burst_size * 2);
+  uint64_t needed = uint64_t{nrx} * nw * cfg.ring_size + caches +
+                    (mapped ? 0 : uint64_t{nrx} * kRxDescriptors) + 1024;
+  if (file != nullptr && cfg.pcap_infinite && !mapped) {
+    // net_pcap holds the whole file: one mbuf per record, plus the chained
+    // ones of records over a data room
     needed += file->packets;
   }
+  if (file != nullptr && mapped && !cfg.pcap_infinite) {
+    // A finite file never has more records in flight than it holds (records
+    // over 64 KiB take one mbuf per 64 KiB).
+    uint64_t segments = file->packets + file->bytes / 65535;
+    needed = std::min(needed, segments + caches + 1024);
+  }
   plan.mbufs = cfg.mempool_size != 0 ? cfg.mempool_size : round_pool_size(needed);
-  plan.reserve = static_cast<unsigned>(lcores * (cache * 3 / 2) + kRxDescriptors);
+  // net_pcap loses the record it read when it finds no mbuf: lossless runs
+  // keep what the caches and descriptors can hold free for it. The mapped
+  // file loses nothing (it waits), so it needs no reserve.
+  plan.reserve = mapped ? 0 : static_cast<unsigned>(lcores * (cache * 3 / 2) + kRxDescriptors);
   return true;
 }
 

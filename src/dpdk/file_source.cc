@@ -1,0 +1,292 @@
+// Zero-copy capture-file source: pcap/pcapng records from one mapping,
+// attached to mbufs as external buffers. open() on the control core
+// (allocates); rx_burst on one RX lcore (no allocation, no copy).
+#include "dpdk/file_source.h"
+
+#include <fcntl.h>
+#include <rte_branch_prediction.h>
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace spanfeed::dpdk {
+namespace {
+
+constexpr uint32_t kPcapngShb = 0x0A0D0D0A, kPcapngIdb = 1, kPcapngOpb = 2, kPcapngSpb = 3,
+                   kPcapngEpb = 6, kPcapngByteOrder = 0x1A2B3C4D;
+// An mbuf's data_len and buf_len are 16-bit: longer records are chained.
+constexpr uint32_t kMaxSegment = UINT16_MAX;
+// A finite file's pages this far behind the reader leave the resident set
+// (in steps of as much): resident memory stays flat whatever the file size.
+// Mbufs still in flight there stay valid: a file mapping faults back in.
+constexpr size_t kResidentWindow = 16u << 20;
+
+// The mbuf's own (tiny) data room holds the shared info of the external
+// buffer it is attached to: one per mbuf, reference count 1, so freeing it
+// costs no atomic and no shared cache line. The mapping outlives every mbuf
+// (the engine frees the pool first): nothing to do when the count drops.
+void no_free(void*, void*) {}
+
+inline rte_mbuf_ext_shared_info* own_shinfo(rte_mbuf* m) {
+  return reinterpret_cast<rte_mbuf_ext_shared_info*>(
+      static_cast<char*>(static_cast<void*>(m)) + sizeof(rte_mbuf) + rte_pktmbuf_priv_size(m->pool));
+}
+
+inline void attach(rte_mbuf* m, const std::byte* data, uint32_t len) {
+  rte_mbuf_ext_shared_info* sh = own_shinfo(m);
+  sh->free_cb = no_free;
+  sh->fcb_opaque = nullptr;
+  rte_mbuf_ext_refcnt_set(sh, 1);
+  void* addr = const_cast<std::byte*>(data);
+  rte_pktmbuf_attach_extbuf(m, addr, static_cast<rte_iova_t>(reinterpret_cast<uintptr_t>(addr)),
+                            static_cast<uint16_t>(len), sh);
+  m->data_len = static_cast<uint16_t>(len);
+}
+
+}  // namespace
+
+std::unique_ptr<FileSource> FileSource::open(const Options& opt, std::string& error) {
+  static_assert(sizeof(rte_mbuf_ext_shared_info) <= kFileMbufDataRoom);
+  std::unique_ptr<FileSource> s(new FileSource());
+  s->opt_ = opt;
+  s->name_ = "file:" + opt.path;
+  int fd = ::open(opt.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error = "cannot open capture file '" + opt.path + "': " + std::strerror(errno);
+    return nullptr;
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || st.st_size < 24) {
+    ::close(fd);
+    error = "capture file '" + opt.path + "' is too short for a capture header";
+    return nullptr;
+  }
+  s->size_ = static_cast<size_t>(st.st_size);
+  // An infinite replay reads the file again and again: fault it in now.
+  void* p = mmap(nullptr, s->size_, PROT_READ, MAP_PRIVATE | (opt.infinite ? MAP_POPULATE : 0), fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) {
+    error = "cannot map capture file '" + opt.path + "': " + std::strerror(errno);
+    return nullptr;
+  }
+  madvise(p, s->size_, MADV_SEQUENTIAL | MADV_WILLNEED);
+  s->map_ = static_cast<const std::byte*>(p);
+  uint32_t magic;
+  std::memcpy(&magic, s->map_, 4);
+  switch (magic) {
+    case 0xa1b2c3d4: break;
+    case 0xd4c3b2a1: s->swapped_ = true; break;
+    case 0xa1b23c4d: s->nanos_ = true; break;
+    case 0x4d3cb2a1: s->nanos_ = s->swapped_ = true; break;
+    case kPcapngShb: s->pcapng_ = true; break;
+    default:
+      error = "capture file '" + opt.path + "': not a pcap or pcapng file";
+      return nullptr;
+  }
+  s->first_ = s->pos_ = s->pcapng_ ? 0 : 24;
+  return s;
+}
+
+FileSource::~FileSource() {
+  if (map_ != nullptr) munmap(const_cast<std::byte*>(map_), size_);
+}
+
+bool FileSource::next_record(const std::byte*& data, uint32_t& caplen, uint64_t& ts_us) {
+  auto rd32 = [&](size_t at) {
+    uint32_t v;
+    std::memcpy(&v, map_ + at, 4);
+    return swapped_ ? __builtin_bswap32(v) : v;
+  };
+  auto rd16 = [&](size_t at) {
+    uint16_t v;
+    std::memcpy(&v, map_ + at, 2);
+    return swapped_ ? __builtin_bswap16(v) : v;
+  };
+  if (!pcapng_) {
+    if (pos_ + 16 > size_) return false;
+    uint32_t sec = rd32(pos_), frac = rd32(pos_ + 4), incl = rd32(pos_ + 8);
+    if (incl > size_ - pos_ - 16) return false;
+    data = map_ + pos_ + 16;
+    caplen = opt_.snaplen != 0 ? std::min(incl, opt_.snaplen) : incl;  // as libpcap cuts it
+    ts_us = uint64_t{sec} * 1'000'000 + (nanos_ ? frac / 1000 : frac);
+    pos_ += 16 + size_t{incl};
+    return true;
+  }
+  while (pos_ + 12 <= size_) {
+    uint32_t type;
+    std::memcpy(&type, map_ + pos_, 4);  // the section header's type reads the same both ways
+    if (type == kPcapngShb) {
+      uint32_t bom;
+      std::memcpy(&bom, map_ + pos_ + 8, 4);
+      if (bom == kPcapngByteOrder) swapped_ = false;
+      else if (bom == __builtin_bswap32(kPcapngByteOrder)) swapped_ = true;
+      else return false;
+      nifaces_ = 0;
+    } else {
+      type = rd32(pos_);
+    }
+    const uint32_t len = rd32(pos_ + 4);
+    if (len < 12 || len % 4 != 0 || len > size_ - pos_) return false;
+    const size_t body = pos_ + 8, body_len = len - 12;
+    pos_ += len;
+    switch (type) {
+      case kPcapngIdb: {
+        if (body_len < 8 || nifaces_ == kMaxInterfaces) break;
+        Interface& i = ifaces_[nifaces_++];
+        i = Interface{};
+        i.snaplen = rd32(body + 4);
+        for (size_t o = body + 8; o + 4 <= body + body_len;) {
+          uint16_t code = rd16(o), olen = rd16(o + 2);
+          if (code == 0 || o + 4 + olen > body + body_len) break;
+          if (code == 9 && olen >= 1) {  // if_tsresol
+            auto v = static_cast<uint8_t>(map_[o + 4]);
+            uint64_t tps = 1;
+            if (v & 0x80) {
+              tps = (v & 0x7f) < 63 ? uint64_t{1} << (v & 0x7f) : 1;
+            } else {
+              for (unsigned k = 0; k < v && k < 19; ++k) tps *= 10;
+            }
+            i.ticks_per_s = tps;
+          } else if (code == 14 && olen == 8) {  // if_tsoffset
+            uint64_t lo = rd32(o + 4), hi = rd32(o + 8);
+            i.offset_s = static_cast<int64_t>(swapped_ ? (lo << 32 | hi) : (hi << 32 | lo));
+          }
+          o += 4 + ((olen + 3u) & ~3u);
+        }
+        break;
+      }
+      case kPcapngEpb:
+      case kPcapngOpb: {
+        const bool epb = type == kPcapngEpb;
+        const size_t hdr = 20;
+        if (body_len < hdr) return false;
+        uint32_t ifc = epb ? rd32(body) : rd16(body);
+        uint64_t t = uint64_t{rd32(body + 4)} << 32 | rd32(body + 8);
+        uint32_t incl = rd32(body + 12);
+        if (incl > body_len - hdr) return false;
+        const Interface def{};
+        const Interface& i = ifc < nifaces_ ? ifaces_[ifc] : def;
+        data = map_ + body + hdr;
+        caplen = opt_.snaplen != 0 ? std::min(incl, opt_.snaplen) : incl;
+        const uint64_t tps = i.ticks_per_s;
+        const uint64_t frac = t % tps;
+        ts_us = static_cast<uint64_t>(static_cast<int64_t>(t / tps) + i.offset_s) * 1'000'000 +
+                static_cast<uint64_t>((static_cast<unsigned __int128>(frac) * 1'000'000) / tps);
+        return true;
+      }
+      case kPcapngSpb: {
+        if (body_len < 4) return false;
+        uint32_t orig = rd32(body);
+        uint32_t incl = static_cast<uint32_t>(std::min<size_t>(orig, body_len - 4));
+        if (nifaces_ > 0 && ifaces_[0].snaplen != 0) incl = std::min(incl, ifaces_[0].snaplen);
+        data = map_ + body + 4;
+        caplen = opt_.snaplen != 0 ? std::min(incl, opt_.snaplen) : incl;
+        ts_us = 0;  // simple packet blocks carry no time
+        return true;
+      }
+      default:
+        break;  // statistics, name resolution, custom blocks...
+    }
+  }
+  return false;
+}
+
+uint16_t FileSource::rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts_offset,
+                              uint64_t ts_flag) {
+  if (opt_.records == 0 || ended_) return 0;
+  if (!opt_.infinite) {
+    uint64_t left = opt_.records - delivered_.load(std::memory_order_relaxed) -
+                    nombuf_.load(std::memory_order_relaxed);
+    if (left == 0) return 0;
+    n = static_cast<uint16_t>(std::min<uint64_t>(n, left));
+  }
+  auto next = [&](const std::byte*& data, uint32_t& caplen, uint64_t& ts) {
+    if (opt_.infinite && in_pass_ == opt_.records) {
+      pos_ = first_;
+      in_pass_ = 0;
+    }
+    if (!next_record(data, caplen, ts)) {
+      if (!opt_.infinite) return false;
+      pos_ = first_;  // the parser found the end before libpcap did: start over
+      in_pass_ = 0;
+      if (!next_record(data, caplen, ts)) return false;
+    }
+    ++in_pass_;
+    return true;
+  };
+  if (unlikely(rte_pktmbuf_alloc_bulk(pool, pkts, n) != 0)) {
+    if (opt_.drop_without_mbuf) {
+      // Live: like a NIC (and net_pcap), the record read finds no mbuf and is lost.
+      const std::byte* d;
+      uint32_t len;
+      uint64_t ts;
+      if (next(d, len, ts)) nombuf_.fetch_add(1, std::memory_order_relaxed);
+      else ended_ = true;
+    }
+    return 0;
+  }
+  uint64_t bytes = 0;
+  uint16_t i = 0;
+  for (; i < n; ++i) {
+    const std::byte* data;
+    uint32_t caplen;
+    uint64_t ts;
+    if (unlikely(!next(data, caplen, ts))) {
+      ended_ = true;
+      break;
+    }
+    rte_mbuf* m = pkts[i];
+    const uint32_t first = std::min(caplen, kMaxSegment);
+    attach(m, data, first);
+    m->pkt_len = first;
+    m->port = 0;
+    if (ts_offset >= 0 && !opt_.infinite) {
+      *RTE_MBUF_DYNFIELD(m, ts_offset, rte_mbuf_timestamp_t*) = ts;
+      m->ol_flags |= ts_flag;
+    }
+    // Records over 64 KiB (jumbo/TSO captures): chain more attached mbufs. If
+    // the pool runs dry here, the frame is cut where the chain stops.
+    rte_mbuf* tail = m;
+    for (uint32_t off = first; off < caplen;) {
+      rte_mbuf* seg = rte_pktmbuf_alloc(pool);
+      if (seg == nullptr) break;
+      const uint32_t len = std::min(caplen - off, kMaxSegment);
+      attach(seg, data + off, len);
+      tail->next = seg;
+      tail = seg;
+      m->nb_segs++;
+      m->pkt_len += len;
+      off += len;
+    }
+    bytes += m->pkt_len;
+  }
+  if (i < n) rte_pktmbuf_free_bulk(pkts + i, n - i);
+  if (!opt_.infinite && pos_ > released_ + 2 * kResidentWindow) {
+    const size_t upto = (pos_ - kResidentWindow) & ~size_t{4095};
+    madvise(const_cast<std::byte*>(map_) + released_, upto - released_, MADV_DONTNEED);
+    released_ = upto;
+  }
+  delivered_.store(delivered_.load(std::memory_order_relaxed) + i, std::memory_order_relaxed);
+  bytes_.store(bytes_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+  return i;
+}
+
+NicSnapshot FileSource::snapshot(uint16_t port) const {
+  NicSnapshot ns;
+  ns.port = port;
+  ns.name = name_;
+  ns.ipackets = delivered_.load(std::memory_order_relaxed);
+  ns.ibytes = bytes_.load(std::memory_order_relaxed);
+  ns.rx_nombuf = nombuf_.load(std::memory_order_relaxed);
+  ns.xstats = {{"rx_good_packets", ns.ipackets}, {"rx_good_bytes", ns.ibytes},
+               {"rx_mbuf_allocation_errors", ns.rx_nombuf}};
+  return ns;
+}
+
+}  // namespace spanfeed::dpdk

@@ -1,0 +1,83 @@
+// Zero-copy capture-file source: the file (classic pcap or pcapng) mapped
+// once, each record handed out as an mbuf attached to the mapping as an
+// external buffer (no per-packet copy). Opened on the control core
+// (allocates); rx_burst runs on one RX lcore and never allocates. Internal to
+// the DPDK adapter (includes rte_*.h).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "spanfeed/counters.h"
+
+struct rte_mbuf;
+struct rte_mempool;
+
+namespace spanfeed::dpdk {
+
+// The mbufs' own data room only holds the external buffer's shared info.
+inline constexpr uint32_t kFileMbufDataRoom = 64;
+
+class FileSource {
+ public:
+  struct Options {
+    std::string path;
+    uint64_t records = 0;    // records to deliver per pass (what libpcap could read)
+    uint32_t snaplen = 0;    // the file's snapshot length (libpcap cuts longer records)
+    bool infinite = false;   // start over at the end, for ever (no capture timestamps)
+    bool drop_without_mbuf = false;  // live: a record finding no mbuf is lost (rx_nombuf)
+  };
+  // Maps the file and checks its header. nullptr with `error` set on failure.
+  static std::unique_ptr<FileSource> open(const Options& opt, std::string& error);
+  ~FileSource();
+  FileSource(const FileSource&) = delete;
+  FileSource& operator=(const FileSource&) = delete;
+
+  // RX lcore: up to `n` records as mbufs from `pool`. Capture timestamps (in
+  // microseconds, as net_pcap gives them) go to the mbuf dynfield at
+  // `ts_offset` with `ts_flag` set (finite files only; -1: none).
+  uint16_t rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts_offset, uint64_t ts_flag);
+  // Every record delivered or lost (a finite file).
+  bool finished() const {
+    return ended_ || (!opt_.infinite && delivered_ + nombuf_ >= opt_.records);
+  }
+
+  // Control core: counters in the shape of a port's.
+  NicSnapshot snapshot(uint16_t port) const;
+  const std::string& name() const { return name_; }
+
+ private:
+  FileSource() = default;
+  // The next record's data and timestamp; false at the end of the records.
+  bool next_record(const std::byte*& data, uint32_t& caplen, uint64_t& ts_us);
+  bool parse_pcapng_block();
+
+  Options opt_;
+  std::string name_;
+  const std::byte* map_ = nullptr;
+  size_t size_ = 0;
+  size_t pos_ = 0;          // next block or record
+  size_t first_ = 0;        // first record (infinite: where a pass starts)
+  size_t released_ = 0;     // finite files: pages before this are unmapped from RSS
+  uint64_t in_pass_ = 0;    // records read in this pass
+  bool pcapng_ = false;
+  bool swapped_ = false;    // file byte order differs from ours
+  bool nanos_ = false;      // classic pcap with nanosecond timestamps
+  bool ended_ = false;      // the records ran out before the count said (RX lcore only)
+  // pcapng: the current section's interfaces (timestamp resolution, offset)
+  static constexpr unsigned kMaxInterfaces = 64;
+  struct Interface {
+    uint64_t ticks_per_s = 1'000'000;
+    int64_t offset_s = 0;
+    uint32_t snaplen = 0;
+  };
+  Interface ifaces_[kMaxInterfaces];
+  unsigned nifaces_ = 0;
+  // Written by the RX lcore, read by the control core.
+  std::atomic<uint64_t> delivered_{0}, bytes_{0}, nombuf_{0};
+};
+
+}  // namespace spanfeed::dpdk
