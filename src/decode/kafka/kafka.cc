@@ -28,7 +28,7 @@ constexpr uint32_t kMinRequest = 10;          // api key, version, correlation i
 constexpr uint32_t kMinResponse = 4;          // correlation id
 constexpr size_t kKeep = 128;                 // string bytes kept (topic names are at most 249)
 constexpr size_t kMaxDepth = 4;               // nested arrays (Fetch response: topics / partitions / aborted txns)
-constexpr size_t kInflight = 8;               // recent requests' api key / version remembered per flow
+constexpr size_t kInflight = 7;               // recent requests' api key / version remembered per flow
 constexpr uint8_t kMaxTopics = 16;            // names in a request's `topics`
 constexpr size_t kErrorNames = 3;             // distinct per-partition error names kept
 constexpr uint32_t kBatchHead = 17;           // base offset, length, epoch / crc, magic: both record formats
@@ -60,6 +60,7 @@ constexpr uint16_t kNoReply = 1 << 8;     // response to an acks-0 Produce (the 
 constexpr uint16_t kKnownApi = 1 << 9;    // response: its request's api key / version found
 constexpr uint16_t kResync = 1 << 10;     // lost the framing: wait for a plausible message start
 constexpr uint16_t kChecked = 1 << 11;    // the direction's first bytes were checked
+constexpr uint16_t kHeaderV0 = 1 << 12;   // ApiVersions response: header v0 (no tagged fields) in every version
 constexpr uint16_t kPersistent = kResync | kChecked;
 }  // namespace flag
 
@@ -402,7 +403,7 @@ class KafkaDecoder final : public Decoder {
             }
             return true;
           case OpKind::kTags:
-            if (!flex) {
+            if (!flex || (sd.prog == Prog::kHeader && (sd.flags & flag::kHeaderV0))) {
               ++sd.pc;
               return true;
             }
@@ -676,7 +677,8 @@ class KafkaDecoder final : public Decoder {
           sd.flags |= flag::kKnownApi;
           if (e.no_reply) sd.flags |= flag::kNoReply;
           // ApiVersions responses keep header v0 in every version (clients read them before they know more).
-          if (sd.api != kafka::kApiApiVersions && flexible(sd.api, sd.version)) sd.flags |= flag::kFlexible;
+          if (flexible(sd.api, sd.version)) sd.flags |= flag::kFlexible;
+          if (sd.api == kafka::kApiApiVersions) sd.flags |= flag::kHeaderV0;
         }
         if (m != nullptr) {
           m->key = sd.corr;
