@@ -31,7 +31,7 @@ TEST(Registry, OneDescriptorPerProtocolInEnumOrder) {
   }
   EXPECT_EQ(protocol_descriptor(Protocol::kUnknown), nullptr);
   EXPECT_EQ(protocol_descriptor("gopher"), nullptr);
-  EXPECT_EQ(protocol_names(), "http, redis, dns, memcached, mysql, pgsql, mongodb, smtp");
+  EXPECT_EQ(protocol_names(), "http, redis, dns, memcached, mysql, pgsql, mongodb, smtp, kafka");
 }
 
 TEST(Registry, FactoriesMakeTheirProtocolsDecoder) {
@@ -116,6 +116,8 @@ TEST(Registry, ConfirmationsAgreeWithTheirSignaturesOnTypicalFirstChunks) {
       {Protocol::kMemcached, Transport::kTcp, "get foo\r\n"},
       {Protocol::kSmtp, Transport::kTcp, "220 mx.example.org ESMTP Postfix\r\n"},
       {Protocol::kSmtp, Transport::kTcp, "EHLO client.example.net\r\n"},
+      {Protocol::kKafka, Transport::kTcp, std::string("\x00\x00\x00\x15\x00\x12\x00\x00\x00\x00\x00\x01\x00\x0b", 14) +
+                                              "corpus-kcat"},
   };
   for (const Case& c : cases) {
     const auto bytes = std::as_bytes(std::span(c.bytes.data(), c.bytes.size()));

@@ -9,11 +9,11 @@ namespace {
 
 constexpr uint16_t kTcpPorts[] = {9092};
 
-// A request header: a length under 128 MiB, an api key and version below 256, then after the correlation id a
-// client id length of -1 or under 256. Looser than confirm(), which checks the api key, the length and that the
-// client id is printable.
+// A request header: a length up to 128 MiB, an api key under 96 and a version under 256, then after the
+// correlation id a client id length of -1 or under 256. Looser than confirm(), which checks the api key, the
+// version, the length and that the client id is printable.
 constexpr ProtocolSignature kSignatures[] = {
-    {"^[\\x00-\\x07].{3}\\x00[\\x00-\\x5f]\\x00.{5}(?:\\xff\\xff|\\x00)", Transport::kTcp},
+    {"^[\\x00-\\x08].{3}\\x00[\\x00-\\x5f]\\x00.{5}(?:\\xff\\xff|\\x00)", Transport::kTcp},
 };
 
 constexpr RecordFieldSpec kFields[] = {

@@ -136,7 +136,7 @@ bool plausible_request(const uint8_t* p, size_t n) {
   if (len < kMinRequest || len > kMaxMessage || kafka::api_layout(api) == nullptr || version > 40) return false;
   if (n < 14) return true;
   const auto cl = static_cast<int16_t>(be16(p + 12));
-  if (cl < -1 || (cl > 0 && static_cast<uint32_t>(cl) > len - kMinRequest)) return false;
+  if (cl < -1 || cl > 255 || (cl > 0 && static_cast<uint32_t>(cl) > len - kMinRequest)) return false;
   for (size_t i = 14; cl > 0 && i < std::min<size_t>(n, 14 + static_cast<size_t>(cl)); ++i) {
     if (p[i] < 0x20 || p[i] > 0x7e) return false;
   }
