@@ -1,40 +1,18 @@
-// Kafka wire protocol decoder: length-prefixed requests (header v0-v2, flexible versions) and responses matched by
-// correlation id; bodies walked as a stream by the versioned layouts of kafka_layouts.cc (record sets and long
-// strings skipped by length, never buffered). Runs on a worker lcore; per-flow state in the builder's slot; no
-// allocation.
+// Kafka wire protocol decoder, framing and the streaming walk: length-prefixed requests (header v0-v2, flexible
+// versions) and responses matched by correlation id; bodies walked as they stream by the versioned layouts of
+// kafka_layouts.cc (record sets and long strings skipped by length, never buffered); fields in kafka_fields.cc.
+// Runs on a worker lcore; per-flow state in the builder's slot; no allocation.
 #include <algorithm>
 
-#include "db_util.h"
 #include "kafka.h"
-#include "kafka_wire.h"
+#include "kafka_state.h"
 
 #include "spanfeed/decoder.h"
-#include "spanfeed/fnv.h"
 
 namespace spanfeed {
 namespace {
 
-using db::be16;
-using db::be32;
-using kafka::Op;
-using kafka::OpKind;
-using kafka::Role;
-
-constexpr Direction kReq = Direction::kClientToServer;
-constexpr Direction kResp = Direction::kServerToClient;
-
-constexpr uint32_t kMaxMessage = 128u << 20;  // above socket.request.max.bytes (100 MiB) and fetch.max.bytes
-constexpr uint32_t kMinRequest = 10;          // api key, version, correlation id, client id length
-constexpr uint32_t kMinResponse = 4;          // correlation id
-constexpr size_t kKeep = 128;                 // string bytes kept (topic names are at most 249)
-constexpr size_t kMaxDepth = 4;               // nested arrays (Fetch response: topics / partitions / aborted txns)
-constexpr size_t kInflight = 7;               // recent requests' api key / version remembered per flow
-constexpr uint8_t kMaxTopics = 16;            // names in a request's `topics`
-constexpr size_t kErrorNames = 3;             // distinct per-partition error names kept
-constexpr uint32_t kBatchHead = 17;           // base offset, length, epoch / crc, magic: both record formats
-constexpr uint32_t kBatchCountEnd = 61;       // v2 batch: the record count ends here
-constexpr uint8_t kPcEnd = 255;               // walk stopped (no more fields read)
-constexpr uint16_t kUnknownApi = 0xFFFF;
+using namespace kafka;  // NOLINT: the decoder's own folder-local names
 
 // Request and response headers, as layouts: the walker runs them like any body.
 constexpr Op kRequestHeader[] = {
@@ -42,70 +20,6 @@ constexpr Op kRequestHeader[] = {
     {OpKind::kStr16, Role::kClientId}, {OpKind::kTags},
 };
 constexpr Op kResponseHeader[] = {{OpKind::kI32, Role::kCorrelation}, {OpKind::kTags}};
-
-enum class Phase : uint8_t { kLength, kWalk, kSkip };
-enum class Prog : uint8_t { kHeader, kBody };
-enum class Step : uint8_t { kOp, kLength, kString, kTagCount, kTagKey, kTagSize, kBatch, kBatchCount };
-
-namespace flag {
-constexpr uint16_t kFlexible = 1 << 0;
-constexpr uint16_t kPrefixOnly = 1 << 1;  // unknown version: the leading fixed fields only
-constexpr uint16_t kUnknownVersion = 1 << 2;
-constexpr uint16_t kListOpen = 1 << 3;    // `topics` being written in the message's arena
-constexpr uint16_t kListDone = 1 << 4;
-constexpr uint16_t kInRecords = 1 << 5;
-constexpr uint16_t kError = 1 << 6;       // a non-zero error code
-constexpr uint16_t kAcks0 = 1 << 7;       // Produce with acks 0: no response expected
-constexpr uint16_t kNoReply = 1 << 8;     // response to an acks-0 Produce (the mock cluster sends them)
-constexpr uint16_t kKnownApi = 1 << 9;    // response: its request's api key / version found
-constexpr uint16_t kResync = 1 << 10;     // lost the framing: wait for a plausible message start
-constexpr uint16_t kChecked = 1 << 11;    // the direction's first bytes were checked
-constexpr uint16_t kHeaderV0 = 1 << 12;   // ApiVersions response: header v0 (no tagged fields) in every version
-constexpr uint16_t kPersistent = kResync | kChecked;
-}  // namespace flag
-
-struct Side {
-  Message* m = nullptr;   // message being read (nullptr: pool empty; the walk goes on for the framing)
-  uint32_t msg_left = 0;  // bytes of the message not consumed yet
-  uint32_t skip = 0;      // bytes to drop before the walk goes on (string tail, bytes, batch body)
-  uint32_t var = 0;       // varint being read; a string's length; a batch's bytes
-  uint32_t rec_left = 0;  // record set bytes left
-  uint32_t tags_left = 0;
-  uint32_t corr = 0;
-  uint32_t records = 0;
-  uint32_t record_bytes = 0;
-  uint32_t partitions = 0;
-  uint32_t counts[kMaxDepth] = {};  // elements left per open array
-  uint32_t topic_hash = 0;          // last topic added (a name repeated in a row is listed once)
-  int16_t api = 0;
-  uint16_t version = 0;
-  uint16_t flags = 0;
-  uint16_t list_begin = 0;
-  uint16_t failed = 0;  // non-zero per-item error codes
-  int16_t errs[kErrorNames] = {};
-  uint8_t pcs[kMaxDepth] = {};  // first op of each open array's element
-  uint8_t pc = 0;
-  uint8_t depth = 0;
-  uint8_t shift = 0;
-  uint8_t topics = 0;
-  Phase phase = Phase::kLength;
-  Prog prog = Prog::kHeader;
-  Step step = Step::kOp;
-};
-
-struct Inflight {
-  uint32_t corr = 0;
-  int16_t api = -1;  // -1: empty
-  uint8_t version = 0;
-  uint8_t no_reply = 0;
-};
-
-struct State {
-  Side side[2];
-  Inflight ring[kInflight];
-  uint8_t ring_next = 0;
-};
-static_assert(sizeof(State) <= kDecoderStateBytes, "kafka state must fit the per-flow slot");
 
 bool fixed_width(OpKind k, uint32_t* w) {
   switch (k) {
@@ -143,18 +57,6 @@ bool plausible_request(const uint8_t* p, size_t n) {
   return true;
 }
 
-// A JSON string of a name from the wire: ASCII kept (quote and backslash escaped), anything else '?'.
-size_t json_name(std::string_view s, char* out) {
-  size_t n = 0;
-  out[n++] = '"';
-  for (char ch : s.substr(0, kKeep)) {
-    const auto c = static_cast<uint8_t>(ch);
-    if (c == '"' || c == '\\') out[n++] = '\\';
-    out[n++] = c >= 0x20 && c < 0x7f ? ch : '?';
-  }
-  out[n++] = '"';
-  return n;
-}
 
 class KafkaDecoder final : public Decoder {
  public:
@@ -624,178 +526,6 @@ class KafkaDecoder final : public Decoder {
     }
   }
 
-  // ---------------------------------------------------------------- fields
-
-  static bool lookup(FlowContext& ctx, const State& st, uint32_t corr, Inflight* out) {
-    const Message* q = ctx.front_request();
-    if (q != nullptr && q->key == corr && q->aux != 0) {
-      *out = Inflight{corr, static_cast<int16_t>((q->aux >> 16) - 1), static_cast<uint8_t>(q->aux & 0xFF), 0};
-      return true;
-    }
-    for (size_t i = 0; i < kInflight; ++i) {
-      const Inflight& e = st.ring[(st.ring_next + kInflight - 1 - i) % kInflight];
-      if (e.api >= 0 && e.corr == corr) {
-        *out = e;
-        return true;
-      }
-    }
-    return false;
-  }
-
-  static bool flexible(int16_t api, uint16_t version) {
-    const kafka::ApiLayout* l = kafka::api_layout(api);
-    return l != nullptr && l->flexible_from != kafka::kNoFlexible && version >= l->flexible_from;
-  }
-
-  void apply_fixed(FlowContext& ctx, State& st, Direction dir, Role role, const uint8_t* p, uint32_t w) {
-    Side& sd = st.side[index_of(dir)];
-    Message* m = sd.m;
-    const auto v16 = static_cast<int16_t>(w >= 2 ? be16(p) : p[0]);
-    const auto v32 = static_cast<int32_t>(w >= 4 ? be32(p) : 0);
-    switch (role) {
-      case Role::kApiKey: sd.api = v16; break;
-      case Role::kApiVersion:
-        sd.version = static_cast<uint16_t>(v16);
-        if (flexible(sd.api, sd.version)) sd.flags |= flag::kFlexible;
-        break;
-      case Role::kCorrelation: {
-        sd.corr = static_cast<uint32_t>(v32);
-        if (dir == kReq) {
-          if (m == nullptr) break;
-          m->key = sd.corr;
-          const kafka::ApiLayout* l = kafka::api_layout(sd.api);
-          m->fields.add_string("api", l != nullptr ? l->name : "Unknown");
-          m->fields.add_int("api_key", sd.api);
-          m->fields.add_uint("api_version", sd.version);
-          m->fields.add_uint("correlation_id", sd.corr);
-          break;
-        }
-        Inflight e;
-        if (lookup(ctx, st, sd.corr, &e)) {
-          sd.api = e.api;
-          sd.version = e.version;
-          sd.flags |= flag::kKnownApi;
-          if (e.no_reply) sd.flags |= flag::kNoReply;
-          // ApiVersions responses keep header v0 in every version (clients read them before they know more).
-          if (flexible(sd.api, sd.version)) sd.flags |= flag::kFlexible;
-          if (sd.api == kafka::kApiApiVersions) sd.flags |= flag::kHeaderV0;
-        }
-        if (m != nullptr) {
-          m->key = sd.corr;
-          m->fields.add_uint("correlation_id", sd.corr);
-        }
-        break;
-      }
-      case Role::kPartition: ++sd.partitions; break;
-      case Role::kTopError:
-        if (v16 != 0) sd.flags |= flag::kError;
-        if (m != nullptr) {
-          m->fields.add_int("error_code", v16);
-          if (v16 != 0) add_name(m->fields, "error", kafka::error_name(v16), v16);
-        }
-        // A broker that does not know the ApiVersions version asked answers in version 0: stop there.
-        if (sd.api == kafka::kApiApiVersions && v16 == kafka::kUnsupportedVersion) sd.pc = kPcEnd;
-        break;
-      case Role::kItemError:
-        if (v16 == 0) break;
-        sd.flags |= flag::kError;
-        if (sd.failed < UINT16_MAX) ++sd.failed;
-        for (int16_t& e : sd.errs) {
-          if (e == v16) break;
-          if (e == 0) {
-            e = v16;
-            break;
-          }
-        }
-        break;
-      case Role::kThrottle:
-        if (m != nullptr && !m->fields.has("throttle_time_ms")) m->fields.add_int("throttle_time_ms", v32);
-        break;
-      case Role::kGeneration:
-        if (m != nullptr && !m->fields.has("generation_id")) m->fields.add_int("generation_id", v32);
-        break;
-      case Role::kAcks:
-        if (v16 == 0) sd.flags |= flag::kAcks0;
-        if (m != nullptr) m->fields.add_int("acks", v16);
-        break;
-      default: break;
-    }
-  }
-
-  static void add_name(FieldList& f, const char* key, std::string_view name, int16_t code) {
-    if (!name.empty()) {
-      f.add_string(key, name);
-      return;
-    }
-    char buf[16];
-    size_t n = 0;
-    for (const char ch : std::string_view("UNKNOWN_")) buf[n++] = ch;
-    int v = code < 0 ? -code : code;
-    char digits[8];
-    size_t k = 0;
-    do {
-      digits[k++] = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v > 0 && k < sizeof(digits));
-    if (code < 0) buf[n++] = '-';
-    while (k > 0 && n < sizeof(buf)) buf[n++] = digits[--k];
-    f.add_string(key, std::string_view(buf, n));
-  }
-
-  static void apply_string(Side& sd, Direction dir, Role role, std::string_view s, bool null) {
-    if (sd.m == nullptr || null) return;
-    switch (role) {
-      case Role::kClientId: add_once(sd, "client_id", s); break;
-      case Role::kTopic:
-        if (dir == kReq) add_topic(sd, s);
-        break;
-      case Role::kGroup: add_once(sd, "group_id", s); break;
-      case Role::kMember:
-        if (!s.empty()) add_once(sd, "member_id", s);
-        break;
-      case Role::kTransactional: add_once(sd, "transactional_id", s); break;
-      case Role::kErrorMessage: add_once(sd, "error_message", s); break;
-      case Role::kCoordinatorKey: add_once(sd, "coordinator_key", s); break;
-      case Role::kProtocolName: add_once(sd, "protocol_name", s); break;
-      default: break;
-    }
-  }
-
-  static void add_once(Side& sd, const char* key, std::string_view s) {
-    FieldList& f = sd.m->fields;
-    if (f.has(key)) return;
-    close_topics(sd);  // strings share the arena with the list being written
-    f.add_string(key, s, kKeep);
-  }
-
-  static void add_topic(Side& sd, std::string_view name) {
-    if (sd.flags & flag::kListDone) return;
-    const uint32_t h = fnv1a32(name);
-    if (sd.topics > 0 && h == sd.topic_hash) return;
-    FieldList& f = sd.m->fields;
-    char buf[2 * kKeep + 2];
-    const size_t n = json_name(name, buf);
-    if (sd.topics >= kMaxTopics || f.arena_left() < n + 2) return;  // 2: the separator, the closing bracket
-    if (!(sd.flags & flag::kListOpen)) {
-      sd.list_begin = static_cast<uint16_t>(f.raw_begin());
-      f.raw_append("[");
-      sd.flags |= flag::kListOpen;
-    } else {
-      f.raw_append(",");
-    }
-    f.raw_append(std::string_view(buf, n));
-    sd.topic_hash = h;
-    ++sd.topics;
-  }
-
-  static void close_topics(Side& sd) {
-    if (!(sd.flags & flag::kListOpen)) return;
-    FieldList& f = sd.m->fields;
-    f.raw_append("]");
-    f.raw_commit("topics", sd.list_begin, FieldKind::kRawJson);
-    sd.flags = static_cast<uint16_t>((sd.flags & ~flag::kListOpen) | flag::kListDone);
-  }
-
   // ---------------------------------------------------------------- records
 
   void finish(FlowContext& ctx, State& st, Direction dir, uint64_t end, uint64_t ts, uint32_t flags) {
@@ -815,17 +545,7 @@ class KafkaDecoder final : public Decoder {
       m->last_ts_ns = ts;
       m->stream_end = end;
       m->bytes = end > start ? end - start : 0;
-      FieldList& f = m->fields;
-      close_topics(sd);
-      if (sd.partitions > 0) f.add_uint("partitions", sd.partitions);
-      if (sd.record_bytes > 0 || (sd.api == kafka::kApiProduce && dir == kReq) || (sd.api == 1 && dir == kResp)) {
-        f.add_uint("records", sd.records);
-        f.add_uint("record_bytes", sd.record_bytes);
-      }
-      if (sd.failed > 0) {
-        f.add_uint("failed_partitions", sd.failed);
-        error_list(f, sd);
-      }
+      add_totals(sd, dir);
     }
     sd.m = nullptr;
     const uint16_t fl = sd.flags;
@@ -851,24 +571,6 @@ class KafkaDecoder final : public Decoder {
     ctx.complete_response_by_key(m, (fl & flag::kError) ? RoundtripStatus::kError : RoundtripStatus::kOk, corr);
   }
 
-  static void error_list(FieldList& f, const Side& sd) {
-    const size_t begin = f.raw_begin();
-    bool ok = f.raw_append("[");
-    bool first = true;
-    for (int16_t e : sd.errs) {
-      if (e == 0 || !ok) continue;
-      const std::string_view name = kafka::error_name(e);
-      char buf[2 * kKeep + 2];
-      const size_t n = json_name(name.empty() ? std::string_view("UNKNOWN") : name, buf);
-      ok = (first || f.raw_append(",")) && f.raw_append(std::string_view(buf, n));
-      first = false;
-    }
-    if (ok && f.raw_append("]")) {
-      f.raw_commit("partition_errors", begin, FieldKind::kRawJson);
-    } else {
-      f.raw_abort(begin);
-    }
-  }
 };
 
 }  // namespace

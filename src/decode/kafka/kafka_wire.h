@@ -73,6 +73,7 @@ std::string_view error_name(int16_t code);
 std::span<const ApiLayout> api_layouts();
 
 inline constexpr int16_t kApiProduce = 0;
+inline constexpr int16_t kApiFetch = 1;
 inline constexpr int16_t kApiApiVersions = 18;
 inline constexpr int16_t kUnsupportedVersion = 35;
 
