@@ -2,6 +2,7 @@
 // and tshark / DeepFlow key fields; crafted streams (pipelining, flexible versions with tagged fields, unknown
 // versions, split headers, big record sets, gaps, garbage); fuzz replay. Runs in the test thread; allocates freely.
 #include "db_test_util.h"
+#include "decode/kafka/kafka_wire.h"
 
 int spanfeed_fuzz_kafka(const uint8_t* data, size_t size);
 
@@ -370,6 +371,44 @@ TEST(Kafka, DetectedOnAnUnmappedPort) {
   EXPECT_EQ(h.rec(0)["response"]["error_code"], 0);
   EXPECT_EQ(h.counters().detected_by_payload[kPi], 1u);
   h.expect_ledger();
+}
+
+// The walk always advances: every array element reads at least one byte in every version a layout knows,
+// arrays are balanced and nest at most 4 deep (the walker's stack), and a layout has fewer than 255 ops.
+TEST(KafkaLayouts, EveryArrayElementReadsBytes) {
+  using kafka::OpKind;
+  size_t checked = 0;
+  for (const kafka::ApiLayout& l : kafka::api_layouts()) {
+    for (const auto& ops : {l.request, l.response}) {
+      ASSERT_LT(ops.size(), 255u) << l.name;
+      for (unsigned v = 0; v <= l.max_version; ++v) {
+        const bool flex = l.flexible_from != kafka::kNoFlexible && v >= l.flexible_from;
+        auto active = [&](const kafka::Op& op) { return v >= op.min_version && v <= op.max_version; };
+        int depth = 0;
+        for (size_t i = 0; i < ops.size(); ++i) {
+          if (ops[i].kind == OpKind::kEnd) --depth;
+          if (ops[i].kind != OpKind::kArr) continue;
+          ++depth;
+          EXPECT_LE(depth, 4) << l.name << " v" << v;
+          if (!active(ops[i])) continue;
+          int d = 0;
+          bool reads = false;
+          size_t j = i;
+          for (; j < ops.size(); ++j) {
+            if (ops[j].kind == OpKind::kArr) ++d;
+            if (ops[j].kind == OpKind::kEnd && --d == 0) break;
+            if (j > i && ops[j].kind != OpKind::kEnd && active(ops[j]) && (ops[j].kind != OpKind::kTags || flex))
+              reads = true;
+          }
+          EXPECT_LT(j, ops.size()) << l.name << " v" << v << ": array at " << i << " without its end";
+          EXPECT_TRUE(reads) << l.name << " v" << v << ": array at " << i << " reads nothing per element";
+          ++checked;
+        }
+        EXPECT_EQ(depth, 0) << l.name << " v" << v;
+      }
+    }
+  }
+  EXPECT_GT(checked, 500u);
 }
 
 TEST(FuzzReplay, Kafka) {
