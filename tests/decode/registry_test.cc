@@ -31,7 +31,7 @@ TEST(Registry, OneDescriptorPerProtocolInEnumOrder) {
   }
   EXPECT_EQ(protocol_descriptor(Protocol::kUnknown), nullptr);
   EXPECT_EQ(protocol_descriptor("gopher"), nullptr);
-  EXPECT_EQ(protocol_names(), "http, redis, dns, memcached, mysql, pgsql, mongodb, smtp, tls, amqp, mqtt");
+  EXPECT_EQ(protocol_names(), "http, redis, dns, memcached, mysql, pgsql, mongodb, smtp, tls, amqp, mqtt, kafka");
 }
 
 TEST(Registry, FactoriesMakeTheirProtocolsDecoder) {
@@ -123,6 +123,8 @@ TEST(Registry, ConfirmationsAgreeWithTheirSignaturesOnTypicalFirstChunks) {
       {Protocol::kAmqp, Transport::kTcp, std::string("\x01\x00\x00\x00\x00\x00\x14\x00\x0a\x00\x0a\x00\x09", 13)},
       {Protocol::kMqtt, Transport::kTcp, std::string("\x10\x13\x00\x04MQTT\x04\x02\x00\x3c\x00\x07sensor1", 21)},
       {Protocol::kMqtt, Transport::kTcp, std::string("\x10\x18\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x0asub-orders", 26)},
+      {Protocol::kKafka, Transport::kTcp, std::string("\x00\x00\x00\x15\x00\x12\x00\x00\x00\x00\x00\x01\x00\x0b", 14) +
+                                              "corpus-kcat"},
   };
   for (const Case& c : cases) {
     const auto bytes = std::as_bytes(std::span(c.bytes.data(), c.bytes.size()));

@@ -869,6 +869,12 @@ TEST(ProtocolDetection, SignaturesNeverHideWhatTheDecodersRecognise) {
       std::string("\x10\x13\x00\x04MQTT\x04\x02\x00\x3c\x00\x07sensor1", 21),
       std::string("\x10\x80\x01\x00\x04MQTT\x05\xc2\x00\x3c\x00", 14),
       std::string("\x10\x18\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x0asub-orders", 26),
+      // Kafka: ApiVersions v0, Metadata v1 (topic "t"), ApiVersions v3 (flexible: header tags, compact strings).
+      std::string("\x00\x00\x00\x15\x00\x12\x00\x00\x00\x00\x00\x01\x00\x0b", 14) + "corpus-kcat",
+      std::string("\x00\x00\x00\x13\x00\x03\x00\x01\x00\x00\x00\x07\x00\x03", 14) + "cli" +
+          std::string("\x00\x00\x00\x01\x00\x01t", 7),
+      std::string("\x00\x00\x00\x31\x00\x12\x00\x03\x00\x00\x00\x02\x00\x0d", 14) + "adminclient-1" +
+          std::string("\x00\x12", 2) + "apache-kafka-java" + std::string("\x06", 1) + "3.0.0" + std::string(1, '\0'),
   };
   std::mt19937 rng(42);
   size_t detected = 0, checked = 0;
