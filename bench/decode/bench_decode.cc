@@ -69,6 +69,8 @@ void BM_Dns_tcp(benchmark::State& s) { replay<CountingSink>(s, "dns/nxdomain.pca
 void BM_Dns_json(benchmark::State& s) { replay<EncodingSink>(s, "dns/nxdomain.pcap"); }
 void BM_Memcached(benchmark::State& s) { replay<CountingSink>(s, "memcached/memcached-userdata.pcap"); }
 void BM_Memcached_json(benchmark::State& s) { replay<EncodingSink>(s, "memcached/memcached-userdata.pcap"); }
+void BM_Memcached_binary(benchmark::State& s) { replay<CountingSink>(s, "memcached/memcached-binary.pcap"); }
+void BM_Memcached_udp(benchmark::State& s) { replay<CountingSink>(s, "memcached/memcached-udp.pcap"); }
 
 BENCHMARK(BM_Http_sw8);
 BENCHMARK(BM_Http_sw8_json);
@@ -80,6 +82,8 @@ BENCHMARK(BM_Dns_tcp);
 BENCHMARK(BM_Dns_json);
 BENCHMARK(BM_Memcached);
 BENCHMARK(BM_Memcached_json);
+BENCHMARK(BM_Memcached_binary);
+BENCHMARK(BM_Memcached_udp);
 
 }  // namespace
 }  // namespace spanfeed

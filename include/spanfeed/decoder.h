@@ -285,6 +285,8 @@ class FlowContext {
   // Oldest pending request (FIFO protocols), or nullptr (also while the next
   // response answers a request the pending cap evicted: its fields are gone).
   Message* front_request();
+  // The pending request queued after `req` (a pending request of this flow), or nullptr.
+  Message* next_request(const Message* req);
   // Requests waiting for a response, those the pending cap evicted included.
   size_t pending_count() const;
   // Finished response: pairs with the oldest pending request (FIFO), or with

@@ -152,6 +152,27 @@ TEST(MemcachedBinary, QuietGetsHitsAndMissesEndedByNoop) {
   h.expect_ledger();
 }
 
+TEST(MemcachedBinary, UnansweredRequestDoesNotBlockQuietOnes) {
+  // memcached 1.6.18 never answers some requests (an unknown opcode with a key): the quiet ones after it are
+  // still resolved by the NoOp's answer; the unanswered one times out.
+  Harness h;
+  h.open(11211);
+  h.c2s(req(0x50, "k", 20) + req(0x09, "q", 21) + req(0x0a, {}, 22), kT0);
+  h.s2c(resp(0x0a, 22), kT0 + kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["request"]["command"], "GetQ");
+  EXPECT_EQ(h.rec(0)["response"]["implied"], true);
+  EXPECT_EQ(h.rec(1)["request"]["command"], "NoOp");
+  h.s2c(resp(0x0a, 99), kT0 + 2 * kMs);  // answers nothing pending: unmatched, implies nothing
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.rec(2)["status"], "unmatched");
+  h.close(kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h.rec(3)["request"]["command"], "0x50");
+  EXPECT_EQ(h.rec(3)["status"], "timeout");
+  h.expect_ledger();
+}
+
 TEST(MemcachedBinary, ResponseSplitAcrossSegmentsAndStat) {
   Harness h;
   h.open(11211);

@@ -286,19 +286,27 @@ void MemcachedDecoder::binary_end(FlowContext& ctx, Side& sd, Direction dir, std
 // memcached answers requests in order and quiet ones only on a hit (gets) or an error (the rest): the quiet
 // requests pending before the one this response answers got no answer, so they were misses / successes.
 // Each becomes a record with an implied response (0 bytes, `implied`: true) now, not a timeout later.
+// Nothing is implied when this response's request is not pending (lost in a gap): the quiet requests may
+// have been sent after it.
 void MemcachedDecoder::resolve_quiet(FlowContext& ctx, uint32_t opaque, uint8_t opcode, uint64_t ts) {
-  while (Message* q = ctx.front_request()) {
-    if ((q->aux & kAuxQuiet) == 0) break;
-    if (q->key == opaque && (q->aux & 0xFF) == opcode) break;  // the one this response answers
-    Message* r = ctx.new_message(ts);
-    if (r == nullptr) break;
-    const bool get = (q->aux & kAuxQuietGet) != 0;
-    r->stream_end = ctx.offset(kResp, {});
-    r->fields.add_string("status", get ? "key_not_found" : "no_error");
-    if (get) r->fields.add_uint("values", 0);
-    r->fields.add_bool("binary", true);
-    r->fields.add_bool("implied", true);
-    ctx.complete_response_by_key(r, get ? RoundtripStatus::kError : RoundtripStatus::kOk, q->key);
+  Message* answered = ctx.front_request();
+  while (answered != nullptr && !(answered->key == opaque && (answered->aux & 0xFF) == opcode))
+    answered = ctx.next_request(answered);
+  if (answered == nullptr) return;
+  for (Message* q = ctx.front_request(); q != nullptr && q != answered;) {
+    Message* next = ctx.next_request(q);
+    if ((q->aux & kAuxQuiet) != 0) {  // a non-quiet one left here lost its answer: it times out
+      Message* r = ctx.new_message(ts);
+      if (r == nullptr) return;
+      const bool get = (q->aux & kAuxQuietGet) != 0;
+      r->stream_end = ctx.offset(kResp, {});
+      r->fields.add_string("status", get ? "key_not_found" : "no_error");
+      if (get) r->fields.add_uint("values", 0);
+      r->fields.add_bool("binary", true);
+      r->fields.add_bool("implied", true);
+      ctx.complete_response_by_key(r, get ? RoundtripStatus::kError : RoundtripStatus::kOk, q->key);
+    }
+    q = next;
   }
 }
 
