@@ -16,6 +16,11 @@ constexpr ProtocolSignature kSignatures[] = {
     {"^VALUE\\s", Transport::kTcp},
     // binary request header: magic 0x80, an opcode, key length, extras length, data type 0 (raw bytes)
     {"^\\x80[\\x00-\\x3f].{3}\\x00", Transport::kTcp},
+    {"^\\x81.{4}\\x00", Transport::kTcp},  // a binary response (a flow seen from its server's side first)
+    // UDP: the frame header (request id, sequence, count, reserved 0), then text or binary
+    {"^.{6}\\x00\\x00(?:\\x80[\\x00-\\x3f].{3}\\x00|\\x81.{4}\\x00|"
+     "(?:get|gets|set|add|replace|append|prepend|cas|delete|incr|decr|touch)\\s|VALUE\\s)",
+     Transport::kUdp},
 };
 
 constexpr RecordFieldSpec kFields[] = {
