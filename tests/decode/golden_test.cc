@@ -67,6 +67,13 @@ const Case kCases[] = {
     {"smtp", "smtp", false, 9, 8, 1, 0, 0, 0},
     // 37 connections of /tmp/corpus-modern/tls.pcap: 37 handshakes (6 ended by alerts) + 31 close records.
     {"tls", "corpus", false, 68, 62, 6, 0, 0, 0},
+    // AMQP slices of /tmp/corpus-modern/amqp.pcap (RabbitMQ 3.10, pika): counts from tshark (docs/records.md).
+    {"amqp", "amqp-connections", false, 6, 5, 1, 0, 0, 0},
+    {"amqp", "amqp-start", false, 21, 21, 0, 0, 0, 0},
+    {"amqp", "amqp-errors", false, 11, 9, 2, 0, 0, 0},
+    {"amqp", "amqp-confirms", true, 333, 333, 0, 0, 0, 0},
+    // MQTT: 11 connections of /tmp/corpus-modern/mqtt.pcap (mosquitto 2.0, MQTT 3.1 / 3.1.1 / 5.0).
+    {"mqtt", "mqtt-mixed", true, 1269, 1268, 1, 0, 0, 0},
 };
 
 std::string pcap_path(const Case& c) { return kRoot + "/tests/data/pcaps/" + c.proto + "/" + c.name + ".pcap"; }
@@ -301,6 +308,64 @@ const Key kKeys[] = {
     {"tls", "corpus", 64, "/response/alert", "handshake_failure"},
     {"tls", "corpus", 66, "/request/alert", "unknown_ca"},
     {"tls", "corpus", 67, "/request/alert", "unknown_ca"},
+    // AMQP: methods, names, routing keys, body sizes (tshark: amqp.header.body-size), reply codes.
+    {"amqp", "amqp-connections", 0, "/request/method", "protocol-header"},
+    {"amqp", "amqp-connections", 0, "/response/method", "connection.start"},
+    {"amqp", "amqp-connections", 1, "/request/user", "guest"},
+    {"amqp", "amqp-connections", 1, "/response/heartbeat", 60},
+    {"amqp", "amqp-connections", 3, "/request/reply_code", 200},
+    {"amqp", "amqp-connections", 5, "/request/method", "connection.start-ok"},
+    {"amqp", "amqp-connections", 5, "/response/reply_code", 403},
+    {"amqp", "amqp-connections", 5, "/status", "error"},
+    {"amqp", "amqp-start", 4, "/request/exchange", "corpus.direct"},
+    {"amqp", "amqp-start", 4, "/request/exchange_type", "direct"},
+    {"amqp", "amqp-start", 11, "/request/routing_key", "events.#"},
+    {"amqp", "amqp-start", 14, "/request/prefetch_count", 50},
+    {"amqp", "amqp-start", 15, "/request/method", "basic.publish"},
+    {"amqp", "amqp-start", 15, "/request/routing_key", "orders"},
+    {"amqp", "amqp-start", 15, "/request/body_bytes", 221},
+    {"amqp", "amqp-start", 16, "/request/body_bytes", 921},
+    {"amqp", "amqp-start", 20, "/request/body_bytes", 31},
+    {"amqp", "amqp-errors", 1, "/request/queue", "orders"},
+    {"amqp", "amqp-errors", 1, "/response/method", "channel.close"},
+    {"amqp", "amqp-errors", 1, "/response/reply_code", 406},
+    {"amqp", "amqp-errors", 1, "/status", "error"},
+    {"amqp", "amqp-errors", 3, "/request/queue", "no-such-queue"},
+    {"amqp", "amqp-errors", 3, "/response/reply_code", 404},
+    {"amqp", "amqp-errors", 3, "/response/reply_text", "NOT_FOUND - no queue 'no-such-queue' in vhost '/'"},
+    {"amqp", "amqp-errors", 9, "/request/method", "channel.close"},
+    {"amqp", "amqp-errors", 9, "/status", "ok"},
+    {"amqp", "amqp-confirms", 1, "/request/method", "confirm.select"},
+    {"amqp", "amqp-confirms", 3, "/request/method", "basic.publish"},
+    {"amqp", "amqp-confirms", 3, "/response/method", "basic.ack"},
+    {"amqp", "amqp-confirms", 3, "/response/delivery_tag", 2},
+    {"amqp", "amqp-confirms", 301, "/response/delivery_tag", 300},
+    {"amqp", "amqp-confirms", 302, "/request/reply_code", 0},  // pika's normal channel close: ok
+    {"amqp", "amqp-confirms", 302, "/status", "ok"},
+    {"amqp", "amqp-confirms", 319, "/request/method", "basic.publish"},  // in a transaction: no reply
+    {"amqp", "amqp-confirms", 319, "/response", nullptr},
+    // MQTT: client ids, protocol levels, packet ids, QoS, topics, return codes (tshark: mqtt.*).
+    {"mqtt", "mqtt-mixed", 0, "/request/client_id", "sub-orders-v31"},
+    {"mqtt", "mqtt-mixed", 0, "/request/protocol_level", 3},
+    {"mqtt", "mqtt-mixed", 1, "/request/topic_filters", "corpus/orders"},
+    {"mqtt", "mqtt-mixed", 1, "/response/granted_qos", "0"},
+    {"mqtt", "mqtt-mixed", 3, "/request/qos", 1},
+    {"mqtt", "mqtt-mixed", 3, "/request/retain", true},
+    {"mqtt", "mqtt-mixed", 3, "/response/packet", "PUBACK"},
+    {"mqtt", "mqtt-mixed", 6, "/request/topic", "corpus/orders"},
+    {"mqtt", "mqtt-mixed", 6, "/request/qos", 2},
+    {"mqtt", "mqtt-mixed", 6, "/request/packet_id", 1},
+    {"mqtt", "mqtt-mixed", 6, "/response/packet", "PUBREC"},
+    {"mqtt", "mqtt-mixed", 22, "/request/from_server", true},
+    {"mqtt", "mqtt-mixed", 40, "/request/packet", "PUBREL"},
+    {"mqtt", "mqtt-mixed", 40, "/response/packet", "PUBCOMP"},
+    {"mqtt", "mqtt-mixed", 40, "/response/packet_id", 1},
+    {"mqtt", "mqtt-mixed", 1235, "/request/topic_filters", "corpus/old/#"},
+    {"mqtt", "mqtt-mixed", 1260, "/request/client_id", "bad-auth"},
+    {"mqtt", "mqtt-mixed", 1260, "/response/return_code", 5},
+    {"mqtt", "mqtt-mixed", 1260, "/status", "error"},
+    {"mqtt", "mqtt-mixed", 1265, "/request/protocol_level", 5},
+    {"mqtt", "mqtt-mixed", 1265, "/response/reason_code", 0},
 };
 
 TEST(GoldenKeys, FieldsAgreeWithTshark) {
