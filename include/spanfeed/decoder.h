@@ -286,6 +286,8 @@ class FlowContext {
   // Oldest pending request (FIFO protocols), or nullptr (also while the next
   // response answers a request the pending cap evicted: its fields are gone).
   Message* front_request();
+  // The pending request queued after `req` (a pending request of this flow), or nullptr.
+  Message* next_request(const Message* req);
   // Requests waiting for a response, those the pending cap evicted included.
   size_t pending_count() const;
   // A pending request with Message::key == `key` exists (id-matched protocols).
@@ -298,6 +300,9 @@ class FlowContext {
   void complete_response_by_key(Message* resp, RoundtripStatus status, uint32_t key);
   // Every pending request becomes a timeout record (`extra_flags` added).
   void flush_pending(TimeoutCause cause, uint32_t extra_flags);
+  // This flow's responses name their request (complete_response_by_key) when `on`: for a decoder whose
+  // flows differ (memcached: text FIFO, binary by opaque, UDP by request id). Before the first request.
+  void set_match_by_key(bool on);
 
   // Content the wire carries encoded, for the content rules (a no-op without
   // rules): body bytes of the message in progress in `dir` that are

@@ -76,6 +76,11 @@ Message* FlowContext::front_request() {
   return s_.pending_head == RecordBuilder::kNone ? nullptr : &b_.slots_[s_.pending_head].msg;
 }
 
+Message* FlowContext::next_request(const Message* req) {
+  const uint32_t i = b_.slots_[b_.slot_index(req)].flow_next;
+  return i == RecordBuilder::kNone ? nullptr : &b_.slots_[i].msg;
+}
+
 size_t FlowContext::pending_count() const { return s_.pending_count + s_.owed_evicted; }
 
 bool FlowContext::has_pending_key(uint32_t key) const {

@@ -110,6 +110,54 @@ std::vector<std::string> seeds(const std::string& proto) {
                             {true, "250 ok\r\n220 go\r\n"}, {false, "\x16\x03\x01"}}),
     };
   }
+  if (proto == "memcached-bin") {
+    // binary: Set, GetKQ x2 + NoOp (one hit), Stat (two statistics + the empty-key end), split headers
+    const std::string set("\x80\x01\x00\x01\x08\x00\x00\x00\x00\x00\x00\x0a\x00\x00\x00\x01"
+                          "\x00\x00\x00\x00\x00\x00\x00\x00" "\x00\x00\x00\x00\x00\x00\x00\x00" "k" "v", 34);
+    const std::string getkq_a("\x80\x0d\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x02"
+                              "\x00\x00\x00\x00\x00\x00\x00\x00" "a", 25);
+    const std::string getkq_b("\x80\x0d\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x03"
+                              "\x00\x00\x00\x00\x00\x00\x00\x00" "b", 25);
+    const std::string noop("\x80\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04"
+                           "\x00\x00\x00\x00\x00\x00\x00\x00", 24);
+    const std::string stat("\x80\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x05"
+                           "\x00\x00\x00\x00\x00\x00\x00\x00", 24);
+    std::string set_ok(24, '\0'), hit_b(24, '\0'), noop_ok(24, '\0'), stat_a(24, '\0'), stat_end(24, '\0');
+    auto hdr = [](std::string& h, uint8_t op, uint8_t klen, uint8_t elen, uint8_t body, uint8_t opaque) {
+      h[0] = static_cast<char>(0x81), h[1] = static_cast<char>(op), h[3] = static_cast<char>(klen);
+      h[4] = static_cast<char>(elen), h[11] = static_cast<char>(body), h[15] = static_cast<char>(opaque);
+    };
+    hdr(set_ok, 0x01, 0, 0, 0, 1);
+    hdr(hit_b, 0x0d, 1, 4, 7, 3);
+    hit_b += std::string("\0\0\0\0", 4) + "b" + "xy";
+    hdr(noop_ok, 0x0a, 0, 0, 0, 4);
+    hdr(stat_a, 0x10, 3, 0, 4, 5);
+    stat_a += "pid7";
+    hdr(stat_end, 0x10, 0, 0, 0, 5);
+    return {
+        make_script(false, {{false, set + getkq_a + getkq_b + noop},
+                            {true, set_ok.substr(0, 10)}, {true, set_ok.substr(10) + hit_b + noop_ok}}),
+        make_script(false, {{false, stat}, {true, stat_a + stat_a + stat_end.substr(0, 5)}, {true, stat_end.substr(5)}}),
+    };
+  }
+  if (proto == "memcached-udp") {
+    // frame header (request id, sequence, count, 0) + text or binary; a reply in 3 datagrams out of order
+    auto frame = [](char rid, char seq, char count, std::string_view p) {
+      return std::string{'\0', rid, '\0', seq, '\0', count, '\0', '\0'} + std::string(p);
+    };
+    const std::string reply = "VALUE k 0 10\r\n0123456789\r\nEND\r\n";
+    return {
+        make_script(true, {{false, frame(1, 0, 1, "get k\r\n")}, {true, frame(1, 2, 3, reply.substr(20))},
+                           {true, frame(1, 0, 3, reply.substr(0, 10))}, {true, frame(1, 1, 3, reply.substr(10, 10))},
+                           {false, frame(2, 0, 1, "get a b\r\n")}, {true, frame(2, 0, 1, "VALUE a 0 1\r\nx\r\n")},
+                           {true, frame(2, 0, 1, "END\r\n")}}),
+        make_script(true, {{false, frame(3, 0, 1, std::string("\x80\x0a\0\0\0\0\0\0\0\0\0\0\0\0\0\x09"
+                                                              "\0\0\0\0\0\0\0\0", 24))},
+                           {true, frame(3, 0, 1, std::string("\x81\x0a\0\0\0\0\0\0\0\0\0\0\0\0\0\x09"
+                                                             "\0\0\0\0\0\0\0\0", 24))},
+                           {false, frame(4, 0, 1, "stats\r\n")}, {true, frame(4, 1, 2, "END\r\n")}}),
+    };
+  }
   return {
       make_script(false, {{false, "set foo 0 0 3\r\nbar\r\nget foo bar\r\ngets x\r\ndelete foo noreply\r\n"},
                           {true, "STORED\r\nVALUE foo 0 3 1\r\nbar\r\nEND\r\nEND\r\n"}}),
@@ -168,6 +216,8 @@ TEST(FuzzReplay, Http) { exercise("http", spanfeed_fuzz_http); }
 TEST(FuzzReplay, Redis) { exercise("redis", spanfeed_fuzz_redis); }
 TEST(FuzzReplay, Dns) { exercise("dns", spanfeed_fuzz_dns); }
 TEST(FuzzReplay, Memcached) { exercise("memcached", spanfeed_fuzz_memcached); }
+TEST(FuzzReplay, MemcachedBinary) { exercise("memcached-bin", spanfeed_fuzz_memcached); }
+TEST(FuzzReplay, MemcachedUdp) { exercise("memcached-udp", spanfeed_fuzz_memcached); }
 TEST(FuzzReplay, Smtp) { exercise("smtp", spanfeed_fuzz_smtp); }
 TEST(FuzzReplay, Tls) { exercise("tls", spanfeed_fuzz_tls); }
 

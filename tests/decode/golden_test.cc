@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -60,6 +61,9 @@ const Case kCases[] = {
     {"dns", "not-handled-qtype", false, 1, 1, 0, 0, 0, 0},
     {"memcached", "memcached", false, 3, 3, 0, 0, 0, 0},
     {"memcached", "memcached-userdata", true, 10154, 10153, 0, 1, 0, 0},
+    // slices of the corpus (make-corpus.sh phases memcached-binary, memcached-udp): counts in MemcachedCorpus below
+    {"memcached", "memcached-binary", false, 52, 29, 23, 0, 0, 0},
+    {"memcached", "memcached-udp", false, 104, 100, 3, 1, 0, 0},
     {"smtp", "smtp", false, 9, 8, 1, 0, 0, 0},
     // 37 connections of /tmp/corpus-modern/tls.pcap: 37 handshakes (6 ended by alerts) + 31 close records.
     {"tls", "corpus", false, 68, 62, 6, 0, 0, 0},
@@ -380,6 +384,97 @@ TEST(GoldenKeys, FieldsAgreeWithTshark) {
     ASSERT_TRUE(r.contains(ptr)) << id << " #" << k.index << " " << k.pointer;
     EXPECT_EQ(r[ptr], k.value) << id << " #" << k.index << " " << k.pointer;
   }
+}
+
+// memcached slices: request opcodes / commands and response statuses / kinds counted over the records, against
+// tshark's counts for the same slices (tests/data/pcaps/memcached/README.md has the commands).
+std::map<std::string, int> tally(const std::vector<std::string>& lines, const char* side, const char* field,
+                                 const char* side2 = nullptr, const char* field2 = nullptr) {
+  std::map<std::string, int> out;
+  for (const std::string& l : lines) {
+    json r = json::parse(l);
+    std::string k = r[side].is_object() && r[side].contains(field) ? r[side][field].get<std::string>() : "-";
+    if (side2 != nullptr) {
+      k += " ";
+      k += r[side2].is_object() && r[side2].contains(field2) ? r[side2][field2].dump() : "-";
+    }
+    ++out[k];
+  }
+  return out;
+}
+
+TEST(MemcachedCorpus, BinaryOpcodesAndStatusesAgreeWithTshark) {
+  Case c{"memcached", "memcached-binary", false, 0, 0, 0, 0, 0, 0};
+  const std::vector<std::string> lines = replay(c).lines;
+  // tshark -Y 'memcache.magic==0x80': opcodes 0:7 1:8 2:2 3:1 4:6 6:1 7:5 10:2 11:1 12:4 13:2 15:2 16:1 17:7 28:2 80:1
+  const std::map<std::string, int> commands = {
+      {"Get", 7}, {"Set", 8}, {"Add", 2}, {"Replace", 1}, {"Delete", 6}, {"Decrement", 1}, {"Quit", 5},
+      {"NoOp", 2}, {"Version", 1}, {"GetK", 4}, {"GetKQ", 2}, {"Prepend", 2}, {"Stat", 1}, {"SetQ", 7},
+      {"Touch", 2}, {"0x50", 1}};
+  EXPECT_EQ(tally(lines, "request", "command"), commands);
+  // tshark -Y 'memcache.magic==0x81' (opcode, status): 0/1:7 1/0:8 2/0:1 2/2:1 3/1:1 4/0:1 4/1:5 6/1:1 7/0:5
+  // 10/0:2 11/0:1 12/0:2 12/1:2 15/5:2 16/0:93 (one Stat reply: 92 statistics + the empty-key end) 28/0:1 28/1:1
+  // 80/129:1; the quiet GetKQ x2 and SetQ x7 got none: implied by the NoOp replies after them.
+  const std::map<std::string, int> statuses = {
+      {"Get \"key_not_found\"", 7}, {"Set \"no_error\"", 8}, {"Add \"no_error\"", 1},
+      {"Add \"key_exists\"", 1}, {"Replace \"key_not_found\"", 1}, {"Delete \"no_error\"", 1},
+      {"Delete \"key_not_found\"", 5}, {"Decrement \"key_not_found\"", 1}, {"Quit \"no_error\"", 5},
+      {"NoOp \"no_error\"", 2}, {"Version \"no_error\"", 1}, {"GetK \"no_error\"", 2},
+      {"GetK \"key_not_found\"", 2}, {"Prepend \"item_not_stored\"", 2}, {"Stat \"no_error\"", 1},
+      {"Touch \"no_error\"", 1}, {"Touch \"key_not_found\"", 1}, {"0x50 \"unknown_command\"", 1},
+      {"GetKQ \"key_not_found\"", 2}, {"SetQ \"no_error\"", 7}};
+  EXPECT_EQ(tally(lines, "request", "command", "response", "status"), statuses);
+  int implied = 0, stats = 0;
+  for (const std::string& l : lines) {
+    json r = json::parse(l);
+    if (r["response"].contains("implied")) ++implied;
+    if (r["request"]["command"] == "Stat") stats = r["response"]["values"].get<int>();
+  }
+  EXPECT_EQ(implied, 9);
+  EXPECT_EQ(stats, 92);
+}
+
+TEST(MemcachedCorpus, UdpCommandsAndRepliesAgreeWithTheFrameCount) {
+  Case c{"memcached", "memcached-udp", false, 0, 0, 0, 0, 0, 0};
+  Replayed run = replay(c);
+  // shared/tools/corpus/tools/mc_udp_count.py on the slice (tshark 4.0 does not parse the UDP frame header):
+  // requests: get 46 (41 one key + 5 multi-key), gets 3, set 30, delete 10, incr 4, decr 1, touch 2, version 2,
+  // stats 1, binary GET 3 / NOOP 1 / SET 1; one request announces 2 datagrams: memcached never answers it.
+  const std::map<std::string, int> commands = {{"get", 46}, {"gets", 3}, {"set", 30}, {"delete", 10}, {"incr", 4},
+                                               {"decr", 1}, {"touch", 2}, {"version", 2}, {"stats", 1}, {"Get", 3},
+                                               {"NoOp", 1}, {"Set", 1}};
+  EXPECT_EQ(tally(run.lines, "request", "command"), commands);
+  // replies: STORED 30, NOT_FOUND 14, VALUE..END hit 13 / miss 35, a number 3, VERSION 2, STAT 1; binary GET
+  // status 1 x3, NOOP and SET status 0
+  std::map<std::string, int> replies = tally(run.lines, "response", "response");
+  EXPECT_EQ(replies["STORED"], 30);
+  EXPECT_EQ(replies["NOT_FOUND"], 14);
+  EXPECT_EQ(replies["VALUE"], 13);
+  EXPECT_EQ(replies["END"], 35);
+  EXPECT_EQ(replies["VERSION"], 2);
+  EXPECT_EQ(replies["STAT"], 1);
+  EXPECT_EQ(replies["-"], 5 + 1);  // the binary replies (`status` instead) and the unanswered request
+  int numbers = 0;
+  for (const auto& [word, n] : replies) {
+    if (!word.empty() && word.find_first_not_of("0123456789") == std::string::npos) numbers += n;
+  }
+  EXPECT_EQ(numbers, 3);  // incr / decr results
+  const std::map<std::string, int> statuses = {
+      {"-", 99}, {"key_not_found", 3}, {"no_error", 2}};
+  EXPECT_EQ(tally(run.lines, "response", "status"), statuses);
+  uint64_t values = 0, datagrams = 0, requests_udp = 0;
+  for (const std::string& l : run.lines) {
+    json r = json::parse(l);
+    if (r["request"]["transport"] == "udp") ++requests_udp;
+    if (!r["response"].is_object()) continue;
+    values += r["response"].value("values", 0);
+    datagrams += r["response"].value("datagrams", 0);
+    EXPECT_FALSE(r["response"].contains("missing_datagrams"));
+  }
+  EXPECT_EQ(values, 14u);       // VALUE blocks in get/gets replies
+  EXPECT_EQ(datagrams, 214u);   // every response datagram, each in one reply
+  EXPECT_EQ(requests_udp, 104u);
+  EXPECT_EQ(run.stats.decode.decode_errors[static_cast<size_t>(Protocol::kMemcached)], 0u);
 }
 
 }  // namespace

@@ -114,6 +114,9 @@ TEST(Registry, ConfirmationsAgreeWithTheirSignaturesOnTypicalFirstChunks) {
       {Protocol::kRedis, Transport::kTcp, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"},
       {Protocol::kDns, Transport::kUdp, dns_q},
       {Protocol::kMemcached, Transport::kTcp, "get foo\r\n"},
+      {Protocol::kMemcached, Transport::kTcp,  // binary Get "k", opaque 7
+       std::string("\x80\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x07", 16) + std::string(8, '\0') + "k"},
+      {Protocol::kMemcached, Transport::kUdp, std::string("\x01\x02\x00\x00\x00\x01\x00\x00", 8) + "get foo\r\n"},
       {Protocol::kSmtp, Transport::kTcp, "220 mx.example.org ESMTP Postfix\r\n"},
       {Protocol::kSmtp, Transport::kTcp, "EHLO client.example.net\r\n"},
       {Protocol::kTls, Transport::kTcp, std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) + std::string(32, 'r')},

@@ -1,434 +1,178 @@
-// memcached text-protocol decoder: commands with data blocks, multi-get, noreply/quit, meta commands, FIFO matching.
-// Runs on a worker lcore; per-flow state lives in the builder's preallocated array; never allocates.
+// memcached decoder entry points: a TCP flow is text or binary (its first byte), UDP datagrams carry either;
+// the message end shared by both encodings; the factory and structural check for the descriptor.
+// Runs on a worker lcore; per-flow state lives in the builder's preallocated array; allocates only in the
+// constructor (the UDP stash pool).
 #include "memcached.h"
 
-#include "spanfeed/decoder.h"
-#include "text_util.h"
+#include "memcached_decoder.h"
 
-namespace spanfeed {
+namespace spanfeed::memcached {
+
 namespace {
 
-constexpr Direction kReq = Direction::kClientToServer;
-constexpr Direction kResp = Direction::kServerToClient;
+constexpr uint32_t kStashBuffers = 128;  // out-of-order UDP datagrams held per worker (x 1500 B)
 
-// Longest data block a server reads: memcached parses <bytes> as a signed 32-bit number and answers a larger
-// one (or a negative one) with CLIENT_ERROR without reading any data block (proto_text.c: vlen > INT_MAX - 2);
-// anything up to it is read, or swallowed when over the item size limit. So a longer length means no data
-// block follows: the next line is a command again. Not the item size limit (1 MiB by default): the server
-// skips the data of a value too large for it, and so must we.
-constexpr uint64_t kMaxDataBlock = 0x7FFFFFFFull - 2;
-
-// A data block length as the server would take it.
-bool parse_data_len(std::string_view tok, uint64_t* n) { return text::parse_u64(tok, n) && *n <= kMaxDataBlock; }
-
-enum class Phase : uint8_t {
-  kLine,  // next line: a command / response line
-  kData,  // `remaining` bytes of a data block (+ CRLF) to skip
-};
-
-enum class Kind : uint8_t {
-  kUnknown,
-  kStorage,    // set add replace append prepend cas: <key> <flags> <exptime> <bytes> [cas] [noreply] + data
-  kRetrieval,  // get gets: <key>*
-  kTouchGet,   // gat gats: <exptime> <key>*
-  kKeyed,      // delete incr decr touch: <key> ... [noreply]
-  kMetaSet,    // ms <key> <datalen> <flags>* + data
-  kMeta,       // mg md ma mn me: <key> <flags>*
-  kOther,      // stats version verbosity flush_all ... : one-line or END-terminated reply
-  kQuit,       // quit: no reply
-};
-
-struct CommandInfo {
-  std::string_view name;
-  Kind kind;
-};
-
-constexpr CommandInfo kCommands[] = {
-    {"get", Kind::kRetrieval},   {"gets", Kind::kRetrieval}, {"set", Kind::kStorage},
-    {"add", Kind::kStorage},     {"replace", Kind::kStorage}, {"append", Kind::kStorage},
-    {"prepend", Kind::kStorage}, {"cas", Kind::kStorage},    {"delete", Kind::kKeyed},
-    {"incr", Kind::kKeyed},      {"decr", Kind::kKeyed},     {"touch", Kind::kKeyed},
-    {"gat", Kind::kTouchGet},    {"gats", Kind::kTouchGet},  {"mg", Kind::kMeta},
-    {"ms", Kind::kMetaSet},      {"md", Kind::kMeta},        {"ma", Kind::kMeta},
-    {"mn", Kind::kMeta},         {"me", Kind::kMeta},        {"stats", Kind::kOther},
-    {"version", Kind::kOther},   {"verbosity", Kind::kOther}, {"flush_all", Kind::kOther},
-    {"cache_memlimit", Kind::kOther}, {"shutdown", Kind::kOther}, {"slabs", Kind::kOther},
-    {"lru", Kind::kOther},       {"lru_crawler", Kind::kOther}, {"misbehave", Kind::kOther},
-    {"quit", Kind::kQuit},
-};
-
-Kind kind_of(std::string_view cmd) {
-  for (const CommandInfo& c : kCommands) {
-    if (c.name == cmd) return c.kind;
-  }
-  return Kind::kUnknown;
+bool magic(std::span<const std::byte> b) {
+  return !b.empty() && (std::to_integer<uint8_t>(b[0]) == 0x80 || std::to_integer<uint8_t>(b[0]) == 0x81);
 }
-
-// A word the server would take for a command it does not know (and answer
-// `ERROR`): a letter, then letters, digits or '_', at most 32 bytes.
-bool is_verb(std::string_view w) {
-  if (w.empty() || w.size() > 32) return false;
-  auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); };
-  if (!letter(w[0])) return false;
-  for (char c : w) {
-    if (!letter(c) && !text::is_digit(c) && c != '_') return false;
-  }
-  return true;
-}
-
-// Single-line replies (VALUE/STAT/VA/END are handled apart).
-constexpr std::string_view kReplies[] = {
-    "STORED", "NOT_STORED", "EXISTS", "NOT_FOUND", "DELETED", "TOUCHED", "OK",  "VERSION", "ERROR",
-    "CLIENT_ERROR", "SERVER_ERROR", "RESET", "BUSY", "BADCLASS", "NOSPARE", "NOTFULL", "UNSAFE", "SAME",
-    "HD", "EN", "NF", "NS", "EX", "MN", "ME",
-};
-
-bool is_reply_word(std::string_view w) {
-  for (std::string_view r : kReplies) {
-    if (r == w) return true;
-  }
-  if (w.empty() || w.size() > 20) return false;
-  for (char c : w) {
-    if (!text::is_digit(c)) return false;
-  }
-  return true;  // incr/decr result
-}
-
-struct Side {
-  Message* msg = nullptr;
-  uint64_t start = 0;
-  uint64_t remaining = 0;  // data block bytes + CRLF left
-  uint64_t skipped = 0;
-  uint32_t values = 0;      // response: VALUE/VA items
-  uint64_t value_bytes = 0;
-  Phase phase = Phase::kLine;
-  bool in_message = false;
-  bool resyncing = false;
-  bool multi = false;       // response: VALUE/STAT lines until END
-  bool done_after_data = false;  // response: VA / request: storage: the message ends with the data block
-  bool noreply = false;     // request: no response will come
-  bool error = false;       // response: ERROR / CLIENT_ERROR / SERVER_ERROR
-  bool lost_item = false;   // response: a VALUE line's length no server sends: its data is skipped up to END
-};
-
-struct State {
-  Side side[2];
-  bool in_sync = false;  // requests: a known command was decoded since the start / the last gap
-};
-static_assert(sizeof(State) <= kDecoderStateBytes);
-
-class MemcachedDecoder final : public Decoder {
- public:
-  explicit MemcachedDecoder(const DecodeConfig& /*cfg*/) {}
-
-  Protocol protocol() const override { return Protocol::kMemcached; }
-
-  static SniffResult sniff(std::span<const std::byte> chunk, Transport t) {
-    if (t != Transport::kTcp) return SniffResult::kNo;
-    std::string_view s = text::as_sv(chunk);
-    size_t nl = s.find("\r\n");
-    if (nl == std::string_view::npos || nl == 0) return SniffResult::kNo;
-    std::string_view line = s.substr(0, nl);
-    std::string_view cmd = text::next_token(line);
-    const Kind k = kind_of(cmd);
-    // only commands with a key: too generic otherwise ("version\r\n" also looks like other protocols)
-    if ((k == Kind::kRetrieval || k == Kind::kStorage || k == Kind::kKeyed) && !line.empty())
-      return SniffResult::kRequest;
-    if (cmd == "VALUE" && !line.empty()) return SniffResult::kResponse;
-    return SniffResult::kNo;
-  }
-
-  void open(FlowContext& ctx, uint64_t /*ts*/) override { ctx.state<State>() = State{}; }
-
-  void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts) override {
-    Side& sd = ctx.state<State>().side[index_of(dir)];
-    while (!bytes.empty()) {
-      if (sd.in_message && sd.msg != nullptr) sd.msg->last_ts_ns = ts;
-      if (sd.phase == Phase::kData) {
-        const size_t n = bytes.size() < sd.remaining ? bytes.size() : static_cast<size_t>(sd.remaining);
-        bytes = bytes.subspan(n);
-        sd.remaining -= n;
-        if (sd.remaining == 0) {
-          sd.phase = Phase::kLine;
-          if (sd.done_after_data) finish(ctx, sd, dir, ctx.offset(dir, bytes), ts, 0);
-        }
-        continue;
-      }
-      if (dir == kReq) {
-        request_line(ctx, sd, bytes, ts);
-      } else {
-        response_line(ctx, sd, bytes, ts);
-      }
-    }
-  }
-
-  void gap(FlowContext& ctx, Direction dir, uint64_t missing, uint64_t ts) override {
-    Side& sd = ctx.state<State>().side[index_of(dir)];
-    const uint64_t at = ctx.offset(dir, {});
-    if (sd.in_message) {
-      if (sd.msg != nullptr) sd.msg->flags |= record_flag::kGap;
-      if (sd.phase == Phase::kData && missing <= sd.remaining) {
-        sd.remaining -= missing;  // inside a data block: skip the hole
-        ctx.count_gap_absorbed();
-        if (sd.remaining == 0) {
-          sd.phase = Phase::kLine;
-          if (sd.done_after_data) finish(ctx, sd, dir, at + missing, ts, 0);
-        }
-        return;
-      }
-      finish(ctx, sd, dir, at, ts, record_flag::kGap);
-    }
-    sd = Side{};
-    sd.resyncing = true;
-    if (dir == kReq) ctx.state<State>().in_sync = false;
-    if (dir == kResp) ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
-  }
-
-  void fin(FlowContext& ctx, Direction dir, uint64_t ts) override {
-    Side& sd = ctx.state<State>().side[index_of(dir)];
-    if (sd.in_message) finish(ctx, sd, dir, ctx.offset(dir, {}), ts, record_flag::kTruncated);
-  }
-
-  void close(FlowContext& ctx, uint64_t ts) override {
-    for (Direction dir : {kReq, kResp}) {
-      const Side& sd = ctx.state<State>().side[index_of(dir)];
-      // a command / reply line cut by the end of the flow: too little to make a record of
-      if (!sd.in_message && !sd.resyncing && ctx.has_carry(dir)) ctx.count_partial_at_close();
-      fin(ctx, dir, ts);
-    }
-  }
-
- private:
-  void request_line(FlowContext& ctx, Side& sd, std::span<const std::byte>& bytes, uint64_t ts) {
-    if (!ctx.has_carry(kReq)) sd.start = ctx.offset(kReq, bytes);
-    const size_t before = bytes.size();
-    std::string_view line;
-    bool cut = false;
-    if (ctx.next_line(kReq, bytes, line, &cut) != Take::kOk) {
-      if (sd.resyncing) sd.skipped += before - bytes.size();
-      return;
-    }
-    if (line.empty()) return;
-    std::string_view rest = line;
-    const std::string_view cmd = text::next_token(rest);
-    Kind kind = kind_of(cmd);
-    bool& in_sync = ctx.state<State>().in_sync;
-    // An unknown verb on a line boundary we trust (a known command came
-    // before it and no gap since) is a request: the server answers it `ERROR`.
-    // Anywhere else (flow picked up mid-stream, after a gap) it is skipped.
-    const bool unknown_verb = kind == Kind::kUnknown && in_sync && !sd.resyncing && is_verb(cmd);
-    if (unknown_verb) kind = Kind::kOther;
-    if (kind == Kind::kUnknown) {
-      if (!sd.resyncing) ctx.count_decode_error();
-      sd.resyncing = true;
-      sd.skipped += before - bytes.size();
-      return;
-    }
-    if (sd.resyncing) ctx.count_resync(sd.skipped);
-    in_sync = true;
-    const uint64_t start = sd.start;
-    sd = Side{};
-    sd.start = start;
-    sd.in_message = true;
-    Message* m = ctx.new_message(ts);
-    sd.msg = m;
-    if (m != nullptr && cut) m->flags |= record_flag::kTruncated;
-    auto field_str = [&](const char* k, std::string_view v) {
-      if (m != nullptr) m->fields.add_string(k, v, 250);  // memcached keys are at most 250 bytes
-    };
-    field_str("command", cmd);
-    std::string_view tok[8];
-    size_t ntok = 0;
-    uint32_t extra = 0;
-    while (!rest.empty()) {
-      std::string_view t = text::next_token(rest);
-      if (ntok < 8) {
-        tok[ntok++] = t;
-      } else {
-        ++extra;
-      }
-    }
-    const bool last_noreply = ntok > 0 && tok[ntok - 1] == "noreply";
-    uint64_t data_len = 0;
-    bool has_data = false;
-    switch (kind) {
-      case Kind::kStorage: {
-        if (ntok > 0) field_str("key", tok[0]);
-        const size_t need = cmd == "cas" ? 5 : 4;
-        if (ntok < need || !parse_data_len(tok[3], &data_len)) {
-          // no usable length: the server answers CLIENT_ERROR and reads no data block; the next line is a command
-          ctx.count_decode_error();
-          if (m != nullptr) m->flags |= record_flag::kTruncated;
-          break;
-        }
-        has_data = true;
-        sd.noreply = last_noreply;
-        if (m != nullptr) m->fields.add_uint("value_bytes", data_len);
-        break;
-      }
-      case Kind::kRetrieval:
-      case Kind::kTouchGet: {
-        const size_t first = kind == Kind::kTouchGet ? 1 : 0;
-        if (ntok > first) field_str("key", tok[first]);
-        if (m != nullptr) m->fields.add_uint("keys", ntok + extra - (ntok > first ? first : ntok));
-        break;
-      }
-      case Kind::kKeyed:
-        if (ntok > 0) field_str("key", tok[0]);
-        sd.noreply = last_noreply;
-        break;
-      case Kind::kMetaSet:
-        if (ntok > 0) field_str("key", tok[0]);
-        if (ntok < 2 || !parse_data_len(tok[1], &data_len)) {
-          ctx.count_decode_error();
-          if (m != nullptr) m->flags |= record_flag::kTruncated;
-          break;
-        }
-        has_data = true;
-        if (m != nullptr) m->fields.add_uint("value_bytes", data_len);
-        break;
-      case Kind::kMeta:
-        if (ntok > 0 && cmd != "mn") field_str("key", tok[0]);
-        break;
-      case Kind::kOther:
-        sd.noreply = last_noreply && !unknown_verb;  // the server's ERROR ignores noreply
-        break;
-      case Kind::kQuit:
-        sd.noreply = true;
-        break;
-      case Kind::kUnknown: break;
-    }
-    if (m != nullptr && sd.noreply && kind != Kind::kQuit) m->fields.add_bool("noreply", true);
-    if (has_data) {
-      sd.phase = Phase::kData;
-      sd.remaining = data_len + 2;
-      sd.done_after_data = true;
-      return;
-    }
-    finish(ctx, sd, kReq, ctx.offset(kReq, bytes), ts, 0);
-  }
-
-  void response_line(FlowContext& ctx, Side& sd, std::span<const std::byte>& bytes, uint64_t ts) {
-    if (!sd.in_message && !ctx.has_carry(kResp)) sd.start = ctx.offset(kResp, bytes);
-    const size_t before = bytes.size();
-    std::string_view line;
-    bool cut = false;
-    if (ctx.next_line(kResp, bytes, line, &cut) != Take::kOk) {
-      if (sd.resyncing) sd.skipped += before - bytes.size();
-      return;
-    }
-    std::string_view rest = line;
-    const std::string_view word = text::next_token(rest);
-    if (sd.lost_item) {
-      if (word != "END") {
-        sd.skipped += before - bytes.size();
-        return;
-      }
-      ctx.count_resync(sd.skipped);  // the reply's END: framing found again
-      finish(ctx, sd, kResp, ctx.offset(kResp, bytes), ts, 0);
-      return;
-    }
-    const bool item = word == "VALUE" || word == "VA";
-    const bool known = item || word == "STAT" || word == "END" || is_reply_word(word);
-    if (!known || (sd.in_message && !sd.multi)) {
-      if (sd.in_message) {  // garbage inside a multi-line reply: end it here
-        ctx.count_decode_error();
-        finish(ctx, sd, kResp, ctx.offset(kResp, bytes), ts, record_flag::kTruncated);
-        sd.resyncing = true;
-        return;
-      }
-      if (!sd.resyncing) ctx.count_decode_error();
-      sd.resyncing = true;
-      sd.skipped += before - bytes.size();
-      return;
-    }
-    if (!sd.in_message) {
-      if (sd.resyncing) ctx.count_resync(sd.skipped);
-      const uint64_t start = sd.start;
-      sd = Side{};
-      sd.start = start;
-      sd.in_message = true;
-      sd.msg = ctx.new_message(ts);
-      if (sd.msg != nullptr) sd.msg->fields.add_string("response", word, 16);
-    }
-    Message* m = sd.msg;
-    if (cut && m != nullptr) m->flags |= record_flag::kTruncated;
-    if (word == "VALUE" || word == "VA") {
-      // VALUE <key> <flags> <bytes> [<cas>]   |   VA <size> <flags>*
-      std::string_view t1 = text::next_token(rest);
-      std::string_view len_tok = t1;
-      if (word == "VALUE") {
-        text::next_token(rest);
-        len_tok = text::next_token(rest);
-      }
-      uint64_t len = 0;
-      if (!parse_data_len(len_tok, &len)) {
-        // Longer than any data block (the bound of the request side), or no number: `len + 2` would be
-        // meaningless (2^64-1 wraps to 1). The reply is cut here; a VALUE reply still ends with END, so skip
-        // to it (inside the reply, like the data block we cannot measure); a VA reply has no end marker.
-        ctx.count_decode_error();
-        if (m != nullptr) m->flags |= record_flag::kTruncated;
-        if (word == "VALUE") {
-          sd.lost_item = true;
-          sd.multi = true;
-          sd.skipped = 0;
-          return;
-        }
-        finish(ctx, sd, kResp, ctx.offset(kResp, bytes), ts, 0);
-        sd.resyncing = true;
-        return;
-      }
-      ++sd.values;
-      sd.value_bytes += len;
-      sd.multi = word == "VALUE";
-      sd.done_after_data = word == "VA";
-      sd.phase = Phase::kData;
-      sd.remaining = len + 2;
-      return;
-    }
-    if (word == "STAT") {
-      sd.multi = true;
-      return;
-    }
-    if (word == "ERROR" || word == "CLIENT_ERROR" || word == "SERVER_ERROR") {
-      sd.error = true;
-      if (m != nullptr && !rest.empty()) m->fields.add_string("error_message", rest, 256);
-    }
-    finish(ctx, sd, kResp, ctx.offset(kResp, bytes), ts, 0);  // END, or a one-line reply
-  }
-
-  void finish(FlowContext& ctx, Side& sd, Direction dir, uint64_t end, uint64_t ts, uint32_t flags) {
-    Message* m = sd.msg;
-    const Side done = sd;
-    sd = Side{};
-    if (m == nullptr) return;
-    m->flags |= flags;
-    m->bytes = end > done.start ? end - done.start : 0;
-    m->stream_end = end;
-    m->last_ts_ns = ts;
-    if (dir == kReq) {
-      if (done.noreply) {
-        ctx.emit_no_reply(m);
-      } else {
-        ctx.commit_request(m);
-      }
-      return;
-    }
-    if (done.values > 0 || m->fields.get_string("response") == "END") {
-      m->fields.add_uint("values", done.values);
-      m->fields.add_uint("value_bytes", done.value_bytes);
-    }
-    ctx.complete_response(m, done.error ? RoundtripStatus::kError : RoundtripStatus::kOk);
-  }
-};
 
 }  // namespace
 
-namespace memcached {
+MemcachedDecoder::MemcachedDecoder(const DecodeConfig& cfg)
+    : udp_timeout_ns_(cfg.option(Protocol::kMemcached, "udp_reassembly_ms") * 1'000'000ull),
+      stash_count_(kStashBuffers),
+      stash_(std::make_unique<std::byte[]>(kStashBuffers * kStashBufBytes)),
+      stash_free_(std::make_unique<uint32_t[]>(kStashBuffers)) {
+  for (uint32_t i = 0; i < stash_count_; ++i) stash_free_[stash_free_n_++] = i;
+}
+
+SniffResult MemcachedDecoder::sniff(std::span<const std::byte> chunk, Transport t) {
+  if (t == Transport::kUdp) {
+    // memcached's frame header: request id, sequence, datagram count, reserved (0)
+    if (chunk.size() < 8 + 5) return SniffResult::kNo;
+    const auto* p = reinterpret_cast<const uint8_t*>(chunk.data());
+    if (be16(p + 6) != 0 || be16(p + 4) == 0 || be16(p + 2) >= be16(p + 4)) return SniffResult::kNo;
+    chunk = chunk.subspan(8);
+  }
+  const auto* h = reinterpret_cast<const uint8_t*>(chunk.data());
+  if (plausible_binary(h, chunk.size(), false)) return SniffResult::kRequest;
+  if (plausible_binary(h, chunk.size(), true)) return SniffResult::kResponse;
+  if (text_request_start(chunk)) return SniffResult::kRequest;
+  if (text_response_start(chunk)) return SniffResult::kResponse;
+  return SniffResult::kNo;
+}
+
+void MemcachedDecoder::open(FlowContext& ctx, uint64_t /*ts*/) {
+  ctx.state<State>() = State{};
+  if (ctx.udp()) ctx.set_match_by_key(true);  // by the frame's request id
+}
+
+void MemcachedDecoder::data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts) {
+  if (ctx.udp()) {
+    udp_datagram(ctx, dir, bytes, ts);
+    return;
+  }
+  State& st = ctx.state<State>();
+  if (st.mode == Mode::kUnset) {
+    // A flow is one protocol or the other from its first byte: a text command never starts with 0x80/0x81.
+    st.mode = magic(bytes) ? Mode::kBinary : Mode::kText;
+    if (st.mode == Mode::kBinary) {
+      ctx.set_match_by_key(true);  // by the opaque
+      st.side[0].phase = st.side[1].phase = Phase::kHeader;
+    }
+  }
+  if (st.mode == Mode::kBinary) {
+    binary_data(ctx, dir, bytes, ts);
+  } else {
+    text_data(ctx, dir, bytes, ts);
+  }
+}
+
+void MemcachedDecoder::end_in_progress(FlowContext& ctx, Direction dir, bool binary, uint64_t end, uint64_t ts,
+                                       uint32_t flags) {
+  Side& sd = ctx.state<State>().side[index_of(dir)];
+  if (!sd.in_message) return;
+  if (binary) {
+    binary_end(ctx, sd, dir, {}, end, ts, flags);
+  } else {
+    finish(ctx, sd, dir, end, ts, flags);
+  }
+}
+
+void MemcachedDecoder::gap(FlowContext& ctx, Direction dir, uint64_t missing, uint64_t ts) {
+  if (ctx.udp()) return;  // datagrams: a cut one was parsed as far as it went
+  State& st = ctx.state<State>();
+  Side& sd = st.side[index_of(dir)];
+  const bool binary = st.mode == Mode::kBinary;
+  const uint64_t at = ctx.offset(dir, {});
+  if (sd.in_message) {
+    if (sd.msg != nullptr) sd.msg->flags |= record_flag::kGap;
+    const bool skipping = binary ? sd.phase == Phase::kValue && !sd.keep_value : sd.phase == Phase::kData;
+    if (skipping && missing <= sd.remaining) {
+      sd.remaining -= missing;  // inside a data block / value: skip the hole
+      ctx.count_gap_absorbed();
+      if (sd.remaining == 0) {
+        if (binary) {
+          binary_end(ctx, sd, dir, {}, at + missing, ts, 0);
+        } else {
+          sd.phase = Phase::kLine;
+          if (sd.done_after_data) finish(ctx, sd, dir, at + missing, ts, 0);
+        }
+      }
+      return;
+    }
+    end_in_progress(ctx, dir, binary, at, ts, record_flag::kGap);
+  }
+  sd = Side{};
+  sd.resyncing = true;
+  if (binary) {
+    sd.phase = Phase::kHeader;
+    return;  // responses name their request: the pending ones still pair (or time out)
+  }
+  if (dir == kReq) st.in_sync = false;
+  if (dir == kResp) ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
+}
+
+void MemcachedDecoder::fin(FlowContext& ctx, Direction dir, uint64_t ts) {
+  if (ctx.udp()) return;
+  end_in_progress(ctx, dir, ctx.state<State>().mode == Mode::kBinary, ctx.offset(dir, {}), ts,
+                  record_flag::kTruncated);
+}
+
+void MemcachedDecoder::close(FlowContext& ctx, uint64_t ts) {
+  if (ctx.udp()) {
+    udp_end(ctx, ts);
+    return;
+  }
+  for (Direction dir : {kReq, kResp}) {
+    const Side& sd = ctx.state<State>().side[index_of(dir)];
+    // a command / reply line or a binary header cut by the end of the flow: too little to make a record of
+    if (!sd.in_message && !sd.resyncing && ctx.has_carry(dir)) ctx.count_partial_at_close();
+    fin(ctx, dir, ts);
+  }
+}
+
+void MemcachedDecoder::finish(FlowContext& ctx, Side& sd, Direction dir, uint64_t end, uint64_t ts, uint32_t flags) {
+  State& st = ctx.state<State>();
+  Message* m = sd.msg;
+  Side done = sd;
+  const bool binary_phase = sd.phase == Phase::kHeader || sd.phase == Phase::kHead || sd.phase == Phase::kValue;
+  sd = Side{};
+  if (binary_phase) sd.phase = Phase::kHeader;
+  if (m == nullptr) return;
+  m->flags |= flags;
+  m->bytes = end > done.start ? end - done.start : 0;
+  m->stream_end = end;
+  m->last_ts_ns = ts;
+  if (dir == kReq) {
+    if (ctx.udp()) {
+      m->fields.add_string("transport", "udp");
+      m->fields.add_uint("request_id", key_);
+    }
+    if (done.noreply) {
+      ctx.emit_no_reply(m);
+    } else {
+      ctx.commit_request(m);
+    }
+    return;
+  }
+  const bool binary = ctx.udp() ? st.udp_mode == Mode::kBinary : st.mode == Mode::kBinary;
+  if (!binary) text_finish_response(ctx, done, m);
+  const RoundtripStatus status = done.error ? RoundtripStatus::kError : RoundtripStatus::kOk;
+  if (ctx.udp()) {
+    udp_response_fields(ctx, m);
+    st.udp.any_done = true;
+    ctx.complete_response_by_key(m, status, st.udp.rid);
+    return;
+  }
+  if (binary) {
+    ctx.complete_response_by_key(m, status, done.opaque);
+    return;
+  }
+  ctx.complete_response(m, status);
+}
 
 std::unique_ptr<Decoder> make_decoder(const DecodeConfig& cfg) { return std::make_unique<MemcachedDecoder>(cfg); }
 SniffResult confirm(std::span<const std::byte> chunk, Transport t) { return MemcachedDecoder::sniff(chunk, t); }
 
-}  // namespace memcached
-
-}  // namespace spanfeed
+}  // namespace spanfeed::memcached
