@@ -316,7 +316,7 @@ class FlowContext {
   void content(Direction dir, std::span<const std::byte> bytes, bool compressed);
 
   // The flow speaks protocol `p` from here on (HTTP/1.1 `Upgrade: h2c` answered by 101): p's decoder
-  // opens with fresh state, hears `origin` (the request that asked, or null; Decoder::upgraded) and
+  // opens with fresh state, hears `origin` (the request that asked; Decoder::upgraded, not called when null) and
   // decodes `rest` of `dir`. True: the caller's state is gone, it returns at once; false: no decoder for p.
   bool hand_over(Protocol p, Direction dir, std::span<const std::byte> rest, uint64_t ts_ns, const Message* origin);
 

@@ -42,7 +42,7 @@ bool FlowContext::hand_over(Protocol p, Direction dir, std::span<const std::byte
   s_.by_key = d->matches_by_key();
   s_.state.fill(std::byte{0});
   d->open(*this, ts_ns);
-  d->upgraded(*this, origin, ts_ns);
+  if (origin != nullptr) d->upgraded(*this, origin, ts_ns);
   if (!rest.empty()) d->data(*this, dir, rest, ts_ns);
   return true;
 }

@@ -31,7 +31,7 @@ TEST(Registry, OneDescriptorPerProtocolInEnumOrder) {
   }
   EXPECT_EQ(protocol_descriptor(Protocol::kUnknown), nullptr);
   EXPECT_EQ(protocol_descriptor("gopher"), nullptr);
-  EXPECT_EQ(protocol_names(), "http, redis, dns, memcached, mysql, pgsql, mongodb, smtp");
+  EXPECT_EQ(protocol_names(), "http, redis, dns, memcached, mysql, pgsql, mongodb, smtp, http2, grpc");
 }
 
 TEST(Registry, FactoriesMakeTheirProtocolsDecoder) {

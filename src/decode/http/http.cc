@@ -126,6 +126,11 @@ class HttpDecoder final : public Decoder {
       end_message(ctx, st, kReq, ctx.offset(kReq, {}), ts, record_flag::kTruncated);
     }
     Side& sd = st.side[index_of(dir)];
+    // HTTP/2 with prior knowledge on an HTTP port (h2c on 8080): the client preface hands the flow over.
+    if (dir == kReq && bytes.size() >= 3 && sd.phase == Phase::kIdle && !ctx.has_carry(dir) && ctx.offset(dir, bytes) == 0 &&
+        text::as_sv(bytes).substr(0, 16) == std::string_view("PRI * HTTP/2.0\r\n").substr(0, std::min<size_t>(bytes.size(), 16)) &&
+        ctx.hand_over(Protocol::kHttp2, dir, bytes, ts, nullptr))
+      return;
     if ((sd.flags & hflag::kResyncing) && sd.phase == Phase::kIdle && ctx.has_carry(dir) &&
         sniff(bytes, Transport::kTcp) == (dir == kReq ? SniffResult::kRequest : SniffResult::kResponse)) {
       // Resyncing with an unterminated line kept (the tail of a message lost in a gap, e.g. a body): a

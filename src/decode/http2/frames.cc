@@ -180,7 +180,7 @@ void Http2Decoder::payload(FlowContext& ctx, State& st, Direction dir, std::span
       }
       continue;
     }
-    const uint32_t content = d.left - d.pad;
+    const uint32_t content = d.left > d.pad ? d.left - d.pad : 0;  // 0: in the padding
     const size_t n = std::min<size_t>(bytes.size(), content > 0 ? content : d.left);
     if (content > 0) {
       if (d.type == kData) {

@@ -134,7 +134,7 @@ void Http2Decoder::block_bytes(FlowContext& ctx, State& st, Direction dir, std::
     }
     p += rv;
     n -= static_cast<size_t>(rv);
-    if ((fl & NGHTTP2_HD_INFLATE_EMIT) && s != nullptr && !s->undecodable) {
+    if ((fl & NGHTTP2_HD_INFLATE_EMIT) && s != nullptr) {
       const StreamSide& sd = s->side[index_of(side)];
       header(*s, side, sd.blocks > 1, sv(nv.name, nv.namelen), sv(nv.value, nv.valuelen));
     }
@@ -246,10 +246,13 @@ void Http2Decoder::end_stream(FlowContext& ctx, State& st, Direction dir, uint32
   StreamSide& sd = s->side[index_of(dir)];
   sd.ended = true;
   if (sd.msg != nullptr) sd.msg->last_ts_ns = ts;
-  if (s->side[0].ended && s->side[1].ended) finish(ctx, st, *s, ts, 0);
+  // Both sides ended; or the response ended on a stream whose request was never seen (the capture began
+  // after it, or it was lost in a gap): nothing more will come for it.
+  if ((s->side[0].ended && s->side[1].ended) || (dir == kResp && s->side[0].blocks == 0))
+    finish(ctx, st, *s, ts, 0);
 }
 
-void Http2Decoder::finish(FlowContext& ctx, State& st, Stream& s, uint64_t ts, uint32_t flags) {
+void Http2Decoder::finish(FlowContext& ctx, State& /*st*/, Stream& s, uint64_t ts, uint32_t flags) {
   StreamSide& q = s.side[0];
   StreamSide& r = s.side[1];
   Message* req = q.msg;
