@@ -46,7 +46,7 @@ constexpr RecordFieldSpec kFields[] = {
     {"response", "messages", "integer", "length-prefixed messages the server sent"},
     {"response", "message_bytes", "integer", "sum of their lengths"},
     {"response", "body_bytes", "integer", "DATA bytes of the response"},
-    {"response", "rst_error", "string", "RST_STREAM error code name: `error` status"},
+    {"response", "rst_error", "string", "RST_STREAM error code name: `error` status unless `NO_ERROR`"},
 };
 
 }  // namespace

@@ -7,16 +7,16 @@
 namespace spanfeed::http2 {
 namespace {
 
-// h2c has no registered port: 8081 / 9080 are common for cleartext HTTP/2 side-cars and gateways; any other
+// h2c has no registered port: 8081 is a common one for cleartext HTTP/2 gateways; any other
 // port is found by the preface signature (and HTTP/1.1 `Upgrade: h2c`, which the HTTP decoder hands over).
-constexpr uint16_t kTcpPorts[] = {8081, 9080};
+constexpr uint16_t kTcpPorts[] = {8081};
 
 // Looser than confirm(). The upgrade request is an HTTP/1.1 request: HTTP (earlier in the registry)
 // confirms it and hands the flow over after the 101.
 constexpr ProtocolSignature kSignatures[] = {
     {"^PRI \\* HTTP/2\\.0\\r\\n", Transport::kTcp},
     {"^[A-Z]+ [^\\r\\n]* HTTP/1\\.1\\r\\n(?:[^\\r\\n]*\\r\\n)*?[Uu]pgrade:[ \\t]*h2c", Transport::kTcp},
-    {"^.{3}[\\x01\\x04][\\x00-\\x2d][\\x00-\\x7f]", Transport::kTcp},  // HEADERS / SETTINGS mid-connection
+    {"^.{3}[\\x01\\x04\\x06\\x08][\\x00-\\x2d][\\x00-\\x7f]", Transport::kTcp},  // mid-connection: HEADERS, or SETTINGS / PING / WINDOW_UPDATE first
 };
 
 }  // namespace
@@ -38,7 +38,7 @@ constexpr RecordFieldSpec kHttp2Fields[] = {
     {"response", "content_type", "string", "`content-type`"},
     {"response", "set_cookie", "string", "`set-cookie`: `<redacted>` unless `decode.redact_secrets` is off"},
     {"response", "body_bytes", "integer", "DATA bytes of the response (padding excluded)"},
-    {"response", "rst_error", "string", "RST_STREAM error code name (`CANCEL`, `INTERNAL_ERROR`, ...): `error` status"},
+    {"response", "rst_error", "string", "RST_STREAM error code name (`CANCEL`, `INTERNAL_ERROR`, ...): `error` status unless `NO_ERROR`"},
 };
 
 namespace {

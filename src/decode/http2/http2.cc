@@ -30,19 +30,32 @@ SniffResult Http2Decoder::sniff(std::span<const std::byte> chunk, Transport t) {
   const std::string_view s(reinterpret_cast<const char*>(chunk.data()), chunk.size());
   if (s.size() >= 16 && s.substr(0, 16) == kPreface.substr(0, 16)) return SniffResult::kRequest;
   const uint8_t* p = u8(chunk);
-  if (!plausible_frame(p, chunk.size(), kDefaultMaxFrame)) return SniffResult::kNo;
-  const uint32_t len = uint32_t{p[0]} << 16 | uint32_t{p[1]} << 8 | p[2];
-  if (p[3] == kSettings && len >= 6 && len <= 60 && (p[4] & fflag::kEndStream) == 0 && chunk.size() >= kFrameHeader + len)
-    return SniffResult::kResponse;
-  if (p[3] != kHeaders || len == 0) return SniffResult::kNo;
-  size_t i = kFrameHeader;
-  if (p[4] & fflag::kPadded) ++i;
-  if (p[4] & fflag::kPriority) i += 5;
-  if (i >= chunk.size() || i >= kFrameHeader + len) return SniffResult::kNo;
-  const uint8_t b = p[i];
-  // Indexed :method GET / POST (2, 3), or a literal with the name :method (index 2); :status 200..500 (8..14).
-  if (b == 0x82 || b == 0x83 || b == 0x42 || b == 0x02 || b == 0x12) return SniffResult::kRequest;
-  if ((b >= 0x88 && b <= 0x8e) || b == 0x48 || b == 0x08 || b == 0x18) return SniffResult::kResponse;
+  size_t at = 0;
+  // Connection-level frames (SETTINGS, PING, WINDOW_UPDATE) may come first: the first few are skipped.
+  for (int k = 0; k < 4; ++k) {
+    if (!plausible_frame(p + at, chunk.size() - at, kDefaultMaxFrame)) return SniffResult::kNo;
+    const uint8_t* f = p + at;
+    const uint32_t len = uint32_t{f[0]} << 16 | uint32_t{f[1]} << 8 | f[2];
+    const bool whole = chunk.size() - at >= kFrameHeader + len;
+    if (f[3] == kSettings && at == 0 && len >= 6 && len <= 60 && (f[4] & fflag::kEndStream) == 0 && whole)
+      return SniffResult::kResponse;  // a server's first SETTINGS
+    if ((f[3] == kSettings || f[3] == kPing || f[3] == kWindowUpdate) && whole) {
+      at += kFrameHeader + len;
+      continue;
+    }
+    if (f[3] != kHeaders || len == 0) return SniffResult::kNo;
+    size_t i = at + kFrameHeader;
+    if (f[4] & fflag::kPadded) ++i;
+    if (f[4] & fflag::kPriority) i += 5;
+    if (i >= chunk.size() || i >= at + kFrameHeader + len) return SniffResult::kNo;
+    const uint8_t b = p[i];
+    // Request pseudo-headers of the static table first (:authority .. :path, indices 1-7), indexed or as a
+    // literal's name; or :status (indices 8-14).
+    const uint8_t name = (b & 0xc0) == 0x40 ? (b & 0x3f) : (b & 0xf0) <= 0x10 ? (b & 0x0f) : 0;
+    if ((b >= 0x81 && b <= 0x87) || (b < 0x80 && name >= 1 && name <= 7)) return SniffResult::kRequest;
+    if ((b >= 0x88 && b <= 0x8e) || (b < 0x80 && name == 8)) return SniffResult::kResponse;
+    return SniffResult::kNo;
+  }
   return SniffResult::kNo;
 }
 

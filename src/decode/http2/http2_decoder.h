@@ -67,6 +67,10 @@ struct DirState {
 
 struct State {
   DirState d[2];
+  // The last streams finished: frames that still come for them (a server's trailers after the client's
+  // RST_STREAM) make no second record. Their header blocks are still inflated (the table must stay in step).
+  uint32_t closed[4] = {};
+  uint8_t closed_next = 0;
   uint32_t conn = ConnPool::kNone;  // pool context; kNone: untracked (pool full)
   bool upgraded = false;            // HTTP/1.1 Upgrade: h2c
 };

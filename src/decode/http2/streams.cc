@@ -100,6 +100,7 @@ void Http2Decoder::block_start(FlowContext& ctx, State& st, Direction dir, uint3
   const uint32_t target = d.block_push ? d.promised : sid;
   const size_t side = d.block_push ? 0 : index_of(dir);
   Stream* s = find(st, target);
+  if (s == nullptr && std::find(std::begin(st.closed), std::end(st.closed), target) != std::end(st.closed)) return;
   if (s == nullptr) s = open_stream(ctx, st, target, ts);
   StreamSide& sd = s->side[side];
   if (sd.msg == nullptr) sd.msg = ctx.new_message(ts);
@@ -252,7 +253,9 @@ void Http2Decoder::end_stream(FlowContext& ctx, State& st, Direction dir, uint32
     finish(ctx, st, *s, ts, 0);
 }
 
-void Http2Decoder::finish(FlowContext& ctx, State& /*st*/, Stream& s, uint64_t ts, uint32_t flags) {
+void Http2Decoder::finish(FlowContext& ctx, State& st, Stream& s, uint64_t ts, uint32_t flags) {
+  st.closed[st.closed_next] = s.id;
+  st.closed_next = static_cast<uint8_t>((st.closed_next + 1) % std::size(st.closed));
   StreamSide& q = s.side[0];
   StreamSide& r = s.side[1];
   Message* req = q.msg;
@@ -312,7 +315,9 @@ void Http2Decoder::finish(FlowContext& ctx, State& /*st*/, Stream& s, uint64_t t
     f.add_uint("body_bytes", r.body_bytes);
     const bool failed = s.grpc ? s.grpc_status > 0 || (s.grpc_status < 0 && s.status != 0 && s.status != 200)
                                : s.status >= 500;
-    if (failed || s.rst) status = RoundtripStatus::kError;
+    // RST_STREAM NO_ERROR ends a stream whose answer is complete (a server discarding the rest of a request
+    // body): not a failure. Any other code is.
+    if (failed || (s.rst && s.rst_code != 0)) status = RoundtripStatus::kError;
   }
   ctx.commit_request(req);
   if (resp != nullptr) ctx.complete_response_by_key(resp, status, s.id);
