@@ -284,6 +284,21 @@ const Key kKeys[] = {
     {"smtp", "smtp", 7, "/request/command", "NOOP"},
     {"smtp", "smtp", 8, "/request/command", "QUIT"},
     {"smtp", "smtp", 8, "/response/code", 221},
+    {"http", "grpc-unary", 0, "/request/service", "agent.Synchronizer"},
+    {"http", "grpc-unary", 0, "/request/grpc_method", "Sync"},
+    {"http", "grpc-service-name", 0, "/request/call_type", "client_streaming"},
+    {"http", "grpc-service-name", 0, "/request/messages", 3},
+    {"http", "h2c_ascii", 0, "/request/path", "/hipstershop.CartService/GetCart"},
+    {"http", "http2-multi", 0, "/request/undecodable", true},
+    {"http2", "h2c", 0, "/request/method", "GET"},
+    {"http2", "h2c", 0, "/request/path", "/index.html"},
+    {"http2", "h2c", 0, "/request/user_agent", "nghttp2/1.52.0"},
+    {"http2", "h2c", 0, "/response/status_code", 200},
+    {"grpc", "grpc", 0, "/request/service", "corpus.Inventory"},
+    {"grpc", "grpc", 0, "/request/grpc_method", "GetItem"},
+    {"grpc", "grpc", 0, "/response/grpc_status_name", "OK"},
+    {"grpc", "grpc", 24, "/response/grpc_status", 3},
+    {"grpc", "grpc", 24, "/response/grpc_message", "id must be positive, got -3"},
 };
 
 TEST(GoldenKeys, FieldsAgreeWithTshark) {

@@ -116,6 +116,7 @@ TEST(Registry, ConfirmationsAgreeWithTheirSignaturesOnTypicalFirstChunks) {
       {Protocol::kMemcached, Transport::kTcp, "get foo\r\n"},
       {Protocol::kSmtp, Transport::kTcp, "220 mx.example.org ESMTP Postfix\r\n"},
       {Protocol::kSmtp, Transport::kTcp, "EHLO client.example.net\r\n"},
+      {Protocol::kHttp2, Transport::kTcp, std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00", 33)},
   };
   for (const Case& c : cases) {
     const auto bytes = std::as_bytes(std::span(c.bytes.data(), c.bytes.size()));

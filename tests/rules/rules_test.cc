@@ -861,6 +861,11 @@ TEST(ProtocolDetection, SignaturesNeverHideWhatTheDecodersRecognise) {
       "220-mx.example.org smtp\r\n220 ok\r\n",
       "EHLO client.example.net\r\n",
       "helo c\r\n",
+      std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00", 33),
+      std::string("\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64", 15),     // server SETTINGS
+      std::string("\x00\x00\x05\x01\x05\x00\x00\x00\x01\x83\x86\x84\x41\x00", 14),          // HEADERS mid-connection
+      std::string("\x00\x00\x08\x06\x01\x00\x00\x00\x00", 9) + std::string(8, '\0') +
+          std::string("\x00\x00\x01\x01\x04\x00\x00\x00\x03\x88", 10),                         // PING ACK, :status 200
   };
   std::mt19937 rng(42);
   size_t detected = 0, checked = 0;
