@@ -98,6 +98,10 @@ void BM_Memcached_json(benchmark::State& s) { replay<EncodingSink>(s, "memcached
 // TLS: 37 connections of the corpus (TLS 1.2 / 1.3, certificates, resumptions, alerts): 2 records per completed one.
 void BM_Tls(benchmark::State& s) { replay<CountingSink>(s, "tls/corpus.pcap"); }
 void BM_Tls_json(benchmark::State& s) { replay<EncodingSink>(s, "tls/corpus.pcap"); }
+void BM_Amqp(benchmark::State& s) { replay<CountingSink>(s, "amqp/amqp-confirms.pcap"); }
+void BM_Amqp_json(benchmark::State& s) { replay<EncodingSink>(s, "amqp/amqp-confirms.pcap"); }
+void BM_Mqtt(benchmark::State& s) { replay<CountingSink>(s, "mqtt/mqtt-mixed.pcap"); }
+void BM_Mqtt_json(benchmark::State& s) { replay<EncodingSink>(s, "mqtt/mqtt-mixed.pcap"); }
 
 BENCHMARK(BM_Http_sw8);
 BENCHMARK(BM_Http_sw8_json);
@@ -111,6 +115,10 @@ BENCHMARK(BM_Memcached);
 BENCHMARK(BM_Memcached_json);
 BENCHMARK(BM_Tls);
 BENCHMARK(BM_Tls_json);
+BENCHMARK(BM_Amqp);
+BENCHMARK(BM_Amqp_json);
+BENCHMARK(BM_Mqtt);
+BENCHMARK(BM_Mqtt_json);
 BENCHMARK(BM_Http2_h2c);
 BENCHMARK(BM_Grpc);
 BENCHMARK(BM_Grpc_json);
