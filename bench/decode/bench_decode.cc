@@ -1,8 +1,11 @@
 // Micro-benchmarks: decoded roundtrips per second per core, replaying the reassembled streams of the test captures.
 // Runs in the benchmark thread; allocates only while loading a capture (events are copied once, then replayed).
 #include <benchmark/benchmark.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,6 +62,29 @@ void replay(benchmark::State& state, const std::string& rel) {
   if (!b->counters().ledger_balanced()) state.SkipWithError("decode ledger does not balance");
 }
 
+// A capture kept gzip-compressed in tests/data (grpc/grpc.pcap.gz): inflated once to a temporary file.
+std::string inflated(const std::string& rel) {
+  const std::string out = "/tmp/spanfeed-bench-" + std::to_string(getpid()) + ".pcap";
+  gzFile in = gzopen((std::string(SPANFEED_SOURCE_ROOT) + "/tests/data/pcaps/" + rel).c_str(), "rb");
+  if (in == nullptr) return out;
+  std::ofstream o(out, std::ios::binary);
+  char buf[65536];
+  int n;
+  while ((n = gzread(in, buf, sizeof(buf))) > 0) o.write(buf, n);
+  gzclose(in);
+  return out;
+}
+
+void BM_Http2_h2c(benchmark::State& s) { replay<CountingSink>(s, "http2/h2c.pcap"); }
+void BM_Grpc(benchmark::State& s) {
+  static const std::string path = inflated("grpc/grpc.pcap.gz");
+  replay<CountingSink>(s, path);
+}
+void BM_Grpc_json(benchmark::State& s) {
+  static const std::string path = inflated("grpc/grpc.pcap.gz");
+  replay<EncodingSink>(s, path);
+}
+
 void BM_Http_sw8(benchmark::State& s) { replay<CountingSink>(s, "http/sw8.pcap"); }
 void BM_Http_sw8_json(benchmark::State& s) { replay<EncodingSink>(s, "http/sw8.pcap"); }
 void BM_Http_mixed(benchmark::State& s) { replay<CountingSink>(s, "http/http-mixed.pcap"); }
@@ -97,6 +123,9 @@ BENCHMARK(BM_Amqp);
 BENCHMARK(BM_Amqp_json);
 BENCHMARK(BM_Mqtt);
 BENCHMARK(BM_Mqtt_json);
+BENCHMARK(BM_Http2_h2c);
+BENCHMARK(BM_Grpc);
+BENCHMARK(BM_Grpc_json);
 
 }  // namespace
 }  // namespace spanfeed

@@ -128,7 +128,20 @@ std::string_view to_string(TimeoutCause c);
   X(flows_opened, kCounter, "", \
     "Flows the decoders heard of: the sum of `flow_detection_total` plus `flows_undetected_now`.") \
   X(flows_undetected_now, kGauge, "decode_flows_undetected", \
-    "Open flows whose protocol is not known yet (payload still being sniffed, or no data yet).")
+    "Open flows whose protocol is not known yet (payload still being sniffed, or no data yet).") \
+  X(h2_streams_undecodable, kCounter, "decode_http2_streams_undecodable_total", \
+    "HTTP/2 and gRPC streams whose headers could not be decoded because the connection's HPACK state was " \
+    "lost (a gap, a header block that failed, a capture that starts mid-connection and refers to dynamic " \
+    "table entries it never saw): recorded flagged `undecodable`, their fields left out, never guessed.") \
+  X(h2_connections_untracked, kCounter, "decode_http2_connections_untracked_total", \
+    "HTTP/2 connections that found no free connection context (HPACK tables, stream table) in the worker's " \
+    "pool (`decode.http2.connections`): their bytes are counted as undecoded, no records.") \
+  X(h2_streams_evicted, kCounter, "decode_http2_streams_evicted_total", \
+    "HTTP/2 streams finished early (flagged `truncated`) because their connection had more open streams " \
+    "than its table holds (`decode.http2.max_streams`).") \
+  X(h2_hpack_capped, kCounter, "decode_http2_hpack_capped_total", \
+    "HPACK inflaters stopped by the per-connection memory cap (`decode.http2.hpack_memory_bytes`) or by a " \
+    "table size beyond `decode.http2.header_table_bytes`: that direction's later header blocks are undecodable.")
 
 // Per-worker decoding counters, bumped by the worker only; the control core
 // reads the copy its job publishes (Job::publish).
@@ -310,6 +323,11 @@ class FlowContext {
   // (MySQL compressed-protocol payloads). Matches go to that message.
   void content(Direction dir, std::span<const std::byte> bytes, bool compressed);
 
+  // The flow speaks protocol `p` from here on (HTTP/1.1 `Upgrade: h2c` answered by 101): p's decoder
+  // opens with fresh state, hears `origin` (the request that asked; Decoder::upgraded, not called when null) and
+  // decodes `rest` of `dir`. True: the caller's state is gone, it returns at once; false: no decoder for p.
+  bool hand_over(Protocol p, Direction dir, std::span<const std::byte> rest, uint64_t ts_ns, const Message* origin);
+
   void count_decode_error();
   void count_resync(uint64_t skipped_bytes);
   void count_gap_absorbed();
@@ -337,6 +355,9 @@ class Decoder {
   virtual bool matches_by_key() const { return false; }
   // A flow was given to this decoder: initialise state<T>().
   virtual void open(FlowContext& ctx, uint64_t ts_ns) = 0;
+  // Right after open() on a flow another decoder handed over (FlowContext::hand_over): `origin` is the
+  // request that asked for the switch (null when unknown); it is not the decoder's to keep.
+  virtual void upgraded(FlowContext& /*ctx*/, const Message* /*origin*/, uint64_t /*ts_ns*/) {}
   virtual void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts_ns) = 0;
   // `missing` bytes of `dir` are lost; offset(dir, {}) is where they start.
   virtual void gap(FlowContext& ctx, Direction dir, uint64_t missing, uint64_t ts_ns) = 0;

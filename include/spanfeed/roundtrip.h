@@ -127,6 +127,8 @@ struct Message {
   uint32_t aux = 0;          // decoder's own use (HTTP: request was HEAD/CONNECT)
   uint64_t stream_end = 0;   // stream offset just past the message (its bytes: [stream_end - bytes, stream_end))
   uint32_t head_bytes = 0;   // leading bytes that are its header block (HTTP); 0: no split
+  // The record's protocol when not the flow's (kUnknown: the flow's): gRPC calls on an HTTP/2 connection.
+  Protocol protocol = Protocol::kUnknown;
   // Content rules that matched inside the message (indices into the rule set
   // of generation rule_gen), filled in when the message is complete.
   static constexpr size_t kMaxRuleHits = 8;
@@ -138,6 +140,7 @@ struct Message {
   void reset() {
     first_ts_ns = last_ts_ns = bytes = stream_end = 0;
     flags = key = aux = head_bytes = 0;
+    protocol = Protocol::kUnknown;
     rule_hit_count = 0;
     rule_gen = 0;
     fields.clear();

@@ -32,6 +32,21 @@ void RecordBuilder::start_decoder(const Flow& f, FlowSession& s, Protocol p, Det
   d->open(ctx, ts_ns);
 }
 
+bool FlowContext::hand_over(Protocol p, Direction dir, std::span<const std::byte> rest, uint64_t ts_ns,
+                            const Message* origin) {
+  Decoder* d = p < Protocol::kCount ? b_.decoders_[static_cast<size_t>(p)].get() : nullptr;
+  if (d == nullptr) return false;
+  b_.release_carry(s_, 0);  // what the old decoder kept is not the new protocol's
+  b_.release_carry(s_, 1);
+  s_.protocol = p;
+  s_.by_key = d->matches_by_key();
+  s_.state.fill(std::byte{0});
+  d->open(*this, ts_ns);
+  if (origin != nullptr) d->upgraded(*this, origin, ts_ns);
+  if (!rest.empty()) d->data(*this, dir, rest, ts_ns);
+  return true;
+}
+
 void RecordBuilder::drop_prefix(uint32_t slot, FlowSession& s, size_t pd) {
   SniffPrefix& pre = sniff_prefix(s);
   if (pre.len[pd] == 0) return;

@@ -213,7 +213,11 @@ void RecordBuilder::emit(const FlowSession& s, Message* req, Message* resp, Roun
   Roundtrip r;
   r.ts_ns = req != nullptr ? req->first_ts_ns : resp->first_ts_ns;
   r.id = (static_cast<uint64_t>(cfg_.worker_id) << 56) | (++next_id_ & kIdMask);
-  r.protocol = s.protocol;
+  // A decoder may name another protocol per record (gRPC calls of an HTTP/2 flow).
+  const Protocol req_p = req != nullptr ? req->protocol : Protocol::kUnknown;
+  const Protocol resp_p = resp != nullptr ? resp->protocol : Protocol::kUnknown;
+  const Protocol p = req_p != Protocol::kUnknown ? req_p : resp_p != Protocol::kUnknown ? resp_p : s.protocol;
+  r.protocol = p;
   r.ip_version = s.ip_version;
   r.client = s.client;
   r.server = s.server;
@@ -227,10 +231,10 @@ void RecordBuilder::emit(const FlowSession& s, Message* req, Message* resp, Roun
   r.flags = (req != nullptr ? req->flags : 0) | (resp != nullptr ? resp->flags : 0);
   if ((req != nullptr && req->fields.truncated()) || (resp != nullptr && resp->fields.truncated()))
     ++counters_.field_truncated;
-  const size_t ntags = observer_ != nullptr ? observer_->annotate(s.protocol, req, resp, tags_) : 0;
+  const size_t ntags = observer_ != nullptr ? observer_->annotate(p, req, resp, tags_) : 0;
   r.tags = std::span<const std::string_view>(tags_.data(), ntags);
   r.recording_id = cfg_.recording_id;
-  ++counters_.roundtrips[static_cast<size_t>(s.protocol)][static_cast<size_t>(status)];
+  ++counters_.roundtrips[static_cast<size_t>(p)][static_cast<size_t>(status)];
   ++counters_.records_emitted;
   sink_->emit(r);
 }

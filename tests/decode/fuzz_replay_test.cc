@@ -18,6 +18,8 @@ int spanfeed_fuzz_dns(const uint8_t* data, size_t size);
 int spanfeed_fuzz_memcached(const uint8_t* data, size_t size);
 int spanfeed_fuzz_smtp(const uint8_t* data, size_t size);
 int spanfeed_fuzz_tls(const uint8_t* data, size_t size);
+int spanfeed_fuzz_http2(const uint8_t* data, size_t size);
+int spanfeed_fuzz_grpc(const uint8_t* data, size_t size);
 
 namespace spanfeed {
 namespace {
@@ -40,6 +42,32 @@ std::string dns_query(bool tcp, bool response) {
   return m;
 }
 
+// An HTTP/2 frame (header + payload).
+std::string h2_frame(uint8_t type, uint8_t flags, uint8_t sid, const std::string& payload) {
+  const size_t n = payload.size();
+  return std::string{static_cast<char>(n >> 16), static_cast<char>(n >> 8), static_cast<char>(n),
+                     static_cast<char>(type), static_cast<char>(flags), 0, 0, 0, static_cast<char>(sid)} + payload;
+}
+
+// h2c connections with static-table and literal HPACK blocks (incremental indexing: the dynamic table moves).
+std::vector<std::string> h2_seeds() {
+  const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0, std::string("\x00\x01\x00\x00\x01\x00", 6));
+  const std::string get = std::string("\x82\x86\x84\x41\x0b") + "example.com";  // GET http / authority
+  const std::string grpc = std::string("\x83\x86\x44\x0c/s.Svc/Call\x5f\x10") + "application/grpc";
+  const std::string msg = std::string("\x00\x00\x00\x00\x03abc", 8);
+  return {
+      make_script(false, {{false, preface + h2_frame(1, 5, 1, get) + h2_frame(1, 5, 3, "\x82\x86\x84\xbe")},
+                          {true, h2_frame(4, 0, 0, "") + h2_frame(1, 4, 1, "\x88") + h2_frame(0, 1, 1, "hi") +
+                                     h2_frame(1, 4, 3, "\x8d") + h2_frame(3, 0, 3, std::string("\x00\x00\x00\x08", 4))}}),
+      make_script(false, {{false, preface + h2_frame(1, 8 | 0x20, 1, std::string("\x02\x00\x00\x00\x00\x10", 6) +
+                                                                        grpc.substr(0, 6) + "zz") +
+                                      h2_frame(9, 4, 1, grpc.substr(6)) + h2_frame(0, 1, 1, msg)},
+                          {true, h2_frame(1, 4, 1, "\x88\x5f\x10" + std::string("application/grpc")) +
+                                     h2_frame(0, 0, 1, msg + msg) +
+                                     h2_frame(1, 5, 1, std::string("\x40\x0bgrpc-status\x01") + "5")}}),
+  };
+}
+
 // A TLS record of `type` around `payload`; a handshake message of `type`.
 std::string tls_record(char type, const std::string& payload) {
   return std::string{type, 3, 3, static_cast<char>(payload.size() >> 8), static_cast<char>(payload.size())} + payload;
@@ -59,6 +87,7 @@ std::string tls_hello(bool server) {
 }
 
 std::vector<std::string> seeds(const std::string& proto) {
+  if (proto == "http2" || proto == "grpc") return h2_seeds();
   if (proto == "tls") {
     return {
         make_script(false, {{false, tls_record(22, tls_hello(false))},
@@ -220,6 +249,8 @@ TEST(FuzzReplay, MemcachedBinary) { exercise("memcached-bin", spanfeed_fuzz_memc
 TEST(FuzzReplay, MemcachedUdp) { exercise("memcached-udp", spanfeed_fuzz_memcached); }
 TEST(FuzzReplay, Smtp) { exercise("smtp", spanfeed_fuzz_smtp); }
 TEST(FuzzReplay, Tls) { exercise("tls", spanfeed_fuzz_tls); }
+TEST(FuzzReplay, Http2) { exercise("http2", spanfeed_fuzz_http2); }
+TEST(FuzzReplay, Grpc) { exercise("grpc", spanfeed_fuzz_grpc); }
 
 }  // namespace
 }  // namespace spanfeed

@@ -31,7 +31,7 @@ TEST(Registry, OneDescriptorPerProtocolInEnumOrder) {
   }
   EXPECT_EQ(protocol_descriptor(Protocol::kUnknown), nullptr);
   EXPECT_EQ(protocol_descriptor("gopher"), nullptr);
-  EXPECT_EQ(protocol_names(), "http, redis, dns, memcached, mysql, pgsql, mongodb, smtp, tls, amqp, mqtt, kafka");
+  EXPECT_EQ(protocol_names(), "http, redis, dns, memcached, mysql, pgsql, mongodb, smtp, tls, amqp, mqtt, kafka, http2, grpc");
 }
 
 TEST(Registry, FactoriesMakeTheirProtocolsDecoder) {
@@ -128,6 +128,7 @@ TEST(Registry, ConfirmationsAgreeWithTheirSignaturesOnTypicalFirstChunks) {
       {Protocol::kMqtt, Transport::kTcp, std::string("\x10\x18\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x0asub-orders", 26)},
       {Protocol::kKafka, Transport::kTcp, std::string("\x00\x00\x00\x15\x00\x12\x00\x00\x00\x00\x00\x01\x00\x0b", 14) +
                                               "corpus-kcat"},
+      {Protocol::kHttp2, Transport::kTcp, std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00", 33)},
   };
   for (const Case& c : cases) {
     const auto bytes = std::as_bytes(std::span(c.bytes.data(), c.bytes.size()));

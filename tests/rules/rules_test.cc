@@ -879,6 +879,11 @@ TEST(ProtocolDetection, SignaturesNeverHideWhatTheDecodersRecognise) {
           std::string("\x00\x00\x00\x01\x00\x01t", 7),
       std::string("\x00\x00\x00\x31\x00\x12\x00\x03\x00\x00\x00\x02\x00\x0d", 14) + "adminclient-1" +
           std::string("\x00\x12", 2) + "apache-kafka-java" + std::string("\x06", 1) + "3.0.0" + std::string(1, '\0'),
+      std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00", 33),
+      std::string("\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64", 15),     // server SETTINGS
+      std::string("\x00\x00\x05\x01\x05\x00\x00\x00\x01\x83\x86\x84\x41\x00", 14),          // HEADERS mid-connection
+      std::string("\x00\x00\x08\x06\x01\x00\x00\x00\x00", 9) + std::string(8, '\0') +
+          std::string("\x00\x00\x01\x01\x04\x00\x00\x00\x03\x88", 10),                         // PING ACK, :status 200
   };
   std::mt19937 rng(42);
   size_t detected = 0, checked = 0;

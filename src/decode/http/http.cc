@@ -33,6 +33,7 @@ constexpr uint8_t kHasLength = 2;
 constexpr uint8_t kExpect100 = 4;
 constexpr uint8_t kResyncing = 8;  // lost sync (gap / garbage): skipping lines until a start line
 constexpr uint8_t kCompressed = 16;  // Content-Encoding gzip / deflate: the content rules see the body inflated
+constexpr uint8_t kUpgradeH2c = 32;  // Upgrade: h2c (a 101 with it hands the flow to the HTTP/2 decoder)
 }  // namespace hflag
 
 // Message::aux bits of a request: what the response framing depends on.
@@ -125,6 +126,11 @@ class HttpDecoder final : public Decoder {
       end_message(ctx, st, kReq, ctx.offset(kReq, {}), ts, record_flag::kTruncated);
     }
     Side& sd = st.side[index_of(dir)];
+    // HTTP/2 with prior knowledge on an HTTP port (h2c on 8080): the client preface hands the flow over.
+    if (dir == kReq && bytes.size() >= 3 && sd.phase == Phase::kIdle && !ctx.has_carry(dir) && ctx.offset(dir, bytes) == 0 &&
+        text::as_sv(bytes).substr(0, 16) == std::string_view("PRI * HTTP/2.0\r\n").substr(0, std::min<size_t>(bytes.size(), 16)) &&
+        ctx.hand_over(Protocol::kHttp2, dir, bytes, ts, nullptr))
+      return;
     if ((sd.flags & hflag::kResyncing) && sd.phase == Phase::kIdle && ctx.has_carry(dir) &&
         sniff(bytes, Transport::kTcp) == (dir == kReq ? SniffResult::kRequest : SniffResult::kResponse)) {
       // Resyncing with an unterminated line kept (the tail of a message lost in a gap, e.g. a body): a
@@ -319,6 +325,19 @@ class HttpDecoder final : public Decoder {
       sd = Side{};
       return;
     }
+    if (sd.status == 101 && (sd.flags & hflag::kUpgradeH2c)) {
+      // Upgrade: h2c accepted: the request is stream 1 of the HTTP/2 connection that follows (a copy: the
+      // record of this exchange frees it); the rest of the flow goes to the HTTP/2 decoder.
+      Message origin;
+      if (req != nullptr) origin = *req;
+      end_message(ctx, st, dir, here, ts, 0);
+      if (ctx.hand_over(Protocol::kHttp2, dir, bytes, ts, req != nullptr ? &origin : nullptr)) {
+        bytes = {};  // our state is the HTTP/2 decoder's now
+        return;
+      }
+      st.tunnel = true;
+      return;
+    }
     if (sd.status == 101 || ((req_aux & kAuxConnect) && sd.status >= 200 && sd.status < 300)) {
       end_message(ctx, st, dir, here, ts, 0);
       st.tunnel = true;  // the connection carries another protocol from here on
@@ -392,6 +411,7 @@ class HttpDecoder final : public Decoder {
         break;
       case 'u':
         if (iequals(name, "user-agent") && dir == kReq) keep("user_agent", value, 256);
+        if (iequals(name, "upgrade") && dir == kResp && text::icontains(value, "h2c")) sd.flags |= hflag::kUpgradeH2c;
         break;
       case 'x':
         if (iequals(name, "x-forwarded-for") && dir == kReq) keep("x_forwarded_for", value, 128);
