@@ -41,7 +41,9 @@ struct FlowKey {
   uint32_t vlan;
   uint8_t proto;
   uint8_t ip_version;
-  uint8_t pad[6];
+  TunnelType tunnel_type;  // ParsedPacket::tunnel.key_type: kNone unless tunnels are keyed
+  uint8_t pad;
+  uint32_t tunnel_id;      // VNI / GRE key / ERSPAN session id when keyed
 };
 static_assert(sizeof(FlowKey) == 48, "FlowKey is hashed and compared as six 64-bit words");
 

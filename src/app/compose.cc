@@ -36,6 +36,10 @@ EngineConfig engine_config(const Config& cfg, const CaptureFileInfo* file) {
   e.workers = cfg.workers;
   e.cpus = cfg.cpus;
   e.hash_vlan = cfg.hash_vlan;
+  e.decap = cfg.decap;
+  e.defrag = cfg.defrag;
+  e.defrag_max_datagrams = cfg.defrag_max_datagrams;
+  e.defrag_timeout_s = cfg.defrag_timeout_s;
   e.ring_size = cfg.ring_size;
   e.burst_size = cfg.burst_size;
   e.mempool_size = cfg.mempool_size;

@@ -57,11 +57,24 @@ std::vector<std::string> RunReport::ledger_problems() const {
     if (!w.reassembly.present) continue;
     const auto& c = w.reassembly.counters;
     std::string who = "worker " + std::to_string(i) + " ";
-    eq((who + "reassembly segments == packets received").c_str(), c.segments, w.received);
+    // Fragments the worker kept become one packet per datagram reassembled.
+    const uint64_t handled = w.defrag_present
+        ? w.received - w.defrag.fragments + w.defrag.reassembled - w.defrag.unparsed
+        : w.received;
+    eq((who + "reassembly segments == packets received (fragments counted as their datagrams)").c_str(),
+       c.segments, handled);
     eq((who + "reassembly segments == sum of segment outcomes").c_str(), c.segments,
        c.outcome_total());
     // finish() closes every flow at the end, interrupted or not
     eq((who + "flows created == flows closed").c_str(), c.flows_created, c.closed_total());
+  }
+  for (size_t i = 0; i < workers.size(); ++i) {
+    const auto& w = workers[i];
+    if (!w.defrag_present) continue;
+    const DefragCounters& d = w.defrag;
+    std::string who = "worker " + std::to_string(i) + " ";
+    eq((who + "ip fragments == reassembled + overlap + table full + timed out + pending").c_str(),
+       d.fragments, d.reassembled_fragments + d.overlap + d.table_full + d.timed_out + d.pending);
   }
   uint64_t batched = 0;
   bool any_records = false;
@@ -199,6 +212,15 @@ static nlohmann::json rules_json(const RulesReport& r) {
   };
 }
 
+// Packets per encapsulation layer removed, by tunnel type.
+nlohmann::json decap_json(const RxSnapshot& x) {
+  nlohmann::json d = nlohmann::json::object();
+  for (size_t t = 1; t < kTunnelTypeCount; ++t) {
+    d[std::string(to_string(static_cast<TunnelType>(t)))] = x.decapsulated[t];
+  }
+  return d;
+}
+
 nlohmann::json to_json(const RunReport& r) {
   using nlohmann::json;
   json nics = json::array();
@@ -216,7 +238,7 @@ nlohmann::json to_json(const RunReport& r) {
       o[std::string(to_string(static_cast<RxOutcome>(i)))] = x.outcome[i];
     }
     rx.push_back({{"lcore", x.lcore}, {"received", x.received}, {"bytes", x.bytes},
-                  {"outcomes", o}, {"ip_fragments", x.ip_fragments},
+                  {"outcomes", o}, {"ip_fragments", x.ip_fragments}, {"decapsulated", decap_json(x)},
                   {"l4_truncated", x.l4_truncated}, {"snaplen_truncated", x.snaplen_truncated},
                   {"ring_wait_spins", x.ring_wait_spins}});
   }
@@ -229,6 +251,11 @@ nlohmann::json to_json(const RunReport& r) {
                {"payload_bytes", w.payload_bytes}, {"order_violations", w.order_violations},
                {"multi_segment", w.multi_segment}, {"busy_s", w.busy_s}};
     if (w.records.present) wj["records"] = records_json(w.records);
+    if (w.defrag_present) {
+      json d = json::object();
+      for (const auto& f : kDefragCounterFields) d[std::string(f.name)] = w.defrag.*(f.member);
+      wj["ip_fragments"] = d;
+    }
     if (w.reassembly.present) {
       any_reassembly = true;
       wj["reassembly"] = reassembly_json(w.reassembly);

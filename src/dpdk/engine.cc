@@ -22,6 +22,7 @@
 #include "dpdk/capture_filter.h"
 #include "dpdk/eal.h"
 #include "dpdk/handoff.h"
+#include "dpdk/ip_defrag.h"
 #include "dpdk/lcore_loops.h"
 #include "dpdk/port.h"
 
@@ -82,6 +83,7 @@ void read_counters(const LoopShared& sh, const std::vector<uint16_t>& ports,
     x.l4_truncated = c.l4_truncated.get();
     x.snaplen_truncated = c.snaplen_truncated.get();
     x.ring_wait_spins = c.ring_wait_spins.get();
+    for (size_t t = 0; t < x.decapsulated.size(); ++t) x.decapsulated[t] = c.decapsulated[t].get();
     out.rx.push_back(x);
   }
   for (size_t w = 0; w < w_counters.size(); ++w) {
@@ -91,6 +93,10 @@ void read_counters(const LoopShared& sh, const std::vector<uint16_t>& ports,
     ws.received = c.received.get();
     ws.order_violations = c.order_violations.get();
     ws.multi_segment = c.multi_segment.get();
+    ws.defrag_present = sh.workers[w]->defrag != nullptr;
+    for (size_t i = 0; i < kDefragCounterCount; ++i) {
+      ws.defrag.*(kDefragCounterFields[i].member) = c.defrag[i].get();
+    }
     ws.busy_s = static_cast<double>(c.busy_cycles.get()) / static_cast<double>(rte_get_tsc_hz());
     out.workers.push_back(ws);
   }
@@ -129,6 +135,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   }
   LoopShared sh;
   sh.hash_vlan = cfg.hash_vlan;
+  sh.decap = cfg.decap;
   sh.link = file != nullptr ? file->link : LinkType::kEthernet;
   sh.policy = cfg.policy;
   sh.yield_when_idle = plan.oversubscribed;
@@ -232,6 +239,17 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     ctx->counters = &w_counters[w];
     ctx->handler = hooks.make_handler(w);
     ctx->scratch.resize(dpdk::kScratchBytes);
+    ctx->index = w;
+    if (cfg.defrag) {
+      ctx->defrag = std::make_unique<dpdk::Defragmenter>(
+          cfg.defrag_max_datagrams, static_cast<uint64_t>(cfg.defrag_timeout_s * 1e9),
+          static_cast<int>(rte_lcore_to_socket_id(ctx->lcore)), sh.pool);
+      if (!ctx->defrag->ok()) {
+        error = "cannot create the IP fragment table (ip_fragments.max_datagrams " +
+                std::to_string(cfg.defrag_max_datagrams) + "): " + rte_strerror(rte_errno);
+        return 1;
+      }
+    }
     sh.workers.push_back(std::move(ctx));
   }
 

@@ -85,6 +85,8 @@ OrientedKey make_flow_key(const ParsedPacket& p, bool include_vlan) {
   ok.key.vlan = include_vlan ? p.vlan : 0;
   ok.key.proto = p.l4_proto;
   ok.key.ip_version = p.ip_version;
+  ok.key.tunnel_type = p.tunnel.key_type;
+  ok.key.tunnel_id = p.tunnel.key_id;
   ok.from_a = src_is_a;
   return ok;
 }
