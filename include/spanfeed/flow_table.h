@@ -53,6 +53,7 @@ bool operator==(const FlowKey& x, const FlowKey& y);
 struct OrientedKey {
   FlowKey key;
   bool from_a;  // the packet's source is endpoint A of the canonical key
+  const TunnelInfo* tunnel = nullptr;  // the packet's encapsulation (kept by insert())
 };
 
 // Builds the canonical key of a parsed packet (no allocation). With
@@ -106,6 +107,7 @@ struct Flow {
   uint64_t last_ts_ns = 0;      // newest packet time seen for the flow
   uint64_t last_active_ns = 0;  // table time at the last touch: drives timers and eviction
   std::array<DirectionStats, 2> stats{};
+  TunnelSummary tunnel{};       // the encapsulation of the packet that opened the flow
 
   Direction direction_of(bool from_a) const {
     return from_a == client_is_a ? Direction::kClientToServer : Direction::kServerToClient;

@@ -102,6 +102,21 @@ struct TunnelInfo {
   uint32_t key_id;
 };
 
+// What a flow (and its records) keeps of the tunnel its first packet came in.
+struct TunnelSummary {
+  IpAddr outer_src;
+  IpAddr outer_dst;
+  uint32_t id;
+  TunnelType type;  // kNone: not encapsulated
+  uint8_t depth;
+  uint8_t outer_ip_version;
+  uint8_t has_id;
+};
+
+inline TunnelSummary summarize(const TunnelInfo& t) {
+  return {t.outer_src, t.outer_dst, t.id, t.type, t.depth, t.outer_ip_version, t.has_id};
+}
+
 // Result of parsing one frame. Fits in the mbuf private area (see dpdk
 // adapter) so workers never parse the headers a second time.
 struct ParsedPacket {
