@@ -39,6 +39,7 @@ struct Config {
   std::string eal_args;     // raw EAL arguments, appended (or the whole source)
   RunMode mode = RunMode::kAuto;
   std::string filter;       // tcpdump expression run on the RX lcores (empty: none)
+  bool filter_inner = false;  // capture.filter_on: inner (after decapsulation) or outer (the frame)
   double duration_s = 0;    // stop after this long; 0 = end of input / signal
 
   // --- lcore layout ---

@@ -134,6 +134,11 @@ void load_config_file(const std::string& path, Config& cfg) {
          {"infinite", boolean(cfg.pcap_infinite)},
          {"iface", str(cfg.iface)},
          {"filter", str(cfg.filter)},
+         {"filter_on", [&](const std::string& k, const YAML::Node& v) {
+            const std::string on = scalar<std::string>(f, k, v);
+            if (on != "outer" && on != "inner") fail(f, k, "must be outer (the frame as captured) or inner (the packet after decapsulation)", &v);
+            cfg.filter_inner = on == "inner";
+          }},
          {"eal", str(cfg.eal_args)},
          {"mode", [&](const std::string& k, const YAML::Node& v) {
             try { cfg.mode = parse_run_mode(scalar<std::string>(f, k, v)); }

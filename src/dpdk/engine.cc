@@ -196,9 +196,12 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   // The capture filter, compiled for the source's link type.
   std::unique_ptr<dpdk::CaptureFilter> filter;
   if (!cfg.filter.empty()) {
-    filter = dpdk::CaptureFilter::create(cfg.filter, file != nullptr ? file->dlt : 1 /* EN10MB */, error);
+    // Inner: the program reads from the innermost IP header (DLT_RAW, 12).
+    const int dlt = cfg.filter_inner ? 12 : file != nullptr ? file->dlt : 1 /* EN10MB */;
+    filter = dpdk::CaptureFilter::create(cfg.filter, dlt, error);
     if (!filter) return 1;
     sh.filter = filter.get();
+    sh.filter_inner = cfg.filter_inner;
     if (verbose) {
       std::fprintf(stderr, "spanfeed: filter '%s' runs on %s\n", cfg.filter.c_str(), filter->engine());
     }

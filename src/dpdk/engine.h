@@ -28,6 +28,7 @@ struct EngineConfig {
   std::string iface;           // net_af_packet vdev
   std::string eal_args;        // raw EAL arguments, appended
   std::string filter;          // tcpdump expression run on the RX lcores ("" = none)
+  bool filter_inner = false;   // run it on the innermost IP packet (after decapsulation)
   CapturePolicy policy;        // lossless (offline) or drop-and-count (live)
   double duration_s = 0;       // stop after this long; 0 = end of input or stop request
   // --- lcores ---

@@ -175,7 +175,7 @@ int rx_main(void* arg) {
     std::array<uint64_t, static_cast<size_t>(RxOutcome::kCount)> out{};
     const uint16_t received = n;
     for (uint16_t i = 0; i < n; ++i) bytes += rte_pktmbuf_pkt_len(pkts[i]);
-    if (sh.filter != nullptr) {
+    if (sh.filter != nullptr && !sh.filter_inner) {
       n = static_cast<uint16_t>(sh.filter->apply(pkts, n, drop, ndrop));
       out[static_cast<size_t>(RxOutcome::kFiltered)] += ndrop;
     }
@@ -192,6 +192,11 @@ int rx_main(void* arg) {
         continue;
       }
       const ParsedPacket& p = meta->parsed;
+      if (sh.filter_inner && m->nb_segs == 1 && !sh.filter->match_from(m, p.l3_offset)) {
+        ++out[static_cast<size_t>(RxOutcome::kFiltered)];
+        drop[ndrop++] = m;
+        continue;
+      }
       frags += (p.flags & packet_flag::kFragment) != 0;
       l4t += (p.flags & packet_flag::kL4Truncated) != 0;
       snapt += (p.flags & packet_flag::kPayloadTruncated) != 0;

@@ -80,6 +80,7 @@ struct WorkerContext {
 // for rx_done).
 struct LoopShared {
   const CaptureFilter* filter = nullptr;
+  bool filter_inner = false;  // filter the innermost IP packet (DLT_RAW program), not the frame
   LinkType link = LinkType::kEthernet;
   CapturePolicy policy;
   bool hash_vlan = true;

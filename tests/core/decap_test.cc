@@ -37,7 +37,7 @@ Frame inner_ip() {
 }
 
 Frame& append(Frame& f, const Frame& tail) {
-  f.raw().insert(f.raw().end(), tail.raw().begin(), tail.raw().end());
+  for (std::byte b : tail.span()) f.u8(static_cast<uint8_t>(b));
   return f;
 }
 
@@ -253,7 +253,7 @@ TEST(Decap, NestedUpToTheDepthLimit) {
   EXPECT_EQ(p.tunnel.type, TunnelType::kVxlan);  // the innermost is summarised
   EXPECT_EQ(p.tunnel.id, 42u);
   Frame three_ip;  // the same, one IP-in-IP layer further out
-  three_ip.raw().assign(three.raw().begin() + 14, three.raw().end());
+  for (std::byte b : three.span().subspan(14)) three_ip.u8(static_cast<uint8_t>(b));
   Frame four = outer4(4, three_ip);
   EXPECT_EQ(parse_packet(four.span(), LinkType::kEthernet, p), ParseOutcome::kTunnelTooDeep);
   DecapConfig deep;
