@@ -68,7 +68,7 @@ def tshark_decap_counts(path, extra=()):
 
 def decap_counts(summary):
     total = collections.Counter()
-    for rx in summary["rx"]:
+    for rx in summary["rx_lcores"]:
         total.update(rx["decapsulated"])
     return {t: total.get(t, 0) for t in TYPES}
 
@@ -86,7 +86,10 @@ class TunnelTestCase(SpanfeedTestCase):
             r = run_spanfeed(args)
             self.assertEqual(r.rc, 0, r.stderr)
             self.assertLedgerBalanced(r.summary)
-            recs = [json.loads(line) for line in open(out)] if os.path.exists(out) else []
+            recs = []
+            if os.path.exists(out):
+                with open(out) as f:
+                    recs = [json.loads(line) for line in f]
             return r.summary, recs
 
 
@@ -108,18 +111,30 @@ class SharedCaptures(TunnelTestCase):
                 self.assertEqual(rx["tunnel_too_deep"], 0)
 
     def test_erspan_capture_http_equals_tshark(self):
+        """The ERSPAN capture's inner HTTP: tshark, told the server ports and not to wait for whole
+        bodies (the mirror lost segments), decodes the same requests and responses, but for the two
+        requests in segments it flags out-of-order (spanfeed's reassembly delivers those too)."""
         path = os.path.join(SHARED, "decapsulate_erspan1.pcap")
-        want_req = sorted((m, u) for m, u in tshark_fields(path, ["http.request.method", "http.request.uri"],
-                                                           ("-Y", "http.request")))
-        want_resp = sorted(int(c) for (c,) in tshark_fields(path, ["http.response.code"], ("-Y", "http.response")))
-        self.assertEqual(len(want_req), 15)
         s, recs = self.run_records(path)
         http = [r for r in recs if r["protocol"] == "http"]
-        got_req = sorted((r["request"]["method"], r["request"]["path"]) for r in http if r["request"])
+        ports = sorted({r["server"]["port"] for r in http})
+        opts = ["-o", "http.desegment_body:FALSE", "-o", "http.desegment_headers:FALSE"]
+        for p in ports:
+            opts += ["-d", f"tcp.port=={p},http"]
+        want_req = [u for (u,) in tshark_fields(path, ["http.request.uri"], (*opts, "-Y", "http.request"))]
+        for (payload,) in tshark_fields(path, ["tcp.payload"], ("-Y", "tcp.analysis.out_of_order")):
+            line = bytes.fromhex(payload.replace(":", "")).split(b"\r\n", 1)[0].decode("latin-1")
+            if line.split(" ")[0] in ("GET", "POST", "PUT", "HEAD", "DELETE"):
+                want_req.append(line.split(" ")[1])
+        want_resp = sorted(int(c) for (c,) in tshark_fields(path, ["http.response.code"], (*opts, "-Y", "http.response")))
+        got_req = sorted(r["request"]["path"] + ("?" + r["request"]["query"] if r["request"].get("query") else "")
+                         for r in http if r["request"])
         got_resp = sorted(r["response"]["status_code"] for r in http if r["response"])
-        self.assertEqual(got_req, want_req)
+        self.assertEqual(len(got_req), 23)
+        self.assertEqual(got_req, sorted(want_req))
         self.assertEqual(got_resp, want_resp)
-        self.assertEqual(decap_counts(s)["erspan1"], 1029 - 0)  # every frame is ERSPAN I around IP
+        # every frame is ERSPAN around IP: one of them type II (tshark agrees)
+        self.assertEqual((decap_counts(s)["erspan1"], decap_counts(s)["erspan2"]), (1028, 1))
 
     def test_ff_vxlan_request_needs_its_port(self):
         path = os.path.join(SHARED, "ff-vxlan.pcap")
@@ -160,7 +175,7 @@ class CraftedTunnels(TunnelTestCase):
         self.assertEqual((h["client"], h["server"]), ({"ip": tg.hg.CLIENT_IP, "port": 40000},
                                                       {"ip": tg.hg.SERVER_IP, "port": 80}))
         self.assertEqual((d["status"], d["request"]["qname"], d["response"]["answers"]),
-                         ("ok", "example.com", ["10.0.0.1"]))
+                         ("ok", "example.com", [{"type": "A", "data": "10.0.0.1"}]))
 
     def test_each_encapsulation_decodes_like_bare(self):
         layers = {"erspan1": ["erspan1"], "erspan2": ["erspan2"], "erspan3": ["erspan3"], "gre_ip": ["gre"],
@@ -235,7 +250,7 @@ class CraftedTunnels(TunnelTestCase):
                 by = {r["protocol"]: r for r in recs}
                 self.assertEqual(sorted(by), ["dns", "http"])
                 self.assertEqual(by["dns"]["status"], "ok")
-                self.assertEqual(len(by["dns"]["response"]["answers"]), 100)
+                self.assertEqual(by["dns"]["response"]["answer_count"], 100)
                 self.assertEqual(by["http"]["response"]["status_code"], 200)
                 self.assertEqual(by["http"]["response"]["body_bytes"], 2500)
                 self.assertEqual(by["http"]["flags"], [])
@@ -251,25 +266,27 @@ class CraftedTunnels(TunnelTestCase):
         for r in recs:
             by[r["protocol"]].append(r)
         self.assertEqual([r["status"] for r in by["dns"]], ["timeout"])  # the answer never completed
+        # The HTTP response's segment never completed either: the request times out across a gap.
+        self.assertEqual([(r["status"], r["flags"]) for r in by["http"]], [("timeout", ["gap"])])
 
     def test_overlapping_fragments_are_dropped(self):
         s, recs = self.run_records(self.pcaps["frag_overlap"])
         f = self.frag_total(s)
         self.assertEqual(f["fragments"], 6)
         self.assertEqual(f["reassembled"], 0)
-        self.assertEqual(f["overlap"] + f["timed_out"], 6)
-        self.assertGreater(f["overlap"], 0)
+        self.assertEqual((f["overlap"], f["timed_out"], f["pending"]), (6, 0, 0))
+        self.assertEqual(sorted((r["protocol"], r["status"]) for r in recs), [("dns", "timeout"), ("http", "timeout")])
 
     def test_ipv6_fragments(self):
         s, recs = self.run_records(self.pcaps["frag_ipv6_dns"])
-        self.assertEqual([(r["protocol"], r["status"], len(r["response"]["answers"])) for r in recs],
+        self.assertEqual([(r["protocol"], r["status"], r["response"]["answer_count"]) for r in recs],
                          [("dns", "ok", 100)])
         f = self.frag_total(s)
         self.assertEqual((f["fragments"], f["reassembled"]), (3, 1))
 
     def test_fragmented_outer_vxlan_is_decapsulated_after_reassembly(self):
         s, recs = self.run_records(self.pcaps["frag_outer_vxlan"], workers=1)
-        self.assertEqual([(r["protocol"], r["status"], len(r["response"]["answers"])) for r in recs],
+        self.assertEqual([(r["protocol"], r["status"], r["response"]["answer_count"]) for r in recs],
                          [("dns", "ok", 100)])
         f = self.frag_total(s)
         self.assertEqual((f["fragments"], f["reassembled"], f["other_worker"]), (2, 1, 0))
