@@ -15,9 +15,10 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tunnel_gen as tg  # noqa: E402
-from common import ROOT, SpanfeedTestCase, run_spanfeed  # noqa: E402
+from common import DATA, SpanfeedTestCase, run_spanfeed  # noqa: E402
 
-SHARED = os.path.join(os.path.dirname(ROOT), "shared", "pcaps", "tunnels")
+# The captures of ../shared/pcaps/tunnels, bundled (identical bytes).
+SHARED = os.path.join(DATA, "tunnels")
 TYPES = ["erspan1", "erspan2", "erspan3", "gre", "vxlan", "vxlan_gpe", "geneve", "ipip"]
 
 
