@@ -351,10 +351,24 @@ std::string to_text(const RunReport& r) {
       add("  %s %" PRIu64, std::string(to_string(static_cast<RxOutcome>(i))).c_str(), x.outcome[i]);
     }
     s += "\n";
+    bool any = false;
+    for (size_t t = 1; t < x.decapsulated.size(); ++t) {
+      if (x.decapsulated[t] == 0) continue;
+      if (!any) s += "    decapsulated";
+      any = true;
+      add("  %s %" PRIu64, std::string(to_string(static_cast<TunnelType>(t))).c_str(), x.decapsulated[t]);
+    }
+    if (any) s += "\n";
   }
   for (const auto& w : r.workers) {
     add("  worker lcore %-3u packets %12" PRIu64 "  payload_bytes %14" PRIu64 "\n", w.lcore,
         w.packets, w.payload_bytes);
+    if (w.defrag_present && w.defrag.fragments != 0) {
+      const DefragCounters& d = w.defrag;
+      add("    ip fragments %" PRIu64 ": reassembled %" PRIu64 " datagrams, dropped overlap %" PRIu64
+          " table_full %" PRIu64 " timed_out %" PRIu64 "\n",
+          d.fragments, d.reassembled, d.overlap, d.table_full, d.timed_out);
+    }
   }
   uint64_t pk = 0;
   for (const auto& w : r.workers) pk += w.packets;
