@@ -56,6 +56,10 @@ Defragmenter::Result Defragmenter::add(rte_mbuf* m, const ParsedPacket& p, uint6
     l3_len = sizeof(rte_ipv6_hdr) + sizeof(rte_ipv6_fragment_ext);
     ip_len = sizeof(rte_ipv6_hdr) + (size_t{l3[4]} << 8 | l3[5]);
   }
+  if (ip_len <= l3_len) {  // an empty fragment adds nothing and confuses the size checks
+    ++c_.unsupported;
+    return Result::kPassThrough;
+  }
   // Ethernet padding after a short fragment would end up inside the datagram.
   const size_t have = rte_pktmbuf_data_len(m);
   if (have > p.l3_offset + ip_len) rte_pktmbuf_trim(m, static_cast<uint16_t>(have - p.l3_offset - ip_len));
