@@ -132,13 +132,16 @@ class LiveTunnels(SpanfeedTestCase):
                 f.write("hello through a tunnel\n")
             self.bg(NS_B, sys.executable, "-c", DNS_SERVER)
             self.bg(NS_B, sys.executable, "-m", "http.server", "80", "--bind", "0.0.0.0", "--directory", www)
-            dump = self.bg(NS_A, "tcpdump", "-i", VA, "-s", "0", "-U", "-w", pcap)
-            time.sleep(1.0)  # servers listening, tcpdump attached
+            dump = subprocess.Popen(["ip", "netns", "exec", NS_A, "tcpdump", "-i", VA, "-s", "0", "-U", "-w", pcap],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            self.procs.append(dump)
+            dump.stderr.readline()  # "listening on ...": tcpdump is attached (a loaded box takes its time)
+            time.sleep(0.5)  # the servers are listening
             r = ns(NS_A, sys.executable, "-c", CLIENT, "10.77.0.2", "10.78.0.2", check=False)
             self.assertEqual(r.returncode, 0, r.stderr)
-            time.sleep(0.5)
+            time.sleep(1.0)  # the last FIN/ACKs
             dump.terminate()
-            dump.wait()
+            dump.communicate()
             self.procs.remove(dump)
             out = os.path.join(tmp, "r.jsonl")
             cfg = os.path.join(tmp, "c.yaml")
@@ -152,8 +155,10 @@ class LiveTunnels(SpanfeedTestCase):
                 recs = [json.loads(line) for line in f]
             got = decap_counts(run.summary)
             self.assertEqual(got, tshark_decap_counts(pcap))
-        self.assertGreater(got["vxlan"], 10)
-        self.assertGreater(got["gre"], 10)
+        # at least the HTTP request, its response and the DNS pair went through each tunnel (how
+        # many handshake and FIN frames made it before tcpdump stopped varies)
+        self.assertGreaterEqual(got["vxlan"], 4, (got, recs))
+        self.assertGreaterEqual(got["gre"], 4, (got, recs))
         summary = collections.Counter(
             (r["protocol"], r["status"], r["tunnel"]["type"], r["tunnel"]["id"], r["server"]["ip"]) for r in recs)
         self.assertEqual(summary, collections.Counter({
