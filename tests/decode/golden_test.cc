@@ -61,6 +61,8 @@ const Case kCases[] = {
     {"memcached", "memcached", false, 3, 3, 0, 0, 0, 0},
     {"memcached", "memcached-userdata", true, 10154, 10153, 0, 1, 0, 0},
     {"smtp", "smtp", false, 9, 8, 1, 0, 0, 0},
+    // 37 connections of /tmp/corpus-modern/tls.pcap: 37 handshakes (6 ended by alerts) + 31 close records.
+    {"tls", "corpus", false, 68, 62, 6, 0, 0, 0},
 };
 
 std::string pcap_path(const Case& c) { return kRoot + "/tests/data/pcaps/" + c.proto + "/" + c.name + ".pcap"; }
@@ -257,6 +259,44 @@ const Key kKeys[] = {
     {"smtp", "smtp", 7, "/request/command", "NOOP"},
     {"smtp", "smtp", 8, "/request/command", "QUIT"},
     {"smtp", "smtp", 8, "/response/code", 221},
+    // TLS: every JA3 / JA3S / SNI / ALPN / version / cipher of the capture matches tshark 4.0 (docs/records.md);
+    // a sample of each kind of handshake here. Certificate values: tshark's x509af / x509ce fields.
+    {"tls", "corpus", 0, "/request/ja3", "0149f47eabf9a20d0893e2a44e5a6323"},
+    {"tls", "corpus", 0, "/request/sni", "corpus.test"},
+    {"tls", "corpus", 0, "/response/ja3s", "15af977ce25de452b96affa2addb1036"},
+    {"tls", "corpus", 0, "/response/version", "TLS 1.3"},
+    {"tls", "corpus", 0, "/response/cipher_id", 0x1302},
+    {"tls", "corpus", 1, "/request/kind", "close"},
+    {"tls", "corpus", 2, "/request/ja3", "976771cc12ab6391a021ebc6c1d77991"},
+    {"tls", "corpus", 2, "/response/ja3s", "2253c82f03b621c5144709b393fde2c9"},
+    {"tls", "corpus", 2, "/response/resumption", "psk"},
+    {"tls", "corpus", 6, "/response/ja3s", "5d79edf64e03689ff559a54e9d9487bc"},
+    {"tls", "corpus", 6, "/response/alpn", "http/1.1"},
+    {"tls", "corpus", 6, "/response/certificates/0/serial", "7b88e632f5eb602e86b477470841b776e959195b"},
+    {"tls", "corpus", 6, "/response/certificates/0/san", json::parse(R"(["corpus.test","www.corpus.test","api.corpus.test"])")},
+    {"tls", "corpus", 6, "/response/certificates/0/not_before", "2026-12-02T04:56:04Z"},
+    {"tls", "corpus", 6, "/response/certificates/0/not_after", "2027-01-01T04:56:04Z"},
+    {"tls", "corpus", 6, "/response/certificates/0/sha256", "ae199ee285bb7078f91072ba65276c9856c4c3ffa4347ce1a1626168aa569035"},
+    {"tls", "corpus", 8, "/response/ja3s", "4cf820cab8f5a2bf61be14f5493233ae"},
+    {"tls", "corpus", 8, "/response/resumed", true},
+    {"tls", "corpus", 14, "/request/alpn", json::parse(R"(["h2","http/1.1"])")},
+    {"tls", "corpus", 14, "/response/alpn", "h2"},
+    {"tls", "corpus", 20, "/request/sni", "api.corpus.test"},
+    {"tls", "corpus", 26, "/request/ja3", "78f0dc5ac5b19daf131a133cfdee9691"},  // curl to an IP literal: no SNI
+    {"tls", "corpus", 34, "/request/ja3", "78d1e5d25abc984b9bcc883a23eedb91"},
+    {"tls", "corpus", 34, "/response/hello_retry", true},
+    {"tls", "corpus", 36, "/response/ja3s", "15af977ce25de452b96affa2addb1036"},
+    {"tls", "corpus", 42, "/response/cipher_id", 0x009c},
+    {"tls", "corpus", 42, "/response/ja3s", "53b84e21e1058461bc3fa8235d2ddaf7"},
+    {"tls", "corpus", 44, "/request/ja3", "0edd08521da4dc0c42c1da2d48ef238f"},
+    {"tls", "corpus", 52, "/request/ja3", "871a754af286dfb70c1b53c6887c62e0"},
+    {"tls", "corpus", 52, "/response/ja3s", "394441ab65754e2207b1e1b457b3641d"},
+    {"tls", "corpus", 52, "/response/resumption", "ticket"},
+    {"tls", "corpus", 62, "/status", "error"},
+    {"tls", "corpus", 62, "/response/alert", "protocol_version"},
+    {"tls", "corpus", 64, "/response/alert", "handshake_failure"},
+    {"tls", "corpus", 66, "/request/alert", "unknown_ca"},
+    {"tls", "corpus", 67, "/request/alert", "unknown_ca"},
 };
 
 TEST(GoldenKeys, FieldsAgreeWithTshark) {

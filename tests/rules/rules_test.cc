@@ -861,6 +861,9 @@ TEST(ProtocolDetection, SignaturesNeverHideWhatTheDecodersRecognise) {
       "220-mx.example.org smtp\r\n220 ok\r\n",
       "EHLO client.example.net\r\n",
       "helo c\r\n",
+      std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) + std::string(32, 'r'),
+      std::string("\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03", 11),
+      std::string("\x80\x2e\x01\x03\x01\x00\x15\x00\x00\x00\x10", 11),
   };
   std::mt19937 rng(42);
   size_t detected = 0, checked = 0;
