@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "spanfeed/capture_policy.h"
+#include "spanfeed/packet.h"
 
 namespace spanfeed {
 
@@ -39,6 +40,7 @@ struct Config {
   std::string eal_args;     // raw EAL arguments, appended (or the whole source)
   RunMode mode = RunMode::kAuto;
   std::string filter;       // tcpdump expression run on the RX lcores (empty: none)
+  bool filter_inner = false;  // capture.filter_on: inner (after decapsulation) or outer (the frame)
   double duration_s = 0;    // stop after this long; 0 = end of input / signal
 
   // --- lcore layout ---
@@ -63,6 +65,13 @@ struct Config {
   double udp_timeout_s = 30;
   uint32_t reassembly_memory_mb = 64;       // out-of-order arena per worker
   uint32_t reassembly_flow_buffer_kb = 256; // out-of-order bytes one flow may hold
+
+  // --- encapsulations and IP fragments (docs/encapsulation.md) ---
+  DecapConfig decap;               // decap.*: what RX removes before the flow hash
+  bool tunnel_in_records = false;  // decap.records: a "tunnel" object in each record
+  bool defrag = true;              // ip_fragments.reassemble: reassemble on the workers
+  uint32_t defrag_max_datagrams = 512;   // ip_fragments.max_datagrams: per worker, table entries
+  double defrag_timeout_s = 5;     // ip_fragments.timeout_s: packet time a datagram may take
 
   // --- job and reporting ---
   JobKind job = JobKind::kRecords;

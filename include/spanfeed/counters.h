@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "spanfeed/defrag_counters.h"
 #include "spanfeed/packet.h"
 
 namespace spanfeed {
@@ -23,6 +24,8 @@ enum class RxOutcome : uint8_t {
   kMalformed,    // IP header self-inconsistent
   kRingFull,     // live mode: worker ring full, packet dropped
   kFiltered,     // rejected by the capture filter (--filter)
+  kTunnelTooDeep,    // encapsulated deeper than decap.max_depth
+  kTunnelMalformed,  // a tunnel header (GRE, ERSPAN, VXLAN, Geneve, NSH) contradicts itself
   kCount,
 };
 
@@ -43,6 +46,9 @@ struct alignas(64) RxCounters {
   std::array<Counter, static_cast<size_t>(RxOutcome::kCount)> outcome;
   // Informational (not ledger lines): a delivered packet may carry these.
   Counter ip_fragments;
+  // Delivered packets per encapsulation layer removed (a VXLAN inside ERSPAN
+  // counts once in each); index TunnelType (kNone: delivered bare).
+  std::array<Counter, kTunnelTypeCount> decapsulated;
   Counter l4_truncated;
   Counter snaplen_truncated;
   Counter ring_wait_spins;  // offline mode: bursts that waited for ring space
@@ -55,6 +61,7 @@ struct alignas(64) WorkerCounters {
   Counter order_violations;  // per-ring RX sequence went backwards (must stay 0)
   Counter multi_segment;   // chained mbufs linearised into scratch
   Counter busy_cycles;     // TSC cycles spent processing bursts (not polling)
+  std::array<Counter, kDefragCounterCount> defrag;  // kDefragCounterFields order
 };
 
 // Snapshots, taken on the control core.
@@ -70,6 +77,7 @@ struct RxSnapshot {
   uint64_t received = 0, bytes = 0;
   std::array<uint64_t, static_cast<size_t>(RxOutcome::kCount)> outcome{};
   uint64_t ip_fragments = 0, l4_truncated = 0, snaplen_truncated = 0, ring_wait_spins = 0;
+  std::array<uint64_t, kTunnelTypeCount> decapsulated{};
 };
 
 }  // namespace spanfeed

@@ -34,6 +34,7 @@ struct DecodeConfig {
   uint32_t worker_id = 0;               // high byte of every record id
   uint32_t flow_capacity = 65536;       // = FlowTableConfig::capacity (Flow::slot < this)
   std::string recording_id;             // added to every record when not empty
+  bool tunnel_in_records = false;       // decap.records: the flow's encapsulation in each record
   std::vector<PortBinding> ports = default_port_bindings();
   bool sniff_unknown_ports = true;      // try the decoders' payload sniffs on unmapped ports
   uint32_t sniff_max_chunks = 4;        // data chunks per flow to sniff before giving up (unknown)
@@ -381,6 +382,7 @@ struct FlowSession {
   uint32_t owed_evicted = 0;  // FIFO: responses still to come for requests the pending cap evicted
   Endpoint client;
   Endpoint server;
+  TunnelSummary tunnel{};    // the flow's encapsulation (Flow::tunnel)
   uint8_t ip_version = 4;
   Protocol protocol = Protocol::kUnknown;
   uint8_t detect_state = 0;  // see record_builder_internal.h

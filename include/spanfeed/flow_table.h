@@ -41,7 +41,9 @@ struct FlowKey {
   uint32_t vlan;
   uint8_t proto;
   uint8_t ip_version;
-  uint8_t pad[6];
+  TunnelType tunnel_type;  // ParsedPacket::tunnel.key_type: kNone unless tunnels are keyed
+  uint8_t pad;
+  uint32_t tunnel_id;      // VNI / GRE key / ERSPAN session id when keyed
 };
 static_assert(sizeof(FlowKey) == 48, "FlowKey is hashed and compared as six 64-bit words");
 
@@ -51,6 +53,7 @@ bool operator==(const FlowKey& x, const FlowKey& y);
 struct OrientedKey {
   FlowKey key;
   bool from_a;  // the packet's source is endpoint A of the canonical key
+  const TunnelInfo* tunnel = nullptr;  // the packet's encapsulation (kept by insert())
 };
 
 // Builds the canonical key of a parsed packet (no allocation). With
@@ -104,6 +107,7 @@ struct Flow {
   uint64_t last_ts_ns = 0;      // newest packet time seen for the flow
   uint64_t last_active_ns = 0;  // table time at the last touch: drives timers and eviction
   std::array<DirectionStats, 2> stats{};
+  TunnelSummary tunnel{};       // the encapsulation of the packet that opened the flow
 
   Direction direction_of(bool from_a) const {
     return from_a == client_is_a ? Direction::kClientToServer : Direction::kServerToClient;

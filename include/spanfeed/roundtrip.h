@@ -172,6 +172,7 @@ struct Roundtrip {
   uint32_t flags = 0;                 // record_flag bits (request | response)
   std::span<const std::string_view> tags;
   std::string_view recording_id;  // omitted from the record when empty
+  const TunnelSummary* tunnel = nullptr;  // "tunnel" object (decap.records); null: omitted
 };
 
 // Where finished roundtrips go (exporters). Called on the worker thread; the

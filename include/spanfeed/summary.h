@@ -12,6 +12,7 @@
 #include "rules/rules_report.h"
 #include "spanfeed/capture_policy.h"
 #include "spanfeed/counters.h"
+#include "spanfeed/defrag_counters.h"
 #include "spanfeed/decoder.h"
 #include "spanfeed/tcp_reassembly.h"
 
@@ -65,6 +66,8 @@ struct WorkerSnapshot {
   unsigned lcore = 0;
   uint64_t received = 0, order_violations = 0, multi_segment = 0;
   uint64_t packets = 0, payload_bytes = 0;
+  bool defrag_present = false;  // IP fragment reassembly ran on this worker
+  DefragCounters defrag;
   double busy_s = 0;  // time spent processing packets (the rest was polling/idle)
   ReassemblySnapshot reassembly;
   RecordsSnapshot records;

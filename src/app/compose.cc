@@ -32,12 +32,17 @@ EngineConfig engine_config(const Config& cfg, const CaptureFileInfo* file) {
   e.iface = cfg.iface;
   e.eal_args = cfg.eal_args;
   e.filter = cfg.filter;
+  e.filter_inner = cfg.filter_inner;
   e.policy = cfg.capture_policy();
   e.duration_s = cfg.duration_s;
   e.rx_lcores = cfg.rx_lcores;
   e.workers = cfg.workers;
   e.cpus = cfg.cpus;
   e.hash_vlan = cfg.hash_vlan;
+  e.decap = cfg.decap;
+  e.defrag = cfg.defrag;
+  e.defrag_max_datagrams = cfg.defrag_max_datagrams;
+  e.defrag_timeout_s = cfg.defrag_timeout_s;
   e.ring_size = cfg.ring_size;
   e.burst_size = cfg.burst_size;
   e.mempool_size = cfg.mempool_size;
@@ -106,7 +111,7 @@ int prepare_source(Config& cfg, std::optional<CaptureFileInfo>& file) {
   if (!cfg.filter.empty()) {  // a bad expression is a usage error, found before the EAL starts
     bpf_program prog{};
     std::string err;
-    if (!compile_capture_filter(cfg.filter, file ? file->dlt : 1, prog, err)) {
+    if (!compile_capture_filter(cfg.filter, cfg.filter_inner ? 12 /* DLT_RAW */ : file ? file->dlt : 1, prog, err)) {
       std::fprintf(stderr, "spanfeed: %s\n", err.c_str());
       return kExitUsage;
     }

@@ -30,6 +30,8 @@ void assemble_report(const EngineCounters& c, const ReportSources& from, bool fi
     ws.received = l.received;
     ws.order_violations = l.order_violations;
     ws.multi_segment = l.multi_segment;
+    ws.defrag_present = l.defrag_present;
+    ws.defrag = l.defrag;
     ws.busy_s = l.busy_s;
     if (from.jobs != nullptr && w < from.jobs->size()) (*from.jobs)[w]->report(ws);
     rep.workers.push_back(std::move(ws));

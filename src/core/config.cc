@@ -139,6 +139,11 @@ void load_config_file(const std::string& path, Config& cfg) {
           }},
          {"iface", str(cfg.iface)},
          {"filter", str(cfg.filter)},
+         {"filter_on", [&](const std::string& k, const YAML::Node& v) {
+            const std::string on = scalar<std::string>(f, k, v);
+            if (on != "outer" && on != "inner") fail(f, k, "must be outer (the frame as captured) or inner (the packet after decapsulation)", &v);
+            cfg.filter_inner = on == "inner";
+          }},
          {"eal", str(cfg.eal_args)},
          {"mode", [&](const std::string& k, const YAML::Node& v) {
             try { cfg.mode = parse_run_mode(scalar<std::string>(f, k, v)); }
@@ -201,6 +206,56 @@ void load_config_file(const std::string& path, Config& cfg) {
        walk(f, p, n, {
          {"memory_mb", u32(cfg.reassembly_memory_mb, 1u << 20)},
          {"flow_buffer_kb", u32(cfg.reassembly_flow_buffer_kb, 1u << 20)},
+       });
+     }},
+    {"decap", [&](const std::string& p, const YAML::Node& n) {
+       auto ports = [&](uint16_t (&dst)[kMaxTunnelPorts]) {
+         return [&, f](const std::string& k, const YAML::Node& v) {
+           if (!v.IsSequence() || v.size() == 0 || v.size() > kMaxTunnelPorts) {
+             fail(f, k, "expected a list of 1 to " + std::to_string(kMaxTunnelPorts) + " UDP ports", &v);
+           }
+           for (auto& d : dst) d = 0;
+           size_t i = 0;
+           for (const auto& e : v) dst[i++] = static_cast<uint16_t>(positive(f, k, e, 65535));
+         };
+       };
+       walk(f, p, n, {
+         {"enabled", boolean(cfg.decap.enabled)},
+         {"max_depth", [&](const std::string& k, const YAML::Node& v) {
+            cfg.decap.max_depth = static_cast<uint8_t>(positive(f, k, v, kMaxTunnelDepth));
+          }},
+         {"vxlan_ports", ports(cfg.decap.vxlan_ports)},
+         {"vxlan_gpe_ports", ports(cfg.decap.vxlan_gpe_ports)},
+         {"geneve_ports", ports(cfg.decap.geneve_ports)},
+         {"flow_key", boolean(cfg.decap.tunnel_in_flow_key)},
+         {"records", boolean(cfg.tunnel_in_records)},
+       });
+       // One port, one meaning: a port listed for two kinds would decode as the first.
+       std::map<uint16_t, std::string> seen;
+       auto claim = [&](const uint16_t (&ps)[kMaxTunnelPorts], const char* kind) {
+         for (uint16_t port : ps) {
+           if (port == 0) continue;
+           auto [it, fresh] = seen.emplace(port, kind);
+           if (!fresh && it->second != kind) {
+             fail(f, p, "UDP port " + std::to_string(port) + " is listed for both " + it->second +
+                            " and " + kind, &n);
+           }
+         }
+       };
+       claim(cfg.decap.vxlan_ports, "vxlan_ports");
+       claim(cfg.decap.vxlan_gpe_ports, "vxlan_gpe_ports");
+       claim(cfg.decap.geneve_ports, "geneve_ports");
+     }},
+    {"ip_fragments", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"reassemble", boolean(cfg.defrag)},
+         {"max_datagrams", u32(cfg.defrag_max_datagrams, 1u << 20)},
+         {"timeout_s", [&](const std::string& k, const YAML::Node& v) {
+            cfg.defrag_timeout_s = scalar<double>(f, k, v);
+            if (!(cfg.defrag_timeout_s >= 0.001) || cfg.defrag_timeout_s > 3600) {
+              fail(f, k, "must be a number of seconds between 0.001 and 3600", &v);
+            }
+          }},
        });
      }},
     {"flows_out", file_path(cfg.flows_out)},

@@ -12,6 +12,8 @@ std::string_view to_string(RxOutcome o) {
     case RxOutcome::kMalformed: return "malformed";
     case RxOutcome::kRingFull: return "ring_full";
     case RxOutcome::kFiltered: return "filtered";
+    case RxOutcome::kTunnelTooDeep: return "tunnel_too_deep";
+    case RxOutcome::kTunnelMalformed: return "tunnel_malformed";
     case RxOutcome::kCount: break;
   }
   return "unknown";
@@ -23,6 +25,8 @@ RxOutcome rx_outcome_for(ParseOutcome p) {
     case ParseOutcome::kNonIp: return RxOutcome::kNonIp;
     case ParseOutcome::kTruncatedL2:
     case ParseOutcome::kTruncatedL3: return RxOutcome::kTruncated;
+    case ParseOutcome::kTunnelTooDeep: return RxOutcome::kTunnelTooDeep;
+    case ParseOutcome::kTunnelMalformed: return RxOutcome::kTunnelMalformed;
     case ParseOutcome::kMalformedL3:
     case ParseOutcome::kCount: break;
   }

@@ -42,6 +42,10 @@ uint32_t symmetric_flow_hash(const ParsedPacket& p, bool include_vlan) {
   t.port_hi = src_first ? dp : sp;
   t.proto = p.l4_proto;
   t.vlan = include_vlan ? p.vlan : 0;
+  // Tunnel identity (when the parser was told to key on it): zero for bare
+  // packets, so their hash is what it always was.
+  t.pad[0] = static_cast<uint8_t>(p.tunnel.key_type);
+  t.vlan ^= p.tunnel.key_id * 0x9E3779B1u;
   uint32_t out[1];
   lmmh_x86_32(&t, sizeof(t), kFlowHashSeed, out);
   return out[0];

@@ -4,7 +4,10 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
+
+#include "decap.h"
 
 namespace spanfeed {
 namespace {
@@ -299,7 +302,25 @@ std::string_view to_string(ParseOutcome o) {
     case ParseOutcome::kTruncatedL2: return "truncated_l2";
     case ParseOutcome::kTruncatedL3: return "truncated_l3";
     case ParseOutcome::kMalformedL3: return "malformed_l3";
+    case ParseOutcome::kTunnelTooDeep: return "tunnel_too_deep";
+    case ParseOutcome::kTunnelMalformed: return "tunnel_malformed";
     case ParseOutcome::kCount: break;
+  }
+  return "unknown";
+}
+
+std::string_view to_string(TunnelType t) {
+  switch (t) {
+    case TunnelType::kNone: return "none";
+    case TunnelType::kErspan1: return "erspan1";
+    case TunnelType::kErspan2: return "erspan2";
+    case TunnelType::kErspan3: return "erspan3";
+    case TunnelType::kGre: return "gre";
+    case TunnelType::kVxlan: return "vxlan";
+    case TunnelType::kVxlanGpe: return "vxlan_gpe";
+    case TunnelType::kGeneve: return "geneve";
+    case TunnelType::kIpInIp: return "ipip";
+    case TunnelType::kCount: break;
   }
   return "unknown";
 }
@@ -314,17 +335,68 @@ size_t format_ip(const IpAddr& a, uint8_t ip_version, char* out, size_t out_len)
 }
 
 ParseOutcome parse_packet(std::span<const std::byte> frame, LinkType link, ParsedPacket& out) {
+  static const DecapConfig kDefaults;
+  return parse_packet(frame, link, out, kDefaults);
+}
+
+ParseOutcome parse_packet(std::span<const std::byte> frame, LinkType link, ParsedPacket& out,
+                          const DecapConfig& decap) {
   const auto* d = reinterpret_cast<const uint8_t*>(frame.data());
   size_t len = frame.size();
   std::memset(&out, 0, sizeof(out));
   L2Result l2 = parse_l2(d, len, link);
   if (l2.outcome != ParseOutcome::kOk) return l2.outcome;
-  out.vlan = l2.vlan;
-  // The IP header's own version nibble wins over what L2 announced; a
-  // mismatch is a malformed packet.
-  if (l2.l3_offset >= len) return ParseOutcome::kTruncatedL3;
-  if (l2.ip_version == 4) return parse_ipv4(d, len, l2.l3_offset, out);
-  return parse_ipv6(d, len, l2.l3_offset, out);
+  TunnelInfo tunnel;
+  std::memset(&tunnel, 0, sizeof(tunnel));
+  for (;;) {
+    // The IP header's own version nibble wins over what L2 announced; a
+    // mismatch is a malformed packet.
+    if (l2.l3_offset >= len) return ParseOutcome::kTruncatedL3;
+    std::memset(&out, 0, sizeof(out));
+    out.vlan = l2.vlan;
+    ParseOutcome o = l2.ip_version == 4 ? parse_ipv4(d, len, l2.l3_offset, out)
+                                        : parse_ipv6(d, len, l2.l3_offset, out);
+    out.tunnel = tunnel;
+    // A fragmented tunnel packet is reassembled on the worker, which parses
+    // the whole datagram again from its IP header.
+    if (o != ParseOutcome::kOk || !decap.enabled || (out.flags & packet_flag::kFragment)) return o;
+    // Where the IP datagram ends in the frame: Ethernet padding after it is
+    // no part of an inner packet.
+    size_t end = out.ip_version == 4
+        ? size_t{out.l3_offset} + ((d[out.l3_offset] & 0x0Fu) * 4u) + out.ip_payload_len
+        : size_t{out.l3_offset} + 40 + out.ip_payload_len;
+    end = std::min(end, len);
+    detail::DecapStep st = detail::decap_step(d, end, out, decap);
+    if (st.kind == detail::DecapKind::kNone) return ParseOutcome::kOk;
+    if (st.kind == detail::DecapKind::kTruncated) return ParseOutcome::kTruncatedL3;
+    if (st.kind == detail::DecapKind::kMalformed) return ParseOutcome::kTunnelMalformed;
+    if (tunnel.depth >= decap.max_depth) return ParseOutcome::kTunnelTooDeep;
+    tunnel.layers[tunnel.depth++] = st.type;
+    tunnel.type = st.type;
+    tunnel.id = st.id;
+    tunnel.has_id = st.has_id;
+    tunnel.outer_src = out.src;
+    tunnel.outer_dst = out.dst;
+    tunnel.outer_ip_version = out.ip_version;
+    if (decap.tunnel_in_flow_key) {
+      tunnel.key_type = st.type;
+      tunnel.key_id = st.id;
+    }
+    len = end;  // the inner packet lives inside the outer datagram
+    switch (st.kind) {
+      case detail::DecapKind::kEthernet:
+        if (st.inner_offset + 14 > len) return ParseOutcome::kTruncatedL2;
+        l2 = parse_ethertype_chain(d, len, rd16(d + st.inner_offset + 12), st.inner_offset + 14);
+        break;
+      case detail::DecapKind::kEthertype:
+        l2 = parse_ethertype_chain(d, len, st.ethertype, st.inner_offset);
+        break;
+      default:
+        l2 = {ParseOutcome::kOk, st.inner_offset, st.ip_version, 0};
+        break;
+    }
+    if (l2.outcome != ParseOutcome::kOk) return l2.outcome;
+  }
 }
 
 }  // namespace spanfeed

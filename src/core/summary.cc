@@ -57,11 +57,24 @@ std::vector<std::string> RunReport::ledger_problems() const {
     if (!w.reassembly.present) continue;
     const auto& c = w.reassembly.counters;
     std::string who = "worker " + std::to_string(i) + " ";
-    eq((who + "reassembly segments == packets received").c_str(), c.segments, w.received);
+    // Fragments the worker kept become one packet per datagram reassembled.
+    const uint64_t handled = w.defrag_present
+        ? w.received - w.defrag.fragments + w.defrag.reassembled - w.defrag.unparsed
+        : w.received;
+    eq((who + "reassembly segments == packets received (fragments counted as their datagrams)").c_str(),
+       c.segments, handled);
     eq((who + "reassembly segments == sum of segment outcomes").c_str(), c.segments,
        c.outcome_total());
     // finish() closes every flow at the end, interrupted or not
     eq((who + "flows created == flows closed").c_str(), c.flows_created, c.closed_total());
+  }
+  for (size_t i = 0; i < workers.size(); ++i) {
+    const auto& w = workers[i];
+    if (!w.defrag_present) continue;
+    const DefragCounters& d = w.defrag;
+    std::string who = "worker " + std::to_string(i) + " ";
+    eq((who + "ip fragments == reassembled + overlap + table full + timed out + pending").c_str(),
+       d.fragments, d.reassembled_fragments + d.overlap + d.table_full + d.timed_out + d.pending);
   }
   uint64_t batched = 0;
   bool any_records = false;
@@ -199,6 +212,15 @@ static nlohmann::json rules_json(const RulesReport& r) {
   };
 }
 
+// Packets per encapsulation layer removed, by tunnel type.
+nlohmann::json decap_json(const RxSnapshot& x) {
+  nlohmann::json d = nlohmann::json::object();
+  for (size_t t = 1; t < kTunnelTypeCount; ++t) {
+    d[std::string(to_string(static_cast<TunnelType>(t)))] = x.decapsulated[t];
+  }
+  return d;
+}
+
 nlohmann::json to_json(const RunReport& r) {
   using nlohmann::json;
   json nics = json::array();
@@ -216,7 +238,7 @@ nlohmann::json to_json(const RunReport& r) {
       o[std::string(to_string(static_cast<RxOutcome>(i)))] = x.outcome[i];
     }
     rx.push_back({{"lcore", x.lcore}, {"received", x.received}, {"bytes", x.bytes},
-                  {"outcomes", o}, {"ip_fragments", x.ip_fragments},
+                  {"outcomes", o}, {"ip_fragments", x.ip_fragments}, {"decapsulated", decap_json(x)},
                   {"l4_truncated", x.l4_truncated}, {"snaplen_truncated", x.snaplen_truncated},
                   {"ring_wait_spins", x.ring_wait_spins}});
   }
@@ -229,6 +251,11 @@ nlohmann::json to_json(const RunReport& r) {
                {"payload_bytes", w.payload_bytes}, {"order_violations", w.order_violations},
                {"multi_segment", w.multi_segment}, {"busy_s", w.busy_s}};
     if (w.records.present) wj["records"] = records_json(w.records);
+    if (w.defrag_present) {
+      json d = json::object();
+      for (const auto& f : kDefragCounterFields) d[std::string(f.name)] = w.defrag.*(f.member);
+      wj["ip_fragments"] = d;
+    }
     if (w.reassembly.present) {
       any_reassembly = true;
       wj["reassembly"] = reassembly_json(w.reassembly);
@@ -324,10 +351,24 @@ std::string to_text(const RunReport& r) {
       add("  %s %" PRIu64, std::string(to_string(static_cast<RxOutcome>(i))).c_str(), x.outcome[i]);
     }
     s += "\n";
+    bool any = false;
+    for (size_t t = 1; t < x.decapsulated.size(); ++t) {
+      if (x.decapsulated[t] == 0) continue;
+      if (!any) s += "    decapsulated";
+      any = true;
+      add("  %s %" PRIu64, std::string(to_string(static_cast<TunnelType>(t))).c_str(), x.decapsulated[t]);
+    }
+    if (any) s += "\n";
   }
   for (const auto& w : r.workers) {
     add("  worker lcore %-3u packets %12" PRIu64 "  payload_bytes %14" PRIu64 "\n", w.lcore,
         w.packets, w.payload_bytes);
+    if (w.defrag_present && w.defrag.fragments != 0) {
+      const DefragCounters& d = w.defrag;
+      add("    ip fragments %" PRIu64 ": reassembled %" PRIu64 " datagrams, dropped overlap %" PRIu64
+          " table_full %" PRIu64 " timed_out %" PRIu64 "\n",
+          d.fragments, d.reassembled, d.overlap, d.table_full, d.timed_out);
+    }
   }
   uint64_t pk = 0;
   for (const auto& w : r.workers) pk += w.packets;

@@ -234,6 +234,7 @@ void RecordBuilder::emit(const FlowSession& s, Message* req, Message* resp, Roun
   const size_t ntags = observer_ != nullptr ? observer_->annotate(p, req, resp, tags_) : 0;
   r.tags = std::span<const std::string_view>(tags_.data(), ntags);
   r.recording_id = cfg_.recording_id;
+  if (cfg_.tunnel_in_records && s.tunnel.type != TunnelType::kNone) r.tunnel = &s.tunnel;
   ++counters_.roundtrips[static_cast<size_t>(p)][static_cast<size_t>(status)];
   ++counters_.records_emitted;
   sink_->emit(r);

@@ -138,6 +138,7 @@ void RecordBuilder::on_open(const Flow& flow, uint64_t ts_ns) {
   s.client = {flow.client_addr(), flow.client_port()};
   s.server = {flow.server_addr(), flow.server_port()};
   s.ip_version = flow.key.ip_version;
+  s.tunnel = flow.tunnel;
   s.udp = flow.key.proto == kProtoUdp;
   s.protocol = Protocol::kUnknown;
   s.detect_state = kDetectNone;

@@ -382,6 +382,22 @@ void append_json_line(const Roundtrip& r, std::string& out) {
     out.append("\"overlap_conflict\"");
   }
   out.push_back(']');
+  if (r.tunnel != nullptr) {
+    const TunnelSummary& t = *r.tunnel;
+    out.append(",\"tunnel\":{\"type\":\"");
+    out.append(to_string(t.type));
+    out.append("\",\"depth\":");
+    append_uint(t.depth, out);
+    if (t.has_id) {
+      out.append(",\"id\":");
+      append_uint(t.id, out);
+    }
+    out.append(",\"outer_src\":\"");
+    append_ip(t.outer_src, t.outer_ip_version, out);
+    out.append("\",\"outer_dst\":\"");
+    append_ip(t.outer_dst, t.outer_ip_version, out);
+    out.append("\"}");
+  }
   if (!r.recording_id.empty()) {
     out.append(",\"recording_id\":");
     append_json_string(r.recording_id, out);

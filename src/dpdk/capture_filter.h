@@ -39,6 +39,20 @@ class CaptureFilter {
     }
     return kept;
   }
+  // One packet, from `offset` bytes into its first segment (the inner IP
+  // header when the filter applies to the inner packet). Single-segment only.
+  bool match_from(rte_mbuf* m, uint16_t offset) const {
+    if (classic_) {
+      const u_char* d = rte_pktmbuf_mtod(m, const u_char*);
+      return bpf_filter(prog_.bf_insns, d + offset, rte_pktmbuf_pkt_len(m) - offset,
+                        rte_pktmbuf_data_len(m) - offset) != 0;
+    }
+    // The eBPF program reads the mbuf: move its start to the offset and back.
+    rte_pktmbuf_adj(m, offset);
+    uint64_t rc = jit_ != nullptr ? jit_(m) : rte_bpf_exec(bpf_, m);
+    rte_pktmbuf_prepend(m, offset);
+    return rc != 0;
+  }
   // How the filter runs: "rte_bpf jit", "rte_bpf" or "libpcap cbpf".
   const char* engine() const { return classic_ ? "libpcap cbpf" : jit_ != nullptr ? "rte_bpf jit" : "rte_bpf"; }
 

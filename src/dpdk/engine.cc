@@ -23,6 +23,7 @@
 #include "dpdk/eal.h"
 #include "dpdk/file_source.h"
 #include "dpdk/handoff.h"
+#include "dpdk/ip_defrag.h"
 #include "dpdk/lcore_loops.h"
 #include "dpdk/port.h"
 
@@ -85,6 +86,7 @@ void read_counters(const LoopShared& sh, const std::vector<uint16_t>& ports, con
     x.l4_truncated = c.l4_truncated.get();
     x.snaplen_truncated = c.snaplen_truncated.get();
     x.ring_wait_spins = c.ring_wait_spins.get();
+    for (size_t t = 0; t < x.decapsulated.size(); ++t) x.decapsulated[t] = c.decapsulated[t].get();
     out.rx.push_back(x);
   }
   for (size_t w = 0; w < w_counters.size(); ++w) {
@@ -94,6 +96,10 @@ void read_counters(const LoopShared& sh, const std::vector<uint16_t>& ports, con
     ws.received = c.received.get();
     ws.order_violations = c.order_violations.get();
     ws.multi_segment = c.multi_segment.get();
+    ws.defrag_present = sh.workers[w]->defrag != nullptr;
+    for (size_t i = 0; i < kDefragCounterCount; ++i) {
+      ws.defrag.*(kDefragCounterFields[i].member) = c.defrag[i].get();
+    }
     ws.busy_s = static_cast<double>(c.busy_cycles.get()) / static_cast<double>(rte_get_tsc_hz());
     out.workers.push_back(ws);
   }
@@ -145,6 +151,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   }
   LoopShared sh;
   sh.hash_vlan = cfg.hash_vlan;
+  sh.decap = cfg.decap;
   sh.link = file != nullptr ? file->link : LinkType::kEthernet;
   sh.policy = cfg.policy;
   sh.yield_when_idle = plan.oversubscribed;
@@ -234,9 +241,12 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   // The capture filter, compiled for the source's link type.
   std::unique_ptr<dpdk::CaptureFilter> filter;
   if (!cfg.filter.empty()) {
-    filter = dpdk::CaptureFilter::create(cfg.filter, file != nullptr ? file->dlt : 1 /* EN10MB */, error);
+    // Inner: the program reads from the innermost IP header (DLT_RAW, 12).
+    const int dlt = cfg.filter_inner ? 12 : file != nullptr ? file->dlt : 1 /* EN10MB */;
+    filter = dpdk::CaptureFilter::create(cfg.filter, dlt, error);
     if (!filter) return 1;
     sh.filter = filter.get();
+    sh.filter_inner = cfg.filter_inner;
     if (verbose) {
       std::fprintf(stderr, "spanfeed: filter '%s' runs on %s\n", cfg.filter.c_str(), filter->engine());
     }
@@ -277,6 +287,17 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     ctx->counters = &w_counters[w];
     ctx->handler = hooks.make_handler(w);
     ctx->scratch.resize(dpdk::kScratchBytes);
+    ctx->index = w;
+    if (cfg.defrag) {
+      ctx->defrag = std::make_unique<dpdk::Defragmenter>(
+          cfg.defrag_max_datagrams, static_cast<uint64_t>(cfg.defrag_timeout_s * 1e9),
+          static_cast<int>(rte_lcore_to_socket_id(ctx->lcore)), sh.pool);
+      if (!ctx->defrag->ok()) {
+        error = "cannot create the IP fragment table (ip_fragments.max_datagrams " +
+                std::to_string(cfg.defrag_max_datagrams) + "): " + rte_strerror(rte_errno);
+        return 1;
+      }
+    }
     sh.workers.push_back(std::move(ctx));
   }
 

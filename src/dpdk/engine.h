@@ -31,6 +31,7 @@ struct EngineConfig {
   std::string iface;           // net_af_packet vdev
   std::string eal_args;        // raw EAL arguments, appended
   std::string filter;          // tcpdump expression run on the RX lcores ("" = none)
+  bool filter_inner = false;   // run it on the innermost IP packet (after decapsulation)
   CapturePolicy policy;        // lossless (offline) or drop-and-count (live)
   double duration_s = 0;       // stop after this long; 0 = end of input or stop request
   // --- lcores ---
@@ -38,6 +39,10 @@ struct EngineConfig {
   unsigned workers = 2;
   std::vector<int> cpus;       // CPUs to place lcores on; empty = process affinity
   bool hash_vlan = true;       // VLAN ids part of the flow hash
+  DecapConfig decap;           // encapsulations RX removes before the hash
+  bool defrag = true;          // reassemble IP fragments on the workers (rte_ip_frag)
+  uint32_t defrag_max_datagrams = 512;  // per worker: datagrams in reassembly at once
+  double defrag_timeout_s = 5;          // packet time (offline) / TSC time (live)
   // --- sizes ---
   uint32_t ring_size = 4096;
   uint32_t burst_size = 32;
@@ -52,6 +57,8 @@ struct EngineConfig {
 struct WorkerLoopSnapshot {
   unsigned lcore = 0;
   uint64_t received = 0, order_violations = 0, multi_segment = 0;
+  bool defrag_present = false;
+  DefragCounters defrag;  // IP fragment reassembly (ip_fragments.reassemble)
   double busy_s = 0;  // time spent processing packets (the rest was polling/idle)
 };
 

@@ -23,6 +23,7 @@
 #include "dpdk/engine.h"
 #include "dpdk/file_source.h"
 #include "dpdk/handoff.h"
+#include "dpdk/ip_defrag.h"
 #include "spanfeed/flow_hash.h"
 
 namespace spanfeed::dpdk {
@@ -55,7 +56,53 @@ void idle(bool yield, unsigned& empty) {
   }
 }
 
+// A reassembled datagram: linearise it into `scratch` and parse it again from
+// its IP header (the link layer and any tunnel around it are as RX parsed
+// them in the first fragment, `first`). False when it does not parse.
+bool parse_reassembled(rte_mbuf* m, const ParsedPacket& first, const DecapConfig& decap,
+                       std::vector<std::byte>& scratch, std::span<const std::byte>& frame,
+                       ParsedPacket& out) {
+  uint32_t len = rte_pktmbuf_pkt_len(m);
+  if (len > scratch.size() || first.l3_offset >= len) return false;
+  const void* p = rte_pktmbuf_read(m, 0, len, scratch.data());
+  if (p == nullptr) return false;
+  frame = {static_cast<const std::byte*>(p), len};
+  const size_t l3 = first.l3_offset;
+  DecapConfig inner = decap;  // the layers already removed count against the depth
+  inner.max_depth = static_cast<uint8_t>(decap.max_depth > first.tunnel.depth ? decap.max_depth - first.tunnel.depth : 0);
+  if (inner.max_depth == 0) inner.enabled = false;
+  if (parse_packet(frame.subspan(l3), LinkType::kRaw, out, inner) != ParseOutcome::kOk) return false;
+  if (out.flags & packet_flag::kFragment) return false;  // a fragment inside a fragment: hostile
+  out.l3_offset = static_cast<uint16_t>(out.l3_offset + l3);
+  if (out.l4_offset != 0) out.l4_offset = static_cast<uint16_t>(out.l4_offset + l3);
+  if (out.payload_offset != 0) out.payload_offset = static_cast<uint16_t>(out.payload_offset + l3);
+  if (out.tunnel.depth == 0) {
+    out.tunnel = first.tunnel;
+    out.vlan = first.vlan;
+  } else {
+    // The outer packet was the fragmented one: its tunnel layers come after
+    // the ones RX already removed.
+    TunnelInfo t = out.tunnel;
+    out.tunnel = first.tunnel;
+    for (uint8_t i = 0; i < t.depth && out.tunnel.depth < kMaxTunnelDepth; ++i) {
+      out.tunnel.layers[out.tunnel.depth++] = t.layers[i];
+    }
+    out.tunnel.type = t.type;
+    out.tunnel.id = t.id;
+    out.tunnel.has_id = t.has_id;
+    out.tunnel.outer_src = t.outer_src;
+    out.tunnel.outer_dst = t.outer_dst;
+    out.tunnel.outer_ip_version = t.outer_ip_version;
+    out.tunnel.key_type = t.key_type;
+    out.tunnel.key_id = t.key_id;
+  }
+  return true;
+}
+
 }  // namespace
+
+WorkerContext::WorkerContext() = default;
+WorkerContext::~WorkerContext() = default;
 
 void TscClock::init() {
   hz = rte_get_tsc_hz();
@@ -133,25 +180,32 @@ int rx_main(void* arg) {
     std::array<uint64_t, static_cast<size_t>(RxOutcome::kCount)> out{};
     const uint16_t received = n;
     for (uint16_t i = 0; i < n; ++i) bytes += rte_pktmbuf_pkt_len(pkts[i]);
-    if (sh.filter != nullptr) {
+    if (sh.filter != nullptr && !sh.filter_inner) {
       n = static_cast<uint16_t>(sh.filter->apply(pkts, n, drop, ndrop));
       out[static_cast<size_t>(RxOutcome::kFiltered)] += ndrop;
     }
     uint64_t frags = 0, l4t = 0, snapt = 0;
+    std::array<uint64_t, kTunnelTypeCount> decap{};
     for (uint16_t i = 0; i < n; ++i) {
       rte_mbuf* m = pkts[i];
       MbufMeta* meta = meta_of(m);
       std::span<const std::byte> frame(rte_pktmbuf_mtod(m, const std::byte*), rte_pktmbuf_data_len(m));
-      ParseOutcome po = parse_packet(frame, sh.link, meta->parsed);
+      ParseOutcome po = parse_packet(frame, sh.link, meta->parsed, sh.decap);
       if (unlikely(po != ParseOutcome::kOk)) {
         ++out[static_cast<size_t>(rx_outcome_for(po))];
         drop[ndrop++] = m;
         continue;
       }
       const ParsedPacket& p = meta->parsed;
+      if (sh.filter_inner && m->nb_segs == 1 && !sh.filter->match_from(m, p.l3_offset)) {
+        ++out[static_cast<size_t>(RxOutcome::kFiltered)];
+        drop[ndrop++] = m;
+        continue;
+      }
       frags += (p.flags & packet_flag::kFragment) != 0;
       l4t += (p.flags & packet_flag::kL4Truncated) != 0;
       snapt += (p.flags & packet_flag::kPayloadTruncated) != 0;
+      for (uint8_t l = 0; l < p.tunnel.depth; ++l) ++decap[static_cast<size_t>(p.tunnel.layers[l])];
       if (sh.ts_offset >= 0 && (m->ol_flags & sh.ts_flag)) {
         uint64_t ts = *RTE_MBUF_DYNFIELD(m, sh.ts_offset, rte_mbuf_timestamp_t*);
         meta->ts_ns = sh.ts_is_us ? ts * 1000 : ts;
@@ -188,6 +242,9 @@ int rx_main(void* arg) {
     if (frags) c.ip_fragments.add(frags);
     if (l4t) c.l4_truncated.add(l4t);
     if (snapt) c.snaplen_truncated.add(snapt);
+    for (size_t t = 1; t < kTunnelTypeCount; ++t) {
+      if (decap[t] != 0) c.decapsulated[t].add(decap[t]);
+    }
     if (waits) { c.ring_wait_spins.add(waits); waits = 0; }
   }
   timespec cpu;
@@ -207,6 +264,8 @@ int worker_main(void* arg) {
   unsigned empty = 0;
   uint64_t newest_ns = 0;
   PacketHandler& handler = *ctx.handler;
+  Defragmenter* const defrag = ctx.defrag.get();
+  const unsigned nworkers = static_cast<unsigned>(sh.workers.size());
   // A busy worker publishes its counters every 10 ms (the control core reads
   // them every second; /metrics and the status line are that fresh).
   const uint64_t publish_every = rte_get_tsc_hz() / 100;
@@ -231,6 +290,28 @@ int worker_main(void* arg) {
         if (unlikely(meta->seq < next_seq[r])) ++violations;
         next_seq[r] = meta->seq + 1;
         newest_ns = std::max(newest_ns, meta->ts_ns);
+        if (unlikely(defrag != nullptr && (meta->parsed.flags & packet_flag::kFragment))) {
+          rte_mbuf* whole = nullptr;
+          const Defragmenter::Result res = defrag->add(m, meta->parsed, meta->ts_ns, &whole);
+          if (res != Defragmenter::Result::kPassThrough) {
+            pkts[i] = nullptr;  // the table owns it (rte_pktmbuf_free_bulk skips nulls)
+            if (res == Defragmenter::Result::kHeld) continue;
+            pkts[i] = whole;    // freed with the burst, all its segments
+            const MbufMeta* first = meta_of(whole);
+            std::span<const std::byte> frame;
+            ParsedPacket dg;
+            if (!parse_reassembled(whole, first->parsed, sh.decap, ctx.scratch, frame, dg)) {
+              ++defrag->counters().unparsed;
+              continue;
+            }
+            const uint32_t hash = symmetric_flow_hash(dg, sh.hash_vlan);
+            if (dg.tunnel.depth != first->parsed.tunnel.depth && worker_for_hash(hash, nworkers) != ctx.index) {
+              ++defrag->counters().other_worker;
+            }
+            handler.on_packet(PacketView{frame, &dg, meta->ts_ns, hash});
+            continue;
+          }
+        }
         if (likely(m->nb_segs == 1)) {
           std::span<const std::byte> frame(rte_pktmbuf_mtod(m, const std::byte*),
                                            rte_pktmbuf_data_len(m));
@@ -244,7 +325,7 @@ int worker_main(void* arg) {
           const void* p = rte_pktmbuf_read(m, 0, len, ctx.scratch.data());
           std::span<const std::byte> frame(static_cast<const std::byte*>(p), len);
           ParsedPacket whole;
-          if (parse_packet(frame, sh.link, whole) != ParseOutcome::kOk) whole = meta->parsed;
+          if (parse_packet(frame, sh.link, whole, sh.decap) != ParseOutcome::kOk) whole = meta->parsed;
           handler.on_packet(PacketView{frame, &whole, meta->ts_ns, meta->hash});
         }
       }
@@ -257,6 +338,7 @@ int worker_main(void* arg) {
         last_publish = t_end;
       }
       c.received.add(n);
+      if (defrag != nullptr) defrag->publish(c.defrag);
       if (violations) c.order_violations.add(violations);
       if (multiseg) c.multi_segment.add(multiseg);
     }
@@ -266,6 +348,10 @@ int worker_main(void* arg) {
     }
     if (rx_finished) break;
     if ((empty & 255u) == 0) {
+      if (defrag != nullptr) {
+        defrag->expire(sh.packet_time ? newest_ns : sh.clock.now_ns());
+        defrag->publish(c.defrag);
+      }
       handler.on_idle(sh.packet_time ? newest_ns : sh.clock.now_ns());
       handler.publish(false);
       last_publish = rte_rdtsc();
@@ -275,6 +361,10 @@ int worker_main(void* arg) {
   // Expire what is due at the final time first, so that a flow idle past its
   // timeout at the end is counted as timed out, not as shut down.
   const uint64_t end_ns = sh.packet_time ? newest_ns : sh.clock.now_ns();
+  if (defrag != nullptr) {
+    defrag->flush();  // what never completed timed out
+    defrag->publish(c.defrag);
+  }
   handler.on_idle(end_ns);
   handler.finish(end_ns);
   handler.publish(true);  // the final counters, exact

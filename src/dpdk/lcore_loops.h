@@ -24,6 +24,7 @@ struct rte_ring;
 namespace spanfeed::dpdk {
 
 class CaptureFilter;
+class Defragmenter;
 
 inline constexpr unsigned kMaxBurst = 512;
 // Multi-segment frames are linearised into this per-worker scratch buffer:
@@ -74,16 +75,22 @@ struct WorkerContext {
   WorkerCounters* counters = nullptr;
   std::unique_ptr<PacketHandler> handler;
   std::vector<std::byte> scratch;
+  unsigned index = 0;                    // this worker's number (worker_for_hash)
+  std::unique_ptr<Defragmenter> defrag;  // null: fragments go on unreassembled
   std::atomic<bool> done{false};
+  WorkerContext();
+  ~WorkerContext();
 };
 
 // What every loop reads; written before launch, read-only afterwards (but
 // for rx_done).
 struct LoopShared {
   const CaptureFilter* filter = nullptr;
+  bool filter_inner = false;  // filter the innermost IP packet (DLT_RAW program), not the frame
   LinkType link = LinkType::kEthernet;
   CapturePolicy policy;
   bool hash_vlan = true;
+  DecapConfig decap;  // what RX removes before the hash (parse_packet)
   bool yield_when_idle = false;   // more lcores than CPUs
   // A finite capture file read by one RX lcore: the run ends by itself once
   // expected_packets (the records libpcap could read, maybe 0) are in.

@@ -53,6 +53,11 @@ bool plan_pool(const EngineConfig& cfg, PoolPlan& plan, std::string& error) {
   const uint64_t caches = lcores * (cache * 3 / 2 + cfg.burst_size * 2);
   uint64_t needed = uint64_t{nrx} * nw * cfg.ring_size + caches +
                     (mapped ? 0 : uint64_t{nrx} * kRxDescriptors) + 1024;
+  if (cfg.defrag) {
+    // Fragments waiting for the rest of their datagram hold their mbufs: at
+    // most RTE_LIBRTE_IP_FRAG_MAX_FRAG (8) per table entry, a table per worker.
+    needed += uint64_t{nw} * cfg.defrag_max_datagrams * 8;
+  }
   if (file != nullptr && cfg.pcap_infinite && !mapped) {
     // net_pcap holds the whole file: one mbuf per record, plus the chained
     // ones of records over a data room

@@ -285,6 +285,16 @@ void GelfEncoder::append(const Roundtrip& r, std::string& out) {
   tmp_.push_back(']');
   str("flags", tmp_);
   if (!r.recording_id.empty()) str("recording_id", r.recording_id);
+  if (r.tunnel != nullptr) {
+    str("tunnel_type", to_string(r.tunnel->type));
+    if (r.tunnel->has_id) uint("tunnel_id", r.tunnel->id);
+    tmp_.clear();
+    append_ip(r.tunnel->outer_src, r.tunnel->outer_ip_version, tmp_);
+    str("tunnel_outer_src", tmp_);
+    tmp_.clear();
+    append_ip(r.tunnel->outer_dst, r.tunnel->outer_ip_version, tmp_);
+    str("tunnel_outer_dst", tmp_);
+  }
   auto key = [this](const Entry& e) { return std::string_view(keys_).substr(e.key_off, e.key_len); };
   std::sort(entries_.begin(), entries_.end(), [&](const Entry& a, const Entry& b) {
     const std::string_view ka = key(a), kb = key(b);

@@ -85,6 +85,9 @@ OrientedKey make_flow_key(const ParsedPacket& p, bool include_vlan) {
   ok.key.vlan = include_vlan ? p.vlan : 0;
   ok.key.proto = p.l4_proto;
   ok.key.ip_version = p.ip_version;
+  ok.key.tunnel_type = p.tunnel.key_type;
+  ok.key.tunnel_id = p.tunnel.key_id;
+  ok.tunnel = &p.tunnel;
   ok.from_a = src_is_a;
   return ok;
 }
@@ -243,6 +246,7 @@ FlowInsert FlowTable::insert(const OrientedKey& ok, bool client_is_a, TimeoutCla
   f.last_ts_ns = ts_ns;
   f.last_active_ns = now_ns_;
   f.stats = {};
+  f.tunnel = ok.tunnel != nullptr && ok.tunnel->depth != 0 ? summarize(*ok.tunnel) : TunnelSummary{};
   lru_append(i, cls);
 
   ++counters_.inserted;

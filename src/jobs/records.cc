@@ -15,6 +15,7 @@ DecodeConfig decode_config(const Config& cfg, unsigned worker) {
   d.worker_id = worker;
   d.flow_capacity = cfg.flow_capacity;
   d.recording_id = cfg.recording_id;
+  d.tunnel_in_records = cfg.tunnel_in_records;
   d.response_timeout_ns = static_cast<uint64_t>(cfg.response_timeout_s * 1e9);
   d.redact_secrets = cfg.redact_secrets;
   for (const auto& [name, ports] : cfg.decode_ports) {

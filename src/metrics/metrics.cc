@@ -117,10 +117,13 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   auto& rxp = b.family("rx_packets_total", MT::Counter, "Packets an RX lcore received from rte_eth_rx_burst.");
   auto& rxo = b.family("rx_outcome_total", MT::Counter,
                        "Where each received packet ended: delivered to a worker ring, non_ip, truncated, "
-                       "malformed, or ring_full (live mode: the worker's ring was full and the packet was "
+                       "malformed, filtered, tunnel_too_deep, tunnel_malformed, or ring_full (live mode: the worker's ring was full and the packet was "
                        "dropped; non-zero ring_full means workers are behind: add workers or rings.size).");
   auto& rxf = b.family("rx_ip_fragments_total", MT::Counter, "Delivered packets that were IP fragments (not reassembled).");
   auto& rxt = b.family("rx_snaplen_truncated_total", MT::Counter, "Delivered packets whose IP payload was cut by the capture snaplen.");
+  auto& rxd = b.family("rx_decapsulated_total", MT::Counter,
+                       "Packets whose encapsulation RX removed before the flow hash, per layer and tunnel type "
+                       "(a VXLAN inside ERSPAN counts once in each). Informational.");
   for (const auto& x : r.rx) {
     Labels l = {{"lcore", s(x.lcore)}};
     Builder::add(rxp, l, double(x.received));
@@ -130,6 +133,10 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     }
     Builder::add(rxf, l, double(x.ip_fragments));
     Builder::add(rxt, l, double(x.snaplen_truncated));
+    for (size_t t = 1; t < x.decapsulated.size(); ++t) {
+      Builder::add(rxd, {{"lcore", s(x.lcore)}, {"type", std::string(to_string(static_cast<TunnelType>(t)))}},
+                   double(x.decapsulated[t]));
+    }
   }
   auto& ring = b.family("ring_used", MT::Gauge, "Packets waiting in each (RX lcore, worker) ring. Near ring_capacity: that worker is behind.");
   auto& ringc = b.family("ring_capacity", MT::Gauge, "Slots in each (RX lcore, worker) ring.");
@@ -152,6 +159,17 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   MetricFamily* seg = nullptr; MetricFamily* gaps = nullptr; MetricFamily* gapb = nullptr;
   MetricFamily* fcl = nullptr; MetricFamily* fa = nullptr; MetricFamily* fref = nullptr;
   std::vector<MetricFamily*> listed;  // kReassemblerCounterFields' families, in list order
+  std::vector<MetricFamily*> defrag_listed;  // kDefragCounterFields' families
+  for (size_t i = 0; i < r.workers.size(); ++i) {
+    const auto& w = r.workers[i];
+    if (!w.defrag_present) continue;
+    if (defrag_listed.empty()) {
+      for (const auto& f : kDefragCounterFields) defrag_listed.push_back(&b.listed_family(f.metric, f.kind, f.help));
+    }
+    for (size_t k = 0; k < kDefragCounterCount; ++k) {
+      Builder::add(*defrag_listed[k], {{"worker", s(i)}}, double(w.defrag.*kDefragCounterFields[k].member));
+    }
+  }
   for (size_t i = 0; i < r.workers.size(); ++i) {
     const auto& w = r.workers[i];
     Labels l = {{"worker", s(i)}};

@@ -85,7 +85,13 @@ void schema() {
       "    \"request\": {\"type\": [\"object\", \"null\"]},\n    \"response\": {\"type\": [\"object\", \"null\"]},\n"
       "    \"tags\": {\"type\": \"array\", \"items\": {\"type\": \"string\"}},\n"
       "    \"flags\": {\"type\": \"array\", \"items\": {\"type\": \"string\"}},\n"
-      "    \"recording_id\": {\"type\": \"string\"}\n  },\n  \"allOf\": [\n");
+      "    \"recording_id\": {\"type\": \"string\"},\n"
+      "    \"tunnel\": {\"type\": \"object\", \"required\": [\"type\", \"depth\", \"outer_src\", \"outer_dst\"],\n"
+      "      \"properties\": {\"type\": {\"enum\": [\"erspan1\", \"erspan2\", \"erspan3\", \"gre\", \"vxlan\", "
+      "\"vxlan_gpe\", \"geneve\", \"ipip\"]},\n"
+      "        \"depth\": {\"type\": \"integer\"}, \"id\": {\"type\": \"integer\"},\n"
+      "        \"outer_src\": {\"type\": \"string\"}, \"outer_dst\": {\"type\": \"string\"}}}\n"
+      "  },\n  \"allOf\": [\n");
   first = true;
   for (const ProtocolDescriptor* d : spanfeed::protocol_registry()) {
     std::printf("%s    {\"if\": {\"properties\": {\"protocol\": {\"const\": %s}}},\n     \"then\": {\"properties\": {",

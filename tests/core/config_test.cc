@@ -205,3 +205,52 @@ TEST(Config, RecordsIsTheDefaultJob) {
 
 }  // namespace
 }  // namespace spanfeed
+
+namespace spanfeed {
+namespace {
+
+TEST(Config, DecapAndFragmentKeys) {
+  auto path = write_tmp(
+      "capture:\n  filter_on: inner\n"
+      "decap:\n  enabled: true\n  max_depth: 5\n  vxlan_ports: [4789, 8472]\n  vxlan_gpe_ports: [4790]\n"
+      "  geneve_ports: [6081, 6082]\n  flow_key: false\n  records: true\n"
+      "ip_fragments:\n  reassemble: false\n  max_datagrams: 64\n  timeout_s: 0.5\n");
+  Config cfg;
+  load_config_file(path, cfg);
+  std::remove(path.c_str());
+  EXPECT_TRUE(cfg.filter_inner);
+  EXPECT_EQ(cfg.decap.max_depth, 5);
+  EXPECT_EQ(cfg.decap.vxlan_ports[0], 4789);
+  EXPECT_EQ(cfg.decap.vxlan_ports[1], 8472);
+  EXPECT_EQ(cfg.decap.vxlan_ports[2], 0);
+  EXPECT_EQ(cfg.decap.geneve_ports[1], 6082);
+  EXPECT_FALSE(cfg.decap.tunnel_in_flow_key);
+  EXPECT_TRUE(cfg.tunnel_in_records);
+  EXPECT_FALSE(cfg.defrag);
+  EXPECT_EQ(cfg.defrag_max_datagrams, 64u);
+  EXPECT_DOUBLE_EQ(cfg.defrag_timeout_s, 0.5);
+  Config d;  // the defaults
+  EXPECT_TRUE(d.decap.enabled);
+  EXPECT_EQ(d.decap.max_depth, 3);
+  EXPECT_TRUE(d.decap.tunnel_in_flow_key);
+  EXPECT_FALSE(d.tunnel_in_records);
+  EXPECT_FALSE(d.filter_inner);
+  EXPECT_TRUE(d.defrag);
+}
+
+TEST(Config, BadDecapAndFragmentValuesNamed) {
+  EXPECT_THAT(load_error("decap:\n  max_depth: 9\n"), HasSubstr("'decap.max_depth': must be between 1 and 8"));
+  EXPECT_THAT(load_error("decap:\n  max_depth: 0\n"), HasSubstr("decap.max_depth"));
+  EXPECT_THAT(load_error("decap:\n  vxlan_ports: [70000]\n"), HasSubstr("'decap.vxlan_ports': must be between 1 and 65535"));
+  EXPECT_THAT(load_error("decap:\n  vxlan_ports: []\n"), HasSubstr("list of 1 to 8 UDP ports"));
+  EXPECT_THAT(load_error("decap:\n  vxlan_ports: 4789\n"), HasSubstr("list of 1 to 8 UDP ports"));
+  EXPECT_THAT(load_error("decap:\n  geneve_ports: [4789]\n"),
+              HasSubstr("UDP port 4789 is listed for both vxlan_ports and geneve_ports"));
+  EXPECT_THAT(load_error("decap:\n  tunnels: yes\n"), HasSubstr("'decap.tunnels': unknown key"));
+  EXPECT_THAT(load_error("capture:\n  filter_on: both\n"), HasSubstr("must be outer"));
+  EXPECT_THAT(load_error("ip_fragments:\n  timeout_s: 0\n"), HasSubstr("'ip_fragments.timeout_s'"));
+  EXPECT_THAT(load_error("ip_fragments:\n  max_datagrams: 0\n"), HasSubstr("'ip_fragments.max_datagrams'"));
+}
+
+}  // namespace
+}  // namespace spanfeed

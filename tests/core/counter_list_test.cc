@@ -9,6 +9,7 @@
 #include <string>
 
 #include "spanfeed/decoder.h"
+#include "spanfeed/defrag_counters.h"
 #include "spanfeed/tcp_reassembly.h"
 
 namespace spanfeed {
@@ -51,6 +52,11 @@ TEST(CounterList, ReassemblyRowsMatchTheDoc) {
       << "docs/metrics.md's reassembly block should read:\n" << want;
 }
 
+TEST(CounterList, DefragRowsMatchTheDoc) {
+  const std::string want = rows(kDefragCounterFields, "worker");
+  EXPECT_EQ(block(read_doc(), "defrag"), want) << "docs/metrics.md's defrag block should read:\n" << want;
+}
+
 TEST(CounterList, DecodeRowsMatchTheDoc) {
   const std::string want = rows(kDecodeCounterFields, "");
   EXPECT_EQ(block(read_doc(), "decode"), want) << "docs/metrics.md's decode block should read:\n" << want;
@@ -73,6 +79,7 @@ TEST(CounterList, NamesAreUniqueAndTyped) {
   std::set<std::string> seen;
   check_names(kReassemblerCounterFields, seen);
   check_names(kDecodeCounterFields, seen);
+  check_names(kDefragCounterFields, seen);
 }
 
 }  // namespace

@@ -26,6 +26,9 @@ BROKEN = [  # config body (a valid source is prepended), expected message
     ("gelf:\n  compression: brotli\n", "'gelf.compression': must be none, gzip or zlib"),
     ("metrics:\n  linger_s: -1\n", "'metrics.linger_s': must be >= 0"),
     ("mode: live\n", "'mode': unknown key"),
+    ("decap:\n  max_depth: 12\n", "'decap.max_depth': must be between 1 and 8"),
+    ("decap:\n  geneve_ports: [4789]\n", "UDP port 4789 is listed for both vxlan_ports and geneve_ports"),
+    ("ip_fragments:\n  timeout_s: -1\n", "'ip_fragments.timeout_s': must be a number of seconds"),
 ]
 
 # Configs that used to pass --check-config and then failed at start (after

@@ -2,8 +2,10 @@
 """Independent oracle: what tshark says a capture holds.
 
 payload_sum(path) -> (ip_packets, payload_bytes) computed by tshark alone:
-for each frame, the outermost IP header (first 'ip' or 'ipv6' in
-frame.protocols): IPv4 total length - header length, IPv6 payload length.
+for each frame, the IP header spanfeed processes (the first 'ip' or 'ipv6'
+in frame.protocols, or the innermost one after the GRE/ERSPAN/VXLAN/NSH/
+Geneve/IP-in-IP layers spanfeed removes): IPv4 total length - header length,
+IPv6 payload length.
 """
 import re
 import subprocess
@@ -25,19 +27,54 @@ def _fields(path, fields, display_filter=None):
         yield line.split("\t")
 
 
+# Layers after which tshark's next IP header is an encapsulated packet that
+# spanfeed's parser decapsulates (docs/encapsulation.md); an IP header right
+# after another one is IP-in-IP.
+_TUNNELS = {"gre", "erspan", "vxlan", "geneve", "nsh"}
+
+
+def delivered_ip_layer(layers):
+    """Index into `layers` of the IP header spanfeed processes: the outermost one, or the
+    innermost after the tunnels it removes. None when the frame is not IP or the packet inside
+    the tunnel is not IP (CDP, LLDP mirrored in ERSPAN or GRE-TEB)."""
+    cur = next((i for i, l in enumerate(layers) if l in ("ip", "ipv6")), None)
+    if cur is None:
+        return None
+    tunnel = False
+    for i in range(cur + 1, len(layers)):
+        l = layers[i]
+        if l in _TUNNELS:
+            tunnel = True
+        elif l in ("ip", "ipv6") and (tunnel or i == cur + 1):
+            cur, tunnel = i, False
+        elif l in ("icmp", "icmpv6", "tcp"):
+            break  # an ICMP error quotes an IP header: not a tunnel
+    return None if tunnel else cur
+
+
 def payload_sum(path):
+    """(packets, payload bytes) of the IP headers spanfeed processes: IPv4 total length - header
+    length, IPv6 payload length, of the outermost IP header or, in a tunnel spanfeed removes, of
+    the inner one."""
     packets = 0
     total = 0
     for protos, ip_len, ip_hl, ip6_plen in _fields(
             path, ["frame.protocols", "ip.len", "ip.hdr_len", "ipv6.plen"]):
         layers = protos.split(":")
-        first = next((l for l in layers if l in ("ip", "ipv6")), None)
-        if first == "ip" and ip_len:
-            total += int(ip_len.split(",")[0]) - int(ip_hl.split(",")[0])
-            packets += 1
-        elif first == "ipv6" and ip6_plen:
-            total += int(ip6_plen.split(",")[0])
-            packets += 1
+        at = delivered_ip_layer(layers)
+        if at is None:
+            continue
+        nth = layers[:at].count(layers[at])  # which ip (or ipv6) occurrence
+        if layers[at] == "ip" and ip_len:
+            lens, hls = ip_len.split(","), ip_hl.split(",")
+            if nth < len(lens):
+                total += int(lens[nth]) - int(hls[nth])
+                packets += 1
+        elif layers[at] == "ipv6" and ip6_plen:
+            plens = ip6_plen.split(",")
+            if nth < len(plens):
+                total += int(plens[nth])
+                packets += 1
     return packets, total
 
 

@@ -26,6 +26,7 @@ HEADER_MODULE = {
     "capture_file.h": "core", "capture_policy.h": "core", "config.h": "core", "counters.h": "core",
     "flow_hash.h": "core", "packet.h": "core", "packet_handler.h": "core", "summary.h": "core",
     "yaml_file.h": "core", "fnv.h": "core", "host_port.h": "core", "counter_list.h": "core",
+    "defrag_counters.h": "core",
     "flow_table.h": "flow", "tcp_reassembly.h": "flow",
     "decoder.h": "decode", "protocol.h": "decode", "roundtrip.h": "decode", "protocols.def": "decode",
     "inflate.h": "decode", "record.h": "decode", "pcap_replay.h": "decode",

@@ -1,0 +1,135 @@
+// Per-worker IP fragment reassembly over rte_ip_frag. Runs on one worker
+// lcore; the table is allocated at construction (control core), never after.
+#include "dpdk/ip_defrag.h"
+
+#include <rte_ip.h>
+#include <rte_ip_frag.h>
+#include <rte_mbuf.h>
+
+#include "dpdk/tsan_sync.h"
+
+namespace spanfeed::dpdk {
+namespace {
+
+constexpr uint32_t kBucketEntries = 4;  // associativity: a bucket's entries are searched linearly
+constexpr uint32_t kDeathRowHeadroom = RTE_LIBRTE_IP_FRAG_MAX_FRAG + 1;
+
+}  // namespace
+
+Defragmenter::Defragmenter(uint32_t max_datagrams, uint64_t timeout_ns, int socket, const void* pool)
+    : timeout_us_(timeout_ns / 1000 == 0 ? 1 : timeout_ns / 1000), pool_(pool) {
+  // Time is passed in microseconds of packet time, so "cycles" are microseconds.
+  uint32_t buckets = rte_align32pow2((max_datagrams + kBucketEntries - 1) / kBucketEntries);
+  table_ = rte_ip_frag_table_create(buckets, kBucketEntries, max_datagrams, timeout_us_, socket);
+}
+
+Defragmenter::~Defragmenter() {
+  if (table_ != nullptr) rte_ip_frag_table_destroy(table_);  // frees what is left
+}
+
+void Defragmenter::free_death_row() {
+  if (dr_.cnt == 0) return;
+  tsan_release(pool_);
+  rte_ip_frag_free_death_row(&dr_, 3);
+}
+
+Defragmenter::Result Defragmenter::add(rte_mbuf* m, const ParsedPacket& p, uint64_t ts_ns,
+                                       rte_mbuf** whole) {
+  if (m->nb_segs != 1 || (p.flags & packet_flag::kPayloadTruncated)) {
+    ++c_.unsupported;
+    return Result::kPassThrough;
+  }
+  uint8_t* l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, p.l3_offset);
+  size_t ip_len;  // the whole fragment, header included, per its IP header
+  uint16_t l3_len;
+  rte_ipv6_fragment_ext* frag6 = nullptr;
+  if (p.ip_version == 4) {
+    l3_len = static_cast<uint16_t>((l3[0] & 0x0F) * 4);
+    ip_len = size_t{l3[2]} << 8 | l3[3];
+  } else {
+    // rte_ip_frag handles a fragment header right after the fixed header only.
+    frag6 = rte_ipv6_frag_get_ipv6_fragment_header(reinterpret_cast<rte_ipv6_hdr*>(l3));
+    if (frag6 == nullptr) {
+      ++c_.unsupported;
+      return Result::kPassThrough;
+    }
+    l3_len = sizeof(rte_ipv6_hdr) + sizeof(rte_ipv6_fragment_ext);
+    ip_len = sizeof(rte_ipv6_hdr) + (size_t{l3[4]} << 8 | l3[5]);
+  }
+  if (ip_len <= l3_len) {  // an empty fragment adds nothing and confuses the size checks
+    ++c_.unsupported;
+    return Result::kPassThrough;
+  }
+  // Ethernet padding after a short fragment would end up inside the datagram.
+  const size_t have = rte_pktmbuf_data_len(m);
+  if (have > p.l3_offset + ip_len) rte_pktmbuf_trim(m, static_cast<uint16_t>(have - p.l3_offset - ip_len));
+  m->l2_len = p.l3_offset;
+  m->l3_len = l3_len;
+  ++c_.fragments;
+  if (dr_.cnt + kDeathRowHeadroom > RTE_IP_FRAG_DEATH_ROW_MBUF_LEN) free_death_row();
+  const uint32_t before = dr_.cnt;
+  const uint64_t tms = ts_ns / 1000;
+  rte_mbuf* out = p.ip_version == 4
+      ? rte_ipv4_frag_reassemble_packet(table_, &dr_, m, tms, reinterpret_cast<rte_ipv4_hdr*>(l3))
+      : rte_ipv6_frag_reassemble_packet(table_, &dr_, m, tms, reinterpret_cast<rte_ipv6_hdr*>(l3), frag6);
+  const uint32_t dropped = dr_.cnt - before;
+  if (out != nullptr) {
+    ++c_.reassembled;
+    c_.reassembled_fragments += out->nb_segs;
+    // An expired entry it reused on the way: those fragments timed out.
+    c_.timed_out += dropped;
+  } else if (dropped != 0) {
+    bool mine = false;
+    for (uint32_t i = before; i < dr_.cnt; ++i) mine |= dr_.row[i] == m;
+    if (!mine) {
+      c_.timed_out += dropped;  // a stale entry made way for this fragment
+    } else if (dropped == 1) {
+      c_.table_full += 1;       // no entry for it: only the new fragment goes
+    } else {
+      c_.overlap += dropped;    // the datagram was inconsistent: all its fragments go
+    }
+  }
+  c_.pending = c_.fragments - c_.reassembled_fragments - c_.overlap - c_.table_full - c_.timed_out;
+  if (dr_.cnt != 0) free_death_row();
+  if (out == nullptr) return Result::kHeld;
+  *whole = out;
+  return Result::kComplete;
+}
+
+void Defragmenter::count_expired(uint32_t before) {
+  c_.timed_out += dr_.cnt - before;
+  c_.pending = c_.fragments - c_.reassembled_fragments - c_.overlap - c_.table_full - c_.timed_out;
+}
+
+void Defragmenter::expire(uint64_t now_ns) {
+  if (c_.pending == 0) return;
+  // The death row holds a bounded number of mbufs: expire in rounds.
+  for (;;) {
+    free_death_row();
+    const uint32_t before = dr_.cnt;
+    rte_ip_frag_table_del_expired_entries(table_, &dr_, now_ns / 1000);
+    count_expired(before);
+    if (dr_.cnt == before) break;
+  }
+  free_death_row();
+}
+
+void Defragmenter::flush() {
+  // Everything still waiting is older than "the end of time".
+  for (;;) {
+    free_death_row();
+    const uint32_t before = dr_.cnt;
+    rte_ip_frag_table_del_expired_entries(table_, &dr_, UINT64_MAX - timeout_us_ - 1);
+    count_expired(before);
+    if (dr_.cnt == before) break;
+  }
+  free_death_row();
+}
+
+void Defragmenter::publish(std::array<Counter, kDefragCounterCount>& out) const {
+  for (size_t i = 0; i < kDefragCounterCount; ++i) {
+    out[i].v.store(c_.*(kDefragCounterFields[i].member), std::memory_order_relaxed);
+  }
+}
+
+}  // namespace spanfeed::dpdk

@@ -1,0 +1,58 @@
+// Per-worker IP fragment reassembly over DPDK's rte_ip_frag: a bounded table,
+// timeouts in packet time, every fragment counted (DefragCounters). Created on
+// the control core (allocates the table); used on one worker lcore, which it
+// never allocates on. Internal to the DPDK adapter.
+#pragma once
+
+#include <rte_ip_frag.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "spanfeed/counters.h"
+#include "spanfeed/defrag_counters.h"
+#include "spanfeed/packet.h"
+
+struct rte_mbuf;
+
+namespace spanfeed::dpdk {
+
+class Defragmenter {
+ public:
+  // max_datagrams: table entries (each holds up to 8 fragments' mbufs).
+  Defragmenter(uint32_t max_datagrams, uint64_t timeout_ns, int socket, const void* pool);
+  ~Defragmenter();
+  Defragmenter(const Defragmenter&) = delete;
+  Defragmenter& operator=(const Defragmenter&) = delete;
+  bool ok() const { return table_ != nullptr; }
+
+  enum class Result : uint8_t {
+    kPassThrough,  // not reassembled here: hand `m` on as it is
+    kHeld,         // taken: the table (or the death row) owns it now
+    kComplete,     // `*whole` is the reassembled datagram (chained mbufs)
+  };
+  // `p` is what RX parsed from `m` (a fragment). Takes ownership unless it
+  // returns kPassThrough.
+  Result add(rte_mbuf* m, const ParsedPacket& p, uint64_t ts_ns, rte_mbuf** whole);
+  // Drops datagrams older than the timeout at now_ns (packet time).
+  void expire(uint64_t now_ns);
+  // End of run: everything still waiting is timed out.
+  void flush();
+
+  DefragCounters& counters() { return c_; }
+  // Copies the counters where the control core reads them.
+  void publish(std::array<Counter, kDefragCounterCount>& out) const;
+
+ private:
+  void free_death_row();
+  void count_expired(uint32_t before);
+
+  rte_ip_frag_tbl* table_ = nullptr;
+  rte_ip_frag_death_row dr_{};
+  uint64_t timeout_us_;
+  const void* pool_;  // TSan: freed mbufs go back to this pool
+  DefragCounters c_;
+};
+
+}  // namespace spanfeed::dpdk
