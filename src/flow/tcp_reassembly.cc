@@ -603,7 +603,7 @@ void Reassembler::walk_uncovered(const StreamState& s, uint32_t seq, uint32_t en
 
 SegmentOutcome Reassembler::buffer_out_of_order(Flow& f, Direction d, uint32_t seq,
                                                 std::span<const std::byte> data, uint32_t seg_len,
-                                                uint64_t ts_ns, bool need, uint32_t need_ack) {
+                                                uint64_t ts_ns, bool held, uint32_t held_ack) {
   StreamState& s = st(f, d);
   FlowStreams& fs = streams_[f.slot];
   const uint32_t len = static_cast<uint32_t>(data.size());
@@ -635,8 +635,8 @@ SegmentOutcome Reassembler::buffer_out_of_order(Flow& f, Direction d, uint32_t s
           pc.seq = a;
           pc.len = n;
           pc.conflict = false;
-          pc.needs = need;
-          pc.need_ack = need_ack;
+          pc.needs = held;
+          pc.need_ack = held_ack;
           pc.ts_ns = ts_ns;
           std::memcpy(pool_.data(c), data.data() + (a - seq), n);
           if (prev == ChunkPool::kNone) {
@@ -662,7 +662,7 @@ SegmentOutcome Reassembler::buffer_out_of_order(Flow& f, Direction d, uint32_t s
       ++counters_.ack_hold_overflows;
       force_release(f, ts_ns);
       if (seq_leq(seq, s.next_seq)) return deliver_in_order(f, d, seq, data, seg_len, ts_ns);
-      need = false;
+      held = false;
       continue;
     }
     // Per-flow limit: the oldest hole will not be waited for any longer.
