@@ -42,7 +42,7 @@ done
 status=0
 for t in "${targets[@]}"; do
   bin="$out/fuzz_$t"
-  "$cxx" "${flags[@]}" "$root/tests/decode/fuzz_$t.cc" "${objs[@]}" -lz -o "$bin"  # zlib: MySQL compressed protocol
+  "$cxx" "${flags[@]}" "$root/tests/decode/fuzz_$t.cc" "${objs[@]}" -lz -lcrypto -o "$bin"  # zlib: MySQL compressed protocol; libcrypto: TLS
   corpus="$out/corpus-$t"
   mkdir -p "$corpus"
   cp -n "$root/tests/decode/corpus/$t/"* "$corpus/" 2>/dev/null || true

@@ -10,7 +10,7 @@ PACKAGES=(
   libyaml-cpp-dev libcli11-dev libmurmurhash-dev nlohmann-json3-dev
   libssl-dev libnghttp2-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
-  tshark kcat tcpdump tcpreplay iproute2 procps curl python3-jsonschema
+  tshark kcat tcpdump tcpreplay iproute2 procps curl python3-jsonschema prometheus
 )
 
 missing=()

@@ -96,6 +96,8 @@ struct Config {
   std::string gelf_compression = "none";  // none | gzip | zlib (GELF UDP)
   uint32_t gelf_chunk_size = 1420;
   double gelf_retry_s = 5;
+  std::string gelf_tls_ca, gelf_tls_cert, gelf_tls_key, gelf_tls_server_name;  // gelf-tls outputs
+  bool gelf_tls_verify = true;
   // --- content rules (records job) ---
   std::string rules_file;           // YAML rules (conf/rules.yaml); SIGHUP reloads it
   bool redact_credit_cards = true;  // built-in redaction rules, each switchable

@@ -280,13 +280,16 @@ class FlowContext {
   // Queue a finished request to wait for its response. Overflow: the oldest
   // pending request becomes a timeout record.
   void commit_request(Message* req);
-  // A request that expects no reply: ok record now, response null.
-  void emit_no_reply(Message* req);
+  // A request that expects no reply: ok record now, response null. `dir`: the side that sent it (a
+  // server push, as an AMQP delivery or an MQTT PUBLISH to a subscriber, is kServerToClient).
+  void emit_no_reply(Message* req, Direction dir = Direction::kClientToServer);
   // Oldest pending request (FIFO protocols), or nullptr (also while the next
   // response answers a request the pending cap evicted: its fields are gone).
   Message* front_request();
   // Requests waiting for a response, those the pending cap evicted included.
   size_t pending_count() const;
+  // A pending request with Message::key == `key` exists (id-matched protocols).
+  bool has_pending_key(uint32_t key) const;
   // Finished response: pairs with the oldest pending request (FIFO), or with
   // the oldest pending request whose key == `key` (by_key), else unmatched.
   // FIFO: while responses are owed to requests the pending cap evicted, the

@@ -40,9 +40,9 @@ struct RecordBatch {
 
 // What an output is, parsed from `--output KIND:TARGET`.
 struct OutputSpec {
-  enum class Kind { kJsonl, kKafka, kGelfUdp, kGelfTcp };
+  enum class Kind { kJsonl, kKafka, kGelfUdp, kGelfTcp, kGelfTls };
   Kind kind = Kind::kJsonl;
-  std::string target;  // jsonl: path or "-"; kafka: brokers/topic; gelf: host:port
+  std::string target;  // jsonl: path or "-"; kafka: brokers/topic; gelf-*: host:port
   std::string text;    // as given, for messages and metrics labels
 };
 
@@ -117,16 +117,30 @@ std::unique_ptr<Sink> make_kafka_sink(const std::string& target,
                                       double flush_timeout_s, CapturePolicy policy,
                                       std::string& error);
 
+// A TLS client's trust and identity (gelf-tls); used by src/export/tls_client.cc.
+struct TlsClientConfig {
+  std::string ca_file;      // PEM bundle of the CAs to trust; empty: the system's default CAs
+  std::string cert_file;    // PEM client certificate (mutual TLS), optional
+  std::string key_file;     // its private key (PEM); required with cert_file
+  std::string server_name;  // name to verify and send as SNI; empty: the output's host
+  bool verify = true;       // false: no certificate verification (testing only; documented as unsafe)
+};
+
 struct GelfConfig {
   enum class Compression { kNone, kGzip, kZlib };
   Compression compression = Compression::kNone;  // UDP only (TCP is never compressed)
   uint32_t chunk_size = 1420;  // UDP datagram size; larger messages are chunked
   double retry_s = 5;          // TCP, offline mode: how long to retry a message while reconnecting
+  TlsClientConfig tls;         // gelf-tls: CA, client certificate, server name
 };
 
-// GELF over UDP (compressed, chunked) or TCP (null-framed, reconnecting).
-std::unique_ptr<Sink> make_gelf_sink(bool tcp, const std::string& target, const GelfConfig& cfg,
+enum class GelfTransport { kUdp, kTcp, kTls };
+
+// GELF over UDP (compressed, chunked) or TCP, plain or TLS (null-framed, reconnecting).
+std::unique_ptr<Sink> make_gelf_sink(GelfTransport transport, const std::string& target, const GelfConfig& cfg,
                                      std::string& error);
+// "" when gelf.tls can be used (CA, certificate and key load), else why not.
+std::string check_gelf_tls(const GelfConfig& cfg);
 
 struct ExportConfig {
   GelfConfig gelf;
@@ -154,7 +168,7 @@ std::string validate_kafka_properties(const std::vector<std::pair<std::string, s
 // directory exists and is writable, Kafka properties are valid. Throws
 // ConfigError naming the output or key.
 void check_outputs(const std::vector<OutputSpec>& outputs,
-                   const std::vector<std::pair<std::string, std::string>>& kafka_props);
+                   const std::vector<std::pair<std::string, std::string>>& kafka_props, const GelfConfig& gelf);
 
 class Exporter {
  public:

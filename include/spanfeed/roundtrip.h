@@ -13,6 +13,11 @@
 
 namespace spanfeed {
 
+// The record format's version: `schema_version` in every record, a Kafka message header, and the
+// version of docs/record.schema.json. Within a major version fields are only added, never renamed,
+// retyped or removed (docs/consuming.md); the minor version counts those additions.
+inline constexpr std::string_view kRecordSchemaVersion = "1.0";
+
 // Application protocols, one per line of the registry (protocols.def).
 // Values index counter arrays; kUnknown is a flow no decoder claimed.
 enum class Protocol : uint8_t {

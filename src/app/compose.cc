@@ -55,6 +55,7 @@ ExportConfig export_config(const Config& cfg) {
                                                          : GelfConfig::Compression::kNone;
   ec.gelf.chunk_size = cfg.gelf_chunk_size;
   ec.gelf.retry_s = cfg.gelf_retry_s;
+  ec.gelf.tls = {cfg.gelf_tls_ca, cfg.gelf_tls_cert, cfg.gelf_tls_key, cfg.gelf_tls_server_name, cfg.gelf_tls_verify};
   ec.jsonl_rotate_bytes = cfg.jsonl_rotate_bytes;
   ec.jsonl_keep = cfg.jsonl_keep;
   ec.kafka_props = cfg.kafka_props;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "app/compose.h"
 #include "spanfeed/export.h"
 #include "spanfeed/protocol.h"
 
@@ -80,7 +81,8 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
                  "kafka:HOST:PORT[,HOST:PORT...]/TOPIC ({protocol} in TOPIC: one topic per "
                  "protocol; librdkafka properties under kafka.properties in the config), "
                  "gelf-udp:HOST:PORT (GELF, optionally compressed, chunked; gelf.* in the config), "
-                 "gelf-tcp:HOST:PORT (GELF, null-framed, reconnecting)");
+                 "gelf-tcp:HOST:PORT (GELF, null-framed, reconnecting), "
+                 "gelf-tls:HOST:PORT (the same over TLS; gelf.tls.* in the config)");
   std::string rules_file;
   app.add_option("--rules", rules_file,
                  "Content rules file for the records (YAML, see conf/rules.yaml): Hyperscan "
@@ -169,9 +171,8 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
     }
     validate_config(cfg);
     if (cfg.job == JobKind::kRecords) {
-      std::vector<OutputSpec> specs;
-      for (const auto& o : cfg.outputs) specs.push_back(parse_output(o));
-      check_outputs(specs, cfg.kafka_props);  // writable files, valid Kafka properties
+      const ExportConfig ec = export_config(cfg);
+      check_outputs(ec.outputs, ec.kafka_props, ec.gelf);  // writable files, Kafka properties, TLS files
     }
     if (!cfg.rules_file.empty() && cfg.job != JobKind::kRecords) {
       throw ConfigError("content rules ('" + cfg.rules_file + "') apply to records: use --job records");

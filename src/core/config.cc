@@ -252,6 +252,15 @@ void load_config_file(const std::string& path, Config& cfg) {
             cfg.gelf_retry_s = scalar<double>(f, k, v);
             if (cfg.gelf_retry_s < 0) fail(f, k, "must be >= 0", &v);
           }},
+         {"tls", [&](const std::string& k, const YAML::Node& v) {
+            walk(f, k, v, {
+              {"ca", file_path(cfg.gelf_tls_ca)},
+              {"cert", file_path(cfg.gelf_tls_cert)},
+              {"key", file_path(cfg.gelf_tls_key)},
+              {"server_name", str(cfg.gelf_tls_server_name)},
+              {"verify", boolean(cfg.gelf_tls_verify)},
+            });
+          }},
        });
      }},
     {"kafka", [&](const std::string& p, const YAML::Node& n) {

@@ -63,9 +63,9 @@ void FlowContext::commit_request(Message* req) {
   ++b_.counters_.pending_now;
 }
 
-void FlowContext::emit_no_reply(Message* req) {
+void FlowContext::emit_no_reply(Message* req, Direction dir) {
   if (req == nullptr) return;
-  b_.mark(s_, Direction::kClientToServer, req);
+  b_.mark(s_, dir, req);
   ++b_.counters_.no_reply[static_cast<size_t>(s_.protocol)];
   b_.emit(s_, req, nullptr, RoundtripStatus::kOk);
   b_.free_message(b_.slot_index(req));
@@ -77,6 +77,13 @@ Message* FlowContext::front_request() {
 }
 
 size_t FlowContext::pending_count() const { return s_.pending_count + s_.owed_evicted; }
+
+bool FlowContext::has_pending_key(uint32_t key) const {
+  for (uint32_t qi = s_.pending_head; qi != RecordBuilder::kNone; qi = b_.slots_[qi].flow_next) {
+    if (b_.slots_[qi].msg.key == key) return true;
+  }
+  return false;
+}
 
 void FlowContext::complete_response(Message* resp, RoundtripStatus status) {
   if (resp == nullptr) return;

@@ -36,8 +36,11 @@ OutputSpec parse_output(const std::string& s) {
     o.kind = OutputSpec::Kind::kGelfUdp;
   } else if (kind == "gelf-tcp") {
     o.kind = OutputSpec::Kind::kGelfTcp;
+  } else if (kind == "gelf-tls") {
+    o.kind = OutputSpec::Kind::kGelfTls;
   } else {
-    throw ConfigError("output '" + s + "': unknown kind '" + kind + "' (known: jsonl, kafka, gelf-udp, gelf-tcp)");
+    throw ConfigError("output '" + s + "': unknown kind '" + kind +
+                      "' (known: jsonl, kafka, gelf-udp, gelf-tcp, gelf-tls)");
   }
   if (o.kind == OutputSpec::Kind::kKafka) {
     auto slash = o.target.rfind('/');
@@ -45,7 +48,8 @@ OutputSpec parse_output(const std::string& s) {
       throw ConfigError("output '" + s + "': expected kafka:HOST:PORT[,HOST:PORT...]/TOPIC");
     }
   }
-  if ((o.kind == OutputSpec::Kind::kGelfUdp || o.kind == OutputSpec::Kind::kGelfTcp) &&
+  if ((o.kind == OutputSpec::Kind::kGelfUdp || o.kind == OutputSpec::Kind::kGelfTcp ||
+       o.kind == OutputSpec::Kind::kGelfTls) &&
       !split_host_port(o.target)) {
     throw ConfigError("output '" + s + "': expected " + kind + ":HOST:PORT");
   }
@@ -53,10 +57,11 @@ OutputSpec parse_output(const std::string& s) {
 }
 
 void check_outputs(const std::vector<OutputSpec>& outputs,
-                   const std::vector<std::pair<std::string, std::string>>& kafka_props) {
-  bool kafka = false;
+                   const std::vector<std::pair<std::string, std::string>>& kafka_props, const GelfConfig& gelf) {
+  bool kafka = false, gelf_tls = false;
   for (const OutputSpec& o : outputs) {
     kafka |= o.kind == OutputSpec::Kind::kKafka;
+    gelf_tls |= o.kind == OutputSpec::Kind::kGelfTls;
     if (o.kind != OutputSpec::Kind::kJsonl || o.target == "-") continue;
     // The file is opened for appending at start: it, or its directory, must
     // be writable now.
@@ -81,6 +86,10 @@ void check_outputs(const std::vector<OutputSpec>& outputs,
   if (kafka) {
     std::string why = validate_kafka_properties(kafka_props);
     if (!why.empty()) throw ConfigError("kafka.properties: " + why);
+  }
+  if (gelf_tls) {
+    std::string why = check_gelf_tls(gelf);
+    if (!why.empty()) throw ConfigError("gelf.tls: " + why);
   }
 }
 
@@ -182,7 +191,11 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
         break;
       case OutputSpec::Kind::kGelfUdp:
       case OutputSpec::Kind::kGelfTcp:
-        s = make_gelf_sink(o.kind == OutputSpec::Kind::kGelfTcp, o.target, cfg.gelf, error);
+      case OutputSpec::Kind::kGelfTls:
+        s = make_gelf_sink(o.kind == OutputSpec::Kind::kGelfUdp   ? GelfTransport::kUdp
+                           : o.kind == OutputSpec::Kind::kGelfTcp ? GelfTransport::kTcp
+                                                                  : GelfTransport::kTls,
+                           o.target, cfg.gelf, error);
         if (!s) error = "output " + o.text + ": " + error;
         if (e->gelf_host_.empty()) e->gelf_host_ = gelf_hostname();  // the workers encode GELF documents
         break;

@@ -1,6 +1,6 @@
 // GELF sinks for Graylog: UDP (optional gzip/zlib, chunked with the 0x1e 0x0f
-// magic when over the chunk size, at most 128 chunks) and TCP (null-byte
-// framed, reconnect with backoff). The documents come encoded by the workers
+// magic when over the chunk size, at most 128 chunks) and TCP, plain or TLS
+// (null-byte framed, reconnect with backoff). The documents come encoded by the workers
 // (GelfEncoder). Runs on the exporter thread; allocates per record there.
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -10,11 +10,13 @@
 #include <zlib.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <random>
 #include <thread>
 
+#include "export/tls_client.h"
 #include "spanfeed/export.h"
 #include "spanfeed/host_port.h"
 
@@ -157,7 +159,10 @@ class GelfTcpSink final : public GelfBase {
  public:
   using GelfBase::GelfBase;
   ~GelfTcpSink() override { disconnect(); }
-  bool init(const std::string& target, std::string& error) {
+  // `tls`: null for plain TCP.
+  bool init(const std::string& target, std::unique_ptr<TlsClient> tls, std::string& error) {
+    tls_ = std::move(tls);
+    if (auto hp = split_host_port(target)) host_ = std::string(hp->host);
     return resolve(target, SOCK_STREAM, sa_, sa_len_, error);
   }
   void write(const RecordBatch& b, SinkCounters& c, bool wait) override {
@@ -170,22 +175,57 @@ class GelfTcpSink final : public GelfBase {
 
  private:
   void disconnect() {
+    session_.reset();  // closes the socket under TLS
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
+  bool connected() const { return tls_ ? session_ != nullptr : fd_ >= 0; }
   bool connect_now() {
     auto now = std::chrono::steady_clock::now();
     if (now < next_attempt_) return false;
-    fd_ = ::socket(sa_.ss_family, SOCK_STREAM, 0);
-    if (fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&sa_), sa_len_) == 0) {
+    int fd = ::socket(sa_.ss_family, SOCK_STREAM, 0);
+    bool ok = fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&sa_), sa_len_) == 0;
+    if (ok && tls_) {
+      timeval tv{kHandshakeTimeoutS, 0};  // a silent peer must not stall the exporter
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+      std::string error;
+      session_ = tls_->handshake(fd, host_, error);  // owns fd from here
+      fd = -1;
+      ok = session_ != nullptr;
+      if (!ok) {
+        ++tls_failures_[error.rfind("certificate", 0) == 0 ? "tls_certificate" : "tls_handshake"];
+        if (error != last_tls_error_) {  // once per distinct reason, not per attempt
+          std::fprintf(stderr, "spanfeed: gelf-tls %s: %s\n", host_.c_str(), error.c_str());
+          last_tls_error_ = error;
+        }
+      }
+    }
+    if (ok) {
+      if (!tls_) fd_ = fd;
       backoff_ = std::chrono::milliseconds(100);
       ++connects_;
       return true;
     }
-    disconnect();
+    if (fd >= 0) ::close(fd);
     next_attempt_ = now + backoff_;
     backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(5000));  // 100 ms .. 5 s
     return false;
+  }
+  bool send_all(const std::string& msg) {
+    if (session_) return session_->write_all(msg.data(), msg.size());
+    size_t off = 0;
+    while (off < msg.size()) {
+      ssize_t n = ::send(fd_, msg.data() + off, msg.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      off += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  // Why the last connection attempt failed, for the failure reasons.
+  const char* not_connected_reason() const {
+    if (!tls_failures_.empty() && last_tls_error_.rfind("certificate", 0) == 0) return "tls_certificate";
+    if (!tls_failures_.empty() && !last_tls_error_.empty()) return "tls_handshake";
+    return "not_connected";
   }
   void send_one(const std::string& msg, SinkCounters& c, bool wait) {
     // Offline: keep retrying (with backoff) for up to retry_s; live: one
@@ -193,21 +233,15 @@ class GelfTcpSink final : public GelfBase {
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::milliseconds(static_cast<int64_t>((wait ? cfg_.retry_s : 0) * 1000));
     while (true) {
-      if (fd_ >= 0 || connect_now()) {
-        size_t off = 0;
-        while (off < msg.size()) {
-          ssize_t n = ::send(fd_, msg.data() + off, msg.size() - off, MSG_NOSIGNAL);
-          if (n <= 0) break;
-          off += static_cast<size_t>(n);
-        }
-        if (off == msg.size()) {
+      if (connected() || connect_now()) {
+        if (send_all(msg)) {
           c.add(c.delivered, 1);
           return;
         }
         disconnect();  // broken connection: reconnect (after backoff) and resend this one
       }
       if (std::chrono::steady_clock::now() >= deadline) {
-        fail(c, fd_ < 0 ? "not_connected" : "send");
+        fail(c, connected() ? "send" : not_connected_reason());
         return;
       }
       if (policy_.abandoned()) {  // a second signal ends the offline retries
@@ -218,9 +252,15 @@ class GelfTcpSink final : public GelfBase {
     }
   }
 
+  static constexpr time_t kHandshakeTimeoutS = 5;
   sockaddr_storage sa_{};
   socklen_t sa_len_ = 0;
-  int fd_ = -1;
+  std::string host_;
+  int fd_ = -1;                             // plain TCP
+  std::unique_ptr<TlsClient> tls_;          // TLS: set up once
+  std::unique_ptr<TlsSession> session_;     // TLS: the current connection
+  std::map<std::string, uint64_t> tls_failures_;
+  std::string last_tls_error_;
   std::chrono::milliseconds backoff_{100};
   std::chrono::steady_clock::time_point next_attempt_{};
   uint64_t connects_ = 0;
@@ -228,16 +268,26 @@ class GelfTcpSink final : public GelfBase {
 
 }  // namespace
 
-std::unique_ptr<Sink> make_gelf_sink(bool tcp, const std::string& target, const GelfConfig& cfg,
+std::unique_ptr<Sink> make_gelf_sink(GelfTransport transport, const std::string& target, const GelfConfig& cfg,
                                      std::string& error) {
-  if (tcp) {
-    auto s = std::make_unique<GelfTcpSink>(cfg);
+  if (transport == GelfTransport::kUdp) {
+    auto s = std::make_unique<GelfUdpSink>(cfg);
     if (!s->init(target, error)) return nullptr;
     return s;
   }
-  auto s = std::make_unique<GelfUdpSink>(cfg);
-  if (!s->init(target, error)) return nullptr;
+  std::unique_ptr<TlsClient> tls;
+  if (transport == GelfTransport::kTls) {
+    tls = make_tls_client(cfg.tls, error);
+    if (!tls) return nullptr;
+  }
+  auto s = std::make_unique<GelfTcpSink>(cfg);
+  if (!s->init(target, std::move(tls), error)) return nullptr;
   return s;
+}
+
+std::string check_gelf_tls(const GelfConfig& cfg) {
+  std::string error;
+  return make_tls_client(cfg.tls, error) ? std::string() : error;
 }
 
 }  // namespace spanfeed

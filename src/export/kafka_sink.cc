@@ -105,12 +105,20 @@ class KafkaSink final : public Sink {
       static constexpr char kHex[] = "0123456789abcdef";
       for (int i = 0; i < 8; ++i) key[i] = kHex[(r.key >> (28 - 4 * i)) & 0xF];
       while (true) {
-        if (rd_kafka_produce(t, RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-                             const_cast<char*>(value), len, key, sizeof(key), nullptr) == 0) {
+        // Headers let a consumer route and validate without parsing the value.
+        std::string_view proto = to_string(static_cast<Protocol>(r.protocol));
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            rk_, RD_KAFKA_V_RKT(t), RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE(const_cast<char*>(value), len),
+            RD_KAFKA_V_KEY(key, sizeof(key)),
+            RD_KAFKA_V_HEADER("protocol", proto.data(), ssize_t(proto.size())),
+            RD_KAFKA_V_HEADER("content-type", "application/json", -1),
+            RD_KAFKA_V_HEADER("schema_version", kRecordSchemaVersion.data(), ssize_t(kRecordSchemaVersion.size())),
+            RD_KAFKA_V_END);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
           c.add(c.queued, 1);
           break;
         }
-        rd_kafka_resp_err_t e = rd_kafka_last_error();
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && wait && !policy_.abandoned()) {
           // Broker slow or down: wait, lose nothing (until a second signal).
           waited(c, [&] { rd_kafka_poll(rk_, kWaitPollMs); });

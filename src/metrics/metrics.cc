@@ -96,7 +96,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   auto& nin = b.family("nic_rx_nombuf_total", MT::Counter,
                        "RX mbuf allocation failures (rx_nombuf). Non-zero: the mempool is too small for the "
                        "rings and bursts in flight; raise mempool.size.");
-  auto& nx = b.family("nic_xstat", MT::Counter,
+  auto& nx = b.family("nic_xstat_total", MT::Counter,
                       "The PMD's extended statistics (rte_eth_xstats), one series per name; what "
                       "each means is PMD-specific (rx_missed_errors, rx_crc_errors: link or HW trouble).");
   for (const auto& n : r.nics) {

@@ -17,6 +17,7 @@ int spanfeed_fuzz_redis(const uint8_t* data, size_t size);
 int spanfeed_fuzz_dns(const uint8_t* data, size_t size);
 int spanfeed_fuzz_memcached(const uint8_t* data, size_t size);
 int spanfeed_fuzz_smtp(const uint8_t* data, size_t size);
+int spanfeed_fuzz_tls(const uint8_t* data, size_t size);
 
 namespace spanfeed {
 namespace {
@@ -39,7 +40,38 @@ std::string dns_query(bool tcp, bool response) {
   return m;
 }
 
+// A TLS record of `type` around `payload`; a handshake message of `type`.
+std::string tls_record(char type, const std::string& payload) {
+  return std::string{type, 3, 3, static_cast<char>(payload.size() >> 8), static_cast<char>(payload.size())} + payload;
+}
+std::string tls_handshake(char type, const std::string& body) {
+  return std::string{type, 0, static_cast<char>(body.size() >> 8), static_cast<char>(body.size())} + body;
+}
+std::string tls_hello(bool server) {
+  std::string b("\x03\x03", 2);
+  b += std::string(32, 'r') + std::string(1, '\0');
+  b += server ? std::string("\x13\x01\x00", 3) : std::string("\x00\x04\x13\x01\xc0\x2f\x01\x00", 8);
+  const std::string ext = server ? std::string("\x00\x2b\x00\x02\x03\x04", 6)
+                                 : std::string("\x00\x00\x00\x06\x00\x04\x00\x00\x01h\x00\x10\x00\x05\x00\x03\x02h2"
+                                               "\x00\x2b\x00\x03\x02\x03\x04", 26);
+  b += std::string{0, static_cast<char>(ext.size())} + ext;
+  return tls_handshake(server ? 2 : 1, b);
+}
+
 std::vector<std::string> seeds(const std::string& proto) {
+  if (proto == "tls") {
+    return {
+        make_script(false, {{false, tls_record(22, tls_hello(false))},
+                            {true, tls_record(22, tls_hello(true)) + tls_record(20, "\x01") + tls_record(23, "enc")},
+                            {false, tls_record(23, "finished") + tls_record(23, "data")},
+                            {true, tls_record(21, "\x02\x28")}}),
+        make_script(false, {{false, std::string("\x80\x1f\x01\x03\x01\x00\x06\x00\x00\x00\x10\x00\x00\x2f\x00\x00\x35", 17) +
+                                        std::string(16, 'c')},
+                            {true, tls_record(22, tls_hello(true).substr(0, 30))},
+                            {true, tls_record(22, tls_handshake(11, std::string("\x00\x00\x05\x00\x00\x02\x30\x00", 8)) +
+                                                      tls_handshake(14, ""))}}),
+    };
+  }
   if (proto == "http") {
     return {
         make_script(false, {{false, "GET /a?b=c HTTP/1.1\r\nHost: h\r\nCookie: x\r\n\r\n"},
@@ -137,6 +169,7 @@ TEST(FuzzReplay, Redis) { exercise("redis", spanfeed_fuzz_redis); }
 TEST(FuzzReplay, Dns) { exercise("dns", spanfeed_fuzz_dns); }
 TEST(FuzzReplay, Memcached) { exercise("memcached", spanfeed_fuzz_memcached); }
 TEST(FuzzReplay, Smtp) { exercise("smtp", spanfeed_fuzz_smtp); }
+TEST(FuzzReplay, Tls) { exercise("tls", spanfeed_fuzz_tls); }
 
 }  // namespace
 }  // namespace spanfeed

@@ -31,7 +31,7 @@ TEST(Registry, OneDescriptorPerProtocolInEnumOrder) {
   }
   EXPECT_EQ(protocol_descriptor(Protocol::kUnknown), nullptr);
   EXPECT_EQ(protocol_descriptor("gopher"), nullptr);
-  EXPECT_EQ(protocol_names(), "http, redis, dns, memcached, mysql, pgsql, mongodb, smtp");
+  EXPECT_EQ(protocol_names(), "http, redis, dns, memcached, mysql, pgsql, mongodb, smtp, tls, amqp, mqtt");
 }
 
 TEST(Registry, FactoriesMakeTheirProtocolsDecoder) {
@@ -116,6 +116,13 @@ TEST(Registry, ConfirmationsAgreeWithTheirSignaturesOnTypicalFirstChunks) {
       {Protocol::kMemcached, Transport::kTcp, "get foo\r\n"},
       {Protocol::kSmtp, Transport::kTcp, "220 mx.example.org ESMTP Postfix\r\n"},
       {Protocol::kSmtp, Transport::kTcp, "EHLO client.example.net\r\n"},
+      {Protocol::kTls, Transport::kTcp, std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) + std::string(32, 'r')},
+      {Protocol::kTls, Transport::kTcp, std::string("\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03", 11)},
+      {Protocol::kTls, Transport::kTcp, std::string("\x80\x2e\x01\x03\x01\x00\x15\x00\x00\x00\x10", 11)},
+      {Protocol::kAmqp, Transport::kTcp, std::string("AMQP\x00\x00\x09\x01", 8)},
+      {Protocol::kAmqp, Transport::kTcp, std::string("\x01\x00\x00\x00\x00\x00\x14\x00\x0a\x00\x0a\x00\x09", 13)},
+      {Protocol::kMqtt, Transport::kTcp, std::string("\x10\x13\x00\x04MQTT\x04\x02\x00\x3c\x00\x07sensor1", 21)},
+      {Protocol::kMqtt, Transport::kTcp, std::string("\x10\x18\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x0asub-orders", 26)},
   };
   for (const Case& c : cases) {
     const auto bytes = std::as_bytes(std::span(c.bytes.data(), c.bytes.size()));

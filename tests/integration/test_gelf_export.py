@@ -4,8 +4,12 @@ UDP datagrams (plain, gzip, zlib) reassembled from chunks (0x1e 0x0f magic,
 chunk size), decompressed and compared with the JSON-lines records of the
 same run; messages that would need more than 128 chunks are dropped and
 counted; TCP null-framed messages, with a reconnect after the server cuts
-the connection, and every record accounted for."""
+the connection, and every record accounted for; the same over TLS against a
+receiver with a certificate from a throw-away CA (verified: CA, server name),
+and refused when the certificate does not verify."""
 import gzip
+import ssl
+import subprocess
 import json
 import os
 import socket
@@ -187,6 +191,122 @@ class GelfExport(SpanfeedTestCase):
         self.assertLessEqual(len(received), sink["delivered"])
         self.assertGreater(len(received), 9000)
         self.assertEqual(len({m["_record_id"] for m in received}), len(received))
+
+
+def make_pki(tmp):
+    """A CA and a server certificate for 127.0.0.1 / gelf.test, signed by it; and a second,
+    unrelated CA. openssl(1), as an operator would."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp)
+    for ca in ("ca", "other-ca"):
+        run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+            "-subj", f"/CN=spanfeed test {ca}", "-keyout", f"{ca}.key", "-out", f"{ca}.pem")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=gelf.test",
+        "-keyout", "srv.key", "-out", "srv.csr")
+    with open(os.path.join(tmp, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:gelf.test,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+        "-extfile", "ext.cnf", "-out", "srv.pem")
+    return {k: os.path.join(tmp, k) for k in ("ca.pem", "other-ca.pem", "srv.pem", "srv.key")}
+
+
+class TlsReceiver(threading.Thread):
+    """A GELF TLS input: accepts TLS connections, reads null-framed JSON."""
+    def __init__(self, pki):
+        super().__init__(daemon=True)
+        self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ctx.load_cert_chain(pki["srv.pem"], pki["srv.key"])
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen()
+        self.srv.settimeout(0.2)
+        self.port = self.srv.getsockname()[1]
+        self.received, self.handshakes, self.sni = [], 0, []
+        self.stop = False
+
+    def run(self):
+        while not self.stop:
+            try:
+                raw, _ = self.srv.accept()
+            except socket.timeout:
+                continue
+            raw.settimeout(5)
+            self.ctx.sni_callback = lambda s, name, c: self.sni.append(name)
+            try:
+                conn = self.ctx.wrap_socket(raw, server_side=True)
+            except (ssl.SSLError, OSError):
+                raw.close()  # the client refused our certificate
+                continue
+            self.handshakes += 1
+            buf = b""
+            while True:
+                try:
+                    d = conn.recv(65536)
+                except (ssl.SSLError, OSError):
+                    break
+                if not d:
+                    break
+                buf += d
+                while b"\0" in buf:
+                    m, buf = buf.split(b"\0", 1)
+                    self.received.append(json.loads(m))
+            conn.close()
+
+
+class GelfTls(SpanfeedTestCase):
+    def run_tls(self, tmp, pki, tls_yaml, rel="dns/dns-tcp-multi.pcap", rc=0):
+        recv = TlsReceiver(pki)
+        recv.start()
+        cfg = os.path.join(tmp, "c.yaml")
+        with open(cfg, "w") as f:
+            f.write("gelf:\n  retry_s: 1\n  tls:\n" + "".join(f"    {k}: {v}\n" for k, v in tls_yaml.items()))
+        r = run_spanfeed(["--pcap", capture(rel), "--job", "records", "-q", "-c", cfg,
+                          "--output", f"gelf-tls:127.0.0.1:{recv.port}"], timeout=120)
+        self.assertEqual(r.rc, rc, r.stderr)
+        time.sleep(0.3)
+        recv.stop = True
+        recv.join()
+        return r, recv
+
+    def test_tls_verified_delivery(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            pki = make_pki(tmp)
+            rel = "http/sw8.pcap"
+            r, recv = self.run_tls(tmp, pki, {"ca": pki["ca.pem"], "server_name": "gelf.test"}, rel=rel)
+            records = records_of(self, rel)
+        sink = r.summary["ledger"]["records"]["sinks"][0]
+        self.assertLedgerBalanced(r.summary)
+        self.assertEqual(sink["delivered"], len(records))
+        self.assertEqual(sink["failed"] + sink["dropped"], 0)
+        self.assertEqual(recv.handshakes, 1)
+        self.assertEqual(recv.sni, ["gelf.test"])
+        check_mapping(self, recv.received, records)
+
+    def test_tls_refuses_unverified_server(self):
+        # a CA that did not sign the server's certificate, then the right CA but the wrong name
+        for tls, reason in (({"ca": "other-ca.pem"}, "tls_certificate"),
+                            ({"ca": "ca.pem", "server_name": "elsewhere.test"}, "tls_certificate")):
+            with self.subTest(tls=tls), tempfile.TemporaryDirectory() as tmp:
+                pki = make_pki(tmp)
+                r, recv = self.run_tls(tmp, pki, tls, rc=4)  # relative paths: beside the config file
+                sink = r.summary["ledger"]["records"]["sinks"][0]
+                self.assertLedgerBalanced(r.summary)
+                self.assertGreater(sink["records"], 0)
+                self.assertEqual(sink["failed"], sink["records"])
+                self.assertEqual(sink["delivered"], 0)
+                self.assertEqual(sink["failure_reasons"], {reason: sink["records"]})
+                self.assertEqual(recv.received, [])
+                self.assertIn("gelf-tls 127.0.0.1: certificate:", r.stderr)
+
+    def test_bad_tls_files_are_config_errors(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = os.path.join(tmp, "c.yaml")
+            with open(cfg, "w") as f:
+                f.write("gelf:\n  tls:\n    ca: missing.pem\n")
+            r = subprocess.run([os.environ["SPANFEED"], "--pcap", capture("dns/dns.pcap"), "-c", cfg, "-q",
+                                "--output", "gelf-tls:127.0.0.1:1"], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(f"gelf.tls: cannot load CA file '{os.path.join(tmp, 'missing.pem')}'", r.stderr)
 
 
 if __name__ == "__main__":

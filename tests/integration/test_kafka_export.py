@@ -116,6 +116,23 @@ class KafkaExport(SpanfeedTestCase):
         self.assertEqual({v["protocol"] for _, _, v in http}, {"http"})
         self.assertEqual(len(redis), 10)
 
+    def test_message_headers(self):
+        # every message carries protocol, content-type and schema_version headers (kcat %h)
+        with tempfile.TemporaryDirectory() as tmp:
+            broker = Broker(tmp)
+            try:
+                r = run_spanfeed(["--pcap", capture("redis/redis.pcap"), "--job", "records", "-q",
+                                  "--output", f"kafka:{broker.bootstrap}/spanfeed"])
+                self.assertEqual(r.rc, 0, r.stderr)
+                out = subprocess.run(["kcat", "-b", broker.bootstrap, "-C", "-t", "spanfeed", "-o", "beginning",
+                                      "-e", "-q", "-f", "%h\n"], capture_output=True, text=True, timeout=60)
+            finally:
+                broker.stop()
+        lines = out.stdout.splitlines()
+        self.assertEqual(len(lines), 10)
+        self.assertEqual(set(lines),
+                         {"protocol=redis,content-type=application/json,schema_version=1.0"})
+
     def test_offline_outage_loses_nothing(self):
         with tempfile.TemporaryDirectory() as tmp:
             broker = Broker(tmp)

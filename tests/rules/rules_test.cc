@@ -861,6 +861,14 @@ TEST(ProtocolDetection, SignaturesNeverHideWhatTheDecodersRecognise) {
       "220-mx.example.org smtp\r\n220 ok\r\n",
       "EHLO client.example.net\r\n",
       "helo c\r\n",
+      std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11) + std::string(32, 'r'),
+      std::string("\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03", 11),
+      std::string("\x80\x2e\x01\x03\x01\x00\x15\x00\x00\x00\x10", 11),
+      std::string("AMQP\x00\x00\x09\x01", 8),
+      std::string("\x01\x00\x00\x00\x00\x01\xf4\x00\x0a\x00\x0a\x00\x09\x00\x00\x00\x00", 17),
+      std::string("\x10\x13\x00\x04MQTT\x04\x02\x00\x3c\x00\x07sensor1", 21),
+      std::string("\x10\x80\x01\x00\x04MQTT\x05\xc2\x00\x3c\x00", 14),
+      std::string("\x10\x18\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x0asub-orders", 26),
   };
   std::mt19937 rng(42);
   size_t detected = 0, checked = 0;

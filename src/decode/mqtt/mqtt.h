@@ -1,0 +1,15 @@
+// The MQTT 3.1.1 / 5.0 decoder's entry points for its descriptor (descriptor.cc); internal to src/decode/mqtt/.
+// Start-up (make_decoder allocates) and worker (confirm, no allocation).
+#pragma once
+
+#include <memory>
+#include <span>
+
+#include "spanfeed/decoder.h"
+
+namespace spanfeed::mqtt {
+
+std::unique_ptr<Decoder> make_decoder(const DecodeConfig& cfg);
+SniffResult confirm(std::span<const std::byte> chunk, Transport t);
+
+}  // namespace spanfeed::mqtt

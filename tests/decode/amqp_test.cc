@@ -1,0 +1,307 @@
+// AMQP 0-9-1 decoder tests: crafted frames through the RecordBuilder (handshake, frames split across segments
+// and several in one, a channel error, publisher confirms, deliveries, credentials), fuzz replay.
+// Runs in the test thread; allocates freely (tests only).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "db_test_util.h"
+#include "decode_test_util.h"
+
+int spanfeed_fuzz_amqp(const uint8_t* data, size_t size);
+
+namespace spanfeed {
+namespace {
+
+using dectest::Harness;
+using dectest::kMs;
+using dectest::kT0;
+using nlohmann::json;
+
+constexpr uint16_t kPort = 5672;
+const std::string kHeader("AMQP\0\0\x09\x01", 8);
+
+std::string be16s(uint16_t v) { return {static_cast<char>(v >> 8), static_cast<char>(v)}; }
+std::string be32s(uint32_t v) { return be16s(static_cast<uint16_t>(v >> 16)) + be16s(static_cast<uint16_t>(v)); }
+std::string be64s(uint64_t v) { return be32s(static_cast<uint32_t>(v >> 32)) + be32s(static_cast<uint32_t>(v)); }
+std::string sstr(const std::string& s) { return std::string(1, static_cast<char>(s.size())) + s; }
+std::string lstr(const std::string& s) { return be32s(static_cast<uint32_t>(s.size())) + s; }
+
+std::string frame(uint8_t type, uint16_t ch, const std::string& payload) {
+  return std::string(1, static_cast<char>(type)) + be16s(ch) + be32s(static_cast<uint32_t>(payload.size())) + payload +
+         '\xCE';
+}
+std::string method(uint16_t ch, uint16_t cls, uint16_t m, const std::string& args = {}) {
+  return frame(1, ch, be16s(cls) + be16s(m) + args);
+}
+std::string content(uint16_t ch, const std::string& body, size_t frame_max = 131072) {
+  std::string s = frame(2, ch, be16s(60) + be16s(0) + be64s(body.size()) + be16s(0));
+  for (size_t i = 0; i < body.size(); i += frame_max) s += frame(3, ch, body.substr(i, frame_max));
+  return s;
+}
+std::string close_args(uint16_t code, const std::string& text, uint16_t cls, uint16_t m) {
+  return be16s(code) + sstr(text) + be16s(cls) + be16s(m);
+}
+
+// The opening: protocol header, start/start-ok (PLAIN), tune/tune-ok, open/open-ok, channel 1 open.
+struct Opening {
+  std::string client, server;
+};
+Opening opening() {
+  Opening o;
+  o.client = kHeader;
+  o.server = method(0, 10, 10, std::string("\x00\x09", 2) + lstr("") + lstr("PLAIN AMQPLAIN") + lstr("en_US"));
+  o.client += method(0, 10, 11, lstr("") + sstr("PLAIN") + lstr(std::string("\0guest\0s3cret-pw", 16)) + sstr("en_US"));
+  o.server += method(0, 10, 30, be16s(2047) + be32s(131072) + be16s(60));
+  o.client += method(0, 10, 31, be16s(2047) + be32s(131072) + be16s(60));
+  o.client += method(0, 10, 40, sstr("/") + sstr("") + '\0');
+  o.server += method(0, 10, 41, sstr(""));
+  o.client += method(1, 20, 10, sstr(""));
+  o.server += method(1, 20, 11, lstr(""));
+  return o;
+}
+
+// Client and server steps interleaved, as a capture shows them: each client step answered by its server step.
+void handshake(Harness& h, uint64_t& t) {
+  h.c2s(kHeader, t += kMs);
+  h.s2c(method(0, 10, 10, std::string("\x00\x09", 2) + lstr("") + lstr("PLAIN AMQPLAIN") + lstr("en_US")), t += kMs);
+  h.c2s(method(0, 10, 11, lstr("") + sstr("PLAIN") + lstr(std::string("\0guest\0s3cret-pw", 16)) + sstr("en_US")),
+        t += kMs);
+  h.s2c(method(0, 10, 30, be16s(2047) + be32s(131072) + be16s(60)), t += kMs);
+  h.c2s(method(0, 10, 31, be16s(2047) + be32s(131072) + be16s(60)) + method(0, 10, 40, sstr("/") + sstr("") + '\0'),
+        t += kMs);
+  h.s2c(method(0, 10, 41, sstr("")), t += kMs);
+  h.c2s(method(1, 20, 10, sstr("")), t += kMs);
+  h.s2c(method(1, 20, 11, lstr("")), t += kMs);
+}
+
+TEST(Amqp, HandshakeRecordsAndNoPassword) {
+  Harness h;
+  h.open(kPort);
+  uint64_t t = kT0;
+  handshake(h, t);
+  // protocol-header/start, start-ok/tune, open/open-ok, channel.open/open-ok (tune-ok makes no record).
+  ASSERT_EQ(h.size(), 4u);
+  json r0 = h.rec(0), r1 = h.rec(1), r2 = h.rec(2), r3 = h.rec(3);
+  EXPECT_EQ(r0["protocol"], "amqp");
+  EXPECT_EQ(r0["request"]["method"], "protocol-header");
+  EXPECT_EQ(r0["request"]["version"], "0-9-1");
+  EXPECT_EQ(r0["response"]["method"], "connection.start");
+  EXPECT_EQ(r0["response"]["version_minor"], 9);
+  EXPECT_EQ(r0["response"]["mechanisms"], "PLAIN AMQPLAIN");
+  EXPECT_EQ(r1["request"]["method"], "connection.start-ok");
+  EXPECT_EQ(r1["request"]["mechanism"], "PLAIN");
+  EXPECT_EQ(r1["request"]["user"], "guest");
+  EXPECT_EQ(r1["response"]["method"], "connection.tune");
+  EXPECT_EQ(r1["response"]["frame_max"], 131072);
+  EXPECT_EQ(r1["response"]["heartbeat"], 60);
+  EXPECT_EQ(r2["request"]["vhost"], "/");
+  EXPECT_EQ(r2["response"]["method"], "connection.open-ok");
+  EXPECT_EQ(r3["request"]["method"], "channel.open");
+  EXPECT_EQ(r3["request"]["channel"], 1);
+  for (const std::string& l : h.lines()) EXPECT_EQ(l.find("s3cret"), std::string::npos) << l;
+  h.close(t + kMs);
+  h.expect_ledger();
+}
+
+// The same conversation in one segment per side, and dribbled 3 bytes at a time: the same records.
+TEST(Amqp, FramesSplitAcrossSegmentsAndSeveralPerSegment) {
+  const Opening o = opening();
+  const std::string c = o.client + method(1, 50, 10, be16s(0) + sstr("jobs") + '\x02' + lstr("")) +
+                        method(1, 60, 40, be16s(0) + sstr("") + sstr("jobs") + '\0') + content(1, std::string(300, 'x'));
+  const std::string s = o.server + method(1, 50, 11, sstr("jobs") + be32s(7) + be32s(0));
+  std::vector<std::string> runs[2];
+  for (size_t step : {size_t{100000}, size_t{3}}) {
+    Harness h;
+    h.open(kPort);
+    // Server bytes are only answers: feed the client first (its last publish expects nothing).
+    h.dribble(Direction::kClientToServer, c, step, kT0 + kMs);
+    h.dribble(Direction::kServerToClient, s, step, kT0 + 2 * kMs);
+    h.close(kT0 + 3 * kMs);
+    h.expect_ledger();
+    ASSERT_EQ(h.size(), 6u) << "step " << step;
+    for (size_t i = 0; i < h.size(); ++i) {
+      json r = h.rec(i);
+      r.erase("id");
+      r.erase("ts");
+      runs[step == 3].push_back(r.dump());
+    }
+    // The publish (no confirms): a record of its own, routing key and body size from its content header.
+    json p = h.rec(0);  // emitted as soon as its body passed: before the server spoke
+    EXPECT_EQ(p["request"]["method"], "basic.publish");
+    EXPECT_EQ(p["request"]["routing_key"], "jobs");
+    EXPECT_EQ(p["request"]["body_bytes"], 300);
+    EXPECT_EQ(p["status"], "ok");
+    EXPECT_TRUE(p["response"].is_null());
+    EXPECT_EQ(h.counters().sum(h.counters().decode_errors), 0u);
+  }
+  EXPECT_EQ(runs[0], runs[1]);
+}
+
+// queue.declare passive of a missing queue: the server refuses with channel.close 404; the client's close-ok
+// is no record; a publish to a missing exchange (nothing pending) gets a 0-byte request named after it.
+TEST(Amqp, ChannelErrorIsAnErrorRecord) {
+  Harness h;
+  h.open(kPort);
+  uint64_t t = kT0;
+  handshake(h, t);
+  h.c2s(method(1, 50, 10, be16s(0) + sstr("nope") + '\x01' + lstr("")), t += kMs);
+  h.s2c(method(1, 20, 40, close_args(404, "NOT_FOUND - no queue 'nope' in vhost '/'", 50, 10)), t += kMs);
+  h.c2s(method(1, 20, 41), t += kMs);
+  ASSERT_EQ(h.size(), 5u);
+  json r = h.rec(4);
+  EXPECT_EQ(r["status"], "error");
+  EXPECT_EQ(r["request"]["method"], "queue.declare");
+  EXPECT_EQ(r["request"]["queue"], "nope");
+  EXPECT_EQ(r["request"]["passive"], true);
+  EXPECT_EQ(r["response"]["method"], "channel.close");
+  EXPECT_EQ(r["response"]["reply_code"], 404);
+  EXPECT_EQ(r["response"]["reply_text"], "NOT_FOUND - no queue 'nope' in vhost '/'");
+  EXPECT_EQ(r["response"]["failed_method"], "queue.declare");
+  // Channel 2: publish to a missing exchange, refused asynchronously.
+  h.c2s(method(2, 20, 10, sstr("")), t += kMs);
+  h.s2c(method(2, 20, 11, lstr("")), t += kMs);
+  h.c2s(method(2, 60, 40, be16s(0) + sstr("missing-ex") + sstr("k") + '\0') + content(2, "hi"), t += kMs);
+  h.s2c(method(2, 20, 40, close_args(404, "NOT_FOUND - no exchange 'missing-ex'", 60, 40)), t += kMs);
+  ASSERT_EQ(h.size(), 8u);
+  EXPECT_EQ(h.rec(6)["request"]["method"], "basic.publish");
+  EXPECT_EQ(h.rec(6)["request"]["exchange"], "missing-ex");
+  r = h.rec(7);
+  EXPECT_EQ(r["status"], "error");
+  EXPECT_EQ(r["request"]["method"], "basic.publish");
+  EXPECT_EQ(r["request"]["channel"], 2);
+  EXPECT_EQ(r["response"]["reply_code"], 404);
+  // A client close with 200 is an ok record.
+  h.c2s(method(0, 10, 50, close_args(200, "bye", 0, 0)), t += kMs);
+  h.s2c(method(0, 10, 51), t += kMs);
+  ASSERT_EQ(h.size(), 9u);
+  EXPECT_EQ(h.rec(8)["status"], "ok");
+  EXPECT_EQ(h.rec(8)["request"]["reply_code"], 200);
+  h.close(t + kMs);
+  h.expect_ledger();
+  EXPECT_EQ(h.counters().unmatched, 0u);
+}
+
+// Publisher confirms: each publish waits for the server's ack; a multiple ack confirms all up to its tag.
+TEST(Amqp, PublisherConfirms) {
+  Harness h;
+  h.open(kPort);
+  uint64_t t = kT0;
+  handshake(h, t);
+  h.c2s(method(1, 85, 10, std::string(1, '\0')), t += kMs);
+  h.s2c(method(1, 85, 11), t += kMs);
+  std::string pubs;
+  for (int i = 0; i < 3; ++i) pubs += method(1, 60, 40, be16s(0) + sstr("ex") + sstr("k" + std::to_string(i)) + '\0') +
+                                      content(1, std::string(10 + i, 'b'));
+  h.c2s(pubs, t += kMs);
+  EXPECT_EQ(h.size(), 5u);  // the publishes wait
+  h.s2c(method(1, 60, 80, be64s(2) + '\x01'), t += kMs);  // multiple: 1 and 2
+  h.s2c(method(1, 60, 120, be64s(3) + '\0'), t += kMs);   // nack 3
+  ASSERT_EQ(h.size(), 8u);
+  for (int i = 0; i < 3; ++i) {
+    json r = h.rec(5 + i);
+    EXPECT_EQ(r["request"]["routing_key"], "k" + std::to_string(i));
+    EXPECT_EQ(r["request"]["body_bytes"], 10 + i);
+    EXPECT_EQ(r["response"]["delivery_tag"], i + 1);
+    EXPECT_EQ(r["status"], i < 2 ? "ok" : "error");
+    EXPECT_EQ(r["response"]["method"], i < 2 ? "basic.ack" : "basic.nack");
+  }
+  h.close(t + kMs);
+  h.expect_ledger();
+  EXPECT_EQ(h.counters().unmatched, 0u);
+}
+
+// Deliveries are server pushes (records without reply), their body counted across body frames;
+// consumer acks are records of their own.
+TEST(Amqp, DeliveriesAndConsumerAcks) {
+  Harness h;
+  h.open(kPort);
+  uint64_t t = kT0;
+  handshake(h, t);
+  h.c2s(method(1, 60, 20, be16s(0) + sstr("jobs") + sstr("") + '\0' + lstr("")), t += kMs);
+  h.s2c(method(1, 60, 21, sstr("ctag-1")), t += kMs);
+  const std::string body(5000, 'd');
+  const std::string d = method(1, 60, 60, sstr("ctag-1") + be64s(1) + '\0' + sstr("") + sstr("jobs")) +
+                        content(1, body, 2048);  // three body frames
+  h.dribble(Direction::kServerToClient, d, 700, t += kMs);
+  ASSERT_EQ(h.size(), 6u);
+  json r = h.rec(5);
+  EXPECT_EQ(r["request"]["method"], "basic.deliver");
+  EXPECT_EQ(r["request"]["consumer_tag"], "ctag-1");
+  EXPECT_EQ(r["request"]["delivery_tag"], 1);
+  EXPECT_EQ(r["request"]["routing_key"], "jobs");
+  EXPECT_EQ(r["request"]["body_bytes"], 5000);
+  EXPECT_EQ(r["status"], "ok");
+  EXPECT_EQ(r["request"]["bytes"].get<uint64_t>(), d.size());
+  h.c2s(method(1, 60, 80, be64s(1) + '\0'), t += kMs);
+  ASSERT_EQ(h.size(), 7u);
+  EXPECT_EQ(h.rec(6)["request"]["method"], "basic.ack");
+  EXPECT_EQ(h.rec(6)["request"]["delivery_tag"], 1);
+  // basic.get answered by get-ok with content, and by get-empty.
+  h.c2s(method(1, 60, 70, be16s(0) + sstr("jobs") + '\0'), t += kMs);
+  h.s2c(method(1, 60, 71, be64s(2) + '\0' + sstr("") + sstr("jobs") + be32s(4)) + content(1, "abc"), t += kMs);
+  h.c2s(method(1, 60, 70, be16s(0) + sstr("jobs") + '\0'), t += kMs);
+  h.s2c(method(1, 60, 72, sstr("")), t += kMs);
+  ASSERT_EQ(h.size(), 9u);
+  EXPECT_EQ(h.rec(7)["response"]["method"], "basic.get-ok");
+  EXPECT_EQ(h.rec(7)["response"]["body_bytes"], 3);
+  EXPECT_EQ(h.rec(7)["response"]["message_count"], 4);
+  EXPECT_EQ(h.rec(8)["response"]["method"], "basic.get-empty");
+  h.close(t + kMs);
+  h.expect_ledger();
+}
+
+// Frames of another channel between a delivery's method and its body: the delivery goes on (AMQP 4.2.6).
+TEST(Amqp, OtherChannelsFramesInterleaveWithContent) {
+  Harness h;
+  h.open(kPort);
+  uint64_t t = kT0;
+  handshake(h, t);
+  h.c2s(method(2, 20, 10, sstr("")), t += kMs);
+  h.s2c(method(2, 20, 11, lstr("")), t += kMs);
+  h.c2s(method(2, 50, 10, be16s(0) + sstr("q") + '\0' + lstr("")), t += kMs);
+  const std::string d = method(1, 60, 60, sstr("c") + be64s(7) + '\0' + sstr("") + sstr("q")) + content(1, "0123456789");
+  const size_t body_at = d.size() - (7 + 10 + 1);
+  h.s2c(d.substr(0, body_at) + method(2, 50, 11, sstr("q") + be32s(0) + be32s(0)) + d.substr(body_at), t += kMs);
+  ASSERT_EQ(h.size(), 7u);
+  EXPECT_EQ(h.rec(5)["response"]["method"], "queue.declare-ok");
+  EXPECT_EQ(h.rec(6)["request"]["method"], "basic.deliver");
+  EXPECT_EQ(h.rec(6)["request"]["body_bytes"], 10);
+  EXPECT_EQ(h.rec(6)["flags"], json::array());
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kAmqp)], 0u);
+  h.close(t + kMs);
+  h.expect_ledger();
+}
+
+// Bytes that are no frame: counted, never a crash; a later frame-aligned chunk resynchronises.
+TEST(Amqp, GarbageIsCountedAndResynced) {
+  Harness h;
+  h.open(kPort);
+  uint64_t t = kT0;
+  handshake(h, t);
+  h.c2s(std::string("\x07\x00\x01\xff\xff\xff\xffGARBAGE", 14), t += kMs);
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kAmqp)], 1u);
+  h.c2s(method(1, 50, 10, be16s(0) + sstr("q2") + '\0' + lstr("")), t += kMs);
+  h.s2c(method(1, 50, 11, sstr("q2") + be32s(0) + be32s(0)), t += kMs);
+  ASSERT_EQ(h.size(), 5u);
+  EXPECT_EQ(h.rec(4)["request"]["queue"], "q2");
+  EXPECT_EQ(h.counters().resyncs, 1u);
+  h.close(t + kMs);
+  h.expect_ledger();
+}
+
+TEST(FuzzReplay, Amqp) {
+  using fuzz::make_script;
+  const Opening o = opening();
+  const std::vector<std::string> seeds = {
+      make_script(false, {{false, o.client}, {true, o.server}}),
+      make_script(false, {{false, method(1, 85, 10, std::string(1, '\0')) +
+                                      method(1, 60, 40, be16s(0) + sstr("e") + sstr("k") + '\0') + content(1, "xyz")},
+                          {true, method(1, 85, 11) + method(1, 60, 80, be64s(1) + '\x01') +
+                                     method(1, 20, 40, close_args(406, "PRECONDITION", 60, 40))}}),
+  };
+  dbtest::fuzz_exercise("amqp", spanfeed_fuzz_amqp, seeds);
+}
+
+}  // namespace
+}  // namespace spanfeed
