@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "spanfeed/counter_list.h"
+#include "spanfeed/duplicate_filter.h"
 #include "spanfeed/flow_table.h"
 #include "spanfeed/packet.h"
 #include "spanfeed/packet_handler.h"
@@ -48,6 +49,8 @@ enum class SegmentOutcome : uint8_t {
   kRst,               // RST on a tracked flow: flow closed; any RST payload is not stream data
   kDataAfterFin,      // data at or past the FIN of its direction: ignored
   kAfterClose,        // anything on a flow already closed by FIN/RST (record lingering)
+  kLate,              // a SYN of a closed connection (its ISN, or timestamped before the close): no new flow
+  kDuplicate,         // mirror duplicate: an identical packet was seen within dedup_window_ns; dropped
   kFlowRefused,       // would start a flow, but the table is full and nothing was evictable
   kNoFlow,            // cannot start a flow: RST, or ACK/FIN without data, for an unknown flow
   kDatagram,          // UDP datagram delivered as one chunk
@@ -120,6 +123,17 @@ class StreamConsumer {
 
 struct ReassemblyConfig {
   uint32_t chunk_size = 2048;                 // one MTU-sized segment per chunk
+  // Mirror duplicates: a packet identical (duplicate_filter.h) to one seen
+  // less than this long before is dropped first (0: off, the library default;
+  // the app turns it on, docs/reassembly.md).
+  uint64_t dedup_window_ns = 0;
+  uint32_t dedup_entries = 16384;             // remembered packets per worker (x16 bytes)
+  // Directions out of order: a segment whose ACK covers bytes the other
+  // direction has not delivered waits (copied into the chunk pool) until they
+  // are delivered, at most this long in packet time (0: off, deliver in
+  // capture order; the app turns it on) ...
+  uint64_t ack_hold_ns = 0;
+  uint32_t ack_hold_bytes = 64u << 10;        // ... and while the held bytes of a direction stay under this
   uint64_t memory_cap_bytes = 64ull << 20;    // the worker's out-of-order arena (chunk_size * chunks)
   uint32_t max_buffer_per_flow = 256u << 10;  // out-of-order bytes (in whole chunks) one flow may hold
   uint32_t max_window = 1u << 30;             // max TCP window (scale 14): farther seqs are out of window
@@ -155,6 +169,8 @@ class ChunkPool {
     uint32_t len = 0;
     uint32_t next = kNone;
     bool conflict = false;  // an overlapping copy of these bytes differed (reported on delivery)
+    bool needs = false;     // held: deliver once the other direction delivered up to need_ack
+    uint32_t need_ack = 0;
     uint64_t ts_ns = 0;
   };
   Piece& piece(uint32_t i) { return pieces_[i]; }
@@ -188,6 +204,10 @@ struct StreamState {
   bool picked_up = false;   // started mid-stream from the first data segment seen
   bool fin_seen = false;
   bool fin_delivered = false;
+  bool fin_needs = false;    // the FIN waits like a held piece for the other direction (fin_need_ack)
+  bool acked_known = false;  // `acked` is valid
+  uint32_t fin_need_ack = 0;
+  uint32_t acked = 0;        // highest ACK the other side sent for this direction, past next_seq (ack hold)
   uint64_t delivered_bytes = 0;  // bytes given to on_data
   uint64_t gap_bytes = 0;        // bytes declared missing
   uint32_t gap_events = 0;
@@ -231,7 +251,21 @@ struct StreamState {
   X(buffered_bytes, kGauge, "reassembly_buffered_bytes", \
     "Out-of-order bytes a worker holds now, waiting for holes to fill.") \
   X(buffered_bytes_high_water, kGauge, "reassembly_buffered_bytes_high_water", \
-    "Most out-of-order bytes a worker held at once.")
+    "Most out-of-order bytes a worker held at once.") \
+  X(ack_held_segments, kCounter, "reassembly_ack_held_segments_total", \
+    "TCP segments held because their ACK covered bytes the other direction had not delivered yet: " \
+    "the two directions reached the capture out of order (`reassembly.ack_hold_ms`). Normal on a mirror " \
+    "fed by two paths.") \
+  X(ack_hold_timeouts, kCounter, "reassembly_ack_hold_timeouts_total", \
+    "Holds given up because `reassembly.ack_hold_ms` of packet time passed: the acknowledged bytes " \
+    "were declared a gap (`ack_past_hole`) and the held data delivered. Non-zero: capture loss, or " \
+    "paths more skewed than the hold.") \
+  X(ack_hold_overflows, kCounter, "reassembly_ack_hold_overflows_total", \
+    "Holds given up because a direction held `reassembly.ack_hold_kb` bytes (or the flow's buffer " \
+    "limit): the acknowledged bytes were declared a gap and the held data delivered.") \
+  X(dedup_evicted_live, kCounter, "reassembly_dedup_evicted_live_total", \
+    "Remembered packets overwritten while still inside `dedup.window_us`: a mirror copy of them would " \
+    "pass as new. Non-zero: raise `dedup.entries`.")
 
 // Bumped by the worker only; the control core reads the copy its job
 // publishes (Job::publish).
@@ -302,6 +336,13 @@ class Reassembler final : private FlowTableListener {
   struct FlowStreams {
     std::array<StreamState, 2> dir;
     uint32_t buffered_chunks = 0;
+    // Ack hold: the flow waits for a direction to catch up (listed in
+    // pending order, by slot, so the oldest hold times out first).
+    bool hold_listed = false;
+    uint32_t hold_prev = UINT32_MAX;
+    uint32_t hold_next = UINT32_MAX;
+    uint64_t hold_since_ns = 0;
+    uint64_t closed_ts_ns = 0;  // packet time of the close (late SYNs)
   };
 
   void on_flow_removed(Flow& flow, RemoveReason reason, uint64_t now_ns) override;
@@ -315,13 +356,32 @@ class Reassembler final : private FlowTableListener {
   bool is_new_connection(const StreamState& s, uint32_t seq) const;
 
   SegmentOutcome tcp_data(Flow& f, Direction d, uint32_t seq, std::span<const std::byte> data,
-                          uint32_t seg_len, uint64_t ts_ns);
+                          uint32_t seg_len, uint64_t ts_ns, bool need, uint32_t need_ack);
   SegmentOutcome deliver_in_order(Flow& f, Direction d, uint32_t seq, std::span<const std::byte> data,
                                   uint32_t seg_len, uint64_t ts_ns);
   SegmentOutcome buffer_out_of_order(Flow& f, Direction d, uint32_t seq, std::span<const std::byte> data,
-                                     uint32_t seg_len, uint64_t ts_ns);
+                                     uint32_t seg_len, uint64_t ts_ns, bool need = false,
+                                     uint32_t need_ack = 0);
   void handle_ack(Flow& f, Direction d, uint32_t ack, uint64_t ts_ns);
   void handle_fin(Flow& f, Direction d, uint32_t fin_seq, uint64_t ts_ns);
+
+  // Ack hold (ack_hold.cc).
+  bool blocked(const Flow& f, Direction d, const ChunkPool::Piece& pc) const {
+    if (!pc.needs) return false;
+    const StreamState& o = streams_[f.slot].dir[index_of(opposite(d))];
+    return !o.seq_known || seq_lt(o.next_seq, pc.need_ack);  // unknown: waits for its first segment
+  }
+  bool head_blocked(const Flow& f, Direction d) const;
+  void note_ack(Flow& f, Direction rd, uint32_t ack);
+  uint64_t held_bytes(const Flow& f, Direction d) const;
+  bool hold_pending(const Flow& f) const;
+  void pump(Flow& f, uint64_t ts_ns);
+  void settle(Flow& f, uint64_t ts_ns);
+  void force_release(Flow& f, uint64_t ts_ns);
+  void resolve_acked_holes(Flow& f, Direction d, uint64_t ts_ns);
+  void hold_list(Flow& f);
+  void hold_unlist(Flow& f);
+  void expire_holds(uint64_t now_ns, uint32_t budget);
 
   void deliver(Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts_ns);
   void deliver_piece_and_pop(Flow& f, Direction d);
@@ -353,6 +413,10 @@ class Reassembler final : private FlowTableListener {
   ChunkPool pool_;
   std::vector<FlowStreams> streams_;  // indexed by Flow::slot
   ReassemblerCounters counters_;
+  DuplicateFilter dedup_;
+  bool hold_on_;
+  uint32_t hold_head_ = UINT32_MAX;  // flows waiting on an ack hold, oldest first (slots)
+  uint32_t hold_tail_ = UINT32_MAX;
   bool conflict_counted_ = false;  // the segment being processed was counted in overlap_conflicts
 };
 

@@ -206,6 +206,21 @@ void load_config_file(const std::string& path, Config& cfg) {
        walk(f, p, n, {
          {"memory_mb", u32(cfg.reassembly_memory_mb, 1u << 20)},
          {"flow_buffer_kb", u32(cfg.reassembly_flow_buffer_kb, 1u << 20)},
+         {"ack_hold_ms", [&](const std::string& k, const YAML::Node& v) {
+            cfg.reassembly_ack_hold_ms = scalar<double>(f, k, v);
+            if (!(cfg.reassembly_ack_hold_ms >= 0) || cfg.reassembly_ack_hold_ms > 60000) {
+              fail(f, k, "must be between 0 (off) and 60000 milliseconds", &v);
+            }
+          }},
+         {"ack_hold_kb", u32(cfg.reassembly_ack_hold_kb, 1u << 20)},
+       });
+     }},
+    {"dedup", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"live", boolean(cfg.dedup_live)},
+         {"files", boolean(cfg.dedup_files)},
+         {"window_us", u32(cfg.dedup_window_us, 10'000'000)},
+         {"entries", u32(cfg.dedup_entries, 1u << 26)},
        });
      }},
     {"decap", [&](const std::string& p, const YAML::Node& n) {
@@ -402,6 +417,13 @@ ReassemblerConfig reassembler_config(const Config& cfg) {
   r.table.udp_timeout_ns = ns(cfg.udp_timeout_s);
   r.reassembly.memory_cap_bytes = uint64_t{cfg.reassembly_memory_mb} << 20;
   r.reassembly.max_buffer_per_flow = cfg.reassembly_flow_buffer_kb << 10;
+  r.reassembly.ack_hold_ns = static_cast<uint64_t>(cfg.reassembly_ack_hold_ms * 1e6);
+  r.reassembly.ack_hold_bytes = cfg.reassembly_ack_hold_kb << 10;
+  const bool from_file = !cfg.pcap_file.empty();
+  if (from_file ? cfg.dedup_files : cfg.dedup_live) {
+    r.reassembly.dedup_window_ns = uint64_t{cfg.dedup_window_us} * 1000;
+    r.reassembly.dedup_entries = cfg.dedup_entries;
+  }
   return r;
 }
 

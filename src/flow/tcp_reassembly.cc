@@ -20,6 +20,8 @@ std::string_view to_string(SegmentOutcome o) {
     case SegmentOutcome::kRst: return "rst";
     case SegmentOutcome::kDataAfterFin: return "data_after_fin";
     case SegmentOutcome::kAfterClose: return "after_close";
+    case SegmentOutcome::kLate: return "late";
+    case SegmentOutcome::kDuplicate: return "duplicate";
     case SegmentOutcome::kFlowRefused: return "flow_refused";
     case SegmentOutcome::kNoFlow: return "no_flow";
     case SegmentOutcome::kDatagram: return "datagram";
@@ -54,6 +56,12 @@ std::string_view describe(SegmentOutcome o) {
       return "TCP data at or beyond the FIN of its direction: broken or hostile senders.";
     case SegmentOutcome::kAfterClose:
       return "Packets for flows already closed by FIN/RST (late retransmissions and final ACKs; normal in small numbers).";
+    case SegmentOutcome::kLate:
+      return "SYNs of a connection already closed (its own ISN again, or timestamped before the close): "
+             "counted here instead of opening a phantom flow.";
+    case SegmentOutcome::kDuplicate:
+      return "Mirror duplicates: packets identical to one seen within the dedup window (ingress and egress "
+             "both mirrored), dropped before reassembly.";
     case SegmentOutcome::kFlowRefused:
       return "Packets that would start a flow while the flow table was full and nothing was idle "
              "long enough to evict: raise the flow table capacity. Their flows are not decoded.";
@@ -198,11 +206,20 @@ Reassembler::Reassembler(const ReassemblerConfig& cfg, StreamConsumer& consumer)
       flow_limit_chunks_(cfg_.max_buffer_per_flow / cfg_.chunk_size),
       table_(cfg.table, this),
       pool_(cfg_.chunk_size, chunk_count(cfg_)),
-      streams_(table_.capacity()) {}
+      streams_(table_.capacity()),
+      dedup_(cfg_.dedup_window_ns, cfg_.dedup_entries, cfg.table.hash_seed),
+      hold_on_(cfg_.ack_hold_ns != 0) {}
 
 SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns) {
   ++counters_.segments;
+  if (dedup_.enabled() && dedup_.seen(frame, p, ts_ns)) {
+    counters_.dedup_evicted_live = dedup_.evicted_live();
+    ++counters_.outcome[static_cast<size_t>(SegmentOutcome::kDuplicate)];
+    return SegmentOutcome::kDuplicate;
+  }
+  counters_.dedup_evicted_live = dedup_.evicted_live();
   table_.expire(ts_ns, cfg_.expire_budget);
+  if (hold_head_ != UINT32_MAX) expire_holds(std::max(table_.now_ns(), ts_ns), cfg_.expire_budget);
 
   SegmentOutcome out;
   if ((p.flags & (packet_flag::kFragment | packet_flag::kLaterFragment)) != 0) {
@@ -228,7 +245,10 @@ SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const Pars
   return out;
 }
 
-void Reassembler::advance_time(uint64_t now_ns) { table_.expire(now_ns); }
+void Reassembler::advance_time(uint64_t now_ns) {
+  table_.expire(now_ns);
+  if (hold_head_ != UINT32_MAX) expire_holds(std::max(now_ns, table_.now_ns()), UINT32_MAX);
+}
 
 void Reassembler::finish(uint64_t now_ns) {
   table_.expire(now_ns);
@@ -308,6 +328,11 @@ SegmentOutcome Reassembler::process_tcp(std::span<const std::byte> frame, const 
 
   if (f != nullptr && syn && !ack && !rst) {
     if (f->state == FlowState::kClosed) {
+      const StreamState& cs = st(*f, d);
+      if ((cs.syn_seen && cs.isn == p.tcp_seq) || ts_ns < streams_[f->slot].closed_ts_ns) {
+        count_stats(*f, d, payload.size(), frame.size(), ts_ns);
+        return SegmentOutcome::kLate;  // the closed connection's SYN again: no phantom flow
+      }
       table_.remove(*f);  // port reuse after a close: the lingering record makes way
       f = nullptr;
     } else if (is_new_connection(st(*f, d), p.tcp_seq)) {
@@ -346,6 +371,7 @@ SegmentOutcome Reassembler::process_tcp(std::span<const std::byte> frame, const 
         return SegmentOutcome::kOutOfWindow;
       }
     }
+    if (hold_on_) force_release(flow, ts_ns);  // held data goes out in the order the ACKs proved
     flush_direction(flow, kC2S, ts_ns);
     flush_direction(flow, kS2C, ts_ns);
     consumer_.on_rst(flow, d, ts_ns);
@@ -356,7 +382,30 @@ SegmentOutcome Reassembler::process_tcp(std::span<const std::byte> frame, const 
 
   // The ACK speaks about the other direction; handle it first: the receiver
   // had those bytes before it sent this packet (keeps request/response order).
-  if (ack) handle_ack(flow, opposite(d), p.tcp_ack, ts_ns);
+  // With the ack hold on, the proof is kept instead: the missing bytes may
+  // still come (the other direction reached the capture later), so the gap
+  // waits for the hold's bound (ack_hold.cc).
+  bool need = false;
+  if (ack) {
+    if (hold_on_) {
+      note_ack(flow, opposite(d), p.tcp_ack);
+      // This segment was sent after its sender received the bytes its ACK
+      // covers: if they are not delivered yet, its data and FIN wait for them.
+      // A flow picked up mid-stream whose other direction has sent no data
+      // yet: its data waits (bounded) for that direction's first segment,
+      // which tells whether the ACK covered bytes before the capture began.
+      const StreamState& o = st(flow, opposite(d));
+      const int32_t ahead = seq_diff(p.tcp_ack, o.next_seq);
+      if (!o.seq_known) {
+        need = !payload.empty() && s.stream_offset() == 0 && s.head == ChunkPool::kNone;
+      } else {
+        need = (!payload.empty() || fin) && ahead > 0 && ahead <= static_cast<int64_t>(cfg_.ack_hold_bytes) &&
+               flow.stats[index_of(opposite(d))].packets != 0;
+      }
+    } else {
+      handle_ack(flow, opposite(d), p.tcp_ack, ts_ns);
+    }
+  }
 
   uint32_t seq = p.tcp_seq;
   if (syn) {
@@ -383,12 +432,19 @@ SegmentOutcome Reassembler::process_tcp(std::span<const std::byte> frame, const 
 
   SegmentOutcome out = SegmentOutcome::kNoPayload;
   if (!payload.empty()) {
-    out = tcp_data(flow, d, seq, payload, seg_len, ts_ns);
+    out = tcp_data(flow, d, seq, payload, seg_len, ts_ns, need, p.tcp_ack);
     if (flow.state == FlowState::kSynSent || flow.state == FlowState::kSynReceived) {
       flow.state = FlowState::kEstablished;
     }
   }
-  if (fin) handle_fin(flow, d, seq + seg_len, ts_ns);
+  if (fin) {
+    if (need && !s.fin_seen && st(flow, opposite(d)).seq_known) {
+      s.fin_needs = true;
+      s.fin_need_ack = p.tcp_ack;
+    }
+    handle_fin(flow, d, seq + seg_len, ts_ns);
+  }
+  if (hold_on_) settle(flow, ts_ns);
 
   const StreamState& c = st(flow, kC2S);
   const StreamState& sv = st(flow, kS2C);
@@ -405,7 +461,7 @@ SegmentOutcome Reassembler::process_tcp(std::span<const std::byte> frame, const 
 // TCP data path
 
 SegmentOutcome Reassembler::tcp_data(Flow& f, Direction d, uint32_t seq, std::span<const std::byte> data,
-                                     uint32_t seg_len, uint64_t ts_ns) {
+                                     uint32_t seg_len, uint64_t ts_ns, bool need, uint32_t need_ack) {
   StreamState& s = st(f, d);
   conflict_counted_ = false;
   if (!s.seq_known) {  // mid-stream pickup: the first data segment seen starts the stream
@@ -427,7 +483,10 @@ SegmentOutcome Reassembler::tcp_data(Flow& f, Direction d, uint32_t seq, std::sp
     // The stream has moved on without us (or we locked onto a bogus segment):
     // hand over what is buffered, declare the distance missing, and restart here.
     s.out_of_window_run = 0;
-    while (s.head != ChunkPool::kNone) advance_to(f, d, pool_.piece(s.head).seq, GapReason::kResync, ts_ns);
+    while (s.head != ChunkPool::kNone) {
+      const ChunkPool::Piece& pc = pool_.piece(s.head);
+      advance_to(f, d, pc.seq + pc.len, GapReason::kResync, ts_ns);
+    }
     emit_gap(f, d, seq - s.next_seq, GapReason::kResync, ts_ns);
     return deliver_in_order(f, d, seq, data, seg_len, ts_ns);
   }
@@ -436,6 +495,26 @@ SegmentOutcome Reassembler::tcp_data(Flow& f, Direction d, uint32_t seq, std::sp
   if (int64_t{ahead} + static_cast<int64_t>(data.size()) <= 0) {
     counters_.bytes_duplicate += data.size();
     return SegmentOutcome::kRetransmission;
+  }
+  if (hold_on_ && (need || head_blocked(f, d))) {
+    // Held (or behind held bytes): into the pool, however in order it is.
+    uint32_t trimmed = 0;
+    if (ahead < 0) {
+      trimmed = static_cast<uint32_t>(-ahead);
+      counters_.bytes_duplicate += trimmed;
+      seq = s.next_seq;
+      data = data.subspan(trimmed);
+      seg_len -= std::min(seg_len, trimmed);
+    }
+    if (need && held_bytes(f, d) + data.size() > cfg_.ack_hold_bytes) {
+      ++counters_.ack_hold_overflows;
+      force_release(f, ts_ns);
+      return tcp_data(f, d, seq, data, seg_len, ts_ns, false, 0);  // the bound passed: no new hold
+    }
+    if (need) ++counters_.ack_held_segments;
+    SegmentOutcome out = buffer_out_of_order(f, d, seq, data, seg_len, ts_ns, need, need_ack);
+    if (trimmed != 0 && out == SegmentOutcome::kBuffered) out = SegmentOutcome::kOverlapTrimmed;
+    return out;
   }
   if (ahead <= 0) return deliver_in_order(f, d, seq, data, seg_len, ts_ns);
   return buffer_out_of_order(f, d, seq, data, seg_len, ts_ns);
@@ -457,6 +536,12 @@ SegmentOutcome Reassembler::deliver_in_order(Flow& f, Direction d, uint32_t seq,
     const uint32_t limit = overlaps ? pool_.piece(h).seq : end;
     if (seq_lt(s.next_seq, limit)) {
       deliver(f, d, data.subspan(s.next_seq - seq, limit - s.next_seq), ts_ns);
+    }
+    if (overlaps && blocked(f, d, pool_.piece(h))) {
+      // A held piece: the rest of this copy waits behind it.
+      const uint32_t off = s.next_seq - seq;
+      buffer_out_of_order(f, d, s.next_seq, data.subspan(off), seg_len > off ? seg_len - off : 0, ts_ns);
+      return trimmed != 0 ? SegmentOutcome::kOverlapTrimmed : SegmentOutcome::kInOrder;
     }
     if (overlaps) {
       // Bytes buffered earlier win over this copy of them (first data wins).
@@ -518,7 +603,7 @@ void Reassembler::walk_uncovered(const StreamState& s, uint32_t seq, uint32_t en
 
 SegmentOutcome Reassembler::buffer_out_of_order(Flow& f, Direction d, uint32_t seq,
                                                 std::span<const std::byte> data, uint32_t seg_len,
-                                                uint64_t ts_ns) {
+                                                uint64_t ts_ns, bool held, uint32_t held_ack) {
   StreamState& s = st(f, d);
   FlowStreams& fs = streams_[f.slot];
   const uint32_t len = static_cast<uint32_t>(data.size());
@@ -550,6 +635,8 @@ SegmentOutcome Reassembler::buffer_out_of_order(Flow& f, Direction d, uint32_t s
           pc.seq = a;
           pc.len = n;
           pc.conflict = false;
+          pc.needs = held;
+          pc.need_ack = held_ack;
           pc.ts_ns = ts_ns;
           std::memcpy(pool_.data(c), data.data() + (a - seq), n);
           if (prev == ChunkPool::kNone) {
@@ -569,6 +656,14 @@ SegmentOutcome Reassembler::buffer_out_of_order(Flow& f, Direction d, uint32_t s
       counters_.buffered_bytes_high_water = std::max(counters_.buffered_bytes_high_water, counters_.buffered_bytes);
       counters_.bytes_duplicate += len - new_bytes;
       return new_bytes < len ? SegmentOutcome::kOverlapTrimmed : SegmentOutcome::kBuffered;
+    }
+    if (hold_on_ && hold_pending(f)) {
+      // The flow's buffer is full of held bytes: give the hold up first.
+      ++counters_.ack_hold_overflows;
+      force_release(f, ts_ns);
+      if (seq_leq(seq, s.next_seq)) return deliver_in_order(f, d, seq, data, seg_len, ts_ns);
+      held = false;
+      continue;
     }
     // Per-flow limit: the oldest hole will not be waited for any longer.
     ++counters_.flow_limit_hits;
@@ -673,7 +768,10 @@ void Reassembler::deliver_piece_and_pop(Flow& f, Direction d) {
 
 void Reassembler::flush_contiguous(Flow& f, Direction d) {
   StreamState& s = st(f, d);
-  while (s.head != ChunkPool::kNone && seq_leq(pool_.piece(s.head).seq, s.next_seq)) deliver_piece_and_pop(f, d);
+  while (s.head != ChunkPool::kNone && seq_leq(pool_.piece(s.head).seq, s.next_seq) &&
+         !blocked(f, d, pool_.piece(s.head))) {
+    deliver_piece_and_pop(f, d);
+  }
 }
 
 void Reassembler::emit_gap(Flow& f, Direction d, uint32_t missing, GapReason reason, uint64_t ts_ns) {
@@ -709,6 +807,7 @@ void Reassembler::advance_to(Flow& f, Direction d, uint32_t target, GapReason re
 void Reassembler::maybe_deliver_fin(Flow& f, Direction d, uint64_t ts_ns) {
   StreamState& s = st(f, d);
   if (!s.fin_seen || s.fin_delivered || s.next_seq != s.fin_seq) return;
+  if (s.fin_needs && seq_lt(st(f, opposite(d)).next_seq, s.fin_need_ack)) return;  // held FIN
   s.fin_delivered = true;
   s.next_seq += 1;  // the FIN occupies one sequence number
   consumer_.on_fin(f, d, ts_ns);
@@ -717,11 +816,22 @@ void Reassembler::maybe_deliver_fin(Flow& f, Direction d, uint64_t ts_ns) {
 // Hands over everything buffered (holes become gaps) and a pending FIN.
 void Reassembler::flush_direction(Flow& f, Direction d, uint64_t ts_ns) {
   StreamState& s = st(f, d);
-  while (s.head != ChunkPool::kNone) advance_to(f, d, pool_.piece(s.head).seq, GapReason::kClose, ts_ns);
-  if (s.fin_seen && !s.fin_delivered) advance_to(f, d, s.fin_seq, GapReason::kClose, ts_ns);
+  while (s.head != ChunkPool::kNone) {
+    const ChunkPool::Piece& pc = pool_.piece(s.head);
+    advance_to(f, d, pc.seq + pc.len, GapReason::kClose, ts_ns);
+  }
+  if (s.fin_seen && !s.fin_delivered) {
+    s.fin_needs = false;
+    advance_to(f, d, s.fin_seq, GapReason::kClose, ts_ns);
+  }
 }
 
 void Reassembler::close_flow(Flow& f, CloseReason reason, uint64_t ts_ns) {
+  if (hold_on_) {
+    force_release(f, ts_ns);  // held data goes out in the order the ACKs proved
+    hold_unlist(f);
+  }
+  streams_[f.slot].closed_ts_ns = std::max(f.last_ts_ns, ts_ns);
   flush_direction(f, kC2S, ts_ns);
   flush_direction(f, kS2C, ts_ns);
   consumer_.on_close(f, reason, ts_ns);

@@ -359,9 +359,17 @@ INSTANTIATE_TEST_SUITE_P(Scenarios, RandomStreamTest,
 // stepping back) across a small table and a tiny pool. Nothing may crash or
 // hang, memory and table stay within their caps at every step, every byte the
 // consumer gets is accounted for, and finish() leaves nothing behind.
-TEST(ReassemblyHostileTest, RandomGarbageNeverBreaksTheInvariants) {
+// `mirror`: with the ack hold and the duplicate filter on (their loops must
+// end and their bounds hold on garbage too).
+void random_garbage(bool mirror) {
   constexpr uint32_t kPoolChunks = 12;  // fewer than flows * per-flow limit: the cap is hit
   ReassemblerConfig cfg;
+  if (mirror) {
+    cfg.reassembly.ack_hold_ns = 3 * kMs;
+    cfg.reassembly.ack_hold_bytes = 2048;
+    cfg.reassembly.dedup_window_ns = kMs;
+    cfg.reassembly.dedup_entries = 64;
+  }
   cfg.table.capacity = 16;
   cfg.table.evict_min_idle_ns = 50 * kMs;
   cfg.table.tcp_opening_timeout_ns = kSec;
@@ -440,6 +448,10 @@ TEST(ReassemblyHostileTest, RandomGarbageNeverBreaksTheInvariants) {
   EXPECT_EQ(rec.data_bytes, c.bytes_in_order + c.bytes_from_buffer + c.bytes_datagram);
   EXPECT_EQ(c.chunks_high_water, kPoolChunks);
   EXPECT_LE(c.buffered_bytes_high_water, kPoolChunks * 512);
+  if (mirror) {
+    EXPECT_GT(c.ack_held_segments, 0u);
+    EXPECT_GT(c.ack_hold_timeouts + c.ack_hold_overflows, 0u);
+  }
   // The garbage really hit the interesting paths.
   for (O o : {O::kInOrder, O::kBuffered, O::kOverlapTrimmed, O::kRetransmission, O::kOutOfWindow,
               O::kDroppedMemory, O::kNoPayload, O::kRst, O::kAfterClose, O::kFlowRefused, O::kNoFlow,
@@ -458,6 +470,9 @@ TEST(ReassemblyHostileTest, RandomGarbageNeverBreaksTheInvariants) {
   EXPECT_EQ(r.live_flows(), 0u);
   EXPECT_EQ(c.flows_created, c.closed_total());
 }
+
+TEST(ReassemblyHostileTest, RandomGarbageNeverBreaksTheInvariants) { random_garbage(false); }
+TEST(ReassemblyHostileTest, RandomGarbageWithAckHoldAndDedup) { random_garbage(true); }
 
 }  // namespace
 }  // namespace spanfeed

@@ -1,0 +1,99 @@
+// Mirror-duplicate filter (see include/spanfeed/duplicate_filter.h).
+// Runs on one worker lcore; allocates only in the constructor.
+#include "spanfeed/duplicate_filter.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+namespace spanfeed {
+
+namespace {
+
+constexpr uint64_t kMul = 0x9ddfea08eb382d69ull;
+
+inline uint64_t fmix64(uint64_t k) {  // MurmurHash3's finaliser
+  k ^= k >> 33;
+  k *= 0xff51afd7ed558ccdull;
+  k ^= k >> 33;
+  k *= 0xc4ceb9fe1a85ec53ull;
+  k ^= k >> 33;
+  return k;
+}
+
+inline uint64_t mix(uint64_t h, uint64_t w) { return std::rotl((h ^ w) * kMul, 29); }
+
+inline uint64_t load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline uint32_t load_be16(std::span<const std::byte> f, size_t off) {
+  if (off + 2 > f.size()) return 0x10000;  // absent: a value no field can take
+  return (std::to_integer<uint32_t>(f[off]) << 8) | std::to_integer<uint32_t>(f[off + 1]);
+}
+
+}  // namespace
+
+DuplicateFilter::DuplicateFilter(uint64_t window_ns, uint32_t entries, uint64_t seed)
+    : window_ns_(window_ns), seed_(seed | 1) {
+  if (window_ns_ == 0) return;
+  const uint32_t lines = std::bit_ceil(std::max<uint32_t>(entries, kWays) / kWays);
+  mask_ = lines - 1;
+  entries_ = lines * kWays;
+  lines_ = std::make_unique<Line[]>(lines);  // value-initialised: every entry empty
+}
+
+uint64_t DuplicateFilter::fingerprint(std::span<const std::byte> frame, const ParsedPacket& p) const {
+  uint64_t h = seed_;
+  h = mix(h, load64(p.src.bytes));
+  h = mix(h, load64(p.dst.bytes));
+  if (p.ip_version == 6) {
+    h = mix(h, load64(p.src.bytes + 8));
+    h = mix(h, load64(p.dst.bytes + 8));
+  }
+  h = mix(h, uint64_t{p.src_port} | uint64_t{p.dst_port} << 16 | uint64_t{p.l4_proto} << 32 |
+                 uint64_t{p.ip_version} << 40 | uint64_t{p.tcp_flags} << 48);
+  h = mix(h, uint64_t{p.ip_payload_len} | uint64_t{p.payload_len} << 32);
+  h = mix(h, uint64_t{p.tcp_seq} | uint64_t{p.tcp_ack} << 32);
+  // IPv4: identification and fragment field; IPv6: the flow label.
+  uint64_t ip_id;
+  if (p.ip_version == 4) {
+    ip_id = load_be16(frame, p.l3_offset + 4) | uint64_t{load_be16(frame, p.l3_offset + 6)} << 20;
+  } else {
+    ip_id = uint64_t{load_be16(frame, p.l3_offset)} << 16 | load_be16(frame, p.l3_offset + 2);
+    ip_id &= 0xfffff;
+  }
+  uint64_t csum = 0x20000;  // no L4 header: no checksum
+  if (p.l4_offset != 0) {
+    if (p.l4_proto == kProtoTcp) csum = load_be16(frame, p.l4_offset + 16);
+    if (p.l4_proto == kProtoUdp) csum = load_be16(frame, p.l4_offset + 6);
+  }
+  h = mix(h, ip_id | csum << 40);
+  h = fmix64(h);
+  return h != 0 ? h : 1;  // 0 marks an empty entry
+}
+
+bool DuplicateFilter::seen(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns) {
+  if (window_ns_ == 0) return false;
+  const uint64_t fp = fingerprint(frame, p);
+  Line& line = lines_[static_cast<uint32_t>(fp >> 40) & mask_];
+  Entry* victim = &line.e[0];
+  for (Entry& e : line.e) {
+    if (e.fp == fp) {
+      const uint64_t age = ts_ns >= e.ts_ns ? ts_ns - e.ts_ns : e.ts_ns - ts_ns;
+      if (age < window_ns_) return true;  // the copy: the first one's time stays
+      e.ts_ns = ts_ns;  // same identity, long after: a retransmission, remembered anew
+      return false;
+    }
+    if (e.ts_ns < victim->ts_ns || e.fp == 0) victim = &e;
+    if (e.fp == 0) break;
+  }
+  if (victim->fp != 0 && ts_ns - victim->ts_ns < window_ns_ && ts_ns >= victim->ts_ns) ++evicted_live_;
+  victim->fp = fp;
+  victim->ts_ns = ts_ns;
+  return false;
+}
+
+}  // namespace spanfeed

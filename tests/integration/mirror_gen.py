@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""What a mirror port does to a clean capture, for test_mirror_order.py: every
+frame twice (ingress and egress both mirrored: the copy 1 us later, one router
+hop on, so TTL/hop limit one lower and the IPv4 header checksum redone), or
+consecutive TCP data segments swapped in pairs (whatever their connection and
+direction: the two directions reached the mirror over different paths). Each
+packet keeps its own timestamp, so the swapped file's timestamps step back.
+Plain Python (struct only); reads and writes classic pcap (us or ns).
+
+usage: mirror_gen.py doubled|swapped IN.pcap OUT.pcap
+"""
+import struct
+import sys
+
+
+def read_pcap(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    magic = data[:4]
+    endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    header = data[:24]
+    (linktype,) = struct.unpack(endian + "I", data[20:24])
+    nanos = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+    pkts, off = [], 24
+    while off + 16 <= len(data):
+        sec, frac, incl, orig = struct.unpack(endian + "IIII", data[off:off + 16])
+        off += 16
+        pkts.append([sec, frac, orig, data[off:off + incl]])
+        off += incl
+    return endian, header, linktype, nanos, pkts
+
+
+def write_pcap(path, endian, header, pkts):
+    with open(path, "wb") as f:
+        f.write(header)
+        for sec, frac, orig, frame in pkts:
+            f.write(struct.pack(endian + "IIII", sec, frac, len(frame), orig) + frame)
+
+
+def l3_offset(frame, linktype):
+    """Offset of the IP header and its version (None when not IP)."""
+    if linktype == 1:  # Ethernet, VLAN tags
+        off, et = 12, None
+        while off + 2 <= len(frame):
+            (et,) = struct.unpack("!H", frame[off:off + 2])
+            if et in (0x8100, 0x88A8, 0x9100):
+                off += 4
+                continue
+            off += 2
+            break
+        if et == 0x0800:
+            return off, 4
+        if et == 0x86DD:
+            return off, 6
+        return None, None
+    if linktype in (101, 12, 14):  # raw IP
+        return 0, frame[0] >> 4 if frame else None
+    return None, None
+
+
+def csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def one_hop_on(frame, linktype):
+    """The same packet after one router: TTL/hop limit - 1 (IPv4 checksum redone)."""
+    off, ver = l3_offset(frame, linktype)
+    b = bytearray(frame)
+    if ver == 4 and off + 20 <= len(b):
+        ihl = (b[off] & 0xF) * 4
+        if b[off + 8] > 1 and off + ihl <= len(b):
+            b[off + 8] -= 1
+            b[off + 10:off + 12] = b"\0\0"
+            b[off + 10:off + 12] = struct.pack("!H", csum(bytes(b[off:off + ihl])))
+    elif ver == 6 and off + 40 <= len(b) and b[off + 7] > 1:
+        b[off + 7] -= 1
+    return bytes(b)
+
+
+def tcp_payload_len(frame, linktype):
+    """TCP payload bytes of an unfragmented packet (0 when not TCP or no data)."""
+    off, ver = l3_offset(frame, linktype)
+    if ver == 4 and off + 20 <= len(frame):
+        ihl = (frame[off] & 0xF) * 4
+        (total,) = struct.unpack("!H", frame[off + 2:off + 4])
+        (fragword,) = struct.unpack("!H", frame[off + 6:off + 8])
+        if frame[off + 9] != 6 or fragword & 0x3FFF:
+            return 0
+        l4, end = off + ihl, off + total
+    elif ver == 6 and off + 40 <= len(frame):
+        if frame[off + 6] != 6:
+            return 0
+        (plen,) = struct.unpack("!H", frame[off + 4:off + 6])
+        l4, end = off + 40, off + 40 + plen
+    else:
+        return 0
+    if l4 + 13 > len(frame):
+        return 0
+    doff = (frame[l4 + 12] >> 4) * 4
+    return max(0, min(end, len(frame)) - (l4 + doff))
+
+
+def doubled(pkts, linktype, nanos):
+    out = []
+    step = 1000 if nanos else 1
+    for sec, frac, orig, frame in pkts:
+        out.append([sec, frac, orig, frame])
+        f2 = frac + step
+        out.append([sec + f2 // (10**9 if nanos else 10**6), f2 % (10**9 if nanos else 10**6), orig,
+                    one_hop_on(frame, linktype)])
+    return out
+
+
+def swapped(pkts, linktype):
+    """Consecutive TCP data segments swapped in pairs: 1st<->2nd, 3rd<->4th, ..."""
+    out = [list(p) for p in pkts]
+    data = [i for i, p in enumerate(pkts) if tcp_payload_len(p[3], linktype) > 0]
+    for a, b in zip(data[0::2], data[1::2]):
+        out[a], out[b] = out[b], out[a]
+    return out, len(data) // 2
+
+
+def main(argv):
+    if len(argv) != 4 or argv[1] not in ("doubled", "swapped"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    endian, header, linktype, nanos, pkts = read_pcap(argv[2])
+    out = doubled(pkts, linktype, nanos) if argv[1] == "doubled" else swapped(pkts, linktype)[0]
+    write_pcap(argv[3], endian, header, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
