@@ -220,10 +220,15 @@ void GelfEncoder::add_fields(std::string_view side, const Message& m) {
       case FieldKind::kBool: vals_.append(f.num != 0 ? "true" : "false"); break;
       case FieldKind::kNull: break;
       case FieldKind::kRawJson:
-        // Arrays become their JSON text (objects too: no decoder emits one).
+        // Arrays and objects become their JSON text; a raw scalar (a string a
+        // decoder escaped itself, a number) stays that scalar.
         tmp_.clear();
         canonical(fl.string_of(f), 0, tmp_, dec_, 0);
-        append_json_string(tmp_, vals_, JsonEscapes::kShortEscapes);
+        if (!tmp_.empty() && tmp_[0] != '[' && tmp_[0] != '{') {
+          vals_.append(tmp_);
+        } else {
+          append_json_string(tmp_, vals_, JsonEscapes::kShortEscapes);
+        }
         break;
     }
     end();

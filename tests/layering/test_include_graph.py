@@ -27,7 +27,7 @@ HEADER_MODULE = {
     "flow_hash.h": "core", "packet.h": "core", "packet_handler.h": "core", "summary.h": "core",
     "yaml_file.h": "core", "fnv.h": "core", "host_port.h": "core", "counter_list.h": "core",
     "defrag_counters.h": "core",
-    "flow_table.h": "flow", "tcp_reassembly.h": "flow",
+    "flow_table.h": "flow", "tcp_reassembly.h": "flow", "duplicate_filter.h": "flow",
     "decoder.h": "decode", "protocol.h": "decode", "roundtrip.h": "decode", "protocols.def": "decode",
     "inflate.h": "decode", "record.h": "decode", "pcap_replay.h": "decode",
     "rules.h": "rules",
