@@ -43,10 +43,12 @@ class MirrorOrder(SpanfeedTestCase):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.cfg = os.path.join(cls.tmp.name, "ports.yaml")
         cls.cfg_novlan = os.path.join(cls.tmp.name, "ports-novlan.yaml")
+        # The ACK hold is opt-in (reassembly.ack_hold_ms, default 0): on here.
+        hold = "reassembly:\n  ack_hold_ms: 10\n"
         with open(cls.cfg, "w") as f:
-            f.write(PORTS_CONFIG)
+            f.write(PORTS_CONFIG + hold)
         with open(cls.cfg_novlan, "w") as f:
-            f.write(PORTS_CONFIG + "flow:\n  hash_vlan: false\n")
+            f.write(PORTS_CONFIG + hold + "flow:\n  hash_vlan: false\n")
 
     @classmethod
     def tearDownClass(cls):
