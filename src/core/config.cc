@@ -191,7 +191,11 @@ void load_config_file(const std::string& path, Config& cfg) {
          {"data_room", u32(cfg.mbuf_data_room, 65535)},
        });
      }},
-    {"eal_memory_mb", u32(cfg.eal_memory_mb, 1u << 20)},
+    {"eal_memory_mb", [&](const std::string& k, const YAML::Node& v) {
+       auto mb = scalar<int64_t>(f, k, v);  // 0 = sized from the mempool
+       if (mb < 0 || mb > (1 << 20)) fail(f, k, "must be between 0 (sized from the mempool) and 1048576", &v);
+       cfg.eal_memory_mb = static_cast<uint32_t>(mb);
+     }},
     {"flow", [&](const std::string& p, const YAML::Node& n) {
        walk(f, p, n, {
          {"hash_vlan", boolean(cfg.hash_vlan)},
