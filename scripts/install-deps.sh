@@ -8,7 +8,7 @@ PACKAGES=(
   libdpdk-dev dpdk libpcap-dev
   libtbb-dev libhyperscan-dev librdkafka-dev prometheus-cpp-dev zlib1g-dev
   libyaml-cpp-dev libcli11-dev libmurmurhash-dev nlohmann-json3-dev
-  libssl-dev libnghttp2-dev
+  libssl-dev libnghttp2-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   tshark kcat tcpdump tcpreplay iproute2 procps curl python3-jsonschema prometheus
 )
