@@ -23,7 +23,6 @@ namespace {
 
 using db::be16;
 using db::be32;
-using amqp::Args;
 using amqp::method_name;
 using amqp::mid;
 
@@ -352,7 +351,7 @@ class AmqpDecoder final : public Decoder {
                         id == mid(60, 31)))
       return;
     Message* m = ctx.new_message(sd.first_ts);
-    Args a{p + 4, n - 4};
+    WireReader a{p + 4, n - 4};
     // The pool was empty (counted): the arguments still steer the flow (no-wait, confirms), into scratch.
     if (m == nullptr) scratch_.clear();
     FieldList& fl = m != nullptr ? m->fields : scratch_;

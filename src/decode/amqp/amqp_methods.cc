@@ -43,23 +43,23 @@ const char* method_name(uint32_t id) {
 }
 
 
-bool method_arguments(FieldList& f, uint32_t id, Args& a) {
+bool method_arguments(FieldList& f, uint32_t id, WireReader& a) {
   switch (id) {
     case mid(10, 10): {  // connection.start
       const uint8_t major = a.u8(), minor = a.u8();
-      a.table();
-      const std::string_view mechs = a.longstr();
-      if (!a.ok) return false;
+      a.skip(a.u32());  // a field table
+      const std::string_view mechs = a.str32();
+      if (!a.ok()) return false;
       f.add_uint("version_major", major);
       f.add_uint("version_minor", minor);
       f.add_string("mechanisms", mechs, kTextMax);
       return false;
     }
     case mid(10, 11): {  // connection.start-ok: mechanism, and the user of a PLAIN response (never its password)
-      a.table();
-      const std::string_view mech = a.shortstr();
-      const std::string_view resp = a.longstr();
-      if (!a.ok) return false;
+      a.skip(a.u32());  // a field table
+      const std::string_view mech = a.str8();
+      const std::string_view resp = a.str32();
+      if (!a.ok()) return false;
       f.add_string("mechanism", mech, kNameMax);
       if (mech == "PLAIN") {
         // "authzid \0 authcid \0 password": the authentication identity only.
@@ -76,19 +76,19 @@ bool method_arguments(FieldList& f, uint32_t id, Args& a) {
       const uint16_t chmax = a.u16();
       const uint32_t fmax = a.u32();
       const uint16_t hb = a.u16();
-      if (!a.ok) return false;
+      if (!a.ok()) return false;
       f.add_uint("channel_max", chmax);
       f.add_uint("frame_max", fmax);
       f.add_uint("heartbeat", hb);
       return false;
     }
-    case mid(10, 40): f.add_string("vhost", a.shortstr(), kNameMax); return false;
+    case mid(10, 40): f.add_string("vhost", a.str8(), kNameMax); return false;
     case mid(10, 50):
     case mid(20, 40): {  // connection.close / channel.close
       const uint16_t code = a.u16();
-      const std::string_view text = a.shortstr();
+      const std::string_view text = a.str8();
       const uint16_t cls = a.u16(), mth = a.u16();
-      if (!a.ok) return false;
+      if (!a.ok()) return false;
       f.add_uint("reply_code", code);
       f.add_string("reply_text", text, kTextMax);
       if (cls != 0) {
@@ -97,12 +97,12 @@ bool method_arguments(FieldList& f, uint32_t id, Args& a) {
       }
       return false;
     }
-    case mid(10, 60): f.add_string("reason", a.shortstr(), kTextMax); return false;
+    case mid(10, 60): f.add_string("reason", a.str8(), kTextMax); return false;
     case mid(20, 20):
     case mid(20, 21): f.add_bool("active", (a.u8() & 1) != 0); return false;
     case mid(40, 10): {  // exchange.declare
       a.u16();
-      const std::string_view ex = a.shortstr(), type = a.shortstr();
+      const std::string_view ex = a.str8(), type = a.str8();
       const uint8_t bits = a.u8();
       f.add_string("exchange", ex, kNameMax);
       f.add_string("exchange_type", type, kNameMax);
@@ -112,13 +112,13 @@ bool method_arguments(FieldList& f, uint32_t id, Args& a) {
     }
     case mid(40, 20): {  // exchange.delete
       a.u16();
-      f.add_string("exchange", a.shortstr(), kNameMax);
+      f.add_string("exchange", a.str8(), kNameMax);
       return (a.u8() & 2) != 0;
     }
     case mid(40, 30):
     case mid(40, 40): {  // exchange.bind / unbind: destination <- source
       a.u16();
-      const std::string_view dst = a.shortstr(), src = a.shortstr(), key = a.shortstr();
+      const std::string_view dst = a.str8(), src = a.str8(), key = a.str8();
       f.add_string("destination", dst, kNameMax);
       f.add_string("exchange", src, kNameMax);
       f.add_string("routing_key", key, kNameMax);
@@ -126,7 +126,7 @@ bool method_arguments(FieldList& f, uint32_t id, Args& a) {
     }
     case mid(50, 10): {  // queue.declare
       a.u16();
-      const std::string_view q = a.shortstr();
+      const std::string_view q = a.str8();
       const uint8_t bits = a.u8();
       f.add_string("queue", q, kNameMax);
       if (bits & 1) f.add_bool("passive", true);
@@ -136,9 +136,9 @@ bool method_arguments(FieldList& f, uint32_t id, Args& a) {
       return (bits & 16) != 0;
     }
     case mid(50, 11): {  // queue.declare-ok
-      f.add_string("queue", a.shortstr(), kNameMax);
+      f.add_string("queue", a.str8(), kNameMax);
       const uint32_t msgs = a.u32(), cons = a.u32();
-      if (!a.ok) return false;
+      if (!a.ok()) return false;
       f.add_uint("message_count", msgs);
       f.add_uint("consumer_count", cons);
       return false;
@@ -146,7 +146,7 @@ bool method_arguments(FieldList& f, uint32_t id, Args& a) {
     case mid(50, 20):
     case mid(50, 50): {  // queue.bind / unbind
       a.u16();
-      const std::string_view q = a.shortstr(), ex = a.shortstr(), key = a.shortstr();
+      const std::string_view q = a.str8(), ex = a.str8(), key = a.str8();
       f.add_string("queue", q, kNameMax);
       f.add_string("exchange", ex, kNameMax);
       f.add_string("routing_key", key, kNameMax);
@@ -154,29 +154,29 @@ bool method_arguments(FieldList& f, uint32_t id, Args& a) {
     }
     case mid(50, 30): {  // queue.purge
       a.u16();
-      f.add_string("queue", a.shortstr(), kNameMax);
+      f.add_string("queue", a.str8(), kNameMax);
       return (a.u8() & 1) != 0;
     }
     case mid(50, 40): {  // queue.delete
       a.u16();
-      f.add_string("queue", a.shortstr(), kNameMax);
+      f.add_string("queue", a.str8(), kNameMax);
       return (a.u8() & 4) != 0;
     }
     case mid(50, 31):
     case mid(50, 41): {  // purge-ok / delete-ok
       const uint32_t c = a.u32();
-      if (a.ok) f.add_uint("message_count", c);
+      if (a.ok()) f.add_uint("message_count", c);
       return false;
     }
     case mid(60, 10): {  // basic.qos
       a.u32();
       const uint16_t count = a.u16();
-      if (a.ok) f.add_uint("prefetch_count", count);
+      if (a.ok()) f.add_uint("prefetch_count", count);
       return false;
     }
     case mid(60, 20): {  // basic.consume
       a.u16();
-      const std::string_view q = a.shortstr(), tag = a.shortstr();
+      const std::string_view q = a.str8(), tag = a.str8();
       const uint8_t bits = a.u8();
       f.add_string("queue", q, kNameMax);
       f.add_string("consumer_tag", tag, kNameMax);
@@ -184,14 +184,14 @@ bool method_arguments(FieldList& f, uint32_t id, Args& a) {
       return (bits & 8) != 0;
     }
     case mid(60, 21):
-    case mid(60, 31): f.add_string("consumer_tag", a.shortstr(), kNameMax); return false;
+    case mid(60, 31): f.add_string("consumer_tag", a.str8(), kNameMax); return false;
     case mid(60, 30): {  // basic.cancel
-      f.add_string("consumer_tag", a.shortstr(), kNameMax);
+      f.add_string("consumer_tag", a.str8(), kNameMax);
       return (a.u8() & 1) != 0;
     }
     case mid(60, 40): {  // basic.publish
       a.u16();
-      const std::string_view ex = a.shortstr(), key = a.shortstr();
+      const std::string_view ex = a.str8(), key = a.str8();
       const uint8_t bits = a.u8();
       f.add_string("exchange", ex, kNameMax);
       f.add_string("routing_key", key, kNameMax);
@@ -200,8 +200,8 @@ bool method_arguments(FieldList& f, uint32_t id, Args& a) {
     }
     case mid(60, 50): {  // basic.return
       const uint16_t code = a.u16();
-      const std::string_view text = a.shortstr(), ex = a.shortstr(), key = a.shortstr();
-      if (!a.ok) return false;
+      const std::string_view text = a.str8(), ex = a.str8(), key = a.str8();
+      if (!a.ok()) return false;
       f.add_uint("reply_code", code);
       f.add_string("reply_text", text, kTextMax);
       f.add_string("exchange", ex, kNameMax);
@@ -209,11 +209,11 @@ bool method_arguments(FieldList& f, uint32_t id, Args& a) {
       return false;
     }
     case mid(60, 60): {  // basic.deliver
-      const std::string_view tag = a.shortstr();
+      const std::string_view tag = a.str8();
       const uint64_t dtag = a.u64();
       const uint8_t bits = a.u8();
-      const std::string_view ex = a.shortstr(), key = a.shortstr();
-      if (!a.ok) return false;
+      const std::string_view ex = a.str8(), key = a.str8();
+      if (!a.ok()) return false;
       f.add_string("consumer_tag", tag, kNameMax);
       f.add_uint("delivery_tag", dtag);
       if (bits & 1) f.add_bool("redelivered", true);
@@ -223,16 +223,16 @@ bool method_arguments(FieldList& f, uint32_t id, Args& a) {
     }
     case mid(60, 70): {  // basic.get
       a.u16();
-      f.add_string("queue", a.shortstr(), kNameMax);
+      f.add_string("queue", a.str8(), kNameMax);
       if (a.u8() & 1) f.add_bool("no_ack", true);
       return false;
     }
     case mid(60, 71): {  // basic.get-ok
       const uint64_t dtag = a.u64();
       const uint8_t bits = a.u8();
-      const std::string_view ex = a.shortstr(), key = a.shortstr();
+      const std::string_view ex = a.str8(), key = a.str8();
       const uint32_t count = a.u32();
-      if (!a.ok) return false;
+      if (!a.ok()) return false;
       f.add_uint("delivery_tag", dtag);
       if (bits & 1) f.add_bool("redelivered", true);
       f.add_string("exchange", ex, kNameMax);
@@ -245,7 +245,7 @@ bool method_arguments(FieldList& f, uint32_t id, Args& a) {
     case mid(60, 120): {  // ack / reject / nack
       const uint64_t dtag = a.u64();
       const uint8_t bits = a.u8();
-      if (!a.ok) return false;
+      if (!a.ok()) return false;
       f.add_uint("delivery_tag", dtag);
       if (id != mid(60, 90) && (bits & 1)) f.add_bool("multiple", true);
       if ((id == mid(60, 90) && (bits & 1)) || (id == mid(60, 120) && (bits & 2))) f.add_bool("requeue", true);

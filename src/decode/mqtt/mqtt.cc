@@ -14,14 +14,12 @@
 #include <algorithm>
 
 #include "db_util.h"
+#include "wire_reader.h"
 
 #include "spanfeed/decoder.h"
 
 namespace spanfeed {
 namespace {
-
-using db::be16;
-using db::be32;
 
 constexpr Direction kReq = Direction::kClientToServer;
 constexpr Direction kResp = Direction::kServerToClient;
@@ -69,69 +67,38 @@ bool plausible(const uint8_t* p, size_t n, Direction dir) {
   return false;
 }
 
-// Bounds-checked reader of a packet's first bytes.
-struct Reader {
-  const uint8_t* p;
-  size_t n;
-  size_t i = 0;
-  bool ok = true;
-
-  bool need(size_t k) {
-    if (!ok || n - i < k) ok = false;
-    return ok;
+// Variable byte integer (3.1.1 1.5.5, 5.0 1.5.5): 1 to 4 bytes, 7 bits each; a fifth fails `r`.
+uint32_t varint(WireReader& r) {
+  uint32_t v = 0;
+  for (int s = 0; s < 28; s += 7) {
+    const uint8_t b = r.u8();
+    v |= uint32_t{static_cast<uint8_t>(b & 0x7f)} << s;
+    if ((b & 0x80) == 0) return v;
   }
-  uint8_t u8() { return need(1) ? p[i++] : 0; }
-  uint16_t u16() {
-    if (!need(2)) return 0;
-    i += 2;
-    return be16(p + i - 2);
-  }
-  uint32_t varint() {
-    uint32_t v = 0;
-    for (int s = 0; s < 28; s += 7) {
-      const uint8_t b = u8();
-      v |= uint32_t{static_cast<uint8_t>(b & 0x7f)} << s;
-      if ((b & 0x80) == 0) return v;
-    }
-    ok = false;
-    return 0;
-  }
-  std::string_view str() {
-    const size_t l = u16();
-    if (!need(l)) return {};
-    i += l;
-    return {reinterpret_cast<const char*>(p + i - l), l};
-  }
-  void skip(size_t k) {
-    if (need(k)) i += k;
-  }
-};
+  r.fail();
+  return 0;
+}
 
 // MQTT 5 properties (5.0 2.2.2): walks them, returns the reason string (0x1F) if any. `r` ends past them.
-std::string_view properties(Reader& r) {
-  const uint32_t len = r.varint();
-  if (!r.ok) return {};
-  const size_t end = r.i + len;
-  if (end > r.n) {  // cut by kKeepMax: not walked
-    r.ok = false;
-    return {};
-  }
+std::string_view properties(WireReader& r) {
+  const uint32_t len = varint(r);
+  if (!r.ok()) return {};
+  WireReader pr = r.take(len);  // a length past the kept bytes (kKeepMax) fails `r`: not walked
+  if (!r.ok()) return {};
   std::string_view reason;
-  Reader pr{r.p, end, r.i};
-  while (pr.ok && pr.i < end) {
-    const uint32_t id = pr.varint();
+  while (pr.ok() && pr.remaining() > 0) {
+    const uint32_t id = varint(pr);
     switch (id) {
       case 0x01: case 0x17: case 0x19: case 0x24: case 0x25: case 0x28: case 0x29: case 0x2A: pr.skip(1); break;
       case 0x13: case 0x21: case 0x22: case 0x23: pr.skip(2); break;
       case 0x02: case 0x11: case 0x18: case 0x27: pr.skip(4); break;
-      case 0x0B: pr.varint(); break;
-      case 0x1F: reason = pr.str(); break;
-      case 0x03: case 0x08: case 0x12: case 0x15: case 0x1A: case 0x1C: case 0x09: case 0x16: pr.str(); break;
-      case 0x26: pr.str(); pr.str(); break;
-      default: pr.ok = false; break;
+      case 0x0B: varint(pr); break;
+      case 0x1F: reason = pr.str16(); break;
+      case 0x03: case 0x08: case 0x12: case 0x15: case 0x1A: case 0x1C: case 0x09: case 0x16: pr.str16(); break;
+      case 0x26: pr.str16(); pr.str16(); break;
+      default: pr.fail(); break;
     }
   }
-  r.i = end;
   return reason;
 }
 
@@ -350,7 +317,7 @@ class MqttDecoder final : public Decoder {
     FieldList& f = m != nullptr ? m->fields : scratch_;
     if (m == nullptr) scratch_.clear();
     f.add_string("packet", kNames[type]);
-    Reader r{db::u8p(body), body.size()};
+    WireReader r(body);
     const bool v5 = st.level >= 5;
     Route then = Route::kDrop;
     uint32_t key = 0;
@@ -358,27 +325,27 @@ class MqttDecoder final : public Decoder {
     switch (type) {
       case kConnect: {
         key = key_of(kConnect, 0);
-        const std::string_view proto = r.str();
+        const std::string_view proto = r.str16();
         const uint8_t level = r.u8(), cflags = r.u8();
         const uint16_t keep_alive = r.u16();
-        if (!r.ok) break;
+        if (!r.ok()) break;
         st.level = level;
         f.add_string("protocol_name", proto, 16);
         f.add_uint("protocol_level", level);
         f.add_bool("clean_session", (cflags & 2) != 0);
         f.add_uint("keep_alive", keep_alive);
         if (level >= 5) properties(r);
-        const std::string_view client_id = r.str();
-        if (r.ok) f.add_string("client_id", client_id, kTopicMax);
+        const std::string_view client_id = r.str16();
+        if (r.ok()) f.add_string("client_id", client_id, kTopicMax);
         if (cflags & 4) {  // will: [properties], topic, message
           if (level >= 5) properties(r);
-          const std::string_view will = r.str();
-          r.str();
-          if (r.ok) f.add_string("will_topic", will, kTopicMax);
+          const std::string_view will = r.str16();
+          r.str16();
+          if (r.ok()) f.add_string("will_topic", will, kTopicMax);
         }
         if (cflags & 0x80) {
-          const std::string_view user = r.str();
-          if (r.ok) f.add_string("username", user, kTopicMax);
+          const std::string_view user = r.str16();
+          if (r.ok()) f.add_string("username", user, kTopicMax);
         }
         // cflags & 0x40: a password follows. Never read.
         break;
@@ -386,7 +353,7 @@ class MqttDecoder final : public Decoder {
       case kConnack: {
         key = key_of(kConnect, 0);
         const uint8_t ack = r.u8(), code = r.u8();
-        if (!r.ok) break;
+        if (!r.ok()) break;
         f.add_bool("session_present", (ack & 1) != 0);
         if (v5) {
           f.add_uint("reason_code", code);
@@ -400,18 +367,18 @@ class MqttDecoder final : public Decoder {
       }
       case kPublish: {
         const uint8_t qos = (flags >> 1) & 3;
-        const std::string_view topic = r.str();
+        const std::string_view topic = r.str16();
         const uint16_t id = qos > 0 ? r.u16() : 0;
-        if (!r.ok) break;
+        if (!r.ok()) break;
         f.add_string("topic", topic, kTopicMax);
         f.add_uint("qos", qos);
         if (flags & 1) f.add_bool("retain", true);
         if (flags & 8) f.add_bool("dup", true);
         if (qos > 0) f.add_uint("packet_id", id);
-        size_t head = r.i;
+        size_t head = r.pos();
         if (v5) {
           properties(r);
-          head = r.i;
+          head = r.pos();
         }
         f.add_uint("payload_bytes", len >= head ? len - head : 0);
         if (dir == kResp) f.add_bool("from_server", true);
@@ -420,7 +387,7 @@ class MqttDecoder final : public Decoder {
       }
       case kPuback: case kPubrec: case kPubrel: case kPubcomp: {
         const uint16_t id = r.u16();
-        if (!r.ok) break;
+        if (!r.ok()) break;
         f.add_uint("packet_id", id);
         if (v5 && len >= 3) {
           const uint8_t code = r.u8();
@@ -436,14 +403,14 @@ class MqttDecoder final : public Decoder {
       }
       case kSubscribe: case kUnsubscribe: {
         const uint16_t id = r.u16();
-        if (!r.ok) break;
+        if (!r.ok()) break;
         f.add_uint("packet_id", id);
         if (v5) properties(r);
         Joined topics, qos;
         uint32_t count = 0;
-        while (r.ok && r.i < r.n) {
-          const std::string_view filter = r.str();
-          if (!r.ok) break;
+        while (r.ok() && r.remaining() > 0) {
+          const std::string_view filter = r.str16();
+          if (!r.ok()) break;
           topics.add(filter);
           if (type == kSubscribe) qos.add_num(r.u8() & 3);
           ++count;
@@ -456,14 +423,14 @@ class MqttDecoder final : public Decoder {
       }
       case kSuback: case kUnsuback: {
         const uint16_t id = r.u16();
-        if (!r.ok) break;
+        if (!r.ok()) break;
         f.add_uint("packet_id", id);
         if (v5) {
           const std::string_view reason = properties(r);
           if (!reason.empty()) f.add_string("reason_string", reason, kTextMax);
         }
         Joined codes;
-        while (r.ok && r.i < r.n) {
+        while (r.ok() && r.remaining() > 0) {
           const uint8_t c = r.u8();
           codes.add_num(c);
           error = error || c >= 0x80;
@@ -487,7 +454,7 @@ class MqttDecoder final : public Decoder {
       }
       default: break;
     }
-    if (!r.ok && type != kPublish && type != kConnect) ctx.count_decode_error();
+    if (!r.ok() && type != kPublish && type != kConnect) ctx.count_decode_error();
     // Route it.
     if (dir == kReq) {
       switch (type) {

@@ -215,15 +215,15 @@ bool Crypto::describe_chain(std::span<const std::byte> list, int64_t now_s, size
   *total = 0;
   *described = 0;
   *leaf_state = 3;
-  Reader r(list);
-  Reader all = r.take(r.u24());
-  if (!r.ok) return false;
+  WireReader r(list);
+  WireReader all = r.take(r.u24());
+  if (!r.ok()) return false;
   out += '[';
   std::string one;
   bool room = true;
-  while (all.n > 0) {
-    Reader c = all.take(all.u24());
-    if (!all.ok) break;
+  while (all.remaining() > 0) {
+    WireReader c = all.take(all.u24());
+    if (!all.ok()) break;
     const uint32_t index = (*total)++;
     if (!room || index >= max_certs) continue;
     one.clear();
@@ -240,7 +240,7 @@ bool Crypto::describe_chain(std::span<const std::byte> list, int64_t now_s, size
     ++*described;
   }
   out += ']';
-  return all.ok;
+  return all.ok();
 }
 
 }  // namespace spanfeed::tls

@@ -31,9 +31,9 @@ struct Dec {
 };
 
 // Streams "a-b-c" of the u16 values of `r` into the digest (GREASE left out as tshark does).
-void ja3_list16(Crypto& c, Reader r) {
+void ja3_list16(Crypto& c, WireReader r) {
   bool first = true;
-  while (r.n >= 2) {
+  while (r.remaining() >= 2) {
     const uint16_t v = r.u16();
     if (is_grease(v)) continue;
     if (!first) c.update("-");
@@ -57,11 +57,11 @@ bool raw_string(FieldList& f, std::string_view s) {
 }
 
 // A JSON array of names of the u16 values in `r` (versions: 1-byte length list; groups: 2-byte).
-void add_names(FieldList& f, const char* key, Reader r, bool versions) {
+void add_names(FieldList& f, const char* key, WireReader r, bool versions) {
   const size_t at = f.raw_begin();
   bool ok = f.raw_append("[");
   size_t kept = 0;
-  while (ok && r.n >= 2 && kept < kArrayMax) {
+  while (ok && r.remaining() >= 2 && kept < kArrayMax) {
     const uint16_t v = r.u16();
     if (is_grease(v)) continue;
     char buf[8];
@@ -97,7 +97,7 @@ std::string_view ja4_version(uint16_t v) {
 bool alnum(uint8_t ch) { return (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z'); }
 
 // Sorted values as "0a0b,1301,..." into the digest; 12 hex digits of SHA-256, or twelve zeros when empty.
-void ja4_hash_sorted(Crypto& c, uint16_t* v, size_t n, Reader sigalgs, bool with_sigalgs, char* out12) {
+void ja4_hash_sorted(Crypto& c, uint16_t* v, size_t n, WireReader sigalgs, bool with_sigalgs, char* out12) {
   if (n == 0 && !with_sigalgs) {
     std::fill(out12, out12 + 12, '0');
     return;
@@ -112,7 +112,7 @@ void ja4_hash_sorted(Crypto& c, uint16_t* v, size_t n, Reader sigalgs, bool with
   if (with_sigalgs) {
     c.update("_");
     bool first = true;
-    while (sigalgs.n >= 2) {
+    while (sigalgs.remaining() >= 2) {
       hex4(sigalgs.u16(), h);
       if (!first) c.update(",");
       c.update(std::string_view(h, 4));
@@ -127,29 +127,29 @@ void ja4_hash_sorted(Crypto& c, uint16_t* v, size_t n, Reader sigalgs, bool with
 }  // namespace
 
 bool parse_client_hello(std::span<const std::byte> body, FieldList& f, Crypto& c, ClientInfo* info) {
-  Reader r(body);
+  WireReader r(body);
   const uint16_t legacy = r.u16();
   r.take(32);  // random
-  const Reader sid = r.take(r.u8());
-  const Reader ciphers = r.take(r.u16());
-  const Reader comp = r.take(r.u8());
-  if (!r.ok || sid.n > 32 || ciphers.n % 2 != 0) return false;
-  Reader exts(nullptr, 0);
-  if (r.n > 0) {
+  const WireReader sid = r.take(r.u8());
+  const WireReader ciphers = r.take(r.u16());
+  const WireReader comp = r.take(r.u8());
+  if (!r.ok() || sid.remaining() > 32 || ciphers.remaining() % 2 != 0) return false;
+  WireReader exts(nullptr, 0);
+  if (r.remaining() > 0) {
     exts = r.take(r.u16());
-    if (!r.ok) return false;
+    if (!r.ok()) return false;
   }
   // 1. Walk the extensions once: remember the ones with fields, count, keep the ids for JA4.
-  Reader sni(nullptr, 0), alpn(nullptr, 0), groups(nullptr, 0), formats(nullptr, 0), sigalgs(nullptr, 0),
+  WireReader sni(nullptr, 0), alpn(nullptr, 0), groups(nullptr, 0), formats(nullptr, 0), sigalgs(nullptr, 0),
       versions(nullptr, 0);
   bool has_sni = false, has_alpn = false, has_groups = false, has_formats = false, has_sigalgs = false,
        has_versions = false;
   uint16_t ext_ids[kListMax];
   size_t n_ext = 0, n_ext_ja4 = 0;
-  for (Reader w = exts; w.n > 0;) {
+  for (WireReader w = exts; w.remaining() > 0;) {
     const uint16_t type = w.u16();
-    const Reader d = w.take(w.u16());
-    if (!w.ok) return false;
+    const WireReader d = w.take(w.u16());
+    if (!w.ok()) return false;
     if (is_grease(type)) continue;
     ++n_ext;
     if (type != 0x0000 && type != 0x0010 && n_ext_ja4 < kListMax) ext_ids[n_ext_ja4++] = type;
@@ -159,31 +159,31 @@ bool parse_client_hello(std::span<const std::byte> body, FieldList& f, Crypto& c
       case 11: formats = d, has_formats = true; break;
       case 13: sigalgs = d, has_sigalgs = true; break;
       case 16: alpn = d, has_alpn = true; break;
-      case 35: info->ticket = d.n > 0; break;
+      case 35: info->ticket = d.remaining() > 0; break;
       case 41: info->psk = true; break;
       case 43: versions = d, has_versions = true; break;
       default: break;
     }
   }
   // The lists inside the extensions, past their own length prefixes.
-  Reader group_list = groups, format_list = formats, sigalg_list = sigalgs, version_list = versions;
+  WireReader group_list = groups, format_list = formats, sigalg_list = sigalgs, version_list = versions;
   if (has_groups) group_list = group_list.take(group_list.u16());
   if (has_formats) format_list = format_list.take(format_list.u8());
   if (has_sigalgs) sigalg_list = sigalg_list.take(sigalg_list.u16());
   if (has_versions) version_list = version_list.take(version_list.u8());
   std::string_view host;
   if (has_sni) {  // server_name_list: type 0 (host_name) entries
-    Reader list = sni.take(sni.u16());
-    while (list.n > 0 && host.empty()) {
+    WireReader list = sni.take(sni.u16());
+    while (list.remaining() > 0 && host.empty()) {
       const uint8_t type = list.u8();
-      const Reader name = list.take(list.u16());
-      if (type == 0 && list.ok) host = name.text();
+      const WireReader name = list.take(list.u16());
+      if (type == 0 && list.ok()) host = name.text();
     }
   }
-  info->sid_len = static_cast<uint8_t>(sid.n);
+  info->sid_len = static_cast<uint8_t>(sid.remaining());
   info->sid_hash = fnv1a(sid.bytes());
   uint16_t top = 0;
-  for (Reader v = version_list; v.n >= 2;) {
+  for (WireReader v = version_list; v.remaining() >= 2;) {
     const uint16_t x = v.u16();
     if (!is_grease(x) && x > top) top = x;
   }
@@ -196,12 +196,12 @@ bool parse_client_hello(std::span<const std::byte> body, FieldList& f, Crypto& c
   if (has_sni) f.add_string("sni", host, kSniMax);
   std::string_view first_alpn;
   if (has_alpn) {
-    Reader list = alpn.take(alpn.u16());
+    WireReader list = alpn.take(alpn.u16());
     const size_t at = f.raw_begin();
     bool ok = f.raw_append("[");
-    for (size_t kept = 0; ok && list.n > 0 && kept < kAlpnMax; ++kept) {
-      const Reader p = list.take(list.u8());
-      if (!list.ok) break;
+    for (size_t kept = 0; ok && list.remaining() > 0 && kept < kAlpnMax; ++kept) {
+      const WireReader p = list.take(list.u8());
+      if (!list.ok()) break;
       if (kept == 0) first_alpn = p.text();
       ok = (kept == 0 || f.raw_append(",")) && raw_string(f, p.text());
     }
@@ -210,16 +210,16 @@ bool parse_client_hello(std::span<const std::byte> body, FieldList& f, Crypto& c
   }
   uint16_t cipher_ids[kListMax];
   size_t n_ciphers = 0;
-  for (Reader w = ciphers; w.n >= 2;) {
+  for (WireReader w = ciphers; w.remaining() >= 2;) {
     const uint16_t v = w.u16();
     if (!is_grease(v) && n_ciphers < kListMax) cipher_ids[n_ciphers++] = v;
   }
   f.add_uint("cipher_suites", n_ciphers);
-  f.add_uint("compression_methods", comp.n);
+  f.add_uint("compression_methods", comp.remaining());
   f.add_uint("extensions", n_ext);
   if (has_groups) add_names(f, "groups", group_list, false);
-  if (has_sigalgs) f.add_uint("signature_algorithms", sigalg_list.n / 2);
-  f.add_bool("session_id", sid.n > 0);
+  if (has_sigalgs) f.add_uint("signature_algorithms", sigalg_list.remaining() / 2);
+  f.add_bool("session_id", sid.remaining() > 0);
   f.add_bool("session_ticket", info->ticket);
   f.add_bool("psk", info->psk);
 
@@ -230,7 +230,7 @@ bool parse_client_hello(std::span<const std::byte> body, FieldList& f, Crypto& c
   ja3_list16(c, ciphers);
   c.update(",");
   bool first = true;
-  for (Reader w = exts; w.n > 0;) {
+  for (WireReader w = exts; w.remaining() > 0;) {
     const uint16_t type = w.u16();
     w.take(w.u16());
     if (is_grease(type)) continue;
@@ -242,7 +242,7 @@ bool parse_client_hello(std::span<const std::byte> body, FieldList& f, Crypto& c
   if (has_groups) ja3_list16(c, group_list);
   c.update(",");
   first = true;
-  for (Reader w = format_list; w.n > 0; first = false) {
+  for (WireReader w = format_list; w.remaining() > 0; first = false) {
     if (!first) c.update("-");
     c.update(Dec(w.u8()).sv());
   }
@@ -276,21 +276,21 @@ bool parse_client_hello(std::span<const std::byte> body, FieldList& f, Crypto& c
     }
   }
   ja4[10] = '_';
-  ja4_hash_sorted(c, cipher_ids, n_ciphers, Reader(nullptr, 0), false, ja4 + 11);
+  ja4_hash_sorted(c, cipher_ids, n_ciphers, WireReader(nullptr, 0), false, ja4 + 11);
   ja4[23] = '_';
-  ja4_hash_sorted(c, ext_ids, n_ext_ja4, sigalg_list, has_sigalgs && sigalg_list.n > 0, ja4 + 24);
+  ja4_hash_sorted(c, ext_ids, n_ext_ja4, sigalg_list, has_sigalgs && sigalg_list.remaining() > 0, ja4 + 24);
   f.add_string("ja4", std::string_view(ja4, 36));
   f.add_uint("hello_bytes", body.size() + 4);
   return true;
 }
 
 bool parse_sslv2_hello(std::span<const std::byte> body, FieldList& f, ClientInfo* info) {
-  Reader r(body);
+  WireReader r(body);
   if (r.u8() != 1) return false;  // msg_type CLIENT-HELLO
   const uint16_t version = r.u16();
   const uint16_t specs = r.u16(), sid = r.u16(), challenge = r.u16();
-  if (!r.ok || specs % 3 != 0 || sid > 32 || challenge < 16 || challenge > 32 ||
-      r.n < static_cast<size_t>(specs) + sid + challenge)
+  if (!r.ok() || specs % 3 != 0 || sid > 32 || challenge < 16 || challenge > 32 ||
+      r.remaining() < static_cast<size_t>(specs) + sid + challenge)
     return false;
   info->max_version = version;
   info->sid_len = static_cast<uint8_t>(sid);
@@ -304,20 +304,20 @@ bool parse_sslv2_hello(std::span<const std::byte> body, FieldList& f, ClientInfo
 }
 
 bool parse_server_hello(std::span<const std::byte> body, FieldList& f, Crypto& c, ServerInfo* info) {
-  Reader r(body);
+  WireReader r(body);
   const uint16_t legacy = r.u16();
-  const Reader random = r.take(32);
-  const Reader sid = r.take(r.u8());
+  const WireReader random = r.take(32);
+  const WireReader sid = r.take(r.u8());
   const uint16_t cipher = r.u16();
   const uint8_t compression = r.u8();
-  if (!r.ok || sid.n > 32) return false;
-  Reader exts(nullptr, 0);
-  if (r.n > 0) {
+  if (!r.ok() || sid.remaining() > 32) return false;
+  WireReader exts(nullptr, 0);
+  if (r.remaining() > 0) {
     exts = r.take(r.u16());
-    if (!r.ok) return false;
+    if (!r.ok()) return false;
   }
-  info->retry = std::equal(random.p, random.p + 32, kRetryRandom);
-  info->sid_len = static_cast<uint8_t>(sid.n);
+  info->retry = std::equal(random.cur(), random.cur() + 32, kRetryRandom);
+  info->sid_len = static_cast<uint8_t>(sid.remaining());
   info->sid_hash = fnv1a(sid.bytes());
   info->version = legacy;
   std::string_view alpn;
@@ -328,18 +328,18 @@ bool parse_server_hello(std::span<const std::byte> body, FieldList& f, Crypto& c
   c.update(",");
   c.update(Dec(cipher).sv());
   c.update(",");
-  for (Reader w = exts; w.n > 0;) {
+  for (WireReader w = exts; w.remaining() > 0;) {
     const uint16_t type = w.u16();
-    Reader d = w.take(w.u16());
-    if (!w.ok) return false;
+    WireReader d = w.take(w.u16());
+    if (!w.ok()) return false;
     if (is_grease(type)) continue;
     if (n_ext++ > 0) c.update("-");
     c.update(Dec(type).sv());
     switch (type) {
       case 16: {
-        Reader list = d.take(d.u16());
-        const Reader p = list.take(list.u8());
-        if (list.ok) alpn = p.text();
+        WireReader list = d.take(d.u16());
+        const WireReader p = list.take(list.u8());
+        if (list.ok()) alpn = p.text();
         break;
       }
       case 41: info->psk = true; break;

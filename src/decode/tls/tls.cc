@@ -23,7 +23,6 @@ namespace spanfeed {
 namespace {
 
 using tls::Crypto;
-using tls::Reader;
 
 constexpr Direction kReq = Direction::kClientToServer;
 constexpr Direction kResp = Direction::kServerToClient;

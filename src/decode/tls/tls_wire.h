@@ -1,4 +1,4 @@
-// TLS wire constants, byte reader, names and the OpenSSL adapter's interface; internal to src/decode/tls/.
+// TLS wire constants, names and the OpenSSL adapter's interface; internal to src/decode/tls/.
 // Used on a worker lcore; nothing here allocates except Crypto (OpenSSL, at start-up and in d2i_X509).
 #pragma once
 
@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "wire_reader.h"
 
 #include "spanfeed/roundtrip.h"
 
@@ -32,47 +34,6 @@ inline constexpr uint32_t kMaxRecordPayload = 16384 + 2048;
 
 // GREASE values (RFC 8701): 0x?a?a with both bytes equal, as tshark's IS_GREASE_TLS.
 inline constexpr bool is_grease(uint16_t v) { return (v & 0x0f0f) == 0x0a0a && (v & 0xff) == (v >> 8); }
-
-// Bounds-checked big-endian reader over a span: a read past the end returns 0 and clears ok.
-struct Reader {
-  const uint8_t* p = nullptr;
-  size_t n = 0;
-  bool ok = true;
-
-  explicit Reader(std::span<const std::byte> s) : p(reinterpret_cast<const uint8_t*>(s.data())), n(s.size()) {}
-  Reader(const uint8_t* data, size_t len) : p(data), n(len) {}
-  bool has(size_t k) {
-    if (n >= k) return true;
-    ok = false;
-    n = 0;
-    return false;
-  }
-  uint8_t u8() { return has(1) ? (n -= 1, *p++) : 0; }
-  uint16_t u16() {
-    if (!has(2)) return 0;
-    const uint16_t v = static_cast<uint16_t>(p[0] << 8 | p[1]);
-    p += 2;
-    n -= 2;
-    return v;
-  }
-  uint32_t u24() {
-    if (!has(3)) return 0;
-    const uint32_t v = static_cast<uint32_t>(p[0]) << 16 | static_cast<uint32_t>(p[1]) << 8 | p[2];
-    p += 3;
-    n -= 3;
-    return v;
-  }
-  // The next k bytes as a sub-reader (empty and !ok when short).
-  Reader take(size_t k) {
-    if (!has(k)) return Reader(p, 0);
-    Reader r(p, k);
-    p += k;
-    n -= k;
-    return r;
-  }
-  std::string_view text() const { return {reinterpret_cast<const char*>(p), n}; }
-  std::span<const std::byte> bytes() const { return {reinterpret_cast<const std::byte*>(p), n}; }
-};
 
 // ---------------------------------------------------------------- names (names.cc)
 
