@@ -2,6 +2,7 @@
 // Runs on one worker lcore (no locks); allocates only in constructors, never per packet or per flow.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -342,6 +343,33 @@ class FlowContext {
   uint32_t slot_;
   Direction chunk_dir_;  // direction of the chunk being decoded
   size_t chunk_len_;     // its size (0 outside data())
+};
+
+// One direction's lost framing, in a decoder's per-flow state: bytes that cannot start a message are skipped
+// until one that can shows again. Counted the same way by every decoder: the decode error once when the
+// framing is first found missing, the skipped bytes (saturating), and one resync when it is found again.
+struct Resync {
+  uint32_t skipped = 0;  // bytes skipped since framing was lost
+  bool lost = false;
+
+  void add(uint64_t n) { skipped = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{skipped} + n, UINT32_MAX)); }
+  // Framing is lost here (a gap, or bytes the parser gave up on: their error is the caller's to count);
+  // `n` bytes skipped with it.
+  void lose(uint64_t n = 0) {
+    lost = true;
+    add(n);
+  }
+  // `n` bytes at a point where a message must start do not start one: one decode error when framing was not
+  // already lost, and they are skipped.
+  void skip(FlowContext& ctx, uint64_t n) {
+    if (!lost) ctx.count_decode_error();
+    lose(n);
+  }
+  // A message starts here: if framing was lost, one resync with the bytes skipped; in sync again.
+  void found(FlowContext& ctx) {
+    if (lost) ctx.count_resync(skipped);
+    *this = Resync{};
+  }
 };
 
 // One protocol's decoder. One instance per worker serves all flows of its

@@ -51,15 +51,14 @@ struct Side {
   uint64_t body_seen = 0;
   uint32_t size = 0;       // payload bytes of the frame being read
   uint32_t skip = 0;       // bytes left to skip (body frames, long payloads)
-  uint32_t skipped = 0;    // resync
   uint16_t channel = 0;
   uint16_t msg_channel = 0;
   uint8_t type = 0;
   Content content = Content::kNone;
   bool header_seen = false;  // the content header came
   bool in_frame = false;     // header read: payload (or skip) in progress
-  bool resync = false;
   bool checked = false;
+  Resync resync;
 };
 
 struct Confirm {
@@ -125,18 +124,14 @@ class AmqpDecoder final : public Decoder {
     State& st = ctx.state<State>();
     Side& sd = st.side[index_of(dir)];
     // The first chunk of a direction (and the first after lost sync) must start a frame.
-    if (!sd.checked || sd.resync) {
+    if (!sd.checked || sd.resync.lost) {
       sd.checked = true;
       if (!ctx.has_carry(dir) && !sd.in_frame) {
         if (!plausible_frame(db::u8p(bytes), bytes.size())) {
-          if (!sd.resync) ctx.count_decode_error();
-          sd.resync = true;
-          sd.skipped = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{sd.skipped} + bytes.size(), UINT32_MAX));
+          sd.resync.skip(ctx, bytes.size());
           return;
         }
-        if (sd.resync) ctx.count_resync(sd.skipped);
-        sd.resync = false;
-        sd.skipped = 0;
+        sd.resync.found(ctx);
       }
     }
     const size_t cap = std::min<size_t>(kKeepMax, ctx.config().carry_bytes);
@@ -229,7 +224,7 @@ class AmqpDecoder final : public Decoder {
     finish_content(ctx, st, dir, ctx.offset(dir, {}), ts, record_flag::kGap);
     sd = Side{};
     sd.checked = true;
-    sd.resync = true;
+    sd.resync.lose();
   }
 
   void fin(FlowContext& /*ctx*/, Direction /*dir*/, uint64_t /*ts*/) override {}
@@ -238,7 +233,7 @@ class AmqpDecoder final : public Decoder {
     State& st = ctx.state<State>();
     for (Direction dir : {kReq, kResp}) {
       Side& sd = st.side[index_of(dir)];
-      if (!sd.resync && !sd.in_frame && ctx.has_carry(dir)) ctx.count_partial_at_close();
+      if (!sd.resync.lost && !sd.in_frame && ctx.has_carry(dir)) ctx.count_partial_at_close();
       finish_content(ctx, st, dir, ctx.offset(dir, {}), ts, record_flag::kTruncated);
     }
   }
@@ -252,8 +247,7 @@ class AmqpDecoder final : public Decoder {
     sd.in_frame = false;
     sd.skip = 0;
     sd.type = 0;
-    sd.resync = true;
-    sd.skipped = static_cast<uint32_t>(bytes.size());
+    sd.resync.lose(bytes.size());
     bytes = {};
   }
 

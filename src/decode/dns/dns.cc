@@ -27,10 +27,10 @@ enum class Phase : uint8_t {
 struct Side {
   uint64_t start = 0;
   uint64_t first_ts = 0;
-  uint64_t skip = 0;
+  uint64_t skip = 0;     // Phase::kSkip: bytes of an over-long message still to skip
   uint32_t len = 0;
   Phase phase = Phase::kLength;
-  bool resyncing = false;
+  Resync resync;         // framing lost (a gap): wait for a segment that starts a message
   bool in_message = false;
 };
 
@@ -161,15 +161,15 @@ class DnsDecoder final : public Decoder {
       return;
     }
     Side& sd = ctx.state<State>().side[index_of(dir)];
-    if (sd.resyncing) {
+    if (sd.resync.lost) {
       // After a gap the framing is lost; a segment that starts with a whole
       // length-prefixed message is taken as the new boundary.
       const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
       if (bytes.size() >= 2 + kHeaderBytes && looks_like_dns(p + 2, std::min<size_t>(bytes.size() - 2, be16(p)))) {
-        ctx.count_resync(sd.skip);
+        sd.resync.found(ctx);
         sd = Side{};
       } else {
-        sd.skip += bytes.size();
+        sd.resync.add(bytes.size());
         return;
       }
     }
@@ -246,7 +246,7 @@ class DnsDecoder final : public Decoder {
     }
     // A partial message is lost; requests stay pending (matched by id later).
     sd = Side{};
-    sd.resyncing = true;
+    sd.resync.lose();
   }
 
   void fin(FlowContext& /*ctx*/, Direction /*dir*/, uint64_t /*ts*/) override {}
@@ -257,7 +257,7 @@ class DnsDecoder final : public Decoder {
     if (ctx.udp()) return;
     for (Direction dir : {Direction::kServerToClient, Direction::kClientToServer}) {
       Side& sd = ctx.state<State>().side[index_of(dir)];
-      if (sd.resyncing) continue;
+      if (sd.resync.lost) continue;
       const std::span<const std::byte> kept = ctx.kept(dir);
       if (sd.phase == Phase::kMessage && kept.size() >= kHeaderBytes) {
         const uint64_t end = ctx.offset(dir, {});
@@ -272,8 +272,7 @@ class DnsDecoder final : public Decoder {
  private:
   static void lose_sync(Side& sd, std::span<const std::byte>& bytes) {
     sd = Side{};
-    sd.resyncing = true;
-    sd.skip = bytes.size();
+    sd.resync.lose(bytes.size());
     bytes = {};
   }
 

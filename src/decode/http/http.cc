@@ -31,7 +31,6 @@ namespace hflag {
 constexpr uint8_t kChunked = 1;
 constexpr uint8_t kHasLength = 2;
 constexpr uint8_t kExpect100 = 4;
-constexpr uint8_t kResyncing = 8;  // lost sync (gap / garbage): skipping lines until a start line
 constexpr uint8_t kCompressed = 16;  // Content-Encoding gzip / deflate: the content rules see the body inflated
 constexpr uint8_t kUpgradeH2c = 32;  // Upgrade: h2c (a 101 with it hands the flow to the HTTP/2 decoder)
 }  // namespace hflag
@@ -46,7 +45,7 @@ struct Side {
   uint64_t remaining = 0;
   uint64_t body_bytes = 0;
   uint64_t content_length = 0;
-  uint64_t skipped = 0;    // bytes skipped while resyncing
+  Resync resync;           // lost sync (gap / garbage): skipping lines until a start line
   uint16_t status = 0;     // response status code
   Phase phase = Phase::kIdle;
   uint8_t flags = 0;
@@ -131,7 +130,7 @@ class HttpDecoder final : public Decoder {
         text::as_sv(bytes).substr(0, 16) == std::string_view("PRI * HTTP/2.0\r\n").substr(0, std::min<size_t>(bytes.size(), 16)) &&
         ctx.hand_over(Protocol::kHttp2, dir, bytes, ts, nullptr))
       return;
-    if ((sd.flags & hflag::kResyncing) && sd.phase == Phase::kIdle && ctx.has_carry(dir) &&
+    if (sd.resync.lost && sd.phase == Phase::kIdle && ctx.has_carry(dir) &&
         sniff(bytes, Transport::kTcp) == (dir == kReq ? SniffResult::kRequest : SniffResult::kResponse)) {
       // Resyncing with an unterminated line kept (the tail of a message lost in a gap, e.g. a body): a
       // segment that starts with a start line is a message boundary, not the rest of that line.
@@ -207,8 +206,9 @@ class HttpDecoder final : public Decoder {
     // Framing lost: skip lines until a start line. Responses lost in the hole
     // take their requests' answers with them.
     sd.phase = Phase::kIdle;
-    sd.flags = hflag::kResyncing;
-    sd.skipped = 0;
+    sd.flags = 0;
+    sd.resync = Resync{};
+    sd.resync.lose();
     if (dir == kResp) ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
   }
 
@@ -225,7 +225,7 @@ class HttpDecoder final : public Decoder {
       Side& sd = st.side[index_of(dir)];
       if (!sd.in_message) {
         // a start line cut by the end of the flow: too little to make a record of
-        if (ctx.has_carry(dir) && !(sd.flags & hflag::kResyncing) && !st.tunnel) ctx.count_partial_at_close();
+        if (ctx.has_carry(dir) && !sd.resync.lost && !st.tunnel) ctx.count_partial_at_close();
         continue;
       }
       if (st.tunnel) {
@@ -246,7 +246,7 @@ class HttpDecoder final : public Decoder {
     std::string_view line;
     bool cut = false;
     if (ctx.next_line(dir, bytes, line, &cut) != Take::kOk) {
-      if (sd.flags & hflag::kResyncing) sd.skipped += before - bytes.size();
+      if (sd.resync.lost) sd.resync.add(before - bytes.size());
       return;
     }
     if (line.empty() && !cut) return;  // stray CRLF between messages (allowed before a request)
@@ -254,16 +254,10 @@ class HttpDecoder final : public Decoder {
     uint16_t code = 0;
     const bool ok = dir == kReq ? parse_request_line(line, &a, &b, &c) : parse_status_line(line, &a, &code, &b);
     if (!ok) {
-      if (sd.flags & hflag::kResyncing) {
-        sd.skipped += before - bytes.size();
-      } else {
-        ctx.count_decode_error();
-        sd.flags |= hflag::kResyncing;
-        sd.skipped = before - bytes.size();
-      }
+      sd.resync.skip(ctx, before - bytes.size());
       return;
     }
-    if (sd.flags & hflag::kResyncing) ctx.count_resync(sd.skipped);
+    sd.resync.found(ctx);
     const uint64_t start = sd.start;
     sd = Side{};
     sd.start = start;
@@ -439,7 +433,8 @@ class HttpDecoder final : public Decoder {
     if (!text::parse_hex(hex, &size)) {
       ctx.count_decode_error();  // lost the chunk framing: end here, resync on the next start line
       end_message(ctx, st, dir, ctx.offset(dir, bytes), ts, record_flag::kTruncated);
-      sd.flags = hflag::kResyncing;
+      sd.flags = 0;
+      sd.resync.lose();
       return;
     }
     if (size == 0) {

@@ -44,6 +44,7 @@ void Http2Decoder::lose_framing(FlowContext& ctx, State& st, Direction dir, bool
   if (count) ctx.count_decode_error();
   ctx.drop_carry(dir);
   d.phase = Phase::kLost;
+  d.resync.lose();
   d.hpack_lost = true;  // a header block may have been in what is lost
   d.block_sid = 0;
   d.left = 0;
@@ -86,7 +87,7 @@ void Http2Decoder::frame_header(FlowContext& ctx, State& st, Direction dir, std:
   if (t == Take::kNeedMore) return;
   if (t == Take::kNoMemory) {
     lose_framing(ctx, st, dir, false);
-    d.skipped += bytes.size();
+    d.resync.add(bytes.size());
     bytes = {};
     return;
   }
@@ -94,7 +95,7 @@ void Http2Decoder::frame_header(FlowContext& ctx, State& st, Direction dir, std:
   const uint32_t len = be24(h);
   if (len > d.max_frame) {  // over the receiver's SETTINGS_MAX_FRAME_SIZE: not HTTP/2 (or not in sync)
     lose_framing(ctx, st, dir, true);
-    d.skipped += bytes.size();
+    d.resync.add(bytes.size());
     bytes = {};
     return;
   }
@@ -169,7 +170,7 @@ void Http2Decoder::payload(FlowContext& ctx, State& st, Direction dir, std::span
       if (d.prefix_got < d.prefix) continue;
       if (d.pad > d.left) {  // more padding than payload: a protocol error
         lose_framing(ctx, st, dir, true);
-        d.skipped += bytes.size();
+        d.resync.add(bytes.size());
         bytes = {};
         return;
       }

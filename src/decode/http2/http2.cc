@@ -105,11 +105,10 @@ void Http2Decoder::data(FlowContext& ctx, Direction dir, std::span<const std::by
     // Framing lost: a segment that starts with a plausible frame header starts a frame again (senders
     // write whole frames; a segment boundary is usually a frame boundary). Headers stay undecodable.
     if (!plausible_frame(u8(bytes), bytes.size(), d.max_frame)) {
-      d.skipped += bytes.size();
+      d.resync.add(bytes.size());
       return;
     }
-    ctx.count_resync(d.skipped);
-    d.skipped = 0;
+    d.resync.found(ctx);
     d.phase = Phase::kHeader;
   }
   while (!bytes.empty()) {
@@ -126,7 +125,7 @@ void Http2Decoder::data(FlowContext& ctx, Direction dir, std::span<const std::by
         break;
       }
       case Phase::kLost:
-        d.skipped += bytes.size();
+        d.resync.add(bytes.size());
         return;
     }
   }

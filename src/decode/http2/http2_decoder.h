@@ -51,7 +51,7 @@ struct DirState {
   uint32_t promised = 0;   // PUSH_PROMISE: the promised stream id being read
   uint32_t block_sid = 0;  // stream of the header block in progress (CONTINUATION expected), 0: none
   uint32_t max_frame = kUnknownMaxFrame;  // the receiver's SETTINGS_MAX_FRAME_SIZE
-  uint64_t skipped = 0;    // bytes skipped while framing is lost
+  Resync resync;           // framing lost (Phase::kLost): the bytes skipped until a frame starts again
   uint8_t type = 0;
   uint8_t flags = 0;
   uint8_t pad = 0;         // padding length of the frame (read from its first byte)

@@ -103,22 +103,21 @@ void MemcachedDecoder::binary_lose_sync(FlowContext& ctx, Side& sd, Direction di
   if (sd.in_message) binary_end(ctx, sd, dir, {}, ctx.offset(dir, bytes), ts, record_flag::kTruncated);
   sd = Side{};
   sd.phase = Phase::kHeader;
-  sd.resyncing = true;
-  sd.skipped = bytes.size();
+  sd.resync.lose(bytes.size());
   bytes = {};
   ctx.drop_carry(dir);
 }
 
 void MemcachedDecoder::binary_data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts) {
   Side& sd = ctx.state<State>().side[index_of(dir)];
-  if (sd.resyncing) {
+  if (sd.resync.lost) {
     // Framing lost (a gap, bytes that are no header): a chunk that starts with a plausible header is the
     // next message.
     if (!plausible_binary(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), dir == kResp)) {
-      sd.skipped += bytes.size();
+      sd.resync.add(bytes.size());
       return;
     }
-    ctx.count_resync(sd.skipped);
+    sd.resync.found(ctx);
     sd = Side{};
     sd.phase = Phase::kHeader;
   }

@@ -104,7 +104,7 @@ void MemcachedDecoder::gap(FlowContext& ctx, Direction dir, uint64_t missing, ui
     end_in_progress(ctx, dir, binary, at, ts, record_flag::kGap);
   }
   sd = Side{};
-  sd.resyncing = true;
+  sd.resync.lose();
   if (binary) {
     sd.phase = Phase::kHeader;
     return;  // responses name their request: the pending ones still pair (or time out)
@@ -127,7 +127,7 @@ void MemcachedDecoder::close(FlowContext& ctx, uint64_t ts) {
   for (Direction dir : {kReq, kResp}) {
     const Side& sd = ctx.state<State>().side[index_of(dir)];
     // a command / reply line or a binary header cut by the end of the flow: too little to make a record of
-    if (!sd.in_message && !sd.resyncing && ctx.has_carry(dir)) ctx.count_partial_at_close();
+    if (!sd.in_message && !sd.resync.lost && ctx.has_carry(dir)) ctx.count_partial_at_close();
     fin(ctx, dir, ts);
   }
 }

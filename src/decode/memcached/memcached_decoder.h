@@ -31,7 +31,7 @@ struct Side {
   Message* msg = nullptr;
   uint64_t start = 0;
   uint64_t remaining = 0;  // text: data block bytes + CRLF left; binary: value bytes left
-  uint64_t skipped = 0;
+  Resync resync;           // framing lost (a gap, garbage): skip to the next command / reply line or header
   uint64_t value_bytes = 0;
   uint32_t values = 0;      // response: VALUE/VA items, binary: hits / STAT entries
   // binary: the header being decoded
@@ -44,12 +44,12 @@ struct Side {
   uint32_t value_len = 0;   // binary: value bytes of the packet (body - extras - key)
   Phase phase = Phase::kLine;
   bool in_message = false;
-  bool resyncing = false;
   bool multi = false;       // text: VALUE/STAT lines until END; binary: STAT responses until the empty key
   bool done_after_data = false;  // text: VA / storage command: the message ends with the data block
   bool noreply = false;     // request: no response will come
   bool error = false;       // response: ERROR / CLIENT_ERROR / SERVER_ERROR / binary status != 0
   bool lost_item = false;   // text response: a VALUE line's length no server sends: its data is skipped up to END
+                            // (counted in resync.skipped)
   bool keep_value = false;  // binary: the value is an error message: take it
 };
 

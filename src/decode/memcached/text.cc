@@ -129,7 +129,7 @@ void MemcachedDecoder::request_line(FlowContext& ctx, Side& sd, std::span<const 
   std::string_view line;
   bool cut = false;
   if (ctx.next_line(kReq, bytes, line, &cut) != Take::kOk) {
-    if (sd.resyncing) sd.skipped += before - bytes.size();
+    if (sd.resync.lost) sd.resync.add(before - bytes.size());
     return;
   }
   if (line.empty()) return;
@@ -140,15 +140,13 @@ void MemcachedDecoder::request_line(FlowContext& ctx, Side& sd, std::span<const 
   // An unknown verb on a line boundary we trust (a known command came
   // before it and no gap since) is a request: the server answers it `ERROR`.
   // Anywhere else (flow picked up mid-stream, after a gap) it is skipped.
-  const bool unknown_verb = kind == Kind::kUnknown && in_sync && !sd.resyncing && is_verb(cmd);
+  const bool unknown_verb = kind == Kind::kUnknown && in_sync && !sd.resync.lost && is_verb(cmd);
   if (unknown_verb) kind = Kind::kOther;
   if (kind == Kind::kUnknown) {
-    if (!sd.resyncing) ctx.count_decode_error();
-    sd.resyncing = true;
-    sd.skipped += before - bytes.size();
+    sd.resync.skip(ctx, before - bytes.size());
     return;
   }
-  if (sd.resyncing) ctx.count_resync(sd.skipped);
+  sd.resync.found(ctx);
   in_sync = true;
   const uint64_t start = sd.start;
   sd = Side{};
@@ -239,17 +237,17 @@ void MemcachedDecoder::response_line(FlowContext& ctx, Side& sd, std::span<const
   std::string_view line;
   bool cut = false;
   if (ctx.next_line(kResp, bytes, line, &cut) != Take::kOk) {
-    if (sd.resyncing) sd.skipped += before - bytes.size();
+    if (sd.resync.lost) sd.resync.add(before - bytes.size());
     return;
   }
   std::string_view rest = line;
   const std::string_view word = text::next_token(rest);
   if (sd.lost_item) {
     if (word != "END") {
-      sd.skipped += before - bytes.size();
+      sd.resync.add(before - bytes.size());
       return;
     }
-    ctx.count_resync(sd.skipped);  // the reply's END: framing found again
+    ctx.count_resync(sd.resync.skipped);  // the reply's END: framing found again
     finish(ctx, sd, kResp, ctx.offset(kResp, bytes), ts, 0);
     return;
   }
@@ -259,16 +257,14 @@ void MemcachedDecoder::response_line(FlowContext& ctx, Side& sd, std::span<const
     if (sd.in_message) {  // garbage inside a multi-line reply: end it here
       ctx.count_decode_error();
       finish(ctx, sd, kResp, ctx.offset(kResp, bytes), ts, record_flag::kTruncated);
-      sd.resyncing = true;
+      sd.resync.lose();
       return;
     }
-    if (!sd.resyncing) ctx.count_decode_error();
-    sd.resyncing = true;
-    sd.skipped += before - bytes.size();
+    sd.resync.skip(ctx, before - bytes.size());
     return;
   }
   if (!sd.in_message) {
-    if (sd.resyncing) ctx.count_resync(sd.skipped);
+    sd.resync.found(ctx);
     const uint64_t start = sd.start;
     sd = Side{};
     sd.start = start;
@@ -296,11 +292,11 @@ void MemcachedDecoder::response_line(FlowContext& ctx, Side& sd, std::span<const
       if (word == "VALUE") {
         sd.lost_item = true;
         sd.multi = true;
-        sd.skipped = 0;
+        sd.resync = Resync{};
         return;
       }
       finish(ctx, sd, kResp, ctx.offset(kResp, bytes), ts, 0);
-      sd.resyncing = true;
+      sd.resync.lose();
       return;
     }
     ++sd.values;

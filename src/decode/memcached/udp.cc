@@ -47,7 +47,7 @@ void MemcachedDecoder::udp_datagram(FlowContext& ctx, Direction dir, std::span<c
     }
     if (sd.in_message) {
       end_in_progress(ctx, kReq, binary, ctx.offset(kReq, {}), ts, record_flag::kTruncated);
-    } else if (ctx.has_carry(kReq) && !sd.resyncing) {
+    } else if (ctx.has_carry(kReq) && !sd.resync.lost) {
       ctx.count_decode_error();  // an unterminated line / a header cut by the datagram's end
     }
     (void)seq;

@@ -72,13 +72,12 @@ struct Side {
   uint64_t first_ts = 0;
   uint32_t len = 0;      // body bytes of the current message
   uint32_t skip = 0;
-  uint32_t skipped = 0;
   uint32_t request_id = 0;
   uint32_t response_to = 0;
   int32_t op = 0;
   Phase phase = Phase::kHeader;
-  bool resync = false;
   bool checked = false;
+  Resync resync;
 };
 
 struct State {
@@ -286,16 +285,14 @@ class MongoDecoder final : public Decoder {
   void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts) override {
     State& st = ctx.state<State>();
     Side& sd = st.side[index_of(dir)];
-    if (!sd.resync && !sd.checked && bytes.size() < kHeaderBytes) sd.checked = true;  // too short to judge
-    if (!sd.checked || sd.resync) {
+    if (!sd.resync.lost && !sd.checked && bytes.size() < kHeaderBytes) sd.checked = true;  // too short to judge
+    if (!sd.checked || sd.resync.lost) {
       sd.checked = true;
       if (!plausible_header(db::u8p(bytes), bytes.size())) {
-        if (!sd.resync) ctx.count_decode_error();
-        sd.resync = true;
-        sd.skipped = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{sd.skipped} + bytes.size(), UINT32_MAX));
+        sd.resync.skip(ctx, bytes.size());
         return;
       }
-      if (sd.resync) ctx.count_resync(sd.skipped);
+      sd.resync.found(ctx);
       sd = Side{};
       sd.checked = true;
     }
@@ -364,7 +361,7 @@ class MongoDecoder final : public Decoder {
     // Requests stay pending: replies carry responseTo, so the ones after the gap still match.
     sd = Side{};
     sd.checked = true;
-    sd.resync = true;
+    sd.resync.lose();
   }
 
   void fin(FlowContext& /*ctx*/, Direction /*dir*/, uint64_t /*ts*/) override {}
@@ -375,7 +372,7 @@ class MongoDecoder final : public Decoder {
     State& st = ctx.state<State>();
     for (Direction dir : {kResp, kReq}) {
       Side& sd = st.side[index_of(dir)];
-      if (sd.resync) continue;
+      if (sd.resync.lost) continue;
       if (sd.phase == Phase::kBody) {
         message(ctx, dir, sd, ctx.kept(dir), ctx.offset(dir, {}), ts, record_flag::kTruncated);
         sd = Side{};
@@ -390,8 +387,7 @@ class MongoDecoder final : public Decoder {
     Side& sd = st.side[index_of(dir)];
     sd = Side{};
     sd.checked = true;
-    sd.resync = true;
-    sd.skipped = static_cast<uint32_t>(bytes.size());
+    sd.resync.lose(bytes.size());
     bytes = {};
   }
 

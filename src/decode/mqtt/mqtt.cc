@@ -137,12 +137,11 @@ struct Side {
   uint64_t first_ts = 0;
   uint32_t len = 0;       // remaining length
   uint32_t skip = 0;      // bytes of it past kKeepMax: counted
-  uint32_t skipped = 0;   // resync
   uint8_t hdr[5] = {};    // first byte and remaining length as they come
   uint8_t hdr_len = 0;
   Phase phase = Phase::kHeader;
-  bool resync = false;
   bool checked = false;
+  Resync resync;
 };
 
 struct State {
@@ -183,17 +182,13 @@ class MqttDecoder final : public Decoder {
     State& st = ctx.state<State>();
     Side& sd = st.side[index_of(dir)];
     // The first chunk of a direction (and the first after lost sync) must start a packet.
-    if ((!sd.checked || sd.resync) && sd.phase == Phase::kHeader && sd.hdr_len == 0) {
+    if ((!sd.checked || sd.resync.lost) && sd.phase == Phase::kHeader && sd.hdr_len == 0) {
       sd.checked = true;
       if (!plausible(db::u8p(bytes), bytes.size(), dir)) {
-        if (!sd.resync) ctx.count_decode_error();
-        sd.resync = true;
-        sd.skipped = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{sd.skipped} + bytes.size(), UINT32_MAX));
+        sd.resync.skip(ctx, bytes.size());
         return;
       }
-      if (sd.resync) ctx.count_resync(sd.skipped);
-      sd.resync = false;
-      sd.skipped = 0;
+      sd.resync.found(ctx);
     }
     const size_t cap = std::min<size_t>(kKeepMax, ctx.config().carry_bytes);
     while (!bytes.empty()) {
@@ -276,7 +271,7 @@ class MqttDecoder final : public Decoder {
     release(ctx, st, dir, ts, record_flag::kGap | record_flag::kTruncated);
     sd = Side{};
     sd.checked = true;
-    sd.resync = true;
+    sd.resync.lose();
   }
 
   void fin(FlowContext& /*ctx*/, Direction /*dir*/, uint64_t /*ts*/) override {}
@@ -285,8 +280,8 @@ class MqttDecoder final : public Decoder {
     State& st = ctx.state<State>();
     for (Direction dir : {kReq, kResp}) {
       Side& sd = st.side[index_of(dir)];
-      if (!sd.resync && (sd.hdr_len > 0 && sd.phase == Phase::kHeader)) ctx.count_partial_at_close();
-      if (!sd.resync && sd.phase == Phase::kBody) ctx.count_partial_at_close();
+      if (!sd.resync.lost && (sd.hdr_len > 0 && sd.phase == Phase::kHeader)) ctx.count_partial_at_close();
+      if (!sd.resync.lost && sd.phase == Phase::kBody) ctx.count_partial_at_close();
       release(ctx, st, dir, ts, record_flag::kTruncated);
     }
   }
@@ -295,8 +290,7 @@ class MqttDecoder final : public Decoder {
   static void lose_sync(Side& sd, std::span<const std::byte>& bytes) {
     sd.phase = Phase::kHeader;
     sd.hdr_len = 0;
-    sd.resync = true;
-    sd.skipped = static_cast<uint32_t>(bytes.size());
+    sd.resync.lose(bytes.size());
     bytes = {};
   }
 

@@ -32,7 +32,7 @@ void MysqlDecoder::feed(FlowContext& ctx, State& st, Direction dir, std::span<co
   const uint8_t* p = db::u8p(bytes);
   size_t i = 0;
   const size_t n = bytes.size();
-  while (i < n && !sd.resync) {
+  while (i < n && !sd.resync.lost) {
     if (!sd.in_payload) {
       if (sd.hdr_n == 0 && !sd.cont) sd.pkt_start = exact ? off0 + i : off0;
       while (sd.hdr_n < 4 && i < n) sd.hdr[sd.hdr_n++] = p[i++];
@@ -112,12 +112,12 @@ void MysqlDecoder::first_byte(FlowContext& ctx, State& st, Direction dir, uint8_
     if (sd.msg != nullptr) ctx.discard(sd.msg);
     // A new command: whatever the server side had in progress is over.
     finish_lazy(ctx, st);
-    if (st.side[1].resync) {
+    if (st.side[1].resync.lost) {
       Side& s = st.side[1];
       ctx.count_resync(0);
       release_z(s);
       reset_side(s);
-      s.resync = false;
+      s.resync.lost = false;
     }
     sd.msg = ctx.new_message(ts);
     sd.msg_start = sd.pkt_start;

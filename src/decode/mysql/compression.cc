@@ -11,7 +11,7 @@ namespace spanfeed::mysql {
 void MysqlDecoder::compressed(FlowContext& ctx, State& st, Direction dir, std::span<const std::byte>& bytes,
                               uint64_t ts) {
   Side& sd = st.side[index_of(dir)];
-  while (!bytes.empty() && !sd.resync) {
+  while (!bytes.empty() && !sd.resync.lost) {
     if (sd.comp_left == 0) {
       if (!ctx.has_carry(dir)) sd.comp_start = ctx.offset(dir, bytes);
       std::span<const std::byte> out;
@@ -60,7 +60,7 @@ void MysqlDecoder::compressed(FlowContext& ctx, State& st, Direction dir, std::s
       if (produced > 0) {
         ctx.content(dir, std::span<const std::byte>(block.data(), produced), false);  // what the rules scan
         feed(ctx, st, dir, std::span<const std::byte>(block.data(), produced), ts, sd.comp_start, false, comp_end);
-        if (sd.resync) return;
+        if (sd.resync.lost) return;
       }
       if (rc == Z_STREAM_END) {
         release_z(sd);
@@ -92,8 +92,7 @@ void MysqlDecoder::lose_sync(FlowContext& ctx, State& st, Direction dir, std::sp
   }
   release_z(sd);
   reset_side(sd);
-  sd.resync = true;
-  skip(sd, bytes.size());
+  sd.resync.lose(bytes.size());
   bytes = {};
 }
 

@@ -60,7 +60,7 @@ bool MysqlDecoder::handshake(FlowContext& ctx, State& st, Direction dir, std::sp
 // then makes it a timeout record), as HTTP does. Only a header with no command byte yet is too little.
 void MysqlDecoder::close_request(FlowContext& ctx, State& st, uint64_t ts) {
   Side& c = st.side[0];
-  if (st.mode == Mode::kCommand && !c.resync) {
+  if (st.mode == Mode::kCommand && !c.resync.lost) {
     if (c.msg != nullptr && c.seq == 0) {
       c.msg->flags |= record_flag::kTruncated;
       end_request_packet(ctx, st, ctx.offset(kReq, {}), ts);
@@ -91,7 +91,7 @@ void MysqlDecoder::lost_handshake(FlowContext& ctx, State& st, std::span<const s
   st.mode = Mode::kUnknown;
   for (Side& s : st.side) {
     reset_side(s);
-    s.resync = true;
+    s.resync.lose();
   }
   bytes = {};
 }
@@ -147,7 +147,7 @@ void MysqlDecoder::server_handshake_packet(FlowContext& ctx, State& st, const ui
     st.compressed = (st.server_caps & st.client_caps & kCapCompress) != 0;
     for (Side& s : st.side) {
       reset_side(s);
-      s.resync = false;
+      s.resync.lost = false;
     }
     return;
   }

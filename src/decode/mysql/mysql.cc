@@ -53,7 +53,7 @@ void MysqlDecoder::data(FlowContext& ctx, Direction dir, std::span<const std::by
         if (!handshake(ctx, st, dir, bytes, ts)) return;
         break;
       case Mode::kCommand:
-        if (sd.resync && !resync(ctx, st, dir, bytes)) return;
+        if (sd.resync.lost && !resync(ctx, st, dir, bytes)) return;
         if (st.compressed) {
           compressed(ctx, st, dir, bytes, ts);
         } else {
@@ -85,7 +85,7 @@ void MysqlDecoder::gap(FlowContext& ctx, Direction dir, uint64_t /*missing*/, ui
   }
   release_z(sd);
   reset_side(sd);
-  sd.resync = true;
+  sd.resync.lose();
   if (st.mode == Mode::kHandshake || st.mode == Mode::kUnknown) {
     // the login exchange cannot be followed any more: wait for a command
     Side& c = st.side[0];
@@ -105,7 +105,7 @@ void MysqlDecoder::fin(FlowContext& ctx, Direction dir, uint64_t ts) {
 void MysqlDecoder::close(FlowContext& ctx, uint64_t ts) {
   State& st = ctx.state<State>();
   Side& r = st.side[1];
-  if (r.msg == nullptr && st.mode == Mode::kCommand && !r.resync && (r.hdr_n > 0 || (r.in_payload && r.lpos == 0)))
+  if (r.msg == nullptr && st.mode == Mode::kCommand && !r.resync.lost && (r.hdr_n > 0 || (r.in_payload && r.lpos == 0)))
     ctx.count_partial_at_close();  // a response cut inside its first packet header: its request times out
   end_response(ctx, st, ts);
   close_request(ctx, st, ts);
@@ -119,10 +119,6 @@ void MysqlDecoder::close(FlowContext& ctx, uint64_t ts) {
 }
 
 // ---------------------------------------------------------------- per-side bookkeeping
-
-void MysqlDecoder::skip(Side& sd, size_t n) {
-  sd.skipped = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{sd.skipped} + n, UINT32_MAX));
-}
 
 void MysqlDecoder::reset_side(Side& sd) {
   Message* m = sd.msg;
@@ -147,7 +143,7 @@ bool MysqlDecoder::detect(FlowContext& ctx, State& st, Direction dir, std::span<
     st.mode = Mode::kHandshake;
     for (Side& s : st.side) {
       reset_side(s);
-      s.resync = false;
+      s.resync.lost = false;
     }
     return true;
   }
@@ -155,7 +151,7 @@ bool MysqlDecoder::detect(FlowContext& ctx, State& st, Direction dir, std::span<
     st.mode = Mode::kCommand;
     return true;  // resync() takes it from here
   }
-  skip(sd, bytes.size());
+  sd.resync.add(bytes.size());
   bytes = {};
   return false;
 }
@@ -165,7 +161,7 @@ bool MysqlDecoder::detect(FlowContext& ctx, State& st, Direction dir, std::span<
 bool MysqlDecoder::resync(FlowContext& ctx, State& st, Direction dir, std::span<const std::byte>& bytes) {
   Side& sd = st.side[index_of(dir)];
   if (dir == kResp) {
-    skip(sd, bytes.size());
+    sd.resync.add(bytes.size());
     bytes = {};
     return false;
   }
@@ -174,17 +170,17 @@ bool MysqlDecoder::resync(FlowContext& ctx, State& st, Direction dir, std::span<
   if (looks_like_compressed_command(p, bytes.size())) {
     comp = true;
   } else if (!looks_like_command(p, bytes.size())) {
-    skip(sd, bytes.size());
+    sd.resync.add(bytes.size());
     bytes = {};
     return false;
   }
-  ctx.count_resync(uint64_t{sd.skipped} + st.side[1].skipped);
+  ctx.count_resync(uint64_t{sd.resync.skipped} + st.side[1].resync.skipped);
   st.compressed = comp;
   drop_response(ctx, st);
   for (Side& s : st.side) {
     release_z(s);
     reset_side(s);
-    s.resync = false;
+    s.resync.lost = false;
   }
   return true;
 }

@@ -36,7 +36,6 @@ class MysqlDecoder final : public Decoder {
 
  private:
   // mysql.cc: side bookkeeping, detection (Mode::kUnknown) and resync (framing lost).
-  static void skip(Side& sd, size_t n);
   static void reset_side(Side& sd);
   void release_z(Side& sd);
   bool detect(FlowContext& ctx, State& st, Direction dir, std::span<const std::byte>& bytes);

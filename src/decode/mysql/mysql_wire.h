@@ -98,7 +98,6 @@ struct Side {
   uint64_t msg_start = 0;   // stream offset where the message began
   uint64_t pkt_start = 0;   // ... where the current logical packet began
   uint64_t comp_start = 0;  // compressed packet: its wire start
-  uint32_t skipped = 0;     // bytes skipped while resyncing (saturates)
   uint32_t len = 0;         // current physical packet payload length
   uint32_t left = 0;        // of it still to come
   uint32_t lpos = 0;        // position in the logical packet (saturates)
@@ -115,8 +114,8 @@ struct Side {
   bool in_payload = false;
   bool cont = false;        // the current physical packet continues the logical one
   bool text_on = false;
-  bool resync = true;       // framing unknown: wait for a boundary
   bool comp_raw = false;    // compressed packet carrying uncompressed payload
+  Resync resync{.lost = true};  // framing unknown: wait for a boundary (both sides' skipped bytes count)
   uint8_t head[kHead] = {};
 };
 

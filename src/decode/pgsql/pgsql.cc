@@ -40,11 +40,10 @@ struct Side {
   uint64_t hdr_start = 0;
   uint32_t len = 0;    // body length of the current message
   uint32_t skip = 0;   // body bytes to skip
-  uint32_t skipped = 0;
   uint8_t type = 0;    // 0: untyped startup-phase message
   Phase phase = Phase::kHeader;
-  bool resync = false;
   bool checked = false;  // the first chunk was checked for a message boundary
+  Resync resync;
 };
 
 struct State {
@@ -139,16 +138,16 @@ class PgsqlDecoder final : public Decoder {
       const uint8_t* p = db::u8p(bytes);
       const bool ok = dir == kReq ? (looks_like_startup(p, bytes.size()) || looks_like_message(p, bytes.size(), true))
                                   : (st.ssl_answer || looks_like_message(p, bytes.size(), false));
-      if (!ok) sd.resync = true;
+      if (!ok) sd.resync.lose();
       if (dir == kReq && !looks_like_startup(p, bytes.size())) st.started = true;  // mid-stream
     }
-    if (sd.resync) {
+    if (sd.resync.lost) {
       const uint8_t* p = db::u8p(bytes);
       if (!looks_like_message(p, bytes.size(), dir == kReq)) {
-        sd.skipped = static_cast<uint32_t>(std::min<uint64_t>(uint64_t{sd.skipped} + bytes.size(), UINT32_MAX));
+        sd.resync.add(bytes.size());
         return;
       }
-      ctx.count_resync(sd.skipped);
+      sd.resync.found(ctx);
       sd = Side{};
       sd.checked = true;
       if (dir == kReq) st.started = true;
@@ -267,7 +266,7 @@ class PgsqlDecoder final : public Decoder {
     State& st = ctx.state<State>();
     if (st.encrypted) return;
     Side& r = st.side[1];
-    if (r.msg == nullptr && !r.resync && mid_message(ctx, r, kResp)) {
+    if (r.msg == nullptr && !r.resync.lost && mid_message(ctx, r, kResp)) {
       // The flow ended inside the response's first message: an answer cut short (truncated), or, with no
       // request waiting, bytes too few to make a record of.
       if (ctx.pending_count() > 0) {
@@ -292,8 +291,7 @@ class PgsqlDecoder final : public Decoder {
     }
     sd = Side{};
     sd.checked = true;
-    sd.resync = true;
-    sd.skipped = static_cast<uint32_t>(bytes.size());
+    sd.resync.lose(bytes.size());
     bytes = {};
   }
 
@@ -306,7 +304,7 @@ class PgsqlDecoder final : public Decoder {
   // inside its 5-byte header is too little to tell (counted).
   void close_request(FlowContext& ctx, State& st, uint64_t ts) {
     Side& c = st.side[0];
-    if (c.resync) {
+    if (c.resync.lost) {
       if (c.msg != nullptr) ctx.discard(c.msg);
       c.msg = nullptr;
       return;

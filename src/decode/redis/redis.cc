@@ -27,16 +27,15 @@ struct Side {
   Message* msg = nullptr;
   uint64_t start = 0;
   uint64_t bulk_left = 0;   // payload bytes + 2 (CRLF) still to come
-  uint64_t skipped = 0;     // resync: bytes skipped
   uint64_t line_start = 0;  // request: stream offset of the line being read
   uint32_t stack[kMaxDepth] = {};  // elements left per open aggregate (request: stack[0] = arguments left)
   uint32_t arg_index = 0;   // request: next argument index
   uint32_t nargs = 0;       // request: array size
   uint32_t capture = 0;     // bytes to capture from the current bulk
   uint8_t depth = 0;
+  Resync resync;            // framing lost: skip to the next command / reply line
   Phase phase = Phase::kLine;
   bool in_message = false;
-  bool resyncing = false;
   bool error = false;       // response is an error reply
   bool is_auth = false;     // request: AUTH (its arguments are secrets)
   bool push = false;        // response: RESP3 push (out of band, not a reply)
@@ -147,7 +146,7 @@ class RedisDecoder final : public Decoder {
       finish_message(ctx, sd, dir, at, ts, record_flag::kGap);
     }
     sd = Side{};
-    sd.resyncing = true;
+    sd.resync.lose();
     if (dir == kResp) ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
   }
 
@@ -160,7 +159,7 @@ class RedisDecoder final : public Decoder {
     for (Direction dir : {kReq, kResp}) {
       const Side& sd = ctx.state<State>().side[index_of(dir)];
       // a first line cut by the end of the flow: too little to make a record of
-      if (!sd.in_message && !sd.resyncing && ctx.has_carry(dir)) ctx.count_partial_at_close();
+      if (!sd.in_message && !sd.resync.lost && ctx.has_carry(dir)) ctx.count_partial_at_close();
       fin(ctx, dir, ts);
     }
   }
@@ -182,21 +181,21 @@ class RedisDecoder final : public Decoder {
     std::string_view line;
     bool cut = false;
     if (ctx.next_line(kReq, bytes, line, &cut) != Take::kOk) {
-      if (sd.resyncing || sd.refused) sd.skipped += before - bytes.size();
+      if (sd.resync.lost || sd.refused) sd.resync.add(before - bytes.size());
       return;
     }
     if (sd.refused) {
       int64_t n = 0;
       if (line.size() < 2 || line[0] != '*' || !text::parse_i64(line.substr(1), &n) || n <= 0 || n > (1 << 20)) {
-        sd.skipped += before - bytes.size();
+        sd.resync.add(before - bytes.size());
         return;
       }
       // the next command: the refused one ended where it starts
       const uint64_t line_start = sd.line_start;
-      const uint64_t skipped = sd.skipped;
+      const Resync resync = sd.resync;
       finish_message(ctx, sd, kReq, line_start, ts, record_flag::kTruncated);
-      sd.resyncing = true;
-      sd.skipped = skipped;
+      sd.resync = resync;
+      sd.resync.lose();
       sd.start = sd.line_start = line_start;
     }
     if (sd.in_message) {
@@ -227,12 +226,10 @@ class RedisDecoder final : public Decoder {
     if (line[0] == '*') {
       int64_t n = 0;
       if (!text::parse_i64(line.substr(1), &n) || n <= 0 || n > (1 << 20)) {
-        if (!sd.resyncing) ctx.count_decode_error();
-        sd.resyncing = true;
-        sd.skipped += before - bytes.size();
+        sd.resync.skip(ctx, before - bytes.size());
         return;
       }
-      if (sd.resyncing) ctx.count_resync(sd.skipped);
+      sd.resync.found(ctx);
       begin(ctx, sd, start, ts);
       sd.nargs = static_cast<uint32_t>(n);
       sd.stack[0] = sd.nargs;
@@ -244,10 +241,8 @@ class RedisDecoder final : public Decoder {
     std::string_view cmd = text::next_token(rest);
     bool plausible = !cmd.empty() && cmd.size() <= 32 && !cut;
     for (char c : cmd) plausible = plausible && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'));
-    if (!plausible || sd.resyncing) {
-      if (!sd.resyncing) ctx.count_decode_error();
-      sd.resyncing = true;
-      sd.skipped += before - bytes.size();
+    if (!plausible || sd.resync.lost) {
+      sd.resync.skip(ctx, before - bytes.size());
       return;
     }
     begin(ctx, sd, start, ts);
@@ -303,7 +298,7 @@ class RedisDecoder final : public Decoder {
     std::string_view line;
     bool cut = false;
     if (ctx.next_line(kResp, bytes, line, &cut) != Take::kOk) {
-      if (sd.resyncing) sd.skipped += before - bytes.size();
+      if (sd.resync.lost) sd.resync.add(before - bytes.size());
       return;
     }
     const char type = line.empty() ? '\0' : line[0];
@@ -318,9 +313,7 @@ class RedisDecoder final : public Decoder {
         ctx.count_decode_error();
         lost_sync(ctx, sd, kResp, ctx.offset(kResp, bytes), ts);
       } else {
-        if (!sd.resyncing) ctx.count_decode_error();
-        sd.resyncing = true;
-        sd.skipped += before - bytes.size();
+        sd.resync.skip(ctx, before - bytes.size());
       }
       return;
     }
@@ -328,7 +321,7 @@ class RedisDecoder final : public Decoder {
     if (!sd.in_message) {
       if (type != '>') answered_early(ctx, ts);
       const uint64_t start = sd.start;
-      if (sd.resyncing) ctx.count_resync(sd.skipped);
+      sd.resync.found(ctx);
       begin(ctx, sd, start, ts);
     }
     Message* m = sd.msg;
@@ -450,7 +443,7 @@ class RedisDecoder final : public Decoder {
   // Unparseable data inside a message: end it (truncated) and skip to a boundary.
   void lost_sync(FlowContext& ctx, Side& sd, Direction dir, uint64_t end, uint64_t ts) {
     finish_message(ctx, sd, dir, end, ts, record_flag::kTruncated);
-    sd.resyncing = true;
+    sd.resync.lose();
   }
 
   bool redact_;

@@ -55,19 +55,17 @@ struct Client {
   uint64_t start = 0;       // stream offset of the command line being read / of the held command
   uint64_t end = 0;         // stream offset just past the held command's bytes so far
   uint64_t payload = 0;     // DATA: body bytes so far; BDAT: chunk bytes left
-  uint64_t skipped = 0;     // bytes skipped while resyncing
   Phase phase = Phase::kCommand;
   uint8_t match = 0;        // DATA: bytes of "\r\n.\r\n" matched so far
-  bool resyncing = false;   // after a gap / garbage: wait for a known command
+  Resync resync;            // after a gap / garbage: wait for a known command
 };
 
 struct Server {
   Message* msg = nullptr;  // reply being read (nullptr also when the pool was empty)
   uint64_t start = 0;      // stream offset of its first line
-  uint64_t skipped = 0;
   uint32_t lines = 0;      // > 0: a reply is in progress
   uint16_t code = 0;
-  bool resyncing = false;  // after a gap / garbage: wait for a reply line
+  Resync resync;           // after a gap / garbage: wait for a reply line
 };
 
 struct State {
@@ -170,13 +168,13 @@ class SmtpDecoder final : public Decoder {
       // Elsewhere: a command line was cut (its start is gone): queue what was held, wait for a known command.
       if (c.held != nullptr) release_held(ctx, c, record_flag::kGap);
       c = Client{};
-      c.resyncing = true;
+      c.resync.lose();
       return;
     }
     // Reply side: a reply in progress ends here (flag `gap`) and takes the oldest request...
     if (st.s.lines > 0) finish_reply(ctx, st, at, ts, record_flag::kGap);
     st.s = Server{};
-    st.s.resyncing = true;
+    st.s.resync.lose();
     // ...and the replies of the other queued requests were in the hole: they become `timeout` records now
     // (keeping them would shift every later pairing).
     ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
@@ -195,8 +193,8 @@ class SmtpDecoder final : public Decoder {
   void close(FlowContext& ctx, uint64_t ts) override {
     const State& st = ctx.state<State>();
     // A first line cut by the end of the flow (a command, a reply's first line): too little for a record.
-    const bool cmd_cut = st.c.phase == Phase::kCommand && !st.c.resyncing && ctx.has_carry(kReq);
-    const bool reply_cut = st.s.lines == 0 && !st.s.resyncing && ctx.has_carry(kResp);
+    const bool cmd_cut = st.c.phase == Phase::kCommand && !st.c.resync.lost && ctx.has_carry(kReq);
+    const bool reply_cut = st.s.lines == 0 && !st.s.resync.lost && ctx.has_carry(kResp);
     if (!st.encrypted && cmd_cut) ctx.count_partial_at_close();
     if (!st.encrypted && reply_cut) ctx.count_partial_at_close();
     for (Direction dir : {kReq, kResp}) fin(ctx, dir, ts);
@@ -214,7 +212,7 @@ class SmtpDecoder final : public Decoder {
     bool cut = false;
     // 2. One whole line (zero-copy, or joined in the flow's carry buffer), or kNeedMore: kept for the next chunk.
     if (ctx.next_line(kReq, bytes, line, &cut) != Take::kOk) {
-      if (c.resyncing) c.skipped += before - bytes.size();
+      if (c.resync.lost) c.resync.add(before - bytes.size());
       return;
     }
     // 3. The verb: letters only, upper-cased into a stack buffer.
@@ -229,15 +227,11 @@ class SmtpDecoder final : public Decoder {
     const std::string_view verb = letters ? std::string_view(up, word.size()) : std::string_view();
     const Verb v = verb_of(verb);
     // 4. Not a command (or, after a gap, not a known one): count it once, skip lines until one comes.
-    if (verb.empty() || (c.resyncing && v == Verb::kOther)) {
-      if (!c.resyncing) ctx.count_decode_error();
-      c.resyncing = true;
-      c.skipped += before - bytes.size();
+    if (verb.empty() || (c.resync.lost && v == Verb::kOther)) {
+      c.resync.skip(ctx, before - bytes.size());
       return;
     }
-    if (c.resyncing) ctx.count_resync(c.skipped);
-    c.resyncing = false;
-    c.skipped = 0;
+    c.resync.found(ctx);
     st.client_spoke = true;
     // 5. One request message per command, its fields bounded (the message's arena is fixed).
     Message* m = ctx.new_message(ts);
@@ -388,7 +382,7 @@ class SmtpDecoder final : public Decoder {
     bool cut = false;
     // 2. One whole line, or kNeedMore (kept).
     if (ctx.next_line(kResp, bytes, line, &cut) != Take::kOk) {
-      if (s.resyncing) s.skipped += before - bytes.size();
+      if (s.resync.lost) s.resync.add(before - bytes.size());
       return;
     }
     uint16_t code = 0;
@@ -396,14 +390,10 @@ class SmtpDecoder final : public Decoder {
     // 3. Not a reply line: a reply in progress ends here (truncated); count once, skip to the next reply line.
     if (!parse_reply(line, &code, &more)) {
       if (s.lines > 0) finish_reply(ctx, st, ctx.offset(kResp, bytes), ts, record_flag::kTruncated);
-      if (!st.s.resyncing) ctx.count_decode_error();
-      st.s.resyncing = true;
-      st.s.skipped += before - bytes.size();
+      st.s.resync.skip(ctx, before - bytes.size());
       return;
     }
-    if (s.resyncing) ctx.count_resync(s.skipped);
-    s.resyncing = false;
-    s.skipped = 0;
+    s.resync.found(ctx);
     // 4. The first line opens the response: code and text; the next ones ("250-...") are counted.
     if (s.lines == 0) {
       s.code = code;
