@@ -1,37 +1,21 @@
 // Micro-benchmarks: MySQL / PostgreSQL / MongoDB roundtrips decoded per second per core, from crafted streams.
 // Runs in the benchmark thread; allocates only while building the streams and the RecordBuilder (once).
-#include <benchmark/benchmark.h>
-
 #include <cstring>
-#include <memory>
 #include <string>
 
-#include "spanfeed/decoder.h"
+#include "stream_bench.h"
 
 namespace spanfeed {
 namespace {
 
-class CountingSink final : public RecordSink {
- public:
-  void emit(const Roundtrip& /*r*/) override { ++records; }
-  uint64_t records = 0;
-};
+using bench::be32;
+using bench::Stream;
 
 std::string le16(uint16_t v) { return std::string{static_cast<char>(v & 0xFF), static_cast<char>(v >> 8)}; }
 std::string le24(uint32_t v) {
   return std::string{static_cast<char>(v & 0xFF), static_cast<char>((v >> 8) & 0xFF), static_cast<char>(v >> 16)};
 }
 std::string le32(uint32_t v) { return le16(static_cast<uint16_t>(v)) + le16(static_cast<uint16_t>(v >> 16)); }
-std::string be32(uint32_t v) {
-  return std::string{static_cast<char>(v >> 24), static_cast<char>((v >> 16) & 0xFF), static_cast<char>((v >> 8) & 0xFF),
-                     static_cast<char>(v & 0xFF)};
-}
-
-// One request chunk and one response chunk per roundtrip, fed again and again on one flow.
-struct Stream {
-  std::string request;
-  std::string response;
-};
 
 Stream mysql_stream() {
   auto pkt = [](uint8_t seq, const std::string& p) {
@@ -86,40 +70,9 @@ Stream mongo_stream() {
   return s;
 }
 
-void run(benchmark::State& state, uint16_t port, const Stream& s) {
-  DecodeConfig cfg;
-  cfg.flow_capacity = 4;
-  cfg.message_pool_size = 64;
-  cfg.carry_buffer_count = 8;
-  CountingSink sink;
-  auto b = std::make_unique<RecordBuilder>(cfg, sink);
-  Flow f{};
-  f.key.addr_a.bytes[0] = 10;
-  f.key.addr_b.bytes[0] = 11;
-  f.key.port_a = 40000;
-  f.key.port_b = port;
-  f.key.proto = kProtoTcp;
-  f.key.ip_version = 4;
-  f.client_is_a = true;
-  f.slot = 0;
-  uint64_t ts = 1'700'000'000ull * kNsPerSec;
-  b->on_open(f, ts);
-  const std::span<const std::byte> req(reinterpret_cast<const std::byte*>(s.request.data()), s.request.size());
-  const std::span<const std::byte> resp(reinterpret_cast<const std::byte*>(s.response.data()), s.response.size());
-  for (auto _ : state) {
-    ts += 1000;
-    b->on_data(f, Direction::kClientToServer, req, ts);
-    b->on_data(f, Direction::kServerToClient, resp, ts + 500);
-  }
-  b->on_close(f, CloseReason::kFin, ts);
-  state.SetItemsProcessed(static_cast<int64_t>(sink.records));
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (s.request.size() + s.response.size())));
-  state.counters["records"] = static_cast<double>(sink.records);
-}
-
-void BM_MysqlQueryResultSet(benchmark::State& st) { run(st, 3306, mysql_stream()); }
-void BM_PgsqlSimpleQuery(benchmark::State& st) { run(st, 5432, pgsql_stream()); }
-void BM_MongoOpMsgFind(benchmark::State& st) { run(st, 27017, mongo_stream()); }
+void BM_MysqlQueryResultSet(benchmark::State& st) { bench::run_stream(st, 3306, Protocol::kMysql, mysql_stream()); }
+void BM_PgsqlSimpleQuery(benchmark::State& st) { bench::run_stream(st, 5432, Protocol::kPgsql, pgsql_stream()); }
+void BM_MongoOpMsgFind(benchmark::State& st) { bench::run_stream(st, 27017, Protocol::kMongodb, mongo_stream()); }
 BENCHMARK(BM_MysqlQueryResultSet);
 BENCHMARK(BM_PgsqlSimpleQuery);
 BENCHMARK(BM_MongoOpMsgFind);

@@ -1,25 +1,18 @@
 // Micro-benchmarks: Kafka roundtrips decoded per second per core (Produce v9 with record batches, Fetch v11
 // returning 64 KiB of batches, Metadata v9) from crafted streams. Runs in the benchmark thread; allocates only
 // while building the streams and the RecordBuilder (once).
-#include <benchmark/benchmark.h>
-
-#include <memory>
 #include <string>
 
-#include "spanfeed/decoder.h"
+#include "stream_bench.h"
 
 namespace spanfeed {
 namespace {
 
-class CountingSink final : public RecordSink {
- public:
-  void emit(const Roundtrip& /*r*/) override { ++records; }
-  uint64_t records = 0;
-};
+using bench::be16;
+using bench::be32;
+using bench::be64;
+using bench::Stream;
 
-std::string be16(uint16_t v) { return std::string{static_cast<char>(v >> 8), static_cast<char>(v & 0xFF)}; }
-std::string be32(uint32_t v) { return be16(static_cast<uint16_t>(v >> 16)) + be16(static_cast<uint16_t>(v)); }
-std::string be64(uint64_t v) { return be32(static_cast<uint32_t>(v >> 32)) + be32(static_cast<uint32_t>(v)); }
 std::string cstr(const std::string& s) { return std::string(1, static_cast<char>(s.size() + 1)) + s; }
 std::string varint(uint32_t v) {
   std::string s;
@@ -85,41 +78,9 @@ Stream metadata_stream() {
   return s;
 }
 
-void run(benchmark::State& state, const Stream& s) {
-  DecodeConfig cfg;
-  cfg.flow_capacity = 4;
-  cfg.message_pool_size = 64;
-  cfg.carry_buffer_count = 8;
-  CountingSink sink;
-  auto b = std::make_unique<RecordBuilder>(cfg, sink);
-  Flow f{};
-  f.key.addr_a.bytes[0] = 10;
-  f.key.addr_b.bytes[0] = 11;
-  f.key.port_a = 40000;
-  f.key.port_b = 9092;
-  f.key.proto = kProtoTcp;
-  f.key.ip_version = 4;
-  f.client_is_a = true;
-  f.slot = 0;
-  uint64_t ts = 1'700'000'000ull * kNsPerSec;
-  b->on_open(f, ts);
-  const std::span<const std::byte> req(reinterpret_cast<const std::byte*>(s.request.data()), s.request.size());
-  const std::span<const std::byte> resp(reinterpret_cast<const std::byte*>(s.response.data()), s.response.size());
-  for (auto _ : state) {
-    ts += 1000;
-    b->on_data(f, Direction::kClientToServer, req, ts);
-    b->on_data(f, Direction::kServerToClient, resp, ts + 500);
-  }
-  b->on_close(f, CloseReason::kFin, ts);
-  state.SetItemsProcessed(static_cast<int64_t>(sink.records));
-  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * (s.request.size() + s.response.size())));
-  state.counters["records"] = static_cast<double>(sink.records);
-  state.counters["decode_errors"] = static_cast<double>(b->counters().decode_errors[static_cast<size_t>(Protocol::kKafka)]);
-}
-
-void BM_KafkaProduceV9(benchmark::State& st) { run(st, produce_stream()); }
-void BM_KafkaFetchV11_64KiB(benchmark::State& st) { run(st, fetch_stream()); }
-void BM_KafkaMetadataV9(benchmark::State& st) { run(st, metadata_stream()); }
+void BM_KafkaProduceV9(benchmark::State& st) { bench::run_stream(st, 9092, Protocol::kKafka, produce_stream()); }
+void BM_KafkaFetchV11_64KiB(benchmark::State& st) { bench::run_stream(st, 9092, Protocol::kKafka, fetch_stream()); }
+void BM_KafkaMetadataV9(benchmark::State& st) { bench::run_stream(st, 9092, Protocol::kKafka, metadata_stream()); }
 BENCHMARK(BM_KafkaProduceV9);
 BENCHMARK(BM_KafkaFetchV11_64KiB);
 BENCHMARK(BM_KafkaMetadataV9);

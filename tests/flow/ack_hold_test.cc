@@ -36,25 +36,9 @@ ReassemblerConfig hold_config() {
   return c;
 }
 
-class AckHoldTest : public ::testing::Test {
+class AckHoldTest : public flowtest::ReassemblerTest {
  protected:
-  void SetUp() override { make(hold_config()); }
-  void make(const ReassemblerConfig& c) {
-    ASSERT_EQ(validate(c), "");
-    r_.reset();
-    rec_ = RecordingConsumer{};
-    r_ = std::make_unique<Reassembler>(c, rec_);
-    fed_ = 0;
-  }
-  O feed(const TestPacket& t) {
-    ++fed_;
-    return r_->process(PacketView{t.frame, &t.parsed, t.ts_ns, 0});
-  }
-  void handshake(const TcpConn& c, uint64_t ts) {
-    feed(c.syn(ts));
-    feed(c.syn_ack(ts + 1));
-    feed(c.ack(ts + 2));
-  }
+  AckHoldTest() : ReassemblerTest(hold_config()) {}
   // "dir:data" / "dir:<gap N>" / "dir:<fin>" for every data, gap and fin event, in order.
   std::vector<std::string> order() const {
     std::vector<std::string> out;
@@ -66,11 +50,6 @@ class AckHoldTest : public ::testing::Test {
     }
     return out;
   }
-  const ReassemblerCounters& ctr() const { return r_->counters(); }
-
-  RecordingConsumer rec_;
-  std::unique_ptr<Reassembler> r_;
-  uint64_t fed_ = 0;
 };
 
 using V = std::vector<std::string>;

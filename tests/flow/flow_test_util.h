@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -252,5 +253,35 @@ inline void expect_ledger(const Reassembler& r, uint64_t fed) {
   EXPECT_EQ(r.counters().outcome_total(), fed);
   EXPECT_TRUE(r.ledger_balanced());
 }
+
+// The reassembly tests' fixture: a Reassembler (config from the subclass; make() for another) over a
+// RecordingConsumer, fed crafted packets and counting them for expect_ledger.
+class ReassemblerTest : public ::testing::Test {
+ protected:
+  explicit ReassemblerTest(const ReassemblerConfig& c) : config_(c) {}
+  void SetUp() override { make(config_); }
+  void make(const ReassemblerConfig& c) {
+    ASSERT_EQ(validate(c), "");
+    r_.reset();
+    rec_ = RecordingConsumer{};
+    r_ = std::make_unique<Reassembler>(c, rec_);
+    fed_ = 0;
+  }
+  SegmentOutcome feed(const TestPacket& t) {
+    ++fed_;
+    return r_->process(PacketView{t.frame, &t.parsed, t.ts_ns, 0});
+  }
+  void handshake(const TcpConn& c, uint64_t ts) {
+    EXPECT_EQ(feed(c.syn(ts)), SegmentOutcome::kNoPayload);
+    EXPECT_EQ(feed(c.syn_ack(ts + 1)), SegmentOutcome::kNoPayload);
+    EXPECT_EQ(feed(c.ack(ts + 2)), SegmentOutcome::kNoPayload);
+  }
+  const ReassemblerCounters& ctr() const { return r_->counters(); }
+
+  ReassemblerConfig config_;
+  RecordingConsumer rec_;
+  std::unique_ptr<Reassembler> r_;
+  uint64_t fed_ = 0;
+};
 
 }  // namespace spanfeed::flowtest

@@ -32,23 +32,9 @@ ReassemblerConfig loss_config() {
   return c;
 }
 
-class ReassemblyLossTest : public ::testing::Test {
+class ReassemblyLossTest : public flowtest::ReassemblerTest {
  protected:
-  void SetUp() override { r_ = std::make_unique<Reassembler>(loss_config(), rec_); }
-  O feed(const TestPacket& t) {
-    ++fed_;
-    return r_->process(PacketView{t.frame, &t.parsed, t.ts_ns, 0});
-  }
-  void handshake(const TcpConn& c, uint64_t ts) {
-    feed(c.syn(ts));
-    feed(c.syn_ack(ts + 1));
-    feed(c.ack(ts + 2));
-  }
-  const ReassemblerCounters& ctr() const { return r_->counters(); }
-
-  RecordingConsumer rec_;
-  std::unique_ptr<Reassembler> r_;
-  uint64_t fed_ = 0;
+  ReassemblyLossTest() : ReassemblerTest(loss_config()) {}
 };
 
 // One-byte segments in reverse order: the 17th cannot be buffered (16 pieces per flow), so the hole before it

@@ -45,32 +45,11 @@ ReassemblerConfig test_config() {
   return c;
 }
 
-class ReassemblyTest : public ::testing::Test {
+class ReassemblyTest : public flowtest::ReassemblerTest {
  protected:
-  void SetUp() override { make(test_config()); }
-  void make(const ReassemblerConfig& c) {
-    ASSERT_EQ(validate(c), "");
-    r_.reset();
-    rec_ = RecordingConsumer{};
-    r_ = std::make_unique<Reassembler>(c, rec_);
-    fed_ = 0;
-  }
-  O feed(const TestPacket& t) {
-    ++fed_;
-    return r_->process(PacketView{t.frame, &t.parsed, t.ts_ns, 0});
-  }
-  void handshake(const TcpConn& c, uint64_t ts) {
-    EXPECT_EQ(feed(c.syn(ts)), O::kNoPayload);
-    EXPECT_EQ(feed(c.syn_ack(ts + 1)), O::kNoPayload);
-    EXPECT_EQ(feed(c.ack(ts + 2)), O::kNoPayload);
-  }
+  ReassemblyTest() : ReassemblerTest(test_config()) {}
   Flow* flow_of(const TcpConn& c) { return r_->table().find(make_flow_key(c.syn(0).parsed)).flow; }
-  const ReassemblerCounters& ctr() const { return r_->counters(); }
   uint64_t out(O o) const { return r_->counters().get(o); }
-
-  RecordingConsumer rec_;
-  std::unique_ptr<Reassembler> r_;
-  uint64_t fed_ = 0;
 };
 
 TEST_F(ReassemblyTest, InOrderDataIsDeliveredZeroCopyWithPacketTimes) {
