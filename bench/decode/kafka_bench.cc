@@ -32,11 +32,6 @@ std::string batch(uint32_t count, size_t bytes) {
   return be64(0) + be32(static_cast<uint32_t>(rest.size())) + rest;
 }
 
-struct Stream {
-  std::string request;
-  std::string response;
-};
-
 Stream produce_stream() {
   const std::string records = batch(10, 1000);
   const std::string part = be32(0) + varint(static_cast<uint32_t>(records.size() + 1)) + records + '\0';
