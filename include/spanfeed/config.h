@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -10,9 +12,11 @@
 #include "spanfeed/capture_policy.h"
 #include "spanfeed/packet.h"
 
-namespace spanfeed {
+namespace YAML {
+class Node;
+}  // namespace YAML
 
-struct ReassemblerConfig;
+namespace spanfeed {
 
 class ConfigError : public std::runtime_error {
  public:
@@ -131,18 +135,21 @@ struct Config {
   }
 };
 
+// Keys of the `decode` section that a module above core defines (the protocol registry's decode.ports names
+// and decode.<protocol> options: decode/decode_config.h). Each handler gets the key's path and its value and
+// throws ConfigError for a bad one.
+using ConfigKeys = std::map<std::string, std::function<void(const std::string& key, const YAML::Node& value)>>;
+
 // Loads a YAML config file over the defaults in `cfg`. Unknown keys, wrong
 // types and out-of-range values throw ConfigError naming the file and key.
-void load_config_file(const std::string& path, Config& cfg);
+void load_config_file(const std::string& path, Config& cfg, const ConfigKeys& decode_keys = {});
 
 // The fewest mbufs a run with this layout can work with (mempool.size).
 uint64_t minimum_mempool_size(const Config& cfg);
 
-// Checks cross-field rules (one source, sizes, counts). Throws ConfigError.
+// Checks cross-field rules (one source, sizes, counts). Throws ConfigError. The flow and reassembly
+// settings: validate_flow_config (tcp_reassembly.h).
 void validate_config(const Config& cfg);
-
-// The per-worker flow table and reassembly settings a config describes.
-ReassemblerConfig reassembler_config(const Config& cfg);
 
 RunMode parse_run_mode(const std::string& s);
 JobKind parse_job(const std::string& s);

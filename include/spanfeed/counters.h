@@ -32,12 +32,29 @@ enum class RxOutcome : uint8_t {
 std::string_view to_string(RxOutcome o);
 RxOutcome rx_outcome_for(ParseOutcome p);
 
-// A counter written by exactly one thread and read by others. Relaxed atomics
-// compile to plain loads/stores on x86 but keep the reads race-free.
-struct Counter {
-  std::atomic<uint64_t> v{0};
-  void add(uint64_t n) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  uint64_t get() const { return v.load(std::memory_order_relaxed); }
+// A count one thread writes and other threads read (RX, worker, rules counters): relaxed atomic loads and
+// stores, plain moves on x86 (no lock prefix: there is one writer), so the readers' loads are not data races.
+// Converts to and from uint64_t, so code that counts and sums reads as it does with a plain integer.
+class Counter {
+ public:
+  Counter(uint64_t v = 0) : v_(v) {}  // NOLINT(google-explicit-constructor): a drop-in integer
+  Counter(const Counter& o) : v_(o.get()) {}
+  Counter& operator=(const Counter& o) { return set(o.get()); }
+  Counter& operator=(uint64_t v) { return set(v); }
+  operator uint64_t() const { return get(); }  // NOLINT(google-explicit-constructor)
+  Counter& operator++() { return set(get() + 1); }
+  Counter& operator--() { return set(get() - 1); }
+  Counter& operator+=(uint64_t n) { return set(get() + n); }
+  Counter& operator-=(uint64_t n) { return set(get() - n); }
+  void add(uint64_t n) { set(get() + n); }
+  uint64_t get() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  Counter& set(uint64_t v) {
+    v_.store(v, std::memory_order_relaxed);
+    return *this;
+  }
+  std::atomic<uint64_t> v_;
 };
 
 struct alignas(64) RxCounters {

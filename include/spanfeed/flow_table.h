@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "spanfeed/counter_list.h"
 #include "spanfeed/packet.h"
 
 namespace spanfeed {
@@ -158,16 +159,34 @@ enum class InsertOutcome : uint8_t {
 };
 std::string_view to_string(InsertOutcome o);
 
+// The flow table's counters, declared once (counter_list.h): the struct's fields, the summary keys
+// (workers[].reassembly.table), the /metrics families and docs/metrics.md's flow_table block.
+#define SPANFEED_FLOW_TABLE_COUNTERS(X)                                                                         \
+  X(inserted, kCounter, "flow_table_inserted_total",                                                           \
+    "Flows a worker's table started tracking, including those that took an evicted flow's place.")             \
+  X(refused, kCounter, "flow_table_refused_total",                                                             \
+    "New flows refused because the worker's flow table was full and nothing was idle enough to evict. "        \
+    "Non-zero: raise `flow.capacity` (or a SYN flood is on).")                                                 \
+  X(evicted_live, kCounter, "flow_table_evicted_live_total",                                                   \
+    "Open flows evicted to make room for a new one (table full, the least recently active flow idle > 10 s). " \
+    "Their records end early: raise `flow.capacity` when it keeps rising.")                                    \
+  X(evicted_closed, kCounter, "flow_table_evicted_closed_total",                                               \
+    "Closed flows, still lingering for late packets, whose record a new flow reused (harmless).")              \
+  X(expired, kCounter, "flow_table_expired_total",                                                             \
+    "Flows removed by an idle timeout (open ones, or closed ones done lingering).")                            \
+  X(removed, kCounter, "", "Flows their owner removed from the table.")                                        \
+  X(active, kGauge, "", "Flow records in use now.")                                                            \
+  X(active_high_water, kGauge, "flow_table_active_high_water",                                                 \
+    "The most flows a worker's table held at once in the run. Compare with `flow.capacity`.")
+
 struct FlowTableCounters {
-  uint64_t inserted = 0;         // flows created (includes after eviction)
-  uint64_t refused = 0;          // table full, nothing evictable
-  uint64_t evicted_live = 0;     // evicted flows that were still open (their consumer heard kEvicted)
-  uint64_t evicted_closed = 0;   // lingering closed records reused for a new flow (harmless)
-  uint64_t expired = 0;          // removed by an idle timeout (live or lingering closed record)
-  uint64_t removed = 0;          // removed explicitly by the owner
-  uint64_t active = 0;           // records in use now
-  uint64_t active_high_water = 0;
+  SPANFEED_FLOW_TABLE_COUNTERS(SPANFEED_COUNTER_DECLARE)
 };
+
+#define SPANFEED_X(...) SPANFEED_COUNTER_ENTRY(FlowTableCounters, __VA_ARGS__)
+inline constexpr CounterField<FlowTableCounters> kFlowTableCounterFields[] = {
+    SPANFEED_FLOW_TABLE_COUNTERS(SPANFEED_X)};
+#undef SPANFEED_X
 
 struct FlowLookup {
   Flow* flow = nullptr;  // nullptr: not found / refused

@@ -149,6 +149,12 @@ struct ReassemblerConfig {
 // Empty when usable, else a message for the start-up error.
 std::string validate(const ReassemblerConfig& cfg);
 
+struct Config;
+// The per-worker flow table and reassembly settings a run's config describes (src/flow/flow_config.cc).
+ReassemblerConfig reassembler_config(const Config& cfg);
+// For the jobs that track flows (flows, records): throws ConfigError when those settings are unusable.
+void validate_flow_config(const Config& cfg);
+
 // Preallocated arena of fixed-size chunks; each chunk holds one piece of
 // out-of-order data with its sequence number and capture time. Piece lists are
 // chained through `next`. Allocates only in the constructor.

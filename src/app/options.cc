@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "app/compose.h"
+#include "decode/decode_config.h"
 #include "spanfeed/export.h"
 #include "spanfeed/protocol.h"
 
@@ -123,7 +124,7 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
 
   if (!check_config.empty()) config_file = check_config;
   try {
-    if (!config_file.empty()) load_config_file(config_file, cfg);
+    if (!config_file.empty()) load_config_file(config_file, cfg, decode_config_keys(cfg, config_file));
     if (!pcap.empty()) { cfg.pcap_file = pcap; cfg.iface.clear(); }
     if (!iface.empty()) { cfg.iface = iface; cfg.pcap_file.clear(); }
     if (!pcap.empty() && !iface.empty()) throw ConfigError("give --pcap or --iface, not both");
@@ -177,6 +178,7 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
                         "' contains a comma, which DPDK vdev arguments cannot carry; rename it");
     }
     validate_config(cfg);
+    validate_flow_config(cfg);
     if (cfg.job == JobKind::kRecords) {
       const ExportConfig ec = export_config(cfg);
       check_outputs(ec.outputs, ec.kafka_props, ec.gelf);  // writable files, Kafka properties, TLS files

@@ -4,9 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "spanfeed/protocol.h"
 #include "spanfeed/yaml_file.h"
-#include "spanfeed/tcp_reassembly.h"
 
 #include <sched.h>
 
@@ -20,21 +18,12 @@ namespace {
 
 [[noreturn]] void fail(const std::string& file, const std::string& key, const std::string& what,
                        const YAML::Node* node = nullptr) {
-  std::string where = file;
-  if (node != nullptr && node->Mark().line >= 0) {
-    where += ":" + std::to_string(node->Mark().line + 1);
-  }
-  throw ConfigError(where + ": '" + key + "': " + what);
+  yaml_fail(file, node, "'" + key + "': " + what);
 }
 
 template <typename T>
 T scalar(const std::string& file, const std::string& key, const YAML::Node& n) {
-  if (!n.IsScalar()) fail(file, key, "expected a single value", &n);
-  try {
-    return n.as<T>();
-  } catch (const YAML::Exception&) {
-    fail(file, key, "cannot read '" + n.Scalar() + "' as the expected type", &n);
-  }
+  return yaml_scalar<T>(file, n, "'" + key + "'");
 }
 
 uint32_t positive(const std::string& file, const std::string& key, const YAML::Node& n,
@@ -46,22 +35,9 @@ uint32_t positive(const std::string& file, const std::string& key, const YAML::N
   return static_cast<uint32_t>(v);
 }
 
-// Walks a mapping, dispatching known keys and rejecting unknown ones.
-using Handler = std::function<void(const std::string& key, const YAML::Node&)>;
-void walk(const std::string& file, const std::string& prefix, const YAML::Node& map,
-          const std::map<std::string, Handler>& handlers) {
-  if (!map.IsMap()) fail(file, prefix.empty() ? "(top level)" : prefix, "expected a mapping", &map);
-  for (const auto& kv : map) {
-    std::string k = kv.first.as<std::string>();
-    std::string full = prefix.empty() ? k : prefix + "." + k;
-    auto it = handlers.find(k);
-    if (it == handlers.end()) {
-      std::string known;
-      for (const auto& h : handlers) known += (known.empty() ? "" : ", ") + h.first;
-      fail(file, full, "unknown key (known here: " + known + ")", &kv.first);
-    }
-    it->second(full, kv.second);
-  }
+using Handler = YamlHandler;
+void walk(const std::string& file, const std::string& prefix, const YAML::Node& map, const YamlHandlers& handlers) {
+  walk_yaml_map(file, prefix, map, handlers);
 }
 
 }  // namespace
@@ -98,7 +74,7 @@ const char* to_string(JobKind j) {
   return "?";
 }
 
-void load_config_file(const std::string& path, Config& cfg) {
+void load_config_file(const std::string& path, Config& cfg, const ConfigKeys& decode_keys) {
   YAML::Node root = load_yaml_file(path, "config file");
   if (root.IsNull()) return;  // an empty file means all defaults
   const std::string& f = path;
@@ -352,43 +328,10 @@ void load_config_file(const std::string& path, Config& cfg) {
        });
      }},
     {"decode", [&](const std::string& p, const YAML::Node& n) {
-       std::map<std::string, Handler> keys{
-         {"response_timeout_s", seconds(cfg.response_timeout_s)},
-         {"redact_secrets", boolean(cfg.redact_secrets)},
-         {"ports", [&](const std::string& k, const YAML::Node& v) {
-            if (!v.IsMap()) fail(f, k, "expected protocol: [ports] entries", &v);
-            for (const auto& kv : v) {
-              std::string proto = kv.first.as<std::string>();
-              std::string key = k + "." + proto;
-              if (protocol_descriptor(proto) == nullptr) {
-                fail(f, key, "unknown protocol (known: " + protocol_names() + ")", &kv.first);
-              }
-              if (!kv.second.IsSequence()) fail(f, key, "expected a list of ports", &kv.second);
-              std::vector<uint16_t> ports;
-              for (const auto& pn : kv.second) {
-                auto port = scalar<int64_t>(f, key, pn);
-                if (port < 1 || port > 65535) fail(f, key, "ports are 1-65535", &pn);
-                ports.push_back(static_cast<uint16_t>(port));
-              }
-              cfg.decode_ports.emplace_back(proto, std::move(ports));
-            }
-          }},
-       };
-       // decode.<protocol>: that protocol's own options, from its descriptor.
-       for (const ProtocolDescriptor* d : protocol_registry()) {
-         if (d->options.empty()) continue;
-         keys[std::string(d->name)] = [&, d](const std::string& pk, const YAML::Node& pn) {
-           if (!pn.IsMap()) fail(f, pk, "expected a mapping of " + std::string(d->name) + " options", &pn);
-           for (const auto& kv : pn) {
-             const std::string name = kv.first.as<std::string>();
-             const std::string key = pk + "." + name;
-             const auto v = scalar<int64_t>(f, key, kv.second);
-             const std::string err = v < 0 ? "must be >= 0" : check_protocol_option(d->id, name, static_cast<uint64_t>(v));
-             if (!err.empty()) fail(f, key, err, &kv.first);
-             cfg.decode_options.push_back({std::string(d->name), name, static_cast<uint64_t>(v)});
-           }
-         };
-       }
+       // ports and decode.<protocol> options: the registry's names, from the decode module (decode_keys).
+       YamlHandlers keys = decode_keys;
+       keys["response_timeout_s"] = seconds(cfg.response_timeout_s);
+       keys["redact_secrets"] = boolean(cfg.redact_secrets);
        walk(f, p, n, keys);
      }},
     {"job", [&](const std::string& k, const YAML::Node& v) {
@@ -408,27 +351,6 @@ void load_config_file(const std::string& path, Config& cfg) {
     {"status_line", boolean(cfg.status_line)},
     {"log_level", str(cfg.log_level)},
   });
-}
-
-ReassemblerConfig reassembler_config(const Config& cfg) {
-  auto ns = [](double s) { return static_cast<uint64_t>(s * 1e9); };
-  ReassemblerConfig r;
-  r.table.capacity = cfg.flow_capacity;
-  r.table.include_vlan = cfg.hash_vlan;
-  r.table.tcp_opening_timeout_ns = ns(cfg.tcp_opening_timeout_s);
-  r.table.tcp_established_timeout_ns = ns(cfg.tcp_established_timeout_s);
-  r.table.tcp_closing_timeout_ns = ns(cfg.tcp_closing_timeout_s);
-  r.table.udp_timeout_ns = ns(cfg.udp_timeout_s);
-  r.reassembly.memory_cap_bytes = uint64_t{cfg.reassembly_memory_mb} << 20;
-  r.reassembly.max_buffer_per_flow = cfg.reassembly_flow_buffer_kb << 10;
-  r.reassembly.ack_hold_ns = static_cast<uint64_t>(cfg.reassembly_ack_hold_ms * 1e6);
-  r.reassembly.ack_hold_bytes = cfg.reassembly_ack_hold_kb << 10;
-  const bool from_file = !cfg.pcap_file.empty();
-  if (from_file ? cfg.dedup_files : cfg.dedup_live) {
-    r.reassembly.dedup_window_ns = uint64_t{cfg.dedup_window_us} * 1000;
-    r.reassembly.dedup_entries = cfg.dedup_entries;
-  }
-  return r;
 }
 
 uint64_t minimum_mempool_size(const Config& cfg) {
@@ -468,10 +390,6 @@ void validate_config(const Config& cfg) {
                       " is too small: the RX descriptors, every lcore's cache and a burst need at "
                       "least " + std::to_string(minimum_mempool_size(cfg)) +
                       " mbufs here; raise it, or 0 to size it automatically");
-  }
-  if (cfg.job == JobKind::kFlows || cfg.job == JobKind::kRecords) {
-    std::string why = validate(reassembler_config(cfg));
-    if (!why.empty()) throw ConfigError("flow/reassembly settings: " + why);
   }
   if (!cfg.flows_out.empty() && cfg.job != JobKind::kFlows) {
     throw ConfigError("flows_out (--flows-out) needs the flows job (--job flows)");

@@ -35,6 +35,30 @@ void reject_duplicate_keys(const std::string& path, const YAML::Node& node,
   }
 }
 
+void yaml_fail(const std::string& file, const YAML::Node* node, const std::string& what) {
+  std::string where = file;
+  if (node != nullptr && node->Mark().line >= 0) where += ":" + std::to_string(node->Mark().line + 1);
+  throw ConfigError(where + ": " + what);
+}
+
+void walk_yaml_map(const std::string& file, const std::string& prefix, const YAML::Node& map,
+                   const YamlHandlers& handlers, const YamlUnknownKey& unknown) {
+  if (!map.IsMap()) yaml_fail(file, &map, "'" + (prefix.empty() ? "(top level)" : prefix) + "': expected a mapping");
+  for (const auto& kv : map) {
+    const std::string k = kv.first.as<std::string>();
+    const std::string full = prefix.empty() ? k : prefix + "." + k;
+    const auto it = handlers.find(k);
+    if (it != handlers.end()) {
+      it->second(full, kv.second);
+      continue;
+    }
+    std::string known;
+    for (const auto& h : handlers) known += (known.empty() ? "" : ", ") + h.first;
+    if (unknown) unknown(k, kv.first, known);
+    yaml_fail(file, &kv.first, "'" + full + "': unknown key (known here: " + known + ")");
+  }
+}
+
 YAML::Node load_yaml_file(const std::string& path, const char* what) {
   YAML::Node root;
   try {

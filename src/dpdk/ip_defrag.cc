@@ -128,7 +128,7 @@ void Defragmenter::flush() {
 
 void Defragmenter::publish(std::array<Counter, kDefragCounterCount>& out) const {
   for (size_t i = 0; i < kDefragCounterCount; ++i) {
-    out[i].v.store(c_.*(kDefragCounterFields[i].member), std::memory_order_relaxed);
+    out[i] = c_.*(kDefragCounterFields[i].member);
   }
 }
 

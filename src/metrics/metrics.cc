@@ -157,8 +157,9 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
                       "Packets that arrived out of RX order on a ring. Must stay 0; non-zero is a bug.");
   auto& wpb = b.family("worker_ip_payload_bytes_total", MT::Counter, "IP payload bytes of the packets a worker processed.");
   MetricFamily* seg = nullptr; MetricFamily* gaps = nullptr; MetricFamily* gapb = nullptr;
-  MetricFamily* fcl = nullptr; MetricFamily* fa = nullptr; MetricFamily* fref = nullptr;
+  MetricFamily* fcl = nullptr; MetricFamily* fa = nullptr;
   std::vector<MetricFamily*> listed;  // kReassemblerCounterFields' families, in list order
+  std::vector<MetricFamily*> table_listed;  // kFlowTableCounterFields' families
   std::vector<MetricFamily*> defrag_listed;  // kDefragCounterFields' families
   for (size_t i = 0; i < r.workers.size(); ++i) {
     const auto& w = r.workers[i];
@@ -187,9 +188,9 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
       gapb = &b.family("reassembly_gap_bytes_total", MT::Counter, "Bytes missing from TCP streams, by reason.");
       fcl = &b.family("flows_closed_total", MT::Counter, "Flows a worker stopped tracking, by reason (fin, rst, idle_timeout, evicted, reused, shutdown).");
       fa = &b.family("flows_active", MT::Gauge, "Flows a worker tracks now.");
-      fref = &b.family("flow_table_refused_total", MT::Counter,
-                       "New flows refused because the worker's flow table was full and nothing was idle "
-                       "enough to evict. Non-zero: raise flow.capacity (or a SYN flood is on).");
+      for (const auto& f : kFlowTableCounterFields) {
+        table_listed.push_back(f.metric.empty() ? nullptr : &b.listed_family(f.metric, f.kind, f.help));
+      }
       for (const auto& f : kReassemblerCounterFields) {
         listed.push_back(f.metric.empty() ? nullptr : &b.listed_family(f.metric, f.kind, f.help));
       }
@@ -207,7 +208,10 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
       Builder::add(*fcl, {{"worker", s(i)}, {"reason", std::string(to_string(static_cast<CloseReason>(k)))}}, double(c.closed[k]));
     }
     Builder::add(*fa, l, double(c.flows_created - c.closed_total()));
-    Builder::add(*fref, l, double(w.reassembly.table.refused));
+    for (size_t k = 0; k < std::size(kFlowTableCounterFields); ++k) {
+      const auto m = kFlowTableCounterFields[k].member;
+      if (table_listed[k] != nullptr) Builder::add(*table_listed[k], l, double(w.reassembly.table.*m));
+    }
     for (size_t k = 0; k < std::size(kReassemblerCounterFields); ++k) {
       if (listed[k] != nullptr) Builder::add(*listed[k], l, double(c.*kReassemblerCounterFields[k].member));
     }

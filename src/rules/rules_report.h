@@ -1,75 +1,52 @@
 // Rules counters and the rules part of the run report (summary, /metrics). Plain structs, no
 // Hyperscan: what other modules see of the rules engine. Workers write their own counters; the
 // control core folds and copies them (RulesControl::report) while they run: every field is a
-// SharedU64 (relaxed atomic loads and stores, one writer), so those reads are not data races.
+// Counter (relaxed atomic loads and stores, one writer), so those reads are not data races.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "spanfeed/counters.h"
+
 namespace spanfeed {
-
-// A count one thread writes and other threads read: relaxed atomic load and store (a plain
-// add on x86, no lock prefix: there is one writer). Converts to and from uint64_t, so the
-// code that counts and sums reads as it does with a plain integer.
-class SharedU64 {
- public:
-  SharedU64(uint64_t v = 0) : v_(v) {}  // NOLINT(google-explicit-constructor): a drop-in integer
-  SharedU64(const SharedU64& o) : v_(o.get()) {}
-  SharedU64& operator=(const SharedU64& o) { return set(o.get()); }
-  SharedU64& operator=(uint64_t v) { return set(v); }
-  operator uint64_t() const { return get(); }  // NOLINT(google-explicit-constructor)
-  SharedU64& operator++() { return set(get() + 1); }
-  SharedU64& operator--() { return set(get() - 1); }
-  SharedU64& operator+=(uint64_t n) { return set(get() + n); }
-  SharedU64& operator-=(uint64_t n) { return set(get() - n); }
-  uint64_t get() const { return v_.load(std::memory_order_relaxed); }
-
- private:
-  SharedU64& set(uint64_t v) {
-    v_.store(v, std::memory_order_relaxed);
-    return *this;
-  }
-  std::atomic<uint64_t> v_;
-};
 
 // Per-rule counters (one entry per rule of a set, per worker).
 struct RuleCounters {
-  SharedU64 matches = 0;     // Hyperscan match events in streams the rule applies to
-  SharedU64 records = 0;     // records the rule tagged
-  SharedU64 redactions = 0;  // field ranges the rule redacted
+  Counter matches = 0;     // Hyperscan match events in streams the rule applies to
+  Counter records = 0;     // records the rule tagged
+  Counter redactions = 0;  // field ranges the rule redacted
 };
 
 // Per-worker scanner counters. Ledger:
 //   hits_stored == hits_attributed + hits_discarded + hits_pending
 struct RulesCounters {
-  SharedU64 bytes_scanned = 0;
-  SharedU64 streams_opened = 0;     // a direction got a Hyperscan stream
-  SharedU64 streams_exhausted = 0;  // a direction found the stream pool empty: not scanned (rules.max_streams)
-  SharedU64 stream_restarts = 0;    // a gap ended a stream; scanning starts afresh after it (no match across the hole)
-  SharedU64 scan_errors = 0;        // Hyperscan returned an error: the direction stops being scanned
-  SharedU64 hits_stored = 0;        // matches kept until their message is complete
-  SharedU64 hits_attributed = 0;    // ... given to a request or response
-  SharedU64 hits_discarded = 0;     // ... in bytes outside any record, or their flow ended first, or a reload
-  SharedU64 hits_dropped = 0;       // match not kept: hit pool or per-direction cap full (still counted per rule)
-  SharedU64 hits_pending = 0;       // kept now (gauge)
-  SharedU64 records_tagged = 0;     // records with at least one tag
-  SharedU64 tags_truncated = 0;     // a message or record matched more rules than it has slots for (8 each)
-  SharedU64 tags_lost_reload = 0;   // a message's rule hits belonged to a set replaced before it left
-  SharedU64 fields_scanned = 0;     // string fields checked by the redaction rules
-  SharedU64 fields_redacted = 0;    // ... with at least one range replaced
-  SharedU64 redaction_masked = 0;   // a replacement did not fit the field arena: masked with '*' instead
-  SharedU64 rule_sets_adopted = 0;  // rule sets this worker switched to after start-up (reloads)
+  Counter bytes_scanned = 0;
+  Counter streams_opened = 0;     // a direction got a Hyperscan stream
+  Counter streams_exhausted = 0;  // a direction found the stream pool empty: not scanned (rules.max_streams)
+  Counter stream_restarts = 0;    // a gap ended a stream; scanning starts afresh after it (no match across the hole)
+  Counter scan_errors = 0;        // Hyperscan returned an error: the direction stops being scanned
+  Counter hits_stored = 0;        // matches kept until their message is complete
+  Counter hits_attributed = 0;    // ... given to a request or response
+  Counter hits_discarded = 0;     // ... in bytes outside any record, or their flow ended first, or a reload
+  Counter hits_dropped = 0;       // match not kept: hit pool or per-direction cap full (still counted per rule)
+  Counter hits_pending = 0;       // kept now (gauge)
+  Counter records_tagged = 0;     // records with at least one tag
+  Counter tags_truncated = 0;     // a message or record matched more rules than it has slots for (8 each)
+  Counter tags_lost_reload = 0;   // a message's rule hits belonged to a set replaced before it left
+  Counter fields_scanned = 0;     // string fields checked by the redaction rules
+  Counter fields_redacted = 0;    // ... with at least one range replaced
+  Counter redaction_masked = 0;   // a replacement did not fit the field arena: masked with '*' instead
+  Counter rule_sets_adopted = 0;  // rule sets this worker switched to after start-up (reloads)
   // Decoded content (gzip/deflate HTTP bodies, MySQL compressed packets):
-  SharedU64 bodies_inflated = 0;    // compressed HTTP bodies inflated for the rules
-  SharedU64 decoded_bytes = 0;      // inflated / decompressed bytes scanned
-  SharedU64 inflate_errors = 0;     // not gzip/zlib data, or corrupt: the rest of that body is not scanned
-  SharedU64 inflate_truncated = 0;  // a body inflated past rules.inflate_max_kb: the rest is not scanned
-  SharedU64 inflate_busy = 0;       // no inflate context free (rules.inflate_contexts): body not scanned
-  SharedU64 inflate_gaps = 0;       // the capture lost bytes of a compressed body: the rest is not scanned
-  SharedU64 inflate_reload = 0;     // a reload came in the middle of a compressed body: the rest is not scanned
+  Counter bodies_inflated = 0;    // compressed HTTP bodies inflated for the rules
+  Counter decoded_bytes = 0;      // inflated / decompressed bytes scanned
+  Counter inflate_errors = 0;     // not gzip/zlib data, or corrupt: the rest of that body is not scanned
+  Counter inflate_truncated = 0;  // a body inflated past rules.inflate_max_kb: the rest is not scanned
+  Counter inflate_busy = 0;       // no inflate context free (rules.inflate_contexts): body not scanned
+  Counter inflate_gaps = 0;       // the capture lost bytes of a compressed body: the rest is not scanned
+  Counter inflate_reload = 0;     // a reload came in the middle of a compressed body: the rest is not scanned
 };
 using ContentCounters = RulesCounters;  // the former name (src/metrics still uses it)
 

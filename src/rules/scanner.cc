@@ -236,7 +236,7 @@ namespace {
 
 // Moves a stream index from `free` to `into` (if `into` has none yet). None
 // left: counts `busy` and marks the content done.
-bool lease(std::vector<uint32_t>& free, uint32_t& into, SharedU64& busy, SharedU64& leased, bool& done) {
+bool lease(std::vector<uint32_t>& free, uint32_t& into, Counter& busy, Counter& leased, bool& done) {
   if (into != kNoIndex) return true;
   if (free.empty()) {
     ++busy;

@@ -9,6 +9,9 @@
 #include <fstream>
 #include <string>
 
+#include "decode/decode_config.h"
+#include "spanfeed/tcp_reassembly.h"
+
 namespace spanfeed {
 namespace {
 
@@ -27,8 +30,9 @@ std::string load_error(const std::string& body) {
   auto path = write_tmp(body);
   Config cfg;
   try {
-    load_config_file(path, cfg);
+    load_config_file(path, cfg, decode_config_keys(cfg, path));
     validate_config(cfg);
+    validate_flow_config(cfg);
   } catch (const ConfigError& e) {
     std::remove(path.c_str());
     return e.what();
@@ -62,7 +66,7 @@ summary_json: /tmp/out.json
 log_level: error
 )");
   Config cfg;
-  load_config_file(path, cfg);
+  load_config_file(path, cfg, decode_config_keys(cfg, path));
   validate_config(cfg);
   std::remove(path.c_str());
   EXPECT_EQ(cfg.pcap_file, "/data/trace.pcap");
@@ -85,7 +89,7 @@ log_level: error
 TEST(Config, EmptyFileMeansDefaults) {
   auto path = write_tmp("");
   Config cfg;
-  load_config_file(path, cfg);
+  load_config_file(path, cfg, decode_config_keys(cfg, path));
   std::remove(path.c_str());
   EXPECT_EQ(cfg.workers, 2u);
   EXPECT_EQ(cfg.ring_size, 4096u);
@@ -160,6 +164,19 @@ TEST(Config, KeyGivenTwiceNamesBothLines) {
                        "reassembly: {memory_mb: 8}\n"), "");
 }
 
+// decode.ports and decode.<protocol>: the registry's keys (decode_config_keys), with file, line and key.
+TEST(Config, DecodeRegistryKeys) {
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\ndecode:\n  ports:\n    gopher: [70]\n"),
+              HasSubstr(":4: 'decode.ports.gopher': unknown protocol (known: http, "));
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\ndecode:\n  ports:\n    http: [70000]\n"),
+              HasSubstr(":4: 'decode.ports.http': ports are 1-65535"));
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\ndecode:\n  redis:\n    key_max: 9999\n"),
+              HasSubstr("'decode.redis.key_max': must be in [1, 512]"));
+  EXPECT_THAT(load_error("capture: {pcap: a.pcap}\ndecode:\n  portz: {}\n"),
+              HasSubstr("'decode.portz': unknown key (known here: "));
+  EXPECT_EQ(load_error("capture: {pcap: a.pcap}\ndecode:\n  ports:\n    redis: [6380]\n  redis:\n    key_max: 64\n"), "");
+}
+
 TEST(Config, MempoolTooSmallNamed) {
   EXPECT_THAT(load_error("capture: {pcap: a.pcap}\nmempool: {size: 100}\n"),
               HasSubstr("mempool.size (--mempool-size) 100 is too small"));
@@ -189,7 +206,7 @@ TEST(Config, RelativePathsNameFilesBesideTheConfig) {
       "outputs: ['jsonl:out.jsonl', 'jsonl:-', 'jsonl:/var/log/x.jsonl', 'kafka:b:9092/t']\n"
       "summary_json: s.json\n");
   Config cfg;
-  load_config_file(path, cfg);
+  load_config_file(path, cfg, decode_config_keys(cfg, path));
   std::remove(path.c_str());
   EXPECT_EQ(cfg.pcap_file, "/tmp/traces/a.pcap");
   EXPECT_EQ(cfg.rules_file, "/tmp/rules.yaml");
@@ -216,7 +233,7 @@ TEST(Config, DecapAndFragmentKeys) {
       "  geneve_ports: [6081, 6082]\n  flow_key: false\n  records: true\n"
       "ip_fragments:\n  reassemble: false\n  max_datagrams: 64\n  timeout_s: 0.5\n");
   Config cfg;
-  load_config_file(path, cfg);
+  load_config_file(path, cfg, decode_config_keys(cfg, path));
   std::remove(path.c_str());
   EXPECT_TRUE(cfg.filter_inner);
   EXPECT_EQ(cfg.decap.max_depth, 5);

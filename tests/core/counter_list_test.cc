@@ -10,6 +10,7 @@
 
 #include "spanfeed/decoder.h"
 #include "spanfeed/defrag_counters.h"
+#include "spanfeed/flow_table.h"
 #include "spanfeed/tcp_reassembly.h"
 
 namespace spanfeed {
@@ -57,6 +58,11 @@ TEST(CounterList, DefragRowsMatchTheDoc) {
   EXPECT_EQ(block(read_doc(), "defrag"), want) << "docs/metrics.md's defrag block should read:\n" << want;
 }
 
+TEST(CounterList, FlowTableRowsMatchTheDoc) {
+  const std::string want = rows(kFlowTableCounterFields, "worker");
+  EXPECT_EQ(block(read_doc(), "flow_table"), want) << "docs/metrics.md's flow_table block should read:\n" << want;
+}
+
 TEST(CounterList, DecodeRowsMatchTheDoc) {
   const std::string want = rows(kDecodeCounterFields, "");
   EXPECT_EQ(block(read_doc(), "decode"), want) << "docs/metrics.md's decode block should read:\n" << want;
@@ -80,6 +86,7 @@ TEST(CounterList, NamesAreUniqueAndTyped) {
   check_names(kReassemblerCounterFields, seen);
   check_names(kDecodeCounterFields, seen);
   check_names(kDefragCounterFields, seen);
+  check_names(kFlowTableCounterFields, seen);
 }
 
 }  // namespace

@@ -8,8 +8,8 @@
 
 namespace spanfeed {
 
-// Rules counters are SharedU64 (read while the workers write them): JSON sees their value.
-static void to_json(nlohmann::json& j, const SharedU64& v) { j = v.get(); }
+// Rules counters are Counters (read while the workers write them): JSON sees their value.
+static void to_json(nlohmann::json& j, const Counter& v) { j = v.get(); }
 
 uint64_t RunReport::rx_received() const {
   uint64_t n = 0;
@@ -135,10 +135,9 @@ nlohmann::json reassembly_json(const ReassemblySnapshot& s) {
   }
   json out = {
     {"outcomes", outcomes}, {"gaps", gaps}, {"closed", closed},
-    {"table", {{"inserted", s.table.inserted}, {"refused", s.table.refused},
-               {"evicted_live", s.table.evicted_live}, {"evicted_closed", s.table.evicted_closed},
-               {"expired", s.table.expired}, {"active_high_water", s.table.active_high_water}}},
+    {"table", json::object()},
   };
+  for (const auto& f : kFlowTableCounterFields) out["table"][std::string(f.name)] = s.table.*f.member;
   for (const auto& f : kReassemblerCounterFields) out[std::string(f.name)] = c.*f.member;
   return out;
 }

@@ -1,0 +1,15 @@
+// The config keys the protocol registry defines: decode.ports (protocol names) and decode.<protocol> options,
+// handed to load_config_file so core need not know the registry. Control core at start-up; allocates.
+#pragma once
+
+#include <string>
+
+#include "spanfeed/config.h"
+
+namespace spanfeed {
+
+// Handlers for the `decode` section's registry keys of the config file `file`, writing into `cfg`
+// (decode_ports, decode_options). Unknown protocols and options fail naming the file, line and key.
+ConfigKeys decode_config_keys(Config& cfg, const std::string& file);
+
+}  // namespace spanfeed
