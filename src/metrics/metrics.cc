@@ -215,7 +215,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
 
   // Records
   bool any_records = false;
-  std::array<std::array<uint64_t, kRoundtripStatusCount>, kProtocolCount> rt{};
+  std::array<std::array<uint64_t, kRecordStatusCount>, kProtocolCount> rt{};
   std::array<uint64_t, kProtocolCount> derr{};
   std::array<uint64_t, kTimeoutCauseCount> tmo{};
   std::array<LatencyHistogram, kProtocolCount> lat{};
@@ -226,7 +226,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     any_records = true;
     const auto& d = w.records.decode;
     for (size_t p = 0; p < kProtocolCount; ++p) {
-      for (size_t k = 0; k < kRoundtripStatusCount; ++k) rt[p][k] += d.roundtrips[p][k];
+      for (size_t k = 0; k < kRecordStatusCount; ++k) rt[p][k] += d.roundtrips[p][k];
       derr[p] += d.decode_errors[p];
       const auto& h = w.records.latency[p];
       for (size_t k = 0; k < kLatencyBuckets; ++k) lat[p].buckets[k] += h.buckets[k];
@@ -249,8 +249,8 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
                           "Latency from the first request packet to the last response packet, by protocol.");
     for (size_t p = 1; p < kProtocolCount; ++p) {
       std::string proto(to_string(static_cast<Protocol>(p)));
-      for (size_t k = 0; k < kRoundtripStatusCount; ++k) {
-        Builder::add(rtf, {{"protocol", proto}, {"status", std::string(to_string(static_cast<RoundtripStatus>(k)))}}, double(rt[p][k]));
+      for (size_t k = 0; k < kRecordStatusCount; ++k) {
+        Builder::add(rtf, {{"protocol", proto}, {"status", std::string(to_string(static_cast<RecordStatus>(k)))}}, double(rt[p][k]));
       }
       Builder::add(def, {{"protocol", proto}}, double(derr[p]));
       ClientMetric m;
