@@ -19,7 +19,9 @@ class MetricsServer {
   // Also push every snapshot to a Prometheus remote-write endpoint, from a
   // thread of its own (docs/metrics.md). false + error: a credentials file.
   bool start_remote_write(const RemoteWriteConfig& cfg, std::string& error);
-  // Ends the remote writer after its final flush (at most its timeout_s).
+  // Ends the remote writer after its final flush (at most its timeout_s):
+  // a line saying what became of its pushes; "" without a remote writer.
+  std::string finish_remote_write();
   ~MetricsServer();
   // Control core: replace what /metrics serves (and the remote writer
   // pushes) with this snapshot.

@@ -174,6 +174,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "spanfeed: %s\n", error.c_str());
     return rc == kExitUsage ? kExitUsage : kExitRuntime;
   }
+  if (metrics_server) {
+    // The final snapshot is out: push it now (bounded by remote_write.timeout_s).
+    const std::string rw = metrics_server->finish_remote_write();
+    if (!rw.empty()) std::fprintf(stderr, "spanfeed: %s\n", rw.c_str());
+  }
   if (!write_summaries(cfg, report)) return kExitRuntime;
   int exit_code = 0;
   if (offline_losses(report)) {

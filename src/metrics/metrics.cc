@@ -468,6 +468,10 @@ bool MetricsServer::start_remote_write(const RemoteWriteConfig& cfg, std::string
   return impl_->remote_writer != nullptr;
 }
 
+std::string MetricsServer::finish_remote_write() {
+  return impl_->remote_writer ? impl_->remote_writer->finish() : std::string();
+}
+
 void MetricsServer::publish(const RunReport& r, bool final) {
   auto families = build(r, final);
   if (impl_->remote_writer) append_remote_write_families(impl_->remote_writer->stats(), families);

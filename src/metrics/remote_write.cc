@@ -334,7 +334,7 @@ std::unique_ptr<RemoteWriter> RemoteWriter::start(const RemoteWriteConfig& cfg, 
   return w;
 }
 
-RemoteWriter::~RemoteWriter() {
+std::string RemoteWriter::finish() {
   if (impl_->thread.joinable()) {
     {
       std::lock_guard<std::mutex> g(impl_->mu);
@@ -343,6 +343,20 @@ RemoteWriter::~RemoteWriter() {
     impl_->cv.notify_one();
     impl_->thread.join();
   }
+  const RemoteWriteStats s = stats();
+  std::string line = "remote_write " + impl_->cfg.url + ": pushes";
+  for (size_t k = 0; k < kPushOutcomeCount; ++k) {
+    line += std::string(" ") + to_string(static_cast<PushOutcome>(k)) + "=" + std::to_string(s.pushes[k]);
+  }
+  line += "; requests";
+  for (size_t k = 0; k < kRequestResultCount; ++k) {
+    line += std::string(" ") + to_string(static_cast<RequestResult>(k)) + "=" + std::to_string(s.requests[k]);
+  }
+  return line;
+}
+
+RemoteWriter::~RemoteWriter() {
+  finish();
   if (impl_->curl != nullptr) curl_easy_cleanup(impl_->curl);
   curl_slist_free_all(impl_->headers);
 }

@@ -91,6 +91,9 @@ class RemoteWriter {
   // one is pushed now.
   void offer(std::shared_ptr<const Families> families, bool final);
   RemoteWriteStats stats() const;
+  // The final flush now (as the destructor), then one line for the log:
+  // "remote_write URL: pushes ok=N rejected=N ...; requests ok=N ...".
+  std::string finish();
 
  private:
   struct Impl;
