@@ -202,6 +202,32 @@ class RemoteWrite(SpanfeedTestCase):
             finally:
                 prom.stop()
 
+    def test_periodic_pushes_of_a_live_run(self):
+        with tempfile.TemporaryDirectory(prefix="rw-prom-") as tmp:
+            prom = Prometheus(tmp)
+            try:
+                p, _, recs, s = self.records_run(tmp, [f"url: {prom.write_url}", "interval_s: 0.5",
+                                                       "labels: {instance: rw-live}"],
+                                                 extra=["--infinite", "--duration", "2.5"])
+                self.assertEqual(p.returncode, 0, p.stderr)
+                pushes, requests = rw_line(p.stderr)
+                sel = '{instance="rw-live"}'
+                # every accepted push is one sample of each series: Prometheus holds exactly pushes["ok"]
+                self.assertGreaterEqual(pushes["ok"], 3, p.stderr)
+                self.assertEqual(pushes["rejected"] + pushes["dropped"] + pushes["abandoned"], 0, p.stderr)
+                self.assertEqual(prom.scalar(f"count_over_time(spanfeed_up{sel}[10m])"), pushes["ok"])
+                self.assertEqual(prom.scalar(f"max_over_time(spanfeed_up{sel}[10m])"), 1)  # pushed while running
+                self.assertEqual(prom.scalar(f"spanfeed_up{sel}"), 0)  # and the final one last
+                # counters went forward between pushes and ended at the run's totals
+                self.assertGreater(prom.scalar(f"sum(spanfeed_rx_packets_total{sel})"),
+                                   prom.scalar(f"sum(min_over_time(spanfeed_rx_packets_total{sel}[10m]))"))
+                self.assertEqual(prom.scalar(f"sum(spanfeed_rx_packets_total{sel})"), s["ledger"]["rx"]["received"])
+                self.assertEqual(len(recs), sum(x["delivered"] for x in s["sinks"]))
+                self.assertEqual(prom.scalar(f"sum(spanfeed_sink_records_total{{outcome=\"delivered\",instance=\"rw-live\"}})"),
+                                 len(recs))
+            finally:
+                prom.stop()
+
     def test_refused_push_is_counted_and_not_retried(self):
         store = FakeStore(400)
         tok = os.path.join(self.tmp, "token")

@@ -169,7 +169,8 @@ TEST(RemoteWriteSeries, SameSeriesAsTheScrape) {
     cum += 3;
     m.histogram.bucket.push_back({cum, us / 1e6});
   }
-  m.histogram.sample_count = cum + 1;
+  m.histogram.bucket.push_back({cum + 1, 1.0 / 3 + 100});  // 17 digits would tell: the text has 16
+  m.histogram.sample_count = cum + 2;
   m.histogram.sample_sum = 12.345678;
   h.metric.push_back(m);
   MetricFamily g{"g", "h", MetricType::Gauge, {}};
