@@ -5,9 +5,16 @@
 #include <prometheus/text_serializer.h>
 #include <snappy.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <limits>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "metrics/remote_write.h"
 
@@ -254,6 +261,50 @@ TEST(RemoteWriteFamilies, OwnCounters) {
   EXPECT_EQ(v["spanfeed_remote_write_requests_total/unreachable"], 4);
   EXPECT_EQ(v["spanfeed_remote_write_pending"], 1);
   EXPECT_EQ(v.size(), 4u + 4u + 5u + 3u);
+}
+
+// A store that takes connections (the kernel's backlog) and never answers:
+// pushes time out, the queue fills, the oldest go, the shutdown flush gives
+// up after timeout_s and abandons exactly what the queue held.
+TEST(RemoteWriter, SilentStoreFillsTheQueueAndShutdownIsBounded) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(fd, 64), 0);
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  RemoteWriteConfig cfg;
+  cfg.url = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/api/v1/write";
+  cfg.interval_s = 0.02;
+  cfg.timeout_s = 0.3;
+  cfg.queue = 3;
+  std::string err;
+  auto w = RemoteWriter::start(cfg, err);
+  ASSERT_TRUE(w) << err;
+  MetricFamily f{"x_total", "h", MetricType::Counter, {}};
+  f.metric.push_back(metric({{"k", "v"}}));
+  for (int i = 0; i < 40; ++i) {  // 0.4 s of snapshots: ~20 ticks
+    f.metric[0].counter.value = i;
+    w->offer(std::make_shared<const Families>(Families{f}), i == 39);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string line = w->finish();
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  close(fd);
+  const RemoteWriteStats s = w->stats();
+  EXPECT_LT(took, cfg.timeout_s + 0.3) << line;
+  EXPECT_EQ(s.pushes[size_t(PushOutcome::kOk)], 0u);
+  EXPECT_EQ(s.pushes[size_t(PushOutcome::kAbandoned)], cfg.queue) << line;
+  EXPECT_GE(s.pushes[size_t(PushOutcome::kDropped)], 5u) << line;
+  EXPECT_GE(s.requests[size_t(RequestResult::kTimeout)], 1u) << line;
+  EXPECT_EQ(s.requests[size_t(RequestResult::kOk)] + s.requests[size_t(RequestResult::kRejected)], 0u);
+  EXPECT_EQ(s.pending, 0u);
+  // one series (x_total with instance and job) per push
+  EXPECT_EQ(s.samples[size_t(PushOutcome::kAbandoned)], cfg.queue);
 }
 
 }  // namespace
