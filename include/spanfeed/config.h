@@ -41,6 +41,7 @@ struct RemoteWriteConfig {
   std::string basic_auth_username;   // basic auth: username + password_file, or...
   std::string basic_auth_password_file;
   std::string bearer_token_file;     // ...a bearer token file (not both)
+  std::string ca_file;               // https: PEM CAs the store's certificate must chain to ("" = system CAs)
   // Labels added to every series (a series's own label of the same name
   // wins); job=spanfeed and instance=<hostname> unless set ("" removes one).
   std::vector<std::pair<std::string, std::string>> labels;

@@ -110,6 +110,7 @@ void load_remote_write(const std::string& f, const std::string& p, const YAML::N
        }
      }},
     {"bearer_token_file", readable(rw.bearer_token_file)},
+    {"ca_file", readable(rw.ca_file)},
     {"labels", [&](const std::string& lp, const YAML::Node& ln) {
        if (!ln.IsMap()) fail(f, lp, "expected a mapping of label name: value", &ln);
        for (const auto& kv : ln) {

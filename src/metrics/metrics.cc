@@ -427,6 +427,8 @@ struct MetricsServer::Impl {
   std::shared_ptr<SnapshotCollectable> health = std::make_shared<SnapshotCollectable>();
   // Destroyed after the exposer: its final flush may still be under way.
   std::unique_ptr<RemoteWriter> remote_writer;
+  std::shared_ptr<const std::vector<MetricFamily>> last;  // the latest snapshot...
+  size_t last_base = 0;                                   // ...and its families before the remote writer's
   // Declared last, destroyed first: its HTTP threads are joined before the snapshots they read go.
   std::unique_ptr<prometheus::Exposer> exposer;
 };
@@ -469,13 +471,22 @@ bool MetricsServer::start_remote_write(const RemoteWriteConfig& cfg, std::string
 }
 
 std::string MetricsServer::finish_remote_write() {
-  return impl_->remote_writer ? impl_->remote_writer->finish() : std::string();
+  if (!impl_->remote_writer) return {};
+  std::string line = impl_->remote_writer->finish();
+  if (impl_->last) {  // what /metrics shows from now on (the linger) has the final push's outcome too
+    std::vector<MetricFamily> families(impl_->last->begin(), impl_->last->begin() + impl_->last_base);
+    append_remote_write_families(impl_->remote_writer->stats(), families);
+    impl_->metrics->set(std::make_shared<const std::vector<MetricFamily>>(std::move(families)));
+  }
+  return line;
 }
 
 void MetricsServer::publish(const RunReport& r, bool final) {
   auto families = build(r, final);
+  impl_->last_base = families.size();
   if (impl_->remote_writer) append_remote_write_families(impl_->remote_writer->stats(), families);
   auto snapshot = std::make_shared<const std::vector<MetricFamily>>(std::move(families));
+  impl_->last = snapshot;
   impl_->metrics->set(snapshot);
   if (impl_->remote_writer) impl_->remote_writer->offer(std::move(snapshot), final);
   if (final) impl_->health->set(health_family(0));

@@ -326,6 +326,7 @@ std::unique_ptr<RemoteWriter> RemoteWriter::start(const RemoteWriteConfig& cfg, 
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_PROXY, "");  // straight to the store: no http_proxy from the environment
+  if (!cfg.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, cfg.ca_file.c_str());
   if (!cfg.basic_auth_username.empty()) {
     curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
     curl_easy_setopt(c, CURLOPT_USERNAME, cfg.basic_auth_username.c_str());

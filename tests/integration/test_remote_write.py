@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -114,7 +115,7 @@ class Prometheus:
 class FakeStore:
     """An HTTP server on loopback that answers every POST with `status` and keeps what it got."""
 
-    def __init__(self, status, body=b"out of bounds: sample too old"):
+    def __init__(self, status, body=b"out of bounds: sample too old", tls=None):
         self.requests = []
         store = self
 
@@ -130,8 +131,19 @@ class FakeStore:
             def log_message(self, *a):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/v1/write"
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # a client that refused our certificate
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        scheme = "http"
+        if tls is not None:  # (certificate, key)
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True,
+                                                 do_handshake_on_connect=False)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/api/v1/write"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -256,6 +268,38 @@ class RemoteWrite(SpanfeedTestCase):
         self.assertEqual(headers["Authorization"], "Bearer s3cret-token")
         self.assertGreater(len(body), 100)
 
+    def test_lingering_metrics_include_the_final_push(self):
+        store = FakeStore(400)
+        port = free_port()
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                conf = write_config(tmp, [f"url: {store.url}", "interval_s: 0.2"])
+                p = subprocess.Popen([SPANFEED, "-c", conf, "--pcap", self.pcap, "--job", "records", "--output",
+                                      "jsonl:/dev/null", "-q", "--metrics", f"127.0.0.1:{port}",
+                                      "--metrics-linger", "30"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                try:
+                    lines = []
+                    for line in p.stderr:  # the shutdown line comes before the linger
+                        lines.append(line)
+                        if "pushes ok=" in line:
+                            break
+                    pushes, _ = rw_line("".join(lines))
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                        text = r.read().decode()
+                finally:
+                    p.terminate()
+                    p.wait(timeout=20)
+                    p.stderr.close()
+        finally:
+            store.stop()
+        n = len(store.requests)
+        self.assertEqual(pushes["rejected"], n)
+        self.assertIn(f'spanfeed_remote_write_pushes_total{{outcome="rejected"}} {n}\n', text)
+        self.assertIn(f'spanfeed_remote_write_requests_total{{result="rejected"}} {n}\n', text)
+        self.assertIn('spanfeed_remote_write_pending 0\n', text)
+        self.assertIn('spanfeed_up 0\n', text)
+
     def test_server_error_is_retried_and_basic_auth_sent(self):
         store = FakeStore(503, b"overloaded")
         pw = os.path.join(self.tmp, "password")
@@ -279,6 +323,31 @@ class RemoteWrite(SpanfeedTestCase):
         self.assertLess(len({body for _, body in store.requests}), n)
         self.assertEqual(store.requests[0][0]["Authorization"], "Basic c3BhbmZlZWQ6cGE1NQ==")  # spanfeed:pa55
         self.assertLess(took, 30)
+
+    def test_https_store_verified_against_ca_file(self):
+        from test_gelf_export import make_pki
+        with tempfile.TemporaryDirectory() as tmp:
+            pki = make_pki(tmp)
+            store = FakeStore(204, b"", tls=(pki["srv.pem"], pki["srv.key"]))
+            try:
+                p, _, _, _ = self.records_run(tmp, [f"url: {store.url}", f"ca_file: {pki['ca.pem']}"])
+                self.assertEqual(p.returncode, 0, p.stderr)
+                pushes, requests = rw_line(p.stderr)
+                self.assertEqual(pushes["ok"], len(store.requests), p.stderr)
+                self.assertGreaterEqual(pushes["ok"], 1, p.stderr)
+                self.assertEqual(sum(requests.values()), requests["ok"], p.stderr)
+                # a CA that did not sign the store's certificate: nothing goes, counted unreachable
+                n = len(store.requests)
+                p, _, _, _ = self.records_run(tmp, [f"url: {store.url}", f"ca_file: {pki['other-ca.pem']}",
+                                                    "timeout_s: 0.5"])
+                self.assertEqual(p.returncode, 0, p.stderr)
+                pushes, requests = rw_line(p.stderr)
+                self.assertEqual(len(store.requests), n)
+                self.assertEqual(pushes["ok"], 0, p.stderr)
+                self.assertGreaterEqual(requests["unreachable"], 1, p.stderr)
+                self.assertIn("certificate", p.stderr)
+            finally:
+                store.stop()
 
     def test_store_not_answering_does_not_hang_shutdown(self):
         # a socket that accepts connections (backlog) and never answers; and a port nobody listens on
@@ -317,6 +386,7 @@ class RemoteWrite(SpanfeedTestCase):
                 (["interval_s: 5"], "'metrics.remote_write.url': is required"),
                 (["url: http://h/w", "bearer_token_file: /nonexistent/token"], "cannot read '/nonexistent/token'"),
                 (["url: http://h/w", "basic_auth: {username: u}"], "needs both username and password_file"),
+                (["url: https://h/w", "ca_file: /nonexistent/ca.pem"], "cannot read '/nonexistent/ca.pem'"),
                 (["url: http://h/w", "labels: {__x: y}"], "label name"),
                 (["url: http://h/w", "labels: {9x: y}"], "label name"),
                 (["url: http://h/w", "unknown: 1"], "unknown key"),
