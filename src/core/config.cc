@@ -10,8 +10,6 @@
 
 #include <sched.h>
 
-#include <cctype>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -71,14 +69,10 @@ void walk(const std::string& file, const std::string& prefix, const YAML::Node& 
 // start both refuse a bad one (exit 2) before any packet is read.
 void load_remote_write(const std::string& f, const std::string& p, const YAML::Node& n,
                        RemoteWriteConfig& rw, const std::function<std::string(const std::string&)>& beside) {
-  auto seconds = [&](double& dst, double min, double max) {
-    return [&, min, max](const std::string& k, const YAML::Node& v) {
+  auto seconds = [&](double& dst, double min, double max, const char* why) {
+    return [&, min, max, why](const std::string& k, const YAML::Node& v) {
       dst = scalar<double>(f, k, v);
-      if (!(dst >= min && dst <= max)) {
-        char why[96];
-        std::snprintf(why, sizeof(why), "must be a number of seconds between %g and %g", min, max);
-        fail(f, k, why, &v);
-      }
+      if (!(dst >= min && dst <= max)) fail(f, k, why, &v);
     };
   };
   auto readable = [&](std::string& dst) {
@@ -97,8 +91,8 @@ void load_remote_write(const std::string& f, const std::string& p, const YAML::N
        }
        if (rw.url.find_first_of(" \t\r\n") != std::string::npos) fail(f, k, "must not contain spaces", &v);
      }},
-    {"interval_s", seconds(rw.interval_s, 0.1, 86400)},
-    {"timeout_s", seconds(rw.timeout_s, 0.1, 600)},
+    {"interval_s", seconds(rw.interval_s, 0.1, 86400, "must be a number of seconds between 0.1 and 86400")},
+    {"timeout_s", seconds(rw.timeout_s, 0.1, 600, "must be a number of seconds between 0.1 and 600")},
     {"queue", [&](const std::string& k, const YAML::Node& v) { rw.queue = positive(f, k, v, 100000); }},
     {"basic_auth", [&](const std::string& bp, const YAML::Node& bn) {
        walk(f, bp, bn, {
@@ -117,7 +111,9 @@ void load_remote_write(const std::string& f, const std::string& p, const YAML::N
          const std::string name = kv.first.as<std::string>();
          const std::string key = lp + "." + name;
          bool ok = !name.empty() && !(name[0] >= '0' && name[0] <= '9') && name.rfind("__", 0) != 0;
-         for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+         for (char c : name) {
+           ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
+         }
          if (!ok) fail(f, key, "a label name is [a-zA-Z_][a-zA-Z0-9_]* and does not start with __", &kv.first);
          rw.labels.emplace_back(name, scalar<std::string>(f, key, kv.second));
        }

@@ -3,7 +3,7 @@
 // exposer's HTTP thread only copies the prepared families under a mutex.
 #include "spanfeed/metrics.h"
 
-#include "metrics/remote_write.h"
+#include "remote_write.h"
 
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
