@@ -132,6 +132,15 @@ L2Result parse_l2(const uint8_t* d, size_t len, LinkType link) {
   return {ParseOutcome::kNonIp, 0, 0, 0};
 }
 
+// memset(&p, 0, 128) as two 64-byte halves: the compiler writes each with four vector stores
+// instead of calling memset (~45 instructions a packet on the RX lcore).
+inline void clear(ParsedPacket& p) {
+  static_assert(sizeof(ParsedPacket) == 128);
+  auto* b = reinterpret_cast<unsigned char*>(&p);
+  std::memset(b, 0, 64);
+  std::memset(b + 64, 0, 64);
+}
+
 bool is_ipv6_ext_header(uint8_t nh) {
   switch (nh) {
     case 0:    // hop-by-hop options
@@ -352,7 +361,7 @@ ParseOutcome parse_packet(std::span<const std::byte> frame, LinkType link, Parse
     // The IP header's own version nibble wins over what L2 announced; a
     // mismatch is a malformed packet.
     if (l2.l3_offset >= len) return ParseOutcome::kTruncatedL3;
-    std::memset(&out, 0, sizeof(out));
+    clear(out);
     out.vlan = l2.vlan;
     ParseOutcome o = l2.ip_version == 4 ? parse_ipv4(d, len, l2.l3_offset, out)
                                         : parse_ipv6(d, len, l2.l3_offset, out);
