@@ -79,8 +79,7 @@ class Startup(SpanfeedTestCase):
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "eal.jsonl")
             cache = os.path.join(tmp, "cache")
-            # A warm cache: a Hyperscan compile alone peaks at ~60 MiB (transient, but it counts).
-            self.run_records(tmp, "warm", cache)
+            self.run_records(tmp, "warm", cache)  # the usual case: databases loaded, not compiled
             env = dict(os.environ, XDG_CACHE_HOME=cache)
             # meson test sets MALLOC_PERTURB_: glibc then fills every allocation, which makes
             # memory resident that a real run never touches (pools sized for the worst case).
