@@ -327,7 +327,9 @@ void append_ip(const IpAddr& ip, uint8_t ip_version, std::string& out) {
 }
 
 void append_json_line(const Roundtrip& r, std::string& out) {
-  out.append("{\"ts\":\"");
+  out.append("{\"schema_version\":\"");
+  out.append(kRecordSchemaVersion);
+  out.append("\",\"ts\":\"");
   append_iso8601_us(r.ts_ns, out);
   out.append("\",\"id\":\"");
   for (int shift = 60; shift >= 0; shift -= 4) out.push_back(kHex[(r.id >> shift) & 15]);
