@@ -15,7 +15,7 @@ namespace spanfeed::bench {
 
 class CountingSink final : public RecordSink {
  public:
-  void emit(const Roundtrip& /*r*/) override { ++records; }
+  void emit(const Record& /*r*/) override { ++records; }
   uint64_t records = 0;
 };
 

@@ -8,7 +8,7 @@
 
 #include "wire_reader.h"
 
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 
 namespace spanfeed::amqp {
 

@@ -11,7 +11,7 @@
 
 #include "wire_reader.h"
 
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 
 namespace spanfeed::tls {
 
