@@ -9,6 +9,7 @@
 
 #include "spanfeed/capture_policy.h"
 #include "spanfeed/packet.h"
+#include "spanfeed/red_config.h"
 
 namespace spanfeed {
 
@@ -117,6 +118,7 @@ struct Config {
   uint32_t rules_hit_pool = 16384;    // matches waiting for their message, per worker
   uint32_t rules_inflaters = 64;      // zlib contexts per worker for compressed HTTP bodies (~40 KiB each)
   uint32_t rules_inflate_max_kb = 1024;  // inflated bytes scanned per body at most
+  RedConfig red;  // red.*: RED metrics from records (docs/metrics.md)
   std::string log_level = "warning";  // DPDK log level
   std::string metrics_listen = "127.0.0.1:9466";  // Prometheus /metrics; "off" disables
   double metrics_linger_s = 0;  // keep serving the final numbers this long after the run
