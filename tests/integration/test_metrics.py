@@ -349,6 +349,8 @@ class Metrics(SpanfeedTestCase):
         self.assertEqual(got[series("GET /orders/{id}/items", "error")], 1)
         self.assertEqual(got[series("GET /blob/{id}", "ok")], 1)
         self.assertEqual(sum(got.values()), len(records))
+        roundtrips = sum(v for (n, _), v in after.items() if n == "spanfeed_roundtrips_total")
+        self.assertEqual(sum(got.values()) + after[("spanfeed_red_skipped_records_total", frozenset())], roundtrips)
         self.assertIn(frozenset({"protocol": "mysql", "server": "deepflow-db", "endpoint": "COM_PING",
                                  "status": "ok"}.items()), got)
         self.assertEqual(after[("spanfeed_red_folded_records_total", frozenset({("stage", "worker")}))], 0)
