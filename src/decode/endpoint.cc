@@ -2,7 +2,9 @@
 // Worker thread; TopNames allocates only in its constructor.
 #include "spanfeed/endpoint.h"
 
+#include <algorithm>
 #include <bit>
+#include <cstring>
 #include <span>
 
 #include "spanfeed/fnv.h"
@@ -105,10 +107,15 @@ bool TopNames::admit(std::string_view name) {
 // --- EndpointWriter ---
 
 void EndpointWriter::add(std::string_view s) {
-  for (char c : s) {
-    if (len_ >= kMax) return;
-    buf_[len_++] = (c >= 0x20 && c < 0x7f) ? c : '?';
+  const size_t n = std::min(s.size(), kMax - len_);
+  char* out = buf_.data() + len_;
+  std::memcpy(out, s.data(), n);
+  // Printable ASCII only (branch-free: the loop vectorises).
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(out[i]);
+    out[i] = static_cast<unsigned char>(c - 0x20) < 0x5f ? static_cast<char>(c) : '?';
   }
+  len_ += n;
 }
 
 void EndpointWriter::add_top(std::string_view name) {
@@ -142,30 +149,32 @@ bool is_id_segment(std::string_view seg) {
 }
 
 void EndpointWriter::add_path_template(std::string_view path) {
-  if (size_t q = path.find_first_of("?#"); q != std::string_view::npos) path = path.substr(0, q);
-  if (size_t scheme = path.find("://"); scheme != std::string_view::npos && path.front() != '/') {
-    // absolute-form request target: keep the path only
-    size_t slash = path.find('/', scheme + 3);
-    path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
-  }
-  if (path.empty()) path = "/";
-  size_t i = 0;
-  while (i < path.size()) {
-    if (path[i] == '/') {
-      add('/');
-      ++i;
-      continue;
+  if (!path.empty() && path.front() != '/') {
+    // absolute-form request target (scheme://authority/path): keep the path only
+    if (const size_t scheme = path.find("://"); scheme != std::string_view::npos) {
+      const size_t slash = path.find('/', scheme + 3);
+      path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
     }
-    size_t end = path.find('/', i);
-    if (end == std::string_view::npos) end = path.size();
-    const std::string_view seg = path.substr(i, end - i);
-    if (is_id_segment(seg)) {
-      add("{id}");
-    } else {
-      add(seg);
-    }
-    i = end;
   }
+  // One pass: segments end at '/', the path at '?' or '#' (the query is dropped).
+  const char* p = path.data();
+  const size_t n = path.size();
+  size_t seg = 0;
+  bool wrote = false;
+  for (size_t i = 0; i <= n; ++i) {
+    const char c = i < n ? p[i] : '?';
+    if (c != '/' && c != '?' && c != '#') continue;
+    if (i > seg) {
+      const std::string_view s(p + seg, i - seg);
+      add(is_id_segment(s) ? std::string_view("{id}") : s);
+      wrote = true;
+    }
+    if (c != '/') break;
+    add('/');
+    wrote = true;
+    seg = i + 1;
+  }
+  if (!wrote) add('/');
 }
 
 void EndpointWriter::add_sql_fingerprint(std::string_view normalized) {
