@@ -14,7 +14,7 @@ using namespace spanfeed;
 
 struct Rec {
   Message req, resp;
-  Roundtrip r;
+  Record r;
   Rec() {
     r.request = &req;
     r.response = &resp;
@@ -33,7 +33,7 @@ std::vector<Rec> http_records(size_t n, size_t endpoints, size_t servers) {
   for (size_t i = 0; i < n; ++i) {
     Rec& x = out[i];
     x.r.protocol = Protocol::kHttp;
-    x.r.status = i % 50 == 0 ? RoundtripStatus::kError : RoundtripStatus::kOk;
+    x.r.status = i % 50 == 0 ? RecordStatus::kError : RecordStatus::kOk;
     x.r.server.ip.bytes[3] = static_cast<uint8_t>(i % servers);
     x.r.server.port = 8080;
     x.r.latency_us = 100 + (i * 7919) % 200000;

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 
 namespace spanfeed {
 
@@ -90,14 +90,14 @@ class EndpointWriter {
 // A protocol's endpoint of a finished record. False: the record is not a request for RED
 // (TLS close records); it is not counted. Records without a request get kOtherEndpoint's
 // sibling "unknown" from the aggregator without calling this.
-using EndpointFn = bool (*)(const Roundtrip& r, EndpointWriter& out);
+using EndpointFn = bool (*)(const Record& r, EndpointWriter& out);
 
 // Helpers for endpoint functions: string fields of the request / response (empty when absent).
-std::string_view request_string(const Roundtrip& r, std::string_view key);
-std::string_view response_string(const Roundtrip& r, std::string_view key);
+std::string_view request_string(const Record& r, std::string_view key);
+std::string_view response_string(const Record& r, std::string_view key);
 // The first string of a raw-JSON array field (Kafka topics) unescaped into `out` (cut at its
 // size); false when absent or empty. `more` says whether the array has other elements.
-bool first_array_string(const Roundtrip& r, std::string_view key, std::span<char> out, size_t& len, bool& more);
+bool first_array_string(const Record& r, std::string_view key, std::span<char> out, size_t& len, bool& more);
 
 // A segment that add_path_template replaces with {id}.
 bool is_id_segment(std::string_view seg);

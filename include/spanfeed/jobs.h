@@ -135,7 +135,7 @@ class RecordsJob final : public Job, public RecordSink {
   void on_packet(const PacketView& pkt) override;
   void on_idle(uint64_t now_ns) override;
   void finish(uint64_t now_ns) override;
-  void emit(const Roundtrip& r) override;
+  void emit(const Record& r) override;
   red::Exchange* red_exchange() override { return red_.get(); }
 
  protected:

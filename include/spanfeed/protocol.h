@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "spanfeed/endpoint.h"
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 
 namespace spanfeed {
 

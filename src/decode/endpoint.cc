@@ -224,15 +224,15 @@ void EndpointWriter::add_sql_fingerprint(std::string_view normalized) {
 
 // --- record helpers ---
 
-std::string_view request_string(const Roundtrip& r, std::string_view key) {
+std::string_view request_string(const Record& r, std::string_view key) {
   return r.request != nullptr ? r.request->fields.get_string(key) : std::string_view{};
 }
 
-std::string_view response_string(const Roundtrip& r, std::string_view key) {
+std::string_view response_string(const Record& r, std::string_view key) {
   return r.response != nullptr ? r.response->fields.get_string(key) : std::string_view{};
 }
 
-bool first_array_string(const Roundtrip& r, std::string_view key, std::span<char> out, size_t& len, bool& more) {
+bool first_array_string(const Record& r, std::string_view key, std::span<char> out, size_t& len, bool& more) {
   len = 0;
   more = false;
   if (r.request == nullptr) return false;

@@ -100,7 +100,7 @@ void RecordsJob::hand_over() {
   ++handed_over_;
 }
 
-void RecordsJob::emit(const Roundtrip& r) {
+void RecordsJob::emit(const Record& r) {
   if (r.has_latency) latency_[static_cast<size_t>(r.protocol)].add(r.latency_us);
   if (red_) red_->aggregator().add(r);
   if (!ensure_batch()) {

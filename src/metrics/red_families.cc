@@ -41,7 +41,7 @@ void append_red_families(const red::Report& r, std::deque<MetricFamily>& out) {
       labels.push_back({"endpoint", k.other ? std::string(kOtherEndpoint) : std::string(k.endpoint_view())});
     }
     if (k.status != red::kNoStatus) {
-      labels.push_back({"status", std::string(to_string(static_cast<RoundtripStatus>(k.status)))});
+      labels.push_back({"status", std::string(to_string(static_cast<RecordStatus>(k.status)))});
     }
     auto counter = [&](MetricFamily& f, uint64_t v) {
       ClientMetric m;

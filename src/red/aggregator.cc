@@ -69,7 +69,7 @@ void Delta::clear() {
 Aggregator::Aggregator(const Shared& shared, uint32_t seed)
     : sh_(shared), seed_(seed), nb_(shared.buckets()), series_(shared.max_series),
       hist_(size_t{shared.max_series} * nb_, 0), index_(std::bit_ceil(size_t{shared.max_series} * 2), 0),
-      other_(kProtocolCount * (kRoundtripStatusCount + 1)), other_hist_(other_.size() * nb_, 0),
+      other_(kProtocolCount * (kRecordStatusCount + 1)), other_hist_(other_.size() * nb_, 0),
       other_dirty_(other_.size(), 0) {
   dirty_.reserve(shared.max_series);
   top_.resize(kProtocolCount);
@@ -158,9 +158,9 @@ uint32_t Aggregator::insert(const SeriesKey& k, uint64_t h) {
   return s;
 }
 
-void Aggregator::count(Counts& c, uint64_t* hist, const Roundtrip& r) {
+void Aggregator::count(Counts& c, uint64_t* hist, const Record& r) {
   ++c.requests;
-  if (r.status == RoundtripStatus::kError || r.status == RoundtripStatus::kTimeout) ++c.errors;
+  if (r.status == RecordStatus::kError || r.status == RecordStatus::kTimeout) ++c.errors;
   if (r.request != nullptr) c.request_bytes += r.request->bytes;
   if (r.response != nullptr) c.response_bytes += r.response->bytes;
   if (r.has_latency) {
@@ -170,7 +170,7 @@ void Aggregator::count(Counts& c, uint64_t* hist, const Roundtrip& r) {
   }
 }
 
-void Aggregator::add(const Roundtrip& r) {
+void Aggregator::add(const Record& r) {
   const auto p = static_cast<size_t>(r.protocol);
   if (p >= kProtocolCount || !sh_.enabled[p]) {
     ++skipped_;
@@ -250,9 +250,9 @@ void Aggregator::harvest(Delta& out) {
     if (!other_dirty_[o]) continue;
     other_dirty_[o] = 0;
     SeriesKey key;
-    key.protocol = static_cast<uint8_t>(o / (kRoundtripStatusCount + 1));
-    const size_t st = o % (kRoundtripStatusCount + 1);
-    key.status = st == kRoundtripStatusCount ? kNoStatus : static_cast<uint8_t>(st);
+    key.protocol = static_cast<uint8_t>(o / (kRecordStatusCount + 1));
+    const size_t st = o % (kRecordStatusCount + 1);
+    key.status = st == kRecordStatusCount ? kNoStatus : static_cast<uint8_t>(st);
     key.labels = sh_.labels[key.protocol];
     key.other = 1;
     emit(key, other_[o], &other_hist_[o * nb_]);

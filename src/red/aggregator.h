@@ -13,7 +13,7 @@
 
 #include "spanfeed/config.h"
 #include "spanfeed/endpoint.h"
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 
 namespace spanfeed::red {
 
@@ -23,7 +23,7 @@ inline constexpr uint8_t kNoStatus = 0xff;
 // A series' identity, compared and hashed as bytes (no padding; unused label fields are 0).
 struct SeriesKey {
   uint8_t protocol = 0;
-  uint8_t status = kNoStatus;  // RoundtripStatus, or kNoStatus without the status label
+  uint8_t status = kNoStatus;  // RecordStatus, or kNoStatus without the status label
   uint8_t labels = 0;          // red_label bits
   uint8_t ip_version = 0;      // 0: no address in the key
   uint16_t port = 0;
@@ -90,7 +90,7 @@ class Aggregator {
  public:
   Aggregator(const Shared& shared, uint32_t seed);
   // One finished record (worker, hot path: no allocation).
-  void add(const Roundtrip& r);
+  void add(const Record& r);
   // Appends every series touched since the last harvest to `out` and zeroes its counts
   // (worker; or the control core once the worker has ended). No allocation when `out` has
   // room for max_series + the "other" series (Delta::reserve).
@@ -115,9 +115,9 @@ class Aggregator {
   void lru_unlink(uint32_t s);
   void lru_push_front(uint32_t s);
   void fold(uint32_t s);  // series s (full table, least recent) into its "other" series
-  void count(Counts& c, uint64_t* hist, const Roundtrip& r);
+  void count(Counts& c, uint64_t* hist, const Record& r);
   size_t other_index(uint8_t protocol, uint8_t status) const {
-    return size_t{protocol} * (kRoundtripStatusCount + 1) + (status == kNoStatus ? kRoundtripStatusCount : status);
+    return size_t{protocol} * (kRecordStatusCount + 1) + (status == kNoStatus ? kRecordStatusCount : status);
   }
 
   const Shared& sh_;

@@ -33,12 +33,12 @@ namespace {
 
 struct Rec {
   Message req, resp;
-  Roundtrip r;
-  explicit Rec(Protocol p, RoundtripStatus st = RoundtripStatus::kOk) {
+  Record r;
+  explicit Rec(Protocol p, RecordStatus st = RecordStatus::kOk) {
     r.protocol = p;
     r.status = st;
     r.request = &req;
-    r.response = st == RoundtripStatus::kTimeout ? nullptr : &resp;
+    r.response = st == RecordStatus::kTimeout ? nullptr : &resp;
     r.ip_version = 4;
     r.server.ip.bytes[0] = 10;
     r.server.ip.bytes[3] = 5;
@@ -52,7 +52,7 @@ struct Rec {
   Rec& operator=(const Rec&) = delete;
 };
 
-std::string endpoint_of(const Roundtrip& r, TopNames* top = nullptr) {
+std::string endpoint_of(const Record& r, TopNames* top = nullptr) {
   const ProtocolDescriptor* d = protocol_descriptor(r.protocol);
   EXPECT_NE(d, nullptr);
   EXPECT_NE(d->endpoint, nullptr) << to_string(r.protocol);
@@ -158,7 +158,7 @@ TEST(Endpoint, PerProtocol) {
     x.req.fields.add_string("qtype", "AAAA");
     x.resp.fields.add_string("rcode", "NXDOMAIN");
     EXPECT_EQ(endpoint_of(x.r), "AAAA NXDOMAIN");
-    Rec y(Protocol::kDns, RoundtripStatus::kTimeout);
+    Rec y(Protocol::kDns, RecordStatus::kTimeout);
     y.req.fields.add_string("qtype", "A");
     EXPECT_EQ(endpoint_of(y.r), "A");
   }
@@ -232,12 +232,12 @@ RedConfig small_config(uint32_t cap) {
   return c;
 }
 
-Rec http(const std::string& path, RoundtripStatus st = RoundtripStatus::kOk, uint64_t latency_us = 0) {
+Rec http(const std::string& path, RecordStatus st = RecordStatus::kOk, uint64_t latency_us = 0) {
   Rec x(Protocol::kHttp, st);
   x.req.fields.add_string("method", "GET");
   x.req.fields.add_string("path", path);
   x.req.bytes = 100;
-  x.resp.bytes = st == RoundtripStatus::kTimeout ? 0 : 1000;
+  x.resp.bytes = st == RecordStatus::kTimeout ? 0 : 1000;
   x.r.server.port = 80;
   x.r.has_latency = latency_us != 0;
   x.r.latency_us = latency_us;
@@ -261,9 +261,9 @@ TEST(Aggregator, ExactCountsAndBuckets) {
   ASSERT_EQ(sh.bounds_us[1], 100u);
   red::Aggregator a(sh, 1);
   const uint64_t lat[] = {50, 51, 100, 60'000'000, 60'000'001};
-  for (uint64_t us : lat) a.add(http("/users/" + std::to_string(us), RoundtripStatus::kOk, us).r);
-  a.add(http("/users/7", RoundtripStatus::kError, 300).r);
-  a.add(http("/users/8", RoundtripStatus::kTimeout).r);
+  for (uint64_t us : lat) a.add(http("/users/" + std::to_string(us), RecordStatus::kOk, us).r);
+  a.add(http("/users/7", RecordStatus::kError, 300).r);
+  a.add(http("/users/8", RecordStatus::kTimeout).r);
   a.add(http("/health").r);
   EXPECT_EQ(a.series(), 4u);  // GET /users/{id} ok, error, timeout; GET /health ok
   red::Delta d;
@@ -271,7 +271,7 @@ TEST(Aggregator, ExactCountsAndBuckets) {
   a.harvest(d);
   ASSERT_EQ(d.size(), 4u);
   size_t i = 0;
-  const red::Counts* ok = find(d, "GET /users/{id}", uint8_t(RoundtripStatus::kOk), &i);
+  const red::Counts* ok = find(d, "GET /users/{id}", uint8_t(RecordStatus::kOk), &i);
   ASSERT_NE(ok, nullptr);
   EXPECT_EQ(ok->requests, 5u);
   EXPECT_EQ(ok->errors, 0u);
@@ -284,11 +284,11 @@ TEST(Aggregator, ExactCountsAndBuckets) {
   EXPECT_EQ(h[1], 2u);  // 51, 100 <= 100 us
   EXPECT_EQ(h[sh.buckets() - 2], 1u);  // 60 s exactly
   EXPECT_EQ(h[sh.buckets() - 1], 1u);  // +Inf
-  const red::Counts* er = find(d, "GET /users/{id}", uint8_t(RoundtripStatus::kError));
+  const red::Counts* er = find(d, "GET /users/{id}", uint8_t(RecordStatus::kError));
   ASSERT_NE(er, nullptr);
   EXPECT_EQ(er->requests, 1u);
   EXPECT_EQ(er->errors, 1u);
-  const red::Counts* to = find(d, "GET /users/{id}", uint8_t(RoundtripStatus::kTimeout));
+  const red::Counts* to = find(d, "GET /users/{id}", uint8_t(RecordStatus::kTimeout));
   ASSERT_NE(to, nullptr);
   EXPECT_EQ(to->errors, 1u);
   EXPECT_EQ(to->duration_count, 0u);
@@ -316,7 +316,7 @@ TEST(Aggregator, LabelsAndServicesShapeTheKey) {
   m.req.fields.add_string("command", "COM_PING");
   a.add(m.r);
   a.add(http("/a").r);
-  a.add(http("/b", RoundtripStatus::kError).r);
+  a.add(http("/b", RecordStatus::kError).r);
   Rec rd(Protocol::kRedis);
   a.add(rd.r);
   red::Delta d;
@@ -378,7 +378,7 @@ TEST(Aggregator, HundredThousandPathsStayAtTheCapWithoutAllocating) {
   // Build the records first (the strings allocate), then count allocations while adding.
   std::vector<Rec> recs;
   recs.reserve(1000);
-  for (int i = 0; i < 1000; ++i) recs.push_back(http("/p", RoundtripStatus::kOk, 1000));
+  for (int i = 0; i < 1000; ++i) recs.push_back(http("/p", RecordStatus::kOk, 1000));
   uint64_t harvested = 0, harvested_other = 0;
   auto tally = [&] {
     for (size_t j = 0; j < d.size(); ++j) {
@@ -440,7 +440,7 @@ TEST(Aggregator, HundredThousandPathsStayAtTheCapWithoutAllocating) {
       m.add(0, db, i / 5'000.0);  // under red.retire_idle_s: nothing retires
     }
   }
-  EXPECT_LE(m.series(), size_t{kCap} + kRoundtripStatusCount * kProtocolCount);
+  EXPECT_LE(m.series(), size_t{kCap} + kRecordStatusCount * kProtocolCount);
   auto rep = m.report();
   uint64_t sum = 0;
   for (const auto& s : rep->series) sum += s.c.requests;

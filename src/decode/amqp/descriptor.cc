@@ -78,7 +78,7 @@ constexpr RecordFieldSpec kFields[] = {
 
 // RED endpoint: method and exchange, else queue ("basic.publish orders", "queue.declare jobs");
 // the default exchange reads "(default)", server-named queues "amq.gen-{id}".
-bool red_endpoint(const Roundtrip& r, EndpointWriter& out) {
+bool red_endpoint(const Record& r, EndpointWriter& out) {
   out.add(request_string(r, "method"));
   const bool has_exchange = r.request->fields.has("exchange");
   std::string_view name = has_exchange ? request_string(r, "exchange") : request_string(r, "queue");

@@ -34,7 +34,7 @@ constexpr ProtocolOption kOptions[] = {
 };
 
 // RED endpoint: query type and response code ("A NOERROR"; "A" alone without a response).
-bool red_endpoint(const Roundtrip& r, EndpointWriter& out) {
+bool red_endpoint(const Record& r, EndpointWriter& out) {
   out.add(request_string(r, "qtype"));
   if (const std::string_view rc = response_string(r, "rcode"); !rc.empty()) {
     out.sep();

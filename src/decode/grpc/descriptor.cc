@@ -51,7 +51,7 @@ constexpr RecordFieldSpec kFields[] = {
 };
 
 // RED endpoint: "package.Service/Method" (the path template when the path has no such shape).
-bool red_endpoint(const Roundtrip& r, EndpointWriter& out) {
+bool red_endpoint(const Record& r, EndpointWriter& out) {
   const std::string_view service = request_string(r, "service");
   if (service.empty()) {
     out.add_path_template(request_string(r, "path"));

@@ -39,7 +39,7 @@ constexpr RecordFieldSpec kFields[] = {
 };
 
 // RED endpoint: method and path template ("GET /users/{id}"); CONNECT: the method alone.
-bool red_endpoint(const Roundtrip& r, EndpointWriter& out) {
+bool red_endpoint(const Record& r, EndpointWriter& out) {
   const std::string_view method = request_string(r, "method");
   out.add(method);
   if (method == "CONNECT") return true;

@@ -52,7 +52,7 @@ constexpr ProtocolOption kOptions[] = {
 };
 
 // RED endpoint: method and path template ("GET /users/{id}", the query dropped).
-bool red_endpoint(const Roundtrip& r, EndpointWriter& out) {
+bool red_endpoint(const Record& r, EndpointWriter& out) {
   out.add(request_string(r, "method"));
   out.sep();
   out.add_path_template(request_string(r, "path"));

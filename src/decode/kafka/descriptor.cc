@@ -51,7 +51,7 @@ constexpr RecordFieldSpec kFields[] = {
 };
 
 // RED endpoint: api and topic ("Produce orders"; "Produce orders+" when the request names more).
-bool red_endpoint(const Roundtrip& r, EndpointWriter& out) {
+bool red_endpoint(const Record& r, EndpointWriter& out) {
   out.add(request_string(r, "api"));
   char topic[EndpointWriter::kMax];
   size_t len = 0;

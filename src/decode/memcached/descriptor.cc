@@ -57,7 +57,7 @@ constexpr ProtocolOption kOptions[] = {
 };
 
 // RED endpoint: the command ("get", binary "GetK").
-bool red_endpoint(const Roundtrip& r, EndpointWriter& out) {
+bool red_endpoint(const Record& r, EndpointWriter& out) {
   out.add(request_string(r, "command"));
   return true;
 }

@@ -39,7 +39,7 @@ constexpr RecordFieldSpec kFields[] = {
 };
 
 // RED endpoint: command and collection ("find orders").
-bool red_endpoint(const Roundtrip& r, EndpointWriter& out) {
+bool red_endpoint(const Record& r, EndpointWriter& out) {
   std::string_view cmd = request_string(r, "command");
   out.add(cmd.empty() ? request_string(r, "op") : cmd);
   if (const std::string_view c = request_string(r, "collection"); !c.empty()) {

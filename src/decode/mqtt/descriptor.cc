@@ -49,7 +49,7 @@ constexpr RecordFieldSpec kFields[] = {
 
 // RED endpoint: packet type and topic (filter) ("PUBLISH sensors/t1", "SUBSCRIBE sensors/#");
 // topics beyond the worker's top N read "other".
-bool red_endpoint(const Roundtrip& r, EndpointWriter& out) {
+bool red_endpoint(const Record& r, EndpointWriter& out) {
   out.add(request_string(r, "packet"));
   std::string_view topic = request_string(r, "topic");
   if (topic.empty()) topic = request_string(r, "topic_filters");

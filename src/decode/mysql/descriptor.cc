@@ -43,7 +43,7 @@ constexpr RecordFieldSpec kFields[] = {
 
 // RED endpoint: command and statement fingerprint ("COM_QUERY select * from t where id = ?");
 // fingerprints beyond the worker's top N read "other".
-bool red_endpoint(const Roundtrip& r, EndpointWriter& out) {
+bool red_endpoint(const Record& r, EndpointWriter& out) {
   out.add(request_string(r, "command"));
   if (const std::string_view n = request_string(r, "normalized"); !n.empty()) {
     out.sep();

@@ -31,7 +31,7 @@ constexpr ProtocolOption kOptions[] = {
 };
 
 // RED endpoint: the command ("GET").
-bool red_endpoint(const Roundtrip& r, EndpointWriter& out) {
+bool red_endpoint(const Record& r, EndpointWriter& out) {
   out.add(request_string(r, "command"));
   return true;
 }

@@ -27,7 +27,7 @@ constexpr RecordFieldSpec kFields[] = {
 };
 
 // RED endpoint: the command ("MAIL", "CONNECT" for the greeting).
-bool red_endpoint(const Roundtrip& r, EndpointWriter& out) {
+bool red_endpoint(const Record& r, EndpointWriter& out) {
   out.add(request_string(r, "command"));
   return true;
 }

@@ -75,7 +75,7 @@ constexpr ProtocolOption kOptions[] = {
 
 // RED endpoint: "handshake" and the SNI (top N; "handshake" alone without one). Close records
 // (one per flow, no request/response) are not requests: not counted.
-bool red_endpoint(const Roundtrip& r, EndpointWriter& out) {
+bool red_endpoint(const Record& r, EndpointWriter& out) {
   if (request_string(r, "kind") == "close") return false;
   out.add("handshake");
   if (const std::string_view sni = request_string(r, "sni"); !sni.empty()) {
