@@ -10,10 +10,10 @@
 #include <prometheus/metric_family.h>
 
 #include <deque>
-
-#include "metrics/red_families.h"
 #include <limits>
 #include <mutex>
+
+#include "metrics/red_families.h"
 
 namespace spanfeed {
 namespace {
