@@ -361,8 +361,11 @@ std::string to_text(const RunReport& r) {
     if (any) s += "\n";
   }
   for (const auto& w : r.workers) {
-    add("  worker lcore %-3u packets %12" PRIu64 "  payload_bytes %14" PRIu64 "\n", w.lcore,
-        w.packets, w.payload_bytes);
+    add("  worker lcore %-3u packets %12" PRIu64 "  payload_bytes %14" PRIu64, w.lcore, w.packets,
+        w.payload_bytes);
+    // Busy time: TSC time spent on bursts (packets / busy second is the per-core rate).
+    if (w.busy_s > 0) add("  busy %.3f s (%.2f M packets per busy second)", w.busy_s, w.packets / w.busy_s / 1e6);
+    s += "\n";
     if (w.defrag_present && w.defrag.fragments != 0) {
       const DefragCounters& d = w.defrag;
       add("    ip fragments %" PRIu64 ": reassembled %" PRIu64 " datagrams, dropped overlap %" PRIu64
@@ -377,8 +380,8 @@ std::string to_text(const RunReport& r) {
   if (r.rules.present) {
     add("  rules v%" PRIu64 ": %" PRIu64 " rule(s) + %" PRIu64 " built-in, %" PRIu64 " record(s) tagged, %" PRIu64
         " field(s) redacted, reloads %" PRIu64 " ok / %" PRIu64 " refused\n",
-        r.rules.version, r.rules.rules, r.rules.builtin, r.rules.totals.records_tagged,
-        r.rules.totals.fields_redacted, r.rules.reloads_ok, r.rules.reloads_failed);
+        r.rules.version, r.rules.rules, r.rules.builtin, r.rules.totals.records_tagged.get(),
+        r.rules.totals.fields_redacted.get(), r.rules.reloads_ok, r.rules.reloads_failed);
   }
   if (r.capture.present && r.capture.truncated_by_snaplen != 0) {
     add("  capture snaplen %u: %" PRIu64 " packet(s) cut short of their wire length: their payload "
