@@ -56,7 +56,52 @@ bool luhn_ok(const char* d, size_t n) {
   return sum % 10 == 0;
 }
 
+// `lit` (lower case; letters compared without ASCII case, the rest exactly) at the start of s[0, n).
+template <size_t N>
+bool starts_with_caseless(const unsigned char* s, size_t n, const char (&lit)[N]) {
+  if (n < N - 1) return false;
+  for (size_t k = 0; k < N - 1; ++k) {
+    const unsigned char l = static_cast<unsigned char>(lit[k]);
+    const unsigned char c = (l >= 'a' && l <= 'z') ? (s[k] | 0x20) : s[k];
+    if (c != l) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+// Every pattern in kBuiltinPatterns contains one of these literals (card
+// numbers: 13 digits with at most single ' ' or '-' between them); keep this
+// in step when a pattern is added (BuiltinPrefilterNeverHidesAMatch checks it).
+bool builtin_may_match(std::string_view sv) {
+  const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
+  const size_t n = sv.size();
+  size_t digits = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char c = s[i];
+    if (static_cast<unsigned>(c - '0') < 10u) {
+      if (++digits >= 13) return true;
+      continue;
+    }
+    if (c != ' ' && c != '-') digits = 0;
+    switch (c | 0x20) {
+      case 'b':
+        if (starts_with_caseless(s + i, n - i, "bearer")) return true;
+        break;
+      case 't':
+        if (starts_with_caseless(s + i, n - i, "token=")) return true;
+        break;
+      case 'i':
+        if (starts_with_caseless(s + i, n - i, "identified")) return true;
+        break;
+      case 'p':
+        if (starts_with_caseless(s + i, n - i, "pass") || starts_with_caseless(s + i, n - i, "pwd=")) return true;
+        break;
+      default: break;
+    }
+  }
+  return false;
+}
 
 std::span<const BuiltinPattern> builtin_patterns() { return kBuiltinPatterns; }
 

@@ -6,6 +6,7 @@
 #include <array>
 
 #include "decode/text_util.h"
+#include "rules/builtin_redaction.h"
 #include "rules/rule_set_impl.h"
 
 namespace spanfeed {
@@ -169,6 +170,8 @@ void Redactor::redact(const RedactWith& with, Message& m, Protocol p, Direction 
   if (ctx.fields == 0) return;
   c.fields_scanned += ctx.fields;
   ctx.text = join_buf_;
+  // Built-ins only: a message with none of their literals cannot match (no Hyperscan call).
+  if (with.im.redact_builtin_only && !builtin_may_match(ctx.text)) return;
   if (!scan(with, ctx, c)) return;
   if (ctx.spanning || ctx.overflow) {
     // A match crossed from one value into the next (a user pattern that
