@@ -127,14 +127,20 @@ int main(int argc, char** argv) {
   install_signal_handlers();
 
   std::unique_ptr<MetricsServer> metrics_server;
-  if (cfg.metrics_listen != "off") {
+  const bool serving = cfg.metrics_listen != "off";
+  if (serving || cfg.remote_write.enabled()) {
     std::string err;
     metrics_server = MetricsServer::start(cfg.metrics_listen, err);
     if (!metrics_server) {
       std::fprintf(stderr, "spanfeed: metrics.listen (--metrics): %s\n", err.c_str());
       return kExitUsage;
     }
-    if (!cfg.quiet) {
+    // Its thread starts before the EAL pins this one: it floats on the process's CPUs.
+    if (cfg.remote_write.enabled() && !metrics_server->start_remote_write(cfg.remote_write, err)) {
+      std::fprintf(stderr, "spanfeed: %s\n", err.c_str());
+      return kExitUsage;
+    }
+    if (serving && !cfg.quiet) {
       std::fprintf(stderr, "spanfeed: metrics on http://%s:%d/metrics\n",
                    cfg.metrics_listen.substr(0, cfg.metrics_listen.rfind(':')).c_str(),
                    metrics_server->port());
@@ -168,6 +174,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "spanfeed: %s\n", error.c_str());
     return rc == kExitUsage ? kExitUsage : kExitRuntime;
   }
+  if (metrics_server) {
+    // The final snapshot is out: push it now (bounded by remote_write.timeout_s).
+    const std::string rw = metrics_server->finish_remote_write();
+    if (!rw.empty()) std::fprintf(stderr, "spanfeed: %s\n", rw.c_str());
+  }
   if (!write_summaries(cfg, report)) return kExitRuntime;
   int exit_code = 0;
   if (offline_losses(report)) {
@@ -178,6 +189,6 @@ int main(int argc, char** argv) {
   } else if (report.capture.damaged) {
     exit_code = kExitDamagedFile;
   }
-  if (metrics_server && cfg.metrics_linger_s > 0) linger(cfg.metrics_linger_s, signals_at_final);
+  if (serving && cfg.metrics_linger_s > 0) linger(cfg.metrics_linger_s, signals_at_final);
   return exit_code;
 }

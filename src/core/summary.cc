@@ -150,8 +150,8 @@ nlohmann::json records_json(const RecordsSnapshot& s) {
   for (size_t p = 1; p < kProtocolCount; ++p) {
     json st = json::object();
     uint64_t any = d.requests[p] + d.responses[p] + d.decode_errors[p];
-    for (size_t k = 0; k < kRoundtripStatusCount; ++k) {
-      st[std::string(to_string(static_cast<RoundtripStatus>(k)))] = d.roundtrips[p][k];
+    for (size_t k = 0; k < kRecordStatusCount; ++k) {
+      st[std::string(to_string(static_cast<RecordStatus>(k)))] = d.roundtrips[p][k];
       any += d.roundtrips[p][k];
     }
     if (any == 0) continue;

@@ -235,7 +235,7 @@ void GelfEncoder::add_fields(std::string_view side, const Message& m) {
   }
 }
 
-void GelfEncoder::append(const Roundtrip& r, std::string& out) {
+void GelfEncoder::append(const Record& r, std::string& out) {
   keys_.clear();
   vals_.clear();
   entries_.clear();

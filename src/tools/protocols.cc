@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "spanfeed/protocol.h"
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 
 namespace {
 

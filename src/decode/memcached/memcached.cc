@@ -158,7 +158,7 @@ void MemcachedDecoder::finish(FlowContext& ctx, Side& sd, Direction dir, uint64_
   }
   const bool binary = ctx.udp() ? st.udp_mode == Mode::kBinary : st.mode == Mode::kBinary;
   if (!binary) text_finish_response(ctx, done, m);
-  const RoundtripStatus status = done.error ? RoundtripStatus::kError : RoundtripStatus::kOk;
+  const RecordStatus status = done.error ? RecordStatus::kError : RecordStatus::kOk;
   if (ctx.udp()) {
     udp_response_fields(ctx, m);
     st.udp.any_done = true;
