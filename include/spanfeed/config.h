@@ -136,6 +136,9 @@ struct Config {
   uint32_t rules_inflaters = 64;      // zlib contexts per worker for compressed HTTP bodies (~40 KiB each)
   uint32_t rules_inflate_max_kb = 1024;  // inflated bytes scanned per body at most
   std::string log_level = "warning";  // DPDK log level
+  // Compiled Hyperscan databases kept between runs (start-up: a load instead of a compile):
+  // "auto" ($XDG_CACHE_HOME/spanfeed or ~/.cache/spanfeed), "off", or a directory.
+  std::string cache_dir = "auto";
   std::string metrics_listen = "127.0.0.1:9466";  // Prometheus /metrics; "off" disables
   double metrics_linger_s = 0;  // keep serving the final numbers this long after the run
   RemoteWriteConfig remote_write;  // metrics.remote_write

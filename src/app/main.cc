@@ -15,6 +15,8 @@
 #include "app/options.h"
 #include "app/run_report.h"
 #include "app/signals.h"
+#include "decode/detect/hs_cache.h"
+#include "decode/detect/hyperscan_signatures.h"
 #include "rules/rules_control.h"
 #include "spanfeed/metrics.h"
 
@@ -113,13 +115,16 @@ int main(int argc, char** argv) {
   if (file) size_to_capture(cfg, *file);
   mark("probe");
 
-  // Content rules: Hyperscan compiles them on a helper thread while the EAL
-  // starts (its TSC calibration alone sleeps 100 ms); the engine waits for
-  // them before it makes the first handler. A bad rule is still a start-up
-  // error naming it (exit 2), before any packet is read.
+  // Content rules and the protocol signatures: Hyperscan compiles (or loads
+  // from cache_dir) them on a helper thread while the EAL starts; the engine
+  // waits for them before it makes the first handler. A bad rule is still a
+  // start-up error naming it (exit 2), before any packet is read.
+  set_hs_cache_dir(resolve_hs_cache_dir(cfg.cache_dir));
   std::unique_ptr<RulesControl> rules;
-  std::future<std::unique_ptr<RulesControl>> compiling =
-      std::async(std::launch::async, [&cfg] { return make_rules_control(cfg); });
+  std::future<std::unique_ptr<RulesControl>> compiling = std::async(std::launch::async, [&cfg] {
+    if (cfg.job == JobKind::kRecords) HyperscanSignatures::compile_error();  // the workers' signature database
+    return make_rules_control(cfg);
+  });
   auto await_rules = [&]() -> RulesControl* {
     if (compiling.valid()) rules = compiling.get();  // rethrows the ConfigError of a bad rule
     return rules.get();
@@ -169,6 +174,12 @@ int main(int argc, char** argv) {
   mark("engine-entry");
   if (verbose) std::fprintf(stderr, "spanfeed: start-up (ms from main):%s\n", timeline.c_str());
   int rc = run_capture(cfg, file ? &*file : nullptr, await_rules, cb, report, error);
+  if (verbose) {
+    const HsCacheStats hs = hs_cache_stats();
+    const std::string dir = hs_cache_dir();
+    std::fprintf(stderr, "spanfeed: hyperscan databases: %u loaded from cache, %u compiled, %u stored (cache_dir %s)\n",
+                 hs.loaded, hs.compiled, hs.stored, dir.empty() ? "off" : dir.c_str());
+  }
   if (file && !file->repaired_path.empty()) std::remove(file->repaired_path.c_str());
   if (rc != 0) {
     std::fprintf(stderr, "spanfeed: %s\n", error.c_str());

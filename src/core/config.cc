@@ -480,6 +480,7 @@ void load_config_file(const std::string& path, Config& cfg) {
      }},
     {"status_line", boolean(cfg.status_line)},
     {"log_level", str(cfg.log_level)},
+    {"cache_dir", str(cfg.cache_dir)},
   });
 }
 

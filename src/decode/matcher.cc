@@ -115,14 +115,20 @@ void FlowContext::flush_pending(TimeoutCause cause, uint32_t extra_flags) {
 
 uint32_t RecordBuilder::slot_index(const Message* m) const {
   // Every message lives inside a Slot of slots_: its index follows from its address.
-  const auto diff = reinterpret_cast<const char*>(m) - reinterpret_cast<const char*>(&slots_[0].msg);
+  const auto diff = reinterpret_cast<const char*>(m) - reinterpret_cast<const char*>(&slots_.data()->msg);
   return static_cast<uint32_t>(static_cast<size_t>(diff) / sizeof(Slot));
 }
 
 uint32_t RecordBuilder::alloc_message(uint64_t ts_ns) {
   if (msg_free_ == kNone) {
-    ++counters_.message_pool_exhausted;
-    return kNone;
+    if (slots_.size() >= cfg_.message_pool_size) {
+      ++counters_.message_pool_exhausted;
+      return kNone;
+    }
+    // First use of the next slot (the constructor reserved them all: no reallocation). Taken in
+    // index order, as the prebuilt free list used to give them.
+    slots_.emplace_back();
+    msg_free_ = static_cast<uint32_t>(slots_.size() - 1);
   }
   const uint32_t i = msg_free_;
   Slot& sl = slots_[i];

@@ -21,7 +21,7 @@ bool magic(std::span<const std::byte> b) {
 MemcachedDecoder::MemcachedDecoder(const DecodeConfig& cfg)
     : udp_timeout_ns_(cfg.option(Protocol::kMemcached, "udp_reassembly_ms") * 1'000'000ull),
       stash_count_(kStashBuffers),
-      stash_(std::make_unique<std::byte[]>(kStashBuffers * kStashBufBytes)),
+      stash_(std::make_unique_for_overwrite<std::byte[]>(kStashBuffers * kStashBufBytes)),
       stash_free_(std::make_unique<uint32_t[]>(kStashBuffers)) {
   for (uint32_t i = 0; i < stash_count_; ++i) stash_free_[stash_free_n_++] = i;
 }

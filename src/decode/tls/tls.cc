@@ -36,7 +36,9 @@ constexpr size_t kArenaReserve = 96;    // response arena kept free of certifica
 // certificate chains): `count` of `bytes` each, leased per direction while a message is incomplete.
 class Buffers {
  public:
-  Buffers(uint32_t count, uint32_t bytes) : bytes_(bytes), mem_(static_cast<size_t>(count) * bytes) {
+  // Not zeroed: a buffer is written before it is read, and untouched buffers stay out of the footprint.
+  Buffers(uint32_t count, uint32_t bytes)
+      : bytes_(bytes), mem_(std::make_unique_for_overwrite<std::byte[]>(static_cast<size_t>(count) * bytes)) {
     free_.reserve(count);
     for (uint32_t i = count; i > 0; --i) free_.push_back(i - 1);
   }
@@ -51,12 +53,12 @@ class Buffers {
     free_.push_back(i);
     i = kNone;
   }
-  std::byte* data(uint32_t i) { return mem_.data() + static_cast<size_t>(i) * bytes_; }
+  std::byte* data(uint32_t i) { return mem_.get() + static_cast<size_t>(i) * bytes_; }
   uint32_t bytes() const { return bytes_; }
 
  private:
   uint32_t bytes_;
-  std::vector<std::byte> mem_;
+  std::unique_ptr<std::byte[]> mem_;
   std::vector<uint32_t> free_;  // capacity for every buffer: never reallocates
 };
 
