@@ -121,6 +121,7 @@ struct Config {
   double kafka_flush_timeout_s = 10;  // shutdown: wait this long for deliveries
   uint64_t jsonl_rotate_bytes = 0;  // rotate JSON-lines files at this size (0: never)
   uint32_t jsonl_keep = 5;           // rotated files kept
+  uint32_t export_threads = 0;       // export.threads: exporter threads (0: auto, default_export_threads)
   std::string gelf_compression = "none";  // none | gzip | zlib (GELF UDP)
   uint32_t gelf_chunk_size = 1420;
   double gelf_retry_s = 5;

@@ -38,7 +38,9 @@ struct JobCounters {
 // only ever try-locks (it never waits for the control core, but for the last
 // copy); the control core reads that copy under the same mutex. No counter
 // is read while it is being written, and the hot path pays nothing.
-class Job : public PacketHandler {
+// Aligned (and so padded) to a cache line: jobs are allocated one per worker
+// on the control core, and no two workers may write to one line.
+class alignas(64) Job : public PacketHandler {
  public:
   // Worker: publish a copy of collect().
   void publish(bool wait) final;

@@ -66,6 +66,7 @@ ExportConfig export_config(const Config& cfg) {
   ec.gelf.tls = {cfg.gelf_tls_ca, cfg.gelf_tls_cert, cfg.gelf_tls_key, cfg.gelf_tls_server_name, cfg.gelf_tls_verify};
   ec.jsonl_rotate_bytes = cfg.jsonl_rotate_bytes;
   ec.jsonl_keep = cfg.jsonl_keep;
+  ec.threads = cfg.export_threads;
   ec.kafka_props = cfg.kafka_props;
   ec.kafka_flush_timeout_s = cfg.kafka_flush_timeout_s;
   ec.stop = &stop_flag();  // sinks and workers end their offline waits on a forced stop

@@ -350,6 +350,15 @@ void load_config_file(const std::string& path, Config& cfg) {
        }
      }},
     {"recording_id", str(cfg.recording_id)},
+    {"export", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"threads", [&](const std::string& k, const YAML::Node& v) {
+            auto t = scalar<int64_t>(f, k, v);  // 0: one per 4 workers, at most one per 4 CPUs
+            if (t < 0 || t > 64) fail(f, k, "must be between 0 (auto) and 64", &v);
+            cfg.export_threads = static_cast<uint32_t>(t);
+          }},
+       });
+     }},
     {"jsonl", [&](const std::string& p, const YAML::Node& n) {
        walk(f, p, n, {
          {"rotate_mb", [&](const std::string& k, const YAML::Node& v) {

@@ -18,7 +18,8 @@ struct rte_mbuf;
 
 namespace spanfeed::dpdk {
 
-class Defragmenter {
+// Aligned to a cache line: one per worker, its counters written per fragment.
+class alignas(64) Defragmenter {
  public:
   // max_datagrams: table entries (each holds up to 8 fragments' mbufs).
   Defragmenter(uint32_t max_datagrams, uint64_t timeout_ns, int socket, const void* pool);
