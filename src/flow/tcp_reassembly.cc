@@ -743,6 +743,7 @@ void Reassembler::handle_fin(Flow& f, Direction d, uint32_t fin_seq, uint64_t ts
 }
 
 void Reassembler::deliver(Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts_ns) {
+  report_lost_tail(f, d, ts_ns);
   StreamState& s = st(f, d);
   consumer_.on_data(f, d, data, ts_ns);
   s.next_seq += static_cast<uint32_t>(data.size());
@@ -757,6 +758,7 @@ void Reassembler::deliver_piece_and_pop(Flow& f, Direction d) {
   const uint32_t skip = seq_lt(pc.seq, s.next_seq) ? s.next_seq - pc.seq : 0;
   if (skip < pc.len) {
     const uint32_t n = pc.len - skip;
+    report_lost_tail(f, d, pc.ts_ns);
     if (pc.conflict) consumer_.on_overlap_conflict(f, d, pc.ts_ns);
     consumer_.on_data(f, d, std::span<const std::byte>(pool_.data(h) + skip, n), pc.ts_ns);
     s.next_seq += n;
@@ -776,8 +778,16 @@ void Reassembler::flush_contiguous(Flow& f, Direction d) {
 
 void Reassembler::emit_gap(Flow& f, Direction d, uint32_t missing, GapReason reason, uint64_t ts_ns) {
   if (missing == 0) return;
+  st(f, d).next_seq += missing;
+  report_gap(f, d, missing, reason, ts_ns);
+}
+
+// One gap event for `missing` bytes plus a lost tail still unreported before
+// them (contiguous: one hole, as capture-order delivery would declare it).
+void Reassembler::report_gap(Flow& f, Direction d, uint64_t missing, GapReason reason, uint64_t ts_ns) {
   StreamState& s = st(f, d);
-  s.next_seq += missing;
+  missing += s.lost_tail;
+  s.lost_tail = 0;
   s.gap_bytes += missing;
   ++s.gap_events;
   ++counters_.gap_events[static_cast<size_t>(reason)];
@@ -808,6 +818,7 @@ void Reassembler::maybe_deliver_fin(Flow& f, Direction d, uint64_t ts_ns) {
   StreamState& s = st(f, d);
   if (!s.fin_seen || s.fin_delivered || s.next_seq != s.fin_seq) return;
   if (s.fin_needs && seq_lt(st(f, opposite(d)).next_seq, s.fin_need_ack)) return;  // held FIN
+  report_lost_tail(f, d, ts_ns);
   s.fin_delivered = true;
   s.next_seq += 1;  // the FIN occupies one sequence number
   consumer_.on_fin(f, d, ts_ns);

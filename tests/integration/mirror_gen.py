@@ -5,17 +5,69 @@ hop on, so TTL/hop limit one lower and the IPv4 header checksum redone), or
 consecutive TCP data segments swapped in pairs (whatever their connection and
 direction: the two directions reached the mirror over different paths). Each
 packet keeps its own timestamp, so the swapped file's timestamps step back.
-Plain Python (struct only); reads and writes classic pcap (us or ns).
+Plain Python (struct only); reads classic pcap (us or ns) and pcapng (one
+link type; written out as classic pcap with ns timestamps), writes classic pcap.
 
 usage: mirror_gen.py doubled|swapped IN.pcap OUT.pcap
 """
 import struct
 import sys
 
+PCAPNG_SHB, PCAPNG_IDB, PCAPNG_SPB, PCAPNG_EPB = 0x0A0D0D0A, 1, 3, 6
+
+
+def read_pcapng(data):
+    """pcapng -> (endian, classic ns header, linktype, True, pkts); every
+    interface must share one link type (a classic pcap has one)."""
+    pkts, links, off, endian = [], [], 0, "<"
+    tsres = []  # per interface: ticks per second
+    linktype = None
+    while off + 12 <= len(data):
+        (btype,) = struct.unpack(endian + "I", data[off:off + 4])
+        if btype == PCAPNG_SHB:
+            endian = "<" if data[off + 8:off + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+            links, tsres = [], []
+        (blen,) = struct.unpack(endian + "I", data[off + 4:off + 8])
+        if blen < 12 or off + blen > len(data):
+            raise ValueError("pcapng: truncated block at %d" % off)
+        body = data[off + 8:off + blen - 4]
+        if btype == PCAPNG_IDB:
+            (lt,) = struct.unpack(endian + "H", body[:2])
+            res = 10**6
+            o = 8
+            while o + 4 <= len(body):  # options: if_tsresol (9)
+                code, olen = struct.unpack(endian + "HH", body[o:o + 4])
+                if code == 0:
+                    break
+                if code == 9 and olen >= 1:
+                    v = body[o + 4]
+                    res = 2 ** (v & 0x7F) if v & 0x80 else 10 ** v
+                o += 4 + (olen + 3) // 4 * 4
+            links.append(lt)
+            tsres.append(res)
+            if linktype is not None and lt != linktype:
+                raise ValueError("pcapng: interfaces with different link types")
+            linktype = lt
+        elif btype == PCAPNG_EPB:
+            iface, hi, lo, incl, orig = struct.unpack(endian + "IIIII", body[:20])
+            ticks = hi << 32 | lo
+            ns = ticks * 10**9 // tsres[iface]
+            pkts.append([ns // 10**9, ns % 10**9, orig, body[20:20 + incl]])
+        elif btype == PCAPNG_SPB:
+            (orig,) = struct.unpack(endian + "I", body[:4])
+            pkts.append([0, 0, orig, body[4:4 + min(orig, len(body) - 4)]])
+        off += blen
+    if linktype is None:
+        raise ValueError("pcapng: no interface description block")
+    header = struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, 262144, linktype)
+    return "<", header, linktype, True, pkts
+
 
 def read_pcap(path):
     with open(path, "rb") as f:
         data = f.read()
+    if data[:4] == b"\x0a\x0d\x0d\x0a":
+        return read_pcapng(data)
     magic = data[:4]
     endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
     header = data[:24]
