@@ -119,7 +119,8 @@ Defragmenter::Result Defragmenter::add(rte_mbuf* m, const ParsedPacket& p, uint6
   const uint32_t dropped = dr_.cnt - before;
   if (out != nullptr) {
     ++c_.reassembled;
-    c_.reassembled_fragments += out->nb_segs;
+    // One segment per fragment, and one more where a first fragment's headers were copied.
+    c_.reassembled_fragments += out->nb_segs - (out->pool == hdr_pool_ && hdr_pool_ != nullptr ? 1 : 0);
     // An expired entry it reused on the way: those fragments timed out.
     c_.timed_out += dropped;
   } else if (dropped != 0) {
