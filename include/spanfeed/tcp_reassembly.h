@@ -213,6 +213,7 @@ struct StreamState {
   // them, and they become a gap only when the direction delivers again (data
   // or FIN), as capture-order delivery reports a lost tail.
   uint32_t lost_tail = 0;
+  uint64_t fin_ts_ns = 0;        // packet time of the FIN (valid when fin_seen)
   uint64_t delivered_bytes = 0;  // bytes given to on_data
   uint64_t gap_bytes = 0;        // bytes declared missing
   uint32_t gap_events = 0;

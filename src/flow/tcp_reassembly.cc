@@ -711,6 +711,7 @@ void Reassembler::handle_fin(Flow& f, Direction d, uint32_t fin_seq, uint64_t ts
   if (dist < 0 || dist > static_cast<int64_t>(cfg_.max_window)) return;  // stale or bogus FIN: ignored
   s.fin_seen = true;
   s.fin_seq = fin_seq;
+  s.fin_ts_ns = ts_ns;
   // Nothing legitimate lives at or after the FIN: drop such buffered bytes.
   uint32_t prev = ChunkPool::kNone;
   uint32_t cur = s.head;
@@ -842,10 +843,17 @@ void Reassembler::close_flow(Flow& f, CloseReason reason, uint64_t ts_ns) {
     force_release(f, ts_ns);  // held data goes out in the order the ACKs proved
     hold_unlist(f);
   }
+  // A FIN close ends at the later FIN's packet time: the packet that
+  // completes it may be another (a segment a mirror path delivered late, its
+  // timestamp behind, releasing a FIN held for it).
+  uint64_t end_ns = ts_ns;
+  if (reason == CloseReason::kFin) {
+    end_ns = std::max(st(f, kC2S).fin_ts_ns, st(f, kS2C).fin_ts_ns);
+  }
   streams_[f.slot].closed_ts_ns = std::max(f.last_ts_ns, ts_ns);
   flush_direction(f, kC2S, ts_ns);
   flush_direction(f, kS2C, ts_ns);
-  consumer_.on_close(f, reason, ts_ns);
+  consumer_.on_close(f, reason, end_ns);
   ++counters_.closed[static_cast<size_t>(reason)];
   f.state = FlowState::kClosed;
   free_pieces(f, kC2S);  // nothing is left after the flush; defensive

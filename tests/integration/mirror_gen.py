@@ -134,27 +134,38 @@ def one_hop_on(frame, linktype):
     return bytes(b)
 
 
-def tcp_payload_len(frame, linktype):
-    """TCP payload bytes of an unfragmented packet (0 when not TCP or no data)."""
+def tcp_info(frame, linktype):
+    """(connection, TCP flags, payload bytes) of an unfragmented TCP packet, else None.
+    The connection is the sorted pair of (address, port) endpoints."""
     off, ver = l3_offset(frame, linktype)
     if ver == 4 and off + 20 <= len(frame):
         ihl = (frame[off] & 0xF) * 4
         (total,) = struct.unpack("!H", frame[off + 2:off + 4])
         (fragword,) = struct.unpack("!H", frame[off + 6:off + 8])
         if frame[off + 9] != 6 or fragword & 0x3FFF:
-            return 0
+            return None
         l4, end = off + ihl, off + total
+        src, dst = frame[off + 12:off + 16], frame[off + 16:off + 20]
     elif ver == 6 and off + 40 <= len(frame):
         if frame[off + 6] != 6:
-            return 0
+            return None
         (plen,) = struct.unpack("!H", frame[off + 4:off + 6])
         l4, end = off + 40, off + 40 + plen
+        src, dst = frame[off + 8:off + 24], frame[off + 24:off + 40]
     else:
-        return 0
-    if l4 + 13 > len(frame):
-        return 0
+        return None
+    if l4 + 14 > len(frame):
+        return None
+    sport, dport = struct.unpack("!HH", frame[l4:l4 + 4])
     doff = (frame[l4 + 12] >> 4) * 4
-    return max(0, min(end, len(frame)) - (l4 + doff))
+    conn = tuple(sorted([(src, sport), (dst, dport)]))
+    return conn, frame[l4 + 13], max(0, min(end, len(frame)) - (l4 + doff))
+
+
+def tcp_payload_len(frame, linktype):
+    """TCP payload bytes of an unfragmented packet (0 when not TCP or no data)."""
+    info = tcp_info(frame, linktype)
+    return info[2] if info else 0
 
 
 def doubled(pkts, linktype, nanos):
@@ -169,12 +180,23 @@ def doubled(pkts, linktype, nanos):
 
 
 def swapped(pkts, linktype):
-    """Consecutive TCP data segments swapped in pairs: 1st<->2nd, 3rd<->4th, ..."""
+    """Consecutive TCP data segments swapped in pairs: 1st<->2nd, 3rd<->4th, ...
+    except a pair whose swap would carry a segment across a RST of its own
+    connection: a RST carries no ACK, so nothing in the capture proves on which
+    side of it the segment was sent; the capture order is the only evidence of
+    what the connection delivered before it was reset (an ambiguity, not
+    reordering the ACKs can undo)."""
     out = [list(p) for p in pkts]
-    data = [i for i, p in enumerate(pkts) if tcp_payload_len(p[3], linktype) > 0]
+    info = [tcp_info(p[3], linktype) for p in pkts]
+    data = [i for i, t in enumerate(info) if t and t[2] > 0]
+    pairs = 0
     for a, b in zip(data[0::2], data[1::2]):
+        conns = {info[a][0], info[b][0]}
+        if any(info[k] and info[k][1] & 0x04 and info[k][0] in conns for k in range(a + 1, b)):
+            continue
         out[a], out[b] = out[b], out[a]
-    return out, len(data) // 2
+        pairs += 1
+    return out, pairs
 
 
 def main(argv):
