@@ -135,8 +135,8 @@ def one_hop_on(frame, linktype):
 
 
 def tcp_info(frame, linktype):
-    """(connection, TCP flags, payload bytes) of an unfragmented TCP packet, else None.
-    The connection is the sorted pair of (address, port) endpoints."""
+    """(connection, TCP flags, payload bytes, sender, seq, ack) of an unfragmented TCP
+    packet, else None. The connection is the sorted pair of (address, port) endpoints."""
     off, ver = l3_offset(frame, linktype)
     if ver == 4 and off + 20 <= len(frame):
         ihl = (frame[off] & 0xF) * 4
@@ -159,7 +159,8 @@ def tcp_info(frame, linktype):
     sport, dport = struct.unpack("!HH", frame[l4:l4 + 4])
     doff = (frame[l4 + 12] >> 4) * 4
     conn = tuple(sorted([(src, sport), (dst, dport)]))
-    return conn, frame[l4 + 13], max(0, min(end, len(frame)) - (l4 + doff))
+    seq, ack = struct.unpack("!II", frame[l4 + 4:l4 + 12])
+    return conn, frame[l4 + 13], max(0, min(end, len(frame)) - (l4 + doff)), (src, sport), seq, ack
 
 
 def tcp_payload_len(frame, linktype):
@@ -181,19 +182,27 @@ def doubled(pkts, linktype, nanos):
 
 def swapped(pkts, linktype):
     """Consecutive TCP data segments swapped in pairs: 1st<->2nd, 3rd<->4th, ...
-    except a pair whose swap would carry a segment across a RST of its own
-    connection: a RST carries no ACK, so nothing in the capture proves on which
-    side of it the segment was sent; the capture order is the only evidence of
-    what the connection delivered before it was reset (an ambiguity, not
-    reordering the ACKs can undo)."""
+    except where nothing in the capture proves the original order, which is
+    then the only evidence (an ambiguity no reordering by ACKs can undo):
+    - a swap that carries a segment across a RST of its own connection (a RST
+      carries no ACK: which side of it was the segment sent?);
+    - the two directions of one connection sent concurrently: neither
+      segment's ACK covers the other's bytes (each was sent before the other
+      arrived), e.g. a gRPC client's last upload message and the server's
+      error that ends the stream."""
     out = [list(p) for p in pkts]
     info = [tcp_info(p[3], linktype) for p in pkts]
     data = [i for i, t in enumerate(info) if t and t[2] > 0]
     pairs = 0
     for a, b in zip(data[0::2], data[1::2]):
-        conns = {info[a][0], info[b][0]}
-        if any(info[k] and info[k][1] & 0x04 and info[k][0] in conns for k in range(a + 1, b)):
+        ta, tb = info[a], info[b]
+        if any(info[k] and info[k][1] & 0x04 and info[k][0] in (ta[0], tb[0]) for k in range(a + 1, b)):
             continue
+        if ta[0] == tb[0] and ta[3] != tb[3]:
+            def covers(x, y):  # x's ACK covers y's bytes (wrap-safe)
+                return x[1] & 0x10 and ((x[5] - (y[4] + y[2])) & 0xFFFFFFFF) < 0x80000000
+            if not covers(ta, tb) and not covers(tb, ta):
+                continue
         out[a], out[b] = out[b], out[a]
         pairs += 1
     return out, pairs
