@@ -496,6 +496,9 @@ SegmentOutcome Reassembler::tcp_data(Flow& f, Direction d, uint32_t seq, std::sp
     counters_.bytes_duplicate += data.size();
     return SegmentOutcome::kRetransmission;
   }
+  // A segment the snaplen cut is not held: a buffered piece keeps its captured
+  // bytes only, and its `truncated` gap must reach the decoder with it.
+  if (seg_len > data.size()) need = false;
   if (hold_on_ && (need || head_blocked(f, d))) {
     // Held (or behind held bytes): into the pool, however in order it is.
     uint32_t trimmed = 0;
