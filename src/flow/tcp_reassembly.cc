@@ -477,6 +477,16 @@ SegmentOutcome Reassembler::tcp_data(Flow& f, Direction d, uint32_t seq, std::sp
   }
 
   const int64_t max_window = cfg_.max_window;
+  if (hold_on_ && s.picked_up && s.stream_offset() == 0 && s.head != ChunkPool::kNone && seq_lt(seq, s.next_seq) &&
+      seq_diff(s.next_seq, seq) <= max_window && pool_.piece(s.head).needs) {
+    // A flow picked up mid-stream whose first bytes are all still held (for
+    // the other direction's first segment): a segment just before them is
+    // the true start, which the mirror delivered late. Start there; it waits
+    // like them.
+    s.next_seq = seq;
+    need = true;
+    need_ack = pool_.piece(s.head).need_ack;
+  }
   const int32_t ahead = seq_diff(seq, s.next_seq);
   if (ahead > max_window || ahead < -max_window) {
     if (s.fin_seen || ++s.out_of_window_run < cfg_.resync_after) return SegmentOutcome::kOutOfWindow;
