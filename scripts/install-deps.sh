@@ -9,6 +9,7 @@ PACKAGES=(
   libtbb-dev libhyperscan-dev librdkafka-dev prometheus-cpp-dev zlib1g-dev
   libyaml-cpp-dev libcli11-dev libmurmurhash-dev nlohmann-json3-dev
   libssl-dev libnghttp2-dev openssl
+  libprotobuf-dev protobuf-compiler libsnappy-dev libcurl4-openssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   tshark kcat tcpdump tcpreplay iproute2 procps curl python3-jsonschema prometheus
 )

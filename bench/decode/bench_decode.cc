@@ -26,14 +26,14 @@ using bench::recorded;
 using bench::Recorded;
 
 struct CountingSink final : RecordSink {
-  void emit(const Roundtrip& r) override { bytes += r.request != nullptr ? r.request->bytes : 0; ++records; }
+  void emit(const Record& r) override { bytes += r.request != nullptr ? r.request->bytes : 0; ++records; }
   uint64_t records = 0;
   uint64_t bytes = 0;
 };
 
 // Encodes every record into one reused buffer: the cost the exporters will see.
 struct EncodingSink final : RecordSink {
-  void emit(const Roundtrip& r) override {
+  void emit(const Record& r) override {
     line.clear();
     append_json_line(r, line);
     bytes += line.size();

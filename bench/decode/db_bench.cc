@@ -13,7 +13,7 @@ namespace {
 
 class CountingSink final : public RecordSink {
  public:
-  void emit(const Roundtrip& /*r*/) override { ++records; }
+  void emit(const Record& /*r*/) override { ++records; }
   uint64_t records = 0;
 };
 

@@ -101,7 +101,7 @@ void BM_Scan(benchmark::State& state) {
 BENCHMARK(BM_Scan)->Arg(10)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
 
 struct EncodingSink final : RecordSink {
-  void emit(const Roundtrip& r) override {
+  void emit(const Record& r) override {
     line.clear();
     append_json_line(r, line);
     ++records;

@@ -31,6 +31,23 @@ enum class JobKind {
   kRecords,     // flows + protocol decoders: request/response records to the outputs (default)
 };
 
+// metrics.remote_write: push every /metrics snapshot to a Prometheus
+// remote-write endpoint (docs/metrics.md). Off while url is empty.
+struct RemoteWriteConfig {
+  std::string url;                   // http:// or https://; "" = off
+  double interval_s = 15;            // one push per interval (and a final one at shutdown)
+  double timeout_s = 10;             // per request, and the budget of the final flush
+  uint32_t queue = 32;               // pushes kept while the store is unreachable; the oldest goes first
+  std::string basic_auth_username;   // basic auth: username + password_file, or...
+  std::string basic_auth_password_file;
+  std::string bearer_token_file;     // ...a bearer token file (not both)
+  std::string ca_file;               // https: PEM CAs the store's certificate must chain to ("" = system CAs)
+  // Labels added to every series (a series's own label of the same name
+  // wins); job=spanfeed and instance=<hostname> unless set ("" removes one).
+  std::vector<std::pair<std::string, std::string>> labels;
+  bool enabled() const { return !url.empty(); }
+};
+
 struct Config {
   // --- capture source (exactly one of pcap / iface / eal vdev) ---
   std::string pcap_file;    // net_pcap vdev over a capture file
@@ -118,8 +135,12 @@ struct Config {
   uint32_t rules_inflaters = 64;      // zlib contexts per worker for compressed HTTP bodies (~40 KiB each)
   uint32_t rules_inflate_max_kb = 1024;  // inflated bytes scanned per body at most
   std::string log_level = "warning";  // DPDK log level
+  // Compiled Hyperscan databases kept between runs (start-up: a load instead of a compile):
+  // "auto" ($XDG_CACHE_HOME/spanfeed or ~/.cache/spanfeed), "off", or a directory.
+  std::string cache_dir = "auto";
   std::string metrics_listen = "127.0.0.1:9466";  // Prometheus /metrics; "off" disables
   double metrics_linger_s = 0;  // keep serving the final numbers this long after the run
+  RemoteWriteConfig remote_write;  // metrics.remote_write
   bool status_line = true;      // one-line live status on a terminal (stderr)
   bool quiet = false;        // no human summary on stdout
 

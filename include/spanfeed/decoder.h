@@ -13,7 +13,7 @@
 
 #include "spanfeed/flow_table.h"
 #include "spanfeed/protocol.h"
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 #include "spanfeed/tcp_reassembly.h"
 
 namespace spanfeed {
@@ -153,7 +153,7 @@ std::string_view to_string(TimeoutCause c);
 // (a response of a request the pending cap evicted makes no record: the request's timeout record was it)
 //   flows_opened == sum(detect) + flows_undetected_now
 struct alignas(64) DecodeCounters {
-  std::array<std::array<uint64_t, kRoundtripStatusCount>, kProtocolCount> roundtrips{};
+  std::array<std::array<uint64_t, kRecordStatusCount>, kProtocolCount> roundtrips{};
   std::array<uint64_t, kProtocolCount> requests{};       // requests queued to wait for a response
   std::array<uint64_t, kProtocolCount> responses{};      // responses completed (matched or not)
   std::array<uint64_t, kProtocolCount> matched{};        // responses paired with a request
@@ -172,7 +172,7 @@ struct alignas(64) DecodeCounters {
       for (uint64_t v : p) t += v;
     return t;
   }
-  uint64_t of(Protocol p, RoundtripStatus s) const {
+  uint64_t of(Protocol p, RecordStatus s) const {
     return roundtrips[static_cast<size_t>(p)][static_cast<size_t>(s)];
   }
   uint64_t sum(const std::array<uint64_t, kProtocolCount>& a) const {
@@ -310,8 +310,8 @@ class FlowContext {
   // the oldest pending request whose key == `key` (by_key), else unmatched.
   // FIFO: while responses are owed to requests the pending cap evicted, the
   // response is one of them: counted (responses_of_evicted), no record.
-  void complete_response(Message* resp, RoundtripStatus status);
-  void complete_response_by_key(Message* resp, RoundtripStatus status, uint32_t key);
+  void complete_response(Message* resp, RecordStatus status);
+  void complete_response_by_key(Message* resp, RecordStatus status, uint32_t key);
   // Every pending request becomes a timeout record (`extra_flags` added).
   void flush_pending(TimeoutCause cause, uint32_t extra_flags);
   // This flow's responses name their request (complete_response_by_key) when `on`: for a decoder whose
@@ -397,7 +397,7 @@ struct FlowSession {
 
 // The per-worker session layer: a StreamConsumer for the Reassembler that
 // chooses a decoder per flow, keeps per-flow state in preallocated arrays,
-// matches requests with responses and hands Roundtrips to a RecordSink.
+// matches requests with responses and hands Records to a RecordSink.
 class RecordBuilder final : public StreamConsumer {
  public:
   // Allocates all pools here. cfg must pass validate().
@@ -467,10 +467,10 @@ class RecordBuilder final : public StreamConsumer {
   uint32_t alloc_message(uint64_t ts_ns);
   void free_message(uint32_t i);
   void unlink_pending(uint32_t i);
-  void emit(const FlowSession& s, Message* req, Message* resp, RoundtripStatus status);
+  void emit(const FlowSession& s, Message* req, Message* resp, RecordStatus status);
   void mark(FlowSession& s, Direction dir, Message* m);
   // `resp` answers the pending request in slot `qi` (kNone: none: an unmatched record).
-  void complete(FlowSession& s, uint32_t qi, Message* resp, RoundtripStatus status);
+  void complete(FlowSession& s, uint32_t qi, Message* resp, RecordStatus status);
   // `resp` answers a request the pending cap evicted (its timeout record is out): counted, freed.
   void consume_evicted(FlowSession& s, Message* resp);
   void emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_flags);

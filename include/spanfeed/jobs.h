@@ -128,7 +128,7 @@ class RecordsJob final : public Job, public RecordSink {
   void on_packet(const PacketView& pkt) override;
   void on_idle(uint64_t now_ns) override;
   void finish(uint64_t now_ns) override;
-  void emit(const Roundtrip& r) override;
+  void emit(const Record& r) override;
 
  protected:
   void collect(WorkerSnapshot& out) const override;

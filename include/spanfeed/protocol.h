@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 
 namespace spanfeed {
 

@@ -161,6 +161,9 @@ int check_config(const Config& cfg, const std::string& path, const std::string& 
               to_string(cfg.job), cfg.rx_lcores, cfg.workers, source.c_str(),
               cfg.filter.empty() ? "" : ", filter ", cfg.filter.c_str());
   for (const auto& o : cfg.outputs) std::printf("  output %s\n", o.c_str());
+  if (cfg.remote_write.enabled()) {
+    std::printf("  remote_write %s every %g s\n", cfg.remote_write.url.c_str(), cfg.remote_write.interval_s);
+  }
   return 0;
 }
 

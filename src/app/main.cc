@@ -15,6 +15,8 @@
 #include "app/options.h"
 #include "app/run_report.h"
 #include "app/signals.h"
+#include "decode/detect/hs_cache.h"
+#include "decode/detect/hyperscan_signatures.h"
 #include "rules/rules_control.h"
 #include "spanfeed/metrics.h"
 
@@ -113,13 +115,16 @@ int main(int argc, char** argv) {
   if (file) size_to_capture(cfg, *file);
   mark("probe");
 
-  // Content rules: Hyperscan compiles them on a helper thread while the EAL
-  // starts (its TSC calibration alone sleeps 100 ms); the engine waits for
-  // them before it makes the first handler. A bad rule is still a start-up
-  // error naming it (exit 2), before any packet is read.
+  // Content rules and the protocol signatures: Hyperscan compiles (or loads
+  // from cache_dir) them on a helper thread while the EAL starts; the engine
+  // waits for them before it makes the first handler. A bad rule is still a
+  // start-up error naming it (exit 2), before any packet is read.
+  set_hs_cache_dir(resolve_hs_cache_dir(cfg.cache_dir));
   std::unique_ptr<RulesControl> rules;
-  std::future<std::unique_ptr<RulesControl>> compiling =
-      std::async(std::launch::async, [&cfg] { return make_rules_control(cfg); });
+  std::future<std::unique_ptr<RulesControl>> compiling = std::async(std::launch::async, [&cfg] {
+    if (cfg.job == JobKind::kRecords) HyperscanSignatures::compile_error();  // the workers' signature database
+    return make_rules_control(cfg);
+  });
   auto await_rules = [&]() -> RulesControl* {
     if (compiling.valid()) rules = compiling.get();  // rethrows the ConfigError of a bad rule
     return rules.get();
@@ -127,14 +132,20 @@ int main(int argc, char** argv) {
   install_signal_handlers();
 
   std::unique_ptr<MetricsServer> metrics_server;
-  if (cfg.metrics_listen != "off") {
+  const bool serving = cfg.metrics_listen != "off";
+  if (serving || cfg.remote_write.enabled()) {
     std::string err;
     metrics_server = MetricsServer::start(cfg.metrics_listen, err);
     if (!metrics_server) {
       std::fprintf(stderr, "spanfeed: metrics.listen (--metrics): %s\n", err.c_str());
       return kExitUsage;
     }
-    if (!cfg.quiet) {
+    // Its thread starts before the EAL pins this one: it floats on the process's CPUs.
+    if (cfg.remote_write.enabled() && !metrics_server->start_remote_write(cfg.remote_write, err)) {
+      std::fprintf(stderr, "spanfeed: %s\n", err.c_str());
+      return kExitUsage;
+    }
+    if (serving && !cfg.quiet) {
       std::fprintf(stderr, "spanfeed: metrics on http://%s:%d/metrics\n",
                    cfg.metrics_listen.substr(0, cfg.metrics_listen.rfind(':')).c_str(),
                    metrics_server->port());
@@ -163,10 +174,21 @@ int main(int argc, char** argv) {
   mark("engine-entry");
   if (verbose) std::fprintf(stderr, "spanfeed: start-up (ms from main):%s\n", timeline.c_str());
   int rc = run_capture(cfg, file ? &*file : nullptr, await_rules, cb, report, error);
+  if (verbose) {
+    const HsCacheStats hs = hs_cache_stats();
+    const std::string dir = hs_cache_dir();
+    std::fprintf(stderr, "spanfeed: hyperscan databases: %u loaded from cache, %u compiled, %u stored (cache_dir %s)\n",
+                 hs.loaded, hs.compiled, hs.stored, dir.empty() ? "off" : dir.c_str());
+  }
   if (file && !file->repaired_path.empty()) std::remove(file->repaired_path.c_str());
   if (rc != 0) {
     std::fprintf(stderr, "spanfeed: %s\n", error.c_str());
     return rc == kExitUsage ? kExitUsage : kExitRuntime;
+  }
+  if (metrics_server) {
+    // The final snapshot is out: push it now (bounded by remote_write.timeout_s).
+    const std::string rw = metrics_server->finish_remote_write();
+    if (!rw.empty()) std::fprintf(stderr, "spanfeed: %s\n", rw.c_str());
   }
   if (!write_summaries(cfg, report)) return kExitRuntime;
   int exit_code = 0;
@@ -178,6 +200,6 @@ int main(int argc, char** argv) {
   } else if (report.capture.damaged) {
     exit_code = kExitDamagedFile;
   }
-  if (metrics_server && cfg.metrics_linger_s > 0) linger(cfg.metrics_linger_s, signals_at_final);
+  if (serving && cfg.metrics_linger_s > 0) linger(cfg.metrics_linger_s, signals_at_final);
   return exit_code;
 }

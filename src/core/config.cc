@@ -11,6 +11,7 @@
 #include <sched.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
@@ -62,6 +63,66 @@ void walk(const std::string& file, const std::string& prefix, const YAML::Node& 
     }
     it->second(full, kv.second);
   }
+}
+
+// metrics.remote_write: each value checked here, so --check-config and the
+// start both refuse a bad one (exit 2) before any packet is read.
+void load_remote_write(const std::string& f, const std::string& p, const YAML::Node& n,
+                       RemoteWriteConfig& rw, const std::function<std::string(const std::string&)>& beside) {
+  auto seconds = [&](double& dst, double min, double max, const char* why) {
+    return [&, min, max, why](const std::string& k, const YAML::Node& v) {
+      dst = scalar<double>(f, k, v);
+      if (!(dst >= min && dst <= max)) fail(f, k, why, &v);
+    };
+  };
+  auto readable = [&](std::string& dst) {
+    return [&](const std::string& k, const YAML::Node& v) {
+      dst = beside(scalar<std::string>(f, k, v));
+      if (!std::ifstream(dst).good()) fail(f, k, "cannot read '" + dst + "'", &v);
+    };
+  };
+  walk(f, p, n, {
+    {"url", [&](const std::string& k, const YAML::Node& v) {
+       rw.url = scalar<std::string>(f, k, v);
+       const auto scheme = rw.url.find("://");
+       const std::string s = scheme == std::string::npos ? "" : rw.url.substr(0, scheme);
+       if ((s != "http" && s != "https") || rw.url.size() <= scheme + 3 || rw.url[scheme + 3] == '/') {
+         fail(f, k, "must be an http:// or https:// URL with a host (e.g. http://prometheus:9090/api/v1/write)", &v);
+       }
+       if (rw.url.find_first_of(" \t\r\n") != std::string::npos) fail(f, k, "must not contain spaces", &v);
+     }},
+    {"interval_s", seconds(rw.interval_s, 0.1, 86400, "must be a number of seconds between 0.1 and 86400")},
+    {"timeout_s", seconds(rw.timeout_s, 0.1, 600, "must be a number of seconds between 0.1 and 600")},
+    {"queue", [&](const std::string& k, const YAML::Node& v) { rw.queue = positive(f, k, v, 100000); }},
+    {"basic_auth", [&](const std::string& bp, const YAML::Node& bn) {
+       walk(f, bp, bn, {
+         {"username", [&](const std::string& k, const YAML::Node& v) { rw.basic_auth_username = scalar<std::string>(f, k, v); }},
+         {"password_file", readable(rw.basic_auth_password_file)},
+       });
+       if (rw.basic_auth_username.empty() || rw.basic_auth_password_file.empty()) {
+         fail(f, bp, "needs both username and password_file", &bn);
+       }
+     }},
+    {"bearer_token_file", readable(rw.bearer_token_file)},
+    {"ca_file", readable(rw.ca_file)},
+    {"labels", [&](const std::string& lp, const YAML::Node& ln) {
+       if (!ln.IsMap()) fail(f, lp, "expected a mapping of label name: value", &ln);
+       for (const auto& kv : ln) {
+         const std::string name = kv.first.as<std::string>();
+         const std::string key = lp + "." + name;
+         bool ok = !name.empty() && !(name[0] >= '0' && name[0] <= '9') && name.rfind("__", 0) != 0;
+         for (char c : name) {
+           ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_');
+         }
+         if (!ok) fail(f, key, "a label name is [a-zA-Z_][a-zA-Z0-9_]* and does not start with __", &kv.first);
+         rw.labels.emplace_back(name, scalar<std::string>(f, key, kv.second));
+       }
+     }},
+  });
+  if (!rw.basic_auth_password_file.empty() && !rw.bearer_token_file.empty()) {
+    fail(f, p, "give basic_auth or bearer_token_file, not both", &n);
+  }
+  if (rw.url.empty()) fail(f, p + ".url", "is required to push (remove metrics.remote_write to turn it off)", &n);
 }
 
 }  // namespace
@@ -403,10 +464,14 @@ void load_config_file(const std::string& path, Config& cfg) {
             cfg.metrics_linger_s = scalar<double>(f, k, v);
             if (cfg.metrics_linger_s < 0) fail(f, k, "must be >= 0", &v);
           }},
+         {"remote_write", [&](const std::string& rp, const YAML::Node& rn) {
+            load_remote_write(f, rp, rn, cfg.remote_write, beside);
+          }},
        });
      }},
     {"status_line", boolean(cfg.status_line)},
     {"log_level", str(cfg.log_level)},
+    {"cache_dir", str(cfg.cache_dir)},
   });
 }
 

@@ -132,6 +132,15 @@ L2Result parse_l2(const uint8_t* d, size_t len, LinkType link) {
   return {ParseOutcome::kNonIp, 0, 0, 0};
 }
 
+// memset(&p, 0, 128) as two 64-byte halves: the compiler writes each with four vector stores
+// instead of calling memset (~45 instructions a packet on the RX lcore).
+inline void clear(ParsedPacket& p) {
+  static_assert(sizeof(ParsedPacket) == 128);
+  auto* b = reinterpret_cast<unsigned char*>(&p);
+  std::memset(b, 0, 64);
+  std::memset(b + 64, 0, 64);
+}
+
 bool is_ipv6_ext_header(uint8_t nh) {
   switch (nh) {
     case 0:    // hop-by-hop options
@@ -343,20 +352,20 @@ ParseOutcome parse_packet(std::span<const std::byte> frame, LinkType link, Parse
                           const DecapConfig& decap) {
   const auto* d = reinterpret_cast<const uint8_t*>(frame.data());
   size_t len = frame.size();
-  std::memset(&out, 0, sizeof(out));
+  // `out` is cleared below, once per IP layer; an L2 outcome other than kOk leaves it unspecified.
   L2Result l2 = parse_l2(d, len, link);
   if (l2.outcome != ParseOutcome::kOk) return l2.outcome;
   TunnelInfo tunnel;
-  std::memset(&tunnel, 0, sizeof(tunnel));
+  tunnel.depth = 0;  // the rest is written with the first layer removed (and only read after it)
   for (;;) {
     // The IP header's own version nibble wins over what L2 announced; a
     // mismatch is a malformed packet.
     if (l2.l3_offset >= len) return ParseOutcome::kTruncatedL3;
-    std::memset(&out, 0, sizeof(out));
+    clear(out);
     out.vlan = l2.vlan;
     ParseOutcome o = l2.ip_version == 4 ? parse_ipv4(d, len, l2.l3_offset, out)
                                         : parse_ipv6(d, len, l2.l3_offset, out);
-    out.tunnel = tunnel;
+    if (tunnel.depth != 0) out.tunnel = tunnel;  // else it stays as cleared: a bare packet
     // A fragmented tunnel packet is reassembled on the worker, which parses
     // the whole datagram again from its IP header.
     if (o != ParseOutcome::kOk || !decap.enabled || (out.flags & packet_flag::kFragment)) return o;
@@ -371,6 +380,7 @@ ParseOutcome parse_packet(std::span<const std::byte> frame, LinkType link, Parse
     if (st.kind == detail::DecapKind::kTruncated) return ParseOutcome::kTruncatedL3;
     if (st.kind == detail::DecapKind::kMalformed) return ParseOutcome::kTunnelMalformed;
     if (tunnel.depth >= decap.max_depth) return ParseOutcome::kTunnelTooDeep;
+    if (tunnel.depth == 0) std::memset(&tunnel, 0, sizeof(tunnel));  // the first layer removed
     tunnel.layers[tunnel.depth++] = st.type;
     tunnel.type = st.type;
     tunnel.id = st.id;

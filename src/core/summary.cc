@@ -150,8 +150,8 @@ nlohmann::json records_json(const RecordsSnapshot& s) {
   for (size_t p = 1; p < kProtocolCount; ++p) {
     json st = json::object();
     uint64_t any = d.requests[p] + d.responses[p] + d.decode_errors[p];
-    for (size_t k = 0; k < kRoundtripStatusCount; ++k) {
-      st[std::string(to_string(static_cast<RoundtripStatus>(k)))] = d.roundtrips[p][k];
+    for (size_t k = 0; k < kRecordStatusCount; ++k) {
+      st[std::string(to_string(static_cast<RecordStatus>(k)))] = d.roundtrips[p][k];
       any += d.roundtrips[p][k];
     }
     if (any == 0) continue;
@@ -377,8 +377,8 @@ std::string to_text(const RunReport& r) {
   if (r.rules.present) {
     add("  rules v%" PRIu64 ": %" PRIu64 " rule(s) + %" PRIu64 " built-in, %" PRIu64 " record(s) tagged, %" PRIu64
         " field(s) redacted, reloads %" PRIu64 " ok / %" PRIu64 " refused\n",
-        r.rules.version, r.rules.rules, r.rules.builtin, r.rules.totals.records_tagged,
-        r.rules.totals.fields_redacted, r.rules.reloads_ok, r.rules.reloads_failed);
+        r.rules.version, r.rules.rules, r.rules.builtin, r.rules.totals.records_tagged.get(),
+        r.rules.totals.fields_redacted.get(), r.rules.reloads_ok, r.rules.reloads_failed);
   }
   if (r.capture.present && r.capture.truncated_by_snaplen != 0) {
     add("  capture snaplen %u: %" PRIu64 " packet(s) cut short of their wire length: their payload "

@@ -67,7 +67,7 @@ void FlowContext::emit_no_reply(Message* req, Direction dir) {
   if (req == nullptr) return;
   b_.mark(s_, dir, req);
   ++b_.counters_.no_reply[static_cast<size_t>(s_.protocol)];
-  b_.emit(s_, req, nullptr, RoundtripStatus::kOk);
+  b_.emit(s_, req, nullptr, RecordStatus::kOk);
   b_.free_message(b_.slot_index(req));
 }
 
@@ -90,7 +90,7 @@ bool FlowContext::has_pending_key(uint32_t key) const {
   return false;
 }
 
-void FlowContext::complete_response(Message* resp, RoundtripStatus status) {
+void FlowContext::complete_response(Message* resp, RecordStatus status) {
   if (resp == nullptr) return;
   if (s_.owed_evicted != 0) {
     --s_.owed_evicted;
@@ -100,7 +100,7 @@ void FlowContext::complete_response(Message* resp, RoundtripStatus status) {
   b_.complete(s_, s_.pending_head, resp, status);
 }
 
-void FlowContext::complete_response_by_key(Message* resp, RoundtripStatus status, uint32_t key) {
+void FlowContext::complete_response_by_key(Message* resp, RecordStatus status, uint32_t key) {
   if (resp == nullptr) return;
   uint32_t qi = s_.pending_head;
   while (qi != RecordBuilder::kNone && b_.slots_[qi].msg.key != key) qi = b_.slots_[qi].flow_next;
@@ -115,14 +115,20 @@ void FlowContext::flush_pending(TimeoutCause cause, uint32_t extra_flags) {
 
 uint32_t RecordBuilder::slot_index(const Message* m) const {
   // Every message lives inside a Slot of slots_: its index follows from its address.
-  const auto diff = reinterpret_cast<const char*>(m) - reinterpret_cast<const char*>(&slots_[0].msg);
+  const auto diff = reinterpret_cast<const char*>(m) - reinterpret_cast<const char*>(&slots_.data()->msg);
   return static_cast<uint32_t>(static_cast<size_t>(diff) / sizeof(Slot));
 }
 
 uint32_t RecordBuilder::alloc_message(uint64_t ts_ns) {
   if (msg_free_ == kNone) {
-    ++counters_.message_pool_exhausted;
-    return kNone;
+    if (slots_.size() >= cfg_.message_pool_size) {
+      ++counters_.message_pool_exhausted;
+      return kNone;
+    }
+    // First use of the next slot (the constructor reserved them all: no reallocation). Taken in
+    // index order, as the prebuilt free list used to give them.
+    slots_.emplace_back();
+    msg_free_ = static_cast<uint32_t>(slots_.size() - 1);
   }
   const uint32_t i = msg_free_;
   Slot& sl = slots_[i];
@@ -175,7 +181,7 @@ void RecordBuilder::unlink_pending(uint32_t i) {
   --counters_.pending_now;
 }
 
-void RecordBuilder::complete(FlowSession& s, uint32_t qi, Message* resp, RoundtripStatus status) {
+void RecordBuilder::complete(FlowSession& s, uint32_t qi, Message* resp, RecordStatus status) {
   mark(s, Direction::kServerToClient, resp);
   ++counters_.responses[static_cast<size_t>(s.protocol)];
   const uint32_t ri = slot_index(resp);
@@ -186,7 +192,7 @@ void RecordBuilder::complete(FlowSession& s, uint32_t qi, Message* resp, Roundtr
     free_message(qi);
   } else {
     ++counters_.unmatched;
-    emit(s, nullptr, resp, RoundtripStatus::kUnmatched);
+    emit(s, nullptr, resp, RecordStatus::kUnmatched);
   }
   free_message(ri);
 }
@@ -209,8 +215,8 @@ void RecordBuilder::mark(FlowSession& s, Direction dir, Message* m) {
   if (observer_ != nullptr) observer_->mark(static_cast<uint32_t>(&s - sessions_.data()), dir, *m);
 }
 
-void RecordBuilder::emit(const FlowSession& s, Message* req, Message* resp, RoundtripStatus status) {
-  Roundtrip r;
+void RecordBuilder::emit(const FlowSession& s, Message* req, Message* resp, RecordStatus status) {
+  Record r;
   r.ts_ns = req != nullptr ? req->first_ts_ns : resp->first_ts_ns;
   r.id = (static_cast<uint64_t>(cfg_.worker_id) << 56) | (++next_id_ & kIdMask);
   // A decoder may name another protocol per record (gRPC calls of an HTTP/2 flow).
@@ -246,7 +252,7 @@ void RecordBuilder::emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_
   unlink_pending(i);
   sl.msg.flags |= extra_flags;
   ++counters_.timeouts[static_cast<size_t>(cause)];
-  emit(s, &sl.msg, nullptr, RoundtripStatus::kTimeout);
+  emit(s, &sl.msg, nullptr, RecordStatus::kTimeout);
   free_message(i);
 }
 void RecordBuilder::expire(uint64_t now_ns, uint32_t budget) {

@@ -107,12 +107,13 @@ RecordBuilder::RecordBuilder(const DecodeConfig& cfg, RecordSink& sink)
   for (FlowSession& s : sessions_) {
     s.carry = {kNoBuf, kNoBuf};
   }
-  slots_.resize(cfg_.message_pool_size);
-  for (uint32_t i = cfg_.message_pool_size; i-- > 0;) {
-    slots_[i].flow_next = msg_free_;
-    msg_free_ = i;
-  }
-  carry_arena_ = std::make_unique<std::byte[]>(static_cast<size_t>(cfg_.carry_bytes) * cfg_.carry_buffer_count);
+  // Reserved, not constructed: a slot's memory is touched (made resident) the first time the pool
+  // reaches it (alloc_message), so a small capture keeps a small footprint. No reallocation ever
+  // happens (the capacity is the pool size): messages never move.
+  slots_.reserve(cfg_.message_pool_size);
+  // Not zeroed, for the same reason: carry buffers are written before they are read.
+  carry_arena_ = std::make_unique_for_overwrite<std::byte[]>(static_cast<size_t>(cfg_.carry_bytes) *
+                                                             cfg_.carry_buffer_count);
   carry_free_.reserve(cfg_.carry_buffer_count);
   for (uint32_t i = cfg_.carry_buffer_count; i-- > 0;) carry_free_.push_back(i);
 

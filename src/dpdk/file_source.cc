@@ -100,6 +100,23 @@ FileSource::~FileSource() {
   if (map_ != nullptr) munmap(const_cast<std::byte*>(map_), size_);
 }
 
+[[gnu::always_inline]] inline bool FileSource::next_classic(const std::byte*& data, uint32_t& caplen,
+                                                            uint64_t& ts_us) {
+  if (pos_ + 16 > size_) return false;
+  uint32_t hdr[4];
+  std::memcpy(hdr, map_ + pos_, 16);
+  if (swapped_) {
+    for (uint32_t& v : hdr) v = __builtin_bswap32(v);
+  }
+  const uint32_t sec = hdr[0], frac = hdr[1], incl = hdr[2];
+  if (incl > size_ - pos_ - 16) return false;
+  data = map_ + pos_ + 16;
+  caplen = opt_.snaplen != 0 ? std::min(incl, opt_.snaplen) : incl;  // as libpcap cuts it
+  ts_us = uint64_t{sec} * 1'000'000 + (nanos_ ? frac / 1000 : frac);
+  pos_ += 16 + size_t{incl};
+  return true;
+}
+
 bool FileSource::next_record(const std::byte*& data, uint32_t& caplen, uint64_t& ts_us) {
   auto rd32 = [&](size_t at) {
     uint32_t v;
@@ -111,16 +128,7 @@ bool FileSource::next_record(const std::byte*& data, uint32_t& caplen, uint64_t&
     std::memcpy(&v, map_ + at, 2);
     return swapped_ ? __builtin_bswap16(v) : v;
   };
-  if (!pcapng_) {
-    if (pos_ + 16 > size_) return false;
-    uint32_t sec = rd32(pos_), frac = rd32(pos_ + 4), incl = rd32(pos_ + 8);
-    if (incl > size_ - pos_ - 16) return false;
-    data = map_ + pos_ + 16;
-    caplen = opt_.snaplen != 0 ? std::min(incl, opt_.snaplen) : incl;  // as libpcap cuts it
-    ts_us = uint64_t{sec} * 1'000'000 + (nanos_ ? frac / 1000 : frac);
-    pos_ += 16 + size_t{incl};
-    return true;
-  }
+  if (!pcapng_) return next_classic(data, caplen, ts_us);
   while (pos_ + 12 <= size_) {
     uint32_t type;
     std::memcpy(&type, map_ + pos_, 4);  // the section header's type reads the same both ways
@@ -214,7 +222,7 @@ uint16_t FileSource::rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, in
       pos_ = first_;
       in_pass_ = 0;
     }
-    if (!next_record(data, caplen, ts)) {
+    if (!(pcapng_ ? next_record(data, caplen, ts) : next_classic(data, caplen, ts))) {
       if (!opt_.infinite) return false;
       pos_ = first_;  // the parser found the end before libpcap did: start over
       in_pass_ = 0;

@@ -53,6 +53,8 @@ class FileSource {
   FileSource() = default;
   // The next record's data and timestamp; false at the end of the records.
   bool next_record(const std::byte*& data, uint32_t& caplen, uint64_t& ts_us);
+  // Classic pcap's record header, inlined into rx_burst (the usual file: ~55 -> ~20 instructions).
+  bool next_classic(const std::byte*& data, uint32_t& caplen, uint64_t& ts_us);
   bool parse_pcapng_block();
 
   Options opt_;

@@ -235,7 +235,7 @@ void GelfEncoder::add_fields(std::string_view side, const Message& m) {
   }
 }
 
-void GelfEncoder::append(const Roundtrip& r, std::string& out) {
+void GelfEncoder::append(const Record& r, std::string& out) {
   keys_.clear();
   vals_.clear();
   entries_.clear();
@@ -250,6 +250,7 @@ void GelfEncoder::append(const Roundtrip& r, std::string& out) {
     vals_.append(buf, std::to_chars(buf, buf + sizeof(buf), v).ptr);
     end();
   };
+  str("schema_version", kRecordSchemaVersion);
   tmp_.clear();
   append_iso8601_us(r.ts_ns, tmp_);
   str("ts", tmp_);

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 
 namespace spanfeed {
 
@@ -21,7 +21,7 @@ class GelfEncoder {
   // flattened with '_' ("_request_method"; "_record_id" for the record id;
   // arrays as JSON text). Keys in byte order, as the exporter wrote them
   // when it re-parsed the JSON line.
-  void append(const Roundtrip& r, std::string& out);
+  void append(const Record& r, std::string& out);
 
  private:
   struct Entry {

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "spanfeed/export.h"
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 
 namespace spanfeed {
 namespace {

@@ -95,7 +95,7 @@ void RecordsJob::hand_over() {
   ++handed_over_;
 }
 
-void RecordsJob::emit(const Roundtrip& r) {
+void RecordsJob::emit(const Record& r) {
   if (r.has_latency) latency_[static_cast<size_t>(r.protocol)].add(r.latency_us);
   if (!ensure_batch()) {
     ++dropped_;

@@ -3,6 +3,8 @@
 // exposer's HTTP thread only copies the prepared families under a mutex.
 #include "spanfeed/metrics.h"
 
+#include "remote_write.h"
+
 #include <prometheus/collectable.h>
 #include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
@@ -23,16 +25,16 @@ class SnapshotCollectable final : public prometheus::Collectable {
  public:
   std::vector<MetricFamily> Collect() const override {
     std::lock_guard<std::mutex> g(mu_);
-    return families_;
+    return families_ ? *families_ : std::vector<MetricFamily>{};
   }
-  void set(std::vector<MetricFamily> f) {
+  void set(std::shared_ptr<const std::vector<MetricFamily>> f) {
     std::lock_guard<std::mutex> g(mu_);
     families_ = std::move(f);
   }
 
  private:
   mutable std::mutex mu_;
-  std::vector<MetricFamily> families_;
+  std::shared_ptr<const std::vector<MetricFamily>> families_;  // shared with the remote writer
 };
 
 class Builder {
@@ -215,7 +217,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
 
   // Records
   bool any_records = false;
-  std::array<std::array<uint64_t, kRoundtripStatusCount>, kProtocolCount> rt{};
+  std::array<std::array<uint64_t, kRecordStatusCount>, kProtocolCount> rt{};
   std::array<uint64_t, kProtocolCount> derr{};
   std::array<uint64_t, kTimeoutCauseCount> tmo{};
   std::array<LatencyHistogram, kProtocolCount> lat{};
@@ -226,7 +228,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     any_records = true;
     const auto& d = w.records.decode;
     for (size_t p = 0; p < kProtocolCount; ++p) {
-      for (size_t k = 0; k < kRoundtripStatusCount; ++k) rt[p][k] += d.roundtrips[p][k];
+      for (size_t k = 0; k < kRecordStatusCount; ++k) rt[p][k] += d.roundtrips[p][k];
       derr[p] += d.decode_errors[p];
       const auto& h = w.records.latency[p];
       for (size_t k = 0; k < kLatencyBuckets; ++k) lat[p].buckets[k] += h.buckets[k];
@@ -249,8 +251,8 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
                           "Latency from the first request packet to the last response packet, by protocol.");
     for (size_t p = 1; p < kProtocolCount; ++p) {
       std::string proto(to_string(static_cast<Protocol>(p)));
-      for (size_t k = 0; k < kRoundtripStatusCount; ++k) {
-        Builder::add(rtf, {{"protocol", proto}, {"status", std::string(to_string(static_cast<RoundtripStatus>(k)))}}, double(rt[p][k]));
+      for (size_t k = 0; k < kRecordStatusCount; ++k) {
+        Builder::add(rtf, {{"protocol", proto}, {"status", std::string(to_string(static_cast<RecordStatus>(k)))}}, double(rt[p][k]));
       }
       Builder::add(def, {{"protocol", proto}}, double(derr[p]));
       ClientMetric m;
@@ -423,15 +425,33 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
 struct MetricsServer::Impl {
   std::shared_ptr<SnapshotCollectable> metrics = std::make_shared<SnapshotCollectable>();
   std::shared_ptr<SnapshotCollectable> health = std::make_shared<SnapshotCollectable>();
+  // Destroyed after the exposer: its final flush may still be under way.
+  std::unique_ptr<RemoteWriter> remote_writer;
+  std::shared_ptr<const std::vector<MetricFamily>> last;  // the latest snapshot...
+  size_t last_base = 0;                                   // ...and its families before the remote writer's
   // Declared last, destroyed first: its HTTP threads are joined before the snapshots they read go.
   std::unique_ptr<prometheus::Exposer> exposer;
 };
 
 MetricsServer::MetricsServer() : impl_(std::make_unique<Impl>()) {}
-MetricsServer::~MetricsServer() { impl_->exposer.reset(); }
+MetricsServer::~MetricsServer() {
+  impl_->exposer.reset();
+  impl_->remote_writer.reset();  // the final flush, bounded by remote_write.timeout_s
+}
+
+namespace {
+std::shared_ptr<const std::vector<MetricFamily>> health_family(double value) {
+  MetricFamily h{"spanfeed_healthy", "1 while spanfeed runs its capture.", MetricType::Gauge, {}};
+  ClientMetric cm;
+  cm.gauge.value = value;
+  h.metric.push_back(cm);
+  return std::make_shared<const std::vector<MetricFamily>>(std::vector<MetricFamily>{h});
+}
+}  // namespace
 
 std::unique_ptr<MetricsServer> MetricsServer::start(const std::string& listen, std::string& error) {
   std::unique_ptr<MetricsServer> m(new MetricsServer());
+  if (listen == "off") return m;  // no HTTP server: the snapshots feed the remote writer only
   try {
     m->impl_->exposer = std::make_unique<prometheus::Exposer>(listen, 2);
   } catch (const std::exception& e) {
@@ -441,26 +461,39 @@ std::unique_ptr<MetricsServer> MetricsServer::start(const std::string& listen, s
   }
   m->impl_->exposer->RegisterCollectable(m->impl_->metrics, "/metrics");
   m->impl_->exposer->RegisterCollectable(m->impl_->health, "/health");
-  MetricFamily h{"spanfeed_healthy", "1 while spanfeed runs its capture.", MetricType::Gauge, {}};
-  ClientMetric cm;
-  cm.gauge.value = 1;
-  h.metric.push_back(cm);
-  m->impl_->health->set({h});
+  m->impl_->health->set(health_family(1));
   return m;
 }
 
-void MetricsServer::publish(const RunReport& r, bool final) {
-  impl_->metrics->set(build(r, final));
-  if (final) {
-    MetricFamily h{"spanfeed_healthy", "1 while spanfeed runs its capture.", MetricType::Gauge, {}};
-    ClientMetric cm;
-    cm.gauge.value = 0;
-    h.metric.push_back(cm);
-    impl_->health->set({h});
+bool MetricsServer::start_remote_write(const RemoteWriteConfig& cfg, std::string& error) {
+  impl_->remote_writer = RemoteWriter::start(cfg, error);
+  return impl_->remote_writer != nullptr;
+}
+
+std::string MetricsServer::finish_remote_write() {
+  if (!impl_->remote_writer) return {};
+  std::string line = impl_->remote_writer->finish();
+  if (impl_->last) {  // what /metrics shows from now on (the linger) has the final push's outcome too
+    std::vector<MetricFamily> families(impl_->last->begin(), impl_->last->begin() + impl_->last_base);
+    append_remote_write_families(impl_->remote_writer->stats(), families);
+    impl_->metrics->set(std::make_shared<const std::vector<MetricFamily>>(std::move(families)));
   }
+  return line;
+}
+
+void MetricsServer::publish(const RunReport& r, bool final) {
+  auto families = build(r, final);
+  impl_->last_base = families.size();
+  if (impl_->remote_writer) append_remote_write_families(impl_->remote_writer->stats(), families);
+  auto snapshot = std::make_shared<const std::vector<MetricFamily>>(std::move(families));
+  impl_->last = snapshot;
+  impl_->metrics->set(snapshot);
+  if (impl_->remote_writer) impl_->remote_writer->offer(std::move(snapshot), final);
+  if (final) impl_->health->set(health_family(0));
 }
 
 int MetricsServer::port() const {
+  if (!impl_->exposer) return 0;
   auto p = impl_->exposer->GetListeningPorts();
   return p.empty() ? 0 : p[0];
 }

@@ -9,7 +9,7 @@
 
 #include "rules/rule_set.h"
 #include "rules/rules_report.h"
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 
 struct hs_scratch;  // hs.h: rules sources only
 

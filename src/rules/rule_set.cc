@@ -4,6 +4,8 @@
 
 #include <functional>
 
+#include "decode/detect/hs_cache.h"
+
 namespace spanfeed {
 
 namespace {
@@ -31,8 +33,8 @@ hs_database_t* compile_db(const std::vector<std::string>& patterns, const std::v
   for (const auto& p : patterns) exprs.push_back(p.c_str());
   hs_database_t* db = nullptr;
   hs_compile_error_t* err = nullptr;
-  if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()), mode, nullptr,
-                       &db, &err) != HS_SUCCESS) {
+  if (hs_compile_multi_cached(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()), mode, &db,
+                              &err) != HS_SUCCESS) {
     if (err != nullptr && err->expression >= 0) {
       error = describe(static_cast<unsigned>(err->expression)) + ": " + err->message;
     } else {

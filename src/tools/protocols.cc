@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "spanfeed/protocol.h"
+#include "spanfeed/record.h"
 
 namespace {
 
@@ -67,9 +68,15 @@ void schema() {
   std::printf(
       "{\n  \"$schema\": \"https://json-schema.org/draft/2020-12/schema\",\n"
       "  \"title\": \"spanfeed record\",\n  \"type\": \"object\",\n"
-      "  \"required\": [\"ts\", \"id\", \"protocol\", \"client\", \"server\", \"latency_us\", \"status\", "
+      "  \"required\": [\"schema_version\", \"ts\", \"id\", \"protocol\", \"client\", \"server\", \"latency_us\", \"status\", "
       "\"request\", \"response\", \"tags\", \"flags\"],\n"
-      "  \"properties\": {\n"
+      "  \"properties\": {\n");
+  // Any minor version of this major validates: within a major version fields are only added.
+  const std::string_view v = spanfeed::kRecordSchemaVersion;
+  std::printf("    \"schema_version\": {\"type\": \"string\", \"pattern\": \"^%.*s\\\\.[0-9]+$\",\n"
+              "      \"description\": \"record format version (major.minor); this schema: %.*s\"},\n",
+              static_cast<int>(v.find('.')), v.data(), static_cast<int>(v.size()), v.data());
+  std::printf(
       "    \"ts\": {\"type\": \"string\"},\n    \"id\": {\"type\": \"string\"},\n"
       "    \"protocol\": {\"enum\": [");
   bool first = true;

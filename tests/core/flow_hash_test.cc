@@ -2,6 +2,7 @@
 #include "spanfeed/flow_hash.h"
 
 #include <gtest/gtest.h>
+#include <murmurhash.h>
 
 #include <cstring>
 #include <map>
@@ -26,6 +27,64 @@ ParsedPacket tuple(uint32_t src, uint32_t dst, uint16_t sp, uint16_t dp, uint8_t
   p.ip_version = 4;
   p.vlan = vlan;
   return p;
+}
+
+// The hash as first written: the canonical tuple laid out in memory and handed to
+// libmurmurhash. The inline MurmurHash3 must give the same value for every packet, or flows
+// would move to other workers (and records to other workers' ids).
+uint32_t reference_hash(const ParsedPacket& p, bool include_vlan) {
+  struct {
+    uint8_t addr_lo[16];
+    uint8_t addr_hi[16];
+    uint16_t port_lo;
+    uint16_t port_hi;
+    uint8_t proto;
+    uint8_t pad[3];
+    uint32_t vlan;
+  } t;
+  static_assert(sizeof(t) == 44);
+  std::memset(&t, 0, sizeof(t));
+  uint16_t sp = p.src_port, dp = p.dst_port;
+  if (p.flags & packet_flag::kFragment) sp = dp = 0;
+  int c = std::memcmp(p.src.bytes, p.dst.bytes, 16);
+  bool src_first = c < 0 || (c == 0 && sp <= dp);
+  std::memcpy(t.addr_lo, (src_first ? p.src : p.dst).bytes, 16);
+  std::memcpy(t.addr_hi, (src_first ? p.dst : p.src).bytes, 16);
+  t.port_lo = src_first ? sp : dp;
+  t.port_hi = src_first ? dp : sp;
+  t.proto = p.l4_proto;
+  t.vlan = include_vlan ? p.vlan : 0;
+  t.pad[0] = static_cast<uint8_t>(p.tunnel.key_type);
+  t.vlan ^= p.tunnel.key_id * 0x9E3779B1u;
+  uint32_t out[1];
+  lmmh_x86_32(&t, sizeof(t), kFlowHashSeed, out);
+  return out[0];
+}
+
+TEST(FlowHash, EqualsLibmurmurhashOverTheCanonicalTuple) {
+  std::mt19937 rng(1234);
+  for (int i = 0; i < 200000; ++i) {
+    ParsedPacket p;
+    std::memset(&p, 0, sizeof(p));
+    const bool v6 = rng() & 1;
+    for (int b = 0; b < (v6 ? 16 : 4); ++b) {
+      p.src.bytes[b] = static_cast<uint8_t>(rng());
+      p.dst.bytes[b] = static_cast<uint8_t>(rng());
+    }
+    if (rng() % 8 == 0) p.dst = p.src;                                  // same address both ends
+    if (rng() % 16 == 0) std::memcpy(p.dst.bytes, p.src.bytes, 8);      // equal first half
+    p.src_port = static_cast<uint16_t>(rng());
+    p.dst_port = rng() % 4 == 0 ? p.src_port : static_cast<uint16_t>(rng());
+    p.l4_proto = static_cast<uint8_t>(rng());
+    p.vlan = rng() & 0xffffff;
+    p.ip_version = v6 ? 6 : 4;
+    if (rng() % 4 == 0) p.flags = packet_flag::kFragment;
+    if (rng() % 4 == 0) {
+      p.tunnel.key_type = static_cast<TunnelType>(1 + rng() % (static_cast<unsigned>(TunnelType::kCount) - 1));
+      p.tunnel.key_id = rng();
+    }
+    for (bool vlan : {true, false}) ASSERT_EQ(symmetric_flow_hash(p, vlan), reference_hash(p, vlan)) << i;
+  }
 }
 
 TEST(FlowHash, SymmetricForRandomTuples) {

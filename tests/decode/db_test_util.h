@@ -74,10 +74,10 @@ inline void check_golden(const GoldenCase& c) {
   EXPECT_TRUE(k.ledger_balanced());
   EXPECT_EQ(k.pending_now, 0u);
   EXPECT_EQ(run.lines.size(), c.records);
-  EXPECT_EQ(k.of(c.protocol, RoundtripStatus::kOk), c.ok);
-  EXPECT_EQ(k.of(c.protocol, RoundtripStatus::kError), c.error);
-  EXPECT_EQ(k.of(c.protocol, RoundtripStatus::kTimeout), c.timeout);
-  EXPECT_EQ(k.of(c.protocol, RoundtripStatus::kUnmatched), c.unmatched);
+  EXPECT_EQ(k.of(c.protocol, RecordStatus::kOk), c.ok);
+  EXPECT_EQ(k.of(c.protocol, RecordStatus::kError), c.error);
+  EXPECT_EQ(k.of(c.protocol, RecordStatus::kTimeout), c.timeout);
+  EXPECT_EQ(k.of(c.protocol, RecordStatus::kUnmatched), c.unmatched);
   EXPECT_EQ(k.roundtrips_total(), c.records);  // nothing recorded under another protocol
   EXPECT_EQ(k.decode_errors[static_cast<size_t>(c.protocol)], 0u);
   if (std::getenv("SPANFEED_UPDATE_GOLDEN") != nullptr) {

@@ -35,10 +35,10 @@ int main(int argc, char** argv) {
                static_cast<unsigned long long>(c.records_emitted), static_cast<unsigned long long>(c.unmatched),
                c.ledger_balanced() ? "balanced" : "UNBALANCED");
   for (size_t p = 0; p < kProtocolCount; ++p) {
-    for (size_t s = 0; s < kRoundtripStatusCount; ++s) {
+    for (size_t s = 0; s < kRecordStatusCount; ++s) {
       if (c.roundtrips[p][s] != 0)
         std::fprintf(stderr, "  %s %s: %llu\n", std::string(to_string(static_cast<Protocol>(p))).c_str(),
-                     std::string(to_string(static_cast<RoundtripStatus>(s))).c_str(),
+                     std::string(to_string(static_cast<RecordStatus>(s))).c_str(),
                      static_cast<unsigned long long>(c.roundtrips[p][s]));
     }
     if (c.decode_errors[p] != 0)

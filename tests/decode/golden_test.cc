@@ -168,10 +168,10 @@ TEST_P(Golden, MatchesCheckedInRecords) {
   EXPECT_EQ(run.lines.size(), c.records);
   Protocol p = Protocol::kUnknown;
   ASSERT_TRUE(protocol_from_string(c.record_proto != nullptr ? c.record_proto : c.proto, &p));
-  EXPECT_EQ(k.of(p, RoundtripStatus::kOk), c.ok);
-  EXPECT_EQ(k.of(p, RoundtripStatus::kError), c.error);
-  EXPECT_EQ(k.of(p, RoundtripStatus::kTimeout), c.timeout);
-  EXPECT_EQ(k.of(p, RoundtripStatus::kUnmatched), c.unmatched);
+  EXPECT_EQ(k.of(p, RecordStatus::kOk), c.ok);
+  EXPECT_EQ(k.of(p, RecordStatus::kError), c.error);
+  EXPECT_EQ(k.of(p, RecordStatus::kTimeout), c.timeout);
+  EXPECT_EQ(k.of(p, RecordStatus::kUnmatched), c.unmatched);
   EXPECT_EQ(k.detect[static_cast<size_t>(DetectOutcome::kUnknown)], c.unknown_flows);
   EXPECT_EQ(k.roundtrips_total(), c.records);  // nothing recorded under another protocol
 

@@ -363,8 +363,8 @@ TEST(Grpc, UnaryAndServerStreamingCallsWithTrailers) {
   EXPECT_EQ(s["response"]["messages"], 3);
   EXPECT_EQ(s["response"]["message_bytes"], 24);
   EXPECT_EQ(s["response"]["grpc_status_name"], "OK");
-  EXPECT_EQ(h.counters().of(Protocol::kGrpc, RoundtripStatus::kError), 1u);
-  EXPECT_EQ(h.counters().of(Protocol::kGrpc, RoundtripStatus::kOk), 1u);
+  EXPECT_EQ(h.counters().of(Protocol::kGrpc, RecordStatus::kError), 1u);
+  EXPECT_EQ(h.counters().of(Protocol::kGrpc, RecordStatus::kOk), 1u);
   h.expect_ledger();
 }
 

@@ -231,7 +231,7 @@ TEST(Mongo, WriteErrorsMakeAnErrorRecord) {
   EXPECT_EQ(r["response"]["write_errors"], 2);
   EXPECT_EQ(r["response"]["error_code"], 11000);
   EXPECT_EQ(r["response"]["error_message"], "E11000 duplicate key error");
-  EXPECT_EQ(h.counters().of(Protocol::kMongodb, RoundtripStatus::kError), 1u);
+  EXPECT_EQ(h.counters().of(Protocol::kMongodb, RecordStatus::kError), 1u);
   // an empty writeErrors array is no error
   h.c2s(op_msg(21, 0, Bson().str("insert", "users").str("$db", "shop")), kT0 + 2 * kMs);
   h.s2c(op_msg(92, 21, Bson().i32("n", 1).doc("writeErrors", Bson(), true).dbl("ok", 1)), kT0 + 3 * kMs);

@@ -229,7 +229,7 @@ TEST(Mysql, ErrAndOkFields) {
   EXPECT_EQ(e["response"]["error_code"], 1146);
   EXPECT_EQ(e["response"]["sql_state"], "42S02");
   EXPECT_EQ(e["response"]["error_message"], "Table 'db.nope' doesn't exist");
-  EXPECT_EQ(h.counters().of(Protocol::kMysql, RoundtripStatus::kError), 1u);
+  EXPECT_EQ(h.counters().of(Protocol::kMysql, RecordStatus::kError), 1u);
   h.expect_ledger();
 }
 

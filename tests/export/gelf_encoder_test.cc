@@ -67,7 +67,7 @@ std::string reference_gelf(std::string_view line) {
 // Encodes every record both ways.
 class Compare final : public RecordSink {
  public:
-  void emit(const Roundtrip& r) override {
+  void emit(const Record& r) override {
     line_.clear();
     append_json_line(r, line_);
     line_.pop_back();  // '\n'
@@ -114,13 +114,13 @@ TEST(GelfEncoder, AwkwardStringsTagsFlagsAndEmbeddedJson) {
   rs.fields.add_uint("status_code", 503);
   rs.fields.add_raw_json("answers", R"([{"type":"A","data":"1.2.3.4"},{"type":"TXT","data":"a\u0008b\"c"},[],{}])");
   const std::string_view tags[] = {"sqli", "t\u00e9g"};
-  Roundtrip r;
+  Record r;
   r.ts_ns = 1'700'000'000'000'000'000ull;  // whole second: "timestamp":1700000000.0
   r.id = 0x0100000000000abcull;
   r.protocol = Protocol::kHttp;
   r.client.port = 40000;
   r.server.port = 80;
-  r.status = RoundtripStatus::kError;
+  r.status = RecordStatus::kError;
   r.request = &rq;
   r.response = &rs;
   r.flags = record_flag::kGap | record_flag::kOverlapConflict;
@@ -133,7 +133,7 @@ TEST(GelfEncoder, AwkwardStringsTagsFlagsAndEmbeddedJson) {
   r.response = nullptr;
   r.tags = {};
   r.flags = 0;
-  r.status = RoundtripStatus::kOk;
+  r.status = RecordStatus::kOk;
   cmp.emit(r);
   EXPECT_EQ(cmp.records, 2u);
   EXPECT_EQ(cmp.mismatches, 0u);

@@ -93,6 +93,7 @@ def check_mapping(test, gelf_msgs, records):
         test.assertIn("short_message", g)
         rec = by_id[(g["_record_id"], g["_ts"], g["_protocol"])]
         test.assertEqual(g["_protocol"], rec["protocol"])
+        test.assertEqual(g["_schema_version"], rec["schema_version"])
         test.assertEqual(g["_status"], rec["status"])
         test.assertEqual(g["_client_ip"], rec["client"]["ip"])
         test.assertEqual(g["_server_port"], rec["server"]["port"])

@@ -125,13 +125,18 @@ class KafkaExport(SpanfeedTestCase):
                                   "--output", f"kafka:{broker.bootstrap}/spanfeed"])
                 self.assertEqual(r.rc, 0, r.stderr)
                 out = subprocess.run(["kcat", "-b", broker.bootstrap, "-C", "-t", "spanfeed", "-o", "beginning",
-                                      "-e", "-q", "-f", "%h\n"], capture_output=True, text=True, timeout=60)
+                                      "-e", "-q", "-f", "%h\t%s\n"], capture_output=True, text=True, timeout=60)
             finally:
                 broker.stop()
         lines = out.stdout.splitlines()
         self.assertEqual(len(lines), 10)
-        self.assertEqual(set(lines),
-                         {"protocol=redis,content-type=application/json,schema_version=1.0"})
+        headers = {line.split("\t", 1)[0] for line in lines}
+        self.assertEqual(headers, {"protocol=redis,content-type=application/json,schema_version=1.0"})
+        # the record itself carries the same version, as its first field
+        for line in lines:
+            payload = line.split("\t", 1)[1]
+            self.assertTrue(payload.startswith('{"schema_version":"1.0",'), payload[:40])
+            self.assertEqual(json.loads(payload)["protocol"], "redis")
 
     def test_offline_outage_loses_nothing(self):
         with tempfile.TemporaryDirectory() as tmp:

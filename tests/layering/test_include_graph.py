@@ -28,7 +28,7 @@ HEADER_MODULE = {
     "yaml_file.h": "core", "fnv.h": "core", "host_port.h": "core", "counter_list.h": "core",
     "defrag_counters.h": "core",
     "flow_table.h": "flow", "tcp_reassembly.h": "flow", "duplicate_filter.h": "flow",
-    "decoder.h": "decode", "protocol.h": "decode", "roundtrip.h": "decode", "protocols.def": "decode",
+    "decoder.h": "decode", "protocol.h": "decode", "record.h": "decode", "protocols.def": "decode",
     "inflate.h": "decode", "record.h": "decode", "pcap_replay.h": "decode",
     "rules.h": "rules",
     "export.h": "export", "gelf.h": "export",

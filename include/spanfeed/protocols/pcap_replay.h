@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "spanfeed/decoder.h"
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 #include "spanfeed/tcp_reassembly.h"
 
 namespace spanfeed {

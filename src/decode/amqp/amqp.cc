@@ -311,7 +311,7 @@ class AmqpDecoder final : public Decoder {
       m->key = 0;
       ctx.commit_request(m);
     } else {
-      ctx.complete_response_by_key(m, RoundtripStatus::kError, 0);
+      ctx.complete_response_by_key(m, RecordStatus::kError, 0);
     }
     return true;
   }
@@ -447,14 +447,14 @@ class AmqpDecoder final : public Decoder {
             ctx.commit_request(q);
           }
         }
-        ctx.complete_response_by_key(m, error ? RoundtripStatus::kError : RoundtripStatus::kOk, ch);
+        ctx.complete_response_by_key(m, error ? RecordStatus::kError : RecordStatus::kOk, ch);
         return;
       }
       case mid(10, 51):
       case mid(20, 41): {  // close-ok to the client's close: an error when that close carried one
         const bool error = st.close_error == 1u + ch;
         if (error) st.close_error = 0;
-        ctx.complete_response_by_key(m, error ? RoundtripStatus::kError : RoundtripStatus::kOk, ch);
+        ctx.complete_response_by_key(m, error ? RecordStatus::kError : RecordStatus::kOk, ch);
         return;
       }
       default: break;
@@ -464,7 +464,7 @@ class AmqpDecoder final : public Decoder {
       return;
     }
     // connection.start / secure / tune / open-ok and every other -ok: the answer on the channel.
-    ctx.complete_response_by_key(m, RoundtripStatus::kOk, ch);
+    ctx.complete_response_by_key(m, RecordStatus::kOk, ch);
   }
 
   // Publisher confirms: basic.ack / nack from the server for the publishes up to delivery_tag.
@@ -472,12 +472,12 @@ class AmqpDecoder final : public Decoder {
     Confirm* c = confirm_of(st, ch);
     const Field* tagf = m != nullptr ? m->fields.find("delivery_tag") : nullptr;
     if (c == nullptr || tagf == nullptr) {  // not in confirm mode (or no arguments): an unexplained ack
-      ctx.complete_response_by_key(m, RoundtripStatus::kOk, kConfirmKey);
+      ctx.complete_response_by_key(m, RecordStatus::kOk, kConfirmKey);
       return;
     }
     const uint64_t tag = tagf->num;
     const bool multiple = m->fields.has("multiple");
-    const RoundtripStatus status = id == mid(60, 120) ? RoundtripStatus::kError : RoundtripStatus::kOk;
+    const RecordStatus status = id == mid(60, 120) ? RecordStatus::kError : RecordStatus::kOk;
     uint64_t from = multiple ? uint64_t{c->confirmed} + 1 : tag;
     if (tag >= kMaxConfirmBatch && from < tag - kMaxConfirmBatch + 1) from = tag - kMaxConfirmBatch + 1;
     if (tag > c->confirmed) c->confirmed = static_cast<uint32_t>(tag);
@@ -539,7 +539,7 @@ class AmqpDecoder final : public Decoder {
         ctx.commit_request(m);
         return;
       }
-      case Content::kGetOk: ctx.complete_response_by_key(m, RoundtripStatus::kOk, ch); return;
+      case Content::kGetOk: ctx.complete_response_by_key(m, RecordStatus::kOk, ch); return;
       default: ctx.emit_no_reply(m, kResp); return;
     }
   }

@@ -8,7 +8,7 @@
 
 #include "db_util.h"
 
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 
 namespace spanfeed::amqp {
 

@@ -4,6 +4,8 @@
 
 #include <hs.h>
 
+#include "hs_cache.h"
+
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -37,8 +39,8 @@ const Database& database() {
       }
     }
     hs_compile_error_t* err = nullptr;
-    if (hs_compile_multi(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()), HS_MODE_BLOCK,
-                         nullptr, &out.db, &err) != HS_SUCCESS) {
+    if (hs_compile_multi_cached(exprs.data(), flags.data(), ids.data(), static_cast<unsigned>(exprs.size()),
+                                HS_MODE_BLOCK, &out.db, &err) != HS_SUCCESS) {
       const int at = err != nullptr ? err->expression : -1;
       out.error = std::string("protocol signature does not compile: ") + (err != nullptr ? err->message : "?");
       if (at >= 0 && static_cast<size_t>(at) < out.refs.size())

@@ -376,7 +376,7 @@ class DnsDecoder final : public Decoder {
     scratch_.push_back(']');
     if (!f.add_raw_json("answers", scratch_)) ++ctx.counters().field_truncated;
     if (!ok) m->flags |= record_flag::kTruncated;  // counts promised more than the message holds
-    ctx.complete_response_by_key(m, rcode == 0 ? RoundtripStatus::kOk : RoundtripStatus::kError, id);
+    ctx.complete_response_by_key(m, rcode == 0 ? RecordStatus::kOk : RecordStatus::kError, id);
   }
 
   // Text of the rdata of common types; false for types shown without data.

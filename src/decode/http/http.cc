@@ -467,7 +467,7 @@ class HttpDecoder final : public Decoder {
     if (dir == kReq) {
       ctx.commit_request(m);
     } else {
-      ctx.complete_response(m, status >= 400 ? RoundtripStatus::kError : RoundtripStatus::kOk);
+      ctx.complete_response(m, status >= 400 ? RecordStatus::kError : RecordStatus::kOk);
     }
   }
 

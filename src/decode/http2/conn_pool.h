@@ -12,7 +12,7 @@
 #include <span>
 #include <vector>
 
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 
 namespace spanfeed::http2 {
 

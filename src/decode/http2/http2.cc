@@ -18,7 +18,10 @@ Http2Decoder::Http2Decoder(const DecodeConfig& cfg, Protocol as)
     : as_(as),
       redact_(cfg.redact_secrets),
       header_table_max_(static_cast<uint32_t>(cfg.option(Protocol::kHttp2, "header_table_bytes"))),
-      pool_(static_cast<uint32_t>(cfg.option(Protocol::kHttp2, "connections")),
+      // A connection is a flow: never more at once than the worker's flow table holds (a small
+      // capture sizes that table from the file, so it needs no 256 x 32 stream table).
+      pool_(static_cast<uint32_t>(std::min<uint64_t>(cfg.option(Protocol::kHttp2, "connections"),
+                                                     std::max<uint32_t>(cfg.flow_capacity, 1))),
             static_cast<uint32_t>(cfg.option(Protocol::kHttp2, "max_streams")),
             cfg.option(Protocol::kHttp2, "hpack_memory_bytes")) {}
 

@@ -293,7 +293,7 @@ void Http2Decoder::finish(FlowContext& ctx, State& st, Stream& s, uint64_t ts, u
     f.add_uint("stream_id", s.id);
     if (s.undecodable) f.add_bool("undecodable", true);
   }
-  RoundtripStatus status = RoundtripStatus::kOk;
+  RecordStatus status = RecordStatus::kOk;
   if (resp != nullptr) {
     FieldList& f = resp->fields;
     resp->protocol = p;
@@ -317,7 +317,7 @@ void Http2Decoder::finish(FlowContext& ctx, State& st, Stream& s, uint64_t ts, u
                                : s.status >= 500;
     // RST_STREAM NO_ERROR ends a stream whose answer is complete (a server discarding the rest of a request
     // body): not a failure. Any other code is.
-    if (failed || (s.rst && s.rst_code != 0)) status = RoundtripStatus::kError;
+    if (failed || (s.rst && s.rst_code != 0)) status = RecordStatus::kError;
   }
   ctx.commit_request(req);
   if (resp != nullptr) ctx.complete_response_by_key(resp, status, s.id);

@@ -568,7 +568,7 @@ class KafkaDecoder final : public Decoder {
       ctx.discard(m);
       return;
     }
-    ctx.complete_response_by_key(m, (fl & flag::kError) ? RoundtripStatus::kError : RoundtripStatus::kOk, corr);
+    ctx.complete_response_by_key(m, (fl & flag::kError) ? RecordStatus::kError : RecordStatus::kOk, corr);
   }
 
 };

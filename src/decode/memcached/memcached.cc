@@ -21,7 +21,7 @@ bool magic(std::span<const std::byte> b) {
 MemcachedDecoder::MemcachedDecoder(const DecodeConfig& cfg)
     : udp_timeout_ns_(cfg.option(Protocol::kMemcached, "udp_reassembly_ms") * 1'000'000ull),
       stash_count_(kStashBuffers),
-      stash_(std::make_unique<std::byte[]>(kStashBuffers * kStashBufBytes)),
+      stash_(std::make_unique_for_overwrite<std::byte[]>(kStashBuffers * kStashBufBytes)),
       stash_free_(std::make_unique<uint32_t[]>(kStashBuffers)) {
   for (uint32_t i = 0; i < stash_count_; ++i) stash_free_[stash_free_n_++] = i;
 }
@@ -158,7 +158,7 @@ void MemcachedDecoder::finish(FlowContext& ctx, Side& sd, Direction dir, uint64_
   }
   const bool binary = ctx.udp() ? st.udp_mode == Mode::kBinary : st.mode == Mode::kBinary;
   if (!binary) text_finish_response(ctx, done, m);
-  const RoundtripStatus status = done.error ? RoundtripStatus::kError : RoundtripStatus::kOk;
+  const RecordStatus status = done.error ? RecordStatus::kError : RecordStatus::kOk;
   if (ctx.udp()) {
     udp_response_fields(ctx, m);
     st.udp.any_done = true;

@@ -208,7 +208,7 @@ void MemcachedDecoder::udp_end(FlowContext& ctx, uint64_t ts) {
       m->last_ts_ns = ts;
       m->stream_end = ctx.offset(kResp, {});
       udp_response_fields(ctx, m);
-      ctx.complete_response_by_key(m, RoundtripStatus::kOk, u.rid);
+      ctx.complete_response_by_key(m, RecordStatus::kOk, u.rid);
     }
   }
   if (u.missing > 0) ++ctx.counters().gaps;

@@ -551,7 +551,7 @@ class MongoDecoder final : public Decoder {
       }
       return;
     }
-    ctx.complete_response_by_key(m, error ? RoundtripStatus::kError : RoundtripStatus::kOk, sd.response_to);
+    ctx.complete_response_by_key(m, error ? RecordStatus::kError : RecordStatus::kOk, sd.response_to);
   }
 
   InflatePool inflater_;

@@ -524,7 +524,7 @@ class MqttDecoder final : public Decoder {
     switch (then) {
       case Route::kRequest: ctx.commit_request(m); return;
       case Route::kResponse:
-        ctx.complete_response_by_key(m, error ? RoundtripStatus::kError : RoundtripStatus::kOk, m->key);
+        ctx.complete_response_by_key(m, error ? RecordStatus::kError : RecordStatus::kOk, m->key);
         return;
       case Route::kNoReply: ctx.emit_no_reply(m); return;
       case Route::kServerPush: ctx.emit_no_reply(m, kResp); return;

@@ -125,7 +125,7 @@ void MysqlDecoder::server_handshake_packet(FlowContext& ctx, State& st, const ui
     m->stream_end = end;
     m->last_ts_ns = ts;
     err_fields(m->fields, p, n);
-    ctx.complete_response(m, RoundtripStatus::kError);
+    ctx.complete_response(m, RecordStatus::kError);
     return;
   }
   if (ctx.pending_count() == 0) return;  // auth exchange without a login request seen
@@ -138,10 +138,10 @@ void MysqlDecoder::server_handshake_packet(FlowContext& ctx, State& st, const ui
     m->last_ts_ns = ts;
     if (p[0] == 0xFF) {
       err_fields(m->fields, p, n);
-      ctx.complete_response(m, RoundtripStatus::kError);
+      ctx.complete_response(m, RecordStatus::kError);
       return;
     }
-    ctx.complete_response(m, RoundtripStatus::kOk);
+    ctx.complete_response(m, RecordStatus::kOk);
     // command phase; the compressed protocol starts with the next packet when both sides asked for it
     st.mode = Mode::kCommand;
     st.compressed = (st.server_caps & st.client_caps & kCapCompress) != 0;

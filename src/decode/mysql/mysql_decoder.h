@@ -69,7 +69,7 @@ class MysqlDecoder final : public Decoder {
   static void err_fields(FieldList& f, const uint8_t* p, size_t n);
   void end_response_packet(FlowContext& ctx, State& st, uint64_t end, uint64_t ts);
   void end_rows(FlowContext& ctx, State& st, uint64_t ts);
-  void finish_response(FlowContext& ctx, State& st, uint64_t ts, RoundtripStatus status);
+  void finish_response(FlowContext& ctx, State& st, uint64_t ts, RecordStatus status);
   void finish_lazy(FlowContext& ctx, State& st);
   void end_response(FlowContext& ctx, State& st, uint64_t ts);
   void cut_response(FlowContext& ctx, State& st);

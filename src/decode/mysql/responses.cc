@@ -67,7 +67,7 @@ void MysqlDecoder::end_response_packet(FlowContext& ctx, State& st, uint64_t end
       f.raw_commit("error_message", b, FieldKind::kString);
       if (!state.empty()) f.add_string("sql_state", state);
     }
-    finish_response(ctx, st, ts, RoundtripStatus::kError);
+    finish_response(ctx, st, ts, RecordStatus::kError);
     return;
   }
   switch (st.resp) {
@@ -84,7 +84,7 @@ void MysqlDecoder::end_response_packet(FlowContext& ctx, State& st, uint64_t end
         st.params = params;
         st.columns = cols;
         if (st.remaining == 0) {
-          finish_response(ctx, st, ts, RoundtripStatus::kOk);
+          finish_response(ctx, st, ts, RecordStatus::kOk);
         } else {
           st.resp = Resp::kPrepDefs;
         }
@@ -93,11 +93,11 @@ void MysqlDecoder::end_response_packet(FlowContext& ctx, State& st, uint64_t end
       if (b0 == 0x00 && len >= 7) {
         ok_fields(f, h, hn);
         if (ok_status(h, hn) & kStatusMoreResults) return;  // next result of a multi-statement
-        finish_response(ctx, st, ts, RoundtripStatus::kOk);
+        finish_response(ctx, st, ts, RecordStatus::kOk);
         return;
       }
       if (is_eof || cmd == kComStatistics || cmd == kComBinlogDump || cmd == kComBinlogDumpGtid) {
-        finish_response(ctx, st, ts, RoundtripStatus::kOk);
+        finish_response(ctx, st, ts, RecordStatus::kOk);
         return;
       }
       if (cmd == kComFieldList) {
@@ -124,7 +124,7 @@ void MysqlDecoder::end_response_packet(FlowContext& ctx, State& st, uint64_t end
         size_t used = 0;
         if (!lenenc(h, hn, &ncol, &used) || ncol == 0) {
           ctx.count_decode_error();
-          finish_response(ctx, st, ts, RoundtripStatus::kOk);
+          finish_response(ctx, st, ts, RecordStatus::kOk);
           m->flags |= record_flag::kTruncated;
           return;
         }
@@ -168,7 +168,7 @@ void MysqlDecoder::end_response_packet(FlowContext& ctx, State& st, uint64_t end
       if (is_eof) return;  // EOF between the parameter and the column definitions
       if (st.remaining > 0 && --st.remaining == 0) {
         if (st.deprecate_eof) {
-          finish_response(ctx, st, ts, RoundtripStatus::kOk);
+          finish_response(ctx, st, ts, RecordStatus::kOk);
         } else {
           st.resp = Resp::kMaybeEof;  // an EOF follows in classic mode; a new command ends it otherwise
         }
@@ -176,14 +176,14 @@ void MysqlDecoder::end_response_packet(FlowContext& ctx, State& st, uint64_t end
       return;
     case Resp::kMaybeEof:
       if (is_eof) {
-        finish_response(ctx, st, ts, RoundtripStatus::kOk);
+        finish_response(ctx, st, ts, RecordStatus::kOk);
       } else {
         ctx.count_decode_error();
       }
       return;
     case Resp::kFieldList:
       if (is_term) {
-        finish_response(ctx, st, ts, RoundtripStatus::kOk);
+        finish_response(ctx, st, ts, RecordStatus::kOk);
         return;
       }
       ++st.columns;
@@ -191,7 +191,7 @@ void MysqlDecoder::end_response_packet(FlowContext& ctx, State& st, uint64_t end
     case Resp::kUntilOk:
       if (b0 == 0x00) {
         ok_fields(f, h, hn);
-        finish_response(ctx, st, ts, RoundtripStatus::kOk);
+        finish_response(ctx, st, ts, RecordStatus::kOk);
       }
       return;
   }
@@ -212,10 +212,10 @@ void MysqlDecoder::end_rows(FlowContext& ctx, State& st, uint64_t ts) {
     st.resp = Resp::kFirst;
     return;
   }
-  finish_response(ctx, st, ts, RoundtripStatus::kOk);
+  finish_response(ctx, st, ts, RecordStatus::kOk);
 }
 
-void MysqlDecoder::finish_response(FlowContext& ctx, State& st, uint64_t ts, RoundtripStatus status) {
+void MysqlDecoder::finish_response(FlowContext& ctx, State& st, uint64_t ts, RecordStatus status) {
   Side& sd = st.side[1];
   Message* m = sd.msg;
   sd.msg = nullptr;
@@ -237,7 +237,7 @@ void MysqlDecoder::finish_response(FlowContext& ctx, State& st, uint64_t ts, Rou
 void MysqlDecoder::finish_lazy(FlowContext& ctx, State& st) {
   Side& sd = st.side[1];
   if (st.resp == Resp::kMaybeEof && sd.msg != nullptr && !sd.in_payload) {
-    finish_response(ctx, st, sd.msg->last_ts_ns, RoundtripStatus::kOk);
+    finish_response(ctx, st, sd.msg->last_ts_ns, RecordStatus::kOk);
   }
 }
 
@@ -245,12 +245,12 @@ void MysqlDecoder::end_response(FlowContext& ctx, State& st, uint64_t ts) {
   Side& sd = st.side[1];
   if (sd.msg == nullptr) return;
   if (st.resp == Resp::kMaybeEof && !sd.in_payload) {
-    finish_response(ctx, st, sd.msg->last_ts_ns, RoundtripStatus::kOk);
+    finish_response(ctx, st, sd.msg->last_ts_ns, RecordStatus::kOk);
     return;
   }
   sd.msg->flags |= record_flag::kTruncated;
   const bool err = sd.in_payload && sd.head_n > 0 && sd.head[0] == 0xFF;  // an ERR packet was cut
-  finish_response(ctx, st, ts, err ? RoundtripStatus::kError : RoundtripStatus::kOk);
+  finish_response(ctx, st, ts, err ? RecordStatus::kError : RecordStatus::kOk);
 }
 
 // The response direction lost bytes (gap, undecodable compressed data): a response in progress is
@@ -265,7 +265,7 @@ void MysqlDecoder::cut_response(FlowContext& ctx, State& st) {
     m->bytes = end - std::min(end, sd.msg_start);
     m->stream_end = end;
     const bool err = sd.in_payload && sd.head_n > 0 && sd.head[0] == 0xFF;
-    finish_response(ctx, st, m->last_ts_ns, err ? RoundtripStatus::kError : RoundtripStatus::kOk);
+    finish_response(ctx, st, m->last_ts_ns, err ? RecordStatus::kError : RecordStatus::kOk);
   }
   drop_response(ctx, st);
   ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);

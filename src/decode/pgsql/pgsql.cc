@@ -490,7 +490,7 @@ class PgsqlDecoder final : public Decoder {
     if (m != nullptr) {
       m->bytes = 1;
       m->fields.add_string("ssl", b == 'S' || b == 'G' ? "accepted" : b == 'N' ? "refused" : "invalid");
-      ctx.complete_response(m, b == 'S' || b == 'G' || b == 'N' ? RoundtripStatus::kOk : RoundtripStatus::kError);
+      ctx.complete_response(m, b == 'S' || b == 'G' || b == 'N' ? RecordStatus::kOk : RecordStatus::kError);
     }
     if (b == 'S' || b == 'G') {
       st.encrypted = true;  // TLS / GSS from here: counted, not decoded
@@ -529,7 +529,7 @@ class PgsqlDecoder final : public Decoder {
         m->stream_end = end;
         m->last_ts_ns = ts;
         add_summary(st, m->fields);
-        ctx.complete_response(m, st.error ? RoundtripStatus::kError : RoundtripStatus::kOk);
+        ctx.complete_response(m, st.error ? RecordStatus::kError : RecordStatus::kOk);
         reset_response(st);
         return;
       case 'C': {
@@ -594,7 +594,7 @@ class PgsqlDecoder final : public Decoder {
     m->stream_end = ctx.offset(kResp, {});
     if (!st.error) m->flags |= record_flag::kTruncated;
     add_summary(st, m->fields);
-    ctx.complete_response(m, st.error ? RoundtripStatus::kError : RoundtripStatus::kOk);
+    ctx.complete_response(m, st.error ? RecordStatus::kError : RecordStatus::kOk);
     reset_response(st);
   }
 

@@ -444,7 +444,7 @@ class RedisDecoder final : public Decoder {
       ctx.discard(m);
       return;
     }
-    ctx.complete_response(m, done.error ? RoundtripStatus::kError : RoundtripStatus::kOk);
+    ctx.complete_response(m, done.error ? RecordStatus::kError : RecordStatus::kOk);
   }
 
   // Unparseable data inside a message: end it (truncated) and skip to a boundary.

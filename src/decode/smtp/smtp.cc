@@ -461,7 +461,7 @@ class SmtpDecoder final : public Decoder {
     const Message* q = ctx.front_request();
     const bool tls = code == 220 && q != nullptr && q->aux == kAuxStartTls;
     // 5. Pair with the oldest queued request (none: `unmatched`); 4xx / 5xx are `error`.
-    ctx.complete_response(m, code >= 400 ? RoundtripStatus::kError : RoundtripStatus::kOk);
+    ctx.complete_response(m, code >= 400 ? RecordStatus::kError : RecordStatus::kOk);
     if (tls) {
       ++ctx.counters().encrypted_flows;
       st.encrypted = true;

@@ -36,7 +36,9 @@ constexpr size_t kArenaReserve = 96;    // response arena kept free of certifica
 // certificate chains): `count` of `bytes` each, leased per direction while a message is incomplete.
 class Buffers {
  public:
-  Buffers(uint32_t count, uint32_t bytes) : bytes_(bytes), mem_(static_cast<size_t>(count) * bytes) {
+  // Not zeroed: a buffer is written before it is read, and untouched buffers stay out of the footprint.
+  Buffers(uint32_t count, uint32_t bytes)
+      : bytes_(bytes), mem_(std::make_unique_for_overwrite<std::byte[]>(static_cast<size_t>(count) * bytes)) {
     free_.reserve(count);
     for (uint32_t i = count; i > 0; --i) free_.push_back(i - 1);
   }
@@ -51,12 +53,12 @@ class Buffers {
     free_.push_back(i);
     i = kNone;
   }
-  std::byte* data(uint32_t i) { return mem_.data() + static_cast<size_t>(i) * bytes_; }
+  std::byte* data(uint32_t i) { return mem_.get() + static_cast<size_t>(i) * bytes_; }
   uint32_t bytes() const { return bytes_; }
 
  private:
   uint32_t bytes_;
-  std::vector<std::byte> mem_;
+  std::unique_ptr<std::byte[]> mem_;
   std::vector<uint32_t> free_;  // capacity for every buffer: never reallocates
 };
 
@@ -207,7 +209,7 @@ class TlsDecoder final : public Decoder {
       if (st.req == nullptr && st.side[0].in_msg && st.side[0].hs_type == tls::kClientHello)
         ctx.count_partial_at_close();  // the flow ended inside the ClientHello: too little for a record
       // What was seen of the handshake (a ClientHello alone becomes a `timeout` record at close).
-      finish(ctx, st, ts, RoundtripStatus::kOk, record_flag::kTruncated);
+      finish(ctx, st, ts, RecordStatus::kOk, record_flag::kTruncated);
       return;
     }
     if (st.phase != Phase::kEstablished) return;
@@ -272,7 +274,7 @@ class TlsDecoder final : public Decoder {
         break;
       case tls::kHandshake:
         // TLS <= 1.2: the server's first encrypted handshake record is its Finished: the handshake is done.
-        if (s.encrypted && dir == kResp && st.phase == Phase::kHandshake) finish(ctx, st, ts, RoundtripStatus::kOk, 0);
+        if (s.encrypted && dir == kResp && st.phase == Phase::kHandshake) finish(ctx, st, ts, RecordStatus::kOk, 0);
         break;
       case tls::kAlert:
         if (s.encrypted && st.phase == Phase::kHandshake) alert(ctx, st, dir, 0xff, 0xff, ts);  // in the handshake
@@ -283,7 +285,7 @@ class TlsDecoder final : public Decoder {
           ++s.app_records;
         } else if (tls13 && dir == kReq && st.server_hello && st.phase == Phase::kHandshake) {
           // TLS 1.3: the client's first encrypted record after the ServerHello is its Finished.
-          finish(ctx, st, ts, RoundtripStatus::kOk, 0);
+          finish(ctx, st, ts, RecordStatus::kOk, 0);
           s.type = 0;  // not application data: skipped, not counted
           return true;
         }
@@ -322,7 +324,7 @@ class TlsDecoder final : public Decoder {
     side_of(st, dir).lost = true;
     bufs_.release(side_of(st, dir).buf);
     if (st.phase == Phase::kHandshake && (st.req != nullptr || st.resp != nullptr)) {
-      finish(ctx, st, ts, RoundtripStatus::kOk, record_flag::kTruncated);
+      finish(ctx, st, ts, RecordStatus::kOk, record_flag::kTruncated);
     } else if (st.phase == Phase::kHandshake) {
       st.phase = Phase::kEnded;  // no TLS at all: nothing to record
     }
@@ -506,13 +508,13 @@ class TlsDecoder final : public Decoder {
       }
     }
     // A fatal alert (or a warning that closes: close_notify, user_canceled) ends the handshake.
-    if (level != 1 || desc == 0 || desc == 90) finish(ctx, st, ts, RoundtripStatus::kError, 0);
+    if (level != 1 || desc == 0 || desc == 90) finish(ctx, st, ts, RecordStatus::kError, 0);
   }
 
   // The handshake's record: the request (ClientHello) and response (server fields) paired now.
-  void finish(FlowContext& ctx, State& st, uint64_t ts, RoundtripStatus status, uint32_t flags) {
+  void finish(FlowContext& ctx, State& st, uint64_t ts, RecordStatus status, uint32_t flags) {
     if (st.phase != Phase::kHandshake) return;
-    st.phase = status == RoundtripStatus::kOk && flags == 0 ? Phase::kEstablished : Phase::kEnded;
+    st.phase = status == RecordStatus::kOk && flags == 0 ? Phase::kEstablished : Phase::kEnded;
     st.done_ts = ts;
     for (Side& s : st.side) bufs_.release(s.buf);
     if (st.gap) flags |= record_flag::kGap;

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 
 namespace spanfeed::tls {
 

@@ -1,4 +1,4 @@
-// Roundtrip records (one request/response pair), their bounded field lists and the JSON-lines encoder.
+// Record records (one request/response pair), their bounded field lists and the JSON-lines encoder.
 // Built and encoded on a worker lcore; FieldList never allocates, the encoder only appends to a reused string.
 #pragma once
 
@@ -31,17 +31,17 @@ inline constexpr size_t kProtocolCount = static_cast<size_t>(Protocol::kCount);
 std::string_view to_string(Protocol p);      // "http", "redis", ...: the record's `protocol`
 bool protocol_from_string(std::string_view s, Protocol* out);
 
-enum class RoundtripStatus : uint8_t {
+enum class RecordStatus : uint8_t {
   kOk,         // response seen, the server did not report an error
   kError,      // response seen and it is an error (HTTP >= 400, RESP '-', DNS rcode != NOERROR, ...)
   kTimeout,    // request without a response (timed out, queue overflow, lost in a gap, flow closed)
   kUnmatched,  // response without a request
   kCount,
 };
-inline constexpr size_t kRoundtripStatusCount = static_cast<size_t>(RoundtripStatus::kCount);
-std::string_view to_string(RoundtripStatus s);
+inline constexpr size_t kRecordStatusCount = static_cast<size_t>(RecordStatus::kCount);
+std::string_view to_string(RecordStatus s);
 
-// Bits of Roundtrip::flags (and Message::flags): encoded as the `flags` array.
+// Bits of Record::flags (and Message::flags): encoded as the `flags` array.
 namespace record_flag {
 inline constexpr uint32_t kGap = 1u << 0;        // built across bytes the capture lost
 inline constexpr uint32_t kTruncated = 1u << 1;  // a message was incomplete (flow ended, line over the cap)
@@ -157,14 +157,14 @@ inline constexpr size_t kMaxRecordTags = 8;
 using RecordTags = std::array<std::string_view, kMaxRecordTags>;
 
 // What a RecordSink receives. Pointers are valid only during emit().
-struct Roundtrip {
+struct Record {
   uint64_t ts_ns = 0;  // first request packet (response for unmatched)
   uint64_t id = 0;     // worker_id << 56 | per-worker counter: encoded as 16 hex digits
   Protocol protocol = Protocol::kUnknown;
   uint8_t ip_version = 4;
   Endpoint client;
   Endpoint server;
-  RoundtripStatus status = RoundtripStatus::kOk;
+  RecordStatus status = RecordStatus::kOk;
   bool has_latency = false;  // false for timeout / unmatched / no-reply: latency_us is null
   uint64_t latency_us = 0;   // last response packet - first request packet
   const Message* request = nullptr;   // null: unmatched
@@ -180,12 +180,12 @@ struct Roundtrip {
 class RecordSink {
  public:
   virtual ~RecordSink() = default;
-  virtual void emit(const Roundtrip& r) = 0;
+  virtual void emit(const Record& r) = 0;
 };
 
 // Appends `r` as one JSON object plus '\n' to `out`. Never throws; allocates
 // only when `out` has to grow (reuse the string: clear() keeps its capacity).
-void append_json_line(const Roundtrip& r, std::string& out);
+void append_json_line(const Record& r, std::string& out);
 
 // JSON string escaping (quotes included): control characters as \u00XX,
 // invalid UTF-8 bytes as U+FFFD so the output is always valid JSON.
@@ -205,7 +205,7 @@ void append_ip(const IpAddr& ip, uint8_t ip_version, std::string& out);
 // a callback-free consumer: subclass and implement write_line().
 class JsonLinesSink : public RecordSink {
  public:
-  void emit(const Roundtrip& r) override {
+  void emit(const Record& r) override {
     line_.clear();
     append_json_line(r, line_);
     write_line(line_);

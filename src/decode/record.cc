@@ -1,6 +1,6 @@
-// FieldList and the hand-written JSON-lines encoder for Roundtrip records.
+// FieldList and the hand-written JSON-lines encoder for Record records.
 // Runs on worker lcores; FieldList never allocates, the encoder appends to a caller-owned reused string.
-#include "spanfeed/roundtrip.h"
+#include "spanfeed/record.h"
 
 #include <arpa/inet.h>
 
@@ -34,13 +34,13 @@ bool protocol_from_string(std::string_view s, Protocol* out) {
   return false;
 }
 
-std::string_view to_string(RoundtripStatus s) {
+std::string_view to_string(RecordStatus s) {
   switch (s) {
-    case RoundtripStatus::kOk: return "ok";
-    case RoundtripStatus::kError: return "error";
-    case RoundtripStatus::kTimeout: return "timeout";
-    case RoundtripStatus::kUnmatched: return "unmatched";
-    case RoundtripStatus::kCount: break;
+    case RecordStatus::kOk: return "ok";
+    case RecordStatus::kError: return "error";
+    case RecordStatus::kTimeout: return "timeout";
+    case RecordStatus::kUnmatched: return "unmatched";
+    case RecordStatus::kCount: break;
   }
   return "?";
 }
@@ -326,8 +326,10 @@ void append_ip(const IpAddr& ip, uint8_t ip_version, std::string& out) {
   out.append(n > 0 ? std::string_view(buf, n) : std::string_view("?"));
 }
 
-void append_json_line(const Roundtrip& r, std::string& out) {
-  out.append("{\"ts\":\"");
+void append_json_line(const Record& r, std::string& out) {
+  out.append("{\"schema_version\":\"");
+  out.append(kRecordSchemaVersion);
+  out.append("\",\"ts\":\"");
   append_iso8601_us(r.ts_ns, out);
   out.append("\",\"id\":\"");
   for (int shift = 60; shift >= 0; shift -= 4) out.push_back(kHex[(r.id >> shift) & 15]);
