@@ -328,6 +328,27 @@ class CraftedTunnels(TunnelTestCase):
         self.assertEqual((f["overlap"], f["table_full"], f["unsupported"], f["unparsed"], f["pending"]),
                          (0, 0, 0, 0, 0), f)
 
+    def test_full_table_drops_and_counts(self):
+        """One table entry (ip_fragments.max_datagrams 1), two datagrams interleaved: A's first
+        fragment takes the entry, B's is dropped (table_full); A completes; B's other two then
+        wait without their first and time out at the end."""
+        hg = tg.hg
+        cap = hg.Capture()
+
+        def frags(qid, port, ident):
+            dg = hg.udp_dgram(hg.SERVER_IP, hg.CLIENT_IP, 53, port, tg.big_dns_answer(qid, 100))
+            return tg.ipv4_fragments(hg.SERVER_IP, hg.CLIENT_IP, 17, dg, 800, ident=ident)
+        a, b = frags(0x1111, 53001, 71), frags(0x2222, 53002, 72)
+        for ip in (a[0], b[0], a[1], a[2], b[1], b[2]):
+            cap.add(hg.eth(ip))
+        path = os.path.join(self.tmp.name, "frag-full.pcap")
+        with open(path, "wb") as f:
+            f.write(cap.to_bytes())
+        s, _ = self.run_records(path, "ip_fragments:\n  max_datagrams: 1\n", workers=1)
+        f = self.frag_total(s)
+        self.assertEqual((f["fragments"], f["reassembled"], f["reassembled_fragments"], f["table_full"],
+                          f["timed_out"], f["overlap"], f["pending"]), (6, 1, 3, 1, 2, 0, 0))
+
     def test_reassembly_off_passes_fragments_on(self):
         s, recs = self.run_records(self.pcaps["frag_in_order"], "ip_fragments:\n  reassemble: false\n")
         self.assertNotIn("ip_fragments", s["workers"][0])
