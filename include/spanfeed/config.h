@@ -9,6 +9,7 @@
 
 #include "spanfeed/capture_policy.h"
 #include "spanfeed/packet.h"
+#include "spanfeed/red_config.h"
 
 namespace spanfeed {
 
@@ -134,6 +135,7 @@ struct Config {
   uint32_t rules_hit_pool = 16384;    // matches waiting for their message, per worker
   uint32_t rules_inflaters = 64;      // zlib contexts per worker for compressed HTTP bodies (~40 KiB each)
   uint32_t rules_inflate_max_kb = 1024;  // inflated bytes scanned per body at most
+  RedConfig red;  // red.*: RED metrics from records (docs/metrics.md)
   std::string log_level = "warning";  // DPDK log level
   // Compiled Hyperscan databases kept between runs (start-up: a load instead of a compile):
   // "auto" ($XDG_CACHE_HOME/spanfeed or ~/.cache/spanfeed), "off", or a directory.

@@ -11,6 +11,7 @@
 
 #include "app/options.h"
 #include "app/run_report.h"
+#include "red/merger.h"
 #include "rules/rules_control.h"
 #include "spanfeed/jobs.h"
 #include "spanfeed/metrics.h"
@@ -178,6 +179,14 @@ int run_capture(const Config& cfg, const CaptureFileInfo* file,
   from.jobs = &jobs;
   RulesControl* rules = nullptr;
   bool bad_rules = false;
+  // RED metrics: settings every worker reads, and the control core's merged series.
+  std::unique_ptr<red::Shared> red_shared;
+  std::unique_ptr<red::Merger> red_merger;
+  if (cfg.job == JobKind::kRecords && cfg.red.enabled) {
+    red_shared = std::make_unique<red::Shared>(cfg.red);
+    red_merger = std::make_unique<red::Merger>(*red_shared, cfg.workers);
+    from.red = red_merger.get();
+  }
 
   EngineHooks hooks;
   hooks.start_helpers = [&](std::string& err) {
@@ -201,7 +210,7 @@ int run_capture(const Config& cfg, const CaptureFileInfo* file,
     return true;
   };
   hooks.make_handler = [&](unsigned worker) -> std::unique_ptr<PacketHandler> {
-    std::unique_ptr<Job> job = make_job(cfg, worker, exporter.get(), rules);
+    std::unique_ptr<Job> job = make_job(cfg, worker, exporter.get(), rules, red_shared.get());
     jobs.push_back(job.get());
     return job;
   };

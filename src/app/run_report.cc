@@ -8,6 +8,9 @@
 #include "rules/rules_control.h"
 #include "spanfeed/export.h"
 #include "spanfeed/jobs.h"
+#include "red/merger.h"
+
+#include <chrono>
 
 namespace spanfeed::app {
 
@@ -35,6 +38,15 @@ void assemble_report(const EngineCounters& c, const ReportSources& from, bool fi
     ws.busy_s = l.busy_s;
     if (from.jobs != nullptr && w < from.jobs->size()) (*from.jobs)[w]->report(ws);
     rep.workers.push_back(std::move(ws));
+  }
+  if (from.red != nullptr && from.jobs != nullptr) {
+    const double now_s = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    for (size_t w = 0; w < from.jobs->size(); ++w) {
+      if (red::Exchange* x = (*from.jobs)[w]->red_exchange()) {
+        x->take([&](const red::Delta& d) { from.red->add(w, d, now_s); });
+      }
+    }
+    rep.red = from.red->report();
   }
   rep.gauges.ring_size = c.ring_size;
   rep.gauges.ring_used = c.ring_used;
