@@ -83,7 +83,7 @@ struct Config {
   double udp_timeout_s = 30;
   uint32_t reassembly_memory_mb = 64;       // out-of-order arena per worker
   uint32_t reassembly_flow_buffer_kb = 256; // out-of-order bytes one flow may hold
-  double reassembly_ack_hold_ms = 0;        // directions out of order: hold bound in packet time (0: off)
+  double reassembly_ack_hold_ms = 10;       // directions out of order: hold bound in packet time (0: off)
   uint32_t reassembly_ack_hold_kb = 64;     // ... and in held bytes per direction
   // Mirror duplicates (identical packets within the window): dropped on the
   // worker. On for live capture and, by default, for files too: a file recorded
