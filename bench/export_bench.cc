@@ -1,12 +1,15 @@
 // Benchmark: records per second through the Kafka sink (librdkafka producer,
 // batching with linger.ms=5, lz4, idempotent) into an in-process librdkafka
 // mock cluster over loopback, timed until every delivery report is back; and
-// the JSON-lines sink for comparison. Single exporter thread, as in spanfeed.
+// the JSON-lines sink for comparison. BM_KafkaSink/T runs T sinks (T exporter
+// threads, one producer each, as export.threads gives) into one mock cluster.
 #include <benchmark/benchmark.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "spanfeed/export.h"
 
@@ -30,8 +33,11 @@ spanfeed::RecordBatch make_batch(size_t n) {
   return b;
 }
 
+// Args: total records, exporter threads (one producer each). The default
+// sink properties: lz4, linger.ms 5, enable.idempotence true.
 void BM_KafkaSink(benchmark::State& state) {
   const size_t total = static_cast<size_t>(state.range(0));
+  const unsigned threads = static_cast<unsigned>(state.range(1));
   char err[256];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "log_level", "2", err, sizeof(err));
@@ -40,25 +46,45 @@ void BM_KafkaSink(benchmark::State& state) {
   rd_kafka_mock_topic_create(mc, "bench", 8, 1);
   std::string target = std::string(rd_kafka_mock_cluster_bootstraps(mc)) + "/bench";
   auto batch = make_batch(256);
+  const size_t per_thread = (total / threads + 255) / 256 * 256;
   for (auto _ : state) {
+    std::vector<std::unique_ptr<spanfeed::Sink>> sinks;
+    std::vector<std::unique_ptr<spanfeed::SinkCounters>> counters;
     std::string error;
-    auto sink = spanfeed::make_kafka_sink(target, {{"compression.type", "lz4"}, {"linger.ms", "5"}},
-                                          60, spanfeed::CapturePolicy::drop_and_count(), error);
-    if (!sink) {
+    for (unsigned t = 0; t < threads; ++t) {
+      auto sink = spanfeed::make_kafka_sink(target, {}, 60, spanfeed::CapturePolicy::drop_and_count(), error);
+      if (!sink) break;
+      sinks.push_back(std::move(sink));
+      counters.push_back(std::make_unique<spanfeed::SinkCounters>());
+    }
+    if (sinks.size() != threads) {
       state.SkipWithError(error.c_str());
       break;
     }
-    spanfeed::SinkCounters c;
-    for (size_t sent = 0; sent < total; sent += batch.records()) sink->write(batch, c, true);
-    sink->close(c);  // flush: every delivery report is in
-    if (c.delivered.load() != (total + 255) / 256 * 256) state.SkipWithError("not all delivered");
-    state.counters["delivered"] = static_cast<double>(c.delivered.load());
+    std::vector<std::thread> run;
+    for (unsigned t = 0; t < threads; ++t) {
+      run.emplace_back([&, t] {
+        for (size_t sent = 0; sent < per_thread; sent += batch.records()) sinks[t]->write(batch, *counters[t], true);
+        sinks[t]->close(*counters[t]);  // flush: every delivery report is in
+      });
+    }
+    for (auto& th : run) th.join();
+    uint64_t delivered = 0;
+    for (auto& c : counters) delivered += c->delivered.load();
+    if (delivered != per_thread * threads) state.SkipWithError("not all delivered");
+    state.counters["delivered"] = static_cast<double>(delivered);
   }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * ((total + 255) / 256 * 256)));
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * per_thread * threads));
   rd_kafka_mock_cluster_destroy(mc);
   rd_kafka_destroy(holder);
 }
-BENCHMARK(BM_KafkaSink)->Arg(200000)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_KafkaSink)
+    ->Args({400000, 1})
+    ->Args({400000, 2})
+    ->Args({400000, 4})
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 void BM_JsonlSink(benchmark::State& state) {
   std::string error;

@@ -11,6 +11,7 @@
 
 #include "spanfeed/capture_policy.h"
 #include "spanfeed/packet.h"
+#include "spanfeed/red_config.h"
 
 namespace YAML {
 class Node;
@@ -86,7 +87,7 @@ struct Config {
   double udp_timeout_s = 30;
   uint32_t reassembly_memory_mb = 64;       // out-of-order arena per worker
   uint32_t reassembly_flow_buffer_kb = 256; // out-of-order bytes one flow may hold
-  double reassembly_ack_hold_ms = 0;        // directions out of order: hold bound in packet time (0: off)
+  double reassembly_ack_hold_ms = 10;       // directions out of order: hold bound in packet time (0: off)
   uint32_t reassembly_ack_hold_kb = 64;     // ... and in held bytes per direction
   // Mirror duplicates (identical packets within the window): dropped on the
   // worker. On for live capture and, by default, for files too: a file recorded
@@ -124,6 +125,7 @@ struct Config {
   double kafka_flush_timeout_s = 10;  // shutdown: wait this long for deliveries
   uint64_t jsonl_rotate_bytes = 0;  // rotate JSON-lines files at this size (0: never)
   uint32_t jsonl_keep = 5;           // rotated files kept
+  uint32_t export_threads = 0;       // export.threads: exporter threads (0: auto, default_export_threads)
   std::string gelf_compression = "none";  // none | gzip | zlib (GELF UDP)
   uint32_t gelf_chunk_size = 1420;
   double gelf_retry_s = 5;
@@ -138,6 +140,7 @@ struct Config {
   uint32_t rules_hit_pool = 16384;    // matches waiting for their message, per worker
   uint32_t rules_inflaters = 64;      // zlib contexts per worker for compressed HTTP bodies (~40 KiB each)
   uint32_t rules_inflate_max_kb = 1024;  // inflated bytes scanned per body at most
+  RedConfig red;  // red.*: RED metrics from records (docs/metrics.md)
   std::string log_level = "warning";  // DPDK log level
   // Compiled Hyperscan databases kept between runs (start-up: a load instead of a compile):
   // "auto" ($XDG_CACHE_HOME/spanfeed or ~/.cache/spanfeed), "off", or a directory.

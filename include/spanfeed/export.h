@@ -1,7 +1,8 @@
 // Record export: workers encode finished roundtrips into preallocated batches
-// and hand them over a bounded queue (TBB) to an exporter thread, which writes
-// each batch to every configured sink. Workers never touch a sink; a slow sink
-// never stalls RX. Batches are allocated once at start-up, so memory is bounded.
+// and hand them over a bounded queue (TBB) to one of the exporter threads
+// (worker w to thread w % threads), which writes each batch to every
+// configured sink. Workers never touch a sink; a slow sink never stalls RX.
+// Batches are allocated once at start-up, so memory is bounded.
 #pragma once
 
 #include <atomic>
@@ -153,6 +154,11 @@ struct ExportConfig {
   uint32_t batch_records = 256;       // a batch is handed over at this many records...
   uint32_t batch_bytes = 128 * 1024;  // ...or this many bytes, or when the worker goes idle
   uint32_t batches_per_worker = 16;   // in flight per worker: the memory bound
+  // Exporter threads (export.threads); 0: auto (default_export_threads). Each
+  // thread serves a fixed set of workers, so one connection's records (one
+  // worker) keep their order; Kafka and GELF outputs get one producer or
+  // connection per thread, a JSON-lines file is shared (written batch by batch).
+  uint32_t threads = 0;
   // Stop requests (signals, --duration), read by the sinks' and the workers'
   // offline waits. Null: nothing ever interrupts them.
   const std::atomic<bool>* stop = nullptr;
@@ -170,6 +176,17 @@ std::string validate_kafka_properties(const std::vector<std::pair<std::string, s
 void check_outputs(const std::vector<OutputSpec>& outputs,
                    const std::vector<std::pair<std::string, std::string>>& kafka_props, const GelfConfig& gelf);
 
+// Exporter threads for `workers` workers on a box of `cpus` CPUs when the
+// config leaves it to us: one per 4 workers, at most one per 4 CPUs, 1..8.
+unsigned default_export_threads(unsigned workers, unsigned cpus);
+
+// A sink's counters summed over the exporter threads (control core).
+struct SinkTotals {
+  uint64_t batches = 0, records = 0, queued = 0, delivered = 0, failed = 0, dropped = 0, bytes = 0;
+  bool waiting_for_broker = false;
+  uint64_t broker_wait_ms = 0;
+};
+
 class Exporter {
  public:
   // Control core, start-up: opens every sink (error set, nothing started, on failure).
@@ -180,19 +197,19 @@ class Exporter {
   // Worker side (worker `w` only): a free batch, or nullptr when all of the
   // worker's batches are in flight. Never blocks.
   RecordBatch* try_acquire(unsigned w);
-  // Worker side: hand a filled batch to the exporter thread. Never blocks (the
+  // Worker side: hand a filled batch to its exporter thread. Never blocks (the
   // queue holds every batch there is).
   void submit(RecordBatch* b);
 
-  // Control core: start the exporter thread; later, after every worker has
-  // submitted its last batch, drain the queue, flush the sinks and join.
+  // Control core: start the exporter threads; later, after every worker has
+  // submitted its last batch, drain the queues, flush the sinks and join.
   void start();
   void stop();
   // stop() in two halves, so that the caller can keep publishing while the
-  // sinks flush: begin_stop() returns at once; finished() turns true when the
+  // sinks flush: begin_stop() returns at once; finished() turns true when every
   // exporter thread is done (then stop() joins without waiting).
   void begin_stop();
-  bool finished() const { return finished_.load(std::memory_order_acquire); }
+  bool finished() const;
   // Worker side: a forced stop (second signal) ended every offline wait.
   bool abandoned() const {
     return cfg_.abandon != nullptr && cfg_.abandon->load(std::memory_order_relaxed);
@@ -202,23 +219,22 @@ class Exporter {
   // The host name GELF documents carry; "" when no output is GELF (workers
   // then encode no GELF documents).
   const std::string& gelf_host() const { return gelf_host_; }
-  size_t sink_count() const { return sinks_.size(); }
-  const SinkCounters& sink_counters(size_t i) const { return *counters_[i]; }
-  const Sink& sink(size_t i) const { return *sinks_[i]; }
+  size_t sink_count() const { return cfg_.outputs.size(); }
+  SinkTotals sink_totals(size_t i) const;
+  // Failure reasons of output `i`, over every thread's sink (after stop()).
+  std::vector<std::pair<std::string, uint64_t>> failure_reasons(size_t i) const;
   const OutputSpec& sink_spec(size_t i) const { return cfg_.outputs[i]; }
   size_t queue_depth() const;
+  unsigned threads() const;
 
  private:
   struct Impl;
+  struct Lane;
   Exporter() = default;
-  void run();
+  void run(Lane& lane);
 
   ExportConfig cfg_;
   std::unique_ptr<Impl> impl_;
-  std::vector<std::unique_ptr<Sink>> sinks_;
-  std::vector<std::unique_ptr<SinkCounters>> counters_;
-  std::thread thread_;
-  std::atomic<bool> finished_{false};
   bool stopping_ = false;
   std::string gelf_host_;
 };

@@ -20,6 +20,7 @@
 #include "spanfeed/packet_handler.h"
 #include "spanfeed/summary.h"
 #include "spanfeed/tcp_reassembly.h"
+#include "red/exchange.h"
 
 namespace spanfeed {
 
@@ -37,7 +38,9 @@ struct JobCounters {
 // only ever try-locks (it never waits for the control core, but for the last
 // copy); the control core reads that copy under the same mutex. No counter
 // is read while it is being written, and the hot path pays nothing.
-class Job : public PacketHandler {
+// Aligned (and so padded) to a cache line: jobs are allocated one per worker
+// on the control core, and no two workers may write to one line.
+class alignas(64) Job : public PacketHandler {
  public:
   // Worker: publish a copy of collect().
   void publish(bool wait) final;
@@ -45,8 +48,12 @@ class Job : public PacketHandler {
   // reassembly, records) as last published: a few milliseconds behind while
   // the worker runs, exact after its final publish.
   void report(WorkerSnapshot& out) const;
+  // The job's RED hand-over (records job with red.enabled), else nullptr.
+  virtual red::Exchange* red_exchange() { return nullptr; }
 
  protected:
+  // Worker: after each publish (`wait`: the last one, at the end).
+  virtual void published(bool /*wait*/) {}
   // Worker: the job's counters now. Derived jobs add their own and call this first.
   virtual void collect(WorkerSnapshot& out) const {
     out.packets = c_.packets;
@@ -124,14 +131,18 @@ class FlowsJob final : public Job, public StreamConsumer {
 class RecordsJob final : public Job, public RecordSink {
  public:
   // `rules`: content rules (nullptr: none); the job's scanner comes from it.
-  RecordsJob(const Config& cfg, unsigned worker, Exporter& exporter, RulesControl* rules);
+  // `red`: the RED settings every worker shares (nullptr: no RED metrics).
+  RecordsJob(const Config& cfg, unsigned worker, Exporter& exporter, RulesControl* rules,
+             const red::Shared* red = nullptr);
   void on_packet(const PacketView& pkt) override;
   void on_idle(uint64_t now_ns) override;
   void finish(uint64_t now_ns) override;
   void emit(const Record& r) override;
+  red::Exchange* red_exchange() override { return red_.get(); }
 
  protected:
   void collect(WorkerSnapshot& out) const override;
+  void published(bool wait) override;
 
  private:
   bool ensure_batch();
@@ -145,6 +156,7 @@ class RecordsJob final : public Job, public RecordSink {
   std::unique_ptr<RecordBuilder> builder_;
   std::unique_ptr<Reassembler> r_;
   std::unique_ptr<GelfEncoder> gelf_;  // when an output is GELF: documents encoded here, beside the JSON line
+  std::unique_ptr<red::Exchange> red_;  // RED metrics (red.enabled): every record counted here
   RecordBatch* batch_ = nullptr;
   uint64_t batched_ = 0;       // records put into batches
   uint64_t dropped_ = 0;       // no free batch (live; offline after a forced stop)
@@ -160,7 +172,7 @@ DecodeConfig decode_config(const Config& cfg, unsigned worker);
 // batches to `exporter` and scans with `rules` (nullptr: none); a flows job
 // with a flows output writes worker `worker`'s part of it.
 std::unique_ptr<Job> make_job(const Config& cfg, unsigned worker, Exporter* exporter,
-                              RulesControl* rules = nullptr);
+                              RulesControl* rules = nullptr, const red::Shared* red = nullptr);
 
 // The flows job's output: each worker writes its own part file while the
 // lcores run; after the run, the control core joins the parts into `path`

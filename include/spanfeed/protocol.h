@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "spanfeed/endpoint.h"
 #include "spanfeed/record.h"
 
 namespace spanfeed {
@@ -66,6 +67,9 @@ struct ProtocolDescriptor {
   // Request field that names what was asked (GELF short_message, summaries).
   std::string_view summary_field;
   std::span<const ProtocolOption> options;
+  // RED metrics: the endpoint of a finished record with a request (include/spanfeed/endpoint.h,
+  // docs/metrics.md "RED"). nullptr: every record of the protocol has the endpoint "-".
+  EndpointFn endpoint = nullptr;
 };
 
 // Every registered protocol, in registry order (index i holds Protocol(i + 1)).

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,10 @@
 #include "spanfeed/tcp_reassembly.h"
 
 namespace spanfeed {
+
+namespace red {
+struct Report;  // src/red/merger.h: the RED series for /metrics
+}  // namespace red
 
 struct ReassemblySnapshot {
   bool present = false;  // the worker ran the flows job
@@ -106,6 +111,7 @@ struct RunReport {
   Gauges gauges;
   RulesReport rules;  // content rules (records job with rules or built-in redaction)
   CaptureFileReport capture;
+  std::shared_ptr<const red::Report> red;  // RED metrics (records job, red.enabled); null: none
 
   uint64_t rx_received() const;
   uint64_t rx_outcome(RxOutcome o) const;

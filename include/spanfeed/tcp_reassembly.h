@@ -214,6 +214,12 @@ struct StreamState {
   bool acked_known = false;  // `acked` is valid
   uint32_t fin_need_ack = 0;
   uint32_t acked = 0;        // highest ACK the other side sent for this direction, past next_seq (ack hold)
+  // Bytes at the end of what this direction delivered that an ACK proved sent
+  // but the capture never had, given up on by the ack hold: next_seq is past
+  // them, and they become a gap only when the direction delivers again (data
+  // or FIN), as capture-order delivery reports a lost tail.
+  uint32_t lost_tail = 0;
+  uint64_t fin_ts_ns = 0;        // packet time of the FIN (valid when fin_seen)
   uint64_t delivered_bytes = 0;  // bytes given to on_data
   uint64_t gap_bytes = 0;        // bytes declared missing
   uint32_t gap_events = 0;
@@ -394,6 +400,11 @@ class Reassembler final : private FlowTableListener {
   void flush_contiguous(Flow& f, Direction d);
   void advance_to(Flow& f, Direction d, uint32_t target, GapReason reason, uint64_t ts_ns);
   void emit_gap(Flow& f, Direction d, uint32_t missing, GapReason reason, uint64_t ts_ns);
+  void report_gap(Flow& f, Direction d, uint64_t missing, GapReason reason, uint64_t ts_ns);
+  void report_lost_tail(Flow& f, Direction d, uint64_t ts_ns) {
+    if (st(f, d).lost_tail != 0) [[unlikely]] report_gap(f, d, 0, GapReason::kAckPastHole, ts_ns);
+  }
+  void give_up_awaited(Flow& f, Direction d, uint32_t target, uint64_t ts_ns);
   void maybe_deliver_fin(Flow& f, Direction d, uint64_t ts_ns);
   void flush_direction(Flow& f, Direction d, uint64_t ts_ns);
   void close_flow(Flow& f, CloseReason reason, uint64_t ts_ns);

@@ -11,6 +11,7 @@
 
 #include "app/options.h"
 #include "app/run_report.h"
+#include "red/merger.h"
 #include "rules/rules_control.h"
 #include "spanfeed/jobs.h"
 #include "spanfeed/metrics.h"
@@ -65,6 +66,7 @@ ExportConfig export_config(const Config& cfg) {
   ec.gelf.tls = {cfg.gelf_tls_ca, cfg.gelf_tls_cert, cfg.gelf_tls_key, cfg.gelf_tls_server_name, cfg.gelf_tls_verify};
   ec.jsonl_rotate_bytes = cfg.jsonl_rotate_bytes;
   ec.jsonl_keep = cfg.jsonl_keep;
+  ec.threads = cfg.export_threads;
   ec.kafka_props = cfg.kafka_props;
   ec.kafka_flush_timeout_s = cfg.kafka_flush_timeout_s;
   ec.stop = &stop_flag();  // sinks and workers end their offline waits on a forced stop
@@ -178,6 +180,14 @@ int run_capture(const Config& cfg, const CaptureFileInfo* file,
   from.jobs = &jobs;
   RulesControl* rules = nullptr;
   bool bad_rules = false;
+  // RED metrics: settings every worker reads, and the control core's merged series.
+  std::unique_ptr<red::Shared> red_shared;
+  std::unique_ptr<red::Merger> red_merger;
+  if (cfg.job == JobKind::kRecords && cfg.red.enabled) {
+    red_shared = std::make_unique<red::Shared>(cfg.red);
+    red_merger = std::make_unique<red::Merger>(*red_shared, cfg.workers);
+    from.red = red_merger.get();
+  }
 
   EngineHooks hooks;
   hooks.start_helpers = [&](std::string& err) {
@@ -201,7 +211,7 @@ int run_capture(const Config& cfg, const CaptureFileInfo* file,
     return true;
   };
   hooks.make_handler = [&](unsigned worker) -> std::unique_ptr<PacketHandler> {
-    std::unique_ptr<Job> job = make_job(cfg, worker, exporter.get(), rules);
+    std::unique_ptr<Job> job = make_job(cfg, worker, exporter.get(), rules, red_shared.get());
     jobs.push_back(job.get());
     return job;
   };

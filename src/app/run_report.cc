@@ -8,6 +8,9 @@
 #include "rules/rules_control.h"
 #include "spanfeed/export.h"
 #include "spanfeed/jobs.h"
+#include "red/merger.h"
+
+#include <chrono>
 
 namespace spanfeed::app {
 
@@ -36,6 +39,15 @@ void assemble_report(const EngineCounters& c, const ReportSources& from, bool fi
     if (from.jobs != nullptr && w < from.jobs->size()) (*from.jobs)[w]->report(ws);
     rep.workers.push_back(std::move(ws));
   }
+  if (from.red != nullptr && from.jobs != nullptr) {
+    const double now_s = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    for (size_t w = 0; w < from.jobs->size(); ++w) {
+      if (red::Exchange* x = (*from.jobs)[w]->red_exchange()) {
+        x->take([&](const red::Delta& d) { from.red->add(w, d, now_s); });
+      }
+    }
+    rep.red = from.red->report();
+  }
   rep.gauges.ring_size = c.ring_size;
   rep.gauges.ring_used = c.ring_used;
   rep.gauges.mempool_size = c.mempool_size;
@@ -44,13 +56,11 @@ void assemble_report(const EngineCounters& c, const ReportSources& from, bool fi
   if (const Exporter* ex = from.exporter) {
     rep.gauges.export_queue_depth = ex->queue_depth();
     for (size_t i = 0; i < ex->sink_count(); ++i) {
-      const SinkCounters& s = ex->sink_counters(i);
-      rep.sinks.push_back({ex->sink_spec(i).text, s.batches.load(), s.records.load(),
-                           s.queued.load(), s.delivered.load(), s.failed.load(), s.dropped.load(),
-                           s.bytes.load(),
-                           final ? ex->sink(i).failure_reasons()
-                                 : std::vector<std::pair<std::string, uint64_t>>{},
-                           s.waiting_for_broker.load() != 0, s.broker_wait_ms.load() / 1e3});
+      const SinkTotals s = ex->sink_totals(i);
+      rep.sinks.push_back({ex->sink_spec(i).text, s.batches, s.records, s.queued, s.delivered, s.failed,
+                           s.dropped, s.bytes,
+                           final ? ex->failure_reasons(i) : std::vector<std::pair<std::string, uint64_t>>{},
+                           s.waiting_for_broker, s.broker_wait_ms / 1e3});
     }
   }
 }

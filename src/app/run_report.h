@@ -15,6 +15,9 @@ namespace spanfeed {
 class Exporter;
 class Job;
 class RulesControl;
+namespace red {
+class Merger;
+}  // namespace red
 }  // namespace spanfeed
 
 namespace spanfeed::app {
@@ -26,6 +29,7 @@ struct ReportSources {
   const std::vector<Job*>* jobs = nullptr;  // one per worker
   const Exporter* exporter = nullptr;
   RulesControl* rules = nullptr;  // report() takes its lock
+  red::Merger* red = nullptr;     // RED metrics: the jobs' harvests are merged into it
 };
 
 // Fills `rep` (all but `source`) from the counters. `final`: after the run

@@ -8,6 +8,7 @@
 
 #include <sched.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -325,6 +326,15 @@ void load_config_file(const std::string& path, Config& cfg, const ConfigKeys& de
        }
      }},
     {"recording_id", str(cfg.recording_id)},
+    {"export", [&](const std::string& p, const YAML::Node& n) {
+       walk(f, p, n, {
+         {"threads", [&](const std::string& k, const YAML::Node& v) {
+            auto t = scalar<int64_t>(f, k, v);  // 0: one per 4 workers, at most one per 4 CPUs
+            if (t < 0 || t > 64) fail(f, k, "must be between 0 (auto) and 64", &v);
+            cfg.export_threads = static_cast<uint32_t>(t);
+          }},
+       });
+     }},
     {"jsonl", [&](const std::string& p, const YAML::Node& n) {
        walk(f, p, n, {
          {"rotate_mb", [&](const std::string& k, const YAML::Node& v) {
@@ -409,6 +419,92 @@ void load_config_file(const std::string& path, Config& cfg, const ConfigKeys& de
           }},
          {"remote_write", [&](const std::string& rp, const YAML::Node& rn) {
             load_remote_write(f, rp, rn, cfg.remote_write, beside);
+          }},
+       });
+     }},
+    {"red", [&](const std::string& p, const YAML::Node& n) {
+       RedConfig& red = cfg.red;
+       auto labels = [&](uint8_t& dst) {
+         return [&, f](const std::string& k, const YAML::Node& v) {
+           if (!v.IsSequence()) fail(f, k, "expected a list of labels (server, server.port, endpoint, status)", &v);
+           dst = 0;
+           for (const auto& e : v) {
+             const std::string name = scalar<std::string>(f, k, e);
+             const uint8_t bit = parse_red_label(name);
+             if (bit == 0) fail(f, k, "unknown label '" + name + "' (known: server, server.port, endpoint, status)", &e);
+             dst |= bit;
+           }
+         };
+       };
+       auto number = [&](double& dst, double lo, double hi, const char* what) {
+         return [&, f, lo, hi, what](const std::string& k, const YAML::Node& v) {
+           dst = scalar<double>(f, k, v);
+           if (!(dst >= lo && dst <= hi)) fail(f, k, what, &v);
+         };
+       };
+       walk(f, p, n, {
+         {"enabled", boolean(red.enabled)},
+         {"max_series", u32(red.max_series, 1'000'000)},
+         {"top_n", u32(red.top_n, 100'000)},
+         {"retire_idle_s", number(red.retire_idle_s, 1, 86400 * 7, "must be between 1 and 604800 seconds")},
+         {"buckets", [&](const std::string& bk, const YAML::Node& bn) {
+            walk(f, bk, bn, {
+              {"min_us", number(red.bucket_min_us, 1, 1e9, "must be between 1 and 1000000000 microseconds")},
+              {"max_s", number(red.bucket_max_s, 1e-6, 86400, "must be between 0.000001 and 86400 seconds")},
+              {"factor", number(red.bucket_factor, 1.1, 100, "must be between 1.1 and 100")},
+            });
+            if (red.bucket_max_s * 1e6 <= red.bucket_min_us) {
+              fail(f, bk, "max_s must be above min_us", &bn);
+            }
+            if (red.bucket_bounds_us().size() >= RedConfig::kMaxBuckets) {
+              fail(f, bk, "more than " + std::to_string(RedConfig::kMaxBuckets - 1) +
+                              " buckets from min_us to max_s: raise factor", &bn);
+            }
+          }},
+         {"labels", labels(red.labels)},
+         {"protocols", [&](const std::string& pk, const YAML::Node& pn) {
+            if (!pn.IsMap()) fail(f, pk, "expected protocol: {enabled, labels} entries", &pn);
+            for (const auto& kv : pn) {
+              const std::string proto = kv.first.as<std::string>();
+              const std::string key = pk + "." + proto;
+              if (protocol_descriptor(proto) == nullptr) {
+                fail(f, key, "unknown protocol (known: " + protocol_names() + ")", &kv.first);
+              }
+              RedConfig::PerProtocol pp{proto, true, RedConfig::kInheritLabels};
+              walk(f, key, kv.second, {
+                {"enabled", boolean(pp.enabled)},
+                {"labels", labels(pp.labels)},
+              });
+              red.protocols.push_back(pp);
+            }
+          }},
+         {"services", [&](const std::string& sk, const YAML::Node& sn) {
+            if (!sn.IsMap()) fail(f, sk, "expected name: address (or a list of addresses) entries", &sn);
+            for (const auto& kv : sn) {
+              const std::string name = kv.first.as<std::string>();
+              const std::string key = sk + "." + name;
+              if (name.empty() || name.size() > 64) fail(f, key, "a service name is 1 to 64 characters", &kv.first);
+              auto add = [&](const YAML::Node& a) {
+                const std::string text = scalar<std::string>(f, key, a);
+                RedService s;
+                if (!parse_red_address(text, s)) {
+                  fail(f, key, "'" + text + "' is not an address (IP, IP:PORT, [IPv6]:PORT)", &a);
+                }
+                s.name = name;
+                for (const auto& o : red.services) {
+                  if (o.ip_version == s.ip_version && o.port == s.port &&
+                      std::memcmp(o.ip.bytes, s.ip.bytes, sizeof(s.ip.bytes)) == 0) {
+                    fail(f, key, "'" + text + "' is already the address of service '" + o.name + "'", &a);
+                  }
+                }
+                red.services.push_back(std::move(s));
+              };
+              if (kv.second.IsSequence()) {
+                for (const auto& a : kv.second) add(a);
+              } else {
+                add(kv.second);
+              }
+            }
           }},
        });
      }},

@@ -169,14 +169,72 @@ namespace {
 constexpr char kHex[] = "0123456789abcdef";
 constexpr uint64_t kNsPerSecond = 1'000'000'000ull;
 
+// A record is built in a stack buffer and appended to the caller's string in
+// one piece per kCap bytes: std::string's append and push_back check capacity
+// on every call, this buffer only at flush.
+class JsonOut {
+ public:
+  explicit JsonOut(std::string& s) : s_(s) {}
+  ~JsonOut() { flush(); }
+  JsonOut(const JsonOut&) = delete;
+  JsonOut& operator=(const JsonOut&) = delete;
+
+  void flush() {
+    s_.append(buf_, n_);
+    n_ = 0;
+  }
+  // Room for k <= kCap bytes at the returned pointer; advance() commits them.
+  char* room(size_t k) {
+    if (n_ + k > kCap) flush();
+    return buf_ + n_;
+  }
+  void advance(size_t k) { n_ += k; }
+  void push_back(char c) {
+    if (n_ == kCap) flush();
+    buf_[n_++] = c;
+  }
+  void append(const char* p, size_t k) {
+    if (k > kCap / 2) {
+      flush();
+      s_.append(p, k);
+      return;
+    }
+    std::memcpy(room(k), p, k);
+    n_ += k;
+  }
+  void append(std::string_view v) { append(v.data(), v.size()); }
+  template <size_t N>
+  void lit(const char (&p)[N]) {
+    append(p, N - 1);
+  }
+
+ private:
+  static constexpr size_t kCap = 2048;
+  std::string& s_;
+  size_t n_ = 0;
+  char buf_[kCap];
+};
+
+// The same calls on a plain string (the public append_* functions).
+struct StringOut {
+  std::string& s;
+  void push_back(char c) { s.push_back(c); }
+  void append(const char* p, size_t k) { s.append(p, k); }
+  void append(std::string_view v) { s.append(v); }
+  template <size_t N>
+  void lit(const char (&p)[N]) {
+    s.append(p, N - 1);
+  }
+};
+
 template <typename Int>
-void append_decimal(Int v, std::string& out) {
-  char buf[24];  // 20 digits and a sign at most
-  const auto r = std::to_chars(buf, buf + sizeof(buf), v);
-  out.append(buf, r.ptr);
+void put_decimal_t(Int v, JsonOut& out) {
+  char* p = out.room(24);  // 20 digits and a sign at most
+  const auto r = std::to_chars(p, p + 24, v);
+  out.advance(static_cast<size_t>(r.ptr - p));
 }
-void append_uint(uint64_t v, std::string& out) { append_decimal(v, out); }
-void append_int(int64_t v, std::string& out) { append_decimal(v, out); }
+void put_decimal(uint64_t v, JsonOut& out) { put_decimal_t(v, out); }
+void put_int(int64_t v, JsonOut& out) { put_decimal_t(v, out); }
 
 // Length of the valid UTF-8 sequence starting at s[i] (>= 0x80), 0 if invalid.
 size_t utf8_seq_len(const unsigned char* s, size_t i, size_t n) {
@@ -209,45 +267,21 @@ size_t utf8_seq_len(const unsigned char* s, size_t i, size_t n) {
   return len;
 }
 
-void append_key(const char* key, std::string& out) {
-  out.push_back('"');
-  out.append(key);
-  out.append("\":");
+// Eight bytes at once: does any need a look (>= 0x80, and when quoted < 0x20, '"', '\\')?
+inline bool any_special8(const unsigned char* p, bool quoted) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  if (!quoted) return (w & kHigh) != 0;
+  const uint64_t q = w ^ (kOnes * '"');
+  const uint64_t b = w ^ (kOnes * '\\');
+  const uint64_t t = w | ((w - kOnes * 0x20) & ~w) | ((q - kOnes) & ~q) | ((b - kOnes) & ~b);
+  return (t & kHigh) != 0;
 }
 
-void append_fields(const Message& m, std::string& out) {
-  out.append("{\"bytes\":");
-  append_uint(m.bytes, out);
-  const FieldList& fl = m.fields;
-  for (size_t i = 0; i < fl.size(); ++i) {
-    const Field& f = fl[i];
-    out.push_back(',');
-    append_key(f.key, out);
-    switch (f.kind) {
-      case FieldKind::kString: append_json_string(fl.string_of(f), out); break;
-      case FieldKind::kInt: append_int(static_cast<int64_t>(f.num), out); break;
-      case FieldKind::kUint: append_uint(f.num, out); break;
-      case FieldKind::kBool: out.append(f.num != 0 ? "true" : "false"); break;
-      case FieldKind::kNull: out.append("null"); break;
-      case FieldKind::kRawJson: out.append(fl.string_of(f)); break;
-    }
-  }
-  out.push_back('}');
-}
-
-// The low `width` decimal digits of `v`, zero-padded (fixed-width date and time fields).
-void append_digits(uint64_t v, int width, std::string& out) {
-  char buf[20];
-  for (int i = width - 1; i >= 0; --i) {
-    buf[i] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  }
-  out.append(buf, static_cast<size_t>(width));
-}
-
-}  // namespace
-
-void append_json_string(std::string_view sv, std::string& out, JsonEscapes style) {
+template <typename Out>
+void json_string(std::string_view sv, Out& out, JsonEscapes style) {
   const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
   const size_t n = sv.size();
   const bool quoted = style != JsonEscapes::kUnquoted;
@@ -255,6 +289,8 @@ void append_json_string(std::string_view sv, std::string& out, JsonEscapes style
   size_t run = 0;  // start of the pending run of bytes that need no escaping
   size_t i = 0;
   while (i < n) {
+    while (i + 8 <= n && !any_special8(s + i, quoted)) i += 8;
+    if (i >= n) break;
     unsigned char c = s[i];
     if (c < 0x80 && (!quoted || (c >= 0x20 && c != '"' && c != '\\'))) {
       ++i;
@@ -269,25 +305,26 @@ void append_json_string(std::string_view sv, std::string& out, JsonEscapes style
     }
     out.append(sv.data() + run, i - run);
     switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
+      case '"': out.lit("\\\""); break;
+      case '\\': out.lit("\\\\"); break;
+      case '\n': out.lit("\\n"); break;
+      case '\r': out.lit("\\r"); break;
+      case '\t': out.lit("\\t"); break;
       case '\b':
       case '\f':
         if (style == JsonEscapes::kShortEscapes) {
-          out.append(c == '\b' ? "\\b" : "\\f");
+          if (c == '\b') out.lit("\\b");
+          else out.lit("\\f");
           break;
         }
         [[fallthrough]];
       default:
         if (c < 0x20) {
-          out.append("\\u00");
+          out.lit("\\u00");
           out.push_back(kHex[c >> 4]);
           out.push_back(kHex[c & 15]);
         } else {
-          out.append("\xEF\xBF\xBD");  // invalid UTF-8 byte: U+FFFD
+          out.lit("\xEF\xBF\xBD");  // invalid UTF-8 byte: U+FFFD
         }
     }
     ++i;
@@ -297,27 +334,96 @@ void append_json_string(std::string_view sv, std::string& out, JsonEscapes style
   if (quoted) out.push_back('"');
 }
 
-void append_iso8601_us(uint64_t ts_ns, std::string& out) {
+// The low `width` decimal digits of `v`, zero-padded (fixed-width date and time fields).
+void put_digits(uint64_t v, int width, char* buf) {
+  for (int i = width - 1; i >= 0; --i) {
+    buf[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+}
+
+// "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (27 bytes). The date and time of the last
+// second seen are kept per thread: records come in time order, most share it.
+void put_iso8601_us(uint64_t ts_ns, char* out) {
   using namespace std::chrono;
-  const sys_seconds t{seconds{static_cast<int64_t>(ts_ns / kNsPerSecond)}};  // uint64 ns: up to year 2554
-  const uint64_t us = (ts_ns % kNsPerSecond) / 1000;
-  const sys_days day = floor<days>(t);
-  const year_month_day ymd{day};
-  const hh_mm_ss hms{t - day};
-  append_digits(static_cast<uint64_t>(static_cast<int>(ymd.year())), 4, out);
-  out.push_back('-');
-  append_digits(static_cast<unsigned>(ymd.month()), 2, out);
-  out.push_back('-');
-  append_digits(static_cast<unsigned>(ymd.day()), 2, out);
-  out.push_back('T');
-  append_digits(static_cast<uint64_t>(hms.hours().count()), 2, out);
-  out.push_back(':');
-  append_digits(static_cast<uint64_t>(hms.minutes().count()), 2, out);
-  out.push_back(':');
-  append_digits(static_cast<uint64_t>(hms.seconds().count()), 2, out);
-  out.push_back('.');
-  append_digits(us, 6, out);
-  out.push_back('Z');
+  thread_local uint64_t cached_s = ~0ull;
+  thread_local char cached[19];
+  const uint64_t secs = ts_ns / kNsPerSecond;  // uint64 ns: up to year 2554
+  if (secs != cached_s) {
+    const sys_seconds t{seconds{static_cast<int64_t>(secs)}};
+    const sys_days day = floor<days>(t);
+    const year_month_day ymd{day};
+    const hh_mm_ss hms{t - day};
+    char* b = cached;
+    put_digits(static_cast<uint64_t>(static_cast<int>(ymd.year())), 4, b);
+    b[4] = '-';
+    put_digits(static_cast<unsigned>(ymd.month()), 2, b + 5);
+    b[7] = '-';
+    put_digits(static_cast<unsigned>(ymd.day()), 2, b + 8);
+    b[10] = 'T';
+    put_digits(static_cast<uint64_t>(hms.hours().count()), 2, b + 11);
+    b[13] = ':';
+    put_digits(static_cast<uint64_t>(hms.minutes().count()), 2, b + 14);
+    b[16] = ':';
+    put_digits(static_cast<uint64_t>(hms.seconds().count()), 2, b + 17);
+    cached_s = secs;
+  }
+  std::memcpy(out, cached, 19);
+  out[19] = '.';
+  put_digits((ts_ns % kNsPerSecond) / 1000, 6, out + 20);
+  out[26] = 'Z';
+}
+
+void put_ip(const IpAddr& ip, uint8_t ip_version, JsonOut& out) {
+  char* p = out.room(64);
+  size_t n = format_ip(ip, ip_version, p, 64);
+  if (n == 0) {
+    p[0] = '?';
+    n = 1;
+  }
+  out.advance(n);
+}
+
+void put_fields(const Message& m, JsonOut& out) {
+  out.lit("{\"bytes\":");
+  put_decimal(m.bytes, out);
+  const FieldList& fl = m.fields;
+  for (size_t i = 0; i < fl.size(); ++i) {
+    const Field& f = fl[i];
+    const size_t klen = std::strlen(f.key);
+    char* p = out.room(klen + 4);
+    p[0] = ',';
+    p[1] = '"';
+    std::memcpy(p + 2, f.key, klen);
+    p[klen + 2] = '"';
+    p[klen + 3] = ':';
+    out.advance(klen + 4);
+    switch (f.kind) {
+      case FieldKind::kString: json_string(fl.string_of(f), out, JsonEscapes::kRecord); break;
+      case FieldKind::kInt: put_int(static_cast<int64_t>(f.num), out); break;
+      case FieldKind::kUint: put_decimal(f.num, out); break;
+      case FieldKind::kBool:
+        if (f.num != 0) out.lit("true");
+        else out.lit("false");
+        break;
+      case FieldKind::kNull: out.lit("null"); break;
+      case FieldKind::kRawJson: out.append(fl.string_of(f)); break;
+    }
+  }
+  out.push_back('}');
+}
+
+}  // namespace
+
+void append_json_string(std::string_view sv, std::string& out, JsonEscapes style) {
+  StringOut o{out};
+  json_string(sv, o, style);
+}
+
+void append_iso8601_us(uint64_t ts_ns, std::string& out) {
+  char buf[27];
+  put_iso8601_us(ts_ns, buf);
+  out.append(buf, sizeof(buf));
 }
 
 void append_ip(const IpAddr& ip, uint8_t ip_version, std::string& out) {
@@ -326,85 +432,89 @@ void append_ip(const IpAddr& ip, uint8_t ip_version, std::string& out) {
   out.append(n > 0 ? std::string_view(buf, n) : std::string_view("?"));
 }
 
-void append_json_line(const Record& r, std::string& out) {
-  out.append("{\"schema_version\":\"");
+void append_json_line(const Record& r, std::string& s) {
+  JsonOut out(s);
+  out.lit("{\"schema_version\":\"");
   out.append(kRecordSchemaVersion);
-  out.append("\",\"ts\":\"");
-  append_iso8601_us(r.ts_ns, out);
-  out.append("\",\"id\":\"");
-  for (int shift = 60; shift >= 0; shift -= 4) out.push_back(kHex[(r.id >> shift) & 15]);
-  out.append("\",\"protocol\":\"");
+  out.lit("\",\"ts\":\"");
+  put_iso8601_us(r.ts_ns, out.room(27));
+  out.advance(27);
+  out.lit("\",\"id\":\"");
+  char* p = out.room(16);
+  for (int k = 0; k < 16; ++k) p[k] = kHex[(r.id >> (60 - 4 * k)) & 15];
+  out.advance(16);
+  out.lit("\",\"protocol\":\"");
   out.append(to_string(r.protocol));
-  out.append("\",\"client\":{\"ip\":\"");
-  append_ip(r.client.ip, r.ip_version, out);
-  out.append("\",\"port\":");
-  append_uint(r.client.port, out);
-  out.append("},\"server\":{\"ip\":\"");
-  append_ip(r.server.ip, r.ip_version, out);
-  out.append("\",\"port\":");
-  append_uint(r.server.port, out);
-  out.append("},\"latency_us\":");
+  out.lit("\",\"client\":{\"ip\":\"");
+  put_ip(r.client.ip, r.ip_version, out);
+  out.lit("\",\"port\":");
+  put_decimal(r.client.port, out);
+  out.lit("},\"server\":{\"ip\":\"");
+  put_ip(r.server.ip, r.ip_version, out);
+  out.lit("\",\"port\":");
+  put_decimal(r.server.port, out);
+  out.lit("},\"latency_us\":");
   if (r.has_latency) {
-    append_uint(r.latency_us, out);
+    put_decimal(r.latency_us, out);
   } else {
-    out.append("null");
+    out.lit("null");
   }
-  out.append(",\"status\":\"");
+  out.lit(",\"status\":\"");
   out.append(to_string(r.status));
-  out.append("\",\"request\":");
+  out.lit("\",\"request\":");
   if (r.request != nullptr) {
-    append_fields(*r.request, out);
+    put_fields(*r.request, out);
   } else {
-    out.append("null");
+    out.lit("null");
   }
-  out.append(",\"response\":");
+  out.lit(",\"response\":");
   if (r.response != nullptr) {
-    append_fields(*r.response, out);
+    put_fields(*r.response, out);
   } else {
-    out.append("null");
+    out.lit("null");
   }
-  out.append(",\"tags\":[");
+  out.lit(",\"tags\":[");
   for (size_t i = 0; i < r.tags.size(); ++i) {
     if (i != 0) out.push_back(',');
-    append_json_string(r.tags[i], out);
+    json_string(r.tags[i], out, JsonEscapes::kRecord);
   }
-  out.append("],\"flags\":[");
+  out.lit("],\"flags\":[");
   bool first = true;
   if (r.flags & record_flag::kGap) {
-    out.append("\"gap\"");
+    out.lit("\"gap\"");
     first = false;
   }
   if (r.flags & record_flag::kTruncated) {
     if (!first) out.push_back(',');
-    out.append("\"truncated\"");
+    out.lit("\"truncated\"");
     first = false;
   }
   if (r.flags & record_flag::kOverlapConflict) {
     if (!first) out.push_back(',');
-    out.append("\"overlap_conflict\"");
+    out.lit("\"overlap_conflict\"");
   }
   out.push_back(']');
   if (r.tunnel != nullptr) {
     const TunnelSummary& t = *r.tunnel;
-    out.append(",\"tunnel\":{\"type\":\"");
+    out.lit(",\"tunnel\":{\"type\":\"");
     out.append(to_string(t.type));
-    out.append("\",\"depth\":");
-    append_uint(t.depth, out);
+    out.lit("\",\"depth\":");
+    put_decimal(t.depth, out);
     if (t.has_id) {
-      out.append(",\"id\":");
-      append_uint(t.id, out);
+      out.lit(",\"id\":");
+      put_decimal(t.id, out);
     }
-    out.append(",\"outer_src\":\"");
-    append_ip(t.outer_src, t.outer_ip_version, out);
-    out.append("\",\"outer_dst\":\"");
-    append_ip(t.outer_dst, t.outer_ip_version, out);
-    out.append("\"}");
+    out.lit(",\"outer_src\":\"");
+    put_ip(t.outer_src, t.outer_ip_version, out);
+    out.lit("\",\"outer_dst\":\"");
+    put_ip(t.outer_dst, t.outer_ip_version, out);
+    out.lit("\"}");
   }
   if (!r.recording_id.empty()) {
-    out.append(",\"recording_id\":");
-    append_json_string(r.recording_id, out);
+    out.lit(",\"recording_id\":");
+    json_string(r.recording_id, out, JsonEscapes::kRecord);
   }
-  out.append("}\n");
+  out.lit("}\n");
 }
 
 }  // namespace spanfeed

@@ -36,6 +36,7 @@ using dpdk::LoopShared;
 struct RunResources {
   std::unique_ptr<dpdk::FileSource> file;  // unmapped last: mbufs point into it
   rte_mempool* pool = nullptr;
+  rte_mempool* frag_hdr_pool = nullptr;  // mapped files: first fragments' header copies (ip_defrag.cc)
   std::vector<std::vector<rte_ring*>> rings;  // [rx][worker]
   std::vector<uint16_t> started_ports;
   ~RunResources() {
@@ -49,6 +50,7 @@ struct RunResources {
       }
     }
     if (pool != nullptr) rte_mempool_free(pool);
+    if (frag_hdr_pool != nullptr) rte_mempool_free(frag_hdr_pool);
   }
 };
 
@@ -133,7 +135,8 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
 
   dpdk::PoolPlan pool;
   if (!dpdk::plan_pool(cfg, pool, error)) return 1;
-  dpdk::EalPlan plan = dpdk::plan_eal(cfg, pool.mbufs * pool.mbuf_bytes);
+  dpdk::EalPlan plan =
+      dpdk::plan_eal(cfg, pool.mbufs * pool.mbuf_bytes + pool.frag_hdr_mbufs * pool.frag_hdr_mbuf_bytes);
   std::unique_ptr<dpdk::Eal> eal = dpdk::Eal::start(plan, verbose, error);
   if (!eal) return 1;
   mark("eal");
@@ -187,6 +190,17 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     error = "mempool.size " + std::to_string(pool.mbufs) + " is too small for a lossless offline run; "
             "need at least " + std::to_string(sh.pool_reserve + sh.burst + 1024);
     return 1;
+  }
+
+  if (pool.frag_hdr_mbufs != 0) {
+    res.frag_hdr_pool = rte_pktmbuf_pool_create("spanfeed_frag_hdr", static_cast<unsigned>(pool.frag_hdr_mbufs), 0,
+                                                dpdk::kPrivSize, dpdk::kFragHeaderRoom + RTE_PKTMBUF_HEADROOM,
+                                                socket);
+    if (res.frag_hdr_pool == nullptr) {
+      error = "cannot create the fragment header pool of " + std::to_string(pool.frag_hdr_mbufs) +
+              " mbufs: " + rte_strerror(rte_errno) + " (lower ip_fragments.max_datagrams, or raise eal_memory_mb)";
+      return 1;
+    }
   }
 
   mark("pool");
@@ -291,7 +305,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     if (cfg.defrag) {
       ctx->defrag = std::make_unique<dpdk::Defragmenter>(
           cfg.defrag_max_datagrams, static_cast<uint64_t>(cfg.defrag_timeout_s * 1e9),
-          static_cast<int>(rte_lcore_to_socket_id(ctx->lcore)), sh.pool);
+          static_cast<int>(rte_lcore_to_socket_id(ctx->lcore)), sh.pool, res.frag_hdr_pool);
       if (!ctx->defrag->ok()) {
         error = "cannot create the IP fragment table (ip_fragments.max_datagrams " +
                 std::to_string(cfg.defrag_max_datagrams) + "): " + rte_strerror(rte_errno);

@@ -69,11 +69,10 @@ std::unique_ptr<FileSource> FileSource::open(const Options& opt, std::string& er
   }
   s->size_ = static_cast<size_t>(st.st_size);
   // An infinite replay reads the file again and again: fault it in now.
-  // Writable but private (copy-on-write, never written back): rte_ip_frag
-  // rewrites the first fragment's IP header in place when it completes a
-  // datagram; the page it touches becomes a private copy.
-  void* p = mmap(nullptr, s->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | (opt.infinite ? MAP_POPULATE : 0),
-                 fd, 0);
+  // Read-only: nothing writes into a record (the defragmenter copies a first
+  // fragment's headers before rte_ip_frag rewrites them, ip_defrag.cc), so
+  // every replay loop reads the bytes the file holds.
+  void* p = mmap(nullptr, s->size_, PROT_READ, MAP_PRIVATE | (opt.infinite ? MAP_POPULATE : 0), fd, 0);
   ::close(fd);
   if (p == MAP_FAILED) {
     error = "cannot map capture file '" + opt.path + "': " + std::strerror(errno);

@@ -6,6 +6,9 @@
 #include <rte_ip_frag.h>
 #include <rte_mbuf.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "dpdk/tsan_sync.h"
 
 namespace spanfeed::dpdk {
@@ -16,8 +19,9 @@ constexpr uint32_t kDeathRowHeadroom = RTE_LIBRTE_IP_FRAG_MAX_FRAG + 1;
 
 }  // namespace
 
-Defragmenter::Defragmenter(uint32_t max_datagrams, uint64_t timeout_ns, int socket, const void* pool)
-    : timeout_us_(timeout_ns / 1000 == 0 ? 1 : timeout_ns / 1000), pool_(pool) {
+Defragmenter::Defragmenter(uint32_t max_datagrams, uint64_t timeout_ns, int socket, const void* pool,
+                           rte_mempool* hdr_pool)
+    : timeout_us_(timeout_ns / 1000 == 0 ? 1 : timeout_ns / 1000), pool_(pool), hdr_pool_(hdr_pool) {
   // Time is passed in microseconds of packet time, so "cycles" are microseconds.
   uint32_t buckets = rte_align32pow2((max_datagrams + kBucketEntries - 1) / kBucketEntries);
   table_ = rte_ip_frag_table_create(buckets, kBucketEntries, max_datagrams, timeout_us_, socket);
@@ -31,6 +35,31 @@ void Defragmenter::free_death_row() {
   if (dr_.cnt == 0) return;
   tsan_release(pool_);
   rte_ip_frag_free_death_row(&dr_, 3);
+}
+
+// rte_ip_frag rewrites the first fragment's headers in place when it
+// completes a datagram (IPv4 length and offset; IPv6 moves the headers over
+// the fragment header). A fragment attached to a mapped capture file must not
+// be written: the mapping is read-only, and an infinite replay reads the same
+// bytes again. Its headers go into an mbuf of our own, chained before the
+// rest, which stays in the mapping (no payload copy). Null: no mbuf free.
+rte_mbuf* Defragmenter::own_headers(rte_mbuf* m, uint16_t header_len) {
+  rte_mbuf* h = rte_pktmbuf_alloc(hdr_pool_);
+  if (h == nullptr) return nullptr;
+  std::memcpy(rte_pktmbuf_mtod(h, void*), rte_pktmbuf_mtod(m, const void*), header_len);
+  h->data_len = header_len;
+  h->pkt_len = header_len;
+  std::memcpy(rte_mbuf_to_priv(h), rte_mbuf_to_priv(m),
+              std::min(rte_pktmbuf_priv_size(h->pool), rte_pktmbuf_priv_size(m->pool)));  // MbufMeta
+  h->l2_len = m->l2_len;
+  h->l3_len = m->l3_len;
+  rte_pktmbuf_adj(m, header_len);
+  if (rte_pktmbuf_chain(h, m) != 0) {  // cannot fail with two segments; be safe
+    rte_pktmbuf_prepend(m, header_len);
+    rte_pktmbuf_free(h);
+    return nullptr;
+  }
+  return h;
 }
 
 Defragmenter::Result Defragmenter::add(rte_mbuf* m, const ParsedPacket& p, uint64_t ts_ns,
@@ -65,6 +94,21 @@ Defragmenter::Result Defragmenter::add(rte_mbuf* m, const ParsedPacket& p, uint6
   if (have > p.l3_offset + ip_len) rte_pktmbuf_trim(m, static_cast<uint16_t>(have - p.l3_offset - ip_len));
   m->l2_len = p.l3_offset;
   m->l3_len = l3_len;
+  if (RTE_MBUF_HAS_EXTBUF(m) && hdr_pool_ != nullptr) {
+    const bool first = p.ip_version == 4 ? (size_t{l3[6] & 0x1F} << 8 | l3[7]) == 0
+                                         : (rte_be_to_cpu_16(frag6->frag_data) & 0xFFF8) == 0;
+    if (first) {
+      const uint32_t header_len = uint32_t{p.l3_offset} + l3_len;
+      rte_mbuf* h = header_len <= kFragHeaderRoom ? own_headers(m, static_cast<uint16_t>(header_len)) : nullptr;
+      if (h == nullptr) {
+        ++c_.unsupported;
+        return Result::kPassThrough;
+      }
+      m = h;
+      l3 = rte_pktmbuf_mtod_offset(m, uint8_t*, p.l3_offset);
+      if (frag6 != nullptr) frag6 = reinterpret_cast<rte_ipv6_fragment_ext*>(l3 + sizeof(rte_ipv6_hdr));
+    }
+  }
   ++c_.fragments;
   if (dr_.cnt + kDeathRowHeadroom > RTE_IP_FRAG_DEATH_ROW_MBUF_LEN) free_death_row();
   const uint32_t before = dr_.cnt;
@@ -75,7 +119,8 @@ Defragmenter::Result Defragmenter::add(rte_mbuf* m, const ParsedPacket& p, uint6
   const uint32_t dropped = dr_.cnt - before;
   if (out != nullptr) {
     ++c_.reassembled;
-    c_.reassembled_fragments += out->nb_segs;
+    // One segment per fragment, and one more where a first fragment's headers were copied.
+    c_.reassembled_fragments += out->nb_segs - (out->pool == hdr_pool_ && hdr_pool_ != nullptr ? 1 : 0);
     // An expired entry it reused on the way: those fragments timed out.
     c_.timed_out += dropped;
   } else if (dropped != 0) {

@@ -15,13 +15,23 @@
 #include "spanfeed/packet.h"
 
 struct rte_mbuf;
+struct rte_mempool;
 
 namespace spanfeed::dpdk {
 
-class Defragmenter {
+// Room for the headers of a first fragment copied out of a mapped file: L2,
+// VLAN/MPLS and up to decap.max_depth tunnel layers, then the IP header.
+inline constexpr uint16_t kFragHeaderRoom = 512;
+
+// Aligned to a cache line: one per worker, its counters written per fragment.
+class alignas(64) Defragmenter {
  public:
   // max_datagrams: table entries (each holds up to 8 fragments' mbufs).
-  Defragmenter(uint32_t max_datagrams, uint64_t timeout_ns, int socket, const void* pool);
+  // hdr_pool (mapped capture files, else null): mbufs of kFragHeaderRoom
+  // bytes after the headroom and the pool's private size, for the header
+  // copies of first fragments that point into the read-only mapping.
+  Defragmenter(uint32_t max_datagrams, uint64_t timeout_ns, int socket, const void* pool,
+               rte_mempool* hdr_pool = nullptr);
   ~Defragmenter();
   Defragmenter(const Defragmenter&) = delete;
   Defragmenter& operator=(const Defragmenter&) = delete;
@@ -47,11 +57,13 @@ class Defragmenter {
  private:
   void free_death_row();
   void count_expired(uint32_t before);
+  rte_mbuf* own_headers(rte_mbuf* m, uint16_t header_len);
 
   rte_ip_frag_tbl* table_ = nullptr;
   rte_ip_frag_death_row dr_{};
   uint64_t timeout_us_;
   const void* pool_;  // TSan: freed mbufs go back to this pool
+  rte_mempool* hdr_pool_;
   DefragCounters c_;
 };
 

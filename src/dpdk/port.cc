@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "dpdk/file_source.h"
+#include "dpdk/ip_defrag.h"
 #include "dpdk/lcore_loops.h"
 
 namespace spanfeed::dpdk {
@@ -74,6 +75,13 @@ bool plan_pool(const EngineConfig& cfg, PoolPlan& plan, std::string& error) {
   // keep what the caches and descriptors can hold free for it. The mapped
   // file loses nothing (it waits), so it needs no reserve.
   plan.reserve = mapped ? 0 : static_cast<unsigned>(lcores * (cache * 3 / 2) + kRxDescriptors);
+  if (mapped && cfg.defrag) {
+    // One header copy per first fragment a table entry holds, and the
+    // datagrams completed in a burst until the burst is freed.
+    const uint64_t burst = std::min<unsigned>(cfg.burst_size, kMaxBurst);
+    plan.frag_hdr_mbufs = uint64_t{nw} * (cfg.defrag_max_datagrams + 2 * burst) + 64;
+    plan.frag_hdr_mbuf_bytes = kFragHeaderRoom + RTE_PKTMBUF_HEADROOM + kPrivSize + sizeof(rte_mbuf) + 64;
+  }
   return true;
 }
 

@@ -20,6 +20,10 @@ struct PoolPlan {
   uint32_t data_room = 0;    // bytes per mbuf, headroom included
   uint64_t mbuf_bytes = 0;   // memory per element (for the EAL heap size)
   unsigned reserve = 0;      // lossless runs: free mbufs the PMD must always find
+  // Mapped capture files with fragment reassembly: the header copies of first
+  // fragments (ip_defrag.cc), so rte_ip_frag never writes into the mapping.
+  uint64_t frag_hdr_mbufs = 0;
+  uint64_t frag_hdr_mbuf_bytes = 0;
 };
 
 // Sizes the pool for `cfg`: every ring full, every lcore cache full, a burst

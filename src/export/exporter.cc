@@ -1,14 +1,17 @@
-// The exporter: batch pool, the bounded TBB queue from workers to the
-// exporter thread, and the JSON-lines sink. Pools are allocated at start-up;
-// the exporter thread writes batches out and returns them to their worker.
+// The exporter: batch pool, the bounded TBB queues from workers to the
+// exporter threads, and the JSON-lines sink. Pools are allocated at start-up;
+// each exporter thread writes its workers' batches out and returns them.
 #include "spanfeed/export.h"
 
 #include <tbb/concurrent_queue.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -167,12 +170,84 @@ std::unique_ptr<Sink> make_jsonl_sink(const std::string& path, uint64_t rotate_b
   return std::make_unique<JsonlSink>(f, path, rotate_bytes, keep);
 }
 
+namespace {
+
+// One JSON-lines file written by several exporter threads: batch by batch
+// under a lock (each thread's batches stay in order; a batch is never split).
+class SharedSink final : public Sink {
+ public:
+  SharedSink(std::shared_ptr<Sink> inner, std::shared_ptr<std::mutex> mu, bool reports)
+      : inner_(std::move(inner)), mu_(std::move(mu)), reports_(reports) {}
+  void write(const RecordBatch& b, SinkCounters& c, bool wait) override {
+    std::lock_guard lock(*mu_);
+    inner_->write(b, c, wait);
+  }
+  void poll(SinkCounters& c) override {
+    std::lock_guard lock(*mu_);
+    inner_->poll(c);
+  }
+  void close(SinkCounters& c) override {
+    std::lock_guard lock(*mu_);
+    inner_->close(c);
+  }
+  std::vector<std::pair<std::string, uint64_t>> failure_reasons() const override {
+    if (!reports_) return {};  // the first thread's wrapper reports for the shared sink
+    std::lock_guard lock(*mu_);
+    return inner_->failure_reasons();
+  }
+
+ private:
+  std::shared_ptr<Sink> inner_;
+  std::shared_ptr<std::mutex> mu_;
+  bool reports_;
+};
+
+std::unique_ptr<Sink> make_sink(const OutputSpec& o, const ExportConfig& cfg, std::string& error) {
+  std::unique_ptr<Sink> s;
+  switch (o.kind) {
+    case OutputSpec::Kind::kJsonl:
+      s = make_jsonl_sink(o.target, cfg.jsonl_rotate_bytes, cfg.jsonl_keep, error);
+      break;
+    case OutputSpec::Kind::kKafka:
+      s = make_kafka_sink(o.target, cfg.kafka_props, cfg.kafka_flush_timeout_s, cfg.policy, error);
+      break;
+    case OutputSpec::Kind::kGelfUdp:
+    case OutputSpec::Kind::kGelfTcp:
+    case OutputSpec::Kind::kGelfTls:
+      s = make_gelf_sink(o.kind == OutputSpec::Kind::kGelfUdp   ? GelfTransport::kUdp
+                         : o.kind == OutputSpec::Kind::kGelfTcp ? GelfTransport::kTcp
+                                                                : GelfTransport::kTls,
+                         o.target, cfg.gelf, error);
+      if (!s) error = "output " + o.text + ": " + error;
+      break;
+  }
+  if (s) s->set_wait_policy({cfg.policy, cfg.stop, cfg.abandon});
+  return s;
+}
+
+}  // namespace
+
+unsigned default_export_threads(unsigned workers, unsigned cpus) {
+  unsigned t = std::min((workers + 3) / 4, std::max(1u, cpus / 4));
+  return std::clamp(t, 1u, 8u);
+}
+
+// One exporter thread: its queue of filled batches (from workers w with
+// w % threads == its index) and its own sinks and counters. Aligned: the
+// threads never share a cache line.
+struct alignas(64) Exporter::Lane {
+  tbb::concurrent_bounded_queue<RecordBatch*> filled;
+  std::vector<std::unique_ptr<Sink>> sinks;            // one per output
+  std::vector<std::unique_ptr<SinkCounters>> counters;  // one per output
+  std::thread thread;
+  std::atomic<bool> finished{false};
+};
+
 struct Exporter::Impl {
   std::vector<std::unique_ptr<RecordBatch>> all;
-  // Free batches per worker; the exporter thread pushes them back.
+  // Free batches per worker; the exporter threads push them back.
   std::vector<std::unique_ptr<tbb::concurrent_bounded_queue<RecordBatch*>>> free;
-  // Filled batches from every worker, in submission order per worker.
-  tbb::concurrent_bounded_queue<RecordBatch*> filled;
+  std::vector<std::unique_ptr<Lane>> lanes;
 };
 
 std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned workers,
@@ -180,33 +255,37 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
   std::unique_ptr<Exporter> e(new Exporter());
   e->cfg_ = cfg;
   e->impl_ = std::make_unique<Impl>();
-  for (const auto& o : cfg.outputs) {
-    std::unique_ptr<Sink> s;
-    switch (o.kind) {
-      case OutputSpec::Kind::kJsonl:
-        s = make_jsonl_sink(o.target, cfg.jsonl_rotate_bytes, cfg.jsonl_keep, error);
-        break;
-      case OutputSpec::Kind::kKafka:
-        s = make_kafka_sink(o.target, cfg.kafka_props, cfg.kafka_flush_timeout_s, cfg.policy, error);
-        break;
-      case OutputSpec::Kind::kGelfUdp:
-      case OutputSpec::Kind::kGelfTcp:
-      case OutputSpec::Kind::kGelfTls:
-        s = make_gelf_sink(o.kind == OutputSpec::Kind::kGelfUdp   ? GelfTransport::kUdp
-                           : o.kind == OutputSpec::Kind::kGelfTcp ? GelfTransport::kTcp
-                                                                  : GelfTransport::kTls,
-                           o.target, cfg.gelf, error);
-        if (!s) error = "output " + o.text + ": " + error;
-        if (e->gelf_host_.empty()) e->gelf_host_ = gelf_hostname();  // the workers encode GELF documents
-        break;
-    }
-    if (!s) return nullptr;
-    s->set_wait_policy({cfg.policy, cfg.stop, cfg.abandon});
-    e->sinks_.push_back(std::move(s));
-    e->counters_.push_back(std::make_unique<SinkCounters>());
-  }
   Impl& im = *e->impl_;
-  im.filled.set_capacity(static_cast<std::ptrdiff_t>(workers) * cfg.batches_per_worker + 1);
+  workers = std::max(workers, 1u);
+  unsigned threads = cfg.threads != 0 ? cfg.threads
+                                      : default_export_threads(workers, std::thread::hardware_concurrency());
+  threads = std::min(threads, workers);  // a thread without a worker would have nothing to do
+  for (unsigned t = 0; t < threads; ++t) {
+    im.lanes.push_back(std::make_unique<Lane>());
+    // Each queue holds every batch of its workers (and the stop marker): a submit never blocks.
+    const unsigned served = (workers - t + threads - 1) / threads;
+    im.lanes.back()->filled.set_capacity(static_cast<std::ptrdiff_t>(served) * cfg.batches_per_worker + 1);
+  }
+  for (const auto& o : cfg.outputs) {
+    if (o.kind != OutputSpec::Kind::kJsonl && o.kind != OutputSpec::Kind::kKafka && e->gelf_host_.empty()) {
+      e->gelf_host_ = gelf_hostname();  // the workers encode GELF documents
+    }
+    if (o.kind == OutputSpec::Kind::kJsonl && threads > 1) {
+      std::shared_ptr<Sink> shared = make_sink(o, cfg, error);
+      if (!shared) return nullptr;
+      auto mu = std::make_shared<std::mutex>();
+      for (unsigned t = 0; t < threads; ++t) {
+        im.lanes[t]->sinks.push_back(std::make_unique<SharedSink>(shared, mu, t == 0));
+      }
+    } else {
+      for (unsigned t = 0; t < threads; ++t) {
+        std::unique_ptr<Sink> s = make_sink(o, cfg, error);
+        if (!s) return nullptr;
+        im.lanes[t]->sinks.push_back(std::move(s));
+      }
+    }
+    for (unsigned t = 0; t < threads; ++t) im.lanes[t]->counters.push_back(std::make_unique<SinkCounters>());
+  }
   for (unsigned w = 0; w < workers; ++w) {
     im.free.push_back(std::make_unique<tbb::concurrent_bounded_queue<RecordBatch*>>());
     for (uint32_t i = 0; i < cfg.batches_per_worker; ++i) {
@@ -223,7 +302,13 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
 }
 
 Exporter::~Exporter() {
-  if (thread_.joinable()) stop();
+  if (impl_ == nullptr) return;
+  for (const auto& l : impl_->lanes) {
+    if (l->thread.joinable()) {
+      stop();
+      break;
+    }
+  }
 }
 
 RecordBatch* Exporter::try_acquire(unsigned w) {
@@ -233,47 +318,95 @@ RecordBatch* Exporter::try_acquire(unsigned w) {
   return b;
 }
 
-void Exporter::submit(RecordBatch* b) { impl_->filled.push(b); }
+void Exporter::submit(RecordBatch* b) { impl_->lanes[b->owner % impl_->lanes.size()]->filled.push(b); }
 
 size_t Exporter::queue_depth() const {
-  auto n = impl_->filled.size();
-  return n > 0 ? static_cast<size_t>(n) : 0;
+  size_t total = 0;
+  for (const auto& l : impl_->lanes) {
+    auto n = l->filled.size();
+    if (n > 0) total += static_cast<size_t>(n);
+  }
+  return total;
 }
 
-void Exporter::start() { thread_ = std::thread([this] { run(); }); }
+unsigned Exporter::threads() const { return static_cast<unsigned>(impl_->lanes.size()); }
+
+SinkTotals Exporter::sink_totals(size_t i) const {
+  SinkTotals t;
+  for (const auto& l : impl_->lanes) {
+    const SinkCounters& c = *l->counters[i];
+    t.batches += c.batches.load();
+    t.records += c.records.load();
+    t.queued += c.queued.load();
+    t.delivered += c.delivered.load();
+    t.failed += c.failed.load();
+    t.dropped += c.dropped.load();
+    t.bytes += c.bytes.load();
+    t.waiting_for_broker |= c.waiting_for_broker.load() != 0;
+    t.broker_wait_ms += c.broker_wait_ms.load();
+  }
+  return t;
+}
+
+std::vector<std::pair<std::string, uint64_t>> Exporter::failure_reasons(size_t i) const {
+  std::map<std::string, uint64_t> sum;
+  for (const auto& l : impl_->lanes) {
+    for (const auto& [why, n] : l->sinks[i]->failure_reasons()) sum[why] += n;
+  }
+  return {sum.begin(), sum.end()};
+}
+
+void Exporter::start() {
+  for (auto& l : impl_->lanes) {
+    Lane* lane = l.get();
+    lane->thread = std::thread([this, lane] { run(*lane); });
+  }
+}
 
 void Exporter::begin_stop() {
   if (stopping_) return;
   stopping_ = true;
-  impl_->filled.push(nullptr);  // after every worker's last submit: drains the rest first
+  // After every worker's last submit: each thread drains the rest first.
+  for (auto& l : impl_->lanes) l->filled.push(nullptr);
+}
+
+bool Exporter::finished() const {
+  for (const auto& l : impl_->lanes) {
+    if (!l->finished.load(std::memory_order_acquire)) return false;
+  }
+  return true;
 }
 
 void Exporter::stop() {
   begin_stop();
-  if (thread_.joinable()) thread_.join();
+  for (auto& l : impl_->lanes) {
+    if (l->thread.joinable()) l->thread.join();
+  }
 }
 
-void Exporter::run() {
+void Exporter::run(Lane& lane) {
+  auto& sinks = lane.sinks;
+  auto& counters = lane.counters;
   while (true) {
     RecordBatch* b = nullptr;
-    if (!impl_->filled.try_pop(b)) {
+    if (!lane.filled.try_pop(b)) {
       // Idle: serve delivery reports, then wait a little for the next batch.
-      for (size_t i = 0; i < sinks_.size(); ++i) sinks_[i]->poll(*counters_[i]);
+      for (size_t i = 0; i < sinks.size(); ++i) sinks[i]->poll(*counters[i]);
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       continue;
     }
     if (b == nullptr) break;
-    for (size_t i = 0; i < sinks_.size(); ++i) {
-      SinkCounters& c = *counters_[i];
+    for (size_t i = 0; i < sinks.size(); ++i) {
+      SinkCounters& c = *counters[i];
       c.add(c.batches, 1);
       c.add(c.records, b->records());
       c.add(c.bytes, b->data.size());
-      sinks_[i]->write(*b, c, cfg_.policy.wait_for_sinks());
+      sinks[i]->write(*b, c, cfg_.policy.wait_for_sinks());
     }
     impl_->free[b->owner]->push(b);
   }
-  for (size_t i = 0; i < sinks_.size(); ++i) sinks_[i]->close(*counters_[i]);
-  finished_.store(true, std::memory_order_release);
+  for (size_t i = 0; i < sinks.size(); ++i) sinks[i]->close(*counters[i]);
+  lane.finished.store(true, std::memory_order_release);
 }
 
 }  // namespace spanfeed

@@ -141,12 +141,36 @@ void Reassembler::force_release(Flow& f, uint64_t ts_ns) {
       }
       // The awaited bytes never came: the ACK proved them, so they are missing
       // (a direction never seen: nothing to declare).
-      if (o.seq_known) advance_to(f, opposite(d), need, GapReason::kAckPastHole, ts_ns);
+      if (o.seq_known) give_up_awaited(f, opposite(d), need, ts_ns);
       forced = true;
       break;  // each round clears one hold: the loop ends
     }
     if (!forced) return;
   }
+}
+
+// The hold gave up waiting for `d` to deliver up to `target`. Holes before
+// bytes buffered in `d` are gaps now (as handle_ack declares them). The rest,
+// after everything `d` delivered or buffered, is a lost tail: `d` moves past
+// it so nothing waits on it again, but it is reported only if `d` delivers
+// again. Capture-order delivery never learns of a tail nothing follows (a
+// request whose last segments the capture missed, answered and never
+// followed: http/client-ip.pcap), and the hold must not add a gap there.
+void Reassembler::give_up_awaited(Flow& f, Direction d, uint32_t target, uint64_t ts_ns) {
+  StreamState& s = st(f, d);
+  if (s.fin_seen && seq_gt(target, s.fin_seq)) target = s.fin_seq;
+  uint32_t covered = s.next_seq;  // end of the buffered bytes before target
+  for (uint32_t c = s.head; c != ChunkPool::kNone && seq_lt(pool_.piece(c).seq, target); c = pool_.piece(c).next) {
+    const uint32_t end = pool_.piece(c).seq + pool_.piece(c).len;
+    covered = seq_lt(end, target) ? end : target;
+  }
+  if (seq_lt(s.next_seq, covered)) advance_to(f, d, covered, GapReason::kAckPastHole, ts_ns);
+  if (seq_lt(s.next_seq, target)) {
+    s.lost_tail += target - s.next_seq;
+    s.next_seq = target;
+  }
+  flush_contiguous(f, d);
+  maybe_deliver_fin(f, d, ts_ns);
 }
 
 void Reassembler::hold_list(Flow& f) {

@@ -477,6 +477,16 @@ SegmentOutcome Reassembler::tcp_data(Flow& f, Direction d, uint32_t seq, std::sp
   }
 
   const int64_t max_window = cfg_.max_window;
+  if (hold_on_ && s.picked_up && s.stream_offset() == 0 && s.head != ChunkPool::kNone && seq_lt(seq, s.next_seq) &&
+      seq_diff(s.next_seq, seq) <= max_window && pool_.piece(s.head).needs) {
+    // A flow picked up mid-stream whose first bytes are all still held (for
+    // the other direction's first segment): a segment just before them is
+    // the true start, which the mirror delivered late. Start there; it waits
+    // like them.
+    s.next_seq = seq;
+    need = true;
+    need_ack = pool_.piece(s.head).need_ack;
+  }
   const int32_t ahead = seq_diff(seq, s.next_seq);
   if (ahead > max_window || ahead < -max_window) {
     if (s.fin_seen || ++s.out_of_window_run < cfg_.resync_after) return SegmentOutcome::kOutOfWindow;
@@ -496,6 +506,9 @@ SegmentOutcome Reassembler::tcp_data(Flow& f, Direction d, uint32_t seq, std::sp
     counters_.bytes_duplicate += data.size();
     return SegmentOutcome::kRetransmission;
   }
+  // A segment the snaplen cut is not held: a buffered piece keeps its captured
+  // bytes only, and its `truncated` gap must reach the decoder with it.
+  if (seg_len > data.size()) need = false;
   if (hold_on_ && (need || head_blocked(f, d))) {
     // Held (or behind held bytes): into the pool, however in order it is.
     uint32_t trimmed = 0;
@@ -711,6 +724,7 @@ void Reassembler::handle_fin(Flow& f, Direction d, uint32_t fin_seq, uint64_t ts
   if (dist < 0 || dist > static_cast<int64_t>(cfg_.max_window)) return;  // stale or bogus FIN: ignored
   s.fin_seen = true;
   s.fin_seq = fin_seq;
+  s.fin_ts_ns = ts_ns;
   // Nothing legitimate lives at or after the FIN: drop such buffered bytes.
   uint32_t prev = ChunkPool::kNone;
   uint32_t cur = s.head;
@@ -743,6 +757,7 @@ void Reassembler::handle_fin(Flow& f, Direction d, uint32_t fin_seq, uint64_t ts
 }
 
 void Reassembler::deliver(Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts_ns) {
+  report_lost_tail(f, d, ts_ns);
   StreamState& s = st(f, d);
   consumer_.on_data(f, d, data, ts_ns);
   s.next_seq += static_cast<uint32_t>(data.size());
@@ -757,6 +772,7 @@ void Reassembler::deliver_piece_and_pop(Flow& f, Direction d) {
   const uint32_t skip = seq_lt(pc.seq, s.next_seq) ? s.next_seq - pc.seq : 0;
   if (skip < pc.len) {
     const uint32_t n = pc.len - skip;
+    report_lost_tail(f, d, pc.ts_ns);
     if (pc.conflict) consumer_.on_overlap_conflict(f, d, pc.ts_ns);
     consumer_.on_data(f, d, std::span<const std::byte>(pool_.data(h) + skip, n), pc.ts_ns);
     s.next_seq += n;
@@ -776,8 +792,16 @@ void Reassembler::flush_contiguous(Flow& f, Direction d) {
 
 void Reassembler::emit_gap(Flow& f, Direction d, uint32_t missing, GapReason reason, uint64_t ts_ns) {
   if (missing == 0) return;
+  st(f, d).next_seq += missing;
+  report_gap(f, d, missing, reason, ts_ns);
+}
+
+// One gap event for `missing` bytes plus a lost tail still unreported before
+// them (contiguous: one hole, as capture-order delivery would declare it).
+void Reassembler::report_gap(Flow& f, Direction d, uint64_t missing, GapReason reason, uint64_t ts_ns) {
   StreamState& s = st(f, d);
-  s.next_seq += missing;
+  missing += s.lost_tail;
+  s.lost_tail = 0;
   s.gap_bytes += missing;
   ++s.gap_events;
   ++counters_.gap_events[static_cast<size_t>(reason)];
@@ -808,6 +832,7 @@ void Reassembler::maybe_deliver_fin(Flow& f, Direction d, uint64_t ts_ns) {
   StreamState& s = st(f, d);
   if (!s.fin_seen || s.fin_delivered || s.next_seq != s.fin_seq) return;
   if (s.fin_needs && seq_lt(st(f, opposite(d)).next_seq, s.fin_need_ack)) return;  // held FIN
+  report_lost_tail(f, d, ts_ns);
   s.fin_delivered = true;
   s.next_seq += 1;  // the FIN occupies one sequence number
   consumer_.on_fin(f, d, ts_ns);
@@ -831,10 +856,17 @@ void Reassembler::close_flow(Flow& f, CloseReason reason, uint64_t ts_ns) {
     force_release(f, ts_ns);  // held data goes out in the order the ACKs proved
     hold_unlist(f);
   }
+  // A FIN close ends at the later FIN's packet time: the packet that
+  // completes it may be another (a segment a mirror path delivered late, its
+  // timestamp behind, releasing a FIN held for it).
+  uint64_t end_ns = ts_ns;
+  if (reason == CloseReason::kFin) {
+    end_ns = std::max(st(f, kC2S).fin_ts_ns, st(f, kS2C).fin_ts_ns);
+  }
   streams_[f.slot].closed_ts_ns = std::max(f.last_ts_ns, ts_ns);
   flush_direction(f, kC2S, ts_ns);
   flush_direction(f, kS2C, ts_ns);
-  consumer_.on_close(f, reason, ts_ns);
+  consumer_.on_close(f, reason, end_ns);
   ++counters_.closed[static_cast<size_t>(reason)];
   f.state = FlowState::kClosed;
   free_pieces(f, kC2S);  // nothing is left after the flush; defensive

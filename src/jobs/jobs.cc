@@ -12,6 +12,8 @@ void Job::publish(bool wait) {
     return;  // the control core is reading: publish on the next turn
   }
   collect(published_);
+  lock.unlock();
+  published(wait);
 }
 
 void Job::report(WorkerSnapshot& out) const {
@@ -23,13 +25,13 @@ void Job::report(WorkerSnapshot& out) const {
 }
 
 std::unique_ptr<Job> make_job(const Config& cfg, unsigned worker, Exporter* exporter,
-                              RulesControl* rules) {
+                              RulesControl* rules, const red::Shared* red) {
   switch (cfg.job) {
     case JobKind::kPayloadSum: return std::make_unique<PayloadSumJob>();
     case JobKind::kFlows:
       return std::make_unique<FlowsJob>(
           cfg, worker, cfg.flows_out.empty() ? "" : flows_part_path(cfg.flows_out, worker));
-    case JobKind::kRecords: return std::make_unique<RecordsJob>(cfg, worker, *exporter, rules);
+    case JobKind::kRecords: return std::make_unique<RecordsJob>(cfg, worker, *exporter, rules, red);
   }
   return nullptr;
 }

@@ -3,6 +3,8 @@
 // every pool then); on the worker it only reuses batches and pools.
 #include <sched.h>
 
+#include <random>
+
 #include "spanfeed/jobs.h"
 
 #include "decode/detect/hyperscan_signatures.h"
@@ -42,8 +44,11 @@ DecodeConfig decode_config(const Config& cfg, unsigned worker) {
   return d;
 }
 
-RecordsJob::RecordsJob(const Config& cfg, unsigned worker, Exporter& exporter, RulesControl* rules)
+RecordsJob::RecordsJob(const Config& cfg, unsigned worker, Exporter& exporter, RulesControl* rules,
+                       const red::Shared* red)
     : worker_(worker), exporter_(exporter), policy_(cfg.capture_policy()) {
+  // The series table's hash seed: per run and worker, so crafted endpoints cannot aim at its probes.
+  if (red != nullptr) red_ = std::make_unique<red::Exchange>(*red, static_cast<uint32_t>(std::random_device{}()) ^ worker);
   if (rules != nullptr) scanner_ = rules->scanner(cfg.flow_capacity);
   builder_ = std::make_unique<RecordBuilder>(decode_config(cfg, worker), *this);
   builder_->set_observer(scanner_.get());
@@ -97,6 +102,7 @@ void RecordsJob::hand_over() {
 
 void RecordsJob::emit(const Record& r) {
   if (r.has_latency) latency_[static_cast<size_t>(r.protocol)].add(r.latency_us);
+  if (red_) red_->aggregator().add(r);
   if (!ensure_batch()) {
     ++dropped_;
     return;
@@ -114,6 +120,15 @@ void RecordsJob::emit(const Record& r) {
   ++batched_;
   const ExportConfig& ec = exporter_.config();
   if (batch_->records() >= ec.batch_records || batch_->data.size() >= ec.batch_bytes) hand_over();
+}
+
+void RecordsJob::published(bool wait) {
+  if (!red_) return;
+  if (wait) {
+    red_->finish();  // the last publish: the control core harvests the rest itself
+  } else {
+    red_->offer();
+  }
 }
 
 void RecordsJob::collect(WorkerSnapshot& out) const {

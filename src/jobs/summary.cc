@@ -360,8 +360,11 @@ std::string to_text(const RunReport& r) {
     if (any) s += "\n";
   }
   for (const auto& w : r.workers) {
-    add("  worker lcore %-3u packets %12" PRIu64 "  payload_bytes %14" PRIu64 "\n", w.lcore,
-        w.packets, w.payload_bytes);
+    add("  worker lcore %-3u packets %12" PRIu64 "  payload_bytes %14" PRIu64, w.lcore, w.packets,
+        w.payload_bytes);
+    // Busy time: TSC time spent on bursts (packets / busy second is the per-core rate).
+    if (w.busy_s > 0) add("  busy %.3f s (%.2f M packets per busy second)", w.busy_s, w.packets / w.busy_s / 1e6);
+    s += "\n";
     if (w.defrag_present && w.defrag.fragments != 0) {
       const DefragCounters& d = w.defrag;
       add("    ip fragments %" PRIu64 ": reassembled %" PRIu64 " datagrams, dropped overlap %" PRIu64

@@ -13,6 +13,8 @@
 #include <limits>
 #include <mutex>
 
+#include "metrics/red_families.h"
+
 namespace spanfeed {
 namespace {
 
@@ -416,6 +418,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     Builder::add(fr, {{"how", "replaced"}}, double(c.fields_redacted - c.redaction_masked));
     Builder::add(fr, {{"how", "masked"}}, double(c.redaction_masked));
   }
+  if (r.red) append_red_families(*r.red, b.out);
   if (final) {
     auto& lb = b.family("ledger_balanced", MT::Gauge,
                         "1 when every ledger equation of the finished run holds (see the summary's problems).");

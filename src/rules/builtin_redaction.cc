@@ -4,6 +4,8 @@
 
 #include <hs.h>
 
+#include <array>
+
 #include "decode/text_util.h"
 
 namespace spanfeed {
@@ -56,7 +58,65 @@ bool luhn_ok(const char* d, size_t n) {
   return sum % 10 == 0;
 }
 
+// `lit` (lower case; letters compared without ASCII case, the rest exactly) at the start of s[0, n).
+template <size_t N>
+bool starts_with_caseless(const unsigned char* s, size_t n, const char (&lit)[N]) {
+  if (n < N - 1) return false;
+  for (size_t k = 0; k < N - 1; ++k) {
+    const unsigned char l = static_cast<unsigned char>(lit[k]);
+    const unsigned char c = (l >= 'a' && l <= 'z') ? (s[k] | 0x20) : s[k];
+    if (c != l) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+// Every pattern in kBuiltinPatterns contains one of these literals (card
+// numbers: 13 digits with at most single ' ' or '-' between them); keep this
+// in step when a pattern is added (BuiltinPrefilterNeverHidesAMatch checks it).
+bool builtin_may_match(std::string_view sv) {
+  // Byte classes: most bytes are none of these and cost a load and a branch.
+  enum : uint8_t { kDigit = 1, kSep = 2, kLead = 4 };
+  static constexpr auto kClass = [] {
+    std::array<uint8_t, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = kDigit;
+    t[' '] = t['-'] = kSep;
+    for (char c : {'b', 't', 'i', 'p'}) t[static_cast<unsigned char>(c)] = t[static_cast<unsigned char>(c - 32)] = kLead;
+    return t;
+  }();
+  const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
+  const size_t n = sv.size();
+  size_t digits = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t k = kClass[s[i]];
+    if (k == 0) {
+      digits = 0;
+      continue;
+    }
+    if (k == kDigit) {
+      if (++digits >= 13) return true;
+      continue;
+    }
+    if (k == kSep) continue;
+    digits = 0;
+    switch (s[i] | 0x20) {
+      case 'b':
+        if (starts_with_caseless(s + i, n - i, "bearer")) return true;
+        break;
+      case 't':
+        if (starts_with_caseless(s + i, n - i, "token=")) return true;
+        break;
+      case 'i':
+        if (starts_with_caseless(s + i, n - i, "identified")) return true;
+        break;
+      default:  // 'p'
+        if (starts_with_caseless(s + i, n - i, "pass") || starts_with_caseless(s + i, n - i, "pwd=")) return true;
+        break;
+    }
+  }
+  return false;
+}
 
 std::span<const BuiltinPattern> builtin_patterns() { return kBuiltinPatterns; }
 

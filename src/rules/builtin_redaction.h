@@ -37,6 +37,12 @@ struct BuiltinPattern {
 std::span<const BuiltinPattern> builtin_patterns();
 bool builtin_enabled(std::string_view rule, const BuiltinRedaction& b);
 
+// False when no built-in pattern can match anywhere in `s`: it holds none of
+// the literals every built-in pattern needs ("bearer", "token=", "identified",
+// "pass", "pwd=", ASCII case ignored) and no run of [0-9 -] with 13 digits.
+// One pass, no Hyperscan call: a message without them skips the scan.
+bool builtin_may_match(std::string_view s);
+
 // [from, to) of `s` holds a card number: whole digit run, 13-19 digits,
 // known issuer, valid check digit.
 bool card_number(std::string_view s, size_t from, size_t to);

@@ -6,6 +6,7 @@
 #include <array>
 
 #include "decode/text_util.h"
+#include "rules/builtin_redaction.h"
 #include "rules/rule_set_impl.h"
 
 namespace spanfeed {
@@ -24,14 +25,16 @@ struct Range {
 // The string fields of one message, scanned in one call: values joined with
 // NUL separators (no built-in pattern crosses a NUL; a user pattern that does
 // sends the message back through field-by-field scans).
+// Only [0, fields) of starts/ends and [0, n) of ranges are ever read: the
+// arrays are left uninitialised (zeroing them cost more than the scan setup).
 struct Redactor::Ctx {
-  const RuleSet::Impl* im;
+  const RuleSet::Impl* im = nullptr;
   std::string_view text;                  // the joined values (or one value)
-  std::array<uint32_t, FieldList::kMaxFields> starts{};  // value k: text[starts[k], ends[k])
-  std::array<uint32_t, FieldList::kMaxFields> ends{};
+  std::array<uint32_t, FieldList::kMaxFields> starts;  // value k: text[starts[k], ends[k])
+  std::array<uint32_t, FieldList::kMaxFields> ends;
   size_t fields = 0;
-  uint32_t proto_bit;
-  uint8_t side_bit;
+  uint32_t proto_bit = 0;
+  uint8_t side_bit = 0;
   std::array<Range, 24> ranges;
   size_t n = 0;
   bool overflow = false;
@@ -149,11 +152,11 @@ void Redactor::apply(const RedactWith& with, Message& m, size_t i, const Ctx& ct
 
 void Redactor::redact(const RedactWith& with, Message& m, Protocol p, Direction dir, RulesCounters& c) {
   FieldList& fl = m.fields;
-  Ctx ctx{};
+  Ctx ctx;  // not value-initialised: see Ctx
   ctx.im = &with.im;
   ctx.proto_bit = protocol_bit(p);
   ctx.side_bit = static_cast<uint8_t>(dir == Direction::kClientToServer ? RuleSide::kRequest : RuleSide::kResponse);
-  std::array<uint8_t, FieldList::kMaxFields> index{};  // scanned value k is field index[k]
+  std::array<uint8_t, FieldList::kMaxFields> index;  // scanned value k is field index[k] (k < ctx.fields)
   join_buf_.clear();
   for (size_t i = 0; i < fl.size(); ++i) {
     const Field& f = fl[i];
@@ -167,14 +170,17 @@ void Redactor::redact(const RedactWith& with, Message& m, Protocol p, Direction 
   if (ctx.fields == 0) return;
   c.fields_scanned += ctx.fields;
   ctx.text = join_buf_;
+  // Built-ins only: a message with none of their literals cannot match (no Hyperscan call).
+  if (with.im.redact_builtin_only && !builtin_may_match(ctx.text)) return;
   if (!scan(with, ctx, c)) return;
   if (ctx.spanning || ctx.overflow) {
     // A match crossed from one value into the next (a user pattern that
     // spans NUL), or there were more ranges than tracked: value by value.
     const size_t fields = ctx.fields;
     for (size_t k = 0; k < fields; ++k) {
-      Ctx one{};
+      Ctx one;
       one.im = ctx.im;
+      one.starts[0] = 0;
       one.proto_bit = ctx.proto_bit;
       one.side_bit = ctx.side_bit;
       one.text = fl.string_of(fl[index[k]]);

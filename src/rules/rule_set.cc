@@ -127,6 +127,7 @@ std::shared_ptr<const RuleSet> RuleSet::compile(std::vector<RuleSpec> rules, con
     flags.push_back(hs_flags_of(r.flags) | HS_FLAG_SOM_LEFTMOST);
     im.redact.push_back({static_cast<uint32_t>(i), RedactKind::kWhole});
   }
+  im.redact_builtin_only = pats.empty();  // no user redaction rule
   for (const BuiltinPattern& b : builtin_patterns()) {
     size_t rule = set->rules_.size();
     for (size_t i = set->user_rules_; i < set->rules_.size(); ++i) {

@@ -23,6 +23,7 @@ struct RuleSet::Impl {
   std::array<hs_database_t*, 2> stream_db{};  // per side: rules that scan requests / responses
   std::array<size_t, 2> stream_size{};
   hs_database_t* redact_db = nullptr;         // block mode, start of match: field values
+  bool redact_builtin_only = false;           // redact_db holds built-in patterns only (builtin_may_match applies)
   std::vector<RedactPattern> redact;          // hs id -> rule and how to cut
   std::vector<uint32_t> protocols;            // per rule: protocol_bit()s
   std::vector<uint8_t> sides;                 // per rule: RuleSide bits

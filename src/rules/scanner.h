@@ -22,7 +22,8 @@ namespace spanfeed {
 class RulesControl;
 struct RuleGeneration;  // rules/generation.h: a rule set with this worker's scratch, stream pools and hit pool
 
-class RulesScanner final : public StreamObserver {
+// Aligned to a cache line: one per worker, its counters written per record.
+class alignas(64) RulesScanner final : public StreamObserver {
  public:
   static constexpr size_t kMaxTags = kMaxRecordTags;
   using Tags = RecordTags;

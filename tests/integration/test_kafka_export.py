@@ -99,6 +99,43 @@ class KafkaExport(SpanfeedTestCase):
         for conn, kp in by_conn.items():
             self.assertEqual(len(kp), 1, conn)
 
+    def test_two_exporter_threads_keep_each_connections_order(self):
+        # export.threads 2 with 2 workers: one producer per thread; every
+        # record delivered once, each connection in one partition, in the
+        # order the JSON-lines file (shared by both threads) has it.
+        with tempfile.TemporaryDirectory() as tmp:
+            conf = os.path.join(tmp, "threads.yaml")
+            with open(conf, "w") as f:
+                f.write("export:\n  threads: 2\n")
+            broker = Broker(tmp)
+            try:
+                jl = os.path.join(tmp, "out.jsonl")
+                r = run_spanfeed(["-c", conf, "--pcap", capture("memcached/memcached-binary.pcap"), "--job", "records",
+                                  "-w", "2", "-q", "--output", f"kafka:{broker.bootstrap}/spanfeed",
+                                  "--output", f"jsonl:{jl}"])
+                self.assertEqual(r.rc, 0, r.stderr)
+                self.assertSinkLedger(r.summary)
+                rows = broker.consume("spanfeed")
+            finally:
+                broker.stop()
+            with open(jl) as f:
+                lines = [json.loads(l) for l in f]
+        self.assertEqual(len(lines), r.summary["ledger"]["records"]["emitted"])
+        self.assertEqual(len(rows), len(lines))
+        conn = lambda v: (v["client"]["ip"], v["client"]["port"], v["server"]["ip"], v["server"]["port"])
+        in_file = collections.defaultdict(list)
+        for v in lines:
+            in_file[conn(v)].append(v["id"])
+        in_kafka = collections.defaultdict(list)
+        parts = collections.defaultdict(set)
+        for key, part, v in rows:
+            in_kafka[conn(v)].append(v["id"])
+            parts[conn(v)].add(part)
+        self.assertGreater(len(in_file), 1)
+        self.assertEqual(dict(in_kafka), dict(in_file))
+        for c, p in parts.items():
+            self.assertEqual(len(p), 1, c)
+
     def test_topic_per_protocol(self):
         with tempfile.TemporaryDirectory() as tmp:
             broker = Broker(tmp, topics=("sf.redis", "sf.http"))

@@ -44,6 +44,68 @@ def total(samples, name, **labels):
     return out
 
 
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_samples(text):
+    """(name, frozenset of (label, value)) -> value; label values may hold '{' and '}'."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        m = SAMPLE.match(line)
+        if m:
+            labels = frozenset((k, v.replace('\\"', '"').replace("\\\\", "\\"))
+                               for k, v in LABEL.findall(m.group(2) or ""))
+            out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def red_template(path):
+    """docs/metrics.md: the HTTP path template (numeric, UUID and long hex segments are {id})."""
+    path = re.split(r"[?#]", path)[0] or "/"
+
+    def seg(s):
+        hexd = re.fullmatch(r"[0-9a-fA-F]+", s or "x") is not None
+        if re.fullmatch(r"[0-9]+", s or "x"):
+            return "{id}"
+        if hexd and (len(s) >= 16 or (len(s) >= 8 and re.search(r"[0-9]", s) and re.search(r"[a-fA-F]", s))):
+            return "{id}"
+        if re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", s):
+            return "{id}"
+        return s
+    return "/".join(seg(x) for x in path.split("/"))
+
+
+def red_fingerprint(sql):
+    s = re.sub(r"\s+", " ", sql).strip()
+    return re.sub(r"\?(?: ?, ?\?)+", "?+", s)
+
+
+def red_endpoint(r):
+    """The endpoint a record's series carries (src/decode/<protocol>/descriptor.cc)."""
+    q, a = r.get("request"), r.get("response") or {}
+    if q is None:
+        return "unknown"
+    p = r["protocol"]
+    if p == "http":
+        e = q.get("method", "") + ("" if q.get("method") == "CONNECT" else " " + red_template(q.get("path", "")))
+    elif p in ("mysql", "pgsql"):
+        e = q.get("command", "") + (" " + red_fingerprint(q["normalized"]) if q.get("normalized") else "")
+    elif p in ("redis", "memcached", "smtp"):
+        e = q.get("command", "")
+    elif p == "dns":
+        e = q.get("qtype", "") + (" " + a["rcode"] if a.get("rcode") else "")
+    elif p == "kafka":
+        t = q.get("topics") or []
+        e = q.get("api", "") + (" " + t[0] + ("+" if len(t) > 1 else "") if t else "")
+    else:
+        raise AssertionError(f"no endpoint rule for {p} in this test")
+    e = "".join(c if 0x20 <= ord(c) < 0x7f else "?" for c in e)[:120]
+    return e or "-"
+
+
 class Metrics(SpanfeedTestCase):
     def test_scrape_during_and_after_run(self):
         port = free_port()
@@ -199,6 +261,109 @@ class Metrics(SpanfeedTestCase):
         self.assertEqual(total(after, "spanfeed_decode_resync_skipped_bytes_total"), len(b"abc\r\n"))
         self.assertEqual(rec["resync_skipped_bytes"], len(b"abc\r\n"))
         self.assertEqual(total(after, "spanfeed_ledger_balanced"), 1)
+
+    def test_red_series_equal_the_records(self):
+        """RED series after a run over golden captures (MySQL, Redis, DNS, HTTP) merged with a
+        crafted HTTP capture (ids in paths, 4xx/5xx, a request without reply): per series, the
+        requests, errors, bytes and duration counts equal those of the records the same run
+        wrote; a service name from red.services; DNS without the server label; promtool clean."""
+        import hostile_gen as hg
+        cap = hg.Capture()
+        c = hg.Tcp(cap, 40600, 80).handshake()
+        for i, (path, code) in enumerate([("/users/42", 200), ("/users/43?x=1", 200), ("/users/44", 404),
+                                          ("/orders/550e8400-e29b-41d4-a716-446655440000/items", 500),
+                                          ("/health", 200), ("/blob/0123456789abcdef0123", 200)]):
+            body = b"x" * i
+            c.send(True, f"GET {path} HTTP/1.1\r\nHost: shop\r\n\r\n".encode())
+            c.send(False, f"HTTP/1.1 {code} X\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        c.send(True, b"GET /users/45 HTTP/1.1\r\nHost: shop\r\n\r\n").close()  # no reply: timeout
+        port = free_port()
+        with tempfile.TemporaryDirectory() as tmp:
+            crafted, merged = os.path.join(tmp, "crafted.pcap"), os.path.join(tmp, "merged.pcap")
+            with open(crafted, "wb") as f:
+                f.write(cap.to_bytes())
+            parts = [capture(x) for x in ("mysql/171-mysql.pcap", "mysql/mysql-error.pcap", "redis/redis.pcap",
+                                          "redis/redis-error.pcap", "dns/nxdomain.pcap", "dns/dns.pcap",
+                                          "http/httpv1.pcap", "http/sw8.pcap")]
+            subprocess.run(["mergecap", "-F", "pcap", "-w", merged, crafted] + parts, check=True)
+            conf, out = os.path.join(tmp, "spanfeed.yaml"), os.path.join(tmp, "records.jsonl")
+            with open(conf, "w") as f:
+                f.write("decode:\n  ports:\n    mysql: [3306, 20130]\n"
+                        "red:\n  services:\n    deepflow-db: 172.20.1.128:20130\n"
+                        "  protocols:\n    dns: {labels: [endpoint, status]}\n")
+            p = subprocess.Popen([SPANFEED, "--config", conf, "--pcap", merged, "--job", "records",
+                                  "--output", f"jsonl:{out}", "-w", "2", "-q", "--metrics", f"127.0.0.1:{port}",
+                                  "--metrics-linger", "20"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                after, text = {}, ""
+                for _ in range(300):
+                    time.sleep(0.1)
+                    try:
+                        text, _ = scrape(port)
+                    except OSError:
+                        continue
+                    after = parse_samples(text)
+                    if after.get(("spanfeed_up", frozenset())) == 0:
+                        break
+                self.assertEqual(after.get(("spanfeed_up", frozenset())), 0)
+            finally:
+                p.terminate()
+                p.wait(timeout=20)
+                err = p.stderr.read()
+                p.stderr.close()
+            self.assertEqual(p.returncode, 0, err)
+            with open(out) as f:
+                records = [json.loads(line) for line in f]
+        # expected series from the records
+        want = {}
+        for r in records:
+            labels = {"protocol": r["protocol"], "endpoint": red_endpoint(r), "status": r["status"]}
+            if r["protocol"] != "dns":
+                srv = f'{r["server"]["ip"]}:{r["server"]["port"]}'
+                labels["server"] = "deepflow-db" if srv == "172.20.1.128:20130" else srv
+            key = frozenset(labels.items())
+            w = want.setdefault(key, {"requests": 0, "errors": 0, "req": 0, "resp": 0, "lat": 0, "sum": 0})
+            w["requests"] += 1
+            w["errors"] += r["status"] in ("error", "timeout")
+            w["req"] += (r["request"] or {}).get("bytes", 0)
+            w["resp"] += (r["response"] or {}).get("bytes", 0)
+            if r["latency_us"] is not None:
+                w["lat"] += 1
+                w["sum"] += r["latency_us"]
+        self.assertGreater(len(records), 400)
+        self.assertLessEqual({"http", "mysql", "redis", "dns"}, {r["protocol"] for r in records})
+        got = {lab: v for (n, lab), v in after.items() if n == "spanfeed_red_requests_total"}
+        self.assertEqual(set(got), set(want))
+        for key, w in want.items():
+            self.assertEqual(got[key], w["requests"], dict(key))
+            self.assertEqual(after[("spanfeed_red_errors_total", key)], w["errors"], dict(key))
+            self.assertEqual(after[("spanfeed_red_request_bytes_total", key)], w["req"], dict(key))
+            self.assertEqual(after[("spanfeed_red_response_bytes_total", key)], w["resp"], dict(key))
+            self.assertEqual(after[("spanfeed_red_duration_seconds_count", key)], w["lat"], dict(key))
+            self.assertEqual(after[("spanfeed_red_duration_seconds_bucket", key | {("le", "+Inf")})], w["lat"])
+            self.assertAlmostEqual(after[("spanfeed_red_duration_seconds_sum", key)], w["sum"] / 1e6, places=6)
+        # the crafted series, spelled out
+        def series(endpoint, status):
+            return frozenset({"protocol": "http", "server": "10.1.0.2:80", "endpoint": endpoint,
+                              "status": status}.items())
+        self.assertEqual(got[series("GET /users/{id}", "ok")], 2)
+        self.assertEqual(got[series("GET /users/{id}", "error")], 1)
+        self.assertEqual(got[series("GET /users/{id}", "timeout")], 1)
+        self.assertEqual(got[series("GET /orders/{id}/items", "error")], 1)
+        self.assertEqual(got[series("GET /blob/{id}", "ok")], 1)
+        self.assertEqual(sum(got.values()), len(records))
+        roundtrips = sum(v for (n, _), v in after.items() if n == "spanfeed_roundtrips_total")
+        self.assertEqual(sum(got.values()) + after[("spanfeed_red_skipped_records_total", frozenset())], roundtrips)
+        self.assertIn(frozenset({"protocol": "mysql", "server": "deepflow-db", "endpoint": "COM_PING",
+                                 "status": "ok"}.items()), got)
+        self.assertEqual(after[("spanfeed_red_folded_records_total", frozenset({("stage", "worker")}))], 0)
+        self.assertEqual(after[("spanfeed_red_folded_records_total", frozenset({("stage", "export")}))], 0)
+        self.assertEqual(after[("spanfeed_red_series", frozenset())], len(want))
+        for family in ("requests_total", "errors_total", "duration_seconds", "folded_records_total"):
+            self.assertIn(f"# HELP spanfeed_red_{family} ", text)
+        lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        self.assertEqual((lint.returncode, lint.stdout + lint.stderr), (0, ""))
 
     def test_busy_port_is_a_clear_error(self):
         with socket.socket() as s:

@@ -8,6 +8,7 @@ The ledger must balance in every run."""
 import collections
 import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,13 @@ def tshark_decap_counts(path, extra=()):
                 (found and found[-1] == "ipip"):
             counts.update(found)
     return {t: counts.get(t, 0) for t in TYPES}
+
+
+def is_fragment(frame):
+    """An IPv4 fragment, or IPv6 with a fragment header first (Ethernet frames of tunnel_gen)."""
+    if frame[12:14] == b"\x86\xdd":
+        return frame[20] == 44
+    return frame[12:14] == b"\x08\x00" and bool(struct.unpack("!H", frame[20:22])[0] & 0x3FFF)
 
 
 def decap_counts(summary):
@@ -292,6 +300,54 @@ class CraftedTunnels(TunnelTestCase):
         f = self.frag_total(s)
         self.assertEqual((f["fragments"], f["reassembled"], f["other_worker"]), (2, 1, 0))
         self.assertEqual(decap_counts(s)["vxlan"], 1)  # RX saw the query; the answer was a fragment there
+
+    def test_every_infinite_replay_pass_reassembles_the_same(self):
+        """--infinite replays the mapped file: rte_ip_frag rewrites a first fragment's headers
+        when it completes a datagram, so the defragmenter copies those headers out of the
+        (read-only) mapping first; every pass then reassembles every datagram again."""
+        cap = tg.hg.Capture()
+        parts = []  # (packets of a pass after which the part's datagram is complete, its fragments)
+        for part in (tg.frag_case(tcp=False), tg.frag_ipv6_dns(), tg.frag_outer_vxlan()):
+            cap.records += part.records  # each part ends with its datagram's last fragment
+            parts.append((len(cap.records), sum(1 for r in part.records if is_fragment(r[1]))))
+        self.assertEqual([n for _, n in parts], [3, 3, 2])  # IPv4, IPv6, VXLAN's outer IPv4
+        path = os.path.join(self.tmp.name, "frag-loop.pcap")
+        with open(path, "wb") as f:
+            f.write(cap.to_bytes())
+        r = run_spanfeed(["--pcap", path, "--infinite", "--duration", "1", "--mode", "offline", "-w", "1",
+                          "--job", "payload-sum", "-q"])
+        self.assertEqual(r.rc, 0, r.stderr)
+        self.assertLedgerBalanced(r.summary)
+        got = r.summary["ledger"]["workers"]["received"]
+        passes, rest = divmod(got, len(cap.records))
+        self.assertGreaterEqual(passes, 3)
+        done = [n for end, n in parts if end <= rest]  # the last, partial pass
+        f = self.frag_total(r.summary)
+        self.assertEqual((f["reassembled"], f["reassembled_fragments"]),
+                         (3 * passes + len(done), 8 * passes + sum(done)), (got, f))
+        self.assertEqual((f["overlap"], f["table_full"], f["unsupported"], f["unparsed"], f["pending"]),
+                         (0, 0, 0, 0, 0), f)
+
+    def test_full_table_drops_and_counts(self):
+        """One table entry (ip_fragments.max_datagrams 1), two datagrams interleaved: A's first
+        fragment takes the entry, B's is dropped (table_full); A completes; B's other two then
+        wait without their first and time out at the end."""
+        hg = tg.hg
+        cap = hg.Capture()
+
+        def frags(qid, port, ident):
+            dg = hg.udp_dgram(hg.SERVER_IP, hg.CLIENT_IP, 53, port, tg.big_dns_answer(qid, 100))
+            return tg.ipv4_fragments(hg.SERVER_IP, hg.CLIENT_IP, 17, dg, 800, ident=ident)
+        a, b = frags(0x1111, 53001, 71), frags(0x2222, 53002, 72)
+        for ip in (a[0], b[0], a[1], a[2], b[1], b[2]):
+            cap.add(hg.eth(ip))
+        path = os.path.join(self.tmp.name, "frag-full.pcap")
+        with open(path, "wb") as f:
+            f.write(cap.to_bytes())
+        s, _ = self.run_records(path, "ip_fragments:\n  max_datagrams: 1\n", workers=1)
+        f = self.frag_total(s)
+        self.assertEqual((f["fragments"], f["reassembled"], f["reassembled_fragments"], f["table_full"],
+                          f["timed_out"], f["overlap"], f["pending"]), (6, 1, 3, 1, 2, 0, 0))
 
     def test_reassembly_off_passes_fragments_on(self):
         s, recs = self.run_records(self.pcaps["frag_in_order"], "ip_fragments:\n  reassemble: false\n")

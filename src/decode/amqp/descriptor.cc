@@ -2,6 +2,7 @@
 // Constant data, read from any thread; no allocation.
 #include "amqp.h"
 
+#include "spanfeed/endpoint.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::amqp {
@@ -75,6 +76,25 @@ constexpr RecordFieldSpec kFields[] = {
     {"response", "method_id", "integer", "... and its method id"},
 };
 
+// RED endpoint: method and exchange, else queue ("basic.publish orders", "queue.declare jobs");
+// the default exchange reads "(default)", server-named queues "amq.gen-{id}".
+bool red_endpoint(const Record& r, EndpointWriter& out) {
+  out.add(request_string(r, "method"));
+  const bool has_exchange = r.request->fields.has("exchange");
+  std::string_view name = has_exchange ? request_string(r, "exchange") : request_string(r, "queue");
+  if (name.empty() && !has_exchange) name = response_string(r, "queue");
+  if (name.empty() && !has_exchange) return true;
+  out.sep();
+  if (name.empty()) {
+    out.add("(default)");
+  } else if (name.starts_with("amq.gen-")) {
+    out.add("amq.gen-{id}");
+  } else {
+    out.add_top(name);
+  }
+  return true;
+}
+
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -88,6 +108,7 @@ const ProtocolDescriptor kDescriptor{
     .make = make_decoder,
     .fields = kFields,
     .summary_field = "method",
+    .endpoint = red_endpoint,
 };
 
 }  // namespace spanfeed::amqp

@@ -2,6 +2,7 @@
 // Constant data, read from any thread; no allocation.
 #include "dns.h"
 
+#include "spanfeed/endpoint.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::dns {
@@ -32,6 +33,16 @@ constexpr ProtocolOption kOptions[] = {
     {"max_answers", 16, 0, 64, "answers listed per DNS response (answer_count has the full number)"},
 };
 
+// RED endpoint: query type and response code ("A NOERROR"; "A" alone without a response).
+bool red_endpoint(const Record& r, EndpointWriter& out) {
+  out.add(request_string(r, "qtype"));
+  if (const std::string_view rc = response_string(r, "rcode"); !rc.empty()) {
+    out.sep();
+    out.add(rc);
+  }
+  return true;
+}
+
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -47,6 +58,7 @@ const ProtocolDescriptor kDescriptor{
     .fields = kFields,
     .summary_field = "qname",
     .options = kOptions,
+    .endpoint = red_endpoint,
 };
 
 }  // namespace spanfeed::dns

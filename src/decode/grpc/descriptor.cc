@@ -2,6 +2,7 @@
 // Constant data, read from any thread; no allocation.
 #include "grpc.h"
 
+#include "spanfeed/endpoint.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::grpc {
@@ -49,6 +50,19 @@ constexpr RecordFieldSpec kFields[] = {
     {"response", "rst_error", "string", "RST_STREAM error code name: `error` status unless `NO_ERROR`"},
 };
 
+// RED endpoint: "package.Service/Method" (the path template when the path has no such shape).
+bool red_endpoint(const Record& r, EndpointWriter& out) {
+  const std::string_view service = request_string(r, "service");
+  if (service.empty()) {
+    out.add_path_template(request_string(r, "path"));
+    return true;
+  }
+  out.add(service);
+  out.add('/');
+  out.add(request_string(r, "grpc_method"));
+  return true;
+}
+
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -62,6 +76,7 @@ const ProtocolDescriptor kDescriptor{
     .make = make_decoder,
     .fields = kFields,
     .summary_field = "path",
+    .endpoint = red_endpoint,
 };
 
 }  // namespace spanfeed::grpc

@@ -2,6 +2,7 @@
 // Constant data, read from any thread; no allocation.
 #include "http.h"
 
+#include "spanfeed/endpoint.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::http {
@@ -37,6 +38,16 @@ constexpr RecordFieldSpec kFields[] = {
     {"response", "body_bytes", "integer", "body bytes (de-chunked sizes; the body is not kept)"},
 };
 
+// RED endpoint: method and path template ("GET /users/{id}"); CONNECT: the method alone.
+bool red_endpoint(const Record& r, EndpointWriter& out) {
+  const std::string_view method = request_string(r, "method");
+  out.add(method);
+  if (method == "CONNECT") return true;
+  out.sep();
+  out.add_path_template(request_string(r, "path"));
+  return true;
+}
+
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -50,6 +61,7 @@ const ProtocolDescriptor kDescriptor{
     .make = make_decoder,
     .fields = kFields,
     .summary_field = "method",
+    .endpoint = red_endpoint,
 };
 
 }  // namespace spanfeed::http

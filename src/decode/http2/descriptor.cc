@@ -2,6 +2,7 @@
 // Constant data, read from any thread; no allocation.
 #include "http2.h"
 
+#include "spanfeed/endpoint.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::http2 {
@@ -50,6 +51,14 @@ constexpr ProtocolOption kOptions[] = {
     {"hpack_memory_bytes", 262144, 16384, 1u << 26, "memory nghttp2 may hold per connection (both inflaters); over it: headers undecodable, counted"},
 };
 
+// RED endpoint: method and path template ("GET /users/{id}", the query dropped).
+bool red_endpoint(const Record& r, EndpointWriter& out) {
+  out.add(request_string(r, "method"));
+  out.sep();
+  out.add_path_template(request_string(r, "path"));
+  return true;
+}
+
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -64,6 +73,7 @@ const ProtocolDescriptor kDescriptor{
     .fields = kHttp2Fields,
     .summary_field = "path",
     .options = kOptions,
+    .endpoint = red_endpoint,
 };
 
 }  // namespace spanfeed::http2

@@ -2,6 +2,7 @@
 // Constant data, read from any thread; no allocation.
 #include "kafka.h"
 
+#include "spanfeed/endpoint.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::kafka {
@@ -49,6 +50,20 @@ constexpr RecordFieldSpec kFields[] = {
     {"response", "unsupported_version", "boolean", "newer than spanfeed's layouts: the leading fixed fields only (throttle, error code)"},
 };
 
+// RED endpoint: api and topic ("Produce orders"; "Produce orders+" when the request names more).
+bool red_endpoint(const Record& r, EndpointWriter& out) {
+  out.add(request_string(r, "api"));
+  char topic[EndpointWriter::kMax];
+  size_t len = 0;
+  bool more = false;
+  if (first_array_string(r, "topics", topic, len, more)) {
+    out.sep();
+    out.add_top(std::string_view(topic, len));
+    if (more) out.add('+');
+  }
+  return true;
+}
+
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -62,6 +77,7 @@ const ProtocolDescriptor kDescriptor{
     .make = make_decoder,
     .fields = kFields,
     .summary_field = "api",
+    .endpoint = red_endpoint,
 };
 
 }  // namespace spanfeed::kafka

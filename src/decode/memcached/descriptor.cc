@@ -2,6 +2,7 @@
 // Constant data, read from any thread; no allocation.
 #include "memcached.h"
 
+#include "spanfeed/endpoint.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::memcached {
@@ -55,6 +56,12 @@ constexpr ProtocolOption kOptions[] = {
      "how long a UDP response's datagrams are awaited (from its first) before it is recorded with the missing ones counted"},
 };
 
+// RED endpoint: the command ("get", binary "GetK").
+bool red_endpoint(const Record& r, EndpointWriter& out) {
+  out.add(request_string(r, "command"));
+  return true;
+}
+
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -70,6 +77,7 @@ const ProtocolDescriptor kDescriptor{
     .fields = kFields,
     .summary_field = "command",
     .options = kOptions,
+    .endpoint = red_endpoint,
 };
 
 }  // namespace spanfeed::memcached

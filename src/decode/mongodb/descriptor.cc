@@ -2,6 +2,7 @@
 // Constant data, read from any thread; no allocation.
 #include "mongodb.h"
 
+#include "spanfeed/endpoint.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::mongodb {
@@ -37,6 +38,17 @@ constexpr RecordFieldSpec kFields[] = {
     {"response", "original_op", "string", "OP_COMPRESSED reply: the wrapped opcode"},
 };
 
+// RED endpoint: command and collection ("find orders").
+bool red_endpoint(const Record& r, EndpointWriter& out) {
+  std::string_view cmd = request_string(r, "command");
+  out.add(cmd.empty() ? request_string(r, "op") : cmd);
+  if (const std::string_view c = request_string(r, "collection"); !c.empty()) {
+    out.sep();
+    out.add(c);
+  }
+  return true;
+}
+
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -50,6 +62,7 @@ const ProtocolDescriptor kDescriptor{
     .make = make_decoder,
     .fields = kFields,
     .summary_field = "command",
+    .endpoint = red_endpoint,
 };
 
 }  // namespace spanfeed::mongodb

@@ -2,6 +2,7 @@
 // Constant data, read from any thread; no allocation.
 #include "mqtt.h"
 
+#include "spanfeed/endpoint.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::mqtt {
@@ -46,6 +47,19 @@ constexpr RecordFieldSpec kFields[] = {
     {"response", "reason_codes", "string", "MQTT 5 UNSUBACK reason codes, joined with `,` (from 128: `error` status)"},
 };
 
+// RED endpoint: packet type and topic (filter) ("PUBLISH sensors/t1", "SUBSCRIBE sensors/#");
+// topics beyond the worker's top N read "other".
+bool red_endpoint(const Record& r, EndpointWriter& out) {
+  out.add(request_string(r, "packet"));
+  std::string_view topic = request_string(r, "topic");
+  if (topic.empty()) topic = request_string(r, "topic_filters");
+  if (!topic.empty()) {
+    out.sep();
+    out.add_top(topic);
+  }
+  return true;
+}
+
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -59,6 +73,7 @@ const ProtocolDescriptor kDescriptor{
     .make = make_decoder,
     .fields = kFields,
     .summary_field = "packet",
+    .endpoint = red_endpoint,
 };
 
 }  // namespace spanfeed::mqtt

@@ -2,6 +2,7 @@
 // Constant data, read from any thread; no allocation.
 #include "pgsql.h"
 
+#include "spanfeed/endpoint.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::pgsql {
@@ -32,6 +33,17 @@ constexpr RecordFieldSpec kFields[] = {
     {"response", "ssl", "string", "SSLRequest answer: `accepted` / `refused`"},
 };
 
+// RED endpoint: command and statement fingerprint ("QUERY select * from t where id = ?");
+// fingerprints beyond the worker's top N read "other".
+bool red_endpoint(const Record& r, EndpointWriter& out) {
+  out.add(request_string(r, "command"));
+  if (const std::string_view n = request_string(r, "normalized"); !n.empty()) {
+    out.sep();
+    out.add_sql_fingerprint(n);
+  }
+  return true;
+}
+
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -45,6 +57,7 @@ const ProtocolDescriptor kDescriptor{
     .make = make_decoder,
     .fields = kFields,
     .summary_field = "command",
+    .endpoint = red_endpoint,
 };
 
 }  // namespace spanfeed::pgsql

@@ -2,6 +2,7 @@
 // Constant data, read from any thread; no allocation.
 #include "redis.h"
 
+#include "spanfeed/endpoint.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::redis {
@@ -29,6 +30,12 @@ constexpr ProtocolOption kOptions[] = {
     {"key_max", 256, 1, 512, "bytes of a Redis key / simple-string value kept"},
 };
 
+// RED endpoint: the command ("GET").
+bool red_endpoint(const Record& r, EndpointWriter& out) {
+  out.add(request_string(r, "command"));
+  return true;
+}
+
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -43,6 +50,7 @@ const ProtocolDescriptor kDescriptor{
     .fields = kFields,
     .summary_field = "command",
     .options = kOptions,
+    .endpoint = red_endpoint,
 };
 
 }  // namespace spanfeed::redis

@@ -2,6 +2,7 @@
 // Constant data, read from any thread; no allocation.
 #include "smtp.h"
 
+#include "spanfeed/endpoint.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::smtp {
@@ -25,6 +26,12 @@ constexpr RecordFieldSpec kFields[] = {
     {"response", "lines", "integer", "lines of the reply (multi-line `250-...`)"},
 };
 
+// RED endpoint: the command ("MAIL", "CONNECT" for the greeting).
+bool red_endpoint(const Record& r, EndpointWriter& out) {
+  out.add(request_string(r, "command"));
+  return true;
+}
+
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -38,6 +45,7 @@ const ProtocolDescriptor kDescriptor{
     .make = make_decoder,
     .fields = kFields,
     .summary_field = "command",
+    .endpoint = red_endpoint,
 };
 
 }  // namespace spanfeed::smtp

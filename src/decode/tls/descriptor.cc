@@ -2,6 +2,7 @@
 // Constant data, read from any thread; no allocation.
 #include "tls.h"
 
+#include "spanfeed/endpoint.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::tls {
@@ -72,6 +73,18 @@ constexpr ProtocolOption kOptions[] = {
      "skipped, `decode_carry_overflow_total`); memory per worker = buffers x this"},
 };
 
+// RED endpoint: "handshake" and the SNI (top N; "handshake" alone without one). Close records
+// (one per flow, no request/response) are not requests: not counted.
+bool red_endpoint(const Record& r, EndpointWriter& out) {
+  if (request_string(r, "kind") == "close") return false;
+  out.add("handshake");
+  if (const std::string_view sni = request_string(r, "sni"); !sni.empty()) {
+    out.sep();
+    out.add_top(sni);
+  }
+  return true;
+}
+
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -86,6 +99,7 @@ const ProtocolDescriptor kDescriptor{
     .fields = kFields,
     .summary_field = "sni",
     .options = kOptions,
+    .endpoint = red_endpoint,
 };
 
 }  // namespace spanfeed::tls

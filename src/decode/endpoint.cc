@@ -1,0 +1,259 @@
+// Endpoint writing for RED metrics: path templates, SQL fingerprints, the per-worker top-N bound.
+// Worker thread; TopNames allocates only in its constructor.
+#include "spanfeed/endpoint.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <span>
+
+#include "spanfeed/fnv.h"
+
+namespace spanfeed {
+namespace {
+
+bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+uint64_t hash_name(std::string_view s) { return fnv1a64(s.data(), s.size()); }
+
+}  // namespace
+
+// --- TopNames ---
+
+TopNames::TopNames(uint32_t n, uint32_t decay_every)
+    : n_(n == 0 ? 1 : n), decay_every_(decay_every == 0 ? 1 : decay_every), entries_(n_),
+      index_(std::bit_ceil(size_t{n_} * 2), -1), candidates_(1024, 0) {}
+
+int32_t TopNames::find(uint64_t h) const {
+  const size_t mask = index_.size() - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    const int32_t s = index_[i];
+    if (s < 0) return -1;
+    if (entries_[static_cast<size_t>(s)].hash == h) return s;
+  }
+}
+
+void TopNames::index_insert(uint64_t h, uint32_t slot) {
+  const size_t mask = index_.size() - 1;
+  size_t i = h & mask;
+  while (index_[i] >= 0) i = (i + 1) & mask;
+  index_[i] = static_cast<int32_t>(slot);
+}
+
+void TopNames::index_erase(uint64_t h) {
+  // Linear probing: delete by shifting back the entries of the run that follow.
+  const size_t mask = index_.size() - 1;
+  size_t i = h & mask;
+  while (entries_[static_cast<size_t>(index_[i])].hash != h) i = (i + 1) & mask;
+  index_[i] = -1;
+  for (size_t j = (i + 1) & mask; index_[j] >= 0; j = (j + 1) & mask) {
+    const size_t home = entries_[static_cast<size_t>(index_[j])].hash & mask;
+    // Move j to the hole i when its home is not in (i, j] (cyclically).
+    if (((j - home) & mask) >= ((j - i) & mask)) {
+      index_[i] = index_[j];
+      index_[j] = -1;
+      i = j;
+    }
+  }
+}
+
+void TopNames::decay() {
+  for (uint32_t s = 0; s < used_; ++s) entries_[s].hits >>= 1;
+  for (auto& c : candidates_) c >>= 1;
+  refresh_min();
+}
+
+void TopNames::refresh_min() {
+  min_slot_ = 0;
+  for (uint32_t s = 1; s < used_; ++s) {
+    if (entries_[s].hits < entries_[min_slot_].hits) min_slot_ = s;
+  }
+}
+
+bool TopNames::admit(std::string_view name) {
+  if (++lookups_ >= decay_every_) {
+    lookups_ = 0;
+    decay();
+  }
+  const uint64_t h = hash_name(name);
+  if (const int32_t s = find(h); s >= 0) {
+    Entry& e = entries_[static_cast<size_t>(s)];
+    if (e.hits < UINT32_MAX) ++e.hits;
+    return true;
+  }
+  if (used_ < n_) {
+    entries_[used_] = {h, 1};
+    index_insert(h, used_);
+    ++used_;
+    if (used_ == n_) refresh_min();
+    return true;
+  }
+  uint16_t& c = candidates_[(h >> 32) & (candidates_.size() - 1)];
+  if (c < UINT16_MAX) ++c;
+  // Replace the least-hit admitted name once this one was seen more often (and twice at least).
+  Entry& low = entries_[min_slot_];
+  if (c >= 2 && c > low.hits) {
+    index_erase(low.hash);
+    low = {h, c};
+    index_insert(h, min_slot_);
+    c = 0;
+    refresh_min();
+    return true;
+  }
+  return false;
+}
+
+// --- EndpointWriter ---
+
+void EndpointWriter::add(std::string_view s) {
+  const size_t n = std::min(s.size(), kMax - len_);
+  char* out = buf_.data() + len_;
+  std::memcpy(out, s.data(), n);
+  // Printable ASCII only (branch-free: the loop vectorises).
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(out[i]);
+    out[i] = static_cast<unsigned char>(c - 0x20) < 0x5f ? static_cast<char>(c) : '?';
+  }
+  len_ += n;
+}
+
+void EndpointWriter::add_top(std::string_view name) {
+  if (top_ == nullptr || top_->admit(name)) {
+    add(name);
+  } else {
+    add(kOtherEndpoint);
+  }
+}
+
+bool is_id_segment(std::string_view seg) {
+  if (seg.empty()) return false;
+  bool all_digits = true, all_hex = true, has_digit = false, has_alpha = false;
+  for (char c : seg) {
+    all_digits &= is_digit(c);
+    all_hex &= is_hex(c);
+    has_digit |= is_digit(c);
+    has_alpha |= !is_digit(c);
+  }
+  if (all_digits) return true;
+  if (all_hex && (seg.size() >= 16 || (seg.size() >= 8 && has_digit && has_alpha))) return true;
+  // UUID 8-4-4-4-12
+  if (seg.size() == 36) {
+    for (size_t i = 0; i < 36; ++i) {
+      const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+      if (dash ? seg[i] != '-' : !is_hex(seg[i])) return false;
+    }
+    return true;
+  }
+  return false;
+}
+
+void EndpointWriter::add_path_template(std::string_view path) {
+  if (!path.empty() && path.front() != '/') {
+    // absolute-form request target (scheme://authority/path): keep the path only
+    if (const size_t scheme = path.find("://"); scheme != std::string_view::npos) {
+      const size_t slash = path.find('/', scheme + 3);
+      path = slash == std::string_view::npos ? std::string_view("/") : path.substr(slash);
+    }
+  }
+  // One pass: segments end at '/', the path at '?' or '#' (the query is dropped).
+  const char* p = path.data();
+  const size_t n = path.size();
+  size_t seg = 0;
+  bool wrote = false;
+  for (size_t i = 0; i <= n; ++i) {
+    const char c = i < n ? p[i] : '?';
+    if (c != '/' && c != '?' && c != '#') continue;
+    if (i > seg) {
+      const std::string_view s(p + seg, i - seg);
+      add(is_id_segment(s) ? std::string_view("{id}") : s);
+      wrote = true;
+    }
+    if (c != '/') break;
+    add('/');
+    wrote = true;
+    seg = i + 1;
+  }
+  if (!wrote) add('/');
+}
+
+void EndpointWriter::add_sql_fingerprint(std::string_view normalized) {
+  // Built in a local buffer (the name must be whole before the top-N lookup).
+  std::array<char, kMax> fp{};
+  size_t n = 0;
+  bool space = false;
+  for (size_t i = 0; i < normalized.size() && n < fp.size(); ++i) {
+    char c = normalized[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      space = n != 0;
+      continue;
+    }
+    // "?, ?, ?" after "(" (or "?,?"): one "?+"
+    if (c == '?' && i + 1 < normalized.size()) {
+      size_t j = i + 1;
+      bool list = false;
+      while (true) {
+        size_t k = j;
+        while (k < normalized.size() && normalized[k] == ' ') ++k;
+        if (k < normalized.size() && normalized[k] == ',') {
+          ++k;
+          while (k < normalized.size() && normalized[k] == ' ') ++k;
+          if (k < normalized.size() && normalized[k] == '?') {
+            list = true;
+            j = k + 1;
+            continue;
+          }
+        }
+        break;
+      }
+      if (list) {
+        if (space && n < fp.size()) fp[n++] = ' ';
+        space = false;
+        if (n < fp.size()) fp[n++] = '?';
+        if (n < fp.size()) fp[n++] = '+';
+        i = j - 1;
+        continue;
+      }
+    }
+    if (space && n < fp.size()) fp[n++] = ' ';
+    space = false;
+    if (n < fp.size()) fp[n++] = c;
+  }
+  add_top(std::string_view(fp.data(), n));
+}
+
+// --- record helpers ---
+
+std::string_view request_string(const Record& r, std::string_view key) {
+  return r.request != nullptr ? r.request->fields.get_string(key) : std::string_view{};
+}
+
+std::string_view response_string(const Record& r, std::string_view key) {
+  return r.response != nullptr ? r.response->fields.get_string(key) : std::string_view{};
+}
+
+bool first_array_string(const Record& r, std::string_view key, std::span<char> out, size_t& len, bool& more) {
+  len = 0;
+  more = false;
+  if (r.request == nullptr) return false;
+  const Field* f = r.request->fields.find(key);
+  if (f == nullptr || f->kind != FieldKind::kRawJson) return false;
+  const std::string_view a = r.request->fields.string_of(*f);
+  size_t i = a.find('"');
+  if (i == std::string_view::npos) return false;
+  for (++i; i < a.size() && a[i] != '"'; ++i) {
+    char c = a[i];
+    if (c == '\\' && i + 1 < a.size()) {
+      c = a[++i];
+      if (c == 'u') {  // \u00XX: not a name byte we keep
+        i += 4;
+        c = '?';
+      }
+    }
+    if (len < out.size()) out[len++] = c;
+  }
+  more = a.find(',', i) != std::string_view::npos;
+  return len != 0;
+}
+
+}  // namespace spanfeed
