@@ -162,7 +162,10 @@ struct Config {
 // Keys of the `decode` section that a module above core defines (the protocol registry's decode.ports names
 // and decode.<protocol> options: decode/decode_config.h). Each handler gets the key's path and its value and
 // throws ConfigError for a bad one.
+// One entry is not a key: kProtocolNameCheck checks a protocol name given as a value or key elsewhere
+// (red.protocols.<name>), so core can refuse unknown names without knowing the registry.
 using ConfigKeys = std::map<std::string, std::function<void(const std::string& key, const YAML::Node& value)>>;
+inline constexpr const char* kProtocolNameCheck = "<protocol name>";
 
 // Loads a YAML config file over the defaults in `cfg`. Unknown keys, wrong
 // types and out-of-range values throw ConfigError naming the file and key.

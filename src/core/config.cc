@@ -401,6 +401,7 @@ void load_config_file(const std::string& path, Config& cfg, const ConfigKeys& de
     {"decode", [&](const std::string& p, const YAML::Node& n) {
        // ports and decode.<protocol> options: the registry's names, from the decode module (decode_keys).
        YamlHandlers keys = decode_keys;
+       keys.erase(kProtocolNameCheck);
        keys["response_timeout_s"] = seconds(cfg.response_timeout_s);
        keys["redact_secrets"] = boolean(cfg.redact_secrets);
        walk(f, p, n, keys);
@@ -467,8 +468,8 @@ void load_config_file(const std::string& path, Config& cfg, const ConfigKeys& de
             for (const auto& kv : pn) {
               const std::string proto = kv.first.as<std::string>();
               const std::string key = pk + "." + proto;
-              if (protocol_descriptor(proto) == nullptr) {
-                fail(f, key, "unknown protocol (known: " + protocol_names() + ")", &kv.first);
+              if (auto check = decode_keys.find(kProtocolNameCheck); check != decode_keys.end()) {
+                check->second(key, kv.first);
               }
               RedConfig::PerProtocol pp{proto, true, RedConfig::kInheritLabels};
               walk(f, key, kv.second, {

@@ -31,6 +31,11 @@ ConfigKeys decode_config_keys(Config& cfg, const std::string& file) {
       cfg.decode_ports.emplace_back(proto, std::move(ports));
     }
   };
+  keys[kProtocolNameCheck] = [fail](const std::string& k, const YAML::Node& v) {
+    if (protocol_descriptor(v.as<std::string>()) == nullptr) {
+      fail(k, "unknown protocol (known: " + protocol_names() + ")", v);
+    }
+  };
   // decode.<protocol>: that protocol's own options, from its descriptor.
   for (const ProtocolDescriptor* d : protocol_registry()) {
     if (d->options.empty()) continue;
