@@ -23,7 +23,7 @@ mkdir -p "$out"
 # without the Hyperscan detection adapter (the builder asks every decoder's check instead) and
 # the pcap harness, plus the address formatting it uses from the packet layer.
 srcs=("$root/src/core/packet.cc" "$root/src/core/decap.cc")
-while IFS= read -r f; do srcs+=("$f"); done < <(find "$root/src/decode" -name '*.cc' ! -path '*/detect/*' ! -name pcap_replay.cc | sort)
+while IFS= read -r f; do srcs+=("$f"); done < <(find "$root/src/decode" -name '*.cc' ! -path '*/detect/*' ! -name pcap_replay.cc ! -name decode_config.cc | sort)
 flags=(-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$root/include" -I"$root/src" -I"$root/src/decode" -I"$root/tests/decode" -DSPANFEED_LIBFUZZER)
 

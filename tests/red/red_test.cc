@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include "decode/decode_config.h"
 #include "red/aggregator.h"
 #include "red/exchange.h"
 #include "red/merger.h"
@@ -516,7 +517,7 @@ std::string load(const std::string& yaml, Config& cfg) {
   std::ofstream(path) << yaml;
   std::string err;
   try {
-    load_config_file(path, cfg);
+    load_config_file(path, cfg, decode_config_keys(cfg, path));
   } catch (const ConfigError& e) {
     err = e.what();
   }
