@@ -99,6 +99,10 @@ std::string_view response_string(const Record& r, std::string_view key);
 // size); false when absent or empty. `more` says whether the array has other elements.
 bool first_array_string(const Record& r, std::string_view key, std::span<char> out, size_t& len, bool& more);
 
+// SQL protocols (MySQL, PostgreSQL): the request's `command`, then the fingerprint of its
+// `normalized` statement ("COM_QUERY select * from t where id = ?"); beyond the top N: "other".
+bool sql_endpoint(const Record& r, EndpointWriter& out);
+
 // A segment that add_path_template replaces with {id}.
 bool is_id_segment(std::string_view seg);
 

@@ -232,6 +232,15 @@ std::string_view response_string(const Record& r, std::string_view key) {
   return r.response != nullptr ? r.response->fields.get_string(key) : std::string_view{};
 }
 
+bool sql_endpoint(const Record& r, EndpointWriter& out) {
+  out.add(request_string(r, "command"));
+  if (const std::string_view n = request_string(r, "normalized"); !n.empty()) {
+    out.sep();
+    out.add_sql_fingerprint(n);
+  }
+  return true;
+}
+
 bool first_array_string(const Record& r, std::string_view key, std::span<char> out, size_t& len, bool& more) {
   len = 0;
   more = false;

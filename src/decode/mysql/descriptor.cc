@@ -41,17 +41,6 @@ constexpr RecordFieldSpec kFields[] = {
     {"response", "local_infile", "boolean", "the server asked for a LOAD DATA LOCAL file"},
 };
 
-// RED endpoint: command and statement fingerprint ("COM_QUERY select * from t where id = ?");
-// fingerprints beyond the worker's top N read "other".
-bool red_endpoint(const Record& r, EndpointWriter& out) {
-  out.add(request_string(r, "command"));
-  if (const std::string_view n = request_string(r, "normalized"); !n.empty()) {
-    out.sep();
-    out.add_sql_fingerprint(n);
-  }
-  return true;
-}
-
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -65,7 +54,7 @@ const ProtocolDescriptor kDescriptor{
     .make = make_decoder,
     .fields = kFields,
     .summary_field = "command",
-    .endpoint = red_endpoint,
+    .endpoint = sql_endpoint,
 };
 
 }  // namespace spanfeed::mysql

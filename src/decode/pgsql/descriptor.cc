@@ -33,17 +33,6 @@ constexpr RecordFieldSpec kFields[] = {
     {"response", "ssl", "string", "SSLRequest answer: `accepted` / `refused`"},
 };
 
-// RED endpoint: command and statement fingerprint ("QUERY select * from t where id = ?");
-// fingerprints beyond the worker's top N read "other".
-bool red_endpoint(const Record& r, EndpointWriter& out) {
-  out.add(request_string(r, "command"));
-  if (const std::string_view n = request_string(r, "normalized"); !n.empty()) {
-    out.sep();
-    out.add_sql_fingerprint(n);
-  }
-  return true;
-}
-
 }  // namespace
 
 extern const ProtocolDescriptor kDescriptor;
@@ -57,7 +46,7 @@ const ProtocolDescriptor kDescriptor{
     .make = make_decoder,
     .fields = kFields,
     .summary_field = "command",
-    .endpoint = red_endpoint,
+    .endpoint = sql_endpoint,
 };
 
 }  // namespace spanfeed::pgsql
