@@ -189,8 +189,11 @@ class GelfExport(SpanfeedTestCase):
         # What the server read is what spanfeed delivered, less what the kernel
         # accepted into the cut socket before its RST came back (GELF TCP has no
         # acknowledgements: that loss is invisible to any sender).
+        # That loss is whatever both kernels' socket buffers held at the cut: it
+        # varies with timing (1,217 of these ~350-byte records in one run on the
+        # 2-core CI box), so only a bound far from it is asserted.
         self.assertLessEqual(len(received), sink["delivered"])
-        self.assertGreater(len(received), 9000)
+        self.assertGreater(len(received), sink["records"] // 2)
         self.assertEqual(len({m["_record_id"] for m in received}), len(received))
 
 
