@@ -159,17 +159,19 @@ struct Config {
   }
 };
 
-// Keys of the `decode` section that a module above core defines (the protocol registry's decode.ports names
-// and decode.<protocol> options: decode/decode_config.h). Each handler gets the key's path and its value and
-// throws ConfigError for a bad one.
-// One entry is not a key: kProtocolNameCheck checks a protocol name given as a value or key elsewhere
-// (red.protocols.<name>), so core can refuse unknown names without knowing the registry.
+// What the protocol registry (a module above core) contributes to the config file: the keys of the
+// `decode` section (decode.ports names and decode.<protocol> options: decode/decode_config.h), and a check
+// of a protocol name used elsewhere (red.protocols.<name>). Each handler gets the key's path and its node
+// and throws ConfigError for a bad one.
 using ConfigKeys = std::map<std::string, std::function<void(const std::string& key, const YAML::Node& value)>>;
-inline constexpr const char* kProtocolNameCheck = "<protocol name>";
+struct RegistryKeys {
+  ConfigKeys decode;
+  std::function<void(const std::string& key, const YAML::Node& name)> protocol_name;
+};
 
 // Loads a YAML config file over the defaults in `cfg`. Unknown keys, wrong
 // types and out-of-range values throw ConfigError naming the file and key.
-void load_config_file(const std::string& path, Config& cfg, const ConfigKeys& decode_keys = {});
+void load_config_file(const std::string& path, Config& cfg, const RegistryKeys& registry = {});
 
 // The fewest mbufs a run with this layout can work with (mempool.size).
 uint64_t minimum_mempool_size(const Config& cfg);

@@ -136,7 +136,7 @@ const char* to_string(JobKind j) {
   return "?";
 }
 
-void load_config_file(const std::string& path, Config& cfg, const ConfigKeys& decode_keys) {
+void load_config_file(const std::string& path, Config& cfg, const RegistryKeys& registry) {
   YAML::Node root = load_yaml_file(path, "config file");
   if (root.IsNull()) return;  // an empty file means all defaults
   const std::string& f = path;
@@ -399,9 +399,8 @@ void load_config_file(const std::string& path, Config& cfg, const ConfigKeys& de
        });
      }},
     {"decode", [&](const std::string& p, const YAML::Node& n) {
-       // ports and decode.<protocol> options: the registry's names, from the decode module (decode_keys).
-       YamlHandlers keys = decode_keys;
-       keys.erase(kProtocolNameCheck);
+       // ports and decode.<protocol> options: the registry's names, from the decode module.
+       YamlHandlers keys = registry.decode;
        keys["response_timeout_s"] = seconds(cfg.response_timeout_s);
        keys["redact_secrets"] = boolean(cfg.redact_secrets);
        walk(f, p, n, keys);
@@ -468,9 +467,7 @@ void load_config_file(const std::string& path, Config& cfg, const ConfigKeys& de
             for (const auto& kv : pn) {
               const std::string proto = kv.first.as<std::string>();
               const std::string key = pk + "." + proto;
-              if (auto check = decode_keys.find(kProtocolNameCheck); check != decode_keys.end()) {
-                check->second(key, kv.first);
-              }
+              if (registry.protocol_name) registry.protocol_name(key, kv.first);
               RedConfig::PerProtocol pp{proto, true, RedConfig::kInheritLabels};
               walk(f, key, kv.second, {
                 {"enabled", boolean(pp.enabled)},

@@ -3,6 +3,7 @@
 #include "decode_config.h"
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "spanfeed/protocol.h"
@@ -10,17 +11,22 @@
 
 namespace spanfeed {
 
-ConfigKeys decode_config_keys(Config& cfg, const std::string& file) {
+RegistryKeys decode_config_keys(Config& cfg, const std::string& file) {
   auto fail = [file](const std::string& key, const std::string& what, const YAML::Node& n) {
     yaml_fail(file, &n, "'" + key + "': " + what);
   };
   ConfigKeys keys;
-  keys["ports"] = [&cfg, file, fail](const std::string& k, const YAML::Node& v) {
+  auto protocol_name = [fail](const std::string& k, const YAML::Node& v) {
+    if (protocol_descriptor(v.as<std::string>()) == nullptr) {
+      fail(k, "unknown protocol (known: " + protocol_names() + ")", v);
+    }
+  };
+  keys["ports"] = [&cfg, file, fail, protocol_name](const std::string& k, const YAML::Node& v) {
     if (!v.IsMap()) fail(k, "expected protocol: [ports] entries", v);
     for (const auto& kv : v) {
       std::string proto = kv.first.as<std::string>();
       std::string key = k + "." + proto;
-      if (protocol_descriptor(proto) == nullptr) fail(key, "unknown protocol (known: " + protocol_names() + ")", kv.first);
+      protocol_name(key, kv.first);
       if (!kv.second.IsSequence()) fail(key, "expected a list of ports", kv.second);
       std::vector<uint16_t> ports;
       for (const auto& pn : kv.second) {
@@ -29,11 +35,6 @@ ConfigKeys decode_config_keys(Config& cfg, const std::string& file) {
         ports.push_back(static_cast<uint16_t>(port));
       }
       cfg.decode_ports.emplace_back(proto, std::move(ports));
-    }
-  };
-  keys[kProtocolNameCheck] = [fail](const std::string& k, const YAML::Node& v) {
-    if (protocol_descriptor(v.as<std::string>()) == nullptr) {
-      fail(k, "unknown protocol (known: " + protocol_names() + ")", v);
     }
   };
   // decode.<protocol>: that protocol's own options, from its descriptor.
@@ -51,7 +52,7 @@ ConfigKeys decode_config_keys(Config& cfg, const std::string& file) {
       }
     };
   }
-  return keys;
+  return RegistryKeys{std::move(keys), protocol_name};
 }
 
 }  // namespace spanfeed
