@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "spanfeed/export.h"
+#include "export/export.h"
 
 namespace {
 
