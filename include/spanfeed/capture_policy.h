@@ -37,6 +37,11 @@ class CapturePolicy {
   // run's CPU time is its work, not its waiting. Live polls without sleeping
   // (a sleep would be packets lost on the NIC).
   constexpr bool sleep_when_idle() const { return lossless_; }
+  // Large preallocated pools (the reassembly's out-of-order arena) are
+  // touched at start-up, so that no page fault lands on the data path (live);
+  // offline, their pages become resident as used: a quicker start, and a
+  // small capture stays small.
+  constexpr bool prefault_pools() const { return !lossless_; }
 
   constexpr bool is_lossless() const { return lossless_; }
   // "offline" or "live", as summaries and metrics name the mode.

@@ -369,6 +369,7 @@ int worker_main(void* arg) {
   handler.finish(end_ns);
   handler.publish(true);  // the final counters, exact
   ctx.done.store(true, std::memory_order_release);
+  sh.workers_done.ring();
   return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -245,6 +246,9 @@ struct alignas(64) Exporter::Lane {
 
 struct Exporter::Impl {
   std::vector<std::unique_ptr<RecordBatch>> all;
+  // Rung by each exporter thread as it finishes (wait_finished).
+  std::mutex finished_mu;
+  std::condition_variable finished_cv;
   // Free batches per worker; the exporter threads push them back.
   std::vector<std::unique_ptr<tbb::concurrent_bounded_queue<RecordBatch*>>> free;
   std::vector<std::unique_ptr<Lane>> lanes;
@@ -377,6 +381,11 @@ bool Exporter::finished() const {
   return true;
 }
 
+bool Exporter::wait_finished(std::chrono::milliseconds d) {
+  std::unique_lock lock(impl_->finished_mu);
+  return impl_->finished_cv.wait_for(lock, d, [&] { return finished(); });
+}
+
 void Exporter::stop() {
   begin_stop();
   for (auto& l : impl_->lanes) {
@@ -407,6 +416,8 @@ void Exporter::run(Lane& lane) {
   }
   for (size_t i = 0; i < sinks.size(); ++i) sinks[i]->close(*counters[i]);
   lane.finished.store(true, std::memory_order_release);
+  { std::lock_guard lock(impl_->finished_mu); }  // a waiter between its check and its wait sees it
+  impl_->finished_cv.notify_all();
 }
 
 }  // namespace spanfeed
