@@ -2,9 +2,7 @@
 // file, read with libpcap before the EAL starts. Control core only; allocates.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 
@@ -13,24 +11,6 @@
 struct bpf_program;
 
 namespace spanfeed {
-
-// A capture file mapped read-only (MAP_PRIVATE), unmapped with its last
-// owner. The probe counts a classic pcap file's records in it and hands it
-// on: the engine's reader (src/dpdk/file_source.cc) reads the same mapping,
-// so no page of the file is mapped twice.
-class MappedFile {
- public:
-  MappedFile(const std::byte* data, size_t size) : data_(data), size_(size) {}
-  ~MappedFile();
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  const std::byte* data() const { return data_; }
-  size_t size() const { return size_; }
-
- private:
-  const std::byte* data_;
-  size_t size_;
-};
 
 struct CaptureFileInfo {
   std::string format;      // "pcap", "pcap-nsec", "pcap-swapped", "pcapng"...
@@ -51,9 +31,6 @@ struct CaptureFileInfo {
   // of the repaired temporary copy to read instead. The caller removes it.
   std::string repaired_path;
   std::string warning;  // what was repaired, for the operator
-  // The mapping the records were counted in (classic pcap files that read
-  // clean); null when libpcap counted them.
-  std::shared_ptr<const MappedFile> mapping;
 };
 
 // Reads the whole file once. On failure returns nullopt and sets `error` to a

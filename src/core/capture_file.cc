@@ -98,8 +98,6 @@ bool fast_count_pcap(const std::string& path, uint32_t snaplen, CaptureFileInfo&
     return false;
   }
   const size_t size = static_cast<size_t>(st.st_size);
-  // Kept for the reader when the walk succeeds: the pages the walk faulted
-  // in are not faulted in again.
   void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);
   if (map == MAP_FAILED) return false;
@@ -133,11 +131,8 @@ bool fast_count_pcap(const std::string& path, uint32_t snaplen, CaptureFileInfo&
     truncated += caplen < len;
     pos += 16 + size_t{caplen};
   }
-  if (!ok) {
-    munmap(map, size);
-    return false;
-  }
-  info.mapping = std::make_shared<const MappedFile>(static_cast<const std::byte*>(map), size);
+  munmap(map, size);
+  if (!ok) return false;
   info.packets = packets;
   info.bytes = bytes;
   info.max_caplen = max_caplen;
@@ -146,10 +141,6 @@ bool fast_count_pcap(const std::string& path, uint32_t snaplen, CaptureFileInfo&
 }
 
 }  // namespace
-
-MappedFile::~MappedFile() {
-  if (data_ != nullptr) munmap(const_cast<std::byte*>(data_), size_);
-}
 
 bool compile_capture_filter(const std::string& expr, int dlt, bpf_program& prog, std::string& error) {
   pcap_t* p = pcap_open_dead(dlt, 65535);

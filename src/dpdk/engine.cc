@@ -226,7 +226,6 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     fo.snaplen = file != nullptr ? file->snaplen : 0;
     fo.infinite = cfg.pcap_infinite;
     fo.drop_without_mbuf = !sh.policy.keep_mbufs_in_reserve();
-    if (file != nullptr) fo.mapping = file->mapping;
     res.file = dpdk::FileSource::open(fo, error);
     if (!res.file) return 1;
     all_queues.push_back({0, 0, res.file.get()});

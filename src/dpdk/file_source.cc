@@ -56,37 +56,30 @@ std::unique_ptr<FileSource> FileSource::open(const Options& opt, std::string& er
   std::unique_ptr<FileSource> s(new FileSource());
   s->opt_ = opt;
   s->name_ = "file:" + opt.path;
-  if (opt.mapping != nullptr) {
-    // The probe's mapping, its pages already faulted in by the count.
-    s->mapping_ = opt.mapping;
-    s->map_ = opt.mapping->data();
-    s->size_ = opt.mapping->size();
-  } else {
-    int fd = ::open(opt.path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      error = "cannot open capture file '" + opt.path + "': " + std::strerror(errno);
-      return nullptr;
-    }
-    struct stat st {};
-    if (fstat(fd, &st) != 0 || st.st_size < 24) {
-      ::close(fd);
-      error = "capture file '" + opt.path + "' is too short for a capture header";
-      return nullptr;
-    }
-    s->size_ = static_cast<size_t>(st.st_size);
-    // An infinite replay reads the file again and again: fault it in now.
-    // Read-only: nothing writes into a record (the defragmenter copies a first
-    // fragment's headers before rte_ip_frag rewrites them, ip_defrag.cc), so
-    // every replay loop reads the bytes the file holds.
-    void* p = mmap(nullptr, s->size_, PROT_READ, MAP_PRIVATE | (opt.infinite ? MAP_POPULATE : 0), fd, 0);
-    ::close(fd);
-    if (p == MAP_FAILED) {
-      error = "cannot map capture file '" + opt.path + "': " + std::strerror(errno);
-      return nullptr;
-    }
-    madvise(p, s->size_, MADV_SEQUENTIAL | MADV_WILLNEED);
-    s->map_ = static_cast<const std::byte*>(p);
+  int fd = ::open(opt.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error = "cannot open capture file '" + opt.path + "': " + std::strerror(errno);
+    return nullptr;
   }
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || st.st_size < 24) {
+    ::close(fd);
+    error = "capture file '" + opt.path + "' is too short for a capture header";
+    return nullptr;
+  }
+  s->size_ = static_cast<size_t>(st.st_size);
+  // An infinite replay reads the file again and again: fault it in now.
+  // Read-only: nothing writes into a record (the defragmenter copies a first
+  // fragment's headers before rte_ip_frag rewrites them, ip_defrag.cc), so
+  // every replay loop reads the bytes the file holds.
+  void* p = mmap(nullptr, s->size_, PROT_READ, MAP_PRIVATE | (opt.infinite ? MAP_POPULATE : 0), fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) {
+    error = "cannot map capture file '" + opt.path + "': " + std::strerror(errno);
+    return nullptr;
+  }
+  madvise(p, s->size_, MADV_SEQUENTIAL | MADV_WILLNEED);
+  s->map_ = static_cast<const std::byte*>(p);
   uint32_t magic;
   std::memcpy(&magic, s->map_, 4);
   switch (magic) {
@@ -104,7 +97,7 @@ std::unique_ptr<FileSource> FileSource::open(const Options& opt, std::string& er
 }
 
 FileSource::~FileSource() {
-  if (map_ != nullptr && mapping_ == nullptr) munmap(const_cast<std::byte*>(map_), size_);
+  if (map_ != nullptr) munmap(const_cast<std::byte*>(map_), size_);
 }
 
 [[gnu::always_inline]] inline bool FileSource::next_classic(const std::byte*& data, uint32_t& caplen,

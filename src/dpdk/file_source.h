@@ -11,7 +11,6 @@
 #include <memory>
 #include <string>
 
-#include "spanfeed/capture_file.h"
 #include "spanfeed/counters.h"
 
 struct rte_mbuf;
@@ -30,8 +29,6 @@ class FileSource {
     uint32_t snaplen = 0;    // the file's snapshot length (libpcap cuts longer records)
     bool infinite = false;   // start over at the end, for ever (no capture timestamps)
     bool drop_without_mbuf = false;  // live: a record finding no mbuf is lost (rx_nombuf)
-    // The file as the probe mapped it (capture_file.h); null: map it here.
-    std::shared_ptr<const MappedFile> mapping;
   };
   // Maps the file and checks its header. nullptr with `error` set on failure.
   static std::unique_ptr<FileSource> open(const Options& opt, std::string& error);
@@ -62,7 +59,6 @@ class FileSource {
 
   Options opt_;
   std::string name_;
-  std::shared_ptr<const MappedFile> mapping_;  // the probe's mapping, when it was given
   const std::byte* map_ = nullptr;
   size_t size_ = 0;
   size_t pos_ = 0;          // next block or record
