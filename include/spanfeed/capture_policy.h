@@ -60,9 +60,12 @@ class IdleWait {
  public:
   // Pauses before an offline wait starts sleeping (a few microseconds).
   static constexpr unsigned kPausesBeforeSleep = 64;
-  // An offline sleep: short against what a ring holds (4096 packets are
-  // milliseconds of work), long against the cost of waking (a few us).
-  static constexpr long kSleepNs = 50'000;
+  // Offline sleeps double from the first to the longest while nothing comes:
+  // short against what a ring holds (4096 packets are milliseconds of work),
+  // long against the cost of waking (a context switch each), so a lcore
+  // waiting on a slower one wakes a few times per ring, not per burst.
+  static constexpr long kFirstSleepNs = 50'000;
+  static constexpr long kLongestSleepNs = 400'000;
 
   constexpr IdleWait(CapturePolicy policy, bool shared_cpu)
       : sleep_(policy.sleep_when_idle()), yield_(shared_cpu) {}
@@ -72,15 +75,19 @@ class IdleWait {
       ++idle_;
       cpu_pause();
     } else if (sleep_) {
-      const timespec ts{0, kSleepNs};
+      const timespec ts{0, sleep_ns_};
       clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, nullptr);
+      if (sleep_ns_ < kLongestSleepNs) sleep_ns_ *= 2;
     } else if (yield_) {
       sched_yield();
     } else {
       cpu_pause();
     }
   }
-  void reset() { idle_ = 0; }
+  void reset() {
+    idle_ = 0;
+    sleep_ns_ = kFirstSleepNs;
+  }
 
  private:
   static void cpu_pause() {
@@ -93,6 +100,7 @@ class IdleWait {
   bool sleep_;
   bool yield_;
   unsigned idle_ = 0;
+  long sleep_ns_ = kFirstSleepNs;
 };
 
 }  // namespace spanfeed
