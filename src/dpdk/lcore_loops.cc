@@ -153,7 +153,10 @@ int rx_main(void* arg) {
     if (n == 0) {
       c.empty_polls.add(1);
       if (sh.finite_file && q.file != nullptr && q.file->finished()) break;  // every record read or lost
-      if (sh.finite_file && q.file == nullptr && (empty & 1023u) == 1023u) {
+      // Every 1024 empty polls, or every one once they sleep (offline).
+      const bool check_end = (empty & 1023u) == 1023u ||
+                             (sh.policy.sleep_when_idle() && empty >= IdleWait::kPausesBeforeSleep);
+      if (sh.finite_file && q.file == nullptr && check_end) {
         // A finite file: it has ended once every record was either received
         // or lost inside the PMD (live mode: no mbuf; read errors).
         rte_eth_stats st{};
