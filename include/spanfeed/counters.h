@@ -68,7 +68,7 @@ struct alignas(64) RxCounters {
   std::array<Counter, kTunnelTypeCount> decapsulated;
   Counter l4_truncated;
   Counter snaplen_truncated;
-  Counter ring_wait_spins;  // offline mode: bursts that waited for ring space
+  Counter ring_wait_spins;  // offline mode: looks for ring space that found none (each then paused or slept)
   Counter bursts;
   Counter empty_polls;
 };

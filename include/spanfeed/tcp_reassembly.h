@@ -139,6 +139,10 @@ struct ReassemblyConfig {
   uint32_t max_window = 1u << 30;             // max TCP window (scale 14): farther seqs are out of window
   uint32_t resync_after = 16;                 // consecutive out-of-window segments before re-basing
   uint32_t expire_budget = 64;                // idle flows expired per packet (rest on the next ones)
+  // Touch the whole arena at start-up (live: no page fault on the data path).
+  // Off: its pages become resident as segments use them (offline: a quicker
+  // start, and memory in proportion to what the capture holds out of order).
+  bool prefault_arena = true;
 };
 
 struct ReassemblerConfig {
@@ -162,7 +166,8 @@ class ChunkPool {
  public:
   static constexpr uint32_t kNone = UINT32_MAX;
 
-  ChunkPool(uint32_t chunk_size, uint32_t chunk_count);
+  // `prefault`: touch every page of the arena now, not on first use.
+  ChunkPool(uint32_t chunk_size, uint32_t chunk_count, bool prefault = true);
 
   uint32_t alloc();  // kNone when empty
   void free(uint32_t i);

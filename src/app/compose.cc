@@ -224,7 +224,7 @@ int run_capture(const Config& cfg, const CaptureFileInfo* file,
   hooks.stop_helpers = [&] {
     if (exporter) exporter->begin_stop();
   };
-  hooks.helpers_done = [&] { return !exporter || exporter->finished(); };
+  hooks.helpers_done = [&](std::chrono::milliseconds wait) { return !exporter || exporter->wait_finished(wait); };
   hooks.on_counters = [&](const EngineCounters& c, bool final) {
     if (final && exporter) exporter->stop();  // joins the finished exporter thread
     RunReport& rep = final ? report : live;

@@ -83,6 +83,10 @@ std::string repair_swapped_version(const std::string& path) {
   return tmpl;
 }
 
+// The probe's walk keeps at most about this much of the file resident (the
+// reader does the same: file_source.cc).
+constexpr size_t kWalkWindow = 16u << 20;
+
 // Counts a classic pcap file's records by walking the record headers in a
 // read-only mapping: no copy of the packet data, a few instructions per
 // record (libpcap's loop copies every record). Only for files libpcap would
@@ -120,8 +124,15 @@ bool fast_count_pcap(const std::string& path, uint32_t snaplen, CaptureFileInfo&
             snaplen != 0;
   uint64_t packets = 0, bytes = 0, truncated = 0;
   uint32_t max_caplen = 0;
-  size_t pos = 24;
+  size_t pos = 24, released = 0;
   while (ok && pos < size) {
+    if (pos > released + 2 * kWalkWindow) {
+      // The pages walked leave the resident set as the walk goes: the count
+      // of a file bigger than memory's spare room costs no more than a window.
+      const size_t upto = (pos - kWalkWindow) & ~size_t{4095};
+      madvise(static_cast<char*>(map) + released, upto - released, MADV_DONTNEED);
+      released = upto;
+    }
     if (size - pos < 16) { ok = false; break; }
     const uint32_t caplen = rd32(pos + 8), len = rd32(pos + 12);
     if (caplen > snaplen || caplen > size - pos - 16) { ok = false; break; }

@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <thread>
 
 #include "dpdk/capture_filter.h"
 #include "dpdk/eal.h"
@@ -31,6 +30,10 @@ namespace spanfeed {
 namespace {
 
 using dpdk::LoopShared;
+
+// The control loop's turn: how often it checks the duration and stop
+// requests, ticks the app and may publish counters.
+constexpr std::chrono::milliseconds kControlTurn{20};
 
 // Owns what the run created in DPDK memory; frees it before the EAL goes.
 struct RunResources {
@@ -326,10 +329,12 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   bool interrupted = false;
   // The first snapshot goes out at once: /metrics has numbers from launch on.
   auto last_publish = std::chrono::steady_clock::now() - std::chrono::milliseconds(hooks.period_ms);
-  // One control-loop turn (20 ms): stop on the duration, the app's tick, the
-  // periodic counters. False once `done` says the awaited part has finished.
-  auto control_turn = [&](const auto& done) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  // One control-loop turn (at most 20 ms): stop on the duration, the app's
+  // tick, the periodic counters. False once `wait_done` (which waits up to
+  // the turn's length, and no longer than the awaited part takes to finish)
+  // says the awaited part has finished.
+  auto control_turn = [&](const auto& wait_done) {
+    const bool finished = wait_done(kControlTurn);
     if (dpdk::stop_requested()) interrupted = true;
     auto now = std::chrono::steady_clock::now();
     double el = std::chrono::duration<double>(now - t0).count();
@@ -337,7 +342,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
       dpdk::set_stop();
       interrupted = true;
     }
-    if (done()) return false;
+    if (finished) return false;
     if (hooks.on_tick) hooks.on_tick();
     if (now - last_publish >= std::chrono::milliseconds(hooks.period_ms)) {
       last_publish = now;
@@ -348,10 +353,12 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     }
     return true;
   };
-  while (control_turn([&] {
-    bool all_done = true;
-    for (auto& w : sh.workers) all_done &= w->done.load(std::memory_order_acquire);
-    return all_done;
+  while (control_turn([&](std::chrono::milliseconds wait) {
+    return sh.workers_done.wait_for(wait, [&] {
+      bool all_done = true;
+      for (auto& w : sh.workers) all_done &= w->done.load(std::memory_order_acquire);
+      return all_done;
+    });
   })) {
   }
   rte_eal_mp_wait_lcore();

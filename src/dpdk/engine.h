@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -88,8 +89,10 @@ struct EngineHooks {
   // begin stopping the helpers (the exporter drains and flushes). The
   // control loop keeps turning (counters, ticks, the duration) until
   // `helpers_done` says they have stopped (no `helpers_done`: at once).
+  // helpers_done(wait) waits up to `wait` for them (returning as soon as they
+  // have stopped: no turn is slept out); true once they have.
   std::function<void()> stop_helpers;
-  std::function<bool()> helpers_done;
+  std::function<bool(std::chrono::milliseconds wait)> helpers_done;
   // Control core: the counters every `period_ms` while the lcores run
   // (final = false; handlers may be a burst ahead), and once after the
   // lcores and helpers have stopped (final = true; handlers are still alive).

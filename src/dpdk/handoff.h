@@ -5,14 +5,13 @@
 
 #include <rte_branch_prediction.h>
 #include <rte_mbuf.h>
-#include <rte_pause.h>
 #include <rte_ring.h>
-#include <sched.h>
 
 #include <atomic>
 #include <cstdint>
 
 #include "dpdk/tsan_sync.h"
+#include "spanfeed/capture_policy.h"
 
 namespace spanfeed::dpdk {
 
@@ -35,25 +34,28 @@ inline unsigned enqueue_or_drop(rte_ring* r, rte_mbuf** m, unsigned n) {
   return 0;
 }
 
-// Offline policy: wait until everything is enqueued. `yield` gives the CPU
-// away while waiting (lcores oversubscribing CPUs), else spins with pause.
-// `abort` (a forced second stop) ends the wait; what is left is freed and
-// returned as dropped. `waits` counts the spins spent waiting.
-inline unsigned enqueue_or_wait(rte_ring* r, rte_mbuf** m, unsigned n, bool yield,
+// Offline policy: wait until everything is enqueued; `idle` says how (a few
+// pauses, then short sleeps: capture_policy.h). `abort` (a forced second
+// stop) ends the wait; what is left is freed and returned as dropped.
+// `waits` counts the times the ring had no room (each a pause or a sleep).
+inline unsigned enqueue_or_wait(rte_ring* r, rte_mbuf** m, unsigned n, IdleWait& idle,
                                 const std::atomic<bool>& abort, uint64_t& waits) {
   unsigned sent = 0;
   tsan_release(r);  // as in enqueue_or_drop
   while (true) {
     sent += rte_ring_sp_enqueue_burst(r, reinterpret_cast<void* const*>(m + sent), n - sent,
                                       nullptr);
-    if (likely(sent == n)) return 0;
+    if (likely(sent == n)) {
+      idle.reset();
+      return 0;
+    }
     if (abort.load(std::memory_order_relaxed)) {
       tsan_release(m[0]->pool);
       rte_pktmbuf_free_bulk(m + sent, n - sent);
       return n - sent;
     }
     ++waits;
-    if (yield) sched_yield(); else rte_pause();
+    idle.wait();
   }
 }
 

@@ -10,9 +10,7 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf_dyn.h>
 #include <rte_mempool.h>
-#include <rte_pause.h>
 #include <rte_ring.h>
-#include <sched.h>
 #include <time.h>
 
 #include <algorithm>
@@ -33,7 +31,6 @@ std::atomic<bool> g_force_stop{false};
 
 namespace {
 
-constexpr unsigned kIdlePollsBeforeBackoff = 64;
 // A capture file that returns nothing for this long has stalled (net_pcap
 // returns 0 forever at end of file; normally the record count ends the run).
 constexpr uint64_t kOfflineIdleEndNs = 2'000'000'000ull;
@@ -44,16 +41,6 @@ uint64_t wall_ns() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return uint64_t(ts.tv_sec) * 1'000'000'000ull + uint64_t(ts.tv_nsec);
-}
-
-void idle(bool yield, unsigned& empty) {
-  if (++empty < kIdlePollsBeforeBackoff) {
-    rte_pause();
-  } else if (yield) {
-    sched_yield();
-  } else {
-    rte_pause();
-  }
 }
 
 // A reassembled datagram: linearise it into `scratch` and parse it again from
@@ -136,6 +123,8 @@ int rx_main(void* arg) {
   std::vector<unsigned> staged(nw);
   uint64_t seq = 0;
   unsigned empty = 0;
+  IdleWait idle(sh.policy, sh.yield_when_idle);  // an empty source
+  IdleWait ring_idle(sh.policy, sh.yield_when_idle);  // a full worker ring (offline)
   uint64_t last_packet_ns = sh.clock.now_ns();
   size_t qi = 0;
   uint64_t waits = 0;
@@ -151,7 +140,8 @@ int rx_main(void* arg) {
       // net_pcap loses the packet it has read when it finds no mbuf: never
       // let it get there in a lossless run.
       if (rte_mempool_avail_count(sh.pool) < sh.pool_reserve + burst) {
-        idle(sh.yield_when_idle, empty);
+        ++empty;
+        idle.wait();
         continue;
       }
     }
@@ -163,7 +153,10 @@ int rx_main(void* arg) {
     if (n == 0) {
       c.empty_polls.add(1);
       if (sh.finite_file && q.file != nullptr && q.file->finished()) break;  // every record read or lost
-      if (sh.finite_file && q.file == nullptr && (empty & 1023u) == 1023u) {
+      // Every 1024 empty polls, or every one once they sleep (offline).
+      const bool check_end = (empty & 1023u) == 1023u ||
+                             (sh.policy.sleep_when_idle() && empty >= IdleWait::kPausesBeforeSleep);
+      if (sh.finite_file && q.file == nullptr && check_end) {
         // A finite file: it has ended once every record was either received
         // or lost inside the PMD (live mode: no mbuf; read errors).
         rte_eth_stats st{};
@@ -171,10 +164,12 @@ int rx_main(void* arg) {
         if (st.ipackets + st.rx_nombuf + st.ierrors >= sh.expected_packets) break;
         if (sh.clock.now_ns() - last_packet_ns > kOfflineIdleEndNs) break;  // stalled source
       }
-      idle(sh.yield_when_idle, empty);
+      ++empty;
+      idle.wait();
       continue;
     }
     empty = 0;
+    idle.reset();
     if (unlikely(ctx.first_packet_tsc == 0)) ctx.first_packet_tsc = rte_rdtsc();
     tsan_acquire(sh.pool);  // these mbufs' last users freed them to the pool (tsan_release)
     c.bursts.add(1);
@@ -232,7 +227,7 @@ int rx_main(void* arg) {
       staged[w] = 0;
       rte_mbuf** batch = &staging[size_t{w} * burst];
       unsigned lost = sh.policy.wait_for_ring_space()
-          ? enqueue_or_wait(ctx.rings[w], batch, k, sh.yield_when_idle, g_force_stop, waits)
+          ? enqueue_or_wait(ctx.rings[w], batch, k, ring_idle, g_force_stop, waits)
           : enqueue_or_drop(ctx.rings[w], batch, k);
       out[static_cast<size_t>(RxOutcome::kDelivered)] += k - lost;
       out[static_cast<size_t>(RxOutcome::kRingFull)] += lost;
@@ -267,6 +262,7 @@ int worker_main(void* arg) {
   rte_mbuf* pkts[kMaxBurst];
   std::vector<uint64_t> next_seq(nrx, 0);
   unsigned empty = 0;
+  IdleWait idle(sh.policy, sh.yield_when_idle);
   uint64_t newest_ns = 0;
   PacketHandler& handler = *ctx.handler;
   Defragmenter* const defrag = ctx.defrag.get();
@@ -349,6 +345,7 @@ int worker_main(void* arg) {
     }
     if (got != 0) {
       empty = 0;
+      idle.reset();
       continue;
     }
     if (rx_finished) break;
@@ -361,7 +358,8 @@ int worker_main(void* arg) {
       handler.publish(false);
       last_publish = rte_rdtsc();
     }
-    idle(sh.yield_when_idle, empty);
+    ++empty;
+    idle.wait();
   }
   // Expire what is due at the final time first, so that a flow idle past its
   // timeout at the end is counted as timed out, not as shut down.
@@ -374,6 +372,7 @@ int worker_main(void* arg) {
   handler.finish(end_ns);
   handler.publish(true);  // the final counters, exact
   ctx.done.store(true, std::memory_order_release);
+  sh.workers_done.ring();
   return 0;
 }
 

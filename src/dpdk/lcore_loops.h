@@ -8,9 +8,12 @@
 #include <rte_mbuf.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "spanfeed/capture_policy.h"
@@ -82,8 +85,29 @@ struct WorkerContext {
   ~WorkerContext();
 };
 
+// The control core waits on it between its turns; a worker lcore rings it
+// once, when it has finished, so that the end of a run is seen at once, not
+// at the next turn.
+class Doorbell {
+ public:
+  void ring() {
+    { std::lock_guard lock(mu_); }  // a waiter between its check and its wait sees the ring
+    cv_.notify_all();
+  }
+  // Waits up to `d` for `done()` (checked under the lock); returns it.
+  template <class Done>
+  bool wait_for(std::chrono::milliseconds d, const Done& done) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, d, done);
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
 // What every loop reads; written before launch, read-only afterwards (but
-// for rx_done).
+// for rx_done and the doorbell).
 struct LoopShared {
   const CaptureFilter* filter = nullptr;
   bool filter_inner = false;  // filter the innermost IP packet (DLT_RAW program), not the frame
@@ -109,6 +133,7 @@ struct LoopShared {
   std::vector<std::unique_ptr<RxContext>> rx;
   std::vector<std::unique_ptr<WorkerContext>> workers;
   std::atomic<unsigned> rx_done{0};
+  Doorbell workers_done;  // rung by each worker as it finishes
 };
 
 // lcore entry points (rte_eal_remote_launch); `arg` is an RxContext or a

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -210,6 +211,8 @@ class Exporter {
   // exporter thread is done (then stop() joins without waiting).
   void begin_stop();
   bool finished() const;
+  // Waits up to `d` for finished() (returns as soon as the last thread is done).
+  bool wait_finished(std::chrono::milliseconds d);
   // Worker side: a forced stop (second signal) ended every offline wait.
   bool abandoned() const {
     return cfg_.abandon != nullptr && cfg_.abandon->load(std::memory_order_relaxed);

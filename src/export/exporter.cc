@@ -8,11 +8,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -98,38 +100,74 @@ void check_outputs(const std::vector<OutputSpec>& outputs,
 
 namespace {
 
+int open_append(const std::string& path) {
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+}
+
+// Writes `len` bytes to `fd` (a regular file, a pipe or a terminal): as many
+// write(2) calls as the kernel needs. Returns the bytes written; fewer on an
+// error (disk full, closed pipe).
+size_t write_all(int fd, const char* p, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    const ssize_t n = ::write(fd, p + done, len - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      break;
+    }
+  }
+  return done;
+}
+
+// JSON lines straight to the file descriptor, no stdio buffer: what write(2)
+// accepted is what counts as delivered (a buffered stream would count
+// records that a later flush to a full disk loses).
 class JsonlSink final : public Sink {
  public:
-  JsonlSink(std::FILE* f, std::string path, uint64_t rotate_bytes, uint32_t keep)
-      : f_(f), path_(std::move(path)), rotate_bytes_(rotate_bytes), keep_(keep) {
-    if (f_ != stdout) {
-      std::fseek(f_, 0, SEEK_END);
-      size_ = static_cast<uint64_t>(std::ftell(f_));
+  JsonlSink(int fd, std::string path, uint64_t rotate_bytes, uint32_t keep)
+      : fd_(fd), path_(std::move(path)), rotate_bytes_(rotate_bytes), keep_(keep) {
+    if (fd_ != STDOUT_FILENO) {
+      const off_t end = ::lseek(fd_, 0, SEEK_END);
+      size_ = end > 0 ? static_cast<uint64_t>(end) : 0;
+    } else {
+      std::fflush(stdout);  // anything printed before goes first
     }
   }
   ~JsonlSink() override {
-    if (f_ == nullptr) return;
-    if (f_ != stdout) std::fclose(f_);
-    else std::fflush(f_);
+    if (fd_ >= 0 && fd_ != STDOUT_FILENO) ::close(fd_);
   }
   void write(const RecordBatch& b, SinkCounters& c, bool) override {
-    // Record by record: a short write (disk full) fails only what it cut.
-    size_t start = 0;
-    for (const RecordRef& r : b.refs) {
-      size_t n = r.end - start;
-      if (f_ != nullptr && std::fwrite(b.data.data() + start, 1, n, f_) == n) {
-        c.add(c.delivered, 1);
-        size_ += n;
+    // A run of records in one write (the whole batch, or up to the record
+    // that reaches the rotation size). A short write (disk full) delivers
+    // the records it holds whole and fails the one it cut; the rest are
+    // tried again.
+    const size_t n = b.refs.size();
+    size_t i = 0, start = 0;
+    while (i < n) {
+      size_t j = i;  // the run's last record
+      if (rotate_bytes_ == 0) {
+        j = n - 1;
       } else {
+        while (j + 1 < n && size_ + (b.refs[j].end - start) < rotate_bytes_) ++j;
+      }
+      const size_t len = b.refs[j].end - start;
+      const size_t wrote = fd_ >= 0 ? write_all(fd_, b.data.data() + start, len) : 0;
+      size_t whole = i;
+      while (whole <= j && b.refs[whole].end - start <= wrote) ++whole;
+      if (whole > i) c.add(c.delivered, whole - i);
+      size_ += wrote;
+      if (whole <= j) {  // cut, or not written at all
         c.add(c.failed, 1);
         ++failures_;
+        ++whole;
       }
-      start = r.end;
+      start = b.refs[whole - 1].end;
+      i = whole;
       if (rotate_bytes_ != 0 && size_ >= rotate_bytes_) rotate();
     }
-  }
-  void close(SinkCounters&) override {
-    if (f_ != nullptr) std::fflush(f_);
   }
   std::vector<std::pair<std::string, uint64_t>> failure_reasons() const override {
     if (failures_ == 0) return {};
@@ -139,17 +177,17 @@ class JsonlSink final : public Sink {
  private:
   // PATH -> PATH.1 -> ... -> PATH.keep (the oldest is removed), new PATH.
   void rotate() {
-    std::fclose(f_);
+    ::close(fd_);
     std::remove((path_ + "." + std::to_string(keep_)).c_str());
     for (uint32_t i = keep_; i > 1; --i) {
       std::rename((path_ + "." + std::to_string(i - 1)).c_str(), (path_ + "." + std::to_string(i)).c_str());
     }
     std::rename(path_.c_str(), (path_ + ".1").c_str());
-    f_ = std::fopen(path_.c_str(), "a");
+    fd_ = open_append(path_);
     size_ = 0;
   }
 
-  std::FILE* f_;
+  int fd_;
   std::string path_;
   uint64_t rotate_bytes_;
   uint32_t keep_;
@@ -161,13 +199,13 @@ class JsonlSink final : public Sink {
 
 std::unique_ptr<Sink> make_jsonl_sink(const std::string& path, uint64_t rotate_bytes, uint32_t keep,
                                       std::string& error) {
-  if (path == "-") return std::make_unique<JsonlSink>(stdout, path, 0, 0);
-  std::FILE* f = std::fopen(path.c_str(), "a");
-  if (f == nullptr) {
+  if (path == "-") return std::make_unique<JsonlSink>(STDOUT_FILENO, path, 0, 0);
+  const int fd = open_append(path);
+  if (fd < 0) {
     error = "output jsonl:" + path + ": cannot open: " + std::strerror(errno);
     return nullptr;
   }
-  return std::make_unique<JsonlSink>(f, path, rotate_bytes, keep);
+  return std::make_unique<JsonlSink>(fd, path, rotate_bytes, keep);
 }
 
 namespace {
@@ -245,6 +283,9 @@ struct alignas(64) Exporter::Lane {
 
 struct Exporter::Impl {
   std::vector<std::unique_ptr<RecordBatch>> all;
+  // Rung by each exporter thread as it finishes (wait_finished).
+  std::mutex finished_mu;
+  std::condition_variable finished_cv;
   // Free batches per worker; the exporter threads push them back.
   std::vector<std::unique_ptr<tbb::concurrent_bounded_queue<RecordBatch*>>> free;
   std::vector<std::unique_ptr<Lane>> lanes;
@@ -377,6 +418,11 @@ bool Exporter::finished() const {
   return true;
 }
 
+bool Exporter::wait_finished(std::chrono::milliseconds d) {
+  std::unique_lock lock(impl_->finished_mu);
+  return impl_->finished_cv.wait_for(lock, d, [&] { return finished(); });
+}
+
 void Exporter::stop() {
   begin_stop();
   for (auto& l : impl_->lanes) {
@@ -407,6 +453,8 @@ void Exporter::run(Lane& lane) {
   }
   for (size_t i = 0; i < sinks.size(); ++i) sinks[i]->close(*counters[i]);
   lane.finished.store(true, std::memory_order_release);
+  { std::lock_guard lock(impl_->finished_mu); }  // a waiter between its check and its wait sees it
+  impl_->finished_cv.notify_all();
 }
 
 }  // namespace spanfeed

@@ -18,6 +18,7 @@ ReassemblerConfig reassembler_config(const Config& cfg) {
   r.reassembly.max_buffer_per_flow = cfg.reassembly_flow_buffer_kb << 10;
   r.reassembly.ack_hold_ns = static_cast<uint64_t>(cfg.reassembly_ack_hold_ms * 1e6);
   r.reassembly.ack_hold_bytes = cfg.reassembly_ack_hold_kb << 10;
+  r.reassembly.prefault_arena = cfg.capture_policy().prefault_pools();
   const bool from_file = !cfg.pcap_file.empty();
   if (from_file ? cfg.dedup_files : cfg.dedup_live) {
     r.reassembly.dedup_window_ns = uint64_t{cfg.dedup_window_us} * 1000;

@@ -171,11 +171,14 @@ std::string validate(const ReassemblerConfig& cfg) {
 // ---------------------------------------------------------------------------
 // ChunkPool
 
-ChunkPool::ChunkPool(uint32_t chunk_size, uint32_t chunk_count)
+ChunkPool::ChunkPool(uint32_t chunk_size, uint32_t chunk_count, bool prefault)
     : chunk_size_(chunk_size),
-      // Value-initialised: touches every page at start-up, not on the data path.
-      arena_(chunk_count != 0 ? std::make_unique<std::byte[]>(static_cast<size_t>(chunk_size) * chunk_count)
-                              : nullptr),
+      // Prefaulted: value-initialised, so every page is touched at start-up,
+      // not on the data path. Otherwise left as allocated: a chunk's bytes are
+      // only read after a segment was copied into them.
+      arena_(chunk_count == 0 ? nullptr
+             : prefault       ? std::make_unique<std::byte[]>(static_cast<size_t>(chunk_size) * chunk_count)
+                              : std::make_unique_for_overwrite<std::byte[]>(static_cast<size_t>(chunk_size) * chunk_count)),
       pieces_(chunk_count) {
   for (uint32_t i = 0; i < chunk_count; ++i) pieces_[i].next = (i + 1 < chunk_count) ? i + 1 : kNone;
   free_head_ = chunk_count != 0 ? 0 : kNone;
@@ -205,7 +208,7 @@ Reassembler::Reassembler(const ReassemblerConfig& cfg, StreamConsumer& consumer)
       cfg_(sanitize(cfg.reassembly)),
       flow_limit_chunks_(cfg_.max_buffer_per_flow / cfg_.chunk_size),
       table_(cfg.table, this),
-      pool_(cfg_.chunk_size, chunk_count(cfg_)),
+      pool_(cfg_.chunk_size, chunk_count(cfg_), cfg_.prefault_arena),
       streams_(table_.capacity()),
       dedup_(cfg_.dedup_window_ns, cfg_.dedup_entries, cfg.table.hash_seed),
       hold_on_(cfg_.ack_hold_ns != 0) {}

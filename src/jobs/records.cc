@@ -1,8 +1,6 @@
 // The records job: reassembly + protocol decoders on a worker lcore, records
 // encoded into export batches. Constructed on the control core (allocates
 // every pool then); on the worker it only reuses batches and pools.
-#include <sched.h>
-
 #include <random>
 
 #include "jobs/jobs.h"
@@ -85,8 +83,9 @@ bool RecordsJob::ensure_batch() {
   // Offline: wait for the exporter to return a batch (backpressure reaches
   // RX through the rings; nothing is lost) unless a second signal abandoned
   // the run's waits. Live: drop and count.
+  IdleWait idle(policy_, true);
   while (batch_ == nullptr && policy_.wait_for_batches() && !exporter_.abandoned()) {
-    sched_yield();
+    idle.wait();
     batch_ = exporter_.try_acquire(worker_);
   }
   if (batch_ == nullptr && policy_.wait_for_batches()) ++dropped_abandoned_;

@@ -78,9 +78,10 @@ TEST(RingHandoff, OfflineWaitsAndLosesNothingInOrder) {
     }
   });
   uint64_t waits = 0, lost = 0;
+  IdleWait idle(CapturePolicy::lossless(), /*shared_cpu=*/true);
   for (uint64_t s = 0; s < kTotal; s += kBurst) {
     auto b = alloc(kBurst, s);
-    lost += enqueue_or_wait(r, b.data(), kBurst, /*yield=*/true, abort, waits);
+    lost += enqueue_or_wait(r, b.data(), kBurst, idle, abort, waits);
   }
   producer_done.store(true, std::memory_order_release);
   consumer.join();
@@ -97,7 +98,8 @@ TEST(RingHandoff, OfflineWaitEndsOnForcedStop) {
   std::atomic<bool> abort{true};
   uint64_t waits = 0;
   auto b = alloc(20, 0);
-  EXPECT_EQ(enqueue_or_wait(r, b.data(), 20, false, abort, waits), 5u);
+  IdleWait idle(CapturePolicy::lossless(), false);
+  EXPECT_EQ(enqueue_or_wait(r, b.data(), 20, idle, abort, waits), 5u);
   EXPECT_EQ(rte_ring_count(r), 15u);
   rte_mbuf* out[16];
   unsigned n = rte_ring_sc_dequeue_burst(r, reinterpret_cast<void**>(out), 16, nullptr);

@@ -125,6 +125,18 @@ class RecordsPipeline(SpanfeedTestCase):
         self.assertEqual(canon(records), canon(load(os.path.join(GOLDEN, "memcached",
                                                                  "memcached-userdata.jsonl.gz"))))
 
+    def test_a_full_disk_delivers_nothing(self):
+        # /dev/full refuses every write: no record may count as delivered (a
+        # buffered stream would count what its later flush lost); exit code 4.
+        pcap = os.path.join(DATA, "memcached", "memcached-userdata.pcap")
+        r = run_spanfeed(["--pcap", pcap, "--job", "records", "-q", "--output", "jsonl:/dev/full"])
+        self.assertEqual(r.rc, 4, r.stderr)
+        sink = r.summary["ledger"]["records"]["sinks"][0]
+        self.assertEqual(sink["records"], 10154)
+        self.assertEqual(sink["delivered"], 0)
+        self.assertEqual(sink["failed"], 10154)
+        self.assertEqual(sink["failure_reasons"], {"write": 10154})
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
