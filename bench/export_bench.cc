@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "spanfeed/export.h"
+#include "export/export.h"
 
 namespace {
 

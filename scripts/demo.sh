@@ -50,7 +50,7 @@ print(f"{len(recs)} records in Kafka; spanfeed delivered "
 for (proto, status), n in sorted(by.items()):
     print(f"  {proto:10s} {status:10s} {n:6d}")
 tags = collections.Counter(t for r in recs for t in r["tags"])
-print("records by content-rule tag (conf/demo-rules.yaml; built-in redaction rules tag what they redact):")
+print("records by rule tag (conf/demo-rules.yaml; built-in redaction rules tag what they redact):")
 for t, n in sorted(tags.items()):
     print(f"  {t:18s} {n:6d}")
 shown = set()

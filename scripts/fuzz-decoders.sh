@@ -27,17 +27,23 @@ while IFS= read -r f; do srcs+=("$f"); done < <(find "$root/src/decode" -name '*
 flags=(-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I"$root/include" -I"$root/src" -I"$root/src/decode" -I"$root/tests/decode" -DSPANFEED_LIBFUZZER)
 
-# The decoder sources once (objects shared by all targets), then one binary per target.
+# The decoder sources once (objects shared by all targets, compiled FUZZ_JOBS at a time, default
+# every CPU), then one binary per target.
 objs=()
+stale=()
 for src in "${srcs[@]}"; do
   rel="${src#"$root"/src/}"
   o="$out/obj/${rel%.cc}.o"
   mkdir -p "$(dirname "$o")"
-  if [ ! -f "$o" ] || [ "$src" -nt "$o" ] || [ -n "$(find "$root/include/spanfeed" "$root/src/decode" -newer "$o" \( -name '*.h' -o -name '*.def' \) | head -1)" ]; then
-    "$cxx" "${flags[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}" -c "$src" -o "$o"
+  if [ ! -f "$o" ] || [ "$src" -nt "$o" ] || [ -n "$(find "$root/include/spanfeed" "$root/src" -newer "$o" \( -name '*.h' -o -name '*.def' \) | head -1)" ]; then
+    stale+=("$src" "$o")
   fi
   objs+=("$o")
 done
+if [ ${#stale[@]} -gt 0 ]; then
+  export CXX_FUZZ_CMD="$cxx ${flags[*]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}"
+  printf '%s\0' "${stale[@]}" | xargs -0 -n 2 -P "${FUZZ_JOBS:-$(nproc)}" sh -c '$CXX_FUZZ_CMD -c "$0" -o "$1"'
+fi
 
 status=0
 for t in "${targets[@]}"; do

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "spanfeed/decoder.h"
-#include "spanfeed/protocols/pcap_replay.h"
+#include "decode/pcap_replay.h"
 #include "recorded.h"
 
 #ifndef SPANFEED_SOURCE_ROOT

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "spanfeed/decoder.h"
-#include "spanfeed/protocols/pcap_replay.h"
+#include "decode/pcap_replay.h"
 
 namespace spanfeed::bench {
 

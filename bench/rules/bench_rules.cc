@@ -1,4 +1,4 @@
-// Content-rule benchmarks: Hyperscan stream-scan throughput per worker core with 10, 100 and 1,000
+// Rules benchmarks: Hyperscan stream-scan throughput per worker core with 10, 100 and 1,000
 // rules over the reassembled streams of a capture, and the cost of rules on the whole records path
 // (decode + tags + redaction + JSON). Benchmark thread only; allocates while setting up.
 //

@@ -131,7 +131,7 @@ struct Config {
   double gelf_retry_s = 5;
   std::string gelf_tls_ca, gelf_tls_cert, gelf_tls_key, gelf_tls_server_name;  // gelf-tls outputs
   bool gelf_tls_verify = true;
-  // --- content rules (records job) ---
+  // --- rules (records job) ---
   std::string rules_file;           // YAML rules (conf/rules.yaml); SIGHUP reloads it
   bool redact_credit_cards = true;  // built-in redaction rules, each switchable
   bool redact_bearer_tokens = true;

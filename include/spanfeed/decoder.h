@@ -235,7 +235,7 @@ class SignatureMatcher {
 };
 
 // What the builder tells an observer of the byte streams and records (the
-// content rules implement it; decode does not know them). Called on the
+// rules implement it; decode does not know them). Called on the
 // worker; `slot` is the flow's slot, directions are logical (requests are
 // kClientToServer).
 class StreamObserver {
@@ -319,7 +319,7 @@ class FlowContext {
   // flows differ (memcached: text FIFO, binary by opaque, UDP by request id). Before the first request.
   void set_match_by_key(bool on);
 
-  // Content the wire carries encoded, for the content rules (a no-op without
+  // Content the wire carries encoded, for the rules (a no-op without
   // rules): body bytes of the message in progress in `dir` that are
   // compressed (HTTP gzip/deflate: inflated there), or already decoded bytes
   // (MySQL compressed-protocol payloads). Matches go to that message.
@@ -371,6 +371,16 @@ struct Resync {
     *this = Resync{};
   }
 };
+
+// A direction restarts after a gap it could not absorb: its parse state is reset (a `Side` with a
+// `bool checked` and a `Resync resync`), it stays confirmed as this protocol, and it looks for the
+// next message start with framing lost.
+template <class Side>
+void restart_after_gap(Side& sd) {
+  sd = Side{};
+  sd.checked = true;
+  sd.resync.lose();
+}
 
 // One protocol's decoder. One instance per worker serves all flows of its
 // protocol; per-flow state lives in FlowContext::state<T>(). Push parser:
@@ -437,7 +447,7 @@ class RecordBuilder final : public StreamConsumer {
   // Adds (or replaces) the decoder of d->protocol(); start-up only. The
   // constructor registers every protocol of the registry.
   void register_decoder(std::unique_ptr<Decoder> d);
-  // Content rules: every byte of every flow goes through `o` (tags, redaction).
+  // Rules: every byte of every flow goes through `o` (tags, redaction).
   // Start-up only; `o` must outlive the builder. nullptr: none.
   void set_observer(StreamObserver* o) { observer_ = o; }
   StreamObserver* observer() const { return observer_; }

@@ -129,7 +129,7 @@ struct Message {
   uint32_t head_bytes = 0;   // leading bytes that are its header block (HTTP); 0: no split
   // The record's protocol when not the flow's (kUnknown: the flow's): gRPC calls on an HTTP/2 connection.
   Protocol protocol = Protocol::kUnknown;
-  // Content rules that matched inside the message (indices into the rule set
+  // Rules that matched inside the message (indices into the rule set
   // of generation rule_gen), filled in when the message is complete.
   static constexpr size_t kMaxRuleHits = 8;
   std::array<uint16_t, kMaxRuleHits> rule_hits{};
@@ -152,7 +152,7 @@ struct Endpoint {
   uint16_t port = 0;
 };
 
-// Tags one record carries at most (content rules), and their storage.
+// Tags one record carries at most (rules), and their storage.
 inline constexpr size_t kMaxRecordTags = 8;
 using RecordTags = std::array<std::string_view, kMaxRecordTags>;
 

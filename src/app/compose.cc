@@ -13,8 +13,8 @@
 #include "app/run_report.h"
 #include "red/merger.h"
 #include "rules/rules_control.h"
-#include "spanfeed/jobs.h"
-#include "spanfeed/metrics.h"
+#include "jobs/jobs.h"
+#include "metrics/metrics.h"
 
 namespace spanfeed::app {
 namespace {

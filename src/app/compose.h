@@ -1,5 +1,5 @@
 // The composition root: turns the Config into the engine's config and its
-// packet handlers (jobs), the exporter and its sinks, and the content rules,
+// packet handlers (jobs), the exporter and its sinks, and the rules,
 // and their counters into the run report. Control core; allocates.
 #pragma once
 
@@ -9,10 +9,10 @@
 #include <string>
 
 #include "dpdk/engine.h"
-#include "spanfeed/capture_file.h"
+#include "core/capture_file.h"
 #include "spanfeed/config.h"
-#include "spanfeed/export.h"
-#include "spanfeed/summary.h"
+#include "export/export.h"
+#include "jobs/summary.h"
 
 namespace spanfeed {
 class RulesControl;

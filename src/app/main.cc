@@ -18,14 +18,14 @@
 #include "decode/detect/hs_cache.h"
 #include "decode/detect/hyperscan_signatures.h"
 #include "rules/rules_control.h"
-#include "spanfeed/metrics.h"
+#include "metrics/metrics.h"
 
 using namespace spanfeed;
 using namespace spanfeed::app;
 
 namespace {
 
-// Reloads the content rules on SIGHUP; collects retired rule sets.
+// Reloads the rules on SIGHUP; collects retired rule sets.
 void on_tick(RulesControl* rules, bool status_line) {
   if (take_reload_request()) {
     if (rules != nullptr) {
@@ -33,7 +33,7 @@ void on_tick(RulesControl* rules, bool status_line) {
       rules->reload(msg);
       std::fprintf(stderr, "%sspanfeed: %s\n", status_line ? "\n" : "", msg.c_str());
     } else {
-      std::fprintf(stderr, "spanfeed: SIGHUP: no content rules in this run, nothing to reload\n");
+      std::fprintf(stderr, "spanfeed: SIGHUP: no rules in this run, nothing to reload\n");
     }
   }
   if (rules != nullptr) rules->collect();
@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
   if (file) size_to_capture(cfg, *file);
   mark("probe");
 
-  // Content rules and the protocol signatures: Hyperscan compiles (or loads
+  // Rules and the protocol signatures: Hyperscan compiles (or loads
   // from cache_dir) them on a helper thread while the EAL starts; the engine
   // waits for them before it makes the first handler. A bad rule is still a
   // start-up error naming it (exit 2), before any packet is read.

@@ -10,7 +10,7 @@
 
 #include "app/compose.h"
 #include "decode/decode_config.h"
-#include "spanfeed/export.h"
+#include "export/export.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::app {
@@ -92,7 +92,7 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
                  "gelf-tls:HOST:PORT (the same over TLS; gelf.tls.* in the config)");
   std::string rules_file;
   app.add_option("--rules", rules_file,
-                 "Content rules file for the records (YAML, see conf/rules.yaml): Hyperscan "
+                 "Rules file for the records (YAML, see conf/rules.yaml): Hyperscan "
                  "patterns scanned over each reassembled direction; matches tag records, are "
                  "counted per rule in /metrics and can redact exported fields. SIGHUP reloads it");
   std::string recording_id;
@@ -184,7 +184,7 @@ int parse_command_line(int argc, char** argv, CommandLine& out) {
       check_outputs(ec.outputs, ec.kafka_props, ec.gelf);  // writable files, Kafka properties, TLS files
     }
     if (!cfg.rules_file.empty() && cfg.job != JobKind::kRecords) {
-      throw ConfigError("content rules ('" + cfg.rules_file + "') apply to records: use --job records");
+      throw ConfigError("rules ('" + cfg.rules_file + "') apply to records: use --job records");
     }
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "spanfeed: %s\n", e.what());

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "rules/rules_control.h"
-#include "spanfeed/export.h"
-#include "spanfeed/jobs.h"
+#include "export/export.h"
+#include "jobs/jobs.h"
 #include "red/merger.h"
 
 #include <chrono>

@@ -9,7 +9,7 @@
 
 #include "dpdk/engine.h"
 #include "spanfeed/config.h"
-#include "spanfeed/summary.h"
+#include "jobs/summary.h"
 
 namespace spanfeed {
 class Exporter;

@@ -12,7 +12,7 @@ namespace spanfeed::app {
 namespace {
 
 std::atomic<unsigned> g_signals{0};  // SIGINT/SIGTERM received so far
-std::atomic<bool> g_reload{false};   // SIGHUP: reload the content rules
+std::atomic<bool> g_reload{false};   // SIGHUP: reload the rules
 
 void on_signal(int) {
   request_stop();

@@ -1,6 +1,6 @@
 // Capture-file probe over libpcap. Control core, before capture starts;
 // allocates freely.
-#include "spanfeed/capture_file.h"
+#include "core/capture_file.h"
 
 #include <pcap/pcap.h>
 

@@ -4,7 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "spanfeed/yaml_file.h"
+#include "core/yaml_file.h"
 
 #include <sched.h>
 

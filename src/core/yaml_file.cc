@@ -1,6 +1,6 @@
 // YAML file loading shared by the config and rules loaders (duplicate keys
 // are an error, not "last one wins"). Control core; allocates.
-#include "spanfeed/yaml_file.h"
+#include "core/yaml_file.h"
 
 #include <map>
 

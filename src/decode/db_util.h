@@ -10,7 +10,7 @@
 #include <span>
 #include <string_view>
 
-#include "spanfeed/fnv.h"
+#include "decode/fnv.h"
 
 namespace spanfeed::db {
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "spanfeed/protocol.h"
-#include "spanfeed/yaml_file.h"
+#include "core/yaml_file.h"
 
 namespace spanfeed {
 

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <span>
 
-#include "spanfeed/fnv.h"
+#include "decode/fnv.h"
 
 namespace spanfeed {
 namespace {

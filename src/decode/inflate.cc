@@ -1,6 +1,6 @@
 // InflatePool: zlib contexts with their windows allocated at start-up (construction allocates;
 // lease/release on a worker lcore do not).
-#include "spanfeed/inflate.h"
+#include "decode/inflate.h"
 
 namespace spanfeed {
 

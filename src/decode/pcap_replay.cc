@@ -1,6 +1,6 @@
 // Offline replay of a capture file through parse -> Reassembler -> RecordBuilder (tests, tools, benches).
 // Runs on the calling thread with no EAL; allocates the pipeline objects once per call.
-#include "spanfeed/protocols/pcap_replay.h"
+#include "decode/pcap_replay.h"
 
 #include <pcap/pcap.h>
 
@@ -8,7 +8,7 @@
 #include <functional>
 #include <memory>
 
-#include "spanfeed/capture_file.h"
+#include "core/capture_file.h"
 #include "spanfeed/packet.h"
 
 namespace spanfeed {

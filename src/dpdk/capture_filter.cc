@@ -6,7 +6,7 @@
 #include <rte_errno.h>
 #include <rte_malloc.h>
 
-#include "spanfeed/capture_file.h"
+#include "core/capture_file.h"
 
 namespace spanfeed::dpdk {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "spanfeed/capture_file.h"
+#include "core/capture_file.h"
 #include "spanfeed/capture_policy.h"
 #include "spanfeed/counters.h"
 #include "spanfeed/packet.h"

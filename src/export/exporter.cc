@@ -1,7 +1,7 @@
 // The exporter: batch pool, the bounded TBB queues from workers to the
 // exporter threads, and the JSON-lines sink. Pools are allocated at start-up;
 // each exporter thread writes its workers' batches out and returns them.
-#include "spanfeed/export.h"
+#include "export/export.h"
 
 #include <tbb/concurrent_queue.h>
 
@@ -18,7 +18,7 @@
 
 #include "export/gelf_encoder.h"
 #include "spanfeed/config.h"
-#include "spanfeed/host_port.h"
+#include "core/host_port.h"
 
 namespace spanfeed {
 

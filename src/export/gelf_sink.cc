@@ -17,8 +17,8 @@
 #include <thread>
 
 #include "export/tls_client.h"
-#include "spanfeed/export.h"
-#include "spanfeed/host_port.h"
+#include "export/export.h"
+#include "core/host_port.h"
 
 namespace spanfeed {
 namespace {

@@ -8,7 +8,7 @@
 #include <map>
 #include <string>
 
-#include "spanfeed/export.h"
+#include "export/export.h"
 #include "spanfeed/record.h"
 
 namespace spanfeed {

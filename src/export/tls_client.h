@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "spanfeed/export.h"  // TlsClientConfig
+#include "export/export.h"  // TlsClientConfig
 
 namespace spanfeed {
 

@@ -4,7 +4,7 @@
 #include <cinttypes>
 #include <cstring>
 
-#include "spanfeed/jobs.h"
+#include "jobs/jobs.h"
 
 namespace spanfeed {
 

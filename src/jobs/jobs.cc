@@ -1,6 +1,6 @@
 // Job factory (control core, before the lcores launch; allocates) and the
 // counter hand-over between a job's worker and the control core (no allocation).
-#include "spanfeed/jobs.h"
+#include "jobs/jobs.h"
 
 namespace spanfeed {
 

@@ -5,7 +5,7 @@
 
 #include <random>
 
-#include "spanfeed/jobs.h"
+#include "jobs/jobs.h"
 
 #include "decode/detect/hyperscan_signatures.h"
 #include "export/gelf_encoder.h"

@@ -1,5 +1,5 @@
 // End-of-run summary rendering and ledger checks. Control core; allocates.
-#include "spanfeed/summary.h"
+#include "jobs/summary.h"
 
 #include <nlohmann/json.hpp>
 

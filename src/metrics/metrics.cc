@@ -1,7 +1,7 @@
 // Prometheus exposition (prometheus-cpp pull): /metrics with every ledger
 // line and gauge, /health. Built on the control core at each publish; the
 // exposer's HTTP thread only copies the prepared families under a mutex.
-#include "spanfeed/metrics.h"
+#include "metrics/metrics.h"
 
 #include "remote_write.h"
 
@@ -346,8 +346,8 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     const RulesReport& ru = r.rules;
     const ContentCounters& c = ru.totals;
     auto& rm = b.family("rule_matches_total", MT::Counter,
-                        "Content-rule matches (Hyperscan match events) in the streams each rule applies to, by rule id.");
-    auto& rr = b.family("rule_records_total", MT::Counter, "Records each content rule tagged, by rule id.");
+                        "Rule matches (Hyperscan match events) in the streams each rule applies to, by rule id.");
+    auto& rr = b.family("rule_records_total", MT::Counter, "Records each rule tagged, by rule id.");
     auto& rd = b.family("rule_redactions_total", MT::Counter,
                         "Ranges of exported fields each redaction rule replaced with <redacted>, by rule id "
                         "(built-in: credit_card, bearer_token, password).");
@@ -356,7 +356,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
       Builder::add(rr, {{"rule", pr.id}}, double(pr.c.records));
       Builder::add(rd, {{"rule", pr.id}}, double(pr.c.redactions));
     }
-    auto& rl = b.family("rules_loaded", MT::Gauge, "Content rules in the running set, by kind (user, builtin).");
+    auto& rl = b.family("rules_loaded", MT::Gauge, "Rules in the running set, by kind (user, builtin).");
     Builder::add(rl, {{"kind", "user"}}, double(ru.rules));
     Builder::add(rl, {{"kind", "builtin"}}, double(ru.builtin));
     auto& rv = b.family("rules_version", MT::Gauge, "Version of the running rule set: 1 at start, +1 per accepted reload.");
@@ -367,9 +367,9 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     Builder::add(rel, {{"result", "ok"}}, double(ru.reloads_ok));
     Builder::add(rel, {{"result", "refused"}}, double(ru.reloads_failed));
     auto& sm = b.family("rules_stream_memory_bytes", MT::Gauge,
-                        "Hyperscan stream state preallocated for content rules (all workers, both sides).");
+                        "Hyperscan stream state preallocated for rules (all workers, both sides).");
     Builder::add(sm, {}, double(ru.stream_memory_bytes));
-    auto& sb = b.family("rules_scanned_bytes_total", MT::Counter, "Stream bytes scanned by the content rules.");
+    auto& sb = b.family("rules_scanned_bytes_total", MT::Counter, "Stream bytes scanned by the rules.");
     Builder::add(sb, {}, double(c.bytes_scanned));
     auto& st = b.family("rules_streams_total", MT::Counter,
                         "Per-direction scan streams, by event: opened, exhausted (the pool was empty: that direction "
@@ -389,7 +389,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     Builder::add(hi, {{"outcome", "dropped"}}, double(c.hits_dropped));
     auto& hp = b.family("rule_hits_pending", MT::Gauge, "Matches waiting for their message to complete.");
     Builder::add(hp, {}, double(c.hits_pending));
-    auto& rt2 = b.family("records_tagged_total", MT::Counter, "Records that left with at least one content-rule tag.");
+    auto& rt2 = b.family("records_tagged_total", MT::Counter, "Records that left with at least one rule tag.");
     Builder::add(rt2, {}, double(c.records_tagged));
     auto& tl = b.family("rule_tags_lost_total", MT::Counter,
                         "Tags not written, by reason: truncated (more than 8 rules matched one message or record), "
@@ -397,7 +397,7 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     Builder::add(tl, {{"reason", "truncated"}}, double(c.tags_truncated));
     Builder::add(tl, {{"reason", "reload"}}, double(c.tags_lost_reload));
     auto& dc = b.family("rules_decoded_bytes_total", MT::Counter,
-                        "Decoded content scanned by the content rules: inflated gzip/deflate HTTP bodies, MySQL "
+                        "Decoded content scanned by the rules: inflated gzip/deflate HTTP bodies, MySQL "
                         "compressed-protocol payloads and MongoDB OP_COMPRESSED messages (the stream scan sees only "
                         "their compressed bytes).");
     Builder::add(dc, {}, double(c.decoded_bytes));

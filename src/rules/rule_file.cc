@@ -9,7 +9,7 @@
 
 #include "spanfeed/config.h"
 #include "spanfeed/protocol.h"
-#include "spanfeed/yaml_file.h"
+#include "core/yaml_file.h"
 
 namespace spanfeed {
 

@@ -15,7 +15,7 @@
 #include "rules/redactor.h"
 #include "rules/rules_report.h"
 #include "spanfeed/decoder.h"
-#include "spanfeed/inflate.h"
+#include "decode/inflate.h"
 
 namespace spanfeed {
 

@@ -1,5 +1,5 @@
 // Unit tests for the capture-file probe: formats, link types, clear errors.
-#include "spanfeed/capture_file.h"
+#include "core/capture_file.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -17,7 +17,7 @@
 
 #include "decode_test_util.h"
 #include "fuzz_common.h"
-#include "spanfeed/protocols/pcap_replay.h"
+#include "decode/pcap_replay.h"
 
 #ifndef SPANFEED_SOURCE_ROOT
 #error "SPANFEED_SOURCE_ROOT must be defined by the build"

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <string>
 
-#include "spanfeed/protocols/pcap_replay.h"
+#include "decode/pcap_replay.h"
 
 namespace {
 

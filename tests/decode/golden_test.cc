@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "decode_test_util.h"
-#include "spanfeed/protocols/pcap_replay.h"
+#include "decode/pcap_replay.h"
 
 #ifndef SPANFEED_SOURCE_ROOT
 #error "SPANFEED_SOURCE_ROOT must be defined by the build"

@@ -10,7 +10,7 @@
 #include "../flow/flow_test_util.h"
 #include "decode_test_util.h"
 #include "spanfeed/decoder.h"
-#include "spanfeed/protocols/pcap_replay.h"
+#include "decode/pcap_replay.h"
 #include "spanfeed/tcp_reassembly.h"
 
 namespace spanfeed {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "dpdk/engine.h"
-#include "spanfeed/capture_file.h"
+#include "core/capture_file.h"
 
 namespace spanfeed {
 namespace {

@@ -12,7 +12,7 @@
 
 #include "export/gelf_encoder.h"
 #include "spanfeed/protocol.h"
-#include "spanfeed/protocols/pcap_replay.h"
+#include "decode/pcap_replay.h"
 
 namespace spanfeed {
 namespace {

@@ -1,4 +1,4 @@
-"""Content rules (Hyperscan) through the whole pipeline: the records a rule
+"""Rules (Hyperscan) through the whole pipeline: the records a rule
 tags are exactly the messages tshark finds (reference captures and a crafted
 keep-alive/pipelined capture with traps for side and protocols); a pattern
 split across TCP segments is found on a flow detected by payload, a capture
@@ -691,7 +691,7 @@ class BrokenRules(unittest.TestCase):
             r = run_spanfeed(["--pcap", capture("http/sw8.pcap"), "--job", "flows", "--rules", path],
                              timeout=30)
         self.assertEqual(r.rc, 2)
-        self.assertIn(f"content rules ('{path}') apply to records: use --job records", r.stderr)
+        self.assertIn(f"rules ('{path}') apply to records: use --job records", r.stderr)
 
 
 class CheckConfigRules(unittest.TestCase):

@@ -16,9 +16,12 @@ PCAP = capture("http/http-mixed.pcap")
 
 
 class Startup(SpanfeedTestCase):
-    def run_records(self, tmp, name, cache_home, extra=()):
+    def run_records(self, tmp, name, cache_home, extra=(), cache_directory=None):
         out = os.path.join(tmp, name + ".jsonl")
         env = dict(os.environ, XDG_CACHE_HOME=cache_home)
+        env.pop("CACHE_DIRECTORY", None)
+        if cache_directory is not None:
+            env["CACHE_DIRECTORY"] = cache_directory
         p = subprocess.run([SPANFEED, "--pcap", PCAP, "--job", "records", "--output", f"jsonl:{out}",
                             "--metrics", "off", "-q", "--log-level", "info"] + list(extra),
                            capture_output=True, text=True, timeout=120, cwd=tmp, env=env)
@@ -64,6 +67,19 @@ class Startup(SpanfeedTestCase):
             self.assertIn("1 loaded from cache, 1 compiled, 1 stored", line)
             self.assertEqual(len(glob.glob(os.path.join(cache, "spanfeed", "hs-*.db"))), 3)
 
+    def test_systemd_cache_directory_comes_first(self):
+        # systemd's CacheDirectory= sets CACHE_DIRECTORY (several paths joined by ':': the first is used).
+        with tempfile.TemporaryDirectory() as tmp:
+            systemd_dir = os.path.join(tmp, "var-cache-spanfeed")
+            os.mkdir(systemd_dir)
+            xdg = os.path.join(tmp, "xdg")
+            _, line, _ = self.run_records(tmp, "sd1", xdg, cache_directory=systemd_dir + ":/nonexistent")
+            self.assertIn("0 loaded from cache, 2 compiled, 2 stored", line)
+            self.assertEqual(len(glob.glob(os.path.join(systemd_dir, "hs-*.db"))), 2)
+            self.assertFalse(os.path.exists(xdg))
+            _, line, _ = self.run_records(tmp, "sd2", xdg, cache_directory=systemd_dir)
+            self.assertIn("2 loaded from cache, 0 compiled, 0 stored", line)
+
     def test_cache_dir_off_keeps_nothing(self):
         with tempfile.TemporaryDirectory() as tmp:
             conf = os.path.join(tmp, "c.yaml")
@@ -81,6 +97,7 @@ class Startup(SpanfeedTestCase):
             cache = os.path.join(tmp, "cache")
             self.run_records(tmp, "warm", cache)  # the usual case: databases loaded, not compiled
             env = dict(os.environ, XDG_CACHE_HOME=cache)
+            env.pop("CACHE_DIRECTORY", None)
             # meson test sets MALLOC_PERTURB_: glibc then fills every allocation, which makes
             # memory resident that a real run never touches (pools sized for the worst case).
             env.pop("MALLOC_PERTURB_", None)

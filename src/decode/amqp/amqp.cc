@@ -222,9 +222,7 @@ class AmqpDecoder final : public Decoder {
     }
     // Elsewhere: what was in progress ends here; requests stay pending (their replies carry the channel).
     finish_content(ctx, st, dir, ctx.offset(dir, {}), ts, record_flag::kGap);
-    sd = Side{};
-    sd.checked = true;
-    sd.resync.lose();
+    restart_after_gap(sd);
   }
 
   void fin(FlowContext& /*ctx*/, Direction /*dir*/, uint64_t /*ts*/) override {}

@@ -124,6 +124,11 @@ std::string hs_cache_dir() {
 std::string resolve_hs_cache_dir(const std::string& setting) {
   if (setting == "off" || setting.empty()) return "";
   if (setting != "auto") return setting;
+  // systemd's CacheDirectory= (deploy/spanfeed.service): an absolute path, or several joined by ':'.
+  if (const char* c = std::getenv("CACHE_DIRECTORY"); c != nullptr && c[0] == '/') {
+    std::string dir(c);
+    return dir.substr(0, dir.find(':'));
+  }
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && x[0] == '/') return std::string(x) + "/spanfeed";
   if (const char* h = std::getenv("HOME"); h != nullptr && h[0] == '/' && h[1] != '\0') {
     return std::string(h) + "/.cache/spanfeed";

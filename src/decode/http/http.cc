@@ -31,7 +31,7 @@ namespace hflag {
 constexpr uint8_t kChunked = 1;
 constexpr uint8_t kHasLength = 2;
 constexpr uint8_t kExpect100 = 4;
-constexpr uint8_t kCompressed = 16;  // Content-Encoding gzip / deflate: the content rules see the body inflated
+constexpr uint8_t kCompressed = 16;  // Content-Encoding gzip / deflate: the rules see the body inflated
 constexpr uint8_t kUpgradeH2c = 32;  // Upgrade: h2c (a 101 with it hands the flow to the HTTP/2 decoder)
 }  // namespace hflag
 

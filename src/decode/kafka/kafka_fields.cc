@@ -4,7 +4,7 @@
 
 #include "kafka_state.h"
 
-#include "spanfeed/fnv.h"
+#include "decode/fnv.h"
 
 namespace spanfeed::kafka {
 namespace {

@@ -11,7 +11,7 @@
 #include "mongodb.h"
 
 #include "spanfeed/decoder.h"
-#include "spanfeed/inflate.h"
+#include "decode/inflate.h"
 
 namespace spanfeed {
 namespace {
@@ -359,9 +359,7 @@ class MongoDecoder final : public Decoder {
       return;
     }
     // Requests stay pending: replies carry responseTo, so the ones after the gap still match.
-    sd = Side{};
-    sd.checked = true;
-    sd.resync.lose();
+    restart_after_gap(sd);
   }
 
   void fin(FlowContext& /*ctx*/, Direction /*dir*/, uint64_t /*ts*/) override {}
@@ -439,7 +437,7 @@ class MongoDecoder final : public Decoder {
             op = orig;
             p = reinterpret_cast<const uint8_t*>(out.data());
             n = produced;
-            ctx.content(dir, std::span<const std::byte>(out.data(), produced), false);  // for the content rules
+            ctx.content(dir, std::span<const std::byte>(out.data(), produced), false);  // for the rules
           } else {
             ctx.count_decode_error();
           }

@@ -269,9 +269,7 @@ class MqttDecoder final : public Decoder {
     }
     // Elsewhere: the packet in progress is lost; requests stay pending (replies name their packet id).
     release(ctx, st, dir, ts, record_flag::kGap | record_flag::kTruncated);
-    sd = Side{};
-    sd.checked = true;
-    sd.resync.lose();
+    restart_after_gap(sd);
   }
 
   void fin(FlowContext& /*ctx*/, Direction /*dir*/, uint64_t /*ts*/) override {}

@@ -4,7 +4,7 @@
 // responses.cc). Runs on a worker lcore. Allocates only in the constructor (statement table, inflate contexts).
 #include <zlib.h>
 
-#include "spanfeed/inflate.h"
+#include "decode/inflate.h"
 
 #include <algorithm>
 #include <cstring>

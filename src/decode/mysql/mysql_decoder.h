@@ -16,7 +16,7 @@
 #include "statement_cache.h"
 
 #include "spanfeed/decoder.h"
-#include "spanfeed/inflate.h"
+#include "decode/inflate.h"
 
 namespace spanfeed::mysql {
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "spanfeed/config.h"
-#include "spanfeed/summary.h"
+#include "jobs/summary.h"
 
 namespace spanfeed {
 

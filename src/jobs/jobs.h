@@ -14,11 +14,11 @@
 #include "rules/rules_control.h"
 #include "spanfeed/counters.h"
 #include "spanfeed/decoder.h"
-#include "spanfeed/export.h"
-#include "spanfeed/fnv.h"
+#include "export/export.h"
+#include "decode/fnv.h"
 #include "export/gelf_encoder.h"
 #include "spanfeed/packet_handler.h"
-#include "spanfeed/summary.h"
+#include "jobs/summary.h"
 #include "spanfeed/tcp_reassembly.h"
 #include "red/exchange.h"
 
@@ -130,7 +130,7 @@ class FlowsJob final : public Job, public StreamConsumer {
 // live, the record is dropped and counted.
 class RecordsJob final : public Job, public RecordSink {
  public:
-  // `rules`: content rules (nullptr: none); the job's scanner comes from it.
+  // `rules`: rules (nullptr: none); the job's scanner comes from it.
   // `red`: the RED settings every worker shares (nullptr: no RED metrics).
   RecordsJob(const Config& cfg, unsigned worker, Exporter& exporter, RulesControl* rules,
              const red::Shared* red = nullptr);

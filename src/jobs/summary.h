@@ -109,7 +109,7 @@ struct RunReport {
   std::vector<WorkerSnapshot> workers;
   std::vector<SinkSnapshot> sinks;
   Gauges gauges;
-  RulesReport rules;  // content rules (records job with rules or built-in redaction)
+  RulesReport rules;  // rules (records job with rules or built-in redaction)
   CaptureFileReport capture;
   std::shared_ptr<const red::Report> red;  // RED metrics (records job, red.enabled); null: none
 
