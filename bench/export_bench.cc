@@ -7,6 +7,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,6 +34,24 @@ spanfeed::RecordBatch make_batch(size_t n) {
   return b;
 }
 
+// kafka.* properties to try on top of the sink's defaults, from
+// SPANFEED_BENCH_KAFKA_PROPS="k=v,k=v" (tuning runs; empty: the defaults).
+std::vector<std::pair<std::string, std::string>> extra_props() {
+  std::vector<std::pair<std::string, std::string>> out;
+  const char* env = std::getenv("SPANFEED_BENCH_KAFKA_PROPS");
+  std::string all = env != nullptr ? env : "";
+  size_t at = 0;
+  while (at < all.size()) {
+    size_t end = all.find(',', at);
+    if (end == std::string::npos) end = all.size();
+    const std::string kv = all.substr(at, end - at);
+    const size_t eq = kv.find('=');
+    if (eq != std::string::npos) out.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    at = end + 1;
+  }
+  return out;
+}
+
 // Args: total records, exporter threads (one producer each). The default
 // sink properties: lz4, linger.ms 5, enable.idempotence true.
 void BM_KafkaSink(benchmark::State& state) {
@@ -52,7 +71,7 @@ void BM_KafkaSink(benchmark::State& state) {
     std::vector<std::unique_ptr<spanfeed::SinkCounters>> counters;
     std::string error;
     for (unsigned t = 0; t < threads; ++t) {
-      auto sink = spanfeed::make_kafka_sink(target, {}, 60, spanfeed::CapturePolicy::drop_and_count(), error);
+      auto sink = spanfeed::make_kafka_sink(target, extra_props(), 60, spanfeed::CapturePolicy::drop_and_count(), error);
       if (!sink) break;
       sinks.push_back(std::move(sink));
       counters.push_back(std::make_unique<spanfeed::SinkCounters>());

@@ -2,7 +2,10 @@
 // Pure functions over caller-owned buffers; run on worker lcores; never allocate.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cstddef>
+#include <cstring>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -34,13 +37,29 @@ inline uint32_t be32(const uint8_t* p) {
 // FNV-1a: a PostgreSQL statement name -> its 32-bit key in the prepared-statement table.
 inline uint32_t fnv1a(std::string_view s) { return fnv1a32(s); }
 
-inline bool is_ident_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$' ||
-         static_cast<uint8_t>(c) >= 0x80;
-}
+// Byte classes of SQL text (one load per test in normalize_sql's loop).
+enum : uint8_t { kSqlIdent = 1, kSqlBlank = 2, kSqlDigit = 4, kSqlHex = 8, kSqlPlainStart = 16 };
+inline constexpr auto kSqlClass = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    const bool digit = c >= '0' && c <= '9';
+    if (letter || digit || c == '_' || c == '$' || c >= 0x80) t[c] |= kSqlIdent;
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') t[c] |= kSqlBlank;
+    if (digit) t[c] |= kSqlDigit;
+    if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) t[c] |= kSqlHex;
+    // Starts an identifier and nothing else: not a digit, '$' (dollar quotes) or a literal prefix (X'..' B'..' E'..' N'..').
+    const bool prefix = c == 'x' || c == 'X' || c == 'b' || c == 'B' || c == 'e' || c == 'E' || c == 'n' || c == 'N';
+    if ((letter && !prefix) || c == '_' || c >= 0x80) t[c] |= kSqlPlainStart;
+  }
+  return t;
+}();
+inline uint8_t sql_class(char c) { return kSqlClass[static_cast<uint8_t>(c)]; }
+
+inline bool is_ident_char(char c) { return (sql_class(c) & kSqlIdent) != 0; }
 inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
-inline bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-inline bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+inline bool is_hex(char c) { return (sql_class(c) & kSqlHex) != 0; }
+inline bool is_blank(char c) { return (sql_class(c) & kSqlBlank) != 0; }
 
 enum class SqlDialect : uint8_t { kMysql, kPgsql };
 
@@ -72,9 +91,22 @@ inline size_t normalize_sql(std::string_view in, char* out, size_t out_cap, SqlD
     }
     put('?');
   };
+  // An identifier or keyword: copied whole (put's cap: what does not fit is dropped).
+  auto put_ident = [&](size_t& i) {
+    size_t j = i + 1;
+    while (j < len && is_ident_char(in[j])) ++j;
+    const size_t k = std::min(j - i, out_cap > n ? out_cap - n : 0);
+    std::memcpy(out + n, in.data() + i, k);
+    n += k;
+    i = j;
+  };
   size_t i = 0;
   while (i < len) {
     const char c = in[i];
+    if (sql_class(c) & kSqlPlainStart) {  // the common case first: none of the branches below takes it
+      put_ident(i);
+      continue;
+    }
     if (is_blank(c)) {
       while (i < len && is_blank(in[i])) ++i;
       put_space();
@@ -166,7 +198,7 @@ inline size_t normalize_sql(std::string_view in, char* out, size_t out_cap, SqlD
       continue;
     }
     if (is_ident_char(c)) {
-      while (i < len && is_ident_char(in[i])) put(in[i++]);
+      put_ident(i);
       continue;
     }
     put(c);

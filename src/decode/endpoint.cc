@@ -3,6 +3,7 @@
 #include "spanfeed/endpoint.h"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
 #include <span>
@@ -179,28 +180,41 @@ void EndpointWriter::add_path_template(std::string_view path) {
 
 void EndpointWriter::add_sql_fingerprint(std::string_view normalized) {
   // Built in a local buffer (the name must be whole before the top-N lookup).
-  std::array<char, kMax> fp{};
+  // Byte classes: white space, '?', and the rest (copied in runs).
+  enum : uint8_t { kPlain = 0, kSpace = 1, kMark = 2 };
+  static constexpr auto kClass = [] {
+    std::array<uint8_t, 256> t{};
+    t[' '] = t['\t'] = t['\n'] = t['\r'] = kSpace;
+    t['?'] = kMark;
+    return t;
+  }();
+  auto cls = [](char c) { return kClass[static_cast<unsigned char>(c)]; };
+  std::array<char, kMax> fp;  // written before read: no need to clear
+  const char* s = normalized.data();
+  const size_t len = normalized.size();
   size_t n = 0;
   bool space = false;
-  for (size_t i = 0; i < normalized.size() && n < fp.size(); ++i) {
-    char c = normalized[i];
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+  size_t i = 0;
+  while (i < len && n < fp.size()) {
+    const uint8_t k = cls(s[i]);
+    if (k == kSpace) {
       space = n != 0;
+      ++i;
       continue;
     }
     // "?, ?, ?" after "(" (or "?,?"): one "?+"
-    if (c == '?' && i + 1 < normalized.size()) {
+    if (k == kMark && i + 1 < len) {
       size_t j = i + 1;
       bool list = false;
       while (true) {
-        size_t k = j;
-        while (k < normalized.size() && normalized[k] == ' ') ++k;
-        if (k < normalized.size() && normalized[k] == ',') {
-          ++k;
-          while (k < normalized.size() && normalized[k] == ' ') ++k;
-          if (k < normalized.size() && normalized[k] == '?') {
+        size_t q = j;
+        while (q < len && s[q] == ' ') ++q;
+        if (q < len && s[q] == ',') {
+          ++q;
+          while (q < len && s[q] == ' ') ++q;
+          if (q < len && s[q] == '?') {
             list = true;
-            j = k + 1;
+            j = q + 1;
             continue;
           }
         }
@@ -211,13 +225,18 @@ void EndpointWriter::add_sql_fingerprint(std::string_view normalized) {
         space = false;
         if (n < fp.size()) fp[n++] = '?';
         if (n < fp.size()) fp[n++] = '+';
-        i = j - 1;
+        i = j;
         continue;
       }
     }
-    if (space && n < fp.size()) fp[n++] = ' ';
-    space = false;
-    if (n < fp.size()) fp[n++] = c;
+    if (space) {
+      fp[n++] = ' ';
+      space = false;
+      if (n == fp.size()) break;
+    }
+    // This byte, then the run of plain bytes after it.
+    fp[n++] = s[i++];
+    while (i < len && n < fp.size() && cls(s[i]) == kPlain) fp[n++] = s[i++];
   }
   add_top(std::string_view(fp.data(), n));
 }

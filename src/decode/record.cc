@@ -4,9 +4,13 @@
 
 #include <arpa/inet.h>
 
+#include <bit>
 #include <charconv>
 #include <chrono>
 #include <cstring>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 namespace spanfeed {
 
@@ -150,8 +154,14 @@ void FieldList::set_uint(const char* key, uint64_t v) {
 }
 
 const Field* FieldList::find(std::string_view key) const {
+  // Keys are C strings: compared byte by byte up to their terminator, no strlen per field
+  // (most differ in the first byte).
+  const size_t n = key.size();
   for (size_t i = 0; i < count_; ++i) {
-    if (key == fields_[i].key) return &fields_[i];
+    const char* k = fields_[i].key;
+    size_t j = 0;
+    while (j < n && k[j] != '\0' && k[j] == key[j]) ++j;
+    if (j == n && k[n] == '\0') return &fields_[i];
   }
   return nullptr;
 }
@@ -280,6 +290,18 @@ inline bool any_special8(const unsigned char* p, bool quoted) {
   return (t & kHigh) != 0;
 }
 
+#ifdef __SSE2__
+// Sixteen bytes at once: bit k set when byte k needs a look (as any_special8).
+inline unsigned special16(const unsigned char* p, bool quoted) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if (!quoted) return static_cast<unsigned>(_mm_movemask_epi8(v));
+  // Signed: bytes >= 0x80 are negative, so "< 0x20" takes them too.
+  const __m128i t = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                 _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+  return static_cast<unsigned>(_mm_movemask_epi8(t));
+}
+#endif
+
 template <typename Out>
 void json_string(std::string_view sv, Out& out, JsonEscapes style) {
   const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
@@ -289,6 +311,32 @@ void json_string(std::string_view sv, Out& out, JsonEscapes style) {
   size_t run = 0;  // start of the pending run of bytes that need no escaping
   size_t i = 0;
   while (i < n) {
+#ifdef __SSE2__
+    while (i + 16 <= n) {
+      const unsigned m = special16(s + i, quoted);
+      if (m != 0) {
+        i += static_cast<size_t>(std::countr_zero(m));  // at the byte that needs a look
+        break;
+      }
+      i += 16;
+    }
+    if (i < n && n - i < 16) {
+      // The last bytes in one more 16-byte look: the string's last 16 bytes when it has them,
+      // else a copy padded with a byte that needs no look.
+      const size_t left = n - i;
+      unsigned m;
+      if (n >= 16) {
+        m = special16(s + n - 16, quoted) >> (16 - left);
+      } else {
+        unsigned char pad[16];
+        std::memset(pad, 'a', sizeof(pad));
+        std::memcpy(pad, s + i, left);
+        m = special16(pad, quoted) & ((1u << left) - 1);
+      }
+      if (m == 0) break;
+      i += static_cast<size_t>(std::countr_zero(m));
+    }
+#endif
     while (i + 8 <= n && !any_special8(s + i, quoted)) i += 8;
     if (i >= n) break;
     unsigned char c = s[i];

@@ -4,7 +4,13 @@
 
 #include <hs.h>
 
+#include <algorithm>
 #include <array>
+#include <cstring>
+#include <bit>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "decode/text_util.h"
 
@@ -72,23 +78,22 @@ bool starts_with_caseless(const unsigned char* s, size_t n, const char (&lit)[N]
 
 }  // namespace
 
-// Every pattern in kBuiltinPatterns contains one of these literals (card
-// numbers: 13 digits with at most single ' ' or '-' between them); keep this
-// in step when a pattern is added (BuiltinPrefilterNeverHidesAMatch checks it).
-bool builtin_may_match(std::string_view sv) {
-  // Byte classes: most bytes are none of these and cost a load and a branch.
-  enum : uint8_t { kDigit = 1, kSep = 2, kLead = 4 };
-  static constexpr auto kClass = [] {
-    std::array<uint8_t, 256> t{};
-    for (int c = '0'; c <= '9'; ++c) t[c] = kDigit;
-    t[' '] = t['-'] = kSep;
-    for (char c : {'b', 't', 'i', 'p'}) t[static_cast<unsigned char>(c)] = t[static_cast<unsigned char>(c - 32)] = kLead;
-    return t;
-  }();
-  const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
-  const size_t n = sv.size();
-  size_t digits = 0;
-  for (size_t i = 0; i < n; ++i) {
+namespace {
+
+enum : uint8_t { kDigit = 1, kSep = 2, kLead = 4 };
+
+// Byte classes: most bytes are none of these and cost a load and a branch.
+constexpr auto kClass = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = kDigit;
+  t[' '] = t['-'] = kSep;
+  for (char c : {'b', 't', 'i', 'p'}) t[static_cast<unsigned char>(c)] = t[static_cast<unsigned char>(c - 32)] = kLead;
+  return t;
+}();
+
+// Bytes [from, to) of s[0, n) one at a time; `digits` is the run of [0-9 -] so far (13 digits: a card may start).
+bool may_match_bytes(const unsigned char* s, size_t n, size_t from, size_t to, size_t& digits) {
+  for (size_t i = from; i < to; ++i) {
     const uint8_t k = kClass[s[i]];
     if (k == 0) {
       digits = 0;
@@ -116,6 +121,99 @@ bool builtin_may_match(std::string_view sv) {
     }
   }
   return false;
+}
+
+}  // namespace
+
+// Every pattern in kBuiltinPatterns contains one of these literals (card
+// numbers: 13 digits with at most single ' ' or '-' between them); keep this
+// in step when a pattern is added (BuiltinPrefilterNeverHidesAMatch checks it).
+bool builtin_may_match_bytewise(std::string_view sv) {
+  size_t digits = 0;
+  return may_match_bytes(reinterpret_cast<const unsigned char*>(sv.data()), sv.size(), 0, sv.size(), digits);
+}
+
+#ifdef __SSE2__
+namespace {
+
+// Bits set in a 16-bit mask (no popcnt instruction in the x86-64 baseline: no libgcc call).
+inline unsigned bits16(unsigned x) {
+  x = x - ((x >> 1) & 0x5555u);
+  x = (x & 0x3333u) + ((x >> 2) & 0x3333u);
+  x = (x + (x >> 4)) & 0x0f0fu;
+  return (x + (x >> 8)) & 0x1fu;
+}
+
+// Bytes [i, i + 16) of s[0, n) (s readable to i + 18): 1 when a literal or a card may start, else 0
+// with `digits` carried on.
+inline bool may_match_chunk(const unsigned char* s, size_t n, size_t i, size_t& digits) {
+  auto eq = [](__m128i v, char c) { return _mm_cmpeq_epi8(v, _mm_set1_epi8(c)); };
+  const __m128i lower = _mm_set1_epi8(0x20);
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+  const __m128i l0 = _mm_or_si128(v, lower);
+  const __m128i l1 = _mm_or_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + 1)), lower);
+  const __m128i l2 = _mm_or_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + 2)), lower);
+  // l0 == 'b' only for 'b' and 'B' (likewise each letter): the triples are exact, case ignored.
+  auto starts = [&](char a, char b, char c) { return _mm_and_si128(_mm_and_si128(eq(l0, a), eq(l1, b)), eq(l2, c)); };
+  const __m128i triples = _mm_or_si128(_mm_or_si128(starts('b', 'e', 'a'), starts('t', 'o', 'k')),
+                                       _mm_or_si128(_mm_or_si128(starts('i', 'd', 'e'), starts('p', 'a', 's')),
+                                                    starts('p', 'w', 'd')));
+  const __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+  const __m128i is_digit = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);
+  const __m128i is_sep = _mm_or_si128(eq(v, ' '), eq(v, '-'));
+  const unsigned dm = static_cast<unsigned>(_mm_movemask_epi8(is_digit));
+  const unsigned run = dm | static_cast<unsigned>(_mm_movemask_epi8(is_sep));
+  const unsigned breaks = ~run & 0xffffu;  // bytes that end a digit run
+  if (_mm_movemask_epi8(triples) == 0) {
+    if (dm == 0) {  // no digit: the run goes on through separators only
+      if (breaks != 0) digits = 0;
+      return false;
+    }
+    const unsigned nd = bits16(dm);
+    if (nd < 13) {
+      if (breaks == 0) {
+        digits += nd;
+        return digits >= 13;
+      }
+      const int first = std::countr_zero(breaks);
+      const int last = 31 - std::countl_zero(breaks);
+      if (digits + bits16(dm & ((1u << first) - 1)) >= 13) return true;
+      // Runs between two breaks hold fewer than 13 digits (the chunk has fewer).
+      digits = bits16(dm >> (last + 1));
+      return false;
+    }
+  }
+  return may_match_bytes(s, n, i, std::min(i + 16, n), digits);  // rare: a literal's start, or 13+ digits
+}
+
+}  // namespace
+#endif
+
+// The same answer 16 bytes at a time (SSE2): a chunk where no literal's first
+// three bytes start ("bea", "tok", "ide", "pas", "pwd", case ignored) and that has
+// fewer than 13 digits settles the digit run with bit masks; other chunks
+// (rare) go through may_match_bytes. The last bytes are copied into a padded
+// buffer so short values take the same path.
+bool builtin_may_match(std::string_view sv) {
+  const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
+  const size_t n = sv.size();
+  size_t digits = 0;
+#ifdef __SSE2__
+  size_t i = 0;
+  for (; i + 18 <= n; i += 16) {
+    if (may_match_chunk(s, n, i, digits)) return true;
+  }
+  // Fewer than 18 bytes left: zero padding (a byte no literal or digit run takes) behind them.
+  unsigned char tail[48] = {};
+  const size_t rest = n - i;
+  std::memcpy(tail, s + i, rest);
+  for (size_t j = 0; j < rest; j += 16) {
+    if (may_match_chunk(tail, rest, j, digits)) return true;
+  }
+  return false;
+#else
+  return may_match_bytes(s, n, 0, n, digits);
+#endif
 }
 
 std::span<const BuiltinPattern> builtin_patterns() { return kBuiltinPatterns; }

@@ -8,7 +8,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <new>
+#include <random>
 #include <string>
+#include <vector>
 
 #include <unistd.h>
 
@@ -223,6 +225,66 @@ TEST(Endpoint, TopNKeepsTheFrequentNames) {
   EXPECT_GT(frequent_named, 20000 * 9 / 10);  // the hot names took the slots
   EXPECT_LT(rare_named, 20000 / 10);
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(admitted("hot" + std::to_string(i)));
+}
+
+// The fingerprint as first written (one byte per step): the run-copying one must give the same names.
+std::string reference_fingerprint(std::string_view normalized) {
+  std::string fp;
+  const size_t cap = EndpointWriter::kMax;
+  bool space = false;
+  for (size_t i = 0; i < normalized.size() && fp.size() < cap; ++i) {
+    char c = normalized[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      space = !fp.empty();
+      continue;
+    }
+    if (c == '?' && i + 1 < normalized.size()) {
+      size_t j = i + 1;
+      bool list = false;
+      while (true) {
+        size_t k = j;
+        while (k < normalized.size() && normalized[k] == ' ') ++k;
+        if (k < normalized.size() && normalized[k] == ',') {
+          ++k;
+          while (k < normalized.size() && normalized[k] == ' ') ++k;
+          if (k < normalized.size() && normalized[k] == '?') {
+            list = true;
+            j = k + 1;
+            continue;
+          }
+        }
+        break;
+      }
+      if (list) {
+        if (space && fp.size() < cap) fp += ' ';
+        space = false;
+        if (fp.size() < cap) fp += '?';
+        if (fp.size() < cap) fp += '+';
+        i = j - 1;
+        continue;
+      }
+    }
+    if (space && fp.size() < cap) fp += ' ';
+    space = false;
+    if (fp.size() < cap) fp += c;
+  }
+  return fp;
+}
+
+TEST(Endpoint, SqlFingerprintMatchesTheBytewiseOne) {
+  std::mt19937 rng(5);
+  const std::vector<std::string> pieces = {"select", "insert into t", " ", "  ", "\t", "\n", "?", ",", ", ", "(", ")",
+                                           "?,?", "? , ?", "where id = ", "x", "`a b`", "values", "\r"};
+  for (int i = 0; i < 20000; ++i) {
+    std::string q;
+    for (size_t k = rng() % 40; k > 0; --k) q += pieces[rng() % pieces.size()];
+    EndpointWriter w;
+    w.add_sql_fingerprint(q);
+    ASSERT_EQ(w.view(), reference_fingerprint(q)) << '[' << q << ']';
+  }
+  EndpointWriter w;
+  w.add_sql_fingerprint("insert into t values (?, ?,?) ,  (?)");
+  EXPECT_EQ(w.view(), "insert into t values (?+) , (?)");
 }
 
 // --- aggregator ---

@@ -435,6 +435,32 @@ TEST(ContentRules, BuiltinPrefilterNeverHidesAMatch) {
   hs_free_database(db);
 }
 
+// The 16-bytes-at-a-time prefilter answers exactly as the bytewise one, at every
+// length and alignment (literals and digit runs across chunk edges).
+TEST(ContentRules, BuiltinPrefilterChunkedEqualsBytewise) {
+  std::mt19937 rng(23);
+  const std::vector<std::string> pieces = {"bearer", "BEA", "tok", "token=", "ToKeN", "ide", "identified", "pass",
+                                           "PAS", "pwd=", "pw", "1", "12", "4111", "0000000", " ", "-", "x", "abc",
+                                           "where id = ?", "\n", "=", "T", "P", "\xff"};
+  size_t hits = 0, total = 0;
+  for (int i = 0; i < 50000; ++i) {
+    std::string t;
+    for (size_t k = rng() % 24; k > 0; --k) t += pieces[rng() % pieces.size()];
+    const bool want = builtin_may_match_bytewise(t);
+    ASSERT_EQ(builtin_may_match(t), want) << t;
+    for (size_t skip = 1; skip < 4 && skip < t.size(); ++skip) {
+      ASSERT_EQ(builtin_may_match(std::string_view(t).substr(skip)), builtin_may_match_bytewise(std::string_view(t).substr(skip))) << t;
+    }
+    hits += want;
+    ++total;
+  }
+  EXPECT_GT(hits, total / 10);
+  EXPECT_LT(hits, total - total / 10);  // both answers are common
+  EXPECT_TRUE(builtin_may_match("x-x-x-x-x-x-x-x-x-x-x-x-x-x 1234567 1234 56"));   // 13 digits across a chunk edge
+  EXPECT_FALSE(builtin_may_match("x-x-x-x-x-x-x-x-x-x-x-x-x-x 1234567 123x4 56"));  // broken by 'x'
+  EXPECT_TRUE(builtin_may_match("0123456789abcdPaSsword=1 and more text after it"));
+}
+
 TEST(ContentRules, PasswordsInQueryText) {
   Rig rig("rules: []\n", BuiltinRedaction{false, false, true});
   Harness& h = rig.h;
