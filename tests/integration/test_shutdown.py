@@ -15,7 +15,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SPANFEED, SpanfeedTestCase, capture, run_spanfeed  # noqa: E402
+from common import SPANFEED, SpanfeedTestCase, capture, run_spanfeed, scaled  # noqa: E402
 from test_kafka_export import Broker  # noqa: E402
 
 EXIT_DAMAGED = 3
@@ -76,7 +76,7 @@ def load(path):
 class CaptureFileEnds(SpanfeedTestCase):
     def run_file(self, path, *extra):
         t0 = time.monotonic()
-        r = run_spanfeed(["--pcap", path, "-q", *extra], timeout=30)
+        r = run_spanfeed(["--pcap", path, "-q", *extra], timeout=30)  # scaled by run_spanfeed
         return r, time.monotonic() - t0
 
     def test_header_only_file_is_an_empty_run(self):
@@ -86,7 +86,7 @@ class CaptureFileEnds(SpanfeedTestCase):
                 f.write(PCAP_HEADER)
             r, wall = self.run_file(path)
         self.assertEqual(r.rc, 0, r.stderr)
-        self.assertLess(wall, 15)
+        self.assertLess(wall, scaled(15))
         s = r.summary
         self.assertEqual(s["rx_packets"], 0)
         self.assertFalse(s["capture_file"]["damaged"])
@@ -100,7 +100,7 @@ class CaptureFileEnds(SpanfeedTestCase):
                 f.write(PCAP_HEADER + bytes(range(256)) * 8)
             r, wall = self.run_file(path, "--job", "records", "--output", "jsonl:-")
         self.assertEqual(r.rc, EXIT_DAMAGED, r.stderr)
-        self.assertLess(wall, 15)
+        self.assertLess(wall, scaled(15))
         self.assertIn("is damaged: read stopped after 0 record(s): invalid packet capture length",
                       r.stderr)
         cf = r.summary["capture_file"]
@@ -121,7 +121,7 @@ class CaptureFileEnds(SpanfeedTestCase):
                 out.write(f.read() + b"\xff" * 40)
             r, wall = self.run_file(path)
         self.assertEqual(r.rc, EXIT_DAMAGED, r.stderr)
-        self.assertLess(wall, 15)
+        self.assertLess(wall, scaled(15))
         self.assertIn(f"read stopped after {len(recs)} record(s)", r.stderr)
         self.assertEqual(r.summary["capture_file"]["records_read"], len(recs))
         self.assertEqual(r.summary["rx_packets"], len(recs))
@@ -137,7 +137,7 @@ class CaptureFileEnds(SpanfeedTestCase):
             write_pcap(path, recs, snaplen=64)
             r, wall = self.run_file(path, "--job", "records", "--output", "jsonl:-")
         self.assertEqual(r.rc, 0, r.stderr)
-        self.assertLess(wall, 15)
+        self.assertLess(wall, scaled(15))
         self.assertIn("captured with snaplen 64", r.stderr)
         self.assertIn(f"({cut} of {len(recs)} record(s) are shorter than on the wire)", r.stderr)
         s = r.summary
