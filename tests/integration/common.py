@@ -17,9 +17,18 @@ REWRAP = os.path.join(ROOT, "scripts", "pcap_rewrap.py")
 TIME_SCALE = float(os.environ.get("SPANFEED_TEST_TIME_SCALE", "1"))
 
 
+# Likewise for resident memory (TSan's shadow memory: ~5x): bounds on peak RSS use it.
+MEMORY_SCALE = float(os.environ.get("SPANFEED_TEST_MEMORY_SCALE", "1"))
+
+
 def scaled(seconds):
     """`seconds` of a plain build, for the build under test."""
     return seconds * TIME_SCALE
+
+
+def scaled_kb(kb):
+    """`kb` KiB resident in a plain build, for the build under test."""
+    return int(kb * MEMORY_SCALE)
 
 
 def all_captures():
