@@ -40,9 +40,9 @@ class Modes(SpanfeedTestCase):
             summary = os.path.join(tmp, "s.json")
             p = subprocess.Popen([SPANFEED, "--job", "payload-sum", "--metrics", "off", "--pcap", capture(BIG), "--summary-json", summary] +
                                  extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(2.0)
+            time.sleep(scaled(2.0))  # an infinite replay: two seconds of it (a slow build replays slower)
             p.send_signal(sig)
-            out, err = p.communicate(timeout=30)
+            out, err = p.communicate(timeout=scaled(30))
             self.assertEqual(p.returncode, 0, err)
             with open(summary) as f:
                 return out, json.load(f)
