@@ -75,7 +75,7 @@ class LiveAfPacket(SpanfeedTestCase):
                 "off=0\n"
                 "while off<len(data):\n"
                 "  n=struct.unpack('<I',data[off:off+4])[0]; s.send(data[off+4:off+4+n]); off+=4+n\n"
-                "  time.sleep(0.0002)\n")
+                f"  time.sleep({scaled(0.0002)})\n")  # a slower build polls slower: send slower
             blob = b"".join(struct.pack("<I", len(f)) + f for f in frames)
             subprocess.run(["ip", "netns", "exec", NS, sys.executable, "-c", sender],
                            input=blob, check=True)
@@ -116,7 +116,8 @@ class LiveAfPacket(SpanfeedTestCase):
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(scaled(3))
             self.assertIsNone(p.poll(), "spanfeed exited early")
-            r = subprocess.run(["ip", "netns", "exec", NS, "tcpreplay", "-q", "-i", FAR, "--pps", "3000",
+            pps = str(int(3000 / scaled(1)))  # a slower build polls slower: send slower
+            r = subprocess.run(["ip", "netns", "exec", NS, "tcpreplay", "-q", "-i", FAR, "--pps", pps,
                                 pcap], capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, r.stderr)
             time.sleep(scaled(1))
