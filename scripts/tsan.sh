@@ -2,7 +2,7 @@
 # ThreadSanitizer run: builds spanfeed with -fsanitize=thread into build-tsan
 # (a separate meson tree, debugoptimized) and runs the unit and integration
 # suites under it. Any data race TSan reports fails the test that hit it.
-#   scripts/tsan.sh                     # unit + integration suites (~N min on 2 cores)
+#   scripts/tsan.sh                     # unit + integration suites (~50 min on 2 cores)
 #   scripts/tsan.sh metrics flow_soak   # only these meson tests
 #   scripts/tsan.sh --suite unit        # any other `meson test` arguments
 # A report fails the test: its log (build-tsan/meson-logs/testlog.txt) has the
@@ -31,8 +31,26 @@ export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp halt_on_error=1 exitcode=
 # (tests/integration/common.py); every other assertion stays exact.
 export SPANFEED_TEST_TIME_SCALE="${SPANFEED_TEST_TIME_SCALE:-10}"
 export SPANFEED_TEST_MEMORY_SCALE="${SPANFEED_TEST_MEMORY_SCALE:-6}"
+# fuzz_smoke builds and runs its own clang ASan binaries: nothing of this build.
+if [ $# -eq 0 ]; then set -- --suite unit --suite integration --no-suite fuzz; fi
+start=$SECONDS
+rc=0
 # TSan's shadow memory needs the classic address layout: without ASLR the
 # EAL's and TSan's mappings cannot collide.
-if [ $# -eq 0 ]; then set -- --suite unit --suite integration; fi
-exec setarch "$(uname -m)" -R meson test -C build-tsan --print-errorlogs --num-processes 1 \
-  --timeout-multiplier "$SPANFEED_TEST_TIME_SCALE" "$@"
+setarch "$(uname -m)" -R meson test -C build-tsan --print-errorlogs --num-processes 1 \
+  --timeout-multiplier "$SPANFEED_TEST_TIME_SCALE" "$@" || rc=$?
+python3 - "$((SECONDS - start))" <<'PY'
+import json, sys
+passed = failed = skipped = 0
+with open("build-tsan/meson-logs/testlog.json") as f:
+    for line in f:
+        r = json.loads(line)["result"]
+        if r in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif r == "SKIP":
+            skipped += 1
+        else:
+            failed += 1
+print(f"tsan: {passed} passed, {failed} failed, {skipped} skipped in {int(sys.argv[1]) // 60} min")
+PY
+exit $rc
