@@ -2,7 +2,7 @@
 # ThreadSanitizer run: builds spanfeed with -fsanitize=thread into build-tsan
 # (a separate meson tree, debugoptimized) and runs the unit and integration
 # suites under it. Any data race TSan reports fails the test that hit it.
-#   scripts/tsan.sh                     # unit + integration suites (~50 min on 2 cores)
+#   scripts/tsan.sh                     # unit + integration suites (~55 min on 2 cores)
 #   scripts/tsan.sh metrics flow_soak   # only these meson tests
 #   scripts/tsan.sh --suite unit        # any other `meson test` arguments
 # A report fails the test: its log (build-tsan/meson-logs/testlog.txt) has the
