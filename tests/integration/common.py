@@ -15,8 +15,6 @@ REWRAP = os.path.join(ROOT, "scripts", "pcap_rewrap.py")
 # ThreadSanitizer build (5-15x slower). Bounds on wall time and waits for a condition are
 # multiplied by it; every other assertion stays exact. 1 in a plain run.
 TIME_SCALE = float(os.environ.get("SPANFEED_TEST_TIME_SCALE", "1"))
-
-
 # Likewise for resident memory (TSan's shadow memory: ~5x): bounds on peak RSS use it.
 MEMORY_SCALE = float(os.environ.get("SPANFEED_TEST_MEMORY_SCALE", "1"))
 
