@@ -15,6 +15,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "dpdk/handoff.h"
+
 namespace spanfeed::dpdk {
 namespace {
 
@@ -231,7 +233,7 @@ uint16_t FileSource::rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, in
     ++in_pass_;
     return true;
   };
-  if (unlikely(rte_pktmbuf_alloc_bulk(pool, pkts, n) != 0)) {
+  if (unlikely(alloc_bulk_synced(pool, pkts, n, pool) != 0)) {
     if (opt_.drop_without_mbuf) {
       // Live: like a NIC (and net_pcap), the record read finds no mbuf and is lost.
       const std::byte* d;
@@ -265,8 +267,8 @@ uint16_t FileSource::rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, in
     // the pool runs dry here, the frame is cut where the chain stops.
     rte_mbuf* tail = m;
     for (uint32_t off = first; off < caplen;) {
-      rte_mbuf* seg = rte_pktmbuf_alloc(pool);
-      if (seg == nullptr) break;
+      rte_mbuf* seg = nullptr;
+      if (alloc_bulk_synced(pool, &seg, 1, pool) != 0) break;
       const uint32_t len = std::min(caplen - off, kMaxSegment);
       attach(seg, data + off, len);
       tail->next = seg;
@@ -277,7 +279,10 @@ uint16_t FileSource::rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, in
     }
     bytes += m->pkt_len;
   }
-  if (i < n) rte_pktmbuf_free_bulk(pkts + i, n - i);
+  if (i < n) {
+    tsan_release(pool);  // whichever lcore takes them from the pool next
+    rte_pktmbuf_free_bulk(pkts + i, n - i);
+  }
   if (!opt_.infinite && pos_ > released_ + 2 * kResidentWindow) {
     const size_t upto = (pos_ - kResidentWindow) & ~size_t{4095};
     madvise(const_cast<std::byte*>(map_) + released_, upto - released_, MADV_DONTNEED);

@@ -1,5 +1,6 @@
 // RX -> worker hand-off over SPSC rte_rings: the two enqueue policies (live:
-// drop and count; offline: wait for space). Runs on RX lcores; no allocation.
+// drop and count; offline: wait for space), and mbufs taken from a pool they
+// were freed to on another lcore. Runs on RX and worker lcores; no allocation.
 // Internal to the DPDK adapter (includes rte_*.h).
 #pragma once
 
@@ -19,6 +20,17 @@ namespace spanfeed::dpdk {
 // single consumer, so enqueue/dequeue need no CAS.
 inline rte_ring* create_pair_ring(const char* name, unsigned size, int socket) {
   return rte_ring_create(name, size, socket, RING_F_SP_ENQ | RING_F_SC_DEQ);
+}
+
+// rte_pktmbuf_alloc_bulk (a get from the pool, then a reset of each mbuf) with the hand-over
+// through the pool told to TSan in between: the reset, inlined here from rte_mbuf.h, writes
+// fields the mbufs' last users read before they freed them (every lcore that frees calls
+// tsan_release(sync) first). 0, or non-zero with nothing taken.
+inline int alloc_bulk_synced(rte_mempool* pool, rte_mbuf** m, unsigned n, const void* sync) {
+  if (rte_mempool_get_bulk(pool, reinterpret_cast<void**>(m), n) != 0) return -1;
+  tsan_acquire(sync);
+  for (unsigned i = 0; i < n; ++i) rte_pktmbuf_reset(m[i]);
+  return 0;
 }
 
 // Live policy: enqueue what fits, free the rest in bulk. Returns how many

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dpdk/handoff.h"
 #include "dpdk/tsan_sync.h"
 
 namespace spanfeed::dpdk {
@@ -44,8 +45,9 @@ void Defragmenter::free_death_row() {
 // bytes again. Its headers go into an mbuf of our own, chained before the
 // rest, which stays in the mapping (no payload copy). Null: no mbuf free.
 rte_mbuf* Defragmenter::own_headers(rte_mbuf* m, uint16_t header_len) {
-  rte_mbuf* h = rte_pktmbuf_alloc(hdr_pool_);
-  if (h == nullptr) return nullptr;
+  // Every worker frees these (chained to a datagram) after tsan_release(pool_): the same sync.
+  rte_mbuf* h = nullptr;
+  if (alloc_bulk_synced(hdr_pool_, &h, 1, pool_) != 0) return nullptr;
   std::memcpy(rte_pktmbuf_mtod(h, void*), rte_pktmbuf_mtod(m, const void*), header_len);
   h->data_len = header_len;
   h->pkt_len = header_len;
@@ -56,6 +58,7 @@ rte_mbuf* Defragmenter::own_headers(rte_mbuf* m, uint16_t header_len) {
   rte_pktmbuf_adj(m, header_len);
   if (rte_pktmbuf_chain(h, m) != 0) {  // cannot fail with two segments; be safe
     rte_pktmbuf_prepend(m, header_len);
+    tsan_release(pool_);
     rte_pktmbuf_free(h);
     return nullptr;
   }

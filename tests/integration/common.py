@@ -11,6 +11,22 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 DATA = os.path.join(ROOT, "tests", "data", "pcaps")
 SPANFEED = os.environ.get("SPANFEED", os.path.join(ROOT, "build", "src", "spanfeed"))
 REWRAP = os.path.join(ROOT, "scripts", "pcap_rewrap.py")
+# How much slower than a plain build this spanfeed runs: scripts/tsan.sh sets it for its
+# ThreadSanitizer build (5-15x slower). Bounds on wall time and waits for a condition are
+# multiplied by it; every other assertion stays exact. 1 in a plain run.
+TIME_SCALE = float(os.environ.get("SPANFEED_TEST_TIME_SCALE", "1"))
+# Likewise for resident memory (TSan's shadow memory: ~5x): bounds on peak RSS use it.
+MEMORY_SCALE = float(os.environ.get("SPANFEED_TEST_MEMORY_SCALE", "1"))
+
+
+def scaled(seconds):
+    """`seconds` of a plain build, for the build under test."""
+    return seconds * TIME_SCALE
+
+
+def scaled_kb(kb):
+    """`kb` KiB resident in a plain build, for the build under test."""
+    return int(kb * MEMORY_SCALE)
 
 
 def all_captures():
@@ -39,7 +55,7 @@ def run_spanfeed(args, timeout=120, want_summary=True):
             cmd += ["--metrics", "off"]  # tests run one after another; keep port 9466 free
         if want_summary:
             cmd += ["--summary-json", summary_path]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=scaled(timeout), cwd=tmp)
         summary = None
         if want_summary and os.path.exists(summary_path):
             with open(summary_path) as f:

@@ -19,10 +19,10 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hostile_gen as hg  # noqa: E402
-from common import SPANFEED, SpanfeedTestCase  # noqa: E402
+from common import SPANFEED, SpanfeedTestCase, scaled, scaled_kb  # noqa: E402
 
-TIMEOUT_S = 20          # per run: a hang fails its case instead of blocking the suite
-WALL_S = 12.0           # every case: EAL start-up (1-3 s on a loaded 2-core box) plus a few seconds of work
+TIMEOUT_S = scaled(20)  # per run: a hang fails its case instead of blocking the suite
+WALL_S = scaled(12.0)   # every case: EAL start-up (1-3 s on a loaded 2-core box) plus a few seconds of work
 # Over the valid exchange's peak. Pools and tables are reserved at start-up and become resident as
 # they are used, so a case may fill the reassembly's out-of-order pool (reassembly.memory_mb, 64 MiB per
 # worker by default: one 2 KiB chunk per held segment) but nothing grows past its reservation.
@@ -378,8 +378,8 @@ class HostileInput(SpanfeedTestCase):
             # The capture file is mapped and read in place (resident up to the
             # reader's 32 MiB window): a bigger capture may use that much more.
             check("rss", lambda: self.assertLess(
-                r.rss_kb, BASELINE["rss_kb"] + REASSEMBLY_POOL_KB * int(WORKERS) + RSS_MARGIN_KB +
-                min(r.capture_kb, 32 * 1024),
+                r.rss_kb, BASELINE["rss_kb"] + scaled_kb(REASSEMBLY_POOL_KB * int(WORKERS) + RSS_MARGIN_KB +
+                                                         min(r.capture_kb, 32 * 1024)),
                 f"peak RSS {r.rss_kb} KiB vs baseline {BASELINE['rss_kb']} KiB, capture {r.capture_kb} KiB"))
             check("summary", lambda: self.assertIsNotNone(r.summary, f"no summary; stderr: {r.stderr[-1500:]}"))
         if r.summary is not None:

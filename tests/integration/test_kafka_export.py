@@ -15,7 +15,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SPANFEED, SpanfeedTestCase, capture, run_spanfeed  # noqa: E402
+from common import SPANFEED, SpanfeedTestCase, capture, run_spanfeed, scaled  # noqa: E402
 
 MOCK = os.path.join(os.path.dirname(SPANFEED), "spanfeed-kafka-mock")
 CAPTURES = ["redis/redis.pcap", "http/http-mixed.pcap", "dns/dns-tcp-multi.pcap",
@@ -29,9 +29,8 @@ class Broker:
         for t in topics:
             args += ["--topic", t]
         self.p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            if os.path.exists(bs):
-                break
+        deadline = time.monotonic() + scaled(5)  # the mock writes the file once it listens
+        while not os.path.exists(bs) and time.monotonic() < deadline:
             time.sleep(0.05)
         with open(bs) as f:
             self.bootstrap = f.read().strip()

@@ -16,7 +16,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SPANFEED, SpanfeedTestCase, capture  # noqa: E402
+from common import SPANFEED, SpanfeedTestCase, capture, scaled  # noqa: E402
 from tshark_oracle import payload_sum  # noqa: E402
 
 NS = "spanfeed-test"
@@ -65,7 +65,7 @@ class LiveAfPacket(SpanfeedTestCase):
             summary = os.path.join(tmp, "s.json")
             p = subprocess.Popen([SPANFEED, "--job", "payload-sum", "--metrics", "off", "--iface", NEAR, "-w", "2", "--summary-json", summary],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(3)  # EAL up and RX polling
+            time.sleep(scaled(3))  # EAL up and RX polling
             self.assertIsNone(p.poll(), "spanfeed exited early")
             sender = (
                 "import socket,sys,struct,time\n"
@@ -75,13 +75,13 @@ class LiveAfPacket(SpanfeedTestCase):
                 "off=0\n"
                 "while off<len(data):\n"
                 "  n=struct.unpack('<I',data[off:off+4])[0]; s.send(data[off+4:off+4+n]); off+=4+n\n"
-                "  time.sleep(0.0002)\n")
+                f"  time.sleep({scaled(0.0002)})\n")  # a slower build polls slower: send slower
             blob = b"".join(struct.pack("<I", len(f)) + f for f in frames)
             subprocess.run(["ip", "netns", "exec", NS, sys.executable, "-c", sender],
                            input=blob, check=True)
-            time.sleep(1)
+            time.sleep(scaled(1))
             p.send_signal(signal.SIGINT)
-            out, err = p.communicate(timeout=30)
+            out, err = p.communicate(timeout=scaled(30))
             self.assertEqual(p.returncode, 0, err)
             with open(summary) as f:
                 s = json.load(f)
@@ -114,14 +114,15 @@ class LiveAfPacket(SpanfeedTestCase):
                                   "--job", "records", "--output", f"jsonl:{out}",
                                   "--summary-json", summary],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(3)
+            time.sleep(scaled(3))
             self.assertIsNone(p.poll(), "spanfeed exited early")
-            r = subprocess.run(["ip", "netns", "exec", NS, "tcpreplay", "-q", "-i", FAR, "--pps", "3000",
+            pps = str(int(3000 / scaled(1)))  # a slower build polls slower: send slower
+            r = subprocess.run(["ip", "netns", "exec", NS, "tcpreplay", "-q", "-i", FAR, "--pps", pps,
                                 pcap], capture_output=True, text=True)
             self.assertEqual(r.returncode, 0, r.stderr)
-            time.sleep(1)
+            time.sleep(scaled(1))
             p.send_signal(signal.SIGTERM)
-            _, err = p.communicate(timeout=60)
+            _, err = p.communicate(timeout=scaled(60))
             self.assertEqual(p.returncode, 0, err)
             with open(summary) as f:
                 s = json.load(f)

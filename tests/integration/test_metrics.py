@@ -14,7 +14,7 @@ import unittest
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SPANFEED, SpanfeedTestCase, capture  # noqa: E402
+from common import SPANFEED, SpanfeedTestCase, capture, scaled  # noqa: E402
 
 
 def free_port():
@@ -110,13 +110,13 @@ class Metrics(SpanfeedTestCase):
     def test_scrape_during_and_after_run(self):
         port = free_port()
         p = subprocess.Popen([SPANFEED, "--pcap", capture("memcached/memcached.pcap"), "--infinite",
-                              "--duration", "3", "--job", "records", "--output", "jsonl:/dev/null",
+                              "--duration", str(scaled(3)), "--job", "records", "--output", "jsonl:/dev/null",
                               "-w", "2", "-q", "--metrics", f"127.0.0.1:{port}",
-                              "--metrics-linger", "20"],
+                              "--metrics-linger", str(scaled(20))],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             # start-up takes longer on a loaded machine: wait for the first packets
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + scaled(20)
             while True:
                 time.sleep(0.2)
                 try:
@@ -135,9 +135,10 @@ class Metrics(SpanfeedTestCase):
             _, health = scrape(port, "/health")
             self.assertEqual(total(health, "spanfeed_healthy"), 1)
             # after the run: final numbers while lingering
-            for _ in range(100):
+            deadline = time.monotonic() + scaled(10)
+            while True:
                 _, after = scrape(port)
-                if total(after, "spanfeed_up") == 0:
+                if total(after, "spanfeed_up") == 0 or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
             self.assertEqual(total(after, "spanfeed_up"), 0)
@@ -179,13 +180,23 @@ class Metrics(SpanfeedTestCase):
         port = free_port()
         p = subprocess.Popen([SPANFEED, "--job", "payload-sum", "--pcap", capture("memcached/memcached.pcap"), "--infinite",
                               "-w", "2", "-q", "--metrics", f"127.0.0.1:{port}",
-                              "--metrics-linger", "30"],
+                              "--metrics-linger", str(scaled(30))],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             time.sleep(2)
+            # a slow build (scripts/tsan.sh) may take longer to start: wait for the first packets
+            deadline = time.monotonic() + scaled(20)
+            while time.monotonic() < deadline:
+                try:
+                    if total(scrape(port)[1], "spanfeed_rx_packets_total") > 16:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.1)
             p.send_signal(signal.SIGTERM)
             after = {}
-            for _ in range(100):
+            deadline = time.monotonic() + scaled(10)
+            while time.monotonic() < deadline:
                 time.sleep(0.1)
                 try:
                     _, after = scrape(port)
@@ -219,12 +230,13 @@ class Metrics(SpanfeedTestCase):
             with open(pcap, "wb") as f:
                 f.write(cap.to_bytes())
             p = subprocess.Popen([SPANFEED, "--pcap", pcap, "--job", "records", "--output", "jsonl:/dev/null",
-                                  "-w", "1", "-q", "--metrics", f"127.0.0.1:{port}", "--metrics-linger", "20",
+                                  "-w", "1", "-q", "--metrics", f"127.0.0.1:{port}", "--metrics-linger", str(scaled(20)),
                                   "--summary-json", summ],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             try:
                 after = {}
-                for _ in range(200):
+                deadline = time.monotonic() + scaled(20)
+                while time.monotonic() < deadline:
                     time.sleep(0.1)
                     try:
                         text, after = scrape(port)
@@ -293,11 +305,12 @@ class Metrics(SpanfeedTestCase):
                         "  protocols:\n    dns: {labels: [endpoint, status]}\n")
             p = subprocess.Popen([SPANFEED, "--config", conf, "--pcap", merged, "--job", "records",
                                   "--output", f"jsonl:{out}", "-w", "2", "-q", "--metrics", f"127.0.0.1:{port}",
-                                  "--metrics-linger", "20"],
+                                  "--metrics-linger", str(scaled(20))],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             try:
                 after, text = {}, ""
-                for _ in range(300):
+                deadline = time.monotonic() + scaled(30)
+                while time.monotonic() < deadline:
                     time.sleep(0.1)
                     try:
                         text, _ = scrape(port)

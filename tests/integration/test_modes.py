@@ -11,7 +11,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SPANFEED, SpanfeedTestCase, capture, run_spanfeed  # noqa: E402
+from common import SPANFEED, SpanfeedTestCase, capture, run_spanfeed, scaled  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 BIG = "memcached/memcached-userdata.pcap"  # 20421 frames
@@ -40,9 +40,9 @@ class Modes(SpanfeedTestCase):
             summary = os.path.join(tmp, "s.json")
             p = subprocess.Popen([SPANFEED, "--job", "payload-sum", "--metrics", "off", "--pcap", capture(BIG), "--summary-json", summary] +
                                  extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            time.sleep(2.0)
+            time.sleep(scaled(2.0))  # an infinite replay: two seconds of it (a slow build replays slower)
             p.send_signal(sig)
-            out, err = p.communicate(timeout=30)
+            out, err = p.communicate(timeout=scaled(30))
             self.assertEqual(p.returncode, 0, err)
             with open(summary) as f:
                 return out, json.load(f)
@@ -86,7 +86,7 @@ class Modes(SpanfeedTestCase):
         s = r.summary
         self.assertTrue(s["interrupted"])
         self.assertGreaterEqual(s["elapsed_s"], 1.0)
-        self.assertLess(s["elapsed_s"], 10.0)
+        self.assertLess(s["elapsed_s"], scaled(10.0))
         self.assertLedgerBalanced(s)
 
 

@@ -21,7 +21,7 @@ import urllib.request
 from collections import Counter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SPANFEED, SpanfeedTestCase, capture  # noqa: E402
+from common import SPANFEED, SpanfeedTestCase, capture, scaled  # noqa: E402
 
 # Small captures of five protocols, merged into one run.
 PARTS = ["dns/dns.pcap", "redis/redis-error.pcap", "http/httpv1.pcap", "http/http-mixed.pcap",
@@ -46,7 +46,7 @@ def write_config(tmp, remote_write):
 
 def run(args, timeout=60):
     t0 = time.monotonic()
-    p = subprocess.run([SPANFEED] + args, capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run([SPANFEED] + args, capture_output=True, text=True, timeout=scaled(timeout))
     return p, time.monotonic() - t0
 
 
@@ -321,7 +321,7 @@ class RemoteWrite(SpanfeedTestCase):
         # a 503 is retried: the same push (the same body) went more than once
         self.assertLess(len({body for _, body in store.requests}), n)
         self.assertEqual(store.requests[0][0]["Authorization"], "Basic c3BhbmZlZWQ6cGE1NQ==")  # spanfeed:pa55
-        self.assertLess(took, 30)
+        self.assertLess(took, scaled(30))
 
     def test_https_store_verified_against_ca_file(self):
         from test_gelf_export import make_pki
@@ -367,7 +367,7 @@ class RemoteWrite(SpanfeedTestCase):
                     self.assertGreaterEqual(requests[result], 1, p.stderr)
                     self.assertEqual(sum(requests.values()), requests[result], p.stderr)
                     # the run itself takes ~1 s here; the shutdown flush adds at most timeout_s
-                    self.assertLess(took, 15, p.stderr)
+                    self.assertLess(took, scaled(15), p.stderr)
         finally:
             silent.close()
 

@@ -15,7 +15,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SPANFEED, SpanfeedTestCase, capture, run_spanfeed  # noqa: E402
+from common import SPANFEED, SpanfeedTestCase, capture, run_spanfeed, scaled  # noqa: E402
 from test_kafka_export import Broker  # noqa: E402
 
 EXIT_DAMAGED = 3
@@ -76,7 +76,7 @@ def load(path):
 class CaptureFileEnds(SpanfeedTestCase):
     def run_file(self, path, *extra):
         t0 = time.monotonic()
-        r = run_spanfeed(["--pcap", path, "-q", *extra], timeout=30)
+        r = run_spanfeed(["--pcap", path, "-q", *extra], timeout=30)  # scaled by run_spanfeed
         return r, time.monotonic() - t0
 
     def test_header_only_file_is_an_empty_run(self):
@@ -86,7 +86,7 @@ class CaptureFileEnds(SpanfeedTestCase):
                 f.write(PCAP_HEADER)
             r, wall = self.run_file(path)
         self.assertEqual(r.rc, 0, r.stderr)
-        self.assertLess(wall, 15)
+        self.assertLess(wall, scaled(15))
         s = r.summary
         self.assertEqual(s["rx_packets"], 0)
         self.assertFalse(s["capture_file"]["damaged"])
@@ -100,7 +100,7 @@ class CaptureFileEnds(SpanfeedTestCase):
                 f.write(PCAP_HEADER + bytes(range(256)) * 8)
             r, wall = self.run_file(path, "--job", "records", "--output", "jsonl:-")
         self.assertEqual(r.rc, EXIT_DAMAGED, r.stderr)
-        self.assertLess(wall, 15)
+        self.assertLess(wall, scaled(15))
         self.assertIn("is damaged: read stopped after 0 record(s): invalid packet capture length",
                       r.stderr)
         cf = r.summary["capture_file"]
@@ -121,7 +121,7 @@ class CaptureFileEnds(SpanfeedTestCase):
                 out.write(f.read() + b"\xff" * 40)
             r, wall = self.run_file(path)
         self.assertEqual(r.rc, EXIT_DAMAGED, r.stderr)
-        self.assertLess(wall, 15)
+        self.assertLess(wall, scaled(15))
         self.assertIn(f"read stopped after {len(recs)} record(s)", r.stderr)
         self.assertEqual(r.summary["capture_file"]["records_read"], len(recs))
         self.assertEqual(r.summary["rx_packets"], len(recs))
@@ -137,7 +137,7 @@ class CaptureFileEnds(SpanfeedTestCase):
             write_pcap(path, recs, snaplen=64)
             r, wall = self.run_file(path, "--job", "records", "--output", "jsonl:-")
         self.assertEqual(r.rc, 0, r.stderr)
-        self.assertLess(wall, 15)
+        self.assertLess(wall, scaled(15))
         self.assertIn("captured with snaplen 64", r.stderr)
         self.assertIn(f"({cut} of {len(recs)} record(s) are shorter than on the wire)", r.stderr)
         s = r.summary
@@ -148,7 +148,8 @@ class CaptureFileEnds(SpanfeedTestCase):
 
 
 class KafkaWaits(SpanfeedTestCase):
-    """Offline runs against spanfeed-kafka-mock with its brokers down."""
+    """Offline runs against spanfeed-kafka-mock with its brokers down. The sleeps let a run
+    reach the state a step needs; a slower build (SPANFEED_TEST_TIME_SCALE) sleeps longer."""
 
     def start(self, tmp, broker, pcap, props, extra=()):
         cfg = os.path.join(tmp, "c.yaml")
@@ -157,7 +158,7 @@ class KafkaWaits(SpanfeedTestCase):
             for k, v in props.items():
                 f.write(f"    {k}: '{v}'\n")
         self.summary = os.path.join(tmp, "s.json")
-        return subprocess.Popen(["timeout", "-s", "KILL", "60", SPANFEED, "--metrics", "off",
+        return subprocess.Popen(["timeout", "-s", "KILL", str(scaled(60)), SPANFEED, "--metrics", "off",
                                  "--pcap", pcap, "--job", "records", "-q", "-c", cfg,
                                  "--summary-json", self.summary, "--output",
                                  f"kafka:{broker.bootstrap}/spanfeed", *extra],
@@ -184,12 +185,12 @@ class KafkaWaits(SpanfeedTestCase):
             broker = Broker(tmp)
             try:
                 broker.signal(signal.SIGUSR1)  # every broker down
-                time.sleep(0.3)
+                time.sleep(scaled(0.3))
                 p = self.start(tmp, broker, capture("redis/redis.pcap"), {})
-                time.sleep(4)  # the file is done; 4x flush_timeout_s of outage
+                time.sleep(scaled(4))  # the file is done; 4x flush_timeout_s of outage
                 self.assertIsNone(p.poll(), "spanfeed gave up while the broker was down")
                 broker.signal(signal.SIGUSR2)  # back up
-                out, err = p.communicate(timeout=40)
+                out, err = p.communicate(timeout=scaled(40))
                 s = load(self.summary)
                 rows = broker.consume("spanfeed")
             finally:
@@ -208,20 +209,20 @@ class KafkaWaits(SpanfeedTestCase):
             broker = Broker(tmp)
             try:
                 broker.signal(signal.SIGUSR1)
-                time.sleep(0.3)
+                time.sleep(scaled(0.3))
                 p = self.start(tmp, broker, capture("redis/redis.pcap"), {})
-                time.sleep(2.5)
+                time.sleep(scaled(2.5))
                 self.assertIsNone(p.poll())
                 t0 = time.monotonic()
                 self.signal(p, signal.SIGINT)
-                out, err = p.communicate(timeout=30)
+                out, err = p.communicate(timeout=scaled(30))
                 stop_s = time.monotonic() - t0
                 s = load(self.summary)
             finally:
                 broker.stop()
         self.assertEqual(p.returncode, EXIT_UNDELIVERED, err)
         self.assertGreaterEqual(stop_s, 0.9)  # flush_timeout_s: 1
-        self.assertLess(stop_s, 8)
+        self.assertLess(stop_s, scaled(8))
         self.assertTrue(s["interrupted"])
         sk = s["sinks"][0]
         self.assertEqual((sk["records"], sk["delivered"], sk["failed"]), (10, 0, 10))
@@ -234,22 +235,22 @@ class KafkaWaits(SpanfeedTestCase):
                 broker = Broker(tmp)
                 try:
                     broker.signal(signal.SIGUSR1)
-                    time.sleep(0.3)
+                    time.sleep(scaled(0.3))
                     p = self.start(tmp, broker, capture("redis/redis.pcap"),
                                    {"queue.buffering.max.messages": 1}, ["-w", "1"])
-                    time.sleep(2)
+                    time.sleep(scaled(2))
                     self.signal(p, signal.SIGINT)  # drains: still waiting for the broker
-                    time.sleep(1.5)
+                    time.sleep(scaled(1.5))
                     self.assertIsNone(p.poll(), "the first signal must drain, not give up")
                     t0 = time.monotonic()
                     self.signal(p, second)
-                    out, err = p.communicate(timeout=30)
+                    out, err = p.communicate(timeout=scaled(30))
                     stop_s = time.monotonic() - t0
                     s = load(self.summary)
                 finally:
                     broker.stop()
                 self.assertEqual(p.returncode, EXIT_UNDELIVERED, err)
-                self.assertLess(stop_s, 5)
+                self.assertLess(stop_s, scaled(5))
                 sk = s["sinks"][0]
                 self.assertEqual((sk["records"], sk["delivered"], sk["failed"]), (10, 0, 10))
                 self.assertGreater(sk["failure_reasons"].get("abandoned", 0), 0, sk)
@@ -264,22 +265,22 @@ class KafkaWaits(SpanfeedTestCase):
             broker = Broker(tmp)
             try:
                 broker.signal(signal.SIGUSR1)
-                time.sleep(0.3)
+                time.sleep(scaled(0.3))
                 p = self.start(tmp, broker, pcap, {"queue.buffering.max.messages": 1},
                                ["-w", "1", "--ring-size", "1024"])
-                time.sleep(3)
+                time.sleep(scaled(3))
                 self.signal(p, signal.SIGINT)
-                time.sleep(1)
+                time.sleep(scaled(1))
                 self.assertIsNone(p.poll(), "the first signal must drain, not give up")
                 t0 = time.monotonic()
                 self.signal(p, signal.SIGINT)
-                out, err = p.communicate(timeout=30)
+                out, err = p.communicate(timeout=scaled(30))
                 stop_s = time.monotonic() - t0
                 s = load(self.summary)
             finally:
                 broker.stop()
         self.assertEqual(p.returncode, EXIT_UNDELIVERED, err)
-        self.assertLess(stop_s, 5)
+        self.assertLess(stop_s, scaled(5))
         self.assertTrue(s["interrupted"])
         rec = s["ledger"]["records"]
         self.assertGreater(rec["dropped_abandoned"], 0, rec)
@@ -302,22 +303,22 @@ class GelfWaits(SpanfeedTestCase):
                 with open(cfg, "w") as f:
                     f.write("gelf:\n  retry_s: 60\n")
                 summary = os.path.join(tmp, "s.json")
-                p = subprocess.Popen(["timeout", "-s", "KILL", "60", SPANFEED, "--metrics", "off",
+                p = subprocess.Popen(["timeout", "-s", "KILL", str(scaled(60)), SPANFEED, "--metrics", "off",
                                       "--pcap", capture("redis/redis.pcap"), "--job", "records",
                                       "-q", "-c", cfg, "--summary-json", summary,
                                       "--output", f"gelf-tcp:127.0.0.1:{port}"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                time.sleep(2)
+                time.sleep(scaled(2))
                 KafkaWaits.signal(self, p, signal.SIGINT)
-                time.sleep(1)
+                time.sleep(scaled(1))
                 self.assertIsNone(p.poll(), "the first signal must drain, not give up")
                 t0 = time.monotonic()
                 KafkaWaits.signal(self, p, signal.SIGINT)
-                out, err = p.communicate(timeout=30)
+                out, err = p.communicate(timeout=scaled(30))
                 stop_s = time.monotonic() - t0
                 s = load(summary)
         self.assertEqual(p.returncode, EXIT_UNDELIVERED, err)
-        self.assertLess(stop_s, 5)
+        self.assertLess(stop_s, scaled(5))
         sk = s["sinks"][0]
         self.assertEqual((sk["records"], sk["delivered"], sk["failed"]), (10, 0, 10))
         self.assertEqual(sk["failure_reasons"], {"abandoned": 10})

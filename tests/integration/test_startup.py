@@ -10,7 +10,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import SPANFEED, SpanfeedTestCase, capture  # noqa: E402
+from common import SPANFEED, SpanfeedTestCase, capture, scaled, scaled_kb  # noqa: E402
 
 PCAP = capture("http/http-mixed.pcap")
 
@@ -24,7 +24,7 @@ class Startup(SpanfeedTestCase):
             env["CACHE_DIRECTORY"] = cache_directory
         p = subprocess.run([SPANFEED, "--pcap", PCAP, "--job", "records", "--output", f"jsonl:{out}",
                             "--metrics", "off", "-q", "--log-level", "info"] + list(extra),
-                           capture_output=True, text=True, timeout=120, cwd=tmp, env=env)
+                           capture_output=True, text=True, timeout=scaled(120), cwd=tmp, env=env)
         self.assertEqual(p.returncode, 0, p.stderr)
         with open(out) as f:
             records = sorted(f.read().splitlines())
@@ -119,7 +119,7 @@ class Startup(SpanfeedTestCase):
             self.assertGreater(float(eal[0].split()[3]), 0.1)
             self.assertIn("first-packet", err)
             # Two workers (the default), the built-in redaction, a 46-packet capture, warm cache.
-            self.assertLess(usage.ru_maxrss, 64 * 1024, f"peak RSS {usage.ru_maxrss} KiB")
+            self.assertLess(usage.ru_maxrss, scaled_kb(64 * 1024), f"peak RSS {usage.ru_maxrss} KiB")
 
 if __name__ == "__main__":
     unittest.main()

@@ -16,7 +16,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tunnel_gen as tg  # noqa: E402
-from common import DATA, SpanfeedTestCase, run_spanfeed  # noqa: E402
+from common import DATA, SpanfeedTestCase, run_spanfeed, scaled  # noqa: E402
 
 # The captures of ../shared/pcaps/tunnels, bundled (identical bytes).
 SHARED = os.path.join(DATA, "tunnels")
@@ -314,7 +314,7 @@ class CraftedTunnels(TunnelTestCase):
         path = os.path.join(self.tmp.name, "frag-loop.pcap")
         with open(path, "wb") as f:
             f.write(cap.to_bytes())
-        r = run_spanfeed(["--pcap", path, "--infinite", "--duration", "1", "--mode", "offline", "-w", "1",
+        r = run_spanfeed(["--pcap", path, "--infinite", "--duration", str(scaled(1)), "--mode", "offline", "-w", "1",
                           "--job", "payload-sum", "-q"])
         self.assertEqual(r.rc, 0, r.stderr)
         self.assertLedgerBalanced(r.summary)
