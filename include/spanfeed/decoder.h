@@ -488,7 +488,11 @@ class RecordBuilder final : public StreamConsumer {
     bool pending = false;
   };
 
-  FlowSession& session(const Flow& f) { return sessions_[f.slot]; }
+  // Sessions are made as flows reach their slots (a flow table hands out the
+  // lowest free slot first): a capture of 20 connections touches 20, not the
+  // flow capacity. sessions_ never reallocates (reserved to the capacity).
+  FlowSession& session(const Flow& f) { return f.slot < sessions_.size() ? sessions_[f.slot] : grow_sessions(f.slot); }
+  FlowSession& grow_sessions(uint32_t slot);
   Direction logical(const FlowSession& s, Direction d) const { return s.swapped ? opposite(d) : d; }
   enum class Detected : uint8_t { kDecode, kKept, kNo };
   // kDecode: decode `data` (after `*replay`, this direction's kept first

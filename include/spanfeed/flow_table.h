@@ -239,17 +239,17 @@ class FlowTable {
 
   uint32_t capacity() const { return capacity_; }
   uint32_t size() const { return static_cast<uint32_t>(counters_.active); }
-  bool full() const { return free_head_ == kNone; }
+  bool full() const { return free_head_ == kNone && nodes_.size() >= capacity_; }
   uint64_t now_ns() const { return now_ns_; }
   const FlowTableCounters& counters() const { return counters_; }
   Flow& at(uint32_t slot) { return nodes_[slot].flow; }
-  bool in_use(uint32_t slot) const { return nodes_[slot].in_use; }
+  bool in_use(uint32_t slot) const { return slot < nodes_.size() && nodes_[slot].in_use; }
 
   // Calls f(Flow&) for every flow in use (shutdown, tests). May not insert;
   // f may not remove other flows than the one it is given.
   template <typename F>
   void for_each(F&& f) {
-    for (uint32_t i = 0; i < capacity_; ++i) {
+    for (uint32_t i = 0; i < nodes_.size(); ++i) {
       if (nodes_[i].in_use) f(nodes_[i].flow);
     }
   }
@@ -271,6 +271,7 @@ class FlowTable {
   };
 
   uint64_t hash(const FlowKey& k) const;
+  bool take_fresh();  // free list empty: makes the next never-used node its head; false when all exist
   uint32_t bucket_of(const FlowKey& k) const {
     return static_cast<uint32_t>(hash(k) >> 32) & bucket_mask_;
   }

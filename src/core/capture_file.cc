@@ -9,11 +9,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <utility>
 
 #include <fcntl.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -83,16 +83,19 @@ std::string repair_swapped_version(const std::string& path) {
   return tmpl;
 }
 
-// The probe's walk keeps at most about this much of the file resident (the
-// reader does the same: file_source.cc).
-constexpr size_t kWalkWindow = 16u << 20;
+// The probe reads the file in blocks of this size: big enough that the
+// reads cost little, small enough to stay in cache.
+constexpr size_t kWalkBlock = 1u << 20;
 
-// Counts a classic pcap file's records by walking the record headers in a
-// read-only mapping: no copy of the packet data, a few instructions per
-// record (libpcap's loop copies every record). Only for files libpcap would
-// read to the end without a remark: every record whole and no longer than
-// the snapshot length. Anything else returns false and the caller counts
-// with libpcap, which has the last word on what is damaged and why.
+// Counts a classic pcap file's records by walking the record headers: the
+// file is read in 1 MiB blocks into one reused buffer and only the 16-byte
+// record headers are looked at (libpcap's loop copies every record into its
+// own buffer; a read-only mapping pays a page fault per few pages, which on
+// a 179 MB file costs more than the copy: about 48 -> 33 ms). Only for files
+// libpcap would read to the end without a remark: every record whole and no
+// longer than the snapshot length. Anything else returns false and the
+// caller counts with libpcap, which has the last word on what is damaged and
+// why.
 bool fast_count_pcap(const std::string& path, uint32_t snaplen, CaptureFileInfo& info) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -101,40 +104,54 @@ bool fast_count_pcap(const std::string& path, uint32_t snaplen, CaptureFileInfo&
     ::close(fd);
     return false;
   }
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   const size_t size = static_cast<size_t>(st.st_size);
-  void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (map == MAP_FAILED) return false;
-  madvise(map, size, MADV_SEQUENTIAL);
-  const auto* b = static_cast<const unsigned char*>(map);
-  uint32_t magic;
-  std::memcpy(&magic, b, 4);
+  std::unique_ptr<unsigned char[]> buf(new unsigned char[kWalkBlock]);
+  size_t block_at = 0, block_len = 0;  // the file's bytes [block_at, block_at + block_len) are in buf
+  bool io_ok = true;
+  // The `n` bytes at file offset `at` (n <= 24), or nullptr when they cannot be read.
+  auto bytes_at = [&](size_t at, size_t n) -> const unsigned char* {
+    if (at >= block_at && at + n <= block_at + block_len) return buf.get() + (at - block_at);
+    const size_t want = std::min(kWalkBlock, size - at);
+    size_t got = 0;
+    while (got < want) {
+      ssize_t r = ::pread(fd, buf.get() + got, want - got, static_cast<off_t>(at + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      got += static_cast<size_t>(r);
+    }
+    block_at = at;
+    block_len = got;
+    if (got < n) {
+      io_ok = false;
+      return nullptr;
+    }
+    return buf.get();
+  };
+  const unsigned char* h = bytes_at(0, 24);
+  uint32_t magic = 0;
+  if (h != nullptr) std::memcpy(&magic, h, 4);
   const bool swapped = magic == 0xd4c3b2a1 || magic == 0x4d3cb2a1;
-  auto rd16 = [&](size_t at) {
+  auto rd16 = [&](const unsigned char* p) {
     uint16_t v;
-    std::memcpy(&v, b + at, 2);
+    std::memcpy(&v, p, 2);
     return swapped ? __builtin_bswap16(v) : v;
   };
-  auto rd32 = [&](size_t at) {
+  auto rd32 = [&](const unsigned char* p) {
     uint32_t v;
-    std::memcpy(&v, b + at, 4);
+    std::memcpy(&v, p, 4);
     return swapped ? __builtin_bswap32(v) : v;
   };
-  bool ok = (magic == 0xa1b2c3d4 || magic == 0xa1b23c4d || swapped) && rd16(4) == 2 && rd16(6) >= 3 &&
-            snaplen != 0;
+  bool ok = h != nullptr && (magic == 0xa1b2c3d4 || magic == 0xa1b23c4d || swapped) && rd16(h + 4) == 2 &&
+            rd16(h + 6) >= 3 && snaplen != 0;
   uint64_t packets = 0, bytes = 0, truncated = 0;
   uint32_t max_caplen = 0;
-  size_t pos = 24, released = 0;
+  size_t pos = 24;
   while (ok && pos < size) {
-    if (pos > released + 2 * kWalkWindow) {
-      // The pages walked leave the resident set as the walk goes: the count
-      // of a file bigger than memory's spare room costs no more than a window.
-      const size_t upto = (pos - kWalkWindow) & ~size_t{4095};
-      madvise(static_cast<char*>(map) + released, upto - released, MADV_DONTNEED);
-      released = upto;
-    }
     if (size - pos < 16) { ok = false; break; }
-    const uint32_t caplen = rd32(pos + 8), len = rd32(pos + 12);
+    const unsigned char* r = bytes_at(pos, 16);
+    if (r == nullptr) { ok = false; break; }
+    const uint32_t caplen = rd32(r + 8), len = rd32(r + 12);
     if (caplen > snaplen || caplen > size - pos - 16) { ok = false; break; }
     ++packets;
     bytes += caplen;
@@ -142,8 +159,8 @@ bool fast_count_pcap(const std::string& path, uint32_t snaplen, CaptureFileInfo&
     truncated += caplen < len;
     pos += 16 + size_t{caplen};
   }
-  munmap(map, size);
-  if (!ok) return false;
+  ::close(fd);
+  if (!ok || !io_ok) return false;
   info.packets = packets;
   info.bytes = bytes;
   info.max_caplen = max_caplen;

@@ -103,10 +103,8 @@ RecordBuilder::RecordBuilder(const DecodeConfig& cfg, RecordSink& sink)
     auto& map = b.transport == Transport::kTcp ? tcp_port_map_ : udp_port_map_;
     map[b.port] = static_cast<uint8_t>(b.protocol);
   }
-  sessions_.resize(cfg_.flow_capacity);
-  for (FlowSession& s : sessions_) {
-    s.carry = {kNoBuf, kNoBuf};
-  }
+  // Reserved, not constructed: grow_sessions() makes them as slots are reached.
+  sessions_.reserve(cfg_.flow_capacity);
   // Reserved, not constructed: a slot's memory is touched (made resident) the first time the pool
   // reaches it (alloc_message), so a small capture keeps a small footprint. No reallocation ever
   // happens (the capacity is the pool size): messages never move.
@@ -121,6 +119,11 @@ RecordBuilder::RecordBuilder(const DecodeConfig& cfg, RecordSink& sink)
 }
 
 RecordBuilder::~RecordBuilder() = default;
+
+FlowSession& RecordBuilder::grow_sessions(uint32_t slot) {
+  while (sessions_.size() <= slot) sessions_.emplace_back().carry = {kNoBuf, kNoBuf};
+  return sessions_[slot];
+}
 
 void RecordBuilder::register_decoder(std::unique_ptr<Decoder> d) {
   if (!d) return;
@@ -251,6 +254,7 @@ void RecordBuilder::on_close(const Flow& flow, CloseReason /*reason*/, uint64_t 
 }
 
 void RecordBuilder::close_session(uint32_t slot, uint64_t ts_ns) {
+  if (slot >= sessions_.size()) return;  // never opened
   FlowSession& s = sessions_[slot];
   if (!s.open) return;
   if (s.detect_state == kDetectActive) {

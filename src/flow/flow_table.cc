@@ -119,12 +119,20 @@ FlowTable::FlowTable(const FlowTableConfig& cfg, FlowTableListener* listener)
   while (buckets < capacity_) buckets <<= 1;
   bucket_mask_ = buckets - 1;
   buckets_.assign(buckets, kNone);
-  nodes_.resize(capacity_);
-  for (uint32_t i = 0; i < capacity_; ++i) {
-    nodes_[i].flow.slot = i;
-    nodes_[i].hash_next = (i + 1 < capacity_) ? i + 1 : kNone;
-  }
-  free_head_ = 0;
+  // Reserved, not constructed: a node is made the first time the free list
+  // runs dry (take_fresh), so a capture of 20 connections touches 20 nodes.
+  // The order slots are handed out in is the same as a list of all of them
+  // (freed slots first, most recent first; then the lowest never used).
+  // nodes_ never reallocates: flows do not move.
+  nodes_.reserve(capacity_);
+}
+
+bool FlowTable::take_fresh() {
+  if (free_head_ != kNone || nodes_.size() >= capacity_) return free_head_ != kNone;
+  const auto i = static_cast<uint32_t>(nodes_.size());
+  nodes_.emplace_back().flow.slot = i;
+  free_head_ = i;
+  return true;
 }
 
 uint64_t FlowTable::hash(const FlowKey& k) const {
@@ -225,7 +233,7 @@ FlowInsert FlowTable::insert(const OrientedKey& ok, bool client_is_a, TimeoutCla
   now_ns_ = std::max(now_ns_, ts_ns);
   FlowInsert res;
   res.outcome = InsertOutcome::kInserted;
-  if (free_head_ == kNone && !make_room(now_ns_, &res.outcome)) {
+  if (!take_fresh() && !make_room(now_ns_, &res.outcome)) {
     ++counters_.refused;
     return res;
   }

@@ -209,9 +209,10 @@ Reassembler::Reassembler(const ReassemblerConfig& cfg, StreamConsumer& consumer)
       flow_limit_chunks_(cfg_.max_buffer_per_flow / cfg_.chunk_size),
       table_(cfg.table, this),
       pool_(cfg_.chunk_size, chunk_count(cfg_), cfg_.prefault_arena),
-      streams_(table_.capacity()),
       dedup_(cfg_.dedup_window_ns, cfg_.dedup_entries, cfg.table.hash_seed),
-      hold_on_(cfg_.ack_hold_ns != 0) {}
+      hold_on_(cfg_.ack_hold_ns != 0) {
+  streams_.reserve(table_.capacity());
+}
 
 SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns) {
   ++counters_.segments;
@@ -270,7 +271,13 @@ Flow* Reassembler::open_flow(const OrientedKey& ok, bool client_is_a, FlowState 
                              uint64_t ts_ns, Direction* dir) {
   FlowInsert ins = table_.insert(ok, client_is_a, cls, ts_ns);
   if (ins.flow == nullptr) return nullptr;
-  streams_[ins.flow->slot] = FlowStreams{};
+  // Made as the table reaches a slot (it hands out the lowest never-used one
+  // when none was freed): reserved to the capacity, so it never reallocates.
+  if (ins.flow->slot < streams_.size()) {
+    streams_[ins.flow->slot] = FlowStreams{};
+  } else {
+    streams_.resize(size_t{ins.flow->slot} + 1);
+  }
   ins.flow->state = state;
   ++counters_.flows_created;
   *dir = ins.dir;

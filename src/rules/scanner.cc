@@ -43,9 +43,12 @@ struct RulesScanner::ScanCtx {
 RulesScanner::RulesScanner(RulesControl& owner, uint32_t flow_capacity, uint32_t inflaters,
                            uint32_t inflate_max_bytes)
     : owner_(owner),
-      dirs_(static_cast<size_t>(flow_capacity) * 2),
       inflaters_(inflaters, InflatePool::Format::kZlibOrGzip, 16384),
-      inflate_max_bytes_(inflate_max_bytes) {}
+      inflate_max_bytes_(inflate_max_bytes) {
+  // Reserved, not constructed: dir_state() makes a slot's pair when the slot
+  // is first reached (flow tables hand out low slots first). Never reallocates.
+  dirs_.reserve(static_cast<size_t>(flow_capacity) * 2);
+}
 
 RulesScanner::~RulesScanner() {
   std::lock_guard<std::mutex> lock(owner_.mu_);
@@ -96,7 +99,9 @@ void RulesScanner::sync(DirState& ds) {
 }
 
 RulesScanner::DirState& RulesScanner::dir_state(uint32_t slot, size_t side) {
-  return dirs_[static_cast<size_t>(slot) * 2 + side];
+  const size_t i = static_cast<size_t>(slot) * 2 + side;
+  if (i >= dirs_.size()) dirs_.resize(static_cast<size_t>(slot) * 2 + 2);
+  return dirs_[i];
 }
 
 bool RulesScanner::ensure_stream(DirState& ds, size_t side) {
