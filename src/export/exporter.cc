@@ -118,10 +118,10 @@ class JsonlSink final : public Sink {
     for (const RecordRef& r : b.refs) {
       size_t n = r.end - start;
       if (f_ != nullptr && std::fwrite(b.data.data() + start, 1, n, f_) == n) {
-        c.add(c.delivered, 1);
+        c.delivered.add(1);
         size_ += n;
       } else {
-        c.add(c.failed, 1);
+        c.failed.add(1);
         ++failures_;
       }
       start = r.end;
@@ -331,20 +331,18 @@ size_t Exporter::queue_depth() const {
 
 unsigned Exporter::threads() const { return static_cast<unsigned>(impl_->lanes.size()); }
 
-SinkTotals Exporter::sink_totals(size_t i) const {
-  SinkTotals t;
+SinkSnapshot Exporter::sink_totals(size_t i) const {
+  SinkSnapshot t;
+  uint64_t wait_ms = 0;
   for (const auto& l : impl_->lanes) {
     const SinkCounters& c = *l->counters[i];
-    t.batches += c.batches.load();
-    t.records += c.records.load();
-    t.queued += c.queued.load();
-    t.delivered += c.delivered.load();
-    t.failed += c.failed.load();
-    t.dropped += c.dropped.load();
-    t.bytes += c.bytes.load();
-    t.waiting_for_broker |= c.waiting_for_broker.load() != 0;
-    t.broker_wait_ms += c.broker_wait_ms.load();
+    SinkCountersOf<uint64_t> one;
+    c.copy_to(one);
+    for (const auto& f : kSinkCounterFields) t.*f.member += one.*f.member;
+    t.waiting_for_broker |= c.waiting_for_broker.get() != 0;
+    wait_ms += c.broker_wait_ms.get();
   }
+  t.broker_wait_s = static_cast<double>(wait_ms) / 1e3;
   return t;
 }
 
@@ -398,9 +396,9 @@ void Exporter::run(Lane& lane) {
     if (b == nullptr) break;
     for (size_t i = 0; i < sinks.size(); ++i) {
       SinkCounters& c = *counters[i];
-      c.add(c.batches, 1);
-      c.add(c.records, b->records());
-      c.add(c.bytes, b->data.size());
+      c.batches.add(1);
+      c.records.add(b->records());
+      c.bytes.add(b->data.size());
       sinks[i]->write(*b, c, cfg_.policy.wait_for_sinks());
     }
     impl_->free[b->owner]->push(b);
