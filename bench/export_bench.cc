@@ -89,7 +89,7 @@ void BM_KafkaSink(benchmark::State& state) {
     }
     for (auto& th : run) th.join();
     uint64_t delivered = 0;
-    for (auto& c : counters) delivered += c->delivered.load();
+    for (auto& c : counters) delivered += c->delivered.get();
     if (delivered != per_thread * threads) state.SkipWithError("not all delivered");
     state.counters["delivered"] = static_cast<double>(delivered);
   }

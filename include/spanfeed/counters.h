@@ -11,23 +11,49 @@
 #include <utility>
 #include <vector>
 
+#include "spanfeed/counter_list.h"
 #include "spanfeed/defrag_counters.h"
 #include "spanfeed/packet.h"
 
 namespace spanfeed {
 
-// Every packet an RX lcore receives ends in exactly one of these.
+// Every packet an RX lcore receives ends in exactly one of these (the RX
+// ledger lines), declared once: X(enumerator, name, help). The enum, its
+// names (summary keys, the `outcome` label of rx_outcome_total) and the
+// metric's help come from it.
+#define SPANFEED_RX_OUTCOMES(X)                                                                            \
+  X(kDelivered, delivered, "enqueued to a worker ring.")                                                   \
+  X(kNonIp, non_ip, "not IPv4/IPv6 (ARP, LLDP, STP...): normal.")                                          \
+  X(kTruncated, truncated,                                                                                 \
+    "the frame ends inside the L2, tunnel or IP headers (a tunnel header cut by the snaplen counts here).") \
+  X(kMalformed, malformed, "the IP header contradicts itself.")                                            \
+  X(kRingFull, ring_full,                                                                                  \
+    "live mode: the worker's ring was full and the packet was dropped. Non-zero: workers are behind; add " \
+    "workers or `rings.size`.")                                                                            \
+  X(kFiltered, filtered, "rejected by the capture filter (`capture.filter` / `--filter`): wanted, not a loss.") \
+  X(kTunnelTooDeep, tunnel_too_deep, "more nested encapsulations than `decap.max_depth`.")                 \
+  X(kTunnelMalformed, tunnel_malformed,                                                                    \
+    "a GRE, ERSPAN, VXLAN, VXLAN-GPE/NSH or Geneve header contradicts itself: the I flag missing, a "      \
+    "version we do not know, GRE source routing, an NSH length below 2 words.")
+
+#define SPANFEED_RX_OUTCOME_ENUM(e, name, help) e,
 enum class RxOutcome : uint8_t {
-  kDelivered,    // enqueued to a worker ring
-  kNonIp,        // not IPv4/IPv6 (ARP, LLDP, ...)
-  kTruncated,    // frame ends inside L2 or L3 headers
-  kMalformed,    // IP header self-inconsistent
-  kRingFull,     // live mode: worker ring full, packet dropped
-  kFiltered,     // rejected by the capture filter (--filter)
-  kTunnelTooDeep,    // encapsulated deeper than decap.max_depth
-  kTunnelMalformed,  // a tunnel header (GRE, ERSPAN, VXLAN, Geneve, NSH) contradicts itself
+  SPANFEED_RX_OUTCOMES(SPANFEED_RX_OUTCOME_ENUM)
   kCount,
 };
+#undef SPANFEED_RX_OUTCOME_ENUM
+inline constexpr size_t kRxOutcomeCount = static_cast<size_t>(RxOutcome::kCount);
+
+#define SPANFEED_RX_OUTCOME_NAME(e, name, help) #name,
+#define SPANFEED_RX_OUTCOME_HELP(e, name, help) help,
+inline constexpr std::string_view kRxOutcomeNames[] = {SPANFEED_RX_OUTCOMES(SPANFEED_RX_OUTCOME_NAME)};
+inline constexpr std::string_view kRxOutcomeHelp[] = {SPANFEED_RX_OUTCOMES(SPANFEED_RX_OUTCOME_HELP)};
+#undef SPANFEED_RX_OUTCOME_NAME
+#undef SPANFEED_RX_OUTCOME_HELP
+// rx_outcome_total (label `outcome`): this, then each outcome's help.
+inline constexpr std::string_view kRxOutcomeMetric = "rx_outcome_total";
+inline constexpr std::string_view kRxOutcomeIntro =
+    "Where each received packet ended; the outcomes sum to `rx_packets_total` (docs/encapsulation.md).";
 
 std::string_view to_string(RxOutcome o);
 RxOutcome rx_outcome_for(ParseOutcome p);
@@ -57,28 +83,93 @@ class Counter {
   std::atomic<uint64_t> v_;
 };
 
-struct alignas(64) RxCounters {
-  Counter received;   // packets returned by rte_eth_rx_burst
-  Counter bytes;      // captured bytes of those
-  std::array<Counter, static_cast<size_t>(RxOutcome::kCount)> outcome;
-  // Informational (not ledger lines): a delivered packet may carry these.
-  Counter ip_fragments;
-  // Delivered packets per encapsulation layer removed (a VXLAN inside ERSPAN
-  // counts once in each); index TunnelType (kNone: delivered bare).
-  std::array<Counter, kTunnelTypeCount> decapsulated;
-  Counter l4_truncated;
-  Counter snaplen_truncated;
-  Counter ring_wait_spins;  // offline mode: looks for ring space that found none (each then paused or slept)
-  Counter bursts;
-  Counter empty_polls;
+// A value type's copy of `from` into `to`, element by element (Counter <-> uint64_t).
+template <class To, class From, size_t N>
+void copy_counter_array(std::array<To, N>& to, const std::array<From, N>& from) {
+  for (size_t i = 0; i < N; ++i) to[i] = from[i];
+}
+
+// An RX lcore's scalar counters, declared once (counter_list.h): RxCounters'
+// and RxSnapshot's fields, the keys of a summary rx_lcores[] entry, the
+// /metrics families (label `lcore`) and docs/metrics.md's rx block.
+#define SPANFEED_RX_COUNTERS(X)                                                                            \
+  X(received, kCounter, "rx_packets_total",                                                                \
+    "Packets an RX lcore received from `rte_eth_rx_burst`; the sum of its outcomes. `sum(rate(...))` is "  \
+    "the capture's packets/s.")                                                                           \
+  X(bytes, kCounter, "", "Captured bytes of those packets.")                                               \
+  X(ip_fragments, kCounter, "rx_ip_fragments_total",                                                       \
+    "Delivered packets that were IP fragments (without `ip_fragments.reassemble` their flows miss these "  \
+    "bytes). Informational.")                                                                             \
+  X(l4_truncated, kCounter, "", "Delivered packets whose TCP/UDP header was cut by the capture snaplen.")  \
+  X(snaplen_truncated, kCounter, "rx_snaplen_truncated_total",                                             \
+    "Delivered packets whose IP payload was cut by the capture snaplen. Informational.")                  \
+  X(ring_wait_spins, kCounter, "",                                                                         \
+    "Offline mode: looks for space in a full worker ring that found none, each then paused or slept (the " \
+    "workers set the pace).")                                                                             \
+  X(bursts, kCounter, "",                                                                                  \
+    "Polls that returned at least one packet (`received / bursts` is the burst fill).")                    \
+  X(empty_polls, kCounter, "", "Polls that returned no packet (an idle RX lcore).")
+
+SPANFEED_COUNTER_STRUCT(RxScalarsOf, kRxCounterFields, SPANFEED_RX_COUNTERS)
+
+template <class V>
+struct RxCountersOf : RxScalarsOf<V> {
+  std::array<V, kRxOutcomeCount> outcome{};  // index RxOutcome: the ledger lines
+  // Informational (not ledger lines): delivered packets per encapsulation
+  // layer removed (a VXLAN inside ERSPAN counts once in each); index
+  // TunnelType (kNone: delivered bare).
+  std::array<V, kTunnelTypeCount> decapsulated{};
+
+  template <class W>
+  void copy_to(RxCountersOf<W>& to) const {
+    RxScalarsOf<V>::copy_to(to);
+    copy_counter_array(to.outcome, outcome);
+    copy_counter_array(to.decapsulated, decapsulated);
+  }
 };
 
-struct alignas(64) WorkerCounters {
-  Counter received;        // packets dequeued from the rings
-  Counter order_violations;  // per-ring RX sequence went backwards (must stay 0)
-  Counter multi_segment;   // chained mbufs linearised into scratch
-  Counter busy_cycles;     // TSC cycles spent processing bursts (not polling)
+// Bumped by its RX lcore, once per burst.
+struct alignas(64) RxCounters : RxCountersOf<Counter> {};
+
+// A worker loop's counters, declared once: WorkerCounters' and the
+// snapshots' fields, the keys of a summary workers[] entry, the /metrics
+// families (label `worker`) and docs/metrics.md's workers block (with the
+// job's, below).
+#define SPANFEED_WORKER_COUNTERS(X)                                                                        \
+  X(received, kCounter, "worker_packets_total",                                                            \
+    "Packets a worker took from its rings. The sum equals `rx_outcome_total{outcome=\"delivered\"}`. An "  \
+    "uneven spread means a few heavy flows (the hash places flows, not packets).")                         \
+  X(order_violations, kCounter, "worker_order_violations_total",                                           \
+    "Packets that arrived out of RX order on a ring. Must stay 0; non-zero is a bug.")                     \
+  X(multi_segment, kCounter, "",                                                                           \
+    "Frames chained over several mbufs (jumbo/TSO captures), copied into one buffer and parsed again.")
+
+SPANFEED_COUNTER_STRUCT(WorkerCountersOf, kWorkerCounterFields, SPANFEED_WORKER_COUNTERS)
+
+// Bumped by its worker, once per burst.
+struct alignas(64) WorkerCounters : WorkerCountersOf<Counter> {
+  // TSC cycles spent processing bursts (not polling); the summary has them in
+  // seconds (`busy_s`): the engine knows the TSC rate.
+  Counter busy_cycles;
   std::array<Counter, kDefragCounterCount> defrag;  // kDefragCounterFields order
+};
+
+// What every job counts, declared once: written and read by its worker only
+// (the control core reads the copy the job publishes, Job::publish). Keys of
+// a summary workers[] entry beside the loop's.
+#define SPANFEED_JOB_COUNTERS(X)                                                                           \
+  X(packets, kCounter, "", "Packets the worker's job was given.")                                          \
+  X(payload_bytes, kCounter, "worker_ip_payload_bytes_total",                                              \
+    "IP payload bytes (IPv4 total length - header; IPv6 payload length) of the packets a worker processed.")
+
+struct JobCounters {
+  SPANFEED_JOB_COUNTERS(SPANFEED_COUNTER_DECLARE)
+};
+
+inline constexpr CounterField<JobCounters> kJobCounterFields[] = {
+#define SPANFEED_X(...) SPANFEED_COUNTER_ENTRY(JobCounters, __VA_ARGS__)
+    SPANFEED_JOB_COUNTERS(SPANFEED_X)
+#undef SPANFEED_X
 };
 
 // Snapshots, taken on the control core.
@@ -89,12 +180,8 @@ struct NicSnapshot {
   std::vector<std::pair<std::string, uint64_t>> xstats;  // the PMD's extended stats
 };
 
-struct RxSnapshot {
+struct RxSnapshot : RxCountersOf<uint64_t> {
   unsigned lcore = 0;
-  uint64_t received = 0, bytes = 0;
-  std::array<uint64_t, static_cast<size_t>(RxOutcome::kCount)> outcome{};
-  uint64_t ip_fragments = 0, l4_truncated = 0, snaplen_truncated = 0, ring_wait_spins = 0;
-  std::array<uint64_t, kTunnelTypeCount> decapsulated{};
 };
 
 }  // namespace spanfeed

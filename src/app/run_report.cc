@@ -30,9 +30,7 @@ void assemble_report(const EngineCounters& c, const ReportSources& from, bool fi
     const WorkerLoopSnapshot& l = c.workers[w];
     WorkerSnapshot ws;
     ws.lcore = l.lcore;
-    ws.received = l.received;
-    ws.order_violations = l.order_violations;
-    ws.multi_segment = l.multi_segment;
+    l.copy_to(ws);
     ws.defrag_present = l.defrag_present;
     ws.defrag = l.defrag;
     ws.busy_s = l.busy_s;
@@ -56,11 +54,10 @@ void assemble_report(const EngineCounters& c, const ReportSources& from, bool fi
   if (const Exporter* ex = from.exporter) {
     rep.gauges.export_queue_depth = ex->queue_depth();
     for (size_t i = 0; i < ex->sink_count(); ++i) {
-      const SinkTotals s = ex->sink_totals(i);
-      rep.sinks.push_back({ex->sink_spec(i).text, s.batches, s.records, s.queued, s.delivered, s.failed,
-                           s.dropped, s.bytes,
-                           final ? ex->failure_reasons(i) : std::vector<std::pair<std::string, uint64_t>>{},
-                           s.waiting_for_broker, s.broker_wait_ms / 1e3});
+      SinkSnapshot s = ex->sink_totals(i);
+      s.output = ex->sink_spec(i).text;
+      if (final) s.failure_reasons = ex->failure_reasons(i);
+      rep.sinks.push_back(std::move(s));
     }
   }
 }

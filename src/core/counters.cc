@@ -5,18 +5,8 @@
 namespace spanfeed {
 
 std::string_view to_string(RxOutcome o) {
-  switch (o) {
-    case RxOutcome::kDelivered: return "delivered";
-    case RxOutcome::kNonIp: return "non_ip";
-    case RxOutcome::kTruncated: return "truncated";
-    case RxOutcome::kMalformed: return "malformed";
-    case RxOutcome::kRingFull: return "ring_full";
-    case RxOutcome::kFiltered: return "filtered";
-    case RxOutcome::kTunnelTooDeep: return "tunnel_too_deep";
-    case RxOutcome::kTunnelMalformed: return "tunnel_malformed";
-    case RxOutcome::kCount: break;
-  }
-  return "unknown";
+  const auto i = static_cast<size_t>(o);
+  return i < kRxOutcomeCount ? kRxOutcomeNames[i] : "unknown";
 }
 
 RxOutcome rx_outcome_for(ParseOutcome p) {

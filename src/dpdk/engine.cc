@@ -84,23 +84,14 @@ void read_counters(const LoopShared& sh, const std::vector<uint16_t>& ports, con
     const auto& c = rx_counters[r];
     RxSnapshot x;
     x.lcore = sh.rx[r]->lcore;
-    x.received = c.received.get();
-    x.bytes = c.bytes.get();
-    for (size_t i = 0; i < x.outcome.size(); ++i) x.outcome[i] = c.outcome[i].get();
-    x.ip_fragments = c.ip_fragments.get();
-    x.l4_truncated = c.l4_truncated.get();
-    x.snaplen_truncated = c.snaplen_truncated.get();
-    x.ring_wait_spins = c.ring_wait_spins.get();
-    for (size_t t = 0; t < x.decapsulated.size(); ++t) x.decapsulated[t] = c.decapsulated[t].get();
+    c.copy_to(x);
     out.rx.push_back(x);
   }
   for (size_t w = 0; w < w_counters.size(); ++w) {
     const auto& c = w_counters[w];
     WorkerLoopSnapshot ws;
     ws.lcore = sh.workers[w]->lcore;
-    ws.received = c.received.get();
-    ws.order_violations = c.order_violations.get();
-    ws.multi_segment = c.multi_segment.get();
+    c.copy_to(ws);
     ws.defrag_present = sh.workers[w]->defrag != nullptr;
     for (size_t i = 0; i < kDefragCounterCount; ++i) {
       ws.defrag.*(kDefragCounterFields[i].member) = c.defrag[i].get();

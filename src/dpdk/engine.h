@@ -55,9 +55,8 @@ struct EngineConfig {
 };
 
 // One worker lcore's loop counters (the handler reports its own).
-struct WorkerLoopSnapshot {
+struct WorkerLoopSnapshot : WorkerCountersOf<uint64_t> {
   unsigned lcore = 0;
-  uint64_t received = 0, order_violations = 0, multi_segment = 0;
   bool defrag_present = false;
   DefragCounters defrag;  // IP fragment reassembly (ip_fragments.reassemble)
   double busy_s = 0;  // time spent processing packets (the rest was polling/idle)

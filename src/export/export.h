@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "spanfeed/capture_policy.h"
+#include "spanfeed/sink_counters.h"
 
 namespace spanfeed {
 
@@ -50,25 +51,6 @@ struct OutputSpec {
 
 // Parses one --output value; throws ConfigError on a bad one.
 OutputSpec parse_output(const std::string& s);
-
-// Per-sink counters, written by the exporter thread, read by the control
-// core. Every record handed to a sink ends as exactly one of delivered,
-// failed or dropped (the sink's ledger); queued ones are on their way.
-struct alignas(64) SinkCounters {
-  std::atomic<uint64_t> batches{0};
-  std::atomic<uint64_t> records{0};    // records handed to the sink
-  std::atomic<uint64_t> queued{0};     // accepted, delivery not yet confirmed (gauge)
-  std::atomic<uint64_t> delivered{0};  // confirmed written / acknowledged
-  std::atomic<uint64_t> failed{0};     // the sink or broker reported an error
-  std::atomic<uint64_t> dropped{0};    // live mode: the sink's buffer was full
-  std::atomic<uint64_t> bytes{0};
-  // Offline waits on a broker that takes nothing (Kafka queue full, or the
-  // final flush while the broker is unreachable): 1 while waiting, and the
-  // waited time in total (milliseconds).
-  std::atomic<uint64_t> waiting_for_broker{0};
-  std::atomic<uint64_t> broker_wait_ms{0};
-  void add(std::atomic<uint64_t>& c, uint64_t n) { c.fetch_add(n, std::memory_order_relaxed); }
-};
 
 // How long a sink may wait, shared by every sink of a run (set by the
 // exporter before it starts). Offline, a sink waits for its destination
@@ -181,13 +163,6 @@ void check_outputs(const std::vector<OutputSpec>& outputs,
 // config leaves it to us: one per 4 workers, at most one per 4 CPUs, 1..8.
 unsigned default_export_threads(unsigned workers, unsigned cpus);
 
-// A sink's counters summed over the exporter threads (control core).
-struct SinkTotals {
-  uint64_t batches = 0, records = 0, queued = 0, delivered = 0, failed = 0, dropped = 0, bytes = 0;
-  bool waiting_for_broker = false;
-  uint64_t broker_wait_ms = 0;
-};
-
 class Exporter {
  public:
   // Control core, start-up: opens every sink (error set, nothing started, on failure).
@@ -223,7 +198,9 @@ class Exporter {
   // then encode no GELF documents).
   const std::string& gelf_host() const { return gelf_host_; }
   size_t sink_count() const { return cfg_.outputs.size(); }
-  SinkTotals sink_totals(size_t i) const;
+  // Output `i`'s counters summed over the exporter threads (output and
+  // failure_reasons left empty).
+  SinkSnapshot sink_totals(size_t i) const;
   // Failure reasons of output `i`, over every thread's sink (after stop()).
   std::vector<std::pair<std::string, uint64_t>> failure_reasons(size_t i) const;
   const OutputSpec& sink_spec(size_t i) const { return cfg_.outputs[i]; }

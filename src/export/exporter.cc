@@ -157,10 +157,10 @@ class JsonlSink final : public Sink {
       const size_t wrote = fd_ >= 0 ? write_all(fd_, b.data.data() + start, len) : 0;
       size_t whole = i;
       while (whole <= j && b.refs[whole].end - start <= wrote) ++whole;
-      if (whole > i) c.add(c.delivered, whole - i);
+      if (whole > i) c.delivered.add(whole - i);
       size_ += wrote;
       if (whole <= j) {  // cut, or not written at all
-        c.add(c.failed, 1);
+        c.failed.add(1);
         ++failures_;
         ++whole;
       }
@@ -372,20 +372,18 @@ size_t Exporter::queue_depth() const {
 
 unsigned Exporter::threads() const { return static_cast<unsigned>(impl_->lanes.size()); }
 
-SinkTotals Exporter::sink_totals(size_t i) const {
-  SinkTotals t;
+SinkSnapshot Exporter::sink_totals(size_t i) const {
+  SinkSnapshot t;
+  uint64_t wait_ms = 0;
   for (const auto& l : impl_->lanes) {
     const SinkCounters& c = *l->counters[i];
-    t.batches += c.batches.load();
-    t.records += c.records.load();
-    t.queued += c.queued.load();
-    t.delivered += c.delivered.load();
-    t.failed += c.failed.load();
-    t.dropped += c.dropped.load();
-    t.bytes += c.bytes.load();
-    t.waiting_for_broker |= c.waiting_for_broker.load() != 0;
-    t.broker_wait_ms += c.broker_wait_ms.load();
+    SinkCountersOf<uint64_t> one;
+    c.copy_to(one);
+    for (const auto& f : kSinkCounterFields) t.*f.member += one.*f.member;
+    t.waiting_for_broker |= c.waiting_for_broker.get() != 0;
+    wait_ms += c.broker_wait_ms.get();
   }
+  t.broker_wait_s = static_cast<double>(wait_ms) / 1e3;
   return t;
 }
 
@@ -444,9 +442,9 @@ void Exporter::run(Lane& lane) {
     if (b == nullptr) break;
     for (size_t i = 0; i < sinks.size(); ++i) {
       SinkCounters& c = *counters[i];
-      c.add(c.batches, 1);
-      c.add(c.records, b->records());
-      c.add(c.bytes, b->data.size());
+      c.batches.add(1);
+      c.records.add(b->records());
+      c.bytes.add(b->data.size());
       sinks[i]->write(*b, c, cfg_.policy.wait_for_sinks());
     }
     impl_->free[b->owner]->push(b);

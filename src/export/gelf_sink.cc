@@ -62,7 +62,7 @@ class GelfBase : public Sink {
     return std::string_view(b.gelf).substr(start, b.refs[i].gelf_end - start);
   }
   void fail(SinkCounters& c, const char* why, uint64_t n = 1) {
-    c.add(c.failed, n);
+    c.failed.add(n);
     reasons_[why] += n;
   }
 
@@ -122,14 +122,14 @@ class GelfUdpSink final : public GelfBase {
       if (::sendto(fd_, msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&sa_), sa_len_) < 0) {
         fail(c, "send");
       } else {
-        c.add(c.delivered, 1);
+        c.delivered.add(1);
       }
       return;
     }
     const size_t data_per_chunk = chunk - kChunkHeader;
     const size_t count = (msg.size() + data_per_chunk - 1) / data_per_chunk;
     if (count > kMaxChunks) {
-      c.add(c.dropped, 1);
+      c.dropped.add(1);
       reasons_["too_many_chunks"] += 1;
       return;
     }
@@ -146,7 +146,7 @@ class GelfUdpSink final : public GelfBase {
         return;
       }
     }
-    c.add(c.delivered, 1);
+    c.delivered.add(1);
   }
 
   int fd_ = -1;
@@ -235,7 +235,7 @@ class GelfTcpSink final : public GelfBase {
     while (true) {
       if (connected() || connect_now()) {
         if (send_all(msg)) {
-          c.add(c.delivered, 1);
+          c.delivered.add(1);
           return;
         }
         disconnect();  // broken connection: reconnect (after backoff) and resend this one

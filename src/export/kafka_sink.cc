@@ -116,7 +116,7 @@ class KafkaSink final : public Sink {
             RD_KAFKA_V_HEADER("schema_version", kRecordSchemaVersion.data(), ssize_t(kRecordSchemaVersion.size())),
             RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-          c.add(c.queued, 1);
+          c.queued.add(1);
           break;
         }
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && wait && !policy_.abandoned()) {
@@ -125,18 +125,18 @@ class KafkaSink final : public Sink {
           continue;
         }
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL && wait) {
-          c.add(c.failed, 1);  // offline, a second signal ended the wait
+          c.failed.add(1);  // offline, a second signal ended the wait
           ++reasons_["abandoned"];
         } else if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-          c.add(c.dropped, 1);  // live: the producer's buffer bound is reached
+          c.dropped.add(1);  // live: the producer's buffer bound is reached
         } else {
-          c.add(c.failed, 1);
+          c.failed.add(1);
           ++reasons_[rd_kafka_err2name(e)];
         }
         break;
       }
     }
-    c.waiting_for_broker.store(0, std::memory_order_relaxed);
+    c.waiting_for_broker = 0;
     rd_kafka_poll(rk_, 0);
   }
 
@@ -168,12 +168,12 @@ class KafkaSink final : public Sink {
         }
         waited(c, [&] { rd_kafka_flush(rk_, kFlushStepMs); });
       }
-      c.waiting_for_broker.store(0, std::memory_order_relaxed);
+      c.waiting_for_broker = 0;
     }
     // Whatever is still queued after the wait: purge it, and its delivery
     // reports (counted as failed, reason _PURGE_*) say so.
     rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    for (int i = 0; i < 50 && c.queued.load() > 0; ++i) rd_kafka_poll(rk_, 20);
+    for (int i = 0; i < 50 && c.queued.get() > 0; ++i) rd_kafka_poll(rk_, 20);
     destroy();
   }
 
@@ -185,11 +185,11 @@ class KafkaSink final : public Sink {
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     auto* self = static_cast<KafkaSink*>(opaque);
     SinkCounters& c = *self->c_;
-    c.queued.fetch_sub(1, std::memory_order_relaxed);
+    --c.queued;
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      c.add(c.delivered, 1);
+      c.delivered.add(1);
     } else {
-      c.add(c.failed, 1);
+      c.failed.add(1);
       ++self->reasons_[rd_kafka_err2name(m->err)];
     }
   }
@@ -198,12 +198,12 @@ class KafkaSink final : public Sink {
   // time as waiting for the broker.
   template <typename Step>
   void waited(SinkCounters& c, Step step) {
-    c.waiting_for_broker.store(1, std::memory_order_relaxed);
+    c.waiting_for_broker = 1;
     auto t0 = std::chrono::steady_clock::now();
     step();
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - t0);
-    c.add(c.broker_wait_ms, static_cast<uint64_t>(ms.count()));
+    c.broker_wait_ms.add(static_cast<uint64_t>(ms.count()));
   }
 
   void destroy() {

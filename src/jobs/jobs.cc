@@ -18,8 +18,7 @@ void Job::publish(bool wait) {
 
 void Job::report(WorkerSnapshot& out) const {
   std::lock_guard lock(published_mu_);
-  out.packets = published_.packets;
-  out.payload_bytes = published_.payload_bytes;
+  static_cast<JobCounters&>(out) = published_;
   out.reassembly = published_.reassembly;
   out.records = published_.records;
 }

@@ -24,13 +24,6 @@
 
 namespace spanfeed {
 
-// What every job counts: written and read by its worker only (the control
-// core reads the published copy).
-struct JobCounters {
-  uint64_t packets = 0;        // packets the job was given
-  uint64_t payload_bytes = 0;  // their IP payload bytes (IPv4 total length - IHL, IPv6 payload length)
-};
-
 // A worker's job: a packet handler that can report its counters.
 //
 // Counters cross threads the way Suricata's do: the worker bumps plain
@@ -56,8 +49,7 @@ class alignas(64) Job : public PacketHandler {
   virtual void published(bool /*wait*/) {}
   // Worker: the job's counters now. Derived jobs add their own and call this first.
   virtual void collect(WorkerSnapshot& out) const {
-    out.packets = c_.packets;
-    out.payload_bytes = c_.payload_bytes;
+    static_cast<JobCounters&>(out) = c_;
   }
   void count(const PacketView& pkt) {
     ++c_.packets;

@@ -236,19 +236,18 @@ nlohmann::json to_json(const RunReport& r) {
     for (size_t i = 0; i < x.outcome.size(); ++i) {
       o[std::string(to_string(static_cast<RxOutcome>(i)))] = x.outcome[i];
     }
-    rx.push_back({{"lcore", x.lcore}, {"received", x.received}, {"bytes", x.bytes},
-                  {"outcomes", o}, {"ip_fragments", x.ip_fragments}, {"decapsulated", decap_json(x)},
-                  {"l4_truncated", x.l4_truncated}, {"snaplen_truncated", x.snaplen_truncated},
-                  {"ring_wait_spins", x.ring_wait_spins}});
+    json xj = {{"lcore", x.lcore}, {"outcomes", o}, {"decapsulated", decap_json(x)}};
+    for (const auto& f : kRxCounterFields) xj[std::string(f.name)] = x.*f.member;
+    rx.push_back(xj);
   }
   json workers = json::array();
   std::array<uint64_t, kSegmentOutcomeCount> seg_total{};
   uint64_t segments_total = 0;
   bool any_reassembly = false;
   for (const auto& w : r.workers) {
-    json wj = {{"lcore", w.lcore}, {"received", w.received}, {"packets", w.packets},
-               {"payload_bytes", w.payload_bytes}, {"order_violations", w.order_violations},
-               {"multi_segment", w.multi_segment}, {"busy_s", w.busy_s}};
+    json wj = {{"lcore", w.lcore}, {"busy_s", w.busy_s}};
+    for (const auto& f : kWorkerCounterFields) wj[std::string(f.name)] = w.*f.member;
+    for (const auto& f : kJobCounterFields) wj[std::string(f.name)] = w.*f.member;
     if (w.records.present) wj["records"] = records_json(w.records);
     if (w.defrag_present) {
       json d = json::object();
@@ -285,11 +284,10 @@ nlohmann::json to_json(const RunReport& r) {
   for (const auto& sk : r.sinks) {
     json reasons = json::object();
     for (const auto& [why, n] : sk.failure_reasons) reasons[why] = n;
-    sinks.push_back({{"output", sk.output}, {"batches", sk.batches}, {"records", sk.records},
-                     {"queued", sk.queued}, {"delivered", sk.delivered}, {"failed", sk.failed},
-                     {"dropped", sk.dropped}, {"failure_reasons", reasons}, {"bytes", sk.bytes},
-                     {"waiting_for_broker", sk.waiting_for_broker},
-                     {"broker_wait_s", sk.broker_wait_s}});
+    json sj = {{"output", sk.output}, {"failure_reasons", reasons},
+               {"waiting_for_broker", sk.waiting_for_broker}, {"broker_wait_s", sk.broker_wait_s}};
+    for (const auto& f : kSinkCounterFields) sj[std::string(f.name)] = sk.*f.member;
+    sinks.push_back(sj);
   }
   bool any_records = false;
   json rec = {{"emitted", 0}, {"batched", 0}, {"dropped", 0}, {"dropped_abandoned", 0}};

@@ -15,6 +15,7 @@
 #include "spanfeed/counters.h"
 #include "spanfeed/defrag_counters.h"
 #include "spanfeed/decoder.h"
+#include "spanfeed/sink_counters.h"
 #include "spanfeed/tcp_reassembly.h"
 
 namespace spanfeed {
@@ -59,18 +60,9 @@ struct RecordsSnapshot {
   std::array<LatencyHistogram, kProtocolCount> latency{};  // records with a latency
 };
 
-struct SinkSnapshot {
-  std::string output;
-  uint64_t batches = 0, records = 0, queued = 0, delivered = 0, failed = 0, dropped = 0, bytes = 0;
-  std::vector<std::pair<std::string, uint64_t>> failure_reasons;
-  bool waiting_for_broker = false;  // offline: the sink is waiting on its destination now
-  double broker_wait_s = 0;         // total time spent waiting on it
-};
-
-struct WorkerSnapshot {
+// A worker's counters: the loop's (WorkerCountersOf) and the job's (JobCounters).
+struct WorkerSnapshot : WorkerCountersOf<uint64_t>, JobCounters {
   unsigned lcore = 0;
-  uint64_t received = 0, order_violations = 0, multi_segment = 0;
-  uint64_t packets = 0, payload_bytes = 0;
   bool defrag_present = false;  // IP fragment reassembly ran on this worker
   DefragCounters defrag;
   double busy_s = 0;  // time spent processing packets (the rest was polling/idle)

@@ -54,6 +54,40 @@ class Builder {
     }
     return family(std::string(name), kind == CounterKind::kCounter ? MetricType::Counter : MetricType::Gauge, plain);
   }
+  // A counter list's families, one per entry (nullptr: summary only); the
+  // entries of a labelled family share it (counter_list.h, parse_metric).
+  template <class Fields>
+  std::vector<MetricFamily*> listed(const Fields& fields) {
+    std::vector<MetricFamily*> per_entry;
+    std::vector<std::pair<std::string_view, MetricFamily*>> made;
+    for (const auto& f : fields) {
+      MetricFamily* fam = nullptr;
+      if (!f.metric.empty()) {
+        const std::string_view name = parse_metric(f.metric).family;
+        for (const auto& [n, m] : made) {
+          if (n == name) fam = m;
+        }
+        if (fam == nullptr) {
+          fam = &listed_family(name, f.kind, family_help(fields, name));
+          made.emplace_back(name, fam);
+        }
+      }
+      per_entry.push_back(fam);
+    }
+    return per_entry;
+  }
+  // One series per listed entry of `obj` (a snapshot of the list's struct).
+  template <class Fields, class Obj>
+  static void add_listed(const std::vector<MetricFamily*>& fams, const Fields& fields, const Labels& labels,
+                         const Obj& obj) {
+    for (size_t k = 0; k < fams.size(); ++k) {
+      if (fams[k] == nullptr) continue;
+      const MetricName m = parse_metric(fields[k].metric);
+      Labels l = labels;
+      if (!m.label.empty()) l.emplace_back(std::string(m.label), std::string(m.value));
+      add(*fams[k], l, double(obj.*fields[k].member));
+    }
+  }
   static void add(MetricFamily& f, const Labels& labels, double v) {
     ClientMetric m;
     for (const auto& [k, val] : labels) m.label.push_back({k, val});
@@ -118,25 +152,19 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   }
 
   // RX lcores: the packet ledger
-  auto& rxp = b.family("rx_packets_total", MT::Counter, "Packets an RX lcore received from rte_eth_rx_burst.");
-  auto& rxo = b.family("rx_outcome_total", MT::Counter,
-                       "Where each received packet ended: delivered to a worker ring, non_ip, truncated, "
-                       "malformed, filtered, tunnel_too_deep, tunnel_malformed, or ring_full (live mode: the worker's ring was full and the packet was "
-                       "dropped; non-zero ring_full means workers are behind: add workers or rings.size).");
-  auto& rxf = b.family("rx_ip_fragments_total", MT::Counter, "Delivered packets that were IP fragments (not reassembled).");
-  auto& rxt = b.family("rx_snaplen_truncated_total", MT::Counter, "Delivered packets whose IP payload was cut by the capture snaplen.");
+  const auto rx_listed = b.listed(kRxCounterFields);
+  auto& rxo = b.listed_family(kRxOutcomeMetric, CounterKind::kCounter,
+                              labelled_help(kRxOutcomeIntro, kRxOutcomeNames, kRxOutcomeHelp));
   auto& rxd = b.family("rx_decapsulated_total", MT::Counter,
                        "Packets whose encapsulation RX removed before the flow hash, per layer and tunnel type "
                        "(a VXLAN inside ERSPAN counts once in each). Informational.");
   for (const auto& x : r.rx) {
     Labels l = {{"lcore", s(x.lcore)}};
-    Builder::add(rxp, l, double(x.received));
+    Builder::add_listed(rx_listed, kRxCounterFields, l, x);
     for (size_t i = 0; i < x.outcome.size(); ++i) {
       Builder::add(rxo, {{"lcore", s(x.lcore)}, {"outcome", std::string(to_string(static_cast<RxOutcome>(i)))}},
                    double(x.outcome[i]));
     }
-    Builder::add(rxf, l, double(x.ip_fragments));
-    Builder::add(rxt, l, double(x.snaplen_truncated));
     for (size_t t = 1; t < x.decapsulated.size(); ++t) {
       Builder::add(rxd, {{"lcore", s(x.lcore)}, {"type", std::string(to_string(static_cast<TunnelType>(t)))}},
                    double(x.decapsulated[t]));
@@ -156,10 +184,8 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   Builder::add(mps, {}, double(r.gauges.mempool_size));
 
   // Workers
-  auto& wp = b.family("worker_packets_total", MT::Counter, "Packets a worker took from its rings.");
-  auto& wo = b.family("worker_order_violations_total", MT::Counter,
-                      "Packets that arrived out of RX order on a ring. Must stay 0; non-zero is a bug.");
-  auto& wpb = b.family("worker_ip_payload_bytes_total", MT::Counter, "IP payload bytes of the packets a worker processed.");
+  const auto worker_listed = b.listed(kWorkerCounterFields);
+  const auto job_listed = b.listed(kJobCounterFields);
   MetricFamily* seg = nullptr; MetricFamily* gaps = nullptr; MetricFamily* gapb = nullptr;
   MetricFamily* fcl = nullptr; MetricFamily* fa = nullptr;
   std::vector<MetricFamily*> listed;  // kReassemblerCounterFields' families, in list order
@@ -178,9 +204,8 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
   for (size_t i = 0; i < r.workers.size(); ++i) {
     const auto& w = r.workers[i];
     Labels l = {{"worker", s(i)}};
-    Builder::add(wp, l, double(w.received));
-    Builder::add(wo, l, double(w.order_violations));
-    Builder::add(wpb, l, double(w.payload_bytes));
+    Builder::add_listed(worker_listed, kWorkerCounterFields, l, w);
+    Builder::add_listed(job_listed, kJobCounterFields, l, w);
     if (!w.reassembly.present) continue;
     if (seg == nullptr) {
       seg = &b.family("reassembly_segments_total", MT::Counter,
@@ -292,17 +317,8 @@ std::vector<MetricFamily> build(const RunReport& r, bool final) {
     Builder::add(df, {{"reason", "abandoned"}}, double(dropped_abandoned));
     auto& qd = b.family("export_queue_depth", MT::Gauge, "Record batches waiting for the exporter thread.");
     Builder::add(qd, {}, double(r.gauges.export_queue_depth));
-    auto& so = b.family("sink_records_total", MT::Counter,
-                        "Records each output has handled, by outcome: delivered, failed (the sink or broker "
-                        "refused; see the summary's failure_reasons) and dropped (live mode: the sink's buffer "
-                        "was full, e.g. the broker is down).");
-    auto& sq = b.family("sink_queued", MT::Gauge, "Records an output has accepted but not yet confirmed (Kafka: awaiting delivery reports).");
-    for (const auto& sk : r.sinks) {
-      Builder::add(so, {{"output", sk.output}, {"outcome", "delivered"}}, double(sk.delivered));
-      Builder::add(so, {{"output", sk.output}, {"outcome", "failed"}}, double(sk.failed));
-      Builder::add(so, {{"output", sk.output}, {"outcome", "dropped"}}, double(sk.dropped));
-      Builder::add(sq, {{"output", sk.output}}, double(sk.queued));
-    }
+    const auto sink_listed = b.listed(kSinkCounterFields);
+    for (const auto& sk : r.sinks) Builder::add_listed(sink_listed, kSinkCounterFields, {{"output", sk.output}}, sk);
     auto& ww = b.family("export_waiting_for_broker", MT::Gauge,
                         "1 while an offline run waits for an output's destination to take records (Kafka: "
                         "the broker is down or slow). The run loses nothing and does not end until it is back "

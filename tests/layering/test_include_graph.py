@@ -30,7 +30,7 @@ HEADER_MODULE = {
     "defrag_counters.h": "core", "red_config.h": "core",
     "flow_table.h": "flow", "tcp_reassembly.h": "flow", "duplicate_filter.h": "flow",
     "decoder.h": "decode", "protocol.h": "decode", "record.h": "decode", "protocols.def": "decode", "endpoint.h": "decode",
-    "rules.h": "rules", "gelf.h": "export", "engine.h": "dpdk",
+    "rules.h": "rules", "gelf.h": "export", "sink_counters.h": "export", "engine.h": "dpdk",
 }
 # Upward arrows still in the code: (from file, included header). Remove an entry when its arrow goes.
 KNOWN = {}

@@ -6,6 +6,7 @@
 
 #include "db_util.h"
 #include "pgsql.h"
+#include "pgsql_wire.h"
 #include "statement_cache.h"
 
 #include "spanfeed/decoder.h"
@@ -15,15 +16,11 @@ namespace {
 
 using db::be16;
 using db::be32;
+using namespace pgsql::wire;
 
 constexpr Direction kReq = Direction::kClientToServer;
 constexpr Direction kResp = Direction::kServerToClient;
 
-constexpr uint32_t kProtocol3 = 196608;  // StartupMessage protocol 3.0
-constexpr uint32_t kSslRequest = 80877103;
-constexpr uint32_t kCancelRequest = 80877102;
-constexpr uint32_t kGssRequest = 80877104;
-constexpr uint32_t kMaxMessage = 1u << 30;  // the server refuses longer messages
 constexpr size_t kQueryMax = 448;           // query text kept (normalized fits beside it)
 constexpr size_t kNameMax = 64;
 constexpr size_t kTagMax = 32;              // "INSERT 0 1234567890" and friends
@@ -62,49 +59,6 @@ struct State {
   char tag[kTagMax] = {};
 };
 static_assert(sizeof(State) <= kDecoderStateBytes, "pgsql state must fit the per-flow slot");
-
-bool client_type(uint8_t t) {
-  switch (t) {
-    case 'Q': case 'P': case 'B': case 'E': case 'D': case 'S': case 'C': case 'H': case 'X': case 'F':
-    case 'p': case 'd': case 'c': case 'f':
-      return true;
-    default: return false;
-  }
-}
-bool server_type(uint8_t t) {
-  switch (t) {
-    case 'R': case 'S': case 'K': case 'Z': case 'T': case 'D': case 'C': case 'E': case 'I': case 'N':
-    case 'A': case 'G': case 'H': case 'W': case 'c': case 'd': case '1': case '2': case '3': case 'n':
-    case 's': case 't': case 'V': case 'v':
-      return true;
-    default: return false;
-  }
-}
-
-// A typed message starts at p: plausible type and length, and if it ends inside the chunk, another one follows.
-bool looks_like_message(const uint8_t* p, size_t n, bool client) {
-  if (n < 5) return false;
-  if (!(client ? client_type(p[0]) : server_type(p[0]))) return false;
-  const uint32_t len = be32(p + 1);
-  if (len < 4 || len > kMaxMessage) return false;
-  if (len + 1 < n) return (client ? client_type(p[len + 1]) : server_type(p[len + 1]));
-  return true;
-}
-
-bool looks_like_startup(const uint8_t* p, size_t n) {
-  if (n < 8) return false;
-  const uint32_t len = be32(p), code = be32(p + 4);
-  if (len < 8 || len > 10000) return false;
-  return code == kProtocol3 || code == kSslRequest || code == kCancelRequest || code == kGssRequest;
-}
-
-std::string_view cstr(const uint8_t* p, size_t n, size_t* pos) {
-  const size_t b = *pos;
-  size_t e = b;
-  while (e < n && p[e] != 0) ++e;
-  *pos = e < n ? e + 1 : n;
-  return std::string_view(reinterpret_cast<const char*>(p + b), e - b);
-}
 
 class PgsqlDecoder final : public Decoder {
  public:
