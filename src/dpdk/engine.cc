@@ -24,6 +24,7 @@
 #include "dpdk/handoff.h"
 #include "dpdk/ip_defrag.h"
 #include "dpdk/lcore_loops.h"
+#include "dpdk/tsan_sync.h"
 #include "dpdk/port.h"
 
 namespace spanfeed {
@@ -353,6 +354,8 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   })) {
   }
   rte_eal_mp_wait_lcore();
+  // Everything the lcores did happens before what follows (TSan cannot see DPDK's own wait).
+  dpdk::tsan_acquire(&sh);
   if (verbose) {
     uint64_t first = 0;
     for (auto& r : sh.rx) {

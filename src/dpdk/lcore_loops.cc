@@ -250,6 +250,7 @@ int rx_main(void* arg) {
   timespec cpu;
   if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0) ctx.cpu_s = static_cast<double>(cpu.tv_sec) + cpu.tv_nsec * 1e-9;
   sh.rx_done.fetch_add(1, std::memory_order_release);
+  tsan_release(&sh);  // the control core's rte_eal_mp_wait_lcore (DPDK, unseen by TSan) acquires it
   return 0;
 }
 
@@ -373,6 +374,7 @@ int worker_main(void* arg) {
   handler.publish(true);  // the final counters, exact
   ctx.done.store(true, std::memory_order_release);
   sh.workers_done.ring();
+  tsan_release(&sh);  // the control core's rte_eal_mp_wait_lcore (DPDK, unseen by TSan) acquires it
   return 0;
 }
 
