@@ -6,7 +6,11 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <chrono>
 
 namespace spanfeed {
 namespace {
@@ -24,12 +28,33 @@ std::string openssl_error(const char* what) {
   return out;
 }
 
+constexpr int kCloseWaitMs = 1000;
+
+void drain_until_closed(int fd) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kCloseWaitMs);
+  char buf[4096];
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) return;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) return;
+    if (::recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0) return;  // closed, or an error
+  }
+}
+
 class Session final : public TlsSession {
  public:
   Session(SSL* ssl, int fd) : ssl_(ssl), fd_(fd) {}
   ~Session() override {
-    SSL_shutdown(ssl_);  // best effort close_notify; the socket closes anyway
+    SSL_shutdown(ssl_);  // close_notify after the last record
     SSL_free(ssl_);
+    // A socket closed with unread bytes (a TLS 1.3 server's session tickets, which this client
+    // never reads) sends RST, and RST discards what is still in the send queue: records counted
+    // delivered would be lost. So: FIN after the data, then read what the server sends until it
+    // closes too (it has read everything), bounded by kCloseWaitMs.
+    ::shutdown(fd_, SHUT_WR);
+    drain_until_closed(fd_);
     ::close(fd_);
   }
   bool write_all(const char* data, size_t len) override {
