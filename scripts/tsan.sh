@@ -39,18 +39,5 @@ rc=0
 # EAL's and TSan's mappings cannot collide.
 setarch "$(uname -m)" -R meson test -C build-tsan --print-errorlogs --num-processes 1 \
   --timeout-multiplier "$SPANFEED_TEST_TIME_SCALE" "$@" || rc=$?
-python3 - "$((SECONDS - start))" <<'PY'
-import json, sys
-passed = failed = skipped = 0
-with open("build-tsan/meson-logs/testlog.json") as f:
-    for line in f:
-        r = json.loads(line)["result"]
-        if r in ("OK", "EXPECTEDFAIL"):
-            passed += 1
-        elif r == "SKIP":
-            skipped += 1
-        else:
-            failed += 1
-print(f"tsan: {passed} passed, {failed} failed, {skipped} skipped in {int(sys.argv[1]) // 60} min")
-PY
+python3 scripts/test_summary.py build-tsan "tsan: " "$((SECONDS - start))"
 exit $rc
