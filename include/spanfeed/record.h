@@ -57,6 +57,7 @@ struct Field {
   FieldKind kind = FieldKind::kNull;
   uint16_t off = 0;  // kString / kRawJson: value bytes in the arena
   uint16_t len = 0;
+  uint8_t key_len = 0;  // strlen(key): lookups and the encoder compare and copy keys without strlen
   uint64_t num = 0;  // kInt (as int64), kUint, kBool
 };
 
@@ -73,17 +74,25 @@ class FieldList {
     used_ = 0;
     truncated_ = false;
   }
+  // The adders are inline so that a literal key's length folds at compile time
+  // (key_len); keys are at most 255 bytes.
   // String value, cut to max_len bytes and to the arena space left.
-  void add_string(const char* key, std::string_view value, size_t max_len = kArenaBytes);
-  void add_int(const char* key, int64_t v) { add_num(key, FieldKind::kInt, static_cast<uint64_t>(v)); }
-  void add_uint(const char* key, uint64_t v) { add_num(key, FieldKind::kUint, v); }
-  void add_bool(const char* key, bool v) { add_num(key, FieldKind::kBool, v ? 1 : 0); }
-  void add_null(const char* key) { add_num(key, FieldKind::kNull, 0); }
+  void add_string(const char* key, std::string_view value, size_t max_len = kArenaBytes) {
+    add_string(key, key_length(key), value, max_len);
+  }
+  void add_int(const char* key, int64_t v) { add_num(key, key_length(key), FieldKind::kInt, static_cast<uint64_t>(v)); }
+  void add_uint(const char* key, uint64_t v) { add_num(key, key_length(key), FieldKind::kUint, v); }
+  void add_bool(const char* key, bool v) { add_num(key, key_length(key), FieldKind::kBool, v ? 1 : 0); }
+  void add_null(const char* key) { add_num(key, key_length(key), FieldKind::kNull, 0); }
   // A value already encoded as JSON (e.g. DNS answers array). Must be valid
   // JSON; dropped (not cut) when it does not fit.
-  bool add_raw_json(const char* key, std::string_view json);
+  bool add_raw_json(const char* key, std::string_view json) {
+    size_t b = raw_begin();
+    if (!raw_append(json)) return false;
+    return raw_commit(key, b, FieldKind::kRawJson);
+  }
   // Sets a numeric field, replacing it when present (counts filled in late).
-  void set_uint(const char* key, uint64_t v);
+  void set_uint(const char* key, uint64_t v) { set_uint(key, key_length(key), v); }
   bool has(std::string_view key) const { return find(key) != nullptr; }
   const Field* find(std::string_view key) const;
   std::string_view string_of(const Field& f) const { return {arena_.data() + f.off, f.len}; }
@@ -104,11 +113,15 @@ class FieldList {
   // append, end. Returns false (and drops the value) when it does not fit.
   size_t raw_begin() const { return used_; }
   bool raw_append(std::string_view s);
-  bool raw_commit(const char* key, size_t begin, FieldKind kind);
+  bool raw_commit(const char* key, size_t begin, FieldKind kind) { return raw_commit(key, key_length(key), begin, kind); }
   void raw_abort(size_t begin) { used_ = static_cast<uint16_t>(begin); }
 
  private:
-  void add_num(const char* key, FieldKind kind, uint64_t v);
+  static uint8_t key_length(const char* key) { return static_cast<uint8_t>(__builtin_strlen(key)); }
+  void add_string(const char* key, uint8_t key_len, std::string_view value, size_t max_len);
+  void add_num(const char* key, uint8_t key_len, FieldKind kind, uint64_t v);
+  bool raw_commit(const char* key, uint8_t key_len, size_t begin, FieldKind kind);
+  void set_uint(const char* key, uint8_t key_len, uint64_t v);
 
   std::array<Field, kMaxFields> fields_{};
   std::array<char, kArenaBytes> arena_{};

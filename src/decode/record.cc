@@ -4,8 +4,8 @@
 
 #include <arpa/inet.h>
 
+#include <array>
 #include <bit>
-#include <charconv>
 #include <chrono>
 #include <cstring>
 #ifdef __SSE2__
@@ -51,13 +51,14 @@ std::string_view to_string(RecordStatus s) {
 
 // ---- FieldList ----
 
-void FieldList::add_num(const char* key, FieldKind kind, uint64_t v) {
+void FieldList::add_num(const char* key, uint8_t key_len, FieldKind kind, uint64_t v) {
   if (count_ >= kMaxFields) {
     truncated_ = true;
     return;
   }
   Field& f = fields_[count_++];
   f.key = key;
+  f.key_len = key_len;
   f.kind = kind;
   f.off = f.len = 0;
   f.num = v;
@@ -86,7 +87,7 @@ void FieldList::mask(size_t i, size_t from, size_t to, char c) {
   if (from < to) std::memset(arena_.data() + f.off + from, c, to - from);
 }
 
-void FieldList::add_string(const char* key, std::string_view value, size_t max_len) {
+void FieldList::add_string(const char* key, uint8_t key_len, std::string_view value, size_t max_len) {
   if (count_ >= kMaxFields) {
     truncated_ = true;
     return;
@@ -103,18 +104,13 @@ void FieldList::add_string(const char* key, std::string_view value, size_t max_l
   }
   Field& f = fields_[count_++];
   f.key = key;
+  f.key_len = key_len;
   f.kind = FieldKind::kString;
   f.off = used_;
   f.len = static_cast<uint16_t>(n);
   f.num = 0;
   if (n > 0) std::memcpy(arena_.data() + used_, value.data(), n);
   used_ = static_cast<uint16_t>(used_ + n);
-}
-
-bool FieldList::add_raw_json(const char* key, std::string_view json) {
-  size_t b = raw_begin();
-  if (!raw_append(json)) return false;
-  return raw_commit(key, b, FieldKind::kRawJson);
 }
 
 bool FieldList::raw_append(std::string_view s) {
@@ -127,7 +123,7 @@ bool FieldList::raw_append(std::string_view s) {
   return true;
 }
 
-bool FieldList::raw_commit(const char* key, size_t begin, FieldKind kind) {
+bool FieldList::raw_commit(const char* key, uint8_t key_len, size_t begin, FieldKind kind) {
   if (count_ >= kMaxFields) {
     truncated_ = true;
     used_ = static_cast<uint16_t>(begin);
@@ -135,6 +131,7 @@ bool FieldList::raw_commit(const char* key, size_t begin, FieldKind kind) {
   }
   Field& f = fields_[count_++];
   f.key = key;
+  f.key_len = key_len;
   f.kind = kind;
   f.off = static_cast<uint16_t>(begin);
   f.len = static_cast<uint16_t>(used_ - begin);
@@ -142,26 +139,26 @@ bool FieldList::raw_commit(const char* key, size_t begin, FieldKind kind) {
   return true;
 }
 
-void FieldList::set_uint(const char* key, uint64_t v) {
+void FieldList::set_uint(const char* key, uint8_t key_len, uint64_t v) {
   for (size_t i = 0; i < count_; ++i) {
-    if (std::strcmp(fields_[i].key, key) == 0) {
-      fields_[i].kind = FieldKind::kUint;
-      fields_[i].num = v;
+    Field& f = fields_[i];
+    if (f.key_len == key_len && std::memcmp(f.key, key, key_len) == 0) {
+      f.kind = FieldKind::kUint;
+      f.num = v;
       return;
     }
   }
-  add_uint(key, v);
+  add_num(key, key_len, FieldKind::kUint, v);
 }
 
 const Field* FieldList::find(std::string_view key) const {
-  // Keys are C strings: compared byte by byte up to their terminator, no strlen per field
-  // (most differ in the first byte).
+  // Lengths first, then the first byte (most keys of one length differ there), then the rest.
   const size_t n = key.size();
+  if (n == 0 || n > UINT8_MAX) return nullptr;  // keys are not empty
+  const char c0 = key[0];
   for (size_t i = 0; i < count_; ++i) {
-    const char* k = fields_[i].key;
-    size_t j = 0;
-    while (j < n && k[j] != '\0' && k[j] == key[j]) ++j;
-    if (j == n && k[n] == '\0') return &fields_[i];
+    const Field& f = fields_[i];
+    if (f.key_len == n && f.key[0] == c0 && std::memcmp(f.key + 1, key.data() + 1, n - 1) == 0) return &f;
   }
   return nullptr;
 }
@@ -237,14 +234,91 @@ struct StringOut {
   }
 };
 
-template <typename Int>
-void put_decimal_t(Int v, JsonOut& out) {
-  char* p = out.room(24);  // 20 digits and a sign at most
-  const auto r = std::to_chars(p, p + 24, v);
-  out.advance(static_cast<size_t>(r.ptr - p));
+// n bytes (keys, short values) without a library call: two overlapping loads
+// and stores cover any length up to twice their width, and never read past src + n.
+inline void copy_short(char* dst, const char* src, size_t n) {
+  if (n >= 8) {
+    if (n > 16) {
+      std::memcpy(dst, src, n);
+      return;
+    }
+    uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + n - 8, 8);
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + n - 8, &b, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + n - 4, 4);
+    std::memcpy(dst, &a, 4);
+    std::memcpy(dst + n - 4, &b, 4);
+  } else if (n > 0) {
+    dst[0] = src[0];
+    dst[n / 2] = src[n / 2];
+    dst[n - 1] = src[n - 1];
+  }
 }
-void put_decimal(uint64_t v, JsonOut& out) { put_decimal_t(v, out); }
-void put_int(int64_t v, JsonOut& out) { put_decimal_t(v, out); }
+
+// "00" .. "99": two digits per division.
+constexpr auto kDigitPairs = [] {
+  std::array<char, 200> t{};
+  for (int i = 0; i < 100; ++i) {
+    t[2 * i] = static_cast<char>('0' + i / 10);
+    t[2 * i + 1] = static_cast<char>('0' + i % 10);
+  }
+  return t;
+}();
+
+// Decimal digits of v (1..20).
+inline size_t decimal_len(uint64_t v) {
+  size_t n = 1;
+  for (;;) {
+    if (v < 10) return n;
+    if (v < 100) return n + 1;
+    if (v < 1000) return n + 2;
+    if (v < 10000) return n + 3;
+    v /= 10000;
+    n += 4;
+  }
+}
+
+// v in decimal at p (decimal_len(v) bytes), written from its last digit back.
+inline void write_decimal(uint64_t v, char* p, size_t len) {
+  char* e = p + len;
+  while (v >= 100) {
+    const size_t r = static_cast<size_t>(v % 100);
+    v /= 100;
+    e -= 2;
+    e[0] = kDigitPairs[2 * r];
+    e[1] = kDigitPairs[2 * r + 1];
+  }
+  if (v >= 10) {
+    e[-2] = kDigitPairs[2 * v];
+    e[-1] = kDigitPairs[2 * v + 1];
+  } else {
+    e[-1] = static_cast<char>('0' + v);
+  }
+}
+
+void put_decimal(uint64_t v, JsonOut& out) {
+  char* p = out.room(20);  // 20 digits at most
+  const size_t len = decimal_len(v);
+  write_decimal(v, p, len);
+  out.advance(len);
+}
+void put_int(int64_t v, JsonOut& out) {
+  if (v >= 0) {
+    put_decimal(static_cast<uint64_t>(v), out);
+    return;
+  }
+  char* p = out.room(21);  // a sign and 20 digits at most
+  p[0] = '-';
+  const uint64_t u = 0 - static_cast<uint64_t>(v);
+  const size_t len = decimal_len(u);
+  write_decimal(u, p + 1, len);
+  out.advance(len + 1);
+}
 
 // Length of the valid UTF-8 sequence starting at s[i] (>= 0x80), 0 if invalid.
 size_t utf8_seq_len(const unsigned char* s, size_t i, size_t n) {
@@ -432,17 +506,60 @@ void put_ip(const IpAddr& ip, uint8_t ip_version, JsonOut& out) {
   out.advance(n);
 }
 
+// The 8 hex digits of x (lower case, most significant first) as 8 bytes in memory order.
+inline uint64_t hex8(uint32_t x) {
+  uint64_t y = x;
+  y = (y | (y << 16)) & 0x0000FFFF0000FFFFull;
+  y = (y | (y << 8)) & 0x00FF00FF00FF00FFull;
+  y = (y | (y << 4)) & 0x0F0F0F0F0F0F0F0Full;  // byte k: nibble k
+  y = __builtin_bswap64(y);                     // most significant nibble first in memory
+  const uint64_t letters = ((y + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;  // nibble > 9
+  return y + 0x3030303030303030ull + letters * ('a' - '0' - 10);
+}
+
+// The 16 hex digits of v at p.
+inline void put_hex16(uint64_t v, char* p) {
+  const uint64_t hi = hex8(static_cast<uint32_t>(v >> 32));
+  const uint64_t lo = hex8(static_cast<uint32_t>(v));
+  std::memcpy(p, &hi, 8);
+  std::memcpy(p + 8, &lo, 8);
+}
+
+// The text of the last address written at one place of the record: the client and the server
+// addresses repeat from record to record, formatting them is most of their cost.
+struct IpText {
+  uint8_t version = 0;  // 0: empty
+  uint8_t len = 0;
+  IpAddr ip{};
+  char text[64];
+};
+
+void put_ip(const IpAddr& ip, uint8_t ip_version, JsonOut& out, IpText& last) {
+  if (last.version != ip_version || last.version == 0 || std::memcmp(last.ip.bytes, ip.bytes, sizeof(ip.bytes)) != 0) {
+    size_t n = format_ip(ip, ip_version, last.text, sizeof(last.text));
+    if (n == 0) {
+      last.text[0] = '?';
+      n = 1;
+    }
+    last.len = static_cast<uint8_t>(n);
+    last.ip = ip;
+    last.version = ip_version;
+  }
+  copy_short(out.room(last.len), last.text, last.len);
+  out.advance(last.len);
+}
+
 void put_fields(const Message& m, JsonOut& out) {
   out.lit("{\"bytes\":");
   put_decimal(m.bytes, out);
   const FieldList& fl = m.fields;
   for (size_t i = 0; i < fl.size(); ++i) {
     const Field& f = fl[i];
-    const size_t klen = std::strlen(f.key);
+    const size_t klen = f.key_len;
     char* p = out.room(klen + 4);
     p[0] = ',';
     p[1] = '"';
-    std::memcpy(p + 2, f.key, klen);
+    copy_short(p + 2, f.key, klen);
     p[klen + 2] = '"';
     p[klen + 3] = ':';
     out.advance(klen + 4);
@@ -488,17 +605,17 @@ void append_json_line(const Record& r, std::string& s) {
   put_iso8601_us(r.ts_ns, out.room(27));
   out.advance(27);
   out.lit("\",\"id\":\"");
-  char* p = out.room(16);
-  for (int k = 0; k < 16; ++k) p[k] = kHex[(r.id >> (60 - 4 * k)) & 15];
+  put_hex16(r.id, out.room(16));
   out.advance(16);
   out.lit("\",\"protocol\":\"");
   out.append(to_string(r.protocol));
+  thread_local IpText last_client, last_server;  // per worker thread
   out.lit("\",\"client\":{\"ip\":\"");
-  put_ip(r.client.ip, r.ip_version, out);
+  put_ip(r.client.ip, r.ip_version, out, last_client);
   out.lit("\",\"port\":");
   put_decimal(r.client.port, out);
   out.lit("},\"server\":{\"ip\":\"");
-  put_ip(r.server.ip, r.ip_version, out);
+  put_ip(r.server.ip, r.ip_version, out, last_server);
   out.lit("\",\"port\":");
   put_decimal(r.server.port, out);
   out.lit("},\"latency_us\":");
