@@ -14,6 +14,8 @@
 
 namespace spanfeed {
 
+class TextMemo;  // decode/text_memo.h
+
 // Endpoint label value of the records that fall outside a bound (top N, the series cap).
 inline constexpr std::string_view kOtherEndpoint = "other";
 
@@ -24,7 +26,10 @@ class TopNames {
  public:
   explicit TopNames(uint32_t n, uint32_t decay_every = 4096);
   // True when `name` is (now) one of the admitted names.
-  bool admit(std::string_view name);
+  bool admit(std::string_view name) { return admit_hash(hash(name)); }
+  // The same with the name's hash(name) known.
+  bool admit_hash(uint64_t h);
+  static uint64_t hash(std::string_view name);
   uint32_t admitted() const { return used_; }
 
  private:
@@ -71,6 +76,8 @@ class EndpointWriter {
   }
   // `name` when it is among the protocol's top N on this worker, else "other".
   void add_top(std::string_view name);
+  // Fingerprints of normalized statements remembered across records (the worker's; nullptr: none).
+  void set_memo(TextMemo* memo) { memo_ = memo; }
   // HTTP path template: the query (from '?') dropped; a scheme://authority prefix dropped;
   // numeric, UUID and long hex segments (>= 16 hex digits, or >= 8 with a digit and a letter
   // only from a-f) become {id}.
@@ -82,9 +89,12 @@ class EndpointWriter {
   size_t size() const { return len_; }
 
  private:
+  void add_top(std::string_view name, uint64_t hash);
+
   std::array<char, kMax> buf_{};
   size_t len_ = 0;
   TopNames* top_;
+  TextMemo* memo_ = nullptr;
 };
 
 // A protocol's endpoint of a finished record. False: the record is not a request for RED

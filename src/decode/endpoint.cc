@@ -9,14 +9,13 @@
 #include <span>
 
 #include "decode/fnv.h"
+#include "decode/text_memo.h"
 
 namespace spanfeed {
 namespace {
 
 bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-uint64_t hash_name(std::string_view s) { return fnv1a64(s.data(), s.size()); }
 
 }  // namespace
 
@@ -72,12 +71,13 @@ void TopNames::refresh_min() {
   }
 }
 
-bool TopNames::admit(std::string_view name) {
+uint64_t TopNames::hash(std::string_view name) { return fnv1a64(name.data(), name.size()); }
+
+bool TopNames::admit_hash(uint64_t h) {
   if (++lookups_ >= decay_every_) {
     lookups_ = 0;
     decay();
   }
-  const uint64_t h = hash_name(name);
   if (const int32_t s = find(h); s >= 0) {
     Entry& e = entries_[static_cast<size_t>(s)];
     if (e.hits < UINT32_MAX) ++e.hits;
@@ -119,8 +119,10 @@ void EndpointWriter::add(std::string_view s) {
   len_ += n;
 }
 
-void EndpointWriter::add_top(std::string_view name) {
-  if (top_ == nullptr || top_->admit(name)) {
+void EndpointWriter::add_top(std::string_view name) { add_top(name, TopNames::hash(name)); }
+
+void EndpointWriter::add_top(std::string_view name, uint64_t hash) {
+  if (top_ == nullptr || top_->admit_hash(hash)) {
     add(name);
   } else {
     add(kOtherEndpoint);
@@ -179,6 +181,16 @@ void EndpointWriter::add_path_template(std::string_view path) {
 }
 
 void EndpointWriter::add_sql_fingerprint(std::string_view normalized) {
+  // Statements repeat: their fingerprint and its name hash are remembered.
+  uint64_t memo_hash = 0;
+  if (memo_ != nullptr) {
+    memo_hash = TextMemo::hash(normalized);
+    TextMemo::Hit hit;
+    if (memo_->find(normalized, memo_hash, &hit)) {
+      add_top(hit.value, hit.extra);
+      return;
+    }
+  }
   // Built in a local buffer (the name must be whole before the top-N lookup).
   // Byte classes: white space, '?', and the rest (copied in runs).
   enum : uint8_t { kPlain = 0, kSpace = 1, kMark = 2 };
@@ -238,7 +250,10 @@ void EndpointWriter::add_sql_fingerprint(std::string_view normalized) {
     fp[n++] = s[i++];
     while (i < len && n < fp.size() && cls(s[i]) == kPlain) fp[n++] = s[i++];
   }
-  add_top(std::string_view(fp.data(), n));
+  const std::string_view name(fp.data(), n);
+  const uint64_t hash = TopNames::hash(name);
+  if (memo_ != nullptr) memo_->remember(normalized, memo_hash, name, hash);
+  add_top(name, hash);
 }
 
 // --- record helpers ---

@@ -8,9 +8,13 @@
 #include <bit>
 #include <cstring>
 
+#include "decode/text_memo.h"
 #include "spanfeed/protocol.h"
 
 namespace spanfeed::red {
+
+// Distinct statements whose fingerprint is remembered per worker (~135 KiB).
+constexpr size_t kSqlMemoEntries = 256;
 
 // --- Shared ---
 
@@ -74,7 +78,10 @@ Aggregator::Aggregator(const Shared& shared, uint32_t seed)
   dirty_.reserve(shared.max_series);
   top_.resize(kProtocolCount);
   for (auto& t : top_) t = std::make_unique<TopNames>(shared.top_n == 0 ? 1 : shared.top_n);
+  sql_memo_ = std::make_unique<TextMemo>(kSqlMemoEntries);
 }
+
+Aggregator::~Aggregator() = default;
 
 size_t Aggregator::capacity_for_harvest() const { return series_.size() + other_.size(); }
 
@@ -180,6 +187,7 @@ void Aggregator::add(const Record& r) {
   SeriesKey& k = k_;
   // The endpoint first: the protocol may decline the record (not a request).
   w_.reset(top_[p].get());
+  w_.set_memo(sql_memo_.get());
   if (r.request == nullptr) {
     w_.add("unknown");
   } else if (const ProtocolDescriptor* d = protocol_descriptor(r.protocol); d != nullptr && d->endpoint != nullptr) {

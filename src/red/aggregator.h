@@ -89,6 +89,7 @@ struct Delta {
 class Aggregator {
  public:
   Aggregator(const Shared& shared, uint32_t seed);
+  ~Aggregator();  // sql_memo_'s type is complete in aggregator.cc
   // One finished record (worker, hot path: no allocation).
   void add(const Record& r);
   // Appends every series touched since the last harvest to `out` and zeroes its counts
@@ -136,6 +137,7 @@ class Aggregator {
   std::vector<std::unique_ptr<TopNames>> top_;  // per protocol
   SeriesKey k_;                    // scratch key of the record being added
   EndpointWriter w_;
+  std::unique_ptr<TextMemo> sql_memo_;  // normalized statement -> SQL fingerprint (w_'s memo)
   uint64_t folded_records_ = 0, folded_series_ = 0, skipped_ = 0;  // since the last harvest
   uint64_t folded_records_total_ = 0;
 };

@@ -14,6 +14,7 @@
 
 #include "mysql_wire.h"
 #include "statement_cache.h"
+#include "text_memo.h"
 
 #include "spanfeed/decoder.h"
 #include "decode/inflate.h"
@@ -60,7 +61,7 @@ class MysqlDecoder final : public Decoder {
   void first_byte(FlowContext& ctx, State& st, Direction dir, uint8_t b, uint64_t ts);
   uint8_t pending_command(FlowContext& ctx);
   void end_request_packet(FlowContext& ctx, State& st, uint64_t end, uint64_t ts);
-  static void add_normalized(FieldList& f, std::string_view text);
+  void add_normalized(FieldList& f, std::string_view text);
 
   // responses.cc: server responses and prepared-statement answers.
   static void ok_fields(FieldList& f, const uint8_t* p, size_t n);
@@ -78,6 +79,7 @@ class MysqlDecoder final : public Decoder {
   bool redact_;
   uint32_t gen_ = 0;
   db::StatementCache stmts_;  // statement id -> normalized SQL, per flow generation
+  TextMemo normalized_{kNormalizedMemo};  // statement text -> normalized text (db::normalize_sql)
   InflatePool inflaters_;  // compressed packets being inflated (compression.cc)
 };
 

@@ -30,6 +30,7 @@ constexpr uint32_t kInflateContexts = 8;    // compressed packets being inflated
 constexpr uint8_t kNoZctx = 0xFF;           // Side::zctx: no inflate context leased
 constexpr size_t kInflateOut = 16384;       // inflate output block (parsed before the next block is made)
 constexpr size_t kStmtEntries = 2048;       // prepared statements remembered per worker (all flows)
+constexpr size_t kNormalizedMemo = 256;     // statement texts whose normalized text is remembered per worker
 
 // Capability flags.
 constexpr uint32_t kCapConnectWithDb = 0x8;

@@ -1,0 +1,93 @@
+// TextMemo: a direct-mapped memo of short text -> short text (plus a 64-bit value), for pure functions
+// of text that repeat from record to record (SQL normalization, SQL fingerprints). One per user per
+// worker lcore; allocates only in the constructor. A miss (or a text over the caps) costs the hash.
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+namespace spanfeed {
+
+class TextMemo {
+ public:
+  static constexpr size_t kKeyMax = 256;    // longer texts are not remembered
+  static constexpr size_t kValueMax = 256;
+
+  struct Hit {
+    std::string_view value;
+    uint64_t extra;
+  };
+
+  // entries: rounded up to a power of two.
+  explicit TextMemo(size_t entries) : slots_(std::bit_ceil(entries == 0 ? 1 : entries)) {}
+
+  // Word-at-a-time hash of the key (not FNV's byte loop): mixes 8 bytes per step.
+  static uint64_t hash(std::string_view s) {
+    constexpr uint64_t kMul = 0x9ddfea08eb382d69ull;
+    auto mix = [](uint64_t h, uint64_t w) { return std::rotl((h ^ w) * kMul, 29); };
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const size_t n = s.size();
+    uint64_t h = 0x243f6a8885a308d3ull ^ (n * kMul);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) h = mix(h, load64(p + i));
+    if (i < n) {
+      uint64_t w = 0;
+      if (n >= 8) {
+        w = load64(p + n - 8) >> (8 * (8 - (n - i)));  // the last bytes, read without going past n
+      } else {
+        std::memcpy(&w, p + i, n - i);
+      }
+      h = mix(h, w);
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+  }
+
+  // The value remembered for `key` (h = hash(key)), if any.
+  bool find(std::string_view key, uint64_t h, Hit* out) const {
+    const Slot& s = slots_[h & (slots_.size() - 1)];
+    if (s.hash != h || s.key_len != key.size() || s.key_len == 0 ||
+        std::memcmp(s.key, key.data(), key.size()) != 0) {
+      return false;
+    }
+    *out = {std::string_view(s.value, s.value_len), s.extra};
+    return true;
+  }
+
+  // Remembers value (and extra) for key, replacing the slot's entry; nothing when either is over its cap.
+  void remember(std::string_view key, uint64_t h, std::string_view value, uint64_t extra) {
+    if (key.empty() || key.size() > kKeyMax || value.size() > kValueMax) return;
+    Slot& s = slots_[h & (slots_.size() - 1)];
+    s.hash = h;
+    s.extra = extra;
+    s.key_len = static_cast<uint16_t>(key.size());
+    s.value_len = static_cast<uint16_t>(value.size());
+    std::memcpy(s.key, key.data(), key.size());
+    std::memcpy(s.value, value.data(), value.size());
+  }
+
+ private:
+  static uint64_t load64(const unsigned char* p) {
+    uint64_t v;
+    std::memcpy(&v, p, sizeof(v));
+    return v;
+  }
+
+  struct Slot {
+    uint64_t hash = 0;
+    uint64_t extra = 0;
+    uint16_t key_len = 0;  // 0: empty
+    uint16_t value_len = 0;
+    char key[kKeyMax];
+    char value[kValueMax];
+  };
+  std::vector<Slot> slots_;
+};
+
+}  // namespace spanfeed
