@@ -107,6 +107,11 @@ class FieldList {
   size_t size() const { return count_; }
   const Field& operator[](size_t i) const { return fields_[i]; }
   size_t arena_left() const { return kArenaBytes - used_; }
+  // Every value's bytes in one span (string and raw JSON values, replaced ones too, no
+  // separators): a superset of each value, for prefilters that may answer "maybe" too often.
+  std::string_view arena() const { return {arena_.data(), used_}; }
+  // Bytes readable past a value's end inside the arena (the encoder loads 16 at a time).
+  static constexpr size_t kArenaSlack = 16;
   bool truncated() const { return truncated_; }
 
   // Raw arena writing for values built piece by piece (DNS answers): begin,
@@ -124,7 +129,7 @@ class FieldList {
   void set_uint(const char* key, uint8_t key_len, uint64_t v);
 
   std::array<Field, kMaxFields> fields_{};
-  std::array<char, kArenaBytes> arena_{};
+  std::array<char, kArenaBytes + kArenaSlack> arena_{};
   uint16_t count_ = 0;
   uint16_t used_ = 0;
   bool truncated_ = false;

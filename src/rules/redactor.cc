@@ -157,6 +157,17 @@ void Redactor::redact(const RedactWith& with, Message& m, Protocol p, Direction 
   ctx.proto_bit = protocol_bit(p);
   ctx.side_bit = static_cast<uint8_t>(dir == Direction::kClientToServer ? RuleSide::kRequest : RuleSide::kResponse);
   std::array<uint8_t, FieldList::kMaxFields> index;  // scanned value k is field index[k] (k < ctx.fields)
+  if (with.im.redact_builtin_only) {
+    // Built-ins only: when the arena (every value, unjoined) holds none of their literals, no value
+    // does, and the join and the scan are skipped. A "maybe" (also across two values) joins and checks.
+    size_t strings = 0;
+    for (size_t i = 0; i < fl.size(); ++i) strings += fl[i].kind == FieldKind::kString && fl[i].len != 0;
+    if (strings == 0) return;
+    if (!builtin_may_match(fl.arena())) {
+      c.fields_scanned += strings;
+      return;
+    }
+  }
   join_buf_.clear();
   for (size_t i = 0; i < fl.size(); ++i) {
     const Field& f = fl[i];
