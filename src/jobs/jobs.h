@@ -150,6 +150,11 @@ class RecordsJob final : public Job, public RecordSink {
   std::unique_ptr<GelfEncoder> gelf_;  // when an output is GELF: documents encoded here, beside the JSON line
   std::unique_ptr<red::Exchange> red_;  // RED metrics (red.enabled): every record counted here
   RecordBatch* batch_ = nullptr;
+  // The last record's connection and its key (records of one connection often follow each other).
+  Endpoint key_client_{};
+  Endpoint key_server_{};
+  uint32_t key_ = 0;
+  bool key_valid_ = false;
   uint64_t batched_ = 0;       // records put into batches
   uint64_t dropped_ = 0;       // no free batch (live; offline after a forced stop)
   uint64_t dropped_abandoned_ = 0;  // of dropped_: offline, the wait was abandoned
