@@ -3,6 +3,7 @@
 #include "spanfeed/flow_table.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 namespace spanfeed {
@@ -136,11 +137,13 @@ bool FlowTable::take_fresh() {
 }
 
 uint64_t FlowTable::hash(const FlowKey& k) const {
+  // One multiply and rotate per word, the full finaliser once (six finalisers: ~80 instructions a packet).
+  constexpr uint64_t kMul = 0x9ddfea08eb382d69ull;
   uint64_t h = seed_;
   for (size_t i = 0; i < sizeof(FlowKey) / 8; ++i) {
-    h = mix64(h ^ load_word(k, i));
+    h = std::rotl((h ^ load_word(k, i)) * kMul, 29);
   }
-  return h;
+  return mix64(h);
 }
 
 FlowLookup FlowTable::find(const OrientedKey& ok) {
