@@ -145,8 +145,9 @@ inline unsigned bits16(unsigned x) {
 }
 
 // Bytes [i, i + 16) of s[0, n) (s readable to i + 18): 1 when a literal or a card may start, else 0
-// with `digits` carried on.
-inline bool may_match_chunk(const unsigned char* s, size_t n, size_t i, size_t& digits) {
+// with `digits` carried on. Bytes whose bit in `valid` is clear (past n) count as neither letters nor
+// digits; a literal starting before them is checked against n by may_match_bytes.
+inline bool may_match_chunk(const unsigned char* s, size_t n, size_t i, size_t& digits, unsigned valid = 0xffffu) {
   auto eq = [](__m128i v, char c) { return _mm_cmpeq_epi8(v, _mm_set1_epi8(c)); };
   const __m128i lower = _mm_set1_epi8(0x20);
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
@@ -161,10 +162,10 @@ inline bool may_match_chunk(const unsigned char* s, size_t n, size_t i, size_t& 
   const __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
   const __m128i is_digit = _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);
   const __m128i is_sep = _mm_or_si128(eq(v, ' '), eq(v, '-'));
-  const unsigned dm = static_cast<unsigned>(_mm_movemask_epi8(is_digit));
-  const unsigned run = dm | static_cast<unsigned>(_mm_movemask_epi8(is_sep));
+  const unsigned dm = static_cast<unsigned>(_mm_movemask_epi8(is_digit)) & valid;
+  const unsigned run = (dm | static_cast<unsigned>(_mm_movemask_epi8(is_sep))) & valid;
   const unsigned breaks = ~run & 0xffffu;  // bytes that end a digit run
-  if (_mm_movemask_epi8(triples) == 0) {
+  if ((static_cast<unsigned>(_mm_movemask_epi8(triples)) & valid) == 0) {
     if (dm == 0) {  // no digit: the run goes on through separators only
       if (breaks != 0) digits = 0;
       return false;
@@ -213,6 +214,23 @@ bool builtin_may_match(std::string_view sv) {
   return false;
 #else
   return may_match_bytes(s, n, 0, n, digits);
+#endif
+}
+
+bool builtin_may_match_slack(std::string_view sv) {
+#ifdef __SSE2__
+  // The bytes past n are loaded but masked out of the last chunk: no copy into a padded buffer.
+  const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
+  const size_t n = sv.size();
+  size_t digits = 0;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    if (may_match_chunk(s, n, i, digits)) return true;
+  }
+  if (i < n) return may_match_chunk(s, n, i, digits, (1u << (n - i)) - 1);
+  return false;
+#else
+  return builtin_may_match(sv);
 #endif
 }
 

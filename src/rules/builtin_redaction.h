@@ -42,6 +42,10 @@ bool builtin_enabled(std::string_view rule, const BuiltinRedaction& b);
 // "pass", "pwd=", ASCII case ignored) and no run of [0-9 -] with 13 digits.
 // One pass, no Hyperscan call: a message without them skips the scan.
 bool builtin_may_match(std::string_view s);
+// The same answer for a text that has kBuiltinMayMatchSlack readable bytes (any content) past its
+// end, as a FieldList's arena has: no copy of its last bytes.
+inline constexpr size_t kBuiltinMayMatchSlack = 17;
+bool builtin_may_match_slack(std::string_view s);
 // The same, one byte at a time (the reference the tests hold builtin_may_match to).
 bool builtin_may_match_bytewise(std::string_view s);
 

@@ -163,7 +163,9 @@ void Redactor::redact(const RedactWith& with, Message& m, Protocol p, Direction 
     size_t strings = 0;
     for (size_t i = 0; i < fl.size(); ++i) strings += fl[i].kind == FieldKind::kString && fl[i].len != 0;
     if (strings == 0) return;
-    if (!builtin_may_match(fl.arena())) {
+    const std::string_view arena = fl.arena();
+    const bool slack = arena.size() + kBuiltinMayMatchSlack <= FieldList::kArenaBytes + FieldList::kArenaSlack;
+    if (!(slack ? builtin_may_match_slack(arena) : builtin_may_match(arena))) {
       c.fields_scanned += strings;
       return;
     }

@@ -448,6 +448,11 @@ TEST(ContentRules, BuiltinPrefilterChunkedEqualsBytewise) {
     for (size_t k = rng() % 24; k > 0; --k) t += pieces[rng() % pieces.size()];
     const bool want = builtin_may_match_bytewise(t);
     ASSERT_EQ(builtin_may_match(t), want) << t;
+    // Followed by bytes that would complete a literal or a digit run: the slack variant ignores them.
+    std::string padded = t;
+    padded.append("earer 41111111111111111");
+    static_assert(kBuiltinMayMatchSlack <= 23);
+    ASSERT_EQ(builtin_may_match_slack(std::string_view(padded).substr(0, t.size())), want) << t;
     for (size_t skip = 1; skip < 4 && skip < t.size(); ++skip) {
       ASSERT_EQ(builtin_may_match(std::string_view(t).substr(skip)), builtin_may_match_bytewise(std::string_view(t).substr(skip))) << t;
     }
