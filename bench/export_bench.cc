@@ -101,6 +101,7 @@ BENCHMARK(BM_KafkaSink)
     ->Args({400000, 1})
     ->Args({400000, 2})
     ->Args({400000, 4})
+    ->Args({1200000, 1})  // with 400000/1: the cost per record past warm-up (callgrind difference)
     ->Iterations(1)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);

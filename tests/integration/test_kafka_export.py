@@ -174,6 +174,42 @@ class KafkaExport(SpanfeedTestCase):
             self.assertTrue(payload.startswith('{"schema_version":"1.0",'), payload[:40])
             self.assertEqual(json.loads(payload)["protocol"], "redis")
 
+    def test_recycled_headers_match_each_record(self):
+        # The sink reuses a delivered message's header list for the next record
+        # of the same protocol. With one message in flight at a time every list
+        # is reused, across a capture of several protocols: each message's
+        # protocol header is still its record's protocol, nothing is lost.
+        with tempfile.TemporaryDirectory() as tmp:
+            merged = os.path.join(tmp, "mixed.pcap")
+            subprocess.run(["mergecap", "-F", "pcap", "-w", merged] + [capture(c) for c in CAPTURES[:4]],
+                           check=True)
+            cfg = os.path.join(tmp, "c.yaml")
+            with open(cfg, "w") as f:
+                f.write("kafka:\n  properties:\n    queue.buffering.max.messages: '1'\n    linger.ms: '0'\n")
+            broker = Broker(tmp)
+            try:
+                jl = os.path.join(tmp, "r.jsonl")
+                r = run_spanfeed(["--pcap", merged, "-c", cfg, "--job", "records", "-q",
+                                  "--output", f"kafka:{broker.bootstrap}/spanfeed", "--output", f"jsonl:{jl}"])
+                self.assertEqual(r.rc, 0, r.stderr)
+                out = subprocess.run(["kcat", "-b", broker.bootstrap, "-C", "-t", "spanfeed", "-o", "beginning",
+                                      "-e", "-q", "-f", "%h\t%s\n"], capture_output=True, text=True, timeout=60)
+            finally:
+                broker.stop()
+            with open(jl) as f:
+                expected = sorted(l.rstrip("\n") for l in f)
+        self.assertSinkLedger(r.summary)
+        lines = out.stdout.splitlines()
+        self.assertEqual(sorted(line.split("\t", 1)[1] for line in lines), expected)
+        protocols = collections.Counter()
+        for line in lines:
+            headers, payload = line.split("\t", 1)
+            proto = json.loads(payload)["protocol"]
+            protocols[proto] += 1
+            self.assertEqual(headers, f"protocol={proto},content-type=application/json,schema_version=1.0")
+        self.assertGreaterEqual(len(protocols), 3, protocols)
+        self.assertGreater(max(protocols.values()), 1, protocols)  # a protocol reused its lists
+
     def test_offline_outage_loses_nothing(self):
         with tempfile.TemporaryDirectory() as tmp:
             broker = Broker(tmp)
