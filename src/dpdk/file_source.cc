@@ -28,6 +28,8 @@ constexpr uint32_t kMaxSegment = UINT16_MAX;
 // (in steps of as much): resident memory stays flat whatever the file size.
 // Mbufs still in flight there stay valid: a file mapping faults back in.
 constexpr size_t kResidentWindow = 16u << 20;
+// Finite files: pages mapped in ahead of the reader, in steps of half as much.
+constexpr size_t kPopulateAhead = 4u << 20;
 
 // The mbuf's own (tiny) data room holds the shared info of the external
 // buffer it is attached to: one per mbuf, reference count 1, so freeing it
@@ -392,6 +394,15 @@ uint16_t FileSource::fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts
   if (i < n) {
     tsan_release(pool);  // whichever lcore takes them from the pool next
     rte_pktmbuf_free_bulk(pkts + i, n - i);
+  }
+  if (!opt_.infinite && populate_ && pos_ + kPopulateAhead / 2 > populated_ && populated_ < size_) {
+    // Map the pages ahead of the reader in one call per step instead of a
+    // fault every 16 pages (with faults, a quarter of the RX lcore's time
+    // went to the kernel).
+    const size_t from = std::max(populated_, pos_ & ~size_t{4095});
+    const size_t upto = std::min(size_, from + kPopulateAhead);
+    if (madvise(const_cast<std::byte*>(map_) + from, upto - from, MADV_POPULATE_READ) != 0) populate_ = false;
+    populated_ = upto;
   }
   if (!opt_.infinite && pos_ > released_ + 2 * kResidentWindow) {
     const size_t upto = (pos_ - kResidentWindow) & ~size_t{4095};

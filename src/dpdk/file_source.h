@@ -74,6 +74,8 @@ class FileSource {
   size_t pos_ = 0;          // next block or record
   size_t first_ = 0;        // first record (infinite: where a pass starts)
   size_t released_ = 0;     // finite files: pages before this are unmapped from RSS
+  size_t populated_ = 0;    // finite files: pages before this are mapped in (MADV_POPULATE_READ)
+  bool populate_ = true;    // the kernel takes MADV_POPULATE_READ (Linux 5.14+)
   uint64_t in_pass_ = 0;    // records read in this pass
   bool pcapng_ = false;
   bool swapped_ = false;    // file byte order differs from ours
