@@ -7,6 +7,7 @@
 #include <rte_branch_prediction.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
+#include <rte_prefetch.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +29,10 @@ constexpr uint32_t kMaxSegment = UINT16_MAX;
 // (in steps of as much): resident memory stays flat whatever the file size.
 // Mbufs still in flight there stay valid: a file mapping faults back in.
 constexpr size_t kResidentWindow = 16u << 20;
+// The classic-pcap loop prefetches the mapping this far ahead of the reader
+// (one line a record; a few percent faster in wall time at 8 KiB than without,
+// and than at 1 KiB). Prefetching the next mbufs for writing was slower.
+constexpr size_t kPrefetchBytes = 8192;
 // Finite files: pages mapped in ahead of the reader, in steps of half as much.
 constexpr size_t kPopulateAhead = 4u << 20;
 
@@ -328,6 +333,7 @@ uint16_t FileSource::fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts
         const uint32_t caplen = std::min(incl, snaplen);  // as libpcap cuts it
         if (unlikely(caplen > kMaxSegment)) break;
         rte_mbuf* m = pkts[i];
+        rte_prefetch0(map + pos + kPrefetchBytes);  // a dozen records ahead: their headers
         attach_pinned(m, map + pos + 16, caplen, ol_flags);
         if constexpr (kStamp) {
           *RTE_MBUF_DYNFIELD(m, ts_offset, rte_mbuf_timestamp_t*) =
