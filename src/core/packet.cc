@@ -318,8 +318,14 @@ ParseOutcome parse_ipv6(const uint8_t* d, size_t len, size_t off, ParsedPacket& 
   const uint32_t seq = rd32(d + 38), ack = rd32(d + 42);
   const uint8_t tcp_flags = d[47];
   clear(out);
-  std::memcpy(out.src.bytes, &src, 4);
-  std::memcpy(out.dst.bytes, &dst, 4);
+  // Each address as one 16-byte store: the flow hash reads it right after in
+  // 8-byte halves, which a load spanning a 4-byte and a zero store could not
+  // take from the store buffer (a store-forwarding stall per packet).
+  IpAddr a{};
+  std::memcpy(a.bytes, &src, 4);
+  out.src = a;
+  std::memcpy(a.bytes, &dst, 4);
+  out.dst = a;
   out.src_port = sport;
   out.dst_port = dport;
   out.ip_payload_len = total - 20;
