@@ -30,6 +30,12 @@ struct DecapStep {
   uint8_t ip_version = 0;
 };
 
+// The IP protocols decap_step looks into (UDP, GRE, IPv4/IPv6 in IP): for any
+// other (TCP, ICMP...) it finds no tunnel, so the parser need not ask it.
+inline bool may_carry_tunnel(uint8_t l4_proto) {
+  return l4_proto == 17 || l4_proto == 47 || l4_proto == 4 || l4_proto == 41;
+}
+
 // `p` has been parsed up to L4 (l4_offset, ports, l4_proto set; not a later
 // fragment). `end` is where the IP datagram ends in the captured bytes.
 DecapStep decap_step(const uint8_t* d, size_t end, const ParsedPacket& p, const DecapConfig& cfg);

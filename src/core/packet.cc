@@ -158,7 +158,7 @@ bool is_ipv6_ext_header(uint8_t nh) {
 }
 
 // Parses TCP/UDP at l4_off; fills ports, payload bounds and TCP fields.
-void parse_l4(const uint8_t* d, size_t len, size_t l4_off, size_t l4_end, ParsedPacket& out) {
+[[gnu::always_inline]] inline void parse_l4(const uint8_t* d, size_t len, size_t l4_off, size_t l4_end, ParsedPacket& out) {
   out.l4_offset = static_cast<uint16_t>(l4_off);
   // l4_end: where the IP datagram ends within the captured frame.
   if (out.l4_proto == kProtoTcp) {
@@ -207,7 +207,7 @@ void parse_l4(const uint8_t* d, size_t len, size_t l4_off, size_t l4_end, Parsed
   (void)len;
 }
 
-ParseOutcome parse_ipv4(const uint8_t* d, size_t len, size_t off, ParsedPacket& out) {
+[[gnu::always_inline]] inline ParseOutcome parse_ipv4(const uint8_t* d, size_t len, size_t off, ParsedPacket& out) {
   if (off + 20 > len) return ParseOutcome::kTruncatedL3;
   const uint8_t* ip = d + off;
   if ((ip[0] >> 4) != 4) return ParseOutcome::kMalformedL3;
@@ -290,6 +290,60 @@ ParseOutcome parse_ipv6(const uint8_t* d, size_t len, size_t off, ParsedPacket& 
   return ParseOutcome::kOk;
 }
 
+// Ethernet, untagged IPv4 without options, not a fragment, TCP with its whole
+// header captured: nearly every frame a SPAN port sees. Writes what the
+// general path (parse_ipv4, parse_l4; TCP carries no tunnel) writes, with
+// constant offsets, the header read before `out` is written (the stores
+// could alias it) and no stack frame: ~60 instructions instead of ~130.
+// False: not such a frame (or a rare case of one), `out` untouched.
+[[gnu::always_inline]] inline bool parse_eth_ipv4_tcp(const uint8_t* d, size_t len, ParsedPacket& out) {
+  if (len < 54 || rd16(d + 12) != kEtherIpv4 || d[14] != 0x45 || d[23] != kProtoTcp ||
+      (rd16(d + 20) & 0x3FFFu) != 0) {
+    return false;
+  }
+  const uint32_t total = rd16(d + 16);
+  const uint32_t doff = static_cast<uint32_t>(d[46] >> 4) * 4;
+  size_t end = 14 + size_t{total};
+  uint8_t flags = 0;
+  if (end > len) {
+    flags = packet_flag::kPayloadTruncated;
+    end = len;
+  }
+  // Shorter than its headers (malformed, truncated, options that lie): the general path.
+  if (total < 20 + doff || doff < 20 || 34 + doff > end) return false;
+  uint32_t src, dst;
+  std::memcpy(&src, d + 26, 4);
+  std::memcpy(&dst, d + 30, 4);
+  const uint16_t sport = rd16(d + 34), dport = rd16(d + 36), window = rd16(d + 48);
+  const uint32_t seq = rd32(d + 38), ack = rd32(d + 42);
+  const uint8_t tcp_flags = d[47];
+  clear(out);
+  // Each address as one 16-byte store: the flow hash reads it right after in
+  // 8-byte halves, which a load spanning a 4-byte and a zero store could not
+  // take from the store buffer (a store-forwarding stall per packet).
+  IpAddr a{};
+  std::memcpy(a.bytes, &src, 4);
+  out.src = a;
+  std::memcpy(a.bytes, &dst, 4);
+  out.dst = a;
+  out.src_port = sport;
+  out.dst_port = dport;
+  out.ip_payload_len = total - 20;
+  out.l3_offset = 14;
+  out.l4_offset = 34;
+  out.payload_offset = static_cast<uint16_t>(34 + doff);
+  out.payload_len = static_cast<uint16_t>(end - (34 + doff));
+  out.l4_len_claimed = total - 20 - doff;
+  out.ip_version = 4;
+  out.l4_proto = kProtoTcp;
+  out.tcp_flags = tcp_flags;
+  out.flags = flags;
+  out.tcp_seq = seq;
+  out.tcp_ack = ack;
+  out.tcp_window = window;
+  return true;
+}
+
 }  // namespace
 
 std::string_view to_string(LinkType t) {
@@ -366,13 +420,35 @@ ParseOutcome parse_packet(std::span<const std::byte> frame, LinkType link, Parse
   return parse_packet(frame, link, out, kDefaults);
 }
 
+namespace {
+ParseOutcome parse_general(std::span<const std::byte> frame, LinkType link, ParsedPacket& out,
+                           const DecapConfig& decap);
+}  // namespace
+
 ParseOutcome parse_packet(std::span<const std::byte> frame, LinkType link, ParsedPacket& out,
                           const DecapConfig& decap) {
   const auto* d = reinterpret_cast<const uint8_t*>(frame.data());
+  if (link == LinkType::kEthernet && parse_eth_ipv4_tcp(d, frame.size(), out)) [[likely]] return ParseOutcome::kOk;
+  return parse_general(frame, link, out, decap);
+}
+
+namespace {
+
+// Every other frame: any link type, VLAN/MPLS/PPPoE, IPv6, options,
+// fragments, UDP, tunnels. Out of line, so that the fast path above sets up
+// no stack frame.
+[[gnu::noinline]] ParseOutcome parse_general(std::span<const std::byte> frame, LinkType link, ParsedPacket& out,
+                                             const DecapConfig& decap) {
+  const auto* d = reinterpret_cast<const uint8_t*>(frame.data());
   size_t len = frame.size();
   // `out` is cleared below, once per IP layer; an L2 outcome other than kOk leaves it unspecified.
-  L2Result l2 = parse_l2(d, len, link);
-  if (l2.outcome != ParseOutcome::kOk) return l2.outcome;
+  L2Result l2;
+  if (link == LinkType::kEthernet && len >= 14 && rd16(d + 12) == kEtherIpv4) [[likely]] {
+    l2 = {ParseOutcome::kOk, 14, 4, 0};  // untagged IPv4: what parse_l2 finds, without the chain walk
+  } else {
+    l2 = parse_l2(d, len, link);
+    if (l2.outcome != ParseOutcome::kOk) return l2.outcome;
+  }
   TunnelInfo tunnel;
   tunnel.depth = 0;  // the rest is written with the first layer removed (and only read after it)
   for (;;) {
@@ -387,6 +463,7 @@ ParseOutcome parse_packet(std::span<const std::byte> frame, LinkType link, Parse
     // A fragmented tunnel packet is reassembled on the worker, which parses
     // the whole datagram again from its IP header.
     if (o != ParseOutcome::kOk || !decap.enabled || (out.flags & packet_flag::kFragment)) return o;
+    if (!detail::may_carry_tunnel(out.l4_proto)) [[likely]] return o;  // TCP: no tunnel to look for
     // Where the IP datagram ends in the frame: Ethernet padding after it is
     // no part of an inner packet.
     size_t end = out.ip_version == 4
@@ -426,5 +503,7 @@ ParseOutcome parse_packet(std::span<const std::byte> frame, LinkType link, Parse
     if (l2.outcome != ParseOutcome::kOk) return l2.outcome;
   }
 }
+
+}  // namespace
 
 }  // namespace spanfeed

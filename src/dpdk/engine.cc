@@ -220,6 +220,9 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     fo.drop_without_mbuf = !sh.policy.keep_mbufs_in_reserve();
     res.file = dpdk::FileSource::open(fo, error);
     if (!res.file) return 1;
+    // The file alone fills the pool: its mbufs become pinned external-buffer
+    // mbufs, set up once here instead of per packet (file_source.h).
+    if (port_ids.empty()) res.file->pin_pool(sh.pool);
     all_queues.push_back({0, 0, res.file.get()});
   }
   for (size_t i = 0; i < port_ids.size(); ++i) {

@@ -7,6 +7,7 @@
 #include <rte_branch_prediction.h>
 #include <rte_mbuf.h>
 #include <rte_mbuf_dyn.h>
+#include <rte_prefetch.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +29,12 @@ constexpr uint32_t kMaxSegment = UINT16_MAX;
 // (in steps of as much): resident memory stays flat whatever the file size.
 // Mbufs still in flight there stay valid: a file mapping faults back in.
 constexpr size_t kResidentWindow = 16u << 20;
+// The classic-pcap loop prefetches the mapping this far ahead of the reader
+// (one line a record; a few percent faster in wall time at 8 KiB than without,
+// and than at 1 KiB). Prefetching the next mbufs for writing was slower.
+constexpr size_t kPrefetchBytes = 8192;
+// Finite files: pages mapped in ahead of the reader, in steps of half as much.
+constexpr size_t kPopulateAhead = 4u << 20;
 
 // The mbuf's own (tiny) data room holds the shared info of the external
 // buffer it is attached to: one per mbuf, reference count 1, so freeing it
@@ -51,7 +58,47 @@ inline void attach(rte_mbuf* m, const std::byte* data, uint32_t len) {
   m->data_len = static_cast<uint16_t>(len);
 }
 
+// A pinned mbuf (pin_pool) back from the pool is as rte_pktmbuf_free left it:
+// its shared info set, reference counts 1, next NULL, one segment,
+// ol_flags RTE_MBUF_F_EXTERNAL. Point it at the record and write every field
+// rte_pktmbuf_reset and rte_pktmbuf_attach_extbuf would (the adjacent stores
+// merge): ~15 instructions instead of ~60.
+[[gnu::always_inline]] inline void attach_pinned(rte_mbuf* m, const std::byte* data, uint32_t len,
+                                                 uint64_t ol_flags) {
+  void* addr = const_cast<std::byte*>(data);
+  m->buf_addr = addr;
+  rte_mbuf_iova_set(m, static_cast<rte_iova_t>(reinterpret_cast<uintptr_t>(addr)));
+  m->data_off = 0;
+  m->nb_segs = 1;
+  m->port = 0;
+  m->ol_flags = ol_flags;
+  m->packet_type = 0;
+  m->pkt_len = len;
+  m->data_len = static_cast<uint16_t>(len);
+  m->vlan_tci = 0;
+  m->vlan_tci_outer = 0;
+  m->buf_len = static_cast<uint16_t>(len);
+  m->next = nullptr;
+  m->tx_offload = 0;
+}
+
+void pin_mbuf(rte_mempool*, void*, void* obj, unsigned) {
+  auto* m = static_cast<rte_mbuf*>(obj);
+  rte_mbuf_ext_shared_info* sh = own_shinfo(m);
+  sh->free_cb = no_free;
+  sh->fcb_opaque = nullptr;
+  rte_mbuf_ext_refcnt_set(sh, 1);
+  m->shinfo = sh;
+  m->ol_flags = RTE_MBUF_F_EXTERNAL;
+}
+
 }  // namespace
+
+void FileSource::pin_pool(rte_mempool* pool) {
+  rte_mempool_obj_iter(pool, pin_mbuf, nullptr);
+  static_cast<rte_pktmbuf_pool_private*>(rte_mempool_get_priv(pool))->flags |= RTE_PKTMBUF_POOL_F_PINNED_EXT_BUF;
+  pinned_ = true;
+}
 
 std::unique_ptr<FileSource> FileSource::open(const Options& opt, std::string& error) {
   static_assert(sizeof(rte_mbuf_ext_shared_info) <= kFileMbufDataRoom);
@@ -219,6 +266,11 @@ uint16_t FileSource::rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, in
     if (left == 0) return 0;
     n = static_cast<uint16_t>(std::min<uint64_t>(n, left));
   }
+  return pinned_ ? fill<true>(pool, pkts, n, ts_offset, ts_flag) : fill<false>(pool, pkts, n, ts_offset, ts_flag);
+}
+
+template <bool kPinned>
+uint16_t FileSource::fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts_offset, uint64_t ts_flag) {
   auto next = [&](const std::byte*& data, uint32_t& caplen, uint64_t& ts) {
     if (opt_.infinite && in_pass_ == opt_.records) {
       pos_ = first_;
@@ -233,7 +285,17 @@ uint16_t FileSource::rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, in
     ++in_pass_;
     return true;
   };
-  if (unlikely(alloc_bulk_synced(pool, pkts, n, pool) != 0)) {
+  // A pinned mbuf needs no reset: attach_pinned writes what it would.
+  auto get = [&](rte_mbuf** m, unsigned k) {
+    if constexpr (kPinned) {
+      if (rte_mempool_get_bulk(pool, reinterpret_cast<void**>(m), k) != 0) return -1;
+      tsan_acquire(pool);  // as alloc_bulk_synced: the last users freed them after tsan_release
+      return 0;
+    } else {
+      return alloc_bulk_synced(pool, m, k, pool);
+    }
+  };
+  if (unlikely(get(pkts, n) != 0)) {
     if (opt_.drop_without_mbuf) {
       // Live: like a NIC (and net_pcap), the record read finds no mbuf and is lost.
       const std::byte* d;
@@ -244,8 +306,53 @@ uint16_t FileSource::rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, in
     }
     return 0;
   }
+  const bool stamp = ts_offset >= 0 && !opt_.infinite;
+  const uint64_t ol_flags = RTE_MBUF_F_EXTERNAL | (stamp ? ts_flag : 0);
   uint64_t bytes = 0;
   uint16_t i = 0;
+  if (kPinned && !pcapng_ && !opt_.infinite) {
+    // The usual run: a finite classic pcap file. The reader's state in
+    // registers (the mbuf stores could alias the members), one loop per
+    // timestamp kind: ~40 instructions a record instead of ~90. Records over
+    // 64 KiB leave it for the loop below.
+    const std::byte* const map = map_;
+    const size_t size = size_;
+    const uint32_t snaplen = opt_.snaplen != 0 ? opt_.snaplen : UINT32_MAX;
+    const bool swapped = swapped_;
+    size_t pos = pos_;
+    auto loop = [&]<bool kStamp, bool kNanos>() {
+      for (; i < n; ++i) {
+        if (unlikely(pos + 16 > size)) break;
+        uint32_t hdr[4];
+        std::memcpy(hdr, map + pos, 16);
+        if (unlikely(swapped)) {
+          for (uint32_t& v : hdr) v = __builtin_bswap32(v);
+        }
+        const uint32_t incl = hdr[2];
+        if (unlikely(incl > size - pos - 16)) break;
+        const uint32_t caplen = std::min(incl, snaplen);  // as libpcap cuts it
+        if (unlikely(caplen > kMaxSegment)) break;
+        rte_mbuf* m = pkts[i];
+        rte_prefetch0(map + pos + kPrefetchBytes);  // a dozen records ahead: their headers
+        attach_pinned(m, map + pos + 16, caplen, ol_flags);
+        if constexpr (kStamp) {
+          *RTE_MBUF_DYNFIELD(m, ts_offset, rte_mbuf_timestamp_t*) =
+              uint64_t{hdr[0]} * 1'000'000 + (kNanos ? hdr[1] / 1000 : hdr[1]);
+        }
+        pos += 16 + size_t{incl};
+        bytes += caplen;
+      }
+    };
+    if (!stamp) {
+      loop.template operator()<false, false>();
+    } else if (nanos_) {
+      loop.template operator()<true, true>();
+    } else {
+      loop.template operator()<true, false>();
+    }
+    in_pass_ += i;
+    pos_ = pos;
+  }
   for (; i < n; ++i) {
     const std::byte* data;
     uint32_t caplen;
@@ -256,32 +363,52 @@ uint16_t FileSource::rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, in
     }
     rte_mbuf* m = pkts[i];
     const uint32_t first = std::min(caplen, kMaxSegment);
-    attach(m, data, first);
-    m->pkt_len = first;
-    m->port = 0;
-    if (ts_offset >= 0 && !opt_.infinite) {
-      *RTE_MBUF_DYNFIELD(m, ts_offset, rte_mbuf_timestamp_t*) = ts;
-      m->ol_flags |= ts_flag;
+    if constexpr (kPinned) {
+      attach_pinned(m, data, first, ol_flags);
+      if (stamp) *RTE_MBUF_DYNFIELD(m, ts_offset, rte_mbuf_timestamp_t*) = ts;
+    } else {
+      attach(m, data, first);
+      m->pkt_len = first;
+      m->port = 0;
+      if (stamp) {
+        *RTE_MBUF_DYNFIELD(m, ts_offset, rte_mbuf_timestamp_t*) = ts;
+        m->ol_flags |= ts_flag;
+      }
     }
     // Records over 64 KiB (jumbo/TSO captures): chain more attached mbufs. If
     // the pool runs dry here, the frame is cut where the chain stops.
-    rte_mbuf* tail = m;
-    for (uint32_t off = first; off < caplen;) {
-      rte_mbuf* seg = nullptr;
-      if (alloc_bulk_synced(pool, &seg, 1, pool) != 0) break;
-      const uint32_t len = std::min(caplen - off, kMaxSegment);
-      attach(seg, data + off, len);
-      tail->next = seg;
-      tail = seg;
-      m->nb_segs++;
-      m->pkt_len += len;
-      off += len;
+    if (unlikely(first < caplen)) {
+      rte_mbuf* tail = m;
+      for (uint32_t off = first; off < caplen;) {
+        rte_mbuf* seg = nullptr;
+        if (get(&seg, 1) != 0) break;
+        const uint32_t len = std::min(caplen - off, kMaxSegment);
+        if constexpr (kPinned) {
+          attach_pinned(seg, data + off, len, RTE_MBUF_F_EXTERNAL);
+        } else {
+          attach(seg, data + off, len);
+        }
+        tail->next = seg;
+        tail = seg;
+        m->nb_segs++;
+        m->pkt_len += len;
+        off += len;
+      }
     }
     bytes += m->pkt_len;
   }
   if (i < n) {
     tsan_release(pool);  // whichever lcore takes them from the pool next
     rte_pktmbuf_free_bulk(pkts + i, n - i);
+  }
+  if (!opt_.infinite && populate_ && pos_ + kPopulateAhead / 2 > populated_ && populated_ < size_) {
+    // Map the pages ahead of the reader in one call per step instead of a
+    // fault every 16 pages (with faults, a quarter of the RX lcore's time
+    // went to the kernel).
+    const size_t from = std::max(populated_, pos_ & ~size_t{4095});
+    const size_t upto = std::min(size_, from + kPopulateAhead);
+    if (madvise(const_cast<std::byte*>(map_) + from, upto - from, MADV_POPULATE_READ) != 0) populate_ = false;
+    populated_ = upto;
   }
   if (!opt_.infinite && pos_ > released_ + 2 * kResidentWindow) {
     const size_t upto = (pos_ - kResidentWindow) & ~size_t{4095};

@@ -36,6 +36,14 @@ class FileSource {
   FileSource(const FileSource&) = delete;
   FileSource& operator=(const FileSource&) = delete;
 
+  // Control core, before any mbuf is taken from `pool` (a pool no port
+  // shares): every mbuf becomes a pinned external-buffer mbuf whose shared
+  // info (in its own data room) is set up once, here. A freed mbuf then keeps
+  // it (rte_pktmbuf_free does not detach a pinned buffer), and rx_burst only
+  // points it at the next record: no reset, no attach, no atomic per packet,
+  // and no detach on the worker that frees it.
+  void pin_pool(rte_mempool* pool);
+
   // RX lcore: up to `n` records as mbufs from `pool`. Capture timestamps (in
   // microseconds, as net_pcap gives them) go to the mbuf dynfield at
   // `ts_offset` with `ts_flag` set (finite files only; -1: none).
@@ -56,6 +64,8 @@ class FileSource {
   // Classic pcap's record header, inlined into rx_burst (the usual file: ~55 -> ~20 instructions).
   bool next_classic(const std::byte*& data, uint32_t& caplen, uint64_t& ts_us);
   bool parse_pcapng_block();
+  template <bool kPinned>
+  uint16_t fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts_offset, uint64_t ts_flag);
 
   Options opt_;
   std::string name_;
@@ -64,11 +74,14 @@ class FileSource {
   size_t pos_ = 0;          // next block or record
   size_t first_ = 0;        // first record (infinite: where a pass starts)
   size_t released_ = 0;     // finite files: pages before this are unmapped from RSS
+  size_t populated_ = 0;    // finite files: pages before this are mapped in (MADV_POPULATE_READ)
+  bool populate_ = true;    // the kernel takes MADV_POPULATE_READ (Linux 5.14+)
   uint64_t in_pass_ = 0;    // records read in this pass
   bool pcapng_ = false;
   bool swapped_ = false;    // file byte order differs from ours
   bool nanos_ = false;      // classic pcap with nanosecond timestamps
   bool ended_ = false;      // the records ran out before the count said (RX lcore only)
+  bool pinned_ = false;     // pin_pool ran: the pool's mbufs keep their shared info
   // pcapng: the current section's interfaces (timestamp resolution, offset)
   static constexpr unsigned kMaxInterfaces = 64;
   struct Interface {
