@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "spanfeed/word_hash.h"
+
 namespace spanfeed {
 
 class TextMemo {
@@ -26,28 +28,7 @@ class TextMemo {
   explicit TextMemo(size_t entries) : slots_(std::bit_ceil(entries == 0 ? 1 : entries)) {}
 
   // Word-at-a-time hash of the key (not FNV's byte loop): mixes 8 bytes per step.
-  static uint64_t hash(std::string_view s) {
-    constexpr uint64_t kMul = 0x9ddfea08eb382d69ull;
-    auto mix = [](uint64_t h, uint64_t w) { return std::rotl((h ^ w) * kMul, 29); };
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const size_t n = s.size();
-    uint64_t h = 0x243f6a8885a308d3ull ^ (n * kMul);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) h = mix(h, load64(p + i));
-    if (i < n) {
-      uint64_t w = 0;
-      if (n >= 8) {
-        w = load64(p + n - 8) >> (8 * (8 - (n - i)));  // the last bytes, read without going past n
-      } else {
-        std::memcpy(&w, p + i, n - i);
-      }
-      h = mix(h, w);
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    return h;
-  }
+  static uint64_t hash(std::string_view s) { return word_hash::bytes(s.data(), s.size(), 0x243f6a8885a308d3ull); }
 
   // The value remembered for `key` (h = hash(key)), if any.
   bool find(std::string_view key, uint64_t h, Hit* out) const {
@@ -73,12 +54,6 @@ class TextMemo {
   }
 
  private:
-  static uint64_t load64(const unsigned char* p) {
-    uint64_t v;
-    std::memcpy(&v, p, sizeof(v));
-    return v;
-  }
-
   struct Slot {
     uint64_t hash = 0;
     uint64_t extra = 0;

@@ -2,6 +2,8 @@
 // Runs on one worker lcore; allocates only in the constructor.
 #include "spanfeed/duplicate_filter.h"
 
+#include "spanfeed/word_hash.h"
+
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -10,24 +12,9 @@ namespace spanfeed {
 
 namespace {
 
-constexpr uint64_t kMul = 0x9ddfea08eb382d69ull;
-
-inline uint64_t fmix64(uint64_t k) {  // MurmurHash3's finaliser
-  k ^= k >> 33;
-  k *= 0xff51afd7ed558ccdull;
-  k ^= k >> 33;
-  k *= 0xc4ceb9fe1a85ec53ull;
-  k ^= k >> 33;
-  return k;
-}
-
-inline uint64_t mix(uint64_t h, uint64_t w) { return std::rotl((h ^ w) * kMul, 29); }
-
-inline uint64_t load64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
+using word_hash::fmix64;
+using word_hash::load64;
+using word_hash::mix;
 
 inline uint32_t load_be16(std::span<const std::byte> f, size_t off) {
   if (off + 2 > f.size()) return 0x10000;  // absent: a value no field can take

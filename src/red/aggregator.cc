@@ -8,6 +8,7 @@
 
 #include "decode/text_memo.h"
 #include "spanfeed/protocol.h"
+#include "spanfeed/word_hash.h"
 
 namespace spanfeed::red {
 
@@ -16,29 +17,10 @@ constexpr size_t kSqlMemoEntries = 256;
 
 namespace {
 
-uint64_t load64(const unsigned char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
 // The series table's hash of a key's k.size() bytes (>= 32), seeded per run and worker: eight bytes
 // per multiply (MurmurHash3's x64_128 over a whole key cost ~170 instructions a record).
 uint64_t key_hash(const SeriesKey& k, uint32_t seed) {
-  constexpr uint64_t kMul = 0x9ddfea08eb382d69ull;
-  auto mix = [](uint64_t h, uint64_t w) { return std::rotl((h ^ w) * kMul, 29); };
-  const auto* p = reinterpret_cast<const unsigned char*>(&k);
-  const size_t n = k.size();
-  uint64_t h = (uint64_t{seed} << 32 | seed) ^ (n * kMul);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) h = mix(h, load64(p + i));
-  if (i < n) h = mix(h, load64(p + n - 8) >> (8 * (8 - (n - i))));  // the last bytes, not past n
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ull;
-  h ^= h >> 33;
-  return h;
+  return word_hash::bytes(&k, k.size(), uint64_t{seed} << 32 | seed);
 }
 
 }  // namespace
