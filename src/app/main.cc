@@ -114,6 +114,10 @@ int main(int argc, char** argv) {
   if (!cl.check_config.empty()) return check_config(cfg, cl.check_config, report.source);
   if (file) size_to_capture(cfg, *file);
   mark("probe");
+  if (verbose && file && !file->counted) {
+    std::fprintf(stderr, "spanfeed: capture file of %llu bytes: records counted as they are read\n",
+                 static_cast<unsigned long long>(file->file_size));
+  }
 
   // Rules and the protocol signatures: Hyperscan compiles (or loads
   // from cache_dir) them on a helper thread while the EAL starts; the engine

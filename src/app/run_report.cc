@@ -78,6 +78,8 @@ void StatusLine::update(const RunReport& r, bool final) {
   char progress[64] = "";
   if (r.expected_packets > 0) {
     std::snprintf(progress, sizeof(progress), "  file %.0f%%", 100.0 * rx / r.expected_packets);
+  } else if (r.file_fraction >= 0) {
+    std::snprintf(progress, sizeof(progress), "  file %.0f%%", 100.0 * r.file_fraction);
   }
   std::fprintf(stderr, "\r[spanfeed] %7.1f s  rx %8.3f Mpps  drops %llu  roundtrips %9.0f/s%s   ",
                r.elapsed_s, dt > 0 ? (rx - last_rx_) / dt / 1e6 : 0.0,

@@ -170,6 +170,13 @@ bool fast_count_pcap(const std::string& path, uint32_t snaplen, CaptureFileInfo&
 
 }  // namespace
 
+uint64_t max_flow_records(const CaptureFileInfo& info) {
+  if (info.counted) return info.packets;
+  // A record that can make a flow: 16-byte header + at least an IPv4 header.
+  constexpr uint64_t kSmallestFlowRecord = 16 + 20;
+  return info.file_size > 24 ? (info.file_size - 24) / kSmallestFlowRecord : 0;
+}
+
 bool compile_capture_filter(const std::string& expr, int dlt, bpf_program& prog, std::string& error) {
   pcap_t* p = pcap_open_dead(dlt, 65535);
   if (p == nullptr) {
@@ -199,12 +206,14 @@ std::optional<LinkType> link_type_from_dlt(int dlt) {
   }
 }
 
-std::optional<CaptureFileInfo> probe_capture_file(const std::string& path, std::string& error) {
+std::optional<CaptureFileInfo> probe_capture_file(const std::string& path, std::string& error, bool count) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) {
     error = "cannot open capture file '" + path + "': " + std::strerror(errno);
     return std::nullopt;
   }
+  struct stat st {};
+  const bool sized = fstat(fileno(f), &st) == 0;
   std::fclose(f);
   char errbuf[PCAP_ERRBUF_SIZE] = {0};
   pcap_t* p = pcap_open_offline(path.c_str(), errbuf);
@@ -220,6 +229,7 @@ std::optional<CaptureFileInfo> probe_capture_file(const std::string& path, std::
     return std::nullopt;
   }
   CaptureFileInfo info;
+  info.file_size = sized ? static_cast<uint64_t>(st.st_size) : 0;
   info.format = sniff_format(path);
   if (!repaired.empty()) {
     info.repaired_path = repaired;
@@ -240,8 +250,13 @@ std::optional<CaptureFileInfo> probe_capture_file(const std::string& path, std::
     return std::nullopt;
   }
   info.link = *link;
-  if (repaired.empty() &&
-      info.format.rfind("pcap (", 0) == 0 && fast_count_pcap(path, info.snaplen, info)) {
+  const bool classic = repaired.empty() && info.format.rfind("pcap (", 0) == 0;
+  if (classic && !count) {  // the mapped reader counts as it reads (FileSource::read_end)
+    info.counted = false;
+    pcap_close(p);
+    return info;
+  }
+  if (classic && fast_count_pcap(path, info.snaplen, info)) {
     pcap_close(p);
     return info;
   }

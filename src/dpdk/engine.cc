@@ -74,12 +74,24 @@ void find_timestamps(LoopShared& sh, bool capture_file) {
 void read_counters(const LoopShared& sh, const std::vector<uint16_t>& ports, const dpdk::FileSource* file,
                    const std::vector<RxCounters>& rx_counters,
                    const std::vector<WorkerCounters>& w_counters, const RunResources& res,
-                   uint32_t ring_size, EngineCounters& out) {
+                   uint32_t ring_size, bool final, EngineCounters& out) {
   out.nics.clear();
   out.rx.clear();
   out.workers.clear();
   out.link = sh.link;
   if (file != nullptr) out.nics.push_back(file->snapshot(0));
+  if (file != nullptr && file->uncounted()) {
+    const dpdk::FileSource::ReadEnd e = file->read_end();
+    out.file.present = true;
+    out.file.offset = e.offset;
+    out.file.size = e.size;
+    out.file.records = e.records;
+    if (final) {  // the RX lcore has stopped: the rest is its own
+      out.file.truncated_by_snaplen = e.truncated_by_snaplen;
+      out.file.ended = e.ended;
+      out.file.stopped_early = e.stopped_early;
+    }
+  }
   for (uint16_t p : ports) out.nics.push_back(dpdk::read_port_counters(p));
   for (size_t r = 0; r < rx_counters.size(); ++r) {
     const auto& c = rx_counters[r];
@@ -160,6 +172,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   // either mode; an infinite replay runs until a signal or the duration.
   if (file != nullptr && !cfg.pcap_infinite && nports + mapped_file == 1 && nrx == 1) {
     sh.finite_file = true;
+    sh.count_known = file->counted;
     sh.expected_packets = file->packets;
   }
 
@@ -214,7 +227,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     }
     dpdk::FileSource::Options fo;
     fo.path = cfg.pcap_file;
-    fo.records = file != nullptr ? file->packets : 0;
+    fo.records = file == nullptr ? 0 : file->counted ? file->packets : dpdk::FileSource::kUncounted;
     fo.snaplen = file != nullptr ? file->snaplen : 0;
     fo.infinite = cfg.pcap_infinite;
     fo.drop_without_mbuf = !sh.policy.keep_mbufs_in_reserve();
@@ -343,7 +356,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
       last_publish = now;
       counters.elapsed_s = el;
       counters.interrupted = interrupted;
-      read_counters(sh, port_ids, res.file.get(), rx_counters, w_counters, res, cfg.ring_size, counters);
+      read_counters(sh, port_ids, res.file.get(), rx_counters, w_counters, res, cfg.ring_size, false, counters);
       if (hooks.on_counters) hooks.on_counters(counters, false);
     }
     return true;
@@ -389,7 +402,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   auto t1 = std::chrono::steady_clock::now();
   counters.interrupted = interrupted;
   counters.elapsed_s = std::chrono::duration<double>(t1 - t0).count();
-  read_counters(sh, port_ids, res.file.get(), rx_counters, w_counters, res, cfg.ring_size, counters);
+  read_counters(sh, port_ids, res.file.get(), rx_counters, w_counters, res, cfg.ring_size, true, counters);
   if (hooks.on_counters) hooks.on_counters(counters, true);
   sh.workers.clear();  // handlers release their state (and close files) before the mempool goes
   return 0;

@@ -73,6 +73,14 @@ struct EngineCounters {
   uint64_t ring_size = 0;
   std::vector<std::vector<uint64_t>> ring_used;  // [rx][worker] slots in use
   uint64_t mempool_size = 0, mempool_in_use = 0;
+  // The mapped capture file as read so far (`present`: a finite file whose
+  // records were not counted before the run): `records` read so far;
+  // `ended`, `stopped_early` and `truncated_by_snaplen` once `final` is.
+  struct FileRead {
+    bool present = false;
+    uint64_t records = 0, truncated_by_snaplen = 0, offset = 0, size = 0;
+    bool ended = false, stopped_early = false;
+  } file;
 };
 
 struct EngineHooks {

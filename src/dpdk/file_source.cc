@@ -35,6 +35,9 @@ constexpr size_t kResidentWindow = 16u << 20;
 constexpr size_t kPrefetchBytes = 8192;
 // Finite files: pages mapped in ahead of the reader, in steps of half as much.
 constexpr size_t kPopulateAhead = 4u << 20;
+// libpcap refuses a record longer than this for every link type spanfeed
+// reads ("invalid packet capture length"): the file is damaged there.
+constexpr uint32_t kMaxRecord = 262144;
 
 // The mbuf's own (tiny) data room holds the shared info of the external
 // buffer it is attached to: one per mbuf, reference count 1, so freeing it
@@ -158,7 +161,8 @@ FileSource::~FileSource() {
     for (uint32_t& v : hdr) v = __builtin_bswap32(v);
   }
   const uint32_t sec = hdr[0], frac = hdr[1], incl = hdr[2];
-  if (incl > size_ - pos_ - 16) return false;
+  if (incl > size_ - pos_ - 16 || incl > kMaxRecord) return false;
+  truncated_ += incl < hdr[3];
   data = map_ + pos_ + 16;
   caplen = opt_.snaplen != 0 ? std::min(incl, opt_.snaplen) : incl;  // as libpcap cuts it
   ts_us = uint64_t{sec} * 1'000'000 + (nanos_ ? frac / 1000 : frac);
@@ -320,6 +324,7 @@ uint16_t FileSource::fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts
     const uint32_t snaplen = opt_.snaplen != 0 ? opt_.snaplen : UINT32_MAX;
     const bool swapped = swapped_;
     size_t pos = pos_;
+    uint64_t truncated = 0;
     auto loop = [&]<bool kStamp, bool kNanos>() {
       for (; i < n; ++i) {
         if (unlikely(pos + 16 > size)) break;
@@ -329,7 +334,8 @@ uint16_t FileSource::fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts
           for (uint32_t& v : hdr) v = __builtin_bswap32(v);
         }
         const uint32_t incl = hdr[2];
-        if (unlikely(incl > size - pos - 16)) break;
+        if (unlikely(incl > size - pos - 16 || incl > kMaxRecord)) break;
+        truncated += incl < hdr[3];
         const uint32_t caplen = std::min(incl, snaplen);  // as libpcap cuts it
         if (unlikely(caplen > kMaxSegment)) break;
         rte_mbuf* m = pkts[i];
@@ -352,6 +358,7 @@ uint16_t FileSource::fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts
     }
     in_pass_ += i;
     pos_ = pos;
+    truncated_ += truncated;
   }
   for (; i < n; ++i) {
     const std::byte* data;
@@ -417,7 +424,19 @@ uint16_t FileSource::fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts
   }
   delivered_.store(delivered_.load(std::memory_order_relaxed) + i, std::memory_order_relaxed);
   bytes_.store(bytes_.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+  offset_.store(pos_, std::memory_order_relaxed);
   return i;
+}
+
+FileSource::ReadEnd FileSource::read_end() const {
+  ReadEnd e;
+  e.offset = offset_.load(std::memory_order_relaxed);
+  e.size = size_;
+  e.records = delivered_.load(std::memory_order_relaxed) + nombuf_.load(std::memory_order_relaxed);
+  e.truncated_by_snaplen = truncated_;
+  e.ended = ended_;
+  e.stopped_early = ended_ && !pcapng_ && pos_ < size_;
+  return e;
 }
 
 NicSnapshot FileSource::snapshot(uint16_t port) const {

@@ -25,7 +25,10 @@ class FileSource {
  public:
   struct Options {
     std::string path;
-    uint64_t records = 0;    // records to deliver per pass (what libpcap could read)
+    // Records to deliver per pass (what libpcap could read), or kUncounted: a
+    // finite classic pcap nobody counted beforehand, read to its last whole
+    // record (the reader counts as it goes: `read_end()`).
+    uint64_t records = 0;
     uint32_t snaplen = 0;    // the file's snapshot length (libpcap cuts longer records)
     bool infinite = false;   // start over at the end, for ever (no capture timestamps)
     bool drop_without_mbuf = false;  // live: a record finding no mbuf is lost (rx_nombuf)
@@ -48,10 +51,26 @@ class FileSource {
   // microseconds, as net_pcap gives them) go to the mbuf dynfield at
   // `ts_offset` with `ts_flag` set (finite files only; -1: none).
   uint16_t rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts_offset, uint64_t ts_flag);
-  // Every record delivered or lost (a finite file).
+  static constexpr uint64_t kUncounted = UINT64_MAX;
+  bool uncounted() const { return !opt_.infinite && opt_.records == kUncounted; }
+  // Every record delivered or lost (a finite file). RX lcore.
   bool finished() const {
     return ended_ || (!opt_.infinite && delivered_ + nombuf_ >= opt_.records);
   }
+
+  // How far a finite file has been read. Control core: `offset` and
+  // `records` any time; the rest once the RX lcore has stopped (after
+  // rte_eal_mp_wait_lcore).
+  struct ReadEnd {
+    uint64_t records = 0;               // records read: delivered or lost for want of an mbuf
+    uint64_t truncated_by_snaplen = 0;  // of those, captured shorter than on the wire
+    uint64_t offset = 0, size = 0;      // bytes of the file read, and its size
+    bool ended = false;                 // no record left to read
+    // Bytes are left that do not make a record libpcap would read (a cut-off
+    // end, a bad length): libpcap has the last word on what is damaged.
+    bool stopped_early = false;
+  };
+  ReadEnd read_end() const;
 
   // Control core: counters in the shape of a port's.
   NicSnapshot snapshot(uint16_t port) const;
@@ -82,6 +101,7 @@ class FileSource {
   bool nanos_ = false;      // classic pcap with nanosecond timestamps
   bool ended_ = false;      // the records ran out before the count said (RX lcore only)
   bool pinned_ = false;     // pin_pool ran: the pool's mbufs keep their shared info
+  uint64_t truncated_ = 0;  // classic pcap: records read with caplen < wire length
   // pcapng: the current section's interfaces (timestamp resolution, offset)
   static constexpr unsigned kMaxInterfaces = 64;
   struct Interface {
@@ -92,7 +112,7 @@ class FileSource {
   Interface ifaces_[kMaxInterfaces];
   unsigned nifaces_ = 0;
   // Written by the RX lcore, read by the control core.
-  std::atomic<uint64_t> delivered_{0}, bytes_{0}, nombuf_{0};
+  std::atomic<uint64_t> delivered_{0}, bytes_{0}, nombuf_{0}, offset_{0};
 };
 
 }  // namespace spanfeed::dpdk

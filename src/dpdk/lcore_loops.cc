@@ -149,7 +149,7 @@ int rx_main(void* arg) {
   const bool guard_pool = sh.policy.keep_mbufs_in_reserve() && pmd_queues;
 
   while (!g_stop.load(std::memory_order_relaxed)) {
-    if (sh.finite_file && c.received.get() >= sh.expected_packets) break;
+    if (sh.finite_file && sh.count_known && c.received.get() >= sh.expected_packets) break;
     if (guard_pool) {
       // net_pcap loses the packet it has read when it finds no mbuf: never
       // let it get there in a lossless run.

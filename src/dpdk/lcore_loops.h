@@ -117,8 +117,11 @@ struct LoopShared {
   DecapConfig decap;  // what RX removes before the hash (parse_packet)
   bool yield_when_idle = false;   // more lcores than CPUs
   // A finite capture file read by one RX lcore: the run ends by itself once
-  // expected_packets (the records libpcap could read, maybe 0) are in.
+  // expected_packets (the records libpcap could read, maybe 0) are in, or,
+  // when they were not counted (count_known false: the mapped reader counts
+  // as it reads), once the file source has read its last record.
   bool finite_file = false;
+  bool count_known = true;
   uint64_t expected_packets = 0;
   unsigned burst = 32;
   rte_mempool* pool = nullptr;

@@ -82,7 +82,9 @@ struct Gauges {
 struct CaptureFileReport {
   bool present = false;
   uint32_t snaplen = 0;               // the file's snapshot length
-  uint64_t records_read = 0;          // records libpcap could read
+  // Records libpcap could read; for a file counted as it was read
+  // (CaptureFileInfo::counted false), the records read.
+  uint64_t records_read = 0;
   uint64_t truncated_by_snaplen = 0;  // records captured shorter than their wire length
   bool damaged = false;               // a record could not be read: the rest was not
   std::string read_error;             // libpcap's message when damaged
@@ -94,6 +96,7 @@ struct RunReport {
   std::string job;
   std::string link_type;
   uint64_t expected_packets = 0;  // offline: records in the file (0 = unknown)
+  double file_fraction = -1;      // a file counted as it is read: the part read so far (-1 = n/a)
   bool interrupted = false;       // stopped by signal or duration
   double elapsed_s = 0;
   std::vector<NicSnapshot> nics;

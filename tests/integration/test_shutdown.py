@@ -128,6 +128,74 @@ class CaptureFileEnds(SpanfeedTestCase):
         self.assertEqual(r.summary["payload_bytes"], clean.summary["payload_bytes"])
         self.assertLedgerBalanced(r.summary)
 
+    def large_file(self, path, tail=b""):
+        """redis.pcap's records, then non-IP frames of 200,000 bytes up to 64 MiB (a file
+        that large is counted as it is read, not before), then `tail`. Returns the counts."""
+        _, recs = read_pcap(capture("redis/redis.pcap"))
+        sec, usec = recs[-1][0], recs[-1][1]
+        frame = b"\x02\0\0\0\0\x02\x02\0\0\0\0\x01\x88\xb5" + bytes(200_000 - 14)
+        pad = struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame
+        with open(capture("redis/redis.pcap"), "rb") as f:
+            body = f.read()
+        header = body[:16] + struct.pack("<I", 262144) + body[20:24]
+        n_pad = (64 * 2**20 - len(body)) // len(pad) + 1
+        with open(path, "wb") as f:
+            f.write(header + body[24:])
+            for _ in range(n_pad):
+                f.write(pad)
+            f.write(tail)
+        return len(recs), n_pad
+
+    def records_of(self, path, *extra):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "r.jsonl")
+            r, _ = self.run_file(path, "--job", "records", "--output", f"jsonl:{out}", "--log-level", "info",
+                                 *extra)
+            with open(out) as f:
+                return r, sorted(f.read().splitlines())
+
+    def test_large_file_counted_as_read_gives_the_same_run(self):
+        clean, clean_records = self.records_of(capture("redis/redis.pcap"))
+        self.assertEqual(clean.rc, 0, clean.stderr)
+        self.assertNotIn("counted as they are read", clean.stderr)  # a small file is counted first
+        self.assertGreater(len(clean_records), 0)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "large.pcap")
+            n, n_pad = self.large_file(path)
+            r, records = self.records_of(path)
+        self.assertEqual(r.rc, 0, r.stderr)
+        self.assertIn("records counted as they are read", r.stderr)
+        self.assertNotIn("damaged", r.stderr)
+        cf = r.summary["capture_file"]
+        self.assertFalse(cf["damaged"])
+        self.assertEqual(cf["records_read"], n + n_pad)
+        self.assertEqual(r.summary["rx_packets"], n + n_pad)
+        self.assertEqual(r.summary["ledger"]["rx"]["non_ip"], clean.summary["ledger"]["rx"]["non_ip"] + n_pad)
+        self.assertEqual(r.summary["payload_bytes"], clean.summary["payload_bytes"])
+        self.assertEqual(records, clean_records)
+        self.assertLedgerBalanced(r.summary)
+
+    def test_large_file_cut_off_or_garbage_tail_is_damaged(self):
+        for name, cut, tail, error in (
+                ("cut-off", 1000, b"", "truncated dump file"),
+                ("garbage", 0, b"\xff" * 40, "invalid packet capture length")):
+            with self.subTest(name), tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "large.pcap")
+                n, n_pad = self.large_file(path, tail)
+                if cut:
+                    os.truncate(path, os.path.getsize(path) - cut)
+                whole = n + n_pad - (1 if cut else 0)
+                r, _ = self.records_of(path)
+                self.assertEqual(r.rc, EXIT_DAMAGED, r.stderr)
+                self.assertIn("records counted as they are read", r.stderr)
+                self.assertIn(f"is damaged: read stopped after {whole} record(s): {error}", r.stderr)
+                cf = r.summary["capture_file"]
+                self.assertTrue(cf["damaged"])
+                self.assertIn(error, cf["read_error"])
+                self.assertEqual(cf["records_read"], whole)
+                self.assertEqual(r.summary["rx_packets"], whole)
+                self.assertLedgerBalanced(r.summary)
+
     def test_short_snaplen_is_said_plainly(self):
         _, recs = read_pcap(capture("http/http-mixed.pcap"))
         cut = sum(1 for _, _, orig, data in recs if min(len(data), orig) > 64)
