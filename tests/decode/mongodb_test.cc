@@ -1,6 +1,7 @@
 // MongoDB decoder tests: bundled captures against golden records + tshark key fields, crafted streams (OP_MSG
 // ok/error, OP_QUERY/OP_REPLY, OP_COMPRESSED, out-of-order replies, gaps), fuzz replay.
 // Runs in the test thread; allocates freely (tests only).
+#include <cmath>
 #include <zlib.h>
 
 #include "db_test_util.h"
@@ -71,6 +72,11 @@ struct Bson {
   }
   Bson& i32(const std::string& k, int32_t v) {
     body += '\x10' + k + '\0' + le32s(static_cast<uint32_t>(v));
+    return *this;
+  }
+  Bson& i64(const std::string& k, int64_t v) {
+    const auto u = static_cast<uint64_t>(v);
+    body += '\x12' + k + '\0' + le32s(static_cast<uint32_t>(u)) + le32s(static_cast<uint32_t>(u >> 32));
     return *this;
   }
   Bson& doc(const std::string& k, const Bson& d, bool array = false) {
@@ -238,6 +244,46 @@ TEST(Mongo, WriteErrorsMakeAnErrorRecord) {
   ASSERT_EQ(h.size(), 2u);
   EXPECT_EQ(h.rec(1)["status"], "ok");
   EXPECT_FALSE(h.rec(1)["response"].contains("error_code"));
+  h.expect_ledger();
+}
+
+// Counts and codes are integers: an int64 kept exactly, a double cut toward zero, a double no int64
+// holds (found by the fuzzer: 6e175, NaN) left out instead of converted (undefined behaviour).
+TEST(Mongo, IntegerFieldsFromAnyBsonNumber) {
+  Harness h;
+  h.open(27017);
+  const struct {
+    Bson reply;
+    bool has_n;
+    int64_t n;
+  } cases[] = {
+      {Bson().i64("n", 9007199254740993).dbl("ok", 1), true, 9007199254740993},
+      {Bson().dbl("n", 3.9).dbl("ok", 1), true, 3},
+      {Bson().dbl("n", -2.5).dbl("ok", 1), true, -2},
+      {Bson().dbl("n", 6e175).dbl("ok", 1), false, 0},
+      {Bson().dbl("n", 9223372036854775808.0).dbl("ok", 1), false, 0},
+      {Bson().dbl("n", std::nan("")).dbl("ok", 1), false, 0},
+  };
+  uint32_t id = 40;
+  uint64_t t = kT0;
+  for (const auto& c : cases) {
+    h.c2s(op_msg(id, 0, Bson().str("count", "users").str("$db", "shop")), t);
+    h.s2c(op_msg(id + 1000, id, c.reply), t + kMs);
+    ++id;
+    t += 2 * kMs;
+  }
+  ASSERT_EQ(h.size(), std::size(cases));
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    json r = h.rec(i);
+    EXPECT_EQ(r["status"], "ok") << i;
+    EXPECT_EQ(r["response"].contains("n"), cases[i].has_n) << i;
+    if (cases[i].has_n) EXPECT_EQ(r["response"]["n"].get<int64_t>(), cases[i].n) << i;
+  }
+  h.c2s(op_msg(60, 0, Bson().str("insert", "users").str("$db", "shop")), t);
+  h.s2c(op_msg(61, 60, Bson().dbl("code", -1e300).dbl("ok", 0)), t + kMs);
+  ASSERT_EQ(h.size(), std::size(cases) + 1);
+  EXPECT_EQ(h.rec(std::size(cases))["status"], "error");
+  EXPECT_FALSE(h.rec(std::size(cases))["response"].contains("error_code"));
   h.expect_ledger();
 }
 

@@ -182,6 +182,21 @@ bool bson_number(const Element& e, double* v) {
   }
 }
 
+// An integer field (a code, a count): int32 and int64 exactly, a double when it
+// is a finite value an int64 can hold (cut toward zero), a boolean as 0/1.
+bool bson_int(const Element& e, int64_t* v) {
+  if (e.type == 0x12) {
+    if (e.len < 8) return false;
+    *v = static_cast<int64_t>(db::le64(e.value));
+    return true;
+  }
+  double d;
+  if (!bson_number(e, &d)) return false;
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) return false;  // NaN, inf, out of range
+  *v = static_cast<int64_t>(d);
+  return true;
+}
+
 uint32_t count_elements(const uint8_t* p, size_t n) {
   uint32_t c = 0;
   walk(p, n, [&](const Element&) {
@@ -212,10 +227,11 @@ bool reply_fields(FieldList& f, const uint8_t* p, size_t n, int depth = 0) {
   bool error = false;
   bool has_ok = false;
   bool has_write_code = false;  // the first entry of writeErrors: {index, code, errmsg}
-  double write_code = 0;
+  int64_t write_code = 0;
   std::string_view write_msg;
   walk(p, n, [&](const Element& e) {
     double v = 0;
+    int64_t iv = 0;
     if (depth == 0 && e.name == "ok" && bson_number(e, &v)) {
       has_ok = true;
       f.add_uint("ok", v == 1 ? 1 : 0);
@@ -223,12 +239,12 @@ bool reply_fields(FieldList& f, const uint8_t* p, size_t n, int depth = 0) {
     } else if (depth == 0 && (e.name == "errmsg" || e.name == "$err") && e.type == 0x02) {
       f.add_string("error_message", bson_string(e), 256);
       error = true;
-    } else if (depth == 0 && e.name == "code" && bson_number(e, &v)) {
-      f.add_int("error_code", static_cast<int64_t>(v));
+    } else if (depth == 0 && e.name == "code" && bson_int(e, &iv)) {
+      f.add_int("error_code", iv);
     } else if (depth == 0 && e.name == "codeName" && e.type == 0x02) {
       f.add_string("code_name", bson_string(e), 64);
-    } else if (depth == 0 && e.name == "n" && bson_number(e, &v)) {
-      f.add_int("n", static_cast<int64_t>(v));
+    } else if (depth == 0 && e.name == "n" && bson_int(e, &iv)) {
+      f.add_int("n", iv);
     } else if (depth == 0 && e.name == "writeErrors" && e.type == 0x04) {
       // ok: 1 with write errors (duplicate key, validation...): the write failed, the command did not.
       const uint32_t count = count_elements(e.value, e.len);
@@ -237,9 +253,7 @@ bool reply_fields(FieldList& f, const uint8_t* p, size_t n, int depth = 0) {
       walk(e.value, e.len, [&](const Element& we) {
         if (we.type != 0x03) return false;
         walk(we.value, we.len, [&](const Element& x) {
-          double v = 0;
-          if (x.name == "code" && bson_number(x, &v)) {
-            write_code = v;
+          if (x.name == "code" && bson_int(x, &write_code)) {
             has_write_code = true;
           } else if (x.name == "errmsg" && x.type == 0x02) {
             write_msg = bson_string(x);
@@ -256,7 +270,7 @@ bool reply_fields(FieldList& f, const uint8_t* p, size_t n, int depth = 0) {
     return true;
   });
   (void)has_ok;
-  if (has_write_code && !f.has("error_code")) f.add_int("error_code", static_cast<int64_t>(write_code));
+  if (has_write_code && !f.has("error_code")) f.add_int("error_code", write_code);
   if (!write_msg.empty() && !f.has("error_message")) f.add_string("error_message", write_msg, 256);
   return error;
 }
