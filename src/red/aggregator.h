@@ -124,8 +124,8 @@ class Aggregator {
   const Shared& sh_;
   const uint32_t seed_;
   const size_t nb_;
-  std::vector<Series> series_;     // max_series
-  std::vector<uint64_t> hist_;     // max_series x buckets
+  std::vector<Series> series_;     // used_ of max_series (capacity)
+  std::vector<uint64_t> hist_;     // used_ x buckets (capacity: max_series x buckets)
   std::vector<uint32_t> index_;    // slot + 1, 0: empty; power of two >= 2 x max_series
   std::vector<uint32_t> dirty_;    // slots touched since the last harvest
   uint32_t used_ = 0;
