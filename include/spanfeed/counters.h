@@ -130,6 +130,9 @@ struct RxCountersOf : RxScalarsOf<V> {
 
 // Bumped by its RX lcore, once per burst.
 struct alignas(64) RxCounters : RxCountersOf<Counter> {};
+// One per RX lcore in a std::vector: whole cache lines each, so no two lcores
+// write to one line (the control core only reads them).
+static_assert(alignof(RxCounters) == 64 && sizeof(RxCounters) % 64 == 0);
 
 // A worker loop's counters, declared once: WorkerCounters' and the
 // snapshots' fields, the keys of a summary workers[] entry, the /metrics
@@ -153,6 +156,8 @@ struct alignas(64) WorkerCounters : WorkerCountersOf<Counter> {
   Counter busy_cycles;
   std::array<Counter, kDefragCounterCount> defrag;  // kDefragCounterFields order
 };
+// One per worker in a std::vector: whole cache lines each (docs/tuning.md, Scaling).
+static_assert(alignof(WorkerCounters) == 64 && sizeof(WorkerCounters) % 64 == 0);
 
 // What every job counts, declared once: written and read by its worker only
 // (the control core reads the copy the job publishes, Job::publish). Keys of

@@ -75,12 +75,15 @@ EalPlan plan_eal(const EngineConfig& cfg, uint64_t pool_bytes) {
   if (!has_arg(user, {"-l", "--lcores", "-c"})) {
     auto cpus = usable_cpus(cfg);
     std::string map;
+    std::vector<int> used;  // distinct CPUs: --cpus may name one twice (0,0,1: control and RX on CPU 0)
     for (unsigned i = 0; i < plan.lcores_needed; ++i) {
       if (i) map += ",";
-      map += std::to_string(i) + "@" + std::to_string(cpus[i % cpus.size()]);
+      const int cpu = cpus[i % cpus.size()];
+      map += std::to_string(i) + "@" + std::to_string(cpu);
+      if (std::find(used.begin(), used.end(), cpu) == used.end()) used.push_back(cpu);
     }
     plan.args.push_back("--lcores=" + map);
-    plan.oversubscribed = plan.lcores_needed > cpus.size();
+    plan.oversubscribed = plan.lcores_needed > used.size();
   }
   bool vdev_source = !cfg.pcap_file.empty() || !cfg.iface.empty();
   // File and af_packet sources never need hugepages; raw EAL devices use them

@@ -201,7 +201,8 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   }
 
   if (pool.frag_hdr_mbufs != 0) {
-    res.frag_hdr_pool = rte_pktmbuf_pool_create("spanfeed_frag_hdr", static_cast<unsigned>(pool.frag_hdr_mbufs), 0,
+    res.frag_hdr_pool = rte_pktmbuf_pool_create("spanfeed_frag_hdr", static_cast<unsigned>(pool.frag_hdr_mbufs),
+                                                dpdk::kFragHdrCache,
                                                 dpdk::kPrivSize, dpdk::kFragHeaderRoom + RTE_PKTMBUF_HEADROOM,
                                                 socket);
     if (res.frag_hdr_pool == nullptr) {
@@ -392,6 +393,16 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
                    "%llu ring-wait spins\n", sh.rx[r]->lcore, pk, sh.rx[r]->cpu_s,
                    sh.rx[r]->cpu_s > 0 ? pk / sh.rx[r]->cpu_s / 1e6 : 0.0,
                    static_cast<unsigned long long>(rx_counters[r].ring_wait_spins.get()));
+    }
+    for (size_t w = 0; w < sh.workers.size(); ++w) {
+      // Per CPU-second, unlike the summary's per busy second (TSC time on
+      // bursts): a worker that shares its CPU is not charged for the time the
+      // other thread ran (bench/scaling.sh, docs/tuning.md).
+      const double pk = static_cast<double>(w_counters[w].received.get());
+      const double busy = static_cast<double>(w_counters[w].busy_cycles.get()) / static_cast<double>(rte_get_tsc_hz());
+      std::fprintf(stderr, "spanfeed: worker lcore %u: %.0f packets, %.3f CPU s, %.3f busy s, "
+                   "%.2f M packets per worker CPU-second\n", sh.workers[w]->lcore, pk, sh.workers[w]->cpu_s, busy,
+                   sh.workers[w]->cpu_s > 0 ? pk / sh.workers[w]->cpu_s / 1e6 : 0.0);
     }
   }
   if (hooks.stop_helpers) hooks.stop_helpers();

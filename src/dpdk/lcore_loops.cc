@@ -399,6 +399,8 @@ int worker_main(void* arg) {
   handler.on_idle(end_ns);
   handler.finish(end_ns);
   handler.publish(true);  // the final counters, exact
+  timespec cpu;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0) ctx.cpu_s = static_cast<double>(cpu.tv_sec) + cpu.tv_nsec * 1e-9;
   ctx.done.store(true, std::memory_order_release);
   sh.workers_done.ring();
   tsan_release(&sh);  // the control core's rte_eal_mp_wait_lcore (DPDK, unseen by TSan) acquires it

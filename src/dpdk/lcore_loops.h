@@ -61,7 +61,10 @@ struct RxQueueRef {
 
 struct LoopShared;
 
-struct RxContext {
+// Each lcore's context is its own: aligned, so that no two lcores' contexts
+// (allocated one after the other on the control core, with the previous
+// worker's allocations between them) share a cache line.
+struct alignas(64) RxContext {
   LoopShared* sh = nullptr;
   unsigned lcore = 0;
   std::vector<RxQueueRef> queues;
@@ -70,8 +73,9 @@ struct RxContext {
   uint64_t first_packet_tsc = 0;  // TSC of the first burst (start-up timeline); 0 = none yet
   double cpu_s = 0;               // this lcore's CPU time at exit (--log-level info)
 };
+static_assert(alignof(RxContext) == 64);
 
-struct WorkerContext {
+struct alignas(64) WorkerContext {
   LoopShared* sh = nullptr;
   unsigned lcore = 0;
   std::vector<rte_ring*> rings;  // one per RX lcore
@@ -81,9 +85,11 @@ struct WorkerContext {
   unsigned index = 0;                    // this worker's number (worker_for_hash)
   std::unique_ptr<Defragmenter> defrag;  // null: fragments go on unreassembled
   std::atomic<bool> done{false};
+  double cpu_s = 0;  // this lcore's CPU time at exit (--log-level info)
   WorkerContext();
   ~WorkerContext();
 };
+static_assert(alignof(WorkerContext) == 64);
 
 // The control core waits on it between its turns; a worker lcore rings it
 // once, when it has finished, so that the end of a run is seen at once, not
@@ -107,7 +113,9 @@ class Doorbell {
 };
 
 // What every loop reads; written before launch, read-only afterwards (but
-// for rx_done and the doorbell).
+// for rx_done and the doorbell, each on a line of its own: the control core
+// locks the doorbell's mutex every turn, and that must not take away the
+// line the workers read on every poll).
 struct LoopShared {
   const CaptureFilter* filter = nullptr;
   bool filter_inner = false;  // filter the innermost IP packet (DLT_RAW program), not the frame
@@ -135,8 +143,8 @@ struct LoopShared {
   TscClock clock;
   std::vector<std::unique_ptr<RxContext>> rx;
   std::vector<std::unique_ptr<WorkerContext>> workers;
-  std::atomic<unsigned> rx_done{0};
-  Doorbell workers_done;  // rung by each worker as it finishes
+  alignas(64) std::atomic<unsigned> rx_done{0};  // read by every worker on every poll
+  alignas(64) Doorbell workers_done;  // rung by each worker as it finishes
 };
 
 // lcore entry points (rte_eal_remote_launch); `arg` is an RxContext or a

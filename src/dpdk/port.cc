@@ -79,7 +79,9 @@ bool plan_pool(const EngineConfig& cfg, PoolPlan& plan, std::string& error) {
     // One header copy per first fragment a table entry holds, and the
     // datagrams completed in a burst until the burst is freed.
     const uint64_t burst = std::min<unsigned>(cfg.burst_size, kMaxBurst);
-    plan.frag_hdr_mbufs = uint64_t{nw} * (cfg.defrag_max_datagrams + 2 * burst) + 64;
+    // Plus what the per-lcore caches (workers, and the control core at teardown) may hold.
+    plan.frag_hdr_mbufs = uint64_t{nw} * (cfg.defrag_max_datagrams + 2 * burst) + 64 +
+                          uint64_t{1 + nw} * (kFragHdrCache * 3 / 2);
     plan.frag_hdr_mbuf_bytes = kFragHeaderRoom + RTE_PKTMBUF_HEADROOM + kPrivSize + sizeof(rte_mbuf) + 64;
   }
   return true;

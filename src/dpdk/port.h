@@ -13,6 +13,10 @@ struct rte_mempool;
 namespace spanfeed::dpdk {
 
 inline constexpr uint16_t kRxDescriptors = 1024;
+// Per-lcore cache of the fragment header pool: every worker takes and frees
+// header copies, and without a cache each would be a CAS on the one ring all
+// workers share.
+inline constexpr unsigned kFragHdrCache = 32;
 
 // How big the mbuf pool is and what it must keep free.
 struct PoolPlan {

@@ -28,7 +28,11 @@ struct RecordRef {
   uint32_t gelf_end = 0;  // end of the record's GELF document in RecordBatch::gelf
 };
 
-struct RecordBatch {
+// Written record by record by its worker, read by an exporter thread once
+// handed over. Aligned: batches are allocated back to back (worker 0's, then
+// worker 1's...), and the string and vector headers the worker writes for
+// every record must not share a line with another worker's batch.
+struct alignas(64) RecordBatch {
   std::string data;            // JSON lines, each ending in '\n'
   std::vector<RecordRef> refs; // one per record
   std::string gelf;            // GELF documents, back to back (only when a GELF output is configured)
@@ -40,6 +44,7 @@ struct RecordBatch {
     gelf.clear();
   }
 };
+static_assert(alignof(RecordBatch) == 64 && sizeof(RecordBatch) % 64 == 0);
 
 // What an output is, parsed from `--output KIND:TARGET`.
 struct OutputSpec {

@@ -281,13 +281,20 @@ struct alignas(64) Exporter::Lane {
   std::atomic<bool> finished{false};
 };
 
+// A worker's free batches: popped by that worker, pushed back by its exporter
+// thread. Aligned: the queue's own fields, read on every acquire, share no
+// line with another worker's batches or queue.
+struct alignas(64) FreeBatches {
+  tbb::concurrent_bounded_queue<RecordBatch*> q;
+};
+
 struct Exporter::Impl {
   std::vector<std::unique_ptr<RecordBatch>> all;
   // Rung by each exporter thread as it finishes (wait_finished).
   std::mutex finished_mu;
   std::condition_variable finished_cv;
   // Free batches per worker; the exporter threads push them back.
-  std::vector<std::unique_ptr<tbb::concurrent_bounded_queue<RecordBatch*>>> free;
+  std::vector<std::unique_ptr<FreeBatches>> free;
   std::vector<std::unique_ptr<Lane>> lanes;
 };
 
@@ -328,14 +335,14 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
     for (unsigned t = 0; t < threads; ++t) im.lanes[t]->counters.push_back(std::make_unique<SinkCounters>());
   }
   for (unsigned w = 0; w < workers; ++w) {
-    im.free.push_back(std::make_unique<tbb::concurrent_bounded_queue<RecordBatch*>>());
+    im.free.push_back(std::make_unique<FreeBatches>());
     for (uint32_t i = 0; i < cfg.batches_per_worker; ++i) {
       auto b = std::make_unique<RecordBatch>();
       b->owner = w;
       b->data.reserve(cfg.batch_bytes + 16 * 1024);  // a record may overshoot the threshold
       b->refs.reserve(cfg.batch_records);
       if (!e->gelf_host_.empty()) b->gelf.reserve(2 * (cfg.batch_bytes + 16 * 1024));  // GELF repeats keys
-      im.free[w]->push(b.get());
+      im.free[w]->q.push(b.get());
       im.all.push_back(std::move(b));
     }
   }
@@ -354,7 +361,7 @@ Exporter::~Exporter() {
 
 RecordBatch* Exporter::try_acquire(unsigned w) {
   RecordBatch* b = nullptr;
-  if (!impl_->free[w]->try_pop(b)) return nullptr;
+  if (!impl_->free[w]->q.try_pop(b)) return nullptr;
   b->clear();
   return b;
 }
@@ -447,7 +454,7 @@ void Exporter::run(Lane& lane) {
       c.bytes.add(b->data.size());
       sinks[i]->write(*b, c, cfg_.policy.wait_for_sinks());
     }
-    impl_->free[b->owner]->push(b);
+    impl_->free[b->owner]->q.push(b);
   }
   for (size_t i = 0; i < sinks.size(); ++i) sinks[i]->close(*counters[i]);
   lane.finished.store(true, std::memory_order_release);
