@@ -58,7 +58,9 @@ class alignas(64) Job : public PacketHandler {
   JobCounters c_;
 
  private:
-  mutable std::mutex published_mu_;
+  // On a line of its own: the control core locks it (once a second), and
+  // that must not take away the line of c_, written for every packet.
+  alignas(64) mutable std::mutex published_mu_;
   WorkerSnapshot published_;  // guarded by published_mu_
 };
 
