@@ -287,14 +287,17 @@ class HttpDecoder final : public Decoder {
 
   void headers(FlowContext& ctx, State& st, Direction dir, std::span<const std::byte>& bytes, uint64_t ts) {
     Side& sd = st.side[index_of(dir)];
+    Message* const m = sd.msg;
     std::string_view line;
     bool cut = false;
-    if (ctx.next_line(dir, bytes, line, &cut) != Take::kOk) return;
-    Message* m = sd.msg;
-    if (cut && m != nullptr) m->flags |= record_flag::kTruncated;
-    if (!line.empty()) {
+    // Header lines one after the other here (not one per pass of data()'s loop: a header line costs
+    // less than that round trip), up to the empty line or the end of the chunk.
+    for (;;) {
+      if (ctx.next_line(dir, bytes, line, &cut) != Take::kOk) return;
+      if (cut && m != nullptr) m->flags |= record_flag::kTruncated;
+      if (line.empty()) break;
       header(ctx, sd, dir, line);
-      return;
+      if (bytes.empty()) return;
     }
     // End of headers: how is the body delimited?
     const uint64_t here = ctx.offset(dir, bytes);
@@ -360,7 +363,11 @@ class HttpDecoder final : public Decoder {
       return;
     }
     const std::string_view name = line.substr(0, colon);
-    const std::string_view value = text::trim(line.substr(colon + 1));
+    // The value is trimmed only for the headers that are read (most are not).
+    struct LazyValue {
+      std::string_view raw;
+      operator std::string_view() const { return text::trim(raw); }
+    } const value{line.substr(colon + 1)};
     Message* m = sd.msg;
     FieldList* f = m != nullptr ? &m->fields : nullptr;
     auto keep = [&](const char* key, std::string_view v, size_t max) {
@@ -368,7 +375,7 @@ class HttpDecoder final : public Decoder {
     };
     switch (text::lower(name[0])) {
       case 'a':
-        if (iequals(name, "authorization") && dir == kReq) keep("authorization", redact_ ? "<redacted>" : value, 256);
+        if (iequals(name, "authorization") && dir == kReq) keep("authorization", redact_ ? "<redacted>" : std::string_view(value), 256);
         break;
       case 'c':
         if (iequals(name, "content-length")) {
@@ -387,7 +394,7 @@ class HttpDecoder final : public Decoder {
         } else if (iequals(name, "content-encoding")) {
           if (text::icontains(value, "gzip") || text::icontains(value, "deflate")) sd.flags |= hflag::kCompressed;
         } else if (iequals(name, "cookie") && dir == kReq) {
-          keep("cookie", redact_ ? "<redacted>" : value, 256);
+          keep("cookie", redact_ ? "<redacted>" : std::string_view(value), 256);
         }
         break;
       case 'e':
@@ -397,7 +404,7 @@ class HttpDecoder final : public Decoder {
         if (iequals(name, "host") && dir == kReq) keep("host", value, 128);
         break;
       case 's':
-        if (iequals(name, "set-cookie") && dir == kResp) keep("set_cookie", redact_ ? "<redacted>" : value, 256);
+        if (iequals(name, "set-cookie") && dir == kResp) keep("set_cookie", redact_ ? "<redacted>" : std::string_view(value), 256);
         break;
       case 't':
         // chunked must be the last coding; anything else with it is unusual, still framed as chunked
