@@ -158,7 +158,9 @@ const Field* FieldList::find(std::string_view key) const {
   const char c0 = key[0];
   for (size_t i = 0; i < count_; ++i) {
     const Field& f = fields_[i];
-    if (f.key_len == n && f.key[0] == c0 && std::memcmp(f.key + 1, key.data() + 1, n - 1) == 0) return &f;
+    // Keys are literals: the linker merges equal ones, so the same pointer usually answers first.
+    if (f.key_len == n && (f.key == key.data() || (f.key[0] == c0 && std::memcmp(f.key + 1, key.data() + 1, n - 1) == 0)))
+      return &f;
   }
   return nullptr;
 }
@@ -520,7 +522,13 @@ void put_iso8601_us(uint64_t ts_ns, char* out) {
   }
   std::memcpy(out, cached, 19);
   out[19] = '.';
-  put_digits((ts_ns % kNsPerSecond) / 1000, 6, out + 20);
+  uint32_t us = static_cast<uint32_t>((ts_ns % kNsPerSecond) / 1000);  // six digits, two at a time
+  for (int i = 4; i >= 0; i -= 2) {
+    const uint32_t r = us % 100;
+    us /= 100;
+    out[20 + i] = kDigitPairs[2 * r];
+    out[21 + i] = kDigitPairs[2 * r + 1];
+  }
   out[26] = 'Z';
 }
 

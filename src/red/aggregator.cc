@@ -14,6 +14,8 @@ namespace spanfeed::red {
 
 // Distinct statements whose fingerprint is remembered per worker (~135 KiB).
 constexpr size_t kSqlMemoEntries = 256;
+// Distinct HTTP paths whose template is remembered per worker (~135 KiB).
+constexpr size_t kPathMemoEntries = 256;
 
 namespace {
 
@@ -88,6 +90,7 @@ Aggregator::Aggregator(const Shared& shared, uint32_t seed)
   top_.resize(kProtocolCount);
   for (auto& t : top_) t = std::make_unique<TopNames>(shared.top_n == 0 ? 1 : shared.top_n);
   sql_memo_ = std::make_unique<TextMemo>(kSqlMemoEntries);
+  path_memo_ = std::make_unique<TextMemo>(kPathMemoEntries);
 }
 
 Aggregator::~Aggregator() = default;
@@ -197,6 +200,7 @@ void Aggregator::add(const Record& r) {
   // The endpoint first: the protocol may decline the record (not a request).
   w_.reset(top_[p].get());
   w_.set_memo(sql_memo_.get());
+  w_.set_path_memo(path_memo_.get());
   if (r.request == nullptr) {
     w_.add("unknown");
   } else if (const ProtocolDescriptor* d = protocol_descriptor(r.protocol); d != nullptr && d->endpoint != nullptr) {
