@@ -121,15 +121,25 @@ void EndpointWriter::add(std::string_view s) {
       p[i] = static_cast<unsigned char>(c - 0x20) < 0x5f ? static_cast<char>(c) : '?';
     }
   };
+  auto bad8 = [](const char* p, uint64_t keep) {  // keep: the bytes of the word that count
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    w = (w & keep) | (kOnes * 'a' & ~keep);
+    return (((w - kOnes * 0x20) & ~w) | ((w + kOnes) | w)) & kHigh;  // some byte < 0x20 or > 0x7e
+  };
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, out + i, 8);
-    const uint64_t below = (w - kOnes * 0x20) & ~w & kHigh;  // some byte < 0x20
-    const uint64_t above = ((w + kOnes * 1) | w) & kHigh;     // some byte > 0x7e
-    if ((below | above) != 0) fix(out + i, 8);
+    if (bad8(out + i, ~0ull)) fix(out + i, 8);
   }
-  fix(out + i, n - i);
+  if (i < n) {
+    if (n >= 8) {
+      if (bad8(out + n - 8, ~0ull)) fix(out + i, n - i);  // the last eight (some already checked)
+    } else if (len_ + 8 <= kMax) {
+      if (bad8(out, (1ull << (8 * n)) - 1)) fix(out, n);  // inside buf_: bytes past n masked out
+    } else {
+      fix(out, n);
+    }
+  }
   len_ += n;
 }
 
