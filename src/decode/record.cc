@@ -49,6 +49,36 @@ std::string_view to_string(RecordStatus s) {
   return "?";
 }
 
+namespace {
+
+// n bytes (keys, short values) without a library call: two overlapping loads
+// and stores cover any length up to twice their width, and never read past src + n.
+inline void copy_short(char* dst, const char* src, size_t n) {
+  if (n >= 8) {
+    if (n > 16) {
+      std::memcpy(dst, src, n);
+      return;
+    }
+    uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + n - 8, 8);
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + n - 8, &b, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + n - 4, 4);
+    std::memcpy(dst, &a, 4);
+    std::memcpy(dst + n - 4, &b, 4);
+  } else if (n > 0) {
+    dst[0] = src[0];
+    dst[n / 2] = src[n / 2];
+    dst[n - 1] = src[n - 1];
+  }
+}
+
+}  // namespace
+
 // ---- FieldList ----
 
 void FieldList::add_num(const char* key, uint8_t key_len, FieldKind kind, uint64_t v) {
@@ -109,7 +139,7 @@ void FieldList::add_string(const char* key, uint8_t key_len, std::string_view va
   f.off = used_;
   f.len = static_cast<uint16_t>(n);
   f.num = 0;
-  if (n > 0) std::memcpy(arena_.data() + used_, value.data(), n);
+  copy_short(arena_.data() + used_, value.data(), n);  // most values are short: no call
   used_ = static_cast<uint16_t>(used_ + n);
 }
 
@@ -236,32 +266,6 @@ struct StringOut {
     s.append(p, N - 1);
   }
 };
-
-// n bytes (keys, short values) without a library call: two overlapping loads
-// and stores cover any length up to twice their width, and never read past src + n.
-inline void copy_short(char* dst, const char* src, size_t n) {
-  if (n >= 8) {
-    if (n > 16) {
-      std::memcpy(dst, src, n);
-      return;
-    }
-    uint64_t a, b;
-    std::memcpy(&a, src, 8);
-    std::memcpy(&b, src + n - 8, 8);
-    std::memcpy(dst, &a, 8);
-    std::memcpy(dst + n - 8, &b, 8);
-  } else if (n >= 4) {
-    uint32_t a, b;
-    std::memcpy(&a, src, 4);
-    std::memcpy(&b, src + n - 4, 4);
-    std::memcpy(dst, &a, 4);
-    std::memcpy(dst + n - 4, &b, 4);
-  } else if (n > 0) {
-    dst[0] = src[0];
-    dst[n / 2] = src[n / 2];
-    dst[n - 1] = src[n - 1];
-  }
-}
 
 // "00" .. "99": two digits per division.
 constexpr auto kDigitPairs = [] {
