@@ -338,6 +338,10 @@ class FlowContext {
   void count_partial_at_close();
 
  private:
+  // next_line / take with a carry involved (or a line over the cap): out of line.
+  Take next_line_slow(Direction dir, std::span<const std::byte>& data, std::string_view& line, bool* cut);
+  Take take_slow(Direction dir, std::span<const std::byte>& data, size_t n, std::span<const std::byte>& out);
+
   RecordBuilder& b_;
   FlowSession& s_;
   uint32_t slot_;
@@ -543,6 +547,45 @@ class RecordBuilder final : public StreamConsumer {
   std::array<std::byte, 128> replay_{};       // kept first bytes handed to a decoder
   DecodeCounters counters_;
 };
+
+// The common cases inline (nothing kept for the direction, the line or the bytes all in `data`): a call
+// and the carry bookkeeping per line cost more than the line (RESP lines are 4-10 bytes).
+inline uint64_t FlowContext::offset(Direction dir, std::span<const std::byte> rest) const {
+  if (dir != chunk_dir_) return s_.base[index_of(dir)];
+  const size_t consumed = chunk_len_ >= rest.size() ? chunk_len_ - rest.size() : 0;
+  return s_.base[index_of(dir)] + consumed;
+}
+
+inline bool FlowContext::has_carry(Direction dir) const {
+  const size_t d = index_of(dir);
+  return s_.carry_len[d] != 0 && (s_.carry_mode[d] & 1) == 0;  // 1: kCarryClearPending (record_builder_internal.h)
+}
+
+inline Take FlowContext::next_line(Direction dir, std::span<const std::byte>& data, std::string_view& line, bool* cut) {
+  const size_t d = index_of(dir);
+  if (s_.carry_len[d] == 0 && s_.carry_mode[d] == 0 && !data.empty()) {
+    const auto* begin = reinterpret_cast<const char*>(data.data());
+    const auto* nl = static_cast<const char*>(__builtin_memchr(begin, '\n', data.size()));
+    if (nl != nullptr && static_cast<size_t>(nl - begin) <= b_.cfg_.carry_bytes) {
+      const size_t len = static_cast<size_t>(nl - begin);
+      line = std::string_view(begin, len > 0 && nl[-1] == '\r' ? len - 1 : len);
+      *cut = false;
+      data = data.subspan(len + 1);
+      return Take::kOk;
+    }
+  }
+  return next_line_slow(dir, data, line, cut);
+}
+
+inline Take FlowContext::take(Direction dir, std::span<const std::byte>& data, size_t n, std::span<const std::byte>& out) {
+  const size_t d = index_of(dir);
+  if (s_.carry_len[d] == 0 && s_.carry_mode[d] == 0 && data.size() >= n && n <= b_.cfg_.carry_bytes) {
+    out = data.first(n);
+    data = data.subspan(n);
+    return Take::kOk;
+  }
+  return take_slow(dir, data, n, out);
+}
 
 template <typename T>
 T& FlowContext::state() {

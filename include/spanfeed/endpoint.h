@@ -78,6 +78,8 @@ class EndpointWriter {
   void add_top(std::string_view name);
   // Fingerprints of normalized statements remembered across records (the worker's; nullptr: none).
   void set_memo(TextMemo* memo) { memo_ = memo; }
+  // Path templates remembered across records (the worker's; nullptr: none).
+  void set_path_memo(TextMemo* memo) { path_memo_ = memo; }
   // HTTP path template: the query (from '?') dropped; a scheme://authority prefix dropped;
   // numeric, UUID and long hex segments (>= 16 hex digits, or >= 8 with a digit and a letter
   // only from a-f) become {id}.
@@ -90,11 +92,13 @@ class EndpointWriter {
 
  private:
   void add_top(std::string_view name, uint64_t hash);
+  void write_path_template(std::string_view path);
 
   std::array<char, kMax> buf_{};
   size_t len_ = 0;
   TopNames* top_;
   TextMemo* memo_ = nullptr;
+  TextMemo* path_memo_ = nullptr;
 };
 
 // A protocol's endpoint of a finished record. False: the record is not a request for RED

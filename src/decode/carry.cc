@@ -22,16 +22,7 @@ std::string_view strip_cr(std::string_view s) {
 
 // ---------------------------------------------------------------- FlowContext
 
-uint64_t FlowContext::offset(Direction dir, std::span<const std::byte> rest) const {
-  if (dir != chunk_dir_) return s_.base[index_of(dir)];
-  const size_t consumed = chunk_len_ >= rest.size() ? chunk_len_ - rest.size() : 0;
-  return s_.base[index_of(dir)] + consumed;
-}
-
-bool FlowContext::has_carry(Direction dir) const {
-  const size_t d = index_of(dir);
-  return s_.carry_len[d] != 0 && (s_.carry_mode[d] & kCarryClearPending) == 0;
-}
+static_assert(kCarryClearPending == 1, "FlowContext::has_carry (decoder.h) tests bit 1");
 
 void FlowContext::drop_carry(Direction dir) { b_.release_carry(s_, index_of(dir)); }
 
@@ -41,7 +32,7 @@ std::span<const std::byte> FlowContext::kept(Direction dir) const {
   return {b_.carry_data(s_.carry[d]), s_.carry_len[d]};
 }
 
-Take FlowContext::next_line(Direction dir, std::span<const std::byte>& data, std::string_view& line, bool* cut) {
+Take FlowContext::next_line_slow(Direction dir, std::span<const std::byte>& data, std::string_view& line, bool* cut) {
   const size_t d = index_of(dir);
   const size_t cap = b_.cfg_.carry_bytes;
   *cut = false;
@@ -124,7 +115,7 @@ Take FlowContext::next_line(Direction dir, std::span<const std::byte>& data, std
   return Take::kNeedMore;
 }
 
-Take FlowContext::take(Direction dir, std::span<const std::byte>& data, size_t n, std::span<const std::byte>& out) {
+Take FlowContext::take_slow(Direction dir, std::span<const std::byte>& data, size_t n, std::span<const std::byte>& out) {
   const size_t d = index_of(dir);
   if (s_.carry_mode[d] & kCarryClearPending) b_.release_carry(s_, d);
   if (n > b_.cfg_.carry_bytes) n = b_.cfg_.carry_bytes;  // callers never ask for more; keep the arena safe

@@ -111,10 +111,34 @@ void EndpointWriter::add(std::string_view s) {
   const size_t n = std::min(s.size(), kMax - len_);
   char* out = buf_.data() + len_;
   std::memcpy(out, s.data(), n);
-  // Printable ASCII only (branch-free: the loop vectorises).
-  for (size_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(out[i]);
-    out[i] = static_cast<unsigned char>(c - 0x20) < 0x5f ? static_cast<char>(c) : '?';
+  // Printable ASCII only. Names are short and nearly always clean: eight bytes are checked at once
+  // (any byte < 0x20, any byte > 0x7e), and only a word that has one is rewritten byte by byte.
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  auto fix = [](char* p, size_t k) {
+    for (size_t i = 0; i < k; ++i) {
+      const auto c = static_cast<unsigned char>(p[i]);
+      p[i] = static_cast<unsigned char>(c - 0x20) < 0x5f ? static_cast<char>(c) : '?';
+    }
+  };
+  auto bad8 = [](const char* p, uint64_t keep) {  // keep: the bytes of the word that count
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    w = (w & keep) | (kOnes * 'a' & ~keep);
+    return (((w - kOnes * 0x20) & ~w) | ((w + kOnes) | w)) & kHigh;  // some byte < 0x20 or > 0x7e
+  };
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    if (bad8(out + i, ~0ull)) fix(out + i, 8);
+  }
+  if (i < n) {
+    if (n >= 8) {
+      if (bad8(out + n - 8, ~0ull)) fix(out + i, n - i);  // the last eight (some already checked)
+    } else if (len_ + 8 <= kMax) {
+      if (bad8(out, (1ull << (8 * n)) - 1)) fix(out, n);  // inside buf_: bytes past n masked out
+    } else {
+      fix(out, n);
+    }
   }
   len_ += n;
 }
@@ -152,6 +176,24 @@ bool is_id_segment(std::string_view seg) {
 }
 
 void EndpointWriter::add_path_template(std::string_view path) {
+  // Paths repeat: their template is remembered (when it was written whole).
+  uint64_t memo_hash = 0;
+  const size_t start = len_;
+  if (path_memo_ != nullptr) {
+    memo_hash = TextMemo::hash(path);
+    TextMemo::Hit hit;
+    if (path_memo_->find(path, memo_hash, &hit)) {
+      add(hit.value);
+      return;
+    }
+  }
+  write_path_template(path);
+  if (path_memo_ != nullptr && len_ < kMax) {
+    path_memo_->remember(path, memo_hash, std::string_view(buf_.data() + start, len_ - start), 0);
+  }
+}
+
+void EndpointWriter::write_path_template(std::string_view path) {
   if (!path.empty() && path.front() != '/') {
     // absolute-form request target (scheme://authority/path): keep the path only
     if (const size_t scheme = path.find("://"); scheme != std::string_view::npos) {

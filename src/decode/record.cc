@@ -49,6 +49,36 @@ std::string_view to_string(RecordStatus s) {
   return "?";
 }
 
+namespace {
+
+// n bytes (keys, short values) without a library call: two overlapping loads
+// and stores cover any length up to twice their width, and never read past src + n.
+inline void copy_short(char* dst, const char* src, size_t n) {
+  if (n >= 8) {
+    if (n > 16) {
+      std::memcpy(dst, src, n);
+      return;
+    }
+    uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + n - 8, 8);
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + n - 8, &b, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + n - 4, 4);
+    std::memcpy(dst, &a, 4);
+    std::memcpy(dst + n - 4, &b, 4);
+  } else if (n > 0) {
+    dst[0] = src[0];
+    dst[n / 2] = src[n / 2];
+    dst[n - 1] = src[n - 1];
+  }
+}
+
+}  // namespace
+
 // ---- FieldList ----
 
 void FieldList::add_num(const char* key, uint8_t key_len, FieldKind kind, uint64_t v) {
@@ -109,7 +139,7 @@ void FieldList::add_string(const char* key, uint8_t key_len, std::string_view va
   f.off = used_;
   f.len = static_cast<uint16_t>(n);
   f.num = 0;
-  if (n > 0) std::memcpy(arena_.data() + used_, value.data(), n);
+  copy_short(arena_.data() + used_, value.data(), n);  // most values are short: no call
   used_ = static_cast<uint16_t>(used_ + n);
 }
 
@@ -158,7 +188,9 @@ const Field* FieldList::find(std::string_view key) const {
   const char c0 = key[0];
   for (size_t i = 0; i < count_; ++i) {
     const Field& f = fields_[i];
-    if (f.key_len == n && f.key[0] == c0 && std::memcmp(f.key + 1, key.data() + 1, n - 1) == 0) return &f;
+    // Keys are literals: the linker merges equal ones, so the same pointer usually answers first.
+    if (f.key_len == n && (f.key == key.data() || (f.key[0] == c0 && std::memcmp(f.key + 1, key.data() + 1, n - 1) == 0)))
+      return &f;
   }
   return nullptr;
 }
@@ -234,32 +266,6 @@ struct StringOut {
     s.append(p, N - 1);
   }
 };
-
-// n bytes (keys, short values) without a library call: two overlapping loads
-// and stores cover any length up to twice their width, and never read past src + n.
-inline void copy_short(char* dst, const char* src, size_t n) {
-  if (n >= 8) {
-    if (n > 16) {
-      std::memcpy(dst, src, n);
-      return;
-    }
-    uint64_t a, b;
-    std::memcpy(&a, src, 8);
-    std::memcpy(&b, src + n - 8, 8);
-    std::memcpy(dst, &a, 8);
-    std::memcpy(dst + n - 8, &b, 8);
-  } else if (n >= 4) {
-    uint32_t a, b;
-    std::memcpy(&a, src, 4);
-    std::memcpy(&b, src + n - 4, 4);
-    std::memcpy(dst, &a, 4);
-    std::memcpy(dst + n - 4, &b, 4);
-  } else if (n > 0) {
-    dst[0] = src[0];
-    dst[n / 2] = src[n / 2];
-    dst[n - 1] = src[n - 1];
-  }
-}
 
 // "00" .. "99": two digits per division.
 constexpr auto kDigitPairs = [] {
@@ -520,7 +526,13 @@ void put_iso8601_us(uint64_t ts_ns, char* out) {
   }
   std::memcpy(out, cached, 19);
   out[19] = '.';
-  put_digits((ts_ns % kNsPerSecond) / 1000, 6, out + 20);
+  uint32_t us = static_cast<uint32_t>((ts_ns % kNsPerSecond) / 1000);  // six digits, two at a time
+  for (int i = 4; i >= 0; i -= 2) {
+    const uint32_t r = us % 100;
+    us /= 100;
+    out[20 + i] = kDigitPairs[2 * r];
+    out[21 + i] = kDigitPairs[2 * r + 1];
+  }
   out[26] = 'Z';
 }
 

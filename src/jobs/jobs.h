@@ -3,6 +3,7 @@
 // never allocate per packet.
 #pragma once
 
+#include <array>
 #include <cstdio>
 #include <memory>
 #include <mutex>
@@ -152,11 +153,16 @@ class RecordsJob final : public Job, public RecordSink {
   std::unique_ptr<GelfEncoder> gelf_;  // when an output is GELF: documents encoded here, beside the JSON line
   std::unique_ptr<red::Exchange> red_;  // RED metrics (red.enabled): every record counted here
   RecordBatch* batch_ = nullptr;
-  // The last record's connection and its key (records of one connection often follow each other).
-  Endpoint key_client_{};
-  Endpoint key_server_{};
-  uint32_t key_ = 0;
-  bool key_valid_ = false;
+  // Recent connections and their keys (FNV-1a over 36 bytes costs ~170 instructions; records of a few
+  // hundred connections interleave): direct-mapped by a cheap mix of the ports and addresses.
+  struct KeyEntry {
+    Endpoint client{};
+    Endpoint server{};
+    uint32_t key = 0;
+    bool valid = false;
+  };
+  static constexpr size_t kKeyEntries = 256;
+  std::array<KeyEntry, kKeyEntries> keys_{};
   uint64_t batched_ = 0;       // records put into batches
   uint64_t dropped_ = 0;       // no free batch (live; offline after a forced stop)
   uint64_t dropped_abandoned_ = 0;  // of dropped_: offline, the wait was abandoned

@@ -138,6 +138,7 @@ class Aggregator {
   SeriesKey k_;                    // scratch key of the record being added
   EndpointWriter w_;
   std::unique_ptr<TextMemo> sql_memo_;  // normalized statement -> SQL fingerprint (w_'s memo)
+  std::unique_ptr<TextMemo> path_memo_;  // HTTP path -> path template (w_'s path memo)
   uint64_t folded_records_ = 0, folded_series_ = 0, skipped_ = 0;  // since the last harvest
   uint64_t folded_records_total_ = 0;
 };

@@ -128,10 +128,13 @@ void RulesScanner::release(DirState& ds, size_t side) {
 
 void RulesScanner::scan(uint32_t slot, Protocol p, bool decoded, bool udp, Direction dir, uint64_t offset,
                           std::span<const std::byte> data) {
-  if (gen_ == nullptr || data.empty()) return;
+  if (gen_ == nullptr || data.empty() || gen_->im->stream_db[index_of(dir)] == nullptr) return;
+  scan_stream(slot, p, decoded, udp, dir, offset, data);
+}
+
+[[gnu::noinline]] void RulesScanner::scan_stream(uint32_t slot, Protocol p, bool decoded, bool udp, Direction dir,
+                                                 uint64_t offset, std::span<const std::byte> data) {
   const size_t side = index_of(dir);
-  hs_database_t* db = gen_->im->stream_db[side];
-  if (db == nullptr) return;
   DirState& ds = dir_state(slot, side);
   sync(ds);
   if (ds.stream != kNoIndex && ds.decoded != decoded) release(ds, side);  // detection changed what offsets mean
@@ -341,8 +344,12 @@ void RulesScanner::close(uint32_t slot) {
 void RulesScanner::mark(uint32_t slot, Direction dir, Message& m) {
   if (gen_ == nullptr) return;
   m.rule_gen = gen_id_;
+  if (gen_->im->stream_db[index_of(dir)] == nullptr) return;  // no stream rules on this side: no hits
+  mark_hits(slot, dir, m);
+}
+
+[[gnu::noinline]] void RulesScanner::mark_hits(uint32_t slot, Direction dir, Message& m) {
   const size_t side = index_of(dir);
-  if (gen_->im->stream_db[side] == nullptr) return;  // no stream rules on this side: no hits
   DirState& ds = dir_state(slot, side);
   if (ds.gen != gen_id_) return;
   if (ds.body_stream != kNoIndex || ds.inflater != kNoIndex || ds.body_done) end_body(ds, side);  // its content ends here

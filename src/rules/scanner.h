@@ -70,6 +70,11 @@ class alignas(64) RulesScanner final : public StreamObserver {
 
   RulesScanner(RulesControl& owner, uint32_t flow_capacity, uint32_t inflaters, uint32_t inflate_max_bytes);
 
+  // scan() / mark() past their early returns (no rule set, no stream rules on that side: the common
+  // case costs a few instructions, not the full functions' register saves).
+  void scan_stream(uint32_t slot, Protocol p, bool decoded, bool udp, Direction dir, uint64_t offset,
+                   std::span<const std::byte> data);
+  void mark_hits(uint32_t slot, Direction dir, Message& m);
   static int on_match(unsigned id, unsigned long long from, unsigned long long to, unsigned flags, void* ctx);
   void sync(DirState& ds);  // a direction's state, brought to the rule set in use
   DirState& dir_state(uint32_t slot, size_t side);

@@ -52,6 +52,25 @@ TEST(Http, SimpleGet) {
   h.expect_ledger();
 }
 
+TEST(Http, HeaderNamesIgnoreCaseOnly) {
+  // Names match whatever their case; a name that differs otherwise (a byte whose case bit is the only
+  // difference from '-', a longer or shorter name) is not read.
+  Harness h;
+  h.open(80);
+  h.c2s("GET / HTTP/1.1\r\nhOsT: a\r\nUSER-AGENT: ua\r\nContent\rType: x\r\n\r\n", kT0);
+  h.s2c("HTTP/1.1 200 OK\r\nCONTENT-type: text/html\r\ncontent-LENGTH: 2\r\nContent-Lengthx: 9\r\n\r\nok", kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["request"]["host"], "a");
+  EXPECT_EQ(r["request"]["user_agent"], "ua");
+  EXPECT_FALSE(r["request"].contains("content_type"));
+  EXPECT_EQ(r["response"]["content_type"], "text/html");
+  EXPECT_EQ(r["response"]["content_length"], 2);
+  EXPECT_EQ(r["response"]["body_bytes"], 2);
+  EXPECT_TRUE(r["flags"].empty());
+  h.expect_ledger();
+}
+
 TEST(Http, PipeliningMatchesInOrder) {
   Harness h;
   h.open(80);

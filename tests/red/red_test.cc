@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "decode/decode_config.h"
+#include "decode/text_memo.h"
 #include "red/aggregator.h"
 #include "red/exchange.h"
 #include "red/merger.h"
@@ -91,6 +92,47 @@ TEST(Endpoint, PathTemplates) {
   EndpointWriter w;
   w.add_path_template(std::string(400, 'z'));
   EXPECT_EQ(w.size(), EndpointWriter::kMax);
+}
+
+TEST(Endpoint, NonPrintableBytesAnywhere) {
+  // add() checks words of eight bytes and a masked tail: a bad byte in any position, in strings of
+  // every length around the word size, near the end of the buffer too.
+  for (size_t n = 1; n <= 24; ++n) {
+    for (size_t bad = 0; bad < n; ++bad) {
+      for (char c : {'\x00', '\x1f', '\x7f', '\x80', '\xff'}) {
+        std::string s(n, 'a');
+        s[bad] = c;
+        std::string want(n, 'a');
+        want[bad] = '?';
+        for (size_t lead : {size_t{0}, size_t{3}, EndpointWriter::kMax - n}) {
+          EndpointWriter w;
+          w.add(std::string(lead, 'b'));
+          w.add(s);
+          EXPECT_EQ(w.view(), std::string(lead, 'b') + want) << n << " " << bad << " " << lead;
+        }
+      }
+    }
+  }
+  EndpointWriter w;
+  w.add(" ~ok~ ");
+  EXPECT_EQ(w.view(), " ~ok~ ");  // 0x20 and 0x7e are printable
+}
+
+TEST(Endpoint, PathTemplatesRemembered) {
+  // With a memo the template of a path seen before comes from it: the same text, also cut the same
+  // way when less room is left.
+  TextMemo memo(16);
+  for (int round = 0; round < 2; ++round) {
+    EndpointWriter w;
+    w.set_path_memo(&memo);
+    w.add_path_template("/users/42/orders");
+    EXPECT_EQ(w.view(), "/users/{id}/orders");
+    EndpointWriter cut;
+    cut.set_path_memo(&memo);
+    cut.add(std::string(EndpointWriter::kMax - 5, 'm'));
+    cut.add_path_template("/users/42/orders");
+    EXPECT_EQ(cut.view(), std::string(EndpointWriter::kMax - 5, 'm') + "/user");
+  }
 }
 
 TEST(Endpoint, EveryProtocolHasOne) {

@@ -11,7 +11,6 @@
 namespace spanfeed {
 namespace {
 
-using text::iequals;
 
 constexpr Direction kReq = Direction::kClientToServer;
 constexpr Direction kResp = Direction::kServerToClient;
@@ -60,6 +59,19 @@ static_assert(sizeof(State) <= kDecoderStateBytes);
 
 constexpr std::string_view kMethods[] = {"GET ",     "POST ",  "PUT ",   "DELETE ", "HEAD ",
                                          "OPTIONS ", "PATCH ", "CONNECT ", "TRACE "};
+
+// A header name equal to `lit` (lower case: letters and '-'), ASCII case ignored: letters compare with
+// their 0x20 bit set (only an upper or lower case letter gives a lower case letter that way), the rest exactly.
+template <size_t N>
+bool name_is(std::string_view name, const char (&lit)[N]) {
+  if (name.size() != N - 1) return false;
+  for (size_t i = 0; i + 1 < N; ++i) {
+    const char l = lit[i];
+    const char c = (l >= 'a' && l <= 'z') ? static_cast<char>(name[i] | 0x20) : name[i];
+    if (c != l) return false;
+  }
+  return true;
+}
 
 bool is_token_char(char c) { return (c >= 'A' && c <= 'Z') || c == '-' || c == '_'; }
 
@@ -287,14 +299,17 @@ class HttpDecoder final : public Decoder {
 
   void headers(FlowContext& ctx, State& st, Direction dir, std::span<const std::byte>& bytes, uint64_t ts) {
     Side& sd = st.side[index_of(dir)];
+    Message* const m = sd.msg;
     std::string_view line;
     bool cut = false;
-    if (ctx.next_line(dir, bytes, line, &cut) != Take::kOk) return;
-    Message* m = sd.msg;
-    if (cut && m != nullptr) m->flags |= record_flag::kTruncated;
-    if (!line.empty()) {
+    // Header lines one after the other here (not one per pass of data()'s loop: a header line costs
+    // less than that round trip), up to the empty line or the end of the chunk.
+    for (;;) {
+      if (ctx.next_line(dir, bytes, line, &cut) != Take::kOk) return;
+      if (cut && m != nullptr) m->flags |= record_flag::kTruncated;
+      if (line.empty()) break;
       header(ctx, sd, dir, line);
-      return;
+      if (bytes.empty()) return;
     }
     // End of headers: how is the body delimited?
     const uint64_t here = ctx.offset(dir, bytes);
@@ -360,55 +375,68 @@ class HttpDecoder final : public Decoder {
       return;
     }
     const std::string_view name = line.substr(0, colon);
-    const std::string_view value = text::trim(line.substr(colon + 1));
+    // The value is trimmed only for the headers that are read (most are not).
+    struct LazyValue {
+      std::string_view raw;
+      operator std::string_view() const { return text::trim(raw); }
+    } const value{line.substr(colon + 1)};
     Message* m = sd.msg;
     FieldList* f = m != nullptr ? &m->fields : nullptr;
     auto keep = [&](const char* key, std::string_view v, size_t max) {
       if (f != nullptr && !f->has(key)) f->add_string(key, v, max);
     };
-    switch (text::lower(name[0])) {
-      case 'a':
-        if (iequals(name, "authorization") && dir == kReq) keep("authorization", redact_ ? "<redacted>" : value, 256);
+    // The headers read, by name length first (most names of a message are none of them).
+    switch (name.size()) {
+      case 4:
+        if (name_is(name, "host") && dir == kReq) keep("host", value, 128);
         break;
-      case 'c':
-        if (iequals(name, "content-length")) {
-          uint64_t n = 0;
-          if (!(sd.flags & hflag::kHasLength)) {
-            if (text::parse_u64(value, &n)) {
-              sd.flags |= hflag::kHasLength;
-              sd.content_length = n;
-              if (f != nullptr) f->add_uint("content_length", n);
-            } else {
-              ctx.count_decode_error();
-            }
-          }
-        } else if (iequals(name, "content-type")) {
-          keep("content_type", value, 128);
-        } else if (iequals(name, "content-encoding")) {
-          if (text::icontains(value, "gzip") || text::icontains(value, "deflate")) sd.flags |= hflag::kCompressed;
-        } else if (iequals(name, "cookie") && dir == kReq) {
-          keep("cookie", redact_ ? "<redacted>" : value, 256);
+      case 6:
+        if (name_is(name, "expect")) {
+          if (text::icontains(value, "100-continue")) sd.flags |= hflag::kExpect100;
+        } else if (name_is(name, "cookie") && dir == kReq) {
+          keep("cookie", redact_ ? "<redacted>" : std::string_view(value), 256);
         }
         break;
-      case 'e':
-        if (iequals(name, "expect") && text::icontains(value, "100-continue")) sd.flags |= hflag::kExpect100;
+      case 7:
+        if (name_is(name, "upgrade") && dir == kResp && text::icontains(value, "h2c")) sd.flags |= hflag::kUpgradeH2c;
         break;
-      case 'h':
-        if (iequals(name, "host") && dir == kReq) keep("host", value, 128);
+      case 10:
+        if (dir == kReq) {
+          if (name_is(name, "user-agent")) keep("user_agent", value, 256);
+        } else if (name_is(name, "set-cookie")) {
+          keep("set_cookie", redact_ ? "<redacted>" : std::string_view(value), 256);
+        }
         break;
-      case 's':
-        if (iequals(name, "set-cookie") && dir == kResp) keep("set_cookie", redact_ ? "<redacted>" : value, 256);
+      case 12:
+        if (name_is(name, "content-type")) keep("content_type", value, 128);
         break;
-      case 't':
+      case 13:
+        if (name_is(name, "authorization") && dir == kReq)
+          keep("authorization", redact_ ? "<redacted>" : std::string_view(value), 256);
+        break;
+      case 14:
+        if (name_is(name, "content-length") && !(sd.flags & hflag::kHasLength)) {
+          uint64_t n = 0;
+          if (text::parse_u64(value, &n)) {
+            sd.flags |= hflag::kHasLength;
+            sd.content_length = n;
+            if (f != nullptr) f->add_uint("content_length", n);
+          } else {
+            ctx.count_decode_error();
+          }
+        }
+        break;
+      case 15:
+        if (name_is(name, "x-forwarded-for") && dir == kReq) keep("x_forwarded_for", value, 128);
+        break;
+      case 16:
+        if (name_is(name, "content-encoding") &&
+            (text::icontains(value, "gzip") || text::icontains(value, "deflate")))
+          sd.flags |= hflag::kCompressed;
+        break;
+      case 17:
         // chunked must be the last coding; anything else with it is unusual, still framed as chunked
-        if (iequals(name, "transfer-encoding") && text::icontains(value, "chunked")) sd.flags |= hflag::kChunked;
-        break;
-      case 'u':
-        if (iequals(name, "user-agent") && dir == kReq) keep("user_agent", value, 256);
-        if (iequals(name, "upgrade") && dir == kResp && text::icontains(value, "h2c")) sd.flags |= hflag::kUpgradeH2c;
-        break;
-      case 'x':
-        if (iequals(name, "x-forwarded-for") && dir == kReq) keep("x_forwarded_for", value, 128);
+        if (name_is(name, "transfer-encoding") && text::icontains(value, "chunked")) sd.flags |= hflag::kChunked;
         break;
       default: break;
     }

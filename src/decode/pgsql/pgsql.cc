@@ -118,6 +118,7 @@ class PgsqlDecoder final : public Decoder {
           break;
         }
         case Phase::kHeader: {
+          if (whole_message(ctx, st, sd, dir, bytes, ts)) break;
           if (dir == kResp && st.ssl_answer && !ctx.has_carry(dir)) {
             st.ssl_answer = false;
             sd.phase = Phase::kSslAnswer;
@@ -236,6 +237,41 @@ class PgsqlDecoder final : public Decoder {
   }
 
  private:
+  // A typed message whose header and body are both in `bytes` (nothing kept, body within the carry cap):
+  // the steps of the header, body and skip phases in one (most messages are a few bytes). False, nothing
+  // consumed: anything else (startup phase, SSL answer, a bad header, a message split over chunks).
+  bool whole_message(FlowContext& ctx, State& st, Side& sd, Direction dir, std::span<const std::byte>& bytes,
+                     uint64_t ts) {
+    if (bytes.size() < 5 || ctx.has_carry(dir) || (dir == kReq ? !st.started : st.ssl_answer)) return false;
+    const uint8_t* h = db::u8p(bytes);
+    const uint8_t type = h[0];
+    const uint32_t len = be32(h + 1);
+    if (len < 4 || len > kMaxMessage || !(dir == kReq ? client_type(type) : server_type(type))) return false;
+    const size_t body = len - 4;
+    if (bytes.size() - 5 < body || body > ctx.config().carry_bytes) return false;
+    sd.hdr_start = ctx.offset(dir, bytes);
+    sd.type = type;
+    sd.len = static_cast<uint32_t>(body);
+    sd.skip = 0;
+    bytes = bytes.subspan(5 + body);
+    if (type == 'D' || type == 'd' || (dir == kReq && type == 'p')) {  // counted / skipped, as kSkip does
+      if (dir == kResp && type == 'D') {
+        begin_response(ctx, st, ts);
+        ++st.data_rows;
+      }
+      return true;
+    }
+    static const uint8_t kNone[1] = {0};
+    const uint8_t* p = body == 0 ? kNone : h + 5;
+    const uint64_t end = ctx.offset(dir, bytes);
+    if (dir == kReq) {
+      client_message(ctx, st, p, body, false, end, ts);
+    } else {
+      server_message(ctx, st, p, body, end, ts);
+    }
+    return true;
+  }
+
   void lose_sync(FlowContext& ctx, State& st, Direction dir, std::span<const std::byte>& bytes) {
     Side& sd = st.side[index_of(dir)];
     if (sd.msg != nullptr) ctx.discard(sd.msg);

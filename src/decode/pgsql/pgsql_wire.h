@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "db_util.h"
@@ -53,9 +54,14 @@ inline bool looks_like_startup(const uint8_t* p, size_t n) {
 
 inline std::string_view cstr(const uint8_t* p, size_t n, size_t* pos) {
   const size_t b = *pos;
-  size_t e = b;
-  while (e < n && p[e] != 0) ++e;
-  *pos = e < n ? e + 1 : n;
+  if (b >= n) {
+    *pos = n;
+    return std::string_view(reinterpret_cast<const char*>(p + b), 0);
+  }
+  // memchr: statements run to hundreds of bytes, a byte loop costs three instructions each
+  const auto* z = static_cast<const uint8_t*>(std::memchr(p + b, 0, n - b));
+  const size_t e = z != nullptr ? static_cast<size_t>(z - p) : n;
+  *pos = z != nullptr ? e + 1 : n;
   return std::string_view(reinterpret_cast<const char*>(p + b), e - b);
 }
 

@@ -107,6 +107,11 @@ class RedisDecoder final : public Decoder {
       if (sd.in_message && sd.msg != nullptr) sd.msg->last_ts_ns = ts;
       switch (sd.phase) {
         case Phase::kLine:
+          // Inside a command / an aggregate reply: most elements are bulk strings whose whole
+          // "$<len>\r\n<payload>\r\n" is in this chunk (LRANGE: 100 of them): one step each.
+          if (sd.in_message && !sd.refused && (dir == kReq || sd.depth > 0) && !ctx.has_carry(dir) &&
+              whole_bulk(ctx, sd, dir, bytes, ts))
+            break;
           if (dir == kReq) {
             request_line(ctx, sd, bytes, ts);
           } else {
@@ -165,6 +170,37 @@ class RedisDecoder final : public Decoder {
   }
 
  private:
+  // The next element is "$<digits>\r\n" with its payload and CRLF all in `bytes`: the same steps as
+  // request_line / response_line, capture and skip would take (no field of a nested reply element, the
+  // command and key of a request), done in place. False (nothing consumed): anything else.
+  bool whole_bulk(FlowContext& ctx, Side& sd, Direction dir, std::span<const std::byte>& bytes, uint64_t ts) {
+    const auto* p = reinterpret_cast<const char*>(bytes.data());
+    const size_t n = bytes.size();
+    if (n < 5 || p[0] != '$') return false;
+    size_t i = 1;
+    uint64_t len = 0;
+    while (i < 11 && i < n && text::is_digit(p[i])) len = len * 10 + static_cast<uint64_t>(p[i++] - '0');
+    if (i == 1 || i + 1 >= n || p[i] != '\r' || p[i + 1] != '\n' || len > static_cast<uint64_t>(kMaxBulkLen))
+      return false;
+    const size_t head = i + 2;
+    if (n - head < len + 2) return false;
+    if (dir == kReq) {
+      sd.line_start = ctx.offset(kReq, bytes);
+      const size_t cap = sd.arg_index <= 1 ? (len < key_max_ ? len : key_max_) : 0;
+      if (cap > 0) {
+        const std::string_view v(p + head, cap);
+        if (sd.arg_index == 0) {
+          set_command(sd, v);
+        } else {
+          set_key(sd, v);
+        }
+      }
+    }
+    bytes = bytes.subspan(head + len + 2);
+    element_done(ctx, sd, dir, ctx.offset(dir, bytes), ts);
+    return true;
+  }
+
   void begin(FlowContext& ctx, Side& sd, uint64_t start, uint64_t ts) {
     sd = Side{};
     sd.start = start;
