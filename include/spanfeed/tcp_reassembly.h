@@ -393,7 +393,21 @@ class Reassembler final : private FlowTableListener {
   uint64_t held_bytes(const Flow& f, Direction d) const;
   bool hold_pending(const Flow& f) const;
   void pump(Flow& f, uint64_t ts_ns);
-  void settle(Flow& f, uint64_t ts_ns);
+  // After each TCP packet with the hold on. Nothing buffered and no FIN
+  // waiting in either direction (the common case): pump() has nothing to
+  // move and nothing is pending, so only a listed hold is cleared.
+  void settle(Flow& f, uint64_t ts_ns) {
+    const FlowStreams& fs = streams_[f.slot];
+    if (idle_direction(fs.dir[0]) && idle_direction(fs.dir[1])) [[likely]] {
+      if (fs.hold_listed) [[unlikely]] hold_unlist(f);
+      return;
+    }
+    settle_slow(f, ts_ns);
+  }
+  static bool idle_direction(const StreamState& s) {
+    return s.head == ChunkPool::kNone && (!s.fin_seen || s.fin_delivered);
+  }
+  void settle_slow(Flow& f, uint64_t ts_ns);
   void force_release(Flow& f, uint64_t ts_ns);
   void resolve_acked_holes(Flow& f, Direction d, uint64_t ts_ns);
   void hold_list(Flow& f);
@@ -402,7 +416,11 @@ class Reassembler final : private FlowTableListener {
 
   void deliver(Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts_ns);
   void deliver_piece_and_pop(Flow& f, Direction d);
-  void flush_contiguous(Flow& f, Direction d);
+  // Delivers the buffered pieces that became contiguous (inline: usually none).
+  void flush_contiguous(Flow& f, Direction d) {
+    if (st(f, d).head != ChunkPool::kNone) [[unlikely]] flush_contiguous_slow(f, d);
+  }
+  void flush_contiguous_slow(Flow& f, Direction d);
   void advance_to(Flow& f, Direction d, uint32_t target, GapReason reason, uint64_t ts_ns);
   void emit_gap(Flow& f, Direction d, uint32_t missing, GapReason reason, uint64_t ts_ns);
   void report_gap(Flow& f, Direction d, uint64_t missing, GapReason reason, uint64_t ts_ns);
@@ -410,7 +428,12 @@ class Reassembler final : private FlowTableListener {
     if (st(f, d).lost_tail != 0) [[unlikely]] report_gap(f, d, 0, GapReason::kAckPastHole, ts_ns);
   }
   void give_up_awaited(Flow& f, Direction d, uint32_t target, uint64_t ts_ns);
-  void maybe_deliver_fin(Flow& f, Direction d, uint64_t ts_ns);
+  // Delivers d's FIN once every byte before it is (inline: usually no FIN waits).
+  void maybe_deliver_fin(Flow& f, Direction d, uint64_t ts_ns) {
+    const StreamState& s = st(f, d);
+    if (s.fin_seen && !s.fin_delivered) [[unlikely]] maybe_deliver_fin_slow(f, d, ts_ns);
+  }
+  void maybe_deliver_fin_slow(Flow& f, Direction d, uint64_t ts_ns);
   void flush_direction(Flow& f, Direction d, uint64_t ts_ns);
   void close_flow(Flow& f, CloseReason reason, uint64_t ts_ns);
   bool overlap_differs(StreamState& s, uint32_t seq, std::span<const std::byte> data);

@@ -77,7 +77,7 @@ void Reassembler::pump(Flow& f, uint64_t ts_ns) {
 // After each TCP packet of a flow: release what the packet made deliverable,
 // start the flow's hold clock when something now waits, give up when the
 // clock has run ack_hold_ns of packet time.
-void Reassembler::settle(Flow& f, uint64_t ts_ns) {
+void Reassembler::settle_slow(Flow& f, uint64_t ts_ns) {
   pump(f, ts_ns);
   FlowStreams& fs = streams_[f.slot];
   if (!hold_pending(f)) {

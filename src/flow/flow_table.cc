@@ -48,6 +48,11 @@ std::string_view to_string(InsertOutcome o) {
 
 namespace {
 
+// When a flow last active at `last` times out after `timeout` (saturating).
+uint64_t due_at(uint64_t last, uint64_t timeout) {
+  return timeout > UINT64_MAX - last ? UINT64_MAX : last + timeout;
+}
+
 uint64_t load_word(const FlowKey& k, size_t i) {
   uint64_t w;
   std::memcpy(&w, reinterpret_cast<const unsigned char*>(&k) + i * 8, 8);
@@ -182,6 +187,7 @@ void FlowTable::lru_append(uint32_t i, TimeoutClass cls) {
     nodes_[l.tail].lru_next = i;
   } else {
     l.head = i;
+    next_due_ = std::min(next_due_, due_at(n.flow.last_active_ns, timeout_[static_cast<size_t>(cls)]));
   }
   l.tail = i;
 }
@@ -285,25 +291,27 @@ void FlowTable::remove(Flow& flow) {
   unlink_and_free(i);
 }
 
-uint32_t FlowTable::expire(uint64_t now_ns, uint32_t budget) {
-  now_ns_ = std::max(now_ns_, now_ns);
+uint32_t FlowTable::expire_due(uint32_t budget) {
   uint32_t done = 0;
+  next_due_ = 0;  // unknown until a scan finds nothing due
   while (done < budget) {
-    // Oldest due head across the classes, so removals go in timeout order.
+    // Oldest due head across the classes, so removals go in timeout order
+    // (the first class on a tie).
     uint32_t victim = kNone;
-    uint64_t victim_due = 0;
+    uint64_t victim_due = UINT64_MAX;
     for (size_t c = 0; c < kTimeoutClassCount; ++c) {
       uint32_t h = lru_[c].head;
       if (h == kNone) continue;
-      uint64_t last = nodes_[h].flow.last_active_ns;
-      uint64_t due = timeout_[c] > UINT64_MAX - last ? UINT64_MAX : last + timeout_[c];  // saturate
-      if (due > now_ns_) continue;
+      const uint64_t due = due_at(nodes_[h].flow.last_active_ns, timeout_[c]);
       if (victim == kNone || due < victim_due) {
         victim = h;
         victim_due = due;
       }
     }
-    if (victim == kNone) break;
+    if (victim == kNone || victim_due > now_ns_) {
+      next_due_ = victim_due;  // the earliest due time now (none: never)
+      break;
+    }
     ++counters_.expired;
     if (listener_ != nullptr) listener_->on_flow_removed(nodes_[victim].flow, RemoveReason::kExpired, now_ns_);
     unlink_and_free(victim);
