@@ -326,8 +326,10 @@ class Reassembler final : private FlowTableListener {
 
   // One packet (pkt.parsed must be non-null and describe pkt.frame). Never
   // throws, never allocates. Returns the counted outcome.
-  SegmentOutcome process(const PacketView& pkt) { return process(pkt.frame, *pkt.parsed, pkt.ts_ns); }
-  SegmentOutcome process(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns);
+  // pkt.next (when set) is fetched ahead while this packet is processed.
+  SegmentOutcome process(const PacketView& pkt) { return process(pkt.frame, *pkt.parsed, pkt.ts_ns, pkt.next); }
+  SegmentOutcome process(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns,
+                         const PacketView* next = nullptr);
 
   // Expires every flow idle past its timeout at now_ns (on_idle).
   void advance_time(uint64_t now_ns);

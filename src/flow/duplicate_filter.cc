@@ -64,8 +64,11 @@ uint64_t DuplicateFilter::fingerprint(std::span<const std::byte> frame, const Pa
 
 bool DuplicateFilter::seen(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns) {
   if (window_ns_ == 0) return false;
-  const uint64_t fp = fingerprint(frame, p);
-  Line& line = lines_[static_cast<uint32_t>(fp >> 40) & mask_];
+  const bool announced = ahead_parsed_ == &p && ahead_frame_.data() == frame.data() &&
+                         ahead_frame_.size() == frame.size();
+  ahead_parsed_ = nullptr;
+  const uint64_t fp = announced ? ahead_fp_ : fingerprint(frame, p);
+  Line& line = lines_[line_of(fp)];
   Entry* victim = &line.e[0];
   for (Entry& e : line.e) {
     if (e.fp == fp) {

@@ -216,12 +216,18 @@ Reassembler::Reassembler(const ReassemblerConfig& cfg, StreamConsumer& consumer)
   streams_.reserve(table_.capacity());
 }
 
-SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns) {
+SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns,
+                                    const PacketView* next) {
   ++counters_.segments;
-  if (dedup_.enabled() && dedup_.seen(frame, p, ts_ns)) {
-    counters_.dedup_evicted_live = dedup_.evicted_live();
-    ++counters_.outcome[static_cast<size_t>(SegmentOutcome::kDuplicate)];
-    return SegmentOutcome::kDuplicate;
+  if (dedup_.enabled()) {
+    const bool dup = dedup_.seen(frame, p, ts_ns);
+    // The next packet's line: fetched while this one is handled.
+    if (next != nullptr) dedup_.prefetch(next->frame, *next->parsed);
+    if (dup) {
+      counters_.dedup_evicted_live = dedup_.evicted_live();
+      ++counters_.outcome[static_cast<size_t>(SegmentOutcome::kDuplicate)];
+      return SegmentOutcome::kDuplicate;
+    }
   }
   counters_.dedup_evicted_live = dedup_.evicted_live();
   table_.expire(ts_ns, cfg_.expire_budget);
