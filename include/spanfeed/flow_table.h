@@ -5,6 +5,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,7 +49,16 @@ struct FlowKey {
 };
 static_assert(sizeof(FlowKey) == 48, "FlowKey is hashed and compared as six 64-bit words");
 
-bool operator==(const FlowKey& x, const FlowKey& y);
+inline bool operator==(const FlowKey& x, const FlowKey& y) {
+  uint64_t diff = 0;
+  for (size_t i = 0; i < sizeof(FlowKey) / 8; ++i) {
+    uint64_t a, b;
+    std::memcpy(&a, reinterpret_cast<const unsigned char*>(&x) + i * 8, 8);
+    std::memcpy(&b, reinterpret_cast<const unsigned char*>(&y) + i * 8, 8);
+    diff |= a ^ b;
+  }
+  return diff == 0;
+}
 
 // A key plus which endpoint sent the packet it was built from.
 struct OrientedKey {
@@ -224,7 +234,13 @@ class FlowTable {
 
   // Marks activity at ts_ns (the table time becomes max(now, ts_ns)) and puts
   // the flow at the tail of `cls`'s list. O(1).
-  void touch(Flow& flow, TimeoutClass cls, uint64_t ts_ns);
+  void touch(Flow& flow, TimeoutClass cls, uint64_t ts_ns) {
+    if (ts_ns > now_ns_) now_ns_ = ts_ns;
+    flow.last_active_ns = now_ns_;
+    if (ts_ns > flow.last_ts_ns) flow.last_ts_ns = ts_ns;
+    if (lru_[static_cast<size_t>(cls)].tail == flow.slot) return;  // already newest of its class
+    move_to_tail(flow.slot, cls);
+  }
 
   // Removes a flow; the listener is not called (the owner is doing it).
   void remove(Flow& flow);
@@ -281,6 +297,7 @@ class FlowTable {
     return static_cast<uint32_t>(hash(k) >> 32) & bucket_mask_;
   }
   uint32_t expire_due(uint32_t budget);
+  void move_to_tail(uint32_t i, TimeoutClass cls);
   void lru_unlink(uint32_t i);
   void lru_append(uint32_t i, TimeoutClass cls);
   void unlink_and_free(uint32_t i);

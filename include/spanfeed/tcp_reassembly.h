@@ -390,8 +390,23 @@ class Reassembler final : private FlowTableListener {
     const StreamState& o = streams_[f.slot].dir[index_of(opposite(d))];
     return !o.seq_known || seq_lt(o.next_seq, pc.need_ack);  // unknown: waits for its first segment
   }
-  bool head_blocked(const Flow& f, Direction d) const;
-  void note_ack(Flow& f, Direction rd, uint32_t ack);
+  bool head_blocked(const Flow& f, Direction d) const {
+    const StreamState& s = streams_[f.slot].dir[index_of(d)];
+    return s.head != ChunkPool::kNone && head_blocked_slow(f, d, s);
+  }
+  bool head_blocked_slow(const Flow& f, Direction d, const StreamState& s) const;
+  // The other side acknowledged `rd` up to `ack`: keep the highest such proof
+  // past what `rd` delivered (within the window, like handle_ack).
+  void note_ack(Flow& f, Direction rd, uint32_t ack) {
+    StreamState& r = st(f, rd);
+    if (!r.seq_known) return;
+    const int32_t dist = seq_diff(ack, r.next_seq);
+    if (dist <= 0 || dist > static_cast<int64_t>(cfg_.max_window)) return;
+    if (!r.acked_known || seq_gt(ack, r.acked)) {
+      r.acked = ack;
+      r.acked_known = true;
+    }
+  }
   uint64_t held_bytes(const Flow& f, Direction d) const;
   bool hold_pending(const Flow& f) const;
   void pump(Flow& f, uint64_t ts_ns);

@@ -71,17 +71,23 @@ uint64_t mix64(uint64_t x) {
 
 }  // namespace
 
-bool operator==(const FlowKey& x, const FlowKey& y) {
-  uint64_t diff = 0;
-  for (size_t i = 0; i < sizeof(FlowKey) / 8; ++i) diff |= load_word(x, i) ^ load_word(y, i);
-  return diff == 0;
-}
-
 OrientedKey make_flow_key(const ParsedPacket& p, bool include_vlan) {
   OrientedKey ok;
   std::memset(&ok.key, 0, sizeof(ok.key));
-  int c = std::memcmp(p.src.bytes, p.dst.bytes, sizeof(p.src.bytes));
-  bool src_is_a = c < 0 || (c == 0 && p.src_port <= p.dst_port);
+  // The addresses compared as bytes (memcmp order): two big-endian words each.
+  auto be_word = [](const uint8_t* b) {
+    uint64_t w;
+    std::memcpy(&w, b, sizeof(w));
+    return __builtin_bswap64(w);
+  };
+  const uint64_t s0 = be_word(p.src.bytes), d0 = be_word(p.dst.bytes);
+  bool src_is_a;
+  if (s0 != d0) {
+    src_is_a = s0 < d0;
+  } else {
+    const uint64_t s1 = be_word(p.src.bytes + 8), d1 = be_word(p.dst.bytes + 8);
+    src_is_a = s1 != d1 ? s1 < d1 : p.src_port <= p.dst_port;
+  }
   const IpAddr& a = src_is_a ? p.src : p.dst;
   const IpAddr& b = src_is_a ? p.dst : p.src;
   ok.key.addr_a = a;
@@ -141,7 +147,7 @@ bool FlowTable::take_fresh() {
   return true;
 }
 
-uint64_t FlowTable::hash(const FlowKey& k) const {
+inline uint64_t FlowTable::hash(const FlowKey& k) const {
   // One multiply and rotate per word, the full finaliser once (six finalisers: ~80 instructions a packet).
   constexpr uint64_t kMul = 0x9ddfea08eb382d69ull;
   uint64_t h = seed_;
@@ -274,12 +280,7 @@ FlowInsert FlowTable::insert(const OrientedKey& ok, bool client_is_a, TimeoutCla
   return res;
 }
 
-void FlowTable::touch(Flow& flow, TimeoutClass cls, uint64_t ts_ns) {
-  now_ns_ = std::max(now_ns_, ts_ns);
-  flow.last_active_ns = now_ns_;
-  if (ts_ns > flow.last_ts_ns) flow.last_ts_ns = ts_ns;
-  uint32_t i = flow.slot;
-  if (lru_[static_cast<size_t>(cls)].tail == i) return;  // already newest of its class
+void FlowTable::move_to_tail(uint32_t i, TimeoutClass cls) {
   lru_unlink(i);
   lru_append(i, cls);
 }
