@@ -226,6 +226,13 @@ class FlowTable {
 
   // Finds the flow of `key`; dir is the packet's direction when found.
   FlowLookup find(const OrientedKey& ok);
+  // The same, with hash_of(ok.key) already computed.
+  FlowLookup find(const OrientedKey& ok, uint64_t hash);
+  uint64_t hash_of(const FlowKey& key) const;
+  // Fetches what find() with this hash will read first: its bucket and (once
+  // the bucket is read) the first flow on its chain. Returns that flow's
+  // slot (kNone: the chain is empty).
+  uint32_t prefetch(uint64_t hash) const;
 
   // Inserts a flow that find() did not return. client_is_a chooses the client.
   // When full: first expires due flows, then evicts a closed record, then the
@@ -293,9 +300,8 @@ class FlowTable {
 
   uint64_t hash(const FlowKey& k) const;
   bool take_fresh();  // free list empty: makes the next never-used node its head; false when all exist
-  uint32_t bucket_of(const FlowKey& k) const {
-    return static_cast<uint32_t>(hash(k) >> 32) & bucket_mask_;
-  }
+  uint32_t bucket_of(const FlowKey& k) const { return bucket_of_hash(hash(k)); }
+  uint32_t bucket_of_hash(uint64_t h) const { return static_cast<uint32_t>(h >> 32) & bucket_mask_; }
   uint32_t expire_due(uint32_t budget);
   void move_to_tail(uint32_t i, TimeoutClass cls);
   void lru_unlink(uint32_t i);

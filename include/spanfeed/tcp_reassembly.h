@@ -366,10 +366,20 @@ class Reassembler final : private FlowTableListener {
 
   void on_flow_removed(Flow& flow, RemoveReason reason, uint64_t now_ns) override;
 
+  // A TCP/UDP packet's flow key and FlowTable hash, computed ahead for the
+  // next packet (lookahead()) or now.
+  struct KeyedPacket {
+    const ParsedPacket* parsed = nullptr;
+    OrientedKey ok;
+    uint64_t hash = 0;
+  };
+  void lookahead(const PacketView& next);
   SegmentOutcome process_tcp(std::span<const std::byte> frame, const ParsedPacket& p,
-                             std::span<const std::byte> payload, uint32_t seg_len, uint64_t ts_ns);
+                             std::span<const std::byte> payload, uint32_t seg_len, uint64_t ts_ns,
+                             const KeyedPacket& kp);
   SegmentOutcome process_udp(std::span<const std::byte> frame, const ParsedPacket& p,
-                             std::span<const std::byte> payload, uint32_t missing, uint64_t ts_ns);
+                             std::span<const std::byte> payload, uint32_t missing, uint64_t ts_ns,
+                             const KeyedPacket& kp);
   Flow* open_flow(const OrientedKey& ok, bool client_is_a, FlowState state, TimeoutClass cls,
                   uint64_t ts_ns, Direction* dir);
   bool is_new_connection(const StreamState& s, uint32_t seq) const;
@@ -480,6 +490,9 @@ class Reassembler final : private FlowTableListener {
   uint32_t hold_head_ = UINT32_MAX;  // flows waiting on an ack hold, oldest first (slots)
   uint32_t hold_tail_ = UINT32_MAX;
   bool conflict_counted_ = false;  // the segment being processed was counted in overlap_conflicts
+  // The next packet's key (lookahead()): only the very next process() call may use it.
+  std::array<KeyedPacket, 2> ahead_{};
+  uint32_t ahead_slot_ = 0;
 };
 
 }  // namespace spanfeed
