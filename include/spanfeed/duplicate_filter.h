@@ -38,6 +38,18 @@ class DuplicateFilter {
   // drop. Otherwise remembers this one and returns false.
   bool seen(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns);
 
+  // The packet the next seen() call will be given (the same frame and parsed
+  // packet, unchanged): computes its fingerprint now and fetches its table
+  // line, so that call does not wait for memory. Only the very next seen()
+  // call can use it.
+  void prefetch(std::span<const std::byte> frame, const ParsedPacket& p) {
+    if (window_ns_ == 0) return;
+    ahead_fp_ = fingerprint(frame, p);
+    ahead_parsed_ = &p;
+    ahead_frame_ = frame;
+    __builtin_prefetch(&lines_[line_of(ahead_fp_)], 1);
+  }
+
   // Entries still inside the window overwritten by a newer packet: a copy of
   // them arriving later passes as new. Non-zero: the table is small for the
   // packet rate (entries per window).
@@ -56,12 +68,18 @@ class DuplicateFilter {
     Entry e[kWays];
   };
 
+  uint32_t line_of(uint64_t fp) const { return static_cast<uint32_t>(fp >> 40) & mask_; }
+
   uint64_t window_ns_;
   uint64_t seed_;
   uint32_t mask_ = 0;
   uint32_t entries_ = 0;
   std::unique_ptr<Line[]> lines_;
   uint64_t evicted_live_ = 0;
+  // prefetch(): the packet announced and its fingerprint.
+  const ParsedPacket* ahead_parsed_ = nullptr;
+  std::span<const std::byte> ahead_frame_;
+  uint64_t ahead_fp_ = 0;
 };
 
 }  // namespace spanfeed

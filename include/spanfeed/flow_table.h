@@ -5,6 +5,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,7 +49,16 @@ struct FlowKey {
 };
 static_assert(sizeof(FlowKey) == 48, "FlowKey is hashed and compared as six 64-bit words");
 
-bool operator==(const FlowKey& x, const FlowKey& y);
+inline bool operator==(const FlowKey& x, const FlowKey& y) {
+  uint64_t diff = 0;
+  for (size_t i = 0; i < sizeof(FlowKey) / 8; ++i) {
+    uint64_t a, b;
+    std::memcpy(&a, reinterpret_cast<const unsigned char*>(&x) + i * 8, 8);
+    std::memcpy(&b, reinterpret_cast<const unsigned char*>(&y) + i * 8, 8);
+    diff |= a ^ b;
+  }
+  return diff == 0;
+}
 
 // A key plus which endpoint sent the packet it was built from.
 struct OrientedKey {
@@ -216,6 +226,13 @@ class FlowTable {
 
   // Finds the flow of `key`; dir is the packet's direction when found.
   FlowLookup find(const OrientedKey& ok);
+  // The same, with hash_of(ok.key) already computed.
+  FlowLookup find(const OrientedKey& ok, uint64_t hash);
+  uint64_t hash_of(const FlowKey& key) const;
+  // Fetches what find() with this hash will read first: its bucket and (once
+  // the bucket is read) the first flow on its chain. Returns that flow's
+  // slot (kNone: the chain is empty).
+  uint32_t prefetch(uint64_t hash) const;
 
   // Inserts a flow that find() did not return. client_is_a chooses the client.
   // When full: first expires due flows, then evicts a closed record, then the
@@ -224,14 +241,25 @@ class FlowTable {
 
   // Marks activity at ts_ns (the table time becomes max(now, ts_ns)) and puts
   // the flow at the tail of `cls`'s list. O(1).
-  void touch(Flow& flow, TimeoutClass cls, uint64_t ts_ns);
+  void touch(Flow& flow, TimeoutClass cls, uint64_t ts_ns) {
+    if (ts_ns > now_ns_) now_ns_ = ts_ns;
+    flow.last_active_ns = now_ns_;
+    if (ts_ns > flow.last_ts_ns) flow.last_ts_ns = ts_ns;
+    if (lru_[static_cast<size_t>(cls)].tail == flow.slot) return;  // already newest of its class
+    move_to_tail(flow.slot, cls);
+  }
 
   // Removes a flow; the listener is not called (the owner is doing it).
   void remove(Flow& flow);
 
   // Removes up to `budget` flows whose class timeout has passed at now_ns,
   // oldest first, calling the listener for each. Returns how many.
-  uint32_t expire(uint64_t now_ns, uint32_t budget = UINT32_MAX);
+  // Inline: before the earliest due time nothing can be due (every packet asks).
+  uint32_t expire(uint64_t now_ns, uint32_t budget = UINT32_MAX) {
+    if (now_ns > now_ns_) now_ns_ = now_ns;
+    if (now_ns_ < next_due_) [[likely]] return 0;
+    return expire_due(budget);
+  }
 
   // Timeout of a class in nanoseconds.
   uint64_t timeout_ns(TimeoutClass cls) const { return timeout_[static_cast<size_t>(cls)]; }
@@ -272,9 +300,10 @@ class FlowTable {
 
   uint64_t hash(const FlowKey& k) const;
   bool take_fresh();  // free list empty: makes the next never-used node its head; false when all exist
-  uint32_t bucket_of(const FlowKey& k) const {
-    return static_cast<uint32_t>(hash(k) >> 32) & bucket_mask_;
-  }
+  uint32_t bucket_of(const FlowKey& k) const { return bucket_of_hash(hash(k)); }
+  uint32_t bucket_of_hash(uint64_t h) const { return static_cast<uint32_t>(h >> 32) & bucket_mask_; }
+  uint32_t expire_due(uint32_t budget);
+  void move_to_tail(uint32_t i, TimeoutClass cls);
   void lru_unlink(uint32_t i);
   void lru_append(uint32_t i, TimeoutClass cls);
   void unlink_and_free(uint32_t i);
@@ -292,6 +321,10 @@ class FlowTable {
   std::array<LruList, kTimeoutClassCount> lru_{};
   uint32_t free_head_ = kNone;  // free slots chained through hash_next
   uint64_t now_ns_ = 0;
+  // No flow is due before this (a lower bound of the list heads' due times):
+  // each class list is in last-active order, so a due time only moves earlier
+  // when a flow enters an empty list (lru_append lowers it then).
+  uint64_t next_due_ = UINT64_MAX;
   uint64_t next_serial_ = 1;
   FlowTableCounters counters_;
 };

@@ -19,6 +19,10 @@ struct PacketView {
   const ParsedPacket* parsed;
   uint64_t ts_ns;      // capture timestamp (offline) or TSC-derived time (live)
   uint32_t flow_hash;  // the symmetric hash that picked this worker
+  // The packet the worker hands over right after this one (same burst), or
+  // nullptr: its table lines can be fetched while this one is processed.
+  // Its frame and parsed packet stay where they are until then.
+  const PacketView* next = nullptr;
 };
 
 class PacketHandler {

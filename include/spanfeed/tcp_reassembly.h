@@ -326,8 +326,10 @@ class Reassembler final : private FlowTableListener {
 
   // One packet (pkt.parsed must be non-null and describe pkt.frame). Never
   // throws, never allocates. Returns the counted outcome.
-  SegmentOutcome process(const PacketView& pkt) { return process(pkt.frame, *pkt.parsed, pkt.ts_ns); }
-  SegmentOutcome process(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns);
+  // pkt.next (when set) is fetched ahead while this packet is processed.
+  SegmentOutcome process(const PacketView& pkt) { return process(pkt.frame, *pkt.parsed, pkt.ts_ns, pkt.next); }
+  SegmentOutcome process(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns,
+                         const PacketView* next = nullptr);
 
   // Expires every flow idle past its timeout at now_ns (on_idle).
   void advance_time(uint64_t now_ns);
@@ -364,10 +366,20 @@ class Reassembler final : private FlowTableListener {
 
   void on_flow_removed(Flow& flow, RemoveReason reason, uint64_t now_ns) override;
 
+  // A TCP/UDP packet's flow key and FlowTable hash, computed ahead for the
+  // next packet (lookahead()) or now.
+  struct KeyedPacket {
+    const ParsedPacket* parsed = nullptr;
+    OrientedKey ok;
+    uint64_t hash = 0;
+  };
+  void lookahead(const PacketView& next);
   SegmentOutcome process_tcp(std::span<const std::byte> frame, const ParsedPacket& p,
-                             std::span<const std::byte> payload, uint32_t seg_len, uint64_t ts_ns);
+                             std::span<const std::byte> payload, uint32_t seg_len, uint64_t ts_ns,
+                             const KeyedPacket& kp);
   SegmentOutcome process_udp(std::span<const std::byte> frame, const ParsedPacket& p,
-                             std::span<const std::byte> payload, uint32_t missing, uint64_t ts_ns);
+                             std::span<const std::byte> payload, uint32_t missing, uint64_t ts_ns,
+                             const KeyedPacket& kp);
   Flow* open_flow(const OrientedKey& ok, bool client_is_a, FlowState state, TimeoutClass cls,
                   uint64_t ts_ns, Direction* dir);
   bool is_new_connection(const StreamState& s, uint32_t seq) const;
@@ -388,12 +400,41 @@ class Reassembler final : private FlowTableListener {
     const StreamState& o = streams_[f.slot].dir[index_of(opposite(d))];
     return !o.seq_known || seq_lt(o.next_seq, pc.need_ack);  // unknown: waits for its first segment
   }
-  bool head_blocked(const Flow& f, Direction d) const;
-  void note_ack(Flow& f, Direction rd, uint32_t ack);
+  bool head_blocked(const Flow& f, Direction d) const {
+    const StreamState& s = streams_[f.slot].dir[index_of(d)];
+    return s.head != ChunkPool::kNone && head_blocked_slow(f, d, s);
+  }
+  bool head_blocked_slow(const Flow& f, Direction d, const StreamState& s) const;
+  // The other side acknowledged `rd` up to `ack`: keep the highest such proof
+  // past what `rd` delivered (within the window, like handle_ack).
+  void note_ack(Flow& f, Direction rd, uint32_t ack) {
+    StreamState& r = st(f, rd);
+    if (!r.seq_known) return;
+    const int32_t dist = seq_diff(ack, r.next_seq);
+    if (dist <= 0 || dist > static_cast<int64_t>(cfg_.max_window)) return;
+    if (!r.acked_known || seq_gt(ack, r.acked)) {
+      r.acked = ack;
+      r.acked_known = true;
+    }
+  }
   uint64_t held_bytes(const Flow& f, Direction d) const;
   bool hold_pending(const Flow& f) const;
   void pump(Flow& f, uint64_t ts_ns);
-  void settle(Flow& f, uint64_t ts_ns);
+  // After each TCP packet with the hold on. Nothing buffered and no FIN
+  // waiting in either direction (the common case): pump() has nothing to
+  // move and nothing is pending, so only a listed hold is cleared.
+  void settle(Flow& f, uint64_t ts_ns) {
+    const FlowStreams& fs = streams_[f.slot];
+    if (idle_direction(fs.dir[0]) && idle_direction(fs.dir[1])) [[likely]] {
+      if (fs.hold_listed) [[unlikely]] hold_unlist(f);
+      return;
+    }
+    settle_slow(f, ts_ns);
+  }
+  static bool idle_direction(const StreamState& s) {
+    return s.head == ChunkPool::kNone && (!s.fin_seen || s.fin_delivered);
+  }
+  void settle_slow(Flow& f, uint64_t ts_ns);
   void force_release(Flow& f, uint64_t ts_ns);
   void resolve_acked_holes(Flow& f, Direction d, uint64_t ts_ns);
   void hold_list(Flow& f);
@@ -402,7 +443,11 @@ class Reassembler final : private FlowTableListener {
 
   void deliver(Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts_ns);
   void deliver_piece_and_pop(Flow& f, Direction d);
-  void flush_contiguous(Flow& f, Direction d);
+  // Delivers the buffered pieces that became contiguous (inline: usually none).
+  void flush_contiguous(Flow& f, Direction d) {
+    if (st(f, d).head != ChunkPool::kNone) [[unlikely]] flush_contiguous_slow(f, d);
+  }
+  void flush_contiguous_slow(Flow& f, Direction d);
   void advance_to(Flow& f, Direction d, uint32_t target, GapReason reason, uint64_t ts_ns);
   void emit_gap(Flow& f, Direction d, uint32_t missing, GapReason reason, uint64_t ts_ns);
   void report_gap(Flow& f, Direction d, uint64_t missing, GapReason reason, uint64_t ts_ns);
@@ -410,7 +455,12 @@ class Reassembler final : private FlowTableListener {
     if (st(f, d).lost_tail != 0) [[unlikely]] report_gap(f, d, 0, GapReason::kAckPastHole, ts_ns);
   }
   void give_up_awaited(Flow& f, Direction d, uint32_t target, uint64_t ts_ns);
-  void maybe_deliver_fin(Flow& f, Direction d, uint64_t ts_ns);
+  // Delivers d's FIN once every byte before it is (inline: usually no FIN waits).
+  void maybe_deliver_fin(Flow& f, Direction d, uint64_t ts_ns) {
+    const StreamState& s = st(f, d);
+    if (s.fin_seen && !s.fin_delivered) [[unlikely]] maybe_deliver_fin_slow(f, d, ts_ns);
+  }
+  void maybe_deliver_fin_slow(Flow& f, Direction d, uint64_t ts_ns);
   void flush_direction(Flow& f, Direction d, uint64_t ts_ns);
   void close_flow(Flow& f, CloseReason reason, uint64_t ts_ns);
   bool overlap_differs(StreamState& s, uint32_t seq, std::span<const std::byte> data);
@@ -440,6 +490,9 @@ class Reassembler final : private FlowTableListener {
   uint32_t hold_head_ = UINT32_MAX;  // flows waiting on an ack hold, oldest first (slots)
   uint32_t hold_tail_ = UINT32_MAX;
   bool conflict_counted_ = false;  // the segment being processed was counted in overlap_conflicts
+  // The next packet's key (lookahead()): only the very next process() call may use it.
+  std::array<KeyedPacket, 2> ahead_{};
+  uint32_t ahead_slot_ = 0;
 };
 
 }  // namespace spanfeed

@@ -13,23 +13,8 @@ constexpr Direction kDirs[2] = {Direction::kClientToServer, Direction::kServerTo
 constexpr uint32_t kNoSlot = UINT32_MAX;
 }  // namespace
 
-bool Reassembler::head_blocked(const Flow& f, Direction d) const {
-  const StreamState& s = streams_[f.slot].dir[index_of(d)];
-  return s.head != ChunkPool::kNone && seq_leq(pool_.piece(s.head).seq, s.next_seq) &&
-         blocked(f, d, pool_.piece(s.head));
-}
-
-// The other side acknowledged `rd` up to `ack`: keep the highest such proof
-// past what `rd` delivered (within the window, like handle_ack).
-void Reassembler::note_ack(Flow& f, Direction rd, uint32_t ack) {
-  StreamState& r = st(f, rd);
-  if (!r.seq_known) return;
-  const int32_t dist = seq_diff(ack, r.next_seq);
-  if (dist <= 0 || dist > static_cast<int64_t>(cfg_.max_window)) return;
-  if (!r.acked_known || seq_gt(ack, r.acked)) {
-    r.acked = ack;
-    r.acked_known = true;
-  }
+bool Reassembler::head_blocked_slow(const Flow& f, Direction d, const StreamState& s) const {
+  return seq_leq(pool_.piece(s.head).seq, s.next_seq) && blocked(f, d, pool_.piece(s.head));
 }
 
 uint64_t Reassembler::held_bytes(const Flow& f, Direction d) const {
@@ -77,7 +62,7 @@ void Reassembler::pump(Flow& f, uint64_t ts_ns) {
 // After each TCP packet of a flow: release what the packet made deliverable,
 // start the flow's hold clock when something now waits, give up when the
 // clock has run ack_hold_ns of packet time.
-void Reassembler::settle(Flow& f, uint64_t ts_ns) {
+void Reassembler::settle_slow(Flow& f, uint64_t ts_ns) {
   pump(f, ts_ns);
   FlowStreams& fs = streams_[f.slot];
   if (!hold_pending(f)) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cstring>
 
 namespace spanfeed {
@@ -48,6 +49,11 @@ std::string_view to_string(InsertOutcome o) {
 
 namespace {
 
+// When a flow last active at `last` times out after `timeout` (saturating).
+uint64_t due_at(uint64_t last, uint64_t timeout) {
+  return timeout > UINT64_MAX - last ? UINT64_MAX : last + timeout;
+}
+
 uint64_t load_word(const FlowKey& k, size_t i) {
   uint64_t w;
   std::memcpy(&w, reinterpret_cast<const unsigned char*>(&k) + i * 8, 8);
@@ -66,28 +72,51 @@ uint64_t mix64(uint64_t x) {
 
 }  // namespace
 
-bool operator==(const FlowKey& x, const FlowKey& y) {
-  uint64_t diff = 0;
-  for (size_t i = 0; i < sizeof(FlowKey) / 8; ++i) diff |= load_word(x, i) ^ load_word(y, i);
-  return diff == 0;
-}
-
 OrientedKey make_flow_key(const ParsedPacket& p, bool include_vlan) {
   OrientedKey ok;
-  std::memset(&ok.key, 0, sizeof(ok.key));
-  int c = std::memcmp(p.src.bytes, p.dst.bytes, sizeof(p.src.bytes));
-  bool src_is_a = c < 0 || (c == 0 && p.src_port <= p.dst_port);
+  // The addresses compared as bytes (memcmp order): two big-endian words each.
+  auto be_word = [](const uint8_t* b) {
+    uint64_t w;
+    std::memcpy(&w, b, sizeof(w));
+    return __builtin_bswap64(w);
+  };
+  const uint64_t s0 = be_word(p.src.bytes), d0 = be_word(p.dst.bytes);
+  bool src_is_a;
+  if (s0 != d0) {
+    src_is_a = s0 < d0;
+  } else {
+    const uint64_t s1 = be_word(p.src.bytes + 8), d1 = be_word(p.dst.bytes + 8);
+    src_is_a = s1 != d1 ? s1 < d1 : p.src_port <= p.dst_port;
+  }
   const IpAddr& a = src_is_a ? p.src : p.dst;
   const IpAddr& b = src_is_a ? p.dst : p.src;
   ok.key.addr_a = a;
   ok.key.addr_b = b;
-  ok.key.port_a = src_is_a ? p.src_port : p.dst_port;
-  ok.key.port_b = src_is_a ? p.dst_port : p.src_port;
-  ok.key.vlan = include_vlan ? p.vlan : 0;
-  ok.key.proto = p.l4_proto;
-  ok.key.ip_version = p.ip_version;
-  ok.key.tunnel_type = p.tunnel.key_type;
-  ok.key.tunnel_id = p.tunnel.key_id;
+  const uint16_t port_a = src_is_a ? p.src_port : p.dst_port;
+  const uint16_t port_b = src_is_a ? p.dst_port : p.src_port;
+  const uint32_t vlan = include_vlan ? p.vlan : 0;
+  if constexpr (std::endian::native == std::endian::little) {
+    // The last two words stored whole (pad zero): find() and hash() read the
+    // key as words right after, and narrower stores would not forward to them.
+    static_assert(offsetof(FlowKey, port_a) == 32 && offsetof(FlowKey, port_b) == 34 &&
+                  offsetof(FlowKey, vlan) == 36 && offsetof(FlowKey, proto) == 40 &&
+                  offsetof(FlowKey, ip_version) == 41 && offsetof(FlowKey, tunnel_type) == 42 &&
+                  offsetof(FlowKey, pad) == 43 && offsetof(FlowKey, tunnel_id) == 44);
+    const uint64_t w4 = uint64_t{port_a} | uint64_t{port_b} << 16 | uint64_t{vlan} << 32;
+    const uint64_t w5 = uint64_t{p.l4_proto} | uint64_t{p.ip_version} << 8 |
+                        uint64_t{static_cast<uint8_t>(p.tunnel.key_type)} << 16 | uint64_t{p.tunnel.key_id} << 32;
+    std::memcpy(reinterpret_cast<unsigned char*>(&ok.key) + 32, &w4, 8);
+    std::memcpy(reinterpret_cast<unsigned char*>(&ok.key) + 40, &w5, 8);
+  } else {
+    std::memset(&ok.key.port_a, 0, sizeof(FlowKey) - offsetof(FlowKey, port_a));
+    ok.key.port_a = port_a;
+    ok.key.port_b = port_b;
+    ok.key.vlan = vlan;
+    ok.key.proto = p.l4_proto;
+    ok.key.ip_version = p.ip_version;
+    ok.key.tunnel_type = p.tunnel.key_type;
+    ok.key.tunnel_id = p.tunnel.key_id;
+  }
   ok.tunnel = &p.tunnel;
   ok.from_a = src_is_a;
   return ok;
@@ -136,7 +165,7 @@ bool FlowTable::take_fresh() {
   return true;
 }
 
-uint64_t FlowTable::hash(const FlowKey& k) const {
+inline uint64_t FlowTable::hash(const FlowKey& k) const {
   // One multiply and rotate per word, the full finaliser once (six finalisers: ~80 instructions a packet).
   constexpr uint64_t kMul = 0x9ddfea08eb382d69ull;
   uint64_t h = seed_;
@@ -146,8 +175,21 @@ uint64_t FlowTable::hash(const FlowKey& k) const {
   return mix64(h);
 }
 
-FlowLookup FlowTable::find(const OrientedKey& ok) {
-  uint32_t i = buckets_[bucket_of(ok.key)];
+uint64_t FlowTable::hash_of(const FlowKey& key) const { return hash(key); }
+
+uint32_t FlowTable::prefetch(uint64_t h) const {
+  const uint32_t i = buckets_[bucket_of_hash(h)];
+  if (i == kNone) return kNone;
+  const char* n = reinterpret_cast<const char*>(&nodes_[i]);
+  for (size_t off = 0; off < sizeof(Node); off += 64) __builtin_prefetch(n + off);
+  __builtin_prefetch(n + sizeof(Node) - 1);
+  return i;
+}
+
+FlowLookup FlowTable::find(const OrientedKey& ok) { return find(ok, hash(ok.key)); }
+
+FlowLookup FlowTable::find(const OrientedKey& ok, uint64_t h) {
+  uint32_t i = buckets_[bucket_of_hash(h)];
   while (i != kNone) {
     Node& n = nodes_[i];
     if (n.flow.key == ok.key) return {&n.flow, n.flow.direction_of(ok.from_a)};
@@ -182,6 +224,7 @@ void FlowTable::lru_append(uint32_t i, TimeoutClass cls) {
     nodes_[l.tail].lru_next = i;
   } else {
     l.head = i;
+    next_due_ = std::min(next_due_, due_at(n.flow.last_active_ns, timeout_[static_cast<size_t>(cls)]));
   }
   l.tail = i;
 }
@@ -268,12 +311,7 @@ FlowInsert FlowTable::insert(const OrientedKey& ok, bool client_is_a, TimeoutCla
   return res;
 }
 
-void FlowTable::touch(Flow& flow, TimeoutClass cls, uint64_t ts_ns) {
-  now_ns_ = std::max(now_ns_, ts_ns);
-  flow.last_active_ns = now_ns_;
-  if (ts_ns > flow.last_ts_ns) flow.last_ts_ns = ts_ns;
-  uint32_t i = flow.slot;
-  if (lru_[static_cast<size_t>(cls)].tail == i) return;  // already newest of its class
+void FlowTable::move_to_tail(uint32_t i, TimeoutClass cls) {
   lru_unlink(i);
   lru_append(i, cls);
 }
@@ -285,25 +323,27 @@ void FlowTable::remove(Flow& flow) {
   unlink_and_free(i);
 }
 
-uint32_t FlowTable::expire(uint64_t now_ns, uint32_t budget) {
-  now_ns_ = std::max(now_ns_, now_ns);
+uint32_t FlowTable::expire_due(uint32_t budget) {
   uint32_t done = 0;
+  next_due_ = 0;  // unknown until a scan finds nothing due
   while (done < budget) {
-    // Oldest due head across the classes, so removals go in timeout order.
+    // Oldest due head across the classes, so removals go in timeout order
+    // (the first class on a tie).
     uint32_t victim = kNone;
-    uint64_t victim_due = 0;
+    uint64_t victim_due = UINT64_MAX;
     for (size_t c = 0; c < kTimeoutClassCount; ++c) {
       uint32_t h = lru_[c].head;
       if (h == kNone) continue;
-      uint64_t last = nodes_[h].flow.last_active_ns;
-      uint64_t due = timeout_[c] > UINT64_MAX - last ? UINT64_MAX : last + timeout_[c];  // saturate
-      if (due > now_ns_) continue;
+      const uint64_t due = due_at(nodes_[h].flow.last_active_ns, timeout_[c]);
       if (victim == kNone || due < victim_due) {
         victim = h;
         victim_due = due;
       }
     }
-    if (victim == kNone) break;
+    if (victim == kNone || victim_due > now_ns_) {
+      next_due_ = victim_due;  // the earliest due time now (none: never)
+      break;
+    }
     ++counters_.expired;
     if (listener_ != nullptr) listener_->on_flow_removed(nodes_[victim].flow, RemoveReason::kExpired, now_ns_);
     unlink_and_free(victim);

@@ -60,6 +60,13 @@ SegmentOutcome Reassembler::tcp_data(Flow& f, Direction d, uint32_t seq, std::sp
   // A segment the snaplen cut is not held: a buffered piece keeps its captured
   // bytes only, and its `truncated` gap must reach the decoder with it.
   if (seg_len > data.size()) need = false;
+  if (ahead == 0 && s.head == ChunkPool::kNone && !need && seg_len == data.size()) [[likely]] {
+    // The common case: the next bytes, whole, nothing buffered or held. What
+    // deliver_in_order does then (nothing to trim, flush or overlap).
+    deliver(f, d, data, ts_ns);
+    maybe_deliver_fin(f, d, ts_ns);
+    return SegmentOutcome::kInOrder;
+  }
   if (hold_on_ && (need || head_blocked(f, d))) {
     // Held (or behind held bytes): into the pool, however in order it is.
     uint32_t trimmed = 0;

@@ -101,7 +101,7 @@ void Reassembler::deliver_piece_and_pop(Flow& f, Direction d) {
   pop_head(f, d);
 }
 
-void Reassembler::flush_contiguous(Flow& f, Direction d) {
+void Reassembler::flush_contiguous_slow(Flow& f, Direction d) {
   StreamState& s = st(f, d);
   while (s.head != ChunkPool::kNone && seq_leq(pool_.piece(s.head).seq, s.next_seq) &&
          !blocked(f, d, pool_.piece(s.head))) {
@@ -147,9 +147,9 @@ void Reassembler::advance_to(Flow& f, Direction d, uint32_t target, GapReason re
   maybe_deliver_fin(f, d, ts_ns);
 }
 
-void Reassembler::maybe_deliver_fin(Flow& f, Direction d, uint64_t ts_ns) {
+void Reassembler::maybe_deliver_fin_slow(Flow& f, Direction d, uint64_t ts_ns) {
   StreamState& s = st(f, d);
-  if (!s.fin_seen || s.fin_delivered || s.next_seq != s.fin_seq) return;
+  if (s.next_seq != s.fin_seq) return;
   if (s.fin_needs && seq_lt(st(f, opposite(d)).next_seq, s.fin_need_ack)) return;  // held FIN
   report_lost_tail(f, d, ts_ns);
   s.fin_delivered = true;

@@ -216,12 +216,25 @@ Reassembler::Reassembler(const ReassemblerConfig& cfg, StreamConsumer& consumer)
   streams_.reserve(table_.capacity());
 }
 
-SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns) {
+SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns,
+                                    const PacketView* next) {
   ++counters_.segments;
-  if (dedup_.enabled() && dedup_.seen(frame, p, ts_ns)) {
-    counters_.dedup_evicted_live = dedup_.evicted_live();
-    ++counters_.outcome[static_cast<size_t>(SegmentOutcome::kDuplicate)];
-    return SegmentOutcome::kDuplicate;
+  // This packet's key when the previous call computed it; the next packet's
+  // lines (dedup, flow) fetched while this one is handled.
+  // (Two slots: lookahead() fills the other one while this one is in use.)
+  KeyedPacket& cached = ahead_[ahead_slot_];
+  const bool announced = cached.parsed == &p;
+  cached.parsed = nullptr;
+  ahead_slot_ ^= 1;
+  if (next != nullptr) lookahead(*next);
+  if (dedup_.enabled()) {
+    const bool dup = dedup_.seen(frame, p, ts_ns);
+    if (next != nullptr) dedup_.prefetch(next->frame, *next->parsed);
+    if (dup) {
+      counters_.dedup_evicted_live = dedup_.evicted_live();
+      ++counters_.outcome[static_cast<size_t>(SegmentOutcome::kDuplicate)];
+      return SegmentOutcome::kDuplicate;
+    }
   }
   counters_.dedup_evicted_live = dedup_.evicted_live();
   table_.expire(ts_ns, cfg_.expire_budget);
@@ -244,11 +257,37 @@ SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const Pars
     if ((p.flags & packet_flag::kPayloadTruncated) != 0 && p.l4_len_claimed > seg_len) {
       seg_len = std::max<uint32_t>(seg_len, std::min(p.l4_len_claimed, kMaxClaimedLen));
     }
-    out = p.l4_proto == kProtoTcp ? process_tcp(frame, p, payload, seg_len, ts_ns)
-                                  : process_udp(frame, p, payload, seg_len - p.payload_len, ts_ns);
+    KeyedPacket now;
+    if (!announced) {
+      now.ok = make_flow_key(p, table_.include_vlan());
+      now.hash = table_.hash_of(now.ok.key);
+    }
+    const KeyedPacket& kp = announced ? cached : now;
+    out = p.l4_proto == kProtoTcp ? process_tcp(frame, p, payload, seg_len, ts_ns, kp)
+                                  : process_udp(frame, p, payload, seg_len - p.payload_len, ts_ns, kp);
   }
   ++counters_.outcome[static_cast<size_t>(out)];
   return out;
+}
+
+// The next packet's flow key and hash now, and the lines its lookup and
+// stream state will read.
+void Reassembler::lookahead(const PacketView& next) {
+  const ParsedPacket& np = *next.parsed;
+  if ((np.l4_proto != kProtoTcp && np.l4_proto != kProtoUdp) ||
+      (np.flags & (packet_flag::kFragment | packet_flag::kLaterFragment)) != 0) {
+    return;
+  }
+  KeyedPacket& a = ahead_[ahead_slot_];
+  a.ok = make_flow_key(np, table_.include_vlan());
+  a.hash = table_.hash_of(a.ok.key);
+  a.parsed = &np;
+  const uint32_t slot = table_.prefetch(a.hash);
+  if (slot < streams_.size()) {
+    const char* fs = reinterpret_cast<const char*>(&streams_[slot]);
+    for (size_t off = 0; off < sizeof(FlowStreams); off += 64) __builtin_prefetch(fs + off);
+    __builtin_prefetch(fs + sizeof(FlowStreams) - 1);
+  }
 }
 
 void Reassembler::advance_time(uint64_t now_ns) {
@@ -297,10 +336,11 @@ bool Reassembler::is_new_connection(const StreamState& s, uint32_t seq) const {
   return dist > 0 || dist < -static_cast<int64_t>(cfg_.max_window);
 }
 
-SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const ParsedPacket& p,
-                                        std::span<const std::byte> payload, uint32_t missing, uint64_t ts_ns) {
-  const OrientedKey ok = make_flow_key(p, table_.include_vlan());
-  FlowLookup lk = table_.find(ok);
+SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const ParsedPacket& /*p*/,
+                                        std::span<const std::byte> payload, uint32_t missing, uint64_t ts_ns,
+                                        const KeyedPacket& kp) {
+  const OrientedKey& ok = kp.ok;
+  FlowLookup lk = table_.find(ok, kp.hash);
   Flow* f = lk.flow;
   Direction d = lk.dir;
   if (payload.empty()) {
@@ -326,15 +366,16 @@ SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const 
 }
 
 SegmentOutcome Reassembler::process_tcp(std::span<const std::byte> frame, const ParsedPacket& p,
-                                        std::span<const std::byte> payload, uint32_t seg_len, uint64_t ts_ns) {
+                                        std::span<const std::byte> payload, uint32_t seg_len, uint64_t ts_ns,
+                                        const KeyedPacket& kp) {
   const uint8_t fl = p.tcp_flags;
   const bool syn = (fl & tcp_flag::kSyn) != 0;
   const bool ack = (fl & tcp_flag::kAck) != 0;
   const bool fin = (fl & tcp_flag::kFin) != 0;
   const bool rst = (fl & tcp_flag::kRst) != 0;
 
-  const OrientedKey ok = make_flow_key(p, table_.include_vlan());
-  FlowLookup lk = table_.find(ok);
+  const OrientedKey& ok = kp.ok;
+  FlowLookup lk = table_.find(ok, kp.hash);
   Flow* f = lk.flow;
   Direction d = lk.dir;
 
