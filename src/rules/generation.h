@@ -14,7 +14,10 @@
 
 namespace spanfeed {
 
-struct RuleGeneration {
+// Aligned: the generations of all workers are made one after another on a
+// reload, and the fields a worker writes per match (hit_free, hits_in_use)
+// must not share a cache line with the next worker's allocations.
+struct alignas(64) RuleGeneration {
   struct Hit {
     uint64_t first_end = 0;  // stream offset just past the match (adjacent ends of one rule merge)
     uint64_t last_end = 0;
