@@ -508,6 +508,10 @@ class RecordBuilder final : public StreamConsumer {
   void start_decoder(const Flow& f, FlowSession& s, Protocol p, DetectOutcome how, bool swap, uint64_t ts_ns);
   void close_session(uint32_t slot, uint64_t ts_ns);
   void expire(uint64_t now_ns, uint32_t budget);
+  // The oldest pending request's response deadline has passed at now_ns.
+  bool oldest_due(uint64_t now_ns) const {
+    return age_head_ != kNone && slots_[age_head_].msg.first_ts_ns + cfg_.response_timeout_ns <= now_ns;
+  }
 
   uint32_t slot_index(const Message* m) const;
   uint32_t alloc_message(uint64_t ts_ns);

@@ -49,14 +49,16 @@ struct FlowKey {
 };
 static_assert(sizeof(FlowKey) == 48, "FlowKey is hashed and compared as six 64-bit words");
 
+// Word i (of six) of a key, as compared and hashed.
+inline uint64_t key_word(const FlowKey& k, size_t i) {
+  uint64_t w;
+  std::memcpy(&w, reinterpret_cast<const unsigned char*>(&k) + i * 8, 8);
+  return w;
+}
+
 inline bool operator==(const FlowKey& x, const FlowKey& y) {
   uint64_t diff = 0;
-  for (size_t i = 0; i < sizeof(FlowKey) / 8; ++i) {
-    uint64_t a, b;
-    std::memcpy(&a, reinterpret_cast<const unsigned char*>(&x) + i * 8, 8);
-    std::memcpy(&b, reinterpret_cast<const unsigned char*>(&y) + i * 8, 8);
-    diff |= a ^ b;
-  }
+  for (size_t i = 0; i < sizeof(FlowKey) / 8; ++i) diff |= key_word(x, i) ^ key_word(y, i);
   return diff == 0;
 }
 

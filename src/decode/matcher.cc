@@ -256,11 +256,7 @@ void RecordBuilder::emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_
   free_message(i);
 }
 void RecordBuilder::expire(uint64_t now_ns, uint32_t budget) {
-  while (age_head_ != kNone && budget-- > 0) {
-    const Message& m = slots_[age_head_].msg;
-    if (m.first_ts_ns + cfg_.response_timeout_ns > now_ns) break;
-    emit_timeout(age_head_, TimeoutCause::kExpired, 0);
-  }
+  while (budget-- > 0 && oldest_due(now_ns)) emit_timeout(age_head_, TimeoutCause::kExpired, 0);
 }
 
 }  // namespace spanfeed

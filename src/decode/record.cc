@@ -491,11 +491,16 @@ void put_field_string(std::string_view v, JsonOut& out) {
 }
 
 // The low `width` decimal digits of `v`, zero-padded (fixed-width date and time fields).
+// `width` digits of v (the low ones, zero-padded), two per division.
 void put_digits(uint64_t v, int width, char* buf) {
-  for (int i = width - 1; i >= 0; --i) {
-    buf[i] = static_cast<char>('0' + v % 10);
-    v /= 10;
+  int i = width;
+  for (; i >= 2; i -= 2) {
+    const auto r = static_cast<size_t>(v % 100);
+    v /= 100;
+    buf[i - 2] = kDigitPairs[2 * r];
+    buf[i - 1] = kDigitPairs[2 * r + 1];
   }
+  if (i == 1) buf[0] = static_cast<char>('0' + v % 10);
 }
 
 // "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (27 bytes). The date and time of the last
@@ -526,13 +531,7 @@ void put_iso8601_us(uint64_t ts_ns, char* out) {
   }
   std::memcpy(out, cached, 19);
   out[19] = '.';
-  uint32_t us = static_cast<uint32_t>((ts_ns % kNsPerSecond) / 1000);  // six digits, two at a time
-  for (int i = 4; i >= 0; i -= 2) {
-    const uint32_t r = us % 100;
-    us /= 100;
-    out[20 + i] = kDigitPairs[2 * r];
-    out[21 + i] = kDigitPairs[2 * r + 1];
-  }
+  put_digits((ts_ns % kNsPerSecond) / 1000, 6, out + 20);
   out[26] = 'Z';
 }
 

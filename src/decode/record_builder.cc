@@ -199,9 +199,8 @@ void RecordBuilder::decode_chunk(const Flow& flow, FlowSession& s, Direction dir
   }
   s.base[d] += data.size();
   if (s.carry_mode[d] & kCarryClearPending) release_carry(s, d);
-  // The oldest pending request's deadline checked here: expire() only when it has passed.
-  if (age_head_ != kNone && slots_[age_head_].msg.first_ts_ns + cfg_.response_timeout_ns <= ts_ns)
-    expire(ts_ns, cfg_.timeout_budget);
+  // expire() only when the oldest deadline has passed (after nearly every chunk it has not).
+  if (oldest_due(ts_ns)) expire(ts_ns, cfg_.timeout_budget);
 }
 
 void RecordBuilder::on_gap(const Flow& flow, Direction dir, uint64_t missing_bytes, GapReason /*reason*/,

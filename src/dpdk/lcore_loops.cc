@@ -89,6 +89,13 @@ bool parse_reassembled(rte_mbuf* m, const ParsedPacket& first, const DecapConfig
   return true;
 }
 
+// This thread's CPU time so far, in seconds (0 when unknown); --log-level info prints it per lcore.
+double thread_cpu_s() {
+  timespec cpu;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) != 0) return 0;
+  return static_cast<double>(cpu.tv_sec) + static_cast<double>(cpu.tv_nsec) * 1e-9;
+}
+
 }  // namespace
 
 WorkerContext::WorkerContext() = default;
@@ -274,8 +281,7 @@ int rx_main(void* arg) {
     }
     if (waits) { c.ring_wait_spins.add(waits); waits = 0; }
   }
-  timespec cpu;
-  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0) ctx.cpu_s = static_cast<double>(cpu.tv_sec) + cpu.tv_nsec * 1e-9;
+  ctx.cpu_s = thread_cpu_s();
   sh.rx_done.fetch_add(1, std::memory_order_release);
   tsan_release(&sh);  // the control core's rte_eal_mp_wait_lcore (DPDK, unseen by TSan) acquires it
   return 0;
@@ -432,8 +438,7 @@ int worker_main(void* arg) {
   handler.on_idle(end_ns);
   handler.finish(end_ns);
   handler.publish(true);  // the final counters, exact
-  timespec cpu;
-  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0) ctx.cpu_s = static_cast<double>(cpu.tv_sec) + cpu.tv_nsec * 1e-9;
+  ctx.cpu_s = thread_cpu_s();
   ctx.done.store(true, std::memory_order_release);
   sh.workers_done.ring();
   tsan_release(&sh);  // the control core's rte_eal_mp_wait_lcore (DPDK, unseen by TSan) acquires it

@@ -54,12 +54,6 @@ uint64_t due_at(uint64_t last, uint64_t timeout) {
   return timeout > UINT64_MAX - last ? UINT64_MAX : last + timeout;
 }
 
-uint64_t load_word(const FlowKey& k, size_t i) {
-  uint64_t w;
-  std::memcpy(&w, reinterpret_cast<const unsigned char*>(&k) + i * 8, 8);
-  return w;
-}
-
 // Stafford's mix13 (the murmur3 64-bit finaliser family): full avalanche.
 uint64_t mix64(uint64_t x) {
   x ^= x >> 30;
@@ -170,7 +164,7 @@ inline uint64_t FlowTable::hash(const FlowKey& k) const {
   constexpr uint64_t kMul = 0x9ddfea08eb382d69ull;
   uint64_t h = seed_;
   for (size_t i = 0; i < sizeof(FlowKey) / 8; ++i) {
-    h = std::rotl((h ^ load_word(k, i)) * kMul, 29);
+    h = std::rotl((h ^ key_word(k, i)) * kMul, 29);
   }
   return mix64(h);
 }

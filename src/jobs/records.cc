@@ -117,7 +117,7 @@ void RecordsJob::emit(const Record& r) {
   };
   uint32_t c4, s4;
   std::memcpy(&c4, r.client.ip.bytes, 4);
-  std::memcpy(&s4, r.server.ip.bytes + 12, 4);
+  std::memcpy(&s4, r.server.ip.bytes, 4);  // an IPv4 address's bytes (an IPv6 one's first word)
   const uint32_t mix = (c4 ^ s4 ^ (uint32_t{r.client.port} << 16) ^ r.server.port) * 0x9E3779B1u;
   KeyEntry& ke = keys_[mix >> 24];
   static_assert(kKeyEntries == 256, "the index is the mix's top byte");
