@@ -4,6 +4,7 @@
 // 429 and network errors, none on 4xx; a final flush at shutdown bounded by
 // timeout_s. Allocates. The only source with protobuf, snappy and curl.
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <pthread.h>
 #include <snappy.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+#include <type_traits>
 
 #include "metrics/remote_write.h"
 #include "remote.pb.h"
@@ -38,6 +40,52 @@ constexpr double kMinBackoffS = 0.1;
 constexpr double kMaxBackoffS = 5;
 // Bytes of a refusal's body kept for the log line.
 constexpr size_t kErrorBodyMax = 512;
+
+// libcurl, opened when a remote_write section first asks for it. Linked, it
+// and the two dozen libraries it pulls in (GnuTLS, Kerberos, LDAP, libssh2,
+// ...) cost every run ~6 ms of CPU before main, remote write or not.
+struct CurlApi {
+  decltype(&::curl_global_init) global_init;
+  decltype(&::curl_easy_init) easy_init;
+  decltype(&::curl_easy_setopt) easy_setopt;
+  decltype(&::curl_easy_perform) easy_perform;
+  decltype(&::curl_easy_getinfo) easy_getinfo;
+  decltype(&::curl_easy_strerror) easy_strerror;
+  decltype(&::curl_easy_cleanup) easy_cleanup;
+  decltype(&::curl_slist_append) slist_append;
+  decltype(&::curl_slist_free_all) slist_free_all;
+};
+
+constexpr const char* kLibcurl = "libcurl.so.4";
+
+// The loaded API, or nullptr with the reason in `error`. Once per process.
+const CurlApi* curl_api(std::string& error) {
+  static CurlApi api{};
+  static const std::string failure = [] () -> std::string {
+    void* lib = dlopen(kLibcurl, RTLD_NOW | RTLD_LOCAL);  // never closed: the process's lifetime
+    if (lib == nullptr) return dlerror();
+    bool ok = true;
+    auto sym = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
+      ok = ok && fn != nullptr;
+    };
+    sym(api.global_init, "curl_global_init");
+    sym(api.easy_init, "curl_easy_init");
+    sym(api.easy_setopt, "curl_easy_setopt");
+    sym(api.easy_perform, "curl_easy_perform");
+    sym(api.easy_getinfo, "curl_easy_getinfo");
+    sym(api.easy_strerror, "curl_easy_strerror");
+    sym(api.easy_cleanup, "curl_easy_cleanup");
+    sym(api.slist_append, "curl_slist_append");
+    sym(api.slist_free_all, "curl_slist_free_all");
+    return ok ? std::string() : std::string(kLibcurl) + " lacks a libcurl 7 function";
+  }();
+  if (!failure.empty()) {
+    error = "metrics.remote_write: cannot load libcurl: " + failure;
+    return nullptr;
+  }
+  return &api;
+}
 
 prometheus::MetricMetadata::MetricType metadata_type(prometheus::MetricType t) {
   using MT = prometheus::MetricType;
@@ -132,6 +180,7 @@ struct RemoteWriter::Impl {
   RemoteWriteConfig cfg;
   PromLabels labels;    // cfg.labels over the defaults job and instance
   std::string password, token;
+  const CurlApi* api = nullptr;
   CURL* curl = nullptr;
   curl_slist* headers = nullptr;
 
@@ -189,15 +238,15 @@ struct RemoteWriter::Impl {
   void send_head(double budget_s) {
     const Push& p = queue.front();
     std::string body;
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, p.body.data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(p.body.size()));
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+    api->easy_setopt(curl, CURLOPT_POSTFIELDS, p.body.data());
+    api->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(p.body.size()));
+    api->easy_setopt(curl, CURLOPT_WRITEDATA, &body);
     const long ms = std::max(1L, static_cast<long>(std::min(budget_s, cfg.timeout_s) * 1000));
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, ms);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, ms);
-    const CURLcode rc = curl_easy_perform(curl);
+    api->easy_setopt(curl, CURLOPT_TIMEOUT_MS, ms);
+    api->easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, ms);
+    const CURLcode rc = api->easy_perform(curl);
     long status = 0;
-    if (rc == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    if (rc == CURLE_OK) api->easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     RequestResult r;
     if (rc == CURLE_OPERATION_TIMEDOUT) r = RequestResult::kTimeout;
     else if (rc != CURLE_OK) r = RequestResult::kUnreachable;
@@ -230,7 +279,7 @@ struct RemoteWriter::Impl {
     if (!failing) {
       log((r == RequestResult::kServerError ? "HTTP " + std::to_string(status) +
                                                   (body.empty() ? "" : " (" + body + ")")
-                                            : std::string(curl_easy_strerror(rc))) +
+                                            : std::string(api->easy_strerror(rc))) +
           "; retrying with backoff (the queue keeps " + std::to_string(cfg.queue) + " pushes)");
     }
     failing = true;
@@ -306,31 +355,33 @@ std::unique_ptr<RemoteWriter> RemoteWriter::start(const RemoteWriteConfig& cfg, 
     if (it != m.labels.end()) it->second = v;
     else m.labels.emplace_back(k, v);
   }
-  curl_global_init(CURL_GLOBAL_DEFAULT);  // before any thread: not thread-safe in every libcurl
-  m.curl = curl_easy_init();
+  m.api = curl_api(error);
+  if (m.api == nullptr) return nullptr;
+  m.api->global_init(CURL_GLOBAL_DEFAULT);  // before any thread: not thread-safe in every libcurl
+  m.curl = m.api->easy_init();
   if (m.curl == nullptr) {
     error = "metrics.remote_write: libcurl could not start";
     return nullptr;
   }
   for (const char* h : {"Content-Encoding: snappy", "Content-Type: application/x-protobuf",
                         "X-Prometheus-Remote-Write-Version: 0.1.0", "Expect:"}) {
-    m.headers = curl_slist_append(m.headers, h);
+    m.headers = m.api->slist_append(m.headers, h);
   }
-  if (!m.token.empty()) m.headers = curl_slist_append(m.headers, ("Authorization: Bearer " + m.token).c_str());
+  if (!m.token.empty()) m.headers = m.api->slist_append(m.headers, ("Authorization: Bearer " + m.token).c_str());
   CURL* c = m.curl;
-  curl_easy_setopt(c, CURLOPT_URL, cfg.url.c_str());
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, m.headers);
-  curl_easy_setopt(c, CURLOPT_POST, 1L);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "spanfeed/" SPANFEED_VERSION);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // a thread: no SIGALRM for DNS timeouts
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_PROXY, "");  // straight to the store: no http_proxy from the environment
-  if (!cfg.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, cfg.ca_file.c_str());
+  m.api->easy_setopt(c, CURLOPT_URL, cfg.url.c_str());
+  m.api->easy_setopt(c, CURLOPT_HTTPHEADER, m.headers);
+  m.api->easy_setopt(c, CURLOPT_POST, 1L);
+  m.api->easy_setopt(c, CURLOPT_USERAGENT, "spanfeed/" SPANFEED_VERSION);
+  m.api->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // a thread: no SIGALRM for DNS timeouts
+  m.api->easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
+  m.api->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  m.api->easy_setopt(c, CURLOPT_PROXY, "");  // straight to the store: no http_proxy from the environment
+  if (!cfg.ca_file.empty()) m.api->easy_setopt(c, CURLOPT_CAINFO, cfg.ca_file.c_str());
   if (!cfg.basic_auth_username.empty()) {
-    curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-    curl_easy_setopt(c, CURLOPT_USERNAME, cfg.basic_auth_username.c_str());
-    curl_easy_setopt(c, CURLOPT_PASSWORD, m.password.c_str());
+    m.api->easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+    m.api->easy_setopt(c, CURLOPT_USERNAME, cfg.basic_auth_username.c_str());
+    m.api->easy_setopt(c, CURLOPT_PASSWORD, m.password.c_str());
   }
   m.thread = std::thread([&m] { m.run(); });
   return w;
@@ -359,8 +410,9 @@ std::string RemoteWriter::finish() {
 
 RemoteWriter::~RemoteWriter() {
   finish();
-  if (impl_->curl != nullptr) curl_easy_cleanup(impl_->curl);
-  curl_slist_free_all(impl_->headers);
+  if (impl_->api == nullptr) return;  // libcurl never loaded: nothing of it to free
+  if (impl_->curl != nullptr) impl_->api->easy_cleanup(impl_->curl);
+  impl_->api->slist_free_all(impl_->headers);
 }
 
 void RemoteWriter::offer(std::shared_ptr<const Families> families, bool final) {
