@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include "dpdk/capture_filter.h"
 #include "dpdk/eal.h"
@@ -369,6 +370,14 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
       return all_done;
     });
   })) {
+  }
+  // Every lcore has signalled; its thread still has a few stores to make
+  // before DPDK calls it finished. rte_eal_mp_wait_lcore spins for them: on a
+  // box with no spare CPU the woken control core can spin on the very CPU the
+  // lcore needs until the next scheduler tick (~5 ms a run measured on 2 CPUs).
+  unsigned lcore;
+  RTE_LCORE_FOREACH_WORKER(lcore) {
+    while (rte_eal_get_lcore_state(lcore) == RUNNING) std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
   rte_eal_mp_wait_lcore();
   // Everything the lcores did happens before what follows (TSan cannot see DPDK's own wait).
