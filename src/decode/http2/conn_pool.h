@@ -78,7 +78,7 @@ class ConnPool {
   uint32_t lease();
   void release(uint32_t i);
   Connection& conn(uint32_t i) { return conns_[i]; }
-  std::span<Stream> streams(uint32_t i) { return {streams_.data() + static_cast<size_t>(i) * max_streams_, max_streams_}; }
+  std::span<Stream> streams(uint32_t i) { return {streams_[i].get(), max_streams_}; }  // a leased context's
   uint32_t leased() const { return leased_; }
 
  private:
@@ -86,7 +86,7 @@ class ConnPool {
   uint32_t max_streams_;
   size_t cap_;
   std::unique_ptr<Connection[]> conns_;  // HpackBudget addresses are handed to nghttp2: never move
-  std::vector<Stream> streams_;
+  std::vector<std::unique_ptr<Stream[]>> streams_;  // per context, made on its first lease
   std::vector<uint32_t> free_;
   uint32_t leased_ = 0;
 };
