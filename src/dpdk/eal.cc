@@ -140,13 +140,14 @@ std::unique_ptr<Eal> Eal::start(const EalPlan& plan, bool verbose, std::string& 
   }
   int rc;
   {
-    EalInitScope shortcuts;  // a 5 ms TSC calibration, NUMA probes from one listing (eal_wraps.h)
+    EalInitScope shortcuts;  // a 5 ms TSC calibration, NUMA and CPU probes from listings (eal_wraps.h)
     rc = rte_eal_init(static_cast<int>(argv.size() - 1), argv.data());
   }
   if (verbose) {
-    std::fprintf(stderr, "spanfeed: EAL: TSC %.3f GHz%s, %u NUMA probes answered from one listing\n",
+    std::fprintf(stderr, "spanfeed: EAL: TSC %.3f GHz%s, %u NUMA and %u CPU probes answered from listings\n",
                  static_cast<double>(rte_get_tsc_hz()) / 1e9,
-                 eal_calibrations_shortened() != 0 ? " (calibrated over 5 ms)" : "", eal_node_lookups_answered());
+                 eal_calibrations_shortened() != 0 ? " (calibrated over 5 ms)" : "", eal_node_lookups_answered(),
+                 eal_cpu_lookups_answered());
   }
   if (rc < 0) {
     error = std::string("EAL initialisation failed: ") + rte_strerror(rte_errno) +

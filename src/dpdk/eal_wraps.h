@@ -18,5 +18,6 @@ class EalInitScope {
 // TSC frequency came from CPUID or the MSR), and the access() probes answered.
 unsigned eal_calibrations_shortened();
 unsigned eal_node_lookups_answered();
+unsigned eal_cpu_lookups_answered();
 
 }  // namespace spanfeed::dpdk
