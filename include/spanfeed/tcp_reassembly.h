@@ -374,6 +374,7 @@ class Reassembler final : private FlowTableListener {
     uint64_t hash = 0;
   };
   void lookahead(const PacketView& next);
+  [[gnu::noinline]] void key_now(const ParsedPacket& p, KeyedPacket& kp) const;
   SegmentOutcome process_tcp(std::span<const std::byte> frame, const ParsedPacket& p,
                              std::span<const std::byte> payload, uint32_t seg_len, uint64_t ts_ns,
                              const KeyedPacket& kp);
@@ -441,7 +442,15 @@ class Reassembler final : private FlowTableListener {
   void hold_unlist(Flow& f);
   void expire_holds(uint64_t now_ns, uint32_t budget);
 
-  void deliver(Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts_ns);
+  // In-order bytes straight from the packet (inline: once per data segment).
+  void deliver(Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts_ns) {
+    report_lost_tail(f, d, ts_ns);
+    StreamState& s = st(f, d);
+    consumer_.on_data(f, d, data, ts_ns);
+    s.next_seq += static_cast<uint32_t>(data.size());
+    s.delivered_bytes += data.size();
+    counters_.bytes_in_order += data.size();
+  }
   void deliver_piece_and_pop(Flow& f, Direction d);
   // Delivers the buffered pieces that became contiguous (inline: usually none).
   void flush_contiguous(Flow& f, Direction d) {

@@ -47,6 +47,15 @@ class FileSource {
   // and no detach on the worker that frees it.
   void pin_pool(rte_mempool* pool);
 
+  // Any lcore: frees `n` mbufs (nullptr entries skipped) like
+  // rte_pktmbuf_free_bulk. Those of a pinned pool that are as rx_burst made
+  // them (reference count 1, one segment, the pinned buffer attached) go
+  // straight back with one rte_mempool_put_bulk: ~3 instructions a packet
+  // instead of ~85 through rte_pktmbuf_free_bulk (prefree, detach). Any other
+  // mbuf (a reassembled datagram's chain, another pool) takes
+  // rte_pktmbuf_free_bulk. Reorders `pkts`.
+  static void free_bulk(rte_mbuf** pkts, unsigned n);
+
   // RX lcore: up to `n` records as mbufs from `pool`. Capture timestamps (in
   // microseconds, as net_pcap gives them) go to the mbuf dynfield at
   // `ts_offset` with `ts_flag` set (finite files only; -1: none).

@@ -362,7 +362,7 @@ int worker_main(void* arg) {
           rte_mbuf* whole = nullptr;
           const Defragmenter::Result res = defrag->add(m, meta->parsed, meta->ts_ns, &whole);
           if (res != Defragmenter::Result::kPassThrough) {
-            pkts[i] = nullptr;  // the table owns it (rte_pktmbuf_free_bulk skips nulls)
+            pkts[i] = nullptr;  // the table owns it (FileSource::free_bulk skips nulls)
             if (res == Defragmenter::Result::kHeld) continue;
             pkts[i] = whole;    // freed with the burst, all its segments
             const MbufMeta* first = meta_of(whole);
@@ -398,7 +398,7 @@ int worker_main(void* arg) {
         }
       }
       tsan_release(sh.pool);  // RX reuses these mbufs after the pool hands them out again
-      rte_pktmbuf_free_bulk(pkts, n);
+      FileSource::free_bulk(pkts, n);
       const uint64_t t_end = rte_rdtsc();
       c.busy_cycles.add(t_end - t_start);
       if (t_end - last_publish >= publish_every) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cstring>
 
 namespace spanfeed {
@@ -47,7 +48,7 @@ uint64_t DuplicateFilter::fingerprint(std::span<const std::byte> frame, const Pa
   const std::byte* f = frame.data();
   const size_t n = frame.size();
   uint64_t h = seed_;
-  if (p.ip_version == 6) {
+  if (p.ip_version == 6) [[unlikely]] {
     h = mix(h, load64(p.src.bytes));
     h = mix(h, load64(p.src.bytes + 8));
     h = mix(h, load64(p.dst.bytes));
@@ -55,21 +56,29 @@ uint64_t DuplicateFilter::fingerprint(std::span<const std::byte> frame, const Pa
   } else {
     h = mix(h, load32(p.src.bytes) | load32(p.dst.bytes) << 32);  // IPv4: the first 4 bytes
   }
-  h = mix(h, uint64_t{p.src_port} | uint64_t{p.dst_port} << 16 | uint64_t{p.l4_proto} << 32 |
-                 uint64_t{p.ip_version} << 40 | uint64_t{p.tcp_flags} << 48);
+  // The ports (src_port, dst_port: one 32-bit load) with the IP version,
+  // protocol and TCP flags (ip_version, l4_proto, tcp_flags: three bytes of
+  // one 32-bit load; the fourth, packet_flag bits, is left out).
+  static_assert(offsetof(ParsedPacket, dst_port) == offsetof(ParsedPacket, src_port) + 2 &&
+                offsetof(ParsedPacket, l4_proto) == offsetof(ParsedPacket, ip_version) + 1 &&
+                offsetof(ParsedPacket, tcp_flags) == offsetof(ParsedPacket, ip_version) + 2 &&
+                offsetof(ParsedPacket, flags) == offsetof(ParsedPacket, ip_version) + 3 &&
+                offsetof(ParsedPacket, tcp_ack) == offsetof(ParsedPacket, tcp_seq) + 4 &&
+                std::endian::native == std::endian::little);
+  h = mix(h, load32(&p.src_port) | (load32(&p.ip_version) & 0xffffff) << 32);
   h = mix(h, uint64_t{p.ip_payload_len} | uint64_t{p.payload_len} << 32);
-  h = mix(h, uint64_t{p.tcp_seq} | uint64_t{p.tcp_ack} << 32);
+  h = mix(h, load64(&p.tcp_seq));  // tcp_seq | tcp_ack << 32
   // IPv4: identification and fragment field (one word); IPv6: the flow
   // label. 2^32: not in the frame (a value no field can take).
   const size_t l3 = p.l3_offset;
   uint64_t ip_id = uint64_t{1} << 32;
-  if (p.ip_version == 6) {
+  if (p.ip_version == 6) [[unlikely]] {
     if (l3 + 4 <= n) ip_id = be32(f + l3) & 0xfffff;
-  } else if (l3 + 8 <= n) {
+  } else if (l3 + 8 <= n) [[likely]] {
     ip_id = be32(f + l3 + 4);
   }
   uint64_t csum = 0x20000;  // no L4 header (or neither TCP nor UDP): no checksum
-  if (p.l4_offset != 0 && (p.l4_proto == kProtoTcp || p.l4_proto == kProtoUdp)) {
+  if (p.l4_offset != 0 && (p.l4_proto == kProtoTcp || p.l4_proto == kProtoUdp)) [[likely]] {
     const size_t off = size_t{p.l4_offset} + (p.l4_proto == kProtoTcp ? 16 : 6);
     csum = off + 2 <= n ? be16(f + off) : 0x10000;  // 0x10000: cut off by the snaplen
   }
@@ -84,19 +93,33 @@ bool DuplicateFilter::seen(std::span<const std::byte> frame, const ParsedPacket&
                          ahead_frame_.size() == frame.size();
   ahead_parsed_ = nullptr;
   const uint64_t fp = announced ? ahead_fp_ : fingerprint(frame, p);
-  Line& line = lines_[line_of(fp)];
-  Entry* victim = &line.e[0];
-  for (Entry& e : line.e) {
-    if (e.fp == fp) {
-      const uint64_t age = ts_ns >= e.ts_ns ? ts_ns - e.ts_ns : e.ts_ns - ts_ns;
+  Entry* const e = lines_[line_of(fp)].e;
+  // Entries fill from the front and are never emptied: the used ones are a
+  // prefix of the line, and the first empty one (if any) is the one to take.
+  uint32_t v = kWays;
+  for (uint32_t i = 0; i < kWays; ++i) {
+    if (e[i].fp == fp) {
+      const uint64_t age = ts_ns >= e[i].ts_ns ? ts_ns - e[i].ts_ns : e[i].ts_ns - ts_ns;
       if (age < window_ns_) return true;  // the copy: the first one's time stays
-      e.ts_ns = ts_ns;  // same identity, long after: a retransmission, remembered anew
+      e[i].ts_ns = ts_ns;  // same identity, long after: a retransmission, remembered anew
       return false;
     }
-    if (e.ts_ns < victim->ts_ns || e.fp == 0) victim = &e;
-    if (e.fp == 0) break;
+    if (e[i].fp == 0) {
+      v = i;
+      break;
+    }
   }
-  if (victim->fp != 0 && ts_ns - victim->ts_ns < window_ns_ && ts_ns >= victim->ts_ns) ++evicted_live_;
+  Entry* victim;
+  if (v != kWays) {
+    victim = &e[v];
+  } else {
+    // A full line: the oldest entry goes (the first of equals).
+    static_assert(kWays == 4);
+    Entry* const a = e[1].ts_ns < e[0].ts_ns ? &e[1] : &e[0];
+    Entry* const b = e[3].ts_ns < e[2].ts_ns ? &e[3] : &e[2];
+    victim = b->ts_ns < a->ts_ns ? b : a;
+    if (ts_ns - victim->ts_ns < window_ns_ && ts_ns >= victim->ts_ns) ++evicted_live_;
+  }
   victim->fp = fp;
   victim->ts_ns = ts_ns;
   return false;

@@ -54,67 +54,7 @@ uint64_t due_at(uint64_t last, uint64_t timeout) {
   return timeout > UINT64_MAX - last ? UINT64_MAX : last + timeout;
 }
 
-// Stafford's mix13 (the murmur3 64-bit finaliser family): full avalanche.
-uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return x;
-}
-
 }  // namespace
-
-OrientedKey make_flow_key(const ParsedPacket& p, bool include_vlan) {
-  OrientedKey ok;
-  // The addresses compared as bytes (memcmp order): two big-endian words each.
-  auto be_word = [](const uint8_t* b) {
-    uint64_t w;
-    std::memcpy(&w, b, sizeof(w));
-    return __builtin_bswap64(w);
-  };
-  const uint64_t s0 = be_word(p.src.bytes), d0 = be_word(p.dst.bytes);
-  bool src_is_a;
-  if (s0 != d0) {
-    src_is_a = s0 < d0;
-  } else {
-    const uint64_t s1 = be_word(p.src.bytes + 8), d1 = be_word(p.dst.bytes + 8);
-    src_is_a = s1 != d1 ? s1 < d1 : p.src_port <= p.dst_port;
-  }
-  const IpAddr& a = src_is_a ? p.src : p.dst;
-  const IpAddr& b = src_is_a ? p.dst : p.src;
-  ok.key.addr_a = a;
-  ok.key.addr_b = b;
-  const uint16_t port_a = src_is_a ? p.src_port : p.dst_port;
-  const uint16_t port_b = src_is_a ? p.dst_port : p.src_port;
-  const uint32_t vlan = include_vlan ? p.vlan : 0;
-  if constexpr (std::endian::native == std::endian::little) {
-    // The last two words stored whole (pad zero): find() and hash() read the
-    // key as words right after, and narrower stores would not forward to them.
-    static_assert(offsetof(FlowKey, port_a) == 32 && offsetof(FlowKey, port_b) == 34 &&
-                  offsetof(FlowKey, vlan) == 36 && offsetof(FlowKey, proto) == 40 &&
-                  offsetof(FlowKey, ip_version) == 41 && offsetof(FlowKey, tunnel_type) == 42 &&
-                  offsetof(FlowKey, pad) == 43 && offsetof(FlowKey, tunnel_id) == 44);
-    const uint64_t w4 = uint64_t{port_a} | uint64_t{port_b} << 16 | uint64_t{vlan} << 32;
-    const uint64_t w5 = uint64_t{p.l4_proto} | uint64_t{p.ip_version} << 8 |
-                        uint64_t{static_cast<uint8_t>(p.tunnel.key_type)} << 16 | uint64_t{p.tunnel.key_id} << 32;
-    std::memcpy(reinterpret_cast<unsigned char*>(&ok.key) + 32, &w4, 8);
-    std::memcpy(reinterpret_cast<unsigned char*>(&ok.key) + 40, &w5, 8);
-  } else {
-    std::memset(&ok.key.port_a, 0, sizeof(FlowKey) - offsetof(FlowKey, port_a));
-    ok.key.port_a = port_a;
-    ok.key.port_b = port_b;
-    ok.key.vlan = vlan;
-    ok.key.proto = p.l4_proto;
-    ok.key.ip_version = p.ip_version;
-    ok.key.tunnel_type = p.tunnel.key_type;
-    ok.key.tunnel_id = p.tunnel.key_id;
-  }
-  ok.tunnel = &p.tunnel;
-  ok.from_a = src_is_a;
-  return ok;
-}
 
 std::string validate(const FlowTableConfig& cfg) {
   if (cfg.capacity == 0) return "flow table capacity must be at least 1";
@@ -159,38 +99,7 @@ bool FlowTable::take_fresh() {
   return true;
 }
 
-inline uint64_t FlowTable::hash(const FlowKey& k) const {
-  // One multiply and rotate per word, the full finaliser once (six finalisers: ~80 instructions a packet).
-  constexpr uint64_t kMul = 0x9ddfea08eb382d69ull;
-  uint64_t h = seed_;
-  for (size_t i = 0; i < sizeof(FlowKey) / 8; ++i) {
-    h = std::rotl((h ^ key_word(k, i)) * kMul, 29);
-  }
-  return mix64(h);
-}
-
-uint64_t FlowTable::hash_of(const FlowKey& key) const { return hash(key); }
-
-uint32_t FlowTable::prefetch(uint64_t h) const {
-  const uint32_t i = buckets_[bucket_of_hash(h)];
-  if (i == kNone) return kNone;
-  const char* n = reinterpret_cast<const char*>(&nodes_[i]);
-  for (size_t off = 0; off < sizeof(Node); off += 64) __builtin_prefetch(n + off);
-  __builtin_prefetch(n + sizeof(Node) - 1);
-  return i;
-}
-
 FlowLookup FlowTable::find(const OrientedKey& ok) { return find(ok, hash(ok.key)); }
-
-FlowLookup FlowTable::find(const OrientedKey& ok, uint64_t h) {
-  uint32_t i = buckets_[bucket_of_hash(h)];
-  while (i != kNone) {
-    Node& n = nodes_[i];
-    if (n.flow.key == ok.key) return {&n.flow, n.flow.direction_of(ok.from_a)};
-    i = n.hash_next;
-  }
-  return {};
-}
 
 void FlowTable::lru_unlink(uint32_t i) {
   Node& n = nodes_[i];

@@ -75,15 +75,6 @@ void Reassembler::handle_fin(Flow& f, Direction d, uint32_t fin_seq, uint64_t ts
   maybe_deliver_fin(f, d, ts_ns);
 }
 
-void Reassembler::deliver(Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts_ns) {
-  report_lost_tail(f, d, ts_ns);
-  StreamState& s = st(f, d);
-  consumer_.on_data(f, d, data, ts_ns);
-  s.next_seq += static_cast<uint32_t>(data.size());
-  s.delivered_bytes += data.size();
-  counters_.bytes_in_order += data.size();
-}
-
 void Reassembler::deliver_piece_and_pop(Flow& f, Direction d) {
   StreamState& s = st(f, d);
   const uint32_t h = s.head;

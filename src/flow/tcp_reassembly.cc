@@ -257,17 +257,20 @@ SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const Pars
     if ((p.flags & packet_flag::kPayloadTruncated) != 0 && p.l4_len_claimed > seg_len) {
       seg_len = std::max<uint32_t>(seg_len, std::min(p.l4_len_claimed, kMaxClaimedLen));
     }
-    KeyedPacket now;
-    if (!announced) {
-      now.ok = make_flow_key(p, table_.include_vlan());
-      now.hash = table_.hash_of(now.ok.key);
-    }
-    const KeyedPacket& kp = announced ? cached : now;
+    // Not computed ahead (the first packet of a burst): into the slot just
+    // read (lookahead() filled the other one), left unannounced.
+    if (!announced) [[unlikely]] key_now(p, cached);
+    const KeyedPacket& kp = cached;
     out = p.l4_proto == kProtoTcp ? process_tcp(frame, p, payload, seg_len, ts_ns, kp)
                                   : process_udp(frame, p, payload, seg_len - p.payload_len, ts_ns, kp);
   }
   ++counters_.outcome[static_cast<size_t>(out)];
   return out;
+}
+
+void Reassembler::key_now(const ParsedPacket& p, KeyedPacket& kp) const {
+  kp.ok = make_flow_key(p, table_.include_vlan());
+  kp.hash = table_.hash_of(kp.ok.key);
 }
 
 // The next packet's flow key and hash now, and the lines its lookup and
@@ -365,7 +368,9 @@ SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const 
   return SegmentOutcome::kDatagram;
 }
 
-SegmentOutcome Reassembler::process_tcp(std::span<const std::byte> frame, const ParsedPacket& p,
+// Inlined into process(), its only caller (one call and its argument
+// passing less per TCP packet).
+[[gnu::always_inline]] inline SegmentOutcome Reassembler::process_tcp(std::span<const std::byte> frame, const ParsedPacket& p,
                                         std::span<const std::byte> payload, uint32_t seg_len, uint64_t ts_ns,
                                         const KeyedPacket& kp) {
   const uint8_t fl = p.tcp_flags;
@@ -485,7 +490,19 @@ SegmentOutcome Reassembler::process_tcp(std::span<const std::byte> frame, const 
 
   SegmentOutcome out = SegmentOutcome::kNoPayload;
   if (!payload.empty()) {
-    out = tcp_data(flow, d, seq, payload, seg_len, ts_ns, need, p.tcp_ack);
+    if (s.seq_known && !s.fin_seen && seq == s.next_seq && s.head == ChunkPool::kNone && !need &&
+        seg_len == payload.size()) [[likely]] {
+      // tcp_data's common case without the call: the next bytes, whole,
+      // nothing buffered or held, no FIN before them (what tcp_data checks
+      // first all passes: in the window, not a retransmission).
+      conflict_counted_ = false;
+      s.out_of_window_run = 0;
+      deliver(flow, d, payload, ts_ns);
+      maybe_deliver_fin(flow, d, ts_ns);
+      out = SegmentOutcome::kInOrder;
+    } else {
+      out = tcp_data(flow, d, seq, payload, seg_len, ts_ns, need, p.tcp_ack);
+    }
     if (flow.state == FlowState::kSynSent || flow.state == FlowState::kSynReceived) {
       flow.state = FlowState::kEstablished;
     }
