@@ -183,15 +183,19 @@ void FieldList::set_uint(const char* key, uint8_t key_len, uint64_t v) {
 }
 
 const Field* FieldList::find(std::string_view key) const {
-  // Lengths first, then the first byte (most keys of one length differ there), then the rest.
+  // Keys are literals and the linker merges equal ones: the same pointer (and length) nearly always
+  // answers, one compare per field. Else (a key not from a literal, or absent): lengths first, then
+  // the first byte (most keys of one length differ there), then the rest.
   const size_t n = key.size();
+  const size_t count = count_;
+  for (size_t i = 0; i < count; ++i) {
+    if (fields_[i].key == key.data() && fields_[i].key_len == n) return &fields_[i];
+  }
   if (n == 0 || n > UINT8_MAX) return nullptr;  // keys are not empty
   const char c0 = key[0];
-  for (size_t i = 0; i < count_; ++i) {
+  for (size_t i = 0; i < count; ++i) {
     const Field& f = fields_[i];
-    // Keys are literals: the linker merges equal ones, so the same pointer usually answers first.
-    if (f.key_len == n && (f.key == key.data() || (f.key[0] == c0 && std::memcmp(f.key + 1, key.data() + 1, n - 1) == 0)))
-      return &f;
+    if (f.key_len == n && f.key[0] == c0 && std::memcmp(f.key + 1, key.data() + 1, n - 1) == 0) return &f;
   }
   return nullptr;
 }
