@@ -793,7 +793,10 @@ size_t write_json_line(const Record& r, std::string& buf, size_t at) {
     w.lit("null");
   }
   w.lit(",\"status\":\"");
-  w.str(to_string(r.status));
+  static constexpr std::string_view kStatusText[] = {"ok", "error", "timeout", "unmatched"};
+  static_assert(std::size(kStatusText) == kRecordStatusCount);
+  const auto st = static_cast<size_t>(r.status);
+  w.str(st < kRecordStatusCount ? kStatusText[st] : to_string(r.status));
   w.lit("\",\"request\":");
   out.advance(static_cast<size_t>(w.p - head));
   if (r.request != nullptr) {
