@@ -186,7 +186,7 @@ void EndpointWriter::add_path_template(std::string_view path) {
   uint64_t memo_hash = 0;
   const size_t start = len_;
   if (path_memo_ != nullptr) {
-    memo_hash = TextMemo::hash(path);
+    memo_hash = TextMemo::sample_hash(path);
     TextMemo::Hit hit;
     if (path_memo_->find(path, memo_hash, &hit)) {
       add_printable(hit.value);  // remembered as written: printable already
@@ -232,7 +232,7 @@ void EndpointWriter::add_sql_fingerprint(std::string_view normalized) {
   // Statements repeat: their fingerprint and its name hash are remembered.
   uint64_t memo_hash = 0;
   if (memo_ != nullptr) {
-    memo_hash = TextMemo::hash(normalized);
+    memo_hash = TextMemo::sample_hash(normalized);  // the statement is compared whole on a hit
     TextMemo::Hit hit;
     if (memo_->find(normalized, memo_hash, &hit)) {
       // Remembered printable (as add() would write it), with the hash of the name as built.

@@ -8,7 +8,6 @@
 #include "decode/text_util.h"
 #include "rules/builtin_redaction.h"
 #include "rules/rule_set_impl.h"
-#include "spanfeed/word_hash.h"
 
 namespace spanfeed {
 
@@ -20,26 +19,6 @@ struct Range {
   uint32_t from, to, rule;  // within the field's value
   uint32_t field;           // index into the scanned fields
 };
-
-// The clean memo's slot hash: a text's length and six of its words (the first 16 bytes, 16 around
-// the middle, the last 16) rather than every byte. The slot's key is compared whole anyway, so two
-// texts that share the sample cost only misses; messages differ at their start (request line,
-// statement) or their end (literals, ids), and hashing every byte was a third of a memo hit.
-uint64_t sample_hash(std::string_view s) {
-  const size_t n = s.size();
-  if (n <= 48) return TextMemo::hash(s);
-  const char* p = s.data();
-  using word_hash::load64;
-  using word_hash::mix;
-  uint64_t h = 0x243f6a8885a308d3ull ^ (n * word_hash::kMul);
-  h = mix(h, load64(p));
-  h = mix(h, load64(p + 8));
-  h = mix(h, load64(p + n / 2 - 8));
-  h = mix(h, load64(p + n / 2));
-  h = mix(h, load64(p + n - 16));
-  h = mix(h, load64(p + n - 8));
-  return word_hash::fmix64(h);
-}
 
 }  // namespace
 
@@ -181,7 +160,7 @@ void Redactor::redact(const RedactWith& with, Message& m, Protocol p, Direction 
     if (strings == 0) return;
     const std::string_view arena = fl.arena();
     const bool memo = arena.size() <= TextMemo::kKeyMax;
-    const uint64_t h = memo ? sample_hash(arena) : 0;
+    const uint64_t h = memo ? TextMemo::sample_hash(arena) : 0;  // hashing every byte was a third of a hit
     TextMemo::Hit hit;
     if (memo && clean_.find(arena, h, &hit)) {
       c.fields_scanned += strings;
