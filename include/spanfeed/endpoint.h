@@ -92,6 +92,7 @@ class EndpointWriter {
 
  private:
   void add_top(std::string_view name, uint64_t hash);
+  void add_printable(std::string_view s);  // add() for text known printable (remembered output)
   void write_path_template(std::string_view path);
 
   std::array<char, kMax> buf_{};

@@ -204,6 +204,10 @@ class RecordSink {
 // Appends `r` as one JSON object plus '\n' to `out`. Never throws; allocates
 // only when `out` has to grow (reuse the string: clear() keeps its capacity).
 void append_json_line(const Record& r, std::string& out);
+// The same line written at buf[at, ...) where buf.size() is the room to write in (grown when the
+// line needs more): returns the line's end. The bytes of buf past it are scratch; the caller cuts
+// buf to its lines' end before anyone reads it. Writing in place saves a copy per record.
+size_t write_json_line(const Record& r, std::string& buf, size_t at);
 
 // JSON string escaping (quotes included): control characters as \u00XX,
 // invalid UTF-8 bytes as U+FFFD so the output is always valid JSON.

@@ -143,6 +143,12 @@ void EndpointWriter::add(std::string_view s) {
   len_ += n;
 }
 
+void EndpointWriter::add_printable(std::string_view s) {
+  const size_t n = std::min(s.size(), kMax - len_);
+  std::memcpy(buf_.data() + len_, s.data(), n);
+  len_ += n;
+}
+
 void EndpointWriter::add_top(std::string_view name) { add_top(name, TopNames::hash(name)); }
 
 void EndpointWriter::add_top(std::string_view name, uint64_t hash) {
@@ -180,10 +186,10 @@ void EndpointWriter::add_path_template(std::string_view path) {
   uint64_t memo_hash = 0;
   const size_t start = len_;
   if (path_memo_ != nullptr) {
-    memo_hash = TextMemo::hash(path);
+    memo_hash = TextMemo::sample_hash(path);
     TextMemo::Hit hit;
     if (path_memo_->find(path, memo_hash, &hit)) {
-      add(hit.value);
+      add_printable(hit.value);  // remembered as written: printable already
       return;
     }
   }
@@ -226,10 +232,15 @@ void EndpointWriter::add_sql_fingerprint(std::string_view normalized) {
   // Statements repeat: their fingerprint and its name hash are remembered.
   uint64_t memo_hash = 0;
   if (memo_ != nullptr) {
-    memo_hash = TextMemo::hash(normalized);
+    memo_hash = TextMemo::sample_hash(normalized);  // the statement is compared whole on a hit
     TextMemo::Hit hit;
     if (memo_->find(normalized, memo_hash, &hit)) {
-      add_top(hit.value, hit.extra);
+      // Remembered printable (as add() would write it), with the hash of the name as built.
+      if (top_ == nullptr || top_->admit_hash(hit.extra)) {
+        add_printable(hit.value);
+      } else {
+        add(kOtherEndpoint);
+      }
       return;
     }
   }
@@ -294,7 +305,14 @@ void EndpointWriter::add_sql_fingerprint(std::string_view normalized) {
   }
   const std::string_view name(fp.data(), n);
   const uint64_t hash = TopNames::hash(name);
-  if (memo_ != nullptr) memo_->remember(normalized, memo_hash, name, hash);
+  if (memo_ != nullptr) {
+    std::array<char, kMax> clean;  // what add() writes of the name: hits copy it as it is
+    for (size_t k = 0; k < n; ++k) {
+      const auto c = static_cast<unsigned char>(fp[k]);
+      clean[k] = static_cast<unsigned char>(c - 0x20) < 0x5f ? static_cast<char>(c) : '?';
+    }
+    memo_->remember(normalized, memo_hash, std::string_view(clean.data(), n), hash);
+  }
   add_top(name, hash);
 }
 

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <chrono>
@@ -182,15 +183,19 @@ void FieldList::set_uint(const char* key, uint8_t key_len, uint64_t v) {
 }
 
 const Field* FieldList::find(std::string_view key) const {
-  // Lengths first, then the first byte (most keys of one length differ there), then the rest.
+  // Keys are literals and the linker merges equal ones: the same pointer (and length) nearly always
+  // answers, one compare per field. Else (a key not from a literal, or absent): lengths first, then
+  // the first byte (most keys of one length differ there), then the rest.
   const size_t n = key.size();
+  const size_t count = count_;
+  for (size_t i = 0; i < count; ++i) {
+    if (fields_[i].key == key.data() && fields_[i].key_len == n) return &fields_[i];
+  }
   if (n == 0 || n > UINT8_MAX) return nullptr;  // keys are not empty
   const char c0 = key[0];
-  for (size_t i = 0; i < count_; ++i) {
+  for (size_t i = 0; i < count; ++i) {
     const Field& f = fields_[i];
-    // Keys are literals: the linker merges equal ones, so the same pointer usually answers first.
-    if (f.key_len == n && (f.key == key.data() || (f.key[0] == c0 && std::memcmp(f.key + 1, key.data() + 1, n - 1) == 0)))
-      return &f;
+    if (f.key_len == n && f.key[0] == c0 && std::memcmp(f.key + 1, key.data() + 1, n - 1) == 0) return &f;
   }
   return nullptr;
 }
@@ -208,39 +213,35 @@ namespace {
 constexpr char kHex[] = "0123456789abcdef";
 constexpr uint64_t kNsPerSecond = 1'000'000'000ull;
 
-// A record is built in a stack buffer and appended to the caller's string in
-// one piece per kCap bytes: std::string's append and push_back check capacity
-// on every call, this buffer only at flush.
+// Writes straight into a string's own storage: the string's size() is the room, the bytes between
+// the cursor and size() are scratch that the caller cuts off (write_json_line returns the end). No
+// intermediate buffer and no copy per record; a bounds check per piece (per field in put_fields),
+// growing is out of line.
 class JsonOut {
  public:
-  explicit JsonOut(std::string& s) : s_(s) {}
-  ~JsonOut() { flush(); }
+  JsonOut(std::string& s, size_t at) : s_(s), p_(s.data() + at), end_(s.data() + s.size()) {}
   JsonOut(const JsonOut&) = delete;
   JsonOut& operator=(const JsonOut&) = delete;
 
-  // Out of line: the callers' fast paths (a bounds check and stores) need no registers saved for it.
-  [[gnu::noinline]] void flush() {
-    s_.append(buf_, n_);
-    n_ = 0;
-  }
-  // Room for k <= kCap bytes at the returned pointer; advance() commits them.
+  size_t offset() const { return static_cast<size_t>(p_ - s_.data()); }
+  // Room for k bytes at the returned pointer; advance() commits them.
   char* room(size_t k) {
-    if (n_ + k > kCap) flush();
-    return buf_ + n_;
+    if (static_cast<size_t>(end_ - p_) < k) grow(k);
+    return p_;
   }
-  void advance(size_t k) { n_ += k; }
+  void advance(size_t k) { p_ += k; }
+  // A stretch of writes keeps the cursor in a local (a member would be reloaded after every
+  // char store, which may alias it) and hands it back with set().
+  char* cursor() const { return p_; }
+  char* end() const { return end_; }
+  void set(char* p) { p_ = p; }
   void push_back(char c) {
-    if (n_ == kCap) flush();
-    buf_[n_++] = c;
+    *room(1) = c;
+    ++p_;
   }
   void append(const char* p, size_t k) {
-    if (k > kCap / 2) {
-      flush();
-      s_.append(p, k);
-      return;
-    }
     std::memcpy(room(k), p, k);
-    n_ += k;
+    p_ += k;
   }
   void append(std::string_view v) { append(v.data(), v.size()); }
   template <size_t N>
@@ -249,10 +250,18 @@ class JsonOut {
   }
 
  private:
-  static constexpr size_t kCap = 2048;
+  // Room in steps of kGrowStep: resize() zeroes what it adds, and below glibc's rep-stosb threshold
+  // (2 KiB) it does so with vector stores, ~1/32 of an instruction per byte.
+  static constexpr size_t kGrowStep = 1536;
+  [[gnu::noinline]] void grow(size_t k) {
+    const size_t at = offset();
+    s_.resize(at + k + kGrowStep);
+    p_ = s_.data() + at;
+    end_ = s_.data() + s_.size();
+  }
   std::string& s_;
-  size_t n_ = 0;
-  char buf_[kCap];
+  char* p_;
+  char* end_;
 };
 
 // The same calls on a plain string (the public append_* functions).
@@ -314,19 +323,6 @@ inline void put_decimal(uint64_t v, JsonOut& out) {
   write_decimal(v, p, len);
   out.advance(len);
 }
-void put_int(int64_t v, JsonOut& out) {
-  if (v >= 0) {
-    put_decimal(static_cast<uint64_t>(v), out);
-    return;
-  }
-  char* p = out.room(21);  // a sign and 20 digits at most
-  p[0] = '-';
-  const uint64_t u = 0 - static_cast<uint64_t>(v);
-  const size_t len = decimal_len(u);
-  write_decimal(u, p + 1, len);
-  out.advance(len + 1);
-}
-
 // Length of the valid UTF-8 sequence starting at s[i] (>= 0x80), 0 if invalid.
 size_t utf8_seq_len(const unsigned char* s, size_t i, size_t n) {
   unsigned char c = s[i];
@@ -463,31 +459,39 @@ void json_string(std::string_view sv, Out& out, JsonEscapes style) {
   if (quoted) out.push_back('"');
 }
 
-// A string field's value: 16 bytes at a time straight from the arena (it has kArenaSlack readable
-// bytes past any value) into the output, with no escaping to do; else (an escape, a byte >= 0x80)
-// through json_string. Nothing is committed before the fast path knows it applies.
-void put_field_string(std::string_view v, JsonOut& out) {
+// A string field's value at p: 16 bytes at a time straight from the arena (it has kArenaSlack readable
+// bytes past any value), with no escaping to do; the caller reserved n + 18 bytes (the last store may
+// overshoot). False (p unchanged, the bytes past it scratch) when a byte needs a look (an escape, a
+// byte >= 0x80): json_string writes that value.
+inline bool put_plain_string(std::string_view v, char*& p) {
 #ifdef __SSE2__
   static_assert(FieldList::kArenaSlack >= 16);
   const auto* s = reinterpret_cast<const unsigned char*>(v.data());
   const size_t n = v.size();
-  char* p = out.room(n + 2 + 16);  // n <= kArenaBytes: fits in the buffer; the last store may overshoot
-  p[0] = '"';
+  char* const q = p;
+  q[0] = '"';
   for (size_t i = 0; i < n; i += 16) {
     const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
     unsigned m = special16(s + i, true);
     if (n - i < 16) m &= (1u << (n - i)) - 1;
-    if (m != 0) {
-      json_string(v, out, JsonEscapes::kRecord);
-      return;
-    }
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(p + 1 + i), x);
+    if (m != 0) return false;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 1 + i), x);
   }
-  p[n + 1] = '"';
-  out.advance(n + 2);
+  q[n + 1] = '"';
+  p = q + n + 2;
+  return true;
 #else
-  json_string(v, out, JsonEscapes::kRecord);
+  (void)v;
+  (void)p;
+  return false;
 #endif
+}
+
+// v in decimal at p; returns the end.
+inline char* put_dec(uint64_t v, char* p) {
+  const size_t len = decimal_len(v);
+  write_decimal(v, p, len);
+  return p + len;
 }
 
 // The low `width` decimal digits of `v`, zero-padded (fixed-width date and time fields).
@@ -531,7 +535,12 @@ void put_iso8601_us(uint64_t ts_ns, char* out) {
   }
   std::memcpy(out, cached, 19);
   out[19] = '.';
-  put_digits((ts_ns % kNsPerSecond) / 1000, 6, out + 20);
+  // The microseconds (< 10^6) as three digit pairs, in 32-bit arithmetic.
+  const auto us = static_cast<uint32_t>((ts_ns - secs * kNsPerSecond) / 1000);
+  const uint32_t hi = us / 10000, mid = us / 100 % 100, lo = us % 100;
+  std::memcpy(out + 20, &kDigitPairs[2 * hi], 2);
+  std::memcpy(out + 22, &kDigitPairs[2 * mid], 2);
+  std::memcpy(out + 24, &kDigitPairs[2 * lo], 2);
   out[26] = 'Z';
 }
 
@@ -587,6 +596,31 @@ std::string_view ip_text(const IpAddr& ip, uint8_t ip_version, IpText& last) {
   return {last.text, last.len};
 }
 
+// The record's text from `","protocol":"` to `"latency_us":` of recent connections (per worker
+// thread, direct-mapped by a mix of the ports and addresses): formatting the addresses and ports
+// was most of the record head's cost, and records of a few hundred connections interleave.
+struct ConnText {
+  IpAddr client{};
+  IpAddr server{};
+  uint16_t client_port = 0;
+  uint16_t server_port = 0;
+  Protocol protocol = Protocol::kUnknown;
+  uint8_t ip_version = 0;  // 0: empty
+  uint8_t len = 0;
+  char text[184];  // two IPv6 addresses fit (181 bytes at most)
+};
+constexpr size_t kConnTexts = 128;  // ~28 KiB per thread
+
+ConnText& conn_text(const Record& r) {
+  thread_local std::array<ConnText, kConnTexts> texts;
+  uint32_t c4, s4;
+  std::memcpy(&c4, r.client.ip.bytes, 4);
+  std::memcpy(&s4, r.server.ip.bytes, 4);  // an IPv4 address's bytes (an IPv6 one's first word)
+  const uint32_t mix = (c4 ^ s4 ^ (uint32_t{r.client.port} << 16) ^ r.server.port) * 0x9E3779B1u;
+  static_assert(kConnTexts == 128, "the index is the mix's top 7 bits");
+  return texts[mix >> 25];
+}
+
 // Writes without bounds checks into room the caller reserved (kHeadRoom bytes).
 constexpr size_t kHeadRoom = 512;
 struct Raw {
@@ -608,33 +642,77 @@ struct Raw {
 };
 
 
+// Room one field needs besides its key and its value's bytes: punctuation (4), a number (21), a
+// string's quotes and the fast path's overshoot (18), and the message's closing brace.
+constexpr size_t kFieldRoom = 48;
+
 void put_fields(const Message& m, JsonOut& out) {
-  out.lit("{\"bytes\":");
-  put_decimal(m.bytes, out);
   const FieldList& fl = m.fields;
-  for (size_t i = 0; i < fl.size(); ++i) {
+  char* p = out.room(kFieldRoom + 9);
+  std::memcpy(p, "{\"bytes\":", 9);
+  p = put_dec(m.bytes, p + 9);
+  char* end = out.end();
+  const size_t count = fl.size();
+  for (size_t i = 0; i < count; ++i) {
     const Field& f = fl[i];
     const size_t klen = f.key_len;
-    char* p = out.room(klen + 4);
+    const size_t need = klen + f.len + kFieldRoom;  // f.len is 0 for numbers
+    if (static_cast<size_t>(end - p) < need) {
+      out.set(p);
+      p = out.room(need);
+      end = out.end();
+    }
     p[0] = ',';
     p[1] = '"';
     copy_short(p + 2, f.key, klen);
     p[klen + 2] = '"';
     p[klen + 3] = ':';
-    out.advance(klen + 4);
+    p += klen + 4;
     switch (f.kind) {
-      case FieldKind::kString: put_field_string(fl.string_of(f), out); break;
-      case FieldKind::kInt: put_int(static_cast<int64_t>(f.num), out); break;
-      case FieldKind::kUint: put_decimal(f.num, out); break;
-      case FieldKind::kBool:
-        if (f.num != 0) out.lit("true");
-        else out.lit("false");
+      case FieldKind::kString:
+        if (!put_plain_string(fl.string_of(f), p)) {
+          out.set(p);
+          json_string(fl.string_of(f), out, JsonEscapes::kRecord);
+          p = out.cursor();
+          end = out.end();
+          if (static_cast<size_t>(end - p) < 1) {
+            p = out.room(1);
+            end = out.end();
+          }
+        }
         break;
-      case FieldKind::kNull: out.lit("null"); break;
-      case FieldKind::kRawJson: out.append(fl.string_of(f)); break;
+      case FieldKind::kInt: {
+        const auto v = static_cast<int64_t>(f.num);
+        uint64_t u = static_cast<uint64_t>(v);
+        if (v < 0) {
+          *p++ = '-';
+          u = 0 - u;
+        }
+        p = put_dec(u, p);
+        break;
+      }
+      case FieldKind::kUint: p = put_dec(f.num, p); break;
+      case FieldKind::kBool:
+        if (f.num != 0) {
+          std::memcpy(p, "true", 4);
+          p += 4;
+        } else {
+          std::memcpy(p, "false", 5);
+          p += 5;
+        }
+        break;
+      case FieldKind::kNull:
+        std::memcpy(p, "null", 4);
+        p += 4;
+        break;
+      case FieldKind::kRawJson:
+        std::memcpy(p, fl.string_of(f).data(), f.len);
+        p += f.len;
+        break;
     }
   }
-  out.push_back('}');
+  *p++ = '}';
+  out.set(p);
 }
 
 }  // namespace
@@ -656,8 +734,8 @@ void append_ip(const IpAddr& ip, uint8_t ip_version, std::string& out) {
   out.append(n > 0 ? std::string_view(buf, n) : std::string_view("?"));
 }
 
-void append_json_line(const Record& r, std::string& s) {
-  JsonOut out(s);
+size_t write_json_line(const Record& r, std::string& buf, size_t at) {
+  JsonOut out(buf, at);
   // The record's fixed part up to "request" (at most ~400 bytes: two IPv6 addresses, 20-digit
   // numbers) is written through one reservation, without a bounds check per piece.
   char* const head = out.room(kHeadRoom);
@@ -670,25 +748,55 @@ void append_json_line(const Record& r, std::string& s) {
   w.lit("\",\"id\":\"");
   put_hex16(r.id, w.p);
   w.p += 16;
-  w.lit("\",\"protocol\":\"");
-  w.str(to_string(r.protocol));
-  thread_local IpText last_client, last_server;  // per worker thread
-  w.lit("\",\"client\":{\"ip\":\"");
-  w.str(ip_text(r.client.ip, r.ip_version, last_client));
-  w.lit("\",\"port\":");
-  w.dec(r.client.port);
-  w.lit("},\"server\":{\"ip\":\"");
-  w.str(ip_text(r.server.ip, r.ip_version, last_server));
-  w.lit("\",\"port\":");
-  w.dec(r.server.port);
-  w.lit("},\"latency_us\":");
+  // From the protocol to the server's port: the same for every record of a connection.
+  ConnText& ct = conn_text(r);
+  if (ct.ip_version == r.ip_version && ct.protocol == r.protocol && ct.client_port == r.client.port &&
+      ct.server_port == r.server.port && std::memcmp(ct.client.bytes, r.client.ip.bytes, 16) == 0 &&
+      std::memcmp(ct.server.bytes, r.server.ip.bytes, 16) == 0) {
+    if (ct.len <= 128) {
+      std::memcpy(w.p, ct.text, 128);  // a fixed size: no call (kHeadRoom covers the overshoot)
+    } else {
+      std::memcpy(w.p, ct.text, ct.len);
+    }
+    w.p += ct.len;
+  } else {
+    char* const from = w.p;
+    w.lit("\",\"protocol\":\"");
+    w.str(to_string(r.protocol));
+    thread_local IpText last_client, last_server;  // per worker thread
+    w.lit("\",\"client\":{\"ip\":\"");
+    w.str(ip_text(r.client.ip, r.ip_version, last_client));
+    w.lit("\",\"port\":");
+    w.dec(r.client.port);
+    w.lit("},\"server\":{\"ip\":\"");
+    w.str(ip_text(r.server.ip, r.ip_version, last_server));
+    w.lit("\",\"port\":");
+    w.dec(r.server.port);
+    w.lit("},\"latency_us\":");
+    const auto len = static_cast<size_t>(w.p - from);
+    if (len <= sizeof(ct.text)) {
+      ct.ip_version = r.ip_version;
+      ct.protocol = r.protocol;
+      ct.client_port = r.client.port;
+      ct.server_port = r.server.port;
+      ct.client = r.client.ip;
+      ct.server = r.server.ip;
+      ct.len = static_cast<uint8_t>(len);
+      std::memcpy(ct.text, from, len);
+    } else {
+      ct.ip_version = 0;
+    }
+  }
   if (r.has_latency) {
     w.dec(r.latency_us);
   } else {
     w.lit("null");
   }
   w.lit(",\"status\":\"");
-  w.str(to_string(r.status));
+  static constexpr std::string_view kStatusText[] = {"ok", "error", "timeout", "unmatched"};
+  static_assert(std::size(kStatusText) == kRecordStatusCount);
+  const auto st = static_cast<size_t>(r.status);
+  w.str(st < kRecordStatusCount ? kStatusText[st] : to_string(r.status));
   w.lit("\",\"request\":");
   out.advance(static_cast<size_t>(w.p - head));
   if (r.request != nullptr) {
@@ -701,6 +809,10 @@ void append_json_line(const Record& r, std::string& s) {
     put_fields(*r.response, out);
   } else {
     out.lit("null");
+  }
+  if (r.tags.empty() && r.flags == 0 && r.tunnel == nullptr && r.recording_id.empty()) {
+    out.lit(",\"tags\":[],\"flags\":[]}\n");  // most records
+    return out.offset();
   }
   out.lit(",\"tags\":[");
   for (size_t i = 0; i < r.tags.size(); ++i) {
@@ -744,6 +856,11 @@ void append_json_line(const Record& r, std::string& s) {
     json_string(r.recording_id, out, JsonEscapes::kRecord);
   }
   out.lit("}\n");
+  return out.offset();
+}
+
+void append_json_line(const Record& r, std::string& s) {
+  s.resize(write_json_line(r, s, s.size()));
 }
 
 }  // namespace spanfeed

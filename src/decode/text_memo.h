@@ -30,6 +30,25 @@ class TextMemo {
   // Word-at-a-time hash of the key (not FNV's byte loop): mixes 8 bytes per step.
   static uint64_t hash(std::string_view s) { return word_hash::bytes(s.data(), s.size(), 0x243f6a8885a308d3ull); }
 
+  // A cheaper slot hash for texts that mostly differ at their start or end (messages, statements, paths):
+  // the length and six words (the first 16 bytes, 16 around the middle, the last 16) rather than every
+  // byte. find() compares the key whole, so texts that share the sample cost only misses.
+  static uint64_t sample_hash(std::string_view s) {
+    const size_t n = s.size();
+    if (n <= 48) return hash(s);
+    const char* p = s.data();
+    using word_hash::load64;
+    using word_hash::mix;
+    uint64_t h = 0x243f6a8885a308d3ull ^ (n * word_hash::kMul);
+    h = mix(h, load64(p));
+    h = mix(h, load64(p + 8));
+    h = mix(h, load64(p + n / 2 - 8));
+    h = mix(h, load64(p + n / 2));
+    h = mix(h, load64(p + n - 16));
+    h = mix(h, load64(p + n - 8));
+    return word_hash::fmix64(h);
+  }
+
   // The value remembered for `key` (h = hash(key)), if any.
   bool find(std::string_view key, uint64_t h, Hit* out) const {
     const Slot& s = slots_[h & (slots_.size() - 1)];

@@ -153,6 +153,9 @@ class RecordsJob final : public Job, public RecordSink {
   std::unique_ptr<GelfEncoder> gelf_;  // when an output is GELF: documents encoded here, beside the JSON line
   std::unique_ptr<red::Exchange> red_;  // RED metrics (red.enabled): every record counted here
   RecordBatch* batch_ = nullptr;
+  // End of the JSON lines in batch_->data while the worker holds the batch: past it, up to the
+  // string's size(), is the encoder's room (write_json_line); cut to this end at hand-over.
+  size_t data_end_ = 0;
   // Recent connections and their keys (FNV-1a over 36 bytes costs ~170 instructions; records of a few
   // hundred connections interleave): direct-mapped by a cheap mix of the ports and addresses.
   struct KeyEntry {

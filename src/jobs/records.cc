@@ -90,11 +90,14 @@ bool RecordsJob::ensure_batch() {
     batch_ = exporter_.try_acquire(worker_);
   }
   if (batch_ == nullptr && policy_.wait_for_batches()) ++dropped_abandoned_;
-  return batch_ != nullptr;
+  if (batch_ == nullptr) return false;
+  data_end_ = batch_->data.size();  // the encoder writes in place and grows the string as it goes
+  return true;
 }
 
 void RecordsJob::hand_over() {
   if (batch_ == nullptr || batch_->records() == 0) return;
+  batch_->data.resize(data_end_);
   exporter_.submit(batch_);
   batch_ = nullptr;
   ++handed_over_;
@@ -107,7 +110,7 @@ void RecordsJob::emit(const Record& r) {
     ++dropped_;
     return;
   }
-  append_json_line(r, batch_->data);
+  data_end_ = write_json_line(r, batch_->data, data_end_);
   if (gelf_) gelf_->append(r, batch_->gelf);
   // The connection's key: the same for every record of the connection (and
   // either direction), so Kafka keeps them in one partition, in order.
@@ -132,11 +135,11 @@ void RecordsJob::emit(const Record& r) {
     ke.valid = true;
   }
   const uint32_t key = ke.key;
-  batch_->refs.push_back({static_cast<uint32_t>(batch_->data.size()), key, static_cast<uint8_t>(r.protocol),
+  batch_->refs.push_back({static_cast<uint32_t>(data_end_), key, static_cast<uint8_t>(r.protocol),
                           static_cast<uint32_t>(batch_->gelf.size())});
   ++batched_;
   const ExportConfig& ec = exporter_.config();
-  if (batch_->records() >= ec.batch_records || batch_->data.size() >= ec.batch_bytes) hand_over();
+  if (batch_->records() >= ec.batch_records || data_end_ >= ec.batch_bytes) hand_over();
 }
 
 void RecordsJob::published(bool wait) {

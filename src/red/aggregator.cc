@@ -99,6 +99,10 @@ Aggregator::Aggregator(const Shared& shared, uint32_t seed)
   dirty_.reserve(shared.max_series);
   top_.resize(kProtocolCount);
   for (auto& t : top_) t = std::make_unique<TopNames>(shared.top_n == 0 ? 1 : shared.top_n);
+  for (size_t p = 0; p < kProtocolCount; ++p) {
+    const ProtocolDescriptor* d = protocol_descriptor(static_cast<Protocol>(p));
+    endpoint_[p] = d != nullptr ? d->endpoint : nullptr;
+  }
   sql_memo_ = std::make_unique<TextMemo>(kSqlMemoEntries);
   path_memo_ = std::make_unique<TextMemo>(kPathMemoEntries);
 }
@@ -215,8 +219,8 @@ void Aggregator::add(const Record& r) {
   w_.set_path_memo(path_memo_.get());
   if (r.request == nullptr) {
     w_.add("unknown");
-  } else if (const ProtocolDescriptor* d = protocol_descriptor(r.protocol); d != nullptr && d->endpoint != nullptr) {
-    if (!d->endpoint(r, w_)) {
+  } else if (const EndpointFn endpoint = endpoint_[p]; endpoint != nullptr) {
+    if (!endpoint(r, w_)) {
       ++skipped_;
       return;
     }

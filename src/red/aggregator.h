@@ -135,6 +135,7 @@ class Aggregator {
   std::vector<uint64_t> other_hist_;
   std::vector<uint8_t> other_dirty_;
   std::vector<std::unique_ptr<TopNames>> top_;  // per protocol
+  std::array<EndpointFn, kProtocolCount> endpoint_{};  // per protocol, from its descriptor (null: none)
   SeriesKey k_;                    // scratch key of the record being added
   EndpointWriter w_;
   std::unique_ptr<TextMemo> sql_memo_;  // normalized statement -> SQL fingerprint (w_'s memo)
