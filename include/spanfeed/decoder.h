@@ -560,6 +560,8 @@ inline uint64_t FlowContext::offset(Direction dir, std::span<const std::byte> re
   return s_.base[index_of(dir)] + consumed;
 }
 
+inline const DecodeConfig& FlowContext::config() const { return b_.cfg_; }
+
 inline bool FlowContext::has_carry(Direction dir) const {
   const size_t d = index_of(dir);
   return s_.carry_len[d] != 0 && (s_.carry_mode[d] & 1) == 0;  // 1: kCarryClearPending (record_builder_internal.h)

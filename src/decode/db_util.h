@@ -94,6 +94,12 @@ inline size_t normalize_sql(std::string_view in, char* out, size_t out_cap, SqlD
   // An identifier or keyword: copied whole (put's cap: what does not fit is dropped).
   auto put_ident = [&](size_t& i) {
     size_t j = i + 1;
+    if (out_cap - n >= len - i) {  // room for all the input left (the usual case): copied as it is scanned
+      out[n++] = in[i];
+      while (j < len && is_ident_char(in[j])) out[n++] = in[j++];
+      i = j;
+      return;
+    }
     while (j < len && is_ident_char(in[j])) ++j;
     const size_t k = std::min(j - i, out_cap > n ? out_cap - n : 0);
     std::memcpy(out + n, in.data() + i, k);
