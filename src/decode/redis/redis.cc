@@ -202,8 +202,12 @@ class RedisDecoder final : public Decoder {
         }
       }
       bytes = bytes.subspan(head + len + 2);
-      element_done(ctx, sd, dir, ctx.offset(dir, bytes), ts);
       any = true;
+      if (dir == kResp && sd.stack[sd.depth - 1] > 1) {  // not the aggregate's last element: element_done's step
+        --sd.stack[sd.depth - 1];
+        continue;
+      }
+      element_done(ctx, sd, dir, ctx.offset(dir, bytes), ts);
     } while (sd.in_message && (dir == kReq || sd.depth > 0) && !bytes.empty());
     return true;
   }
