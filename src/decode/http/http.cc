@@ -334,10 +334,11 @@ class HttpDecoder final : public Decoder {
     // Header lines one after the other here (not one per pass of data()'s loop: a header line costs
     // less than that round trip), up to the empty line or the end of the chunk.
     for (;;) {
-      if (ctx.next_line(dir, bytes, line, &cut) != Take::kOk) return;
+      size_t colon = 0;
+      if (ctx.next_line_colon(dir, bytes, line, &cut, &colon) != Take::kOk) return;
       if (cut && m != nullptr) m->flags |= record_flag::kTruncated;
       if (line.empty()) break;
-      header(ctx, sd, dir, line);
+      header(ctx, sd, dir, line, colon);
       if (bytes.empty()) return;
     }
     // End of headers: how is the body delimited?
@@ -397,8 +398,8 @@ class HttpDecoder final : public Decoder {
     }
   }
 
-  void header(FlowContext& ctx, Side& sd, Direction dir, std::string_view line) {
-    const size_t colon = line.find(':');
+  // `colon`: where the line's first ':' is (npos: none).
+  void header(FlowContext& ctx, Side& sd, Direction dir, std::string_view line, size_t colon) {
     if (colon == std::string_view::npos || colon == 0) {
       ctx.count_decode_error();  // not a header; keep going (obs-fold or junk)
       return;
