@@ -12,6 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include "spanfeed/flow_table.h"
 #include "spanfeed/protocol.h"
 #include "spanfeed/record.h"
@@ -280,6 +284,9 @@ class FlowContext {
   // longer than carry_bytes are cut (`*cut` set, rest skipped, counted).
   // The line stays valid until the next next_line/take on this direction.
   Take next_line(Direction dir, std::span<const std::byte>& data, std::string_view& line, bool* cut);
+  // next_line, and where the line's first ':' is (npos: none): one pass over the bytes finds both (HTTP
+  // header lines), instead of a search for the '\n' and another for the ':'.
+  Take next_line_colon(Direction dir, std::span<const std::byte>& data, std::string_view& line, bool* cut, size_t* colon);
   // Next `n` contiguous bytes (n <= carry_bytes).
   Take take(Direction dir, std::span<const std::byte>& data, size_t n, std::span<const std::byte>& out);
   // Forget whatever is kept for `dir` (gap, resync).
@@ -560,6 +567,8 @@ inline uint64_t FlowContext::offset(Direction dir, std::span<const std::byte> re
   return s_.base[index_of(dir)] + consumed;
 }
 
+inline const DecodeConfig& FlowContext::config() const { return b_.cfg_; }
+
 inline bool FlowContext::has_carry(Direction dir) const {
   const size_t d = index_of(dir);
   return s_.carry_len[d] != 0 && (s_.carry_mode[d] & 1) == 0;  // 1: kCarryClearPending (record_builder_internal.h)
@@ -579,6 +588,50 @@ inline Take FlowContext::next_line(Direction dir, std::span<const std::byte>& da
     }
   }
   return next_line_slow(dir, data, line, cut);
+}
+
+inline Take FlowContext::next_line_colon(Direction dir, std::span<const std::byte>& data, std::string_view& line,
+                                         bool* cut, size_t* colon) {
+#ifdef __SSE2__
+  const size_t d = index_of(dir);
+  if (s_.carry_len[d] == 0 && s_.carry_mode[d] == 0) {  // next_line's own fast path, over the same bytes
+    const auto* begin = reinterpret_cast<const char*>(data.data());
+    const size_t lim = std::min<size_t>(data.size(), size_t{b_.cfg_.carry_bytes} + 1);  // a '\n' past this: slow
+    size_t col = std::string_view::npos;  // the first ':' seen (maybe past the '\n': then none)
+    size_t i = 0;
+    bool found = false;
+    const __m128i nl = _mm_set1_epi8('\n');
+    const __m128i cl = _mm_set1_epi8(':');
+    for (; i + 16 <= lim; i += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(begin + i));
+      const auto nm = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)));
+      const auto cm = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, cl)));
+      if (cm != 0 && col == std::string_view::npos) col = i + static_cast<size_t>(__builtin_ctz(cm));
+      if (nm != 0) {
+        i += static_cast<size_t>(__builtin_ctz(nm));
+        found = true;
+        break;
+      }
+    }
+    for (; !found && i < lim; ++i) {
+      if (begin[i] == '\n') {
+        found = true;
+        break;
+      }
+      if (begin[i] == ':' && col == std::string_view::npos) col = i;
+    }
+    if (found) {
+      line = std::string_view(begin, i > 0 && begin[i - 1] == '\r' ? i - 1 : i);
+      *cut = false;
+      *colon = col < line.size() ? col : std::string_view::npos;
+      data = data.subspan(i + 1);
+      return Take::kOk;
+    }
+  }
+#endif
+  const Take t = next_line(dir, data, line, cut);
+  if (t == Take::kOk) *colon = line.find(':');
+  return t;
 }
 
 inline Take FlowContext::take(Direction dir, std::span<const std::byte>& data, size_t n, std::span<const std::byte>& out) {

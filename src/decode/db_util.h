@@ -38,7 +38,7 @@ inline uint32_t be32(const uint8_t* p) {
 inline uint32_t fnv1a(std::string_view s) { return fnv1a32(s); }
 
 // Byte classes of SQL text (one load per test in normalize_sql's loop).
-enum : uint8_t { kSqlIdent = 1, kSqlBlank = 2, kSqlDigit = 4, kSqlHex = 8, kSqlPlainStart = 16 };
+enum : uint8_t { kSqlIdent = 1, kSqlBlank = 2, kSqlDigit = 4, kSqlHex = 8, kSqlPlainStart = 16, kSqlPunct = 32 };
 inline constexpr auto kSqlClass = [] {
   std::array<uint8_t, 256> t{};
   for (int c = 0; c < 256; ++c) {
@@ -51,6 +51,10 @@ inline constexpr auto kSqlClass = [] {
     // Starts an identifier and nothing else: not a digit, '$' (dollar quotes) or a literal prefix (X'..' B'..' E'..' N'..').
     const bool prefix = c == 'x' || c == 'X' || c == 'b' || c == 'B' || c == 'e' || c == 'E' || c == 'n' || c == 'N';
     if ((letter && !prefix) || c == '_' || c >= 0x80) t[c] |= kSqlPlainStart;
+    // Copied as it is and nothing else (operators, parentheses, commas, ';'): not an identifier, blank or
+    // digit, and starts no comment, quote, dollar quote or number.
+    const bool special = c == '-' || c == '#' || c == '/' || c == '\'' || c == '"' || c == '`' || c == '$' || c == '.';
+    if (!(t[c] & (kSqlIdent | kSqlBlank | kSqlDigit)) && !special) t[c] |= kSqlPunct;
   }
   return t;
 }();
@@ -94,6 +98,12 @@ inline size_t normalize_sql(std::string_view in, char* out, size_t out_cap, SqlD
   // An identifier or keyword: copied whole (put's cap: what does not fit is dropped).
   auto put_ident = [&](size_t& i) {
     size_t j = i + 1;
+    if (out_cap - n >= len - i) {  // room for all the input left (the usual case): copied as it is scanned
+      out[n++] = in[i];
+      while (j < len && is_ident_char(in[j])) out[n++] = in[j++];
+      i = j;
+      return;
+    }
     while (j < len && is_ident_char(in[j])) ++j;
     const size_t k = std::min(j - i, out_cap > n ? out_cap - n : 0);
     std::memcpy(out + n, in.data() + i, k);
@@ -103,11 +113,17 @@ inline size_t normalize_sql(std::string_view in, char* out, size_t out_cap, SqlD
   size_t i = 0;
   while (i < len) {
     const char c = in[i];
-    if (sql_class(c) & kSqlPlainStart) {  // the common case first: none of the branches below takes it
+    const uint8_t cls = sql_class(c);
+    if (cls & kSqlPlainStart) {  // the common case first: none of the branches below takes it
       put_ident(i);
       continue;
     }
-    if (is_blank(c)) {
+    if (cls & kSqlPunct) {  // what the last branch does, without the tests none of them passes
+      put(c);
+      ++i;
+      continue;
+    }
+    if (cls & kSqlBlank) {
       while (i < len && is_blank(in[i])) ++i;
       put_space();
       continue;

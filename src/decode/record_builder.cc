@@ -60,7 +60,6 @@ std::string_view to_string(TimeoutCause c) {
 
 bool FlowContext::udp() const { return s_.udp; }
 void FlowContext::set_match_by_key(bool on) { s_.by_key = on; }
-const DecodeConfig& FlowContext::config() const { return b_.cfg_; }
 DecodeCounters& FlowContext::counters() { return b_.counters_; }
 Protocol FlowContext::protocol() const { return s_.protocol; }
 void FlowContext::content(Direction dir, std::span<const std::byte> bytes, bool compressed) {

@@ -49,7 +49,14 @@ struct Side {
   Phase phase = Phase::kIdle;
   uint8_t flags = 0;
   bool in_message = false;
+  uint8_t kept = 0;        // kKept* bits: header fields already in the message (the first of each is kept)
 };
+
+// Side::kept bits, one per header field keep() adds (a bit instead of a FieldList::has() scan per header).
+namespace kept {
+constexpr uint8_t kHost = 1, kCookie = 2, kUserAgent = 4, kSetCookie = 8, kContentType = 16, kAuthorization = 32,
+                  kForwardedFor = 64;
+}  // namespace kept
 
 struct State {
   Side side[2];
@@ -62,15 +69,37 @@ constexpr std::string_view kMethods[] = {"GET ",     "POST ",  "PUT ",   "DELETE
 
 // A header name equal to `lit` (lower case: letters and '-'), ASCII case ignored: letters compare with
 // their 0x20 bit set (only an upper or lower case letter gives a lower case letter that way), the rest exactly.
-template <size_t N>
-bool name_is(std::string_view name, const char (&lit)[N]) {
-  if (name.size() != N - 1) return false;
-  for (size_t i = 0; i + 1 < N; ++i) {
-    const char l = lit[i];
-    const char c = (l >= 'a' && l <= 'z') ? static_cast<char>(name[i] | 0x20) : name[i];
-    if (c != l) return false;
+// Compared a word at a time (the literal's words and masks fold at compile time): 4-byte words for names
+// under 8 bytes, else 8-byte words, the last one overlapping the one before it.
+template <typename W, size_t N>
+[[gnu::always_inline]] inline bool name_words_are(const char* name, const char (&lit)[N]) {
+  constexpr size_t kLen = N - 1;
+  auto word_at = [&](size_t at) {
+    W w;
+    std::memcpy(&w, name + at, sizeof(W));
+    W lw = 0, mask = 0;
+    for (size_t i = 0; i < sizeof(W); ++i) {
+      const char l = lit[at + i];
+      lw |= static_cast<W>(static_cast<uint8_t>(l)) << (8 * i);
+      if (l >= 'a' && l <= 'z') mask |= static_cast<W>(0x20) << (8 * i);
+    }
+    return (w | mask) == lw;
+  };
+  for (size_t at = 0; at + sizeof(W) < kLen; at += sizeof(W)) {
+    if (!word_at(at)) return false;
   }
-  return true;
+  return word_at(kLen - sizeof(W));
+}
+
+template <size_t N>
+[[gnu::always_inline]] inline bool name_is(std::string_view name, const char (&lit)[N]) {
+  static_assert(N - 1 >= 4, "header names compared here have at least 4 bytes");
+  if (name.size() != N - 1) return false;
+  if constexpr (N - 1 < 8) {
+    return name_words_are<uint32_t>(name.data(), lit);
+  } else {
+    return name_words_are<uint64_t>(name.data(), lit);
+  }
 }
 
 bool is_token_char(char c) { return (c >= 'A' && c <= 'Z') || c == '-' || c == '_'; }
@@ -305,10 +334,11 @@ class HttpDecoder final : public Decoder {
     // Header lines one after the other here (not one per pass of data()'s loop: a header line costs
     // less than that round trip), up to the empty line or the end of the chunk.
     for (;;) {
-      if (ctx.next_line(dir, bytes, line, &cut) != Take::kOk) return;
+      size_t colon = 0;
+      if (ctx.next_line_colon(dir, bytes, line, &cut, &colon) != Take::kOk) return;
       if (cut && m != nullptr) m->flags |= record_flag::kTruncated;
       if (line.empty()) break;
-      header(ctx, sd, dir, line);
+      header(ctx, sd, dir, line, colon);
       if (bytes.empty()) return;
     }
     // End of headers: how is the body delimited?
@@ -368,8 +398,8 @@ class HttpDecoder final : public Decoder {
     }
   }
 
-  void header(FlowContext& ctx, Side& sd, Direction dir, std::string_view line) {
-    const size_t colon = line.find(':');
+  // `colon`: where the line's first ':' is (npos: none).
+  void header(FlowContext& ctx, Side& sd, Direction dir, std::string_view line, size_t colon) {
     if (colon == std::string_view::npos || colon == 0) {
       ctx.count_decode_error();  // not a header; keep going (obs-fold or junk)
       return;
@@ -382,19 +412,20 @@ class HttpDecoder final : public Decoder {
     } const value{line.substr(colon + 1)};
     Message* m = sd.msg;
     FieldList* f = m != nullptr ? &m->fields : nullptr;
-    auto keep = [&](const char* key, std::string_view v, size_t max) {
-      if (f != nullptr && !f->has(key)) f->add_string(key, v, max);
+    auto keep = [&](uint8_t bit, const char* key, std::string_view v, size_t max) {
+      if (f != nullptr && !(sd.kept & bit)) f->add_string(key, v, max);
+      sd.kept |= bit;
     };
     // The headers read, by name length first (most names of a message are none of them).
     switch (name.size()) {
       case 4:
-        if (name_is(name, "host") && dir == kReq) keep("host", value, 128);
+        if (name_is(name, "host") && dir == kReq) keep(kept::kHost, "host", value, 128);
         break;
       case 6:
         if (name_is(name, "expect")) {
           if (text::icontains(value, "100-continue")) sd.flags |= hflag::kExpect100;
         } else if (name_is(name, "cookie") && dir == kReq) {
-          keep("cookie", redact_ ? "<redacted>" : std::string_view(value), 256);
+          keep(kept::kCookie, "cookie", redact_ ? "<redacted>" : std::string_view(value), 256);
         }
         break;
       case 7:
@@ -402,17 +433,17 @@ class HttpDecoder final : public Decoder {
         break;
       case 10:
         if (dir == kReq) {
-          if (name_is(name, "user-agent")) keep("user_agent", value, 256);
+          if (name_is(name, "user-agent")) keep(kept::kUserAgent, "user_agent", value, 256);
         } else if (name_is(name, "set-cookie")) {
-          keep("set_cookie", redact_ ? "<redacted>" : std::string_view(value), 256);
+          keep(kept::kSetCookie, "set_cookie", redact_ ? "<redacted>" : std::string_view(value), 256);
         }
         break;
       case 12:
-        if (name_is(name, "content-type")) keep("content_type", value, 128);
+        if (name_is(name, "content-type")) keep(kept::kContentType, "content_type", value, 128);
         break;
       case 13:
         if (name_is(name, "authorization") && dir == kReq)
-          keep("authorization", redact_ ? "<redacted>" : std::string_view(value), 256);
+          keep(kept::kAuthorization, "authorization", redact_ ? "<redacted>" : std::string_view(value), 256);
         break;
       case 14:
         if (name_is(name, "content-length") && !(sd.flags & hflag::kHasLength)) {
@@ -427,7 +458,7 @@ class HttpDecoder final : public Decoder {
         }
         break;
       case 15:
-        if (name_is(name, "x-forwarded-for") && dir == kReq) keep("x_forwarded_for", value, 128);
+        if (name_is(name, "x-forwarded-for") && dir == kReq) keep(kept::kForwardedFor, "x_forwarded_for", value, 128);
         break;
       case 16:
         if (name_is(name, "content-encoding") &&

@@ -35,8 +35,13 @@ void MysqlDecoder::feed(FlowContext& ctx, State& st, Direction dir, std::span<co
   while (i < n && !sd.resync.lost) {
     if (!sd.in_payload) {
       if (sd.hdr_n == 0 && !sd.cont) sd.pkt_start = exact ? off0 + i : off0;
-      while (sd.hdr_n < 4 && i < n) sd.hdr[sd.hdr_n++] = p[i++];
-      if (sd.hdr_n < 4) return;
+      if (sd.hdr_n == 0 && n - i >= 4) {  // the whole header in this chunk (the usual case): one load
+        std::memcpy(sd.hdr, p + i, 4);
+        i += 4;
+      } else {
+        while (sd.hdr_n < 4 && i < n) sd.hdr[sd.hdr_n++] = p[i++];
+        if (sd.hdr_n < 4) return;
+      }
       sd.hdr_n = 0;
       sd.len = le24(sd.hdr);
       sd.left = sd.len;
@@ -58,7 +63,11 @@ void MysqlDecoder::feed(FlowContext& ctx, State& st, Direction dir, std::span<co
     const uint8_t* q = p + i;
     if (sd.lpos < kHead) {
       const size_t h = std::min<size_t>(kHead - sd.lpos, k);
-      std::memcpy(sd.head + sd.lpos, q, h);
+      if (h == kHead) {
+        std::memcpy(sd.head, q, kHead);  // a constant size: no call
+      } else {
+        std::memcpy(sd.head + sd.lpos, q, h);
+      }
       sd.head_n = static_cast<uint8_t>(sd.lpos + h);
     }
     if (sd.lpos == 0) first_byte(ctx, st, dir, q[0], ts);

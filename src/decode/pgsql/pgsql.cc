@@ -263,7 +263,7 @@ class PgsqlDecoder final : public Decoder {
     }
     static const uint8_t kNone[1] = {0};
     const uint8_t* p = body == 0 ? kNone : h + 5;
-    const uint64_t end = ctx.offset(dir, bytes);
+    const uint64_t end = sd.hdr_start + 5 + body;  // = ctx.offset(dir, bytes)
     if (dir == kReq) {
       client_message(ctx, st, p, body, false, end, ts);
     } else {

@@ -170,34 +170,45 @@ class RedisDecoder final : public Decoder {
   }
 
  private:
-  // The next element is "$<digits>\r\n" with its payload and CRLF all in `bytes`: the same steps as
+  // The next elements are "$<digits>\r\n" with their payload and CRLF all in `bytes`: the same steps as
   // request_line / response_line, capture and skip would take (no field of a nested reply element, the
-  // command and key of a request), done in place. False (nothing consumed): anything else.
+  // command and key of a request), done in place, one element after the other while the command / the
+  // aggregate lasts (LRANGE: 100 of them without a pass of data()'s loop each). False (nothing consumed):
+  // the first is anything else.
   bool whole_bulk(FlowContext& ctx, Side& sd, Direction dir, std::span<const std::byte>& bytes, uint64_t ts) {
-    const auto* p = reinterpret_cast<const char*>(bytes.data());
-    const size_t n = bytes.size();
-    if (n < 5 || p[0] != '$') return false;
-    size_t i = 1;
-    uint64_t len = 0;
-    while (i < 11 && i < n && text::is_digit(p[i])) len = len * 10 + static_cast<uint64_t>(p[i++] - '0');
-    if (i == 1 || i + 1 >= n || p[i] != '\r' || p[i + 1] != '\n' || len > static_cast<uint64_t>(kMaxBulkLen))
-      return false;
-    const size_t head = i + 2;
-    if (n - head < len + 2) return false;
-    if (dir == kReq) {
-      sd.line_start = ctx.offset(kReq, bytes);
-      const size_t cap = sd.arg_index <= 1 ? (len < key_max_ ? len : key_max_) : 0;
-      if (cap > 0) {
-        const std::string_view v(p + head, cap);
-        if (sd.arg_index == 0) {
-          set_command(sd, v);
-        } else {
-          set_key(sd, v);
+    bool any = false;
+    do {
+      const auto* p = reinterpret_cast<const char*>(bytes.data());
+      const size_t n = bytes.size();
+      if (n < 5 || p[0] != '$') return any;
+      const size_t lim = n < 11 ? n : 11;
+      size_t i = 1;
+      uint64_t len = 0;
+      while (i < lim && text::is_digit(p[i])) len = len * 10 + static_cast<uint64_t>(p[i++] - '0');
+      if (i == 1 || i + 1 >= n || p[i] != '\r' || p[i + 1] != '\n' || len > static_cast<uint64_t>(kMaxBulkLen))
+        return any;
+      const size_t head = i + 2;
+      if (n - head < len + 2) return any;
+      if (dir == kReq) {
+        sd.line_start = ctx.offset(kReq, bytes);
+        const size_t cap = sd.arg_index <= 1 ? (len < key_max_ ? len : key_max_) : 0;
+        if (cap > 0) {
+          const std::string_view v(p + head, cap);
+          if (sd.arg_index == 0) {
+            set_command(sd, v);
+          } else {
+            set_key(sd, v);
+          }
         }
       }
-    }
-    bytes = bytes.subspan(head + len + 2);
-    element_done(ctx, sd, dir, ctx.offset(dir, bytes), ts);
+      bytes = bytes.subspan(head + len + 2);
+      any = true;
+      if (dir == kResp && sd.stack[sd.depth - 1] > 1) {  // not the aggregate's last element: element_done's step
+        --sd.stack[sd.depth - 1];
+        continue;
+      }
+      element_done(ctx, sd, dir, ctx.offset(dir, bytes), ts);
+    } while (sd.in_message && (dir == kReq || sd.depth > 0) && !bytes.empty());
     return true;
   }
 
@@ -452,7 +463,11 @@ class RedisDecoder final : public Decoder {
 
   void finish_message(FlowContext& ctx, Side& sd, Direction dir, uint64_t end, uint64_t ts, uint32_t flags) {
     Message* m = sd.msg;
-    const Side done = sd;
+    struct {
+      uint64_t start;
+      uint32_t nargs;
+      bool push, error;
+    } const done{sd.start, sd.nargs, sd.push, sd.error};  // what is read of the side it resets
     sd = Side{};
     if (m == nullptr) return;
     m->flags |= flags;
