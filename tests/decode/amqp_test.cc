@@ -211,6 +211,31 @@ TEST(Amqp, PublisherConfirms) {
   EXPECT_EQ(h.counters().unmatched, 0u);
 }
 
+// Hostile acks in confirm mode: a delivery tag of 2^64-1 (alone and `multiple`) ends; the publish
+// it cannot match stays pending and ends as a timeout record at close. (Before the fix: a hang.)
+TEST(Amqp, ConfirmOfTheLargestTagEnds) {
+  Harness h;
+  h.open(kPort);
+  uint64_t t = kT0;
+  handshake(h, t);
+  h.c2s(method(1, 85, 10, std::string(1, '\0')), t += kMs);
+  h.s2c(method(1, 85, 11), t += kMs);
+  h.c2s(method(1, 60, 40, be16s(0) + sstr("ex") + sstr("k") + '\0') + content(1, "body"), t += kMs);
+  ASSERT_EQ(h.size(), 5u);  // the publish waits
+  h.s2c(method(1, 60, 80, be64s(UINT64_MAX) + '\0'), t += kMs);
+  h.s2c(method(1, 60, 80, be64s(UINT64_MAX) + '\x01'), t += kMs);
+  h.close(t + kMs);
+  ASSERT_EQ(h.size(), 8u);
+  for (int i = 5; i < 7; ++i) {
+    EXPECT_EQ(h.rec(i)["status"], "unmatched");
+    EXPECT_EQ(h.rec(i)["response"]["delivery_tag"].get<uint64_t>(), UINT64_MAX);
+  }
+  EXPECT_EQ(h.rec(6)["response"]["multiple"], true);
+  EXPECT_EQ(h.rec(7)["status"], "timeout");
+  EXPECT_EQ(h.rec(7)["request"]["method"], "basic.publish");
+  h.expect_ledger();
+}
+
 // Deliveries are server pushes (records without reply), their body counted across body frames;
 // consumer acks are records of their own.
 TEST(Amqp, DeliveriesAndConsumerAcks) {

@@ -474,7 +474,10 @@ class AmqpDecoder final : public Decoder {
     if (tag > c->confirmed) c->confirmed = static_cast<uint32_t>(tag);
     // One response per publish it confirms (the first is the frame's own message, the others its copies).
     bool used = false;
-    for (uint64_t t = from; t <= tag; ++t) {
+    // Counted, not `t <= tag`: a tag of 2^64-1 would never end that loop (found by fuzz_smoke).
+    const uint64_t count = from <= tag ? tag - from + 1 : 0;  // at most kMaxConfirmBatch
+    for (uint64_t i = 0; i < count; ++i) {
+      const uint64_t t = from + i;
       const uint32_t key = confirm_key(ch, static_cast<uint32_t>(t));
       if (t != tag && !ctx.has_pending_key(key)) continue;  // confirmed before, or never seen
       Message* r = m;
