@@ -62,10 +62,13 @@ inline void attach(rte_mbuf* m, const std::byte* data, uint32_t len) {
 }
 
 // A pinned mbuf (pin_pool) back from the pool is as rte_pktmbuf_free left it:
-// its shared info set, reference counts 1, next NULL, one segment,
-// ol_flags RTE_MBUF_F_EXTERNAL. Point it at the record and write every field
-// rte_pktmbuf_reset and rte_pktmbuf_attach_extbuf would (the adjacent stores
-// merge): ~15 instructions instead of ~60.
+// its shared info set, reference counts 1, next NULL (a pool's invariant),
+// one segment, ol_flags RTE_MBUF_F_EXTERNAL. Point it at the record and write
+// the first cache line's fields rte_pktmbuf_reset and
+// rte_pktmbuf_attach_extbuf would (the adjacent stores merge): ~15
+// instructions instead of ~60. Like a PMD's receive path it leaves the second
+// line alone: `next` is already NULL and `tx_offload` is nobody's input here
+// (the defragmenter sets l2_len/l3_len itself).
 [[gnu::always_inline]] inline void attach_pinned(rte_mbuf* m, const std::byte* data, uint32_t len,
                                                  uint64_t ol_flags) {
   void* addr = const_cast<std::byte*>(data);
@@ -81,8 +84,6 @@ inline void attach(rte_mbuf* m, const std::byte* data, uint32_t len) {
   m->vlan_tci = 0;
   m->vlan_tci_outer = 0;
   m->buf_len = static_cast<uint16_t>(len);
-  m->next = nullptr;
-  m->tx_offload = 0;
 }
 
 void pin_mbuf(rte_mempool*, void*, void* obj, unsigned) {
@@ -106,8 +107,9 @@ void FileSource::pin_pool(rte_mempool* pool) {
 void FileSource::free_bulk(rte_mbuf** pkts, unsigned n) {
   // What rte_pktmbuf_prefree_seg does for such an mbuf, without its branches:
   // a pinned buffer is not detached, and its shared info's count stays 1
-  // (pin_pool set it; nothing here clones or attaches these mbufs), so only
-  // the flags are reset before the mbuf goes back.
+  // (pin_pool set it; nothing here clones or attaches these mbufs). Nothing
+  // is written: rx_burst rewrites the flags with the rest of the first line,
+  // so the worker only reads the lines the RX lcore writes.
   rte_mempool* pinned = nullptr;
   unsigned first = 0;  // pkts[first..] not looked at yet
   while (first < n && pkts[first] == nullptr) ++first;
@@ -126,7 +128,6 @@ void FileSource::free_bulk(rte_mbuf** pkts, unsigned n) {
     if (m != nullptr && m->pool == pinned && rte_mbuf_refcnt_read(m) == 1 && m->nb_segs == 1 &&
         m->next == nullptr && (m->ol_flags & RTE_MBUF_F_EXTERNAL) != 0) [[likely]] {
       RTE_ASSERT(rte_mbuf_ext_refcnt_read(m->shinfo) == 1);
-      m->ol_flags = RTE_MBUF_F_EXTERNAL;
       pkts[fast++] = m;
       ++i;
     } else {
@@ -296,8 +297,7 @@ bool FileSource::next_record(const std::byte*& data, uint32_t& caplen, uint64_t&
   return false;
 }
 
-uint16_t FileSource::rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts_offset,
-                              uint64_t ts_flag) {
+uint16_t FileSource::rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts_offset) {
   if (opt_.records == 0 || ended_) return 0;
   if (!opt_.infinite) {
     uint64_t left = opt_.records - delivered_.load(std::memory_order_relaxed) -
@@ -305,11 +305,11 @@ uint16_t FileSource::rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, in
     if (left == 0) return 0;
     n = static_cast<uint16_t>(std::min<uint64_t>(n, left));
   }
-  return pinned_ ? fill<true>(pool, pkts, n, ts_offset, ts_flag) : fill<false>(pool, pkts, n, ts_offset, ts_flag);
+  return pinned_ ? fill<true>(pool, pkts, n, ts_offset) : fill<false>(pool, pkts, n, ts_offset);
 }
 
 template <bool kPinned>
-uint16_t FileSource::fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts_offset, uint64_t ts_flag) {
+uint16_t FileSource::fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts_offset) {
   auto next = [&](const std::byte*& data, uint32_t& caplen, uint64_t& ts) {
     if (opt_.infinite && in_pass_ == opt_.records) {
       pos_ = first_;
@@ -345,8 +345,11 @@ uint16_t FileSource::fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts
     }
     return 0;
   }
-  const bool stamp = ts_offset >= 0 && !opt_.infinite;
-  const uint64_t ol_flags = RTE_MBUF_F_EXTERNAL | (stamp ? ts_flag : 0);
+  const bool stamp = ts_offset >= 0 && stamps();
+  const uint64_t ol_flags = RTE_MBUF_F_EXTERNAL;
+  auto stamp_at = [ts_offset](rte_mbuf* m) {
+    return reinterpret_cast<uint64_t*>(reinterpret_cast<char*>(m) + ts_offset);
+  };
   uint64_t bytes = 0;
   uint16_t i = 0;
   if (kPinned && !pcapng_ && !opt_.infinite) {
@@ -376,9 +379,8 @@ uint16_t FileSource::fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts
         rte_mbuf* m = pkts[i];
         rte_prefetch0(map + pos + kPrefetchBytes);  // a dozen records ahead: their headers
         attach_pinned(m, map + pos + 16, caplen, ol_flags);
-        if constexpr (kStamp) {
-          *RTE_MBUF_DYNFIELD(m, ts_offset, rte_mbuf_timestamp_t*) =
-              uint64_t{hdr[0]} * 1'000'000 + (kNanos ? hdr[1] / 1000 : hdr[1]);
+        if constexpr (kStamp) {  // microseconds, as libpcap and net_pcap give them, in ns
+          *stamp_at(m) = (uint64_t{hdr[0]} * 1'000'000 + (kNanos ? hdr[1] / 1000 : hdr[1])) * 1000;
         }
         pos += 16 + size_t{incl};
         bytes += caplen;
@@ -407,16 +409,12 @@ uint16_t FileSource::fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts
     const uint32_t first = std::min(caplen, kMaxSegment);
     if constexpr (kPinned) {
       attach_pinned(m, data, first, ol_flags);
-      if (stamp) *RTE_MBUF_DYNFIELD(m, ts_offset, rte_mbuf_timestamp_t*) = ts;
     } else {
       attach(m, data, first);
       m->pkt_len = first;
       m->port = 0;
-      if (stamp) {
-        *RTE_MBUF_DYNFIELD(m, ts_offset, rte_mbuf_timestamp_t*) = ts;
-        m->ol_flags |= ts_flag;
-      }
     }
+    if (stamp) *stamp_at(m) = ts * 1000;
     // Records over 64 KiB (jumbo/TSO captures): chain more attached mbufs. If
     // the pool runs dry here, the frame is cut where the chain stops.
     if (unlikely(first < caplen)) {

@@ -56,10 +56,15 @@ class FileSource {
   // rte_pktmbuf_free_bulk. Reorders `pkts`.
   static void free_bulk(rte_mbuf** pkts, unsigned n);
 
-  // RX lcore: up to `n` records as mbufs from `pool`. Capture timestamps (in
-  // microseconds, as net_pcap gives them) go to the mbuf dynfield at
-  // `ts_offset` with `ts_flag` set (finite files only; -1: none).
-  uint16_t rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts_offset, uint64_t ts_flag);
+  // RX lcore: up to `n` records as mbufs from `pool`. Each record's capture
+  // time, in nanoseconds, goes to the uint64_t at byte `ts_offset` from the
+  // mbuf's start (finite files only; -1: none). The engine points it at the
+  // private area's MbufMeta::ts_ns, so the RX lcore never writes an mbuf's
+  // second cache line (next, tx_offload, dynfields), which the worker that
+  // frees it reads: that line stays shared between the two cores instead of
+  // moving back and forth for every packet.
+  uint16_t rx_burst(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts_offset);
+  bool stamps() const { return !opt_.infinite; }  // rx_burst writes times (when given an offset)
   static constexpr uint64_t kUncounted = UINT64_MAX;
   bool uncounted() const { return !opt_.infinite && opt_.records == kUncounted; }
   // Every record delivered or lost (a finite file). RX lcore.
@@ -93,7 +98,7 @@ class FileSource {
   bool next_classic(const std::byte*& data, uint32_t& caplen, uint64_t& ts_us);
   bool parse_pcapng_block();
   template <bool kPinned>
-  uint16_t fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts_offset, uint64_t ts_flag);
+  uint16_t fill(rte_mempool* pool, rte_mbuf** pkts, uint16_t n, int ts_offset);
 
   Options opt_;
   std::string name_;

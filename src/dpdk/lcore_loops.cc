@@ -142,6 +142,9 @@ int rx_main(void* arg) {
   const int ts_offset = sh.ts_offset;
   const uint64_t ts_flag = sh.ts_flag;
   const bool ts_is_us = sh.ts_is_us;
+  // A mapped file writes each record's time straight into MbufMeta::ts_ns
+  // (FileSource::rx_burst); PMDs use the timestamp dynfield.
+  const int file_ts_offset = ts_offset >= 0 ? static_cast<int>(sizeof(rte_mbuf) + offsetof(MbufMeta, ts_ns)) : -1;
   uint64_t seq = 0;
   unsigned empty = 0;
   IdleWait idle(sh.policy, sh.yield_when_idle);  // an empty source
@@ -169,7 +172,7 @@ int rx_main(void* arg) {
     const RxQueueRef q = ctx.queues[qi];
     qi = qi + 1 == ctx.queues.size() ? 0 : qi + 1;
     uint16_t n = q.file != nullptr
-        ? q.file->rx_burst(sh.pool, pkts, static_cast<uint16_t>(burst), sh.ts_offset, sh.ts_flag)
+        ? q.file->rx_burst(sh.pool, pkts, static_cast<uint16_t>(burst), file_ts_offset)
         : rte_eth_rx_burst(q.port, q.queue, pkts, static_cast<uint16_t>(burst));
     if (n == 0) {
       c.empty_polls.add(1);
@@ -201,6 +204,7 @@ int rx_main(void* arg) {
     std::array<uint64_t, static_cast<size_t>(RxOutcome::kCount)> out{};
     const uint16_t received = n;
     for (uint16_t i = 0; i < n; ++i) bytes += rte_pktmbuf_pkt_len(pkts[i]);
+    const bool stamped = q.file != nullptr && file_ts_offset >= 0 && q.file->stamps();  // MbufMeta::ts_ns set
     if (sh.filter != nullptr && !sh.filter_inner) {
       n = static_cast<uint16_t>(sh.filter->apply(pkts, n, drop, ndrop));
       out[static_cast<size_t>(RxOutcome::kFiltered)] += ndrop;
@@ -239,7 +243,9 @@ int rx_main(void* arg) {
         snapt += (p.flags & packet_flag::kPayloadTruncated) != 0;
       }
       for (uint8_t l = 0; l < p.tunnel.depth; ++l) ++decap[static_cast<size_t>(p.tunnel.layers[l])];
-      if (ts_offset >= 0 && (m->ol_flags & ts_flag)) {
+      if (stamped) {
+        // the file source wrote meta->ts_ns
+      } else if (ts_offset >= 0 && (m->ol_flags & ts_flag)) {
         uint64_t ts = *RTE_MBUF_DYNFIELD(m, ts_offset, rte_mbuf_timestamp_t*);
         meta->ts_ns = ts_is_us ? ts * 1000 : ts;
       } else {
