@@ -13,6 +13,7 @@
 
 #include "spanfeed/counter_list.h"
 #include "spanfeed/packet.h"
+#include "spanfeed/word_hash.h"
 
 namespace spanfeed {
 
@@ -416,11 +417,8 @@ inline uint64_t mix64(uint64_t x) {
 
 inline uint64_t FlowTable::hash(const FlowKey& k) const {
   // One multiply and rotate per word, the full finaliser once (six finalisers: ~80 instructions a packet).
-  constexpr uint64_t kMul = 0x9ddfea08eb382d69ull;
   uint64_t h = seed_;
-  for (size_t i = 0; i < sizeof(FlowKey) / 8; ++i) {
-    h = std::rotl((h ^ key_word(k, i)) * kMul, 29);
-  }
+  for (size_t i = 0; i < sizeof(FlowKey) / 8; ++i) h = word_hash::mix(h, key_word(k, i));
   return flow_table_detail::mix64(h);
 }
 

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -192,6 +193,16 @@ struct Record {
   std::string_view recording_id;  // omitted from the record when empty
   const TunnelSummary* tunnel = nullptr;  // "tunnel" object (decap.records); null: omitted
 };
+
+// A cheap 32-bit mix of the record's connection (both ports and the first word of both
+// addresses: an IPv4 address's bytes, an IPv6 one's first word) for direct-mapped per-worker
+// caches of connection data, indexed by its top bits. Not a key: entries compare the endpoints.
+inline uint32_t connection_mix(const Record& r) {
+  uint32_t c4, s4;
+  std::memcpy(&c4, r.client.ip.bytes, 4);
+  std::memcpy(&s4, r.server.ip.bytes, 4);
+  return (c4 ^ s4 ^ (uint32_t{r.client.port} << 16) ^ r.server.port) * 0x9E3779B1u;
+}
 
 // Where finished roundtrips go (exporters). Called on the worker thread; the
 // record and everything it points to is valid only during the call.

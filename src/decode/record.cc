@@ -613,12 +613,8 @@ constexpr size_t kConnTexts = 128;  // ~28 KiB per thread
 
 ConnText& conn_text(const Record& r) {
   thread_local std::array<ConnText, kConnTexts> texts;
-  uint32_t c4, s4;
-  std::memcpy(&c4, r.client.ip.bytes, 4);
-  std::memcpy(&s4, r.server.ip.bytes, 4);  // an IPv4 address's bytes (an IPv6 one's first word)
-  const uint32_t mix = (c4 ^ s4 ^ (uint32_t{r.client.port} << 16) ^ r.server.port) * 0x9E3779B1u;
   static_assert(kConnTexts == 128, "the index is the mix's top 7 bits");
-  return texts[mix >> 25];
+  return texts[connection_mix(r) >> 25];
 }
 
 // Writes without bounds checks into room the caller reserved (kHeadRoom bytes).

@@ -32,37 +32,44 @@ std::atomic<unsigned> g_cpu_lookups{0};
 constexpr long kDpdkCalibrationNs = 100'000'000;
 constexpr long kCalibrationNs = 5'000'000;
 
+// Calls f(n, name) for each entry of `dir` named `prefix` and a number ("node0", "cpu12"); false
+// when `dir` cannot be listed or an f returns false.
+template <typename F>
+bool for_each_numbered(const std::string& dir, const std::string& prefix, F&& f) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return false;
+  const std::string format = prefix + "%u%c";
+  bool ok = true;
+  while (dirent* e = readdir(d)) {
+    unsigned n = 0;
+    char tail = 0;
+    if (std::sscanf(e->d_name, format.c_str(), &n, &tail) != 1) continue;
+    if (!f(n, e->d_name)) {
+      ok = false;
+      break;
+    }
+  }
+  closedir(d);
+  return ok;
+}
+
 // (node, cpu) pairs under /sys/devices/system/node: what DPDK's eal_cpu_socket_id asks access()
 // about, once per node for every one of RTE_MAX_LCORE (128) lcore ids: ~4,000 failing lookups.
 // One directory listing per node answers them all the same way.
 struct NodeMap {
-  bool ok = false;
+  bool ok = false;  // false: a directory could not be listed, every lookup goes to the file system
   std::set<std::pair<unsigned, unsigned>> cpus;
 };
 
 const NodeMap& node_map() {
   static const NodeMap m = [] {
     NodeMap out;
-    DIR* root = opendir("/sys/devices/system/node");
-    if (root == nullptr) return out;
-    while (dirent* n = readdir(root)) {
-      unsigned node = 0;
-      char tail = 0;
-      if (std::sscanf(n->d_name, "node%u%c", &node, &tail) != 1) continue;
-      const std::string path = std::string("/sys/devices/system/node/") + n->d_name;
-      DIR* d = opendir(path.c_str());
-      if (d == nullptr) {
-        closedir(root);
-        return out;  // cannot list it: every lookup goes to the file system
-      }
-      while (dirent* c = readdir(d)) {
-        unsigned cpu = 0;
-        if (std::sscanf(c->d_name, "cpu%u%c", &cpu, &tail) == 1) out.cpus.insert({node, cpu});
-      }
-      closedir(d);
-    }
-    closedir(root);
-    out.ok = true;
+    out.ok = for_each_numbered("/sys/devices/system/node", "node", [&](unsigned node, const char* name) {
+      return for_each_numbered(std::string("/sys/devices/system/node/") + name, "cpu", [&](unsigned cpu, const char*) {
+        out.cpus.insert({node, cpu});
+        return true;
+      });
+    });
     return out;
   }();
   return m;
@@ -72,24 +79,18 @@ const NodeMap& node_map() {
 // eal_cpu_detected asks access() about for every lcore id (~1,000 lookups, nearly all failing,
 // ~2 ms of path walks). One listing of the CPU directory and one check per CPU found answer them.
 struct CpuMap {
-  bool ok = false;
+  bool ok = false;  // false: the directory could not be listed
   std::set<unsigned> cpus;
 };
 
 const CpuMap& cpu_map() {
   static const CpuMap m = [] {
     CpuMap out;
-    DIR* root = opendir("/sys/devices/system/cpu");
-    if (root == nullptr) return out;
-    while (dirent* c = readdir(root)) {
-      unsigned cpu = 0;
-      char tail = 0;
-      if (std::sscanf(c->d_name, "cpu%u%c", &cpu, &tail) != 1) continue;
-      const std::string path = std::string("/sys/devices/system/cpu/") + c->d_name + "/topology/core_id";
+    out.ok = for_each_numbered("/sys/devices/system/cpu", "cpu", [&](unsigned cpu, const char* name) {
+      const std::string path = std::string("/sys/devices/system/cpu/") + name + "/topology/core_id";
       if (faccessat(AT_FDCWD, path.c_str(), F_OK, 0) == 0) out.cpus.insert(cpu);
-    }
-    closedir(root);
-    out.ok = true;
+      return true;
+    });
     return out;
   }();
   return m;
@@ -162,23 +163,21 @@ int __wrap_nanosleep(const struct timespec* req, struct timespec* rem) {
 }
 
 int __wrap_access(const char* path, int mode) {
+  // A probe answered from a listing: counted, and 0 or ENOENT as faccessat would say.
+  auto answer = [](std::atomic<unsigned>& answered, bool exists) {
+    answered.fetch_add(1, std::memory_order_relaxed);
+    if (exists) return 0;
+    errno = ENOENT;
+    return -1;
+  };
   unsigned node = 0, cpu = 0;
-  if (t_in_eal_init && mode == F_OK && path != nullptr && spanfeed::dpdk::parse_node_cpu(path, node, cpu)) {
-    const auto& m = spanfeed::dpdk::node_map();
-    if (m.ok) {
-      g_node_lookups.fetch_add(1, std::memory_order_relaxed);
-      if (m.cpus.count({node, cpu}) != 0) return 0;
-      errno = ENOENT;
-      return -1;
-    }
-  }
-  if (t_in_eal_init && mode == F_OK && path != nullptr && spanfeed::dpdk::parse_cpu_core_id(path, cpu)) {
-    const auto& m = spanfeed::dpdk::cpu_map();
-    if (m.ok) {
-      g_cpu_lookups.fetch_add(1, std::memory_order_relaxed);
-      if (m.cpus.count(cpu) != 0) return 0;
-      errno = ENOENT;
-      return -1;
+  if (t_in_eal_init && mode == F_OK && path != nullptr) {
+    if (spanfeed::dpdk::parse_node_cpu(path, node, cpu)) {
+      const auto& m = spanfeed::dpdk::node_map();
+      if (m.ok) return answer(g_node_lookups, m.cpus.count({node, cpu}) != 0);
+    } else if (spanfeed::dpdk::parse_cpu_core_id(path, cpu)) {
+      const auto& m = spanfeed::dpdk::cpu_map();
+      if (m.ok) return answer(g_cpu_lookups, m.cpus.count(cpu) != 0);
     }
   }
   return faccessat(AT_FDCWD, path, mode, 0);

@@ -118,11 +118,7 @@ void RecordsJob::emit(const Record& r) {
   auto same = [](const Endpoint& a, const Endpoint& b) {
     return a.port == b.port && std::memcmp(a.ip.bytes, b.ip.bytes, sizeof(a.ip.bytes)) == 0;
   };
-  uint32_t c4, s4;
-  std::memcpy(&c4, r.client.ip.bytes, 4);
-  std::memcpy(&s4, r.server.ip.bytes, 4);  // an IPv4 address's bytes (an IPv6 one's first word)
-  const uint32_t mix = (c4 ^ s4 ^ (uint32_t{r.client.port} << 16) ^ r.server.port) * 0x9E3779B1u;
-  KeyEntry& ke = keys_[mix >> 24];
+  KeyEntry& ke = keys_[connection_mix(r) >> 24];
   static_assert(kKeyEntries == 256, "the index is the mix's top byte");
   if (!ke.valid || !same(r.client, ke.client) || !same(r.server, ke.server)) {
     uint32_t key = fnv1a32(r.client.ip.bytes, sizeof(r.client.ip.bytes));

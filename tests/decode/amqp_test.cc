@@ -182,14 +182,19 @@ TEST(Amqp, ChannelErrorIsAnErrorRecord) {
   EXPECT_EQ(h.counters().unmatched, 0u);
 }
 
-// Publisher confirms: each publish waits for the server's ack; a multiple ack confirms all up to its tag.
-TEST(Amqp, PublisherConfirms) {
-  Harness h;
+// A connection through the handshake with channel 1 in confirm mode (confirm.select, select-ok).
+void open_in_confirm_mode(Harness& h, uint64_t& t) {
   h.open(kPort);
-  uint64_t t = kT0;
   handshake(h, t);
   h.c2s(method(1, 85, 10, std::string(1, '\0')), t += kMs);
   h.s2c(method(1, 85, 11), t += kMs);
+}
+
+// Publisher confirms: each publish waits for the server's ack; a multiple ack confirms all up to its tag.
+TEST(Amqp, PublisherConfirms) {
+  Harness h;
+  uint64_t t = kT0;
+  open_in_confirm_mode(h, t);
   std::string pubs;
   for (int i = 0; i < 3; ++i) pubs += method(1, 60, 40, be16s(0) + sstr("ex") + sstr("k" + std::to_string(i)) + '\0') +
                                       content(1, std::string(10 + i, 'b'));
@@ -215,11 +220,8 @@ TEST(Amqp, PublisherConfirms) {
 // it cannot match stays pending and ends as a timeout record at close. (Before the fix: a hang.)
 TEST(Amqp, ConfirmOfTheLargestTagEnds) {
   Harness h;
-  h.open(kPort);
   uint64_t t = kT0;
-  handshake(h, t);
-  h.c2s(method(1, 85, 10, std::string(1, '\0')), t += kMs);
-  h.s2c(method(1, 85, 11), t += kMs);
+  open_in_confirm_mode(h, t);
   h.c2s(method(1, 60, 40, be16s(0) + sstr("ex") + sstr("k") + '\0') + content(1, "body"), t += kMs);
   ASSERT_EQ(h.size(), 5u);  // the publish waits
   h.s2c(method(1, 60, 80, be64s(UINT64_MAX) + '\0'), t += kMs);
