@@ -435,6 +435,45 @@ TEST(Http2, ConnectionPoolAndStreamTableAreBounded) {
   h.expect_ledger();
 }
 
+// More streams open than the table holds (h2load, browsers: 100 at once; the table keeps max_streams):
+// an evicted stream's request stays pending under its id, and its response, when it comes, opens the
+// stream again and pairs with it: one record per stream, no empty request left to time out.
+TEST(Http2, EvictedStreamsStillPairWithTheirResponses) {
+  DecodeConfig cfg = dectest::small_config();
+  cfg.options.push_back({Protocol::kHttp2, "max_streams", 2});
+  Harness h(cfg);
+  h.open(kPort);
+  Conn c{h};
+  c.start(kT0);
+  std::string four;
+  for (uint32_t sid : {1u, 3u, 5u, 7u}) four += c.req(sid, get("/" + std::to_string(sid)), true);
+  h.c2s(four, kT0 + kMs);
+  EXPECT_EQ(h.counters().h2_streams_evicted, 2u);
+  // Answered in order, the evicted ones first (their ids are not among the recently closed).
+  for (uint32_t sid : {1u, 3u, 5u, 7u}) {
+    const std::string code = sid == 5 ? "404" : "200";
+    h.s2c(c.resp(sid, {{":status", code}}, false) + frame(0, kEndStream, sid, "body" + std::to_string(sid)),
+          kT0 + (1 + sid) * kMs);
+  }
+  h.close(kT0 + 20 * kMs);
+  DUMP(h);
+  ASSERT_EQ(h.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    const json r = h.rec(i);
+    const uint32_t sid = static_cast<uint32_t>(2 * i + 1);
+    EXPECT_EQ(r["status"], "ok") << i;
+    EXPECT_EQ(r["request"]["method"], "GET") << i;
+    EXPECT_EQ(r["request"]["path"], "/" + std::to_string(sid)) << i;
+    EXPECT_EQ(r["request"]["stream_id"], sid) << i;
+    EXPECT_EQ(r["response"]["status_code"], sid == 5 ? 404 : 200) << i;
+    EXPECT_EQ(r["response"]["body_bytes"], 5) << i;
+    EXPECT_EQ(r["latency_us"], sid * 1000) << i;
+    EXPECT_TRUE(flags_of(r).empty()) << i;
+  }
+  EXPECT_EQ(h.builder().messages_in_use(), 0u);
+  h.expect_ledger();
+}
+
 TEST(Http2, SniffFindsThePrefaceAndMidConnectionHeaders) {
   Harness h;
   h.open(4444);  // no port mapping: the preface finds it

@@ -110,7 +110,9 @@ class Http2Decoder final : public Decoder {
   void header(Stream& s, Direction dir, bool trailer, std::string_view name, std::string_view value);
   void data_bytes(FlowContext& ctx, State& st, Direction dir, std::span<const std::byte> in);
   void end_stream(FlowContext& ctx, State& st, Direction dir, uint32_t sid, uint64_t ts);
-  void finish(FlowContext& ctx, State& st, Stream& s, uint64_t ts, uint32_t flags);
+  // Makes the stream's record (or commits its request) and empties its slot; `closed`: remember its id so
+  // that late frames for it make no second record (not for an eviction: its response is still to come).
+  void finish(FlowContext& ctx, State& st, Stream& s, uint64_t ts, uint32_t flags, bool closed = true);
   void mark_undecodable(FlowContext& ctx, Stream& s);
 
   Protocol as_;

@@ -76,7 +76,9 @@ Stream* Http2Decoder::open_stream(FlowContext& ctx, State& st, uint32_t sid, uin
   if (slot == nullptr) {  // full: the oldest open stream ends here, flagged truncated
     slot = &*std::min_element(table.begin(), table.end(), [](const Stream& a, const Stream& b) { return a.order < b.order; });
     ++ctx.counters().h2_streams_evicted;
-    finish(ctx, st, *slot, ts, record_flag::kTruncated);
+    // Its request is pending under its id: the response, when it comes, opens the stream again (so it
+    // stays out of the closed list) and pairs with it.
+    finish(ctx, st, *slot, ts, record_flag::kTruncated, false);
   }
   *slot = Stream{};
   slot->id = sid;
@@ -253,14 +255,18 @@ void Http2Decoder::end_stream(FlowContext& ctx, State& st, Direction dir, uint32
     finish(ctx, st, *s, ts, 0);
 }
 
-void Http2Decoder::finish(FlowContext& ctx, State& st, Stream& s, uint64_t ts, uint32_t flags) {
-  st.closed[st.closed_next] = s.id;
-  st.closed_next = static_cast<uint8_t>((st.closed_next + 1) % std::size(st.closed));
+void Http2Decoder::finish(FlowContext& ctx, State& st, Stream& s, uint64_t ts, uint32_t flags, bool closed) {
+  if (closed) {
+    st.closed[st.closed_next] = s.id;
+    st.closed_next = static_cast<uint8_t>((st.closed_next + 1) % std::size(st.closed));
+  }
   StreamSide& q = s.side[0];
   StreamSide& r = s.side[1];
   Message* req = q.msg;
   Message* resp = r.msg;
-  if (req == nullptr) req = ctx.new_message(resp != nullptr ? resp->first_ts_ns : ts);  // its HEADERS were not seen
+  // Its HEADERS were not seen here: the stream was evicted from a full table after them (its request is
+  // pending under its id: the response pairs with it), or the capture began after them, or a gap took them.
+  if (req == nullptr && !ctx.has_pending_key(s.id)) req = ctx.new_message(resp != nullptr ? resp->first_ts_ns : ts);
   if (resp == nullptr && s.rst) resp = ctx.new_message(ts);
   const Protocol p = s.grpc ? Protocol::kGrpc : Protocol::kHttp2;
   const uint64_t req_end = ctx.offset(kReq, {});
