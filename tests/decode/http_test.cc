@@ -237,17 +237,64 @@ TEST(Http, ResponseLostInGapFlushesPendingAsTimeout) {
   h.expect_ledger();
 }
 
-TEST(Http, ResponseEndsAnIncompleteRequest) {
+TEST(Http, ResponseBeforeTheRequestEndsWaitsForItsBody) {
   // The capture lost the end of the request without a gap event (capture
-  // started mid-request or the tail was never seen): the response closes it.
+  // started mid-request or the tail was never seen): the response answers it,
+  // and the record waits for the rest of the body until the flow ends.
   Harness h;
   h.open(8080);
   h.c2s("POST /x HTTP/1.1\r\nContent-Length: 50\r\n\r\nonly-part", kT0);
   h.s2c(kOk, kT0 + kMs);
+  EXPECT_EQ(h.size(), 0u);
+  h.close(kT0 + 9 * kMs);
   ASSERT_EQ(h.size(), 1u);
   EXPECT_EQ(flags_of(h.rec(0)), std::vector<std::string>{"truncated"});
   EXPECT_EQ(h.rec(0)["request"]["body_bytes"], 9);
   EXPECT_EQ(h.rec(0)["status"], "ok");
+  EXPECT_EQ(h.rec(0)["latency_us"], 1000);
+  h.expect_ledger();
+}
+
+// A server that answers before an upload ends (nginx `return 200`, a 401 or 413 up front): the rest of the
+// body still comes and is read to its end (not a resync, not a decode error), and the record has all of it.
+TEST(Http, EarlyAnswerStillReadsTheWholeRequestBody) {
+  Harness h;
+  h.open(8080);
+  const std::string head = "POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 20\r\n\r\n";
+  const std::string denied = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n";
+  h.c2s(head + "0123456789", kT0);
+  h.s2c(denied, kT0 + kMs);
+  h.c2s("abcdefghij", kT0 + 2 * kMs);
+  h.c2s(kGet, kT0 + 3 * kMs);  // the connection goes on
+  h.s2c(kOk, kT0 + 4 * kMs);
+  // Chunked: the answer comes after the first chunk, two more and the last one follow.
+  const std::string chunked = "POST /up2 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  h.c2s(chunked + "5\r\nhello\r\n", kT0 + 5 * kMs);
+  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", kT0 + 6 * kMs);
+  h.c2s("3\r\nabc\r\n", kT0 + 7 * kMs);
+  h.c2s("4\r\ndefg\r\n0\r\n\r\n", kT0 + 8 * kMs);
+  h.close(kT0 + 9 * kMs);
+  ASSERT_EQ(h.size(), 3u);
+  const json a = h.rec(0), b = h.rec(1), c = h.rec(2);
+  EXPECT_EQ(a["request"]["path"], "/up");
+  EXPECT_EQ(a["request"]["body_bytes"], 20);
+  EXPECT_EQ(a["request"]["bytes"], head.size() + 20);
+  EXPECT_EQ(a["response"]["status_code"], 401);
+  EXPECT_EQ(a["status"], "error");
+  EXPECT_EQ(a["latency_us"], 1000);
+  EXPECT_TRUE(flags_of(a).empty());
+  EXPECT_EQ(b["request"]["path"], "/a/b");
+  EXPECT_EQ(b["response"]["status_code"], 200);
+  EXPECT_EQ(c["request"]["path"], "/up2");
+  EXPECT_EQ(c["request"]["body_bytes"], 12);
+  EXPECT_EQ(c["response"]["body_bytes"], 2);
+  EXPECT_EQ(c["status"], "ok");
+  EXPECT_EQ(c["latency_us"], 1000);
+  EXPECT_TRUE(flags_of(c).empty());
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kHttp)], 0u);
+  EXPECT_EQ(h.counters().resyncs, 0u);
+  EXPECT_EQ(h.counters().resync_skipped_bytes, 0u);
+  EXPECT_EQ(h.builder().messages_in_use(), 0u);
   h.expect_ledger();
 }
 

@@ -2,6 +2,7 @@
 // Runs on a worker lcore; per-flow state lives in the builder's preallocated array; never allocates.
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "http.h"
 
@@ -60,6 +61,12 @@ constexpr uint8_t kHost = 1, kCookie = 2, kUserAgent = 4, kSetCookie = 8, kConte
 
 struct State {
   Side side[2];
+  // The server answered while the request's body was still coming (nginx `return`, a 401 or 413 before an
+  // upload ends): the request is read to its end all the same, and a response that ends first waits here
+  // for it, so that the record has the whole request.
+  Message* held = nullptr;
+  uint16_t held_status = 0;
+  bool answered_early = false;
   bool tunnel = false;  // after 101 Switching Protocols / CONNECT 2xx: not HTTP any more
 };
 static_assert(sizeof(State) <= kDecoderStateBytes);
@@ -160,9 +167,19 @@ class HttpDecoder final : public Decoder {
     State& st = ctx.state<State>();
     if (st.tunnel) return;
     Side& req = st.side[index_of(kReq)];
-    if (dir == kResp && req.in_message && ctx.pending_count() == 0 && !(req.flags & hflag::kExpect100)) {
-      // The server answers: as far as it is concerned the request is complete.
-      // What we did not see of it was not captured.
+    if (dir == kResp && req.in_message && !st.answered_early && ctx.pending_count() == 0 &&
+        !(req.flags & hflag::kExpect100)) {
+      if (req.phase != Phase::kHeaders) {
+        // The server answers before the request's body has ended (its length is known: Content-Length or
+        // chunked): the rest of the body is still read, and the record waits for it.
+        st.answered_early = true;
+      } else {
+        // The server answers a request whose head we have not seen end: as far as it is concerned the
+        // request is complete; what we did not see of it was not captured.
+        end_message(ctx, st, kReq, ctx.offset(kReq, {}), ts, record_flag::kTruncated);
+      }
+    } else if (dir == kResp && st.held != nullptr) {
+      // More response bytes while one waits for its request's body to end: that body is not coming.
       end_message(ctx, st, kReq, ctx.offset(kReq, {}), ts, record_flag::kTruncated);
     }
     Side& sd = st.side[index_of(dir)];
@@ -277,6 +294,10 @@ class HttpDecoder final : public Decoder {
       end_message(ctx, st, dir, ctx.offset(dir, {}), ts,
                   sd.phase == Phase::kUntilClose ? 0 : record_flag::kTruncated);
     }
+    if (st.held != nullptr) {  // its request was dropped (a tunnel): the response stands alone
+      ctx.complete_response(std::exchange(st.held, nullptr),
+                            st.held_status >= 400 ? RecordStatus::kError : RecordStatus::kOk);
+    }
   }
 
  private:
@@ -354,6 +375,10 @@ class HttpDecoder final : public Decoder {
         end_message(ctx, st, dir, here, ts, 0);
       }
       return;
+    }
+    if (sd.status == 101 && st.answered_early && st.side[index_of(kReq)].in_message) {
+      // Switching protocols while the request's body is still open: the rest will not be HTTP/1.
+      end_message(ctx, st, kReq, ctx.offset(kReq, {}), ts, record_flag::kTruncated);
     }
     const Message* req = ctx.front_request();
     const uint32_t req_aux = req != nullptr ? req->aux : 0;
@@ -512,14 +537,24 @@ class HttpDecoder final : public Decoder {
     const uint64_t body = sd.body_bytes;
     const uint64_t start = sd.start;
     sd = Side{};
-    if (m == nullptr) return;
-    m->flags |= flags;
-    m->bytes = end > start ? end - start : 0;
-    m->stream_end = end;
-    m->last_ts_ns = ts;
-    m->fields.set_uint("body_bytes", body);
+    if (m != nullptr) {
+      m->flags |= flags;
+      m->bytes = end > start ? end - start : 0;
+      m->stream_end = end;
+      m->last_ts_ns = ts;
+      m->fields.set_uint("body_bytes", body);
+    }
     if (dir == kReq) {
       ctx.commit_request(m);
+      st.answered_early = false;
+      if (st.held != nullptr) {  // its response ended first
+        Message* held = std::exchange(st.held, nullptr);
+        ctx.complete_response(held, st.held_status >= 400 ? RecordStatus::kError : RecordStatus::kOk);
+      }
+    } else if (m != nullptr && st.held == nullptr && st.answered_early && st.side[index_of(kReq)].in_message &&
+               status != 101) {
+      st.held = m;  // completed when the request's body ends (or the flow does)
+      st.held_status = status;
     } else {
       ctx.complete_response(m, status >= 400 ? RecordStatus::kError : RecordStatus::kOk);
     }
