@@ -459,36 +459,69 @@ void json_string(std::string_view sv, Out& out, JsonEscapes style) {
   if (quoted) out.push_back('"');
 }
 
-// A string field's value at p: 16 bytes at a time straight from the arena (it has kArenaSlack readable
-// bytes past any value), with no escaping to do; the caller reserved n + 18 bytes (the last store may
-// overshoot). False (p unchanged, the bytes past it scratch) when a byte needs a look (an escape, a
-// byte >= 0x80): json_string writes that value.
-inline bool put_plain_string(std::string_view v, char*& p) {
+#ifdef __SSE2__
+// Bit k set when byte k of x needs a look in a quoted string (as special16).
+inline unsigned special_mask(__m128i x) {
+  const __m128i t = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
+                                 _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
+  return static_cast<unsigned>(_mm_movemask_epi8(t));
+}
+#endif
+
+// A string field's value (n bytes at s, n <= 16 or not) and its closing quote at q: 16 bytes at a
+// time straight from the arena (it has kArenaSlack readable bytes past any value), with no escaping
+// to do; the caller reserved n + 17 bytes (the last store may overshoot). Returns the end, or nullptr
+// (the bytes at q scratch) when a byte needs a look (an escape, a byte >= 0x80): json_string writes
+// that value.
+inline char* put_plain_string(const char* s, size_t n, char* q) {
 #ifdef __SSE2__
   static_assert(FieldList::kArenaSlack >= 16);
-  const auto* s = reinterpret_cast<const unsigned char*>(v.data());
-  const size_t n = v.size();
-  char* const q = p;
-  q[0] = '"';
+  if (n <= 16) {  // most values: one load, one look, one store
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
+    if ((special_mask(x) & ((1u << n) - 1)) != 0) return nullptr;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), x);
+    q[n] = '"';
+    return q + n + 1;
+  }
   for (size_t i = 0; i < n; i += 16) {
     const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
-    unsigned m = special16(s + i, true);
+    unsigned m = special_mask(x);
     if (n - i < 16) m &= (1u << (n - i)) - 1;
-    if (m != 0) return false;
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 1 + i), x);
+    if (m != 0) return nullptr;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), x);
   }
-  q[n + 1] = '"';
-  p = q + n + 2;
-  return true;
+  q[n] = '"';
+  return q + n + 1;
 #else
-  (void)v;
-  (void)p;
-  return false;
+  (void)s;
+  (void)n;
+  (void)q;
+  return nullptr;
 #endif
 }
 
-// v in decimal at p; returns the end.
+// v in decimal at p; returns the end. Most numbers of a record (ports, status codes, byte counts,
+// latencies) have at most 4 digits: those take no loop.
 inline char* put_dec(uint64_t v, char* p) {
+  if (v < 100) {
+    if (v < 10) {
+      *p = static_cast<char>('0' + v);
+      return p + 1;
+    }
+    std::memcpy(p, &kDigitPairs[2 * v], 2);
+    return p + 2;
+  }
+  if (v < 10000) {
+    const auto hi = static_cast<uint32_t>(v) / 100, lo = static_cast<uint32_t>(v) % 100;
+    if (v < 1000) {
+      *p = static_cast<char>('0' + hi);
+      std::memcpy(p + 1, &kDigitPairs[2 * lo], 2);
+      return p + 3;
+    }
+    std::memcpy(p, &kDigitPairs[2 * hi], 2);
+    std::memcpy(p + 2, &kDigitPairs[2 * lo], 2);
+    return p + 4;
+  }
   const size_t len = decimal_len(v);
   write_decimal(v, p, len);
   return p + len;
@@ -630,11 +663,7 @@ struct Raw {
     copy_short(p, v.data(), v.size());
     p += v.size();
   }
-  void dec(uint64_t v) {
-    const size_t n = decimal_len(v);
-    write_decimal(v, p, n);
-    p += n;
-  }
+  void dec(uint64_t v) { p = put_dec(v, p); }
 };
 
 
@@ -648,35 +677,41 @@ void put_fields(const Message& m, JsonOut& out) {
   std::memcpy(p, "{\"bytes\":", 9);
   p = put_dec(m.bytes, p + 9);
   char* end = out.end();
+  const char* const arena = fl.arena().data();
   const size_t count = fl.size();
   for (size_t i = 0; i < count; ++i) {
     const Field& f = fl[i];
     const size_t klen = f.key_len;
-    const size_t need = klen + f.len + kFieldRoom;  // f.len is 0 for numbers
-    if (static_cast<size_t>(end - p) < need) {
+    const size_t vlen = f.len;  // 0 for numbers
+    if (static_cast<size_t>(end - p) < klen + vlen + kFieldRoom) {
       out.set(p);
-      p = out.room(need);
+      p = out.room(klen + vlen + kFieldRoom);
       end = out.end();
     }
-    p[0] = ',';
-    p[1] = '"';
+    std::memcpy(p, ",\"", 2);
     copy_short(p + 2, f.key, klen);
-    p[klen + 2] = '"';
-    p[klen + 3] = ':';
-    p += klen + 4;
+    p += klen + 2;
+    if (f.kind == FieldKind::kString) {  // most fields: tested first, no jump table
+      std::memcpy(p, "\":\"", 4);  // the 4th byte (NUL) is scratch: the value or its closing quote lands there
+      const char* const v = arena + f.off;
+      if (char* e = put_plain_string(v, vlen, p + 3)) {
+        p = e;
+        continue;
+      }
+      out.set(p + 2);
+      json_string(std::string_view(v, vlen), out, JsonEscapes::kRecord);
+      p = out.cursor();
+      end = out.end();
+      if (end == p) {
+        p = out.room(1);
+        end = out.end();
+      }
+      continue;
+    }
+    std::memcpy(p, "\":", 2);
+    p += 2;
     switch (f.kind) {
-      case FieldKind::kString:
-        if (!put_plain_string(fl.string_of(f), p)) {
-          out.set(p);
-          json_string(fl.string_of(f), out, JsonEscapes::kRecord);
-          p = out.cursor();
-          end = out.end();
-          if (static_cast<size_t>(end - p) < 1) {
-            p = out.room(1);
-            end = out.end();
-          }
-        }
-        break;
+      case FieldKind::kString: break;
       case FieldKind::kInt: {
         const auto v = static_cast<int64_t>(f.num);
         uint64_t u = static_cast<uint64_t>(v);
@@ -702,8 +737,8 @@ void put_fields(const Message& m, JsonOut& out) {
         p += 4;
         break;
       case FieldKind::kRawJson:
-        std::memcpy(p, fl.string_of(f).data(), f.len);
-        p += f.len;
+        std::memcpy(p, arena + f.off, vlen);
+        p += vlen;
         break;
     }
   }
