@@ -119,29 +119,50 @@ void FieldList::mask(size_t i, size_t from, size_t to, char c) {
 }
 
 void FieldList::add_string(const char* key, uint8_t key_len, std::string_view value, size_t max_len) {
-  if (count_ >= kMaxFields) {
+  const size_t count = count_;
+  if (count >= kMaxFields) {
     truncated_ = true;
     return;
   }
+  // used_ and count_ in locals: the value's byte stores may alias them, so members would be reloaded.
+  const size_t used = used_;
   size_t n = value.size();
-  if (n > max_len) n = max_len;
-  if (n > arena_left()) {
-    n = arena_left();
-    truncated_ = true;
+  if (n > max_len || n > kArenaBytes - used) [[unlikely]] {
+    if (n > max_len) n = max_len;
+    if (n > kArenaBytes - used) {
+      n = kArenaBytes - used;
+      truncated_ = true;
+    }
+    // Do not cut inside a UTF-8 sequence: back up over continuation bytes.
+    if (n < value.size()) {
+      while (n > 0 && (static_cast<uint8_t>(value[n]) & 0xC0) == 0x80) --n;
+    }
   }
-  // Do not cut inside a UTF-8 sequence: back up over continuation bytes.
-  if (n < value.size()) {
-    while (n > 0 && (static_cast<uint8_t>(value[n]) & 0xC0) == 0x80) --n;
-  }
-  Field& f = fields_[count_++];
+  Field& f = fields_[count];
   f.key = key;
   f.key_len = key_len;
   f.kind = FieldKind::kString;
-  f.off = used_;
+  f.off = static_cast<uint16_t>(used);
   f.len = static_cast<uint16_t>(n);
   f.num = 0;
-  copy_short(arena_.data() + used_, value.data(), n);  // most values are short: no call
-  used_ = static_cast<uint16_t>(used_ + n);
+  count_ = static_cast<uint16_t>(count + 1);
+  char* const dst = arena_.data() + used;
+  const char* const src = value.data();
+  if (n <= 16) {
+    copy_short(dst, src, n);  // most values are short: no call
+  } else {
+    // 16 bytes at a time, the last 16 overlapping: no call, never a read past the value.
+#ifdef __SSE2__
+    for (size_t i = 0; i + 16 < n; i += 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + n - 16),
+                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + n - 16)));
+#else
+    std::memcpy(dst, src, n);
+#endif
+  }
+  used_ = static_cast<uint16_t>(used + n);
 }
 
 bool FieldList::raw_append(std::string_view s) {
@@ -540,19 +561,23 @@ void put_digits(uint64_t v, int width, char* buf) {
   if (i == 1) buf[0] = static_cast<char>('0' + v % 10);
 }
 
-// "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (27 bytes). The date and time of the last
-// second seen are kept per thread: records come in time order, most share it.
-void put_iso8601_us(uint64_t ts_ns, char* out) {
+// The text of the last millisecond seen, "YYYY-MM-DDTHH:MM:SS.mmm" (per thread: records come in
+// time order, a few share each millisecond and most their second).
+struct MsText {
+  uint64_t ms = ~0ull;
+  uint64_t secs = ~0ull;
+  char text[24] = {};  // 23 bytes and one of scratch
+};
+
+[[gnu::noinline]] void fill_ms_text(uint64_t ms, MsText& c) {
   using namespace std::chrono;
-  thread_local uint64_t cached_s = ~0ull;
-  thread_local char cached[19];
-  const uint64_t secs = ts_ns / kNsPerSecond;  // uint64 ns: up to year 2554
-  if (secs != cached_s) {
+  const uint64_t secs = ms / 1000;  // uint64 ns: up to year 2554
+  if (secs != c.secs) {
     const sys_seconds t{seconds{static_cast<int64_t>(secs)}};
     const sys_days day = floor<days>(t);
     const year_month_day ymd{day};
     const hh_mm_ss hms{t - day};
-    char* b = cached;
+    char* b = c.text;
     put_digits(static_cast<uint64_t>(static_cast<int>(ymd.year())), 4, b);
     b[4] = '-';
     put_digits(static_cast<unsigned>(ymd.month()), 2, b + 5);
@@ -564,15 +589,24 @@ void put_iso8601_us(uint64_t ts_ns, char* out) {
     put_digits(static_cast<uint64_t>(hms.minutes().count()), 2, b + 14);
     b[16] = ':';
     put_digits(static_cast<uint64_t>(hms.seconds().count()), 2, b + 17);
-    cached_s = secs;
+    b[19] = '.';
+    c.secs = secs;
   }
-  std::memcpy(out, cached, 19);
-  out[19] = '.';
-  // The microseconds (< 10^6) as three digit pairs, in 32-bit arithmetic.
-  const auto us = static_cast<uint32_t>((ts_ns - secs * kNsPerSecond) / 1000);
-  const uint32_t hi = us / 10000, mid = us / 100 % 100, lo = us % 100;
-  std::memcpy(out + 20, &kDigitPairs[2 * hi], 2);
-  std::memcpy(out + 22, &kDigitPairs[2 * mid], 2);
+  put_digits(ms - secs * 1000, 3, c.text + 20);
+  c.ms = ms;
+}
+
+// "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (27 bytes): the cached millisecond's text and three digits.
+inline void put_iso8601_us(uint64_t ts_ns, char* out) {
+  thread_local MsText cache;
+  const uint64_t us = ts_ns / 1000;
+  const uint64_t ms = us / 1000;
+  MsText& c = cache;
+  if (ms != c.ms) [[unlikely]] fill_ms_text(ms, c);
+  std::memcpy(out, c.text, 24);  // its 24th byte is overwritten next
+  const auto u = static_cast<uint32_t>(us - ms * 1000);
+  const uint32_t hi = u / 100, lo = u % 100;
+  out[23] = static_cast<char>('0' + hi);
   std::memcpy(out + 24, &kDigitPairs[2 * lo], 2);
   out[26] = 'Z';
 }
@@ -588,7 +622,7 @@ void put_ip(const IpAddr& ip, uint8_t ip_version, JsonOut& out) {
 }
 
 // The 8 hex digits of x (lower case, most significant first) as 8 bytes in memory order.
-inline uint64_t hex8(uint32_t x) {
+constexpr uint64_t hex8(uint32_t x) {
   uint64_t y = x;
   y = (y | (y << 16)) & 0x0000FFFF0000FFFFull;
   y = (y | (y << 8)) & 0x00FF00FF00FF00FFull;
@@ -598,9 +632,17 @@ inline uint64_t hex8(uint32_t x) {
   return y + 0x3030303030303030ull + letters * ('a' - '0' - 10);
 }
 
-// The 16 hex digits of v at p.
+// The 16 hex digits of v at p. The high half of a record id is the worker's number (and the
+// counter's high bits): the text of the last one is kept per thread.
 inline void put_hex16(uint64_t v, char* p) {
-  const uint64_t hi = hex8(static_cast<uint32_t>(v >> 32));
+  thread_local uint32_t last_hi = 0;
+  thread_local uint64_t last_hi_text = hex8(0);
+  const auto h = static_cast<uint32_t>(v >> 32);
+  if (h != last_hi) [[unlikely]] {
+    last_hi = h;
+    last_hi_text = hex8(h);
+  }
+  const uint64_t hi = last_hi_text;
   const uint64_t lo = hex8(static_cast<uint32_t>(v));
   std::memcpy(p, &hi, 8);
   std::memcpy(p + 8, &lo, 8);
@@ -823,12 +865,33 @@ size_t write_json_line(const Record& r, std::string& buf, size_t at) {
   } else {
     w.lit("null");
   }
-  w.lit(",\"status\":\"");
-  static constexpr std::string_view kStatusText[] = {"ok", "error", "timeout", "unmatched"};
-  static_assert(std::size(kStatusText) == kRecordStatusCount);
+  // `,"status":"ok","request":` and the like: one fixed-size copy (kHeadRoom covers the overshoot).
+  struct StatusText {
+    char text[32];
+    size_t len;
+  };
+  static constexpr auto kStatusText = [] {
+    constexpr std::string_view kNames[] = {"ok", "error", "timeout", "unmatched"};
+    static_assert(std::size(kNames) == kRecordStatusCount);
+    std::array<StatusText, kRecordStatusCount> t{};
+    for (size_t i = 0; i < kRecordStatusCount; ++i) {
+      size_t n = 0;
+      for (char c : std::string_view(",\"status\":\"")) t[i].text[n++] = c;
+      for (char c : kNames[i]) t[i].text[n++] = c;
+      for (char c : std::string_view("\",\"request\":")) t[i].text[n++] = c;
+      t[i].len = n;
+    }
+    return t;
+  }();
   const auto st = static_cast<size_t>(r.status);
-  w.str(st < kRecordStatusCount ? kStatusText[st] : to_string(r.status));
-  w.lit("\",\"request\":");
+  if (st < kRecordStatusCount) {
+    std::memcpy(w.p, kStatusText[st].text, 32);
+    w.p += kStatusText[st].len;
+  } else {
+    w.lit(",\"status\":\"");
+    w.str(to_string(r.status));
+    w.lit("\",\"request\":");
+  }
   out.advance(static_cast<size_t>(w.p - head));
   if (r.request != nullptr) {
     put_fields(*r.request, out);
