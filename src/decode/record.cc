@@ -487,6 +487,13 @@ inline unsigned special_mask(__m128i x) {
                                  _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
   return static_cast<unsigned>(_mm_movemask_epi8(t));
 }
+
+// The low n bits set (n <= 16): the bytes of a value's last 16-byte chunk.
+constexpr auto kLowBits = [] {
+  std::array<uint16_t, 17> t{};
+  for (unsigned n = 0; n <= 16; ++n) t[n] = static_cast<uint16_t>((1u << n) - 1);
+  return t;
+}();
 #endif
 
 // A string field's value (n bytes at s, n <= 16 or not) and its closing quote at q: 16 bytes at a
@@ -499,7 +506,7 @@ inline char* put_plain_string(const char* s, size_t n, char* q) {
   static_assert(FieldList::kArenaSlack >= 16);
   if (n <= 16) {  // most values: one load, one look, one store
     const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
-    if ((special_mask(x) & ((1u << n) - 1)) != 0) return nullptr;
+    if ((special_mask(x) & kLowBits[n]) != 0) return nullptr;
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q), x);
     q[n] = '"';
     return q + n + 1;
@@ -507,7 +514,7 @@ inline char* put_plain_string(const char* s, size_t n, char* q) {
   for (size_t i = 0; i < n; i += 16) {
     const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
     unsigned m = special_mask(x);
-    if (n - i < 16) m &= (1u << (n - i)) - 1;
+    if (n - i < 16) m &= kLowBits[n - i];
     if (m != 0) return nullptr;
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), x);
   }
