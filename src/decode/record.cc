@@ -639,20 +639,25 @@ constexpr uint64_t hex8(uint32_t x) {
   return y + 0x3030303030303030ull + letters * ('a' - '0' - 10);
 }
 
-// The 16 hex digits of v at p. The high half of a record id is the worker's number (and the
-// counter's high bits): the text of the last one is kept per thread.
+// The 16 hex digits of v at p. Record ids count up per worker: the text of the last one is kept
+// per thread, and the next id (15 times in 16) changes only its last digit.
 inline void put_hex16(uint64_t v, char* p) {
-  thread_local uint32_t last_hi = 0;
-  thread_local uint64_t last_hi_text = hex8(0);
-  const auto h = static_cast<uint32_t>(v >> 32);
-  if (h != last_hi) [[unlikely]] {
-    last_hi = h;
-    last_hi_text = hex8(h);
+  struct LastId {
+    uint64_t id = ~0ull;
+    char text[16] = {'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f'};
+  };
+  thread_local LastId last;
+  LastId& l = last;
+  if (v == l.id + 1 && (v & 15) != 0) {
+    l.text[15] = kHex[v & 15];
+  } else {
+    const uint64_t hi = hex8(static_cast<uint32_t>(v >> 32));
+    const uint64_t lo = hex8(static_cast<uint32_t>(v));
+    std::memcpy(l.text, &hi, 8);
+    std::memcpy(l.text + 8, &lo, 8);
   }
-  const uint64_t hi = last_hi_text;
-  const uint64_t lo = hex8(static_cast<uint32_t>(v));
-  std::memcpy(p, &hi, 8);
-  std::memcpy(p + 8, &lo, 8);
+  l.id = v;
+  std::memcpy(p, l.text, 16);
 }
 
 // The text of the last address written at one place of the record: the client and the server
