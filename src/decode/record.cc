@@ -746,7 +746,7 @@ struct Raw {
 // string's quotes and the fast path's overshoot (18), and the message's closing brace.
 constexpr size_t kFieldRoom = 48;
 
-void put_fields(const Message& m, JsonOut& out) {
+[[gnu::always_inline]] inline void put_fields(const Message& m, JsonOut& out) {
   const FieldList& fl = m.fields;
   char* p = out.room(kFieldRoom + 9);
   std::memcpy(p, "{\"bytes\":", 9);
@@ -819,6 +819,21 @@ void put_fields(const Message& m, JsonOut& out) {
   }
   *p++ = '}';
   out.set(p);
+}
+
+// `{...},"response":{...}` (or null for either): one call per record, the field loops inline.
+[[gnu::noinline]] void put_messages(const Record& r, JsonOut& out) {
+  if (r.request != nullptr) {
+    put_fields(*r.request, out);
+  } else {
+    out.lit("null");
+  }
+  out.lit(",\"response\":");
+  if (r.response != nullptr) {
+    put_fields(*r.response, out);
+  } else {
+    out.lit("null");
+  }
 }
 
 }  // namespace
@@ -926,17 +941,7 @@ size_t write_json_line(const Record& r, std::string& buf, size_t at) {
     w.lit("\",\"request\":");
   }
   out.advance(static_cast<size_t>(w.p - head));
-  if (r.request != nullptr) {
-    put_fields(*r.request, out);
-  } else {
-    out.lit("null");
-  }
-  out.lit(",\"response\":");
-  if (r.response != nullptr) {
-    put_fields(*r.response, out);
-  } else {
-    out.lit("null");
-  }
+  put_messages(r, out);
   if (r.tags.empty() && r.flags == 0 && r.tunnel == nullptr && r.recording_id.empty()) {
     out.lit(",\"tags\":[],\"flags\":[]}\n");  // most records
     return out.offset();
