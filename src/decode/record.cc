@@ -50,36 +50,6 @@ std::string_view to_string(RecordStatus s) {
   return "?";
 }
 
-namespace {
-
-// n bytes (keys, short values) without a library call: two overlapping loads
-// and stores cover any length up to twice their width, and never read past src + n.
-inline void copy_short(char* dst, const char* src, size_t n) {
-  if (n >= 8) {
-    if (n > 16) {
-      std::memcpy(dst, src, n);
-      return;
-    }
-    uint64_t a, b;
-    std::memcpy(&a, src, 8);
-    std::memcpy(&b, src + n - 8, 8);
-    std::memcpy(dst, &a, 8);
-    std::memcpy(dst + n - 8, &b, 8);
-  } else if (n >= 4) {
-    uint32_t a, b;
-    std::memcpy(&a, src, 4);
-    std::memcpy(&b, src + n - 4, 4);
-    std::memcpy(dst, &a, 4);
-    std::memcpy(dst + n - 4, &b, 4);
-  } else if (n > 0) {
-    dst[0] = src[0];
-    dst[n / 2] = src[n / 2];
-    dst[n - 1] = src[n - 1];
-  }
-}
-
-}  // namespace
-
 // ---- FieldList ----
 
 void FieldList::add_num(const char* key, uint8_t key_len, FieldKind kind, uint64_t v) {
