@@ -176,7 +176,7 @@ void FieldList::set_uint(const char* key, uint8_t key_len, uint64_t v) {
 namespace {
 
 // FieldList::find when no field has the key's pointer: lengths first, then the first byte (most keys
-// of one length differ there), then the rest. Out of line: the pointer loop saves no registers.
+// of one length differ there), then the rest. Out of line: find and get_string then save no registers.
 [[gnu::noinline]] const Field* find_by_text(const FieldList& fl, std::string_view key) {
   const size_t n = key.size();
   if (n == 0 || n > UINT8_MAX) return nullptr;  // keys are not empty
@@ -189,30 +189,25 @@ namespace {
   return nullptr;
 }
 
+// Keys are literals and the linker merges equal ones: the same pointer (and length) nearly always
+// answers, one compare per field. Inline in find and get_string (no call, no register saves).
+inline const Field* find_by_pointer(const FieldList& fl, std::string_view key) {
+  const size_t count = fl.size();
+  for (size_t i = 0; i < count; ++i) {
+    if (fl[i].key == key.data() && fl[i].key_len == key.size()) return &fl[i];
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 const Field* FieldList::find(std::string_view key) const {
-  // Keys are literals and the linker merges equal ones: the same pointer (and length) nearly always
-  // answers, one compare per field. Else (a key not from a literal, or absent): find_by_text.
-  const size_t n = key.size();
-  const size_t count = count_;
-  for (size_t i = 0; i < count; ++i) {
-    if (fields_[i].key == key.data() && fields_[i].key_len == n) return &fields_[i];
-  }
-  return find_by_text(*this, key);
+  if (const Field* f = find_by_pointer(*this, key)) return f;
+  return find_by_text(*this, key);  // a key not from a literal, or absent
 }
 
 std::string_view FieldList::get_string(std::string_view key) const {
-  // find's pointer loop, inline (no call for the common answer).
-  const Field* f = nullptr;
-  const size_t n = key.size();
-  const size_t count = count_;
-  for (size_t i = 0; i < count; ++i) {
-    if (fields_[i].key == key.data() && fields_[i].key_len == n) {
-      f = &fields_[i];
-      break;
-    }
-  }
+  const Field* f = find_by_pointer(*this, key);
   if (f == nullptr) f = find_by_text(*this, key);
   if (f == nullptr || f->kind != FieldKind::kString) return {};
   return string_of(*f);
