@@ -49,6 +49,32 @@ inline constexpr uint32_t kTruncated = 1u << 1;  // a message was incomplete (fl
 inline constexpr uint32_t kOverlapConflict = 1u << 2;  // overlapping TCP segments carried different bytes for it
 }  // namespace record_flag
 
+// n bytes (keys, short values) without a library call: two overlapping loads and stores cover any
+// length up to twice their width, and never read past src + n (the adders and the encoder use it).
+inline void copy_short(char* dst, const char* src, size_t n) {
+  if (n >= 8) {
+    if (n > 16) {
+      std::memcpy(dst, src, n);
+      return;
+    }
+    uint64_t a, b;
+    std::memcpy(&a, src, 8);
+    std::memcpy(&b, src + n - 8, 8);
+    std::memcpy(dst, &a, 8);
+    std::memcpy(dst + n - 8, &b, 8);
+  } else if (n >= 4) {
+    uint32_t a, b;
+    std::memcpy(&a, src, 4);
+    std::memcpy(&b, src + n - 4, 4);
+    std::memcpy(dst, &a, 4);
+    std::memcpy(dst + n - 4, &b, 4);
+  } else if (n > 0) {
+    dst[0] = src[0];
+    dst[n / 2] = src[n / 2];
+    dst[n - 1] = src[n - 1];
+  }
+}
+
 // One protocol field of a request or response. Keys are string literals
 // (static storage); string values live in the owning FieldList's arena.
 enum class FieldKind : uint8_t { kString, kInt, kUint, kBool, kNull, kRawJson };
@@ -79,6 +105,23 @@ class FieldList {
   // (key_len); keys are at most 255 bytes.
   // String value, cut to max_len bytes and to the arena space left.
   void add_string(const char* key, std::string_view value, size_t max_len = kArenaBytes) {
+    // Most values (16 bytes at most, room left, not cut) inline: no call. The rest out of line.
+    const size_t n = value.size();
+    const size_t count = count_;
+    const size_t used = used_;
+    if (n <= 16 && n <= max_len && count < kMaxFields && n <= kArenaBytes - used) [[likely]] {
+      Field& f = fields_[count];
+      f.key = key;
+      f.kind = FieldKind::kString;
+      f.off = static_cast<uint16_t>(used);
+      f.len = static_cast<uint16_t>(n);
+      f.key_len = key_length(key);
+      f.num = 0;
+      count_ = static_cast<uint16_t>(count + 1);
+      copy_short(arena_.data() + used, value.data(), n);
+      used_ = static_cast<uint16_t>(used + n);
+      return;
+    }
     add_string(key, key_length(key), value, max_len);
   }
   void add_int(const char* key, int64_t v) { add_num(key, key_length(key), FieldKind::kInt, static_cast<uint64_t>(v)); }

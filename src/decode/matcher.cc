@@ -119,16 +119,26 @@ uint32_t RecordBuilder::slot_index(const Message* m) const {
   return static_cast<uint32_t>(static_cast<size_t>(diff) / sizeof(Slot));
 }
 
+namespace {
+
+// First use of the next slot (the constructor reserved them all: no reallocation). Out of line, so
+// that the pool's common path (a free slot) saves no registers.
+template <typename Slots>
+[[gnu::noinline]] uint32_t first_use(Slots& slots) {
+  slots.emplace_back();
+  return static_cast<uint32_t>(slots.size() - 1);
+}
+
+}  // namespace
+
 uint32_t RecordBuilder::alloc_message(uint64_t ts_ns) {
-  if (msg_free_ == kNone) {
+  if (msg_free_ == kNone) [[unlikely]] {
     if (slots_.size() >= cfg_.message_pool_size) {
       ++counters_.message_pool_exhausted;
       return kNone;
     }
-    // First use of the next slot (the constructor reserved them all: no reallocation). Taken in
-    // index order, as the prebuilt free list used to give them.
-    slots_.emplace_back();
-    msg_free_ = static_cast<uint32_t>(slots_.size() - 1);
+    // Taken in index order, as the prebuilt free list used to give them.
+    msg_free_ = first_use(slots_);
   }
   const uint32_t i = msg_free_;
   Slot& sl = slots_[i];

@@ -50,36 +50,6 @@ std::string_view to_string(RecordStatus s) {
   return "?";
 }
 
-namespace {
-
-// n bytes (keys, short values) without a library call: two overlapping loads
-// and stores cover any length up to twice their width, and never read past src + n.
-inline void copy_short(char* dst, const char* src, size_t n) {
-  if (n >= 8) {
-    if (n > 16) {
-      std::memcpy(dst, src, n);
-      return;
-    }
-    uint64_t a, b;
-    std::memcpy(&a, src, 8);
-    std::memcpy(&b, src + n - 8, 8);
-    std::memcpy(dst, &a, 8);
-    std::memcpy(dst + n - 8, &b, 8);
-  } else if (n >= 4) {
-    uint32_t a, b;
-    std::memcpy(&a, src, 4);
-    std::memcpy(&b, src + n - 4, 4);
-    std::memcpy(dst, &a, 4);
-    std::memcpy(dst + n - 4, &b, 4);
-  } else if (n > 0) {
-    dst[0] = src[0];
-    dst[n / 2] = src[n / 2];
-    dst[n - 1] = src[n - 1];
-  }
-}
-
-}  // namespace
-
 // ---- FieldList ----
 
 void FieldList::add_num(const char* key, uint8_t key_len, FieldKind kind, uint64_t v) {
@@ -119,29 +89,50 @@ void FieldList::mask(size_t i, size_t from, size_t to, char c) {
 }
 
 void FieldList::add_string(const char* key, uint8_t key_len, std::string_view value, size_t max_len) {
-  if (count_ >= kMaxFields) {
+  const size_t count = count_;
+  if (count >= kMaxFields) {
     truncated_ = true;
     return;
   }
+  // used_ and count_ in locals: the value's byte stores may alias them, so members would be reloaded.
+  const size_t used = used_;
   size_t n = value.size();
-  if (n > max_len) n = max_len;
-  if (n > arena_left()) {
-    n = arena_left();
-    truncated_ = true;
+  if (n > max_len || n > kArenaBytes - used) [[unlikely]] {
+    if (n > max_len) n = max_len;
+    if (n > kArenaBytes - used) {
+      n = kArenaBytes - used;
+      truncated_ = true;
+    }
+    // Do not cut inside a UTF-8 sequence: back up over continuation bytes.
+    if (n < value.size()) {
+      while (n > 0 && (static_cast<uint8_t>(value[n]) & 0xC0) == 0x80) --n;
+    }
   }
-  // Do not cut inside a UTF-8 sequence: back up over continuation bytes.
-  if (n < value.size()) {
-    while (n > 0 && (static_cast<uint8_t>(value[n]) & 0xC0) == 0x80) --n;
-  }
-  Field& f = fields_[count_++];
+  Field& f = fields_[count];
   f.key = key;
   f.key_len = key_len;
   f.kind = FieldKind::kString;
-  f.off = used_;
+  f.off = static_cast<uint16_t>(used);
   f.len = static_cast<uint16_t>(n);
   f.num = 0;
-  copy_short(arena_.data() + used_, value.data(), n);  // most values are short: no call
-  used_ = static_cast<uint16_t>(used_ + n);
+  count_ = static_cast<uint16_t>(count + 1);
+  char* const dst = arena_.data() + used;
+  const char* const src = value.data();
+  if (n <= 16) {
+    copy_short(dst, src, n);  // most values are short: no call
+  } else {
+    // 16 bytes at a time, the last 16 overlapping: no call, never a read past the value.
+#ifdef __SSE2__
+    for (size_t i = 0; i + 16 < n; i += 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + n - 16),
+                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + n - 16)));
+#else
+    std::memcpy(dst, src, n);
+#endif
+  }
+  used_ = static_cast<uint16_t>(used + n);
 }
 
 bool FieldList::raw_append(std::string_view s) {
@@ -182,26 +173,42 @@ void FieldList::set_uint(const char* key, uint8_t key_len, uint64_t v) {
   add_num(key, key_len, FieldKind::kUint, v);
 }
 
-const Field* FieldList::find(std::string_view key) const {
-  // Keys are literals and the linker merges equal ones: the same pointer (and length) nearly always
-  // answers, one compare per field. Else (a key not from a literal, or absent): lengths first, then
-  // the first byte (most keys of one length differ there), then the rest.
+namespace {
+
+// FieldList::find when no field has the key's pointer: lengths first, then the first byte (most keys
+// of one length differ there), then the rest. Out of line: find and get_string then save no registers.
+[[gnu::noinline]] const Field* find_by_text(const FieldList& fl, std::string_view key) {
   const size_t n = key.size();
-  const size_t count = count_;
-  for (size_t i = 0; i < count; ++i) {
-    if (fields_[i].key == key.data() && fields_[i].key_len == n) return &fields_[i];
-  }
   if (n == 0 || n > UINT8_MAX) return nullptr;  // keys are not empty
   const char c0 = key[0];
+  const size_t count = fl.size();
   for (size_t i = 0; i < count; ++i) {
-    const Field& f = fields_[i];
+    const Field& f = fl[i];
     if (f.key_len == n && f.key[0] == c0 && std::memcmp(f.key + 1, key.data() + 1, n - 1) == 0) return &f;
   }
   return nullptr;
 }
 
+// Keys are literals and the linker merges equal ones: the same pointer (and length) nearly always
+// answers, one compare per field. Inline in find and get_string (no call, no register saves).
+inline const Field* find_by_pointer(const FieldList& fl, std::string_view key) {
+  const size_t count = fl.size();
+  for (size_t i = 0; i < count; ++i) {
+    if (fl[i].key == key.data() && fl[i].key_len == key.size()) return &fl[i];
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+const Field* FieldList::find(std::string_view key) const {
+  if (const Field* f = find_by_pointer(*this, key)) return f;
+  return find_by_text(*this, key);  // a key not from a literal, or absent
+}
+
 std::string_view FieldList::get_string(std::string_view key) const {
-  const Field* f = find(key);
+  const Field* f = find_by_pointer(*this, key);
+  if (f == nullptr) f = find_by_text(*this, key);
   if (f == nullptr || f->kind != FieldKind::kString) return {};
   return string_of(*f);
 }
@@ -459,36 +466,76 @@ void json_string(std::string_view sv, Out& out, JsonEscapes style) {
   if (quoted) out.push_back('"');
 }
 
-// A string field's value at p: 16 bytes at a time straight from the arena (it has kArenaSlack readable
-// bytes past any value), with no escaping to do; the caller reserved n + 18 bytes (the last store may
-// overshoot). False (p unchanged, the bytes past it scratch) when a byte needs a look (an escape, a
-// byte >= 0x80): json_string writes that value.
-inline bool put_plain_string(std::string_view v, char*& p) {
+#ifdef __SSE2__
+// Bit k set when byte k of x needs a look in a quoted string (as special16).
+inline unsigned special_mask(__m128i x) {
+  const __m128i t = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
+                                 _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')), _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))));
+  return static_cast<unsigned>(_mm_movemask_epi8(t));
+}
+
+// The low n bits set (n <= 16): the bytes of a value's last 16-byte chunk.
+constexpr auto kLowBits = [] {
+  std::array<uint16_t, 17> t{};
+  for (unsigned n = 0; n <= 16; ++n) t[n] = static_cast<uint16_t>((1u << n) - 1);
+  return t;
+}();
+#endif
+
+// A string field's value (n bytes at s, n <= 16 or not) and its closing quote at q: 16 bytes at a
+// time straight from the arena (it has kArenaSlack readable bytes past any value), with no escaping
+// to do; the caller reserved n + 17 bytes (the last store may overshoot). Returns the end, or nullptr
+// (the bytes at q scratch) when a byte needs a look (an escape, a byte >= 0x80): json_string writes
+// that value.
+inline char* put_plain_string(const char* s, size_t n, char* q) {
 #ifdef __SSE2__
   static_assert(FieldList::kArenaSlack >= 16);
-  const auto* s = reinterpret_cast<const unsigned char*>(v.data());
-  const size_t n = v.size();
-  char* const q = p;
-  q[0] = '"';
+  if (n <= 16) {  // most values: one load, one look, one store
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
+    if ((special_mask(x) & kLowBits[n]) != 0) return nullptr;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q), x);
+    q[n] = '"';
+    return q + n + 1;
+  }
   for (size_t i = 0; i < n; i += 16) {
     const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
-    unsigned m = special16(s + i, true);
-    if (n - i < 16) m &= (1u << (n - i)) - 1;
-    if (m != 0) return false;
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 1 + i), x);
+    unsigned m = special_mask(x);
+    if (n - i < 16) m &= kLowBits[n - i];
+    if (m != 0) return nullptr;
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), x);
   }
-  q[n + 1] = '"';
-  p = q + n + 2;
-  return true;
+  q[n] = '"';
+  return q + n + 1;
 #else
-  (void)v;
-  (void)p;
-  return false;
+  (void)s;
+  (void)n;
+  (void)q;
+  return nullptr;
 #endif
 }
 
-// v in decimal at p; returns the end.
+// v in decimal at p; returns the end. Most numbers of a record (ports, status codes, byte counts,
+// latencies) have at most 4 digits: those take no loop.
 inline char* put_dec(uint64_t v, char* p) {
+  if (v < 100) {
+    if (v < 10) {
+      *p = static_cast<char>('0' + v);
+      return p + 1;
+    }
+    std::memcpy(p, &kDigitPairs[2 * v], 2);
+    return p + 2;
+  }
+  if (v < 10000) {
+    const auto hi = static_cast<uint32_t>(v) / 100, lo = static_cast<uint32_t>(v) % 100;
+    if (v < 1000) {
+      *p = static_cast<char>('0' + hi);
+      std::memcpy(p + 1, &kDigitPairs[2 * lo], 2);
+      return p + 3;
+    }
+    std::memcpy(p, &kDigitPairs[2 * hi], 2);
+    std::memcpy(p + 2, &kDigitPairs[2 * lo], 2);
+    return p + 4;
+  }
   const size_t len = decimal_len(v);
   write_decimal(v, p, len);
   return p + len;
@@ -507,19 +554,23 @@ void put_digits(uint64_t v, int width, char* buf) {
   if (i == 1) buf[0] = static_cast<char>('0' + v % 10);
 }
 
-// "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (27 bytes). The date and time of the last
-// second seen are kept per thread: records come in time order, most share it.
-void put_iso8601_us(uint64_t ts_ns, char* out) {
+// The text of the last millisecond seen, "YYYY-MM-DDTHH:MM:SS.mmm" (per thread: records come in
+// time order, a few share each millisecond and most their second).
+struct MsText {
+  uint64_t ms = ~0ull;
+  uint64_t secs = ~0ull;
+  char text[24] = {};  // 23 bytes and one of scratch
+};
+
+[[gnu::noinline]] void fill_ms_text(uint64_t ms, MsText& c) {
   using namespace std::chrono;
-  thread_local uint64_t cached_s = ~0ull;
-  thread_local char cached[19];
-  const uint64_t secs = ts_ns / kNsPerSecond;  // uint64 ns: up to year 2554
-  if (secs != cached_s) {
+  const uint64_t secs = ms / 1000;  // uint64 ns: up to year 2554
+  if (secs != c.secs) {
     const sys_seconds t{seconds{static_cast<int64_t>(secs)}};
     const sys_days day = floor<days>(t);
     const year_month_day ymd{day};
     const hh_mm_ss hms{t - day};
-    char* b = cached;
+    char* b = c.text;
     put_digits(static_cast<uint64_t>(static_cast<int>(ymd.year())), 4, b);
     b[4] = '-';
     put_digits(static_cast<unsigned>(ymd.month()), 2, b + 5);
@@ -531,15 +582,24 @@ void put_iso8601_us(uint64_t ts_ns, char* out) {
     put_digits(static_cast<uint64_t>(hms.minutes().count()), 2, b + 14);
     b[16] = ':';
     put_digits(static_cast<uint64_t>(hms.seconds().count()), 2, b + 17);
-    cached_s = secs;
+    b[19] = '.';
+    c.secs = secs;
   }
-  std::memcpy(out, cached, 19);
-  out[19] = '.';
-  // The microseconds (< 10^6) as three digit pairs, in 32-bit arithmetic.
-  const auto us = static_cast<uint32_t>((ts_ns - secs * kNsPerSecond) / 1000);
-  const uint32_t hi = us / 10000, mid = us / 100 % 100, lo = us % 100;
-  std::memcpy(out + 20, &kDigitPairs[2 * hi], 2);
-  std::memcpy(out + 22, &kDigitPairs[2 * mid], 2);
+  put_digits(ms - secs * 1000, 3, c.text + 20);
+  c.ms = ms;
+}
+
+// "YYYY-MM-DDTHH:MM:SS.uuuuuuZ" (27 bytes): the cached millisecond's text and three digits.
+inline void put_iso8601_us(uint64_t ts_ns, char* out) {
+  thread_local MsText cache;
+  const uint64_t us = ts_ns / 1000;
+  const uint64_t ms = us / 1000;
+  MsText& c = cache;
+  if (ms != c.ms) [[unlikely]] fill_ms_text(ms, c);
+  std::memcpy(out, c.text, 24);  // its 24th byte is overwritten next
+  const auto u = static_cast<uint32_t>(us - ms * 1000);
+  const uint32_t hi = u / 100, lo = u % 100;
+  out[23] = static_cast<char>('0' + hi);
   std::memcpy(out + 24, &kDigitPairs[2 * lo], 2);
   out[26] = 'Z';
 }
@@ -555,7 +615,7 @@ void put_ip(const IpAddr& ip, uint8_t ip_version, JsonOut& out) {
 }
 
 // The 8 hex digits of x (lower case, most significant first) as 8 bytes in memory order.
-inline uint64_t hex8(uint32_t x) {
+constexpr uint64_t hex8(uint32_t x) {
   uint64_t y = x;
   y = (y | (y << 16)) & 0x0000FFFF0000FFFFull;
   y = (y | (y << 8)) & 0x00FF00FF00FF00FFull;
@@ -565,12 +625,25 @@ inline uint64_t hex8(uint32_t x) {
   return y + 0x3030303030303030ull + letters * ('a' - '0' - 10);
 }
 
-// The 16 hex digits of v at p.
+// The 16 hex digits of v at p. Record ids count up per worker: the text of the last one is kept
+// per thread, and the next id (15 times in 16) changes only its last digit.
 inline void put_hex16(uint64_t v, char* p) {
-  const uint64_t hi = hex8(static_cast<uint32_t>(v >> 32));
-  const uint64_t lo = hex8(static_cast<uint32_t>(v));
-  std::memcpy(p, &hi, 8);
-  std::memcpy(p + 8, &lo, 8);
+  struct LastId {
+    uint64_t id = ~0ull;
+    char text[16] = {'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f', 'f'};
+  };
+  thread_local LastId last;
+  LastId& l = last;
+  if (v == l.id + 1 && (v & 15) != 0) {
+    l.text[15] = kHex[v & 15];
+  } else {
+    const uint64_t hi = hex8(static_cast<uint32_t>(v >> 32));
+    const uint64_t lo = hex8(static_cast<uint32_t>(v));
+    std::memcpy(l.text, &hi, 8);
+    std::memcpy(l.text + 8, &lo, 8);
+  }
+  l.id = v;
+  std::memcpy(p, l.text, 16);
 }
 
 // The text of the last address written at one place of the record: the client and the server
@@ -630,11 +703,7 @@ struct Raw {
     copy_short(p, v.data(), v.size());
     p += v.size();
   }
-  void dec(uint64_t v) {
-    const size_t n = decimal_len(v);
-    write_decimal(v, p, n);
-    p += n;
-  }
+  void dec(uint64_t v) { p = put_dec(v, p); }
 };
 
 
@@ -642,41 +711,47 @@ struct Raw {
 // string's quotes and the fast path's overshoot (18), and the message's closing brace.
 constexpr size_t kFieldRoom = 48;
 
-void put_fields(const Message& m, JsonOut& out) {
+[[gnu::always_inline]] inline void put_fields(const Message& m, JsonOut& out) {
   const FieldList& fl = m.fields;
   char* p = out.room(kFieldRoom + 9);
   std::memcpy(p, "{\"bytes\":", 9);
   p = put_dec(m.bytes, p + 9);
   char* end = out.end();
+  const char* const arena = fl.arena().data();
   const size_t count = fl.size();
   for (size_t i = 0; i < count; ++i) {
     const Field& f = fl[i];
     const size_t klen = f.key_len;
-    const size_t need = klen + f.len + kFieldRoom;  // f.len is 0 for numbers
-    if (static_cast<size_t>(end - p) < need) {
+    const size_t vlen = f.len;  // 0 for numbers
+    if (static_cast<size_t>(end - p) < klen + vlen + kFieldRoom) {
       out.set(p);
-      p = out.room(need);
+      p = out.room(klen + vlen + kFieldRoom);
       end = out.end();
     }
-    p[0] = ',';
-    p[1] = '"';
+    std::memcpy(p, ",\"", 2);
     copy_short(p + 2, f.key, klen);
-    p[klen + 2] = '"';
-    p[klen + 3] = ':';
-    p += klen + 4;
+    p += klen + 2;
+    if (f.kind == FieldKind::kString) {  // most fields: tested first, no jump table
+      std::memcpy(p, "\":\"", 4);  // the 4th byte (NUL) is scratch: the value or its closing quote lands there
+      const char* const v = arena + f.off;
+      if (char* e = put_plain_string(v, vlen, p + 3)) {
+        p = e;
+        continue;
+      }
+      out.set(p + 2);
+      json_string(std::string_view(v, vlen), out, JsonEscapes::kRecord);
+      p = out.cursor();
+      end = out.end();
+      if (end == p) {
+        p = out.room(1);
+        end = out.end();
+      }
+      continue;
+    }
+    std::memcpy(p, "\":", 2);
+    p += 2;
     switch (f.kind) {
-      case FieldKind::kString:
-        if (!put_plain_string(fl.string_of(f), p)) {
-          out.set(p);
-          json_string(fl.string_of(f), out, JsonEscapes::kRecord);
-          p = out.cursor();
-          end = out.end();
-          if (static_cast<size_t>(end - p) < 1) {
-            p = out.room(1);
-            end = out.end();
-          }
-        }
-        break;
+      case FieldKind::kString: break;
       case FieldKind::kInt: {
         const auto v = static_cast<int64_t>(f.num);
         uint64_t u = static_cast<uint64_t>(v);
@@ -702,13 +777,28 @@ void put_fields(const Message& m, JsonOut& out) {
         p += 4;
         break;
       case FieldKind::kRawJson:
-        std::memcpy(p, fl.string_of(f).data(), f.len);
-        p += f.len;
+        std::memcpy(p, arena + f.off, vlen);
+        p += vlen;
         break;
     }
   }
   *p++ = '}';
   out.set(p);
+}
+
+// `{...},"response":{...}` (or null for either): one call per record, the field loops inline.
+[[gnu::noinline]] void put_messages(const Record& r, JsonOut& out) {
+  if (r.request != nullptr) {
+    put_fields(*r.request, out);
+  } else {
+    out.lit("null");
+  }
+  out.lit(",\"response\":");
+  if (r.response != nullptr) {
+    put_fields(*r.response, out);
+  } else {
+    out.lit("null");
+  }
 }
 
 }  // namespace
@@ -788,24 +878,35 @@ size_t write_json_line(const Record& r, std::string& buf, size_t at) {
   } else {
     w.lit("null");
   }
-  w.lit(",\"status\":\"");
-  static constexpr std::string_view kStatusText[] = {"ok", "error", "timeout", "unmatched"};
-  static_assert(std::size(kStatusText) == kRecordStatusCount);
+  // `,"status":"ok","request":` and the like: one fixed-size copy (kHeadRoom covers the overshoot).
+  struct StatusText {
+    char text[32];
+    size_t len;
+  };
+  static constexpr auto kStatusText = [] {
+    constexpr std::string_view kNames[] = {"ok", "error", "timeout", "unmatched"};
+    static_assert(std::size(kNames) == kRecordStatusCount);
+    std::array<StatusText, kRecordStatusCount> t{};
+    for (size_t i = 0; i < kRecordStatusCount; ++i) {
+      size_t n = 0;
+      for (char c : std::string_view(",\"status\":\"")) t[i].text[n++] = c;
+      for (char c : kNames[i]) t[i].text[n++] = c;
+      for (char c : std::string_view("\",\"request\":")) t[i].text[n++] = c;
+      t[i].len = n;
+    }
+    return t;
+  }();
   const auto st = static_cast<size_t>(r.status);
-  w.str(st < kRecordStatusCount ? kStatusText[st] : to_string(r.status));
-  w.lit("\",\"request\":");
+  if (st < kRecordStatusCount) {
+    std::memcpy(w.p, kStatusText[st].text, 32);
+    w.p += kStatusText[st].len;
+  } else {
+    w.lit(",\"status\":\"");
+    w.str(to_string(r.status));
+    w.lit("\",\"request\":");
+  }
   out.advance(static_cast<size_t>(w.p - head));
-  if (r.request != nullptr) {
-    put_fields(*r.request, out);
-  } else {
-    out.lit("null");
-  }
-  out.lit(",\"response\":");
-  if (r.response != nullptr) {
-    put_fields(*r.response, out);
-  } else {
-    out.lit("null");
-  }
+  put_messages(r, out);
   if (r.tags.empty() && r.flags == 0 && r.tunnel == nullptr && r.recording_id.empty()) {
     out.lit(",\"tags\":[],\"flags\":[]}\n");  // most records
     return out.offset();
