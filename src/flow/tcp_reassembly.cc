@@ -6,7 +6,6 @@
 #include "spanfeed/tcp_reassembly.h"
 
 #include <algorithm>
-#include <bit>
 #include <cstring>
 
 namespace spanfeed {
@@ -142,41 +141,6 @@ TimeoutClass class_of(const Flow& f) {
   return TimeoutClass::kClosed;
 }
 
-// make_flow_key written in place (no OrientedKey returned through the
-// stack): the addresses copied whole, the last two words stored whole (pad
-// zero, as make_flow_key does), which the hash then reads back.
-[[gnu::always_inline]] inline void key_into(const ParsedPacket& p, bool include_vlan, OrientedKey& ok) {
-  if constexpr (std::endian::native != std::endian::little) {
-    ok = make_flow_key(p, include_vlan);
-  } else {
-    auto be_word = [](const uint8_t* b) {
-      uint64_t w;
-      std::memcpy(&w, b, sizeof(w));
-      return __builtin_bswap64(w);
-    };
-    const uint64_t s0 = be_word(p.src.bytes), d0 = be_word(p.dst.bytes);
-    bool src_is_a;
-    if (s0 != d0) {
-      src_is_a = s0 < d0;
-    } else {
-      const uint64_t s1 = be_word(p.src.bytes + 8), d1 = be_word(p.dst.bytes + 8);
-      src_is_a = s1 != d1 ? s1 < d1 : p.src_port <= p.dst_port;
-    }
-    std::memcpy(&ok.key.addr_a, src_is_a ? &p.src : &p.dst, sizeof(IpAddr));
-    std::memcpy(&ok.key.addr_b, src_is_a ? &p.dst : &p.src, sizeof(IpAddr));
-    const uint16_t port_a = src_is_a ? p.src_port : p.dst_port;
-    const uint16_t port_b = src_is_a ? p.dst_port : p.src_port;
-    const uint32_t vlan = include_vlan ? p.vlan : 0;
-    const uint64_t w4 = uint64_t{port_a} | uint64_t{port_b} << 16 | uint64_t{vlan} << 32;
-    const uint64_t w5 = uint64_t{p.l4_proto} | uint64_t{p.ip_version} << 8 |
-                        uint64_t{static_cast<uint8_t>(p.tunnel.key_type)} << 16 | uint64_t{p.tunnel.key_id} << 32;
-    std::memcpy(reinterpret_cast<unsigned char*>(&ok.key) + 32, &w4, 8);
-    std::memcpy(reinterpret_cast<unsigned char*>(&ok.key) + 40, &w5, 8);
-    ok.tunnel = &p.tunnel;
-    ok.from_a = src_is_a;
-  }
-}
-
 void count_stats(Flow& f, Direction d, size_t payload, size_t wire, uint64_t ts_ns) {
   DirectionStats& ds = f.stats[index_of(d)];
   if (ds.packets == 0) ds.first_ts_ns = ts_ns;
@@ -306,7 +270,7 @@ SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const Pars
 }
 
 void Reassembler::key_now(const ParsedPacket& p, KeyedPacket& kp) const {
-  key_into(p, table_.include_vlan(), kp.ok);
+  make_flow_key_into(p, table_.include_vlan(), kp.ok);
   kp.hash = table_.hash_of(kp.ok.key);
 }
 
@@ -324,13 +288,13 @@ void Reassembler::lookahead(const PacketView& next) {
       (np.flags & (packet_flag::kFragment | packet_flag::kLaterFragment)) != 0) {
     return;
   }
-  key_into(np, table_.include_vlan(), a.ok);
+  make_flow_key_into(np, table_.include_vlan(), a.ok);
   a.hash = table_.hash_of(a.ok.key);
   a.parsed = &np;
   const uint32_t slot = table_.prefetch(a.hash);
   if (slot != FlowTable::kNone) {
-    // A slot in use has its FlowStreams (streams_ is reserved to the
-    // capacity, so even a slot past size() is inside the allocation).
+    // The first flow on the chain: in use, so its FlowStreams exist (no
+    // size check needed).
     const char* fs = reinterpret_cast<const char*>(streams_.data() + slot);
     for (size_t off = 0; off < sizeof(FlowStreams); off += 64) __builtin_prefetch(fs + off);
     __builtin_prefetch(fs + sizeof(FlowStreams) - 1);
