@@ -36,19 +36,16 @@ class DuplicateFilter {
   // True when a packet with the same identity was seen less than the window
   // before (or after: timestamps of two RX queues may step back): a copy to
   // drop. Otherwise remembers this one and returns false.
-  bool seen(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns);
-
-  // The packet the next seen() call will be given (the same frame and parsed
-  // packet, unchanged): computes its fingerprint now and fetches its table
-  // line, so that call does not wait for memory. Only the very next seen()
-  // call can use it.
-  void prefetch(std::span<const std::byte> frame, const ParsedPacket& p) {
-    if (window_ns_ == 0) return;
-    ahead_fp_ = fingerprint(frame, p);
-    ahead_parsed_ = &p;
-    ahead_frame_ = frame;
-    __builtin_prefetch(&lines_[line_of(ahead_fp_)], 1);
+  bool seen(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns) {
+    return window_ns_ != 0 && seen_fingerprint(fingerprint(frame, p), ts_ns);
   }
+  // The same for a packet whose fingerprint() is known (enabled() only).
+  bool seen_fingerprint(uint64_t fp, uint64_t ts_ns);
+
+  // Fetches the table line seen_fingerprint(fp) will read (enabled() only):
+  // the reassembler computes the next packet's fingerprint while it handles
+  // this one, so that call does not wait for memory.
+  void prefetch(uint64_t fp) const { __builtin_prefetch(&lines_[line_of(fp)], 1); }
 
   // Entries still inside the window overwritten by a newer packet: a copy of
   // them arriving later passes as new. Non-zero: the table is small for the
@@ -76,10 +73,6 @@ class DuplicateFilter {
   uint32_t entries_ = 0;
   std::unique_ptr<Line[]> lines_;
   uint64_t evicted_live_ = 0;
-  // prefetch(): the packet announced and its fingerprint.
-  const ParsedPacket* ahead_parsed_ = nullptr;
-  std::span<const std::byte> ahead_frame_;
-  uint64_t ahead_fp_ = 0;
 };
 
 }  // namespace spanfeed

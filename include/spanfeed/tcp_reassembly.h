@@ -367,11 +367,14 @@ class Reassembler final : private FlowTableListener {
   void on_flow_removed(Flow& flow, RemoveReason reason, uint64_t now_ns) override;
 
   // A TCP/UDP packet's flow key and FlowTable hash, computed ahead for the
-  // next packet (lookahead()) or now.
+  // next packet (lookahead()) or now; and (dedup on) any packet's
+  // DuplicateFilter fingerprint, computed ahead.
   struct KeyedPacket {
-    const ParsedPacket* parsed = nullptr;
+    const ParsedPacket* parsed = nullptr;  // ok and hash are this packet's
+    const ParsedPacket* fp_of = nullptr;   // dedup_fp is this packet's
     OrientedKey ok;
     uint64_t hash = 0;
+    uint64_t dedup_fp = 0;
   };
   void lookahead(const PacketView& next);
   [[gnu::noinline]] void key_now(const ParsedPacket& p, KeyedPacket& kp) const;

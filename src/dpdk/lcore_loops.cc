@@ -341,28 +341,37 @@ int worker_main(void* arg) {
         rte_prefetch0(meta);
         rte_prefetch0(meta + sizeof(MbufMeta) - 1);
       }
+      // (The ring's expected sequence and the previous plain view in locals:
+      // the stores into views[] would make the compiler reload them.)
+      uint64_t expect_seq = next_seq[r];
+      PacketView* prev = nullptr;  // the view just before, when that packet is plain
       for (unsigned i = 0; i < n; ++i) {
         rte_mbuf* m = pkts[i];
         const MbufMeta* meta = meta_of(m);
         rte_prefetch0(reinterpret_cast<const char*>(meta) + RTE_CACHE_LINE_SIZE);
         rte_prefetch0(reinterpret_cast<const char*>(m) + RTE_CACHE_LINE_SIZE);
-        if (unlikely(meta->seq < next_seq[r])) ++violations;
-        next_seq[r] = meta->seq + 1;
+        if (unlikely(meta->seq < expect_seq)) ++violations;
+        expect_seq = meta->seq + 1;
         newest_ns = std::max(newest_ns, meta->ts_ns);
         plain[i] = likely(m->nb_segs == 1) &&
                    !(defrag != nullptr && (meta->parsed.flags & packet_flag::kFragment));
-        if (!plain[i]) continue;
+        if (!plain[i]) {
+          prev = nullptr;
+          continue;
+        }
         const auto* data = rte_pktmbuf_mtod(m, const std::byte*);
         rte_prefetch0(data);
         views[i] = PacketView{{data, rte_pktmbuf_data_len(m)}, &meta->parsed, meta->ts_ns, meta->hash, nullptr};
-        if (i != 0 && plain[i - 1]) views[i - 1].next = &views[i];
+        if (prev != nullptr) prev->next = &views[i];
+        prev = &views[i];
       }
+      next_seq[r] = expect_seq;
       for (unsigned i = 0; i < n; ++i) {
-        rte_mbuf* m = pkts[i];
         if (likely(plain[i])) {
           handler.on_packet(views[i]);
           continue;
         }
+        rte_mbuf* m = pkts[i];
         const MbufMeta* meta = meta_of(m);
         if (unlikely(defrag != nullptr && (meta->parsed.flags & packet_flag::kFragment))) {
           rte_mbuf* whole = nullptr;

@@ -224,13 +224,14 @@ SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const Pars
   // (Two slots: lookahead() fills the other one while this one is in use.)
   KeyedPacket& cached = ahead_[ahead_slot_];
   const bool announced = cached.parsed == &p;
+  const bool fp_announced = cached.fp_of == &p;
   cached.parsed = nullptr;
+  cached.fp_of = nullptr;
   ahead_slot_ ^= 1;
   if (next != nullptr) lookahead(*next);
   if (dedup_.enabled()) {
-    const bool dup = dedup_.seen(frame, p, ts_ns);
-    if (next != nullptr) dedup_.prefetch(next->frame, *next->parsed);
-    if (dup) {
+    const uint64_t fp = fp_announced ? cached.dedup_fp : dedup_.fingerprint(frame, p);
+    if (dedup_.seen_fingerprint(fp, ts_ns)) {
       counters_.dedup_evicted_live = dedup_.evicted_live();
       ++counters_.outcome[static_cast<size_t>(SegmentOutcome::kDuplicate)];
       return SegmentOutcome::kDuplicate;
@@ -269,7 +270,7 @@ SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const Pars
 }
 
 void Reassembler::key_now(const ParsedPacket& p, KeyedPacket& kp) const {
-  kp.ok = make_flow_key(p, table_.include_vlan());
+  make_flow_key_into(p, table_.include_vlan(), kp.ok);
   kp.hash = table_.hash_of(kp.ok.key);
 }
 
@@ -277,17 +278,24 @@ void Reassembler::key_now(const ParsedPacket& p, KeyedPacket& kp) const {
 // stream state will read.
 void Reassembler::lookahead(const PacketView& next) {
   const ParsedPacket& np = *next.parsed;
+  KeyedPacket& a = ahead_[ahead_slot_];
+  if (dedup_.enabled()) {
+    a.dedup_fp = dedup_.fingerprint(next.frame, np);
+    a.fp_of = &np;
+    dedup_.prefetch(a.dedup_fp);
+  }
   if ((np.l4_proto != kProtoTcp && np.l4_proto != kProtoUdp) ||
       (np.flags & (packet_flag::kFragment | packet_flag::kLaterFragment)) != 0) {
     return;
   }
-  KeyedPacket& a = ahead_[ahead_slot_];
-  a.ok = make_flow_key(np, table_.include_vlan());
+  make_flow_key_into(np, table_.include_vlan(), a.ok);
   a.hash = table_.hash_of(a.ok.key);
   a.parsed = &np;
   const uint32_t slot = table_.prefetch(a.hash);
-  if (slot < streams_.size()) {
-    const char* fs = reinterpret_cast<const char*>(&streams_[slot]);
+  if (slot != FlowTable::kNone) {
+    // The first flow on the chain: in use, so its FlowStreams exist (no
+    // size check needed).
+    const char* fs = reinterpret_cast<const char*>(streams_.data() + slot);
     for (size_t off = 0; off < sizeof(FlowStreams); off += 64) __builtin_prefetch(fs + off);
     __builtin_prefetch(fs + sizeof(FlowStreams) - 1);
   }
@@ -446,18 +454,19 @@ SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const 
   bool need = false;
   if (ack) {
     if (hold_on_) {
-      note_ack(flow, opposite(d), p.tcp_ack);
       // This segment was sent after its sender received the bytes its ACK
       // covers: if they are not delivered yet, its data and FIN wait for them.
       // A flow picked up mid-stream whose other direction has sent no data
       // yet: its data waits (bounded) for that direction's first segment,
       // which tells whether the ACK covered bytes before the capture began.
       const StreamState& o = st(flow, opposite(d));
-      const int32_t ahead = seq_diff(p.tcp_ack, o.next_seq);
       if (!o.seq_known) {
         need = !payload.empty() && s.stream_offset() == 0 && s.head == ChunkPool::kNone;
-      } else {
-        need = (!payload.empty() || fin) && ahead > 0 && ahead <= static_cast<int64_t>(cfg_.ack_hold_bytes) &&
+      } else if (const int32_t ahead = seq_diff(p.tcp_ack, o.next_seq); ahead > 0) [[unlikely]] {
+        // Usually the ACK is at what o delivered: no proof to keep (note_ack
+        // keeps only one past next_seq), nothing to wait for.
+        note_ack(flow, opposite(d), p.tcp_ack);
+        need = (!payload.empty() || fin) && ahead <= static_cast<int64_t>(cfg_.ack_hold_bytes) &&
                flow.stats[index_of(opposite(d))].packets != 0;
       }
     } else {
@@ -498,7 +507,28 @@ SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const 
       conflict_counted_ = false;
       s.out_of_window_run = 0;
       deliver(flow, d, payload, ts_ns);
-      maybe_deliver_fin(flow, d, ts_ns);
+      // d has no FIN and nothing buffered, before and after: no FIN of d to
+      // deliver, d stays idle for settle(), and the flow cannot close on
+      // this packet. Without a FIN of its own, what the tail below does
+      // reduces to the other direction's part.
+      if (flow.state == FlowState::kSynSent || flow.state == FlowState::kSynReceived) {
+        flow.state = FlowState::kEstablished;
+      }
+      if (!fin) [[likely]] {
+        const StreamState& o = st(flow, opposite(d));
+        if (hold_on_) {
+          if (!idle_direction(o)) [[unlikely]] {
+            settle_slow(flow, ts_ns);
+          } else if (streams_[flow.slot].hold_listed) [[unlikely]] {
+            hold_unlist(flow);
+          }
+        }
+        if (o.fin_seen) flow.state = FlowState::kClosing;
+        // Neither closed (checked above) nor opening (just made established).
+        table_.touch(flow, flow.state == FlowState::kClosing ? TimeoutClass::kTcpClosing
+                                                             : TimeoutClass::kTcpEstablished, ts_ns);
+        return SegmentOutcome::kInOrder;
+      }
       out = SegmentOutcome::kInOrder;
     } else {
       out = tcp_data(flow, d, seq, payload, seg_len, ts_ns, need, p.tcp_ack);
