@@ -159,16 +159,15 @@ void Redactor::redact(const RedactWith& with, Message& m, Protocol p, Direction 
     for (size_t i = 0; i < fl.size(); ++i) strings += fl[i].kind == FieldKind::kString && fl[i].len != 0;
     if (strings == 0) return;
     const std::string_view arena = fl.arena();
-    const bool memo = arena.size() <= TextMemo::kKeyMax;
+    const bool memo = arena.size() <= CleanSet::kKeyMax;
     const uint64_t h = memo ? TextMemo::sample_hash(arena) : 0;  // hashing every byte was a third of a hit
-    TextMemo::Hit hit;
-    if (memo && clean_.find(arena, h, &hit)) {
+    if (memo && clean_.find(arena, h)) {
       c.fields_scanned += strings;
       return;
     }
     const bool slack = arena.size() + kBuiltinMayMatchSlack <= FieldList::kArenaBytes + FieldList::kArenaSlack;
     if (!(slack ? builtin_may_match_slack(arena) : builtin_may_match(arena))) {
-      if (memo) clean_.remember(arena, h, {}, 0);
+      if (memo) clean_.remember(arena, h);
       c.fields_scanned += strings;
       return;
     }
