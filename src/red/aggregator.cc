@@ -58,7 +58,7 @@ uint16_t Shared::service_of(const IpAddr& ip, uint8_t ip_version, uint16_t port)
   return any_port;
 }
 
-size_t Shared::bucket_of(uint64_t us) const {
+inline size_t Shared::bucket_of(uint64_t us) const {
   // Prometheus buckets are "less than or equal": the first bound >= us. A walk from the smallest bound:
   // most latencies fall in the first few of the ~20 (a binary search's branches are a coin toss each).
   const size_t n = bounds_us.size();
@@ -111,7 +111,9 @@ Aggregator::~Aggregator() = default;
 
 size_t Aggregator::capacity_for_harvest() const { return sh_.max_series + other_.size(); }
 
-uint32_t Aggregator::find(const SeriesKey& k, uint64_t h) const {
+// find, the LRU moves, count and bucket_of are inline: add() calls them for every record, and their
+// calls cost ~3 M instructions on a 93,000-record capture. Nothing outside this file calls them.
+inline uint32_t Aggregator::find(const SeriesKey& k, uint64_t h) const {
   const size_t mask = index_.size() - 1;
   const size_t n = k.size();
   for (size_t i = h & mask;; i = (i + 1) & mask) {
@@ -138,13 +140,13 @@ void Aggregator::index_erase(uint64_t h, uint32_t slot) {
   }
 }
 
-void Aggregator::lru_unlink(uint32_t s) {
+inline void Aggregator::lru_unlink(uint32_t s) {
   Series& x = series_[s];
   if (x.prev != kNil) series_[x.prev].next = x.next; else head_ = x.next;
   if (x.next != kNil) series_[x.next].prev = x.prev; else tail_ = x.prev;
 }
 
-void Aggregator::lru_push_front(uint32_t s) {
+inline void Aggregator::lru_push_front(uint32_t s) {
   Series& x = series_[s];
   x.prev = kNil;
   x.next = head_;
@@ -193,7 +195,7 @@ uint32_t Aggregator::insert(const SeriesKey& k, uint64_t h) {
   return s;
 }
 
-void Aggregator::count(Counts& c, uint64_t* hist, const Record& r) {
+inline void Aggregator::count(Counts& c, uint64_t* hist, const Record& r) {
   ++c.requests;
   if (r.status == RecordStatus::kError || r.status == RecordStatus::kTimeout) ++c.errors;
   if (r.request != nullptr) c.request_bytes += r.request->bytes;

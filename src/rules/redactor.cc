@@ -8,12 +8,28 @@
 #include "decode/text_util.h"
 #include "rules/builtin_redaction.h"
 #include "rules/rule_set_impl.h"
+#include "spanfeed/word_hash.h"
 
 namespace spanfeed {
 
 namespace {
 
 constexpr std::string_view kRedacted = "<redacted>";
+
+// The clean set's hash of a message's arena: TextMemo::sample_hash's six words for a long one; every
+// word of a short one, the last read whole from the arena's slack (FieldList::kArenaSlack readable
+// bytes past its end) and masked, where word_hash::bytes copies it (a memcpy call under 8 bytes).
+uint64_t arena_hash(std::string_view a) {
+  static_assert(FieldList::kArenaSlack >= 8);
+  const size_t n = a.size();
+  if (n > 48) return TextMemo::sample_hash(a);
+  const char* p = a.data();
+  uint64_t h = 0x243f6a8885a308d3ull ^ (n * word_hash::kMul);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) h = word_hash::mix(h, word_hash::load64(p + i));
+  if (i < n) h = word_hash::mix(h, word_hash::load64(p + i) & ((uint64_t{1} << (8 * (n - i))) - 1));
+  return word_hash::fmix64(h);
+}
 
 struct Range {
   uint32_t from, to, rule;  // within the field's value
@@ -159,16 +175,15 @@ void Redactor::redact(const RedactWith& with, Message& m, Protocol p, Direction 
     for (size_t i = 0; i < fl.size(); ++i) strings += fl[i].kind == FieldKind::kString && fl[i].len != 0;
     if (strings == 0) return;
     const std::string_view arena = fl.arena();
-    const bool memo = arena.size() <= TextMemo::kKeyMax;
-    const uint64_t h = memo ? TextMemo::sample_hash(arena) : 0;  // hashing every byte was a third of a hit
-    TextMemo::Hit hit;
-    if (memo && clean_.find(arena, h, &hit)) {
+    const bool memo = arena.size() <= CleanSet::kKeyMax;
+    const uint64_t h = memo ? arena_hash(arena) : 0;  // hashing every byte was a third of a hit
+    if (memo && clean_.find(arena, h)) {
       c.fields_scanned += strings;
       return;
     }
     const bool slack = arena.size() + kBuiltinMayMatchSlack <= FieldList::kArenaBytes + FieldList::kArenaSlack;
     if (!(slack ? builtin_may_match_slack(arena) : builtin_may_match(arena))) {
-      if (memo) clean_.remember(arena, h, {}, 0);
+      if (memo) clean_.remember(arena, h);
       c.fields_scanned += strings;
       return;
     }
