@@ -143,8 +143,9 @@ std::string_view to_string(TimeoutCause c);
     "HTTP/2 connections that found no free connection context (HPACK tables, stream table) in the worker's " \
     "pool (`decode.http2.connections`): their bytes are counted as undecoded, no records.") \
   X(h2_streams_evicted, kCounter, "decode_http2_streams_evicted_total", \
-    "HTTP/2 streams finished early (flagged `truncated`) because their connection had more open streams " \
-    "than its table holds (`decode.http2.max_streams`).") \
+    "HTTP/2 streams that left the table early because their connection had more open streams than it " \
+    "holds (`decode.http2.max_streams`): the request still pairs with its response; its body bytes after " \
+    "that are not counted, and one not yet complete is flagged `truncated`.") \
   X(h2_hpack_capped, kCounter, "decode_http2_hpack_capped_total", \
     "HPACK inflaters stopped by the per-connection memory cap (`decode.http2.hpack_memory_bytes`) or by a " \
     "table size beyond `decode.http2.header_table_bytes`: that direction's later header blocks are undecodable.")

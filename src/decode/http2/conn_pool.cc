@@ -89,6 +89,7 @@ uint32_t ConnPool::lease() {
   Connection& c = conns_[i];
   c.budget = HpackBudget{0, cap_, false};
   c.next_order = 0;
+  c.used = 0;  // open_stream resets each slot it takes
   for (nghttp2_hd_inflater*& h : c.hd) {
     if (nghttp2_hd_inflate_new2(&h, &c.mem) != 0) h = nullptr;
   }
@@ -101,9 +102,8 @@ uint32_t ConnPool::lease() {
   }
   free_.pop_back();
   // A context's stream table is made on its first lease: a run that meets a
-  // few HTTP/2 connections does not zero tables for 256 (~1 MB per decoder).
+  // few HTTP/2 connections does not make tables for 256.
   if (streams_[i] == nullptr) streams_[i] = std::make_unique<Stream[]>(max_streams_);
-  else for (Stream& s : streams(i)) s = Stream{};
   ++leased_;
   return i;
 }

@@ -62,6 +62,7 @@ struct Connection {
   HpackBudget budget;
   nghttp2_mem mem{};
   uint64_t next_order = 0;
+  uint32_t used = 0;  // stream slots taken since the lease: the table's prefix that lookups scan
 };
 
 class ConnPool {
@@ -78,7 +79,14 @@ class ConnPool {
   uint32_t lease();
   void release(uint32_t i);
   Connection& conn(uint32_t i) { return conns_[i]; }
-  std::span<Stream> streams(uint32_t i) { return {streams_[i].get(), max_streams_}; }  // a leased context's
+  // A leased context's stream slots taken so far (the table grows into its max_streams slots as a
+  // connection opens more streams at once): lookups scan what the connection has used, not the whole table.
+  std::span<Stream> streams(uint32_t i) { return {streams_[i].get(), conns_[i].used}; }
+  // The next untaken slot of the table, or nullptr when all max_streams are taken.
+  Stream* take_slot(uint32_t i) {
+    Connection& c = conns_[i];
+    return c.used < max_streams_ ? &streams_[i][c.used++] : nullptr;
+  }
   uint32_t leased() const { return leased_; }
 
  private:

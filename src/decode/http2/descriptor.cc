@@ -46,7 +46,7 @@ namespace {
 
 constexpr ProtocolOption kOptions[] = {
     {"connections", 256, 0, 1u << 20, "HTTP/2 connections tracked at once per worker (HPACK tables, stream table each); more: counted, not decoded"},
-    {"max_streams", 32, 1, 1024, "open streams tracked per connection; more: the oldest leaves the table (counted), its request still pairs with its response (its later request body is not counted)"},
+    {"max_streams", 128, 1, 1024, "open streams tracked per connection; more: the oldest leaves the table (counted), its request still pairs with its response (its later request body is not counted)"},
     {"header_table_bytes", 65536, 0, 1u << 24, "largest HPACK dynamic table honoured (SETTINGS_HEADER_TABLE_SIZE is capped to it)"},
     {"hpack_memory_bytes", 262144, 16384, 1u << 26, "memory nghttp2 may hold per connection (both inflaters); over it: headers undecodable, counted"},
 };
