@@ -74,7 +74,7 @@ Stream* Http2Decoder::open_stream(FlowContext& ctx, State& st, uint32_t sid, uin
     }
   }
   if (slot == nullptr) slot = pool_.take_slot(st.conn);
-  if (slot == nullptr) {  // full: the oldest open stream ends here, flagged truncated
+  if (slot == nullptr) {  // full: the oldest open stream leaves the table (flagged truncated if incomplete)
     slot = &*std::min_element(table.begin(), table.end(), [](const Stream& a, const Stream& b) { return a.order < b.order; });
     ++ctx.counters().h2_streams_evicted;
     // Its request is pending under its id: the response, when it comes, opens the stream again (so it
