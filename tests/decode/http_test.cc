@@ -298,6 +298,31 @@ TEST(Http, EarlyAnswerStillReadsTheWholeRequestBody) {
   h.expect_ledger();
 }
 
+// A client that announced a body, got its answer (413) and moves on to the next request without sending
+// the body: a segment that starts with a request line ends the waiting request there.
+TEST(Http, NextRequestEndsABodyThatIsNotComing) {
+  Harness h;
+  h.open(8080);
+  const std::string big = "POST /big HTTP/1.1\r\nContent-Length: 1000000\r\n\r\nabcdef";
+  h.c2s(big, kT0);
+  h.s2c("HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n", kT0 + kMs);
+  h.c2s(kGet, kT0 + 2 * kMs);
+  h.s2c(kOk, kT0 + 3 * kMs);
+  h.close(kT0 + 4 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  const json a = h.rec(0), b = h.rec(1);
+  EXPECT_EQ(a["request"]["path"], "/big");
+  EXPECT_EQ(a["request"]["body_bytes"], 6);
+  EXPECT_EQ(a["request"]["bytes"], big.size());
+  EXPECT_EQ(a["response"]["status_code"], 413);
+  EXPECT_EQ(flags_of(a), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(b["request"]["path"], "/a/b");
+  EXPECT_EQ(b["status"], "ok");
+  EXPECT_EQ(b["latency_us"], 1000);
+  EXPECT_TRUE(flags_of(b).empty());
+  h.expect_ledger();
+}
+
 TEST(Http, TimeoutAndUnmatched) {
   Harness h;
   h.open(80);

@@ -178,9 +178,14 @@ class HttpDecoder final : public Decoder {
         // request is complete; what we did not see of it was not captured.
         end_message(ctx, st, kReq, ctx.offset(kReq, {}), ts, record_flag::kTruncated);
       }
-    } else if (dir == kResp && st.held != nullptr) {
-      // More response bytes while one waits for its request's body to end: that body is not coming.
-      end_message(ctx, st, kReq, ctx.offset(kReq, {}), ts, record_flag::kTruncated);
+    } else if (st.held != nullptr &&
+               (dir == kResp || (req.phase != Phase::kHeaders && !ctx.has_carry(kReq) &&
+                                 sniff(bytes, Transport::kTcp) == SniffResult::kRequest))) {
+      // A response waits for its request's body, and the next response begins, or a segment of the
+      // client's starts with a request line (a client that gave up on the body it announced, as after a
+      // 413): that body is not coming. It ended where this segment begins.
+      end_message(ctx, st, kReq, dir == kReq ? ctx.offset(kReq, bytes) : ctx.offset(kReq, {}), ts,
+                  record_flag::kTruncated);
     }
     Side& sd = st.side[index_of(dir)];
     // HTTP/2 with prior knowledge on an HTTP port (h2c on 8080): the client preface hands the flow over.
