@@ -299,10 +299,7 @@ class HttpDecoder final : public Decoder {
       end_message(ctx, st, dir, ctx.offset(dir, {}), ts,
                   sd.phase == Phase::kUntilClose ? 0 : record_flag::kTruncated);
     }
-    if (st.held != nullptr) {  // its request was dropped (a tunnel): the response stands alone
-      ctx.complete_response(std::exchange(st.held, nullptr),
-                            st.held_status >= 400 ? RecordStatus::kError : RecordStatus::kOk);
-    }
+    release_held(ctx, st);  // its request was dropped (a tunnel): the response stands alone
   }
 
  private:
@@ -552,17 +549,21 @@ class HttpDecoder final : public Decoder {
     if (dir == kReq) {
       ctx.commit_request(m);
       st.answered_early = false;
-      if (st.held != nullptr) {  // its response ended first
-        Message* held = std::exchange(st.held, nullptr);
-        ctx.complete_response(held, st.held_status >= 400 ? RecordStatus::kError : RecordStatus::kOk);
-      }
+      release_held(ctx, st);  // its response ended first
     } else if (m != nullptr && st.held == nullptr && st.answered_early && st.side[index_of(kReq)].in_message &&
                status != 101) {
       st.held = m;  // completed when the request's body ends (or the flow does)
       st.held_status = status;
     } else {
-      ctx.complete_response(m, status >= 400 ? RecordStatus::kError : RecordStatus::kOk);
+      ctx.complete_response(m, status_of(status));
     }
+  }
+
+  static RecordStatus status_of(uint16_t code) { return code >= 400 ? RecordStatus::kError : RecordStatus::kOk; }
+
+  // The response waiting for its request's body (State::held), if any, completed now.
+  static void release_held(FlowContext& ctx, State& st) {
+    if (st.held != nullptr) ctx.complete_response(std::exchange(st.held, nullptr), status_of(st.held_status));
   }
 
   bool redact_;
