@@ -110,26 +110,9 @@ bool TopNames::admit_hash(uint64_t h) {
 void EndpointWriter::add(std::string_view s) {
   const size_t n = std::min(s.size(), kMax - len_);
   char* out = buf_.data() + len_;
-  // Names are short (a method, a command): up to 16 bytes as two overlapping fixed-size copies
-  // (inline moves, where a copy of n bytes was a library call).
-  const char* in = s.data();
-  if (n >= 8 && n <= 16) {
-    uint64_t a, b;
-    std::memcpy(&a, in, 8);
-    std::memcpy(&b, in + n - 8, 8);
-    std::memcpy(out, &a, 8);
-    std::memcpy(out + n - 8, &b, 8);
-  } else if (n >= 4 && n < 8) {
-    uint32_t a, b;
-    std::memcpy(&a, in, 4);
-    std::memcpy(&b, in + n - 4, 4);
-    std::memcpy(out, &a, 4);
-    std::memcpy(out + n - 4, &b, 4);
-  } else if (n < 4) {
-    for (size_t i = 0; i < n; ++i) out[i] = in[i];
-  } else {
-    std::memcpy(out, in, n);
-  }
+  // Names are short (a method, a command): inline moves up to 16 bytes, where a copy of n bytes was a
+  // library call.
+  copy_short(out, s.data(), n);
   // Printable ASCII only. Names are short and nearly always clean: eight bytes are checked at once
   // (any byte < 0x20, any byte > 0x7e), and only a word that has one is rewritten byte by byte.
   constexpr uint64_t kOnes = 0x0101010101010101ull;
