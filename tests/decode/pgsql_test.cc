@@ -156,6 +156,34 @@ TEST(Pgsql, ExtendedQueryOneRoundtripPerSync) {
   h.expect_ledger();
 }
 
+// asyncpg's copy_records_to_table: Parse + Describe + Flush (no Sync) to learn the columns, then the COPY as a
+// simple query. One ReadyForQuery ends both: one roundtrip, the simple query's, each key once.
+TEST(Pgsql, SimpleQueryAfterFlushedBatchIsOneRoundtrip) {
+  Harness h;
+  h.open(5432);
+  const std::string copy = "COPY \"t\" FROM STDIN (FORMAT binary)";
+  h.c2s(msg('P', cstr("stmt_5") + cstr("SELECT * FROM \"t\" LIMIT 1") + be16s(0)) + msg('D', "S" + cstr("stmt_5")) +
+            msg('H', ""),
+        kT0);
+  h.s2c(msg('1', "") + msg('t', be16s(0)) + row_desc(3), kT0 + kMs);
+  h.c2s(msg('Q', cstr(copy)), kT0 + 2 * kMs);
+  h.s2c(msg('G', std::string(1, '\1') + be16s(0)), kT0 + 3 * kMs);
+  h.c2s(msg('d', "PGCOPY") + msg('c', ""), kT0 + 4 * kMs);
+  h.s2c(msg('C', cstr("COPY 300")) + z('I'), kT0 + 5 * kMs);
+  ASSERT_EQ(h.size(), 1u);
+  const std::string& line = h.lines()[0];
+  EXPECT_EQ(line.find("\"query\""), line.rfind("\"query\"")) << line;
+  EXPECT_EQ(line.find("\"normalized\""), line.rfind("\"normalized\"")) << line;
+  json a = h.rec(0);
+  EXPECT_EQ(a["status"], "ok");
+  EXPECT_EQ(a["request"]["command"], "QUERY");
+  EXPECT_EQ(a["request"]["query"], copy);
+  EXPECT_FALSE(a["request"].contains("statement"));
+  EXPECT_EQ(a["response"]["tag"], "COPY 300");
+  EXPECT_EQ(a["response"]["rows"], 300);
+  h.expect_ledger();
+}
+
 TEST(Pgsql, ErrorDuringStartupAndTerminate) {
   Harness h;
   h.open(5432);

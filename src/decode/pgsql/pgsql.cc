@@ -307,6 +307,10 @@ class PgsqlDecoder final : public Decoder {
       const uint8_t* p = db::u8p(kept);
       const size_t n = kept.size();
       size_t pos = 0;
+      if ((c.type == 'Q' || c.type == 'F') && c.msg != nullptr) {
+        c.msg->fields.clear();  // as in client_message: the simple query replaces an unsynced batch
+        st.batch = 0;
+      }
       if (c.type == 0 && !st.started) {
         request(ctx, c, ts, "STARTUP");
       } else if (c.type == 'Q') {
@@ -350,6 +354,8 @@ class PgsqlDecoder final : public Decoder {
       sd.msg = ctx.new_message(ts);
       sd.msg_start = sd.hdr_start;
       if (sd.msg != nullptr && command != nullptr) sd.msg->fields.add_string("command", command);
+    } else if (command != nullptr && !sd.msg->fields.has("command")) {
+      sd.msg->fields.add_string("command", command);  // a batch without its Sync, cleared by a simple query
     }
     return sd.msg;
   }
@@ -420,6 +426,14 @@ class PgsqlDecoder final : public Decoder {
       return;
     }
     size_t pos = 0;
+    if ((sd.type == 'Q' || sd.type == 'F') && sd.msg != nullptr) {
+      // An extended-query batch ended by Flush, not Sync (asyncpg prepares a COPY that way before sending it
+      // as a simple query): the server answers both before one ReadyForQuery, so they are one roundtrip, and
+      // the simple query is what it ran last. Its fields replace the batch's (a second `query` would repeat
+      // the key in the record).
+      sd.msg->fields.clear();
+      st.batch = 0;
+    }
     switch (sd.type) {
       case 'Q': {
         Message* m = request(ctx, sd, ts, "QUERY");
