@@ -233,6 +233,30 @@ TEST(Mysql, ErrAndOkFields) {
   h.expect_ledger();
 }
 
+// CLIENT_MULTI_STATEMENTS / CALL: one response with a result set then several OKs (SERVER_MORE_RESULTS_EXISTS,
+// 0x0008): each key once (pymysql's "SELECT 1; UPDATE ...; UPDATE ..." repeated warnings and affected_rows).
+TEST(Mysql, MultiStatementResponseHasEachKeyOnce) {
+  Harness h;
+  h.open(3306);
+  h.c2s(query("select 1; update t set v = 1 where id < 10; insert into t values (5)"), kT0);
+  std::string rs = result_set(1, 1);
+  rs.replace(rs.size() - 9, 9, eof_pkt(4, 0x000a));  // the result set's last EOF says more results follow
+  h.s2c(rs + ok_pkt(5, 9, 0, 0x000a) + ok_pkt(6, 1, 42, 0x0002), kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  const std::string& line = h.lines()[0];
+  for (const char* k : {"\"warnings\"", "\"affected_rows\"", "\"last_insert_id\""}) {
+    EXPECT_EQ(line.find(k), line.rfind(k)) << k << " in " << line;
+  }
+  json a = h.rec(0);
+  EXPECT_EQ(a["status"], "ok");
+  EXPECT_EQ(a["response"]["rows"], 1);
+  EXPECT_EQ(a["response"]["columns"], 1);
+  EXPECT_EQ(a["response"]["affected_rows"], 10);  // 9 + 1
+  EXPECT_EQ(a["response"]["last_insert_id"], 42);
+  EXPECT_EQ(a["response"]["warnings"], 0);
+  h.expect_ledger();
+}
+
 TEST(Mysql, NonQueryCommands) {
   Harness h;
   h.open(3306);

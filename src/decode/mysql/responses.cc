@@ -10,10 +10,13 @@ void MysqlDecoder::ok_fields(FieldList& f, const uint8_t* p, size_t n) {
   uint64_t affected = 0, last_id = 0;
   size_t u1 = 0, u2 = 0;
   if (n < 1 || !lenenc(p + 1, n - 1, &affected, &u1) || !lenenc(p + 1 + u1, n - 1 - u1, &last_id, &u2)) return;
-  f.add_uint("affected_rows", affected);
-  f.add_uint("last_insert_id", last_id);
+  // A multi-statement or a CALL answers with several OKs (and EOFs) in one response: affected rows add up,
+  // the last insert id and warning count are the last statement's; each key once in the record.
+  const Field* before = f.find("affected_rows");
+  f.set_uint("affected_rows", affected + (before != nullptr ? before->num : 0));
+  f.set_uint("last_insert_id", last_id);
   const size_t w = 1 + u1 + u2 + 2;
-  if (w + 2 <= n) f.add_uint("warnings", le16(p + w));
+  if (w + 2 <= n) f.set_uint("warnings", le16(p + w));
 }
 
 uint16_t MysqlDecoder::ok_status(const uint8_t* p, size_t n) {
