@@ -184,6 +184,41 @@ TEST(Pgsql, SimpleQueryAfterFlushedBatchIsOneRoundtrip) {
   h.expect_ledger();
 }
 
+// psycopg 3's executemany: one Parse, then Bind/Describe/Execute per row, one Sync. Bytes lost in the middle
+// leave the batch open, flagged `gap`: one record with the Parse's text. A Bind batch of a statement whose
+// Parse was never seen names it once.
+TEST(Pgsql, GapInsideAnExtendedBatchKeepsItsRecord) {
+  Harness h;
+  h.open(5432);
+  const std::string parse = msg('P', cstr("_pg3_0") + cstr("INSERT INTO t VALUES ($1)") + be16s(0));
+  const std::string bind = msg('B', cstr("") + cstr("_pg3_0") + be16s(0) + be16s(0) + be16s(0));
+  const std::string exec = msg('E', cstr("") + be32s(0));
+  h.c2s(parse + bind + exec, kT0);
+  h.gap(Direction::kClientToServer, bind.size() + exec.size(), kT0 + kMs);
+  h.c2s(bind + exec + msg('S', ""), kT0 + 2 * kMs);
+  std::string answer = msg('1', "");
+  for (int i = 0; i < 3; ++i) answer += msg('2', "") + msg('C', cstr("INSERT 0 1"));
+  h.s2c(answer + z('I'), kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json a = h.rec(0);
+  EXPECT_EQ(a["status"], "ok");
+  EXPECT_EQ(a["request"]["command"], "EXECUTE");
+  EXPECT_EQ(a["request"]["query"], "INSERT INTO t VALUES ($1)");
+  EXPECT_EQ(a["request"]["bytes"], parse.size() + 3 * (bind.size() + exec.size()) + 5);
+  EXPECT_EQ(a["response"]["rows"], 3);
+  EXPECT_EQ(dectest::flags_of(a), std::vector<std::string>{"gap"});
+
+  Harness g;  // the capture began after the Parse
+  g.open(5432);
+  const std::string bind2 = msg('B', cstr("") + cstr("_pg3_7") + be16s(0) + be16s(0) + be16s(0));
+  g.c2s(bind2 + exec + bind2 + exec + bind2 + exec + msg('S', ""), kT0);
+  g.s2c(answer + z('I'), kT0 + kMs);
+  ASSERT_EQ(g.size(), 1u);
+  const std::string& line = g.lines()[0];
+  EXPECT_EQ(line.find("\"statement\""), line.rfind("\"statement\"")) << line;
+  EXPECT_EQ(g.rec(0)["request"]["statement"], "_pg3_7");
+}
+
 TEST(Pgsql, ErrorDuringStartupAndTerminate) {
   Harness h;
   h.open(5432);

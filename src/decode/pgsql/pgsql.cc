@@ -104,8 +104,12 @@ class PgsqlDecoder final : public Decoder {
         return;
       }
       sd.resync.found(ctx);
+      Message* keep = sd.msg;  // a batch kept open across the gap (lose_sync)
+      const uint64_t keep_start = sd.msg_start;
       sd = Side{};
       sd.checked = true;
+      sd.msg = keep;
+      sd.msg_start = keep_start;
       if (dir == kReq) st.started = true;
     }
     while (!bytes.empty() && !st.encrypted) {
@@ -274,15 +278,27 @@ class PgsqlDecoder final : public Decoder {
 
   void lose_sync(FlowContext& ctx, State& st, Direction dir, std::span<const std::byte>& bytes) {
     Side& sd = st.side[index_of(dir)];
-    if (sd.msg != nullptr) ctx.discard(sd.msg);
+    // An extended-query batch open on the client side (Parse/Bind/Execute... before its Sync) stays open,
+    // flagged `gap`: the messages after the resync and its Sync complete it, and its answer pairs with it.
+    // Dropped, its remainder made a record of its own without the flag (a pipelined executemany whose
+    // middle was lost came out as a clean record with a third of its bytes).
+    Message* keep = dir == kReq ? sd.msg : nullptr;
+    const uint64_t keep_start = sd.msg_start;
+    if (keep != nullptr) {
+      keep->flags |= record_flag::kGap;
+    } else if (sd.msg != nullptr) {
+      ctx.discard(sd.msg);
+    }
     if (dir == kReq) {
-      st.batch = 0;
+      if (keep == nullptr) st.batch = 0;
     } else {
       ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
       reset_response(st);
     }
     sd = Side{};
     sd.checked = true;
+    sd.msg = keep;
+    sd.msg_start = keep_start;
     sd.resync.lose(bytes.size());
     bytes = {};
   }
@@ -296,12 +312,8 @@ class PgsqlDecoder final : public Decoder {
   // inside its 5-byte header is too little to tell (counted).
   void close_request(FlowContext& ctx, State& st, uint64_t ts) {
     Side& c = st.side[0];
-    if (c.resync.lost) {
-      if (c.msg != nullptr) ctx.discard(c.msg);
-      c.msg = nullptr;
-      return;
-    }
-    const bool cut = mid_message(ctx, c, kReq);
+    if (c.resync.lost && c.msg == nullptr) return;
+    const bool cut = !c.resync.lost && mid_message(ctx, c, kReq);  // lost: only a batch kept across the gap
     if (cut && c.phase == Phase::kBody) {
       const std::span<const std::byte> kept = ctx.kept(kReq);
       const uint8_t* p = db::u8p(kept);
@@ -458,7 +470,8 @@ class PgsqlDecoder final : public Decoder {
         st.batch |= kHasBind;
         cstr(p, n, &pos);  // portal
         const std::string_view name = cstr(p, n, &pos);
-        if (m != nullptr && !m->fields.has("query") && !m->fields.has("normalized")) {
+        if (m != nullptr && !m->fields.has("query") && !m->fields.has("normalized") && !m->fields.has("statement")) {
+          // (a batch of Binds of a statement whose Parse was not seen: its name once)
           if (!name.empty()) m->fields.add_string("statement", name, kNameMax);
           if (const auto text = stmts_.find(st.gen, db::fnv1a(name))) m->fields.add_string("normalized", *text);
         }
