@@ -83,13 +83,23 @@ void Reassembler::settle_slow(Flow& f, uint64_t ts_ns) {
 }
 
 // Declares missing the holes the other side acknowledged in `d` (the old
-// immediate "ack past hole", now at the bound).
+// immediate "ack past hole", now at the bound). Only up to what the other
+// side's first held piece awaits: a hole its later pieces proved is declared
+// after the earlier ones went out, where capture order puts it. (One gap
+// declared for two lost answers before the two requests released them left
+// the first request pending and paired it with the second one's answer.)
 void Reassembler::resolve_acked_holes(Flow& f, Direction d, uint64_t ts_ns) {
   StreamState& s = st(f, d);
   if (!s.acked_known) return;
+  uint32_t proof = s.acked;
+  const Direction od = opposite(d);
+  if (head_blocked(f, od)) {
+    const uint32_t need = pool_.piece(st(f, od).head).need_ack;
+    if (seq_lt(need, proof)) proof = need;
+  }
   while (s.head != ChunkPool::kNone) {
     const uint32_t hs = pool_.piece(s.head).seq;
-    if (!seq_lt(s.next_seq, hs) || seq_gt(hs, s.acked)) break;  // held head, or past the proof
+    if (!seq_lt(s.next_seq, hs) || seq_gt(hs, proof)) break;  // held head, or past the proof
     advance_to(f, d, hs, GapReason::kAckPastHole, ts_ns);
   }
   if (s.head == ChunkPool::kNone && s.fin_seen && !s.fin_delivered && seq_gt(s.acked, s.fin_seq) &&

@@ -150,6 +150,34 @@ TEST_F(AckHoldTest, LostTailGivesNoGapUnlessItsDirectionGoesOnLikeCaptureOrder) 
   }
 }
 
+// Two answers in a row never reach the capture; each following request acks
+// the one before it. The hole is declared when the request that proves its
+// last part goes out, not before the first held one: a decoder pairing answers
+// in order then drops both unanswered requests, instead of giving the second
+// request the third one's answer (pgsql, 2 lost server segments, hold on).
+TEST_F(AckHoldTest, HoleProvenByTwoHeldRequestsIsDeclaredBetweenThem) {
+  for (bool timer : {false, true}) {
+    make(hold_config());
+    const TcpConn c = default_conn();
+    handshake(c, kT0);
+    feed(c.c_data(0, "q1", kT0 + 10));
+    // r1 (server bytes 0-1) lost
+    feed(c.c_data(2, "q2", kT0 + 30, 2));
+    // r2 (server bytes 2-3) lost
+    feed(c.c_data(4, "q3", kT0 + 50, 4));
+    feed(c.s_data(4, "r3", kT0 + 60, 6));
+    if (timer) {
+      TcpConn other = default_conn();
+      other.client.port = 40000;
+      feed(other.syn(kT0 + 60 + 10 * kMs));
+    } else {
+      r_->finish(kT0 + 100);
+    }
+    EXPECT_EQ(order(), (V{"c:q1", "c:q2", "s:<gap 4>", "c:q3", "s:r3"})) << timer;
+    expect_ledger(*r_, fed_);
+  }
+}
+
 TEST_F(AckHoldTest, IdleWorkerReleasesHoldsOnItsTimer) {
   const TcpConn c = default_conn();
   handshake(c, kT0);
