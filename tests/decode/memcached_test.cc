@@ -152,6 +152,31 @@ TEST(MemcachedBinary, QuietGetsHitsAndMissesEndedByNoop) {
   h.expect_ledger();
 }
 
+// The response side loses bytes in a GetKQ batch: the hits in the hole are gone, so the NoOp's answer no
+// longer proves the keys without an answer were misses. They get an implied response without a status,
+// flagged gap (2% loss on a real capture turned hits into clean key_not_found errors).
+TEST(MemcachedBinary, QuietRequestsPendingAcrossAResponseGapImplyNothing) {
+  Harness h;
+  h.open(11211);
+  h.c2s(req(0x0d, "a", 1) + req(0x0d, "b", 2) + req(0x0d, "c", 3) + req(0x0a, {}, 4), kT0);
+  h.s2c(resp(0x0d, 1, 0, "a", kFlags4, "AAA"), kT0 + kMs);
+  h.gap(Direction::kServerToClient, 24 + 4 + 1 + 3, kT0 + 2 * kMs);  // b's hit
+  h.s2c(resp(0x0a, 4), kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 4u);
+  json a = h.rec(0), b = h.rec(1), c = h.rec(2), noop = h.rec(3);
+  EXPECT_EQ(a["response"]["values"], 1);
+  EXPECT_TRUE(dectest::flags_of(a).empty());
+  for (const json& q : {b, c}) {
+    EXPECT_EQ(q["response"]["implied"], true);
+    EXPECT_FALSE(q["response"].contains("status")) << q;
+    EXPECT_FALSE(q["response"].contains("values")) << q;
+    EXPECT_EQ(q["status"], "ok");
+    EXPECT_EQ(dectest::flags_of(q), std::vector<std::string>{"gap"});
+  }
+  EXPECT_EQ(noop["request"]["command"], "NoOp");
+  h.expect_ledger();
+}
+
 TEST(MemcachedBinary, UnansweredRequestDoesNotBlockQuietOnes) {
   // memcached 1.6.18 never answers some requests (an unknown opcode with a key): the quiet ones after it are
   // still resolved by the NoOp's answer; the unanswered one times out.

@@ -297,9 +297,12 @@ void MemcachedDecoder::resolve_quiet(FlowContext& ctx, uint32_t opaque, uint8_t 
     if ((q->aux & kAuxQuiet) != 0) {  // a non-quiet one left here lost its answer: it times out
       Message* r = ctx.new_message(ts);
       if (r == nullptr) return;
-      const bool get = (q->aux & kAuxQuietGet) != 0;
+      // Pending when the response side lost bytes (gap): its answer may have been lost, nothing is implied
+      // (no status, `ok`, flagged `gap`).
+      const bool unknown = (q->flags & record_flag::kGap) != 0;
+      const bool get = (q->aux & kAuxQuietGet) != 0 && !unknown;
       r->stream_end = ctx.offset(kResp, {});
-      r->fields.add_string("status", get ? "key_not_found" : "no_error");
+      if (!unknown) r->fields.add_string("status", get ? "key_not_found" : "no_error");
       if (get) r->fields.add_uint("values", 0);
       r->fields.add_bool("binary", true);
       r->fields.add_bool("implied", true);

@@ -107,7 +107,14 @@ void MemcachedDecoder::gap(FlowContext& ctx, Direction dir, uint64_t missing, ui
   sd.resync.lose();
   if (binary) {
     sd.phase = Phase::kHeader;
-    return;  // responses name their request: the pending ones still pair (or time out)
+    // Responses name their request: the pending ones still pair (or time out). A quiet one's answer (a hit,
+    // an error) may have been in the hole: a later response no longer proves what it got (resolve_quiet).
+    if (dir == kResp) {
+      for (Message* q = ctx.front_request(); q != nullptr; q = ctx.next_request(q)) {
+        if ((q->aux & kAuxQuiet) != 0) q->flags |= record_flag::kGap;
+      }
+    }
+    return;
   }
   if (dir == kReq) st.in_sync = false;
   if (dir == kResp) ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
