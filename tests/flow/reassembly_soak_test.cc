@@ -500,8 +500,8 @@ void lookahead_matches_plain(bool hold_and_dedup) {
   for (uint32_t i = 0; i < conns.size(); ++i) {
     conns[i] = TcpConn{{ipv4(10, 0, 0, static_cast<uint8_t>(2 + i % 3)), static_cast<uint16_t>(40000 + i % 2)},
                        {ipv4(10, 0, 1, 1), 80},
-                       rng(),
-                       rng()};
+                       static_cast<uint32_t>(rng()),
+                       static_cast<uint32_t>(rng())};
   }
   for (int step = 0; step < 6000; ++step) {
     const uint32_t i = rng() % conns.size();
@@ -512,8 +512,8 @@ void lookahead_matches_plain(bool hold_and_dedup) {
       const std::string data(1 + rng() % 40, static_cast<char>('a' + rng() % 26));
       switch (rng() % 16) {
         case 0:
-          c.c_isn = rng();
-          c.s_isn = rng();
+          c.c_isn = static_cast<uint32_t>(rng());
+          c.s_isn = static_cast<uint32_t>(rng());
           coff[i] = soff[i] = 0;
           pkts.push_back(c.syn(ts));
           pkts.push_back(c.syn_ack(ts + 1));
@@ -586,7 +586,9 @@ void lookahead_matches_plain(bool hold_and_dedup) {
   EXPECT_GT(plain.counters().closed[static_cast<size_t>(CloseReason::kReused)] +
                 plain.counters().closed[static_cast<size_t>(CloseReason::kRst)],
             10u);
-  if (hold_and_dedup) EXPECT_GT(plain.counters().outcome[static_cast<size_t>(O::kDuplicate)], 100u);
+  if (hold_and_dedup) {
+    EXPECT_GT(plain.counters().outcome[static_cast<size_t>(O::kDuplicate)], 100u);
+  }
 }
 
 TEST(ReassemblyLookaheadTest, LinkedPacketsMatchPacketByPacket) { lookahead_matches_plain(false); }
