@@ -3,12 +3,15 @@
 // Runs on one worker lcore, no locks; allocates only in the constructor, never per packet.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <span>
 
 #include "spanfeed/packet.h"
+#include "spanfeed/word_hash.h"
 
 namespace spanfeed {
 
@@ -52,7 +55,8 @@ class DuplicateFilter {
   // packet rate (entries per window).
   uint64_t evicted_live() const { return evicted_live_; }
 
-  // The fingerprint seen() keys on (tests, benches).
+  // The fingerprint seen() keys on. Inline: the reassembler computes one per
+  // packet (lookahead), right after the same packet's flow key.
   uint64_t fingerprint(std::span<const std::byte> frame, const ParsedPacket& p) const;
 
  private:
@@ -74,5 +78,70 @@ class DuplicateFilter {
   std::unique_ptr<Line[]> lines_;
   uint64_t evicted_live_ = 0;
 };
+
+
+// ---------------------------------------------------------------------------
+// Inline definitions (per packet on the worker)
+
+inline uint64_t DuplicateFilter::fingerprint(std::span<const std::byte> frame, const ParsedPacket& p) const {
+  using word_hash::load64;
+  using word_hash::mix;
+  auto load32 = [](const void* b) -> uint64_t {
+    uint32_t v;
+    std::memcpy(&v, b, sizeof(v));
+    return v;
+  };
+  // The frame's fields are taken as they lie (no byte swap: the same bytes,
+  // the same identity). 2^32: the IP id/flow label field is not in the frame
+  // (a value no field can take).
+  const std::byte* f = frame.data();
+  const size_t n = frame.size();
+  const size_t l3 = p.l3_offset;
+  uint64_t h = seed_;
+  uint64_t ip_id = uint64_t{1} << 32;
+  if (p.ip_version == 6) [[unlikely]] {
+    h = mix(h, load64(p.src.bytes));
+    h = mix(h, load64(p.src.bytes + 8));
+    h = mix(h, load64(p.dst.bytes));
+    h = mix(h, load64(p.dst.bytes + 8));
+    // The flow label: the low 20 bits of the first word (big-endian), i.e.
+    // byte 1's low nibble and bytes 2-3.
+    if (l3 + 4 <= n) ip_id = load32(f + l3) & (std::endian::native == std::endian::little ? 0xffff0f00u : 0x000fffffu);
+  } else {
+    h = mix(h, load32(p.src.bytes) | load32(p.dst.bytes) << 32);  // IPv4: the first 4 bytes
+    // Identification and the flags/fragment field (one word).
+    if (l3 + 8 <= n) [[likely]] ip_id = load32(f + l3 + 4);
+  }
+  // The ports (src_port, dst_port: one 32-bit load) with the IP version,
+  // protocol and TCP flags (ip_version, l4_proto, tcp_flags: three bytes of
+  // one 32-bit load; the fourth, packet_flag bits, is left out).
+  static_assert(offsetof(ParsedPacket, dst_port) == offsetof(ParsedPacket, src_port) + 2 &&
+                offsetof(ParsedPacket, l4_proto) == offsetof(ParsedPacket, ip_version) + 1 &&
+                offsetof(ParsedPacket, tcp_flags) == offsetof(ParsedPacket, ip_version) + 2 &&
+                offsetof(ParsedPacket, flags) == offsetof(ParsedPacket, ip_version) + 3 &&
+                offsetof(ParsedPacket, tcp_ack) == offsetof(ParsedPacket, tcp_seq) + 4 &&
+                std::endian::native == std::endian::little);
+  h = mix(h, load32(&p.src_port) | (load32(&p.ip_version) & 0xffffff) << 32);
+  h = mix(h, uint64_t{p.ip_payload_len} | uint64_t{p.payload_len} << 32);
+  h = mix(h, load64(&p.tcp_seq));  // tcp_seq | tcp_ack << 32
+  uint64_t csum = 0x20000;  // no L4 header (or neither TCP nor UDP): no checksum
+  if (p.l4_offset != 0 && (p.l4_proto == kProtoTcp || p.l4_proto == kProtoUdp)) [[likely]] {
+    const size_t off = size_t{p.l4_offset} + (p.l4_proto == kProtoTcp ? 16 : 6);
+    if (off + 2 <= n) [[likely]] {
+      uint16_t c;
+      std::memcpy(&c, f + off, sizeof(c));
+      csum = c;
+    } else {
+      csum = 0x10000;  // cut off by the snaplen
+    }
+  }
+  h = mix(h, ip_id | csum << 33);
+  // A bijective finish (the identity classes are the mix chain's): the high
+  // half folded down, then one multiply carries every bit into the high bits
+  // line_of() reads.
+  h ^= h >> 32;
+  h *= word_hash::kMul;
+  return h != 0 ? h : 1;  // 0 marks an empty entry
+}
 
 }  // namespace spanfeed

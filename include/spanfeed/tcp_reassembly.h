@@ -375,15 +375,31 @@ class Reassembler final : private FlowTableListener {
     OrientedKey ok;
     uint64_t hash = 0;
     uint64_t dedup_fp = 0;
+    // ok.key is the key of the packet processed just before this one (hash
+    // not computed): its flow, when that packet left one in the table
+    // (last_slot_), is this packet's without a lookup.
+    bool same_flow = false;
   };
-  void lookahead(const PacketView& next);
+  // `cur`: this packet's key when it was computed ahead (nullptr: not known).
+  void lookahead(const PacketView& next, const KeyedPacket* cur);
+  // The flow of `kp`: the previous packet's (prev_slot, its last_slot_) when
+  // kp.same_flow and it is still in the table, else looked up.
+  FlowLookup find_flow(const KeyedPacket& kp, uint32_t prev_slot) {
+    if (kp.same_flow && prev_slot != FlowTable::kNone && table_.in_use(prev_slot)) [[likely]] {
+      // Nothing inserts between the previous packet's lookup and this one
+      // (expiry only frees): a slot still in use still holds that flow.
+      Flow& f = table_.at(prev_slot);
+      return {&f, f.direction_of(kp.ok.from_a)};
+    }
+    return table_.find(kp.ok, kp.same_flow ? table_.hash_of(kp.ok.key) : kp.hash);
+  }
   [[gnu::noinline]] void key_now(const ParsedPacket& p, KeyedPacket& kp) const;
   SegmentOutcome process_tcp(std::span<const std::byte> frame, const ParsedPacket& p,
                              std::span<const std::byte> payload, uint32_t seg_len, uint64_t ts_ns,
-                             const KeyedPacket& kp);
+                             const KeyedPacket& kp, uint32_t prev_slot);
   SegmentOutcome process_udp(std::span<const std::byte> frame, const ParsedPacket& p,
                              std::span<const std::byte> payload, uint32_t missing, uint64_t ts_ns,
-                             const KeyedPacket& kp);
+                             const KeyedPacket& kp, uint32_t prev_slot);
   Flow* open_flow(const OrientedKey& ok, bool client_is_a, FlowState state, TimeoutClass cls,
                   uint64_t ts_ns, Direction* dir);
   bool is_new_connection(const StreamState& s, uint32_t seq) const;
@@ -505,6 +521,9 @@ class Reassembler final : private FlowTableListener {
   // The next packet's key (lookahead()): only the very next process() call may use it.
   std::array<KeyedPacket, 2> ahead_{};
   uint32_t ahead_slot_ = 0;
+  // The slot of the flow the previous process() call reached (kNone: none,
+  // or that packet never got to the flow table). A same_flow packet's flow.
+  uint32_t last_slot_ = FlowTable::kNone;
 };
 
 }  // namespace spanfeed

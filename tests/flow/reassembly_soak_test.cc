@@ -474,5 +474,125 @@ void random_garbage(bool mirror) {
 TEST(ReassemblyHostileTest, RandomGarbageNeverBreaksTheInvariants) { random_garbage(false); }
 TEST(ReassemblyHostileTest, RandomGarbageWithAckHoldAndDedup) { random_garbage(true); }
 
+// The next packet's key, hash and dedup fingerprint computed ahead (the
+// worker links each packet to the next: PacketView::next), and the previous
+// packet's flow taken again without a lookup when the next packet is of the
+// same flow: the consumer hears exactly what it hears packet by packet
+// without them. A few connections whose packets come in runs (same flow,
+// both directions), ports reused with a new ISN, RSTs, FINs, UDP, mirror
+// copies, and time jumps past the timeouts between two packets of one flow.
+void lookahead_matches_plain(bool hold_and_dedup) {
+  ReassemblerConfig cfg;
+  cfg.table.capacity = 4;  // full: evictions and refusals too
+  cfg.table.tcp_established_timeout_ns = 2 * kSec;
+  cfg.table.udp_timeout_ns = 2 * kSec;
+  cfg.table.closed_linger_ns = kSec;
+  cfg.table.evict_min_idle_ns = kSec / 2;
+  if (hold_and_dedup) {
+    cfg.reassembly.ack_hold_ns = 10 * kMs;
+    cfg.reassembly.dedup_window_ns = kMs;
+  }
+  std::mt19937 rng(hold_and_dedup ? 7 : 11);
+  std::vector<TestPacket> pkts;
+  uint64_t ts = kT0;
+  std::array<TcpConn, 6> conns;
+  std::array<uint32_t, 6> coff{}, soff{};
+  for (uint32_t i = 0; i < conns.size(); ++i) {
+    conns[i] = TcpConn{{ipv4(10, 0, 0, static_cast<uint8_t>(2 + i % 3)), static_cast<uint16_t>(40000 + i % 2)},
+                       {ipv4(10, 0, 1, 1), 80},
+                       static_cast<uint32_t>(rng()),
+                       static_cast<uint32_t>(rng())};
+  }
+  for (int step = 0; step < 6000; ++step) {
+    const uint32_t i = rng() % conns.size();
+    TcpConn& c = conns[i];
+    const uint32_t run = 1 + rng() % 6;  // packets of this connection in a row
+    for (uint32_t k = 0; k < run; ++k) {
+      ts += (rng() % 50 == 0) ? 3 * kSec : rng() % (2 * kMs);
+      const std::string data(1 + rng() % 40, static_cast<char>('a' + rng() % 26));
+      switch (rng() % 16) {
+        case 0:
+          c.c_isn = static_cast<uint32_t>(rng());
+          c.s_isn = static_cast<uint32_t>(rng());
+          coff[i] = soff[i] = 0;
+          pkts.push_back(c.syn(ts));
+          pkts.push_back(c.syn_ack(ts + 1));
+          pkts.push_back(c.ack(ts + 2));
+          break;
+        case 1: pkts.push_back(c.c_rst(coff[i], "", ts)); break;
+        case 2: pkts.push_back(c.c_fin(coff[i], ts, soff[i])); break;
+        case 3: pkts.push_back(c.s_fin(soff[i], ts, coff[i])); break;
+        case 4: pkts.push_back(udp_packet(c.client, c.server, data, ts)); break;
+        case 5: pkts.push_back(c.c_data(coff[i] + 100, data, ts, soff[i])); break;  // a hole
+        case 6: pkts.push_back(c.s_ack(coff[i], ts, soff[i])); break;
+        case 7:
+        case 8:
+        case 9:
+          pkts.push_back(c.s_data(soff[i], data, ts, coff[i]));
+          soff[i] += static_cast<uint32_t>(data.size());
+          break;
+        default:
+          pkts.push_back(c.c_data(coff[i], data, ts, soff[i]));
+          coff[i] += static_cast<uint32_t>(data.size());
+          break;
+      }
+      if (rng() % 8 == 0) {  // the mirror's copy
+        TestPacket copy = pkts.back();
+        copy.ts_ns += 1000;
+        pkts.push_back(copy);
+      }
+    }
+  }
+  RecordingConsumer plain_rec, ahead_rec;
+  Reassembler plain(cfg, plain_rec), ahead(cfg, ahead_rec);
+  std::vector<O> plain_out, ahead_out;
+  for (const TestPacket& p : pkts) plain_out.push_back(plain.process(PacketView{p.frame, &p.parsed, p.ts_ns, 0}));
+  // Bursts of 1-32 linked views, as the worker hands them over.
+  std::vector<PacketView> views;
+  for (size_t b = 0; b < pkts.size();) {
+    const size_t n = std::min<size_t>(pkts.size() - b, 1 + rng() % 32);
+    views.clear();
+    for (size_t j = 0; j < n; ++j) {
+      const TestPacket& p = pkts[b + j];
+      views.push_back(PacketView{p.frame, &p.parsed, p.ts_ns, 0});
+    }
+    for (size_t j = 0; j + 1 < n; ++j) views[j].next = &views[j + 1];
+    for (size_t j = 0; j < n; ++j) ahead_out.push_back(ahead.process(views[j]));
+    b += n;
+  }
+  plain.finish(ts + 100 * kSec);
+  ahead.finish(ts + 100 * kSec);
+  ASSERT_EQ(plain_out, ahead_out);
+  ASSERT_EQ(plain_rec.events.size(), ahead_rec.events.size());
+  for (size_t e = 0; e < plain_rec.events.size(); ++e) {
+    const auto& x = plain_rec.events[e];
+    const auto& y = ahead_rec.events[e];
+    ASSERT_EQ(x.kind, y.kind) << e;
+    ASSERT_EQ(x.serial, y.serial) << e;
+    ASSERT_EQ(x.dir, y.dir) << e;
+    ASSERT_EQ(x.data, y.data) << e;
+    ASSERT_EQ(x.missing, y.missing) << e;
+    ASSERT_EQ(x.gap_reason, y.gap_reason) << e;
+    ASSERT_EQ(x.close_reason, y.close_reason) << e;
+    ASSERT_EQ(x.ts_ns, y.ts_ns) << e;
+  }
+  EXPECT_EQ(plain.counters().outcome, ahead.counters().outcome);
+  EXPECT_EQ(plain.table_counters().evicted_live, ahead.table_counters().evicted_live);
+  EXPECT_EQ(plain.table_counters().expired, ahead.table_counters().expired);
+  EXPECT_EQ(plain.table_counters().refused, ahead.table_counters().refused);
+  // The sequence exercised what it is for.
+  EXPECT_GT(plain.counters().outcome[static_cast<size_t>(O::kInOrder)], 1000u);
+  EXPECT_GT(plain.table_counters().expired, 10u);
+  EXPECT_GT(plain.counters().closed[static_cast<size_t>(CloseReason::kReused)] +
+                plain.counters().closed[static_cast<size_t>(CloseReason::kRst)],
+            10u);
+  if (hold_and_dedup) {
+    EXPECT_GT(plain.counters().outcome[static_cast<size_t>(O::kDuplicate)], 100u);
+  }
+}
+
+TEST(ReassemblyLookaheadTest, LinkedPacketsMatchPacketByPacket) { lookahead_matches_plain(false); }
+TEST(ReassemblyLookaheadTest, LinkedPacketsMatchWithAckHoldAndDedup) { lookahead_matches_plain(true); }
+
 }  // namespace
 }  // namespace spanfeed
