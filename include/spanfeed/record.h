@@ -99,6 +99,7 @@ class FieldList {
   void clear() {
     count_ = 0;
     used_ = 0;
+    strings_ = 0;
     truncated_ = false;
   }
   // The adders are inline so that a literal key's length folds at compile time
@@ -118,6 +119,7 @@ class FieldList {
       f.key_len = key_length(key);
       f.num = 0;
       count_ = static_cast<uint16_t>(count + 1);
+      strings_ = static_cast<uint16_t>(strings_ + (n != 0));
       copy_short(arena_.data() + used, value.data(), n);
       used_ = static_cast<uint16_t>(used + n);
       return;
@@ -149,6 +151,9 @@ class FieldList {
   void mask(size_t i, size_t from, size_t to, char c);
 
   size_t size() const { return count_; }
+  // String fields with a value (not empty): what the redactor scans. Kept as fields are added,
+  // replaced or retyped, so a message with none costs no loop over its fields.
+  size_t strings() const { return strings_; }
   const Field& operator[](size_t i) const { return fields_[i]; }
   size_t arena_left() const { return kArenaBytes - used_; }
   // Every value's bytes in one span (string and raw JSON values, replaced ones too, no
@@ -176,6 +181,7 @@ class FieldList {
   std::array<char, kArenaBytes + kArenaSlack> arena_{};
   uint16_t count_ = 0;
   uint16_t used_ = 0;
+  uint16_t strings_ = 0;  // string fields whose value is not empty
   bool truncated_ = false;
 };
 

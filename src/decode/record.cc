@@ -70,14 +70,14 @@ bool FieldList::replace_string(size_t i, std::string_view value) {
   Field& f = fields_[i];
   if (value.size() <= f.len) {
     std::memcpy(arena_.data() + f.off, value.data(), value.size());
-    f.len = static_cast<uint16_t>(value.size());
-    return true;
+  } else {
+    if (value.size() > arena_left()) return false;
+    std::memcpy(arena_.data() + used_, value.data(), value.size());
+    f.off = used_;
+    used_ = static_cast<uint16_t>(used_ + value.size());
   }
-  if (value.size() > arena_left()) return false;
-  std::memcpy(arena_.data() + used_, value.data(), value.size());
-  f.off = used_;
+  strings_ = static_cast<uint16_t>(strings_ + !value.empty() - (f.len != 0));
   f.len = static_cast<uint16_t>(value.size());
-  used_ = static_cast<uint16_t>(used_ + value.size());
   return true;
 }
 
@@ -116,6 +116,7 @@ void FieldList::add_string(const char* key, uint8_t key_len, std::string_view va
   f.len = static_cast<uint16_t>(n);
   f.num = 0;
   count_ = static_cast<uint16_t>(count + 1);
+  strings_ = static_cast<uint16_t>(strings_ + (n != 0));
   char* const dst = arena_.data() + used;
   const char* const src = value.data();
   if (n <= 16) {
@@ -158,6 +159,7 @@ bool FieldList::raw_commit(const char* key, uint8_t key_len, size_t begin, Field
   f.off = static_cast<uint16_t>(begin);
   f.len = static_cast<uint16_t>(used_ - begin);
   f.num = 0;
+  if (kind == FieldKind::kString && f.len != 0) ++strings_;
   return true;
 }
 
@@ -165,6 +167,7 @@ void FieldList::set_uint(const char* key, uint8_t key_len, uint64_t v) {
   for (size_t i = 0; i < count_; ++i) {
     Field& f = fields_[i];
     if (f.key_len == key_len && std::memcmp(f.key, key, key_len) == 0) {
+      if (f.kind == FieldKind::kString && f.len != 0) --strings_;
       f.kind = FieldKind::kUint;
       f.num = v;
       return;

@@ -25,6 +25,19 @@ uint64_t key_hash(const SeriesKey& k, uint32_t seed) {
   return word_hash::bytes(&k, k.size(), uint64_t{seed} << 32 | seed);
 }
 
+// The recent-series cache's index: the key's fixed part and its endpoint's first and last words
+// (masked to its length), multiplied; the top byte. Not seeded: a miss costs only the table's path.
+inline size_t recent_index(const SeriesKey& k) {
+  using word_hash::load64;
+  static_assert(sizeof(k.endpoint) >= 8 && offsetof(SeriesKey, endpoint) == 32);
+  const size_t n = k.endpoint_len;
+  uint64_t e = load64(k.endpoint);  // within the key's buffer; bytes past n masked out
+  if (n < 8) e &= (uint64_t{1} << (8 * n)) - 1;
+  const uint64_t last = n > 8 ? load64(k.endpoint + n - 8) : 0;
+  const uint64_t x = (load64(&k) ^ load64(k.ip) ^ load64(k.ip + 8) ^ std::rotl(e, 17) ^ last ^ n) * word_hash::kMul;
+  return static_cast<size_t>(x >> 56);
+}
+
 }  // namespace
 
 // --- Shared ---
@@ -254,11 +267,16 @@ void Aggregator::add(const Record& r) {
   } else {
     k.endpoint_len = 0;
   }
-  const uint64_t h = key_hash(k, seed_);
-  uint32_t s = find(k, h);
-  if (s == kNil) {
-    s = insert(k, h);
-  } else if (s != head_) {
+  uint32_t& recent = recent_[recent_index(k)];
+  static_assert(kRecent == 256, "the index is a byte");
+  uint32_t s = recent - 1;  // kNil when empty
+  if (s >= used_ || series_[s].key.endpoint_len != k.endpoint_len || std::memcmp(&series_[s].key, &k, k.size()) != 0) {
+    const uint64_t h = key_hash(k, seed_);
+    s = find(k, h);
+    if (s == kNil) s = insert(k, h);  // at the LRU's head already
+    recent = s + 1;
+  }
+  if (s != head_) {
     lru_unlink(s);
     lru_push_front(s);
   }

@@ -136,6 +136,12 @@ class Aggregator {
   std::vector<uint8_t> other_dirty_;
   std::vector<std::unique_ptr<TopNames>> top_;  // per protocol
   std::array<EndpointFn, kProtocolCount> endpoint_{};  // per protocol, from its descriptor (null: none)
+  // Recent series by a cheap mix of their key (slot + 1; 0: none): most records repeat a series
+  // seen a few records before, and a hit costs one compare of the key instead of its seeded hash
+  // and the table's probe. A hit is taken only when the slot's key equals the record's, so a stale
+  // entry (its slot since given to another series) only misses.
+  static constexpr size_t kRecent = 256;
+  std::array<uint32_t, kRecent> recent_{};
   SeriesKey k_;                    // scratch key of the record being added
   EndpointWriter w_;
   std::unique_ptr<TextMemo> sql_memo_;  // normalized statement -> SQL fingerprint (w_'s memo)

@@ -171,8 +171,7 @@ void Redactor::redact(const RedactWith& with, Message& m, Protocol p, Direction 
   if (with.im.redact_builtin_only) {
     // Built-ins only: when the arena (every value, unjoined) holds none of their literals, no value
     // does, and the join and the scan are skipped. A "maybe" (also across two values) joins and checks.
-    size_t strings = 0;
-    for (size_t i = 0; i < fl.size(); ++i) strings += fl[i].kind == FieldKind::kString && fl[i].len != 0;
+    const size_t strings = fl.strings();  // kept by the FieldList: no loop over the fields
     if (strings == 0) return;
     const std::string_view arena = fl.arena();
     const bool memo = arena.size() <= CleanSet::kKeyMax;

@@ -9,6 +9,9 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "decode/text_memo.h"
 #include "rules/rule_set.h"
@@ -50,11 +53,13 @@ class Redactor {
    public:
     static constexpr size_t kKeyMax = 256;  // longer arenas are not remembered
     static constexpr size_t kSets = 256;
+    // `key` is a message's arena: 64 bytes are readable from its start (FieldList's arena and slack).
     bool find(std::string_view key, uint64_t h) const {
+      static_assert(FieldList::kArenaBytes + FieldList::kArenaSlack >= 64 && kKeyMax >= 64);
       const Slot* set = &slots_[(h & (kSets - 1)) * 2];
       for (size_t w = 0; w < 2; ++w) {
         const Slot& s = set[w];
-        if (s.hash == h && s.len == key.size() && std::memcmp(s.key, key.data(), key.size()) == 0) return true;
+        if (s.hash == h && s.len == key.size() && same(s.key, key.data(), key.size())) return true;
       }
       return false;
     }
@@ -70,6 +75,24 @@ class Redactor {
     }
 
    private:
+    // n bytes of a slot's key and of an arena equal? Keys of up to 48 bytes (most arenas) are compared
+    // 16 bytes at a time inline (both have 64 readable bytes), where a memcmp call cost ~21
+    // instructions a lookup.
+    static bool same(const char* a, const char* b, size_t n) {
+#ifdef __SSE2__
+      if (n <= 48) {
+        for (size_t i = 0; i < n; i += 16) {
+          const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i));
+          const __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i));
+          unsigned diff = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(x, y))) ^ 0xffffu;
+          if (n - i < 16) diff &= (1u << (n - i)) - 1;  // bytes past n do not count
+          if (diff != 0) return false;
+        }
+        return true;
+      }
+#endif
+      return std::memcmp(a, b, n) == 0;
+    }
     struct Slot {
       uint64_t hash = 0;
       uint16_t len = 0;  // 0: empty (the key is never empty)

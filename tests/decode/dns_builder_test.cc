@@ -367,6 +367,44 @@ TEST(Encoder, FieldListIsBounded) {
   EXPECT_EQ(g.get_string("s"), "\xc3\xa9");
 }
 
+// strings(): the string fields with a value, as every adder, replace_string and set_uint leave it
+// (the redactor skips a message with none without looking at its fields).
+TEST(Encoder, FieldListCountsItsStrings) {
+  auto count = [](const FieldList& f) {
+    size_t n = 0;
+    for (size_t i = 0; i < f.size(); ++i) n += f[i].kind == FieldKind::kString && f[i].len != 0;
+    return n;
+  };
+  FieldList f;
+  f.add_string("a", "short");
+  f.add_string("b", "");
+  f.add_string("c", std::string(40, 'x'));  // out of line
+  f.add_uint("n", 7);
+  f.add_raw_json("j", "[1]");
+  size_t b = f.raw_begin();
+  ASSERT_TRUE(f.raw_append("built"));
+  ASSERT_TRUE(f.raw_commit("r", b, FieldKind::kString));
+  b = f.raw_begin();
+  ASSERT_TRUE(f.raw_commit("e", b, FieldKind::kString));  // empty
+  EXPECT_EQ(f.strings(), 3u);
+  EXPECT_EQ(f.strings(), count(f));
+  EXPECT_TRUE(f.replace_string(0, ""));
+  EXPECT_EQ(f.strings(), 2u);
+  EXPECT_TRUE(f.replace_string(1, "now something longer"));
+  EXPECT_TRUE(f.replace_string(0, "again"));
+  EXPECT_EQ(f.strings(), 4u);
+  EXPECT_FALSE(f.replace_string(0, std::string(2000, 'y')));  // does not fit: unchanged
+  EXPECT_EQ(f.strings(), 4u);
+  f.set_uint("c", 1);  // a string retyped as a number
+  EXPECT_EQ(f.strings(), 3u);
+  EXPECT_EQ(f.strings(), count(f));
+  f.clear();
+  EXPECT_EQ(f.strings(), 0u);
+  f.add_string("cut", std::string(5000, 'z'), 0);  // cut to nothing
+  EXPECT_EQ(f.strings(), 0u);
+  EXPECT_EQ(f.strings(), count(f));
+}
+
 // DNS over TCP: the flow ends inside a query: parsed from what arrived, a timeout flagged truncated; a
 // cut answer still matches its query by id; a cut length prefix is only counted.
 TEST(Dns, TcpMessagesCutByTheCloseAreRecorded) {
