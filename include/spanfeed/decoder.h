@@ -44,8 +44,8 @@ struct DecodeConfig {
   bool sniff_unknown_ports = true;      // try the decoders' payload sniffs on unmapped ports
   uint32_t sniff_max_chunks = 4;        // data chunks per flow to sniff before giving up (unknown)
   uint64_t response_timeout_ns = 30 * kNsPerSec;  // request without response for this long: "timeout"
-  uint32_t max_pending_per_flow = 64;   // requests waiting for a response per flow; more: oldest -> timeout
-  uint32_t message_pool_size = 8192;    // messages (pending + in progress) per worker, ~1.7 KiB each
+  uint32_t max_pending_per_flow = 1024;  // requests waiting for a response per flow; more: oldest -> timeout
+  uint32_t message_pool_size = 16384;   // messages (pending + in progress) per worker, ~1.7 KiB each, taken as used
   uint32_t carry_bytes = 16384;         // per-direction buffer for a line / DNS-TCP message split over chunks: the cap
   uint32_t carry_buffer_count = 1024;   // such buffers per worker (taken only while a message is split)
   uint32_t timeout_budget = 16;         // pending requests timed out per on_data call at most (rest: advance_time)
@@ -93,7 +93,7 @@ std::string_view to_string(TimeoutCause c);
     "Responses to requests the per-flow pending queue had already evicted " \
     "(`request_timeouts_total{cause=\"overflow\"}`): they make no record (the request's timeout record " \
     "stands for the exchange) and the responses after them still pair with their own requests (in-order " \
-    "protocols: all but DNS and MongoDB, which pair by id). Non-zero: clients pipelining more than 64 " \
+    "protocols: all but DNS and MongoDB, which pair by id). Non-zero: clients pipelining more than 1,024 " \
     "requests (`max_pending_per_flow`) on one connection. Responses = matched + unmatched + this.") \
   X(records_emitted, kCounter, "", \
     "Records handed to the sink: the sum of `roundtrips_total`.") \

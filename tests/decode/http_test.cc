@@ -388,12 +388,43 @@ TEST(Http, PendingQueueOverflowFlushesOldest) {
   h.expect_ledger();
 }
 
+// Under the default cap (1,024), a batch client's 500 pipelined requests all pair with their own
+// responses: no timeout, nothing evicted.
+TEST(Http, FiveHundredPipelinedRequestsPairUnderTheDefaultCap) {
+  ASSERT_EQ(DecodeConfig{}.max_pending_per_flow, 1024u);  // the default
+  DecodeConfig cfg = dectest::small_config();
+  cfg.message_pool_size = 1024;  // the test config's 256 would run out first
+  Harness h(cfg);
+  h.open(80);
+  std::string reqs, resps;
+  for (int i = 0; i < 500; ++i) {
+    reqs += "GET /" + std::to_string(i) + " HTTP/1.1\r\n\r\n";
+    const std::string body = std::to_string(i);
+    resps += "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  }
+  h.c2s(reqs, kT0);
+  ASSERT_EQ(h.size(), 0u);
+  h.s2c(resps, kT0 + kMs);
+  ASSERT_EQ(h.size(), 500u);
+  for (int i = 0; i < 500; ++i) {
+    json r = h.rec(i);
+    ASSERT_EQ(r["status"], "ok") << i;
+    ASSERT_EQ(r["request"]["path"], "/" + std::to_string(i));
+    ASSERT_EQ(r["response"]["body_bytes"], std::to_string(i).size());
+  }
+  const DecodeCounters& c = h.counters();
+  EXPECT_EQ(c.timeouts[static_cast<size_t>(TimeoutCause::kOverflow)], 0u);
+  EXPECT_EQ(c.pending_overflow, 0u);
+  EXPECT_EQ(c.sum(c.matched), 500u);
+}
+
 // 500 pipelined requests over a cap of 64, then their 500 responses: the 436 evicted requests are
 // timeout records (overflow); their responses are consumed in order and the last 64 requests pair with
 // their own responses (not with the first 64 responses), and nothing comes out unmatched.
 TEST(Http, OverflowEvictedResponsesDoNotShiftThePairing) {
-  ASSERT_EQ(dectest::small_config().max_pending_per_flow, 64u);  // the default
-  Harness h;
+  DecodeConfig cfg = dectest::small_config();
+  cfg.max_pending_per_flow = 64;
+  Harness h(cfg);
   h.open(80);
   std::string reqs, resps;
   for (int i = 0; i < 500; ++i) {

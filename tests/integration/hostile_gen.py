@@ -598,11 +598,11 @@ def reversed_tiny_segments():
     return cap
 
 
-PIPELINED = 500  # requests in flight on one connection: well over decode.max_pending_per_flow (64)
+PIPELINED = 1100  # requests in flight on one connection: over decode.max_pending_per_flow (1024)
 
 
 def http_pipeline_overflow():
-    """500 pipelined GETs, then their 500 responses, then one more exchange on the connection."""
+    """1,100 pipelined GETs, then their 1,100 responses, then one more exchange on the connection."""
     cap = Capture()
     c = Tcp(cap, 40460, 80).handshake()
     c.send(True, HTTP_REQ * PIPELINED)

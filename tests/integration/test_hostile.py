@@ -253,14 +253,14 @@ CASES = {
                      body_bytes=hg.REVERSED),
             http_resp(hg.HTTP_RESP, content_length=2, body_bytes=2), ["gap"]),
         http_ok(40450)], {"workers.records.gaps": 1, "workers.records.gaps_absorbed": 1}),
-    # 500 pipelined requests over the pending cap (64): the oldest 436 leave as timeouts (overflow); their
-    # responses, which come first, are consumed unpaired; the last 64 pair with their own responses.
+    # 1,100 pipelined requests over the pending cap (1,024): the oldest 76 leave as timeouts (overflow);
+    # their responses, which come first, are consumed unpaired; the last 1,024 pair with their own.
     "http_pipeline_overflow": Case(
-        [rec("http", "timeout", 40460, 80, http_req(hg.HTTP_REQ, "GET", "/ok"), None)] * (hg.PIPELINED - 64)
-        + [http_ok(40460)] * 65,
-        {"workers.records.timeouts.overflow": hg.PIPELINED - 64,
-         "workers.records.responses_of_evicted": hg.PIPELINED - 64,
-         "workers.records.unmatched": 0, "workers.records.protocols.http.matched": 65,
+        [rec("http", "timeout", 40460, 80, http_req(hg.HTTP_REQ, "GET", "/ok"), None)] * (hg.PIPELINED - 1024)
+        + [http_ok(40460)] * 1025,
+        {"workers.records.timeouts.overflow": hg.PIPELINED - 1024,
+         "workers.records.responses_of_evicted": hg.PIPELINED - 1024,
+         "workers.records.unmatched": 0, "workers.records.protocols.http.matched": 1025,
          "workers.records.protocols.http.responses": hg.PIPELINED + 1}),
 }
 assert set(CASES) == set(hg.CASES), set(CASES) ^ set(hg.CASES)

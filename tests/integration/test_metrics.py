@@ -215,12 +215,12 @@ class Metrics(SpanfeedTestCase):
 
     def test_decode_loss_counters(self):
         """Counters that say where requests and bytes went without a record, exact and equal to the
-        summary's: an overlap conflict, a start line cut at close, 100 pipelined requests over the
-        pending cap of 64, a Redis request refused for its bulk length (one resync)."""
+        summary's: an overlap conflict, a start line cut at close, 1,100 pipelined requests over the
+        pending cap of 1,024, a Redis request refused for its bulk length (one resync)."""
         import hostile_gen as hg
         cap = hg.overlap_conflict()  # one overlap conflict (HTTP, port 40400)
         c = hg.Tcp(cap, 40470, 80).handshake()
-        c.send(True, hg.HTTP_REQ * 100).send(False, hg.HTTP_RESP * 100).close()
+        c.send(True, hg.HTTP_REQ * 1100).send(False, hg.HTTP_RESP * 1100).close()
         hg.Tcp(cap, 40471, 80).handshake().send(True, b"GET /cut HT").close()  # a start line cut by the close
         # a Redis bulk length no server takes: "abc\r\n" skipped up to the next command (one resync)
         hg.Tcp(cap, 40472, 6379).handshake().send(True, hg.REDIS_HUGE_BULK + b"\r\n" + hg.REDIS_REQ).close()
@@ -261,13 +261,13 @@ class Metrics(SpanfeedTestCase):
         self.assertEqual(s["workers"][0]["reassembly"]["overlap_conflicts"], 1)
         self.assertEqual(total(after, "spanfeed_partial_at_close_total"), 1)
         self.assertEqual(rec["partial_at_close"], 1)
-        self.assertEqual(total(after, "spanfeed_responses_of_evicted_total"), 100 - 64)
-        self.assertEqual(rec["responses_of_evicted"], 100 - 64)
-        self.assertEqual(total(after, "spanfeed_request_timeouts_total", cause="overflow"), 100 - 64)
+        self.assertEqual(total(after, "spanfeed_responses_of_evicted_total"), 1100 - 1024)
+        self.assertEqual(rec["responses_of_evicted"], 1100 - 1024)
+        self.assertEqual(total(after, "spanfeed_request_timeouts_total", cause="overflow"), 1100 - 1024)
         # the refused GET and the GET after it wait for replies that never come
         self.assertEqual(total(after, "spanfeed_request_timeouts_total", cause="close"), 2)
         self.assertEqual(total(after, "spanfeed_roundtrips_total", status="unmatched"), 0)
-        self.assertEqual(total(after, "spanfeed_roundtrips_total", status="ok"), 2 + 64)
+        self.assertEqual(total(after, "spanfeed_roundtrips_total", status="ok"), 2 + 1024)
         self.assertEqual(total(after, "spanfeed_decode_resyncs_total"), 1)
         self.assertEqual(rec["resyncs"], 1)
         self.assertEqual(total(after, "spanfeed_decode_resync_skipped_bytes_total"), len(b"abc\r\n"))
