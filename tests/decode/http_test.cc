@@ -21,6 +21,17 @@ constexpr Direction kS2C = Direction::kServerToClient;
 const char* kGet = "GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t/1\r\n\r\n";
 const char* kOk = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello";
 
+// n pipelined GETs of /0, /1... and their n responses, whose body is the request's number.
+std::pair<std::string, std::string> pipelined(int n) {
+  std::string reqs, resps;
+  for (int i = 0; i < n; ++i) {
+    reqs += "GET /" + std::to_string(i) + " HTTP/1.1\r\n\r\n";
+    const std::string body = std::to_string(i);
+    resps += "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  }
+  return {reqs, resps};
+}
+
 TEST(Http, SimpleGet) {
   Harness h;
   h.open(80);
@@ -396,12 +407,7 @@ TEST(Http, FiveHundredPipelinedRequestsPairUnderTheDefaultCap) {
   cfg.message_pool_size = 1024;  // the test config's 256 would run out first
   Harness h(cfg);
   h.open(80);
-  std::string reqs, resps;
-  for (int i = 0; i < 500; ++i) {
-    reqs += "GET /" + std::to_string(i) + " HTTP/1.1\r\n\r\n";
-    const std::string body = std::to_string(i);
-    resps += "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  }
+  const auto [reqs, resps] = pipelined(500);
   h.c2s(reqs, kT0);
   ASSERT_EQ(h.size(), 0u);
   h.s2c(resps, kT0 + kMs);
@@ -426,12 +432,7 @@ TEST(Http, OverflowEvictedResponsesDoNotShiftThePairing) {
   cfg.max_pending_per_flow = 64;
   Harness h(cfg);
   h.open(80);
-  std::string reqs, resps;
-  for (int i = 0; i < 500; ++i) {
-    reqs += "GET /" + std::to_string(i) + " HTTP/1.1\r\n\r\n";
-    const std::string body = std::to_string(i);
-    resps += "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  }
+  const auto [reqs, resps] = pipelined(500);
   h.c2s(reqs, kT0);
   ASSERT_EQ(h.size(), 436u);
   h.s2c(resps, kT0 + kMs);
