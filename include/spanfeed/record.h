@@ -205,6 +205,13 @@ struct Message {
   uint32_t rule_gen = 0;
   FieldList fields;
 
+  // The message ends: its stream bytes are [start, end) (none if end <= start), its last byte came at ts.
+  void end_span(uint64_t start, uint64_t end, uint64_t ts) {
+    bytes = end > start ? end - start : 0;
+    stream_end = end;
+    last_ts_ns = ts;
+  }
+
   void reset() {
     first_ts_ns = last_ts_ns = bytes = stream_end = 0;
     flags = key = aux = head_bytes = 0;

@@ -297,7 +297,7 @@ class AmqpDecoder final : public Decoder {
     char ver[12] = {static_cast<char>('0' + p[5] % 10), '-', static_cast<char>('0' + p[6] % 10), '-',
                     static_cast<char>('0' + p[7] % 10)};
     m->fields.add_string("version", std::string_view(ver, 5));
-    set_span(m, sd.start, end, ts);
+    m->end_span(sd.start, end, ts);
     if (dir == kReq) {
       m->key = 0;
       ctx.commit_request(m);
@@ -305,12 +305,6 @@ class AmqpDecoder final : public Decoder {
       ctx.complete_response_by_key(m, RecordStatus::kError, 0);
     }
     return true;
-  }
-
-  static void set_span(Message* m, uint64_t start, uint64_t end, uint64_t ts) {
-    m->bytes = end > start ? end - start : 0;
-    m->stream_end = end;
-    m->last_ts_ns = ts;
   }
 
   Confirm* confirm_of(State& st, uint16_t ch) {
@@ -353,7 +347,7 @@ class AmqpDecoder final : public Decoder {
       fl.add_uint("method_id", mth);
     }
     if (ch != 0) fl.add_uint("channel", ch);
-    if (m != nullptr) set_span(m, sd.start, end, ts);
+    if (m != nullptr) m->end_span(sd.start, end, ts);
     const bool nowait = amqp::method_arguments(fl, id, a);
     if (dir == kReq) {
       client_method(ctx, st, m, id, ch, nowait);
@@ -522,7 +516,7 @@ class AmqpDecoder final : public Decoder {
     m->flags |= flags;
     if (!complete) m->flags |= record_flag::kTruncated;
     m->fields.add_uint("body_bytes", complete ? sd.body_size : sd.body_seen);
-    set_span(m, sd.msg_start, end, ts);
+    m->end_span(sd.msg_start, end, ts);
     switch (kind) {
       case Content::kPublish: {
         if (c == nullptr) {

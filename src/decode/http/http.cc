@@ -541,9 +541,7 @@ class HttpDecoder final : public Decoder {
     sd = Side{};
     if (m != nullptr) {
       m->flags |= flags;
-      m->bytes = end > start ? end - start : 0;
-      m->stream_end = end;
-      m->last_ts_ns = ts;
+      m->end_span(start, end, ts);
       m->fields.set_uint("body_bytes", body);
     }
     if (dir == kReq) {

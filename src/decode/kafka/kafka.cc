@@ -540,11 +540,8 @@ class KafkaDecoder final : public Decoder {
       st.ring_next = static_cast<uint8_t>((st.ring_next + 1) % kInflight);
     }
     if (m != nullptr) {
-      const uint64_t start = m->stream_end;
       m->flags |= flags;
-      m->last_ts_ns = ts;
-      m->stream_end = end;
-      m->bytes = end > start ? end - start : 0;
+      m->end_span(m->stream_end, end, ts);  // stream_end held the message's start until now
       add_totals(sd, dir);
     }
     sd.m = nullptr;

@@ -148,9 +148,7 @@ void MemcachedDecoder::finish(FlowContext& ctx, Side& sd, Direction dir, uint64_
   if (binary_phase) sd.phase = Phase::kHeader;
   if (m == nullptr) return;
   m->flags |= flags;
-  m->bytes = end > done.start ? end - done.start : 0;
-  m->stream_end = end;
-  m->last_ts_ns = ts;
+  m->end_span(done.start, end, ts);
   if (dir == kReq) {
     if (ctx.udp()) {
       m->fields.add_string("transport", "udp");

@@ -409,9 +409,7 @@ class MongoDecoder final : public Decoder {
     Message* m = ctx.new_message(sd.first_ts);
     if (m == nullptr) return;
     m->flags |= flags;
-    m->last_ts_ns = ts;
-    m->bytes = end - std::min(end, sd.start);
-    m->stream_end = end;
+    m->end_span(sd.start, end, ts);
     FieldList& f = m->fields;
     int32_t op = sd.op;
     const uint8_t* p = db::u8p(body);

@@ -302,9 +302,7 @@ class MqttDecoder final : public Decoder {
     sd.phase = sd.skip > 0 ? Phase::kSkip : Phase::kHeader;
     Message* m = ctx.new_message(sd.first_ts);
     if (m != nullptr) {
-      m->bytes = end - std::min(end, sd.start);
-      m->stream_end = end;
-      m->last_ts_ns = ts;
+      m->end_span(sd.start, end, ts);
     }
     FieldList& f = m != nullptr ? m->fields : scratch_;
     if (m == nullptr) scratch_.clear();

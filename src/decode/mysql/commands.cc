@@ -167,9 +167,7 @@ void MysqlDecoder::end_request_packet(FlowContext& ctx, State& st, uint64_t end,
   Message* m = sd.msg;
   if (sd.seq != 0 || m == nullptr) return;
   sd.msg = nullptr;
-  m->bytes = end - sd.msg_start;
-  m->stream_end = end;
-  m->last_ts_ns = ts;
+  m->end_span(sd.msg_start, end, ts);
   const uint8_t cmd = static_cast<uint8_t>(m->aux);
   FieldList& f = m->fields;
   if (sd.text_on) {

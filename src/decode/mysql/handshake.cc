@@ -75,9 +75,7 @@ void MysqlDecoder::close_request(FlowContext& ctx, State& st, uint64_t ts) {
     c.msg = nullptr;
     const uint64_t end = ctx.offset(kReq, {});
     m->first_ts_ns = std::min(m->first_ts_ns, ts);
-    m->bytes = end - std::min(end, c.msg_start);
-    m->stream_end = end;
-    m->last_ts_ns = ts;
+    m->end_span(c.msg_start, end, ts);
     m->flags |= record_flag::kTruncated;
     ctx.commit_request(m);
   }
@@ -121,9 +119,7 @@ void MysqlDecoder::server_handshake_packet(FlowContext& ctx, State& st, const ui
     // ERR instead of a greeting (too many connections, host blocked): a response without a request
     Message* m = ctx.new_message(ts);
     if (m == nullptr) return;
-    m->bytes = end - sd.msg_start;
-    m->stream_end = end;
-    m->last_ts_ns = ts;
+    m->end_span(sd.msg_start, end, ts);
     err_fields(m->fields, p, n);
     ctx.complete_response(m, RecordStatus::kError);
     return;
@@ -133,9 +129,7 @@ void MysqlDecoder::server_handshake_packet(FlowContext& ctx, State& st, const ui
     Message* m = sd.msg != nullptr ? sd.msg : ctx.new_message(ts);
     sd.msg = nullptr;
     if (m == nullptr) return;
-    m->bytes = end - std::min(sd.msg_start, end);
-    m->stream_end = end;
-    m->last_ts_ns = ts;
+    m->end_span(sd.msg_start, end, ts);
     if (p[0] == 0xFF) {
       err_fields(m->fields, p, n);
       ctx.complete_response(m, RecordStatus::kError);
@@ -171,9 +165,8 @@ void MysqlDecoder::login_packet(FlowContext& ctx, State& st, const uint8_t* p, s
   }
   Message* m = c.msg;
   c.msg = nullptr;
-  m->first_ts_ns = m->last_ts_ns = ts;
-  m->bytes = end - c.msg_start;
-  m->stream_end = end;
+  m->first_ts_ns = ts;
+  m->end_span(c.msg_start, end, ts);
   FieldList& f = m->fields;
   if ((caps & kCapProtocol41) != 0 && n >= 32) {
     size_t i = 32;

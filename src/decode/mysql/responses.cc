@@ -265,8 +265,7 @@ void MysqlDecoder::cut_response(FlowContext& ctx, State& st) {
     Message* m = sd.msg;
     const uint64_t end = ctx.offset(kResp, {});
     m->flags |= record_flag::kGap;
-    m->bytes = end - std::min(end, sd.msg_start);
-    m->stream_end = end;
+    m->end_span(sd.msg_start, end, m->last_ts_ns);
     const bool err = sd.in_payload && sd.head_n > 0 && sd.head[0] == 0xFF;
     finish_response(ctx, st, m->last_ts_ns, err ? RecordStatus::kError : RecordStatus::kOk);
   }

@@ -376,9 +376,7 @@ class PgsqlDecoder final : public Decoder {
     Message* m = sd.msg;
     sd.msg = nullptr;
     if (m == nullptr) return;
-    m->bytes = end - std::min(end, sd.msg_start);
-    m->stream_end = end;
-    m->last_ts_ns = ts;
+    m->end_span(sd.msg_start, end, ts);
     if (no_reply) {
       ctx.emit_no_reply(m);
     } else {
@@ -550,9 +548,7 @@ class PgsqlDecoder final : public Decoder {
       case 'Z':
         sd.msg = nullptr;
         if (m == nullptr) return;
-        m->bytes = end - std::min(end, sd.msg_start);
-        m->stream_end = end;
-        m->last_ts_ns = ts;
+        m->end_span(sd.msg_start, end, ts);
         add_summary(st, m->fields);
         ctx.complete_response(m, st.error ? RecordStatus::kError : RecordStatus::kOk);
         reset_response(st);
@@ -614,9 +610,7 @@ class PgsqlDecoder final : public Decoder {
     Message* m = sd.msg;
     if (m == nullptr) return;
     sd.msg = nullptr;
-    m->last_ts_ns = ts;
-    m->bytes = ctx.offset(kResp, {}) - std::min(ctx.offset(kResp, {}), sd.msg_start);
-    m->stream_end = ctx.offset(kResp, {});
+    m->end_span(sd.msg_start, ctx.offset(kResp, {}), ts);
     if (!st.error) m->flags |= record_flag::kTruncated;
     add_summary(st, m->fields);
     ctx.complete_response(m, st.error ? RecordStatus::kError : RecordStatus::kOk);

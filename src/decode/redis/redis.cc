@@ -471,9 +471,7 @@ class RedisDecoder final : public Decoder {
     sd = Side{};
     if (m == nullptr) return;
     m->flags |= flags;
-    m->bytes = end > done.start ? end - done.start : 0;
-    m->stream_end = end;
-    m->last_ts_ns = ts;
+    m->end_span(done.start, end, ts);
     if (dir == kReq) {
       if (!m->fields.has("command")) {  // nothing recognisable survived (gap right after "*N")
         ctx.discard(m);

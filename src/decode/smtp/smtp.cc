@@ -365,9 +365,7 @@ class SmtpDecoder final : public Decoder {
   void queue(FlowContext& ctx, Message* m, uint64_t start, uint64_t end, uint64_t ts, uint32_t flags) {
     if (m == nullptr) return;  // the pool was empty (counted): nothing to pair with
     m->flags |= flags;
-    m->bytes = end > start ? end - start : 0;
-    m->stream_end = end;
-    m->last_ts_ns = ts;
+    m->end_span(start, end, ts);
     ctx.commit_request(m);
   }
 
@@ -426,9 +424,7 @@ class SmtpDecoder final : public Decoder {
     }
     if (m != nullptr) {
       m->flags |= flags;
-      m->bytes = end > start ? end - start : 0;
-      m->stream_end = end;
-      m->last_ts_ns = ts;
+      m->end_span(start, end, ts);
       m->fields.add_uint("lines", lines);
     }
     if (ctx.pending_count() == 0) {
