@@ -38,6 +38,10 @@ namespace spanfeed {
     "Reassembled datagrams whose flow hashes to another worker: processed here, so that flow may be " \
     "split across workers. RX steers fragments to their first fragment's flow; expect this from "   \
     "fragmented tunnel packets and datagrams whose first fragment came last.")                        \
+  X(duplicate, kCounter, "ipfrag_duplicate_total",                                                    \
+    "Fragments dropped as mirror copies before reassembly: the same fragment again within "          \
+    "`dedup.window_us` (ingress and egress mirrored). rte_ip_frag would take the copy for an "       \
+    "overlap and drop the whole datagram. Not in `ipfrag_fragments_total`.")                         \
   X(pending, kGauge, "ipfrag_pending", "Fragments waiting in the table for the rest of their datagram.")
 
 struct DefragCounters {

@@ -308,6 +308,24 @@ class CraftedTunnels(TunnelTestCase):
                 self.assertEqual((f["fragments"], f["reassembled"], f["other_worker"], f["timed_out"]),
                                  (72, 24, 0, 0))
 
+    def test_mirror_copies_of_fragments_are_dropped_before_reassembly(self):
+        """Every fragment twice (ingress and egress mirrored): rte_ip_frag took each copy for an
+        overlap and dropped the datagram (before: 8 timeouts; of 48 fragments 40 overlap, 8 timed out); the
+        copies are now dropped first, counted as duplicates."""
+        for workers in (1, 2):
+            with self.subTest(workers=workers):
+                s, recs = self.run_records(self.pcaps["frag_mirrored"], workers=workers)
+                self.assertEqual(collections.Counter((r["protocol"], r["status"]) for r in recs),
+                                 {("dns", "ok"): 8})
+                f = self.frag_total(s)
+                self.assertEqual((f["fragments"], f["duplicate"], f["reassembled"], f["overlap"], f["timed_out"]),
+                                 (24, 24, 8, 0, 0))
+        # dedup off for files: the copies go into the table as before
+        s, recs = self.run_records(self.pcaps["frag_mirrored"], config="dedup:\n  files: false\n", workers=1)
+        f = self.frag_total(s)
+        self.assertEqual((f["duplicate"], f["reassembled"]), (0, 0))
+        self.assertEqual(f["overlap"] + f["timed_out"], 48)
+
     def test_fragmented_outer_vxlan_is_decapsulated_after_reassembly(self):
         s, recs = self.run_records(self.pcaps["frag_outer_vxlan"], workers=1)
         self.assertEqual([(r["protocol"], r["status"], r["response"]["answer_count"]) for r in recs],
