@@ -129,9 +129,10 @@ inline uint32_t tuple_hash(const ParsedPacket& p, uint16_t sp, uint16_t dp, bool
 inline uint32_t symmetric_flow_hash(const ParsedPacket& p, bool include_vlan) {
   // All fragments of a datagram, first included, must meet the later ones
   // (which carry no ports) on one worker.
-  const bool frag = (p.flags & packet_flag::kFragment) != 0;
-  return flow_hash_detail::tuple_hash(p, frag ? uint16_t{0} : p.src_port, frag ? uint16_t{0} : p.dst_port,
-                                      include_vlan);
+  uint16_t sp = p.src_port;
+  uint16_t dp = p.dst_port;
+  if (p.flags & packet_flag::kFragment) sp = dp = 0;
+  return flow_hash_detail::tuple_hash(p, sp, dp, include_vlan);
 }
 
 // The hash a first fragment's datagram has once reassembled: its ports kept
