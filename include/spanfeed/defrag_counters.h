@@ -32,11 +32,16 @@ namespace spanfeed {
     "Fragments passed on without reassembly: cut by the snaplen, chained mbufs, or an IPv6 fragment " \
     "header behind other extension headers. Their flows miss these bytes.")                           \
   X(unparsed, kCounter, "ipfrag_reassembled_unparsed_total",                                          \
-    "Reassembled datagrams whose headers did not parse (dropped). Non-zero: hostile fragments.")      \
+    "Reassembled datagrams whose headers did not parse, or that are themselves fragments (an inner "  \
+    "fragment in a fragmented tunnel packet: not reassembled again), dropped.")                       \
   X(other_worker, kCounter, "ipfrag_other_worker_total",                                              \
-    "Reassembled tunnel datagrams (the outer packet was fragmented) whose inner flow hashes to "     \
-    "another worker: processed here, so that flow may be split across workers. Use one worker or "   \
-    "avoid fragmenting tunnels when non-zero.")                                                       \
+    "Reassembled datagrams whose flow hashes to another worker: processed here, so that flow may be " \
+    "split across workers. RX steers fragments to their first fragment's flow; expect this from "   \
+    "fragmented tunnel packets and datagrams whose first fragment came last.")                        \
+  X(duplicate, kCounter, "ipfrag_duplicate_total",                                                    \
+    "Fragments dropped as mirror copies before reassembly: the same fragment again within "          \
+    "`dedup.window_us` (ingress and egress mirrored). rte_ip_frag would take the copy for an "       \
+    "overlap and drop the whole datagram. Not in `ipfrag_fragments_total`.")                         \
   X(pending, kGauge, "ipfrag_pending", "Fragments waiting in the table for the rest of their datagram.")
 
 struct DefragCounters {

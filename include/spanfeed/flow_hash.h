@@ -89,26 +89,9 @@ struct Murmur3 {
   }
 };
 
-}  // namespace flow_hash_detail
-
-// MurmurHash3 (x86_32) of the canonical tuple: the (address, port) endpoints
-// are ordered so that A->B and B->A produce the same bytes. Fragments without
-// an L4 header hash on addresses + protocol only (ports 0), and so do all
-// fragments of a datagram, so that they meet on one worker. VLAN is mixed in
-// when include_vlan is set. Two addresses whose last 12 bytes are zero (IPv4,
-// decided by the bytes, not by ip_version, so the value never depends on it)
-// skip the zero words' key mixing: ~75 instructions inline instead of ~120.
-inline uint32_t symmetric_flow_hash(const ParsedPacket& p, bool include_vlan) {
-  using namespace flow_hash_detail;
-  uint16_t sp = p.src_port;
-  uint16_t dp = p.dst_port;
-  if (p.flags & packet_flag::kFragment) {
-    // All fragments of a datagram, first included, must meet the later ones
-    // (which carry no ports) on one worker.
-    sp = dp = 0;
-  }
-  // Tunnel identity (when the parser was told to key on it): zero for bare
-  // packets, so their hash is what it always was.
+// The canonical tuple's hash with the ports given (symmetric_flow_hash zeroes
+// them for fragments; datagram_flow_hash keeps a first fragment's).
+inline uint32_t tuple_hash(const ParsedPacket& p, uint16_t sp, uint16_t dp, bool include_vlan) {
   const uint32_t vlan = (include_vlan ? p.vlan : 0) ^ (p.tunnel.key_id * 0x9E3779B1u);
   const uint32_t proto = uint32_t{p.l4_proto} | uint32_t{static_cast<uint8_t>(p.tunnel.key_type)} << 8;
   Murmur3 m{kFlowHashSeed};
@@ -133,6 +116,29 @@ inline uint32_t symmetric_flow_hash(const ParsedPacket& p, bool include_vlan) {
   m.block(proto);
   m.block(vlan);
   return m.finish(kTupleBytes);
+}
+}  // namespace flow_hash_detail
+
+// MurmurHash3 (x86_32) of the canonical tuple: the (address, port) endpoints
+// are ordered so that A->B and B->A produce the same bytes. Fragments without
+// an L4 header hash on addresses + protocol only (ports 0), and so do all
+// fragments of a datagram, so that they meet on one worker. VLAN is mixed in
+// when include_vlan is set. Two addresses whose last 12 bytes are zero (IPv4,
+// decided by the bytes, not by ip_version, so the value never depends on it)
+// skip the zero words' key mixing: ~75 instructions inline instead of ~120.
+inline uint32_t symmetric_flow_hash(const ParsedPacket& p, bool include_vlan) {
+  // All fragments of a datagram, first included, must meet the later ones
+  // (which carry no ports) on one worker.
+  uint16_t sp = p.src_port;
+  uint16_t dp = p.dst_port;
+  if (p.flags & packet_flag::kFragment) sp = dp = 0;
+  return flow_hash_detail::tuple_hash(p, sp, dp, include_vlan);
+}
+
+// The hash a first fragment's datagram has once reassembled: its ports kept
+// (fragment_steer.h steers the datagram's fragments to that flow's worker).
+inline uint32_t datagram_flow_hash(const ParsedPacket& p, bool include_vlan) {
+  return flow_hash_detail::tuple_hash(p, p.src_port, p.dst_port, include_vlan);
 }
 
 // Maps a 32-bit hash uniformly onto [0, n) without a division

@@ -73,6 +73,11 @@ EngineConfig engine_config(const Config& cfg, const CaptureFileInfo* file) {
   e.defrag = cfg.defrag;
   e.defrag_max_datagrams = cfg.defrag_max_datagrams;
   e.defrag_timeout_s = cfg.defrag_timeout_s;
+  // An --infinite replay sends the same fragments again every pass, within
+  // the window when the file is small: those are not mirror copies.
+  if (!cfg.pcap_infinite && (cfg.pcap_file.empty() ? cfg.dedup_live : cfg.dedup_files)) {
+    e.defrag_dedup_window_ns = uint64_t{cfg.dedup_window_us} * 1000;
+  }
   e.ring_size = cfg.ring_size;
   e.burst_size = cfg.burst_size;
   e.mempool_size = cfg.mempool_size;

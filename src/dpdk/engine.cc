@@ -304,6 +304,11 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     for (size_t q = r; q < all_queues.size(); q += nrx) ctx->queues.push_back(all_queues[q]);
     ctx->rings = res.rings[r];
     ctx->counters = &rx_counters[r];
+    if (cfg.defrag && nw > 1) {
+      // Twice the datagrams all workers can hold in reassembly at once.
+      ctx->frag_steer = std::make_unique<FragmentSteer>(size_t{2} * nw * cfg.defrag_max_datagrams,
+                                                        static_cast<uint64_t>(cfg.defrag_timeout_s * 1e9));
+    }
     sh.rx.push_back(std::move(ctx));
   }
   for (unsigned w = 0; w < nw; ++w) {
@@ -318,7 +323,8 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     if (cfg.defrag) {
       ctx->defrag = std::make_unique<dpdk::Defragmenter>(
           cfg.defrag_max_datagrams, static_cast<uint64_t>(cfg.defrag_timeout_s * 1e9),
-          static_cast<int>(rte_lcore_to_socket_id(ctx->lcore)), sh.pool, res.frag_hdr_pool);
+          static_cast<int>(rte_lcore_to_socket_id(ctx->lcore)), sh.pool, res.frag_hdr_pool,
+          cfg.defrag_dedup_window_ns, rte_rand());
       if (!ctx->defrag->ok()) {
         error = "cannot create the IP fragment table (ip_fragments.max_datagrams " +
                 std::to_string(cfg.defrag_max_datagrams) + "): " + rte_strerror(rte_errno);

@@ -43,6 +43,9 @@ struct EngineConfig {
   DecapConfig decap;           // encapsulations RX removes before the hash
   bool defrag = true;          // reassemble IP fragments on the workers (rte_ip_frag)
   uint32_t defrag_max_datagrams = 512;  // per worker: datagrams in reassembly at once
+  // Mirror copies of a fragment seen within this window are dropped before
+  // reassembly (0: off); dedup.window_us when dedup is on for this input.
+  uint64_t defrag_dedup_window_ns = 0;
   double defrag_timeout_s = 5;          // packet time (offline) / TSC time (live)
   // --- sizes ---
   uint32_t ring_size = 4096;

@@ -21,8 +21,15 @@ constexpr uint32_t kDeathRowHeadroom = RTE_LIBRTE_IP_FRAG_MAX_FRAG + 1;
 }  // namespace
 
 Defragmenter::Defragmenter(uint32_t max_datagrams, uint64_t timeout_ns, int socket, const void* pool,
-                           rte_mempool* hdr_pool)
-    : timeout_us_(timeout_ns / 1000 == 0 ? 1 : timeout_ns / 1000), pool_(pool), hdr_pool_(hdr_pool) {
+                           rte_mempool* hdr_pool, uint64_t dedup_window_ns, uint64_t seed)
+    : timeout_us_(timeout_ns / 1000 == 0 ? 1 : timeout_ns / 1000),
+      pool_(pool),
+      hdr_pool_(hdr_pool),
+      dedup_window_ns_(dedup_window_ns),
+      seed_(seed | 1) {
+  // Mirror copies arrive within microseconds of the original: a few
+  // fragments per datagram held at once is plenty.
+  if (dedup_window_ns_ != 0) seen_.resize(rte_align32pow2(std::max<uint32_t>(max_datagrams * 8, 1024)));
   // Time is passed in microseconds of packet time, so "cycles" are microseconds.
   uint32_t buckets = rte_align32pow2((max_datagrams + kBucketEntries - 1) / kBucketEntries);
   table_ = rte_ip_frag_table_create(buckets, kBucketEntries, max_datagrams, timeout_us_, socket);
@@ -30,6 +37,43 @@ Defragmenter::Defragmenter(uint32_t max_datagrams, uint64_t timeout_ns, int sock
 
 Defragmenter::~Defragmenter() {
   if (table_ != nullptr) rte_ip_frag_table_destroy(table_);  // frees what is left
+}
+
+// A fragment's identity: addresses, IP version and protocol, the IPv4 id and
+// flags/offset word or the IPv6 fragment header, the IP length and the first
+// 8 bytes of fragment data. TTL, checksum and layer 2 are left out (a router
+// between the two mirror points changes them).
+bool Defragmenter::mirror_copy(const uint8_t* l3, size_t ip_len, uint16_t l3_len, const ParsedPacket& p,
+                               uint64_t ts_ns) {
+  auto mix = [](uint64_t h, uint64_t v) {
+    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 32);
+  };
+  uint64_t w[2];
+  uint64_t h = seed_;
+  std::memcpy(w, p.src.bytes, 16);
+  h = mix(mix(h, w[0]), w[1]);
+  std::memcpy(w, p.dst.bytes, 16);
+  h = mix(mix(h, w[0]), w[1]);
+  uint64_t ident = 0;
+  if (p.ip_version == 4) {
+    std::memcpy(&ident, l3 + 4, 4);  // id, flags and offset
+  } else {
+    std::memcpy(&ident, l3 + sizeof(rte_ipv6_hdr), 8);  // the fragment header
+  }
+  h = mix(h, ident);
+  h = mix(h, uint64_t{p.ip_version} << 56 | uint64_t{p.l4_proto} << 48 | ip_len);
+  uint64_t data = 0;
+  std::memcpy(&data, l3 + l3_len, std::min<size_t>(8, ip_len - l3_len));
+  h = mix(h, data);
+  if (h == 0) h = 1;
+  Seen& e = seen_[h & (seen_.size() - 1)];
+  const uint64_t age = ts_ns > e.ts_ns ? ts_ns - e.ts_ns : e.ts_ns - ts_ns;  // two RX queues may step back
+  const bool copy = e.fp == h && age < dedup_window_ns_;
+  e.fp = h;
+  e.ts_ns = ts_ns;
+  return copy;
 }
 
 void Defragmenter::free_death_row() {
@@ -95,6 +139,13 @@ Defragmenter::Result Defragmenter::add(rte_mbuf* m, const ParsedPacket& p, uint6
   // Ethernet padding after a short fragment would end up inside the datagram.
   const size_t have = rte_pktmbuf_data_len(m);
   if (have > p.l3_offset + ip_len) rte_pktmbuf_trim(m, static_cast<uint16_t>(have - p.l3_offset - ip_len));
+  if (dedup_window_ns_ != 0 && rte_pktmbuf_data_len(m) >= p.l3_offset + ip_len &&
+      mirror_copy(l3, ip_len, l3_len, p, ts_ns)) {
+    ++c_.duplicate;
+    tsan_release(pool_);
+    rte_pktmbuf_free(m);
+    return Result::kHeld;  // taken (and freed)
+  }
   m->l2_len = p.l3_offset;
   m->l3_len = l3_len;
   if (RTE_MBUF_HAS_EXTBUF(m) && hdr_pool_ != nullptr) {

@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "spanfeed/counters.h"
 #include "spanfeed/defrag_counters.h"
@@ -30,8 +31,10 @@ class alignas(64) Defragmenter {
   // hdr_pool (mapped capture files, else null): mbufs of kFragHeaderRoom
   // bytes after the headroom and the pool's private size, for the header
   // copies of first fragments that point into the read-only mapping.
+  // dedup_window_ns (0: off): a fragment identical to one seen less than
+  // this before (mirror copy) is dropped, keyed with `seed`.
   Defragmenter(uint32_t max_datagrams, uint64_t timeout_ns, int socket, const void* pool,
-               rte_mempool* hdr_pool = nullptr);
+               rte_mempool* hdr_pool = nullptr, uint64_t dedup_window_ns = 0, uint64_t seed = 0);
   ~Defragmenter();
   Defragmenter(const Defragmenter&) = delete;
   Defragmenter& operator=(const Defragmenter&) = delete;
@@ -58,6 +61,16 @@ class alignas(64) Defragmenter {
   void free_death_row();
   void count_expired(uint32_t before);
   rte_mbuf* own_headers(rte_mbuf* m, uint16_t header_len);
+  bool mirror_copy(const uint8_t* l3, size_t ip_len, uint16_t l3_len, const ParsedPacket& p, uint64_t ts_ns);
+
+  // Recent fragments' fingerprints (direct-mapped; 0 = empty), for mirror copies.
+  struct Seen {
+    uint64_t fp = 0;
+    uint64_t ts_ns = 0;
+  };
+  std::vector<Seen> seen_;
+  uint64_t dedup_window_ns_ = 0;
+  uint64_t seed_ = 0;
 
   rte_ip_frag_tbl* table_ = nullptr;
   rte_ip_frag_death_row dr_{};

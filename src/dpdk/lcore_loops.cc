@@ -138,6 +138,7 @@ int rx_main(void* arg) {
   unsigned* const nstaged = staged.data();
   const LinkType link = sh.link;
   const DecapConfig& decap_cfg = sh.decap;
+  FragmentSteer* const steer = ctx.frag_steer.get();
   const bool filter_inner = sh.filter_inner;
   const int ts_offset = sh.ts_offset;
   const uint64_t ts_flag = sh.ts_flag;
@@ -254,7 +255,10 @@ int rx_main(void* arg) {
       meta->seq = seq++;
       const uint32_t hash = symmetric_flow_hash(p, hash_vlan);
       meta->hash = hash;
-      const unsigned w = worker_for_hash(hash, nw);
+      unsigned w = worker_for_hash(hash, nw);
+      if (unlikely(p.flags & packet_flag::kFragment) && steer != nullptr) {
+        w = worker_for_hash(steer->hash_for(p, frame, meta->ts_ns, hash_vlan, hash), nw);
+      }
       stage[size_t{w} * burst + nstaged[w]++] = m;
     }
     if (ndrop != 0) {
@@ -388,7 +392,7 @@ int worker_main(void* arg) {
               continue;
             }
             const uint32_t hash = symmetric_flow_hash(dg, sh.hash_vlan);
-            if (dg.tunnel.depth != first->parsed.tunnel.depth && worker_for_hash(hash, nworkers) != ctx.index) {
+            if (worker_for_hash(hash, nworkers) != ctx.index) {
               ++defrag->counters().other_worker;
             }
             handler.on_packet(PacketView{frame, &dg, meta->ts_ns, hash});

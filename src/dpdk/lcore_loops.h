@@ -18,6 +18,7 @@
 
 #include "spanfeed/capture_policy.h"
 #include "spanfeed/counters.h"
+#include "spanfeed/fragment_steer.h"
 #include "spanfeed/packet.h"
 #include "spanfeed/packet_handler.h"
 
@@ -70,6 +71,8 @@ struct alignas(64) RxContext {
   std::vector<RxQueueRef> queues;
   std::vector<rte_ring*> rings;  // one per worker
   RxCounters* counters = nullptr;
+  // Fragments to their datagram's flow worker (null: one worker, or no reassembly)
+  std::unique_ptr<FragmentSteer> frag_steer;
   uint64_t first_packet_tsc = 0;  // TSC of the first burst (start-up timeline); 0 = none yet
   double cpu_s = 0;               // this lcore's CPU time at exit (--log-level info)
 };

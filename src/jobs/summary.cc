@@ -59,7 +59,7 @@ std::vector<std::string> RunReport::ledger_problems() const {
     std::string who = "worker " + std::to_string(i) + " ";
     // Fragments the worker kept become one packet per datagram reassembled.
     const uint64_t handled = w.defrag_present
-        ? w.received - w.defrag.fragments + w.defrag.reassembled - w.defrag.unparsed
+        ? w.received - w.defrag.fragments - w.defrag.duplicate + w.defrag.reassembled - w.defrag.unparsed
         : w.received;
     eq((who + "reassembly segments == packets received (fragments counted as their datagrams)").c_str(),
        c.segments, handled);

@@ -374,6 +374,38 @@ TEST(MemcachedUdp, MultiGetOneDatagramPerValue) {
   h.expect_ledger();
 }
 
+TEST(MemcachedUdp, MultiGetValueOverSeveralDatagramsAfterOthers) {
+  // memcached 1.6.18 (audit6 capture, "get k1 big" with k1 missing and big 3000 bytes): an empty "0 of 0",
+  // then big's VALUE and the END in "0 of 3", "1 of 3", "2 of 3". Each key's answer is numbered from 0:
+  // the "0 of 3" was taken for a duplicate, and the record said values 0, 1633 bytes.
+  Harness h;
+  h.open(11211, true);
+  const std::string big = text_value_reply("big", 3000);
+  h.c2s(dgram(8, 0, 1, "get k1 a big\r\n"), kT0);
+  h.s2c(dgram(8, 0, 0, ""), kT0 + kMs);
+  h.s2c(dgram(8, 0, 1, "VALUE a 0 1\r\n1\r\n"), kT0 + kMs);
+  h.s2c(dgram(8, 0, 3, big.substr(0, 1400)), kT0 + kMs);
+  h.s2c(dgram(8, 1, 3, big.substr(1400, 1400)), kT0 + kMs);
+  EXPECT_EQ(h.size(), 0u);
+  h.s2c(dgram(8, 2, 3, big.substr(2800)), kT0 + 2 * kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["response"]["response"], "VALUE");
+  EXPECT_EQ(r["response"]["values"], 2);
+  EXPECT_EQ(r["response"]["value_bytes"], 3001);
+  EXPECT_EQ(r["response"]["datagrams"], 5);
+  EXPECT_EQ(r["response"]["bytes"], 16 + big.size());
+  EXPECT_FALSE(r["response"].contains("missing_datagrams"));
+  EXPECT_EQ(r["flags"], json::array());
+  EXPECT_EQ(r["latency_us"], 2000);
+  // a copy of big's first datagram after the answer is complete: ignored
+  h.s2c(dgram(8, 0, 3, big.substr(0, 1400)), kT0 + 3 * kMs);
+  h.close(kT0 + 4 * kMs);
+  EXPECT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.counters().decode_errors[kMc], 0u);
+  h.expect_ledger();
+}
+
 TEST(MemcachedUdp, BinaryInsideFrames) {
   Harness h;
   h.open(11211, true);

@@ -293,6 +293,39 @@ class CraftedTunnels(TunnelTestCase):
         f = self.frag_total(s)
         self.assertEqual((f["fragments"], f["reassembled"]), (3, 1))
 
+    def test_fragmented_answers_meet_their_queries_on_any_worker_count(self):
+        """RX steers a datagram's fragments to the worker of its first fragment's 5-tuple: before,
+        they went to the worker of the address pair, and with two workers 11 of these 24 answers
+        (three workers: 14) were reassembled away from their query (timeout + unmatched)."""
+        for workers in (1, 2, 3):
+            with self.subTest(workers=workers):
+                s, recs = self.run_records(self.pcaps["frag_many_dns"], workers=workers)
+                self.assertEqual(collections.Counter((r["protocol"], r["status"]) for r in recs),
+                                 {("dns", "ok"): 24})
+                self.assertEqual(sorted(r["client"]["port"] for r in recs),
+                                 list(range(53100, 53116)) + list(range(53200, 53208)))
+                f = self.frag_total(s)
+                self.assertEqual((f["fragments"], f["reassembled"], f["other_worker"], f["timed_out"]),
+                                 (72, 24, 0, 0))
+
+    def test_mirror_copies_of_fragments_are_dropped_before_reassembly(self):
+        """Every fragment twice (ingress and egress mirrored): rte_ip_frag took each copy for an
+        overlap and dropped the datagram (before: 8 timeouts; of 48 fragments 40 overlap, 8 timed out); the
+        copies are now dropped first, counted as duplicates."""
+        for workers in (1, 2):
+            with self.subTest(workers=workers):
+                s, recs = self.run_records(self.pcaps["frag_mirrored"], workers=workers)
+                self.assertEqual(collections.Counter((r["protocol"], r["status"]) for r in recs),
+                                 {("dns", "ok"): 8})
+                f = self.frag_total(s)
+                self.assertEqual((f["fragments"], f["duplicate"], f["reassembled"], f["overlap"], f["timed_out"]),
+                                 (24, 24, 8, 0, 0))
+        # dedup off for files: the copies go into the table as before
+        s, recs = self.run_records(self.pcaps["frag_mirrored"], config="dedup:\n  files: false\n", workers=1)
+        f = self.frag_total(s)
+        self.assertEqual((f["duplicate"], f["reassembled"]), (0, 0))
+        self.assertEqual(f["overlap"] + f["timed_out"], 48)
+
     def test_fragmented_outer_vxlan_is_decapsulated_after_reassembly(self):
         s, recs = self.run_records(self.pcaps["frag_outer_vxlan"], workers=1)
         self.assertEqual([(r["protocol"], r["status"], r["response"]["answer_count"]) for r in recs],

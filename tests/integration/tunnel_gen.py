@@ -223,6 +223,36 @@ def frag_ipv6_dns():
     return cap
 
 
+def frag_many_dns(n4=16, n6=8, mirrored=False):
+    """n4 IPv4 and n6 IPv6 DNS queries from different client ports, each answered in fragments
+    (first fragment first, as Linux sends them): the fragments are steered to the worker of the
+    query's 5-tuple, whatever the worker count. mirrored: every fragment twice, the copy 20 us
+    later (ingress and egress mirrored)."""
+    cap = hg.Capture()
+    add = cap.add
+
+    def add_fragment(frame, ethertype=None):
+        add(hg.eth(frame) if ethertype is None else hg.eth(frame, ethertype))
+        if mirrored:
+            add(hg.eth(frame) if ethertype is None else hg.eth(frame, ethertype), dt=0.00002)
+    C, S = hg.CLIENT_IP, hg.SERVER_IP
+    for i in range(n4):
+        hg.udp(cap, 53100 + i, 53, hg.DNS_QUERY)
+        dg = hg.udp_dgram(S, C, 53, 53100 + i, big_dns_answer(0x1234, 100))
+        for ip in ipv4_fragments(S, C, 17, dg, 800, ident=300 + i):
+            add_fragment(ip)
+    c6, s6 = bytes(15) + b"\x0a", bytes(15) + b"\x0b"
+    for i in range(n6):
+        q = hg.DNS_QUERY
+        cap.add(hg.eth(ipv6(c6, s6, 17, struct.pack("!HHHH", 53200 + i, 53, 8 + len(q), 0) + q), 0x86DD))
+        a = big_dns_answer(0x1234, 100)
+        dg = struct.pack("!HHHH", 53, 53200 + i, 8 + len(a), 0) + a
+        for off in range(0, len(dg), 800):
+            fh = struct.pack("!BBHI", 17, 0, (off // 8) << 3 | (1 if off + 800 < len(dg) else 0), 0xBE00 + i)
+            add_fragment(ipv6(s6, c6, 44, fh + dg[off:off + 800]), 0x86DD)
+    return cap
+
+
 def frag_outer_vxlan():
     """A VXLAN packet whose outer IPv4 datagram is fragmented (the tunnel MTU was exceeded): the
     worker reassembles the outer datagram, then removes the VXLAN layer."""
@@ -247,6 +277,8 @@ CASES.update({
     "frag_overlap": lambda: frag_case(overlap=True),
     "frag_ipv6_dns": frag_ipv6_dns,
     "frag_outer_vxlan": frag_outer_vxlan,
+    "frag_many_dns": frag_many_dns,
+    "frag_mirrored": lambda: frag_many_dns(4, 4, mirrored=True),
 })
 
 

@@ -26,7 +26,7 @@ FLOOR = {"core": 0, "dpdk": 1, "flow": 1, "decode": 2, "rules": 3, "export": 3, 
          "metrics": 5, "app": 6, "tools": 6}
 HEADER_MODULE = {
     "capture_policy.h": "core", "config.h": "core", "counters.h": "core",
-    "flow_hash.h": "core", "word_hash.h": "core", "packet.h": "core", "packet_handler.h": "core", "counter_list.h": "core",
+    "flow_hash.h": "core", "fragment_steer.h": "core", "word_hash.h": "core", "packet.h": "core", "packet_handler.h": "core", "counter_list.h": "core",
     "defrag_counters.h": "core", "red_config.h": "core",
     "flow_table.h": "flow", "tcp_reassembly.h": "flow", "duplicate_filter.h": "flow",
     "decoder.h": "decode", "protocol.h": "decode", "record.h": "decode", "protocols.def": "decode", "endpoint.h": "decode",

@@ -71,6 +71,8 @@ void MemcachedDecoder::udp_datagram(FlowContext& ctx, Direction dir, std::span<c
     st.udp_mode = Mode::kUnset;
     ctx.drop_carry(kResp);
   }
+  // Every datagram announced so far is in, nothing waits: a "0 of n" now starts the next key's answer.
+  const bool all_in = !u.broken && u.nstash == 0 && u.next >= u.count;
   if (count > u.count) u.count = count;
   key_ = rid;
   if (u.broken) {
@@ -80,10 +82,16 @@ void MemcachedDecoder::udp_datagram(FlowContext& ctx, Direction dir, std::span<c
     udp_feed(ctx, payload, ts);
     udp_drain(ctx, ts);
   } else if (seq < u.next) {
-    // memcached 1.6 sends each VALUE of a multi-key get in a datagram of its own, all "0 of 1": the response
-    // goes on until END. Any other repeated sequence number is a duplicate.
-    if (seq != 0 || count > 1) return;
+    // memcached 1.6 answers a multi-key get key by key, each numbered from 0: "0 of 0" (empty) for a miss,
+    // "0 of 1" for a small VALUE, "0 of n" .. "n-1 of n" for a large one; the response goes on until END.
+    // Any other repeated sequence number is a duplicate.
+    if (seq != 0 || !(all_in || count <= 1)) return;
+    if (count > 1) {
+      u.next = 1;  // the next key's datagrams
+      u.count = count;
+    }
     udp_feed(ctx, payload, ts);
+    udp_drain(ctx, ts);
   } else if (u.nstash < kStashPerFlow && stash_free_n_ > 0 && payload.size() <= kStashBufBytes) {
     for (uint8_t i = 0; i < u.nstash; ++i) {
       if (u.stash[i].seq == seq) return;  // duplicate
