@@ -230,6 +230,8 @@ class RedisDecoder final : public Decoder {
   // the first is anything else.
   bool whole_bulk(FlowContext& ctx, Side& sd, Direction dir, std::span<const std::byte>& bytes, uint64_t ts) {
     bool any = false;
+    PubSub& ps = ctx.state<State>().ps;
+    const bool pubsub = dir == kResp && ps.active;  // a reply that may be pub/sub: its elements are looked at
     do {
       const auto* p = reinterpret_cast<const char*>(bytes.data());
       const size_t n = bytes.size();
@@ -254,12 +256,9 @@ class RedisDecoder final : public Decoder {
           }
         }
       }
-      if (dir == kResp && sd.depth == 1) {
-        PubSub& ps = ctx.state<State>().ps;
-        if (ps.active) {
-          const size_t cap = element_bulk(ps, sd, len);
-          if (cap > 0) store(ps, sd.msg, std::string_view(p + head, cap));
-        }
+      if (pubsub && sd.depth == 1) [[unlikely]] {
+        const size_t cap = element_bulk(ps, sd, len);
+        if (cap > 0) store(ps, sd.msg, std::string_view(p + head, cap));
       }
       bytes = bytes.subspan(head + len + 2);
       any = true;
@@ -437,7 +436,8 @@ class RedisDecoder final : public Decoder {
       sd.resync.found(ctx);
       begin(ctx, sd, start, ts);
     }
-    if (top && (type == '*' || type == '>')) begin_pubsub(ctx, ps, type, n);
+    // (ps.active is false at every reply's start: finish_message)
+    if (top && (type == '>' || (type == '*' && (n == 3 || n == 4)))) [[unlikely]] begin_pubsub(ctx, ps, type, n);
     // An element of a reply that may be pub/sub: its kind, channel, pattern, count, payload size.
     const bool element = ps.active && sd.depth == 1;
     if (element && type == ':' && ps.top_n - sd.stack[0] == 2 && is_confirmation(ps.kind))
@@ -579,7 +579,8 @@ class RedisDecoder final : public Decoder {
   // A top-level array (`*`, RESP2) or push (`>`, RESP3) of `n` elements begins: a push always says what it is
   // in its first element; an array may be pub/sub only with 3 or 4 elements, in pub/sub mode, or answering no
   // request, or while a SUBSCRIBE-family command waits for its confirmations.
-  void begin_pubsub(FlowContext& ctx, PubSub& ps, char type, int64_t n) {
+  // Out of line (as the other pub/sub steps): most replies are none of this.
+  [[gnu::noinline]] void begin_pubsub(FlowContext& ctx, PubSub& ps, char type, int64_t n) {
     ps.active = false;
     ps.kind = kNoKind;
     ps.capture = kCapNone;
@@ -596,7 +597,7 @@ class RedisDecoder final : public Decoder {
 
   // A bulk element of `len` bytes directly in the pub/sub candidate (depth 1): the bytes of it to capture
   // (0: none; ps.capture says what they are), its size when it is a message's payload.
-  static size_t element_bulk(PubSub& ps, const Side& sd, uint64_t len) {
+  [[gnu::noinline]] static size_t element_bulk(PubSub& ps, const Side& sd, uint64_t len) {
     ps.capture = kCapNone;
     if (sd.stack[0] > ps.top_n) return 0;
     const uint32_t i = ps.top_n - sd.stack[0];
@@ -618,7 +619,7 @@ class RedisDecoder final : public Decoder {
 
   // The captured bytes of a pub/sub candidate's element, kept in the message's fields until the reply ends
   // (pubsub_reply makes its fields).
-  void store(PubSub& ps, Message* m, std::string_view v) {
+  [[gnu::noinline]] void store(PubSub& ps, Message* m, std::string_view v) {
     const uint8_t what = ps.capture;
     ps.capture = kCapNone;
     if (what == kCapKind) ps.kind = kind_of(v) != kNoKind ? kind_of(v) : kOtherKind;
@@ -632,7 +633,7 @@ class RedisDecoder final : public Decoder {
   // SUBSCRIBE-family command that waits for it (its first one makes the response, the others extend it);
   // a published message, a push, or a confirmation no command waits for is a record of its own without
   // reply, sent by the server. False: `m` is an ordinary reply (its fields are those of any array).
-  bool pubsub_reply(FlowContext& ctx, State& st, Message* m, bool push) {
+  [[gnu::noinline]] bool pubsub_reply(FlowContext& ctx, State& st, Message* m, bool push) {
     PubSub& ps = st.ps;
     const uint8_t k = ps.kind;
     const uint16_t n = ps.top_n;
@@ -718,8 +719,10 @@ class RedisDecoder final : public Decoder {
   // The SUBSCRIBE-family reply waiting for more confirmations is done (they all came, or something else did,
   // or the stream broke: `flags`): it answers its command, with the subscription count the last one reported.
   void close_group(FlowContext& ctx, State& st, uint32_t flags) {
+    if (st.ps.held != nullptr) [[unlikely]] complete_group(ctx, st, flags);
+  }
+  [[gnu::noinline]] void complete_group(FlowContext& ctx, State& st, uint32_t flags) {
     Message* h = st.ps.held;
-    if (h == nullptr) return;
     st.ps.held = nullptr;
     if (st.ps.owed > 0) h->flags |= flags;
     st.ps.owed = 0;
