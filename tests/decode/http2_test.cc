@@ -342,6 +342,24 @@ TEST(Http2, RecordsAGapMadeUndecodableAreFlagged) {
   EXPECT_EQ(g.rec(0)["response"]["status_code"], 200);
   EXPECT_EQ(flags_of(g.rec(0)), std::vector<std::string>{});
   g.expect_ledger();
+
+  // Mid-connection again: the response's HEADERS open the stream, the request's DATA loses bytes inside a
+  // frame (absorbed: no request message had begun to carry the flag). The record says so.
+  Harness u;
+  u.open(kPort);
+  u.s2c(frame(1, kEndHeaders, 1, std::string("\x88", 1)), kT0);  // :status 200
+  const std::string body = frame(0, kEndStream, 1, std::string(300, 'u'));
+  u.c2s(body.substr(0, 100), kT0 + kMs);
+  u.gap(kC2S, 100, kT0 + 2 * kMs);
+  u.c2s(body.substr(200), kT0 + 3 * kMs);
+  u.s2c(frame(0, kEndStream, 1, "ok"), kT0 + 4 * kMs);
+  DUMP(u);
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_EQ(u.rec(0)["request"], json::parse("{\"bytes\":" + std::to_string(body.size()) + R"(,"body_bytes":300,"stream_id":1})"));
+  EXPECT_EQ(u.rec(0)["response"]["status_code"], 200);
+  EXPECT_EQ(flags_of(u.rec(0)), std::vector<std::string>{"gap"});
+  EXPECT_EQ(u.counters().gaps_absorbed, 1u);
+  u.expect_ledger();
 }
 
 TEST(Http2, GapInsideDataIsAbsorbed) {

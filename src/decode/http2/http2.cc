@@ -155,6 +155,7 @@ void Http2Decoder::gap(FlowContext& ctx, Direction dir, uint64_t missing, uint64
   if (Stream* s = find(st, sid)) {
     StreamSide& sd = s->side[index_of(d.block_push ? kReq : dir)];
     if (sd.msg != nullptr) sd.msg->flags |= record_flag::kGap;
+    s->gap = true;  // (DATA of a side whose HEADERS were not seen has no message to flag yet)
     if (d.type == kData && d.phase == Phase::kPayload) {
       sd.body_bytes += std::min<uint64_t>(missing, d.left - std::min(d.left, uint32_t{d.pad}));
       sd.grpc.left = UINT32_MAX;

@@ -275,6 +275,10 @@ void Http2Decoder::finish(FlowContext& ctx, State& st, Stream& s, uint64_t ts, u
     if (req != nullptr && st.d[index_of(kReq)].gap_lost) req->flags |= record_flag::kGap;
   }
   if (resp == nullptr && s.rst) resp = ctx.new_message(ts);
+  if (s.gap) {  // a message made here (no HEADERS seen) or begun after the gap on its other side
+    if (req != nullptr) req->flags |= record_flag::kGap;
+    if (resp != nullptr) resp->flags |= record_flag::kGap;
+  }
   const Protocol p = s.grpc ? Protocol::kGrpc : Protocol::kHttp2;
   const uint64_t req_end = ctx.offset(kReq, {});
   const uint64_t resp_end = ctx.offset(kResp, {});
