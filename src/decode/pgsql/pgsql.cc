@@ -298,6 +298,10 @@ class PgsqlDecoder final : public Decoder {
     } else {
       ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
       reset_response(st);
+      // An extended-query batch still open on the client side may have had answers already (a Flush: asyncpg
+      // prepares with Parse+Describe+Flush, then Binds and a Sync): they were in the hole, and its response is
+      // what comes after it.
+      if (st.side[0].msg != nullptr) st.side[0].msg->flags |= record_flag::kGap;
     }
     sd = Side{};
     sd.checked = true;
