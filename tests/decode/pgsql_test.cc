@@ -222,7 +222,8 @@ TEST(Pgsql, GapInsideAnExtendedBatchKeepsItsRecord) {
 // asyncpg's fetch of a bad statement: Parse+Describe+Flush, the server's error, then Sync. With the first
 // segment lost, the Sync begins the record after the hole: it carries the lost statement's error, so it is
 // flagged `gap` (it was a clean SYNC record). A whole request lost whose answer came (unmatched) leaves the
-// next batch clean; so does a simple query, which is a whole request of its own.
+// next batch clean; so does a simple query, which is a whole request of its own. A server-side gap flags the
+// batch open on the client side (its Flush's answer may be in the hole).
 TEST(Pgsql, RecordBegunAfterARequestGapIsFlagged) {
   Harness h;
   h.open(5432);
