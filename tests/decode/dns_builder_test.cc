@@ -184,6 +184,47 @@ TEST(Dns, MalformedNamesDoNotCrash) {
   h.expect_ledger();
 }
 
+// A query with no question (QDCOUNT 0) is valid: a cookie-only query (RFC 7873 5.4), as scapy builds it
+// (tshark: "Questions: 0", one OPT with a COOKIE option, not malformed). It is recorded without qname /
+// qtype and without `truncated` (it was flagged truncated and counted a decode error). Cut inside the
+// OPT record its counts promise (tshark: "Malformed Packet"), it is truncated; so is a one-question query cut
+// there.
+TEST(Dns, QueryWithoutQuestionIsNotTruncated) {
+  auto hex = [](std::string_view h) {
+    std::string s;
+    for (size_t i = 0; i + 1 < h.size(); i += 2) s.push_back(static_cast<char>(std::stoi(std::string(h.substr(i, 2)), nullptr, 16)));
+    return s;
+  };
+  const std::string query = hex("12340100000000000000000100002904d000008000000c000a00080102030405060708");
+  const std::string answer =
+      hex("12348180000000000000000100002904d000008000001c000a00180102030405060708000102030405060708090a0b0c0d0e0f");
+  Harness h;
+  h.open(53, true);
+  h.c2s(query, kT0);
+  h.s2c(answer, kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["status"], "ok");
+  EXPECT_EQ(r["request"], json::parse(R"({"bytes":35,"id":4660,"transport":"udp"})"));
+  EXPECT_EQ(r["response"], json::parse(R"({"bytes":51,"rcode":"NOERROR","answer_count":0,"answers":[]})"));
+  EXPECT_EQ(flags_of(r), std::vector<std::string>{});
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kDns)], 0u);
+
+  h.c2s(query.substr(0, query.size() - 4), kT0 + 2 * kMs);  // the cookie's last 4 bytes missing
+  std::string one = dns_msg(0x77, false, 0, "a.test", 1);
+  one[11] = 1;  // ARCOUNT 1, and an OPT record cut after its type
+  one += std::string("\x00\x00\x29", 3);
+  h.c2s(one, kT0 + 3 * kMs);
+  h.close(kT0 + 4 * kMs);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.rec(1)["request"], json::parse(R"({"bytes":31,"id":4660,"transport":"udp"})"));
+  EXPECT_EQ(flags_of(h.rec(1)), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(h.rec(2)["request"]["qname"], "a.test");
+  EXPECT_EQ(flags_of(h.rec(2)), std::vector<std::string>{"truncated"});
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kDns)], 2u);
+  h.expect_ledger();
+}
+
 TEST(Dns, UdpSniffOnUnknownPort) {
   Harness h;
   h.open(5353, true);

@@ -285,6 +285,83 @@ TEST(Http2, GapDestroysHpackStateLaterStreamsUndecodable) {
   h.expect_ledger();
 }
 
+// Every record a gap may have changed says so: a stream whose HEADERS were in a hole of the client side
+// (it had no flag: a clean record with no request fields), a stream whose header block could not be decoded
+// because a gap took that side's HPACK state (the request's, or the response's: records without a path or a
+// status and no flag, nghttp2/h2load under loss), whether it is answered or times out. A block undecodable
+// for another reason (a capture that begins mid-connection) is `undecodable` only.
+TEST(Http2, RecordsAGapMadeUndecodableAreFlagged) {
+  Harness h;
+  h.open(kPort);
+  Conn c{h};
+  c.start(kT0);
+  const std::string lost = c.req(1, get("/lost-" + std::string(20, 'q')), true);
+  h.gap(kC2S, lost.size(), kT0 + kMs);
+  const std::string req3 = c.req(3, get("/lost-" + std::string(20, 'q')), true);
+  const std::string req5 = c.req(5, get("/never-answered"), true);
+  h.c2s(req3, kT0 + 2 * kMs);
+  h.c2s(req5, kT0 + 3 * kMs);
+  h.s2c(c.resp(1, {{":status", "200"}}, true) + c.resp(3, {{":status", "404"}}, true), kT0 + 4 * kMs);
+  // The server side loses a frame too: the next response's block is undecodable.
+  h.gap(kS2C, c.resp(9, {{":status", "500"}, {"x-lost", std::string(30, 'l')}}, true).size(), kT0 + 5 * kMs);
+  const std::string req7 = c.req(7, get("/after"), true);
+  h.c2s(req7, kT0 + 6 * kMs);
+  const std::string resp7 = c.resp(7, {{":status", "200"}, {"x-lost", std::string(30, 'l')}}, true);
+  h.s2c(resp7, kT0 + 7 * kMs);
+  h.close(kT0 + 8 * kMs);
+  DUMP(h);
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h.rec(0)["request"], json::parse(R"({"bytes":0,"body_bytes":0,"stream_id":1})"));
+  EXPECT_EQ(h.rec(0)["response"], json::parse(R"({"bytes":10,"status_code":200,"body_bytes":0})"));
+  EXPECT_EQ(flags_of(h.rec(0)), std::vector<std::string>{"gap"});
+  auto undecodable = [](const std::string& frames, uint32_t sid) {
+    return json{{"bytes", frames.size()}, {"body_bytes", 0}, {"stream_id", sid}, {"undecodable", true}};
+  };
+  EXPECT_EQ(h.rec(1)["request"], undecodable(req3, 3));
+  EXPECT_EQ(h.rec(1)["response"], json::parse(R"({"bytes":10,"status_code":404,"body_bytes":0})"));
+  EXPECT_EQ(flags_of(h.rec(1)), std::vector<std::string>{"gap"});
+  EXPECT_EQ(h.rec(2)["status"], "ok");
+  EXPECT_EQ(h.rec(2)["request"], undecodable(req7, 7));
+  EXPECT_EQ(h.rec(2)["response"], json::parse("{\"bytes\":" + std::to_string(resp7.size()) + ",\"body_bytes\":0}"));
+  EXPECT_EQ(flags_of(h.rec(2)), std::vector<std::string>{"gap"});
+  EXPECT_EQ(h.rec(3)["status"], "timeout");
+  EXPECT_EQ(h.rec(3)["request"], undecodable(req5, 5));
+  EXPECT_EQ(flags_of(h.rec(3)), std::vector<std::string>{"gap"});
+  h.expect_ledger();
+
+  // Mid-connection: the first request refers to a dynamic-table entry never seen. Undecodable, no gap.
+  Harness g;
+  g.open(kPort);
+  Conn m{g};
+  m.req(1, get("/warm"), true);  // fills the client encoder's table; never sent
+  g.c2s(m.req(3, get("/warm"), true), kT0);
+  g.s2c(frame(1, kEndHeaders | kEndStream, 3, std::string("\x88", 1)), kT0 + kMs);  // :status 200, static
+  DUMP(g);
+  ASSERT_EQ(g.size(), 1u);
+  EXPECT_EQ(g.rec(0)["request"]["undecodable"], true);
+  EXPECT_EQ(g.rec(0)["response"]["status_code"], 200);
+  EXPECT_EQ(flags_of(g.rec(0)), std::vector<std::string>{});
+  g.expect_ledger();
+
+  // Mid-connection again: the response's HEADERS open the stream, the request's DATA loses bytes inside a
+  // frame (absorbed: no request message had begun to carry the flag). The record says so.
+  Harness u;
+  u.open(kPort);
+  u.s2c(frame(1, kEndHeaders, 1, std::string("\x88", 1)), kT0);  // :status 200
+  const std::string body = frame(0, kEndStream, 1, std::string(300, 'u'));
+  u.c2s(body.substr(0, 100), kT0 + kMs);
+  u.gap(kC2S, 100, kT0 + 2 * kMs);
+  u.c2s(body.substr(200), kT0 + 3 * kMs);
+  u.s2c(frame(0, kEndStream, 1, "ok"), kT0 + 4 * kMs);
+  DUMP(u);
+  ASSERT_EQ(u.size(), 1u);
+  EXPECT_EQ(u.rec(0)["request"], json::parse("{\"bytes\":" + std::to_string(body.size()) + R"(,"body_bytes":300,"stream_id":1})"));
+  EXPECT_EQ(u.rec(0)["response"]["status_code"], 200);
+  EXPECT_EQ(flags_of(u.rec(0)), std::vector<std::string>{"gap"});
+  EXPECT_EQ(u.counters().gaps_absorbed, 1u);
+  u.expect_ledger();
+}
+
 TEST(Http2, GapInsideDataIsAbsorbed) {
   Harness h;
   h.open(kPort);

@@ -219,6 +219,94 @@ TEST(Pgsql, GapInsideAnExtendedBatchKeepsItsRecord) {
   EXPECT_EQ(g.rec(0)["request"]["statement"], "_pg3_7");
 }
 
+// asyncpg's fetch of a bad statement: Parse+Describe+Flush, the server's error, then Sync. With the first
+// segment lost, the Sync begins the record after the hole: it carries the lost statement's error, so it is
+// flagged `gap` (it was a clean SYNC record). A whole request lost whose answer came (unmatched) leaves the
+// next batch clean; so does a simple query, which is a whole request of its own. A server-side gap flags the
+// batch open on the client side (its Flush's answer may be in the hole).
+TEST(Pgsql, RecordBegunAfterARequestGapIsFlagged) {
+  Harness h;
+  h.open(5432);
+  const std::string parse = msg('P', cstr("__asyncpg_stmt_3__") + cstr("SELECT * FROM t WHERE idx = $1") + be16s(0));
+  const std::string describe = msg('D', "S" + cstr("__asyncpg_stmt_3__"));
+  const std::string err = error("42703", "column \"idx\" does not exist");
+  h.gap(Direction::kClientToServer, parse.size() + describe.size() + 5, kT0);  // Parse, Describe, Flush
+  h.s2c(err, kT0 + kMs);
+  h.c2s(msg('S', ""), kT0 + 2 * kMs);
+  h.s2c(z('I'), kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json a = h.rec(0);
+  EXPECT_EQ(a["status"], "error");
+  EXPECT_EQ(a["request"]["command"], "SYNC");
+  EXPECT_EQ(a["request"]["bytes"], 5);
+  EXPECT_EQ(a["response"]["sql_state"], "42703");
+  EXPECT_EQ(a["response"]["error_message"], "column \"idx\" does not exist");
+  EXPECT_EQ(a["response"]["bytes"], err.size() + 6);
+  EXPECT_EQ(dectest::flags_of(a), std::vector<std::string>{"gap"});
+
+  // The next batch begins with its own Parse after a ReadyForQuery: clean.
+  const std::string batch = msg('P', cstr("") + cstr("SELECT 1") + be16s(0)) +
+                            msg('B', cstr("") + cstr("") + be16s(0) + be16s(0) + be16s(0)) +
+                            msg('E', cstr("") + be32s(0)) + msg('S', "");
+  const std::string answer = msg('1', "") + msg('2', "") + data_row("1") + msg('C', cstr("SELECT 1")) + z('I');
+  h.c2s(batch, kT0 + 4 * kMs);
+  h.s2c(answer, kT0 + 5 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(1)["request"]["command"], "EXECUTE");
+  EXPECT_EQ(h.rec(1)["response"]["tag"], "SELECT 1");
+  EXPECT_EQ(dectest::flags_of(h.rec(1)), std::vector<std::string>{});
+
+  // A whole batch lost: its answer is unmatched, the batch after it is clean.
+  h.gap(Direction::kClientToServer, batch.size(), kT0 + 6 * kMs);
+  h.s2c(answer, kT0 + 7 * kMs);
+  h.c2s(batch, kT0 + 8 * kMs);
+  h.s2c(answer, kT0 + 9 * kMs);
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h.rec(2)["status"], "unmatched");
+  EXPECT_EQ(h.rec(3)["status"], "ok");
+  EXPECT_EQ(h.rec(3)["request"]["query"], "SELECT 1");
+  EXPECT_EQ(dectest::flags_of(h.rec(3)), std::vector<std::string>{});
+
+  // Bind/Execute/Sync right after a hole (its Parse may have been in it): flagged. A simple query: clean.
+  h.gap(Direction::kClientToServer, 20, kT0 + 10 * kMs);
+  h.c2s(batch.substr(batch.find('B')), kT0 + 11 * kMs);
+  h.s2c(answer, kT0 + 12 * kMs);
+  h.gap(Direction::kClientToServer, 20, kT0 + 13 * kMs);
+  h.c2s(msg('Q', cstr("select 2")), kT0 + 14 * kMs);
+  h.s2c(msg('C', cstr("SELECT 0")) + z(), kT0 + 15 * kMs);
+  ASSERT_EQ(h.size(), 6u);
+  EXPECT_EQ(h.rec(4)["request"]["command"], "EXECUTE");
+  EXPECT_EQ(dectest::flags_of(h.rec(4)), std::vector<std::string>{"gap"});
+  EXPECT_EQ(h.rec(5)["request"]["query"], "select 2");
+  EXPECT_EQ(dectest::flags_of(h.rec(5)), std::vector<std::string>{});
+  h.expect_ledger();
+
+  // asyncpg's executemany: Parse+Describe+Flush, its answer lost in a gap of the server side, then the Binds
+  // and the Sync: the batch's response lacks what the hole held (it was a clean record, 29 bytes short).
+  Harness g;
+  g.open(5432);
+  const std::string prep = msg('P', cstr("__asyncpg_stmt_4__") + cstr("INSERT INTO t VALUES ($1)") + be16s(0)) +
+                           msg('D', "S" + cstr("__asyncpg_stmt_4__")) + msg('H', "");
+  g.c2s(prep, kT0);
+  const std::string prepared = msg('1', "") + msg('t', be16s(1) + be32s(23)) + msg('n', "");
+  g.gap(Direction::kServerToClient, prepared.size(), kT0 + kMs);
+  const std::string rows = msg('B', cstr("") + cstr("__asyncpg_stmt_4__") + be16s(0) + be16s(0) + be16s(0)) +
+                           msg('E', cstr("") + be32s(0));
+  g.c2s(rows + rows + msg('S', ""), kT0 + 2 * kMs);
+  const std::string done = msg('2', "") + msg('C', cstr("INSERT 0 1")) + msg('2', "") + msg('C', cstr("INSERT 0 1")) + z('I');
+  g.s2c(done, kT0 + 3 * kMs);
+  ASSERT_EQ(g.size(), 1u);
+  json b = g.rec(0);
+  EXPECT_EQ(b["status"], "ok");
+  EXPECT_EQ(b["request"]["command"], "EXECUTE");
+  EXPECT_EQ(b["request"]["statement"], "__asyncpg_stmt_4__");
+  EXPECT_EQ(b["request"]["bytes"], prep.size() + 2 * rows.size() + 5);
+  EXPECT_EQ(b["response"]["bytes"], done.size());
+  EXPECT_EQ(b["response"]["rows"], 2);
+  EXPECT_EQ(dectest::flags_of(b), std::vector<std::string>{"gap"});
+  g.expect_ledger();
+}
+
 TEST(Pgsql, ErrorDuringStartupAndTerminate) {
   Harness h;
   h.open(5432);

@@ -2,6 +2,8 @@
 // Runs in the test thread; allocates freely (tests only).
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "decode_test_util.h"
@@ -71,11 +73,11 @@ TEST(Redis, Resp3Types) {
         "_\r\n"                                        // null
         "(3492890328409238509324850943850943825024385\r\n"  // big number
         "=15\r\ntxt:Some string\r\n"                   // verbatim
-        ">3\r\n+message\r\n+ch\r\n+hi\r\n"             // push: not a reply
+        ">3\r\n+message\r\n+ch\r\n+hi\r\n"             // push: not a reply, a record of its own
         "|1\r\n+key-popularity\r\n%1\r\n+a\r\n,0.1923\r\n*1\r\n:7\r\n"  // attribute, then the reply
         "!21\r\nSYNTAX invalid syntax\r\n",            // blob error
         kT0 + kMs);
-  ASSERT_EQ(h.size(), 9u);
+  ASSERT_EQ(h.size(), 10u);
   EXPECT_EQ(h.rec(0)["response"]["type"], "map");
   EXPECT_EQ(h.rec(0)["response"]["elements"], 2);
   EXPECT_EQ(h.rec(1)["response"]["type"], "set");
@@ -86,13 +88,16 @@ TEST(Redis, Resp3Types) {
   EXPECT_EQ(h.rec(4)["response"]["type"], "null");
   EXPECT_EQ(h.rec(5)["response"]["type"], "big_number");
   EXPECT_EQ(h.rec(6)["response"]["type"], "verbatim");
-  EXPECT_EQ(h.rec(7)["response"]["type"], "array");  // the attribute annotated it
-  EXPECT_EQ(h.rec(7)["response"]["elements"], 1);
-  EXPECT_EQ(h.rec(7)["request"]["command"], "CMD7");
-  EXPECT_EQ(h.rec(8)["response"]["type"], "blob_error");
-  EXPECT_EQ(h.rec(8)["response"]["error"], "SYNTAX invalid syntax");
-  EXPECT_EQ(h.rec(8)["status"], "error");
-  EXPECT_EQ(h.counters().interim[static_cast<size_t>(Protocol::kRedis)], 1u);  // the push
+  EXPECT_EQ(h.rec(7)["request"],
+            json::parse(R"({"bytes":24,"command":"PUSH message","key":"ch","args":2,"payload_bytes":2,"from_server":true})"));
+  EXPECT_TRUE(h.rec(7)["response"].is_null());
+  EXPECT_EQ(h.rec(8)["response"]["type"], "array");  // the attribute annotated it
+  EXPECT_EQ(h.rec(8)["response"]["elements"], 1);
+  EXPECT_EQ(h.rec(8)["request"]["command"], "CMD7");
+  EXPECT_EQ(h.rec(9)["response"]["type"], "blob_error");
+  EXPECT_EQ(h.rec(9)["response"]["error"], "SYNTAX invalid syntax");
+  EXPECT_EQ(h.rec(9)["status"], "error");
+  EXPECT_EQ(h.counters().interim[static_cast<size_t>(Protocol::kRedis)], 0u);  // the push is no interim reply
   h.expect_ledger();
 }
 
@@ -237,14 +242,156 @@ TEST(Redis, ReplyEndsAnIncompleteRequest) {
   ASSERT_EQ(h.size(), 2u);
   EXPECT_EQ(h.rec(1)["status"], "ok");
   EXPECT_EQ(h.rec(1)["request"]["command"], "GET");
-  // a RESP3 push is not a reply: it does not end the request in progress
+  // a RESP3 push is not a reply: it does not end the request in progress (it is a record of its own)
   h.c2s("*2\r\n$3\r\nGET\r\n$1\r\n", kT0 + 4 * kMs);
   h.s2c(">2\r\n+message\r\n+hi\r\n", kT0 + 5 * kMs);
   h.c2s("k\r\n", kT0 + 6 * kMs);
   h.s2c("$1\r\nv\r\n", kT0 + 7 * kMs);
-  ASSERT_EQ(h.size(), 3u);
-  EXPECT_TRUE(h.rec(2)["flags"].empty());
-  EXPECT_EQ(h.rec(2)["request"]["key"], "k");
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h.rec(2)["request"]["command"], "PUSH message");
+  EXPECT_TRUE(h.rec(3)["flags"].empty());
+  EXPECT_EQ(h.rec(3)["request"]["key"], "k");
+  h.expect_ledger();
+}
+
+#define DUMP_REDIS(h) \
+  if (std::getenv("REDISDUMP") != nullptr) \
+    for (const auto& l : (h).lines()) std::fprintf(stderr, "%s\n", l.c_str())
+
+std::string bulk(const std::string& s) { return "$" + std::to_string(s.size()) + "\r\n" + s + "\r\n"; }
+// A pub/sub array (RESP2 `*`) or push (RESP3 `>`): kind, channel (or pattern), then a count or payloads.
+std::string ps(char t, std::initializer_list<std::string> words, int64_t count = -1) {
+  std::string s = std::string(1, t) + std::to_string(words.size() + (count >= 0 ? 1 : 0)) + "\r\n";
+  for (const auto& w : words) s += bulk(w);
+  if (count >= 0) s += ":" + std::to_string(count) + "\r\n";
+  return s;
+}
+
+// Pub/sub as redis-py and a RESP3 client do it (redis-server 7.0, tshark's RESP messages agree): a
+// SUBSCRIBE-family command pairs with its confirmations, one per channel (or, without arguments, one per
+// subscription it undoes), as one record; messages published to the subscriber are records of their own
+// without reply, `PUSH <kind>` with the channel. They were `unmatched` records (RESP2) or no record (RESP3).
+TEST(Redis, PubSubConfirmationsPairAndPushesAreRecords) {
+  Harness h;
+  h.open(6379);
+  const std::string subscribe = cmd({"SUBSCRIBE", "c1", "c2", "c3"});
+  h.c2s(subscribe, kT0);
+  const std::string sub1 = ps('*', {"subscribe", "c1"}, 1);
+  const std::string sub23 = ps('*', {"subscribe", "c2"}, 2) + ps('*', {"subscribe", "c3"}, 3);
+  h.s2c(sub1, kT0 + kMs);
+  h.s2c(sub23, kT0 + 2 * kMs);
+  h.c2s(cmd({"PSUBSCRIBE", "p*"}), kT0 + 3 * kMs);
+  h.s2c(ps('*', {"psubscribe", "p*"}, 4), kT0 + 4 * kMs);
+  const std::string msg = ps('*', {"message", "c1", "hello"});
+  const std::string pmsg = ps('*', {"pmessage", "p*", "px", "world!"});
+  h.s2c(msg + pmsg, kT0 + 5 * kMs);
+  h.c2s(cmd({"PING", ""}), kT0 + 6 * kMs);  // subscribed: the answer is an array, a plain reply
+  h.s2c("*2\r\n$4\r\npong\r\n$0\r\n\r\n", kT0 + 7 * kMs);
+  h.c2s(cmd({"UNSUBSCRIBE"}), kT0 + 8 * kMs);  // all three channels: three confirmations
+  const std::string unsub =
+      ps('*', {"unsubscribe", "c1"}, 3) + ps('*', {"unsubscribe", "c2"}, 2) + ps('*', {"unsubscribe", "c3"}, 1);
+  h.s2c(unsub, kT0 + 9 * kMs);
+  h.c2s(cmd({"PUNSUBSCRIBE"}), kT0 + 10 * kMs);
+  h.s2c(ps('*', {"punsubscribe", "p*"}, 0), kT0 + 11 * kMs);
+  h.c2s(cmd({"GET", "c1"}), kT0 + 12 * kMs);  // out of pub/sub mode: a 3-element array is a reply again
+  const std::string values = "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$1\r\nb\r\n";
+  h.s2c(values, kT0 + 13 * kMs);
+  ASSERT_EQ(h.size(), 8u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["status"], "ok");
+  EXPECT_EQ(r["request"], json::parse("{\"bytes\":" + std::to_string(subscribe.size()) +
+                                      R"(,"command":"SUBSCRIBE","key":"c1","args":3})"));
+  EXPECT_EQ(r["response"], json::parse("{\"bytes\":" + std::to_string(sub1.size() + sub23.size()) +
+                                       R"(,"type":"array","elements":3,"subscriptions":3})"));
+  EXPECT_EQ(r["latency_us"], 2000);  // to its last confirmation
+  EXPECT_EQ(h.rec(1)["response"], json::parse(R"({"bytes":33,"type":"array","elements":3,"subscriptions":4})"));
+  r = h.rec(2);
+  EXPECT_EQ(r["status"], "ok");
+  EXPECT_EQ(r["request"], json::parse("{\"bytes\":" + std::to_string(msg.size()) +
+                                      R"(,"command":"PUSH message","key":"c1","args":2,"payload_bytes":5,"from_server":true})"));
+  EXPECT_TRUE(r["response"].is_null());
+  EXPECT_EQ(h.rec(3)["request"], json::parse("{\"bytes\":" + std::to_string(pmsg.size()) +
+                                             R"(,"command":"PUSH pmessage","key":"px","pattern":"p*","args":3,"payload_bytes":6,"from_server":true})"));
+  EXPECT_EQ(h.rec(4)["request"]["command"], "PING");
+  EXPECT_EQ(h.rec(4)["response"], json::parse(R"({"bytes":20,"type":"array","elements":2})"));
+  EXPECT_EQ(h.rec(5)["request"]["command"], "UNSUBSCRIBE");
+  EXPECT_EQ(h.rec(5)["response"], json::parse("{\"bytes\":" + std::to_string(unsub.size()) +
+                                              R"(,"type":"array","elements":3,"subscriptions":1})"));
+  EXPECT_EQ(h.rec(6)["response"], json::parse(R"({"bytes":35,"type":"array","elements":3,"subscriptions":0})"));
+  EXPECT_EQ(h.rec(7)["request"]["command"], "GET");
+  EXPECT_EQ(h.rec(7)["response"], json::parse("{\"bytes\":" + std::to_string(values.size()) + R"(,"type":"array","elements":3})"));
+  for (size_t i = 0; i < h.size(); ++i) EXPECT_TRUE(h.rec(i)["flags"].empty()) << i;
+  h.expect_ledger();
+
+  // RESP3: confirmations and messages are pushes; other commands go on meanwhile; client-side caching
+  // invalidations are pushes too.
+  Harness g;
+  g.open(6379);
+  g.c2s(cmd({"SUBSCRIBE", "r1", "r2"}) + cmd({"GET", "k"}), kT0);
+  const std::string confirm = ps('>', {"subscribe", "r1"}, 1) + ps('>', {"subscribe", "r2"}, 2);
+  g.s2c(confirm.substr(0, 40), kT0 + kMs);
+  g.s2c(confirm.substr(40) + ps('>', {"message", "r1", "x"}), kT0 + 2 * kMs);
+  g.s2c(ps('>', {"message", "r2", "yy"}) + "$1\r\nv\r\n", kT0 + 3 * kMs);
+  g.s2c(">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n", kT0 + 4 * kMs);
+  DUMP_REDIS(g);
+  ASSERT_EQ(g.size(), 5u);
+  EXPECT_EQ(g.rec(0)["request"]["command"], "SUBSCRIBE");
+  EXPECT_EQ(g.rec(0)["response"], json::parse("{\"bytes\":" + std::to_string(confirm.size()) +
+                                              R"(,"type":"push","elements":3,"subscriptions":2})"));
+  EXPECT_EQ(g.rec(1)["request"], json::parse(R"({"bytes":32,"command":"PUSH message","key":"r1","args":2,"payload_bytes":1,"from_server":true})"));
+  EXPECT_EQ(g.rec(2)["request"]["key"], "r2");
+  EXPECT_EQ(g.rec(2)["request"]["payload_bytes"], 2);
+  EXPECT_EQ(g.rec(3)["request"]["command"], "GET");
+  EXPECT_EQ(g.rec(3)["response"], json::parse(R"({"bytes":7,"type":"bulk","size":1})"));
+  EXPECT_EQ(g.rec(4)["request"], json::parse(R"({"bytes":32,"command":"PUSH invalidate","args":1,"from_server":true})"));
+  EXPECT_TRUE(g.rec(4)["response"].is_null());
+  for (size_t i = 0; i < g.size(); ++i) EXPECT_TRUE(g.rec(i)["flags"].empty()) << i;
+  g.expect_ledger();
+}
+
+// A gap in a subscriber's stream: the command waiting for confirmations ends flagged `gap`; a confirmation no
+// command waits for, or an UNSUBSCRIBE whose confirmations are counted from subscriptions a gap may have hidden,
+// is flagged `gap` too. Subscriptions known again (none left) clear that.
+TEST(Redis, PubSubAfterAGapIsFlagged) {
+  Harness h;
+  h.open(6379);
+  h.c2s(cmd({"SUBSCRIBE", "a", "b"}), kT0);
+  h.s2c(ps('*', {"subscribe", "a"}, 1), kT0 + kMs);
+  h.gap(kS2C, 32, kT0 + 2 * kMs);  // b's confirmation
+  h.gap(kC2S, cmd({"PSUBSCRIBE", "q*"}).size(), kT0 + 4 * kMs);  // a command lost: its confirmation waits for nothing
+  h.s2c(ps('*', {"psubscribe", "q*"}, 3), kT0 + 5 * kMs);
+  h.s2c(ps('*', {"subscribe", "z"}, 4), kT0 + 6 * kMs);
+  h.c2s(cmd({"UNSUBSCRIBE"}), kT0 + 7 * kMs);
+  h.s2c(ps('*', {"unsubscribe", "a"}, 3) + ps('*', {"unsubscribe", "b"}, 2) + ps('*', {"unsubscribe", "z"}, 1),
+        kT0 + 8 * kMs);
+  h.c2s(cmd({"PUNSUBSCRIBE"}), kT0 + 9 * kMs);
+  h.s2c(ps('*', {"punsubscribe", "q*"}, 0), kT0 + 10 * kMs);
+  h.c2s(cmd({"SUBSCRIBE", "n"}) + cmd({"UNSUBSCRIBE"}), kT0 + 11 * kMs);  // known again: clean
+  h.s2c(ps('*', {"subscribe", "n"}, 1) + ps('*', {"unsubscribe", "n"}, 0), kT0 + 12 * kMs);
+  DUMP_REDIS(h);
+  ASSERT_EQ(h.size(), 8u);
+  EXPECT_EQ(h.rec(0)["request"]["command"], "SUBSCRIBE");  // b's confirmation is in the hole
+  EXPECT_EQ(h.rec(0)["response"], json::parse(R"({"bytes":30,"type":"array","elements":3,"subscriptions":1})"));
+  EXPECT_EQ(flags_of(h.rec(0)), std::vector<std::string>{"gap"});
+  EXPECT_EQ(h.rec(1)["request"], json::parse(R"({"bytes":33,"command":"PUSH psubscribe","key":"q*","args":2,"from_server":true})"));
+  EXPECT_EQ(flags_of(h.rec(1)), std::vector<std::string>{"gap"});
+  EXPECT_EQ(h.rec(2)["request"]["command"], "PUSH subscribe");
+  EXPECT_EQ(flags_of(h.rec(2)), std::vector<std::string>{"gap"});
+  // Without arguments it waits for as many confirmations as channels were counted: 2 (a, z: b's was lost),
+  // so the third comes as a push.
+  EXPECT_EQ(h.rec(3)["request"]["command"], "UNSUBSCRIBE");
+  EXPECT_EQ(h.rec(3)["response"], json::parse(R"({"bytes":66,"type":"array","elements":3,"subscriptions":2})"));
+  EXPECT_EQ(flags_of(h.rec(3)), std::vector<std::string>{"gap"});
+  EXPECT_EQ(h.rec(4)["request"], json::parse(R"({"bytes":33,"command":"PUSH unsubscribe","key":"z","args":2,"from_server":true})"));
+  EXPECT_EQ(flags_of(h.rec(4)), std::vector<std::string>{"gap"});
+  EXPECT_EQ(h.rec(5)["request"]["command"], "PUNSUBSCRIBE");  // its count 0 ends it
+  EXPECT_EQ(h.rec(5)["response"]["subscriptions"], 0);
+  EXPECT_EQ(flags_of(h.rec(5)), std::vector<std::string>{"gap"});
+  EXPECT_EQ(h.rec(6)["request"]["key"], "n");
+  EXPECT_EQ(flags_of(h.rec(6)), std::vector<std::string>{});
+  EXPECT_EQ(h.rec(7)["request"]["command"], "UNSUBSCRIBE");
+  EXPECT_EQ(h.rec(7)["response"], json::parse(R"({"bytes":33,"type":"array","elements":3,"subscriptions":0})"));
+  EXPECT_EQ(flags_of(h.rec(7)), std::vector<std::string>{});
   h.expect_ledger();
 }
 

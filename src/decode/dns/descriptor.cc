@@ -19,7 +19,7 @@ constexpr ProtocolSignature kSignatures[] = {
 
 constexpr RecordFieldSpec kFields[] = {
     {"request", "id", "integer", "message id (responses match by it)"},
-    {"request", "qname", "string", "first question, dotted (`.` for the root)"},
+    {"request", "qname", "string", "first question, dotted (`.` for the root); absent with `qtype` when the query has no question (QDCOUNT 0: a cookie-only query, a probe)"},
     {"request", "qtype", "string", "`A`, `AAAA`, `CNAME`, `SRV`, ... (`TYPE<n>` per RFC 3597 otherwise)"},
     {"request", "opcode", "integer", "only when not QUERY"},
     {"request", "transport", "string", "`udp` / `tcp`"},

@@ -323,7 +323,15 @@ class DnsDecoder final : public Decoder {
       }
       if (opcode != 0) f.add_uint("opcode", opcode);
       f.add_string("transport", ctx.udp() ? "udp" : "tcp");
-      if (!ok || qd == 0) {
+      // A query without a question is valid (a cookie-only query, RFC 7873 5.4; probes): no qname, and
+      // cut only when the sections its counts promise do not fit (the first question's are checked above).
+      for (uint16_t i = 1; ok && i < qd; ++i) {
+        size_t next = 0;
+        ok = read_name(p, len, off, name, &nlen, &next) && next + 4 <= len;
+        off = next + 4;
+      }
+      if (ok) ok = sections_fit(p, len, off, be16(p + 6), be16(p + 8), be16(p + 10));
+      if (!ok) {
         if (!at_close) ctx.count_decode_error();
         m->flags |= record_flag::kTruncated;
       }
@@ -376,6 +384,18 @@ class DnsDecoder final : public Decoder {
     if (!f.add_raw_json("answers", scratch_)) ++ctx.counters().field_truncated;
     if (!ok) m->flags |= record_flag::kTruncated;  // counts promised more than the message holds
     ctx.complete_response_by_key(m, rcode == 0 ? RecordStatus::kOk : RecordStatus::kError, id);
+  }
+
+  // The `an` + `ns` + `ar` resource records from `off` lie within the message's `len` bytes.
+  static bool sections_fit(const uint8_t* p, size_t len, size_t off, uint16_t an, uint16_t ns, uint16_t ar) {
+    char name[kMaxName + 1];
+    for (uint32_t i = 0, n = uint32_t{an} + ns + ar; i < n; ++i) {
+      size_t nlen = 0, next = 0;
+      if (!read_name(p, len, off, name, &nlen, &next) || next + 10 > len) return false;
+      off = next + 10 + be16(p + next + 8);
+      if (off > len) return false;
+    }
+    return true;
   }
 
   // Text of the rdata of common types; false for types shown without data.

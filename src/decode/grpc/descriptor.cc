@@ -36,7 +36,7 @@ constexpr RecordFieldSpec kFields[] = {
     {"request", "compressed_messages", "integer", "of them, flagged compressed"},
     {"request", "body_bytes", "integer", "DATA bytes of the request"},
     {"request", "stream_id", "integer", "HTTP/2 stream id"},
-    {"request", "undecodable", "boolean", "true: a header block could not be decoded (HPACK state lost): fields left out"},
+    {"request", "undecodable", "boolean", "true: a header block could not be decoded (HPACK state lost): fields left out; lost in a gap, the record is flagged `gap`"},
     {"response", "status_code", "integer", "`:status` (200 for every gRPC answer, errors included)"},
     {"response", "content_type", "string", "`content-type`"},
     {"response", "grpc_status", "integer", "`grpc-status` from the trailers (or a trailers-only response); `error` status when not 0"},

@@ -48,6 +48,7 @@ struct Stream {
   bool grpc = false;        // content-type application/grpc*
   bool undecodable = false;
   bool counted = false;     // its undecodable state was counted
+  bool gap = false;         // a gap took bytes of it (flagged on its record even where no message had begun)
 };
 
 // Per-connection allocation budget for nghttp2 (its nghttp2_mem user data).

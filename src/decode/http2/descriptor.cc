@@ -34,7 +34,7 @@ constexpr RecordFieldSpec kHttp2Fields[] = {
     {"request", "metadata", "string", "names of the other request headers, comma-separated (values never kept)"},
     {"request", "body_bytes", "integer", "DATA bytes of the request (padding excluded)"},
     {"request", "stream_id", "integer", "HTTP/2 stream id (responses match by it)"},
-    {"request", "undecodable", "boolean", "true: a header block of the stream could not be decoded (HPACK state lost in a gap, or a capture that began mid-connection): its fields are left out"},
+    {"request", "undecodable", "boolean", "true: a header block of the stream could not be decoded (HPACK state lost in a gap, or a capture that began mid-connection): its fields are left out; lost in a gap, the record is flagged `gap` (so is a stream whose HEADERS a gap took)"},
     {"response", "status_code", "integer", "`:status` of the final response; `error` status for 5xx"},
     {"response", "content_type", "string", "`content-type`"},
     {"response", "set_cookie", "string", "`set-cookie`: `<redacted>` unless `decode.redact_secrets` is off"},

@@ -54,6 +54,7 @@ void Http2Decoder::lose_framing(FlowContext& ctx, State& st, Direction dir, bool
     for (StreamSide& sd : s.side) {
       if (sd.msg != nullptr) sd.msg->flags |= record_flag::kGap;
     }
+    s.gap = true;
     s.side[index_of(dir)].grpc.left = UINT32_MAX;  // message boundaries are gone too
   }
 }

@@ -137,9 +137,13 @@ void Http2Decoder::data(FlowContext& ctx, Direction dir, std::span<const std::by
 void Http2Decoder::gap(FlowContext& ctx, Direction dir, uint64_t missing, uint64_t ts) {
   State& st = ctx.state<State>();
   DirState& d = st.d[index_of(dir)];
-  if (st.conn == ConnPool::kNone || d.phase == Phase::kLost) return;
+  if (st.conn == ConnPool::kNone) return;
   const bool inside = (d.phase == Phase::kPayload || d.phase == Phase::kSkip) && d.prefix_got == d.prefix &&
                       missing <= d.left;
+  // Bytes lost outside a DATA payload (frames, a header block): header blocks of this direction are
+  // undecodable from here on because of the gap, and a stream's HEADERS may have been in it (streams.cc).
+  if (!inside || (d.phase == Phase::kPayload && d.type != kData)) d.gap_lost = true;
+  if (d.phase == Phase::kLost) return;
   if (!inside) {  // a frame header (or several frames) in the hole: framing and HPACK state are gone
     lose_framing(ctx, st, dir, false);
     return;
@@ -151,6 +155,7 @@ void Http2Decoder::gap(FlowContext& ctx, Direction dir, uint64_t missing, uint64
   if (Stream* s = find(st, sid)) {
     StreamSide& sd = s->side[index_of(d.block_push ? kReq : dir)];
     if (sd.msg != nullptr) sd.msg->flags |= record_flag::kGap;
+    s->gap = true;  // (DATA of a side whose HEADERS were not seen has no message to flag yet)
     if (d.type == kData && d.phase == Phase::kPayload) {
       sd.body_bytes += std::min<uint64_t>(missing, d.left - std::min(d.left, uint32_t{d.pad}));
       sd.grpc.left = UINT32_MAX;

@@ -63,6 +63,7 @@ struct DirState {
   bool block_push = false;        // the block is a PUSH_PROMISE's (the promised stream's request)
   bool block_skip = false;        // the block's headers are not decoded (HPACK lost or no stream)
   bool hpack_lost = false;        // this direction's HPACK state is gone: later blocks are undecodable
+  bool gap_lost = false;          // ... because a gap took bytes outside a DATA payload (so may it a stream's frames)
 };
 
 struct State {

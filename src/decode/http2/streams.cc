@@ -110,6 +110,8 @@ void Http2Decoder::block_start(FlowContext& ctx, State& st, Direction dir, uint3
   ++sd.blocks;
   if (d.block_push) sd.ended = true;
   if (d.hpack_lost) mark_undecodable(ctx, *s);
+  // Undecodable because a gap took this direction's HPACK state: the record's fields are missing for it.
+  if (d.gap_lost && sd.msg != nullptr) sd.msg->flags |= record_flag::kGap;
 }
 
 void Http2Decoder::block_bytes(FlowContext& ctx, State& st, Direction dir, std::span<const std::byte> in, bool final) {
@@ -266,9 +268,17 @@ void Http2Decoder::finish(FlowContext& ctx, State& st, Stream& s, uint64_t ts, u
   Message* req = q.msg;
   Message* resp = r.msg;
   // Its HEADERS were not seen here: the stream was evicted from a full table after them (its request is
-  // pending under its id: the response pairs with it), or the capture began after them, or a gap took them.
-  if (req == nullptr && !ctx.has_pending_key(s.id)) req = ctx.new_message(resp != nullptr ? resp->first_ts_ns : ts);
+  // pending under its id: the response pairs with it), or the capture began after them, or a gap took them
+  // (the request direction lost frames before: the record says so).
+  if (req == nullptr && !ctx.has_pending_key(s.id)) {
+    req = ctx.new_message(resp != nullptr ? resp->first_ts_ns : ts);
+    if (req != nullptr && st.d[index_of(kReq)].gap_lost) req->flags |= record_flag::kGap;
+  }
   if (resp == nullptr && s.rst) resp = ctx.new_message(ts);
+  if (s.gap) {  // a message made here (no HEADERS seen) or begun after the gap on its other side
+    if (req != nullptr) req->flags |= record_flag::kGap;
+    if (resp != nullptr) resp->flags |= record_flag::kGap;
+  }
   const Protocol p = s.grpc ? Protocol::kGrpc : Protocol::kHttp2;
   const uint64_t req_end = ctx.offset(kReq, {});
   const uint64_t resp_end = ctx.offset(kResp, {});

@@ -58,6 +58,7 @@ struct State {
   bool encrypted = false;
   bool error = false;
   bool has_tag = false;
+  bool req_lost = false;   // the client side lost bytes (a gap, or skipped to resync) since its last record began
   char tag[kTagMax] = {};
 };
 static_assert(sizeof(State) <= kDecoderStateBytes, "pgsql state must fit the per-flow slot");
@@ -290,10 +291,17 @@ class PgsqlDecoder final : public Decoder {
       ctx.discard(sd.msg);
     }
     if (dir == kReq) {
-      if (keep == nullptr) st.batch = 0;
+      if (keep == nullptr) {
+        st.batch = 0;
+        st.req_lost = true;  // the next record may have begun in the lost bytes (request())
+      }
     } else {
       ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
       reset_response(st);
+      // An extended-query batch still open on the client side may have had answers already (a Flush: asyncpg
+      // prepares with Parse+Describe+Flush, then Binds and a Sync): they were in the hole, and its response is
+      // what comes after it.
+      if (st.side[0].msg != nullptr) st.side[0].msg->flags |= record_flag::kGap;
     }
     sd = Side{};
     sd.checked = true;
@@ -324,11 +332,11 @@ class PgsqlDecoder final : public Decoder {
         st.batch = 0;
       }
       if (c.type == 0 && !st.started) {
-        request(ctx, c, ts, "STARTUP");
+        request(ctx, st, c, ts, "STARTUP");
       } else if (c.type == 'Q') {
-        if (Message* m = request(ctx, c, ts, "QUERY")) add_query(m->fields, cstr(p, n, &pos), true, m);
+        if (Message* m = request(ctx, st, c, ts, "QUERY")) add_query(m->fields, cstr(p, n, &pos), true, m);
       } else if (c.type == 'P') {
-        Message* m = request(ctx, c, ts, nullptr);
+        Message* m = request(ctx, st, c, ts, nullptr);
         st.batch |= kHasParse;
         const std::string_view name = cstr(p, n, &pos);
         if (m != nullptr && !m->fields.has("query")) {
@@ -336,9 +344,9 @@ class PgsqlDecoder final : public Decoder {
           if (pos < n) add_query(m->fields, cstr(p, n, &pos), true, m);
         }
       } else if (c.type == 'F') {
-        request(ctx, c, ts, "FUNCTION_CALL");
+        request(ctx, st, c, ts, "FUNCTION_CALL");
       } else if (c.type != 'X' && c.type != 'H' && c.type != 'd' && c.type != 'c' && c.type != 'f' && c.type != 'p') {
-        request(ctx, c, ts, nullptr);  // part of an extended-query batch
+        request(ctx, st, c, ts, nullptr);  // part of an extended-query batch
       }
     } else if (cut && c.phase == Phase::kHeader && c.msg == nullptr) {
       ctx.count_partial_at_close();
@@ -361,10 +369,20 @@ class PgsqlDecoder final : public Decoder {
 
   // ---------------------------------------------------------------- client
 
-  Message* request(FlowContext& ctx, Side& sd, uint64_t ts, const char* command) {
+  // The request in progress, begun by the message in sd.type when there is none. The first one begun after the
+  // client side lost bytes is flagged `gap` unless its first message is a whole request of its own (startup,
+  // simple query, function call, terminate): an extended-query message may continue a batch whose start was in
+  // the hole (Parse+Describe+Flush lost: the Sync after it made a clean SYNC record carrying the lost
+  // statement's error).
+  Message* request(FlowContext& ctx, State& st, Side& sd, uint64_t ts, const char* command) {
     if (sd.msg == nullptr) {
       sd.msg = ctx.new_message(ts);
       sd.msg_start = sd.hdr_start;
+      if (st.req_lost) {
+        st.req_lost = false;
+        const bool whole = sd.type == 0 || sd.type == 'Q' || sd.type == 'F' || sd.type == 'X';
+        if (sd.msg != nullptr && !whole) sd.msg->flags |= record_flag::kGap;
+      }
       if (sd.msg != nullptr && command != nullptr) sd.msg->fields.add_string("command", command);
     } else if (command != nullptr && !sd.msg->fields.has("command")) {
       sd.msg->fields.add_string("command", command);  // a batch without its Sync, cleared by a simple query
@@ -409,7 +427,7 @@ class PgsqlDecoder final : public Decoder {
     if (sd.type == 0) {  // startup phase: StartupMessage / SSLRequest / GSSENCRequest / CancelRequest
       const uint32_t code = n >= 4 ? be32(p) : 0;
       if (code == kSslRequest || code == kGssRequest) {
-        Message* m = request(ctx, sd, ts, code == kSslRequest ? "SSL_REQUEST" : "GSSENC_REQUEST");
+        Message* m = request(ctx, st, sd, ts, code == kSslRequest ? "SSL_REQUEST" : "GSSENC_REQUEST");
         (void)m;
         finish_request(ctx, sd, end, ts, false);
         st.ssl_answer = true;  // the answer is one unframed byte
@@ -417,11 +435,11 @@ class PgsqlDecoder final : public Decoder {
       }
       st.started = true;
       if (code == kCancelRequest) {
-        request(ctx, sd, ts, "CANCEL");
+        request(ctx, st, sd, ts, "CANCEL");
         finish_request(ctx, sd, end, ts, true);
         return;
       }
-      Message* m = request(ctx, sd, ts, "STARTUP");
+      Message* m = request(ctx, st, sd, ts, "STARTUP");
       if (m != nullptr) {
         size_t pos = 4;
         while (pos < n && p[pos] != 0) {
@@ -446,13 +464,13 @@ class PgsqlDecoder final : public Decoder {
     }
     switch (sd.type) {
       case 'Q': {
-        Message* m = request(ctx, sd, ts, "QUERY");
+        Message* m = request(ctx, st, sd, ts, "QUERY");
         if (m != nullptr) add_query(m->fields, cstr(p, n, &pos), cut, m);
         finish_request(ctx, sd, end, ts, false);
         return;
       }
       case 'P': {
-        Message* m = request(ctx, sd, ts, nullptr);
+        Message* m = request(ctx, st, sd, ts, nullptr);
         st.batch |= kHasParse;
         const std::string_view name = cstr(p, n, &pos);
         const std::string_view q = cstr(p, n, &pos);
@@ -464,7 +482,7 @@ class PgsqlDecoder final : public Decoder {
         return;
       }
       case 'B': {
-        Message* m = request(ctx, sd, ts, nullptr);
+        Message* m = request(ctx, st, sd, ts, nullptr);
         st.batch |= kHasBind;
         cstr(p, n, &pos);  // portal
         const std::string_view name = cstr(p, n, &pos);
@@ -475,13 +493,13 @@ class PgsqlDecoder final : public Decoder {
         }
         return;
       }
-      case 'E': request(ctx, sd, ts, nullptr); st.batch |= kHasExecute; return;
-      case 'D': request(ctx, sd, ts, nullptr); st.batch |= kHasDescribe; return;
-      case 'C': request(ctx, sd, ts, nullptr); st.batch |= kHasClose; return;
+      case 'E': request(ctx, st, sd, ts, nullptr); st.batch |= kHasExecute; return;
+      case 'D': request(ctx, st, sd, ts, nullptr); st.batch |= kHasDescribe; return;
+      case 'C': request(ctx, st, sd, ts, nullptr); st.batch |= kHasClose; return;
       case 'H': return;  // Flush: part of the batch, no reply of its own
       case 'S': {
         // Sync: one roundtrip per Sync. The command says what the batch did.
-        Message* m = request(ctx, sd, ts, nullptr);
+        Message* m = request(ctx, st, sd, ts, nullptr);
         if (m != nullptr) {
           m->fields.add_string("command", (st.batch & kHasExecute)    ? "EXECUTE"
                                           : (st.batch & kHasParse)    ? "PARSE"
@@ -495,11 +513,11 @@ class PgsqlDecoder final : public Decoder {
         return;
       }
       case 'X':
-        request(ctx, sd, ts, "TERMINATE");
+        request(ctx, st, sd, ts, "TERMINATE");
         finish_request(ctx, sd, end, ts, true);
         return;
       case 'F':
-        request(ctx, sd, ts, "FUNCTION_CALL");
+        request(ctx, st, sd, ts, "FUNCTION_CALL");
         finish_request(ctx, sd, end, ts, false);
         return;
       default: return;  // COPY data / done / fail: part of the statement already sent
@@ -547,6 +565,12 @@ class PgsqlDecoder final : public Decoder {
     switch (t) {
       case 'Z':
         sd.msg = nullptr;
+        // ReadyForQuery answering the last request seen before the client side lost bytes (or none, the
+        // lost bytes' own request), with nothing begun since: the server has answered all it was sent, so
+        // the client was waiting for this and its next request starts clean (a lost SASL message, a lost
+        // whole query). Not when the client wrote the start of a batch into the hole before this answer and
+        // its rest only after (pipelined): that rest would then come out unflagged.
+        if (st.req_lost && st.side[0].msg == nullptr && ctx.pending_count() <= 1) st.req_lost = false;
         if (m == nullptr) return;
         m->end_span(sd.msg_start, end, ts);
         add_summary(st, m->fields);

@@ -16,14 +16,18 @@ constexpr ProtocolSignature kSignatures[] = {
 };
 
 constexpr RecordFieldSpec kFields[] = {
-    {"request", "command", "string", "first word, upper-cased"},
-    {"request", "key", "string", "first argument (cut at `decode.redis.key_max`); `<redacted>` for AUTH"},
-    {"request", "args", "integer", "number of arguments after the command"},
-    {"response", "type", "string", "`simple`, `error`, `integer`, `bulk`, `array`, `null`, `map`, `set`, `boolean`, `double`, `big_number`, `verbatim`, `blob_error`"},
+    {"request", "command", "string", "first word, upper-cased; `PUSH <kind>` (`PUSH message`, `PUSH pmessage`, `PUSH smessage`, `PUSH invalidate`, ...) for what the server sends on its own: a published message delivered to a subscriber, a RESP3 push, a confirmation no command waits for (a record without reply, `from_server`)"},
+    {"request", "key", "string", "first argument (cut at `decode.redis.key_max`); `<redacted>` for AUTH; a push: its channel"},
+    {"request", "args", "integer", "number of arguments after the command (a push: its elements after the kind)"},
+    {"request", "pattern", "string", "`PUSH pmessage`: the pattern the channel matched"},
+    {"request", "payload_bytes", "integer", "`PUSH message` / `pmessage` / `smessage`: the message's size (counted, never kept)"},
+    {"request", "from_server", "boolean", "true: a push the server sent, not a command"},
+    {"response", "type", "string", "`simple`, `error`, `integer`, `bulk`, `array`, `null`, `map`, `set`, `boolean`, `double`, `big_number`, `verbatim`, `blob_error`, `push` (a RESP3 confirmation of SUBSCRIBE...)"},
     {"response", "value", "string|integer|boolean", "simple string / integer / boolean / double / big number"},
     {"response", "error", "string", "text of `-ERR ...` or of a blob error (512 B); `error` status"},
     {"response", "size", "integer|null", "bulk / verbatim length (`null` for a null bulk)"},
     {"response", "elements", "integer|null", "top-level aggregate size (`null` for a null array)"},
+    {"response", "subscriptions", "integer", "SUBSCRIBE / PSUBSCRIBE / SSUBSCRIBE and their UNSUBSCRIBEs: the subscription count the last confirmation reported (the response is all the command's confirmations, one per channel)"},
 };
 
 constexpr ProtocolOption kOptions[] = {
