@@ -296,6 +296,9 @@ class FlowTable {
   const FlowTableCounters& counters() const { return counters_; }
   Flow& at(uint32_t slot) { return nodes_[slot].flow; }
   bool in_use(uint32_t slot) const { return slot < nodes_.size() && nodes_[slot].in_use; }
+  // The same for a slot some flow had (Flow::slot): nodes are never
+  // destroyed, so no bound check (size() is a division by sizeof(Node)).
+  bool made_slot_in_use(uint32_t slot) const { return nodes_[slot].in_use; }
 
   // Calls f(Flow&) for every flow in use (shutdown, tests). May not insert;
   // f may not remove other flows than the one it is given.
