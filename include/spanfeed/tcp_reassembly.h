@@ -369,7 +369,7 @@ class Reassembler final : private FlowTableListener {
   // A TCP/UDP packet's flow key and FlowTable hash, computed ahead for the
   // next packet (lookahead()) or now; and (dedup on) any packet's
   // DuplicateFilter fingerprint, computed ahead.
-  struct KeyedPacket {
+  struct alignas(64) KeyedPacket {  // 128 bytes: ahead_[ahead_slot_] is a shift
     const ParsedPacket* parsed = nullptr;  // ok and hash are this packet's
     const ParsedPacket* fp_of = nullptr;   // dedup_fp is this packet's
     OrientedKey ok;
