@@ -503,7 +503,7 @@ class RecordBuilder final : public StreamConsumer {
   // Sessions are made as flows reach their slots (a flow table hands out the
   // lowest free slot first): a capture of 20 connections touches 20, not the
   // flow capacity. sessions_ never reallocates (reserved to the capacity).
-  FlowSession& session(const Flow& f) { return f.slot < sessions_.size() ? sessions_[f.slot] : grow_sessions(f.slot); }
+  FlowSession& session(const Flow& f) { return f.slot < sessions_made_ ? sessions_[f.slot] : grow_sessions(f.slot); }
   FlowSession& grow_sessions(uint32_t slot);
   Direction logical(const FlowSession& s, Direction d) const { return s.swapped ? opposite(d) : d; }
   enum class Detected : uint8_t { kDecode, kKept, kNo };
@@ -513,6 +513,9 @@ class RecordBuilder final : public StreamConsumer {
                   std::span<const std::byte>* replay, uint64_t ts_ns);
   void drop_prefix(uint32_t slot, FlowSession& s, size_t physical_dir);
   void decode_chunk(const Flow& flow, FlowSession& s, Direction dir, std::span<const std::byte> data, uint64_t ts_ns);
+  // on_data for a flow whose decoder is not running yet (detection), closed, or an empty chunk.
+  [[gnu::noinline]] void on_data_detect(const Flow& flow, FlowSession& s, Direction dir,
+                                        std::span<const std::byte> data, uint64_t ts_ns);
   void start_decoder(const Flow& f, FlowSession& s, Protocol p, DetectOutcome how, bool swap, uint64_t ts_ns);
   void close_session(uint32_t slot, uint64_t ts_ns);
   void expire(uint64_t now_ns, uint32_t budget);
@@ -544,6 +547,9 @@ class RecordBuilder final : public StreamConsumer {
   std::vector<uint8_t> tcp_port_map_;  // port -> Protocol (kUnknown: none)
   std::vector<uint8_t> udp_port_map_;
   std::vector<FlowSession> sessions_;
+  // sessions_.size(), kept by grow_sessions: session() compares with it
+  // instead of dividing the vector's byte length by sizeof(FlowSession).
+  uint32_t sessions_made_ = 0;
   std::vector<Slot> slots_;
   uint32_t msg_free_ = kNone;
   uint32_t msg_in_use_ = 0;

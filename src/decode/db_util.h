@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstring>
 #include <cstdint>
@@ -65,6 +66,25 @@ inline bool is_digit(char c) { return c >= '0' && c <= '9'; }
 inline bool is_hex(char c) { return (sql_class(c) & kSqlHex) != 0; }
 inline bool is_blank(char c) { return (sql_class(c) & kSqlBlank) != 0; }
 
+// The high bit of each byte of `w` (eight bytes of text, the first in the low
+// byte) set where that byte is_ident_char: normalize_sql copies identifiers a
+// word at a time. Each test runs on the low seven bits of every byte at once,
+// where no sum carries into the next byte; bytes >= 0x80 (UTF-8) are
+// identifier characters by their own high bit.
+inline uint64_t ident_bytes(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = kOnes * 0x80;
+  constexpr uint64_t kLow7 = kOnes * 0x7f;
+  const uint64_t x = w & kLow7;
+  auto at_least = [](uint64_t v, uint8_t lo) { return v + kOnes * (0x80 - lo); };  // high bit: v >= lo
+  auto above = [](uint64_t v, uint8_t hi) { return v + kOnes * (0x7f - hi); };      // high bit: v > hi
+  auto equal = [](uint64_t v, uint8_t c) { return ~((v ^ kOnes * c) + kLow7); };    // high bit: v == c
+  const uint64_t folded = x | kOnes * 0x20;  // 'A'..'Z' -> 'a'..'z' (and nothing else into that range)
+  const uint64_t letter = at_least(folded, 'a') & ~above(folded, 'z');
+  const uint64_t digit = at_least(x, '0') & ~above(x, '9');
+  return (w | letter | digit | equal(x, '_') | equal(x, '$')) & kHigh;
+}
+
 enum class SqlDialect : uint8_t { kMysql, kPgsql };
 
 // Single pass: literals (quoted strings, numbers, hex/bit literals, PG $$ strings) become '?', a parenthesised
@@ -100,6 +120,24 @@ inline size_t normalize_sql(std::string_view in, char* out, size_t out_cap, SqlD
     size_t j = i + 1;
     if (out_cap - n >= len - i) {  // room for all the input left (the usual case): copied as it is scanned
       out[n++] = in[i];
+      if constexpr (std::endian::native == std::endian::little) {
+        // Eight bytes at a time while eight remain: all of them stored (out
+        // has room for every byte left), n advanced past the identifier's.
+        while (j + 8 <= len) {
+          uint64_t w;
+          std::memcpy(&w, in.data() + j, sizeof(w));
+          std::memcpy(out + n, &w, sizeof(w));
+          const uint64_t other = ~ident_bytes(w) & 0x8080808080808080ull;
+          if (other != 0) {
+            const size_t k = static_cast<size_t>(std::countr_zero(other)) / 8;
+            n += k;
+            i = j + k;
+            return;
+          }
+          n += 8;
+          j += 8;
+        }
+      }
       while (j < len && is_ident_char(in[j])) out[n++] = in[j++];
       i = j;
       return;
@@ -124,6 +162,7 @@ inline size_t normalize_sql(std::string_view in, char* out, size_t out_cap, SqlD
       continue;
     }
     if (cls & kSqlBlank) {
+      ++i;  // c is one
       while (i < len && is_blank(in[i])) ++i;
       put_space();
       continue;

@@ -251,6 +251,60 @@ SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const Pars
   table_.expire(ts_ns, cfg_.expire_budget);
   if (hold_head_ != UINT32_MAX) expire_holds(std::max(table_.now_ns(), ts_ns), cfg_.expire_budget);
 
+  // The common packet: TCP, whole (no fragment, nothing cut or malformed),
+  // an ACK with data and no SYN/FIN/RST, its key computed ahead.
+  constexpr uint8_t kNotPlain = packet_flag::kFragment | packet_flag::kLaterFragment | packet_flag::kL4Truncated |
+                                packet_flag::kPayloadTruncated | packet_flag::kTcpOptionsBad;
+  constexpr uint8_t kControl = tcp_flag::kSyn | tcp_flag::kRst | tcp_flag::kFin | tcp_flag::kAck;
+  if (announced && p.l4_proto == kProtoTcp && (p.flags & kNotPlain) == 0 &&
+      (p.tcp_flags & kControl) == tcp_flag::kAck && p.payload_len != 0 && p.payload_offset != 0 &&
+      size_t{p.payload_offset} + p.payload_len <= frame.size()) [[likely]] {
+    const FlowLookup lk = find_flow(cached, prev_slot);
+    if (lk.flow != nullptr &&
+        in_order_now(*lk.flow, lk.dir, p, frame.subspan(p.payload_offset, p.payload_len), frame.size(), ts_ns))
+        [[likely]] {
+      ++counters_.outcome[static_cast<size_t>(SegmentOutcome::kInOrder)];
+      return SegmentOutcome::kInOrder;
+    }
+  }
+  return process_general(frame, p, ts_ns, cached, announced, prev_slot);
+}
+
+// What process_tcp does for such a packet when every condition holds (its
+// in-order branch with need false, no FIN, the other direction idle and not
+// listed), checked before anything changes, so a packet that fails one goes
+// through process_general as if this had not run.
+[[gnu::always_inline]] inline bool Reassembler::in_order_now(Flow& f, Direction d, const ParsedPacket& p,
+                                                             std::span<const std::byte> payload, size_t wire,
+                                                             uint64_t ts_ns) {
+  if (f.state != FlowState::kEstablished) return false;
+  FlowStreams& fs = streams_[f.slot];
+  StreamState& s = fs.dir[index_of(d)];
+  const StreamState& o = fs.dir[index_of(opposite(d))];
+  // d: the next bytes, nothing buffered, no FIN, no lost tail to report.
+  if (!s.seq_known || s.fin_seen || s.head != ChunkPool::kNone || p.tcp_seq != s.next_seq || s.lost_tail != 0) {
+    return false;
+  }
+  // The other direction: nothing buffered, no FIN (handle_ack has nothing
+  // to do, settle nothing to move, the flow stays established).
+  if (o.head != ChunkPool::kNone || o.fin_seen) return false;
+  // Ack hold: the ACK proves nothing past what the other direction
+  // delivered (need false, no proof to note) and no hold is listed.
+  if (hold_on_ && (!o.seq_known || seq_diff(p.tcp_ack, o.next_seq) > 0 || fs.hold_listed)) return false;
+  last_slot_ = f.slot;
+  count_stats(f, d, payload.size(), wire, ts_ns);
+  conflict_counted_ = false;
+  s.out_of_window_run = 0;
+  consumer_.on_data(f, d, payload, ts_ns);
+  s.next_seq += static_cast<uint32_t>(payload.size());
+  s.delivered_bytes += payload.size();
+  counters_.bytes_in_order += payload.size();
+  table_.touch(f, TimeoutClass::kTcpEstablished, ts_ns);
+  return true;
+}
+
+SegmentOutcome Reassembler::process_general(std::span<const std::byte> frame, const ParsedPacket& p, uint64_t ts_ns,
+                                            KeyedPacket& cached, bool announced, uint32_t prev_slot) {
   SegmentOutcome out;
   if ((p.flags & (packet_flag::kFragment | packet_flag::kLaterFragment)) != 0) {
     out = SegmentOutcome::kFragment;

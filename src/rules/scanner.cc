@@ -66,8 +66,7 @@ RulesScanner::~RulesScanner() {
   }
 }
 
-void RulesScanner::poll_reload() {
-  if (offered_.load(std::memory_order_relaxed) == nullptr) return;
+void RulesScanner::adopt_offered() {
   RuleGeneration* g = offered_.exchange(nullptr, std::memory_order_acq_rel);
   if (g == nullptr) return;
   if (gen_ != nullptr) {

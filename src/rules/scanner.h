@@ -33,7 +33,10 @@ class alignas(64) RulesScanner final : public StreamObserver {
   RulesScanner& operator=(const RulesScanner&) = delete;
 
   // Takes a rule set the control core offered (reload), if any. Call between packets.
-  void poll_reload();
+  // Inline: once per packet, and nearly always nothing is offered.
+  void poll_reload() {
+    if (offered_.load(std::memory_order_relaxed) != nullptr) [[unlikely]] adopt_offered();
+  }
 
   // Bytes of `dir` (logical: requests are kClientToServer) starting at stream
   // offset `offset`. `decoded`: the flow has a decoder, so its matches wait to
@@ -69,6 +72,7 @@ class alignas(64) RulesScanner final : public StreamObserver {
   struct ScanCtx;
 
   RulesScanner(RulesControl& owner, uint32_t flow_capacity, uint32_t inflaters, uint32_t inflate_max_bytes);
+  void adopt_offered();  // poll_reload when a set is offered
 
   // scan() / mark() past their early returns (no rule set, no stream rules on that side: the common
   // case costs a few instructions, not the full functions' register saves).

@@ -553,6 +553,64 @@ TEST(MysqlNormalize, LiteralsBecomePlaceholders) {
   EXPECT_EQ(n("select ? from t where a = ?"), "select ? from t where a = ?");
 }
 
+// normalize_sql copies identifiers eight bytes at a time: ident_bytes must
+// agree with is_ident_char for every byte value at every position of a word.
+TEST(MysqlNormalize, IdentBytesMatchesIsIdentChar) {
+  for (int pos = 0; pos < 8; ++pos) {
+    for (int c = 0; c < 256; ++c) {
+      for (const uint8_t fill : {uint8_t{'a'}, uint8_t{' '}, uint8_t{0xff}, uint8_t{0x00}, uint8_t{'9'}}) {
+        uint8_t b[8];
+        std::memset(b, fill, sizeof(b));
+        b[pos] = static_cast<uint8_t>(c);
+        uint64_t w;
+        std::memcpy(&w, b, sizeof(w));
+        const uint64_t m = db::ident_bytes(w);
+        for (int k = 0; k < 8; ++k) {
+          const bool want = db::is_ident_char(static_cast<char>(b[k]));
+          ASSERT_EQ((m >> (8 * k + 7)) & 1, want ? 1u : 0u) << "byte " << int(b[k]) << " at " << k;
+        }
+        ASSERT_EQ(m & ~0x8080808080808080ull, 0u);
+      }
+    }
+  }
+}
+
+// Identifiers of every length around the word size, ended by each kind of
+// byte, at the end of the text or not, and cut by a small output buffer.
+TEST(MysqlNormalize, IdentifiersOfEveryLength) {
+  const std::string_view enders[] = {"", " ", ",", "'x'", "\xc3\xa9", "(1)", ".c", "$1", "\t"};
+  for (size_t len = 1; len <= 26; ++len) {
+    std::string id;
+    for (size_t k = 0; k < len; ++k) id += "aZ_9$q\xc3\xa9"[k % 8];
+    if (id[0] == '9' || id[0] == '$') id[0] = 'k';
+    for (const std::string_view e : enders) {
+      const std::string in = "select " + id + std::string(e) + " from t";
+      std::string want = "select " + id;
+      if (e == "'x'") {
+        want += "? from t";
+      } else if (e == "(1)") {
+        want += "(?) from t";
+      } else if (e == " " || e == "\t") {  // one blank with the next
+        want += " from t";
+      } else {
+        want += std::string(e) + " from t";
+      }
+      char buf[512];
+      EXPECT_EQ(std::string(buf, db::normalize_sql(in, buf, sizeof(buf), db::SqlDialect::kMysql)), want) << in;
+      const std::string at_end = "select " + id;
+      EXPECT_EQ(std::string(buf, db::normalize_sql(at_end, buf, sizeof(buf), db::SqlDialect::kMysql)), at_end);
+      // Out of room: what fits of the identifier, nothing past the cap.
+      char small[12];
+      std::memset(small, '#', sizeof(small));
+      const size_t n = db::normalize_sql(in, small, 10, db::SqlDialect::kMysql);
+      ASSERT_LE(n, 10u);
+      EXPECT_EQ(std::string(small, n), want.substr(0, n)) << in;
+      EXPECT_EQ(small[10], '#');
+      EXPECT_EQ(small[11], '#');
+    }
+  }
+}
+
 TEST(FuzzReplay, Mysql) {
   using fuzz::make_script;
   const std::vector<std::string> seeds = {
