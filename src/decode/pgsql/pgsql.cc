@@ -242,38 +242,58 @@ class PgsqlDecoder final : public Decoder {
   }
 
  private:
-  // A typed message whose header and body are both in `bytes` (nothing kept, body within the carry cap):
-  // the steps of the header, body and skip phases in one (most messages are a few bytes). False, nothing
-  // consumed: anything else (startup phase, SSL answer, a bad header, a message split over chunks).
+  // Typed messages whose header and body are both in `bytes` (nothing kept, bodies within the carry cap), one
+  // after the other while they last: the steps of the header, body and skip phases for each (most messages are
+  // a few bytes, and a chunk holds dozens: one pass of data()'s loop for them all, their offsets counted from
+  // the chunk's). False, nothing consumed: the first is anything else (startup phase, SSL answer, a bad header,
+  // a message split over chunks); a later one such ends the run, data()'s loop takes it. (Nothing a whole
+  // message does keeps bytes, starts the startup phase or an SSL answer: what was checked first holds.)
   bool whole_message(FlowContext& ctx, State& st, Side& sd, Direction dir, std::span<const std::byte>& bytes,
                      uint64_t ts) {
     if (bytes.size() < 5 || ctx.has_carry(dir) || (dir == kReq ? !st.started : st.ssl_answer)) return false;
-    const uint8_t* h = db::u8p(bytes);
-    const uint8_t type = h[0];
-    const uint32_t len = be32(h + 1);
-    if (len < 4 || len > kMaxMessage || !(dir == kReq ? client_type(type) : server_type(type))) return false;
-    const size_t body = len - 4;
-    if (bytes.size() - 5 < body || body > ctx.config().carry_bytes) return false;
-    sd.hdr_start = ctx.offset(dir, bytes);
-    sd.type = type;
-    sd.len = static_cast<uint32_t>(body);
-    sd.skip = 0;
-    bytes = bytes.subspan(5 + body);
-    if (type == 'D' || type == 'd' || (dir == kReq && type == 'p')) {  // counted / skipped, as kSkip does
-      if (dir == kResp && type == 'D') {
-        begin_response(ctx, st, ts);
-        ++st.data_rows;
+    const uint8_t* const first = db::u8p(bytes);
+    const uint64_t base = ctx.offset(dir, bytes);
+    const size_t cap = ctx.config().carry_bytes;
+    const uint8_t* h = first;
+    size_t left = bytes.size();
+    do {
+      const uint8_t type = h[0];
+      const uint32_t len = be32(h + 1);
+      if (len < 4 || len > kMaxMessage || !(dir == kReq ? client_type(type) : server_type(type))) break;
+      const size_t body = len - 4;
+      if (left - 5 < body || body > cap) break;
+      const uint64_t at = base + static_cast<uint64_t>(h - first);
+      const uint8_t* const p = h + 5;
+      h += 5 + body;
+      left -= 5 + body;
+      sd.hdr_start = at;
+      sd.type = type;
+      sd.len = static_cast<uint32_t>(body);
+      sd.skip = 0;
+      if (dir == kResp) {
+        if (type == 'D') {  // counted, as kSkip does
+          begin_response(ctx, st, ts);
+          ++st.data_rows;
+          continue;
+        }
+        if (type == 'd') continue;  // COPY data: skipped, as kSkip does
+        if (type != 'Z' && type != 'C' && type != 'T' && type != 'E') {  // what server_message does with the rest
+          if (!((type == 'S' || type == 'N' || type == 'A') && sd.msg == nullptr)) begin_response(ctx, st, ts);
+          continue;
+        }
+      } else if (type == 'D' || type == 'd' || type == 'p') {  // skipped, as kSkip does (passwords never read)
+        continue;
       }
-      return true;
-    }
-    static const uint8_t kNone[1] = {0};
-    const uint8_t* p = body == 0 ? kNone : h + 5;
-    const uint64_t end = sd.hdr_start + 5 + body;  // = ctx.offset(dir, bytes)
-    if (dir == kReq) {
-      client_message(ctx, st, p, body, false, end, ts);
-    } else {
-      server_message(ctx, st, p, body, end, ts);
-    }
+      static const uint8_t kNone[1] = {0};
+      const uint64_t end = at + 5 + body;
+      if (dir == kReq) {
+        client_message(ctx, st, body == 0 ? kNone : p, body, false, end, ts);
+      } else {
+        server_message(ctx, st, body == 0 ? kNone : p, body, end, ts);
+      }
+    } while (left >= 5);
+    if (h == first) return false;
+    bytes = bytes.subspan(static_cast<size_t>(h - first));
     return true;
   }
 
