@@ -184,6 +184,30 @@ TEST(Pgsql, SimpleQueryAfterFlushedBatchIsOneRoundtrip) {
   h.expect_ledger();
 }
 
+// A batch that only describes a prepared statement (psycopg 3's and JDBC's Describe + Sync) is a DESCRIBE
+// roundtrip of Describe's bytes and Sync's, whole in one segment or cut inside the Describe: the client's
+// 'D' is Describe, not a row to skip (it was skipped: a SYNC record of 5 bytes).
+TEST(Pgsql, DescribeOnlyBatchIsADescribeRoundtrip) {
+  const std::string describe = msg('D', "S" + cstr("stmt_1"));
+  const std::string sync = msg('S', "");
+  for (const size_t cut : {describe.size() + sync.size(), size_t{8}}) {
+    Harness h;
+    h.open(5432);
+    const std::string req = describe + sync;
+    h.c2s(req.substr(0, cut), kT0);
+    if (cut < req.size()) h.c2s(req.substr(cut), kT0 + kMs / 2);
+    h.s2c(msg('t', be16s(0)) + row_desc(2) + z('I'), kT0 + kMs);
+    ASSERT_EQ(h.size(), 1u) << "cut " << cut;
+    json a = h.rec(0);
+    EXPECT_EQ(a["status"], "ok");
+    EXPECT_EQ(a["request"]["command"], "DESCRIBE") << "cut " << cut;
+    EXPECT_EQ(a["request"]["bytes"], describe.size() + sync.size()) << "cut " << cut;
+    EXPECT_EQ(a["latency_us"], 1000);
+    EXPECT_TRUE(dectest::flags_of(a).empty());
+    h.expect_ledger();
+  }
+}
+
 // psycopg 3's executemany: one Parse, then Bind/Describe/Execute per row, one Sync. Bytes lost in the middle
 // leave the batch open, flagged `gap`: one record with the Parse's text. A Bind batch of a statement whose
 // Parse was never seen names it once.

@@ -37,6 +37,7 @@ struct Side {
   Message* msg = nullptr;
   uint64_t msg_start = 0;
   uint64_t hdr_start = 0;
+  uint64_t hdr_ts = 0;  // capture time of the current message's first byte
   uint32_t len = 0;    // body length of the current message
   uint32_t skip = 0;   // body bytes to skip
   uint8_t type = 0;    // 0: untyped startup-phase message
@@ -129,7 +130,10 @@ class PgsqlDecoder final : public Decoder {
             sd.phase = Phase::kSslAnswer;
             break;
           }
-          if (!ctx.has_carry(dir)) sd.hdr_start = ctx.offset(dir, bytes);
+          if (!ctx.has_carry(dir)) {
+            sd.hdr_start = ctx.offset(dir, bytes);
+            sd.hdr_ts = ts;
+          }
           const bool untyped = dir == kReq && !st.started;
           std::span<const std::byte> out;
           const Take t = ctx.take(dir, bytes, untyped ? 4 : 5, out);
@@ -148,8 +152,8 @@ class PgsqlDecoder final : public Decoder {
             return;
           }
           sd.len = len - 4;
-          if (sd.type == 'D' || sd.type == 'd' || (dir == kReq && sd.type == 'p')) {
-            // rows and COPY data are counted, passwords never read
+          if ((dir == kResp && sd.type == 'D') || sd.type == 'd' || (dir == kReq && sd.type == 'p')) {
+            // rows and COPY data are counted, passwords never read (a client's 'D' is Describe: read)
             if (dir == kResp && sd.type == 'D') {
               begin_response(ctx, st, ts);
               ++st.data_rows;
@@ -267,6 +271,7 @@ class PgsqlDecoder final : public Decoder {
       h += 5 + body;
       left -= 5 + body;
       sd.hdr_start = at;
+      sd.hdr_ts = ts;
       sd.type = type;
       sd.len = static_cast<uint32_t>(body);
       sd.skip = 0;
@@ -281,7 +286,7 @@ class PgsqlDecoder final : public Decoder {
           if (!((type == 'S' || type == 'N' || type == 'A') && sd.msg == nullptr)) begin_response(ctx, st, ts);
           continue;
         }
-      } else if (type == 'D' || type == 'd' || type == 'p') {  // skipped, as kSkip does (passwords never read)
+      } else if (type == 'd' || type == 'p') {  // skipped, as kSkip does (passwords never read)
         continue;
       }
       static const uint8_t kNone[1] = {0};
@@ -396,7 +401,7 @@ class PgsqlDecoder final : public Decoder {
   // statement's error).
   Message* request(FlowContext& ctx, State& st, Side& sd, uint64_t ts, const char* command) {
     if (sd.msg == nullptr) {
-      sd.msg = ctx.new_message(ts);
+      sd.msg = ctx.new_message(sd.hdr_ts != 0 ? sd.hdr_ts : ts);  // a message cut across segments: its first
       sd.msg_start = sd.hdr_start;
       if (st.req_lost) {
         st.req_lost = false;
@@ -571,7 +576,7 @@ class PgsqlDecoder final : public Decoder {
   void begin_response(FlowContext& ctx, State& st, uint64_t ts) {
     Side& sd = st.side[1];
     if (sd.msg != nullptr) return;
-    sd.msg = ctx.new_message(ts);
+    sd.msg = ctx.new_message(sd.hdr_ts != 0 ? sd.hdr_ts : ts);
     sd.msg_start = sd.hdr_start;
     reset_response(st);
   }
