@@ -21,6 +21,7 @@
 
 #include "spanfeed/flow_hash.h"
 #include "spanfeed/packet.h"
+#include "spanfeed/word_hash.h"
 
 namespace spanfeed {
 
@@ -52,7 +53,7 @@ class FragmentSteer {
     // The datagram: the address pair, protocol, VLAN and tunnel key (all in
     // addr_hash) and the IP id.
     const uint64_t tag = (uint64_t{addr_hash} << 32 | id) ^ (uint64_t{p.ip_version} << 62);
-    Entry& e = table_[mix(tag) & mask_];
+    Entry& e = table_[word_hash::fmix64(tag) & mask_];
     if (e.used && e.tag == tag && ts_ns <= e.expires_ns) {
       ++followed_;
       return e.hash;
@@ -83,14 +84,6 @@ class FragmentSteer {
     uint32_t v = 0;
     for (int i = 0; i < n; ++i) v = v << 8 | std::to_integer<uint32_t>(f[at + i]);
     return v;
-  }
-  static uint64_t mix(uint64_t k) {  // MurmurHash3's fmix64
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdull;
-    k ^= k >> 33;
-    k *= 0xc4ceb9fe1a85ec53ull;
-    k ^= k >> 33;
-    return k;
   }
   std::vector<Entry> table_;
   size_t mask_ = 0;
