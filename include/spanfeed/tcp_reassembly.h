@@ -279,7 +279,8 @@ struct StreamState {
     "paths more skewed than the hold.") \
   X(ack_hold_overflows, kCounter, "reassembly_ack_hold_overflows_total", \
     "Holds given up because a direction held `reassembly.ack_hold_kb` bytes (or the flow's buffer " \
-    "limit): the acknowledged bytes were declared a gap and the held data delivered.") \
+    "limit), or because a segment acknowledged more than `reassembly.ack_hold_kb` bytes the other " \
+    "direction had not delivered: the acknowledged bytes were declared a gap and the held data delivered.") \
   X(dedup_evicted_live, kCounter, "reassembly_dedup_evicted_live_total", \
     "Remembered packets overwritten while still inside `dedup.window_us`: a mirror copy of them would " \
     "pass as new. Non-zero: raise `dedup.entries`.")

@@ -537,8 +537,17 @@ SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const 
         // Usually the ACK is at what o delivered: no proof to keep (note_ack
         // keeps only one past next_seq), nothing to wait for.
         note_ack(flow, opposite(d), p.tcp_ack);
-        need = (!payload.empty() || fin) && ahead <= static_cast<int64_t>(cfg_.ack_hold_bytes) &&
-               flow.stats[index_of(opposite(d))].packets != 0;
+        need = (!payload.empty() || fin) && flow.stats[index_of(opposite(d))].packets != 0;
+        if (need && ahead > static_cast<int64_t>(cfg_.ack_hold_bytes)) [[unlikely]] {
+          // Too far ahead to wait for: what the ACK proves goes out first (holes before bytes the other
+          // direction buffered become gaps, as at the bound), then this segment, in the order the ACK
+          // proves. (It went out first: an HTTP/2 RST_STREAM acknowledging 66 KB of a response behind a
+          // hole closed the stream before the response's DATA reached it.)
+          ++counters_.ack_hold_overflows;
+          resolve_acked_holes(flow, opposite(d), ts_ns);
+          pump(flow, ts_ns);
+          need = false;
+        }
       }
     } else {
       handle_ack(flow, opposite(d), p.tcp_ack, ts_ns);

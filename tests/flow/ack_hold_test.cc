@@ -202,6 +202,28 @@ TEST_F(AckHoldTest, HoldGivesUpPastItsByteBound) {
   expect_ledger(*r_, fed_);
 }
 
+// A segment whose ACK is further ahead of what the other direction delivered than the hold would wait
+// for is not held, but what its ACK proves goes out first: holes before the bytes the other direction
+// buffered become gaps and those bytes are delivered, then the segment. (It went out first: an HTTP/2
+// client's RST_STREAM acknowledging 66 KB of a response behind a hole closed the stream before the
+// response's DATA reached it; a 2 MB upload's 200 came before the upload's last bytes.)
+TEST_F(AckHoldTest, AckBeyondTheBoundReleasesWhatItProvesFirst) {
+  const TcpConn c = default_conn();
+  handshake(c, kT0);
+  EXPECT_EQ(feed(c.c_data(0, "q1", kT0 + 10)), O::kInOrder);
+  const std::string b(2000, 'b'), d(2000, 'd');
+  // The server's first 100 bytes are lost by the capture; what follows is buffered.
+  EXPECT_EQ(feed(c.s_data(100, b, kT0 + 20, 2)), O::kBuffered);
+  EXPECT_EQ(feed(c.s_data(2100, d, kT0 + 30, 2)), O::kBuffered);
+  // The client acknowledges all 4,100 bytes (> ack_hold_bytes, 4096) and sends more.
+  feed(c.c_data(2, "q2", kT0 + 40, 4100));
+  EXPECT_EQ(order(), (V{"c:q1", "s:<gap 100>", "s:" + b, "s:" + d, "c:q2"}));
+  EXPECT_EQ(ctr().gaps(GapReason::kAckPastHole), 1u);
+  EXPECT_EQ(ctr().ack_hold_overflows, 1u);
+  EXPECT_EQ(ctr().ack_held_segments, 0u);
+  expect_ledger(*r_, fed_);
+}
+
 TEST_F(AckHoldTest, AckPastAHoleWaitsForTheMissingSegmentWithinTheBound) {
   const TcpConn c = default_conn();
   handshake(c, kT0);
