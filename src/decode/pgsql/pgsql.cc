@@ -283,7 +283,7 @@ class PgsqlDecoder final : public Decoder {
         }
         if (type == 'd') continue;  // COPY data: skipped, as kSkip does
         if (type != 'Z' && type != 'C' && type != 'T' && type != 'E') {  // what server_message does with the rest
-          if (!((type == 'S' || type == 'N' || type == 'A') && sd.msg == nullptr)) begin_response(ctx, st, ts);
+          open_response(ctx, st, type, ts);
           continue;
         }
       } else if (type == 'd' || type == 'p') {  // skipped, as kSkip does (passwords never read)
@@ -573,6 +573,14 @@ class PgsqlDecoder final : public Decoder {
     st.tag_len = 0;
   }
 
+  // A server message of type `t` opens the response, unless it is asynchronous (ParameterStatus, Notice,
+  // Notification) with none open: then it is not a response. Returns whether one is open.
+  bool open_response(FlowContext& ctx, State& st, uint8_t t, uint64_t ts) {
+    if ((t == 'S' || t == 'N' || t == 'A') && st.side[1].msg == nullptr) return false;
+    begin_response(ctx, st, ts);
+    return true;
+  }
+
   void begin_response(FlowContext& ctx, State& st, uint64_t ts) {
     Side& sd = st.side[1];
     if (sd.msg != nullptr) return;
@@ -584,8 +592,7 @@ class PgsqlDecoder final : public Decoder {
   void server_message(FlowContext& ctx, State& st, const uint8_t* p, size_t n, uint64_t end, uint64_t ts) {
     Side& sd = st.side[1];
     const uint8_t t = sd.type;
-    if ((t == 'S' || t == 'N' || t == 'A') && sd.msg == nullptr) return;  // asynchronous: not a response
-    begin_response(ctx, st, ts);
+    if (!open_response(ctx, st, t, ts)) return;
     Message* m = sd.msg;
     switch (t) {
       case 'Z':
