@@ -84,15 +84,25 @@ RecordBuilder::Detected RecordBuilder::detect(const Flow& f, FlowSession& s, Dir
   // The signatures pick the candidates; each protocol's structural check
   // confirms (in registry order, so the first that agrees wins).
   const Transport t = s.udp ? Transport::kUdp : Transport::kTcp;
-  const uint32_t candidates = signatures_ != nullptr ? signatures_->candidates(view, t) : kAllProtocols;
-  for (const ProtocolDescriptor* desc : protocol_registry()) {
-    const Decoder* d = decoders_[static_cast<size_t>(desc->id)].get();
-    if (d == nullptr || (candidates & protocol_bit(desc->id)) == 0) continue;
-    const SniffResult r = desc->confirm(view, t);
-    if (r == SniffResult::kNo) {
+  auto classify = [&](std::span<const std::byte> v, SniffResult* r) -> const ProtocolDescriptor* {
+    const uint32_t candidates = signatures_ != nullptr ? signatures_->candidates(v, t) : kAllProtocols;
+    for (const ProtocolDescriptor* desc : protocol_registry()) {
+      if (decoders_[static_cast<size_t>(desc->id)] == nullptr || (candidates & protocol_bit(desc->id)) == 0) continue;
+      *r = desc->confirm(v, t);
+      if (*r != SniffResult::kNo) return desc;
       if (signatures_ != nullptr) ++counters_.detect_rejected;  // a signature said yes, the check no
-      continue;
     }
+    return nullptr;
+  };
+  SniffResult r = SniffResult::kNo;
+  const ProtocolDescriptor* desc = classify(view, &r);
+  if (desc == nullptr && pre.len[pd] > 0) {
+    // The kept bytes may be a message no check knows (a flow met mid-stream): this chunk alone may start one.
+    desc = classify(data, &r);
+    if (desc != nullptr) drop_prefix(f.slot, s, pd);
+  }
+  if (desc != nullptr) {
+    const Decoder* d = decoders_[static_cast<size_t>(desc->id)].get();
     ++counters_.detected_by_payload[static_cast<size_t>(d->protocol())];
     drop_prefix(f.slot, s, 1 - pd);  // the other side's kept bytes: order unknown, not decoded
     // This side's kept bytes go to the decoder first (copied out: the

@@ -511,6 +511,30 @@ TEST(Http, UpgradeStopsDecoding) {
   h.expect_ledger();
 }
 
+// A connection met mid-stream: the server's first bytes are the tail of a JSON body answering a request
+// sent before the capture began, with no line end in them. The response that starts the next segment
+// answers the first request seen (before, it was read as the rest of that "line" and lost, and every later
+// response paired with the request before its own).
+TEST(Http, MidStreamBodyTailDoesNotSwallowTheNextResponse) {
+  Harness h;
+  h.open(80);
+  h.s2c(R"("name": "item-82", "tags": ["capture", "x"]}, {"name": "item-83"}])", kT0);
+  h.c2s("GET /small.txt HTTP/1.1\r\nHost: a\r\n\r\n", kT0 + kMs);
+  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nsmall", kT0 + 2 * kMs);
+  h.c2s("GET /missing HTTP/1.1\r\nHost: a\r\n\r\n", kT0 + 3 * kMs);
+  h.s2c("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", kT0 + 4 * kMs);
+  h.close(kT0 + 5 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["request"]["path"], "/small.txt");
+  EXPECT_EQ(h.rec(0)["response"]["status_code"], 200);
+  EXPECT_EQ(h.rec(0)["latency_us"], 1000);
+  EXPECT_EQ(h.rec(1)["request"]["path"], "/missing");
+  EXPECT_EQ(h.rec(1)["response"]["status_code"], 404);
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kHttp)], 1u);  // the body tail
+  EXPECT_EQ(h.counters().resyncs, 1u);
+  h.expect_ledger();
+}
+
 TEST(Http, SniffOnUnknownPortAndSwappedOrientation) {
   Harness h;
   // Port 9999 is not mapped: the request line is sniffed.

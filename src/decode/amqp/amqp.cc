@@ -75,6 +75,27 @@ struct State {
 };
 static_assert(sizeof(State) <= kDecoderStateBytes, "amqp state must fit the per-flow slot");
 
+// A connection seen mid-stream: a whole method frame (its frame-end octet in place) on a channel, of a method
+// only one side sends: a client's request (channel.open, basic.publish, ...) or a server's reply or
+// delivery. Methods either side sends (close, flow, cancel, ack, nack) do not tell the orientation.
+SniffResult midstream_method(const uint8_t* p, size_t n) {
+  if (n < kFrameHeader + 5 || p[0] != kMethod) return SniffResult::kNo;
+  const uint32_t size = be32(p + 3);
+  if (size < 4 || size > kMaxFrame || n < kFrameHeader + size + 1 || p[kFrameHeader + size] != kFrameEnd)
+    return SniffResult::kNo;
+  const uint16_t cls = be16(p + 7), m = be16(p + 9);
+  if (cls == 10 || method_name(mid(cls, m)) == nullptr) return SniffResult::kNo;
+  switch (mid(cls, m)) {
+    case mid(20, 20): case mid(20, 21): case mid(20, 40): case mid(20, 41):
+    case mid(60, 30): case mid(60, 31): case mid(60, 80): case mid(60, 120):
+      return SniffResult::kNo;
+    case mid(60, 50): case mid(60, 60): case mid(60, 71): case mid(60, 72):
+      return SniffResult::kResponse;
+    default:
+      return m % 2 == 0 ? SniffResult::kRequest : SniffResult::kResponse;
+  }
+}
+
 // Whether a chunk can start a frame (or the protocol header); a short chunk is judged on what it has.
 bool plausible_frame(const uint8_t* p, size_t n) {
   if (n == 0) return false;
@@ -115,7 +136,7 @@ class AmqpDecoder final : public Decoder {
     if (chunk.size() >= 13 && p[0] == kMethod && p[1] == 0 && p[2] == 0 && be32(p + 3) <= kMaxFrame &&
         be16(p + 7) == 10 && be16(p + 9) == 10 && p[11] == 0 && p[12] == 9)
       return SniffResult::kResponse;
-    return SniffResult::kNo;
+    return midstream_method(p, chunk.size());
   }
 
   void open(FlowContext& ctx, uint64_t /*ts*/) override { ctx.state<State>() = State{}; }

@@ -15,6 +15,7 @@ constexpr uint16_t kTcpPorts[] = {5672};
 constexpr ProtocolSignature kSignatures[] = {
     {"^AMQP\\x00\\x00\\x09\\x01", Transport::kTcp},
     {"^\\x01\\x00\\x00.{4}\\x00\\x0a\\x00\\x0a\\x00\\x09", Transport::kTcp},
+    {"^\\x01.{2}\\x00[\\x00-\\x0f].{2}\\x00[\\x14\\x28\\x32\\x3c\\x55\\x5a]", Transport::kTcp},  // mid-stream
 };
 
 constexpr RecordFieldSpec kFields[] = {

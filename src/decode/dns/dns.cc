@@ -145,9 +145,19 @@ class DnsDecoder final : public Decoder {
     const auto* p = reinterpret_cast<const uint8_t*>(chunk.data());
     size_t len = chunk.size();
     if (t == Transport::kTcp) {
-      if (len < 2 || be16(p) != len - 2) return SniffResult::kNo;
-      p += 2;
-      len -= 2;
+      // Whole length-prefixed messages of one kind (a resolver sends its A and AAAA queries in one
+      // segment); a last one the segment cuts is not judged.
+      if (len < 2 || be16(p) > len - 2) return SniffResult::kNo;
+      const size_t first = be16(p);
+      if (!looks_like_dns(p + 2, first)) return SniffResult::kNo;
+      const uint8_t qr = p[4] & 0x80;
+      for (size_t off = 2 + first; off + 2 <= len;) {
+        const size_t m = be16(p + off);
+        if (m > len - off - 2) break;
+        if (!looks_like_dns(p + off + 2, m) || (p[off + 4] & 0x80) != qr) return SniffResult::kNo;
+        off += 2 + m;
+      }
+      return qr ? SniffResult::kResponse : SniffResult::kRequest;
     }
     if (!looks_like_dns(p, len)) return SniffResult::kNo;
     return (p[2] & 0x80) ? SniffResult::kResponse : SniffResult::kRequest;

@@ -140,6 +140,22 @@ bool parse_status_line(std::string_view line, std::string_view* version, uint16_
   return true;
 }
 
+// Could an unterminated line begin a start line? A status line starts "HTTP/1."; a request line with a
+// method token and a space. (A flow picked up mid-stream starts inside a body: those bytes are not a line.)
+bool start_line_prefix(std::string_view s, bool request) {
+  if (!request) {
+    const std::string_view v = "HTTP/1.";
+    return s.substr(0, v.size()) == v.substr(0, std::min(s.size(), v.size()));
+  }
+  const size_t sp = s.find(' ');
+  const size_t token = std::min(sp, s.size());
+  if (token == 0 || token > 24) return false;
+  for (size_t i = 0; i < token; ++i) {
+    if (!is_token_char(s[i])) return false;
+  }
+  return true;
+}
+
 class HttpDecoder final : public Decoder {
  public:
   explicit HttpDecoder(const DecodeConfig& cfg) : redact_(cfg.redact_secrets) {}
@@ -310,7 +326,12 @@ class HttpDecoder final : public Decoder {
     std::string_view line;
     bool cut = false;
     if (ctx.next_line(dir, bytes, line, &cut) != Take::kOk) {
-      if (sd.resync.lost) sd.resync.add(before - bytes.size());
+      if (sd.resync.lost) {
+        sd.resync.add(before - bytes.size());
+      } else if (ctx.has_carry(dir) && !start_line_prefix(text::as_sv(ctx.kept(dir)), dir == kReq)) {
+        // Not the start of a message: framing is lost, so a segment that begins with a start line ends it.
+        sd.resync.skip(ctx, before - bytes.size());
+      }
       return;
     }
     if (line.empty() && !cut) return;  // stray CRLF between messages (allowed before a request)

@@ -42,6 +42,41 @@ uint8_t past_end(std::span<const Op> ops, size_t pc) {
   return static_cast<uint8_t>(ops.size());
 }
 
+// A Produce body's first fixed fields, where the bytes reach them: a printable transactional id (v3+), acks
+// of -1, 0 or 1 and a non-negative timeout. (A MySQL server's OK packets, read as a Kafka header, made a
+// "Produce v2" with acks 256.)
+bool plausible_produce(const uint8_t* p, size_t n, size_t off, uint16_t version) {
+  if (flexible(kApiProduce, version)) {  // header v2: the client id's tagged fields, then compact strings
+    if (off >= n) return true;
+    if (p[off] != 0) return false;  // no client sends header tags
+    ++off;
+  }
+  if (version >= 3) {
+    if (off + 2 > n) return true;
+    int32_t tl = 0;
+    if (flexible(kApiProduce, version)) {
+      uint32_t v = p[off] & 0x7fu;  // compact: length + 1 as a varint (two bytes at most up to 255)
+      if (p[off++] & 0x80) {
+        if (p[off] & 0x80) return false;
+        v |= uint32_t{p[off++]} << 7;
+      }
+      tl = static_cast<int32_t>(v) - 1;
+    } else {
+      tl = static_cast<int16_t>(be16(p + off));
+      off += 2;
+    }
+    if (tl < -1 || tl > 255) return false;
+    for (size_t i = off; tl > 0 && i < std::min<size_t>(n, off + static_cast<size_t>(tl)); ++i) {
+      if (p[i] < 0x20 || p[i] > 0x7e) return false;
+    }
+    off += static_cast<size_t>(std::max(tl, 0));
+  }
+  if (off + 2 > n) return true;
+  const auto acks = static_cast<int16_t>(be16(p + off));
+  if (acks < -1 || acks > 1) return false;
+  return off + 6 > n || static_cast<int32_t>(be32(p + off + 2)) >= 0;
+}
+
 bool plausible_request(const uint8_t* p, size_t n) {
   if (n < 8) return false;
   const uint32_t len = be32(p);
@@ -54,7 +89,7 @@ bool plausible_request(const uint8_t* p, size_t n) {
   for (size_t i = 14; cl > 0 && i < std::min<size_t>(n, 14 + static_cast<size_t>(cl)); ++i) {
     if (p[i] < 0x20 || p[i] > 0x7e) return false;
   }
-  return true;
+  return api != kApiProduce || plausible_produce(p, n, 14 + static_cast<size_t>(std::max<int16_t>(cl, 0)), version);
 }
 
 

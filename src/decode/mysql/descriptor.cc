@@ -14,6 +14,8 @@ constexpr uint16_t kTcpPorts[] = {3306};
 constexpr ProtocolSignature kSignatures[] = {
     {"^.{3}\\x00\\x0a", Transport::kTcp},
     {"^.{3}\\x00[\\x03\\x16]", Transport::kTcp},
+    {"^\\x01\\x00\\x00\\x00\\x0e", Transport::kTcp},                   // COM_PING
+    {"^.{3}\\x00\\x00\\x00\\x00.{3}\\x00[\\x03\\x16]", Transport::kTcp},  // compressed, sent uncompressed
 };
 
 constexpr RecordFieldSpec kFields[] = {

@@ -29,6 +29,13 @@ SniffResult MysqlDecoder::sniff(std::span<const std::byte> chunk, Transport t) {
   if (n >= 6 && le24(p) + 4 == n && p[3] == 0 && (p[4] == kComQuery || p[4] == kComStmtPrepare) &&
       starts_with_sql_keyword(p + 5, n - 5))
     return SniffResult::kRequest;
+  // Mid-stream: a connection pool's keep-alive COM_PING, alone in its segment.
+  if (n == 5 && le24(p) == 1 && p[3] == 0 && p[4] == kComPing) return SniffResult::kRequest;
+  // The compressed protocol (a packet sent uncompressed: length, sequence 0, uncompressed length 0) carrying
+  // a statement as above.
+  if (n >= 13 && le24(p) + 7 == n && p[3] == 0 && le24(p + 4) == 0 && le24(p + 7) + 11 == n && p[10] == 0 &&
+      (p[11] == kComQuery || p[11] == kComStmtPrepare) && starts_with_sql_keyword(p + 12, n - 12))
+    return SniffResult::kRequest;
   return SniffResult::kNo;
 }
 

@@ -50,6 +50,7 @@ constexpr uint8_t kComFieldList = 0x04;
 constexpr uint8_t kComCreateDb = 0x05;
 constexpr uint8_t kComDropDb = 0x06;
 constexpr uint8_t kComStatistics = 0x09;
+constexpr uint8_t kComPing = 0x0E;
 constexpr uint8_t kComChangeUser = 0x11;
 constexpr uint8_t kComBinlogDump = 0x12;
 constexpr uint8_t kComStmtPrepare = 0x16;

@@ -13,6 +13,8 @@ constexpr uint16_t kTcpPorts[] = {5432};
 // Looser than confirm(), which checks each candidate.
 constexpr ProtocolSignature kSignatures[] = {
     {"^\\x00\\x00.{2}(?:\\x00\\x03\\x00\\x00|\\x04\\xd2\\x16[\\x2e\\x2f\\x30])", Transport::kTcp},
+    {"^[QP]\\x00", Transport::kTcp},                  // mid-stream: a Query or Parse
+    {"^[123CDEINTZnst]\\x00", Transport::kTcp},        // mid-stream: a response ending in ReadyForQuery
 };
 
 constexpr RecordFieldSpec kFields[] = {

@@ -75,6 +75,8 @@ class PgsqlDecoder final : public Decoder {
     const uint8_t* p = db::u8p(chunk);
     const size_t n = chunk.size();
     if (looks_like_startup(p, n) && be32(p) == n) return SniffResult::kRequest;
+    if (looks_like_midstream_request(p, n)) return SniffResult::kRequest;
+    if (looks_like_midstream_response(p, n)) return SniffResult::kResponse;
     return SniffResult::kNo;
   }
 
