@@ -7,6 +7,7 @@
 #include "http.h"
 
 #include "spanfeed/decoder.h"
+#include "spanfeed/protocol.h"
 #include "text_util.h"
 
 namespace spanfeed {
@@ -68,6 +69,7 @@ struct State {
   uint16_t held_status = 0;
   bool answered_early = false;
   bool tunnel = false;  // after 101 Switching Protocols / CONNECT 2xx: not HTTP any more
+  bool spoke_http1 = false;  // a start line was read (until then, HTTP/2 met mid-connection may take over)
 };
 static_assert(sizeof(State) <= kDecoderStateBytes);
 
@@ -156,6 +158,12 @@ bool start_line_prefix(std::string_view s, bool request) {
   return true;
 }
 
+// HTTP/2's own check of a chunk (through the registry: no decoder includes another's folder).
+SniffResult h2_side(std::span<const std::byte> bytes) {
+  static const ProtocolDescriptor* const h2 = protocol_descriptor(Protocol::kHttp2);
+  return h2 != nullptr ? h2->confirm(bytes, Transport::kTcp) : SniffResult::kNo;
+}
+
 class HttpDecoder final : public Decoder {
  public:
   explicit HttpDecoder(const DecodeConfig& cfg) : redact_(cfg.redact_secrets) {}
@@ -207,6 +215,12 @@ class HttpDecoder final : public Decoder {
     // HTTP/2 with prior knowledge on an HTTP port (h2c on 8080): the client preface hands the flow over.
     if (dir == kReq && bytes.size() >= 3 && sd.phase == Phase::kIdle && !ctx.has_carry(dir) && ctx.offset(dir, bytes) == 0 &&
         text::as_sv(bytes).substr(0, 16) == std::string_view("PRI * HTTP/2.0\r\n").substr(0, std::min<size_t>(bytes.size(), 16)) &&
+        ctx.hand_over(Protocol::kHttp2, dir, bytes, ts, nullptr))
+      return;
+    // HTTP/2 met mid-connection on an HTTP port (no preface in the capture): until a start line has been
+    // read, a chunk HTTP/2's check takes for a HEADERS frame of this side hands the flow over.
+    if (!st.spoke_http1 && sd.phase == Phase::kIdle && !ctx.has_carry(dir) && !bytes.empty() &&
+        static_cast<uint8_t>(bytes[0]) < 'A' && h2_side(bytes) == (dir == kReq ? SniffResult::kRequest : SniffResult::kResponse) &&
         ctx.hand_over(Protocol::kHttp2, dir, bytes, ts, nullptr))
       return;
     if (sd.resync.lost && sd.phase == Phase::kIdle && ctx.has_carry(dir) &&
@@ -343,6 +357,7 @@ class HttpDecoder final : public Decoder {
       return;
     }
     sd.resync.found(ctx);
+    st.spoke_http1 = true;
     const uint64_t start = sd.start;
     sd = Side{};
     sd.start = start;
