@@ -16,6 +16,16 @@ bool magic(std::span<const std::byte> b) {
   return !b.empty() && (std::to_integer<uint8_t>(b[0]) == 0x80 || std::to_integer<uint8_t>(b[0]) == 0x81);
 }
 
+// The chunk starts with a line of printable text (a command, a reply, or the end of a text value).
+bool text_line_first(std::span<const std::byte> b) {
+  for (size_t i = 0; i + 1 < b.size(); ++i) {
+    const auto c = std::to_integer<uint8_t>(b[i]);
+    if (c == '\r' && std::to_integer<uint8_t>(b[i + 1]) == '\n') return true;
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return false;
+}
+
 }  // namespace
 
 MemcachedDecoder::MemcachedDecoder(const DecodeConfig& cfg)
@@ -54,7 +64,14 @@ void MemcachedDecoder::data(FlowContext& ctx, Direction dir, std::span<const std
   }
   State& st = ctx.state<State>();
   if (st.mode == Mode::kUnset) {
-    // A flow is one protocol or the other from its first byte: a text command never starts with 0x80/0x81.
+    // A flow is one protocol or the other from its first message: a text command never starts with
+    // 0x80/0x81. A flow met mid-stream may begin inside a value: bytes with neither a binary header nor a
+    // text line first are skipped until one comes (they decided "text" before, and a binary connection met
+    // inside a value was never decoded).
+    if (!magic(bytes) && !text_line_first(bytes)) {
+      st.side[index_of(dir)].resync.skip(ctx, bytes.size());
+      return;
+    }
     st.mode = magic(bytes) ? Mode::kBinary : Mode::kText;
     if (st.mode == Mode::kBinary) {
       ctx.set_match_by_key(true);  // by the opaque
