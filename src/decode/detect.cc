@@ -73,6 +73,12 @@ RecordBuilder::Detected RecordBuilder::detect(const Flow& f, FlowSession& s, Dir
   }
   SniffPrefix& pre = sniff_prefix(s);
   const size_t pd = index_of(dir);
+  // TCP: the tries are counted per direction (4 bits each), and the flow is given up when both sides have
+  // had theirs. A flow met mid-stream may send many chunks one way (a large response) before the other
+  // side's next request, which is where a message starts.
+  const uint32_t max_tries = std::min<uint32_t>(cfg_.sniff_max_chunks, 15);
+  const auto tries = [&s](size_t side) -> uint32_t { return side == 0 ? s.sniff_chunks & 0x0fu : s.sniff_chunks >> 4; };
+  if (!s.udp && tries(pd) >= max_tries) return Detected::kNo;  // this side has had its tries; the other not yet
   // What to classify: the kept first bytes of this direction, then this chunk.
   std::span<const std::byte> view = data;
   if (pre.len[pd] > 0) {
@@ -124,7 +130,19 @@ RecordBuilder::Detected RecordBuilder::detect(const Flow& f, FlowSession& s, Dir
     }
     return Detected::kDecode;
   }
-  if (++s.sniff_chunks >= cfg_.sniff_max_chunks) {  // every chunk is an attempt, kept or not
+  // Every chunk is an attempt, kept or not.
+  bool exhausted = false;
+  if (s.udp) {
+    exhausted = ++s.sniff_chunks >= cfg_.sniff_max_chunks;
+  } else {
+    s.sniff_chunks = static_cast<uint8_t>(s.sniff_chunks + (pd == 0 ? 0x01 : 0x10));
+    exhausted = tries(0) >= max_tries && tries(1) >= max_tries;
+    if (!exhausted && tries(pd) >= max_tries) {
+      drop_prefix(f.slot, s, pd);
+      return Detected::kNo;
+    }
+  }
+  if (exhausted) {
     drop_prefix(f.slot, s, 0);
     drop_prefix(f.slot, s, 1);
     start_decoder(f, s, Protocol::kUnknown, DetectOutcome::kUnknown, false, 0);

@@ -245,11 +245,16 @@ TEST(Builder, DetectionOutcomesAreCounted) {
   Harness h(cfg);
   h.open(80, false, kT0, 0);  // closed before any payload
   h.close(kT0, 0);
-  h.open(4444, false, kT0, 2);  // nothing recognisable
+  h.open(4444, false, kT0, 2);  // nothing recognisable: 4 tries a side (TCP)
   for (int i = 0; i < 4; ++i) h.c2s("abcdefgh", kT0, 2);
+  const auto& c = h.counters();
+  EXPECT_EQ(c.detect[static_cast<size_t>(DetectOutcome::kUnknown)], 0u);  // the server side has not tried
+  for (int i = 0; i < 3; ++i) h.s2c("ijklmnop", kT0, 2);
+  EXPECT_EQ(c.detect[static_cast<size_t>(DetectOutcome::kUnknown)], 0u);
+  h.s2c("qrstuvwx", kT0, 2);
+  EXPECT_EQ(c.detect[static_cast<size_t>(DetectOutcome::kUnknown)], 1u);
   h.open(4445, false, kT0, 3);  // still sniffing when it closes
   h.c2s("??", kT0, 3);
-  const auto& c = h.counters();
   EXPECT_EQ(c.flows_undetected_now, 1u);
   h.close(kT0, 2);
   h.close(kT0, 3);
@@ -257,8 +262,28 @@ TEST(Builder, DetectionOutcomesAreCounted) {
   EXPECT_EQ(c.detect[static_cast<size_t>(DetectOutcome::kNoDecoder)], 0u);
   EXPECT_EQ(c.detect[static_cast<size_t>(DetectOutcome::kUnknown)], 2u);
   EXPECT_EQ(c.flows_undetected_now, 0u);
-  EXPECT_EQ(c.undecoded_bytes, 32u + 2u);
+  EXPECT_EQ(c.undecoded_bytes, 64u + 2u);
   EXPECT_EQ(h.size(), 0u);
+  h.expect_ledger();
+}
+
+// A flow met mid-stream on an unmapped port, in the middle of a large response: the server's chunks use up
+// its side's tries, and the client's next request is still tried (and found). Before, the tries were the
+// flow's: four chunks of one side gave the flow up.
+TEST(Builder, MidStreamBulkOneWayLeavesTheOtherSideItsTries) {
+  auto cfg = dectest::small_config();
+  Harness h(cfg);
+  h.open(9200, false, kT0, 0);
+  for (int i = 0; i < 6; ++i) h.s2c(std::string(1448, 'x'), kT0 + i * kMs, 0);  // a body's middle
+  h.c2s("GET /_cat/health HTTP/1.1\r\nHost: es\r\n\r\n", kT0 + 10 * kMs, 0);
+  h.s2c("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", kT0 + 11 * kMs, 0);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["protocol"], "http");
+  EXPECT_EQ(h.rec(0)["request"]["path"], "/_cat/health");
+  EXPECT_EQ(h.rec(0)["latency_us"], 1000);
+  EXPECT_EQ(h.counters().detect[static_cast<size_t>(DetectOutcome::kBySniff)], 1u);
+  EXPECT_EQ(h.counters().undecoded_bytes, 6u * 1448u);
+  h.close(kT0 + 12 * kMs, 0);
   h.expect_ledger();
 }
 
