@@ -16,8 +16,9 @@ namespace spanfeed {
 
 enum class Transport : uint8_t { kTcp, kUdp };
 
-// What a payload looks like to a decoder's structural check.
-enum class SniffResult : uint8_t { kNo, kRequest, kResponse };
+// What a payload looks like to a decoder's structural check. kEither: the protocol's, but a message either
+// side sends (an MQTT PUBLISH met mid-stream): the flow keeps its orientation (the higher port is the client).
+enum class SniffResult : uint8_t { kNo, kRequest, kResponse, kEither };
 
 class Decoder;
 struct DecodeConfig;

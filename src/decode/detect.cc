@@ -117,7 +117,7 @@ RecordBuilder::Detected RecordBuilder::detect(const Flow& f, FlowSession& s, Dir
     *replay = std::span<const std::byte>(replay_.data(), pre.len[pd]);
     pre.len[pd] = 0;
     // Physical direction of a request: C2S unless the sniff says otherwise.
-    const bool is_req = r == SniffResult::kRequest;
+    const bool is_req = r == SniffResult::kEither ? dir == Direction::kClientToServer : r == SniffResult::kRequest;
     const bool swap = (dir == Direction::kClientToServer) != is_req;
     start_decoder(f, s, d->protocol(), DetectOutcome::kBySniff, swap, 0);
     if (s.gap_before[1 - pd]) {

@@ -373,6 +373,24 @@ TEST(Kafka, DetectedOnAnUnmappedPort) {
   h.expect_ledger();
 }
 
+// What the sniff must not take for a request on an unmapped port: a MySQL server's OK packets (their bytes
+// read as a "Produce v2" with acks 256), and a Produce response with correlation id 18 (read as a "Produce
+// v18" whose client id is the topic). A real Produce v2 passes.
+TEST(Kafka, SniffRejectsLookalikes) {
+  auto sniff = [](const std::string& b) {
+    return protocol_descriptor(Protocol::kKafka)->confirm(dectest::bytes_of(b), Transport::kTcp);
+  };
+  const std::string ok_packet("\x07\x00\x00\x01\x00\x00\x00\x02\x00\x00\x00", 11);
+  EXPECT_EQ(sniff(ok_packet + ok_packet), SniffResult::kNo);
+  const std::string produce_resp = be32s(54) + be32s(18) + be32s(1) + be16s(6) + "orders" + be32s(1) + be32s(0) +
+                                   be16s(0) + std::string(24, '\0');
+  EXPECT_EQ(sniff(produce_resp), SniffResult::kNo);
+  const std::string body = be16s(1) + be32s(1500) + be32s(0);  // acks 1, timeout, no topics
+  const std::string produce_v2 = be32s(static_cast<uint32_t>(10 + 3 + body.size())) + be16s(0) + be16s(2) + be32s(7) +
+                                 be16s(3) + "cli" + body;
+  EXPECT_EQ(sniff(produce_v2), SniffResult::kRequest);
+}
+
 // The walk always advances: every array element reads at least one byte in every version a layout knows,
 // arrays are balanced and nest at most 4 deep (the walker's stack), and a layout has fewer than 255 ops.
 TEST(KafkaLayouts, EveryArrayElementReadsBytes) {

@@ -216,6 +216,42 @@ TEST(Mqtt, GarbageIsCountedAndResynced) {
   h.expect_ledger();
 }
 
+// A connection met mid-stream on an unmapped port (no CONNECT in the capture). A publisher's QoS 1 PUBLISH
+// is found by its shape; PUBLISH may come from either side, so the flow keeps its orientation (the higher
+// port is the client). A QoS 2 flow between publishes is found by its PUBREL alone.
+TEST(Mqtt, MidStreamOnAnUnmappedPort) {
+  Harness h;
+  h.open(18830);
+  h.c2s(publish(1, 300, "plant/line-4/temp", 21), kT0);
+  h.s2c(ack(4, 300), kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["protocol"], "mqtt");
+  EXPECT_EQ(h.rec(0)["server"]["port"], 18830);
+  EXPECT_EQ(h.rec(0)["request"]["topic"], "plant/line-4/temp");
+  EXPECT_EQ(h.rec(0)["request"]["payload_bytes"], 21);
+  EXPECT_EQ(h.rec(0)["response"]["packet"], "PUBACK");
+  EXPECT_EQ(h.rec(0)["latency_us"], 1000);
+  h.open(18831, false, kT0, 1);
+  h.c2s(ack(6, 41), kT0, 1);
+  h.s2c(ack(7, 41), kT0 + kMs, 1);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(1)["request"]["packet"], "PUBREL");
+  EXPECT_EQ(h.rec(1)["response"]["packet"], "PUBCOMP");
+  EXPECT_EQ(h.counters().detected_by_payload[static_cast<size_t>(Protocol::kMqtt)], 2u);
+  // Not MQTT: a wildcard topic, a zero packet id, a lone acknowledgement.
+  auto sniff = [](const std::string& b) {
+    return protocol_descriptor(Protocol::kMqtt)->confirm(dectest::bytes_of(b), Transport::kTcp);
+  };
+  EXPECT_EQ(sniff(publish(0, 0, "a/#", 3)), SniffResult::kNo);
+  EXPECT_EQ(sniff(publish(1, 0, "a/b", 3)), SniffResult::kNo);
+  EXPECT_EQ(sniff(ack(4, 7)), SniffResult::kNo);
+  EXPECT_EQ(sniff(packet(0x82, be16s(5) + str("a/+") + std::string(1, '\1'))), SniffResult::kRequest);  // SUBSCRIBE
+  EXPECT_EQ(sniff(packet(0x90, be16s(5) + std::string(1, '\1'))), SniffResult::kResponse);               // SUBACK
+  h.close(kT0 + 2 * kMs, 0);
+  h.close(kT0 + 2 * kMs, 1);
+  h.expect_ledger();
+}
+
 TEST(FuzzReplay, Mqtt) {
   using fuzz::make_script;
   const std::vector<std::string> seeds = {

@@ -77,12 +77,17 @@ bool plausible_produce(const uint8_t* p, size_t n, size_t off, uint16_t version)
   return off + 6 > n || static_cast<int32_t>(be32(p + off + 2)) >= 0;
 }
 
-bool plausible_request(const uint8_t* p, size_t n) {
+bool plausible_request(const uint8_t* p, size_t n, bool known_versions) {
   if (n < 8) return false;
   const uint32_t len = be32(p);
   const auto api = static_cast<int16_t>(be16(p + 4));
   const uint16_t version = be16(p + 6);
-  if (len < kMinRequest || len > kMaxMessage || kafka::api_layout(api) == nullptr || version > 40) return false;
+  const kafka::ApiLayout* l = kafka::api_layout(api);
+  // The sniff (`known_versions`) takes no version past the highest whose layout is known: a Produce response
+  // with correlation id 18 reads as a Produce v18 "request" whose client id is the topic. On a Kafka port a
+  // newer version is still a request (recorded `unsupported_version`).
+  const unsigned max_version = known_versions && l != nullptr && l->max_version > 0 ? l->max_version : 40;
+  if (len < kMinRequest || len > kMaxMessage || l == nullptr || version > max_version) return false;
   if (n < 14) return true;
   const auto cl = static_cast<int16_t>(be16(p + 12));
   if (cl < -1 || cl > 255 || (cl > 0 && static_cast<uint32_t>(cl) > len - kMinRequest)) return false;
@@ -103,7 +108,7 @@ class KafkaDecoder final : public Decoder {
   // A client's first request: a plausible header with a printable client id. Responses carry too little.
   static SniffResult sniff(std::span<const std::byte> chunk, Transport t) {
     if (t != Transport::kTcp || chunk.size() < 14) return SniffResult::kNo;
-    return plausible_request(db::u8p(chunk), chunk.size()) ? SniffResult::kRequest : SniffResult::kNo;
+    return plausible_request(db::u8p(chunk), chunk.size(), true) ? SniffResult::kRequest : SniffResult::kNo;
   }
 
   void open(FlowContext& ctx, uint64_t /*ts*/) override { ctx.state<State>() = State{}; }
@@ -206,7 +211,7 @@ class KafkaDecoder final : public Decoder {
     const uint8_t* p = db::u8p(bytes);
     bool ok = false;
     if (dir == kReq) {
-      ok = plausible_request(p, bytes.size());
+      ok = plausible_request(p, bytes.size(), false);
     } else if (bytes.size() >= 8) {
       const uint32_t len = be32(p);
       ok = len >= kMinResponse && len <= kMaxMessage;

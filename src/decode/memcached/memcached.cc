@@ -16,16 +16,6 @@ bool magic(std::span<const std::byte> b) {
   return !b.empty() && (std::to_integer<uint8_t>(b[0]) == 0x80 || std::to_integer<uint8_t>(b[0]) == 0x81);
 }
 
-// The chunk starts with a line of printable text (a command, a reply, or the end of a text value).
-bool text_line_first(std::span<const std::byte> b) {
-  for (size_t i = 0; i + 1 < b.size(); ++i) {
-    const auto c = std::to_integer<uint8_t>(b[i]);
-    if (c == '\r' && std::to_integer<uint8_t>(b[i + 1]) == '\n') return true;
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return false;
-}
-
 }  // namespace
 
 MemcachedDecoder::MemcachedDecoder(const DecodeConfig& cfg)
@@ -64,19 +54,30 @@ void MemcachedDecoder::data(FlowContext& ctx, Direction dir, std::span<const std
   }
   State& st = ctx.state<State>();
   if (st.mode == Mode::kUnset) {
-    // A flow is one protocol or the other from its first message: a text command never starts with
-    // 0x80/0x81. A flow met mid-stream may begin inside a value: bytes with neither a binary header nor a
-    // text line first are skipped until one comes (they decided "text" before, and a binary connection met
-    // inside a value was never decoded).
-    if (!magic(bytes) && !text_line_first(bytes)) {
-      st.side[index_of(dir)].resync.skip(ctx, bytes.size());
-      return;
-    }
+    // A flow is one protocol or the other from its first byte: a text command never starts with 0x80/0x81.
     st.mode = magic(bytes) ? Mode::kBinary : Mode::kText;
     if (st.mode == Mode::kBinary) {
       ctx.set_match_by_key(true);  // by the opaque
       st.side[0].phase = st.side[1].phase = Phase::kHeader;
     }
+  } else if (st.mode == Mode::kText && !st.text_seen &&
+             plausible_binary(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), dir == kResp)) {
+    // A binary connection met mid-stream inside a value was taken for text; no text command has been read
+    // since: a chunk that starts with a binary header makes it binary. (It stayed text, and no record of the
+    // connection was made.)
+    uint64_t skipped = 0;  // what was read as text: one decode error, framing found again here
+    for (const Direction d : {kReq, kResp}) {
+      end_in_progress(ctx, d, false, ctx.offset(d, d == dir ? bytes : std::span<const std::byte>{}), ts,
+                      record_flag::kTruncated);
+      skipped += ctx.kept(d).size() + st.side[index_of(d)].resync.skipped;
+      ctx.drop_carry(d);
+      st.side[index_of(d)] = Side{};
+      st.side[index_of(d)].phase = Phase::kHeader;
+    }
+    st.mode = Mode::kBinary;
+    ctx.set_match_by_key(true);
+    ctx.count_decode_error();
+    ctx.count_resync(skipped);
   }
   if (st.mode == Mode::kBinary) {
     binary_data(ctx, dir, bytes, ts);

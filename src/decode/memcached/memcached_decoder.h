@@ -85,6 +85,7 @@ struct State {
   Mode mode = Mode::kUnset;
   Mode udp_mode = Mode::kUnset;  // UDP: the content of the response being reassembled
   bool in_sync = false;  // text requests: a known command was decoded since the start / the last gap
+  bool text_seen = false;  // a text command was decoded on the flow (until then it may turn out binary)
 };
 static_assert(sizeof(State) <= kDecoderStateBytes);
 

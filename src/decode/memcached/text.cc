@@ -148,6 +148,7 @@ void MemcachedDecoder::request_line(FlowContext& ctx, Side& sd, std::span<const 
   }
   sd.resync.found(ctx);
   in_sync = true;
+  ctx.state<State>().text_seen = true;
   const uint64_t start = sd.start;
   sd = Side{};
   sd.start = start;

@@ -14,6 +14,7 @@ constexpr uint16_t kTcpPorts[] = {1883};
 // A CONNECT (remaining length of 1-4 bytes, protocol name); looser than confirm(), which checks the level.
 constexpr ProtocolSignature kSignatures[] = {
     {"^\\x10[\\x80-\\xff]{0,3}[\\x00-\\x7f]\\x00(?:\\x04MQTT|\\x06MQIsdp)", Transport::kTcp},
+    {"^[\\x20\\x30-\\x35\\x38-\\x3d\\x40\\x50\\x62\\x70\\x82\\x90\\xa2\\xb0\\xc0\\xd0\\xe0]", Transport::kTcp},  // mid-stream: PUBLISH, SUBSCRIBE...
 };
 
 constexpr RecordFieldSpec kFields[] = {

@@ -67,6 +67,83 @@ bool plausible(const uint8_t* p, size_t n, Direction dir) {
   return false;
 }
 
+// A connection met mid-stream (no CONNECT seen): a chunk of whole packets (the last may be cut), each with
+// valid flags and a plausible body: a PUBLISH's topic printable, without wildcards; packet ids non-zero;
+// PINGREQ / PINGRESP empty. Packets only a client sends (SUBSCRIBE, UNSUBSCRIBE, PINGREQ) or only a server
+// (CONNACK, SUBACK, UNSUBACK, PINGRESP) orient the flow; PUBLISH and its acknowledgements alone do not
+// (kEither: the higher port is taken for the client).
+SniffResult midstream(const uint8_t* p, size_t n) {
+  bool client = false, server = false, publish = false, pubrel = false;
+  int acks = 0;
+  size_t off = 0;
+  for (int k = 0; off < n && k < 16; ++k) {
+    const uint8_t type = p[off] >> 4;
+    if (!valid_header(p[off], kReq) && !valid_header(p[off], kResp)) return SniffResult::kNo;
+    if (type == kConnect || type == kAuth) return SniffResult::kNo;  // a CONNECT is the other check's
+    uint32_t rl = 0;
+    size_t i = off + 1;
+    bool cut = false;
+    for (int s = 0;; s += 7, ++i) {
+      if (i >= n) {
+        cut = true;
+        break;
+      }
+      if (s > 21) return SniffResult::kNo;
+      rl |= uint32_t{static_cast<uint8_t>(p[i] & 0x7f)} << s;
+      if ((p[i] & 0x80) == 0) break;
+    }
+    if (cut) {
+      if (k == 0) return SniffResult::kNo;
+      break;  // a later packet's header cut by the chunk's end
+    }
+    ++i;  // the body starts here
+    const size_t have = n - i;
+    if (rl > have && k == 0 && type != kPublish) return SniffResult::kNo;  // a first packet is whole (PUBLISH: its head)
+    const uint8_t* b = p + i;
+    switch (type) {
+      case kPublish: {
+        const bool qos = (p[off] & 6) != 0;
+        if (have < 2 || rl < 2) return SniffResult::kNo;
+        const size_t tl = db::be16(b);
+        if (tl == 0 || 2 + tl + (qos ? 2 : 0) > rl || 2 + tl + (qos ? 2 : 0) > have) return SniffResult::kNo;
+        for (size_t j = 0; j < tl; ++j) {
+          if (b[2 + j] < 0x20 || b[2 + j] > 0x7e || b[2 + j] == '+' || b[2 + j] == '#') return SniffResult::kNo;
+        }
+        if (qos && db::be16(b + 2 + tl) == 0) return SniffResult::kNo;
+        publish = true;
+        break;
+      }
+      case kPingreq: case kPingresp:
+        if (rl != 0) return SniffResult::kNo;
+        (type == kPingreq ? client : server) = true;
+        break;
+      case kDisconnect:
+        if (rl > 64) return SniffResult::kNo;
+        break;
+      case kConnack:
+        if (rl < 2 || rl > 64) return SniffResult::kNo;
+        server = true;
+        break;
+      default:  // acknowledgements, SUBSCRIBE family: a packet id first
+        if (rl < 2 || (have >= 2 && db::be16(b) == 0)) return SniffResult::kNo;
+        if (type >= kPuback && type <= kPubcomp) {
+          ++acks;
+          pubrel |= type == kPubrel;
+        }
+        if (type == kSubscribe || type == kUnsubscribe) client = true;
+        if (type == kSuback || type == kUnsuback) server = true;
+        break;
+    }
+    if (rl > have) break;  // the last packet, cut by the chunk's end
+    off = i + rl;
+  }
+  if (client && server) return SniffResult::kNo;
+  if (client) return SniffResult::kRequest;
+  if (server) return SniffResult::kResponse;
+  // Acknowledgements alone (a QoS 2 flow between publishes): a PUBREL (its flags are 2) or two of them.
+  return publish || pubrel || acks >= 2 ? SniffResult::kEither : SniffResult::kNo;
+}
+
 // Variable byte integer (3.1.1 1.5.5, 5.0 1.5.5): 1 to 4 bytes, 7 bits each; a fifth fails `r`.
 uint32_t varint(WireReader& r) {
   uint32_t v = 0;
@@ -163,7 +240,8 @@ class MqttDecoder final : public Decoder {
     if (t != Transport::kTcp) return SniffResult::kNo;
     const uint8_t* p = db::u8p(chunk);
     const size_t n = chunk.size();
-    if (n < 2 || p[0] != 0x10) return SniffResult::kNo;
+    if (n < 2) return SniffResult::kNo;
+    if (p[0] != 0x10) return midstream(p, n);
     size_t i = 1;
     while (i < n && i < 5 && (p[i] & 0x80) != 0) ++i;
     if (i >= n || i >= 5) return SniffResult::kNo;
