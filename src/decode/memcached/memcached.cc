@@ -81,9 +81,19 @@ void MemcachedDecoder::data(FlowContext& ctx, Direction dir, std::span<const std
   }
   if (st.mode == Mode::kBinary) {
     binary_data(ctx, dir, bytes, ts);
-  } else {
-    text_data(ctx, dir, bytes, ts);
+    return;
   }
+  const Side& resp = st.side[index_of(kResp)];
+  if (dir == kResp && st.side[index_of(kReq)].in_message && ctx.pending_count() == 0 && !resp.in_message &&
+      !ctx.has_carry(kResp)) {
+    // A reply begins while a request is still incomplete and none waits: the server had all of it, we did
+    // not (its tail missed by the capture, reported only when the client sends again). It ends here,
+    // flagged truncated, and pairs with this reply (HTTP and Redis do the same). Else the reply was
+    // `unmatched` and every later reply of the connection paired with the request before its own.
+    end_in_progress(ctx, kReq, false, ctx.offset(kReq, {}), ts, record_flag::kTruncated);
+    ctx.drop_carry(kReq);
+  }
+  text_data(ctx, dir, bytes, ts);
 }
 
 void MemcachedDecoder::end_in_progress(FlowContext& ctx, Direction dir, bool binary, uint64_t end, uint64_t ts,
