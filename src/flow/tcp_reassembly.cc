@@ -544,8 +544,7 @@ SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const 
           // proves. (It went out first: an HTTP/2 RST_STREAM acknowledging 66 KB of a response behind a
           // hole closed the stream before the response's DATA reached it.)
           ++counters_.ack_hold_overflows;
-          resolve_acked_holes(flow, opposite(d), ts_ns);
-          pump(flow, ts_ns);
+          force_release(flow, ts_ns);
           need = false;
         }
       }
