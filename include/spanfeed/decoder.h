@@ -323,6 +323,9 @@ class FlowContext {
   void complete_response_by_key(Message* resp, RecordStatus status, uint32_t key);
   // Every pending request becomes a timeout record (`extra_flags` added).
   void flush_pending(TimeoutCause cause, uint32_t extra_flags);
+  // One pending request of this flow becomes a timeout record now (cause kGap, flagged gap): a response
+  // that names its request showed that this one's response was lost.
+  void give_up(Message* req);
   // This flow's responses name their request (complete_response_by_key) when `on`: for a decoder whose
   // flows differ (memcached: text FIFO, binary by opaque, UDP by request id). Before the first request.
   void set_match_by_key(bool on);
@@ -443,6 +446,9 @@ struct FlowSession {
   bool udp = false;
   bool open = false;
   bool by_key = false;       // the decoder matches_by_key()
+  // The server side lost bytes the decoder could not skip and no response was decoded since: a request
+  // made now may have its response among bytes that cannot be read (its timeout is flagged gap).
+  bool resp_unsynced = false;
 };
 
 // The per-worker session layer: a StreamConsumer for the Reassembler that
@@ -498,6 +504,7 @@ class RecordBuilder final : public StreamConsumer {
     uint32_t flow_prev = kNone, flow_next = kNone;  // flow's pending FIFO
     uint32_t age_prev = kNone, age_next = kNone;    // worker-wide list of pending requests, oldest first
     bool pending = false;
+    bool answer_in_gap = false;  // pending when the server side lost bytes: a timeout may be that loss (flagged gap)
   };
 
   // Sessions are made as flows reach their slots (a flow table hands out the

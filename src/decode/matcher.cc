@@ -41,6 +41,7 @@ void FlowContext::commit_request(Message* req) {
   }
   auto& sl = b_.slots_[i];
   sl.pending = true;
+  sl.answer_in_gap = s_.resp_unsynced;
   sl.flow_slot = slot_;
   sl.flow_prev = s_.pending_tail;
   sl.flow_next = RecordBuilder::kNone;
@@ -66,6 +67,7 @@ void FlowContext::commit_request(Message* req) {
 void FlowContext::emit_no_reply(Message* req, Direction dir) {
   if (req == nullptr) return;
   b_.mark(s_, dir, req);
+  if (dir == Direction::kServerToClient) s_.resp_unsynced = false;  // the server side decodes again
   ++b_.counters_.no_reply[static_cast<size_t>(s_.protocol)];
   b_.emit(s_, req, nullptr, RecordStatus::kOk);
   b_.free_message(b_.slot_index(req));
@@ -111,6 +113,11 @@ void FlowContext::flush_pending(TimeoutCause cause, uint32_t extra_flags) {
   while (s_.pending_head != RecordBuilder::kNone) b_.emit_timeout(s_.pending_head, cause, extra_flags);
   s_.owed_evicted = 0;  // a gap took their responses too (or the flow ends)
 }
+void FlowContext::give_up(Message* req) {
+  const uint32_t i = b_.slot_index(req);
+  if (!b_.slots_[i].pending || b_.slots_[i].flow_slot != slot_) return;
+  b_.emit_timeout(i, TimeoutCause::kGap, record_flag::kGap);
+}
 // ---------------------------------------------------------------- RecordBuilder
 
 uint32_t RecordBuilder::slot_index(const Message* m) const {
@@ -148,6 +155,7 @@ uint32_t RecordBuilder::alloc_message(uint64_t ts_ns) {
   sl.flow_slot = kNone;
   sl.flow_prev = sl.flow_next = sl.age_prev = sl.age_next = kNone;
   sl.pending = false;
+  sl.answer_in_gap = false;
   ++msg_in_use_;
   return i;
 }
@@ -193,6 +201,7 @@ void RecordBuilder::unlink_pending(uint32_t i) {
 
 void RecordBuilder::complete(FlowSession& s, uint32_t qi, Message* resp, RecordStatus status) {
   mark(s, Direction::kServerToClient, resp);
+  s.resp_unsynced = false;  // the server side decodes again
   ++counters_.responses[static_cast<size_t>(s.protocol)];
   const uint32_t ri = slot_index(resp);
   if (qi != kNone) {
@@ -209,6 +218,7 @@ void RecordBuilder::complete(FlowSession& s, uint32_t qi, Message* resp, RecordS
 
 void RecordBuilder::consume_evicted(FlowSession& s, Message* resp) {
   mark(s, Direction::kServerToClient, resp);
+  s.resp_unsynced = false;
   ++counters_.responses[static_cast<size_t>(s.protocol)];
   ++counters_.responses_of_evicted;
   free_message(slot_index(resp));
@@ -261,6 +271,7 @@ void RecordBuilder::emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_
   const FlowSession& s = sessions_[sl.flow_slot];
   unlink_pending(i);
   sl.msg.flags |= extra_flags;
+  if (sl.answer_in_gap) sl.msg.flags |= record_flag::kGap;  // its response may be among the bytes lost
   ++counters_.timeouts[static_cast<size_t>(cause)];
   emit(s, &sl.msg, nullptr, RecordStatus::kTimeout);
   free_message(i);

@@ -151,6 +151,7 @@ void RecordBuilder::on_open(const Flow& flow, uint64_t ts_ns) {
   s.swapped = false;
   s.conflict = {false, false};
   s.gap_before = {false, false};
+  s.resp_unsynced = false;
   s.open = true;
   ++counters_.flows_opened;
   ++counters_.flows_undetected_now;
@@ -235,9 +236,17 @@ void RecordBuilder::on_gap(const Flow& flow, Direction dir, uint64_t missing_byt
   ++counters_.gaps;
   counters_.gap_bytes += missing_bytes;
   release_carry(s, d);  // bytes kept before the gap cannot be completed
+  const uint64_t absorbed = counters_.gaps_absorbed;
   {
     FlowContext ctx(*this, s, flow.slot);
     decoders_[static_cast<size_t>(s.protocol)]->gap(ctx, ld, missing_bytes, ts_ns);
+  }
+  // Server bytes lost outside a message the decoder could skip them in: a response owed to any request
+  // still pending may have been among them, or among the bytes after them until the decoder finds its
+  // way again. Should such a request time out, its record says so (flag gap).
+  if (ld == Direction::kServerToClient && counters_.gaps_absorbed == absorbed) {
+    s.resp_unsynced = true;
+    for (uint32_t qi = s.pending_head; qi != kNone; qi = slots_[qi].flow_next) slots_[qi].answer_in_gap = true;
   }
   s.base[d] += missing_bytes;
   release_carry(s, d);

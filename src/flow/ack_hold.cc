@@ -114,10 +114,16 @@ void Reassembler::resolve_acked_holes(Flow& f, Direction d, uint64_t ts_ns) {
 // direction (its receiver acknowledged them). Ends with nothing held.
 void Reassembler::force_release(Flow& f, uint64_t ts_ns) {
   for (;;) {
+    const uint32_t c_before = st(f, Direction::kClientToServer).next_seq;
+    const uint32_t s_before = st(f, Direction::kServerToClient).next_seq;
     pump(f, ts_ns);
     resolve_acked_holes(f, Direction::kClientToServer, ts_ns);
     resolve_acked_holes(f, Direction::kServerToClient, ts_ns);
     pump(f, ts_ns);
+    // What this round delivered may have brought either direction to a hole the ACKs prove: another round
+    // declares it (a client and a server segment lost together were left waiting for the next bound).
+    const bool moved = st(f, Direction::kClientToServer).next_seq != c_before ||
+                       st(f, Direction::kServerToClient).next_seq != s_before;
     bool forced = false;
     for (Direction d : kDirs) {
       StreamState& s = st(f, d);
@@ -140,7 +146,7 @@ void Reassembler::force_release(Flow& f, uint64_t ts_ns) {
       forced = true;
       break;  // each round clears one hold: the loop ends
     }
-    if (!forced) return;
+    if (!forced && !moved) return;
   }
 }
 

@@ -118,6 +118,32 @@ uint32_t confirm_key(uint16_t channel, uint32_t seq) {
   return kConfirmKey | uint32_t{static_cast<uint16_t>(channel & 0x7fff)} << 16 | (seq & 0xffff);
 }
 
+// Whether a chunk met where framing was lost (or a direction's first chunk) starts a frame. Stricter than
+// plausible_frame: content bytes chosen at random must not pass, since a false start sends the decoder
+// skipping a frame as long as the size it read (16 MiB) and every reply after it is lost. A method names a
+// method this decoder knows; a content header is on a channel, of class basic, weight 0; a body is on a
+// channel and no longer than RabbitMQ's default frame_max; a heartbeat is empty, on channel 0.
+constexpr uint32_t kResyncMaxFrame = 128u << 10;
+
+bool resync_frame(const uint8_t* p, size_t n) {
+  if (!plausible_frame(p, n)) return false;
+  if (p[0] == 'A' || n < kFrameHeader) return true;
+  const uint16_t channel = be16(p + 1);
+  const uint32_t size = be32(p + 3);
+  switch (p[0]) {
+    case kMethod:
+      if (size < 4 || size > kResyncMaxFrame) return false;
+      return n < kFrameHeader + 4 || method_name(mid(be16(p + 7), be16(p + 9))) != nullptr;
+    case kHeader:
+      if (channel == 0 || size < 14 || size > kResyncMaxFrame) return false;
+      return n < kFrameHeader + 4 || (be16(p + 7) == 60 && be16(p + 9) == 0);
+    case kBody:
+      return channel != 0 && size <= kResyncMaxFrame;
+    default:  // heartbeat
+      return channel == 0 && size == 0;
+  }
+}
+
 class AmqpDecoder final : public Decoder {
  public:
   // PLAIN credentials: the user is kept, the password never read (whatever redact_secrets says).
@@ -148,7 +174,7 @@ class AmqpDecoder final : public Decoder {
     if (!sd.checked || sd.resync.lost) {
       sd.checked = true;
       if (!ctx.has_carry(dir) && !sd.in_frame) {
-        if (!plausible_frame(db::u8p(bytes), bytes.size())) {
+        if (!resync_frame(db::u8p(bytes), bytes.size())) {
           sd.resync.skip(ctx, bytes.size());
           return;
         }
@@ -418,8 +444,46 @@ class AmqpDecoder final : public Decoder {
       ctx.emit_no_reply(m);
       return;
     }
-    if (m != nullptr) m->key = ch;
+    if (m != nullptr) {
+      m->key = ch;
+      m->aux = id;  // the reply names it (align_channel)
+    }
     ctx.commit_request(m);
+  }
+
+  // The method a synchronous reply answers: the one before it in its class, but for basic.get (get-ok and
+  // get-empty) and exchange.unbind (unbind-ok is 51). In the connection class only open-ok and close-ok
+  // are checked (start, secure and tune answer the header and start-ok / secure-ok): 0, not checked.
+  static uint32_t request_of(uint32_t reply) {
+    if (reply == mid(60, 71) || reply == mid(60, 72)) return mid(60, 70);
+    if (reply == mid(40, 51)) return mid(40, 40);
+    if ((reply >> 16) == 10) return reply == mid(10, 41) || reply == mid(10, 51) ? reply - 1 : 0;
+    if ((reply & 1u) == 0) return 0;
+    return reply - 1;
+  }
+
+  // A reply pairs with the oldest request pending on its channel. When that request is not the one the
+  // reply names but a later one on the channel is, the replies of those before it were lost (a gap on the
+  // server side): they become timeouts flagged gap, instead of taking the next replies one off.
+  static void align_channel(FlowContext& ctx, uint16_t ch, uint32_t reply) {
+    const uint32_t want = request_of(reply);
+    if (want == 0) return;
+    Message* first = nullptr;
+    Message* match = nullptr;
+    for (Message* q = ctx.front_request(); q != nullptr; q = ctx.next_request(q)) {
+      if (q->key != ch) continue;
+      if (first == nullptr) first = q;
+      if (q->aux == want) {
+        match = q;
+        break;
+      }
+    }
+    if (match == nullptr || match == first) return;
+    for (Message* q = first; q != match;) {
+      Message* next = ctx.next_request(q);
+      if (q->key == ch) ctx.give_up(q);
+      q = next;
+    }
   }
 
   void server_method(FlowContext& ctx, State& st, Message* m, uint32_t id, uint16_t ch, uint64_t ts) {
@@ -427,7 +491,10 @@ class AmqpDecoder final : public Decoder {
     switch (id) {
       case mid(60, 60): begin_content(sd, m, Content::kDeliver, ch); return;
       case mid(60, 50): begin_content(sd, m, Content::kReturn, ch); return;
-      case mid(60, 71): begin_content(sd, m, Content::kGetOk, ch); return;
+      case mid(60, 71):
+        align_channel(ctx, ch, id);
+        begin_content(sd, m, Content::kGetOk, ch);
+        return;
       case mid(60, 80):
       case mid(60, 120): confirm(ctx, st, m, id, ch); return;
       case mid(20, 20):
@@ -458,6 +525,7 @@ class AmqpDecoder final : public Decoder {
       }
       case mid(10, 51):
       case mid(20, 41): {  // close-ok to the client's close: an error when that close carried one
+        align_channel(ctx, ch, id);
         const bool error = st.close_error == 1u + ch;
         if (error) st.close_error = 0;
         ctx.complete_response_by_key(m, error ? RecordStatus::kError : RecordStatus::kOk, ch);
@@ -470,6 +538,7 @@ class AmqpDecoder final : public Decoder {
       return;
     }
     // connection.start / secure / tune / open-ok and every other -ok: the answer on the channel.
+    align_channel(ctx, ch, id);
     ctx.complete_response_by_key(m, RecordStatus::kOk, ch);
   }
 
