@@ -306,6 +306,7 @@ void MemcachedDecoder::resolve_quiet(FlowContext& ctx, uint32_t opaque, uint8_t 
       if (get) r->fields.add_uint("values", 0);
       r->fields.add_bool("binary", true);
       r->fields.add_bool("implied", true);
+      if ((q->aux & kAuxReqGap) != 0) r->flags |= record_flag::kGap;
       ctx.complete_response_by_key(r, get ? RecordStatus::kError : RecordStatus::kOk, q->key);
     }
     q = next;

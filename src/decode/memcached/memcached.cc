@@ -137,9 +137,12 @@ void MemcachedDecoder::gap(FlowContext& ctx, Direction dir, uint64_t missing, ui
     sd.phase = Phase::kHeader;
     // Responses name their request: the pending ones still pair (or time out). A quiet one's answer (a hit,
     // an error) may have been in the hole: a later response no longer proves what it got (resolve_quiet).
-    if (dir == kResp) {
-      for (Message* q = ctx.front_request(); q != nullptr; q = ctx.next_request(q)) {
-        if ((q->aux & kAuxQuiet) != 0) q->flags |= record_flag::kGap;
+    // A quiet one pending when the client side lost bytes: the request after it that the server answered
+    // may be among them; the next answered one implies its outcome, later (kAuxReqGap: flagged gap).
+    for (Message* q = ctx.front_request(); q != nullptr; q = ctx.next_request(q)) {
+      if ((q->aux & kAuxQuiet) != 0) {
+        if (dir == kResp) q->flags |= record_flag::kGap;
+        else q->aux |= kAuxReqGap;
       }
     }
     return;

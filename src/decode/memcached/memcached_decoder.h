@@ -93,6 +93,9 @@ static_assert(sizeof(State) <= kDecoderStateBytes);
 inline constexpr uint32_t kAuxBinary = 0x100;
 inline constexpr uint32_t kAuxQuiet = 0x200;
 inline constexpr uint32_t kAuxQuietGet = 0x400;  // a quiet get: no reply means a miss
+// A quiet request pending when the client side lost bytes: the request that ended its silence may be among
+// them, so the response that implies its outcome may come later than the one that did (flagged gap).
+inline constexpr uint32_t kAuxReqGap = 0x800;
 
 class MemcachedDecoder final : public Decoder {
  public:

@@ -225,6 +225,7 @@ struct State {
   Side side[2];
   Message* held[2] = {};  // a packet parsed from its first bytes, finished when its skipped tail has passed
   uint8_t level = 4;      // protocol level from CONNECT (3: 3.1, 4: 3.1.1, 5: 5.0)
+  bool level_known = false;  // a CONNECT or CONNACK told it (else 4 until a packet only 5.0 can send)
 };
 static_assert(sizeof(State) <= kDecoderStateBytes, "mqtt state must fit the per-flow slot");
 
@@ -386,6 +387,14 @@ class MqttDecoder final : public Decoder {
     if (m == nullptr) scratch_.clear();
     f.add_string("packet", kNames[type]);
     WireReader r(body);
+    // The CONNECT lost (a gap, a capture begun after it): 5.0 shows in a CONNACK or an acknowledgement of a
+    // PUBLISH longer than 2 bytes (3.1.1 has none; 5.0 adds a reason code and properties).
+    if (!st.level_known && ((type == kConnack && len > 2) || (type >= kPuback && type <= kPubcomp && len > 2))) {
+      st.level = 5;
+      st.level_known = true;
+    } else if (!st.level_known && type == kConnack) {
+      st.level_known = true;
+    }
     const bool v5 = st.level >= 5;
     Route then = Route::kDrop;
     uint32_t key = 0;
@@ -398,6 +407,7 @@ class MqttDecoder final : public Decoder {
         const uint16_t keep_alive = r.u16();
         if (!r.ok()) break;
         st.level = level;
+        st.level_known = true;
         f.add_string("protocol_name", proto, 16);
         f.add_uint("protocol_level", level);
         f.add_bool("clean_session", (cflags & 2) != 0);
