@@ -18,7 +18,7 @@ struct Event {
   Direction dir = Direction::kClientToServer;
   uint32_t flow = 0;  // index into Recorded::flows
   uint64_t ts = 0;
-  uint64_t missing = 0;
+  uint64_t missing = 0;  // kGap; kData: the chunk's peer_acked
   std::vector<std::byte> bytes;
 };
 
@@ -36,8 +36,9 @@ class Recorder final : public StreamConsumer {
     r_.flows.push_back(f);
     r_.events.push_back({Event::kOpen, Direction::kClientToServer, slot_to_flow_[f.slot], ts, 0, {}});
   }
-  void on_data(const Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts) override {
-    r_.events.push_back({Event::kData, d, slot_to_flow_[f.slot], ts, 0, {data.begin(), data.end()}});
+  void on_data(const Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts,
+               uint64_t peer_acked) override {
+    r_.events.push_back({Event::kData, d, slot_to_flow_[f.slot], ts, peer_acked, {data.begin(), data.end()}});
   }
   void on_gap(const Flow& f, Direction d, uint64_t missing, GapReason, uint64_t ts) override {
     r_.events.push_back({Event::kGap, d, slot_to_flow_[f.slot], ts, missing, {}});
@@ -84,7 +85,7 @@ inline uint64_t replay_into(StreamConsumer& c, const Recorded& r, uint64_t shift
     switch (e.kind) {
       case Event::kOpen: c.on_open(f, ts); break;
       case Event::kData:
-        c.on_data(f, e.dir, e.bytes, ts);
+        c.on_data(f, e.dir, e.bytes, ts, e.missing);
         payload += e.bytes.size();
         break;
       case Event::kGap: c.on_gap(f, e.dir, e.missing, GapReason::kAckPastHole, ts); break;

@@ -19,7 +19,7 @@ constexpr uint64_t kT0 = 1'000'000'000'000ull;
 
 class SinkConsumer : public StreamConsumer {
  public:
-  void on_data(const Flow&, Direction, std::span<const std::byte> data, uint64_t) override {
+  void on_data(const Flow&, Direction, std::span<const std::byte> data, uint64_t, uint64_t) override {
     bytes += data.size();
     checksum += static_cast<uint8_t>(data.front());
   }

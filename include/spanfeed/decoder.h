@@ -95,6 +95,10 @@ std::string_view to_string(TimeoutCause c);
     "stands for the exchange) and the responses after them still pair with their own requests (in-order " \
     "protocols: all but DNS and MongoDB, which pair by id). Non-zero: clients pipelining more than 1,024 " \
     "requests (`max_pending_per_flow`) on one connection. Responses = matched + unmatched + this.") \
+  X(unmatched_by_ack, kCounter, "decode_responses_before_request_total", \
+    "Responses whose ACK shows the server had not received the first byte of the request they would " \
+    "pair with when it sent them: they answer an earlier request the capture lost (or one a gap flushed), " \
+    "so they are `unmatched` and that request waits for its own. Part of `unmatched`.") \
   X(records_emitted, kCounter, "", \
     "Records handed to the sink: the sum of `roundtrips_total`.") \
   X(pending_now, kGauge, "decode_requests_pending", \
@@ -309,6 +313,10 @@ class FlowContext {
   // Oldest pending request (FIFO protocols), or nullptr (also while the next
   // response answers a request the pending cap evicted: its fields are gone).
   Message* front_request();
+  // The request `resp` (a response in progress) will pair with when FIFO: front_request(), unless the ACK of
+  // the packet that began `resp` shows the server had not received that request yet (then nullptr: it
+  // answers a request the capture lost, and complete_response will leave it unmatched).
+  Message* answered_request(const Message* resp);
   // The pending request queued after `req` (a pending request of this flow), or nullptr.
   Message* next_request(const Message* req);
   // Requests waiting for a response, those the pending cap evicted included.
@@ -475,7 +483,8 @@ class RecordBuilder final : public StreamConsumer {
   void set_sink(RecordSink& sink) { sink_ = &sink; }
 
   void on_open(const Flow& flow, uint64_t ts_ns) override;
-  void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t ts_ns) override;
+  void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t ts_ns,
+               uint64_t peer_acked = kAckUnknown) override;
   void on_gap(const Flow& flow, Direction dir, uint64_t missing_bytes, GapReason reason, uint64_t ts_ns) override;
   void on_overlap_conflict(const Flow& flow, Direction dir, uint64_t ts_ns) override;
   void on_fin(const Flow& flow, Direction dir, uint64_t ts_ns) override;
@@ -505,6 +514,12 @@ class RecordBuilder final : public StreamConsumer {
     uint32_t age_prev = kNone, age_next = kNone;    // worker-wide list of pending requests, oldest first
     bool pending = false;
     bool answer_in_gap = false;  // pending when the server side lost bytes: a timeout may be that loss (flagged gap)
+    // A response begun in a server chunk: how much of the client's stream the server had received then
+    // (on_data's peer_acked); kAckUnknown otherwise.
+    uint64_t acked = kAckUnknown;
+    // A request begun in a client chunk: that chunk's stream offset (its first byte is at or after it);
+    // kAckUnknown otherwise. Not `stream_end - bytes`: an HTTP/2 request's frames interleave with others.
+    uint64_t start_floor = kAckUnknown;
   };
 
   // Sessions are made as flows reach their slots (a flow table hands out the
@@ -539,6 +554,11 @@ class RecordBuilder final : public StreamConsumer {
   void mark(FlowSession& s, Direction dir, Message* m);
   // `resp` answers the pending request in slot `qi` (kNone: none: an unmatched record).
   void complete(FlowSession& s, uint32_t qi, Message* resp, RecordStatus status);
+  // Response slot `ri` began before the server had request slot `qi`'s first byte (the ACKs prove it).
+  bool sent_before(uint32_t ri, uint32_t qi) const {
+    const uint64_t floor = slots_[qi].start_floor;
+    return floor != kAckUnknown && slots_[ri].acked != kAckUnknown && slots_[ri].acked <= floor;
+  }
   // `resp` answers a request the pending cap evicted (its timeout record is out): counted, freed.
   void consume_evicted(FlowSession& s, Message* resp);
   void emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_flags);
@@ -566,6 +586,7 @@ class RecordBuilder final : public StreamConsumer {
   uint32_t carry_in_use_ = 0;
   uint64_t next_id_ = 0;
   StreamObserver* observer_ = nullptr;
+  uint64_t chunk_acked_ = kAckUnknown;  // peer_acked of the chunk being decoded
   SignatureMatcher* signatures_ = nullptr;
   RecordTags tags_{};
   std::array<std::byte, 4096> sniff_view_{};  // kept first bytes + the new chunk, for detection

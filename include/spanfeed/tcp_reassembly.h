@@ -97,14 +97,20 @@ std::string_view to_string(CloseReason r);
 // came in, so the first and last chunk give a message's first/last packet time.
 // The data span is only valid during the call (it points into the packet or
 // into a pool chunk that is freed right after).
+// on_data's `peer_acked` when the chunk's packet told nothing (UDP, no ACK, the other direction not seen).
+inline constexpr uint64_t kAckUnknown = UINT64_MAX;
+
 class StreamConsumer {
  public:
   virtual ~StreamConsumer() = default;
   // A new flow: reset any per-flow state kept at index flow.slot.
   virtual void on_open(const Flow& /*flow*/, uint64_t /*ts_ns*/) {}
-  // Stream bytes (TCP) or one whole datagram (UDP), never empty.
-  virtual void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data,
-                       uint64_t ts_ns) = 0;
+  // Stream bytes (TCP) or one whole datagram (UDP), never empty. `peer_acked`: the ACK of the packet the
+  // bytes came in, as a position in the other direction's stream (bytes from its first byte tracked, 0 for
+  // an ACK before it): the sender had received that much of the other direction when it sent them (so a
+  // response cannot answer a request that starts at or after it). kAckUnknown when the packet told nothing.
+  virtual void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t ts_ns,
+                       uint64_t peer_acked = kAckUnknown) = 0;
   // `missing_bytes` bytes of `dir` will never be delivered; later data follows them.
   virtual void on_gap(const Flow& /*flow*/, Direction /*dir*/, uint64_t /*missing_bytes*/,
                       GapReason /*reason*/, uint64_t /*ts_ns*/) {}
@@ -181,7 +187,9 @@ class ChunkPool {
     uint32_t next = kNone;
     bool conflict = false;  // an overlapping copy of these bytes differed (reported on delivery)
     bool needs = false;     // held: deliver once the other direction delivered up to need_ack
+    bool has_ack = false;   // its segment carried an ACK: `ack`
     uint32_t need_ack = 0;
+    uint32_t ack = 0;
     uint64_t ts_ns = 0;
   };
   Piece& piece(uint32_t i) { return pieces_[i]; }
@@ -474,10 +482,18 @@ class Reassembler final : private FlowTableListener {
   void expire_holds(uint64_t now_ns, uint32_t budget);
 
   // In-order bytes straight from the packet (inline: once per data segment).
+  // Where an ACK sent with data of `d` falls in the other direction's stream (StreamConsumer::on_data).
+  uint64_t acked_offset(const Flow& f, Direction d, bool has_ack, uint32_t ack) {
+    const StreamState& o = st(f, opposite(d));
+    if (!has_ack || !o.seq_known) return kAckUnknown;
+    const int64_t off = static_cast<int64_t>(o.stream_offset() + o.lost_tail) + seq_diff(ack, o.next_seq);
+    return off > 0 ? static_cast<uint64_t>(off) : 0;
+  }
+  // The bytes of the packet being processed (its ACK: pkt_ack_).
   void deliver(Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts_ns) {
     report_lost_tail(f, d, ts_ns);
     StreamState& s = st(f, d);
-    consumer_.on_data(f, d, data, ts_ns);
+    consumer_.on_data(f, d, data, ts_ns, acked_offset(f, d, pkt_has_ack_, pkt_ack_));
     s.next_seq += static_cast<uint32_t>(data.size());
     s.delivered_bytes += data.size();
     counters_.bytes_in_order += data.size();
@@ -530,6 +546,8 @@ class Reassembler final : private FlowTableListener {
   uint32_t hold_head_ = UINT32_MAX;  // flows waiting on an ack hold, oldest first (slots)
   uint32_t hold_tail_ = UINT32_MAX;
   bool conflict_counted_ = false;  // the segment being processed was counted in overlap_conflicts
+  bool pkt_has_ack_ = false;       // the TCP segment being processed carries an ACK: pkt_ack_
+  uint32_t pkt_ack_ = 0;
   // The next packet's key (lookahead()): only the very next process() call may use it.
   std::array<KeyedPacket, 2> ahead_{};
   uint32_t ahead_slot_ = 0;

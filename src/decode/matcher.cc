@@ -22,6 +22,13 @@ Message* FlowContext::new_message(uint64_t ts_ns) {
   const uint32_t i = b_.alloc_message(ts_ns);
   if (i == RecordBuilder::kNone) return nullptr;
   b_.slots_[i].flow_slot = slot_;
+  if (chunk_len_ != 0) {
+    if (chunk_dir_ == Direction::kServerToClient) {
+      b_.slots_[i].acked = b_.chunk_acked_;
+    } else {
+      b_.slots_[i].start_floor = s_.base[index_of(Direction::kClientToServer)];
+    }
+  }
   return &b_.slots_[i].msg;
 }
 
@@ -76,6 +83,12 @@ void FlowContext::emit_no_reply(Message* req, Direction dir) {
 Message* FlowContext::front_request() {
   if (s_.owed_evicted != 0) return nullptr;
   return s_.pending_head == RecordBuilder::kNone ? nullptr : &b_.slots_[s_.pending_head].msg;
+}
+
+Message* FlowContext::answered_request(const Message* resp) {
+  Message* q = front_request();
+  if (q == nullptr || resp == nullptr) return q;
+  return b_.sent_before(b_.slot_index(resp), b_.slot_index(q)) ? nullptr : q;
 }
 
 Message* FlowContext::next_request(const Message* req) {
@@ -156,6 +169,7 @@ uint32_t RecordBuilder::alloc_message(uint64_t ts_ns) {
   sl.flow_prev = sl.flow_next = sl.age_prev = sl.age_next = kNone;
   sl.pending = false;
   sl.answer_in_gap = false;
+  sl.acked = sl.start_floor = kAckUnknown;
   ++msg_in_use_;
   return i;
 }
@@ -204,6 +218,11 @@ void RecordBuilder::complete(FlowSession& s, uint32_t qi, Message* resp, RecordS
   s.resp_unsynced = false;  // the server side decodes again
   ++counters_.responses[static_cast<size_t>(s.protocol)];
   const uint32_t ri = slot_index(resp);
+  if (qi != kNone && sent_before(ri, qi)) {
+    // The server sent this response before it had the request's first byte: it answers an earlier one.
+    ++counters_.unmatched_by_ack;
+    qi = kNone;
+  }
   if (qi != kNone) {
     unlink_pending(qi);
     ++counters_.matched[static_cast<size_t>(s.protocol)];

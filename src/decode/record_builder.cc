@@ -168,8 +168,10 @@ void RecordBuilder::on_open(const Flow& flow, uint64_t ts_ns) {
     s.detect_state = kDetectPort;
   }
 }
-void RecordBuilder::on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t ts_ns) {
+void RecordBuilder::on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t ts_ns,
+                            uint64_t peer_acked) {
   FlowSession& s = session(flow);
+  chunk_acked_ = peer_acked;
   // The common chunk: the flow's decoder runs (decode_chunk inline, one call
   // and one frame less per chunk).
   if (s.detect_state == kDetectActive && s.open && !data.empty()) [[likely]] {

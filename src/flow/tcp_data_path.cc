@@ -208,6 +208,8 @@ SegmentOutcome Reassembler::buffer_out_of_order(Flow& f, Direction d, uint32_t s
           pc.conflict = false;
           pc.needs = held;
           pc.need_ack = held_ack;
+          pc.has_ack = pkt_has_ack_;
+          pc.ack = pkt_ack_;
           pc.ts_ns = ts_ns;
           std::memcpy(pool_.data(c), data.data() + (a - seq), n);
           if (prev == ChunkPool::kNone) {

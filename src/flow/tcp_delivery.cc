@@ -84,7 +84,8 @@ void Reassembler::deliver_piece_and_pop(Flow& f, Direction d) {
     const uint32_t n = pc.len - skip;
     report_lost_tail(f, d, pc.ts_ns);
     if (pc.conflict) consumer_.on_overlap_conflict(f, d, pc.ts_ns);
-    consumer_.on_data(f, d, std::span<const std::byte>(pool_.data(h) + skip, n), pc.ts_ns);
+    consumer_.on_data(f, d, std::span<const std::byte>(pool_.data(h) + skip, n), pc.ts_ns,
+                      acked_offset(f, d, pc.has_ack, pc.ack));
     s.next_seq += n;
     s.delivered_bytes += n;
     counters_.bytes_from_buffer += n;

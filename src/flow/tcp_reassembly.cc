@@ -295,7 +295,7 @@ SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const Pars
   count_stats(f, d, payload.size(), wire, ts_ns);
   conflict_counted_ = false;
   s.out_of_window_run = 0;
-  consumer_.on_data(f, d, payload, ts_ns);
+  consumer_.on_data(f, d, payload, ts_ns, acked_offset(f, d, true, p.tcp_ack));
   s.next_seq += static_cast<uint32_t>(payload.size());
   s.delivered_bytes += payload.size();
   counters_.bytes_in_order += payload.size();
@@ -456,6 +456,8 @@ SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const 
   const bool ack = (fl & tcp_flag::kAck) != 0;
   const bool fin = (fl & tcp_flag::kFin) != 0;
   const bool rst = (fl & tcp_flag::kRst) != 0;
+  pkt_has_ack_ = ack;
+  pkt_ack_ = p.tcp_ack;
 
   const OrientedKey& ok = kp.ok;
   FlowLookup lk = find_flow(kp, prev_slot);

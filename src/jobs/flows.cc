@@ -45,8 +45,8 @@ void FlowsJob::collect(WorkerSnapshot& out) const {
 
 void FlowsJob::on_open(const Flow& flow, uint64_t) { digests_[flow.slot] = FlowDigest{}; }
 
-void FlowsJob::on_data(const Flow& flow, Direction dir, std::span<const std::byte> data,
-                       uint64_t) {
+void FlowsJob::on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t,
+                       uint64_t /*peer_acked*/) {
   if (out_ == nullptr) return;
   DirDigest& d = digests_[flow.slot].dir[index_of(dir)];
   d.fnv = fnv1a64(data, d.fnv);

@@ -87,8 +87,8 @@ class FlowsJob final : public Job, public StreamConsumer {
 
   // StreamConsumer: called by the reassembler inside on_packet/on_idle/finish.
   void on_open(const Flow& flow, uint64_t ts_ns) override;
-  void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data,
-               uint64_t ts_ns) override;
+  void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t ts_ns,
+               uint64_t peer_acked = kAckUnknown) override;
   void on_gap(const Flow& flow, Direction dir, uint64_t missing, GapReason reason,
               uint64_t ts_ns) override;
   void on_fin(const Flow& flow, Direction dir, uint64_t ts_ns) override;

@@ -73,6 +73,13 @@ class Harness {
   void s2c(std::string_view s, uint64_t ts, uint32_t slot = 0) {
     builder_->on_data(flows_[slot], Direction::kServerToClient, bytes_of(s), ts);
   }
+  // With the ACK of the chunk's packet: `acked` bytes of the other direction's stream (on_data's peer_acked).
+  void c2s_acked(std::string_view s, uint64_t ts, uint64_t acked) {
+    builder_->on_data(flows_[0], Direction::kClientToServer, bytes_of(s), ts, acked);
+  }
+  void s2c_acked(std::string_view s, uint64_t ts, uint64_t acked) {
+    builder_->on_data(flows_[0], Direction::kServerToClient, bytes_of(s), ts, acked);
+  }
   // Feeds `s` in pieces of `step` bytes.
   void dribble(Direction d, std::string_view s, size_t step, uint64_t ts, uint32_t slot = 0) {
     for (size_t i = 0; i < s.size(); i += step) builder_->on_data(flows_[slot], d, bytes_of(s.substr(i, step)), ts);

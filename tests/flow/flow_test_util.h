@@ -100,6 +100,7 @@ class RecordingConsumer : public StreamConsumer {
     GapReason gap_reason = GapReason::kCount;
     CloseReason close_reason = CloseReason::kCount;
     uint64_t ts_ns = 0;
+    uint64_t peer_acked = kAckUnknown;  // data: on_data's peer_acked
     const std::byte* data_ptr = nullptr;
   };
   static Event make_event(const char* kind, uint64_t serial, Direction dir = Direction::kClientToServer) {
@@ -117,8 +118,10 @@ class RecordingConsumer : public StreamConsumer {
     ++opens;
     ++open_now;
   }
-  void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t ts_ns) override {
+  void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t ts_ns,
+               uint64_t peer_acked) override {
     Event e = make_event("data", flow.serial, dir);
+    e.peer_acked = peer_acked;
     e.data.assign(reinterpret_cast<const char*>(data.data()), data.size());
     e.ts_ns = ts_ns;
     e.data_ptr = data.data();

@@ -122,6 +122,29 @@ TEST_F(ReassemblyTest, ReorderedSegmentsAreBufferedThenDeliveredInOrder) {
   expect_ledger(*r_, fed_);
 }
 
+// Each chunk says how much of the other direction its packet acknowledged, as a stream position: from the
+// packet (in order) or kept with the buffered bytes (out of order, delivered later); kAckUnknown without
+// an ACK; 0 for an ACK of bytes before the stream's first (a server answering something before it).
+TEST_F(ReassemblyTest, ChunksCarryTheStreamPositionTheirAckCovers) {
+  TcpConn c = default_conn();
+  handshake(c, kT0);
+  EXPECT_EQ(feed(c.c_data(0, "GET 1", kT0 + 10)), O::kInOrder);
+  EXPECT_EQ(feed(c.s_data(0, "ok1", kT0 + 11, 5)), O::kInOrder);
+  EXPECT_EQ(feed(c.c_data(5, "GET 2", kT0 + 12, 3)), O::kInOrder);
+  EXPECT_EQ(feed(c.s_data(6, "ok3", kT0 + 13, 10)), O::kBuffered);  // a server segment missing before it
+  EXPECT_EQ(feed(c.s_data(3, "ok2", kT0 + 14, 7)), O::kInOrder);      // acks 7 of the 10 delivered bytes
+  EXPECT_EQ(feed(tcp_packet(c.server, c.client, tcp_flag::kPsh, c.sseq(9), 0, "x", kT0 + 15)), O::kInOrder);
+  auto data = rec_.of("data");
+  ASSERT_EQ(data.size(), 6u);
+  EXPECT_EQ(data[0].peer_acked, 0u);  // the client acked the SYN-ACK: server position 0
+  EXPECT_EQ(data[1].peer_acked, 5u);
+  EXPECT_EQ(data[2].peer_acked, 3u);
+  EXPECT_EQ(data[3].peer_acked, 7u);   // "ok2", from its packet
+  EXPECT_EQ(data[4].peer_acked, 10u);  // "ok3", from the buffer: its own packet's ACK
+  EXPECT_EQ(data[5].peer_acked, kAckUnknown);
+  expect_ledger(*r_, fed_);
+}
+
 TEST_F(ReassemblyTest, DuplicatesOfDeliveredAndBufferedDataAreCounted) {
   TcpConn c = default_conn();
   handshake(c, kT0);

@@ -51,6 +51,9 @@ struct Side {
   Phase phase = Phase::kIdle;
   uint8_t flags = 0;
   bool in_message = false;
+  // A response whose request is not known (lost, or sent before the capture began) announced a body: it
+  // may answer a HEAD. If the bytes after its header start a status line, it had none.
+  bool maybe_bodiless = false;
   uint8_t kept = 0;        // kKept* bits: header fields already in the message (the first of each is kept)
 };
 
@@ -235,6 +238,15 @@ class HttpDecoder final : public Decoder {
         case Phase::kIdle: idle(ctx, st, dir, bytes, ts); break;
         case Phase::kHeaders: headers(ctx, st, dir, bytes, ts); break;
         case Phase::kBody: {
+          if (sd.maybe_bodiless) [[unlikely]] {
+            sd.maybe_bodiless = false;
+            constexpr std::string_view kStatus = "HTTP/1.";
+            const size_t k = std::min(bytes.size(), kStatus.size());
+            if (text::as_sv(bytes.first(k)) == kStatus.substr(0, k)) {
+              end_message(ctx, st, dir, ctx.offset(dir, bytes), ts, 0);  // a HEAD's answer: no body
+              break;
+            }
+          }
           const size_t n = bytes.size() < sd.remaining ? bytes.size() : static_cast<size_t>(sd.remaining);
           if (sd.flags & hflag::kCompressed) ctx.content(dir, bytes.first(n), true);
           bytes = bytes.subspan(n);
@@ -418,7 +430,7 @@ class HttpDecoder final : public Decoder {
       // Switching protocols while the request's body is still open: the rest will not be HTTP/1.
       end_message(ctx, st, kReq, ctx.offset(kReq, {}), ts, record_flag::kTruncated);
     }
-    const Message* req = ctx.front_request();
+    const Message* req = m != nullptr ? ctx.answered_request(m) : ctx.front_request();
     const uint32_t req_aux = req != nullptr ? req->aux : 0;
     if (sd.status >= 100 && sd.status < 200 && sd.status != 101) {
       // Interim (100 Continue, 103 Early Hints): not the final response.
@@ -455,6 +467,7 @@ class HttpDecoder final : public Decoder {
       } else {
         sd.phase = Phase::kBody;
         sd.remaining = sd.content_length;
+        sd.maybe_bodiless = req == nullptr;
       }
     } else {
       sd.phase = Phase::kUntilClose;
