@@ -42,7 +42,14 @@ bool FlowContext::hand_over(Protocol p, Direction dir, std::span<const std::byte
   s_.by_key = d->matches_by_key();
   s_.state.fill(std::byte{0});
   d->open(*this, ts_ns);
-  if (origin != nullptr) d->upgraded(*this, origin, ts_ns);
+  if (origin != nullptr) {
+    d->upgraded(*this, origin, ts_ns);
+  } else if (s_.gap_before[index_of(b_.logical(s_, opposite(dir)))]) {
+    // Taken over mid-connection (no upgrade): the other direction lost bytes the old decoder heard of, so
+    // its next bytes may be the tail of a message and what the lost ones carried is unknown (an HTTP/2
+    // request whose HEADERS were lost: its record says so).
+    d->gap(*this, opposite(dir), 0, ts_ns);
+  }
   if (!rest.empty()) d->data(*this, dir, rest, ts_ns);
   return true;
 }

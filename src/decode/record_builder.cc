@@ -229,9 +229,9 @@ void RecordBuilder::on_gap(const Flow& flow, Direction dir, uint64_t missing_byt
     // of a lost message for the start of one.
     const bool has = decoders_[static_cast<size_t>(s.protocol)] != nullptr;
     start_decoder(flow, s, s.protocol, has ? DetectOutcome::kByPort : DetectOutcome::kNoDecoder, s.swapped, ts_ns);
-  } else if (s.detect_state == kDetectNone || s.detect_state == kDetectSniffing) {
-    s.gap_before[index_of(dir)] = true;  // told to the decoder a sniff may start later
   }
+  // Told to the decoder a sniff starts later, or to one that takes the flow over (FlowContext::hand_over).
+  s.gap_before[index_of(dir)] = true;
   if (s.detect_state != kDetectActive) return;
   const Direction ld = logical(s, dir);
   const size_t d = index_of(ld);

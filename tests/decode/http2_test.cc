@@ -595,5 +595,25 @@ TEST(Http2, MidConnectionOnAnHttp1PortIsHandedOver) {
   h.expect_ledger();
 }
 
+// The same connection from its start, with the client's preface and first HEADERS lost: the server's
+// SETTINGS and response HEADERS hand the flow to HTTP/2, which now hears of the client's gap. The stream
+// whose request was never seen is flagged gap (it was a clean `ok` with an empty request: 14 records of a
+// lossy replay of the corpus h2c capture).
+TEST(Http2, TakenOverAfterAClientGapFlagsStreamsWithoutRequest) {
+  Harness h;
+  h.open(8080);
+  Conn c{h};
+  h.gap(Direction::kClientToServer, 90, kT0);  // preface, SETTINGS, HEADERS of stream 1
+  h.s2c(frame(4, 0, 0, "") + c.resp(1, {{":status", "200"}}, false) + frame(0, kEndStream, 1, "hi"), kT0 + kMs);
+  h.close(kT0 + 2 * kMs);
+  DUMP(h);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["protocol"], "http2");
+  EXPECT_EQ(h.rec(0)["request"]["stream_id"], 1);
+  EXPECT_EQ(h.rec(0)["response"]["status_code"], 200);
+  EXPECT_EQ(h.rec(0)["flags"], json::array({"gap"}));
+  h.expect_ledger();
+}
+
 }  // namespace
 }  // namespace spanfeed
