@@ -485,8 +485,11 @@ class Reassembler final : private FlowTableListener {
   // Where an ACK sent with data of `d` falls in the other direction's stream (StreamConsumer::on_data).
   uint64_t acked_offset(const Flow& f, Direction d, bool has_ack, uint32_t ack) {
     const StreamState& o = st(f, opposite(d));
-    if (!has_ack || !o.seq_known) return kAckUnknown;
-    const int64_t off = static_cast<int64_t>(o.stream_offset() + o.lost_tail) + seq_diff(ack, o.next_seq);
+    return has_ack && o.seq_known ? position_of(o, ack) : kAckUnknown;
+  }
+  // Stream position of `seq` in `o` (seq_known): next_seq is past its delivered, missing and lost-tail bytes.
+  static uint64_t position_of(const StreamState& o, uint32_t seq) {
+    const int64_t off = static_cast<int64_t>(o.stream_offset() + o.lost_tail) + seq_diff(seq, o.next_seq);
     return off > 0 ? static_cast<uint64_t>(off) : 0;
   }
   // The bytes of the packet being processed (its ACK: pkt_ack_).

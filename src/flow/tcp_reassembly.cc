@@ -291,11 +291,12 @@ SegmentOutcome Reassembler::process(std::span<const std::byte> frame, const Pars
   // Ack hold: the ACK proves nothing past what the other direction
   // delivered (need false, no proof to note) and no hold is listed.
   if (hold_on_ && (!o.seq_known || seq_diff(p.tcp_ack, o.next_seq) > 0 || fs.hold_listed)) return false;
+  const uint64_t acked = o.seq_known ? position_of(o, p.tcp_ack) : kAckUnknown;  // before the stores below
   last_slot_ = f.slot;
   count_stats(f, d, payload.size(), wire, ts_ns);
   conflict_counted_ = false;
   s.out_of_window_run = 0;
-  consumer_.on_data(f, d, payload, ts_ns, acked_offset(f, d, true, p.tcp_ack));
+  consumer_.on_data(f, d, payload, ts_ns, acked);
   s.next_seq += static_cast<uint32_t>(payload.size());
   s.delivered_bytes += payload.size();
   counters_.bytes_in_order += payload.size();
