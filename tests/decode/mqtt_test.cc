@@ -218,6 +218,22 @@ TEST(Mqtt, Mqtt5KnownFromTheConnackWhenTheConnectWasLost) {
   h.expect_ledger();
 }
 
+// A PUBLISH whose topic does not fit in its own packet is no PUBLISH (bytes met after a resync inside a burst
+// of small publishes looked like one): a decode error, no record. It was a clean `ok` record without a topic
+// (2 records per lossy replay of the corpus MQTT capture).
+TEST(Mqtt, PublishWhoseTopicOverrunsThePacketIsNoRecord) {
+  Harness h;
+  h.open(kPort);
+  h.c2s(connect(4, "c", false), kT0);
+  h.s2c(connack(0), kT0 + kMs);
+  h.c2s(packet(0x30, be16s(200) + "ab") + publish(0, 0, "t/1", 3), kT0 + 2 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(1)["request"]["topic"], "t/1");
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kMqtt)], 1u);
+  h.close(kT0 + 3 * kMs);
+  h.expect_ledger();
+}
+
 // Garbage: counted once, no record, no crash; a later chunk that starts a packet resynchronises.
 TEST(Mqtt, GarbageIsCountedAndResynced) {
   Harness h;

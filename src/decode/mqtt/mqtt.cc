@@ -399,6 +399,7 @@ class MqttDecoder final : public Decoder {
     Route then = Route::kDrop;
     uint32_t key = 0;
     bool error = false;
+    bool malformed = false;
     switch (type) {
       case kConnect: {
         key = key_of(kConnect, 0);
@@ -447,7 +448,12 @@ class MqttDecoder final : public Decoder {
         const uint8_t qos = (flags >> 1) & 3;
         const std::string_view topic = r.str16();
         const uint16_t id = qos > 0 ? r.u16() : 0;
-        if (!r.ok()) break;
+        if (!r.ok()) {
+          // The whole packet is here and its topic (and id) do not fit in it: not a PUBLISH (bytes met after
+          // a resync that only looked like one). A packet cut by the carry cap may still hold a long topic.
+          malformed = body.size() >= len;
+          break;
+        }
         f.add_string("topic", topic, kTopicMax);
         f.add_uint("qos", qos);
         if (flags & 1) f.add_bool("retain", true);
@@ -533,6 +539,11 @@ class MqttDecoder final : public Decoder {
       default: break;
     }
     if (!r.ok() && type != kPublish && type != kConnect) ctx.count_decode_error();
+    if (malformed) {
+      ctx.count_decode_error();
+      if (m != nullptr) ctx.discard(m);
+      return;
+    }
     // Route it.
     if (dir == kReq) {
       switch (type) {
