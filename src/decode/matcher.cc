@@ -126,11 +126,13 @@ void FlowContext::flush_pending(TimeoutCause cause, uint32_t extra_flags) {
   while (s_.pending_head != RecordBuilder::kNone) b_.emit_timeout(s_.pending_head, cause, extra_flags);
   s_.owed_evicted = 0;  // a gap took their responses too (or the flow ends)
 }
+
 void FlowContext::give_up(Message* req) {
   const uint32_t i = b_.slot_index(req);
   if (!b_.slots_[i].pending || b_.slots_[i].flow_slot != slot_) return;
   b_.emit_timeout(i, TimeoutCause::kGap, record_flag::kGap);
 }
+
 // ---------------------------------------------------------------- RecordBuilder
 
 uint32_t RecordBuilder::slot_index(const Message* m) const {
