@@ -277,7 +277,10 @@ void MemcachedDecoder::binary_end(FlowContext& ctx, Side& sd, Direction dir, std
   }
   if (dir == kResp) {
     sd.error = sd.status != 0;
-    if (!ctx.udp()) resolve_quiet(ctx, sd.opaque, sd.opcode, ts);
+    // A response built across lost bytes may have come late (a retransmission the capture kept): what it
+    // implies carries its gap flag.
+    const uint32_t late = ((sd.msg != nullptr ? sd.msg->flags : 0) | flags) & record_flag::kGap;
+    if (!ctx.udp()) resolve_quiet(ctx, sd.opaque, sd.opcode, ts, late);
   }
   finish(ctx, sd, dir, end, ts, flags);
 }
@@ -287,7 +290,8 @@ void MemcachedDecoder::binary_end(FlowContext& ctx, Side& sd, Direction dir, std
 // Each becomes a record with an implied response (0 bytes, `implied`: true) now, not a timeout later.
 // Nothing is implied when this response's request is not pending (lost in a gap): the quiet requests may
 // have been sent after it.
-void MemcachedDecoder::resolve_quiet(FlowContext& ctx, uint32_t opaque, uint8_t opcode, uint64_t ts) {
+void MemcachedDecoder::resolve_quiet(FlowContext& ctx, uint32_t opaque, uint8_t opcode, uint64_t ts,
+                                     uint32_t extra_flags) {
   Message* answered = ctx.front_request();
   while (answered != nullptr && !(answered->key == opaque && (answered->aux & 0xFF) == opcode))
     answered = ctx.next_request(answered);
@@ -307,6 +311,7 @@ void MemcachedDecoder::resolve_quiet(FlowContext& ctx, uint32_t opaque, uint8_t 
       r->fields.add_bool("binary", true);
       r->fields.add_bool("implied", true);
       if ((q->aux & kAuxReqGap) != 0) r->flags |= record_flag::kGap;
+      r->flags |= extra_flags;
       ctx.complete_response_by_key(r, get ? RecordStatus::kError : RecordStatus::kOk, q->key);
     }
     q = next;

@@ -129,7 +129,7 @@ class MemcachedDecoder final : public Decoder {
   void binary_lose_sync(FlowContext& ctx, Side& sd, Direction dir, std::span<const std::byte>& bytes, uint64_t ts);
   // The message in progress in `dir` ends here (cut by a gap, the flow's end, a lost datagram).
   void end_in_progress(FlowContext& ctx, Direction dir, bool binary, uint64_t end, uint64_t ts, uint32_t flags);
-  void resolve_quiet(FlowContext& ctx, uint32_t opaque, uint8_t opcode, uint64_t ts);
+  void resolve_quiet(FlowContext& ctx, uint32_t opaque, uint8_t opcode, uint64_t ts, uint32_t extra_flags);
 
   // udp.cc
   void udp_datagram(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts);
