@@ -87,6 +87,9 @@ enum class CloseReason : uint8_t {
 inline constexpr size_t kCloseReasonCount = static_cast<size_t>(CloseReason::kCount);
 std::string_view to_string(CloseReason r);
 
+// on_data's `peer_acked` when the chunk's packet told nothing (UDP, no ACK, the other direction not seen).
+inline constexpr uint64_t kAckUnknown = UINT64_MAX;
+
 // What the reassembler tells its consumer (a protocol decoder). All calls
 // happen inside process() / advance_time() / finish() on the worker thread.
 // Per direction the calls form one ordered stream: on_data chunks in sequence
@@ -97,9 +100,6 @@ std::string_view to_string(CloseReason r);
 // came in, so the first and last chunk give a message's first/last packet time.
 // The data span is only valid during the call (it points into the packet or
 // into a pool chunk that is freed right after).
-// on_data's `peer_acked` when the chunk's packet told nothing (UDP, no ACK, the other direction not seen).
-inline constexpr uint64_t kAckUnknown = UINT64_MAX;
-
 class StreamConsumer {
  public:
   virtual ~StreamConsumer() = default;
@@ -481,7 +481,6 @@ class Reassembler final : private FlowTableListener {
   void hold_unlist(Flow& f);
   void expire_holds(uint64_t now_ns, uint32_t budget);
 
-  // In-order bytes straight from the packet (inline: once per data segment).
   // Where an ACK sent with data of `d` falls in the other direction's stream (StreamConsumer::on_data).
   uint64_t acked_offset(const Flow& f, Direction d, bool has_ack, uint32_t ack) {
     const StreamState& o = st(f, opposite(d));
@@ -492,7 +491,7 @@ class Reassembler final : private FlowTableListener {
     const int64_t off = static_cast<int64_t>(o.stream_offset() + o.lost_tail) + seq_diff(seq, o.next_seq);
     return off > 0 ? static_cast<uint64_t>(off) : 0;
   }
-  // The bytes of the packet being processed (its ACK: pkt_ack_).
+  // In-order bytes straight from the packet (inline: once per data segment); its ACK is pkt_ack_.
   void deliver(Flow& f, Direction d, std::span<const std::byte> data, uint64_t ts_ns) {
     report_lost_tail(f, d, ts_ns);
     StreamState& s = st(f, d);

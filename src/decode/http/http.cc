@@ -240,9 +240,7 @@ class HttpDecoder final : public Decoder {
         case Phase::kBody: {
           if (sd.maybe_bodiless) [[unlikely]] {
             sd.maybe_bodiless = false;
-            constexpr std::string_view kStatus = "HTTP/1.";
-            const size_t k = std::min(bytes.size(), kStatus.size());
-            if (text::as_sv(bytes.first(k)) == kStatus.substr(0, k)) {
+            if (start_line_prefix(text::as_sv(bytes), false)) {
               end_message(ctx, st, dir, ctx.offset(dir, bytes), ts, 0);  // a HEAD's answer: no body
               break;
             }

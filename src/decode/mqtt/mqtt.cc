@@ -389,11 +389,9 @@ class MqttDecoder final : public Decoder {
     WireReader r(body);
     // The CONNECT lost (a gap, a capture begun after it): 5.0 shows in a CONNACK or an acknowledgement of a
     // PUBLISH longer than 2 bytes (3.1.1 has none; 5.0 adds a reason code and properties).
-    if (!st.level_known && ((type == kConnack && len > 2) || (type >= kPuback && type <= kPubcomp && len > 2))) {
-      st.level = 5;
+    if (!st.level_known && (type == kConnack || (type >= kPuback && type <= kPubcomp && len > 2))) {
       st.level_known = true;
-    } else if (!st.level_known && type == kConnack) {
-      st.level_known = true;
+      if (len > 2) st.level = 5;
     }
     const bool v5 = st.level >= 5;
     Route then = Route::kDrop;
