@@ -99,6 +99,11 @@ std::string_view to_string(TimeoutCause c);
     "Responses whose ACK shows the server had not received the first byte of the request they would " \
     "pair with when it sent them: they answer an earlier request the capture lost (or one a gap flushed), " \
     "so they are `unmatched` and that request waits for its own. Part of `unmatched`.") \
+  X(reordered_pairs, kCounter, "decode_reordered_pairs_total", \
+    "Datagram responses (DNS, memcached over UDP) captured before their own request, then paired with it " \
+    "when it came within 10 ms: the mirror delivered the two out of order. Their records are flagged " \
+    "`reordered` and have no latency. Rising on a fast local server: the SPAN's two directions are " \
+    "merged with some skew.") \
   X(records_emitted, kCounter, "", \
     "Records handed to the sink: the sum of `roundtrips_total`.") \
   X(pending_now, kGauge, "decode_requests_pending", \
@@ -441,6 +446,11 @@ struct FlowSession {
   uint32_t pending_tail = UINT32_MAX;
   uint32_t pending_count = 0;
   uint32_t owed_evicted = 0;  // FIFO: responses still to come for requests the pending cap evicted
+  // Datagram flows: a response no pending request was waiting for, held for the request the mirror may
+  // have delivered after it (message pool index, or UINT32_MAX), and the status it completes with.
+  uint32_t early = UINT32_MAX;
+  uint32_t early_key = 0;
+  RecordStatus early_status = RecordStatus::kOk;
   Endpoint client;
   Endpoint server;
   TunnelSummary tunnel{};    // the flow's encapsulation (Flow::tunnel)
@@ -561,6 +571,8 @@ class RecordBuilder final : public StreamConsumer {
   }
   // `resp` answers a request the pending cap evicted (its timeout record is out): counted, freed.
   void consume_evicted(FlowSession& s, Message* resp);
+  // The datagram response `s` holds (FlowSession::early), if any, becomes an unmatched record.
+  void release_early(FlowSession& s);
   void emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_flags);
 
   std::byte* carry_data(uint32_t buf) { return carry_arena_.get() + static_cast<size_t>(buf) * cfg_.carry_bytes; }

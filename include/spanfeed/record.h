@@ -47,6 +47,7 @@ namespace record_flag {
 inline constexpr uint32_t kGap = 1u << 0;        // built across bytes the capture lost
 inline constexpr uint32_t kTruncated = 1u << 1;  // a message was incomplete (flow ended, line over the cap)
 inline constexpr uint32_t kOverlapConflict = 1u << 2;  // overlapping TCP segments carried different bytes for it
+inline constexpr uint32_t kReordered = 1u << 3;  // datagram response captured before its request: no latency
 }  // namespace record_flag
 
 // n bytes (keys, short values) without a library call: two overlapping loads and stores cover any

@@ -13,6 +13,10 @@ using namespace builder;
 namespace {
 
 constexpr uint64_t kIdMask = (1ull << 56) - 1;  // record id: worker id in the high byte, a counter below
+// Datagram flows: how much earlier than its request a response may have been captured and still pair with
+// it. A mirror merging a port's two directions reorders packets by microseconds; a fast local server (a
+// DNS cache, memcached) answers within tens of them, so its answer can come first.
+constexpr uint64_t kReorderWindowNs = 10'000'000;
 
 }  // namespace
 
@@ -40,6 +44,26 @@ void FlowContext::commit_request(Message* req) {
   if (req == nullptr) return;
   b_.mark(s_, Direction::kClientToServer, req);
   const uint32_t i = b_.slot_index(req);
+  if (s_.early != RecordBuilder::kNone) [[unlikely]] {
+    const uint32_t ri = s_.early;
+    Message& resp = b_.slots_[ri].msg;
+    const bool recent = req->first_ts_ns <= resp.first_ts_ns + kReorderWindowNs;
+    if (recent && s_.early_key == req->key) {
+      // The response held for this request: the mirror delivered them out of order. Paired, no latency.
+      s_.early = RecordBuilder::kNone;
+      req->flags |= record_flag::kReordered;
+      const auto p = static_cast<size_t>(s_.protocol);
+      ++b_.counters_.requests[p];
+      ++b_.counters_.responses[p];
+      ++b_.counters_.matched[p];
+      ++b_.counters_.reordered_pairs;
+      b_.emit(s_, req, &resp, s_.early_status);
+      b_.free_message(i);
+      b_.free_message(ri);
+      return;
+    }
+    if (!recent) b_.release_early(s_);
+  }
   if (s_.pending_count >= b_.cfg_.max_pending_per_flow && s_.pending_head != RecordBuilder::kNone) {
     ++b_.counters_.pending_overflow;
     b_.emit_timeout(s_.pending_head, TimeoutCause::kOverflow, 0);
@@ -119,6 +143,16 @@ void FlowContext::complete_response_by_key(Message* resp, RecordStatus status, u
   if (resp == nullptr) return;
   uint32_t qi = s_.pending_head;
   while (qi != RecordBuilder::kNone && b_.slots_[qi].msg.key != key) qi = b_.slots_[qi].flow_next;
+  if (qi == RecordBuilder::kNone && s_.udp) {
+    // No request waits for it: held (one per flow) for a request the mirror may deliver after it
+    // (commit_request); the one held before it is unmatched now.
+    b_.release_early(s_);
+    b_.mark(s_, Direction::kServerToClient, resp);
+    s_.early = b_.slot_index(resp);
+    s_.early_key = key;
+    s_.early_status = status;
+    return;
+  }
   b_.complete(s_, qi, resp, status);
 }
 
@@ -245,6 +279,16 @@ void RecordBuilder::consume_evicted(FlowSession& s, Message* resp) {
   free_message(slot_index(resp));
 }
 
+void RecordBuilder::release_early(FlowSession& s) {
+  if (s.early == kNone) return;
+  const uint32_t ri = s.early;
+  s.early = kNone;
+  ++counters_.responses[static_cast<size_t>(s.protocol)];
+  ++counters_.unmatched;
+  emit(s, nullptr, &slots_[ri].msg, RecordStatus::kUnmatched);
+  free_message(ri);
+}
+
 void RecordBuilder::mark(FlowSession& s, Direction dir, Message* m) {
   // An overlap conflict seen in this direction goes on the next message finished in it: the conflicting
   // bytes were delivered right after the report, so they belong to the message in progress (or the next).
@@ -269,7 +313,7 @@ void RecordBuilder::emit(const FlowSession& s, Message* req, Message* resp, Reco
   r.client = s.client;
   r.server = s.server;
   r.status = status;
-  if (req != nullptr && resp != nullptr) {
+  if (req != nullptr && resp != nullptr && (req->flags & record_flag::kReordered) == 0) {
     r.has_latency = true;
     r.latency_us = resp->last_ts_ns > req->first_ts_ns ? (resp->last_ts_ns - req->first_ts_ns) / kNsPerUs : 0;
   }

@@ -933,6 +933,11 @@ size_t write_json_line(const Record& r, std::string& buf, size_t at) {
   if (r.flags & record_flag::kOverlapConflict) {
     if (!first) out.push_back(',');
     out.lit("\"overlap_conflict\"");
+    first = false;
+  }
+  if (r.flags & record_flag::kReordered) {
+    if (!first) out.push_back(',');
+    out.lit("\"reordered\"");
   }
   out.push_back(']');
   if (r.tunnel != nullptr) {

@@ -138,6 +138,7 @@ void RecordBuilder::on_open(const Flow& flow, uint64_t ts_ns) {
   s.pending_head = s.pending_tail = kNone;
   s.pending_count = 0;
   s.owed_evicted = 0;
+  s.early = kNone;
   s.by_key = false;
   s.client = {flow.client_addr(), flow.client_port()};
   s.server = {flow.server_addr(), flow.server_port()};
@@ -283,6 +284,7 @@ void RecordBuilder::close_session(uint32_t slot, uint64_t ts_ns) {
   if (s.detect_state == kDetectActive) {
     FlowContext ctx(*this, s, slot);
     decoders_[static_cast<size_t>(s.protocol)]->close(ctx, ts_ns);
+    release_early(s);
     ctx.flush_pending(TimeoutCause::kClose, 0);
   } else if (s.detect_state == kDetectNone || s.detect_state == kDetectPort) {
     --counters_.flows_undetected_now;

@@ -282,7 +282,8 @@ void GelfEncoder::append(const Record& r, std::string& out) {
   tmp_.assign("[");
   const std::pair<uint32_t, std::string_view> kFlags[] = {
       {record_flag::kGap, "\"gap\""}, {record_flag::kTruncated, "\"truncated\""},
-      {record_flag::kOverlapConflict, "\"overlap_conflict\""}};
+      {record_flag::kOverlapConflict, "\"overlap_conflict\""},
+      {record_flag::kReordered, "\"reordered\""}};
   for (const auto& [bit, name] : kFlags) {
     if ((r.flags & bit) == 0) continue;
     if (tmp_.size() > 1) tmp_.push_back(',');

@@ -128,6 +128,56 @@ TEST(Dns, MatchesByIdOutOfOrderAndNxdomainIsError) {
   h.expect_ledger();
 }
 
+// A mirror merging a port's two directions can deliver a fast server's answer before the query it answers
+// (tens of microseconds apart). The answer waits for it: one ok record flagged reordered, without a latency
+// (the capture cannot tell it), not an unmatched answer and a timed-out query.
+TEST(Dns, AnswerCapturedBeforeItsQueryPairsFlaggedReordered) {
+  Harness h;
+  h.open(53, true);
+  h.s2c(dns_msg(7, true, 0, "a.test", 1, {{1, std::string("\x0a\x00\x00\x07", 4)}}), kT0);
+  h.c2s(dns_msg(7, false, 0, "a.test", 1), kT0 + 30'000);
+  h.c2s(dns_msg(8, false, 0, "b.test", 1), kT0 + kMs);
+  h.s2c(dns_msg(8, true, 3, "b.test", 1), kT0 + 2 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["status"], "ok");
+  EXPECT_EQ(r["request"]["qname"], "a.test");
+  EXPECT_EQ(r["response"]["answers"], json::parse(R"([{"type":"A","data":"10.0.0.7"}])"));
+  EXPECT_TRUE(r["latency_us"].is_null());
+  EXPECT_EQ(flags_of(r), std::vector<std::string>{"reordered"});
+  EXPECT_EQ(h.rec(1)["status"], "error");
+  EXPECT_EQ(h.rec(1)["latency_us"], 1000);
+  EXPECT_TRUE(flags_of(h.rec(1)).empty());
+  EXPECT_EQ(h.counters().reordered_pairs, 1u);
+  EXPECT_EQ(h.counters().unmatched, 0u);
+  h.expect_ledger();
+}
+
+// An answer no query follows within 10 ms stays an answer without a query: unmatched when the next message
+// shows it (a query for another id after the window, another answer) or the flow ends; a query arriving
+// after the window is not paired with it.
+TEST(Dns, AnswerWithoutAQueryWithinTheWindowIsUnmatched) {
+  Harness h;
+  h.open(53, true);
+  h.s2c(dns_msg(1, true, 0, "a.test", 1), kT0);
+  h.s2c(dns_msg(2, true, 0, "b.test", 1), kT0 + kMs);  // the first is unmatched now
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["status"], "unmatched");
+  EXPECT_EQ(h.rec(0)["response"]["answer_count"], 0);
+  h.c2s(dns_msg(2, false, 0, "b.test", 1), kT0 + 12 * kMs);  // too late to be its query
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(1)["status"], "unmatched");
+  h.s2c(dns_msg(3, true, 0, "c.test", 1), kT0 + 13 * kMs);
+  h.close(kT0 + 14 * kMs);
+  ASSERT_EQ(h.size(), 4u);
+  EXPECT_EQ(h.rec(2)["status"], "unmatched");  // held until the flow ended
+  EXPECT_EQ(h.rec(3)["status"], "timeout");
+  EXPECT_EQ(h.rec(3)["request"]["qname"], "b.test");
+  EXPECT_EQ(h.counters().reordered_pairs, 0u);
+  EXPECT_EQ(h.counters().unmatched, 3u);
+  h.expect_ledger();
+}
+
 TEST(Dns, TcpTwoMessagesInOneSegmentAndSplitLength) {
   Harness h;
   h.open(53);

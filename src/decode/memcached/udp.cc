@@ -86,6 +86,15 @@ void MemcachedDecoder::udp_datagram(FlowContext& ctx, Direction dir, std::span<c
     // "0 of 1" for a small VALUE, "0 of n" .. "n-1 of n" for a large one; the response goes on until END.
     // Any other repeated sequence number is a duplicate.
     if (seq != 0 || !(all_in || count <= 1)) return;
+    if (!all_in) {
+      // A small answer of the next key ("0 of 0", "0 of 1") before the rest of this key's datagrams: the
+      // mirror reordered them. Fed now, its bytes would land inside this key's value; the response ends
+      // here flagged gap (what arrives after is only counted), not silently short of values.
+      udp_hole(ctx, static_cast<uint16_t>(u.count - u.next), ts);
+      udp_late(u, seq);
+      if (u.next >= u.count) udp_end(ctx, ts);
+      return;
+    }
     if (count > 1) {
       u.next = 1;  // the next key's datagrams
       u.count = count;
