@@ -123,7 +123,7 @@ TEST(GelfEncoder, AwkwardStringsTagsFlagsAndEmbeddedJson) {
   r.status = RecordStatus::kError;
   r.request = &rq;
   r.response = &rs;
-  r.flags = record_flag::kGap | record_flag::kOverlapConflict;
+  r.flags = record_flag::kGap | record_flag::kOverlapConflict | record_flag::kReordered;
   r.tags = tags;
   r.recording_id = "rec-1";
   cmp.emit(r);

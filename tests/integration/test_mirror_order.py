@@ -126,6 +126,46 @@ class MirrorOrder(SpanfeedTestCase):
                 held += reassembly_counter(s, "ack_held_segments")
         self.assertGreater(held, 0)
 
+    def test_dns_answers_captured_before_their_queries(self):
+        """A mirror merging a port's two directions can deliver a fast resolver's answer before the query
+        it answers. Through the pipeline (two workers): the answer waits up to 10 ms for its query, and
+        the pair is one record flagged reordered, without a latency; an answer no query follows in time is
+        unmatched, and a query that comes too late is a timeout of its own."""
+        cap = hg.Capture()
+        cli, srv = hg.CLIENT_IP, hg.SERVER_IP
+
+        def dgram(cport, payload, from_client, dt):
+            s, d = (cli, srv) if from_client else (srv, cli)
+            sp, dp = (cport, 53) if from_client else (53, cport)
+            cap.add(hg.eth(hg.ipv4(s, d, 17, hg.udp_dgram(s, d, sp, dp, payload))), dt=dt)
+
+        q = {i: hg.dns_query(i, hg.dns_name(f"h{i}.example")) for i in (1, 2, 3, 4)}
+        a = {i: hg.dns_response(i, hg.dns_name(f"h{i}.example"), [(b"\xc0\x0c", 1, bytes([10, 0, 0, i]))])
+             for i in (1, 2, 3, 4)}
+        dgram(40101, a[1], False, 0.001)   # answer first, its query 20 us later
+        dgram(40101, q[1], True, 0.00002)
+        dgram(40102, q[2], True, 0.001)    # in order, 1 ms apart
+        dgram(40102, a[2], False, 0.001)
+        dgram(40103, a[3], False, 0.001)   # an answer alone
+        dgram(40104, a[4], False, 0.001)   # its query 20 ms later: too late to be paired
+        dgram(40104, q[4], True, 0.02)
+        path = os.path.join(self.tmp.name, "dns-reordered.pcap")
+        with open(path, "wb") as f:
+            f.write(cap.to_bytes())
+        got, s = self.run_records(path, self.cfg, workers=2)
+        by_port = {}
+        for r in got:
+            by_port.setdefault(r["client"]["port"], []).append(r)
+        self.assertEqual([(r["status"], r["flags"], r["latency_us"], r["request"]["qname"],
+                           r["response"]["answers"][0]["data"]) for r in by_port[40101]],
+                         [("ok", ["reordered"], None, "h1.example", "10.0.0.1")])
+        self.assertEqual([(r["status"], r["flags"], r["latency_us"]) for r in by_port[40102]], [("ok", [], 1000)])
+        self.assertEqual([(r["status"], r["request"]) for r in by_port[40103]], [("unmatched", None)])
+        self.assertEqual(sorted(r["status"] for r in by_port[40104]), ["timeout", "unmatched"])
+        self.assertEqual(len(got), 5)
+        self.assertEqual(sum(w["records"]["reordered_pairs"] for w in s["workers"]), 1)
+        self.assertEqual(sum(w["records"]["unmatched"] for w in s["workers"]), 2)
+
     def test_crafted_bounds_late_syn_and_retransmission(self):
         cap = hg.Capture()
         req, resp = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
