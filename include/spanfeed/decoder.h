@@ -334,6 +334,9 @@ class FlowContext {
   // response is one of them: counted (responses_of_evicted), no record.
   void complete_response(Message* resp, RecordStatus status);
   void complete_response_by_key(Message* resp, RecordStatus status, uint32_t key);
+  // A finished response that answers none of the pending requests (a request the capture lost): an
+  // unmatched record; the pending ones wait for their own.
+  void complete_unmatched(Message* resp);
   // Every pending request becomes a timeout record (`extra_flags` added).
   void flush_pending(TimeoutCause cause, uint32_t extra_flags);
   // One pending request of this flow becomes a timeout record now (cause kGap, flagged gap): a response

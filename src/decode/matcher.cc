@@ -156,6 +156,10 @@ void FlowContext::complete_response_by_key(Message* resp, RecordStatus status, u
   b_.complete(s_, qi, resp, status);
 }
 
+void FlowContext::complete_unmatched(Message* resp) {
+  if (resp != nullptr) b_.complete(s_, RecordBuilder::kNone, resp, RecordStatus::kUnmatched);
+}
+
 void FlowContext::flush_pending(TimeoutCause cause, uint32_t extra_flags) {
   while (s_.pending_head != RecordBuilder::kNone) b_.emit_timeout(s_.pending_head, cause, extra_flags);
   s_.owed_evicted = 0;  // a gap took their responses too (or the flow ends)

@@ -147,8 +147,17 @@ void MemcachedDecoder::gap(FlowContext& ctx, Direction dir, uint64_t missing, ui
     }
     return;
   }
-  if (dir == kReq) st.in_sync = false;
-  if (dir == kResp) ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
+  if (dir == kReq) {
+    st.in_sync = false;
+    if (!st.after_hole) {
+      st.after_hole = true;
+      st.before_hole = static_cast<uint32_t>(ctx.pending_count());
+    }
+  }
+  if (dir == kResp) {
+    ctx.flush_pending(TimeoutCause::kGap, record_flag::kGap);
+    st.before_hole = 0;
+  }
 }
 
 void MemcachedDecoder::fin(FlowContext& ctx, Direction dir, uint64_t ts) {
@@ -205,7 +214,23 @@ void MemcachedDecoder::finish(FlowContext& ctx, Side& sd, Direction dir, uint64_
     ctx.complete_response_by_key(m, status, done.opaque);
     return;
   }
+  if (st.after_hole) {
+    // After a client-side hole: the replies of the requests made before it pair as usual; the next ones
+    // may answer requests the hole took. One that cannot answer the request it would pair with answers a
+    // lost one (unmatched, the request waits); one that can is paired, flagged gap, until the requests
+    // pending drain (a client waiting for its replies: its next request comes after the lost ones').
+    if (st.before_hole > 0) {
+      --st.before_hole;
+    } else if (const Message* q = ctx.front_request(); q != nullptr) {
+      if (!text_reply_fits(q->fields.get_string("command"), m->fields.get_string("response"))) {
+        ctx.complete_unmatched(m);
+        return;
+      }
+      m->flags |= record_flag::kGap;
+    }
+  }
   ctx.complete_response(m, status);
+  if (st.after_hole && ctx.pending_count() == 0) st.after_hole = false;
 }
 
 std::unique_ptr<Decoder> make_decoder(const DecodeConfig& cfg) { return std::make_unique<MemcachedDecoder>(cfg); }

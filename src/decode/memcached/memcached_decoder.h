@@ -86,6 +86,12 @@ struct State {
   Mode udp_mode = Mode::kUnset;  // UDP: the content of the response being reassembled
   bool in_sync = false;  // text requests: a known command was decoded since the start / the last gap
   bool text_seen = false;  // a text command was decoded on the flow (until then it may turn out binary)
+  // Text over TCP: the client side lost bytes outside a data block (whole requests may be in the hole,
+  // their replies still to come, ahead of those of the requests after it). `before_hole`: requests made
+  // before it still unanswered, whose replies pair as usual; until the requests pending drain, later
+  // replies are checked against the request they would pair with (text_reply_fits).
+  bool after_hole = false;
+  uint32_t before_hole = 0;
 };
 static_assert(sizeof(State) <= kDecoderStateBytes);
 
@@ -159,6 +165,8 @@ std::string_view status_name(uint16_t st, char (&buf)[8]);
 bool binary_quiet(uint8_t op);
 bool binary_quiet_get(uint8_t op);
 bool plausible_binary(const uint8_t* h, size_t n, bool response);
+// A text reply whose first word is `reply` can answer the text command `command` (text.cc).
+bool text_reply_fits(std::string_view command, std::string_view reply);
 // First bytes of a text request / reply (text.cc).
 bool text_request_start(std::span<const std::byte> chunk);
 bool text_response_start(std::span<const std::byte> chunk);

@@ -1,5 +1,7 @@
 // memcached text protocol: commands with data blocks, multi-get, noreply/quit, meta commands, FIFO matching.
 // Runs on a worker lcore; per-flow state lives in the builder's preallocated array; never allocates.
+#include <initializer_list>
+
 #include "memcached_decoder.h"
 #include "text_util.h"
 
@@ -81,6 +83,28 @@ bool is_reply_word(std::string_view w) {
 }
 
 }  // namespace
+
+bool text_reply_fits(std::string_view command, std::string_view reply) {
+  if (reply == "ERROR" || reply == "CLIENT_ERROR" || reply == "SERVER_ERROR") return true;  // any command
+  auto any = [&](std::initializer_list<std::string_view> words) {
+    for (std::string_view w : words) {
+      if (w == reply) return true;
+    }
+    return false;
+  };
+  switch (kind_of(command)) {
+    case Kind::kRetrieval:
+    case Kind::kTouchGet: return any({"VALUE", "END"});
+    case Kind::kStorage: return any({"STORED", "NOT_STORED", "EXISTS", "NOT_FOUND"});
+    case Kind::kKeyed:
+      if (command == "delete") return any({"DELETED", "NOT_FOUND"});
+      if (command == "touch") return any({"TOUCHED", "NOT_FOUND"});
+      return reply == "NOT_FOUND" || (!reply.empty() && text::is_digit(reply[0]));  // incr, decr
+    case Kind::kMeta:
+    case Kind::kMetaSet: return any({"HD", "VA", "EN", "NF", "NS", "EX", "MN", "ME"});
+    default: return true;  // stats, version, ... and verbs it does not know: not judged
+  }
+}
 
 bool text_request_start(std::span<const std::byte> chunk) {
   std::string_view s = text::as_sv(chunk);
