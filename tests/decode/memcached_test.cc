@@ -155,6 +155,11 @@ TEST(MemcachedBinary, QuietGetsHitsAndMissesEndedByNoop) {
   EXPECT_EQ(c["latency_us"], 2000);
   EXPECT_EQ(noop["request"]["command"], "NoOp");
   EXPECT_EQ(noop["status"], "ok");
+  // each request's own bytes: a 24-byte header and its key, though all four came in one chunk
+  EXPECT_EQ(a["request"]["bytes"], 25);
+  EXPECT_EQ(b["request"]["bytes"], 25);
+  EXPECT_EQ(c["request"]["bytes"], 25);
+  EXPECT_EQ(noop["request"]["bytes"], 24);
 
   // Quiet sets: only errors are answered; NoOp's answer proves the others stored.
   h.c2s(req(0x11, "x", 10, kFlags8, "1") + req(0x11, "y", 11, kFlags8, "2") + req(0x0a, {}, 12), kT0 + 3 * kMs);

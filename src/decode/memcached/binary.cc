@@ -131,7 +131,8 @@ void MemcachedDecoder::binary_data(FlowContext& ctx, Direction dir, std::span<co
         if (!ctx.has_carry(dir) && !sd.multi) sd.start = ctx.offset(dir, bytes);
         const Take t = ctx.take(dir, bytes, kHeaderBytes, out);
         if (t == Take::kNeedMore) return;
-        if (t == Take::kNoMemory || !binary_header(ctx, sd, dir, reinterpret_cast<const uint8_t*>(out.data()), ts)) {
+        if (t == Take::kNoMemory || !binary_header(ctx, sd, dir, reinterpret_cast<const uint8_t*>(out.data()),
+                                                        ctx.offset(dir, bytes), ts)) {
           binary_lose_sync(ctx, sd, dir, bytes, ts);
           return;
         }
@@ -144,7 +145,7 @@ void MemcachedDecoder::binary_data(FlowContext& ctx, Direction dir, std::span<co
           binary_lose_sync(ctx, sd, dir, bytes, ts);
           return;
         }
-        binary_head(ctx, sd, dir, reinterpret_cast<const uint8_t*>(out.data()), ts);
+        binary_head(ctx, sd, dir, reinterpret_cast<const uint8_t*>(out.data()), ctx.offset(dir, bytes), ts);
         break;
       }
       case Phase::kValue: {
@@ -170,7 +171,8 @@ void MemcachedDecoder::binary_data(FlowContext& ctx, Direction dir, std::span<co
 }
 
 // The header of one packet: a new message, or the next STAT response of the one in progress.
-bool MemcachedDecoder::binary_header(FlowContext& ctx, Side& sd, Direction dir, const uint8_t* h, uint64_t ts) {
+bool MemcachedDecoder::binary_header(FlowContext& ctx, Side& sd, Direction dir, const uint8_t* h, uint64_t end,
+                                     uint64_t ts) {
   if (!plausible_binary(h, kHeaderBytes, dir == kResp)) {
     // an unknown opcode with a sane layout is still a request (the server answers unknown_command)
     if (dir == kResp || h[0] != kMagicRequest || h[5] != 0 || static_cast<uint32_t>(h[4]) + be16(h + 2) > be32(h + 8) ||
@@ -226,12 +228,14 @@ bool MemcachedDecoder::binary_header(FlowContext& ctx, Side& sd, Direction dir, 
     sd.phase = Phase::kHead;
     return true;
   }
-  binary_head(ctx, sd, dir, nullptr, ts);
+  binary_head(ctx, sd, dir, nullptr, end, ts);
   return true;
 }
 
-// Extras and key read (or none): the value comes next, or the packet ends here.
-void MemcachedDecoder::binary_head(FlowContext& ctx, Side& sd, Direction dir, const uint8_t* p, uint64_t ts) {
+// Extras and key read (or none): the value comes next, or the packet ends here, at stream position `end`
+// (the chunk may hold more packets after it).
+void MemcachedDecoder::binary_head(FlowContext& ctx, Side& sd, Direction dir, const uint8_t* p, uint64_t end,
+                                   uint64_t ts) {
   if (p != nullptr && sd.key_len > 0 && sd.msg != nullptr && !(dir == kResp && sd.opcode == kOpStat)) {
     sd.msg->fields.add_string("key", {reinterpret_cast<const char*>(p) + sd.extras_len, sd.key_len}, 250);
   }
@@ -240,7 +244,7 @@ void MemcachedDecoder::binary_head(FlowContext& ctx, Side& sd, Direction dir, co
     sd.phase = Phase::kValue;
     return;
   }
-  binary_end(ctx, sd, dir, {}, ctx.offset(dir, {}), ts, 0);
+  binary_end(ctx, sd, dir, {}, end, ts, 0);
 }
 
 // One packet is over: its message ends (a STAT response before the empty-key one continues it).

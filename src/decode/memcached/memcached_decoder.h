@@ -128,8 +128,9 @@ class MemcachedDecoder final : public Decoder {
 
   // binary.cc
   void binary_data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts);
-  bool binary_header(FlowContext& ctx, Side& sd, Direction dir, const uint8_t* h, uint64_t ts);
-  void binary_head(FlowContext& ctx, Side& sd, Direction dir, const uint8_t* p, uint64_t ts);
+  // `end`: the stream position just past the bytes read (where a packet without a value ends).
+  bool binary_header(FlowContext& ctx, Side& sd, Direction dir, const uint8_t* h, uint64_t end, uint64_t ts);
+  void binary_head(FlowContext& ctx, Side& sd, Direction dir, const uint8_t* p, uint64_t end, uint64_t ts);
   void binary_end(FlowContext& ctx, Side& sd, Direction dir, std::span<const std::byte> value, uint64_t end,
                   uint64_t ts, uint32_t flags);
   void binary_lose_sync(FlowContext& ctx, Side& sd, Direction dir, std::span<const std::byte>& bytes, uint64_t ts);
