@@ -346,6 +346,35 @@ TEST(Amqp, LostReplyDoesNotShiftTheChannelsLaterReplies) {
   h.expect_ledger();
 }
 
+// A capture cut short (snaplen) lost the server's connection.start and the client's start-ok. The tune that
+// answers start-ok had paired with the protocol header, unflagged; a reply no pending request on its
+// channel can take (tune answers start-ok or secure-ok) answers a lost one: unmatched, and the header times
+// out flagged gap once a later reply shows its own was lost.
+TEST(Amqp, ReplyToALostRequestIsUnmatchedNotPairedWithAnother) {
+  Harness h;
+  h.open(kPort);
+  uint64_t t = kT0;
+  h.c2s(kHeader, t += kMs);
+  h.gap(Direction::kServerToClient, 200, t += kMs);  // connection.start
+  h.gap(Direction::kClientToServer, 60, t += kMs);   // connection.start-ok
+  h.s2c(method(0, 10, 30, be16s(2047) + be32s(131072) + be16s(60)), t += kMs);
+  ASSERT_EQ(h.size(), 1u);
+  EXPECT_EQ(h.rec(0)["status"], "unmatched");
+  EXPECT_EQ(h.rec(0)["response"]["method"], "connection.tune");
+  h.c2s(method(0, 10, 31, be16s(2047) + be32s(131072) + be16s(60)) + method(0, 10, 40, sstr("/") + sstr("") + '\0'),
+        t += kMs);
+  h.s2c(method(0, 10, 41, sstr("")), t += kMs);
+  ASSERT_EQ(h.size(), 3u);  // open-ok shows the header's start was lost: it times out, flagged gap
+  EXPECT_EQ(h.rec(1)["request"]["method"], "protocol-header");
+  EXPECT_EQ(h.rec(1)["status"], "timeout");
+  EXPECT_EQ(h.rec(1)["flags"], json::array({"gap"}));
+  EXPECT_EQ(h.rec(2)["request"]["method"], "connection.open");
+  EXPECT_EQ(h.rec(2)["response"]["method"], "connection.open-ok");
+  EXPECT_EQ(h.counters().unmatched, 1u);
+  h.close(t + kMs);
+  h.expect_ledger();
+}
+
 // After a gap the server side looks for a frame start again. A chunk of message content that begins with a
 // 0x01 byte and a size under 16 MiB was taken for a method frame of that size: every reply after it was
 // skipped as its payload and every later request timed out, unflagged. A method frame must now name a known

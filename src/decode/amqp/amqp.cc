@@ -347,6 +347,7 @@ class AmqpDecoder final : public Decoder {
     m->end_span(sd.start, end, ts);
     if (dir == kReq) {
       m->key = 0;
+      m->aux = kHeaderAux;  // connection.start answers it (align_channel)
       ctx.commit_request(m);
     } else {
       ctx.complete_response_by_key(m, RecordStatus::kError, 0);
@@ -451,39 +452,53 @@ class AmqpDecoder final : public Decoder {
     ctx.commit_request(m);
   }
 
-  // The method a synchronous reply answers: the one before it in its class, but for basic.get (get-ok and
-  // get-empty) and exchange.unbind (unbind-ok is 51). In the connection class only open-ok and close-ok
-  // are checked (start, secure and tune answer the header and start-ok / secure-ok): 0, not checked.
-  static uint32_t request_of(uint32_t reply) {
-    if (reply == mid(60, 71) || reply == mid(60, 72)) return mid(60, 70);
-    if (reply == mid(40, 51)) return mid(40, 40);
-    if ((reply >> 16) == 10) return reply == mid(10, 41) || reply == mid(10, 51) ? reply - 1 : 0;
-    if ((reply & 1u) == 0) return 0;
-    return reply - 1;
+  // Message::aux of the client's protocol header (no method has class 0).
+  static constexpr uint32_t kHeaderAux = mid(0, 1);
+
+  // Whether a synchronous reply can answer the request whose Message::aux is `request` (0: a request made
+  // up for a close, not judged): the method before it in its class, but for basic.get (get-ok and
+  // get-empty), exchange.unbind (unbind-ok is 51) and the connection class's handshake (start answers
+  // the header, secure and tune answer start-ok or secure-ok). Replies not listed are not judged.
+  static bool answers(uint32_t reply, uint32_t request) {
+    if (request == 0) return true;
+    switch (reply) {
+      case mid(60, 71):
+      case mid(60, 72): return request == mid(60, 70);
+      case mid(40, 51): return request == mid(40, 40);
+      case mid(10, 10): return request == kHeaderAux;
+      case mid(10, 20):
+      case mid(10, 30): return request == mid(10, 11) || request == mid(10, 21);
+      case mid(10, 41):
+      case mid(10, 51): return request == reply - 1;
+      default: break;
+    }
+    if ((reply >> 16) == 10 || (reply & 1u) == 0) return true;
+    return request == reply - 1;
   }
 
-  // A reply pairs with the oldest request pending on its channel. When that request is not the one the
-  // reply names but a later one on the channel is, the replies of those before it were lost (a gap on the
-  // server side): they become timeouts flagged gap, instead of taking the next replies one off.
-  static void align_channel(FlowContext& ctx, uint16_t ch, uint32_t reply) {
-    const uint32_t want = request_of(reply);
-    if (want == 0) return;
+  // A reply pairs with the oldest request pending on its channel. When that request is not one the reply
+  // can answer but a later one on the channel is, the replies of those before it were lost (a gap on the
+  // server side): they become timeouts flagged gap, instead of taking the next replies one off. When none
+  // is, the reply answers a request the capture lost (the client side lost bytes): false, it is unmatched
+  // and the requests wait for their own replies.
+  static bool align_channel(FlowContext& ctx, uint16_t ch, uint32_t reply) {
     Message* first = nullptr;
     Message* match = nullptr;
     for (Message* q = ctx.front_request(); q != nullptr; q = ctx.next_request(q)) {
       if (q->key != ch) continue;
       if (first == nullptr) first = q;
-      if (q->aux == want) {
+      if (answers(reply, q->aux)) {
         match = q;
         break;
       }
     }
-    if (match == nullptr || match == first) return;
+    if (match == nullptr) return first == nullptr;
     for (Message* q = first; q != match;) {
       Message* next = ctx.next_request(q);
       if (q->key == ch) ctx.give_up(q);
       q = next;
     }
+    return true;
   }
 
   void server_method(FlowContext& ctx, State& st, Message* m, uint32_t id, uint16_t ch, uint64_t ts) {
@@ -525,7 +540,10 @@ class AmqpDecoder final : public Decoder {
       }
       case mid(10, 51):
       case mid(20, 41): {  // close-ok to the client's close: an error when that close carried one
-        align_channel(ctx, ch, id);
+        if (!align_channel(ctx, ch, id)) {
+          ctx.complete_unmatched(m);
+          return;
+        }
         const bool error = st.close_error == 1u + ch;
         if (error) st.close_error = 0;
         ctx.complete_response_by_key(m, error ? RecordStatus::kError : RecordStatus::kOk, ch);
@@ -538,7 +556,10 @@ class AmqpDecoder final : public Decoder {
       return;
     }
     // connection.start / secure / tune / open-ok and every other -ok: the answer on the channel.
-    align_channel(ctx, ch, id);
+    if (!align_channel(ctx, ch, id)) {
+      ctx.complete_unmatched(m);
+      return;
+    }
     ctx.complete_response_by_key(m, RecordStatus::kOk, ch);
   }
 
