@@ -282,6 +282,8 @@ class FlowContext {
   template <typename T>
   T& state();
   bool udp() const;
+  // UDP: bytes the capture cut from the end of the datagram being decoded (snaplen), else 0.
+  uint32_t datagram_cut() const;
   const DecodeConfig& config() const;
   DecodeCounters& counters();
   Protocol protocol() const;
@@ -453,6 +455,7 @@ struct FlowSession {
   // have delivered after it (message pool index, or UINT32_MAX), and the status it completes with.
   uint32_t early = UINT32_MAX;
   uint32_t early_key = 0;
+  uint32_t datagram_cut = 0;  // UDP: bytes cut from the end of the next datagram (on_gap before its on_data)
   RecordStatus early_status = RecordStatus::kOk;
   Endpoint client;
   Endpoint server;

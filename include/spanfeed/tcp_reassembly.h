@@ -111,7 +111,8 @@ class StreamConsumer {
   // response cannot answer a request that starts at or after it). kAckUnknown when the packet told nothing.
   virtual void on_data(const Flow& flow, Direction dir, std::span<const std::byte> data, uint64_t ts_ns,
                        uint64_t peer_acked = kAckUnknown) = 0;
-  // `missing_bytes` bytes of `dir` will never be delivered; later data follows them.
+  // `missing_bytes` bytes of `dir` will never be delivered; later data follows them. A datagram the capture
+  // cut (snaplen, kTruncated) has its gap just before its on_data: the bytes missing at its end.
   virtual void on_gap(const Flow& /*flow*/, Direction /*dir*/, uint64_t /*missing_bytes*/,
                       GapReason /*reason*/, uint64_t /*ts_ns*/) {}
   // The bytes of the next on_data in `dir` were also seen in an overlapping

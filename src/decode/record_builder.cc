@@ -59,6 +59,7 @@ std::string_view to_string(TimeoutCause c) {
 // ---------------------------------------------------------------- FlowContext
 
 bool FlowContext::udp() const { return s_.udp; }
+uint32_t FlowContext::datagram_cut() const { return s_.datagram_cut; }
 void FlowContext::set_match_by_key(bool on) { s_.by_key = on; }
 DecodeCounters& FlowContext::counters() { return b_.counters_; }
 Protocol FlowContext::protocol() const { return s_.protocol; }
@@ -139,6 +140,7 @@ void RecordBuilder::on_open(const Flow& flow, uint64_t ts_ns) {
   s.pending_count = 0;
   s.owed_evicted = 0;
   s.early = kNone;
+  s.datagram_cut = 0;
   s.by_key = false;
   s.client = {flow.client_addr(), flow.client_port()};
   s.server = {flow.server_addr(), flow.server_port()};
@@ -188,8 +190,11 @@ void RecordBuilder::on_data_detect(const Flow& flow, FlowSession& s, Direction d
   if (s.detect_state != kDetectActive) {
     std::span<const std::byte> replay;
     switch (detect(flow, s, dir, data, &replay, ts_ns)) {
-      case Detected::kKept: return;
+      case Detected::kKept:
+        s.datagram_cut = 0;
+        return;
       case Detected::kNo:
+        s.datagram_cut = 0;
         counters_.undecoded_bytes += data.size();
         // Not decoded: rules still count their matches (no record to tag).
         if (observer_ != nullptr) observer_->scan(flow.slot, s.protocol, false, s.udp, logical(s, dir), 0, data);
@@ -213,6 +218,7 @@ void RecordBuilder::on_data_detect(const Flow& flow, FlowSession& s, Direction d
     decoders_[static_cast<size_t>(s.protocol)]->data(ctx, ld, data, ts_ns);
   }
   s.base[d] += data.size();
+  s.datagram_cut = 0;
   if (s.carry_mode[d] & kCarryClearPending) release_carry(s, d);
   // expire() only when the oldest deadline has passed (after nearly every chunk it has not).
   if (oldest_due(ts_ns)) expire(ts_ns, cfg_.timeout_budget);
@@ -222,6 +228,8 @@ void RecordBuilder::on_gap(const Flow& flow, Direction dir, uint64_t missing_byt
                            uint64_t ts_ns) {
   FlowSession& s = session(flow);
   if (!s.open) return;
+  // A datagram cut by the snaplen: told before it, for its decoder (reset once it is decoded).
+  if (s.udp) s.datagram_cut = static_cast<uint32_t>(std::min<uint64_t>(missing_bytes, UINT32_MAX));
   if (observer_ != nullptr) observer_->gap(flow.slot, logical(s, dir));
   if (s.detect_state == kDetectSniffing) drop_prefix(flow.slot, s, index_of(dir));  // kept bytes end at a hole
   if (s.detect_state == kDetectPort) {

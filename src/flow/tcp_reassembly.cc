@@ -439,10 +439,11 @@ SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const 
   last_slot_ = f->slot;
   count_stats(*f, d, payload.size(), frame.size(), ts_ns);
   StreamState& s = st(*f, d);
+  // A cut datagram: its gap first, so that the decoder knows the bytes it gets are not all of it.
+  if (missing != 0) emit_gap(*f, d, missing, GapReason::kTruncated, ts_ns);
   consumer_.on_data(*f, d, payload, ts_ns);
   s.delivered_bytes += payload.size();
   counters_.bytes_datagram += payload.size();
-  if (missing != 0) emit_gap(*f, d, missing, GapReason::kTruncated, ts_ns);
   table_.touch(*f, TimeoutClass::kUdp, ts_ns);
   return SegmentOutcome::kDatagram;
 }

@@ -178,6 +178,29 @@ TEST(Dns, AnswerWithoutAQueryWithinTheWindowIsUnmatched) {
   h.expect_ledger();
 }
 
+// A capture with a short snaplen cuts answers: the reassembler reports the datagram's missing tail before
+// it. The record had the captured bytes as the answer's size and no flag; now its wire size, flagged
+// truncated, with the answers the captured part holds.
+TEST(Dns, AnswerCutByTheSnaplenIsFlaggedTruncated) {
+  Harness h;
+  h.open(53, true);
+  h.c2s(dns_msg(5, false, 0, "a.test", 1), kT0);
+  const std::string answer =
+      dns_msg(5, true, 0, "a.test", 1, {{1, std::string("\x0a\x00\x00\x01", 4)}, {1, std::string("\x0a\x00\x00\x02", 4)}});
+  const size_t keep = answer.size() - 10;  // the second A record's last 10 bytes are not in the capture
+  h.gap(kS2C, 10, kT0 + kMs);
+  h.s2c(answer.substr(0, keep), kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["status"], "ok");
+  EXPECT_EQ(r["flags"], json::array({"truncated"}));
+  EXPECT_EQ(r["response"]["bytes"], answer.size());
+  EXPECT_EQ(r["response"]["answer_count"], 2);
+  EXPECT_EQ(r["response"]["answers"], json::parse(R"([{"type":"A","data":"10.0.0.1"}])"));
+  EXPECT_EQ(h.counters().decode_errors[static_cast<size_t>(Protocol::kDns)], 0u);
+  h.expect_ledger();
+}
+
 TEST(Dns, TcpTwoMessagesInOneSegmentAndSplitLength) {
   Harness h;
   h.open(53);

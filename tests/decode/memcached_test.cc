@@ -510,6 +510,28 @@ TEST(MemcachedUdp, NextKeysAnswerBeforeTheRestOfAValueEndsTheResponseFlagged) {
   h.expect_ledger();
 }
 
+TEST(MemcachedUdp, ResponseDatagramCutByTheSnaplenEndsTheResponseFlagged) {
+  // The capture kept 40 bytes of a 3-datagram answer's first datagram: the record had the values the cut
+  // parse found, unflagged; it now ends there, flagged truncated, and the datagrams after it are counted.
+  Harness h;
+  h.open(11211, true);
+  const std::string big = text_value_reply("big", 3000);
+  h.c2s(dgram(9, 0, 1, "get big\r\n"), kT0);
+  h.gap(Direction::kServerToClient, 1400 - 40, kT0 + kMs);
+  h.s2c(dgram(9, 0, 3, big.substr(0, 40)), kT0 + kMs);
+  h.s2c(dgram(9, 1, 3, big.substr(1400, 1400)), kT0 + kMs);
+  h.s2c(dgram(9, 2, 3, big.substr(2800)), kT0 + 2 * kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["status"], "ok");
+  EXPECT_EQ(r["flags"], json::array({"truncated"}));
+  EXPECT_EQ(r["response"]["response"], "VALUE");
+  EXPECT_EQ(r["response"]["values"], 1);
+  h.close(kT0 + 3 * kMs);
+  EXPECT_EQ(h.size(), 1u);
+  h.expect_ledger();
+}
+
 TEST(MemcachedUdp, BinaryInsideFrames) {
   Harness h;
   h.open(11211, true);

@@ -167,7 +167,11 @@ class DnsDecoder final : public Decoder {
 
   void data(FlowContext& ctx, Direction dir, std::span<const std::byte> bytes, uint64_t ts) override {
     if (ctx.udp()) {
-      message(ctx, bytes, bytes.size(), ctx.offset(dir, {}), ts, ts, 0);
+      // A datagram the capture cut: its wire size, parsed as far as it goes, flagged truncated (sections it
+      // cannot hold are no decode error).
+      const uint32_t cut = ctx.datagram_cut();
+      message(ctx, bytes, bytes.size() + cut, ctx.offset(dir, {}), ts, ts, cut != 0 ? record_flag::kTruncated : 0,
+              cut != 0);
       return;
     }
     Side& sd = ctx.state<State>().side[index_of(dir)];

@@ -145,6 +145,7 @@ class MemcachedDecoder final : public Decoder {
   void udp_flush(FlowContext& ctx, uint64_t ts);
   static void udp_late(UdpRx& u, uint16_t seq);
   void udp_hole(FlowContext& ctx, uint16_t lost, uint64_t ts);
+  void udp_cut(FlowContext& ctx, uint64_t ts);
   void udp_end(FlowContext& ctx, uint64_t ts);
   void udp_release(UdpRx& u);
   void udp_response_fields(FlowContext& ctx, Message* m);

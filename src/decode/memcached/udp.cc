@@ -119,6 +119,7 @@ void MemcachedDecoder::udp_datagram(FlowContext& ctx, Direction dir, std::span<c
       udp_late(u, seq);
     }
   }
+  if (ctx.datagram_cut() != 0) udp_cut(ctx, ts);
   const Side& rs = st.side[index_of(kResp)];
   if (u.broken) {
     if (u.next >= u.count) udp_end(ctx, ts);
@@ -203,6 +204,18 @@ void MemcachedDecoder::udp_hole(FlowContext& ctx, uint16_t lost, uint64_t ts) {
   if (u.broken) return;
   u.broken = true;
   end_in_progress(ctx, kResp, st.udp_mode == Mode::kBinary, ctx.offset(kResp, {}), ts, record_flag::kGap);
+  ctx.drop_carry(kResp);
+  st.side[index_of(kResp)] = Side{};
+}
+
+// The capture cut a datagram of the response (snaplen): what was read of it ends here, flagged truncated;
+// the rest of the response is only counted.
+void MemcachedDecoder::udp_cut(FlowContext& ctx, uint64_t ts) {
+  State& st = ctx.state<State>();
+  UdpRx& u = st.udp;
+  if (u.broken) return;
+  u.broken = true;
+  end_in_progress(ctx, kResp, st.udp_mode == Mode::kBinary, ctx.offset(kResp, {}), ts, record_flag::kTruncated);
   ctx.drop_carry(kResp);
   st.side[index_of(kResp)] = Side{};
 }
