@@ -316,6 +316,33 @@ TEST(Mysql, PreparedStatementIdsTieExecutesToTheirSql) {
   h.expect_ledger();
 }
 
+// A PREPARE whose tail the capture lost (a snaplen cut): its record is flagged, and the statement id no
+// longer ties later executions to part of its SQL ("INSERT INTO items (id, name, descr, price) VALUES (?, ?,"
+// had gone on every EXECUTE, unflagged); they carry the id without text, as when the PREPARE was not seen.
+TEST(Mysql, PrepareCutByTheCaptureTiesNoSqlToItsExecutes) {
+  Harness h;
+  h.open(3306);
+  const std::string prep = pkt(0, "\x16INSERT INTO items (id, name, price) VALUES (?, ?, ?)");
+  h.c2s(prep.substr(0, 30), kT0);
+  h.gap(Direction::kClientToServer, prep.size() - 30, kT0);
+  h.s2c(pkt(1, std::string("\x00", 1) + le32s(9) + le16s(0) + le16s(3) + std::string(1, '\0') + le16s(0)) +
+            coldef(2, "?") + coldef(3, "?") + coldef(4, "?") + eof_pkt(5),
+        kT0 + kMs);
+  h.c2s(pkt(0, std::string("\x17", 1) + le32s(9) + std::string("\x00\x01\x00\x00\x00", 5)), kT0 + 2 * kMs);
+  h.s2c(ok_pkt(1, 1), kT0 + 3 * kMs);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["request"]["command"], "COM_STMT_PREPARE");
+  EXPECT_EQ(h.rec(0)["response"]["statement_id"], 9);
+  EXPECT_EQ(dectest::flags_of(h.rec(0)), (std::vector<std::string>{"gap", "truncated"}));
+  json e = h.rec(1);
+  EXPECT_EQ(e["request"]["command"], "COM_STMT_EXECUTE");
+  EXPECT_EQ(e["request"]["statement_id"], 9);
+  EXPECT_FALSE(e["request"].contains("normalized"));
+  EXPECT_TRUE(dectest::flags_of(e).empty());
+  EXPECT_EQ(e["response"]["affected_rows"], 1);
+  h.expect_ledger();
+}
+
 // MariaDB with MARIADB_CLIENT_CACHE_METADATA (DBD::MariaDB against MariaDB
 // 10.11, from a real capture): an execute's column count carries a "metadata
 // follows" byte of 0, and no column definitions come; EOF, rows, EOF follow.

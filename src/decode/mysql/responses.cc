@@ -286,7 +286,13 @@ void MysqlDecoder::drop_response(FlowContext& ctx, State& st) {
 void MysqlDecoder::remember_stmt(FlowContext& ctx, uint32_t gen, uint32_t id) {
   Message* q = ctx.front_request();
   if (q == nullptr) return;
-  stmts_.remember(gen, id, q->fields.get_string("normalized"));
+  // A statement the capture lost bytes of (snaplen, loss): its executions get no text rather than part of
+  // one. (One longer than the text kept is flagged truncated: its beginning is still right.)
+  if ((q->flags & record_flag::kGap) != 0) {
+    stmts_.forget(gen, id);
+  } else {
+    stmts_.remember(gen, id, q->fields.get_string("normalized"));
+  }
   q->fields.add_uint("statement_id", id);
 }
 
