@@ -330,6 +330,9 @@ class FlowContext {
   size_t pending_count() const;
   // A pending request with Message::key == `key` exists (id-matched protocols).
   bool has_pending_key(uint32_t key) const;
+  // `req` (a pending request) was pending, or made, while the server side had lost bytes it could not read
+  // again: its response may have been among them.
+  bool answer_may_be_lost(const Message* req) const;
   // Finished response: pairs with the oldest pending request (FIFO), or with
   // the oldest pending request whose key == `key` (by_key), else unmatched.
   // FIFO: while responses are owed to requests the pending cap evicted, the

@@ -129,6 +129,10 @@ bool FlowContext::has_pending_key(uint32_t key) const {
   return false;
 }
 
+bool FlowContext::answer_may_be_lost(const Message* req) const {
+  return b_.slots_[b_.slot_index(req)].answer_in_gap;
+}
+
 void FlowContext::complete_response(Message* resp, RecordStatus status) {
   if (resp == nullptr) return;
   if (s_.owed_evicted != 0) {

@@ -375,6 +375,41 @@ TEST(Amqp, ReplyToALostRequestIsUnmatchedNotPairedWithAnother) {
   h.expect_ledger();
 }
 
+// The server side lost bytes while two basic.gets waited on a channel: one get-empty after it may answer
+// either (the first's reply may have been in the hole). It pairs with the first, as before, now flagged gap.
+// A server close then pairs with the oldest request waiting on its channel, also flagged: the request it
+// refuses may be a later one.
+TEST(Amqp, ReplyThatMayAnswerEitherOfTwoRequestsAfterAGapIsFlagged) {
+  Harness h;
+  h.open(kPort);
+  uint64_t t = kT0;
+  handshake(h, t);
+  const std::string get = method(1, 60, 70, be16s(0) + sstr("q") + '\x01');
+  h.c2s(get, t += kMs);
+  h.c2s(get, t += kMs);
+  h.gap(Direction::kServerToClient, 13, t += kMs);  // a get-empty, or not
+  h.s2c(method(1, 60, 72, sstr("")), t += kMs);
+  ASSERT_EQ(h.size(), 5u);
+  EXPECT_EQ(h.rec(4)["request"]["method"], "basic.get");
+  EXPECT_EQ(h.rec(4)["response"]["method"], "basic.get-empty");
+  EXPECT_EQ(h.rec(4)["flags"], json::array({"gap"}));
+  h.s2c(method(1, 20, 40, close_args(404, "NOT_FOUND - no queue 'q'", 60, 70)), t += kMs);
+  ASSERT_EQ(h.size(), 6u);
+  EXPECT_EQ(h.rec(5)["response"]["method"], "channel.close");
+  EXPECT_EQ(h.rec(5)["status"], "error");
+  EXPECT_EQ(h.rec(5)["flags"], json::array({"gap"}));
+  // without a gap the same exchange makes clean records
+  h.c2s(method(2, 20, 10, sstr("")), t += kMs);
+  h.s2c(method(2, 20, 11, lstr("")), t += kMs);
+  h.c2s(method(2, 60, 70, be16s(0) + sstr("q") + '\x01'), t += kMs);
+  h.c2s(method(2, 60, 70, be16s(0) + sstr("q") + '\x01'), t += kMs);
+  h.s2c(method(2, 60, 72, sstr("")) + method(2, 60, 72, sstr("")), t += kMs);
+  ASSERT_EQ(h.size(), 9u);
+  for (size_t i = 6; i < 9; ++i) EXPECT_EQ(h.rec(i)["flags"], json::array()) << i;
+  h.close(t + kMs);
+  h.expect_ledger();
+}
+
 // After a gap the server side looks for a frame start again. A chunk of message content that begins with a
 // 0x01 byte and a size under 16 MiB was taken for a method frame of that size: every reply after it was
 // skipped as its payload and every later request timed out, unflagged. A method frame must now name a known

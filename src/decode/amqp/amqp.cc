@@ -480,8 +480,10 @@ class AmqpDecoder final : public Decoder {
   // can answer but a later one on the channel is, the replies of those before it were lost (a gap on the
   // server side): they become timeouts flagged gap, instead of taking the next replies one off. When none
   // is, the reply answers a request the capture lost (the client side lost bytes): false, it is unmatched
-  // and the requests wait for their own replies.
-  static bool align_channel(FlowContext& ctx, uint16_t ch, uint32_t reply) {
+  // and the requests wait for their own replies. When the one it pairs with may have lost its own reply to
+  // such a gap and a later one could take this reply too (two basic.gets, one get-empty), `resp` is
+  // flagged gap: which of them it answers, the capture cannot tell.
+  static bool align_channel(FlowContext& ctx, uint16_t ch, uint32_t reply, Message* resp) {
     Message* first = nullptr;
     Message* match = nullptr;
     for (Message* q = ctx.front_request(); q != nullptr; q = ctx.next_request(q)) {
@@ -493,6 +495,14 @@ class AmqpDecoder final : public Decoder {
       }
     }
     if (match == nullptr) return first == nullptr;
+    if (resp != nullptr && ctx.answer_may_be_lost(match)) {
+      for (const Message* q = ctx.next_request(match); q != nullptr; q = ctx.next_request(q)) {
+        if (q->key == ch && answers(reply, q->aux)) {
+          resp->flags |= record_flag::kGap;
+          break;
+        }
+      }
+    }
     for (Message* q = first; q != match;) {
       Message* next = ctx.next_request(q);
       if (q->key == ch) ctx.give_up(q);
@@ -507,7 +517,7 @@ class AmqpDecoder final : public Decoder {
       case mid(60, 60): begin_content(sd, m, Content::kDeliver, ch); return;
       case mid(60, 50): begin_content(sd, m, Content::kReturn, ch); return;
       case mid(60, 71):
-        align_channel(ctx, ch, id);
+        align_channel(ctx, ch, id, m);
         begin_content(sd, m, Content::kGetOk, ch);
         return;
       case mid(60, 80):
@@ -535,12 +545,19 @@ class AmqpDecoder final : public Decoder {
             ctx.commit_request(q);
           }
         }
+        // It pairs with the oldest request on the channel; if that one's own reply may have been lost (the
+        // server side lost bytes while it waited), the close may refuse a later one: flagged gap.
+        for (const Message* q = ctx.front_request(); m != nullptr && q != nullptr; q = ctx.next_request(q)) {
+          if (q->key != ch) continue;
+          if (ctx.answer_may_be_lost(q)) m->flags |= record_flag::kGap;
+          break;
+        }
         ctx.complete_response_by_key(m, error ? RecordStatus::kError : RecordStatus::kOk, ch);
         return;
       }
       case mid(10, 51):
       case mid(20, 41): {  // close-ok to the client's close: an error when that close carried one
-        if (!align_channel(ctx, ch, id)) {
+        if (!align_channel(ctx, ch, id, m)) {
           ctx.complete_unmatched(m);
           return;
         }
@@ -556,7 +573,7 @@ class AmqpDecoder final : public Decoder {
       return;
     }
     // connection.start / secure / tune / open-ok and every other -ok: the answer on the channel.
-    if (!align_channel(ctx, ch, id)) {
+    if (!align_channel(ctx, ch, id, m)) {
       ctx.complete_unmatched(m);
       return;
     }
