@@ -582,6 +582,22 @@ class RecordBuilder final : public StreamConsumer {
   void consume_evicted(FlowSession& s, Message* resp);
   // The datagram response `s` holds (FlowSession::early), if any, becomes an unmatched record.
   void release_early(FlowSession& s);
+  // Datagram flows: a response no request waited for is held this long (capture time) for its request.
+  static constexpr uint64_t kReorderWindowNs = 10'000'000;
+  // Held responses in the order they were held, so that each is released once its window has passed
+  // (a flow that sees no request after it, e.g. a one-way capture, must not keep a pool message).
+  struct HeldResponse {
+    uint32_t msg;
+    uint32_t flow_slot;
+    uint64_t ts_ns;
+  };
+  void hold_early(FlowSession& s, uint32_t slot, Message* resp, uint32_t key, RecordStatus status);
+  // Releases the held responses whose window has passed at now_ns; the oldest entry of the ring.
+  void release_held(uint64_t now_ns);
+  void release_oldest_held();
+  bool held_due(uint64_t now_ns) const {
+    return held_count_ != 0 && held_[held_head_].ts_ns + kReorderWindowNs < now_ns;
+  }
   void emit_timeout(uint32_t i, TimeoutCause cause, uint32_t extra_flags);
 
   std::byte* carry_data(uint32_t buf) { return carry_arena_.get() + static_cast<size_t>(buf) * cfg_.carry_bytes; }
@@ -598,6 +614,12 @@ class RecordBuilder final : public StreamConsumer {
   // sessions_.size(), kept by grow_sessions: session() compares with it
   // instead of dividing the vector's byte length by sizeof(FlowSession).
   uint32_t sessions_made_ = 0;
+  // Ring of held datagram responses, oldest first (entries of responses paired or released since are
+  // skipped when they come up). Full: the oldest is released at once.
+  static constexpr uint32_t kHeldRing = 1024;
+  std::unique_ptr<HeldResponse[]> held_;
+  uint32_t held_head_ = 0;
+  uint32_t held_count_ = 0;
   std::vector<Slot> slots_;
   uint32_t msg_free_ = kNone;
   uint32_t msg_in_use_ = 0;

@@ -13,10 +13,6 @@ using namespace builder;
 namespace {
 
 constexpr uint64_t kIdMask = (1ull << 56) - 1;  // record id: worker id in the high byte, a counter below
-// Datagram flows: how much earlier than its request a response may have been captured and still pair with
-// it. A mirror merging a port's two directions reorders packets by microseconds; a fast local server (a
-// DNS cache, memcached) answers within tens of them, so its answer can come first.
-constexpr uint64_t kReorderWindowNs = 10'000'000;
 
 }  // namespace
 
@@ -47,7 +43,7 @@ void FlowContext::commit_request(Message* req) {
   if (s_.early != RecordBuilder::kNone) [[unlikely]] {
     const uint32_t ri = s_.early;
     Message& resp = b_.slots_[ri].msg;
-    const bool recent = req->first_ts_ns <= resp.first_ts_ns + kReorderWindowNs;
+    const bool recent = req->first_ts_ns <= resp.first_ts_ns + RecordBuilder::kReorderWindowNs;
     if (recent && s_.early_key == req->key) {
       // The response held for this request: the mirror delivered them out of order. Paired, no latency.
       s_.early = RecordBuilder::kNone;
@@ -148,13 +144,7 @@ void FlowContext::complete_response_by_key(Message* resp, RecordStatus status, u
   uint32_t qi = s_.pending_head;
   while (qi != RecordBuilder::kNone && b_.slots_[qi].msg.key != key) qi = b_.slots_[qi].flow_next;
   if (qi == RecordBuilder::kNone && s_.udp) {
-    // No request waits for it: held (one per flow) for a request the mirror may deliver after it
-    // (commit_request); the one held before it is unmatched now.
-    b_.release_early(s_);
-    b_.mark(s_, Direction::kServerToClient, resp);
-    s_.early = b_.slot_index(resp);
-    s_.early_key = key;
-    s_.early_status = status;
+    b_.hold_early(s_, slot_, resp, key, status);
     return;
   }
   b_.complete(s_, qi, resp, status);
@@ -285,6 +275,36 @@ void RecordBuilder::consume_evicted(FlowSession& s, Message* resp) {
   ++counters_.responses[static_cast<size_t>(s.protocol)];
   ++counters_.responses_of_evicted;
   free_message(slot_index(resp));
+}
+
+// A datagram response no request waits for: held (one per flow) for a request the mirror may deliver
+// after it (FlowContext::commit_request), at most kReorderWindowNs (release_held); the one held before it
+// on the flow is unmatched now. A mirror merging a port's two directions reorders packets by microseconds,
+// and a fast local server (a DNS cache, memcached) answers within tens of them: its answer can come first.
+void RecordBuilder::hold_early(FlowSession& s, uint32_t slot, Message* resp, uint32_t key, RecordStatus status) {
+  release_early(s);
+  mark(s, Direction::kServerToClient, resp);
+  if (held_count_ == kHeldRing) release_oldest_held();  // full: the oldest goes now
+  const uint32_t ri = slot_index(resp);
+  s.early = ri;
+  s.early_key = key;
+  s.early_status = status;
+  held_[(held_head_ + held_count_) % kHeldRing] = {ri, slot, resp->first_ts_ns};
+  ++held_count_;
+}
+
+void RecordBuilder::release_held(uint64_t now_ns) {
+  while (held_due(now_ns)) release_oldest_held();
+}
+
+void RecordBuilder::release_oldest_held() {
+  const HeldResponse h = held_[held_head_];
+  held_head_ = (held_head_ + 1) % kHeldRing;
+  --held_count_;
+  // Still held (not paired or released since, its message not reused for a later one)?
+  if (h.flow_slot >= sessions_.size()) return;
+  FlowSession& s = sessions_[h.flow_slot];
+  if (s.open && s.early == h.msg && slots_[h.msg].msg.first_ts_ns == h.ts_ns) release_early(s);
 }
 
 void RecordBuilder::release_early(FlowSession& s) {

@@ -109,6 +109,7 @@ RecordBuilder::RecordBuilder(const DecodeConfig& cfg, RecordSink& sink)
   // reaches it (alloc_message), so a small capture keeps a small footprint. No reallocation ever
   // happens (the capacity is the pool size): messages never move.
   slots_.reserve(cfg_.message_pool_size);
+  held_ = std::make_unique<HeldResponse[]>(kHeldRing);
   // Not zeroed, for the same reason: carry buffers are written before they are read.
   carry_arena_ = std::make_unique_for_overwrite<std::byte[]>(static_cast<size_t>(cfg_.carry_bytes) *
                                                              cfg_.carry_buffer_count);
@@ -222,6 +223,7 @@ void RecordBuilder::on_data_detect(const Flow& flow, FlowSession& s, Direction d
   if (s.carry_mode[d] & kCarryClearPending) release_carry(s, d);
   // expire() only when the oldest deadline has passed (after nearly every chunk it has not).
   if (oldest_due(ts_ns)) expire(ts_ns, cfg_.timeout_budget);
+  if (held_due(ts_ns)) [[unlikely]] release_held(ts_ns);
 }
 
 void RecordBuilder::on_gap(const Flow& flow, Direction dir, uint64_t missing_bytes, GapReason /*reason*/,
@@ -309,7 +311,10 @@ void RecordBuilder::close_session(uint32_t slot, uint64_t ts_ns) {
   s.open = false;
   s.detect_state = kDetectNone;
 }
-void RecordBuilder::advance_time(uint64_t now_ns) { expire(now_ns, UINT32_MAX); }
+void RecordBuilder::advance_time(uint64_t now_ns) {
+  expire(now_ns, UINT32_MAX);
+  release_held(now_ns);
+}
 
 void RecordBuilder::finish(uint64_t now_ns) {
   for (uint32_t i = 0; i < sessions_.size(); ++i) {

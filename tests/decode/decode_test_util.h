@@ -88,6 +88,7 @@ class Harness {
     builder_->on_gap(flows_[slot], d, n, GapReason::kAckPastHole, ts);
   }
   void fin(Direction d, uint64_t ts, uint32_t slot = 0) { builder_->on_fin(flows_[slot], d, ts); }
+  void advance_time(uint64_t now) { builder_->advance_time(now); }
   void close(uint64_t ts, uint32_t slot = 0) { builder_->on_close(flows_[slot], CloseReason::kFin, ts); }
 
   size_t size() const { return sink_.lines.size(); }

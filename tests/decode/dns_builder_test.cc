@@ -181,6 +181,32 @@ TEST(Dns, AnswerWithoutAQueryWithinTheWindowIsUnmatched) {
 // A capture with a short snaplen cuts answers: the reassembler reports the datagram's missing tail before
 // it. The record had the captured bytes as the answer's size and no flag; now its wire size, flagged
 // truncated, with the answers the captured part holds.
+// A one-way capture (only the server's side mirrored): every answer is held for a query that never comes.
+// Each is released unmatched once its 10 ms have passed, as the worker sees later packets of any flow or
+// idles: a flow holds no pool message longer, however long it stays open.
+TEST(Dns, HeldAnswersAreReleasedWhenTheirWindowPasses) {
+  Harness h;
+  h.open(53, true, kT0, 0, 40000);
+  h.open(53, true, kT0, 1, 40001);
+  h.s2c(dns_msg(1, true, 0, "a.test", 1), kT0, 0);
+  h.s2c(dns_msg(2, true, 0, "b.test", 1), kT0 + 5 * kMs, 1);
+  EXPECT_EQ(h.size(), 0u);
+  h.s2c(dns_msg(3, true, 0, "c.test", 1), kT0 + 11 * kMs, 1);  // flow 0's window has passed
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["client"]["port"], 40001);  // the one flow 1 held before: its next answer came
+  EXPECT_EQ(h.rec(0)["status"], "unmatched");
+  EXPECT_EQ(h.rec(1)["client"]["port"], 40000);  // its window has passed
+  EXPECT_EQ(h.rec(1)["status"], "unmatched");
+  h.advance_time(kT0 + 30 * kMs);
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h.rec(2)["status"], "unmatched");
+  EXPECT_EQ(h.counters().unmatched, 3u);
+  h.close(kT0 + 40 * kMs, 0);
+  h.close(kT0 + 40 * kMs, 1);
+  EXPECT_EQ(h.size(), 3u);
+  h.expect_ledger();
+}
+
 TEST(Dns, AnswerCutByTheSnaplenIsFlaggedTruncated) {
   Harness h;
   h.open(53, true);
