@@ -532,6 +532,28 @@ TEST(MemcachedUdp, ResponseDatagramCutByTheSnaplenEndsTheResponseFlagged) {
   h.expect_ledger();
 }
 
+TEST(MemcachedUdp, RequestLineCutByTheSnaplenIsStillTheRequest) {
+  // The capture kept "get alpha beta ga" of "get alpha beta gamma\r\n": the line had no end, the request
+  // was dropped (a decode error) and its answer was unmatched. What the capture holds is the request now,
+  // flagged truncated, and its answer pairs with it.
+  Harness h;
+  h.open(11211, true);
+  h.gap(Direction::kClientToServer, 5, kT0);
+  h.c2s(dgram(4, 0, 1, "get alpha beta ga"), kT0);
+  h.s2c(dgram(4, 0, 1, "VALUE alpha 0 1\r\nA\r\nEND\r\n"), kT0 + kMs);
+  ASSERT_EQ(h.size(), 1u);
+  json r = h.rec(0);
+  EXPECT_EQ(r["status"], "ok");
+  EXPECT_EQ(r["request"]["command"], "get");
+  EXPECT_EQ(r["request"]["key"], "alpha");
+  EXPECT_EQ(r["request"]["request_id"], 4);
+  EXPECT_EQ(r["response"]["values"], 1);
+  EXPECT_EQ(r["flags"], json::array({"truncated"}));
+  EXPECT_EQ(r["latency_us"], 1000);
+  EXPECT_EQ(h.counters().decode_errors[kMc], 0u);
+  h.expect_ledger();
+}
+
 TEST(MemcachedUdp, BinaryInsideFrames) {
   Harness h;
   h.open(11211, true);

@@ -152,6 +152,7 @@ class MemcachedDecoder final : public Decoder {
 
   uint32_t key_ = 0;             // match key of the message being decoded (UDP request id)
   uint32_t responses_done_ = 0;  // responses finished (UDP: did a datagram complete one?)
+  bool line_cut_ = false;        // UDP: the request line being ended was cut by the capture (flag truncated)
   uint64_t udp_timeout_ns_;
   // UDP stash pool: fixed buffers for out-of-order datagrams (bounded bytes per worker).
   static constexpr size_t kStashBufBytes = 1500;  // memcached sends at most 1400-byte datagrams (UDP_MAX_PAYLOAD_SIZE)

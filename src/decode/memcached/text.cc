@@ -180,7 +180,7 @@ void MemcachedDecoder::request_line(FlowContext& ctx, Side& sd, std::span<const 
   Message* m = ctx.new_message(ts);
   sd.msg = m;
   if (m != nullptr) m->key = key_;  // UDP: the frame's request id
-  if (m != nullptr && cut) m->flags |= record_flag::kTruncated;
+  if (m != nullptr && (cut || line_cut_)) m->flags |= record_flag::kTruncated;
   auto field_str = [&](const char* k, std::string_view v) {
     if (m != nullptr) m->fields.add_string(k, v, 250);  // memcached keys are at most 250 bytes
   };

@@ -44,6 +44,14 @@ void MemcachedDecoder::udp_datagram(FlowContext& ctx, Direction dir, std::span<c
       binary_data(ctx, kReq, payload, ts);
     } else {
       text_data(ctx, kReq, payload, ts);
+      if (ctx.datagram_cut() != 0 && ctx.has_carry(kReq) && !sd.in_message && !sd.resync.lost) {
+        // The capture cut the command line (snaplen): what it holds is the request, flagged truncated,
+        // so that its answer still pairs with it.
+        static constexpr char kEndOfLine[] = "\r\n";
+        line_cut_ = true;
+        text_data(ctx, kReq, std::as_bytes(std::span(kEndOfLine, 2)), ts);
+        line_cut_ = false;
+      }
     }
     if (sd.in_message) {
       end_in_progress(ctx, kReq, binary, ctx.offset(kReq, {}), ts, record_flag::kTruncated);
