@@ -573,6 +573,9 @@ class RecordBuilder final : public StreamConsumer {
   void mark(FlowSession& s, Direction dir, Message* m);
   // `resp` answers the pending request in slot `qi` (kNone: none: an unmatched record).
   void complete(FlowSession& s, uint32_t qi, Message* resp, RecordStatus status);
+  // complete() once the response is marked: counts it, pairs it with request slot `qi` (or makes it
+  // unmatched), emits the record and frees both slots.
+  void settle(FlowSession& s, uint32_t qi, uint32_t ri, RecordStatus status);
   // Response slot `ri` began before the server had request slot `qi`'s first byte (the ACKs prove it).
   bool sent_before(uint32_t ri, uint32_t qi) const {
     const uint64_t floor = slots_[qi].start_floor;

@@ -48,14 +48,9 @@ void FlowContext::commit_request(Message* req) {
       // The response held for this request: the mirror delivered them out of order. Paired, no latency.
       s_.early = RecordBuilder::kNone;
       req->flags |= record_flag::kReordered;
-      const auto p = static_cast<size_t>(s_.protocol);
-      ++b_.counters_.requests[p];
-      ++b_.counters_.responses[p];
-      ++b_.counters_.matched[p];
+      ++b_.counters_.requests[static_cast<size_t>(s_.protocol)];
       ++b_.counters_.reordered_pairs;
-      b_.emit(s_, req, &resp, s_.early_status);
-      b_.free_message(i);
-      b_.free_message(ri);
+      b_.settle(s_, i, ri, s_.early_status);  // `req` was never pending: settle only pairs and frees
       return;
     }
     if (!recent) b_.release_early(s_);
@@ -250,8 +245,12 @@ void RecordBuilder::unlink_pending(uint32_t i) {
 void RecordBuilder::complete(FlowSession& s, uint32_t qi, Message* resp, RecordStatus status) {
   mark(s, Direction::kServerToClient, resp);
   s.resp_unsynced = false;  // the server side decodes again
+  settle(s, qi, slot_index(resp), status);
+}
+
+void RecordBuilder::settle(FlowSession& s, uint32_t qi, uint32_t ri, RecordStatus status) {
   ++counters_.responses[static_cast<size_t>(s.protocol)];
-  const uint32_t ri = slot_index(resp);
+  Message* resp = &slots_[ri].msg;
   if (qi != kNone && sent_before(ri, qi)) {
     // The server sent this response before it had the request's first byte: it answers an earlier one.
     ++counters_.unmatched_by_ack;
@@ -311,10 +310,7 @@ void RecordBuilder::release_early(FlowSession& s) {
   if (s.early == kNone) return;
   const uint32_t ri = s.early;
   s.early = kNone;
-  ++counters_.responses[static_cast<size_t>(s.protocol)];
-  ++counters_.unmatched;
-  emit(s, nullptr, &slots_[ri].msg, RecordStatus::kUnmatched);
-  free_message(ri);
+  settle(s, kNone, ri, RecordStatus::kUnmatched);  // marked when it was held
 }
 
 void RecordBuilder::mark(FlowSession& s, Direction dir, Message* m) {
