@@ -476,6 +476,12 @@ class AmqpDecoder final : public Decoder {
     return request == reply - 1;
   }
 
+  // `q` or the first pending request after it on channel `ch` (nullptr: none).
+  static Message* on_channel(FlowContext& ctx, Message* q, uint16_t ch) {
+    while (q != nullptr && q->key != ch) q = ctx.next_request(q);
+    return q;
+  }
+
   // A reply pairs with the oldest request pending on its channel. When that request is not one the reply
   // can answer but a later one on the channel is, the replies of those before it were lost (a gap on the
   // server side): they become timeouts flagged gap, instead of taking the next replies one off. When none
@@ -484,20 +490,14 @@ class AmqpDecoder final : public Decoder {
   // such a gap and a later one could take this reply too (two basic.gets, one get-empty), `resp` is
   // flagged gap: which of them it answers, the capture cannot tell.
   static bool align_channel(FlowContext& ctx, uint16_t ch, uint32_t reply, Message* resp) {
-    Message* first = nullptr;
-    Message* match = nullptr;
-    for (Message* q = ctx.front_request(); q != nullptr; q = ctx.next_request(q)) {
-      if (q->key != ch) continue;
-      if (first == nullptr) first = q;
-      if (answers(reply, q->aux)) {
-        match = q;
-        break;
-      }
-    }
+    Message* const first = on_channel(ctx, ctx.front_request(), ch);
+    Message* match = first;
+    while (match != nullptr && !answers(reply, match->aux)) match = on_channel(ctx, ctx.next_request(match), ch);
     if (match == nullptr) return first == nullptr;
     if (resp != nullptr && ctx.answer_may_be_lost(match)) {
-      for (const Message* q = ctx.next_request(match); q != nullptr; q = ctx.next_request(q)) {
-        if (q->key == ch && answers(reply, q->aux)) {
+      for (Message* q = on_channel(ctx, ctx.next_request(match), ch); q != nullptr;
+           q = on_channel(ctx, ctx.next_request(q), ch)) {
+        if (answers(reply, q->aux)) {
           resp->flags |= record_flag::kGap;
           break;
         }
@@ -547,11 +547,8 @@ class AmqpDecoder final : public Decoder {
         }
         // It pairs with the oldest request on the channel; if that one's own reply may have been lost (the
         // server side lost bytes while it waited), the close may refuse a later one: flagged gap.
-        for (const Message* q = ctx.front_request(); m != nullptr && q != nullptr; q = ctx.next_request(q)) {
-          if (q->key != ch) continue;
-          if (ctx.answer_may_be_lost(q)) m->flags |= record_flag::kGap;
-          break;
-        }
+        const Message* refused = on_channel(ctx, ctx.front_request(), ch);
+        if (m != nullptr && refused != nullptr && ctx.answer_may_be_lost(refused)) m->flags |= record_flag::kGap;
         ctx.complete_response_by_key(m, error ? RecordStatus::kError : RecordStatus::kOk, ch);
         return;
       }
