@@ -100,15 +100,14 @@ void MemcachedDecoder::udp_datagram(FlowContext& ctx, Direction dir, std::span<c
       // here flagged gap (what arrives after is only counted), not silently short of values.
       udp_hole(ctx, static_cast<uint16_t>(u.count - u.next), ts);
       udp_late(u, seq);
-      if (u.next >= u.count) udp_end(ctx, ts);
-      return;
+    } else {
+      if (count > 1) {
+        u.next = 1;  // the next key's datagrams
+        u.count = count;
+      }
+      udp_feed(ctx, payload, ts);
+      udp_drain(ctx, ts);
     }
-    if (count > 1) {
-      u.next = 1;  // the next key's datagrams
-      u.count = count;
-    }
-    udp_feed(ctx, payload, ts);
-    udp_drain(ctx, ts);
   } else if (u.nstash < kStashPerFlow && stash_free_n_ > 0 && payload.size() <= kStashBufBytes) {
     for (uint8_t i = 0; i < u.nstash; ++i) {
       if (u.stash[i].seq == seq) return;  // duplicate
