@@ -97,6 +97,12 @@ EalPlan plan_eal(const EngineConfig& cfg, uint64_t pool_bytes) {
     plan.args.push_back("--no-huge");
     plan.args.push_back("-m");
     plan.args.push_back(std::to_string(mb));
+    // Only a vhost-user backend or a secondary process (dpdk-pdump, dpdk-proc-info: they need a
+    // --file-prefix) maps the EAL's memory: only they need DPDK's shared memfd.
+    plan.private_memory = !has_arg(user, {"--file-prefix", "--proc-type"}) &&
+                          std::none_of(user.begin(), user.end(), [](const std::string& a) {
+                            return a.find("virtio_user") != std::string::npos || a.find("vhost") != std::string::npos;
+                          });
   }
   if (vdev_source && !has_arg(user, {"--no-pci", "-a", "--allow", "-b", "--block"})) {
     plan.args.push_back("--no-pci");
@@ -140,14 +146,17 @@ std::unique_ptr<Eal> Eal::start(const EalPlan& plan, bool verbose, std::string& 
   }
   int rc;
   {
-    EalInitScope shortcuts;  // a 5 ms TSC calibration, NUMA and CPU probes from listings (eal_wraps.h)
+    EalInitScope shortcuts(plan.private_memory);  // calibration, probes, memory (eal_wraps.h)
     rc = rte_eal_init(static_cast<int>(argv.size() - 1), argv.data());
   }
   if (verbose) {
-    std::fprintf(stderr, "spanfeed: EAL: TSC %.3f GHz%s, %u NUMA and %u CPU probes answered from listings\n",
-                 static_cast<double>(rte_get_tsc_hz()) / 1e9,
-                 eal_calibrations_shortened() != 0 ? " (calibrated over 5 ms)" : "", eal_node_lookups_answered(),
-                 eal_cpu_lookups_answered());
+    char calibrated[64] = "";
+    if (eal_calibration_us() != 0) {
+      std::snprintf(calibrated, sizeof(calibrated), " (calibrated over %.1f ms)", eal_calibration_us() / 1e3);
+    }
+    std::fprintf(stderr, "spanfeed: EAL: TSC %.3f GHz%s, %u NUMA and %u CPU lookups answered from listings%s\n",
+                 static_cast<double>(rte_get_tsc_hz()) / 1e9, calibrated, eal_node_lookups_answered(),
+                 eal_cpu_lookups_answered(), eal_memory_private() ? ", memory private" : "");
   }
   if (rc < 0) {
     error = std::string("EAL initialisation failed: ") + rte_strerror(rte_errno) +

@@ -20,6 +20,7 @@ struct EalPlan {
   std::vector<std::string> args;
   unsigned lcores_needed = 0;
   bool oversubscribed = false;  // more lcores than CPUs: idle loops yield
+  bool private_memory = false;  // spanfeed chose --no-huge and nothing else maps the memory
 };
 
 // The EAL arguments for `cfg`: the user's --eal arguments win over every

@@ -1,18 +1,24 @@
-// Start-up shortcuts inside rte_eal_init, for a statically linked DPDK (-Wl,--wrap=nanosleep,
-// --wrap=access: only DPDK's own objects and ours see these). Control core, during rte_eal_init
-// only (a thread-local flag); allocates once (the NUMA node and CPU listings). Outside that window, and
-// with a shared DPDK (no --wrap), they are plain nanosleep and access.
+// Start-up shortcuts inside rte_eal_init, for a statically linked DPDK (-Wl,--wrap=get_tsc_freq,
+// --wrap=eal_cpu_socket_id, --wrap=eal_cpu_detected, --wrap=memfd_create: only DPDK's own objects
+// and ours see these). Control core, start-up only; allocates once (the NUMA node and CPU
+// listings). With a shared DPDK (no --wrap) none of them is called.
 #include "dpdk/eal_wraps.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <rte_config.h>
+#include <rte_cycles.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <set>
 #include <string>
 #include <utility>
@@ -21,16 +27,51 @@ namespace spanfeed::dpdk {
 namespace {
 
 thread_local bool t_in_eal_init = false;
-std::atomic<unsigned> g_calibrations_shortened{0};
+thread_local bool t_private_memory = false;
+std::atomic<unsigned> g_calibration_us{0};
 std::atomic<unsigned> g_node_lookups{0};
 std::atomic<unsigned> g_cpu_lookups{0};
+std::atomic<unsigned> g_private_memory{0};
 
 // DPDK's TSC calibration without /dev/cpu/*/msr or CPUID leaf 0x15 (get_tsc_freq in
-// lib/eal/linux/eal_timer.c): clock_gettime, rdtsc, nanosleep(100 ms), clock_gettime, rdtsc, then
-// rounded to the nearest 10 MHz. The reads bracket the sleep within ~100 ns, so 5 ms already
-// gives the frequency to 2e-5 (50 kHz at 2.6 GHz), 100 times finer than the rounding.
-constexpr long kDpdkCalibrationNs = 100'000'000;
-constexpr long kCalibrationNs = 5'000'000;
+// lib/eal/linux/eal_timer.c) reads CLOCK_MONOTONIC_RAW and the TSC, sleeps 100 ms, reads both
+// again and rounds the ratio to the nearest 10 MHz. Here the first reading is taken when the
+// process starts (a constructor), so the window is everything the process did before the EAL
+// asks, and only what is missing of kWindowNs is slept. Each reading brackets the TSC between two
+// clock reads and keeps the tightest of five tries (~40 ns), so 2 ms resolves the frequency to
+// ~4e-5 (100 kHz at 2.6 GHz), 100 times finer than the rounding, and a preemption between the
+// reads cannot skew it.
+constexpr int64_t kWindowNs = 2'000'000;
+constexpr double kRoundHz = 1e7;  // DPDK's CYC_PER_10MHZ
+
+struct ClockTsc {
+  int64_t ns = -1;  // CLOCK_MONOTONIC_RAW; -1: unavailable
+  uint64_t tsc = 0;
+};
+
+int64_t raw_ns() {
+  timespec ts;
+  if (clock_gettime(CLOCK_MONOTONIC_RAW, &ts) != 0) return -1;
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+ClockTsc read_clock_tsc() {
+  ClockTsc best;
+  int64_t best_gap = std::numeric_limits<int64_t>::max();
+  for (int i = 0; i < 5; ++i) {
+    const int64_t a = raw_ns();
+    const uint64_t tsc = rte_rdtsc();
+    const int64_t b = raw_ns();
+    if (a < 0 || b < a) return {};
+    if (b - a < best_gap) {
+      best_gap = b - a;
+      best = {a + (b - a) / 2, tsc};
+    }
+  }
+  return best;
+}
+
+const ClockTsc g_process_start = read_clock_tsc();  // static initialisation: the window's start
 
 // Calls f(n, name) for each entry of `dir` named `prefix` and a number ("node0", "cpu12"); false
 // when `dir` cannot be listed or an f returns false.
@@ -54,8 +95,8 @@ bool for_each_numbered(const std::string& dir, const std::string& prefix, F&& f)
 }
 
 // (node, cpu) pairs under /sys/devices/system/node: what DPDK's eal_cpu_socket_id asks access()
-// about, once per node for every one of RTE_MAX_LCORE (128) lcore ids: ~4,000 failing lookups.
-// One directory listing per node answers them all the same way.
+// about, node after node, for each of RTE_MAX_LCORE (128) lcore ids: ~4,000 snprintf and failing
+// lookups. One directory listing per node answers them all the same way.
 struct NodeMap {
   bool ok = false;  // false: a directory could not be listed, every lookup goes to the file system
   std::set<std::pair<unsigned, unsigned>> cpus;
@@ -76,8 +117,8 @@ const NodeMap& node_map() {
 }
 
 // The CPUs whose "/sys/devices/system/cpu/cpu<N>/topology/core_id" exists: what DPDK's
-// eal_cpu_detected asks access() about for every lcore id (~1,000 lookups, nearly all failing,
-// ~2 ms of path walks). One listing of the CPU directory and one check per CPU found answer them.
+// eal_cpu_detected asks access() about for every lcore id. One listing of the CPU directory and
+// one check per CPU found answer them.
 struct CpuMap {
   bool ok = false;  // false: the directory could not be listed
   std::set<unsigned> cpus;
@@ -96,91 +137,88 @@ const CpuMap& cpu_map() {
   return m;
 }
 
-// Reads a decimal of at most 6 digits at `p`, advancing it.
-bool read_number(const char*& p, unsigned& out) {
-  if (*p < '0' || *p > '9') return false;
-  out = 0;
-  for (int digits = 0; *p >= '0' && *p <= '9'; ++p) {
-    if (++digits > 6) return false;
-    out = out * 10 + static_cast<unsigned>(*p - '0');
-  }
-  return true;
-}
-
-// "/sys/devices/system/cpu/cpu<N>/topology/core_id" -> N.
-bool parse_cpu_core_id(const char* path, unsigned& cpu) {
-  static constexpr char kPrefix[] = "/sys/devices/system/cpu/cpu";
-  static constexpr char kSuffix[] = "/topology/core_id";
-  if (std::strncmp(path, kPrefix, sizeof(kPrefix) - 1) != 0) return false;
-  const char* p = path + sizeof(kPrefix) - 1;
-  return read_number(p, cpu) && std::strcmp(p, kSuffix) == 0;
-}
-
-// "/sys/devices/system/node/node<N>/cpu<M>" -> N, M (sscanf costs ~2.7 k instructions a call,
-// 11 M over DPDK's 4,036 probes; this is ~50).
-bool parse_node_cpu(const char* path, unsigned& node, unsigned& cpu) {
-  static constexpr char kPrefix[] = "/sys/devices/system/node/node";
-  if (std::strncmp(path, kPrefix, sizeof(kPrefix) - 1) != 0) return false;
-  const char* p = path + sizeof(kPrefix) - 1;
-  if (!read_number(p, node) || std::strncmp(p, "/cpu", 4) != 0) return false;
-  p += 4;
-  return read_number(p, cpu) && *p == '\0';
-}
+// DPDK's own probe, for when a listing failed.
+bool exists(const std::string& path) { return faccessat(AT_FDCWD, path.c_str(), F_OK, 0) == 0; }
 
 }  // namespace
 
-EalInitScope::EalInitScope() { t_in_eal_init = true; }
-EalInitScope::~EalInitScope() { t_in_eal_init = false; }
+EalInitScope::EalInitScope(bool private_memory) {
+  t_in_eal_init = true;
+  t_private_memory = private_memory;
+}
+EalInitScope::~EalInitScope() {
+  t_in_eal_init = false;
+  t_private_memory = false;
+}
 
-unsigned eal_calibrations_shortened() { return g_calibrations_shortened.load(std::memory_order_relaxed); }
+unsigned eal_calibration_us() { return g_calibration_us.load(std::memory_order_relaxed); }
 unsigned eal_node_lookups_answered() { return g_node_lookups.load(std::memory_order_relaxed); }
 unsigned eal_cpu_lookups_answered() { return g_cpu_lookups.load(std::memory_order_relaxed); }
+bool eal_memory_private() { return g_private_memory.load(std::memory_order_relaxed) != 0; }
 
 }  // namespace spanfeed::dpdk
 
-using spanfeed::dpdk::g_calibrations_shortened;
-using spanfeed::dpdk::g_cpu_lookups;
-using spanfeed::dpdk::g_node_lookups;
-using spanfeed::dpdk::t_in_eal_init;
+namespace sd = spanfeed::dpdk;
 
 extern "C" {
 
-int __wrap_nanosleep(const struct timespec* req, struct timespec* rem) {
-  timespec shorter;
-  if (t_in_eal_init && rem == nullptr && req != nullptr && req->tv_sec == 0 &&
-      req->tv_nsec == spanfeed::dpdk::kDpdkCalibrationNs) {
-    shorter = {0, spanfeed::dpdk::kCalibrationNs};
-    req = &shorter;
-    g_calibrations_shortened.fetch_add(1, std::memory_order_relaxed);
+// The TSC frequency in Hz, rounded as DPDK rounds it; 0 (DPDK then estimates it) only when
+// CLOCK_MONOTONIC_RAW cannot be read, as DPDK's own.
+uint64_t __wrap_get_tsc_freq(void) {
+  sd::ClockTsc start = sd::g_process_start;
+  if (start.ns < 0) start = sd::read_clock_tsc();
+  if (start.ns < 0) return 0;
+  sd::ClockTsc end = sd::read_clock_tsc();
+  if (end.ns < 0) return 0;
+  if (end.ns - start.ns < sd::kWindowNs) {
+    const int64_t rest = sd::kWindowNs - (end.ns - start.ns);
+    const timespec wait = {0, static_cast<long>(rest)};
+    clock_nanosleep(CLOCK_MONOTONIC, 0, &wait, nullptr);  // EINTR: the window is read again below
+    end = sd::read_clock_tsc();
+    if (end.ns < 0) return 0;
   }
-  // nanosleep is clock_nanosleep on CLOCK_REALTIME, relative (glibc does the same).
-  const int rc = clock_nanosleep(CLOCK_REALTIME, 0, req, rem);
-  if (rc != 0) {
-    errno = rc;
-    return -1;
+  const int64_t window = end.ns - start.ns;
+  if (window <= 0 || end.tsc <= start.tsc) return 0;
+  const double hz = static_cast<double>(end.tsc - start.tsc) * 1e9 / static_cast<double>(window);
+  sd::g_calibration_us.store(static_cast<unsigned>(window / 1000), std::memory_order_relaxed);
+  return static_cast<uint64_t>(std::llround(hz / sd::kRoundHz)) * static_cast<uint64_t>(sd::kRoundHz);
+}
+
+// The first NUMA node listing `lcore_id` (below RTE_MAX_NUMA_NODES), else 0: DPDK's answer.
+unsigned __wrap_eal_cpu_socket_id(unsigned lcore_id) {
+  const auto& m = sd::node_map();
+  for (unsigned node = 0; node < RTE_MAX_NUMA_NODES; ++node) {
+    const bool listed = m.ok ? m.cpus.count({node, lcore_id}) != 0
+                             : sd::exists("/sys/devices/system/node/node" + std::to_string(node) + "/cpu" +
+                                          std::to_string(lcore_id));
+    if (listed) {
+      if (m.ok) sd::g_node_lookups.fetch_add(1, std::memory_order_relaxed);
+      return node;
+    }
   }
+  if (m.ok) sd::g_node_lookups.fetch_add(1, std::memory_order_relaxed);
   return 0;
 }
 
-int __wrap_access(const char* path, int mode) {
-  // A probe answered from a listing: counted, and 0 or ENOENT as faccessat would say.
-  auto answer = [](std::atomic<unsigned>& answered, bool exists) {
-    answered.fetch_add(1, std::memory_order_relaxed);
-    if (exists) return 0;
-    errno = ENOENT;
+// 1 when the CPU `lcore_id` has a topology/core_id file: DPDK's answer.
+int __wrap_eal_cpu_detected(unsigned lcore_id) {
+  const auto& m = sd::cpu_map();
+  if (!m.ok) return sd::exists("/sys/devices/system/cpu/cpu" + std::to_string(lcore_id) + "/topology/core_id") ? 1 : 0;
+  sd::g_cpu_lookups.fetch_add(1, std::memory_order_relaxed);
+  return m.cpus.count(lcore_id) != 0 ? 1 : 0;
+}
+
+// --no-huge memory: DPDK backs it with a memfd mapped shared (for a vhost-user backend to map)
+// and falls back to private anonymous memory when memfd_create fails. A file or af_packet source
+// has no such backend: the private mapping's page faults and its release at exit cost about half
+// of a shared file's (~2 ms a run for DPDK's own tables). Everything else goes to the kernel.
+int __wrap_memfd_create(const char* name, unsigned flags) {
+  if (sd::t_in_eal_init && sd::t_private_memory && name != nullptr && std::strcmp(name, "nohuge") == 0) {
+    sd::g_private_memory.store(1, std::memory_order_relaxed);
+    errno = ENOSYS;
     return -1;
-  };
-  unsigned node = 0, cpu = 0;
-  if (t_in_eal_init && mode == F_OK && path != nullptr) {
-    if (spanfeed::dpdk::parse_node_cpu(path, node, cpu)) {
-      const auto& m = spanfeed::dpdk::node_map();
-      if (m.ok) return answer(g_node_lookups, m.cpus.count({node, cpu}) != 0);
-    } else if (spanfeed::dpdk::parse_cpu_core_id(path, cpu)) {
-      const auto& m = spanfeed::dpdk::cpu_map();
-      if (m.ok) return answer(g_cpu_lookups, m.cpus.count(cpu) != 0);
-    }
   }
-  return faccessat(AT_FDCWD, path, mode, 0);
+  return static_cast<int>(syscall(SYS_memfd_create, name, flags));
 }
 
 }  // extern "C"
