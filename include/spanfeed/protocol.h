@@ -71,6 +71,10 @@ struct ProtocolDescriptor {
   // RED metrics: the endpoint of a finished record with a request (include/spanfeed/endpoint.h,
   // docs/metrics.md "RED"). nullptr: every record of the protocol has the endpoint "-".
   EndpointFn endpoint = nullptr;
+  // Process-wide set-up the first make() would otherwise pay for on the way to the first packet
+  // (a library's initialisation): run once, on a helper thread while the EAL starts, before any
+  // make(). nullptr: none.
+  void (*prepare)() = nullptr;
 };
 
 // Every registered protocol, in registry order (index i holds Protocol(i + 1)).
@@ -78,6 +82,8 @@ std::span<const ProtocolDescriptor* const> protocol_registry();
 // nullptr for kUnknown / out of range.
 const ProtocolDescriptor* protocol_descriptor(Protocol p);
 const ProtocolDescriptor* protocol_descriptor(std::string_view name);
+// Every descriptor's prepare (start-up, any one thread).
+void prepare_decoders();
 // "http, redis, dns, ..." for messages and --help.
 std::string protocol_names(std::string_view sep = ", ");
 

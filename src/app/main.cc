@@ -18,6 +18,7 @@
 #include "decode/detect/hs_cache.h"
 #include "decode/detect/hyperscan_signatures.h"
 #include "rules/rules_control.h"
+#include "spanfeed/protocol.h"
 #include "metrics/metrics.h"
 
 using namespace spanfeed;
@@ -126,7 +127,10 @@ int main(int argc, char** argv) {
   set_hs_cache_dir(resolve_hs_cache_dir(cfg.cache_dir));
   std::unique_ptr<RulesControl> rules;
   std::future<std::unique_ptr<RulesControl>> compiling = std::async(std::launch::async, [&cfg] {
-    if (cfg.job == JobKind::kRecords) HyperscanSignatures::compile_error();  // the workers' signature database
+    if (cfg.job == JobKind::kRecords) {
+      HyperscanSignatures::compile_error();  // the workers' signature database
+      prepare_decoders();                    // libraries the decoders initialise once (OpenSSL)
+    }
     return make_rules_control(cfg);
   });
   auto await_rules = [&]() -> RulesControl* {

@@ -38,6 +38,12 @@ const ProtocolDescriptor* protocol_descriptor(std::string_view name) {
   return nullptr;
 }
 
+void prepare_decoders() {
+  for (const ProtocolDescriptor* d : kRegistry) {
+    if (d->prepare != nullptr) d->prepare();
+  }
+}
+
 std::string protocol_names(std::string_view sep) {
   std::string out;
   for (const ProtocolDescriptor* d : kRegistry) {

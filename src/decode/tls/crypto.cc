@@ -13,6 +13,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "tls.h"
 #include "tls_wire.h"
 
 namespace spanfeed::tls {
@@ -86,20 +87,37 @@ std::string_view key_type(int id) {
 
 }  // namespace
 
-// The digests are fetched once (OpenSSL 3 would look them up, under a lock, on every EVP_md5() init).
+namespace {
+
+// The digests, fetched once for the process (OpenSSL 3 would look them up, under a lock, on every
+// EVP_md5() init). Fetched objects are immutable and shared by every worker's contexts; freed at
+// exit, before OpenSSL's own clean-up (registered earlier, by the first fetch).
+struct Digests {
+  EVP_MD* md5 = EVP_MD_fetch(nullptr, "MD5", nullptr);
+  EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  ~Digests() {
+    EVP_MD_free(md5);
+    EVP_MD_free(sha256);
+  }
+};
+
+const Digests& digests() {
+  static const Digests d;
+  return d;
+}
+
+}  // namespace
+
+void prepare_crypto() { digests(); }
+
 Crypto::Crypto()
-    : md_(EVP_MD_CTX_new()), md5_(EVP_MD_fetch(nullptr, "MD5", nullptr)),
-      sha256_(EVP_MD_fetch(nullptr, "SHA256", nullptr)), cache_(kCacheEntries) {
+    : md_(EVP_MD_CTX_new()), md5_(digests().md5), sha256_(digests().sha256), cache_(kCacheEntries) {
   for (CachedCert& c : cache_) {
     c.der.reserve(kCacheDerMax);
     c.json.reserve(1024);
   }
 }
-Crypto::~Crypto() {
-  EVP_MD_CTX_free(ctx_of(md_));
-  EVP_MD_free(static_cast<EVP_MD*>(md5_));
-  EVP_MD_free(static_cast<EVP_MD*>(sha256_));
-}
+Crypto::~Crypto() { EVP_MD_CTX_free(ctx_of(md_)); }
 
 void Crypto::begin(Algo a) {
   const EVP_MD* md = static_cast<const EVP_MD*>(a == Algo::kMd5 ? md5_ : sha256_);

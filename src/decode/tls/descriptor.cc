@@ -100,6 +100,7 @@ const ProtocolDescriptor kDescriptor{
     .summary_field = "sni",
     .options = kOptions,
     .endpoint = red_endpoint,
+    .prepare = prepare_crypto,
 };
 
 }  // namespace spanfeed::tls

@@ -84,9 +84,9 @@ class Crypto {
   bool describe_cached(std::span<const std::byte> der, int64_t now_s, std::string& out, uint8_t* state);
   bool describe_one(std::span<const std::byte> der, std::string& out, int64_t* not_before, int64_t* not_after);
 
-  void* md_ = nullptr;      // EVP_MD_CTX
-  void* md5_ = nullptr;     // EVP_MD
-  void* sha256_ = nullptr;  // EVP_MD
+  void* md_ = nullptr;            // EVP_MD_CTX
+  const void* md5_ = nullptr;     // EVP_MD, the process's (prepare_crypto)
+  const void* sha256_ = nullptr;  // EVP_MD
   std::vector<CachedCert> cache_;
   size_t next_ = 0;
   size_t hit_room_ = 1024;  // cached JSON at most this long (reserved capacity)
