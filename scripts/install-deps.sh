@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential g++ pkg-config meson ninja-build python3
   libdpdk-dev dpdk libpcap-dev
-  libtbb-dev libhyperscan-dev librdkafka-dev prometheus-cpp-dev zlib1g-dev
+  libhyperscan-dev librdkafka-dev prometheus-cpp-dev zlib1g-dev
   libyaml-cpp-dev libcli11-dev libmurmurhash-dev nlohmann-json3-dev
   libssl-dev libnghttp2-dev openssl
   libprotobuf-dev protobuf-compiler libsnappy-dev libcurl4-openssl-dev

@@ -1,9 +1,8 @@
-// The exporter: batch pool, the bounded TBB queues from workers to the
-// exporter threads, and the JSON-lines sink. Pools are allocated at start-up;
-// each exporter thread writes its workers' batches out and returns them.
+// The exporter: batch pool, the queues from workers to the exporter threads
+// and back, and the JSON-lines sink. Pools and queues are allocated at
+// start-up; each exporter thread writes its workers' batches out and returns
+// them.
 #include "export/export.h"
-
-#include <tbb/concurrent_queue.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -270,11 +269,50 @@ unsigned default_export_threads(unsigned workers, unsigned cpus) {
   return std::clamp(t, 1u, 8u);
 }
 
+// Batches passed between threads (workers and an exporter thread). Sized at
+// start-up for every batch that can be in it at once, so a push never waits
+// or allocates. A mutex: one push and one pop per batch (up to 256 records).
+class BatchQueue {
+ public:
+  explicit BatchQueue(size_t capacity) : ring_(capacity) {}
+  void push(RecordBatch* b) {
+    std::lock_guard lock(mu_);
+    if (size_ == ring_.size()) grow();  // never, by construction: kept for safety
+    ring_[(head_ + size_) % ring_.size()] = b;
+    ++size_;
+  }
+  bool try_pop(RecordBatch*& b) {
+    std::lock_guard lock(mu_);
+    if (size_ == 0) return false;
+    b = ring_[head_];
+    head_ = (head_ + 1) % ring_.size();
+    --size_;
+    return true;
+  }
+  size_t size() const {
+    std::lock_guard lock(mu_);
+    return size_;
+  }
+
+ private:
+  void grow() {
+    std::vector<RecordBatch*> bigger(std::max<size_t>(2 * ring_.size(), 1));
+    for (size_t i = 0; i < size_; ++i) bigger[i] = ring_[(head_ + i) % ring_.size()];
+    ring_.swap(bigger);
+    head_ = 0;
+  }
+  mutable std::mutex mu_;
+  std::vector<RecordBatch*> ring_;
+  size_t head_ = 0;
+  size_t size_ = 0;
+};
+
 // One exporter thread: its queue of filled batches (from workers w with
 // w % threads == its index) and its own sinks and counters. Aligned: the
 // threads never share a cache line.
 struct alignas(64) Exporter::Lane {
-  tbb::concurrent_bounded_queue<RecordBatch*> filled;
+  explicit Lane(size_t capacity) : filled(capacity) {}
+  BatchQueue filled;
   std::vector<std::unique_ptr<Sink>> sinks;            // one per output
   std::vector<std::unique_ptr<SinkCounters>> counters;  // one per output
   std::thread thread;
@@ -285,7 +323,8 @@ struct alignas(64) Exporter::Lane {
 // thread. Aligned: the queue's own fields, read on every acquire, share no
 // line with another worker's batches or queue.
 struct alignas(64) FreeBatches {
-  tbb::concurrent_bounded_queue<RecordBatch*> q;
+  explicit FreeBatches(size_t capacity) : q(capacity) {}
+  BatchQueue q;
 };
 
 struct Exporter::Impl {
@@ -309,10 +348,9 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
                                       : default_export_threads(workers, std::thread::hardware_concurrency());
   threads = std::min(threads, workers);  // a thread without a worker would have nothing to do
   for (unsigned t = 0; t < threads; ++t) {
-    im.lanes.push_back(std::make_unique<Lane>());
     // Each queue holds every batch of its workers (and the stop marker): a submit never blocks.
     const unsigned served = (workers - t + threads - 1) / threads;
-    im.lanes.back()->filled.set_capacity(static_cast<std::ptrdiff_t>(served) * cfg.batches_per_worker + 1);
+    im.lanes.push_back(std::make_unique<Lane>(size_t{served} * cfg.batches_per_worker + 1));
   }
   for (const auto& o : cfg.outputs) {
     if (o.kind != OutputSpec::Kind::kJsonl && o.kind != OutputSpec::Kind::kKafka && e->gelf_host_.empty()) {
@@ -335,7 +373,7 @@ std::unique_ptr<Exporter> Exporter::create(const ExportConfig& cfg, unsigned wor
     for (unsigned t = 0; t < threads; ++t) im.lanes[t]->counters.push_back(std::make_unique<SinkCounters>());
   }
   for (unsigned w = 0; w < workers; ++w) {
-    im.free.push_back(std::make_unique<FreeBatches>());
+    im.free.push_back(std::make_unique<FreeBatches>(cfg.batches_per_worker));
     for (uint32_t i = 0; i < cfg.batches_per_worker; ++i) {
       auto b = std::make_unique<RecordBatch>();
       b->owner = w;
@@ -370,10 +408,7 @@ void Exporter::submit(RecordBatch* b) { impl_->lanes[b->owner % impl_->lanes.siz
 
 size_t Exporter::queue_depth() const {
   size_t total = 0;
-  for (const auto& l : impl_->lanes) {
-    auto n = l->filled.size();
-    if (n > 0) total += static_cast<size_t>(n);
-  }
+  for (const auto& l : impl_->lanes) total += l->filled.size();
   return total;
 }
 
