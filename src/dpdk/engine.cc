@@ -38,6 +38,10 @@ using dpdk::LoopShared;
 constexpr std::chrono::milliseconds kControlTurn{20};
 
 // Owns what the run created in DPDK memory; frees it before the EAL goes.
+// The mempools and rings are not freed one by one: they live in the EAL's
+// memory, which rte_eal_cleanup (the Eal guard's destructor, right after)
+// unmaps whole. Freeing them first only had DPDK zero every byte it freed
+// (5.5 MB for a small capture, 14% of such a run's instructions).
 struct RunResources {
   std::unique_ptr<dpdk::FileSource> file;  // unmapped last: mbufs point into it
   rte_mempool* pool = nullptr;
@@ -49,13 +53,6 @@ struct RunResources {
       rte_eth_dev_stop(p);
       rte_eth_dev_close(p);
     }
-    for (auto& row : rings) {
-      for (auto* r : row) {
-        if (r != nullptr) rte_ring_free(r);
-      }
-    }
-    if (pool != nullptr) rte_mempool_free(pool);
-    if (frag_hdr_pool != nullptr) rte_mempool_free(frag_hdr_pool);
   }
 };
 
@@ -177,7 +174,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
     sh.expected_packets = file->packets;
   }
 
-  RunResources res;  // after the EAL guard: freed before rte_eal_cleanup
+  RunResources res;  // after the EAL guard: ports stopped, file unmapped before rte_eal_cleanup
   std::vector<uint16_t> port_ids;
   uint16_t pid;
   RTE_ETH_FOREACH_DEV(pid) port_ids.push_back(pid);
