@@ -224,7 +224,10 @@ int run_capture(const Config& cfg, const CaptureFileInfo* file,
   // RED metrics: settings every worker reads, and the control core's merged series.
   std::unique_ptr<red::Shared> red_shared;
   std::unique_ptr<red::Merger> red_merger;
-  if (cfg.job == JobKind::kRecords && cfg.red.enabled) {
+  // Only /metrics and remote_write read RED series: without either, the
+  // workers do not aggregate them.
+  const bool red_read = cfg.metrics_listen != "off" || cfg.remote_write.enabled();
+  if (cfg.job == JobKind::kRecords && cfg.red.enabled && red_read) {
     red_shared = std::make_unique<red::Shared>(cfg.red);
     red_merger = std::make_unique<red::Merger>(*red_shared, cfg.workers);
     from.red = red_merger.get();
