@@ -9,10 +9,19 @@
 #include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <deque>
 #include <limits>
 #include <mutex>
+#include <thread>
 
+#include "core/host_port.h"
 #include "metrics/red_families.h"
 
 namespace spanfeed {
@@ -452,13 +461,64 @@ struct MetricsServer::Impl {
   std::unique_ptr<RemoteWriter> remote_writer;
   std::shared_ptr<const std::vector<MetricFamily>> last;  // the latest snapshot...
   size_t last_base = 0;                                   // ...and its families before the remote writer's
+  std::string listen_host;  // where a connection reaches the listener (stop_exposer)
   // Declared last, destroyed first: its HTTP threads are joined before the snapshots they read go.
   std::unique_ptr<prometheus::Exposer> exposer;
 };
 
+namespace {
+
+// One connection to host:port, closed at once (bounded by 100 ms).
+void poke(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  addrinfo* ai = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &ai) != 0) return;
+  const int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    const timeval bound{0, 100'000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof(bound));
+    (void)connect(fd, ai->ai_addr, ai->ai_addrlen);
+    close(fd);
+  }
+  freeaddrinfo(ai);
+}
+
+// civetweb's listener thread polls its sockets in 2 s turns and looks at its stop flag only
+// between them, so destroying the Exposer (mg_stop) took up to 2 s: the last 2 s of every run
+// with /metrics on. A connection to the listener while it stops ends the turn at once; the
+// connections made before the flag is set are served (they send nothing) and closed.
+void stop_exposer(std::unique_ptr<prometheus::Exposer>& exposer, const std::string& host) {
+  if (!exposer) return;
+  const std::vector<int> ports = exposer->GetListeningPorts();
+  std::atomic<bool> stopped{false};
+  std::thread waker([&] {
+    while (!stopped.load(std::memory_order_acquire)) {
+      for (int port : ports) poke(host, port);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  exposer.reset();
+  stopped.store(true, std::memory_order_release);
+  waker.join();
+}
+
+// The address to connect to for a listener on `listen` (HOST:PORT): the host itself, loopback
+// for a wildcard.
+std::string connect_host(const std::string& listen) {
+  const auto hp = split_host_port(listen);
+  const std::string host = hp ? std::string(hp->host) : std::string();
+  if (host.empty() || host == "0.0.0.0" || host == "*") return "127.0.0.1";
+  if (host == "::") return "::1";
+  return host;
+}
+
+}  // namespace
+
 MetricsServer::MetricsServer() : impl_(std::make_unique<Impl>()) {}
 MetricsServer::~MetricsServer() {
-  impl_->exposer.reset();
+  stop_exposer(impl_->exposer, impl_->listen_host);
   impl_->remote_writer.reset();  // the final flush, bounded by remote_write.timeout_s
 }
 
@@ -482,6 +542,7 @@ std::unique_ptr<MetricsServer> MetricsServer::start(const std::string& listen, s
             "); choose another with --metrics HOST:PORT or metrics.listen, or --metrics off";
     return nullptr;
   }
+  m->impl_->listen_host = connect_host(listen);
   m->impl_->exposer->RegisterCollectable(m->impl_->metrics, "/metrics");
   m->impl_->exposer->RegisterCollectable(m->impl_->health, "/health");
   m->impl_->health->set(health_family(1));
