@@ -7,14 +7,16 @@
 # CPU (user+sys) and peak RSS, and each peer's ratio to spanfeed.
 #   bench/compare.sh PCAP [ROUNDS]
 # Environment: SPANFEED (binary, default build/src/spanfeed), WORKERS
-# (default 1), TSHARK_ROUNDS (tshark is slow: rounds it joins, default 1;
-# 0 skips it), NO_INSTALL=1 (do not apt-get the peers).
+# (default 1), METRICS (default 127.0.0.1:0: /metrics served as by default,
+# on a free port; off: --metrics off), TSHARK_ROUNDS (tshark is slow: rounds
+# it joins, default 1; 0 skips it), NO_INSTALL=1 (do not apt-get the peers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pcap=${1:?usage: bench/compare.sh PCAP [ROUNDS]}
 rounds=${2:-5}
 spanfeed=${SPANFEED:-build/src/spanfeed}
 workers=${WORKERS:-1}
+metrics=${METRICS:-127.0.0.1:0}
 tshark_rounds=${TSHARK_ROUNDS:-1}
 
 # The peers are installed here only (not by install-deps: spanfeed does not need them).
@@ -55,7 +57,7 @@ for ((r = 0; r < rounds; r++)); do
     case $tool in
       spanfeed)
         run spanfeed "$spanfeed" --pcap "$cap" --job records --workers "$workers" \
-          --output "jsonl:$work/out/records.jsonl" -q --metrics off ;;
+          --output "jsonl:$work/out/records.jsonl" -q --metrics "$metrics" ;;
       tcpflow)
         command -v tcpflow >/dev/null && run tcpflow tcpflow -r "$cap" -o "$work/out" ;;
       ndpiReader)
@@ -70,14 +72,14 @@ for ((r = 0; r < rounds; r++)); do
   done
 done
 
-python3 - "$results" "$pcap" "$rounds" "$workers" <<'PY'
+python3 - "$results" "$pcap" "$rounds" "$workers" "$metrics" <<'PY'
 import statistics, sys
 rows = [l.split("\t") for l in open(sys.argv[1]).read().splitlines() if l]
 by = {}
 for tool, wall, cpu, rss in rows:
     by.setdefault(tool, []).append((float(wall), float(cpu), int(rss)))
 med = {t: tuple(statistics.median(x[i] for x in v) for i in range(3)) for t, v in by.items()}
-print(f"{sys.argv[2]}: medians of {sys.argv[3]} paired rounds (spanfeed: --workers {sys.argv[4]}, records to a JSON-lines file)")
+print(f"{sys.argv[2]}: medians of {sys.argv[3]} paired rounds (spanfeed: --workers {sys.argv[4]}, --metrics {sys.argv[5]}, records to a JSON-lines file)")
 print(f"| tool | runs | wall s | cpu s | peak RSS MiB | wall / spanfeed | cpu / spanfeed |")
 print(f"|---|---|---|---|---|---|---|")
 base = med.get("spanfeed")
