@@ -140,8 +140,7 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
 
   dpdk::PoolPlan pool;
   if (!dpdk::plan_pool(cfg, pool, error)) return 1;
-  dpdk::EalPlan plan =
-      dpdk::plan_eal(cfg, pool.mbufs * pool.mbuf_bytes + pool.frag_hdr_mbufs * pool.frag_hdr_mbuf_bytes);
+  dpdk::EalPlan plan = dpdk::plan_eal(cfg, pool.heap_bytes());
   std::unique_ptr<dpdk::Eal> eal = dpdk::Eal::start(plan, verbose, error);
   if (!eal) return 1;
   mark("eal");

@@ -23,7 +23,22 @@ uint32_t round_pool_size(uint64_t n) {
   return static_cast<uint32_t>(std::min<uint64_t>(p - 1, UINT32_MAX));
 }
 
+// What `objects` mempool elements of `bytes` each take in 4 KiB pages, as
+// DPDK's rte_mempool_op_calc_mem_size_helper places them: one that fits in a
+// page never crosses one; a larger one takes whole pages.
+uint64_t in_pages(uint64_t objects, uint64_t bytes) {
+  constexpr uint64_t kPage = 4096;
+  if (objects == 0 || bytes == 0) return 0;
+  if (bytes > kPage) return objects * ((bytes + kPage - 1) / kPage * kPage);
+  const uint64_t per_page = kPage / bytes;
+  return (objects + per_page - 1) / per_page * kPage;
+}
+
 }  // namespace
+
+uint64_t PoolPlan::heap_bytes() const {
+  return in_pages(mbufs, mbuf_bytes) + in_pages(frag_hdr_mbufs, frag_hdr_mbuf_bytes);
+}
 
 bool plan_pool(const EngineConfig& cfg, PoolPlan& plan, std::string& error) {
   const unsigned nrx = cfg.rx_lcores, nw = cfg.workers;

@@ -28,6 +28,11 @@ struct PoolPlan {
   // fragments (ip_defrag.cc), so rte_ip_frag never writes into the mapping.
   uint64_t frag_hdr_mbufs = 0;
   uint64_t frag_hdr_mbuf_bytes = 0;
+
+  // The EAL memory both pools take without hugepages. DPDK keeps an mbuf that
+  // fits in a 4 KiB page inside one (it must be IOVA-contiguous), so a 2.4 KiB
+  // mbuf takes a whole page: 1.7 times its size.
+  uint64_t heap_bytes() const;
 };
 
 // Sizes the pool for `cfg`: every ring full, every lcore cache full, a burst
