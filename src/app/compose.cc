@@ -210,6 +210,12 @@ int check_config(const Config& cfg, const std::string& path, const std::string& 
   return 0;
 }
 
+bool metrics_read(const Config& cfg) { return cfg.metrics_listen != "off" || cfg.remote_write.enabled(); }
+
+bool final_numbers_read(const Config& cfg) {
+  return cfg.remote_write.enabled() || (cfg.metrics_listen != "off" && cfg.metrics_linger_s > 0);
+}
+
 int run_capture(const Config& cfg, const CaptureFileInfo* file,
                 const std::function<RulesControl*()>& await_rules, const RunCallbacks& cb,
                 RunReport& report, std::string& error) {
@@ -226,8 +232,7 @@ int run_capture(const Config& cfg, const CaptureFileInfo* file,
   std::unique_ptr<red::Merger> red_merger;
   // Only /metrics and remote_write read RED series: without either, the
   // workers do not aggregate them.
-  const bool red_read = cfg.metrics_listen != "off" || cfg.remote_write.enabled();
-  if (cfg.job == JobKind::kRecords && cfg.red.enabled && red_read) {
+  if (cfg.job == JobKind::kRecords && cfg.red.enabled && metrics_read(cfg)) {
     red_shared = std::make_unique<red::Shared>(cfg.red);
     red_merger = std::make_unique<red::Merger>(*red_shared, cfg.workers);
     from.red = red_merger.get();
@@ -272,6 +277,7 @@ int run_capture(const Config& cfg, const CaptureFileInfo* file,
   hooks.on_counters = [&](const EngineCounters& c, bool final) {
     if (final && exporter) exporter->stop();  // joins the finished exporter thread
     RunReport& rep = final ? report : live;
+    if (final && !final_numbers_read(cfg)) from.red = nullptr;  // only /metrics reads RED series
     assemble_report(c, from, final, rep);
     if (c.file.present) {  // a file counted as it is read
       rep.file_fraction = c.file.size != 0 ? static_cast<double>(c.file.offset) / static_cast<double>(c.file.size) : 0;

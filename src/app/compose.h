@@ -45,6 +45,13 @@ int check_config(const Config& cfg, const std::string& path, const std::string& 
 // Where the report says the packets come from.
 std::string source_name(const Config& cfg);
 
+// Something reads the metrics: /metrics is served or remote_write is on (RED
+// series are aggregated only then).
+bool metrics_read(const Config& cfg);
+// The final numbers, published after the run, are read: by a scraper during
+// metrics.linger_s or by the remote writer's last push.
+bool final_numbers_read(const Config& cfg);
+
 struct RunCallbacks {
   // Every second while the capture runs (final = false), and once at the end.
   std::function<void(const RunReport&, bool final)> on_report;

@@ -168,7 +168,13 @@ int main(int argc, char** argv) {
   RunCallbacks cb;
   cb.on_report = [&](const RunReport& r, bool final) {
     if (final) signals_at_final = stop_signals();
-    if (metrics_server) metrics_server->publish(r, final);
+    // The final numbers are published for a linger or a remote writer to take; with neither,
+    // nobody can read them: the server stops while the run tears down.
+    if (metrics_server && final && !final_numbers_read(cfg)) {
+      metrics_server->stop_serving();
+    } else if (metrics_server) {
+      metrics_server->publish(r, final);
+    }
     if (!final) notice_broker_waits(r, cfg, status.enabled(), last_wait_notice);
     status.update(r, final);
   };

@@ -37,11 +37,12 @@ using dpdk::LoopShared;
 // requests, ticks the app and may publish counters.
 constexpr std::chrono::milliseconds kControlTurn{20};
 
-// Owns what the run created in DPDK memory; frees it before the EAL goes.
-// The mempools and rings are not freed one by one: they live in the EAL's
-// memory, which rte_eal_cleanup (the Eal guard's destructor, right after)
-// unmaps whole. Freeing them first only had DPDK zero every byte it freed
-// (5.5 MB for a small capture, 14% of such a run's instructions).
+// What the run created in DPDK: the ports are stopped and the file unmapped
+// before the EAL goes. The mempools and rings are not freed one by one: they
+// live in the EAL's memory, which rte_eal_cleanup (the Eal guard's
+// destructor, right after) unmaps whole. Freeing them first only had DPDK
+// zero every byte it freed (5.5 MB for a small capture, 14% of such a run's
+// instructions).
 struct RunResources {
   std::unique_ptr<dpdk::FileSource> file;  // unmapped last: mbufs point into it
   rte_mempool* pool = nullptr;

@@ -462,6 +462,7 @@ struct MetricsServer::Impl {
   std::shared_ptr<const std::vector<MetricFamily>> last;  // the latest snapshot...
   size_t last_base = 0;                                   // ...and its families before the remote writer's
   std::string listen_host;  // where a connection reaches the listener (stop_exposer)
+  std::thread stopping;     // stop_serving's
   // Declared last, destroyed first: its HTTP threads are joined before the snapshots they read go.
   std::unique_ptr<prometheus::Exposer> exposer;
 };
@@ -518,6 +519,7 @@ std::string connect_host(const std::string& listen) {
 
 MetricsServer::MetricsServer() : impl_(std::make_unique<Impl>()) {}
 MetricsServer::~MetricsServer() {
+  if (impl_->stopping.joinable()) impl_->stopping.join();
   stop_exposer(impl_->exposer, impl_->listen_host);
   impl_->remote_writer.reset();  // the final flush, bounded by remote_write.timeout_s
 }
@@ -531,6 +533,12 @@ std::shared_ptr<const std::vector<MetricFamily>> health_family(double value) {
   return std::make_shared<const std::vector<MetricFamily>>(std::vector<MetricFamily>{h});
 }
 }  // namespace
+
+void MetricsServer::stop_serving() {
+  if (!impl_->exposer || impl_->stopping.joinable()) return;
+  Impl* impl = impl_.get();
+  impl_->stopping = std::thread([impl] { stop_exposer(impl->exposer, impl->listen_host); });
+}
 
 std::unique_ptr<MetricsServer> MetricsServer::start(const std::string& listen, std::string& error) {
   std::unique_ptr<MetricsServer> m(new MetricsServer());

@@ -26,7 +26,11 @@ class MetricsServer {
   // Control core: replace what /metrics serves (and the remote writer
   // pushes) with this snapshot.
   void publish(const RunReport& r, bool final);
-  int port() const;  // 0 without an HTTP server
+  // Stops the HTTP server from a thread of its own (civetweb takes ~10 ms to
+  // stop) while the run tears down; the destructor waits for it. For a run
+  // whose final numbers nobody reads (no linger, no remote writer).
+  void stop_serving();
+  int port() const;  // 0 without an HTTP server; only before stop_serving
 
  private:
   struct Impl;

@@ -389,6 +389,22 @@ class Metrics(SpanfeedTestCase):
         self.assertIn(f"metrics.listen (--metrics): metrics: cannot listen on 127.0.0.1:{port}",
                       r.stderr)
 
+    def test_run_ends_without_waiting_for_the_http_server(self):
+        # civetweb's listener looks at its stop flag between 2 s polls: stopping the server
+        # once made every run with /metrics served (the default) end 2 s late. A plain build
+        # stops it in ~10 ms; the bound leaves room for a loaded box, not for a 2 s poll.
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "r.jsonl")
+            for linger in ("0", "0.2"):
+                with self.subTest(linger=linger):
+                    start = time.monotonic()
+                    r = subprocess.run([SPANFEED, "--pcap", capture("http/httpv1.pcap"), "-q",
+                                        "--output", f"jsonl:{out}", "--metrics", "127.0.0.1:0",
+                                        "--metrics-linger", linger], capture_output=True, text=True)
+                    took = time.monotonic() - start
+                    self.assertEqual(r.returncode, 0, r.stderr)
+                    self.assertLess(took, float(linger) + scaled(1.5), r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
