@@ -7,6 +7,8 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <rte_memory.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -163,6 +165,18 @@ std::unique_ptr<Eal> Eal::start(const EalPlan& plan, bool verbose, std::string& 
             " (check --eal arguments, lcores and memory)";
     eal.release();  // never initialised: nothing to clean up
     return nullptr;
+  }
+  if (eal_memory_private()) {
+    // Private --no-huge memory may take transparent huge pages, as hugepage-backed memory has
+    // them by construction: the mbufs and rings every packet touches then cost far fewer TLB
+    // misses and page faults (mixed.pcap, one worker: ~5% of the whole run). Advice only: the
+    // kernel may decline (transparent_hugepage=never), and the run goes on with 4 KiB pages.
+    rte_memseg_list_walk(
+        [](const rte_memseg_list* msl, void*) {
+          if (msl->base_va != nullptr && msl->len != 0) madvise(msl->base_va, msl->len, MADV_HUGEPAGE);
+          return 0;
+        },
+        nullptr);
   }
   return eal;
 }
