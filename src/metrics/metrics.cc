@@ -1,6 +1,8 @@
 // Prometheus exposition (prometheus-cpp pull): /metrics with every ledger
 // line and gauge, /health. Built on the control core at each publish; the
-// exposer's HTTP thread only copies the prepared families under a mutex.
+// exposer's HTTP thread only copies the prepared families under a mutex. At
+// the end a short-lived thread stops the exposer (stop_serving) and another
+// wakes its listener (stop_exposer).
 #include "metrics/metrics.h"
 
 #include "remote_write.h"
