@@ -182,10 +182,10 @@ int run_engine(const EngineConfig& cfg, const EngineHooks& hooks, std::string& e
   // the NIC DMAs into the mbufs and the RX lcores should sit there too.
   int socket = port_ids.empty() ? -1 : rte_eth_dev_socket_id(port_ids[0]);
   if (socket < 0) socket = static_cast<int>(rte_socket_id());  // vdevs: no socket of their own
-  res.pool = rte_pktmbuf_pool_create("spanfeed_mbufs", static_cast<unsigned>(pool.mbufs),
-                                     std::min<unsigned>(cfg.mempool_cache, static_cast<unsigned>(pool.mbufs * 2 / 3)),
-                                     dpdk::kPrivSize,
-                                     static_cast<uint16_t>(pool.data_room), socket);
+  const bool dma = !dpdk::ports_copy_only(port_ids);
+  res.pool = dpdk::create_packet_pool("spanfeed_mbufs", static_cast<unsigned>(pool.mbufs),
+                                      std::min<unsigned>(cfg.mempool_cache, static_cast<unsigned>(pool.mbufs * 2 / 3)),
+                                      static_cast<uint16_t>(pool.data_room), socket, dma);
   sh.pool = res.pool;
   if (sh.pool == nullptr) {
     error = "cannot create mempool of " + std::to_string(pool.mbufs) + " mbufs: " +

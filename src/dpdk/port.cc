@@ -2,9 +2,13 @@
 // Control core; allocates.
 #include "dpdk/port.h"
 
+#include <rte_bus.h>
+#include <rte_dev.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_pool_ops.h>
+#include <rte_mempool.h>
 
 #include <algorithm>
 #include <vector>
@@ -38,6 +42,41 @@ uint64_t in_pages(uint64_t objects, uint64_t bytes) {
 
 uint64_t PoolPlan::heap_bytes() const {
   return in_pages(mbufs, mbuf_bytes) + in_pages(frag_hdr_mbufs, frag_hdr_mbuf_bytes);
+}
+
+bool ports_copy_only(const std::vector<uint16_t>& ports) {
+  return std::all_of(ports.begin(), ports.end(), [](uint16_t p) {
+    rte_eth_dev_info info{};
+    if (rte_eth_dev_info_get(p, &info) != 0 || info.device == nullptr) return false;
+    const rte_bus* bus = rte_dev_bus(info.device);
+    return bus != nullptr && std::string_view(rte_bus_name(bus)) == "vdev";
+  });
+}
+
+rte_mempool* create_packet_pool(const char* name, unsigned n, unsigned cache, uint16_t data_room, int socket,
+                                bool dma) {
+  if (dma) return rte_pktmbuf_pool_create(name, n, cache, kPrivSize, data_room, socket);
+  // rte_pktmbuf_pool_create's steps, with RTE_MEMPOOL_F_NO_IOVA_CONTIG.
+  rte_pktmbuf_pool_private priv{};
+  priv.mbuf_data_room_size = data_room;
+  priv.mbuf_priv_size = kPrivSize;
+  const unsigned elt_size = static_cast<unsigned>(sizeof(rte_mbuf)) + kPrivSize + data_room;
+  rte_mempool* mp = rte_mempool_create_empty(name, n, elt_size, cache, sizeof(priv), socket,
+                                             RTE_MEMPOOL_F_NO_IOVA_CONTIG);
+  if (mp == nullptr) return nullptr;
+  if (const int rc = rte_mempool_set_ops_byname(mp, rte_mbuf_best_mempool_ops(), nullptr); rc != 0) {
+    rte_mempool_free(mp);
+    rte_errno = -rc;
+    return nullptr;
+  }
+  rte_pktmbuf_pool_init(mp, &priv);
+  if (const int rc = rte_mempool_populate_default(mp); rc < 0) {
+    rte_mempool_free(mp);
+    rte_errno = -rc;
+    return nullptr;
+  }
+  rte_mempool_obj_iter(mp, rte_pktmbuf_init, nullptr);
+  return mp;
 }
 
 bool plan_pool(const EngineConfig& cfg, PoolPlan& plan, std::string& error) {
