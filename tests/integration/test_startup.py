@@ -1,7 +1,8 @@
 """Start-up and footprint (issue 17): the Hyperscan databases are compiled once and loaded from
 cache_dir by later runs, with the same records; a damaged or foreign cache entry is compiled
-again; cache_dir off keeps nothing; the EAL's TSC calibration is the short one and its NUMA
-probes are answered from one listing; a small capture runs in under 64 MiB resident."""
+again; cache_dir off keeps nothing; the EAL's TSC calibration is measured from the process's
+start, its NUMA and CPU lookups are answered from listings and its --no-huge memory is private;
+a small capture runs in under 64 MiB resident."""
 import glob
 import os
 import re
