@@ -220,7 +220,7 @@ int run_capture(const Config& cfg, const CaptureFileInfo* file,
                 const std::function<RulesControl*()>& await_rules, const RunCallbacks& cb,
                 RunReport& report, std::string& error) {
   std::unique_ptr<Exporter> exporter;
-  std::vector<Job*> jobs;  // owned by the engine while it runs
+  std::vector<Job*> jobs(cfg.workers, nullptr);  // owned by the engine while it runs
   ReportSources from;
   from.cfg = &cfg;
   from.expected_packets = file != nullptr && !cfg.pcap_infinite ? file->packets : 0;
@@ -261,7 +261,7 @@ int run_capture(const Config& cfg, const CaptureFileInfo* file,
   };
   hooks.make_handler = [&](unsigned worker) -> std::unique_ptr<PacketHandler> {
     std::unique_ptr<Job> job = make_job(cfg, worker, exporter.get(), rules, red_shared.get());
-    jobs.push_back(job.get());
+    jobs[worker] = job.get();  // one thread per worker: each writes its own slot
     return job;
   };
   RunReport live;

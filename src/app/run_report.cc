@@ -34,12 +34,13 @@ void assemble_report(const EngineCounters& c, const ReportSources& from, bool fi
     ws.defrag_present = l.defrag_present;
     ws.defrag = l.defrag;
     ws.busy_s = l.busy_s;
-    if (from.jobs != nullptr && w < from.jobs->size()) (*from.jobs)[w]->report(ws);
+    if (from.jobs != nullptr && w < from.jobs->size() && (*from.jobs)[w] != nullptr) (*from.jobs)[w]->report(ws);
     rep.workers.push_back(std::move(ws));
   }
   if (from.red != nullptr && from.jobs != nullptr) {
     const double now_s = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
     for (size_t w = 0; w < from.jobs->size(); ++w) {
+      if ((*from.jobs)[w] == nullptr) continue;
       if (red::Exchange* x = (*from.jobs)[w]->red_exchange()) {
         x->take([&](const red::Delta& d) { from.red->add(w, d, now_s); });
       }

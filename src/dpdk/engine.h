@@ -87,8 +87,11 @@ struct EngineCounters {
 };
 
 struct EngineHooks {
-  // Control core, before launch, once per worker: the worker's packet
-  // handler. The engine owns it and destroys it before run_engine returns.
+  // Before launch, once per worker, all workers' at once: each call on a
+  // thread of its own pinned to that worker's CPUs (so it must be safe to
+  // call concurrently). The worker's packet handler; the engine owns it and
+  // destroys it before run_engine returns. An exception is rethrown on the
+  // control core.
   std::function<std::unique_ptr<PacketHandler>(unsigned worker)> make_handler;
   // Control core, after the EAL and ports are up and before handlers are
   // made: start helper threads. The calling thread's CPU affinity is moved

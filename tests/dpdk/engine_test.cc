@@ -4,9 +4,11 @@
 // and the raw counters balance. One run per process (the EAL starts once).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -65,7 +67,9 @@ TEST(Engine, RunsACaptureFileThroughFakeHandlers) {
   EngineCounters final_counters;
   unsigned finals = 0;
   EngineHooks hooks;
-  hooks.make_handler = [&](unsigned w) {
+  std::mutex made_mu;
+  hooks.make_handler = [&](unsigned w) {  // called for all workers at once, a thread each
+    std::lock_guard lock(made_mu);
     made.push_back(w);
     return std::make_unique<CountingHandler>(seen[w]);
   };
@@ -77,6 +81,7 @@ TEST(Engine, RunsACaptureFileThroughFakeHandlers) {
   };
   ASSERT_EQ(run_engine(cfg, hooks, error), 0) << error;
 
+  std::sort(made.begin(), made.end());
   EXPECT_EQ(made, (std::vector<unsigned>{0, 1, 2}));
   EXPECT_EQ(finals, 1u);
   const EngineCounters& c = final_counters;
