@@ -317,7 +317,12 @@ class RemoteWrite(SpanfeedTestCase):
         # retried with backoff (0.1, 0.2, 0.4 s...) until the shutdown flush's 1.5 s ran out
         self.assertEqual(pushes["ok"] + pushes["rejected"], 0, p.stderr)
         self.assertGreaterEqual(pushes["abandoned"], 1, p.stderr)
-        self.assertEqual(requests, {"ok": 0, "rejected": 0, "server_error": n, "timeout": 0, "unreachable": 0})
+        # Every request the store answered is a server error, but the last one may still be in
+        # flight when the shutdown flush's 1.5 s end (the backoff's fifth try falls at ~1.5 s):
+        # then it counts as a timeout, so nothing goes uncounted either way.
+        self.assertLessEqual(requests["timeout"], 1, p.stderr)
+        self.assertEqual(requests, {"ok": 0, "rejected": 0, "server_error": n - requests["timeout"],
+                                    "timeout": requests["timeout"], "unreachable": 0})
         # a 503 is retried: the same push (the same body) went more than once
         self.assertLess(len({body for _, body in store.requests}), n)
         self.assertEqual(store.requests[0][0]["Authorization"], "Basic c3BhbmZlZWQ6cGE1NQ==")  # spanfeed:pa55
