@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<MetricsServer> metrics_server;
   const bool serving = cfg.metrics_listen != "off";
-  if (serving || cfg.remote_write.enabled()) {
+  if (metrics_read(cfg)) {
     std::string err;
     metrics_server = MetricsServer::start(cfg.metrics_listen, err);
     if (!metrics_server) {

@@ -16,9 +16,9 @@
 #include <rte_ring.h>
 
 #include <algorithm>
-#include <exception>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <thread>
 
 #include "dpdk/capture_filter.h"
