@@ -357,9 +357,11 @@ class FlowContext {
   // (MySQL compressed-protocol payloads). Matches go to that message.
   void content(Direction dir, std::span<const std::byte> bytes, bool compressed);
 
-  // The flow speaks protocol `p` from here on (HTTP/1.1 `Upgrade: h2c` answered by 101): p's decoder
-  // opens with fresh state, hears `origin` (the request that asked; Decoder::upgraded, not called when null) and
-  // decodes `rest` of `dir`. True: the caller's state is gone, it returns at once; false: no decoder for p.
+  // The flow speaks protocol `p` from here on (HTTP/1.1 `Upgrade: h2c` answered by 101): the calling decoder's
+  // close() ends what it still has in progress (a message of the other side: a record flagged as its close
+  // flags it, never a message left in the pool), then p's decoder opens with fresh state, hears `origin` (the
+  // request that asked, copied by the caller; Decoder::upgraded, not called when null) and decodes `rest` of
+  // `dir`. True: the caller's state is gone, it returns at once; false: no decoder for p (nothing changed).
   bool hand_over(Protocol p, Direction dir, std::span<const std::byte> rest, uint64_t ts_ns, const Message* origin);
 
   void count_decode_error();
@@ -439,7 +441,8 @@ class Decoder {
   // `dir` ended (FIN): a body delimited by the connection end is complete.
   virtual void fin(FlowContext& ctx, Direction dir, uint64_t ts_ns) = 0;
   // Last call: finish or drop messages in progress (pending requests are
-  // flushed by the builder afterwards).
+  // flushed by the builder afterwards). Also called when this decoder hands
+  // the flow to another (FlowContext::hand_over), from inside its own data().
   virtual void close(FlowContext& ctx, uint64_t ts_ns) = 0;
 };
 

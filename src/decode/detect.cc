@@ -36,6 +36,11 @@ bool FlowContext::hand_over(Protocol p, Direction dir, std::span<const std::byte
                             const Message* origin) {
   Decoder* d = p < Protocol::kCount ? b_.decoders_[static_cast<size_t>(p)].get() : nullptr;
   if (d == nullptr) return false;
+  // The old decoder ends its messages in progress first (HTTP/1: a response still open when the client's
+  // HTTP/2 preface arrives): its state is wiped below, and a message held there would never go back to the pool.
+  if (Decoder* old = s_.protocol < Protocol::kCount ? b_.decoders_[static_cast<size_t>(s_.protocol)].get() : nullptr) {
+    old->close(*this, ts_ns);
+  }
   b_.release_carry(s_, 0);  // what the old decoder kept is not the new protocol's
   b_.release_carry(s_, 1);
   s_.protocol = p;

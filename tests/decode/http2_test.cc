@@ -615,5 +615,32 @@ TEST(Http2, TakenOverAfterAClientGapFlagsStreamsWithoutRequest) {
   h.expect_ledger();
 }
 
+// HTTP/2 with prior knowledge on an HTTP port while the HTTP/1 decoder still has a response open (its
+// head not ended): the preface hands the flow over, and that response ends first, a record flagged
+// truncated, instead of staying in the message pool for good (the fuzzer's find: with the pool at 64
+// messages, each such flow took one message until the worker had none).
+TEST(Http2, PrefaceWhileAnHttp1ResponseIsOpenEndsThatResponse) {
+  Harness h;
+  h.open(8080);
+  Conn c{h};
+  h.s2c("HTTP/1.1 500 Internal Server Error\r\nContent-Ty", kT0);
+  c.start(kT0 + kMs);
+  h.c2s(c.req(1, get("/h2"), true), kT0 + 2 * kMs);
+  h.s2c(c.resp(1, {{":status", "204"}}, true), kT0 + 3 * kMs);
+  EXPECT_EQ(h.builder().messages_in_use(), 0u);
+  h.close(kT0 + 4 * kMs);
+  DUMP(h);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h.rec(0)["protocol"], "http");
+  EXPECT_EQ(h.rec(0)["response"]["status_code"], 500);
+  EXPECT_EQ(h.rec(0)["status"], "unmatched");
+  EXPECT_EQ(h.rec(0)["flags"], json::array({"truncated"}));
+  EXPECT_EQ(h.rec(1)["protocol"], "http2");
+  EXPECT_EQ(h.rec(1)["request"]["path"], "/h2");
+  EXPECT_EQ(h.rec(1)["response"]["status_code"], 204);
+  EXPECT_EQ(h.builder().messages_in_use(), 0u);
+  h.expect_ledger();
+}
+
 }  // namespace
 }  // namespace spanfeed
