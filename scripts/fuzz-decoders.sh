@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Builds the protocol-decoder libFuzzer targets with clang (ASan + UBSan) and runs each for N seconds.
 # Usage: scripts/fuzz-decoders.sh [SECONDS_PER_TARGET=20] [TARGET...]   (targets: every tests/decode/fuzz_<name>.cc)
+# FUZZ_RUNS=N instead runs each target for N inputs from a fixed seed (FUZZ_SEED, default 1), starting
+# from the checked-in corpus only: the same inputs on every machine, so a failure reproduces with the
+# same command (the suite's fuzz_smoke). Without it, each target explores for SECONDS from a random seed,
+# its corpus growing in FUZZ_OUT across runs.
 # Needs clang++ and libclang-rt (Debian: apt-get install -y clang libclang-rt-14-dev). Single job per target, -j1 friendly.
 set -euo pipefail
 
@@ -45,16 +49,32 @@ if [ ${#stale[@]} -gt 0 ]; then
   printf '%s\0' "${stale[@]}" | xargs -0 -n 2 -P "${FUZZ_JOBS:-$(nproc)}" sh -c '$CXX_FUZZ_CMD -c "$0" -o "$1"'
 fi
 
+# A fixed-seed run is repeatable only with the same addresses (pointer comparisons feed the fuzzer's
+# dictionary): without address-space randomisation where the machine allows it.
+same_addresses=()
+if [ -n "${FUZZ_RUNS:-}" ] && setarch -R true 2>/dev/null; then same_addresses=(setarch -R); fi
+
 status=0
 for t in "${targets[@]}"; do
   bin="$out/fuzz_$t"
   "$cxx" "${flags[@]}" "$root/tests/decode/fuzz_$t.cc" "${objs[@]}" -lz -lcrypto -lnghttp2 -o "$bin"  # zlib: MySQL compressed protocol; libcrypto: TLS; nghttp2: HPACK
-  corpus="$out/corpus-$t"
-  mkdir -p "$corpus"
-  cp -n "$root/tests/decode/corpus/$t/"* "$corpus/" 2>/dev/null || true
-  echo "== fuzz_$t: ${secs}s (corpus $corpus, crashes in $out)"
-  if ! "$bin" -max_total_time="$secs" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-       -artifact_prefix="$out/crash-$t-" -print_final_stats=1 "$corpus" 2>"$out/fuzz_$t.log"; then
+  if [ -n "${FUZZ_RUNS:-}" ]; then
+    # New inputs go to a fresh directory (the first one given); the checked-in corpus is only read.
+    corpus="$out/runs-$t"
+    rm -rf "$corpus"
+    mkdir -p "$corpus"
+    how=(-runs="$FUZZ_RUNS" -seed="${FUZZ_SEED:-1}" -reload=0 "$corpus")
+    [ -d "$root/tests/decode/corpus/$t" ] && how+=("$root/tests/decode/corpus/$t")
+    echo "== fuzz_$t: $FUZZ_RUNS inputs, seed ${FUZZ_SEED:-1} (crashes in $out)"
+  else
+    corpus="$out/corpus-$t"
+    mkdir -p "$corpus"
+    cp -n "$root/tests/decode/corpus/$t/"* "$corpus/" 2>/dev/null || true
+    how=(-max_total_time="$secs" "$corpus")
+    echo "== fuzz_$t: ${secs}s (corpus $corpus, crashes in $out)"
+  fi
+  if ! "${same_addresses[@]}" "$bin" "${how[@]}" -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+       -artifact_prefix="$out/crash-$t-" -print_final_stats=1 2>"$out/fuzz_$t.log"; then
     echo "fuzz_$t FAILED: see $out/fuzz_$t.log and $out/crash-$t-*" >&2
     tail -30 "$out/fuzz_$t.log" >&2
     status=1
