@@ -372,6 +372,11 @@ class Reassembler final : private FlowTableListener {
     uint32_t hold_next = UINT32_MAX;
     uint64_t hold_since_ns = 0;
     uint64_t closed_ts_ns = 0;  // packet time of the close (late SYNs)
+    // A RST with the hold on: the close waits the hold's bound (listed like a hold) for bytes sent before
+    // the reset that a mirror delivered after it; reset_close() carries it out.
+    bool rst_pending = false;
+    Direction rst_dir = Direction::kClientToServer;
+    uint64_t rst_ts_ns = 0;
   };
 
   void on_flow_removed(Flow& flow, RemoveReason reason, uint64_t now_ns) override;
@@ -467,7 +472,7 @@ class Reassembler final : private FlowTableListener {
   void settle(Flow& f, uint64_t ts_ns) {
     const FlowStreams& fs = streams_[f.slot];
     if (idle_direction(fs.dir[0]) && idle_direction(fs.dir[1])) [[likely]] {
-      if (fs.hold_listed) [[unlikely]] hold_unlist(f);
+      if (fs.hold_listed && !fs.rst_pending) [[unlikely]] hold_unlist(f);
       return;
     }
     settle_slow(f, ts_ns);
@@ -521,7 +526,9 @@ class Reassembler final : private FlowTableListener {
   }
   void maybe_deliver_fin_slow(Flow& f, Direction d, uint64_t ts_ns);
   void flush_direction(Flow& f, Direction d, uint64_t ts_ns);
+  // Every close goes through here; a flow whose RST waits (FlowStreams::rst_pending) closes as that reset.
   void close_flow(Flow& f, CloseReason reason, uint64_t ts_ns);
+  void reset_close(Flow& f);
   bool overlap_differs(StreamState& s, uint32_t seq, std::span<const std::byte> data);
   void count_conflict() {  // once per segment
     if (!conflict_counted_) ++counters_.overlap_conflicts;

@@ -17,6 +17,7 @@ ReassemblerConfig offline_reassembler_config() {
   ReassemblerConfig c;
   c.table.capacity = 4096;
   c.reassembly.memory_cap_bytes = 16u << 20;
+  c.reassembly.ack_hold_ns = 10'000'000;  // reassembly.ack_hold_ms's default: records as spanfeed makes them
   return c;
 }
 

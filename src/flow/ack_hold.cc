@@ -65,7 +65,8 @@ void Reassembler::pump(Flow& f, uint64_t ts_ns) {
 void Reassembler::settle_slow(Flow& f, uint64_t ts_ns) {
   pump(f, ts_ns);
   FlowStreams& fs = streams_[f.slot];
-  if (!hold_pending(f)) {
+  const bool waits = hold_pending(f);
+  if (!waits && !fs.rst_pending) {
     hold_unlist(f);
     return;
   }
@@ -75,10 +76,10 @@ void Reassembler::settle_slow(Flow& f, uint64_t ts_ns) {
     hold_list(f);
     return;
   }
-  if (now - fs.hold_since_ns >= cfg_.ack_hold_ns) {
+  if (waits && now - fs.hold_since_ns >= cfg_.ack_hold_ns) {
     ++counters_.ack_hold_timeouts;
     force_release(f, ts_ns);
-    hold_unlist(f);
+    if (!fs.rst_pending) hold_unlist(f);  // a reset's wait stays listed: expire_holds closes the flow
   }
 }
 
@@ -211,9 +212,23 @@ void Reassembler::expire_holds(uint64_t now_ns, uint32_t budget) {
     const uint32_t slot = hold_head_;
     if (now_ns - streams_[slot].hold_since_ns < cfg_.ack_hold_ns) return;
     Flow& f = table_.at(slot);
-    ++counters_.ack_hold_timeouts;
-    force_release(f, now_ns);
+    FlowStreams& fs = streams_[slot];
+    if (hold_pending(f)) {
+      ++counters_.ack_hold_timeouts;
+      force_release(f, now_ns);
+    }
     hold_unlist(f);
+    if (fs.rst_pending) {
+      if (now_ns < fs.rst_ts_ns + cfg_.ack_hold_ns) {
+        // A hold that was listed before the reset came: the reset's own wait goes on, at the tail.
+        fs.hold_since_ns = std::min(fs.rst_ts_ns, now_ns);  // not expired at the next look: no loop
+        hold_list(f);
+        continue;
+      }
+      reset_close(f);
+      table_.touch(f, TimeoutClass::kClosed, now_ns);
+      continue;
+    }
     if (st(f, Direction::kClientToServer).fin_delivered && st(f, Direction::kServerToClient).fin_delivered) {
       close_flow(f, CloseReason::kFin, now_ns);
       table_.touch(f, TimeoutClass::kClosed, now_ns);

@@ -162,7 +162,24 @@ void Reassembler::flush_direction(Flow& f, Direction d, uint64_t ts_ns) {
   }
 }
 
+// A reset whose close waited (process_tcp): it ends at the reset's packet time, or at the last packet
+// the flow had after it. The consumer hears what the ACKs prove first, then the reset, then the close.
+void Reassembler::reset_close(Flow& f) {
+  FlowStreams& fs = streams_[f.slot];
+  fs.rst_pending = false;
+  const uint64_t end_ns = std::max(fs.rst_ts_ns, f.last_ts_ns);
+  if (hold_on_) force_release(f, end_ns);
+  flush_direction(f, kC2S, end_ns);
+  flush_direction(f, kS2C, end_ns);
+  consumer_.on_rst(f, fs.rst_dir, end_ns);
+  close_flow(f, CloseReason::kRst, end_ns);
+}
+
 void Reassembler::close_flow(Flow& f, CloseReason reason, uint64_t ts_ns) {
+  if (streams_[f.slot].rst_pending) [[unlikely]] {
+    reset_close(f);  // the flow was reset: a timeout, eviction, reuse or the end of the run only ends the wait
+    return;
+  }
   if (hold_on_) {
     force_release(f, ts_ns);  // held data goes out in the order the ACKs proved
     hold_unlist(f);

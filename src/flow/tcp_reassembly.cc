@@ -499,6 +499,10 @@ SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const 
 
   Flow& flow = *f;
   last_slot_ = flow.slot;
+  if (streams_[flow.slot].rst_pending && ts_ns >= streams_[flow.slot].rst_ts_ns + cfg_.ack_hold_ns) [[unlikely]] {
+    reset_close(flow);  // its wait is over (expire_holds had not reached it yet): this packet is after the close
+    table_.touch(flow, TimeoutClass::kClosed, ts_ns);
+  }
   count_stats(flow, d, payload.size(), frame.size(), ts_ns);
   if (flow.state == FlowState::kClosed) return SegmentOutcome::kAfterClose;  // linger timer keeps running
   StreamState& s = st(flow, d);
@@ -512,7 +516,29 @@ SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const 
         return SegmentOutcome::kOutOfWindow;
       }
     }
-    if (hold_on_) force_release(flow, ts_ns);  // held data goes out in the order the ACKs proved
+    FlowStreams& fs = streams_[flow.slot];
+    if (fs.rst_pending) {
+      // More resets while the first one's close waits (a closed socket answers each segment that reaches
+      // it with one; a mirror copy): nothing new, counted as a closed flow's would have been.
+      table_.touch(flow, TimeoutClass::kTcpClosing, ts_ns);
+      return SegmentOutcome::kAfterClose;
+    }
+    fs.rst_dir = d;
+    fs.rst_ts_ns = ts_ns;
+    if (hold_on_) {
+      // A mirror fed by two paths may deliver the reset ahead of bytes sent before it (the other side's
+      // last data, which made its peer reset: a TLS close_notify after the server closed). The close
+      // waits the hold's bound in packet time, as a held segment would: bytes in the window meanwhile are
+      // delivered; the flow then closes as reset (expire_holds, the flow's next packet, or any close).
+      fs.rst_pending = true;
+      flow.state = FlowState::kClosing;
+      if (!fs.hold_listed) {
+        fs.hold_since_ns = std::max(table_.now_ns(), ts_ns);
+        hold_list(flow);
+      }
+      table_.touch(flow, TimeoutClass::kTcpClosing, ts_ns);
+      return SegmentOutcome::kRst;
+    }
     flush_direction(flow, kC2S, ts_ns);
     flush_direction(flow, kS2C, ts_ns);
     consumer_.on_rst(flow, d, ts_ns);
@@ -602,7 +628,7 @@ SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const 
         if (hold_on_) {
           if (!idle_direction(o)) [[unlikely]] {
             settle_slow(flow, ts_ns);
-          } else if (streams_[flow.slot].hold_listed) [[unlikely]] {
+          } else if (streams_[flow.slot].hold_listed && !streams_[flow.slot].rst_pending) [[unlikely]] {
             hold_unlist(flow);
           }
         }

@@ -180,12 +180,13 @@ def doubled(pkts, linktype, nanos):
     return out
 
 
-def swapped(pkts, linktype):
+def swapped(pkts, linktype, across_rst=True):
     """Consecutive TCP data segments swapped in pairs: 1st<->2nd, 3rd<->4th, ...
     except where nothing in the capture proves the original order, which is
     then the only evidence (an ambiguity no reordering by ACKs can undo):
-    - a swap that carries a segment across a RST of its own connection (a RST
-      carries no ACK: which side of it was the segment sent?);
+    - (with across_rst False) a swap that carries a segment across a RST of its
+      own connection: the reassembler's RST wait (docs/reassembly.md) is what
+      lets a segment captured after the RST that ended its connection still count;
     - the two directions of one connection sent concurrently: neither
       segment's ACK covers the other's bytes (each was sent before the other
       arrived), e.g. a gRPC client's last upload message and the server's
@@ -196,7 +197,8 @@ def swapped(pkts, linktype):
     pairs = 0
     for a, b in zip(data[0::2], data[1::2]):
         ta, tb = info[a], info[b]
-        if any(info[k] and info[k][1] & 0x04 and info[k][0] in (ta[0], tb[0]) for k in range(a + 1, b)):
+        if not across_rst and any(info[k] and info[k][1] & 0x04 and info[k][0] in (ta[0], tb[0])
+                                  for k in range(a + 1, b)):
             continue
         if ta[0] == tb[0] and ta[3] != tb[3]:
             def covers(x, y):  # x's ACK covers y's bytes (wrap-safe)
