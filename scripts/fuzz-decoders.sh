@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the protocol-decoder libFuzzer targets with clang (ASan + UBSan) and runs each for N seconds.
-# Usage: scripts/fuzz-decoders.sh [SECONDS_PER_TARGET=20] [TARGET...]   (targets: every tests/decode/fuzz_<name>.cc)
+# Usage: scripts/fuzz-decoders.sh [SECONDS_PER_TARGET=20] [TARGET...]
+#   (targets: every tests/decode/fuzz_<name>.cc, and tests/core/fuzz_packet.cc: the packet parser; seeds in
+#   the folder's corpus/<name>)
 # FUZZ_RUNS=N instead runs each target for N inputs from a fixed seed (FUZZ_SEED, default 1), starting
 # from the checked-in corpus only: the same inputs on every machine, so a failure reproduces with the
 # same command (the suite's fuzz_smoke). Without it, each target explores for SECONDS from a random seed,
@@ -13,7 +15,7 @@ secs="${1:-20}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  for f in "$root"/tests/decode/fuzz_*.cc; do
+  for f in "$root"/tests/decode/fuzz_*.cc "$root"/tests/core/fuzz_*.cc; do
     b="$(basename "$f" .cc)"
     [ "$b" = fuzz_replay_test ] || targets+=("${b#fuzz_}")
   done
@@ -56,20 +58,23 @@ if [ -n "${FUZZ_RUNS:-}" ] && setarch -R true 2>/dev/null; then same_addresses=(
 
 status=0
 for t in "${targets[@]}"; do
+  target_src="$root/tests/decode/fuzz_$t.cc"
+  [ -f "$target_src" ] || target_src="$root/tests/core/fuzz_$t.cc"
+  seeds="$(dirname "$target_src")/corpus/$t"
   bin="$out/fuzz_$t"
-  "$cxx" "${flags[@]}" "$root/tests/decode/fuzz_$t.cc" "${objs[@]}" -lz -lcrypto -lnghttp2 -o "$bin"  # zlib: MySQL compressed protocol; libcrypto: TLS; nghttp2: HPACK
+  "$cxx" "${flags[@]}" "$target_src" "${objs[@]}" -lz -lcrypto -lnghttp2 -o "$bin"  # zlib: MySQL compressed protocol; libcrypto: TLS; nghttp2: HPACK
   if [ -n "${FUZZ_RUNS:-}" ]; then
     # New inputs go to a fresh directory (the first one given); the checked-in corpus is only read.
     corpus="$out/runs-$t"
     rm -rf "$corpus"
     mkdir -p "$corpus"
     how=(-runs="$FUZZ_RUNS" -seed="${FUZZ_SEED:-1}" -reload=0 "$corpus")
-    [ -d "$root/tests/decode/corpus/$t" ] && how+=("$root/tests/decode/corpus/$t")
+    [ -d "$seeds" ] && how+=("$seeds")
     echo "== fuzz_$t: $FUZZ_RUNS inputs, seed ${FUZZ_SEED:-1} (crashes in $out)"
   else
     corpus="$out/corpus-$t"
     mkdir -p "$corpus"
-    cp -n "$root/tests/decode/corpus/$t/"* "$corpus/" 2>/dev/null || true
+    cp -n "$seeds/"* "$corpus/" 2>/dev/null || true
     how=(-max_total_time="$secs" "$corpus")
     echo "== fuzz_$t: ${secs}s (corpus $corpus, crashes in $out)"
   fi
