@@ -272,7 +272,7 @@ TEST_F(AckHoldTest, RstReleasesHeldDataInAckOrder) {
 }
 
 // A mirror delivered the server's reset ahead of the client's last bytes, which the client sent before
-// it (the server had closed; the client's TLS close_notify made it reset: 1-3 connections of every
+// it (the server had closed; the client's TLS close_notify made it reset: 8-12 connections of each
 // reordered replay of the corpus TLS capture lost that alert as after-close). The close waits the hold's
 // bound: the bytes are delivered, then the reset and the close, at the last packet's time.
 TEST_F(AckHoldTest, ResetCapturedBeforeTheOtherSidesLastBytesWaitsForThem) {
