@@ -308,7 +308,7 @@ TEST_F(AckHoldTest, ResetCapturedBeforeTheOtherSidesLastBytesWaitsForThem) {
 // What comes after the bound is after the close, whether the flow's own packet or another flow's
 // packet (expire_holds) ends the wait; further resets meanwhile are after-close, and the end of the
 // run ends the wait at once.
-TEST_F(AckHoldTest, ResetWaitEndsAtTheBoundASecondResetOrTheEnd) {
+TEST_F(AckHoldTest, ResetWaitEndsAtTheBoundOrTheEndFurtherResetsAreAfterClose) {
   const TcpConn c = default_conn();
   handshake(c, kT0);
   feed(c.c_data(0, "q", kT0 + 10));
