@@ -373,7 +373,7 @@ class Reassembler final : private FlowTableListener {
     uint64_t hold_since_ns = 0;
     uint64_t closed_ts_ns = 0;  // packet time of the close (late SYNs)
     // A RST with the hold on: the close waits the hold's bound (listed like a hold) for bytes sent before
-    // the reset that a mirror delivered after it; reset_close() carries it out.
+    // the reset that a mirror delivered after it; close_flow() carries it out.
     bool rst_pending = false;
     Direction rst_dir = Direction::kClientToServer;
     uint64_t rst_ts_ns = 0;
@@ -472,10 +472,15 @@ class Reassembler final : private FlowTableListener {
   void settle(Flow& f, uint64_t ts_ns) {
     const FlowStreams& fs = streams_[f.slot];
     if (idle_direction(fs.dir[0]) && idle_direction(fs.dir[1])) [[likely]] {
-      if (fs.hold_listed && !fs.rst_pending) [[unlikely]] hold_unlist(f);
+      end_idle_hold(f);
       return;
     }
     settle_slow(f, ts_ns);
+  }
+  // Nothing waits in either direction any more: a listed hold is over, unless the flow's RST waits there.
+  void end_idle_hold(Flow& f) {
+    const FlowStreams& fs = streams_[f.slot];
+    if (fs.hold_listed && !fs.rst_pending) [[unlikely]] hold_unlist(f);
   }
   static bool idle_direction(const StreamState& s) {
     return s.head == ChunkPool::kNone && (!s.fin_seen || s.fin_delivered);
@@ -528,7 +533,7 @@ class Reassembler final : private FlowTableListener {
   void flush_direction(Flow& f, Direction d, uint64_t ts_ns);
   // Every close goes through here; a flow whose RST waits (FlowStreams::rst_pending) closes as that reset.
   void close_flow(Flow& f, CloseReason reason, uint64_t ts_ns);
-  void reset_close(Flow& f);
+  void reset_close(Flow& f, uint64_t end_ns);
   bool overlap_differs(StreamState& s, uint32_t seq, std::span<const std::byte> data);
   void count_conflict() {  // once per segment
     if (!conflict_counted_) ++counters_.overlap_conflicts;

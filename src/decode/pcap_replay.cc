@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "core/capture_file.h"
+#include "spanfeed/config.h"
 #include "spanfeed/packet.h"
 
 namespace spanfeed {
@@ -17,7 +18,10 @@ ReassemblerConfig offline_reassembler_config() {
   ReassemblerConfig c;
   c.table.capacity = 4096;
   c.reassembly.memory_cap_bytes = 16u << 20;
-  c.reassembly.ack_hold_ns = 10'000'000;  // reassembly.ack_hold_ms's default: records as spanfeed makes them
+  // The ack hold as a run with the default config has it: records as spanfeed makes them.
+  const ReassemblerConfig run = reassembler_config(Config{});
+  c.reassembly.ack_hold_ns = run.reassembly.ack_hold_ns;
+  c.reassembly.ack_hold_bytes = run.reassembly.ack_hold_bytes;
   return c;
 }
 

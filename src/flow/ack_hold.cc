@@ -225,7 +225,7 @@ void Reassembler::expire_holds(uint64_t now_ns, uint32_t budget) {
         hold_list(f);
         continue;
       }
-      reset_close(f);
+      close_flow(f, CloseReason::kRst, now_ns);  // carries the reset out (rst_pending)
       table_.touch(f, TimeoutClass::kClosed, now_ns);
       continue;
     }

@@ -162,12 +162,11 @@ void Reassembler::flush_direction(Flow& f, Direction d, uint64_t ts_ns) {
   }
 }
 
-// A reset whose close waited (process_tcp): it ends at the reset's packet time, or at the last packet
-// the flow had after it. The consumer hears what the ACKs prove first, then the reset, then the close.
-void Reassembler::reset_close(Flow& f) {
+// The flow's RST (FlowStreams::rst_dir) closes it at end_ns: what the ACKs prove goes out first, then
+// whatever is buffered (holes as gaps), the reset, the close.
+void Reassembler::reset_close(Flow& f, uint64_t end_ns) {
   FlowStreams& fs = streams_[f.slot];
   fs.rst_pending = false;
-  const uint64_t end_ns = std::max(fs.rst_ts_ns, f.last_ts_ns);
   if (hold_on_) force_release(f, end_ns);
   flush_direction(f, kC2S, end_ns);
   flush_direction(f, kS2C, end_ns);
@@ -176,8 +175,12 @@ void Reassembler::reset_close(Flow& f) {
 }
 
 void Reassembler::close_flow(Flow& f, CloseReason reason, uint64_t ts_ns) {
-  if (streams_[f.slot].rst_pending) [[unlikely]] {
-    reset_close(f);  // the flow was reset: a timeout, eviction, reuse or the end of the run only ends the wait
+  const FlowStreams& fs = streams_[f.slot];
+  if (fs.rst_pending) [[unlikely]] {
+    // The flow was reset and its close waited (process_tcp): whatever ends the wait (its bound, a timeout,
+    // eviction, reuse, the end of the run) closes it as that reset, at the reset's packet time or the last
+    // packet the flow had after it.
+    reset_close(f, std::max(fs.rst_ts_ns, f.last_ts_ns));
     return;
   }
   if (hold_on_) {

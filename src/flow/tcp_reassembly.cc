@@ -500,7 +500,7 @@ SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const 
   Flow& flow = *f;
   last_slot_ = flow.slot;
   if (streams_[flow.slot].rst_pending && ts_ns >= streams_[flow.slot].rst_ts_ns + cfg_.ack_hold_ns) [[unlikely]] {
-    reset_close(flow);  // its wait is over (expire_holds had not reached it yet): this packet is after the close
+    close_flow(flow, CloseReason::kRst, ts_ns);  // the reset's wait is over (expire_holds had not reached it yet): this packet is after the close
     table_.touch(flow, TimeoutClass::kClosed, ts_ns);
   }
   count_stats(flow, d, payload.size(), frame.size(), ts_ns);
@@ -539,10 +539,7 @@ SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const 
       table_.touch(flow, TimeoutClass::kTcpClosing, ts_ns);
       return SegmentOutcome::kRst;
     }
-    flush_direction(flow, kC2S, ts_ns);
-    flush_direction(flow, kS2C, ts_ns);
-    consumer_.on_rst(flow, d, ts_ns);
-    close_flow(flow, CloseReason::kRst, ts_ns);
+    reset_close(flow, ts_ns);  // the hold off: at once, in capture order
     table_.touch(flow, TimeoutClass::kClosed, ts_ns);
     return SegmentOutcome::kRst;
   }
@@ -628,8 +625,8 @@ SegmentOutcome Reassembler::process_udp(std::span<const std::byte> frame, const 
         if (hold_on_) {
           if (!idle_direction(o)) [[unlikely]] {
             settle_slow(flow, ts_ns);
-          } else if (streams_[flow.slot].hold_listed && !streams_[flow.slot].rst_pending) [[unlikely]] {
-            hold_unlist(flow);
+          } else {
+            end_idle_hold(flow);
           }
         }
         if (o.fin_seen) flow.state = FlowState::kClosing;

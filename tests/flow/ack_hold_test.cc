@@ -317,10 +317,15 @@ TEST_F(AckHoldTest, ResetWaitEndsAtTheBoundOrTheEndFurtherResetsAreAfterClose) {
   EXPECT_EQ(rec_.closes, 1u);
   EXPECT_EQ(rec_.text(rec_.of("open")[0].serial, kS2C), "");
 
-  TcpConn two = default_conn();
-  two.client.port = 51235;
-  handshake(two, kT0 + 30 * kMs);
-  EXPECT_EQ(feed(two.c_rst(0, "", kT0 + 31 * kMs)), O::kRst);
+  // Another connection from client port `port`, opened at `t` and reset by the client 1 ms later.
+  const auto reset_at = [this](uint16_t port, uint64_t t) {
+    TcpConn k = default_conn();
+    k.client.port = port;
+    handshake(k, t);
+    EXPECT_EQ(feed(k.c_rst(0, "", t + kMs)), O::kRst);
+    return k;
+  };
+  const TcpConn two = reset_at(51235, kT0 + 30 * kMs);
   EXPECT_EQ(feed(two.c_rst(0, "", kT0 + 32 * kMs)), O::kAfterClose);
   EXPECT_EQ(feed(two.s_data(0, "sent before the reset came", kT0 + 33 * kMs)), O::kInOrder);
   EXPECT_EQ(rec_.closes, 1u);
@@ -328,10 +333,7 @@ TEST_F(AckHoldTest, ResetWaitEndsAtTheBoundOrTheEndFurtherResetsAreAfterClose) {
   EXPECT_EQ(rec_.closes, 2u);
   EXPECT_EQ(rec_.text(rec_.of("open")[1].serial, kS2C), "sent before the reset came");
 
-  TcpConn three = default_conn();
-  three.client.port = 51236;
-  handshake(three, kT0 + 40 * kMs);
-  EXPECT_EQ(feed(three.c_rst(0, "", kT0 + 41 * kMs)), O::kRst);
+  reset_at(51236, kT0 + 40 * kMs);
   r_->finish(kT0 + 42 * kMs);
   EXPECT_EQ(rec_.closes, 3u);
   EXPECT_EQ(ctr().closes(CloseReason::kRst), 3u);
